@@ -1,0 +1,162 @@
+/**
+ * The one text featurizer: used by the trainer (Node and the Worker's training jobs) and by the
+ * Worker's predict path. A shipped model records the spec it was trained with in its manifest, so
+ * any change to the output of `featurize` for a given spec breaks shipped models: the golden
+ * vectors in `test/featurizer.test.ts` exist to catch exactly that. Change behaviour only by adding
+ * a new `version` and keeping the old one reproducible.
+ *
+ * Pipeline (version 1): Unicode NFKC → lowercase → word tokens (letters/digits/marks runs) →
+ * word n-grams, plus character n-grams inside each whitespace-separated chunk padded with one space
+ * on each side (scikit-learn's `char_wb`) → MurmurHash3 (x86, 32-bit, over UTF-8) into `buckets`
+ * → per-bucket counts → tf transform → optional L2 normalisation.
+ */
+
+/** Name of the only featurizer family this module implements. */
+export const FEATURIZER_NAME = "hashed-ngrams";
+/** Current featurizer version; bump when `featurize`'s output changes for an unchanged spec. */
+export const FEATURIZER_VERSION = 1;
+
+/** Parameters of the featurizer, stored in every model manifest. */
+export interface TextFeaturizerSpec {
+  name: typeof FEATURIZER_NAME;
+  version: typeof FEATURIZER_VERSION;
+  /** Number of hash buckets (the model's input width); a power of two. */
+  buckets: number;
+  /** Inclusive [min, max] word n-gram orders, e.g. [1, 2]; null disables word features. */
+  word_ngrams: [number, number] | null;
+  /** Inclusive [min, max] character n-gram lengths, e.g. [2, 5]; null disables them. */
+  char_ngrams: [number, number] | null;
+  /** MurmurHash3 seed. Word and character features use `seed` and `seed + 1`. */
+  seed: number;
+  /** Term-frequency transform: `binary` (1 if present) or `sublinear` (1 + ln count). */
+  tf: "binary" | "sublinear";
+  /** Normalisation of the whole vector. */
+  norm: "l2" | "none";
+}
+
+/** A sparse feature vector: strictly increasing bucket ids and their values. */
+export interface SparseFeatures {
+  ids: Int32Array;
+  values: Float32Array;
+}
+
+const WORD_RE = /[\p{L}\p{N}\p{M}_]+/gu;
+const CHUNK_RE = /\S+/gu;
+
+/** NFKC + lowercase: the normalisation every feature is computed on. */
+export function normalizeText(text: string): string {
+  return text.normalize("NFKC").toLowerCase();
+}
+
+/**
+ * MurmurHash3 x86 32-bit of the UTF-8 encoding of `key` (encoded on the fly, no allocation).
+ * Lone surrogates are encoded as U+FFFD, as `TextEncoder` does.
+ */
+export function murmur3(key: string, seed: number): number {
+  let h = seed >>> 0;
+  let k = 0;
+  let shift = 0;
+  let length = 0;
+  const mixByte = (byte: number): void => {
+    k |= byte << shift;
+    shift += 8;
+    length++;
+    if (shift === 32) {
+      k = Math.imul(k, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, 0x1b873593);
+      h ^= k;
+      h = (h << 13) | (h >>> 19);
+      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+      k = 0;
+      shift = 0;
+    }
+  };
+  for (let i = 0; i < key.length; i++) {
+    let c = key.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < key.length) {
+      const d = key.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+      } else c = 0xfffd;
+    } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+    if (c < 0x80) mixByte(c);
+    else if (c < 0x800) {
+      mixByte(0xc0 | (c >> 6));
+      mixByte(0x80 | (c & 0x3f));
+    } else if (c < 0x10000) {
+      mixByte(0xe0 | (c >> 12));
+      mixByte(0x80 | ((c >> 6) & 0x3f));
+      mixByte(0x80 | (c & 0x3f));
+    } else {
+      mixByte(0xf0 | (c >> 18));
+      mixByte(0x80 | ((c >> 12) & 0x3f));
+      mixByte(0x80 | ((c >> 6) & 0x3f));
+      mixByte(0x80 | (c & 0x3f));
+    }
+  }
+  if (shift > 0) {
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+  }
+  h ^= length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Word tokens of already-normalised text. */
+export function wordTokens(normalized: string): string[] {
+  return normalized.match(WORD_RE) ?? [];
+}
+
+/** Hashes `text` into a sparse vector as described in the module comment. */
+export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeatures {
+  const mask = spec.buckets - 1;
+  const counts = new Map<number, number>();
+  const add = (gram: string, seed: number): void => {
+    const id = murmur3(gram, seed) & mask;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  };
+  const normalized = normalizeText(text);
+
+  if (spec.word_ngrams) {
+    const [lo, hi] = spec.word_ngrams;
+    const words = wordTokens(normalized);
+    for (let n = lo; n <= hi; n++) {
+      for (let i = 0; i + n <= words.length; i++) add(words.slice(i, i + n).join(" "), spec.seed);
+    }
+  }
+  if (spec.char_ngrams) {
+    const [lo, hi] = spec.char_ngrams;
+    for (const chunk of normalized.match(CHUNK_RE) ?? []) {
+      // Code points, so an astral character (emoji) counts as one character.
+      const chars = Array.from(` ${chunk} `);
+      for (let n = lo; n <= hi; n++) {
+        for (let i = 0; i + n <= chars.length; i++) add(chars.slice(i, i + n).join(""), spec.seed + 1);
+        if (n >= chars.length) break;
+      }
+    }
+  }
+
+  const ids = Int32Array.from(counts.keys()).sort();
+  const values = new Float32Array(ids.length);
+  let sumSq = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const c = counts.get(ids[i] as number) as number;
+    const v = spec.tf === "binary" ? 1 : 1 + Math.log(c);
+    values[i] = v;
+    sumSq += v * v;
+  }
+  if (spec.norm === "l2" && sumSq > 0) {
+    const inv = 1 / Math.sqrt(sumSq);
+    for (let i = 0; i < values.length; i++) values[i] = (values[i] as number) * inv;
+  }
+  return { ids, values };
+}

@@ -1,0 +1,62 @@
+import { z } from "zod";
+import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../featurizer/text";
+
+/** Model ids and versions are path segments in R2 keys and URLs: keep them boring. */
+export const MODEL_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const MODEL_VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+const ngramRange = z
+  .tuple([z.number().int().min(1).max(8), z.number().int().min(1).max(8)])
+  .refine(([lo, hi]) => lo <= hi, "n-gram range must be [min, max] with min <= max");
+
+/** The featurizer spec as stored in a manifest (see `src/featurizer/text.ts`). */
+export const featurizerSpecSchema = z.object({
+  name: z.literal(FEATURIZER_NAME),
+  version: z.literal(FEATURIZER_VERSION),
+  buckets: z
+    .number()
+    .int()
+    .min(2)
+    .max(2 ** 24)
+    .refine((n) => (n & (n - 1)) === 0, "buckets must be a power of two"),
+  word_ngrams: ngramRange.nullable(),
+  char_ngrams: ngramRange.nullable(),
+  seed: z.number().int().min(0).max(0xffffffff),
+  tf: z.enum(["binary", "sublinear"]),
+  norm: z.enum(["l2", "none"]),
+});
+
+/**
+ * `manifest.json`, stored beside `model.onnx` at `models/<id>/<version>/` in R2 and in `models/<id>/`
+ * in the repository. The graph contract: inputs `ids` (int64 [batch, n]) and `values`
+ * (float32 [batch, n]), padded with id 0 / value 0; output `scores` (float32 [batch, labels]) holding
+ * probabilities (sigmoid per label for multilabel/binary, softmax for multiclass).
+ */
+export const manifestSchema = z.object({
+  id: z.string().regex(MODEL_ID_RE),
+  version: z.string().regex(MODEL_VERSION_RE),
+  task: z.enum(["multilabel", "multiclass", "binary"]),
+  labels: z.array(z.string().min(1).max(128)).min(1).max(4096),
+  featurizer: featurizerSpecSchema,
+  inputs: z.object({ ids: z.string().min(1), values: z.string().min(1) }),
+  output: z.string().min(1),
+  quantization: z.enum(["int8", "none"]),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size_bytes: z.number().int().positive(),
+  metrics: z.record(z.string(), z.number()),
+  created_at: z.string().datetime(),
+  description: z.string().max(2000).optional(),
+});
+
+/** A validated model manifest. */
+export type ModelManifest = z.infer<typeof manifestSchema>;
+
+/** The per-model active-version pointer, `models/<id>/active.json` in R2. */
+export const activePointerSchema = z.object({ version: z.string().regex(MODEL_VERSION_RE) });
+
+/** R2 keys of one model version and of a model's active pointer. */
+export const r2Keys = {
+  model: (id: string, version: string): string => `models/${id}/${version}/model.onnx`,
+  manifest: (id: string, version: string): string => `models/${id}/${version}/manifest.json`,
+  active: (id: string): string => `models/${id}/active.json`,
+};
