@@ -11,6 +11,8 @@ export default defineConfig({
       main: "./src/index.ts",
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
+        // Tests see pointer switches at once; everything else is wrangler.toml's top-level config.
+        bindings: { ENVIRONMENT: "test", LOG_LEVEL: "warn", ACTIVE_POINTER_TTL_MS: "0" },
         // Test-only service: serves files from the repository's models/ folder (and ../shared when
         // present) so tests can seed the real local R2 binding with the real shipped models.
         serviceBindings: {

@@ -1,5 +1,7 @@
+import { buildRouter } from "./router";
+
+const router = buildRouter();
+
 export default {
-  async fetch(): Promise<Response> {
-    return new Response("ok");
-  },
+  fetch: (request, env, ctx) => router.fetch(request, env, ctx),
 } satisfies ExportedHandler<Env>;

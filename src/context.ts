@@ -1,0 +1,24 @@
+import type { IRequest } from "itty-router";
+import type { Config } from "./config";
+import type { ModelRef } from "./inference/engine";
+import type { Logger } from "./log";
+
+/** Per-request state set by the router's first stage and read by handlers and the log line. */
+export interface RequestState {
+  requestId: string;
+  startedAt: number;
+  /** Name of the API (route) that matched, e.g. `predict`; `unknown` before matching. */
+  api: string;
+  config: Config;
+  logger: Logger;
+  /** Model and version that served the request, when one did. */
+  model?: ModelRef;
+  /** Client-supplied `request_id` from the body, when given. */
+  clientRequestId?: string | number;
+}
+
+/** An itty-router request carrying `RequestState`. */
+export type AppRequest = IRequest & { state: RequestState };
+
+/** Handler signature of every route. */
+export type Handler = (request: AppRequest, env: Env, ctx: ExecutionContext) => Promise<Response> | Response;

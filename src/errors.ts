@@ -1,0 +1,72 @@
+/**
+ * The one error type of the API. Every failure a client can see is an `ApiError` with a stable
+ * machine-readable `code`, rendered once (in the router's catch stage) as RFC 9457
+ * `application/problem+json`.
+ */
+
+/** Stable error codes, their HTTP status and a short human title. */
+export const ERROR_CODES = {
+  invalid_json: { status: 400, title: "Request body is not valid JSON" },
+  invalid_request: { status: 400, title: "Request failed validation" },
+  unsupported_encoding: { status: 400, title: "Unsupported encoding_type" },
+  batch_too_large: { status: 400, title: "Too many texts in one request" },
+  payload_too_large: { status: 413, title: "Request body too large" },
+  text_too_large: { status: 413, title: "Text too large" },
+  unsupported_media_type: { status: 415, title: "Unsupported Content-Type" },
+  route_not_found: { status: 404, title: "No such route" },
+  method_not_allowed: { status: 405, title: "Method not allowed" },
+  model_not_found: { status: 404, title: "Unknown model" },
+  model_version_not_found: { status: 404, title: "Unknown model version" },
+  model_unavailable: { status: 503, title: "Model could not be loaded" },
+  not_ready: { status: 503, title: "Service not ready" },
+  config_invalid: { status: 500, title: "Server configuration is invalid" },
+  internal_error: { status: 500, title: "Internal error" },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+/** A stable error code (see `ERROR_CODES`). */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Options for an `ApiError` beyond its code and detail. */
+export interface ApiErrorOptions {
+  /** Extra response headers (e.g. `Allow`, `Retry-After`, `WWW-Authenticate`). */
+  headers?: Record<string, string>;
+  /** Extra problem members (e.g. `errors` from validation); must never contain secrets. */
+  extensions?: Record<string, unknown>;
+  /** Underlying error, for logs only: never rendered. */
+  cause?: unknown;
+}
+
+/** An error with an HTTP status and a stable code, safe to show to the client. */
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly extensions: Record<string, unknown>;
+
+  constructor(code: ErrorCode, detail: string, options: ApiErrorOptions = {}) {
+    super(detail, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ApiError";
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.headers = options.headers ?? {};
+    this.extensions = options.extensions ?? {};
+  }
+}
+
+/** Renders an `ApiError` as an `application/problem+json` response. */
+export function problemResponse(error: ApiError, instance: string, requestId: string): Response {
+  const body = {
+    type: `urn:edge-inference:problem:${error.code}`,
+    title: ERROR_CODES[error.code].title,
+    status: error.status,
+    code: error.code,
+    detail: error.message,
+    instance,
+    request_id: requestId,
+    ...error.extensions,
+  };
+  return new Response(JSON.stringify(body), {
+    status: error.status,
+    headers: { "content-type": "application/problem+json", ...error.headers },
+  });
+}

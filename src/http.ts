@@ -1,0 +1,81 @@
+import type { z } from "zod";
+import { ApiError } from "./errors";
+
+const JSON_TYPES =
+  /^(application\/(json|[\w.+-]+\+json)|application\/x-www-form-urlencoded|text\/plain)\s*(;|$)/i;
+
+/**
+ * Reads a JSON request body of at most `maxBytes`, refusing early on `Content-Length` and again
+ * while streaming (chunked bodies have no length). Accepts `application/json` and `+json` types, and
+ * for curl's `-d` default (`x-www-form-urlencoded`) and `text/plain`, a body that is JSON.
+ */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const type = request.headers.get("content-type");
+  if (type && !JSON_TYPES.test(type)) {
+    throw new ApiError(
+      "unsupported_media_type",
+      `expected a JSON body, got Content-Type '${type.slice(0, 100)}'`,
+    );
+  }
+  const declared = Number(request.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+  if (!request.body) throw new ApiError("invalid_json", "request body is empty");
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    bytes.set(c, offset);
+    offset += c.byteLength;
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new ApiError("invalid_json", "request body is not valid UTF-8");
+  }
+  if (text.trim() === "") throw new ApiError("invalid_json", "request body is empty");
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(
+      "invalid_json",
+      `request body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
+    );
+  }
+}
+
+function tooLarge(maxBytes: number): ApiError {
+  return new ApiError("payload_too_large", `request body exceeds ${maxBytes} bytes`, {
+    extensions: { limit_bytes: maxBytes },
+  });
+}
+
+/** Validates `value` with `schema`, turning failures into a 400 `invalid_request` listing each issue. */
+export function validate<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const errors = parsed.error.issues.map((i) => ({ path: i.path.join(".") || "(body)", message: i.message }));
+  throw new ApiError("invalid_request", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
+    extensions: { errors },
+  });
+}
+
+/** A JSON response. */
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}

@@ -1,0 +1,100 @@
+import type { Config } from "../config";
+import { ApiError } from "../errors";
+import { featurize } from "../featurizer/text";
+import { getManifest, getModelBytes, resolveVersion } from "../storage/models";
+import type { ModelManifest } from "./manifest";
+import { createSession, ort } from "./ort";
+import { type LoadedModel, SessionCache } from "./session-cache";
+
+let cache: SessionCache<ModelManifest> | undefined;
+
+/** The isolate's session cache (created on first use with the configured byte budget). */
+export function sessionCache(config: Config): SessionCache<ModelManifest> {
+  cache ??= new SessionCache<ModelManifest>(config.MODEL_CACHE_BYTES);
+  return cache;
+}
+
+/** Which model version a request resolved to. */
+export interface ModelRef {
+  id: string;
+  version: string;
+}
+
+/**
+ * Resolves `id`/`version` against R2, loads (or reuses) its session and runs `fn` with it.
+ * Any load failure other than "not found" becomes a 503 `model_unavailable`; other models keep
+ * serving.
+ */
+export async function withModel<T>(
+  bucket: R2Bucket,
+  config: Config,
+  id: string,
+  version: string | undefined,
+  fn: (model: LoadedModel<ModelManifest>) => Promise<T>,
+): Promise<T> {
+  const resolved = await resolveVersion(bucket, id, version, config.ACTIVE_POINTER_TTL_MS);
+  const manifest = await getManifest(bucket, id, resolved);
+  const load = async (): Promise<LoadedModel<ModelManifest>> => {
+    const bytes = await getModelBytes(bucket, manifest, config.MAX_MODEL_BYTES);
+    try {
+      const session = await createSession(bytes);
+      checkSignature(session, manifest);
+      return { session, meta: manifest, sizeBytes: bytes.byteLength };
+    } catch (cause) {
+      if (cause instanceof ApiError) throw cause;
+      throw new ApiError("model_unavailable", `model '${id}' version '${resolved}' could not be loaded`, {
+        cause,
+      });
+    }
+  };
+  return sessionCache(config).use(`${id}@${manifest.sha256}`, load, fn);
+}
+
+function checkSignature(session: ort.InferenceSession, manifest: ModelManifest): void {
+  const names = session.inputNames;
+  if (
+    !names.includes(manifest.inputs.ids) ||
+    !names.includes(manifest.inputs.values) ||
+    !session.outputNames.includes(manifest.output)
+  ) {
+    void session.release();
+    throw new ApiError(
+      "model_unavailable",
+      `model '${manifest.id}' version '${manifest.version}' does not match its manifest's inputs/outputs`,
+    );
+  }
+}
+
+/**
+ * Featurizes `texts` with the model's own featurizer spec and runs the model once for the whole
+ * batch. Returns one probability vector per text, in the manifest's label order.
+ */
+export async function scoreTexts(
+  model: LoadedModel<ModelManifest>,
+  texts: readonly string[],
+): Promise<Float32Array[]> {
+  const { meta, session } = model;
+  const features = texts.map((t) => featurize(t, meta.featurizer));
+  const width = Math.max(1, ...features.map((f) => f.ids.length));
+  const ids = new BigInt64Array(texts.length * width);
+  const values = new Float32Array(texts.length * width);
+  features.forEach((f, row) => {
+    const offset = row * width;
+    for (let i = 0; i < f.ids.length; i++) ids[offset + i] = BigInt(f.ids[i] as number);
+    values.set(f.values, offset);
+  });
+  const feeds = {
+    [meta.inputs.ids]: new ort.Tensor("int64", ids, [texts.length, width]),
+    [meta.inputs.values]: new ort.Tensor("float32", values, [texts.length, width]),
+  };
+  const outputs = await session.run(feeds);
+  const scores = outputs[meta.output];
+  const k = meta.labels.length;
+  if (!scores || !(scores.data instanceof Float32Array) || scores.data.length !== texts.length * k) {
+    throw new ApiError("model_unavailable", `model '${meta.id}' returned an output of unexpected shape`);
+  }
+  const data = scores.data;
+  const result = texts.map((_, row) => data.slice(row * k, (row + 1) * k));
+  for (const tensor of Object.values(outputs)) tensor.dispose();
+  return result;
+}

@@ -1,0 +1,105 @@
+import type { InferenceSession } from "onnxruntime-web/wasm";
+
+/** A loaded model: its session plus what the cache needs to account for it. */
+export interface LoadedModel<M> {
+  session: InferenceSession;
+  meta: M;
+  sizeBytes: number;
+}
+
+interface Entry<M> {
+  promise: Promise<LoadedModel<M>>;
+  loaded?: LoadedModel<M>;
+  lastUsed: number;
+  inFlight: number;
+  evicted: boolean;
+}
+
+/**
+ * Per-isolate cache of ORT sessions keyed by model id + sha256.
+ * - single-flight: concurrent first requests for a key share one load;
+ * - bounded by the total bytes of loaded models, evicting the least recently used; an evicted
+ *   session is released once no request is still running on it;
+ * - a failed load is remembered only for `failureTtlMs`, then retried.
+ */
+export class SessionCache<M> {
+  private readonly entries = new Map<string, Entry<M>>();
+  private readonly failures = new Map<string, { error: unknown; until: number }>();
+  private totalBytes = 0;
+  /** Number of loads started (for tests and metrics). */
+  loads = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly failureTtlMs = 2_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Runs `fn` with the session for `key`, loading it with `load` if needed. */
+  async use<T>(
+    key: string,
+    load: () => Promise<LoadedModel<M>>,
+    fn: (m: LoadedModel<M>) => Promise<T>,
+  ): Promise<T> {
+    const entry = this.acquire(key, load);
+    entry.inFlight++;
+    try {
+      const loaded = await entry.promise;
+      entry.lastUsed = this.now();
+      return await fn(loaded);
+    } finally {
+      entry.inFlight--;
+      if (entry.evicted && entry.inFlight === 0) await entry.loaded?.session.release();
+    }
+  }
+
+  /** Bytes of models currently held. */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Keys of models currently held or loading. */
+  keys(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  private acquire(key: string, load: () => Promise<LoadedModel<M>>): Entry<M> {
+    const existing = this.entries.get(key);
+    if (existing) return existing;
+    const failure = this.failures.get(key);
+    if (failure && failure.until > this.now()) {
+      return { promise: Promise.reject(failure.error), lastUsed: 0, inFlight: 0, evicted: true };
+    }
+    this.failures.delete(key);
+    this.loads++;
+    const entry: Entry<M> = { promise: load(), lastUsed: this.now(), inFlight: 0, evicted: false };
+    this.entries.set(key, entry);
+    entry.promise.then(
+      (loaded) => {
+        entry.loaded = loaded;
+        this.totalBytes += loaded.sizeBytes;
+        this.evict(key);
+      },
+      (error: unknown) => {
+        this.entries.delete(key);
+        this.failures.set(key, { error, until: this.now() + this.failureTtlMs });
+      },
+    );
+    return entry;
+  }
+
+  /** Drops least recently used loaded models until within budget, never the one just loaded. */
+  private evict(keep: string): void {
+    if (this.totalBytes <= this.maxBytes) return;
+    const candidates = [...this.entries.entries()]
+      .filter(([k, e]) => k !== keep && e.loaded)
+      .sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    for (const [k, e] of candidates) {
+      if (this.totalBytes <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.totalBytes -= e.loaded?.sizeBytes ?? 0;
+      e.evicted = true;
+      if (e.inFlight === 0) void e.loaded?.session.release();
+    }
+  }
+}

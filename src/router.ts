@@ -1,0 +1,111 @@
+import { type IRequest, Router } from "itty-router";
+import { ConfigError, loadConfig } from "./config";
+import type { AppRequest, Handler } from "./context";
+import { ApiError, problemResponse } from "./errors";
+import { createLogger } from "./log";
+import { health, ready } from "./routes/health";
+import { predict } from "./routes/predict";
+
+type Method = "GET" | "POST" | "PUT" | "DELETE";
+
+/** One API route: `api` names it in logs, statistics and policies. */
+export interface RouteDef {
+  method: Method;
+  path: string;
+  api: string;
+  handler: Handler;
+}
+
+/** Every route of the service, in matching order. */
+export const ROUTES: readonly RouteDef[] = [
+  { method: "GET", path: "/api/v1/health", api: "health", handler: health },
+  { method: "GET", path: "/api/v1/health/ready", api: "health_ready", handler: ready },
+  { method: "POST", path: "/api/v1/predict", api: "predict", handler: predict },
+];
+
+const fallbackLogger = createLogger("info");
+
+/** First stage: request id, timing, validated config and logger. */
+function withState(request: IRequest, env: Env): void {
+  const state = {
+    requestId: request.headers.get("x-request-id")?.slice(0, 128) || crypto.randomUUID(),
+    startedAt: Date.now(),
+    api: "unknown",
+  };
+  (request as AppRequest).state = state as AppRequest["state"];
+  const config = loadConfig(env as unknown as Record<string, unknown>);
+  Object.assign(state, { config, logger: createLogger(config.LOG_LEVEL) });
+}
+
+/** Renders any error as problem+json; unexpected errors become a generic 500 (details only in logs). */
+function toProblem(error: unknown, request: IRequest): Response {
+  const req = request as AppRequest;
+  let apiError: ApiError;
+  if (error instanceof ApiError) apiError = error;
+  else if (error instanceof ConfigError)
+    apiError = new ApiError("config_invalid", error.message, { cause: error });
+  else apiError = new ApiError("internal_error", "unexpected error; see server logs", { cause: error });
+  const logger = req.state?.logger ?? fallbackLogger;
+  if (apiError.status >= 500) {
+    const cause = apiError.cause ?? error;
+    logger.log("error", "request_failed", {
+      request_id: req.state?.requestId,
+      code: apiError.code,
+      error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
+    });
+  }
+  return problemResponse(apiError, new URL(request.url).pathname, req.state?.requestId ?? "unknown");
+}
+
+/** Last stage: request id header and the one structured log line per request. */
+function finish(response: Response, request: IRequest): Response {
+  const req = request as AppRequest;
+  const state = req.state;
+  if (!state) return response;
+  const out = new Response(response.body, response);
+  out.headers.set("x-request-id", state.requestId);
+  (state.logger ?? fallbackLogger).log("info", "request", {
+    request_id: state.requestId,
+    client_request_id: state.clientRequestId,
+    api: state.api,
+    method: request.method,
+    route: new URL(request.url).pathname,
+    status: out.status,
+    latency_ms: Date.now() - state.startedAt,
+    model: state.model?.id,
+    model_version: state.model?.version,
+  });
+  return out;
+}
+
+/** Builds the router: each route, 405 for known paths with other methods, 404 otherwise. */
+export function buildRouter() {
+  const router = Router<IRequest, [Env, ExecutionContext]>({
+    before: [withState],
+    catch: toProblem,
+    finally: [finish],
+  });
+  const methodsByPath = new Map<string, Method[]>();
+  for (const route of ROUTES) {
+    methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method]);
+    router[route.method.toLowerCase() as "get"](
+      route.path,
+      (request: IRequest, env: Env, ctx: ExecutionContext) => {
+        const req = request as AppRequest;
+        req.state.api = route.api;
+        return route.handler(req, env, ctx);
+      },
+    );
+  }
+  for (const [path, methods] of methodsByPath) {
+    router.all(path, (request: IRequest) => {
+      throw new ApiError("method_not_allowed", `${request.method} is not allowed on ${path}`, {
+        headers: { allow: methods.join(", ") },
+      });
+    });
+  }
+  router.all("*", (request: IRequest) => {
+    throw new ApiError("route_not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+  });
+  return router;
+}

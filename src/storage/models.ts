@@ -1,0 +1,125 @@
+import { ApiError } from "../errors";
+import {
+  activePointerSchema,
+  MODEL_ID_RE,
+  MODEL_VERSION_RE,
+  type ModelManifest,
+  manifestSchema,
+  r2Keys,
+} from "../inference/manifest";
+
+/** Lower-case hex SHA-256 of `bytes`. */
+export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const activeCache = new Map<string, { version: string; until: number }>();
+const manifestCache = new Map<string, ModelManifest>();
+const MANIFEST_CACHE_MAX = 256;
+
+/**
+ * Resolves which version of model `id` to serve: `version` when given (it must exist), else the
+ * model's active pointer. The pointer is cached per isolate for `ttlMs`, which bounds how long an
+ * isolate keeps serving a previous version after a switch.
+ */
+export async function resolveVersion(
+  bucket: R2Bucket,
+  id: string,
+  version: string | undefined,
+  ttlMs: number,
+): Promise<string> {
+  if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id}'`);
+  if (version !== undefined) {
+    if (!MODEL_VERSION_RE.test(version)) {
+      throw new ApiError("model_version_not_found", `model '${id}' has no version '${version}'`);
+    }
+    return version;
+  }
+  const now = Date.now();
+  const hit = activeCache.get(id);
+  if (hit && hit.until > now) return hit.version;
+  const object = await getOrUnavailable(bucket, r2Keys.active(id), id);
+  if (!object) throw new ApiError("model_not_found", `no model named '${id}'`);
+  const parsed = activePointerSchema.safeParse(await parseJsonOrNull(object));
+  if (!parsed.success) {
+    throw new ApiError("model_unavailable", `model '${id}' has a corrupt active-version pointer`);
+  }
+  activeCache.set(id, { version: parsed.data.version, until: now + ttlMs });
+  return parsed.data.version;
+}
+
+/** Reads and validates the manifest of `id`@`version` (immutable, so cached per isolate). */
+export async function getManifest(bucket: R2Bucket, id: string, version: string): Promise<ModelManifest> {
+  const cacheKey = `${id}@${version}`;
+  const hit = manifestCache.get(cacheKey);
+  if (hit) return hit;
+  const object = await getOrUnavailable(bucket, r2Keys.manifest(id, version), id);
+  if (!object) {
+    // Tell "no such model" from "no such version" with one cheap extra lookup.
+    const anyVersion = await bucket.head(r2Keys.active(id));
+    if (!anyVersion) throw new ApiError("model_not_found", `no model named '${id}'`);
+    throw new ApiError("model_version_not_found", `model '${id}' has no version '${version}'`);
+  }
+  const parsed = manifestSchema.safeParse(await parseJsonOrNull(object));
+  if (!parsed.success || parsed.data.id !== id || parsed.data.version !== version) {
+    throw new ApiError("model_unavailable", `model '${id}' version '${version}' has an invalid manifest`);
+  }
+  if (manifestCache.size >= MANIFEST_CACHE_MAX) {
+    const oldest = manifestCache.keys().next().value;
+    if (oldest !== undefined) manifestCache.delete(oldest);
+  }
+  manifestCache.set(cacheKey, parsed.data);
+  return parsed.data;
+}
+
+/**
+ * Reads the ONNX bytes of a manifest's version and checks them against the manifest's size limit
+ * and sha256 before anything parses them.
+ */
+export async function getModelBytes(
+  bucket: R2Bucket,
+  manifest: ModelManifest,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  const { id, version } = manifest;
+  if (manifest.size_bytes > maxBytes) {
+    throw new ApiError(
+      "model_unavailable",
+      `model '${id}' version '${version}' exceeds the model size limit`,
+    );
+  }
+  const object = await getOrUnavailable(bucket, r2Keys.model(id, version), id);
+  if (!object)
+    throw new ApiError("model_unavailable", `model '${id}' version '${version}' has no model.onnx`);
+  const bytes = new Uint8Array(await object.arrayBuffer());
+  if (bytes.byteLength !== manifest.size_bytes || (await sha256Hex(bytes)) !== manifest.sha256) {
+    throw new ApiError(
+      "model_unavailable",
+      `model '${id}' version '${version}' failed its integrity check (sha256 mismatch)`,
+    );
+  }
+  return bytes;
+}
+
+/** Forgets cached pointers and manifests (tests, and after registry writes in this isolate). */
+export function clearModelMetadataCache(): void {
+  activeCache.clear();
+  manifestCache.clear();
+}
+
+async function getOrUnavailable(bucket: R2Bucket, key: string, id: string): Promise<R2ObjectBody | null> {
+  try {
+    return await bucket.get(key);
+  } catch (cause) {
+    throw new ApiError("model_unavailable", `model storage is unreachable for model '${id}'`, { cause });
+  }
+}
+
+async function parseJsonOrNull(object: R2ObjectBody): Promise<unknown> {
+  try {
+    return JSON.parse(await object.text());
+  } catch {
+    return null;
+  }
+}
