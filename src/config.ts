@@ -1,6 +1,8 @@
 import { z } from "zod";
+import { policySchema } from "./auth/policy";
 import { MODEL_ID_RE } from "./inference/manifest";
 import { LOG_LEVELS } from "./log";
+import { rateLimitsSchema } from "./metering/limits";
 
 const intVar = (name: string, min: number, max: number) =>
   z
@@ -8,6 +10,45 @@ const intVar = (name: string, min: number, max: number) =>
     .regex(/^\d+$/, `${name} must be a whole number`)
     .transform(Number)
     .pipe(z.number().int().min(min, `${name} must be >= ${min}`).max(max, `${name} must be <= ${max}`));
+
+/** A var holding JSON, parsed and then validated by `schema`. */
+const jsonVar = <S extends z.ZodType>(name: string, schema: S) =>
+  z
+    .string({ error: `${name} is required` })
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `${name} is not valid JSON: ${(e as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+
+/** A comma-separated list var (blank entries dropped). */
+const listVar = (name: string) =>
+  z.string({ error: `${name} must be a comma-separated list` }).transform((text) =>
+    text
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean),
+  );
+
+/** Why `url` is not a usable key repository base URL, or undefined when it is. */
+function keyBaseUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `'${url}' is not a URL`;
+  }
+  const loopback = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/.test(parsed.hostname);
+  if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && loopback)) {
+    return `'${url}' must use https (plain http only for loopback hosts)`;
+  }
+  if (parsed.search || parsed.hash || !url.endsWith("/")) return `'${url}' must end with '/'`;
+  return undefined;
+}
 
 /** Schema of the `[vars]` in wrangler.toml; every value arrives as a string. */
 const configSchema = z.object({
@@ -20,6 +61,54 @@ const configSchema = z.object({
   MODEL_CACHE_BYTES: intVar("MODEL_CACHE_BYTES", 1024, 1024 * 1024 * 1024),
   MAX_MODEL_BYTES: intVar("MAX_MODEL_BYTES", 1024, 1024 * 1024 * 1024),
   ACTIVE_POINTER_TTL_MS: intVar("ACTIVE_POINTER_TTL_MS", 0, 600_000),
+  // Metering (docs/metering.md). Defaults apply only when a var is absent.
+  METERING: z.enum(["on", "off"]).default("on"),
+  STATS_SHARDS: intVar("STATS_SHARDS", 1, 64).prefault("4"),
+  RATE_LIMITS: jsonVar("RATE_LIMITS", rateLimitsSchema).prefault('{"default":{"limit":600,"window":60}}'),
+  RATE_LIMIT_FAILURE_MODE: z.enum(["open", "closed"]).default("open"),
+  RATE_LIMIT_TIMEOUT_MS: intVar("RATE_LIMIT_TIMEOUT_MS", 10, 10_000).prefault("1000"),
+  // ASAP authentication (docs/auth.md). Defaults apply only when a var is absent.
+  ASAP_AUTH: z
+    .enum(["on", "off"], { error: "ASAP_AUTH must be 'on' or 'off'" })
+    .default("on")
+    .transform((v) => v === "on"),
+  ASAP_AUDIENCE: listVar("ASAP_AUDIENCE")
+    .prefault("edge-inference")
+    .pipe(z.array(z.string()).min(1, "ASAP_AUDIENCE must name at least one audience")),
+  ASAP_KEY_SOURCE: z.enum(["r2", "http"], { error: "ASAP_KEY_SOURCE must be 'r2' or 'http'" }).default("r2"),
+  ASAP_KEY_BASE_URLS: listVar("ASAP_KEY_BASE_URLS")
+    .prefault("")
+    .superRefine((urls, ctx) => {
+      for (const url of urls) {
+        const problem = keyBaseUrlProblem(url);
+        if (problem) ctx.addIssue({ code: "custom", message: `ASAP_KEY_BASE_URLS: ${problem}` });
+      }
+    }),
+  ASAP_KEY_TIMEOUT_MS: intVar("ASAP_KEY_TIMEOUT_MS", 50, 30_000).prefault("2000"),
+  ASAP_LEEWAY_S: intVar("ASAP_LEEWAY_S", 0, 300).prefault("30"),
+  ASAP_REPLAY_PROTECTION: z
+    .enum(["on", "off"], { error: "ASAP_REPLAY_PROTECTION must be 'on' or 'off'" })
+    .default("on")
+    .transform((v) => v === "on"),
+  ASAP_POLICY: jsonVar("ASAP_POLICY", policySchema).prefault('{"default":[]}'),
+});
+
+/** Cross-var rules the per-var schemas cannot express. */
+const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
+  if (!config.ASAP_AUTH && config.ENVIRONMENT !== "dev" && config.ENVIRONMENT !== "test") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ASAP_AUTH"],
+      message: "ASAP_AUTH=off is only allowed when ENVIRONMENT is dev or test",
+    });
+  }
+  if (config.ASAP_KEY_SOURCE === "http" && config.ASAP_KEY_BASE_URLS.length === 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ASAP_KEY_BASE_URLS"],
+      message: "ASAP_KEY_BASE_URLS must list at least one base URL when ASAP_KEY_SOURCE is 'http'",
+    });
+  }
 });
 
 /** Validated configuration. */
@@ -40,7 +129,7 @@ const cache = new WeakMap<object, Config>();
 export function loadConfig(env: Record<string, unknown>): Config {
   const hit = cache.get(env);
   if (hit) return hit;
-  const parsed = configSchema.safeParse(env);
+  const parsed = checkedConfigSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(vars)"}: ${i.message}`);
     throw new ConfigError(`invalid configuration in wrangler.toml [vars]: ${problems.join("; ")}`);

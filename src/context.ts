@@ -2,6 +2,7 @@ import type { IRequest } from "itty-router";
 import type { Config } from "./config";
 import type { ModelRef } from "./inference/engine";
 import type { Logger } from "./log";
+import type { RateLimitState } from "./metering/throttle";
 
 /** Per-request state set by the router's first stage and read by handlers and the log line. */
 export interface RequestState {
@@ -15,6 +16,10 @@ export interface RequestState {
   model?: ModelRef;
   /** Client-supplied `request_id` from the body, when given. */
   clientRequestId?: string | number;
+  /** The authenticated caller (ASAP issuer and subject), set by the auth stage. */
+  caller?: { issuer: string; subject: string };
+  /** The throttle stage's policy and decision, rendered as `RateLimit` headers at the end. */
+  rateLimit?: RateLimitState;
 }
 
 /** An itty-router request carrying `RequestState`. */

@@ -1,5 +1,9 @@
 import { buildRouter } from "./router";
 
+export { RateLimiter } from "../durable-objects/rate-limiter";
+export { ReplayGuard } from "../durable-objects/replay-guard";
+export { StatsShard } from "../durable-objects/stats-shard";
+
 const router = buildRouter();
 
 export default {

@@ -1,10 +1,14 @@
 import { type IRequest, Router } from "itty-router";
+import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
 import { ApiError, problemResponse } from "./errors";
 import { createLogger } from "./log";
+import { meter } from "./metering/meter";
+import { createThrottle } from "./metering/throttle";
 import { health, ready } from "./routes/health";
 import { predict } from "./routes/predict";
+import { statistics } from "./routes/statistics";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 
@@ -13,14 +17,33 @@ export interface RouteDef {
   method: Method;
   path: string;
   api: string;
+  /** Requires a valid ASAP bearer token allowed by `ASAP_POLICY` (docs/auth.md); health probes do not. */
+  auth: boolean;
+  /** Counted against the caller's rate limit before the handler runs (health probes are not). */
+  throttle: boolean;
   handler: Handler;
 }
 
 /** Every route of the service, in matching order. */
 export const ROUTES: readonly RouteDef[] = [
-  { method: "GET", path: "/api/v1/health", api: "health", handler: health },
-  { method: "GET", path: "/api/v1/health/ready", api: "health_ready", handler: ready },
-  { method: "POST", path: "/api/v1/predict", api: "predict", handler: predict },
+  { method: "GET", path: "/api/v1/health", api: "health", auth: false, throttle: false, handler: health },
+  {
+    method: "GET",
+    path: "/api/v1/health/ready",
+    api: "health_ready",
+    auth: false,
+    throttle: false,
+    handler: ready,
+  },
+  { method: "POST", path: "/api/v1/predict", api: "predict", auth: true, throttle: true, handler: predict },
+  {
+    method: "GET",
+    path: "/api/v1/statistics",
+    api: "statistics",
+    auth: true,
+    throttle: true,
+    handler: statistics(() => ROUTES.map((r) => r.api)),
+  },
 ];
 
 const fallbackLogger = createLogger("info");
@@ -68,6 +91,7 @@ function finish(response: Response, request: IRequest): Response {
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
     api: state.api,
+    issuer: state.caller?.issuer,
     method: request.method,
     route: new URL(request.url).pathname,
     status: out.status,
@@ -83,16 +107,19 @@ export function buildRouter() {
   const router = Router<IRequest, [Env, ExecutionContext]>({
     before: [withState],
     catch: toProblem,
-    finally: [finish],
+    finally: [finish, meter],
   });
+  const throttle = createThrottle(ROUTES.filter((r) => r.throttle).map((r) => r.api));
   const methodsByPath = new Map<string, Method[]>();
   for (const route of ROUTES) {
     methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method]);
     router[route.method.toLowerCase() as "get"](
       route.path,
-      (request: IRequest, env: Env, ctx: ExecutionContext) => {
+      async (request: IRequest, env: Env, ctx: ExecutionContext) => {
         const req = request as AppRequest;
         req.state.api = route.api;
+        if (route.auth) await authenticate(req, env, route);
+        if (route.throttle) await throttle(req, env);
         return route.handler(req, env, ctx);
       },
     );

@@ -1,10 +1,75 @@
 import { env } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
+import { exportSPKI, generateKeyPair } from "jose";
+import { type AsapAlgorithm, type MintOptions, mintToken, R2_KEY_PREFIX } from "../src/auth/asap";
 import { r2Keys } from "../src/inference/manifest";
 
-/** Calls the Worker's own fetch handler (real router, real bindings). */
-export function api(path: string, init?: RequestInit): Promise<Response> {
-  return exports.default.fetch(new Request(`http://edge.test${path}`, init));
+/** Issuer of the tokens `api()` signs by default; wrangler.toml's dev policy allows it everything. */
+export const TEST_ISSUER = "edge-inference-tests";
+/** The audience the Worker accepts under wrangler.toml's dev config. */
+export const TEST_AUDIENCE = "edge-inference";
+
+/** A signing key of a test issuer; its public key is published unless asked not to. */
+export interface TestKey {
+  issuer: string;
+  kid: string;
+  alg: AsapAlgorithm;
+  privateKey: CryptoKey;
+  publicPem: string;
+}
+
+/**
+ * Generates a real keypair for `issuer` (kid `<issuer>/<random>`) and, when `publish`, stores the
+ * public key in local R2 at `asap-keys/<kid>`, where the `r2` key source finds it.
+ */
+export async function createTestKey(
+  issuer = TEST_ISSUER,
+  alg: AsapAlgorithm = "ES256",
+  publish = true,
+): Promise<TestKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const key = {
+    issuer,
+    kid: `${issuer}/${crypto.randomUUID()}`,
+    alg,
+    privateKey,
+    publicPem: await exportSPKI(publicKey),
+  };
+  if (publish) await env.MODELS.put(`${R2_KEY_PREFIX}${key.kid}`, key.publicPem);
+  return key;
+}
+
+let defaultKey: Promise<TestKey> | undefined;
+
+/** A fresh signed token (new jti) from this test file's default key, created on first use. */
+export async function testToken(overrides: Partial<MintOptions> = {}): Promise<string> {
+  defaultKey ??= createTestKey();
+  const key = await defaultKey;
+  return mintToken({
+    issuer: key.issuer,
+    kid: key.kid,
+    alg: key.alg,
+    privateKey: key.privateKey,
+    audience: TEST_AUDIENCE,
+    ...overrides,
+  });
+}
+
+/** Per-call options of `api()` and `postJson()`. */
+export interface CallOptions {
+  /** Send a fresh token from `testToken()` unless the request has an Authorization header (default true). */
+  auth?: boolean;
+}
+
+/** Calls the Worker's own fetch handler (real router, real bindings), authenticated by default. */
+export async function api(
+  path: string,
+  init: RequestInit = {},
+  { auth = true }: CallOptions = {},
+): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (auth && !headers.has("authorization")) headers.set("authorization", `Bearer ${await testToken()}`);
+  return exports.default.fetch(new Request(`http://edge.test${path}`, { ...init, headers }));
 }
 
 /** POSTs `body` as JSON (a string is sent as-is). */
@@ -12,12 +77,17 @@ export function postJson(
   path: string,
   body: unknown,
   headers: Record<string, string> = {},
+  options: CallOptions = {},
 ): Promise<Response> {
-  return api(path, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
+  return api(
+    path,
+    {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    },
+    options,
+  );
 }
 
 /** Reads a repository file through the test-only FIXTURES service (see vitest.config.ts). */

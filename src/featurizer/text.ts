@@ -116,44 +116,137 @@ export function wordTokens(normalized: string): string[] {
   return normalized.match(WORD_RE) ?? [];
 }
 
-/** Hashes `text` into a sparse vector as described in the module comment. */
+const encoder = new TextEncoder();
+
+/** MurmurHash3 x86 32-bit of `bytes[start, end)`; equals `murmur3` of the string those bytes encode. */
+export function murmur3Bytes(bytes: Uint8Array, start: number, end: number, seed: number): number {
+  let h = seed >>> 0;
+  let k = 0;
+  let i = start;
+  const blocksEnd = start + ((end - start) & ~3);
+  for (; i < blocksEnd; i += 4) {
+    k =
+      (bytes[i] as number) |
+      ((bytes[i + 1] as number) << 8) |
+      ((bytes[i + 2] as number) << 16) |
+      ((bytes[i + 3] as number) << 24);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const rest = end - i;
+  if (rest > 0) {
+    k = 0;
+    if (rest === 3) k ^= (bytes[i + 2] as number) << 16;
+    if (rest >= 2) k ^= (bytes[i + 1] as number) << 8;
+    k ^= bytes[i] as number;
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+  }
+  h ^= end - start;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Growable scratch buffer of hashed bucket ids (reused across calls; featurize is synchronous). */
+let scratch = new Int32Array(4096);
+
+/**
+ * Hashes `text` into a sparse vector as described in the module comment.
+ *
+ * Implementation: the word tokens are joined with single spaces and the whitespace chunks are joined
+ * with single spaces and wrapped in one more space on each side, then each joined string is UTF-8
+ * encoded once. Tokens and chunks contain no U+0020, so every word n-gram ("w1 w2") and every
+ * padded-chunk character n-gram is a contiguous byte range of those buffers, hashed in place with
+ * `murmur3Bytes` (identical to `murmur3` of the n-gram string, without building it).
+ */
 export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeatures {
   const mask = spec.buckets - 1;
-  const counts = new Map<number, number>();
-  const add = (gram: string, seed: number): void => {
-    const id = murmur3(gram, seed) & mask;
-    counts.set(id, (counts.get(id) ?? 0) + 1);
+  let count = 0;
+  const push = (id: number): void => {
+    if (count === scratch.length) {
+      const bigger = new Int32Array(scratch.length * 2);
+      bigger.set(scratch);
+      scratch = bigger;
+    }
+    scratch[count++] = id;
   };
   const normalized = normalizeText(text);
 
   if (spec.word_ngrams) {
     const [lo, hi] = spec.word_ngrams;
     const words = wordTokens(normalized);
-    for (let n = lo; n <= hi; n++) {
-      for (let i = 0; i + n <= words.length; i++) add(words.slice(i, i + n).join(" "), spec.seed);
+    if (words.length > 0) {
+      const bytes = encoder.encode(words.join(" "));
+      // Byte offset of each word's start, plus a sentinel one past the end (as if followed by a space).
+      const starts = new Int32Array(words.length + 1);
+      let w = 1;
+      for (let b = 0; b < bytes.length; b++) if (bytes[b] === 0x20) starts[w++] = b + 1;
+      starts[words.length] = bytes.length + 1;
+      for (let n = lo; n <= hi; n++) {
+        for (let i = 0; i + n <= words.length; i++) {
+          push(murmur3Bytes(bytes, starts[i] as number, (starts[i + n] as number) - 1, spec.seed) & mask);
+        }
+      }
     }
   }
   if (spec.char_ngrams) {
     const [lo, hi] = spec.char_ngrams;
-    for (const chunk of normalized.match(CHUNK_RE) ?? []) {
-      // Code points, so an astral character (emoji) counts as one character.
-      const chars = Array.from(` ${chunk} `);
-      for (let n = lo; n <= hi; n++) {
-        for (let i = 0; i + n <= chars.length; i++) add(chars.slice(i, i + n).join(""), spec.seed + 1);
-        if (n >= chars.length) break;
+    const chunks = normalized.match(CHUNK_RE);
+    if (chunks) {
+      const bytes = encoder.encode(` ${chunks.join(" ")} `);
+      // Byte offset of every code point, plus a sentinel.
+      const cp = new Int32Array(bytes.length + 1);
+      let ncp = 0;
+      for (let b = 0; b < bytes.length; b++) if (((bytes[b] as number) & 0xc0) !== 0x80) cp[ncp++] = b;
+      cp[ncp] = bytes.length;
+      const seed = spec.seed + 1;
+      // Each padded chunk runs from one space code point to the next one, both included.
+      let first = 0;
+      for (let c = 1; c < ncp; c++) {
+        if (bytes[cp[c] as number] !== 0x20) continue;
+        const len = c - first + 1; // code points of " chunk "
+        for (let n = lo; n <= hi && n <= len; n++) {
+          for (let i = first; i + n <= c + 1; i++) {
+            push(murmur3Bytes(bytes, cp[i] as number, cp[i + n] as number, seed) & mask);
+          }
+        }
+        first = c;
       }
     }
   }
 
-  const ids = Int32Array.from(counts.keys()).sort();
-  const values = new Float32Array(ids.length);
+  const hashed = scratch.subarray(0, count).sort();
+  let distinct = 0;
+  for (let i = 0; i < count; i++) if (i === 0 || hashed[i] !== hashed[i - 1]) distinct++;
+  const ids = new Int32Array(distinct);
+  const values = new Float32Array(distinct);
   let sumSq = 0;
-  for (let i = 0; i < ids.length; i++) {
-    const c = counts.get(ids[i] as number) as number;
-    const v = spec.tf === "binary" ? 1 : 1 + Math.log(c);
-    values[i] = v;
+  let j = -1;
+  let run = 0;
+  const flush = (): void => {
+    const v = spec.tf === "binary" ? 1 : 1 + Math.log(run);
+    values[j] = v;
     sumSq += v * v;
+  };
+  for (let i = 0; i < count; i++) {
+    const id = hashed[i] as number;
+    if (j < 0 || id !== ids[j]) {
+      if (j >= 0) flush();
+      ids[++j] = id;
+      run = 1;
+    } else run++;
   }
+  if (j >= 0) flush();
   if (spec.norm === "l2" && sumSq > 0) {
     const inv = 1 / Math.sqrt(sumSq);
     for (let i = 0; i < values.length; i++) values[i] = (values[i] as number) * inv;

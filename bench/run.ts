@@ -1,0 +1,241 @@
+/**
+ * `npm run bench`: load-tests the Worker on workerd directly, never through `wrangler dev` (whose
+ * dev proxy caps even a hello-world Worker at ~530 RPS on these machines).
+ *
+ * How: `wrangler deploy --dry-run --outdir` builds the exact bundle that would ship (its size is
+ * reported too); Miniflare's API runs that bundle in workerd with local R2 (bindings and vars from
+ * wrangler.toml via wrangler's `unstable_getMiniflareWorkerOptions`), seeded from models/; a
+ * hello-world Worker runs in the same way in the same run as the ceiling; autocannon generates
+ * the load (concurrency 32, 10 s per scenario by default). Prints one JSON document.
+ *
+ * Scenarios, all in one run: hello world (ceiling); health; predict single and batch of 32 with the
+ * full stack (ASAP auth with a warm key cache + statistics + throttling); predict single with auth
+ * off, with metering (statistics + throttling) off, and with both off; cold start; model-only time.
+ *
+ * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32), BENCH_MODEL (default toxicity).
+ */
+import { execFileSync } from "node:child_process";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import autocannon from "autocannon";
+import { Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { manifestSchema, r2Keys } from "../src/inference/manifest";
+import { type BenchAuth, prepareBenchAuth } from "./auth";
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const outdir = path.join(root, "dist", "bench");
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const MODEL = process.env.BENCH_MODEL ?? "toxicity";
+
+const SAMPLE_TEXTS = [
+  "hello",
+  "You are a wonderful person and I enjoyed reading your edit.",
+  "This is the worst article I have ever seen, what an idiot wrote it",
+  "Please stop changing the page without discussing it on the talk page first.",
+];
+
+interface LoadResult {
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+}
+
+interface LoadOptions {
+  method?: "GET" | "POST";
+  body?: string;
+  auth?: BenchAuth;
+}
+
+async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
+  const { auth } = opts;
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    method: opts.method ?? "GET",
+    headers: opts.body ? { "content-type": "application/json" } : {},
+    body: opts.body,
+    // Each request needs a fresh token (replay protection): tokens are pre-signed, handed out here.
+    ...(auth && {
+      requests: [
+        {
+          setupRequest: (req: object) => ({
+            ...req,
+            headers: { ...(req as { headers?: object }).headers, ...auth.nextHeaders() },
+          }),
+        },
+      ],
+    }),
+  });
+  return {
+    rps: Math.round(result.requests.average),
+    p50_ms: result.latency.p50,
+    p99_ms: result.latency.p99,
+    requests: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+/** Builds the deployable bundle; returns its entry path and sizes. */
+async function build(): Promise<{ entry: string; bytes: number; gzip_bytes: number }> {
+  await rm(outdir, { recursive: true, force: true });
+  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], { cwd: root, stdio: "pipe" });
+  let bytes = 0;
+  let gzipBytes = 0;
+  for (const file of await readdir(outdir)) {
+    if (file.endsWith(".map") || file === "README.md") continue;
+    const content = await readFile(path.join(outdir, file));
+    bytes += (await stat(path.join(outdir, file))).size;
+    gzipBytes += gzipSync(content).byteLength;
+  }
+  return { entry: path.join(outdir, "index.js"), bytes, gzip_bytes: gzipBytes };
+}
+
+interface Service {
+  mf: Miniflare;
+  url: string;
+  /** Pre-signed tokens for this service's own R2 key store (undefined when auth is off). */
+  auth?: BenchAuth;
+}
+
+/**
+ * Starts the built Worker in workerd via Miniflare with local R2 seeded from models/, vars from
+ * wrangler.toml's top level (dev) plus `vars`, and `tokens` pre-signed ASAP tokens.
+ */
+async function startService(entry: string, vars: Record<string, string>, tokens: number): Promise<Service> {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
+  const mf = new Miniflare({
+    ...(workerOptions as object),
+    name: "edge-inference",
+    modules: true,
+    scriptPath: entry,
+    modulesRoot: outdir,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    bindings: { ...(workerOptions.bindings ?? {}), LOG_LEVEL: "error", ...vars },
+  } as ConstructorParameters<typeof Miniflare>[0]);
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const bucket = await mf.getR2Bucket("MODELS");
+  for (const id of await readdir(path.join(root, "models"))) {
+    const dir = path.join(root, "models", id);
+    const manifestBytes = await readFile(path.join(dir, "manifest.json"));
+    const manifest = manifestSchema.parse(JSON.parse(manifestBytes.toString("utf8")));
+    await bucket.put(r2Keys.model(id, manifest.version), await readFile(path.join(dir, "model.onnx")));
+    await bucket.put(r2Keys.manifest(id, manifest.version), manifestBytes);
+    await bucket.put(r2Keys.active(id), JSON.stringify({ version: manifest.version }));
+  }
+  const auth = vars.ASAP_AUTH === "off" ? undefined : await prepareBenchAuth(bucket, tokens);
+  return { mf, url, ...(auth && { auth }) };
+}
+
+async function post(service: Service, body: string): Promise<Response> {
+  const res = await fetch(`${service.url}/api/v1/predict`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json", ...service.auth?.nextHeaders() },
+  });
+  await res.arrayBuffer();
+  if (!res.ok) throw new Error(`predict failed: ${res.status}`);
+  return res;
+}
+
+async function helloWorld(): Promise<LoadResult> {
+  const mf = new Miniflare({
+    modules: true,
+    script: "export default { fetch() { return new Response('hello world'); } };",
+  });
+  const url = (await mf.ready).toString();
+  try {
+    return await load(url);
+  } finally {
+    await mf.dispose();
+  }
+}
+
+const single = JSON.stringify({ request_id: 1, text: SAMPLE_TEXTS[1], model: MODEL });
+const batch = JSON.stringify({
+  request_id: 2,
+  texts: Array.from({ length: 32 }, (_, i) => SAMPLE_TEXTS[i % SAMPLE_TEXTS.length]),
+  model: MODEL,
+});
+
+/** First predict on a fresh service (isolate already up): R2 read + sha256 + session + run. */
+async function coldStart(entry: string): Promise<{ first_predict_ms: number; second_predict_ms: number }> {
+  const service = await startService(entry, {}, 10);
+  try {
+    await fetch(`${service.url}/api/v1/health`).then((r) => r.arrayBuffer());
+    const time = async () => {
+      const t0 = performance.now();
+      await post(service, single);
+      return Math.round((performance.now() - t0) * 100) / 100;
+    };
+    return { first_predict_ms: await time(), second_predict_ms: await time() };
+  } finally {
+    await service.mf.dispose();
+  }
+}
+
+/** Runs `fn` against a fresh service with `vars`, after a warm-up predict. */
+async function withService<T>(
+  entry: string,
+  vars: Record<string, string>,
+  fn: (s: Service) => Promise<T>,
+): Promise<T> {
+  const service = await startService(entry, vars, Math.ceil(DURATION * 12_000));
+  try {
+    for (let i = 0; i < 20; i++) await post(service, single);
+    return await fn(service);
+  } finally {
+    await service.mf.dispose();
+  }
+}
+
+const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
+const bundle = await build();
+const hello = await helloWorld();
+const cold = await coldStart(bundle.entry);
+const full = await withService(bundle.entry, {}, async (s) => ({
+  health: await load(`${s.url}/api/v1/health`),
+  single: await load(predictUrl(s), { method: "POST", body: single, ...(s.auth && { auth: s.auth }) }),
+  batch: await load(predictUrl(s), { method: "POST", body: batch, ...(s.auth && { auth: s.auth }) }),
+}));
+const noAuth = await withService(bundle.entry, { ASAP_AUTH: "off" }, (s) =>
+  load(predictUrl(s), { method: "POST", body: single }),
+);
+const noMetering = await withService(bundle.entry, { METERING: "off" }, (s) =>
+  load(predictUrl(s), { method: "POST", body: single, ...(s.auth && { auth: s.auth }) }),
+);
+const bare = await withService(bundle.entry, { ASAP_AUTH: "off", METERING: "off" }, (s) =>
+  load(predictUrl(s), { method: "POST", body: single }),
+);
+const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
+console.log(
+  JSON.stringify(
+    {
+      runner: "miniflare API → workerd (no wrangler dev proxy)",
+      node: process.version,
+      connections: CONNECTIONS,
+      duration_s: DURATION,
+      model: MODEL,
+      hello_world: hello,
+      health: full.health,
+      predict_single: { ...full.single, pct_of_hello_world: pct(full.single.rps, hello.rps) },
+      predict_batch32: { ...full.batch, texts_per_s: full.batch.rps * 32 },
+      predict_single_no_auth: noAuth,
+      predict_single_no_metering: noMetering,
+      predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, hello.rps) },
+      auth_cost_pct: pct(noAuth.rps - full.single.rps, noAuth.rps),
+      metering_cost_pct: pct(noMetering.rps - full.single.rps, noMetering.rps),
+      cold_start: cold,
+      bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
+    },
+    null,
+    2,
+  ),
+);

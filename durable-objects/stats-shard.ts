@@ -1,0 +1,172 @@
+import { DurableObject } from "cloudflare:workers";
+
+/** One finished request, as counted by a shard. */
+export interface CallEvent {
+  /** Unique per request (server-generated); makes retried deliveries count once. */
+  id: string;
+  /** Request start, epoch ms: picks the buckets. */
+  at: number;
+  status: number;
+  latencyMs: number;
+  caller: string;
+}
+
+/** One shard's view of the recent windows, all series oldest first, ending at `now`'s bucket. */
+export interface ShardSnapshot {
+  perSecond: number[];
+  perMinute: number[];
+  perHour: number[];
+  /** Calls per status class (`2xx`, …) over the `perHour` window. */
+  status: Record<string, number>;
+  /** Sum of latencies over the `perHour` window. */
+  latencyMsSum: number;
+  /** Calls per caller in the current minute. */
+  callers: Record<string, number>;
+}
+
+/** Bucket size, number of buckets reported, and retention before pruning, per unit. */
+const UNITS = {
+  s: { size: 1000, count: 60, keepMs: 2 * 60_000 },
+  m: { size: 60_000, count: 60, keepMs: 2 * 3_600_000 },
+  h: { size: 3_600_000, count: 24, keepMs: 25 * 3_600_000 },
+} as const;
+type Unit = keyof typeof UNITS;
+
+/** Delivery ids are kept this long to drop retried duplicates. */
+const SEEN_KEEP_MS = 10 * 60_000;
+const CALLERS_KEEP_MS = 2 * 60_000;
+const PRUNE_EVERY_MS = 60_000;
+
+/**
+ * One shard of one API's counters (named `<api>:<index>`). Each call is added to UTC-aligned
+ * second, minute and hour buckets in SQLite, so counts survive eviction and restarts. `record` is
+ * idempotent per event id and its writes are one atomic batch (no await in between), so a call
+ * is counted exactly once even when delivery is retried. An alarm prunes old buckets.
+ */
+export class StatsShard extends DurableObject<Env> {
+  private alarmSet = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(`
+      CREATE TABLE IF NOT EXISTS buckets (
+        unit TEXT NOT NULL, start INTEGER NOT NULL, class TEXT NOT NULL,
+        calls INTEGER NOT NULL, latency_ms REAL NOT NULL,
+        PRIMARY KEY (unit, start, class)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS callers (
+        minute INTEGER NOT NULL, caller TEXT NOT NULL, calls INTEGER NOT NULL,
+        PRIMARY KEY (minute, caller)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+    `);
+  }
+
+  /** Counts `event` once; returns false when this id was already counted (a retried delivery). */
+  async record(event: CallEvent): Promise<boolean> {
+    const sql = this.ctx.storage.sql;
+    const fresh = sql
+      .exec(
+        "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        event.id,
+        Date.now(),
+      )
+      .toArray();
+    if (fresh.length === 0) return false;
+    const cls = `${Math.floor(event.status / 100)}xx`;
+    for (const unit of Object.keys(UNITS) as Unit[]) {
+      sql.exec(
+        `INSERT INTO buckets (unit, start, class, calls, latency_ms) VALUES (?, ?, ?, 1, ?)
+         ON CONFLICT DO UPDATE SET calls = calls + 1, latency_ms = latency_ms + excluded.latency_ms`,
+        unit,
+        bucketStart(event.at, unit),
+        cls,
+        event.latencyMs,
+      );
+    }
+    sql.exec(
+      `INSERT INTO callers (minute, caller, calls) VALUES (?, ?, 1)
+       ON CONFLICT DO UPDATE SET calls = calls + 1`,
+      bucketStart(event.at, "m"),
+      event.caller,
+    );
+    await this.scheduleAlarm();
+    return true;
+  }
+
+  /** This shard's windows ending at `now` (epoch ms; the caller's clock, injectable in tests). */
+  async read(now: number): Promise<ShardSnapshot> {
+    const sql = this.ctx.storage.sql;
+    const series = (unit: Unit): number[] => {
+      const { size, count } = UNITS[unit];
+      const last = bucketStart(now, unit);
+      const first = last - (count - 1) * size;
+      const out = new Array<number>(count).fill(0);
+      const rows = sql.exec<{ start: number; calls: number }>(
+        "SELECT start, SUM(calls) AS calls FROM buckets WHERE unit = ? AND start BETWEEN ? AND ? GROUP BY start",
+        unit,
+        first,
+        last,
+      );
+      for (const row of rows) out[(row.start - first) / size] = row.calls;
+      return out;
+    };
+    const lastHour = bucketStart(now, "h");
+    const status: Record<string, number> = {};
+    let latencyMsSum = 0;
+    for (const row of sql.exec<{ class: string; calls: number; latency: number }>(
+      `SELECT class, SUM(calls) AS calls, SUM(latency_ms) AS latency FROM buckets
+       WHERE unit = 'h' AND start BETWEEN ? AND ? GROUP BY class`,
+      lastHour - (UNITS.h.count - 1) * UNITS.h.size,
+      lastHour,
+    )) {
+      status[row.class] = row.calls;
+      latencyMsSum += row.latency;
+    }
+    const callers: Record<string, number> = {};
+    for (const row of sql.exec<{ caller: string; calls: number }>(
+      "SELECT caller, calls FROM callers WHERE minute = ?",
+      bucketStart(now, "m"),
+    )) {
+      callers[row.caller] = row.calls;
+    }
+    return {
+      perSecond: series("s"),
+      perMinute: series("m"),
+      perHour: series("h"),
+      status,
+      latencyMsSum,
+      callers,
+    };
+  }
+
+  /** Prunes buckets, callers and delivery ids past their retention; re-arms while data remains. */
+  override async alarm(): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const now = Date.now();
+    for (const unit of Object.keys(UNITS) as Unit[]) {
+      sql.exec("DELETE FROM buckets WHERE unit = ? AND start < ?", unit, now - UNITS[unit].keepMs);
+    }
+    sql.exec("DELETE FROM callers WHERE minute < ?", now - CALLERS_KEEP_MS);
+    sql.exec("DELETE FROM seen WHERE at < ?", now - SEEN_KEEP_MS);
+    const left = sql
+      .exec<{ n: number }>("SELECT (SELECT COUNT(*) FROM buckets) + (SELECT COUNT(*) FROM seen) AS n")
+      .one().n;
+    // Re-armed directly: inside the handler the running alarm may still read as scheduled.
+    this.alarmSet = left > 0;
+    if (left > 0) await this.ctx.storage.setAlarm(now + PRUNE_EVERY_MS);
+  }
+
+  private async scheduleAlarm(): Promise<void> {
+    if (this.alarmSet) return;
+    this.alarmSet = true;
+    if ((await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
+    }
+  }
+}
+
+/** Start (epoch ms) of the UTC-aligned bucket of `unit` containing `at`. */
+function bucketStart(at: number, unit: Unit): number {
+  return Math.floor(at / UNITS[unit].size) * UNITS[unit].size;
+}

@@ -1,0 +1,39 @@
+/**
+ * `npm start`: seeds local R2 from models/, makes sure a dev ASAP issuer + keypair exists (git-ignored,
+ * public key in local R2), then runs `wrangler dev` on local bindings and prints a working curl line
+ * (it mints a fresh token per run: replay protection refuses a reused `jti`). No Cloudflare account
+ * or network is needed.
+ */
+import { spawn } from "node:child_process";
+import { devCurlLine, ensureDevIdentity } from "../cli/dev-identity";
+import { seedLocalModels } from "./seed-local";
+
+const PORT = process.env.PORT ?? "8787";
+
+const seeded = await seedLocalModels();
+console.log(`Seeded local R2 with ${seeded.map((m) => `${m.id}@${m.version}`).join(", ") || "no models"}.`);
+const identity = await ensureDevIdentity();
+console.log(
+  `${identity.created ? "Created" : "Using"} dev ASAP issuer '${identity.issuer}' (key ${identity.kid}, ${identity.privateKeyPath}).`,
+);
+
+const url = `http://localhost:${PORT}`;
+const body = JSON.stringify({
+  request_id: 1234,
+  text: "hello",
+  network: "mlp",
+  language: "en-US",
+  encoding_type: "UTF-8",
+});
+console.log(`
+edge-inference is starting on ${url}
+Try:
+  curl -s ${url}/api/v1/health
+  ${devCurlLine(identity, url, body)}
+`);
+
+const child = spawn("npx", ["wrangler", "dev", "--port", PORT, ...process.argv.slice(2)], {
+  stdio: "inherit",
+});
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+child.on("exit", (code) => process.exit(code ?? 0));

@@ -1,0 +1,35 @@
+import type { IRequest } from "itty-router";
+import type { AppRequest } from "../context";
+import { callerIdentity } from "./caller";
+import { recordCall } from "./stats";
+import { rateLimitHeaders } from "./throttle";
+
+/**
+ * Router `finally` stage: adds the `RateLimit` headers the throttle stage decided (also on error
+ * responses) and counts the call, for every request including 404/405/errors, off the response
+ * path via `ctx.waitUntil`. Does nothing when `METERING=off` or the config failed to load.
+ */
+export function meter(response: Response, request: IRequest, env: Env, ctx: ExecutionContext): Response {
+  const state = (request as AppRequest).state;
+  if (!state?.config || state.config.METERING === "off") return response;
+  const event = {
+    id: crypto.randomUUID(),
+    at: state.startedAt,
+    status: response.status,
+    latencyMs: Date.now() - state.startedAt,
+    caller: callerIdentity(request as AppRequest),
+  };
+  ctx.waitUntil(
+    recordCall(env, state.api, state.config.STATS_SHARDS, event).catch((error: unknown) =>
+      state.logger.log("error", "statistics_record_failed", {
+        request_id: state.requestId,
+        api: state.api,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    ),
+  );
+  if (!state.rateLimit) return response;
+  const out = new Response(response.body, response);
+  for (const [name, value] of Object.entries(rateLimitHeaders(state.rateLimit))) out.headers.set(name, value);
+  return out;
+}

@@ -1,0 +1,98 @@
+/** Recording calls into, and reading aggregates out of, the sharded `StatsShard` objects. */
+import type { CallEvent, ShardSnapshot, StatsShard } from "../../durable-objects/stats-shard";
+import { ApiError } from "../errors";
+
+/** API name of requests that matched no route (404, 405); `withState`'s initial `state.api`. */
+export const UNMATCHED_API = "unknown";
+
+/** How often a failed delivery is attempted in total; retries are safe because `record` is idempotent. */
+const ATTEMPTS = 3;
+
+function shard(env: Env, api: string, index: number): DurableObjectStub<StatsShard> {
+  return env.STATS_SHARD.get(env.STATS_SHARD.idFromName(`${api}:${index}`));
+}
+
+/**
+ * Counts one call of `api` in a random one of its `shards` shard objects, retrying the same shard
+ * with the same event id on failure, so the call is counted exactly once. Meant for `waitUntil`.
+ */
+export async function recordCall(env: Env, api: string, shards: number, event: CallEvent): Promise<void> {
+  const stub = shard(env, api, Math.floor(Math.random() * shards));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await stub.record(event);
+      return;
+    } catch (error) {
+      if (attempt >= ATTEMPTS || (error as { overloaded?: boolean }).overloaded) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)));
+    }
+  }
+}
+
+/** Statistics of one API as served by `GET /api/v1/statistics`. */
+export interface ApiStatistics {
+  api: string;
+  "number of calls in current minute": number;
+  /** Calls per UTC second / minute / hour, oldest first; the last entry is the current one. */
+  per_second: number[];
+  per_minute: number[];
+  per_hour: number[];
+  /** Calls per status class over the `per_hour` window (24 h). */
+  status: Record<"2xx" | "3xx" | "4xx" | "5xx", number>;
+  /** Mean latency over the `per_hour` window; null without calls. */
+  avg_latency_ms: number | null;
+  /** Calls per caller in the current minute, busiest first (metering). */
+  callers_current_minute: { caller: string; calls: number }[];
+}
+
+/** At most this many callers are listed per API (busiest first). */
+const MAX_CALLERS = 100;
+
+/**
+ * Reads all `shards` shards of `api` at time `now` (epoch ms) and sums them: every series, status
+ * count, latency sum and caller count is a plain sum over shards, since each call is in exactly one.
+ */
+export async function readApiStatistics(
+  env: Env,
+  api: string,
+  shards: number,
+  now: number,
+): Promise<ApiStatistics> {
+  let snapshots: ShardSnapshot[];
+  try {
+    snapshots = await Promise.all(Array.from({ length: shards }, (_, i) => shard(env, api, i).read(now)));
+  } catch (cause) {
+    throw new ApiError("statistics_unavailable", `statistics of '${api}' could not be read`, {
+      cause,
+      headers: { "retry-after": "1" },
+    });
+  }
+  const sum = (pick: (s: ShardSnapshot) => number[]) =>
+    snapshots.map(pick).reduce((acc, series) => acc.map((v, i) => v + (series[i] ?? 0)));
+  const status: ApiStatistics["status"] = { "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 };
+  const callers = new Map<string, number>();
+  let calls = 0;
+  let latency = 0;
+  for (const s of snapshots) {
+    for (const [cls, n] of Object.entries(s.status)) {
+      if (Object.hasOwn(status, cls)) status[cls as keyof typeof status] += n;
+      calls += n;
+    }
+    latency += s.latencyMsSum;
+    for (const [caller, n] of Object.entries(s.callers)) callers.set(caller, (callers.get(caller) ?? 0) + n);
+  }
+  const perMinute = sum((s) => s.perMinute);
+  return {
+    api,
+    "number of calls in current minute": perMinute.at(-1) ?? 0,
+    per_second: sum((s) => s.perSecond),
+    per_minute: perMinute,
+    per_hour: sum((s) => s.perHour),
+    status,
+    avg_latency_ms: calls === 0 ? null : Math.round((latency / calls) * 100) / 100,
+    callers_current_minute: [...callers]
+      .map(([caller, n]) => ({ caller, calls: n }))
+      .sort((a, b) => b.calls - a.calls || a.caller.localeCompare(b.caller))
+      .slice(0, MAX_CALLERS),
+  };
+}

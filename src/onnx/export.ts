@@ -1,0 +1,209 @@
+/**
+ * ONNX exporter for linear text models (`src/training/model.ts`). Runtime-agnostic: runs in Node and
+ * in workerd (no `fs`, no `eval`; the protobuf code is the static module in `./generated`).
+ *
+ * Graph contract (what the Worker feeds and reads):
+ *   inputs  `ids`    int64   [batch, n]  bucket ids, rows padded with id 0
+ *           `values` float32 [batch, n]  feature values, rows padded with 0
+ *   output  `scores` float32 [batch, K]  per-label probabilities, K = labels.length
+ *
+ * int8 graph (C = logit columns, see `columnsFor`):
+ *   Gather(W int8 [buckets, C], ids)                   → int8  [batch, n, C]
+ *   DequantizeLinear(·, W_scale [C], W_zero_point [C] = 0, axis = 2) → float [batch, n, C]
+ *   Mul(·, Unsqueeze(values, axes = [2]))              → float [batch, n, C]
+ *   ReduceSum(·, axes = [1], keepdims = 0)             → float [batch, C]
+ *   Add(·, bias [C])                                   → logits
+ *   Sigmoid (multilabel, binary) | Softmax(axis = −1) (multiclass)
+ *   binary with two labels: p = Sigmoid(logit) [batch, 1] → Concat(1 − p, p, axis = 1) → [batch, 2]
+ * Only the gathered rows are dequantized, never the whole matrix. The float graph is the same
+ * without DequantizeLinear. Opset 17, IR version 8.
+ */
+
+import $protobuf from "protobufjs/minimal.js";
+import { type ModelManifest, manifestSchema } from "../inference/manifest";
+import type { LinearTextModel } from "../training/model";
+import { onnx } from "./generated/onnx.js";
+
+/** ONNX opset (default domain) the exported graphs use. */
+export const ONNX_OPSET = 17;
+/** ONNX IR version written into exported models. */
+export const ONNX_IR_VERSION = 8;
+/** Graph input/output names (recorded in the manifest). */
+export const GRAPH_NAMES = { ids: "ids", values: "values", scores: "scores" } as const;
+
+const DT = onnx.TensorProto.DataType;
+const AT = onnx.AttributeProto.AttributeType;
+
+function float32Bytes(data: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(data.length * 4);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i] as number, true);
+  return out;
+}
+
+function int64Bytes(data: readonly number[]): Uint8Array {
+  const out = new Uint8Array(data.length * 8);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < data.length; i++) view.setBigInt64(i * 8, BigInt(data[i] as number), true);
+  return out;
+}
+
+function tensor(name: string, dataType: number, dims: number[], rawData: Uint8Array): onnx.ITensorProto {
+  return { name, dataType, dims, rawData };
+}
+
+function tensorValue(name: string, elemType: number, dims: (number | string)[]): onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function intAttr(name: string, i: number): onnx.IAttributeProto {
+  return { name, type: AT.INT, i };
+}
+
+function node(
+  opType: string,
+  input: string[],
+  output: string[],
+  attribute: onnx.IAttributeProto[] = [],
+): onnx.INodeProto {
+  return { opType, input, output, name: `${opType}_${output[0]}`, attribute };
+}
+
+/** Identification written into the model's `metadata_props` (and the manifest). */
+export interface ExportMetadata {
+  /** Model id (`MODEL_ID_RE`). */
+  id: string;
+  /** Model version (`MODEL_VERSION_RE`). */
+  version: string;
+  /** Free text for the manifest / ONNX doc string. */
+  description?: string;
+}
+
+/**
+ * Serialises `model` as an ONNX ModelProto following the graph contract above. Deterministic: the
+ * same model and metadata give the same bytes (no timestamps inside).
+ */
+export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Uint8Array {
+  const C = model.columns;
+  const K = model.labels.length;
+  const buckets = model.spec.buckets;
+  if (model.weights.length !== buckets * C) throw new Error("weights must be [buckets * columns]");
+  if (model.bias.length !== C) throw new Error("bias must be [columns]");
+  if (model.task === "binary" ? C !== 1 || K > 2 : C !== K) throw new Error("columns do not fit the task");
+
+  const initializer: onnx.ITensorProto[] = [];
+  const nodes: onnx.INodeProto[] = [];
+  if (model.quantization === "int8") {
+    const w = model.weights;
+    initializer.push(
+      tensor("W", DT.INT8, [buckets, C], new Uint8Array(w.buffer, w.byteOffset, w.byteLength)),
+      tensor("W_scale", DT.FLOAT, [C], float32Bytes(model.scales)),
+      tensor("W_zero_point", DT.INT8, [C], new Uint8Array(C)),
+    );
+    nodes.push(
+      node("Gather", ["W", GRAPH_NAMES.ids], ["w_q"], [intAttr("axis", 0)]),
+      node("DequantizeLinear", ["w_q", "W_scale", "W_zero_point"], ["w_rows"], [intAttr("axis", 2)]),
+    );
+  } else {
+    initializer.push(tensor("W", DT.FLOAT, [buckets, C], float32Bytes(model.weights)));
+    nodes.push(node("Gather", ["W", GRAPH_NAMES.ids], ["w_rows"], [intAttr("axis", 0)]));
+  }
+  initializer.push(
+    tensor("bias", DT.FLOAT, [C], float32Bytes(model.bias)),
+    tensor("unsqueeze_axes", DT.INT64, [1], int64Bytes([2])),
+    tensor("reduce_axes", DT.INT64, [1], int64Bytes([1])),
+  );
+  nodes.push(
+    node("Unsqueeze", [GRAPH_NAMES.values, "unsqueeze_axes"], ["values_3d"]),
+    node("Mul", ["w_rows", "values_3d"], ["weighted"]),
+    node("ReduceSum", ["weighted", "reduce_axes"], ["logits_nobias"], [intAttr("keepdims", 0)]),
+    node("Add", ["logits_nobias", "bias"], ["logits"]),
+  );
+  if (model.task === "multiclass") {
+    nodes.push(node("Softmax", ["logits"], [GRAPH_NAMES.scores], [intAttr("axis", -1)]));
+  } else if (model.task === "binary" && K === 2) {
+    initializer.push(tensor("one", DT.FLOAT, [1], float32Bytes([1])));
+    nodes.push(
+      node("Sigmoid", ["logits"], ["p_last"]),
+      node("Sub", ["one", "p_last"], ["p_first"]),
+      node("Concat", ["p_first", "p_last"], [GRAPH_NAMES.scores], [intAttr("axis", 1)]),
+    );
+  } else {
+    nodes.push(node("Sigmoid", ["logits"], [GRAPH_NAMES.scores]));
+  }
+
+  const metadataProps: onnx.IStringStringEntryProto[] = [
+    { key: "model_id", value: meta.id },
+    { key: "model_version", value: meta.version },
+    { key: "task", value: model.task },
+    { key: "labels", value: JSON.stringify(model.labels) },
+    { key: "quantization", value: model.quantization },
+    { key: "featurizer", value: JSON.stringify(model.spec) },
+  ];
+  const message: onnx.IModelProto = {
+    irVersion: ONNX_IR_VERSION,
+    producerName: "edge-inference",
+    producerVersion: "1",
+    domain: "",
+    modelVersion: 1,
+    docString: meta.description ?? "",
+    opsetImport: [{ domain: "", version: ONNX_OPSET }],
+    metadataProps,
+    graph: {
+      name: `${meta.id}_${meta.version}`.replace(/[^\w]/g, "_"),
+      node: nodes,
+      initializer,
+      input: [
+        tensorValue(GRAPH_NAMES.ids, DT.INT64, ["batch", "n"]),
+        tensorValue(GRAPH_NAMES.values, DT.FLOAT, ["batch", "n"]),
+      ],
+      output: [tensorValue(GRAPH_NAMES.scores, DT.FLOAT, ["batch", K])],
+    },
+  };
+  // The plain Uint8Array writer, not protobufjs's default Node `Buffer` writer: workerd's `Buffer`
+  // (nodejs_compat) rejects the `utf8Write` call that writer makes.
+  return onnx.ModelProto.encode(message, new $protobuf.Writer()).finish();
+}
+
+/** Lower-case hex SHA-256 (Web Crypto: available in Node ≥ 20 and workerd). */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new Uint8Array(bytes));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Exports `model` as ONNX bytes plus its validated manifest (`manifestSchema`). `metrics` go into
+ * the manifest as-is (non-finite values are dropped); `createdAt` defaults to now.
+ */
+export async function exportModel(
+  model: LinearTextModel,
+  meta: ExportMetadata & { metrics?: Record<string, number>; createdAt?: Date },
+): Promise<{ onnx: Uint8Array; manifest: ModelManifest }> {
+  const bytes = buildOnnxModel(model, meta);
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(meta.metrics ?? {})) if (Number.isFinite(v)) metrics[k] = v;
+  const manifest = manifestSchema.parse({
+    id: meta.id,
+    version: meta.version,
+    task: model.task,
+    labels: [...model.labels],
+    featurizer: { ...model.spec },
+    inputs: { ids: GRAPH_NAMES.ids, values: GRAPH_NAMES.values },
+    output: GRAPH_NAMES.scores,
+    quantization: model.quantization,
+    sha256: await sha256Hex(bytes),
+    size_bytes: bytes.byteLength,
+    metrics,
+    created_at: (meta.createdAt ?? new Date()).toISOString(),
+    ...(meta.description === undefined ? {} : { description: meta.description }),
+  });
+  return { onnx: bytes, manifest };
+}

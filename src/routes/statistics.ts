@@ -1,0 +1,34 @@
+import { z } from "zod";
+import type { Handler } from "../context";
+import { ApiError } from "../errors";
+import { json, validate } from "../http";
+import { readApiStatistics, UNMATCHED_API } from "../metering/stats";
+
+const querySchema = z.strictObject({
+  api: z
+    .string({ error: "api must be given once" })
+    .regex(/^[a-z][a-z0-9_]{0,63}$/, "api must be an API name like `predict`")
+    .optional(),
+});
+
+/**
+ * `GET /api/v1/statistics[?api=<name>]`: call statistics of one API, or of every API (a list)
+ * without `api`. `routeApis` lists the route table's APIs; unmatched requests count as `unknown`.
+ */
+export function statistics(routeApis: () => readonly string[]): Handler {
+  return async (request, env) => {
+    const query = validate(querySchema, { ...request.query });
+    const known = [...new Set([...routeApis(), UNMATCHED_API])];
+    if (query.api !== undefined && !known.includes(query.api)) {
+      throw new ApiError("api_not_found", `no API named '${query.api}'`, { extensions: { apis: known } });
+    }
+    const now = Date.now();
+    const asOf = new Date(now).toISOString();
+    const shards = request.state.config.STATS_SHARDS;
+    if (query.api !== undefined) {
+      return json({ ...(await readApiStatistics(env, query.api, shards, now)), as_of: asOf });
+    }
+    const apis = await Promise.all(known.map((api) => readApiStatistics(env, api, shards, now)));
+    return json({ as_of: asOf, apis });
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * Exporter parity, in workerd: tiny models trained here (every task), exported as float32 and int8
+ * ONNX, run with onnxruntime-web, compared with the trainer's own forward passes.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  FEATURIZER_NAME,
+  FEATURIZER_VERSION,
+  featurize,
+  type TextFeaturizerSpec,
+} from "../src/featurizer/text";
+import { manifestSchema } from "../src/inference/manifest";
+import { createSession, ort } from "../src/inference/ort";
+import { onnx } from "../src/onnx/generated/onnx.js";
+import {
+  buildOnnxModel,
+  createRng,
+  exportModel,
+  type LinearTextModel,
+  scoreText,
+  type Task,
+  type TrainingRow,
+  trainTextModel,
+} from "../src/training/index";
+
+const SPEC: TextFeaturizerSpec = {
+  name: FEATURIZER_NAME,
+  version: FEATURIZER_VERSION,
+  buckets: 512,
+  word_ngrams: [1, 2],
+  char_ngrams: [2, 4],
+  seed: 3,
+  tf: "sublinear",
+  norm: "l2",
+};
+
+// A made-up corpus: each topic has its own words; a text mixes 2–8 words from 1–2 topics.
+const TOPICS = [
+  ["sunny", "beach", "holiday", "swim", "ice cream", "relax"],
+  ["invoice", "payment", "overdue", "bank", "refund", "account"],
+  ["goal", "match", "referee", "league", "striker", "penalty"],
+];
+const FILLER = ["the", "a", "today", "really", "very", "and", "so", "we", "ok", "!"];
+
+function makeCorpus(n: number, seed: number): { text: string; topics: number[] }[] {
+  const rng = createRng(seed);
+  const out: { text: string; topics: number[] }[] = [];
+  for (let i = 0; i < n; i++) {
+    const first = rng.nextInt(TOPICS.length);
+    const topics = rng.next() < 0.3 ? [first, (first + 1 + rng.nextInt(2)) % 3] : [first];
+    const words: string[] = [];
+    const len = 2 + rng.nextInt(7);
+    for (let w = 0; w < len; w++) {
+      const pool =
+        rng.next() < 0.3 ? FILLER : (TOPICS[topics[rng.nextInt(topics.length)] as number] as string[]);
+      words.push(pool[rng.nextInt(pool.length)] as string);
+    }
+    out.push({ text: words.join(" "), topics });
+  }
+  return out;
+}
+
+const CORPUS = makeCorpus(120, 11);
+
+const TASKS: { task: Task; labels: string[]; target: (topics: number[]) => number | number[] }[] = [
+  {
+    task: "multilabel",
+    labels: ["leisure", "money", "sport"],
+    target: (t) => [0, 1, 2].map((k) => (t.includes(k) ? 1 : 0)),
+  },
+  { task: "binary", labels: ["other", "money"], target: (t) => (t.includes(1) ? 1 : 0) },
+  { task: "binary", labels: ["sport"], target: (t) => (t.includes(2) ? 1 : 0) },
+  { task: "multiclass", labels: ["leisure", "money", "sport"], target: (t) => t[0] as number },
+];
+
+// Batch > 1 with padding: rows of very different lengths, one empty, some unseen words and emoji.
+const PROBES = [
+  "the striker took a penalty and scored, what a goal",
+  "",
+  "refund",
+  "Overdue INVOICE: payment to the bank account please 💸",
+  "sunny beach holiday, swim and relax with ice cream 🍦 today",
+  "completely unrelated words xyzzy",
+];
+
+async function runOrt(bytes: Uint8Array, texts: string[], spec: TextFeaturizerSpec): Promise<number[][]> {
+  const session = await createSession(bytes);
+  const feats = texts.map((t) => featurize(t, spec));
+  const n = Math.max(1, ...feats.map((f) => f.ids.length));
+  const ids = new BigInt64Array(texts.length * n);
+  const values = new Float32Array(texts.length * n);
+  feats.forEach((f, r) => {
+    f.ids.forEach((id, j) => {
+      ids[r * n + j] = BigInt(id);
+    });
+    values.set(f.values, r * n);
+  });
+  const out = await session.run({
+    ids: new ort.Tensor("int64", ids, [texts.length, n]),
+    values: new ort.Tensor("float32", values, [texts.length, n]),
+  });
+  const scores = out.scores as ort.Tensor;
+  const K = scores.dims[1] as number;
+  expect(scores.dims).toEqual([texts.length, K]);
+  const data = scores.data as Float32Array;
+  return texts.map((_, r) => Array.from(data.subarray(r * K, (r + 1) * K)));
+}
+
+function expectClose(actual: number[][], expected: LinearTextModel, tol: number): void {
+  PROBES.forEach((text, r) => {
+    const want = scoreText(expected, text);
+    const got = actual[r] as number[];
+    expect(got.length).toBe(want.length);
+    got.forEach((v, k) => {
+      expect(Math.abs(v - (want[k] as number)), `row ${r} label ${k}`).toBeLessThanOrEqual(tol);
+    });
+  });
+}
+
+describe("ONNX export parity with onnxruntime-web (workerd)", () => {
+  for (const { task, labels, target } of TASKS) {
+    it(`${task} [${labels.join(",")}]: float ≤ 1e-5, int8 ≤ 1e-5 vs dequantized and ≤ 1e-2 vs float`, async () => {
+      const rows: TrainingRow[] = CORPUS.map((c) => ({ text: c.text, target: target(c.topics) }));
+      const trained = trainTextModel({
+        rows,
+        evalRows: rows,
+        task,
+        labels,
+        spec: SPEC,
+        hyperparameters: { c: 10, maxIterations: 60 },
+        seed: 1,
+      });
+      // The toy task is learnable: the model is not trivially constant.
+      const metric = task === "multilabel" ? "roc_auc_mean" : "accuracy";
+      expect(trained.metrics.float[metric] as number).toBeGreaterThan(0.9);
+
+      const float = await exportModel(trained.model, {
+        id: "parity",
+        version: "1",
+        metrics: trained.metrics.float,
+      });
+      const int8 = await exportModel(trained.quantized, {
+        id: "parity",
+        version: "1",
+        metrics: trained.metrics.int8,
+      });
+      expect(manifestSchema.safeParse(float.manifest).success).toBe(true);
+      expect(int8.manifest.quantization).toBe("int8");
+      expect(int8.manifest.size_bytes).toBe(int8.onnx.byteLength);
+      expect(int8.onnx.byteLength).toBeLessThan(float.onnx.byteLength);
+
+      const floatOut = await runOrt(float.onnx, PROBES, SPEC);
+      expectClose(floatOut, trained.model, 1e-5);
+      const int8Out = await runOrt(int8.onnx, PROBES, SPEC);
+      expectClose(int8Out, trained.quantized, 1e-5);
+      expectClose(int8Out, trained.model, 1e-2);
+      // Probabilities: softmax rows and binary [1-p, p] rows sum to 1.
+      if (task === "multiclass" || (task === "binary" && labels.length === 2)) {
+        for (const row of int8Out) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      }
+    });
+  }
+
+  it("is deterministic and writes the documented ONNX header and metadata", () => {
+    const rows: TrainingRow[] = CORPUS.map((c) => ({ text: c.text, target: c.topics[0] as number }));
+    const opts = { rows, task: "multiclass" as const, labels: ["a", "b", "c"], spec: SPEC, seed: 5 };
+    const a = trainTextModel({ ...opts, hyperparameters: { maxIterations: 20 } });
+    const b = trainTextModel({ ...opts, hyperparameters: { maxIterations: 20 } });
+    const bytesA = buildOnnxModel(a.quantized, { id: "det", version: "1" });
+    const bytesB = buildOnnxModel(b.quantized, { id: "det", version: "1" });
+    expect(bytesA).toEqual(bytesB);
+    const decoded = onnx.ModelProto.decode(bytesA);
+    expect(Number(decoded.irVersion)).toBe(8);
+    expect(decoded.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([["", 17]]);
+    const meta = Object.fromEntries(decoded.metadataProps.map((p) => [p.key, p.value]));
+    expect(meta.model_id).toBe("det");
+    expect(JSON.parse(meta.featurizer as string)).toEqual(SPEC);
+    const ops = decoded.graph?.node?.map((n) => n.opType);
+    expect(ops).toEqual(["Gather", "DequantizeLinear", "Unsqueeze", "Mul", "ReduceSum", "Add", "Softmax"]);
+    expect(decoded.graph?.input?.map((i) => i.name)).toEqual(["ids", "values"]);
+    expect(decoded.graph?.output?.map((o) => o.name)).toEqual(["scores"]);
+  });
+
+  it("adagrad optimizer is deterministic per seed and learns the toy task", () => {
+    const rows: TrainingRow[] = CORPUS.map((c) => ({ text: c.text, target: c.topics.includes(1) ? 1 : 0 }));
+    const opts = {
+      rows,
+      evalRows: rows,
+      task: "binary" as const,
+      labels: ["other", "money"],
+      spec: SPEC,
+      hyperparameters: { optimizer: "adagrad" as const, epochs: 5 },
+    };
+    const a = trainTextModel({ ...opts, seed: 9 });
+    const b = trainTextModel({ ...opts, seed: 9 });
+    expect(a.model.weights).toEqual(b.model.weights);
+    expect(a.metrics.int8.accuracy as number).toBeGreaterThan(0.9);
+  });
+});

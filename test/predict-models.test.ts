@@ -1,0 +1,253 @@
+/**
+ * Predict with the real shipped models (models/<id>/), real local R2 and onnxruntime-web in workerd.
+ * ORT-using cases live in this one file: each file that loads ORT costs ~15 s of startup.
+ */
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config";
+import { sessionCache } from "../src/inference/engine";
+import { r2Keys } from "../src/inference/manifest";
+import { createSession } from "../src/inference/ort";
+import { SessionCache } from "../src/inference/session-cache";
+import { api, fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
+
+interface Reference {
+  texts: string[];
+  scores: number[][];
+}
+interface LabelScore {
+  sentiment_type: string;
+  sentiment_score: number;
+}
+
+const MODELS = ["toxicity", "sentiment", "spam"] as const;
+const versions: Record<string, string> = {};
+
+async function manifestOf(
+  id: string,
+): Promise<{ labels: string[]; version: string; sha256: string } & Record<string, unknown>> {
+  return JSON.parse(new TextDecoder().decode(await fixtureBytes(`models/${id}/manifest.json`)));
+}
+
+beforeAll(async () => {
+  for (const id of MODELS) versions[id] = (await seedShippedModel(id)).version;
+});
+
+describe("seed-compatible predict", () => {
+  it("the seed's curl body works verbatim and returns all six toxicity labels", async () => {
+    const res = await postJson(
+      "/api/v1/predict",
+      '{"request_id": 1234, "text": "hello", "network": "mlp", "language": "en-US", "encoding_type": "UTF-8"}',
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    const body = (await res.json()) as {
+      request_id: number;
+      sentiment: LabelScore[];
+      language: string;
+      model: unknown;
+    };
+    expect(body.request_id).toBe(1234);
+    expect(body.language).toBe("en-US");
+    expect(body.model).toEqual({ id: "toxicity", version: versions.toxicity });
+    expect(body.sentiment.map((s) => s.sentiment_type)).toEqual([
+      "toxic",
+      "severe_toxic",
+      "obscene",
+      "threat",
+      "insult",
+      "identity_hate",
+    ]);
+    for (const s of body.sentiment) {
+      expect(s.sentiment_score).toBeGreaterThanOrEqual(0);
+      expect(s.sentiment_score).toBeLessThanOrEqual(1);
+    }
+    expect(body.sentiment[0]?.sentiment_score).toBeLessThan(0.5);
+  });
+
+  it("readiness is 200 once the default model is in R2", async () => {
+    const res = await api("/api/v1/health/ready");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "ready", model: { id: "toxicity" } });
+  });
+});
+
+describe("shipped models match the trainer's reference scores", () => {
+  for (const id of MODELS) {
+    it(`${id}: ORT in the Worker equals the trainer's int8 forward pass`, async () => {
+      const ref = JSON.parse(
+        new TextDecoder().decode(await fixtureBytes(`models/${id}/reference.json`)),
+      ) as Reference;
+      const manifest = await manifestOf(id);
+      const res = await postJson("/api/v1/predict", { model: id, texts: ref.texts });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        results: { sentiment: LabelScore[] }[];
+        model: { version: string };
+      };
+      expect(body.model.version).toBe(manifest.version);
+      expect(body.results).toHaveLength(ref.texts.length);
+      body.results.forEach((r, i) => {
+        expect(r.sentiment.map((s) => s.sentiment_type)).toEqual(manifest.labels);
+        r.sentiment.forEach((s, j) => {
+          expect(s.sentiment_score).toBeCloseTo(ref.scores[i]?.[j] as number, 4);
+        });
+      });
+    });
+  }
+
+  it("obvious cases go the obvious way", async () => {
+    const top = async (model: string, text: string) => {
+      const res = await postJson("/api/v1/predict", { model, text, n_top: 1 });
+      const body = (await res.json()) as { sentiment: LabelScore[] };
+      expect(body.sentiment).toHaveLength(1);
+      return body.sentiment[0] as LabelScore;
+    };
+    expect(
+      (await top("spam", "WINNER!! You have won a free prize. Call 09061701461 now to claim")).sentiment_type,
+    ).toBe("spam");
+    expect((await top("spam", "ok see you at lunch tomorrow")).sentiment_type).toBe("ham");
+    expect((await top("sentiment", "I love this, what a great day :)")).sentiment_type).toBe("positive");
+    expect((await top("sentiment", "this is awful, I hate it, so sad")).sentiment_type).toBe("negative");
+  });
+});
+
+describe("predict options", () => {
+  it("n_top returns the n highest scores in descending order", async () => {
+    const res = await postJson("/api/v1/predict", { text: "you are a stupid idiot", n_top: 3 });
+    const body = (await res.json()) as { sentiment: LabelScore[] };
+    expect(body.sentiment).toHaveLength(3);
+    const scores = body.sentiment.map((s) => s.sentiment_score);
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+  });
+
+  it("a batch gives the same scores as single requests, in order", async () => {
+    const texts = ["first text", "a second, longer text with more words in it", "third"];
+    const batch = (await (await postJson("/api/v1/predict", { texts })).json()) as {
+      results: { sentiment: LabelScore[] }[];
+    };
+    for (const [i, text] of texts.entries()) {
+      const single = (await (await postJson("/api/v1/predict", { text })).json()) as {
+        sentiment: LabelScore[];
+      };
+      single.sentiment.forEach((s, j) => {
+        expect(batch.results[i]?.sentiment[j]?.sentiment_score).toBeCloseTo(s.sentiment_score, 6);
+      });
+    }
+  });
+
+  it("a full batch of 64 texts is accepted", async () => {
+    const res = await postJson("/api/v1/predict", {
+      texts: Array.from({ length: 64 }, (_, i) => `text number ${i}`),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { results: unknown[] }).results).toHaveLength(64);
+  });
+
+  it("an explicit version is served; an unknown version is 404", async () => {
+    const ok = await postJson("/api/v1/predict", { text: "hi", model: "spam", version: versions.spam });
+    expect(ok.status).toBe(200);
+    const missing = await postJson("/api/v1/predict", { text: "hi", model: "spam", version: "999" });
+    expect(missing.status).toBe(404);
+    expect((await problem(missing)).code).toBe("model_version_not_found");
+  });
+});
+
+describe("loading, integrity and the session cache", () => {
+  it("50 concurrent first requests load the model once", async () => {
+    // Same bytes under a new id: a cache key (id + sha256) no request has used yet.
+    const manifest = await manifestOf("spam");
+    const id = "spam-concurrency";
+    await env.MODELS.put(r2Keys.model(id, "1"), await fixtureBytes("models/spam/model.onnx"));
+    await env.MODELS.put(r2Keys.manifest(id, "1"), JSON.stringify({ ...manifest, id, version: "1" }));
+    await env.MODELS.put(r2Keys.active(id), JSON.stringify({ version: "1" }));
+    const cache = sessionCache(loadConfig(env as unknown as Record<string, unknown>));
+    const before = cache.loads;
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => postJson("/api/v1/predict", { model: id, text: `message ${i}` })),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200));
+    expect(cache.loads - before).toBe(1);
+  });
+
+  it("corrupt bytes (sha256 mismatch) → 503, other models keep serving, the next good version serves", async () => {
+    const manifest = await manifestOf("sentiment");
+    const good = await fixtureBytes("models/sentiment/model.onnx");
+    const corrupt = good.slice();
+    corrupt[corrupt.length >> 1] = (corrupt[corrupt.length >> 1] as number) ^ 0xff;
+    await env.MODELS.put(r2Keys.model("sentiment", "2"), corrupt);
+    await env.MODELS.put(r2Keys.manifest("sentiment", "2"), JSON.stringify({ ...manifest, version: "2" }));
+    await env.MODELS.put(r2Keys.active("sentiment"), JSON.stringify({ version: "2" }));
+
+    const bad = await postJson("/api/v1/predict", { model: "sentiment", text: "hello" });
+    expect(bad.status).toBe(503);
+    const p = await problem(bad);
+    expect(p.code).toBe("model_unavailable");
+    expect(p.detail).toMatch(/sha256/);
+    expect((await postJson("/api/v1/predict", { model: "spam", text: "hello" })).status).toBe(200);
+
+    await env.MODELS.put(r2Keys.model("sentiment", "3"), good);
+    await env.MODELS.put(r2Keys.manifest("sentiment", "3"), JSON.stringify({ ...manifest, version: "3" }));
+    await env.MODELS.put(r2Keys.active("sentiment"), JSON.stringify({ version: "3" }));
+    const fixed = await postJson("/api/v1/predict", { model: "sentiment", text: "hello" });
+    expect(fixed.status).toBe(200);
+    expect(((await fixed.json()) as { model: { version: string } }).model.version).toBe("3");
+  });
+
+  it("a manifest that fails validation → 503 model_unavailable", async () => {
+    await env.MODELS.put(r2Keys.manifest("broken", "1"), JSON.stringify({ id: "broken", version: "1" }));
+    await env.MODELS.put(r2Keys.active("broken"), JSON.stringify({ version: "1" }));
+    const res = await postJson("/api/v1/predict", { model: "broken", text: "hello" });
+    expect(res.status).toBe(503);
+    expect((await problem(res)).code).toBe("model_unavailable");
+  });
+
+  it("bytes that are not ONNX but match their manifest → 503, not a crash", async () => {
+    const manifest = await manifestOf("spam");
+    const junk = new TextEncoder().encode("definitely not an onnx model");
+    const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", junk))]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
+    await env.MODELS.put(r2Keys.model("junk", "1"), junk);
+    await env.MODELS.put(
+      r2Keys.manifest("junk", "1"),
+      JSON.stringify({ ...manifest, id: "junk", version: "1", sha256: digest, size_bytes: junk.byteLength }),
+    );
+    await env.MODELS.put(r2Keys.active("junk"), JSON.stringify({ version: "1" }));
+    const res = await postJson("/api/v1/predict", { model: "junk", text: "hello" });
+    expect(res.status).toBe(503);
+    expect((await problem(res)).code).toBe("model_unavailable");
+  });
+
+  it("SessionCache: LRU by bytes releases the least recently used; failures are retried after their TTL", async () => {
+    const bytes = await fixtureBytes("models/spam/model.onnx");
+    let now = 0;
+    const cache = new SessionCache<string>(bytes.byteLength * 2, 1_000, () => now);
+    const load = (name: string) => async () => ({
+      session: await createSession(bytes),
+      meta: name,
+      sizeBytes: bytes.byteLength,
+    });
+    await cache.use("a", load("a"), async () => undefined);
+    now = 1;
+    await cache.use("b", load("b"), async () => undefined);
+    now = 2;
+    await cache.use("a", load("a"), async () => undefined); // a is now the most recent
+    now = 3;
+    await cache.use("c", load("c"), async () => undefined); // evicts b
+    expect(cache.keys().sort()).toEqual(["a", "c"]);
+    expect(cache.bytes).toBe(bytes.byteLength * 2);
+
+    let attempts = 0;
+    const failing = async () => {
+      attempts++;
+      throw new Error("R2 down");
+    };
+    await expect(cache.use("d", failing, async () => undefined)).rejects.toThrow("R2 down");
+    await expect(cache.use("d", failing, async () => undefined)).rejects.toThrow("R2 down");
+    expect(attempts).toBe(1); // remembered for the TTL
+    now += 1_001;
+    await expect(cache.use("d", failing, async () => undefined)).rejects.toThrow("R2 down");
+    expect(attempts).toBe(2); // retried once the TTL passed
+  });
+});
