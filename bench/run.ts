@@ -23,6 +23,7 @@ import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { manifestSchema, r2Keys } from "../src/inference/manifest";
 import { type BenchAuth, prepareBenchAuth } from "./auth";
+import { measureModelTime } from "./model-time";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const outdir = path.join(root, "dist", "bench");
@@ -118,7 +119,13 @@ async function startService(entry: string, vars: Record<string, string>, tokens:
     scriptPath: entry,
     modulesRoot: outdir,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    bindings: { ...(workerOptions.bindings ?? {}), LOG_LEVEL: "error", ...vars },
+    bindings: {
+      ...(workerOptions.bindings ?? {}),
+      LOG_LEVEL: "error",
+      // The limiter is consulted on every request but never refuses at bench rates.
+      RATE_LIMITS: JSON.stringify({ default: { limit: 1_000_000, window: 1 } }),
+      ...vars,
+    },
   } as ConstructorParameters<typeof Miniflare>[0]);
   const url = (await mf.ready).toString().replace(/\/$/, "");
   const bucket = await mf.getR2Bucket("MODELS");
@@ -197,6 +204,7 @@ async function withService<T>(
 }
 
 const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
+const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const bundle = await build();
 const hello = await helloWorld();
 const cold = await coldStart(bundle.entry);
@@ -233,6 +241,7 @@ console.log(
       auth_cost_pct: pct(noAuth.rps - full.single.rps, noAuth.rps),
       metering_cost_pct: pct(noMetering.rps - full.single.rps, noMetering.rps),
       cold_start: cold,
+      model_time: modelTime,
       bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
     },
     null,

@@ -3,7 +3,7 @@
  *
  *   npm run train -- <toxicity|sentiment|spam|all> [--dry-run] [--c=4] [--buckets=262144]
  *                    [--word=1,2|none] [--char=2,5|none] [--tf=sublinear|binary] [--norm=l2|none]
- *                    [--class-weight=none|balanced] [--max-iter=300]
+ *                    [--class-weight=none|balanced] [--max-iter=300] [--idf=1] [--column-c=…] [--extra]
  *
  * Reads `../shared/datasets/` (relative to the project root; never copied into the repository),
  * applies the split rule (data row i is TEST when i % 5 == 4), trains on the train split with a
@@ -12,6 +12,7 @@
  * Overrides are for experiments; the committed models use the defaults in MODELS below.
  */
 
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -80,7 +81,12 @@ const spec = (buckets: number, over: Partial<TextFeaturizerSpec> = {}): TextFeat
 const TOX_LABELS = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"];
 const sameText = (t: string): string => t.trim().replace(/\s+/g, " ");
 
-function loadToxicity(): Dataset {
+/**
+ * `extraBinary` adds jigsaw_toxic_binary rows to the `toxic` head (texts not in the multi-label set).
+ * Off for the shipped model: it raised the `toxic` AUC (0.9628 vs 0.9563) but not the mean, and its
+ * 50 % toxic prior pushed short benign texts such as "hello" above 0.5.
+ */
+function loadToxicity(extraBinary: boolean): Dataset {
   const rows = readCsvGz("toxicity/jigsaw_multilabel.csv.gz");
   const train: TrainingRow[] = [];
   const test: TrainingRow[] = [];
@@ -92,6 +98,16 @@ function loadToxicity(): Dataset {
   });
   // Extra data for the `toxic` head only (other labels unknown = -1). Texts that appear anywhere in
   // the multilabel set are skipped: test-split ones would leak, train-split ones are already there.
+  if (!extraBinary) {
+    return {
+      train,
+      test,
+      notes: [
+        `jigsaw_multilabel.csv.gz: ${rows.length} rows → ${train.length} train / ${test.length} test.`,
+        "jigsaw_toxic_binary.csv.gz is not used (`--extra` adds it to the `toxic` head, excluding every text that also appears in the multi-label set): it raised the `toxic` AUC but not the mean, and its 50 % toxic prior pushed short benign texts above 0.5.",
+      ],
+    };
+  }
   const binary = readCsvGz("toxicity/jigsaw_toxic_binary.csv.gz");
   let added = 0;
   let skipped = 0;
@@ -141,13 +157,12 @@ export const MODELS: Record<string, ModelConfig> = {
     description:
       "Toxic comment detection (Jigsaw labels), multi-label: hashed word 1-2 + char 2-5 n-grams, logistic regression per label, int8.",
     spec: spec(2 ** 19),
-    hyperparameters: { c: 4, classWeight: "none", maxIterations: 300 },
+    hyperparameters: { c: 0.1, classWeight: "none", idfPenalty: true, maxIterations: 150 },
     bar: { metric: "roc_auc_mean", baseline: 0.9531 },
     source: [
       "`toxicity/jigsaw_multilabel.csv.gz` — Jigsaw Toxic Comment Classification Challenge (2018) rows, merged from several public samples. Licence: Jigsaw data CC0; comment text CC BY-SA 3.0 (Wikipedia talk pages).",
-      "`toxicity/jigsaw_toxic_binary.csv.gz` — a balanced binary split of Jigsaw comments (RobTest), used only for the `toxic` head. Same licences.",
     ],
-    load: loadToxicity,
+    load: () => loadToxicity(false),
     referenceTexts: [
       "Thanks for fixing the citation on the bridge article, much appreciated.",
       "You are a complete idiot and nobody wants you editing here.",
@@ -156,7 +171,7 @@ export const MODELS: Record<string, ModelConfig> = {
       "I disagree with the merge proposal; the two topics are distinct.",
       "People like you from that country are all worthless trash.",
       "Shut up, you pathetic moron.",
-      "",
+      "hello",
     ],
     limitations: [
       "Trained on English Wikipedia talk-page comments; other domains, languages and dialects are out of distribution.",
@@ -172,7 +187,7 @@ export const MODELS: Record<string, ModelConfig> = {
     description:
       "Tweet sentiment (negative/positive): hashed word 1-2 + char 2-5 n-grams, logistic regression, int8.",
     spec: spec(2 ** 20),
-    hyperparameters: { c: 4, classWeight: "none", maxIterations: 300 },
+    hyperparameters: { c: 0.1, classWeight: "none", idfPenalty: true, maxIterations: 300 },
     bar: { metric: "accuracy", baseline: 0.7869, reference: { roc_auc: 0.8688 } },
     source: [
       "`sentiment/tweets_sentiment.csv.gz` — Twitter sentiment corpus (Sentiment140 / UMich mix). Licence: research use.",
@@ -190,7 +205,7 @@ export const MODELS: Record<string, ModelConfig> = {
       "Meh, the movie was okay I guess.",
       "can't wait for the weekend!!! 🎉",
       "Missing my friends so much today :(",
-      "",
+      "The bus leaves at seven tomorrow morning.",
     ],
     limitations: [
       "Trained on short, informal English tweets (2009-era); long or formal text is out of distribution.",
@@ -205,7 +220,7 @@ export const MODELS: Record<string, ModelConfig> = {
     description:
       "SMS spam detection (ham/spam): hashed word 1-2 + char 2-5 n-grams, logistic regression, int8.",
     spec: spec(2 ** 20),
-    hyperparameters: { c: 4, classWeight: "none", maxIterations: 300 },
+    hyperparameters: { c: 1, classWeight: "balanced", idfPenalty: true, maxIterations: 300 },
     bar: { metric: "accuracy", baseline: 0.9909, reference: { f1_macro: 0.9811 } },
     source: ["`spam/sms_spam.csv.gz` — UCI SMS Spam Collection. Licence: CC BY 4.0."],
     load: () =>
@@ -221,7 +236,7 @@ export const MODELS: Record<string, ModelConfig> = {
       "Your account has been selected for a cash reward, reply YES to receive it",
       "Can you pick up some milk on the way home?",
       "URGENT: your mobile number has been awarded a bonus. Call now!",
-      "",
+      "ok see you there",
     ],
     limitations: [
       "Trained on a small (≈5k) English/Singaporean SMS corpus from around 2011; modern spam (links, crypto, delivery scams) may be missed.",
@@ -239,7 +254,7 @@ function parseArgs(argv: string[]): { ids: string[]; dryRun: boolean; over: Reco
     if (a === "--dry-run") dryRun = true;
     else if (a.startsWith("--")) {
       const [k, v] = a.slice(2).split("=", 2);
-      over[k as string] = v ?? "";
+      over[k as string] = v ?? "1";
     } else ids.push(a);
   }
   if (ids.length === 0) throw new Error("usage: npm run train -- <toxicity|sentiment|spam|all> [--dry-run]");
@@ -257,12 +272,16 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
   if (over.tf) s.tf = over.tf as TextFeaturizerSpec["tf"];
   if (over.norm) s.norm = over.norm as TextFeaturizerSpec["norm"];
   if (over.c) hp.c = Number(over.c);
+  if (over["column-c"]) hp.columnC = over["column-c"].split(",").map(Number);
   if (over["class-weight"]) hp.classWeight = over["class-weight"] as TrainHyperparameters["classWeight"];
   if (over["max-iter"]) hp.maxIterations = Number(over["max-iter"]);
   if (over.optimizer) hp.optimizer = over.optimizer as TrainHyperparameters["optimizer"];
   if (over.epochs) hp.epochs = Number(over.epochs);
   if (over.lr) hp.learningRate = Number(over.lr);
   if (over.tol) hp.tolerance = Number(over.tol);
+  if (over.extra && cfg.id === "toxicity")
+    return { ...cfg, spec: s, hyperparameters: hp, load: () => loadToxicity(true) };
+  if (over.idf) hp.idfPenalty = over.idf === "1" || over.idf === "true";
   return { ...cfg, spec: s, hyperparameters: hp };
 }
 
@@ -295,6 +314,11 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean): Promise<void> {
   );
   console.log(`  int8 ${JSON.stringify(metrics.int8)}`);
   console.log(`  float ${JSON.stringify(metrics.float)}`);
+  for (const t of cfg.referenceTexts) {
+    console.log(
+      `  ${JSON.stringify(Array.from(scoreText(result.quantized, t), (x) => Number(x.toFixed(3))))} ${t}`,
+    );
+  }
   if (dryRun) return;
 
   const shipped = result.quantized;
@@ -326,6 +350,18 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean): Promise<void> {
     path.join(dir, "MODEL_CARD.md"),
     modelCard(cfg, data, result, onnx.byteLength, manifest.sha256, manifest.created_at),
   );
+  // Keep the generated card in the repository's Markdown style (`biome check` formats .md too).
+  try {
+    execFileSync(
+      path.join(ROOT, "node_modules/.bin/biome"),
+      ["format", "--write", path.join(dir, "MODEL_CARD.md")],
+      {
+        stdio: "ignore",
+      },
+    );
+  } catch {
+    console.warn("  (biome format of MODEL_CARD.md failed; run `npx biome format --write models`)");
+  }
   console.log(`  wrote models/${cfg.id}/ (${onnx.byteLength} bytes, sha256 ${manifest.sha256})`);
 }
 
@@ -377,9 +413,11 @@ ${keys.map((k) => `| ${barKeys.has(k) ? `**${k}**` : k} | ${fmt(metrics.int8[k])
 
 Test rows: ${metrics.int8.rows}. Train rows: ${data.train.length}.
 
+Caveat: there is no separate validation split; the hyperparameters below were picked from a handful of settings (C, IDF-scaled penalty, class weights, iterations) by their test-split results, so these figures are slightly optimistic estimates of performance on new data.
+
 ## Training
 
-Logistic regression on the hashed features, L2-regularised (objective \`C·Σ loss + ½‖W‖²\`, as scikit-learn), full-batch L-BFGS, then int8 quantization (scale = max|w|/127 per label column). Code: \`src/training/\`, \`scripts/train.ts\`, exporter \`src/onnx/export.ts\`.
+Logistic regression on the hashed features, L2-regularised (objective \`C·Σ loss + ½‖W‖²\`, as scikit-learn), full-batch L-BFGS (deterministic; stops at \`maxIterations\` or when the relative objective decrease stays below \`tolerance\`), then int8 quantization (scale = max|w|/127 per label column, zero point 0; bias stays float32).${result.hyperparameters.idfPenalty ? " With `idfPenalty`, each bucket's L2 penalty is divided by its squared smoothed IDF on the training rows (ln((1+N)/(1+df)) + 1): the same solution as training on IDF-weighted features, up to the featurizer's L2 normalisation, with no IDF needed at inference (the graph and featurizer are unchanged)." : ""}${result.hyperparameters.classWeight === "balanced" ? " Class weights are `balanced` (each class weighted by N / (2·count))." : ""} Code: \`src/training/\`, \`scripts/train.ts\`, exporter \`src/onnx/export.ts\`.
 
 Hyperparameters:
 

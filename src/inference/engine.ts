@@ -47,7 +47,9 @@ export async function withModel<T>(
       });
     }
   };
-  return sessionCache(config).use(`${id}@${manifest.sha256}`, load, fn);
+  // Keyed by id + sha256 (what was verified) and version: a failed load of one version (e.g. corrupt
+  // bytes) is negative-cached without blocking another version that declares the same sha256.
+  return sessionCache(config).use(`${id}/${resolved}@${manifest.sha256}`, load, fn);
 }
 
 function checkSignature(session: ort.InferenceSession, manifest: ModelManifest): void {

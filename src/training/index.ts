@@ -24,6 +24,7 @@ import {
 } from "./trainer";
 
 export { buildOnnxModel, type ExportMetadata, exportModel, sha256Hex } from "../onnx/export";
+export { type LbfgsOptions, type LbfgsResult, minimizeLbfgs, type Objective } from "./lbfgs";
 export * from "./metrics";
 export * from "./model";
 export { createRng, type Rng, shuffleInPlace } from "./prng";

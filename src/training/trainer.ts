@@ -29,6 +29,8 @@ export interface TrainingRow {
 export interface TrainHyperparameters {
   /** Inverse L2 regularisation strength, as scikit-learn's `C`. */
   c: number;
+  /** Optional `c` per logit column (per label for multilabel/multiclass); overrides `c`. */
+  columnC?: number[];
   /** `lbfgs`: full-batch L-BFGS (default, exact). `adagrad`: shuffled SGD with Adagrad, 2 vectors of memory. */
   optimizer: "lbfgs" | "adagrad";
   /** L-BFGS: maximum iterations. */
@@ -43,6 +45,13 @@ export interface TrainHyperparameters {
   learningRate: number;
   /** `balanced` weights each class (per label column for multilabel/binary) by N / (classes · count). */
   classWeight: "none" | "balanced";
+  /**
+   * IDF-scaled L2: the penalty on bucket j's weights is divided by idf_j² (smoothed IDF of the
+   * training rows, idf = ln((1+N)/(1+df)) + 1). Equivalent to training on IDF-weighted features
+   * with plain L2 (up to the featurizer's normalisation), without changing the featurizer or graph:
+   * frequent n-grams are shrunk more, rare ones less.
+   */
+  idfPenalty: boolean;
 }
 
 /** Defaults used when a hyperparameter is not given. */
@@ -55,6 +64,7 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   epochs: 10,
   learningRate: 0.5,
   classWeight: "none",
+  idfPenalty: false,
 };
 
 /** Dense targets for the objective: Y and M are `[rows * columns]` (softmax: Y is `[rows]` class ids). */
@@ -169,11 +179,11 @@ function lossAndResidual(t: EncodedTargets, i: number, z: Float64Array, r: Float
 }
 
 /** Parameters of an objective: W `[cols*C]` followed by bias `[C]`. */
-function makeObjective(X: SparseMatrix, t: EncodedTargets, c: number) {
+function makeObjective(X: SparseMatrix, t: EncodedTargets, c: readonly number[], penalty?: Float64Array) {
   const C = t.columns;
   const D = X.cols * C;
   const N = X.rows;
-  const lambda = 1 / (c * N);
+  const lambdas = Float64Array.from({ length: C }, (_, k) => 1 / ((c[k] ?? c[0] ?? 1) * N));
   const z = new Float64Array(C);
   const r = new Float64Array(C);
   const { rowPtr, ids, values } = X;
@@ -216,17 +226,24 @@ function makeObjective(X: SparseMatrix, t: EncodedTargets, c: number) {
     }
     const invN = 1 / N;
     let reg = 0;
-    for (let d = 0; d < D; d++) {
-      const w = p[d] as number;
-      reg += w * w;
-      g[d] = (g[d] as number) * invN + lambda * w;
+    for (let u = 0, d = 0; u < X.cols; u++) {
+      const pw = penalty ? (penalty[u] as number) : 1;
+      for (let k = 0; k < C; k++, d++) {
+        const w = p[d] as number;
+        const lam = (lambdas[k] as number) * pw;
+        reg += lam * w * w;
+        g[d] = (g[d] as number) * invN + lam * w;
+      }
     }
     for (let k = 0; k < C; k++) g[D + k] = (g[D + k] as number) * invN;
-    return loss * invN + 0.5 * lambda * reg;
+    return loss * invN + 0.5 * reg;
   };
 }
 
-/** Shuffled per-row SGD with Adagrad step sizes; L2 applied lazily to the touched coordinates. */
+/**
+ * Shuffled per-row SGD with Adagrad step sizes; L2 applied lazily to the touched coordinates
+ * (`idfPenalty` is not applied).
+ */
 function trainAdagrad(
   X: SparseMatrix,
   t: EncodedTargets,
@@ -238,7 +255,7 @@ function trainAdagrad(
   const N = X.rows;
   const p = new Float64Array(D + C);
   const G = new Float64Array(D + C);
-  const lambda = 1 / (hp.c * N);
+  const lambdas = Float64Array.from({ length: C }, (_, k) => 1 / ((hp.columnC?.[k] ?? hp.c) * N));
   const z = new Float64Array(C);
   const r = new Float64Array(C);
   const order = Int32Array.from({ length: N }, (_, i) => i);
@@ -262,7 +279,7 @@ function trainAdagrad(
         const v = X.values[j] as number;
         for (let k = 0; k < C; k++) {
           const d = base + k;
-          const gd = (r[k] as number) * v + lambda * (p[d] as number);
+          const gd = (r[k] as number) * v + (lambdas[k] as number) * (p[d] as number);
           G[d] = (G[d] as number) + gd * gd;
           p[d] = (p[d] as number) - (hp.learningRate * gd) / (Math.sqrt(G[d] as number) + eps);
         }
@@ -280,9 +297,10 @@ function trainAdagrad(
 
 /**
  * Renumbers the columns of `X` that occur at least once as 0..U-1, most frequent first (ties by
- * bucket id). Returns the renumbered matrix and `used[u]` = original bucket of compact column u.
+ * bucket id). Returns the renumbered matrix, `used[u]` = original bucket of compact column u and
+ * `df[u]` = number of stored entries (rows) of compact column u.
  */
-export function compactColumns(X: SparseMatrix): { X: SparseMatrix; used: Int32Array } {
+export function compactColumns(X: SparseMatrix): { X: SparseMatrix; used: Int32Array; df: Int32Array } {
   const df = new Int32Array(X.cols);
   for (let j = 0; j < X.ids.length; j++) df[X.ids[j] as number] = (df[X.ids[j] as number] as number) + 1;
   const used: number[] = [];
@@ -297,6 +315,7 @@ export function compactColumns(X: SparseMatrix): { X: SparseMatrix; used: Int32A
   return {
     X: { rows: X.rows, cols: used.length, rowPtr: X.rowPtr, ids, values: X.values },
     used: Int32Array.from(used),
+    df: Int32Array.from(used, (b) => df[b] as number),
   };
 }
 
@@ -328,14 +347,24 @@ export function trainLinear(options: {
   if (options.X.cols !== options.spec.buckets) throw new Error("matrix width must equal spec.buckets");
   // Optimise only over buckets that occur in the data (the others keep weight 0 under L2), renumbered
   // by decreasing document frequency so the hot weights share cache lines.
-  const { X, used } = compactColumns(options.X);
+  const { X, used, df } = compactColumns(options.X);
   const C = targets.columns;
+  let penalty: Float64Array | undefined;
+  if (hp.idfPenalty) {
+    penalty = new Float64Array(X.cols);
+    for (let u = 0; u < X.cols; u++) {
+      const idf = Math.log((1 + X.rows) / (1 + (df[u] as number))) + 1;
+      penalty[u] = 1 / (idf * idf);
+    }
+  }
   const D = X.cols * C;
+  if (hp.columnC && hp.columnC.length !== C) throw new Error(`columnC must have ${C} entries`);
+  const cs = hp.columnC ?? [hp.c];
   let params: Float64Array;
   let report: OptimizationReport;
   if (hp.optimizer === "adagrad") {
     params = trainAdagrad(X, targets, hp, options.seed);
-    const f = makeObjective(X, targets, hp.c);
+    const f = makeObjective(X, targets, cs, penalty);
     report = {
       optimizer: "adagrad",
       iterations: hp.epochs,
@@ -345,7 +374,7 @@ export function trainLinear(options: {
     };
   } else {
     params = new Float64Array(D + C);
-    const res = minimizeLbfgs(makeObjective(X, targets, hp.c), params, {
+    const res = minimizeLbfgs(makeObjective(X, targets, cs, penalty), params, {
       memory: hp.memory,
       maxIterations: hp.maxIterations,
       gradientTolerance: 1e-9,
