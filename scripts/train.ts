@@ -12,7 +12,6 @@
  * Overrides are for experiments; the committed models use the defaults in MODELS below.
  */
 
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -350,18 +349,6 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean): Promise<void> {
     path.join(dir, "MODEL_CARD.md"),
     modelCard(cfg, data, result, onnx.byteLength, manifest.sha256, manifest.created_at),
   );
-  // Keep the generated card in the repository's Markdown style (`biome check` formats .md too).
-  try {
-    execFileSync(
-      path.join(ROOT, "node_modules/.bin/biome"),
-      ["format", "--write", path.join(dir, "MODEL_CARD.md")],
-      {
-        stdio: "ignore",
-      },
-    );
-  } catch {
-    console.warn("  (biome format of MODEL_CARD.md failed; run `npx biome format --write models`)");
-  }
   console.log(`  wrote models/${cfg.id}/ (${onnx.byteLength} bytes, sha256 ${manifest.sha256})`);
 }
 
