@@ -99,6 +99,15 @@ async function build(): Promise<{ entry: string; bytes: number; gzip_bytes: numb
   return { entry: path.join(outdir, "index.js"), bytes, gzip_bytes: gzipBytes };
 }
 
+/** The bundle's modules as Miniflare wants them: the entry first, then every `.wasm`. */
+async function bundleModules(entry: string): Promise<{ type: "ESModule" | "CompiledWasm"; path: string }[]> {
+  const wasm = (await readdir(outdir)).filter((f) => f.endsWith(".wasm"));
+  return [
+    { type: "ESModule", path: entry },
+    ...wasm.map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
+  ];
+}
+
 interface Service {
   mf: Miniflare;
   url: string;
@@ -115,10 +124,9 @@ async function startService(entry: string, vars: Record<string, string>, tokens:
   const mf = new Miniflare({
     ...(workerOptions as object),
     name: "edge-inference",
-    modules: true,
-    scriptPath: entry,
+    // Explicit module list: ORT's glue contains a dynamic import() that Miniflare will not trace.
+    modules: await bundleModules(entry),
     modulesRoot: outdir,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     bindings: {
       ...(workerOptions.bindings ?? {}),
       LOG_LEVEL: "error",
@@ -133,8 +141,9 @@ async function startService(entry: string, vars: Record<string, string>, tokens:
     const dir = path.join(root, "models", id);
     const manifestBytes = await readFile(path.join(dir, "manifest.json"));
     const manifest = manifestSchema.parse(JSON.parse(manifestBytes.toString("utf8")));
-    await bucket.put(r2Keys.model(id, manifest.version), await readFile(path.join(dir, "model.onnx")));
-    await bucket.put(r2Keys.manifest(id, manifest.version), manifestBytes);
+    // Plain copies: Miniflare's proxy cannot serialise Node's pooled Buffers.
+    await bucket.put(r2Keys.model(id, manifest.version), new Uint8Array(await readFile(path.join(dir, "model.onnx"))));
+    await bucket.put(r2Keys.manifest(id, manifest.version), manifestBytes.toString("utf8"));
     await bucket.put(r2Keys.active(id), JSON.stringify({ version: manifest.version }));
   }
   const auth = vars.ASAP_AUTH === "off" ? undefined : await prepareBenchAuth(bucket, tokens);

@@ -62,8 +62,26 @@ export class StatsShard extends DurableObject<Env> {
     `);
   }
 
+  /**
+   * Counts each event of a batch once (see `record`) in one RPC and one implicit transaction;
+   * returns how many were new.
+   */
+  async recordMany(events: CallEvent[]): Promise<number> {
+    let fresh = 0;
+    for (const event of events) if (this.count(event)) fresh++;
+    await this.scheduleAlarm();
+    return fresh;
+  }
+
   /** Counts `event` once; returns false when this id was already counted (a retried delivery). */
   async record(event: CallEvent): Promise<boolean> {
+    const fresh = this.count(event);
+    await this.scheduleAlarm();
+    return fresh;
+  }
+
+  /** Synchronous write of one event's buckets (no await: the object commits it atomically). */
+  private count(event: CallEvent): boolean {
     const sql = this.ctx.storage.sql;
     const fresh = sql
       .exec(
@@ -90,7 +108,6 @@ export class StatsShard extends DurableObject<Env> {
       bucketStart(event.at, "m"),
       event.caller,
     );
-    await this.scheduleAlarm();
     return true;
   }
 

@@ -12,15 +12,39 @@ function shard(env: Env, api: string, index: number): DurableObjectStub<StatsSha
   return env.STATS_SHARD.get(env.STATS_SHARD.idFromName(`${api}:${index}`));
 }
 
+/** Events waiting to be sent, per API, with the promise of the flush that will carry them. */
+const pending = new Map<string, { events: CallEvent[]; flushed: Promise<void> }>();
+/** Largest batch one RPC carries; a full batch is sent at once. */
+const MAX_BATCH = 500;
+
 /**
- * Counts one call of `api` in a random one of its `shards` shard objects, retrying the same shard
- * with the same event id on failure, so the call is counted exactly once. Meant for `waitUntil`.
+ * Counts one call of `api`. Calls arriving in the same few milliseconds in this isolate are sent
+ * together, in one RPC to a random one of the API's `shards` shard objects (so a busy isolate
+ * makes a handful of RPCs per second instead of one per request). A failed delivery is retried to
+ * the same shard with the same event ids, and each id is counted once, so every call is counted
+ * exactly once. The promise settles when the batch holding this call is stored: give it to
+ * `waitUntil`.
  */
-export async function recordCall(env: Env, api: string, shards: number, event: CallEvent): Promise<void> {
+export function recordCall(env: Env, api: string, shards: number, event: CallEvent): Promise<void> {
+  let batch = pending.get(api);
+  if (!batch || batch.events.length >= MAX_BATCH) {
+    const events: CallEvent[] = [];
+    const flushed = new Promise<void>((resolve) => setTimeout(resolve, 5)).then(() => {
+      if (pending.get(api)?.events === events) pending.delete(api);
+      return deliver(env, api, shards, events);
+    });
+    batch = { events, flushed };
+    pending.set(api, batch);
+  }
+  batch.events.push(event);
+  return batch.flushed;
+}
+
+async function deliver(env: Env, api: string, shards: number, events: CallEvent[]): Promise<void> {
   const stub = shard(env, api, Math.floor(Math.random() * shards));
   for (let attempt = 1; ; attempt++) {
     try {
-      await stub.record(event);
+      await stub.recordMany(events);
       return;
     } catch (error) {
       if (attempt >= ATTEMPTS || (error as { overloaded?: boolean }).overloaded) throw error;
