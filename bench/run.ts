@@ -142,7 +142,10 @@ async function startService(entry: string, vars: Record<string, string>, tokens:
     const manifestBytes = await readFile(path.join(dir, "manifest.json"));
     const manifest = manifestSchema.parse(JSON.parse(manifestBytes.toString("utf8")));
     // Plain copies: Miniflare's proxy cannot serialise Node's pooled Buffers.
-    await bucket.put(r2Keys.model(id, manifest.version), new Uint8Array(await readFile(path.join(dir, "model.onnx"))));
+    await bucket.put(
+      r2Keys.model(id, manifest.version),
+      new Uint8Array(await readFile(path.join(dir, "model.onnx"))),
+    );
     await bucket.put(r2Keys.manifest(id, manifest.version), manifestBytes.toString("utf8"));
     await bucket.put(r2Keys.active(id), JSON.stringify({ version: manifest.version }));
   }
