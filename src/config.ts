@@ -120,20 +120,29 @@ export class ConfigError extends Error {
 }
 
 const cache = new WeakMap<object, Config>();
+const VAR_NAMES = Object.keys(configSchema.shape);
+/** The last vars parsed, by value: the runtime may hand each request a new `env` object. */
+let last: { raw: unknown[]; config: Config } | undefined;
 
 /**
- * Parses and validates the Worker's vars. The result is memoised per `env` object, so the check
- * runs once per isolate ("at startup") and an invalid deployment fails every request with the
- * same clear message instead of misbehaving.
+ * Parses and validates the Worker's vars. The result is memoised per `env` object and by the
+ * vars' values, so the check runs once per isolate ("at startup") and an invalid deployment fails
+ * every request with the same clear message instead of misbehaving.
  */
 export function loadConfig(env: Record<string, unknown>): Config {
   const hit = cache.get(env);
   if (hit) return hit;
+  const raw = VAR_NAMES.map((name) => env[name]);
+  if (last?.raw.every((v, i) => v === raw[i])) {
+    cache.set(env, last.config);
+    return last.config;
+  }
   const parsed = checkedConfigSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(vars)"}: ${i.message}`);
     throw new ConfigError(`invalid configuration in wrangler.toml [vars]: ${problems.join("; ")}`);
   }
   cache.set(env, parsed.data);
+  last = { raw, config: parsed.data };
   return parsed.data;
 }

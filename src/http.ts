@@ -20,7 +20,16 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   const declared = Number(request.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
   if (!request.body) throw new ApiError("invalid_json", "request body is empty");
-  const reader = request.body.getReader();
+  // With a declared length the runtime enforces it, so the native read is safe; chunked bodies
+  // are streamed with a running count.
+  const bytes = Number.isFinite(declared)
+    ? new Uint8Array(await request.arrayBuffer())
+    : await readCapped(request.body, maxBytes);
+  return parseJson(bytes);
+}
+
+async function readCapped(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array> {
+  const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -39,6 +48,10 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
     bytes.set(c, offset);
     offset += c.byteLength;
   }
+  return bytes;
+}
+
+function parseJson(bytes: Uint8Array): unknown {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);

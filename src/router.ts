@@ -85,9 +85,12 @@ function finish(response: Response, request: IRequest): Response {
   const req = request as AppRequest;
   const state = req.state;
   if (!state) return response;
-  const out = new Response(response.body, response);
+  // Every response is built by this Worker (json/problemResponse), so its headers are mutable.
+  const out = response;
   out.headers.set("x-request-id", state.requestId);
-  (state.logger ?? fallbackLogger).log("info", "request", {
+  const logger = state.logger ?? fallbackLogger;
+  if (!logger.enabled("info")) return out;
+  logger.log("info", "request", {
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
     api: state.api,

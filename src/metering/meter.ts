@@ -29,7 +29,7 @@ export function meter(response: Response, request: IRequest, env: Env, ctx: Exec
     ),
   );
   if (!state.rateLimit) return response;
-  const out = new Response(response.body, response);
+  const out = response; // built by this Worker: mutable headers
   for (const [name, value] of Object.entries(rateLimitHeaders(state.rateLimit))) out.headers.set(name, value);
   return out;
 }
