@@ -49,66 +49,12 @@ export function normalizeText(text: string): string {
 }
 
 /**
- * MurmurHash3 x86 32-bit of the UTF-8 encoding of `key` (encoded on the fly, no allocation).
- * Lone surrogates are encoded as U+FFFD, as `TextEncoder` does.
+ * MurmurHash3 x86 32-bit of the UTF-8 encoding of `key` (lone surrogates encode as U+FFFD, as
+ * `TextEncoder` does). The featurizer hashes byte ranges with `murmur3Bytes`; this is the same hash.
  */
 export function murmur3(key: string, seed: number): number {
-  let h = seed >>> 0;
-  let k = 0;
-  let shift = 0;
-  let length = 0;
-  const mixByte = (byte: number): void => {
-    k |= byte << shift;
-    shift += 8;
-    length++;
-    if (shift === 32) {
-      k = Math.imul(k, 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, 0x1b873593);
-      h ^= k;
-      h = (h << 13) | (h >>> 19);
-      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-      k = 0;
-      shift = 0;
-    }
-  };
-  for (let i = 0; i < key.length; i++) {
-    let c = key.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < key.length) {
-      const d = key.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-        i++;
-      } else c = 0xfffd;
-    } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
-    if (c < 0x80) mixByte(c);
-    else if (c < 0x800) {
-      mixByte(0xc0 | (c >> 6));
-      mixByte(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-      mixByte(0xe0 | (c >> 12));
-      mixByte(0x80 | ((c >> 6) & 0x3f));
-      mixByte(0x80 | (c & 0x3f));
-    } else {
-      mixByte(0xf0 | (c >> 18));
-      mixByte(0x80 | ((c >> 12) & 0x3f));
-      mixByte(0x80 | ((c >> 6) & 0x3f));
-      mixByte(0x80 | (c & 0x3f));
-    }
-  }
-  if (shift > 0) {
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-  }
-  h ^= length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  const bytes = encoder.encode(key);
+  return murmur3Bytes(bytes, 0, bytes.length, seed);
 }
 
 /** Word tokens of already-normalised text. */

@@ -11,7 +11,7 @@ import type { TextFeaturizerSpec } from "../featurizer/text";
 import { minimizeLbfgs } from "./lbfgs";
 import { columnsFor, type FloatLinearModel, sigmoid, type Task } from "./model";
 import { createRng, shuffleInPlace } from "./prng";
-import { featurizeTexts, type SparseMatrix } from "./sparse";
+import type { SparseMatrix } from "./sparse";
 
 /**
  * A labelled text. `target` depends on the task:
@@ -398,26 +398,4 @@ export function trainLinear(options: {
     bias: Float32Array.from(params.subarray(D)),
   };
   return { model, report };
-}
-
-/** Featurizes rows and fits a float model; see `trainTextModel` in `./index`. */
-export function fitRows(options: {
-  rows: readonly TrainingRow[];
-  task: Task;
-  labels: readonly string[];
-  spec: TextFeaturizerSpec;
-  hyperparameters: TrainHyperparameters;
-  seed: number;
-}): { model: FloatLinearModel; report: OptimizationReport } {
-  const X = featurizeTexts(
-    options.rows.map((r) => r.text),
-    options.spec,
-  );
-  const targets = encodeTargets(
-    options.task,
-    options.labels.length,
-    options.rows.map((r) => r.target),
-    options.hyperparameters.classWeight,
-  );
-  return trainLinear({ ...options, X, targets });
 }
