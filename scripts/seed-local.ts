@@ -32,8 +32,9 @@ export async function seedLocalModels(): Promise<{ id: string; version: string }
       const manifestBytes = await readFile(path.join(dir, "manifest.json"));
       const manifest = manifestSchema.parse(JSON.parse(manifestBytes.toString("utf8")));
       const bytes = await readFile(path.join(dir, "model.onnx"));
-      await proxy.env.MODELS.put(r2Keys.model(id, manifest.version), bytes);
-      await proxy.env.MODELS.put(r2Keys.manifest(id, manifest.version), manifestBytes);
+      // Plain copies: the platform proxy cannot serialise Node's pooled Buffers.
+      await proxy.env.MODELS.put(r2Keys.model(id, manifest.version), new Uint8Array(bytes));
+      await proxy.env.MODELS.put(r2Keys.manifest(id, manifest.version), manifestBytes.toString("utf8"));
       await proxy.env.MODELS.put(r2Keys.active(id), JSON.stringify({ version: manifest.version }));
       seeded.push({ id, version: manifest.version });
     }
