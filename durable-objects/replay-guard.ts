@@ -5,6 +5,9 @@ import { DurableObject } from "cloudflare:workers";
  * each kept until its token can no longer be accepted. SQLite-backed; an alarm deletes expired ids.
  */
 export class ReplayGuard extends DurableObject<Env> {
+  /** Time of the scheduled alarm, mirrored in memory so a claim does not read it from storage. */
+  private alarmAt: number | null | undefined;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec(
@@ -29,8 +32,11 @@ export class ReplayGuard extends DurableObject<Env> {
       jti,
       expiresAt,
     );
-    const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || expiresAt < alarm) await this.ctx.storage.setAlarm(expiresAt);
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt === null || expiresAt < this.alarmAt) {
+      this.alarmAt = expiresAt;
+      await this.ctx.storage.setAlarm(expiresAt);
+    }
     return true;
   }
 
@@ -39,6 +45,7 @@ export class ReplayGuard extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     sql.exec("DELETE FROM seen WHERE expires_at <= ?", Date.now());
     const { next } = sql.exec<{ next: number | null }>("SELECT MIN(expires_at) AS next FROM seen").one();
+    this.alarmAt = next;
     if (next !== null) await this.ctx.storage.setAlarm(next);
   }
 }
