@@ -5,6 +5,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
+import { sha256Hex } from "../src/hash";
 import { sessionCache } from "../src/inference/engine";
 import { r2Keys } from "../src/inference/manifest";
 import { createSession } from "../src/inference/ort";
@@ -212,9 +213,7 @@ describe("loading, integrity and the session cache", () => {
   it("bytes that are not ONNX but match their manifest → 503, not a crash", async () => {
     const manifest = await manifestOf("spam");
     const junk = new TextEncoder().encode("definitely not an onnx model");
-    const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", junk))]
-      .map((b) => b.toString(16).padStart(2, "0"))
-      .join("");
+    const digest = await sha256Hex(junk);
     await env.MODELS.put(r2Keys.model("junk", "1"), junk);
     await env.MODELS.put(
       r2Keys.manifest("junk", "1"),

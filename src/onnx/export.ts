@@ -20,6 +20,7 @@
  */
 
 import $protobuf from "protobufjs/minimal.js";
+import { sha256Hex } from "../hash";
 import { type ModelManifest, manifestSchema } from "../inference/manifest";
 import type { LinearTextModel } from "../training/model";
 import { onnx } from "./generated/onnx.js";
@@ -171,12 +172,6 @@ export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Ui
   // The plain Uint8Array writer, not protobufjs's default Node `Buffer` writer: workerd's `Buffer`
   // (nodejs_compat) rejects the `utf8Write` call that writer makes.
   return onnx.ModelProto.encode(message, new $protobuf.Writer()).finish();
-}
-
-/** Lower-case hex SHA-256 (Web Crypto: available in Node ≥ 20 and workerd). */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new Uint8Array(bytes));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**

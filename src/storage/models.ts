@@ -1,4 +1,5 @@
 import { ApiError } from "../errors";
+import { sha256Hex } from "../hash";
 import {
   activePointerSchema,
   MODEL_ID_RE,
@@ -7,12 +8,6 @@ import {
   manifestSchema,
   r2Keys,
 } from "../inference/manifest";
-
-/** Lower-case hex SHA-256 of `bytes`. */
-export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 const activeCache = new Map<string, { version: string; until: number }>();
 const manifestCache = new Map<string, ModelManifest>();
