@@ -21,7 +21,7 @@ import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { manifestSchema, r2Keys } from "../src/inference/manifest";
+import { putShippedModels } from "../scripts/local-r2";
 import { type BenchAuth, prepareBenchAuth } from "./auth";
 import { measureModelTime } from "./model-time";
 
@@ -137,18 +137,7 @@ async function startService(entry: string, vars: Record<string, string>, tokens:
   } as ConstructorParameters<typeof Miniflare>[0]);
   const url = (await mf.ready).toString().replace(/\/$/, "");
   const bucket = await mf.getR2Bucket("MODELS");
-  for (const id of await readdir(path.join(root, "models"))) {
-    const dir = path.join(root, "models", id);
-    const manifestBytes = await readFile(path.join(dir, "manifest.json"));
-    const manifest = manifestSchema.parse(JSON.parse(manifestBytes.toString("utf8")));
-    // Plain copies: Miniflare's proxy cannot serialise Node's pooled Buffers.
-    await bucket.put(
-      r2Keys.model(id, manifest.version),
-      new Uint8Array(await readFile(path.join(dir, "model.onnx"))),
-    );
-    await bucket.put(r2Keys.manifest(id, manifest.version), manifestBytes.toString("utf8"));
-    await bucket.put(r2Keys.active(id), JSON.stringify({ version: manifest.version }));
-  }
+  await putShippedModels(bucket);
   const auth = vars.ASAP_AUTH === "off" ? undefined : await prepareBenchAuth(bucket, tokens);
   return { mf, url, ...(auth && { auth }) };
 }

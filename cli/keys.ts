@@ -6,7 +6,7 @@ import { createPrivateKey } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair, importPKCS8 } from "jose";
-import { getPlatformProxy } from "wrangler";
+import { withLocalR2 } from "../scripts/local-r2";
 import {
   ASAP_ALGORITHMS,
   type AsapAlgorithm,
@@ -35,11 +35,6 @@ export interface SigningKey {
   kid: string;
   alg: AsapAlgorithm;
   privateKey: CryptoKey;
-}
-
-/** The slice of the R2 binding used here (workers-types are not loaded in Node scripts). */
-interface LocalBucket {
-  put(key: string, value: string, options: { httpMetadata: { contentType: string } }): Promise<unknown>;
 }
 
 /** Checks an issuer and kid against the rules the Worker enforces; throws with a clear message. */
@@ -71,20 +66,14 @@ export async function generateKeyFiles(options: {
 }
 
 /** Stores public keys in the local R2 bucket where the Worker's `r2` key source finds them. */
-export async function publishLocal(keys: { kid: string; publicPem: string }[]): Promise<void> {
-  const proxy = await getPlatformProxy<{ MODELS: LocalBucket }>({
-    configPath: path.join(ROOT, "wrangler.toml"),
-    persist: true,
-  });
-  try {
+export function publishLocal(keys: { kid: string; publicPem: string }[]): Promise<void> {
+  return withLocalR2(async (bucket) => {
     for (const { kid, publicPem } of keys) {
-      await proxy.env.MODELS.put(`${R2_KEY_PREFIX}${kid}`, publicPem, {
+      await bucket.put(`${R2_KEY_PREFIX}${kid}`, publicPem, {
         httpMetadata: { contentType: PEM_CONTENT_TYPE },
       });
     }
-  } finally {
-    await proxy.dispose();
-  }
+  });
 }
 
 /** The algorithm a private key signs with: from an EC key's curve, else RS256 (override with `alg`). */
