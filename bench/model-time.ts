@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-web";
-import { featurize } from "../src/featurizer/text";
+import { featurize, featurizeBatch } from "../src/featurizer/text";
 import { manifestSchema } from "../src/inference/manifest";
 
 /** Per-text timings in milliseconds for a batch of 1 and a batch of 32. */
@@ -17,17 +17,10 @@ export interface ModelTime {
 }
 
 function feeds(texts: string[], spec: Parameters<typeof featurize>[1]): Record<string, ort.Tensor> {
-  const feats = texts.map((t) => featurize(t, spec));
-  const width = Math.max(1, ...feats.map((f) => f.ids.length));
-  const ids = new BigInt64Array(texts.length * width);
-  const values = new Float32Array(texts.length * width);
-  feats.forEach((f, row) => {
-    for (let i = 0; i < f.ids.length; i++) ids[row * width + i] = BigInt(f.ids[i] as number);
-    values.set(f.values, row * width);
-  });
+  const batch = featurizeBatch(texts, spec);
   return {
-    ids: new ort.Tensor("int64", ids, [texts.length, width]),
-    values: new ort.Tensor("float32", values, [texts.length, width]),
+    ids: new ort.Tensor("int64", batch.ids, batch.dims),
+    values: new ort.Tensor("float32", batch.values, batch.dims),
   };
 }
 

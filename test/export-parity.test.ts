@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   FEATURIZER_NAME,
   FEATURIZER_VERSION,
-  featurize,
+  featurizeBatch,
   type TextFeaturizerSpec,
 } from "../src/featurizer/text";
 import { manifestSchema } from "../src/inference/manifest";
@@ -85,19 +85,10 @@ const PROBES = [
 
 async function runOrt(bytes: Uint8Array, texts: string[], spec: TextFeaturizerSpec): Promise<number[][]> {
   const session = await createSession(bytes);
-  const feats = texts.map((t) => featurize(t, spec));
-  const n = Math.max(1, ...feats.map((f) => f.ids.length));
-  const ids = new BigInt64Array(texts.length * n);
-  const values = new Float32Array(texts.length * n);
-  feats.forEach((f, r) => {
-    f.ids.forEach((id, j) => {
-      ids[r * n + j] = BigInt(id);
-    });
-    values.set(f.values, r * n);
-  });
+  const batch = featurizeBatch(texts, spec);
   const out = await session.run({
-    ids: new ort.Tensor("int64", ids, [texts.length, n]),
-    values: new ort.Tensor("float32", values, [texts.length, n]),
+    ids: new ort.Tensor("int64", batch.ids, batch.dims),
+    values: new ort.Tensor("float32", batch.values, batch.dims),
   });
   const scores = out.scores as ort.Tensor;
   const K = scores.dims[1] as number;

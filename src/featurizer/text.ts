@@ -199,3 +199,27 @@ export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeature
   }
   return { ids, values };
 }
+
+/** A batch of texts as the model graph takes it: row-major `[rows, width]` arrays, zero-padded. */
+export interface PaddedBatch {
+  /** Bucket ids (int64 in the graph); padding is id 0. */
+  ids: BigInt64Array;
+  /** Feature values; padding is 0, so padded slots contribute nothing. */
+  values: Float32Array;
+  /** `[rows, width]`, width = the longest row (at least 1). */
+  dims: [number, number];
+}
+
+/** Featurizes each text and packs the rows into the padded `ids`/`values` inputs of a model graph. */
+export function featurizeBatch(texts: readonly string[], spec: TextFeaturizerSpec): PaddedBatch {
+  const rows = texts.map((t) => featurize(t, spec));
+  const width = Math.max(1, ...rows.map((f) => f.ids.length));
+  const ids = new BigInt64Array(rows.length * width);
+  const values = new Float32Array(rows.length * width);
+  rows.forEach((f, row) => {
+    const offset = row * width;
+    for (let i = 0; i < f.ids.length; i++) ids[offset + i] = BigInt(f.ids[i] as number);
+    values.set(f.values, offset);
+  });
+  return { ids, values, dims: [rows.length, width] };
+}

@@ -1,6 +1,6 @@
 import type { Config } from "../config";
 import { ApiError } from "../errors";
-import { featurize } from "../featurizer/text";
+import { featurizeBatch } from "../featurizer/text";
 import { getManifest, getModelBytes, resolveVersion } from "../storage/models";
 import type { ModelManifest } from "./manifest";
 import { createSession, ort } from "./ort";
@@ -76,18 +76,10 @@ export async function scoreTexts(
   texts: readonly string[],
 ): Promise<Float32Array[]> {
   const { meta, session } = model;
-  const features = texts.map((t) => featurize(t, meta.featurizer));
-  const width = Math.max(1, ...features.map((f) => f.ids.length));
-  const ids = new BigInt64Array(texts.length * width);
-  const values = new Float32Array(texts.length * width);
-  features.forEach((f, row) => {
-    const offset = row * width;
-    for (let i = 0; i < f.ids.length; i++) ids[offset + i] = BigInt(f.ids[i] as number);
-    values.set(f.values, offset);
-  });
+  const batch = featurizeBatch(texts, meta.featurizer);
   const feeds = {
-    [meta.inputs.ids]: new ort.Tensor("int64", ids, [texts.length, width]),
-    [meta.inputs.values]: new ort.Tensor("float32", values, [texts.length, width]),
+    [meta.inputs.ids]: new ort.Tensor("int64", batch.ids, batch.dims),
+    [meta.inputs.values]: new ort.Tensor("float32", batch.values, batch.dims),
   };
   const outputs = await session.run(feeds);
   const scores = outputs[meta.output];
