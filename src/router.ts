@@ -86,10 +86,9 @@ function finish(response: Response, request: IRequest): Response {
   const state = req.state;
   if (!state) return response;
   // Every response is built by this Worker (json/problemResponse), so its headers are mutable.
-  const out = response;
-  out.headers.set("x-request-id", state.requestId);
+  response.headers.set("x-request-id", state.requestId);
   const logger = state.logger ?? fallbackLogger;
-  if (!logger.enabled("info")) return out;
+  if (!logger.enabled("info")) return response;
   logger.log("info", "request", {
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
@@ -97,12 +96,12 @@ function finish(response: Response, request: IRequest): Response {
     issuer: state.caller?.issuer,
     method: request.method,
     route: new URL(request.url).pathname,
-    status: out.status,
+    status: response.status,
     latency_ms: Date.now() - state.startedAt,
     model: state.model?.id,
     model_version: state.model?.version,
   });
-  return out;
+  return response;
 }
 
 /** Builds the router: each route, 405 for known paths with other methods, 404 otherwise. */

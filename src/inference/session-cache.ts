@@ -41,6 +41,8 @@ export class SessionCache<M> {
     load: () => Promise<LoadedModel<M>>,
     fn: (m: LoadedModel<M>) => Promise<T>,
   ): Promise<T> {
+    const failure = this.failures.get(key);
+    if (failure && failure.until > this.now()) throw failure.error;
     const entry = this.acquire(key, load);
     entry.inFlight++;
     try {
@@ -66,10 +68,6 @@ export class SessionCache<M> {
   private acquire(key: string, load: () => Promise<LoadedModel<M>>): Entry<M> {
     const existing = this.entries.get(key);
     if (existing) return existing;
-    const failure = this.failures.get(key);
-    if (failure && failure.until > this.now()) {
-      return { promise: Promise.reject(failure.error), lastUsed: 0, inFlight: 0, evicted: true };
-    }
     this.failures.delete(key);
     this.loads++;
     const entry: Entry<M> = { promise: load(), lastUsed: this.now(), inFlight: 0, evicted: false };

@@ -29,7 +29,8 @@ export function meter(response: Response, request: IRequest, env: Env, ctx: Exec
     ),
   );
   if (!state.rateLimit) return response;
-  const out = response; // built by this Worker: mutable headers
-  for (const [name, value] of Object.entries(rateLimitHeaders(state.rateLimit))) out.headers.set(name, value);
-  return out;
+  // Built by this Worker, so its headers are mutable.
+  for (const [name, value] of Object.entries(rateLimitHeaders(state.rateLimit)))
+    response.headers.set(name, value);
+  return response;
 }
