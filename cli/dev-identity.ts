@@ -4,7 +4,7 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { generateKeyFiles, KEYS_DIR, publishLocal } from "./keys";
+import { generateKeyFiles, KEYS_DIR, type PublicKeyEntry, publishLocal } from "./keys";
 
 /** Issuer of the dev identity; wrangler.toml's dev policy allows any issuer with a local key. */
 export const DEV_ISSUER = "edge-inference-dev";
@@ -22,10 +22,13 @@ export interface DevIdentity {
 
 /**
  * Ensures `issuer` (default `DEV_ISSUER`) has a keypair under `.dev/keys/<issuer>/` (the newest is
- * used; one is generated when there is none) and (re)uploads its public key to local R2, so it
- * survives a wiped `.wrangler/state`.
+ * used; one is generated when there is none) and (re)uploads its public key with `publish` (default:
+ * to local R2), so it survives a wiped `.wrangler/state`.
  */
-export async function ensureDevIdentity(issuer = DEV_ISSUER): Promise<DevIdentity> {
+export async function ensureDevIdentity(
+  issuer = DEV_ISSUER,
+  publish: (keys: PublicKeyEntry[]) => Promise<void> = publishLocal,
+): Promise<DevIdentity> {
   const dir = path.join(KEYS_DIR, issuer);
   const names = await readdir(dir).catch(() => [] as string[]);
   const newest = names
@@ -35,11 +38,11 @@ export async function ensureDevIdentity(issuer = DEV_ISSUER): Promise<DevIdentit
   if (newest) {
     const kid = `${issuer}/${newest.replace(/\.pem$/, "")}`;
     const publicPem = await readFile(path.join(dir, newest.replace(/\.pem$/, ".pub.pem")), "utf8");
-    await publishLocal([{ kid, publicPem }]);
+    await publish([{ kid, publicPem }]);
     return { issuer, kid, privateKeyPath: path.join(dir, newest), created: false };
   }
   const files = await generateKeyFiles({ issuer });
-  await publishLocal([files]);
+  await publish([files]);
   return { issuer, kid: files.kid, privateKeyPath: files.privateKeyPath, created: true };
 }
 

@@ -6,7 +6,7 @@ import { createPrivateKey } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair, importPKCS8 } from "jose";
-import { withLocalR2 } from "../scripts/local-r2";
+import { type NodeBucket, withLocalR2 } from "../scripts/local-r2";
 import {
   ASAP_ALGORITHMS,
   type AsapAlgorithm,
@@ -65,15 +65,24 @@ export async function generateKeyFiles(options: {
   return { issuer, kid, alg, privateKeyPath, publicKeyPath, publicPem };
 }
 
-/** Stores public keys in the local R2 bucket where the Worker's `r2` key source finds them. */
-export function publishLocal(keys: { kid: string; publicPem: string }[]): Promise<void> {
-  return withLocalR2(async (bucket) => {
-    for (const { kid, publicPem } of keys) {
-      await bucket.put(`${R2_KEY_PREFIX}${kid}`, publicPem, {
-        httpMetadata: { contentType: PEM_CONTENT_TYPE },
-      });
-    }
-  });
+/** A public key to publish under its kid. */
+export interface PublicKeyEntry {
+  kid: string;
+  publicPem: string;
+}
+
+/** Stores public keys in `bucket` at `asap-keys/<kid>`, where the Worker's `r2` key source looks. */
+export async function putPublicKeys(bucket: NodeBucket, keys: PublicKeyEntry[]): Promise<void> {
+  for (const { kid, publicPem } of keys) {
+    await bucket.put(`${R2_KEY_PREFIX}${kid}`, publicPem, {
+      httpMetadata: { contentType: PEM_CONTENT_TYPE },
+    });
+  }
+}
+
+/** Stores public keys in the local R2 bucket (wrangler's `.wrangler/state`). */
+export function publishLocal(keys: PublicKeyEntry[]): Promise<void> {
+  return withLocalR2((bucket) => putPublicKeys(bucket, keys));
 }
 
 /** The algorithm a private key signs with: from an EC key's curve, else RS256 (override with `alg`). */

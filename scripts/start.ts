@@ -5,14 +5,18 @@
  * or network is needed.
  */
 import { spawn } from "node:child_process";
-import { devCurlLine, ensureDevIdentity } from "../cli/dev-identity";
-import { seedLocalModels } from "./seed-local";
+import { DEV_ISSUER, devCurlLine, ensureDevIdentity } from "../cli/dev-identity";
+import { putPublicKeys } from "../cli/keys";
+import { putShippedModels, withLocalR2 } from "./local-r2";
 
 const PORT = process.env.PORT ?? "8787";
 
-const seeded = await seedLocalModels();
+// One platform-proxy session for both uploads: models, then the dev issuer's public key.
+const { seeded, identity } = await withLocalR2(async (bucket) => ({
+  seeded: await putShippedModels(bucket),
+  identity: await ensureDevIdentity(DEV_ISSUER, (keys) => putPublicKeys(bucket, keys)),
+}));
 console.log(`Seeded local R2 with ${seeded.map((m) => `${m.id}@${m.version}`).join(", ") || "no models"}.`);
-const identity = await ensureDevIdentity();
 console.log(
   `${identity.created ? "Created" : "Using"} dev ASAP issuer '${identity.issuer}' (key ${identity.kid}, ${identity.privateKeyPath}).`,
 );
