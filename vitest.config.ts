@@ -1,19 +1,25 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { MODELS } from "./scripts/train";
+import { digitsTestSplit } from "./scripts/train-digits";
 import { keyServer } from "./test/key-server";
 
 const root = path.dirname(new URL(import.meta.url).pathname);
 const datasetsDir = path.resolve(root, "../shared/datasets");
 
 /**
- * The public test split of a shipped model's dataset, `{ texts, targets }`, loaded with the
- * trainer's own loader and split rule; 404 when ../shared/datasets is absent (a fresh clone).
+ * The public test split of a shipped model's dataset, `{ texts, targets }` (digits: `{ images,
+ * targets }`, each image a base64 PNG of the raw MNIST pixels), loaded with the trainer's own loader
+ * and split rule; 404 when ../shared/datasets is absent (a fresh clone).
  */
 async function testSplit(id: string): Promise<Response> {
+  if (id === "digits") {
+    const split = existsSync(datasetsDir) ? digitsTestSplit() : undefined;
+    return split ? Response.json(split) : new Response(`${datasetsDir}/mnist is absent`, { status: 404 });
+  }
   const config = MODELS[id];
   if (!config) return new Response("unknown dataset", { status: 400 });
   if (!existsSync(datasetsDir)) return new Response(`${datasetsDir} is absent`, { status: 404 });
@@ -23,12 +29,21 @@ async function testSplit(id: string): Promise<Response> {
 
 export default defineConfig({
   plugins: [
-    cloudflareTest({
+    cloudflareTest(async () => ({
       main: "./src/index.ts",
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
         // Tests see pointer switches at once; everything else is wrangler.toml's top-level config.
-        bindings: { ENVIRONMENT: "test", LOG_LEVEL: "warn", ACTIVE_POINTER_TTL_MS: "0" },
+        // TEST_MIGRATIONS: migrations/ for test/setup-d1.ts, which applies them to the D1 binding.
+        bindings: {
+          ENVIRONMENT: "test",
+          LOG_LEVEL: "warn",
+          ACTIVE_POINTER_TTL_MS: "0",
+          TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")),
+          // test/online.test.ts gives each case its own online model (one learner object each).
+          ONLINE_MODELS:
+            "bank,bank-rows,bank-csv,bank-concurrent,bank-persist,bank-snapshot,bank-labels,bank-window,bank-data",
+        },
         // Outbound fetches to the fake external ASAP key repositories (keys.test, keys-mirror.test)
         // are answered by test/key-server.ts; every other host is fetched for real.
         outboundService: keyServer,
@@ -40,6 +55,15 @@ export default defineConfig({
             const rel = decodeURIComponent(new URL(request.url).pathname).replace(/^\/+/, "");
             const dataset = /^datasets\/([\w-]+)\/test$/.exec(rel);
             if (dataset?.[1]) return testSplit(dataset[1]);
+            // A raw dataset file from ../shared/datasets (training-job tests); 404 when absent.
+            const raw = /^raw-datasets\/([\w-]+\/[\w.-]+)$/.exec(rel);
+            if (raw?.[1]) {
+              try {
+                return new Response(await readFile(path.join(datasetsDir, raw[1])));
+              } catch {
+                return new Response("not found", { status: 404 });
+              }
+            }
             if (!/^models\/[\w.-]+\/[\w.-]+$/.test(rel)) return new Response("bad path", { status: 400 });
             try {
               return new Response(await readFile(path.join(root, rel)));
@@ -49,9 +73,10 @@ export default defineConfig({
           },
         },
       },
-    }),
+    })),
   ],
   test: {
+    setupFiles: ["./test/setup-d1.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

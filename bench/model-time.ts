@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-web";
 import { featurize, featurizeBatch } from "../src/featurizer/text";
-import { manifestSchema } from "../src/inference/manifest";
+import { textManifestSchema } from "../src/inference/manifest";
 
 /** Per-text timings in milliseconds for a batch of 1 and a batch of 32. */
 export interface ModelTime {
@@ -33,7 +33,9 @@ export async function measureModelTime(
 ): Promise<ModelTime> {
   ort.env.wasm.numThreads = 1;
   const dir = path.join(root, "models", id);
-  const manifest = manifestSchema.parse(JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")));
+  const manifest = textManifestSchema.parse(
+    JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")),
+  );
   // Same session options as the Worker (src/inference/ort.ts).
   const session = await ort.InferenceSession.create(await readFile(path.join(dir, "model.onnx")), {
     graphOptimizationLevel: "all",

@@ -10,11 +10,14 @@
  *
  * Scenarios, all in one run: hello world (ceiling); health; predict single and batch of 32 with the
  * full stack (ASAP auth with a warm key cache + statistics + throttling); predict single with auth
- * off, with metering (statistics + throttling) off, and with both off; cold start; model-only time.
+ * off, with metering (statistics + throttling) off, and with both off; cold start; model-only time;
+ * image predict (digits model, full stack) with a 28×28 PNG and a 640×480 JPEG, plus their decode,
+ * preprocessing and model-only times.
  *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32), BENCH_MODEL (default toxicity).
  */
 import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
@@ -23,6 +26,7 @@ import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { putShippedModels } from "../scripts/local-r2";
 import { type BenchAuth, prepareBenchAuth } from "./auth";
+import { benchImages, measureImageTime } from "./image-time";
 import { measureModelTime } from "./model-time";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
@@ -40,6 +44,8 @@ const SAMPLE_TEXTS = [
 
 interface LoadResult {
   rps: number;
+  /** CPU time of the workerd process per request, in µs: steadier than RPS on a busy machine. */
+  workerd_cpu_us_per_req: number;
   p50_ms: number;
   p99_ms: number;
   requests: number;
@@ -53,8 +59,29 @@ interface LoadOptions {
   auth?: BenchAuth;
 }
 
+/** User + system CPU time (ms) of this process's workerd children (Miniflare's runtime), from /proc. */
+function workerdCpuMs(): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields[1] = ppid, fields[11] = utime, fields[12] = stime, in clock ticks (100 per second).
+    if (comm.includes("workerd") && Number(fields[1]) === process.pid) {
+      total += (Number(fields[11]) + Number(fields[12])) * 10;
+    }
+  }
+  return total;
+}
+
 async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
   const { auth } = opts;
+  const cpuBefore = workerdCpuMs();
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -74,8 +101,10 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
       ],
     }),
   });
+  const cpuMs = workerdCpuMs() - cpuBefore;
   return {
     rps: Math.round(result.requests.average),
+    workerd_cpu_us_per_req: Math.round((cpuMs * 1000) / Math.max(1, result.requests.total)),
     p50_ms: result.latency.p50,
     p99_ms: result.latency.p99,
     requests: result.requests.total,
@@ -206,6 +235,9 @@ async function withService<T>(
 
 const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
+const images = benchImages();
+const imageTime = await measureImageTime(root, "digits", images);
+const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
 const bundle = await build();
 const hello = await helloWorld();
 const cold = await coldStart(bundle.entry);
@@ -213,6 +245,16 @@ const full = await withService(bundle.entry, {}, async (s) => ({
   health: await load(`${s.url}/api/v1/health`),
   single: await load(predictUrl(s), { method: "POST", body: single, ...(s.auth && { auth: s.auth }) }),
   batch: await load(predictUrl(s), { method: "POST", body: batch, ...(s.auth && { auth: s.auth }) }),
+  png28: await load(predictUrl(s), {
+    method: "POST",
+    body: imageBody(images.png28),
+    ...(s.auth && { auth: s.auth }),
+  }),
+  jpeg640: await load(predictUrl(s), {
+    method: "POST",
+    body: imageBody(images.jpeg640),
+    ...(s.auth && { auth: s.auth }),
+  }),
 }));
 const noAuth = await withService(bundle.entry, { ASAP_AUTH: "off" }, (s) =>
   load(predictUrl(s), { method: "POST", body: single }),
@@ -224,6 +266,8 @@ const bare = await withService(bundle.entry, { ASAP_AUTH: "off", METERING: "off"
   load(predictUrl(s), { method: "POST", body: single }),
 );
 const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
+const cpuCost = (on: LoadResult, off: LoadResult) =>
+  pct(on.workerd_cpu_us_per_req - off.workerd_cpu_us_per_req, on.workerd_cpu_us_per_req);
 console.log(
   JSON.stringify(
     {
@@ -241,8 +285,16 @@ console.log(
       predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, hello.rps) },
       auth_cost_pct: pct(noAuth.rps - full.single.rps, noAuth.rps),
       metering_cost_pct: pct(noMetering.rps - full.single.rps, noMetering.rps),
+      // The same costs from workerd CPU per request (RPS cost = 1 − cpu_without / cpu_with when
+      // CPU-bound); steadier than RPS when other work shares the machine.
+      auth_cost_cpu_pct: cpuCost(full.single, noAuth),
+      metering_cost_cpu_pct: cpuCost(full.single, noMetering),
+      bare_pct_of_hello_world_cpu: pct(hello.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
       cold_start: cold,
       model_time: modelTime,
+      predict_image_png28: full.png28,
+      predict_image_jpeg640: full.jpeg640,
+      image_time: imageTime,
       bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
     },
     null,

@@ -1,11 +1,14 @@
 /**
- * `edge-inference` CLI: local ASAP keys and tokens.
+ * `edge-inference` CLI: local ASAP keys and tokens, and the online-learning client.
  *   keys generate --issuer <iss> [--alg ES256] [--kid <kid>] [--no-upload]
  *   token --issuer <iss> --key <kid|file> --aud <aud[,aud]> [--ttl 60] [--sub <sub>] [--kid <kid>] [--alg <alg>]
+ *   stream --file <csv[.gz]> --model bank [--batch 100] [--limit N] [--from-row N]   (see cli/online.ts)
+ *   predict --model bank --sample '{…}' [--n-top k]  ·  metrics --model bank [--json]
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { ASAP_ALGORITHMS, MAX_LIFETIME_S, mintToken } from "../src/auth/asap";
 import { checkKid, generateKeyFiles, loadSigningKey, publishLocal } from "./keys";
+import { registerOnlineCommands } from "./online";
 
 function ttl(value: string): number {
   const n = Number(value);
@@ -80,6 +83,8 @@ program
       console.log(token);
     },
   );
+
+registerOnlineCommands(program);
 
 await program.parseAsync().catch((error: unknown) => {
   console.error(`error: ${error instanceof Error ? error.message : String(error)}`);

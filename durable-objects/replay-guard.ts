@@ -1,8 +1,18 @@
 import { DurableObject } from "cloudflare:workers";
 
+/** A token id to record, and when its token stops being acceptable (ms since the epoch). */
+export interface JtiClaim {
+  jti: string;
+  expiresAt: number;
+}
+
+/** Expired ids are pruned at most this often (a claim ignores expired ids anyway). */
+const PRUNE_EVERY_MS = 60_000;
+
 /**
  * ASAP replay protection for one issuer (`idFromName(iss)`): the set of token ids (`jti`) seen,
- * each kept until its token can no longer be accepted. SQLite-backed; an alarm deletes expired ids.
+ * each kept until its token can no longer be accepted. SQLite-backed; an alarm deletes expired ids
+ * about once a minute while any remain.
  */
 export class ReplayGuard extends DurableObject<Env> {
   /** Time of the scheduled alarm, mirrored in memory so a claim does not read it from storage. */
@@ -13,39 +23,52 @@ export class ReplayGuard extends DurableObject<Env> {
     ctx.storage.sql.exec(
       "CREATE TABLE IF NOT EXISTS seen (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID",
     );
-    ctx.storage.sql.exec("CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen (expires_at)");
+    // Pruning once a minute scans the table; an expiry index would cost every claim a second write.
+    ctx.storage.sql.exec("DROP INDEX IF EXISTS seen_by_expiry");
   }
 
   /**
-   * Records `jti` until `expiresAt` (ms since the epoch). Returns false when `jti` is already
-   * recorded and unexpired, i.e. the token is a replay.
+   * Records each claim's `jti` until its `expiresAt` (ms since the epoch), in order. Returns one
+   * flag per claim: false when the `jti` is already recorded and unexpired (also by an earlier
+   * claim of the same batch), i.e. the token is a replay. Isolates send concurrent claims for an
+   * issuer as one batch (src/coalesce.ts).
    */
-  async claim(jti: string, expiresAt: number): Promise<boolean> {
+  async claimMany(claims: readonly JtiClaim[]): Promise<boolean[]> {
     const sql = this.ctx.storage.sql;
-    // Synchronous SQL before any await: no other call can interleave between check and insert.
-    const [seen] = sql
-      .exec<{ expires_at: number }>("SELECT expires_at FROM seen WHERE jti = ?", jti)
-      .toArray();
-    if (seen && seen.expires_at > Date.now()) return false;
-    sql.exec(
-      "INSERT INTO seen (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at",
-      jti,
-      expiresAt,
+    const now = Date.now();
+    // One statement per claim, all before any await: nothing can interleave between check and write.
+    // It inserts a new id, or takes over an expired one; a row comes back only in those cases.
+    const fresh = claims.map(
+      ({ jti, expiresAt }) =>
+        sql
+          .exec(
+            `INSERT INTO seen (jti, expires_at) VALUES (?, ?)
+             ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?
+             RETURNING 1`,
+            jti,
+            expiresAt,
+            now,
+          )
+          .toArray().length > 0,
     );
+    if (!fresh.some(Boolean)) return fresh;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (this.alarmAt === null || expiresAt < this.alarmAt) {
-      this.alarmAt = expiresAt;
-      await this.ctx.storage.setAlarm(expiresAt);
+    if (this.alarmAt === null) {
+      const earliest = Math.min(...claims.map((c) => c.expiresAt));
+      this.alarmAt = Math.max(earliest, now + PRUNE_EVERY_MS);
+      await this.ctx.storage.setAlarm(this.alarmAt);
     }
-    return true;
+    return fresh;
   }
 
-  /** Deletes expired ids and schedules the alarm for the next expiry. */
+  /** Deletes expired ids; re-arms (no sooner than a minute from now) while any remain. */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
-    sql.exec("DELETE FROM seen WHERE expires_at <= ?", Date.now());
+    const now = Date.now();
+    sql.exec("DELETE FROM seen WHERE expires_at <= ?", now);
     const { next } = sql.exec<{ next: number | null }>("SELECT MIN(expires_at) AS next FROM seen").one();
-    this.alarmAt = next;
-    if (next !== null) await this.ctx.storage.setAlarm(next);
+    // Re-armed directly: inside the handler the running alarm may still read as scheduled.
+    this.alarmAt = next === null ? null : Math.max(next, now + PRUNE_EVERY_MS);
+    if (this.alarmAt !== null) await this.ctx.storage.setAlarm(this.alarmAt);
   }
 }

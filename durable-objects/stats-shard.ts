@@ -2,8 +2,6 @@ import { DurableObject } from "cloudflare:workers";
 
 /** One finished request, as counted by a shard. */
 export interface CallEvent {
-  /** Unique per request (server-generated); makes retried deliveries count once. */
-  id: string;
   /** Request start, epoch ms: picks the buckets. */
   at: number;
   status: number;
@@ -37,10 +35,16 @@ const SEEN_KEEP_MS = 10 * 60_000;
 const CALLERS_KEEP_MS = 2 * 60_000;
 const PRUNE_EVERY_MS = 60_000;
 
+/** Events sent together; the id (unique per batch, reused on retries) makes a batch count once. */
+export interface CallBatch {
+  id: string;
+  events: CallEvent[];
+}
+
 /**
  * One shard of one API's counters (named `<api>:<index>`). Each call is added to UTC-aligned
- * second, minute and hour buckets in SQLite, so counts survive eviction and restarts. `record` is
- * idempotent per event id and its writes are one atomic batch (no await in between), so a call
+ * second, minute and hour buckets in SQLite, so counts survive eviction and restarts. `recordBatch`
+ * is idempotent per batch id and its writes are one atomic batch (no await in between), so a call
  * is counted exactly once even when delivery is retried. An alarm prunes old buckets.
  */
 export class StatsShard extends DurableObject<Env> {
@@ -63,51 +67,62 @@ export class StatsShard extends DurableObject<Env> {
   }
 
   /**
-   * Counts each event of a batch once (see `record`) in one RPC and one implicit transaction;
-   * returns how many were new.
+   * Counts the events of `batch` unless a batch with its id was already counted (a retried
+   * delivery); returns whether it was new. The events are summed per bucket first, so a batch
+   * costs a handful of writes whatever its size, all in one implicit transaction.
    */
-  async recordMany(events: CallEvent[]): Promise<number> {
-    let fresh = 0;
-    for (const event of events) if (this.count(event)) fresh++;
-    await this.scheduleAlarm();
-    return fresh;
-  }
-
-  /** Counts `event` once; returns false when this id was already counted (a retried delivery). */
-  async record(event: CallEvent): Promise<boolean> {
-    const fresh = this.count(event);
-    await this.scheduleAlarm();
-    return fresh;
-  }
-
-  /** Synchronous write of one event's buckets (no await: the object commits it atomically). */
-  private count(event: CallEvent): boolean {
+  async recordBatch(batch: CallBatch): Promise<boolean> {
     const sql = this.ctx.storage.sql;
     const fresh = sql
       .exec(
         "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id",
-        event.id,
+        batch.id,
         Date.now(),
       )
       .toArray();
     if (fresh.length === 0) return false;
-    const cls = `${Math.floor(event.status / 100)}xx`;
-    for (const unit of Object.keys(UNITS) as Unit[]) {
+    const buckets = new Map<
+      string,
+      { unit: Unit; start: number; cls: string; calls: number; latencyMs: number }
+    >();
+    const callers = new Map<string, { minute: number; caller: string; calls: number }>();
+    for (const event of batch.events) {
+      const cls = `${Math.floor(event.status / 100)}xx`;
+      for (const unit of Object.keys(UNITS) as Unit[]) {
+        const start = bucketStart(event.at, unit);
+        const key = `${unit}|${start}|${cls}`;
+        const bucket = buckets.get(key) ?? { unit, start, cls, calls: 0, latencyMs: 0 };
+        bucket.calls++;
+        bucket.latencyMs += event.latencyMs;
+        buckets.set(key, bucket);
+      }
+      const minute = bucketStart(event.at, "m");
+      const key = `${minute}|${event.caller}`;
+      const entry = callers.get(key) ?? { minute, caller: event.caller, calls: 0 };
+      entry.calls++;
+      callers.set(key, entry);
+    }
+    for (const b of buckets.values()) {
       sql.exec(
-        `INSERT INTO buckets (unit, start, class, calls, latency_ms) VALUES (?, ?, ?, 1, ?)
-         ON CONFLICT DO UPDATE SET calls = calls + 1, latency_ms = latency_ms + excluded.latency_ms`,
-        unit,
-        bucketStart(event.at, unit),
-        cls,
-        event.latencyMs,
+        `INSERT INTO buckets (unit, start, class, calls, latency_ms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT DO UPDATE SET calls = calls + excluded.calls, latency_ms = latency_ms + excluded.latency_ms`,
+        b.unit,
+        b.start,
+        b.cls,
+        b.calls,
+        b.latencyMs,
       );
     }
-    sql.exec(
-      `INSERT INTO callers (minute, caller, calls) VALUES (?, ?, 1)
-       ON CONFLICT DO UPDATE SET calls = calls + 1`,
-      bucketStart(event.at, "m"),
-      event.caller,
-    );
+    for (const c of callers.values()) {
+      sql.exec(
+        `INSERT INTO callers (minute, caller, calls) VALUES (?, ?, ?)
+         ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
+        c.minute,
+        c.caller,
+        c.calls,
+      );
+    }
+    await this.scheduleAlarm();
     return true;
   }
 

@@ -1,15 +1,26 @@
 /**
- * `npm start`: seeds local R2 from models/, makes sure a dev ASAP issuer + keypair exists (git-ignored,
+ * `npm start`: applies the D1 migrations locally, seeds local R2 from models/ (the registry imports
+ * those models on first use), makes sure a dev ASAP issuer + keypair exists (git-ignored,
  * public key in local R2), then runs `wrangler dev` on local bindings and prints a working curl line
  * (it mints a fresh token per run: replay protection refuses a reused `jti`). No Cloudflare account
  * or network is needed.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { DEV_ISSUER, devCurlLine, ensureDevIdentity } from "../cli/dev-identity";
 import { putPublicKeys } from "../cli/keys";
 import { putShippedModels, withLocalR2 } from "./local-r2";
 
 const PORT = process.env.PORT ?? "8787";
+
+// The registry's D1 schema (migrations/) in the local database `wrangler dev` uses.
+const migrated = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "edge-inference", "--local"], {
+  stdio: "inherit",
+  env: { ...process.env, CI: "1" },
+});
+if (migrated.status !== 0) {
+  console.error("Applying the D1 migrations failed (see above).");
+  process.exit(migrated.status ?? 1);
+}
 
 // One platform-proxy session for both uploads: models, then the dev issuer's public key.
 const { seeded, identity } = await withLocalR2(async (bucket) => ({

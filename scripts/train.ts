@@ -1,7 +1,8 @@
 /**
- * Trains, quantizes, evaluates and exports the shipped text models.
+ * Trains, quantizes, evaluates and exports the shipped models (`digits`, the image classifier, is
+ * trained by `scripts/train-digits.ts`).
  *
- *   npm run train -- <toxicity|sentiment|spam|all> [--dry-run] [--c=4] [--buckets=262144]
+ *   npm run train -- <toxicity|sentiment|spam|digits|all> [--dry-run] [--epochs=12 (digits)] [--c=4] [--buckets=262144]
  *                    [--word=1,2|none] [--char=2,5|none] [--tf=sublinear|binary] [--norm=l2|none]
  *                    [--class-weight=none|balanced] [--max-iter=300] [--idf=1] [--column-c=…] [--extra]
  *
@@ -18,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
-import { manifestSchema } from "../src/inference/manifest";
+import { textManifestSchema } from "../src/inference/manifest";
 import {
   exportModel,
   scoreText,
@@ -27,13 +28,14 @@ import {
   type TrainingRow,
   trainTextModel,
 } from "../src/training/index";
+import { isTestRow } from "../src/training/split";
+import { trainDigits } from "./train-digits";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DATASETS = path.resolve(ROOT, "../shared/datasets");
 const SEED = 20240601;
 
-/** Split rule shared by every tool: data row i (0-based, header excluded) is TEST iff i % 5 == 4. */
-export const isTestRow = (i: number): boolean => i % 5 === 4;
+export { isTestRow };
 
 /** Reads a gzipped CSV with a header into records. */
 export function readCsvGz(rel: string): Record<string, string>[] {
@@ -256,8 +258,9 @@ function parseArgs(argv: string[]): { ids: string[]; dryRun: boolean; over: Reco
       over[k as string] = v ?? "1";
     } else ids.push(a);
   }
-  if (ids.length === 0) throw new Error("usage: npm run train -- <toxicity|sentiment|spam|all> [--dry-run]");
-  return { ids: ids.includes("all") ? Object.keys(MODELS) : ids, dryRun, over };
+  if (ids.length === 0)
+    throw new Error("usage: npm run train -- <toxicity|sentiment|spam|digits|all> [--dry-run]");
+  return { ids: ids.includes("all") ? [...Object.keys(MODELS), "digits"] : ids, dryRun, over };
 }
 
 function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelConfig {
@@ -331,7 +334,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean): Promise<void> {
     description: cfg.description,
     metrics: manifestMetrics,
   });
-  manifestSchema.parse(manifest);
+  textManifestSchema.parse(manifest);
   if (onnx.byteLength > 5 * 1024 * 1024)
     throw new Error(`${cfg.id}: model is ${onnx.byteLength} bytes (> 5 MB)`);
   const dir = path.join(ROOT, "models", cfg.id);
@@ -433,8 +436,12 @@ ${cfg.limitations.map((l) => `- ${l}`).join("\n")}
 async function main(): Promise<void> {
   const { ids, dryRun, over } = parseArgs(process.argv.slice(2));
   for (const id of ids) {
+    if (id === "digits") {
+      await trainDigits(dryRun, over);
+      continue;
+    }
     const cfg = MODELS[id];
-    if (!cfg) throw new Error(`unknown model ${id} (known: ${Object.keys(MODELS).join(", ")}, all)`);
+    if (!cfg) throw new Error(`unknown model ${id} (known: ${Object.keys(MODELS).join(", ")}, digits, all)`);
     await trainOne(applyOverrides(cfg, over), dryRun);
   }
 }

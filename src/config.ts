@@ -3,6 +3,7 @@ import { policySchema } from "./auth/policy";
 import { MODEL_ID_RE } from "./inference/manifest";
 import { LOG_LEVELS } from "./log";
 import { rateLimitsSchema } from "./metering/limits";
+import { BANK_FEATURIZER } from "./online/features";
 
 const intVar = (name: string, min: number, max: number) =>
   z
@@ -91,6 +92,28 @@ const configSchema = z.object({
     .default("on")
     .transform((v) => v === "on"),
   ASAP_POLICY: jsonVar("ASAP_POLICY", policySchema).prefault('{"default":[]}'),
+  // Registry, jobs, async predictions, prediction log (README "Model registry").
+  PREDICTION_LOG: z
+    .enum(["on", "off"], { error: "PREDICTION_LOG must be 'on' or 'off'" })
+    .default("on")
+    .transform((v) => v === "on"),
+  PREDICTION_LOG_INPUTS: z
+    .enum(["on", "off"], { error: "PREDICTION_LOG_INPUTS must be 'on' or 'off'" })
+    .default("off")
+    .transform((v) => v === "on"),
+  RETENTION_DAYS: intVar("RETENTION_DAYS", 1, 3650).prefault("30"),
+  MAX_DATASET_BYTES: intVar("MAX_DATASET_BYTES", 1024, 64 * 1024 * 1024).prefault("16777216"),
+  MAX_DATASET_ROWS: intVar("MAX_DATASET_ROWS", 10, 200_000).prefault("50000"),
+  // Online learning (README "Online learning"): which model ids learn from streamed samples, when
+  // a snapshot is exported (every K samples or T seconds after the first unexported sample), rows
+  // per samples request, and the largest label set (the snapshot is buckets × labels int8 bytes).
+  ONLINE_MODELS: listVar("ONLINE_MODELS")
+    .prefault("bank")
+    .pipe(z.array(z.string().regex(MODEL_ID_RE, "ONLINE_MODELS must list model ids"))),
+  ONLINE_SNAPSHOT_SAMPLES: intVar("ONLINE_SNAPSHOT_SAMPLES", 1, 10_000_000).prefault("5000"),
+  ONLINE_SNAPSHOT_SECONDS: intVar("ONLINE_SNAPSHOT_SECONDS", 1, 86_400).prefault("60"),
+  ONLINE_MAX_SAMPLES: intVar("ONLINE_MAX_SAMPLES", 1, 10_000).prefault("1000"),
+  ONLINE_MAX_LABELS: intVar("ONLINE_MAX_LABELS", 2, 4096).prefault("2048"),
 });
 
 /** Cross-var rules the per-var schemas cannot express. */
@@ -107,6 +130,21 @@ const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
       code: "custom",
       path: ["ASAP_KEY_BASE_URLS"],
       message: "ASAP_KEY_BASE_URLS must list at least one base URL when ASAP_KEY_SOURCE is 'http'",
+    });
+  }
+  if (config.ONLINE_MODELS.includes(config.DEFAULT_MODEL)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ONLINE_MODELS"],
+      message: "ONLINE_MODELS must not list DEFAULT_MODEL (snapshots would replace its versions)",
+    });
+  }
+  // A snapshot's int8 weight matrix is buckets × labels bytes; the rest of the file is < 1 MiB.
+  if (config.ONLINE_MAX_LABELS * BANK_FEATURIZER.buckets + 1024 * 1024 > config.MAX_MODEL_BYTES) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ONLINE_MAX_LABELS"],
+      message: `ONLINE_MAX_LABELS × ${BANK_FEATURIZER.buckets} bytes (+ 1 MiB) must fit MAX_MODEL_BYTES (${config.MAX_MODEL_BYTES})`,
     });
   }
 });

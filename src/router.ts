@@ -7,7 +7,11 @@ import { createLogger } from "./log";
 import { meter } from "./metering/meter";
 import { createThrottle } from "./metering/throttle";
 import { health, ready } from "./routes/health";
+import { getJob } from "./routes/jobs";
+import { activate, createModel, getModel, listModels, putVersion, removeModel } from "./routes/models";
+import { onlineMetrics, onlinePredict, onlineSamples } from "./routes/online";
 import { predict } from "./routes/predict";
+import { getPrediction, listPredictionLog, submitPrediction } from "./routes/predictions";
 import { statistics } from "./routes/statistics";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -43,6 +47,92 @@ export const ROUTES: readonly RouteDef[] = [
     auth: true,
     throttle: true,
     handler: statistics(() => ROUTES.map((r) => r.api)),
+  },
+  // Registry (README "Model registry"). Reads are `models`; every mutation is `models_admin`, which
+  // ASAP_POLICY should grant to admin issuers only.
+  { method: "GET", path: "/api/v1/models", api: "models", auth: true, throttle: true, handler: listModels },
+  { method: "GET", path: "/api/v1/models/:id", api: "models", auth: true, throttle: true, handler: getModel },
+  {
+    method: "POST",
+    path: "/api/v1/models",
+    api: "models_admin",
+    auth: true,
+    throttle: true,
+    handler: createModel,
+  },
+  {
+    method: "PUT",
+    path: "/api/v1/models/:id/versions/:version",
+    api: "models_admin",
+    auth: true,
+    throttle: true,
+    handler: putVersion,
+  },
+  {
+    method: "POST",
+    path: "/api/v1/models/:id/activate",
+    api: "models_admin",
+    auth: true,
+    throttle: true,
+    handler: activate,
+  },
+  {
+    method: "DELETE",
+    path: "/api/v1/models/:id",
+    api: "models_admin",
+    auth: true,
+    throttle: true,
+    handler: removeModel,
+  },
+  { method: "GET", path: "/api/v1/jobs/:id", api: "jobs", auth: true, throttle: true, handler: getJob },
+  {
+    method: "POST",
+    path: "/api/v1/predictions",
+    api: "predictions",
+    auth: true,
+    throttle: true,
+    handler: submitPrediction,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/predictions",
+    api: "prediction_log",
+    auth: true,
+    throttle: true,
+    handler: listPredictionLog,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/predictions/:id",
+    api: "predictions",
+    auth: true,
+    throttle: true,
+    handler: getPrediction,
+  },
+  // Online learning (README "Online learning"): only model ids in ONLINE_MODELS.
+  {
+    method: "POST",
+    path: "/api/v1/models/:id/samples",
+    api: "online_samples",
+    auth: true,
+    throttle: true,
+    handler: onlineSamples,
+  },
+  {
+    method: "POST",
+    path: "/api/v1/models/:id/predict",
+    api: "online_predict",
+    auth: true,
+    throttle: true,
+    handler: onlinePredict,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/models/:id/metrics",
+    api: "online_metrics",
+    auth: true,
+    throttle: true,
+    handler: onlineMetrics,
   },
 ];
 
@@ -111,7 +201,7 @@ export function buildRouter() {
     catch: toProblem,
     finally: [finish, meter],
   });
-  const throttle = createThrottle(ROUTES.filter((r) => r.throttle).map((r) => r.api));
+  const throttle = createThrottle([...new Set(ROUTES.filter((r) => r.throttle).map((r) => r.api))]);
   const methodsByPath = new Map<string, Method[]>();
   for (const route of ROUTES) {
     methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method]);
@@ -120,8 +210,8 @@ export function buildRouter() {
       async (request: IRequest, env: Env, ctx: ExecutionContext) => {
         const req = request as AppRequest;
         req.state.api = route.api;
-        if (route.auth) await authenticate(req, env, route);
-        if (route.throttle) await throttle(req, env);
+        if (route.auth) await authenticate(req, env, ctx, route);
+        if (route.throttle) await throttle(req, env, ctx);
         return route.handler(req, env, ctx);
       },
     );

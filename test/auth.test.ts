@@ -300,6 +300,30 @@ describe("hostile requests are refused with 401 invalid_token (or 503) and a rea
     expect(p.reason).toBe("replayed_token");
   });
 
+  it("the same token sent concurrently is accepted exactly once", async () => {
+    const token = `Bearer ${await sign(claims())}`;
+    const responses = await Promise.all(Array.from({ length: 8 }, () => send(token)));
+    const statuses = responses.map((r) => r.status).sort();
+    // 404: authenticated, then the (deliberately unknown) model was not found.
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 401, 401, 404]);
+    for (const r of responses.filter((r) => r.status === 401)) {
+      expect((await problem(r)).reason).toBe("replayed_token");
+    }
+  });
+
+  it("ReplayGuard rejects a jti repeated inside one batch", async () => {
+    const stub = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(`guard-${crypto.randomUUID()}`));
+    const expiresAt = Date.now() + 60_000;
+    const claim = (jti: string) => ({ jti, expiresAt });
+    expect(await stub.claimMany([claim("a"), claim("b"), claim("a"), claim("c"), claim("b")])).toEqual([
+      true,
+      true,
+      false,
+      true,
+      false,
+    ]);
+  });
+
   it("public key in R2 that is not PEM → 401 key_invalid", async () => {
     const bad = await createTestKey("auth-tests", "ES256", false);
     await env.MODELS.put(`${R2_KEY_PREFIX}${bad.kid}`, "not a key");
@@ -393,10 +417,10 @@ describe("valid tokens", () => {
       }) as unknown as AppRequest;
     const route = { api: "predict", method: "POST" };
     const plain = request(await sign(claims()));
-    await authenticate(plain, env, route);
+    await authenticate(plain, env, createExecutionContext(), route);
     expect(plain.state.caller).toEqual({ issuer: key.issuer, subject: key.issuer });
     const onBehalf = request(await testToken({ subject: "user-42" }));
-    await authenticate(onBehalf, env, route);
+    await authenticate(onBehalf, env, createExecutionContext(), route);
     expect(onBehalf.state.caller).toEqual({ issuer: "edge-inference-tests", subject: "user-42" });
   });
 });
@@ -421,8 +445,8 @@ describe("replay protection", () => {
   it("ReplayGuard forgets a jti when its alarm runs after expiry", async () => {
     const stub = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(`guard-${crypto.randomUUID()}`));
     const expiresAt = Date.now() + 500;
-    expect(await stub.claim("j1", expiresAt)).toBe(true);
-    expect(await stub.claim("j1", expiresAt)).toBe(false);
+    expect(await stub.claimMany([{ jti: "j1", expiresAt }])).toEqual([true]);
+    expect(await stub.claimMany([{ jti: "j1", expiresAt }])).toEqual([false]);
     await new Promise((resolve) => setTimeout(resolve, expiresAt - Date.now() + 20));
     await runDurableObjectAlarm(stub); // unless the real alarm already ran
     const count = await runInDurableObject(
@@ -430,7 +454,7 @@ describe("replay protection", () => {
       (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n,
     );
     expect(count).toBe(0);
-    expect(await stub.claim("j1", Date.now() + 60_000)).toBe(true);
+    expect(await stub.claimMany([{ jti: "j1", expiresAt: Date.now() + 60_000 }])).toEqual([true]);
   });
 });
 

@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { CallEvent } from "../durable-objects/stats-shard";
 import worker from "../src/index";
 import { readApiStatistics } from "../src/metering/stats";
+import { ROUTES } from "../src/router";
 import { problem, testToken } from "./helpers";
 
 const MINUTE = 60_000;
@@ -17,8 +18,10 @@ const HOUR = 3_600_000;
 const SHARDS = Number(env.STATS_SHARDS);
 
 const shard = (name: string) => env.STATS_SHARD.get(env.STATS_SHARD.idFromName(name));
+/** Delivers `events` to shard `name` as one new batch. */
+const record = (name: string, ...events: CallEvent[]) =>
+  shard(name).recordBatch({ id: crypto.randomUUID(), events });
 const event = (at: number, status = 200, latencyMs = 10, caller = "svc-a"): CallEvent => ({
-  id: crypto.randomUUID(),
   at,
   status,
   latencyMs,
@@ -43,9 +46,9 @@ describe("statistics shards (injected clock)", () => {
   const t0 = Math.ceil(Date.now() / HOUR) * HOUR + HOUR;
 
   it("rolls seconds, minutes and hours over on UTC boundaries and sums over shards", async () => {
-    await shard("rollover:0").record(event(t0 - 1500, 200, 10, "svc-a"));
-    await shard("rollover:1").record(event(t0 - 200, 500, 30, "svc-b"));
-    await shard("rollover:1").record(event(t0 + 100, 404, 20, "svc-a"));
+    await record("rollover:0", event(t0 - 1500, 200, 10, "svc-a"));
+    await record("rollover:1", event(t0 - 200, 500, 30, "svc-b"));
+    await record("rollover:1", event(t0 + 100, 404, 20, "svc-a"));
 
     const before = await readApiStatistics(env, "rollover", 2, t0 - 1);
     expect(before["number of calls in current minute"]).toBe(2);
@@ -82,18 +85,38 @@ describe("statistics shards (injected clock)", () => {
     expect(dayLater.status).toEqual({ "2xx": 0, "3xx": 0, "4xx": 1, "5xx": 0 });
   });
 
-  it("counts a retried delivery of the same event once", async () => {
-    const e = event(t0);
-    expect(await shard("dedup:0").record(e)).toBe(true);
-    expect(await shard("dedup:0").record(e)).toBe(false);
-    const stats = await readApiStatistics(env, "dedup", 1, t0);
-    expect(stats["number of calls in current minute"]).toBe(1);
+  it("counts a retried delivery of the same batch once", async () => {
+    const batch = { id: crypto.randomUUID(), events: [event(t0), event(t0 + 10, 500, 30, "svc-b")] };
+    expect(await shard("dedup:0").recordBatch(batch)).toBe(true);
+    expect(await shard("dedup:0").recordBatch(batch)).toBe(false);
+    const stats = await readApiStatistics(env, "dedup", 1, t0 + 10);
+    expect(stats["number of calls in current minute"]).toBe(2);
+    expect(stats.status).toMatchObject({ "2xx": 1, "5xx": 1 });
+    expect(stats.avg_latency_ms).toBe(20);
+  });
+
+  it("sums a batch's events into their buckets", async () => {
+    await record(
+      "sums:0",
+      event(t0, 200, 10, "svc-a"),
+      event(t0 + 1500, 200, 20, "svc-a"),
+      event(t0, 404, 30, "svc-b"),
+    );
+    const stats = await readApiStatistics(env, "sums", 1, t0 + 1500);
+    expect(stats.per_second.slice(-2)).toEqual([2, 1]);
+    expect(stats.per_minute.at(-1)).toBe(3);
+    expect(stats.status).toMatchObject({ "2xx": 2, "4xx": 1 });
+    expect(stats.avg_latency_ms).toBe(20);
+    expect(stats.callers_current_minute).toEqual([
+      { caller: "svc-a", calls: 2 },
+      { caller: "svc-b", calls: 1 },
+    ]);
   });
 
   it("keeps counts across a fresh object instance", async () => {
     const stub = shard("persist:0");
-    await stub.record(event(t0, 201));
-    await stub.record(event(t0, 503));
+    await stub.recordBatch({ id: crypto.randomUUID(), events: [event(t0, 201)] });
+    await stub.recordBatch({ id: crypto.randomUUID(), events: [event(t0, 503)] });
     await runInDurableObject(stub, (instance) => {
       Object.assign(instance, { marker: true });
     });
@@ -108,9 +131,9 @@ describe("statistics shards (injected clock)", () => {
   it("prunes old buckets in the alarm and keeps recent ones", async () => {
     const stub = shard("prune:0");
     const old = Date.now() - 3 * 24 * HOUR;
-    await stub.record(event(old));
-    await stub.record(event(old + 1000));
-    await stub.record(event(t0));
+    await stub.recordBatch({ id: crypto.randomUUID(), events: [event(old)] });
+    await stub.recordBatch({ id: crypto.randomUUID(), events: [event(old + 1000)] });
+    await stub.recordBatch({ id: crypto.randomUUID(), events: [event(t0)] });
     expect(total((await readApiStatistics(env, "prune", 1, old + 1000)).per_second)).toBe(2);
 
     expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -210,13 +233,10 @@ describe("GET /api/v1/statistics", () => {
     await waitOnExecutionContext(ctx);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { apis: { api: string }[] };
-    expect(body.apis.map((a) => a.api)).toEqual([
-      "health",
-      "health_ready",
-      "predict",
-      "statistics",
-      "unknown",
-    ]);
+    // Every route's API once, in route order, then `unknown`.
+    const names = body.apis.map((a) => a.api);
+    expect(names).toEqual([...new Set([...ROUTES.map((r) => r.api), "unknown"])]);
+    expect(names.slice(0, 4)).toEqual(["health", "health_ready", "predict", "statistics"]);
   });
 
   it("unknown api → 404 api_not_found", async () => {

@@ -212,7 +212,11 @@ export interface PaddedBatch {
 
 /** Featurizes each text and packs the rows into the padded `ids`/`values` inputs of a model graph. */
 export function featurizeBatch(texts: readonly string[], spec: TextFeaturizerSpec): PaddedBatch {
-  const rows = texts.map((t) => featurize(t, spec));
+  return padRows(texts.map((t) => featurize(t, spec)));
+}
+
+/** Packs featurized rows into the padded `ids`/`values` inputs of a model graph. */
+export function padRows(rows: readonly SparseFeatures[]): PaddedBatch {
   const width = Math.max(1, ...rows.map((f) => f.ids.length));
   const ids = new BigInt64Array(rows.length * width);
   const values = new Float32Array(rows.length * width);

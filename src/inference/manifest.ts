@@ -27,12 +27,14 @@ export const featurizerSpecSchema = z.object({
 });
 
 /**
- * `manifest.json`, stored beside `model.onnx` at `models/<id>/<version>/` in R2 and in `models/<id>/`
- * in the repository. The graph contract: inputs `ids` (int64 [batch, n]) and `values`
+ * `manifest.json` of a text model, stored beside `model.onnx` at `models/<id>/<version>/` in R2 and in
+ * `models/<id>/` in the repository. The graph contract: inputs `ids` (int64 [batch, n]) and `values`
  * (float32 [batch, n]), padded with id 0 / value 0; output `scores` (float32 [batch, labels]) holding
- * probabilities (sigmoid per label for multilabel/binary, softmax for multiclass).
+ * probabilities (sigmoid per label for multilabel/binary, softmax for multiclass). `kind` is optional
+ * ("text" when absent), so manifests written before image models existed stay valid.
  */
-export const manifestSchema = z.object({
+export const textManifestSchema = z.object({
+  kind: z.literal("text").optional(),
   id: z.string().regex(MODEL_ID_RE),
   version: z.string().regex(MODEL_VERSION_RE),
   task: z.enum(["multilabel", "multiclass", "binary"]),
@@ -48,8 +50,57 @@ export const manifestSchema = z.object({
   description: z.string().max(2000).optional(),
 });
 
-/** A validated model manifest. */
-export type ModelManifest = z.infer<typeof manifestSchema>;
+/**
+ * How an image becomes the model's input (see `src/image/preprocess.ts`): gray (BT.601 luma, alpha
+ * over black), resized to `height × width` with a triangle filter, letterboxed (`contain`), then
+ * `(v / 255 − mean) / std`, laid out NCHW.
+ */
+export const imagePreprocessSchema = z.object({
+  height: z.number().int().min(1).max(1024),
+  width: z.number().int().min(1).max(1024),
+  channels: z.literal(1),
+  layout: z.literal("NCHW"),
+  resize: z.object({ filter: z.literal("triangle"), fit: z.literal("contain") }),
+  normalize: z.object({
+    mean: z.array(z.number().finite()).length(1),
+    std: z.array(z.number().finite().positive()).length(1),
+  }),
+});
+
+/** An image model's preprocessing spec. */
+export type ImagePreprocessSpec = z.infer<typeof imagePreprocessSchema>;
+
+/**
+ * `manifest.json` of an image classifier. The graph contract: input `image` (float32
+ * [batch, channels, height, width], preprocessed as `preprocess` says); output `scores` (float32
+ * [batch, labels], softmax probabilities).
+ */
+export const imageManifestSchema = z.object({
+  kind: z.literal("image"),
+  id: z.string().regex(MODEL_ID_RE),
+  version: z.string().regex(MODEL_VERSION_RE),
+  task: z.literal("multiclass"),
+  labels: z.array(z.string().min(1).max(128)).min(2).max(4096),
+  preprocess: imagePreprocessSchema,
+  inputs: z.object({ image: z.string().min(1) }),
+  output: z.string().min(1),
+  quantization: z.enum(["int8", "none"]),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size_bytes: z.number().int().positive(),
+  metrics: z.record(z.string(), z.number()),
+  created_at: z.string().datetime(),
+  description: z.string().max(2000).optional(),
+});
+
+/** Any model's manifest: an image manifest has `kind: "image"`, anything else is a text manifest. */
+export const manifestSchema = z.union([imageManifestSchema, textManifestSchema]);
+
+/** A validated text model manifest. */
+export type TextModelManifest = z.infer<typeof textManifestSchema>;
+/** A validated image model manifest. */
+export type ImageModelManifest = z.infer<typeof imageManifestSchema>;
+/** A validated model manifest of either kind (narrow with `kind === "image"`). */
+export type ModelManifest = TextModelManifest | ImageModelManifest;
 
 /** The per-model active-version pointer, `models/<id>/active.json` in R2. */
 export const activePointerSchema = z.object({ version: z.string().regex(MODEL_VERSION_RE) });

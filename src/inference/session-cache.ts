@@ -28,6 +28,8 @@ export class SessionCache<M> {
   private totalBytes = 0;
   /** Number of loads started (for tests and metrics). */
   loads = 0;
+  /** Number of sessions released (for tests and metrics). */
+  releases = 0;
 
   constructor(
     private readonly maxBytes: number,
@@ -51,8 +53,28 @@ export class SessionCache<M> {
       return await fn(loaded);
     } finally {
       entry.inFlight--;
-      if (entry.evicted && entry.inFlight === 0) await entry.loaded?.session.release();
+      if (entry.evicted && entry.inFlight === 0 && entry.loaded) await this.release(entry.loaded);
     }
+  }
+
+  /**
+   * Drops every entry whose key matches `predicate` (e.g. a model version that is no longer
+   * active): the next use loads afresh, and each dropped session is released once no request is
+   * still running on it (a session still loading is released when its load completes). Returns
+   * how many entries were dropped.
+   */
+  drop(predicate: (key: string) => boolean): number {
+    let dropped = 0;
+    for (const [key, entry] of [...this.entries]) {
+      if (!predicate(key)) continue;
+      this.entries.delete(key);
+      entry.evicted = true;
+      dropped++;
+      if (!entry.loaded) continue;
+      this.totalBytes -= entry.loaded.sizeBytes;
+      if (entry.inFlight === 0) void this.release(entry.loaded);
+    }
+    return dropped;
   }
 
   /** Bytes of models currently held. */
@@ -75,15 +97,26 @@ export class SessionCache<M> {
     entry.promise.then(
       (loaded) => {
         entry.loaded = loaded;
+        if (entry.evicted) {
+          // Dropped while loading: release now unless a request is about to run on it.
+          if (entry.inFlight === 0) void this.release(loaded);
+          return;
+        }
         this.totalBytes += loaded.sizeBytes;
         this.evict(key);
       },
       (error: unknown) => {
+        if (entry.evicted) return;
         this.entries.delete(key);
         this.failures.set(key, { error, until: this.now() + this.failureTtlMs });
       },
     );
     return entry;
+  }
+
+  private release(loaded: LoadedModel<M>): Promise<void> {
+    this.releases++;
+    return loaded.session.release();
   }
 
   /** Drops least recently used loaded models until within budget, never the one just loaded. */
@@ -97,7 +130,7 @@ export class SessionCache<M> {
       this.entries.delete(k);
       this.totalBytes -= e.loaded?.sizeBytes ?? 0;
       e.evicted = true;
-      if (e.inFlight === 0) void e.loaded?.session.release();
+      if (e.inFlight === 0 && e.loaded) void this.release(e.loaded);
     }
   }
 }

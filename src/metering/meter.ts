@@ -13,7 +13,6 @@ export function meter(response: Response, request: IRequest, env: Env, ctx: Exec
   const state = (request as AppRequest).state;
   if (!state?.config || state.config.METERING === "off") return response;
   const event = {
-    id: crypto.randomUUID(),
     at: state.startedAt,
     status: response.status,
     latencyMs: Date.now() - state.startedAt,

@@ -1,8 +1,9 @@
 /**
- * ONNX exporter for linear text models (`src/training/model.ts`). Runtime-agnostic: runs in Node and
- * in workerd (no `fs`, no `eval`; the protobuf code is the static module in `./generated`).
+ * The ONNX exporter: linear text models (`src/training/model.ts`) and convolutional image
+ * classifiers (`src/training/cnn.ts`). Runtime-agnostic: runs in Node and in workerd (no `fs`, no
+ * `eval`; the protobuf code is the static module in `./generated`).
  *
- * Graph contract (what the Worker feeds and reads):
+ * Text graph contract (what the Worker feeds and reads):
  *   inputs  `ids`    int64   [batch, n]  bucket ids, rows padded with id 0
  *           `values` float32 [batch, n]  feature values, rows padded with 0
  *   output  `scores` float32 [batch, K]  per-label probabilities, K = labels.length
@@ -16,12 +17,30 @@
  *   Sigmoid (multilabel, binary) | Softmax(axis = −1) (multiclass)
  *   binary with two labels: p = Sigmoid(logit) [batch, 1] → Concat(1 − p, p, axis = 1) → [batch, 2]
  * Only the gathered rows are dequantized, never the whole matrix. The float graph is the same
- * without DequantizeLinear. Opset 17, IR version 8.
+ * without DequantizeLinear.
+ *
+ * Image graph contract: input `image` float32 [batch, C, H, W] (preprocessed, see
+ * `src/image/preprocess.ts`), output `scores` float32 [batch, K] (softmax). One node per layer:
+ *   conv    → Conv(x, W, B, kernel_shape, pads, strides = 1)   W [F, C, k, k]
+ *   relu    → Relu
+ *   maxpool → MaxPool(kernel_shape = strides = [s, s]); avgpool → AveragePool (same attributes)
+ *   dense   → Gemm(x, W, B, transB = 1)   W [units, inputs]; a 4-D x is Flatten(axis = 1)ed first
+ *   then Softmax(axis = −1).
+ * int8: each W is an int8 initializer + per-output-channel float32 scales (zero point 0), turned into
+ * float by DequantizeLinear(axis = 0) in front of its Conv/Gemm; biases stay float32.
+ * Opset 17, IR version 8, for both.
  */
 
 import $protobuf from "protobufjs/minimal.js";
 import { sha256Hex } from "../hash";
-import { type ModelManifest, manifestSchema } from "../inference/manifest";
+import {
+  type ImageModelManifest,
+  type ImagePreprocessSpec,
+  imageManifestSchema,
+  type TextModelManifest,
+  textManifestSchema,
+} from "../inference/manifest";
+import type { CnnModel, QuantizedWeights } from "../training/cnn";
 import type { LinearTextModel } from "../training/model";
 import { onnx } from "./generated/onnx.js";
 
@@ -30,7 +49,7 @@ export const ONNX_OPSET = 17;
 /** ONNX IR version written into exported models. */
 export const ONNX_IR_VERSION = 8;
 /** Graph input/output names (recorded in the manifest). */
-export const GRAPH_NAMES = { ids: "ids", values: "values", scores: "scores" } as const;
+export const GRAPH_NAMES = { ids: "ids", values: "values", image: "image", scores: "scores" } as const;
 
 const DT = onnx.TensorProto.DataType;
 const AT = onnx.AttributeProto.AttributeType;
@@ -67,6 +86,10 @@ function tensorValue(name: string, elemType: number, dims: (number | string)[]):
 
 function intAttr(name: string, i: number): onnx.IAttributeProto {
   return { name, type: AT.INT, i };
+}
+
+function intsAttr(name: string, ints: number[]): onnx.IAttributeProto {
+  return { name, type: AT.INTS, ints };
 }
 
 function node(
@@ -141,25 +164,15 @@ export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Ui
     nodes.push(node("Sigmoid", ["logits"], [GRAPH_NAMES.scores]));
   }
 
-  const metadataProps: onnx.IStringStringEntryProto[] = [
-    { key: "model_id", value: meta.id },
-    { key: "model_version", value: meta.version },
-    { key: "task", value: model.task },
-    { key: "labels", value: JSON.stringify(model.labels) },
-    { key: "quantization", value: model.quantization },
-    { key: "featurizer", value: JSON.stringify(model.spec) },
-  ];
-  const message: onnx.IModelProto = {
-    irVersion: ONNX_IR_VERSION,
-    producerName: "edge-inference",
-    producerVersion: "1",
-    domain: "",
-    modelVersion: 1,
-    docString: meta.description ?? "",
-    opsetImport: [{ domain: "", version: ONNX_OPSET }],
-    metadataProps,
-    graph: {
-      name: `${meta.id}_${meta.version}`.replace(/[^\w]/g, "_"),
+  return modelProto(
+    meta,
+    [
+      { key: "task", value: model.task },
+      { key: "labels", value: JSON.stringify(model.labels) },
+      { key: "quantization", value: model.quantization },
+      { key: "featurizer", value: JSON.stringify(model.spec) },
+    ],
+    {
       node: nodes,
       initializer,
       input: [
@@ -168,24 +181,19 @@ export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Ui
       ],
       output: [tensorValue(GRAPH_NAMES.scores, DT.FLOAT, ["batch", K])],
     },
-  };
-  // The plain Uint8Array writer, not protobufjs's default Node `Buffer` writer: workerd's `Buffer`
-  // (nodejs_compat) rejects the `utf8Write` call that writer makes.
-  return onnx.ModelProto.encode(message, new $protobuf.Writer()).finish();
+  );
 }
 
 /**
- * Exports `model` as ONNX bytes plus its validated manifest (`manifestSchema`). `metrics` go into
+ * Exports `model` as ONNX bytes plus its validated manifest (`textManifestSchema`). `metrics` go into
  * the manifest as-is (non-finite values are dropped); `createdAt` defaults to now.
  */
 export async function exportModel(
   model: LinearTextModel,
   meta: ExportMetadata & { metrics?: Record<string, number>; createdAt?: Date },
-): Promise<{ onnx: Uint8Array; manifest: ModelManifest }> {
+): Promise<{ onnx: Uint8Array; manifest: TextModelManifest }> {
   const bytes = buildOnnxModel(model, meta);
-  const metrics: Record<string, number> = {};
-  for (const [k, v] of Object.entries(meta.metrics ?? {})) if (Number.isFinite(v)) metrics[k] = v;
-  const manifest = manifestSchema.parse({
+  const manifest = textManifestSchema.parse({
     id: meta.id,
     version: meta.version,
     task: model.task,
@@ -196,7 +204,170 @@ export async function exportModel(
     quantization: model.quantization,
     sha256: await sha256Hex(bytes),
     size_bytes: bytes.byteLength,
-    metrics,
+    metrics: finiteMetrics(meta.metrics),
+    created_at: (meta.createdAt ?? new Date()).toISOString(),
+    ...(meta.description === undefined ? {} : { description: meta.description }),
+  });
+  return { onnx: bytes, manifest };
+}
+
+function finiteMetrics(metrics: Record<string, number> = {}): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(metrics)) if (Number.isFinite(v)) out[k] = v;
+  return out;
+}
+
+function modelProto(
+  meta: ExportMetadata,
+  metadataProps: onnx.IStringStringEntryProto[],
+  graph: Omit<onnx.IGraphProto, "name">,
+): Uint8Array {
+  const message: onnx.IModelProto = {
+    irVersion: ONNX_IR_VERSION,
+    producerName: "edge-inference",
+    producerVersion: "1",
+    domain: "",
+    modelVersion: 1,
+    docString: meta.description ?? "",
+    opsetImport: [{ domain: "", version: ONNX_OPSET }],
+    metadataProps: [
+      { key: "model_id", value: meta.id },
+      { key: "model_version", value: meta.version },
+      ...metadataProps,
+    ],
+    graph: { name: `${meta.id}_${meta.version}`.replace(/[^\w]/g, "_"), ...graph },
+  };
+  // The plain Uint8Array writer, not protobufjs's default Node `Buffer` writer: workerd's `Buffer`
+  // (nodejs_compat) rejects the `utf8Write` call that writer makes.
+  return onnx.ModelProto.encode(message, new $protobuf.Writer()).finish();
+}
+
+/**
+ * Serialises a CNN (`src/training/cnn.ts`) as an ONNX ModelProto following the image graph contract
+ * above. Deterministic: the same model and metadata give the same bytes.
+ */
+export function buildCnnOnnxModel(model: CnnModel, meta: ExportMetadata): Uint8Array {
+  const { channels, height, width } = model.input;
+  const initializer: onnx.ITensorProto[] = [];
+  const nodes: onnx.INodeProto[] = [];
+  let x: string = GRAPH_NAMES.image;
+  let rank = 4;
+  // A weight tensor as a graph value: float initializer, or int8 + scales → DequantizeLinear.
+  const weight = (name: string, dims: number[], w: Float32Array, q: QuantizedWeights | undefined): string => {
+    if (model.quantization !== "int8") {
+      initializer.push(tensor(name, DT.FLOAT, dims, float32Bytes(w)));
+      return name;
+    }
+    if (!q) throw new Error(`${name}: an int8 model needs quantized weights on every conv/dense layer`);
+    const outs = dims[0] as number;
+    initializer.push(
+      tensor(
+        `${name}_q`,
+        DT.INT8,
+        dims,
+        new Uint8Array(q.values.buffer, q.values.byteOffset, q.values.byteLength),
+      ),
+      tensor(`${name}_scale`, DT.FLOAT, [outs], float32Bytes(q.scales)),
+      tensor(`${name}_zero_point`, DT.INT8, [outs], new Uint8Array(outs)),
+    );
+    nodes.push(
+      node(
+        "DequantizeLinear",
+        [`${name}_q`, `${name}_scale`, `${name}_zero_point`],
+        [name],
+        [intAttr("axis", 0)],
+      ),
+    );
+    return name;
+  };
+  model.layers.forEach((layer, i) => {
+    const y = `t${i}_${layer.type}`;
+    if (layer.type === "conv") {
+      const dims = [layer.filters, layer.inChannels, layer.kernel, layer.kernel];
+      const w = weight(`conv${i}_W`, dims, layer.weights, layer.quantized);
+      initializer.push(tensor(`conv${i}_B`, DT.FLOAT, [layer.filters], float32Bytes(layer.bias)));
+      nodes.push(
+        node(
+          "Conv",
+          [x, w, `conv${i}_B`],
+          [y],
+          [
+            intsAttr("kernel_shape", [layer.kernel, layer.kernel]),
+            intsAttr("pads", [layer.pad, layer.pad, layer.pad, layer.pad]),
+            intsAttr("strides", [1, 1]),
+          ],
+        ),
+      );
+    } else if (layer.type === "dense") {
+      if (rank !== 2) {
+        nodes.push(node("Flatten", [x], [`t${i}_flat`], [intAttr("axis", 1)]));
+        x = `t${i}_flat`;
+        rank = 2;
+      }
+      const w = weight(`dense${i}_W`, [layer.units, layer.inputs], layer.weights, layer.quantized);
+      initializer.push(tensor(`dense${i}_B`, DT.FLOAT, [layer.units], float32Bytes(layer.bias)));
+      nodes.push(node("Gemm", [x, w, `dense${i}_B`], [y], [intAttr("transB", 1)]));
+    } else if (layer.type === "relu") {
+      nodes.push(node("Relu", [x], [y]));
+    } else {
+      const size = [layer.size, layer.size];
+      const op = layer.type === "maxpool" ? "MaxPool" : "AveragePool";
+      nodes.push(node(op, [x], [y], [intsAttr("kernel_shape", size), intsAttr("strides", size)]));
+    }
+    x = y;
+  });
+  if (rank !== 2) throw new Error("the last layer must be dense");
+  nodes.push(node("Softmax", [x], [GRAPH_NAMES.scores], [intAttr("axis", -1)]));
+  return modelProto(
+    meta,
+    [
+      { key: "task", value: model.task },
+      { key: "labels", value: JSON.stringify(model.labels) },
+      { key: "quantization", value: model.quantization },
+    ],
+    {
+      node: nodes,
+      initializer,
+      input: [tensorValue(GRAPH_NAMES.image, DT.FLOAT, ["batch", channels, height, width])],
+      output: [tensorValue(GRAPH_NAMES.scores, DT.FLOAT, ["batch", model.labels.length])],
+    },
+  );
+}
+
+/**
+ * Exports a CNN as ONNX bytes plus its validated image manifest; `preprocess` is how the Worker turns
+ * a decoded image into the graph's input (its size and channels must match the model's input).
+ */
+export async function exportImageModel(
+  model: CnnModel,
+  meta: ExportMetadata & {
+    preprocess: ImagePreprocessSpec;
+    metrics?: Record<string, number>;
+    createdAt?: Date;
+  },
+): Promise<{ onnx: Uint8Array; manifest: ImageModelManifest }> {
+  const { preprocess } = meta;
+  if (
+    preprocess.channels !== model.input.channels ||
+    preprocess.height !== model.input.height ||
+    preprocess.width !== model.input.width
+  ) {
+    throw new Error("the preprocess spec does not match the model's input shape");
+  }
+  const bytes = buildCnnOnnxModel(model, meta);
+  const manifest = imageManifestSchema.parse({
+    kind: "image",
+    id: meta.id,
+    version: meta.version,
+    task: model.task,
+    labels: [...model.labels],
+    preprocess,
+    inputs: { image: GRAPH_NAMES.image },
+    output: GRAPH_NAMES.scores,
+    quantization: model.quantization,
+    sha256: await sha256Hex(bytes),
+    size_bytes: bytes.byteLength,
+    metrics: finiteMetrics(meta.metrics),
     created_at: (meta.createdAt ?? new Date()).toISOString(),
     ...(meta.description === undefined ? {} : { description: meta.description }),
   });

@@ -1,9 +1,13 @@
 import { z } from "zod";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, readJsonBody, validate } from "../http";
+import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
+import { MAX_IMAGE_BASE64_CHARS } from "../image/decode";
 import { scoreTexts, withModel } from "../inference/engine";
+import { scoreImageInput } from "../inference/image";
+import { requireTextModel } from "../inference/kinds";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
+import { logSyncPrediction } from "../predictions/log";
 
 const SUPPORTED_ENCODINGS = new Set(["utf-8", "utf8"]);
 
@@ -12,6 +16,8 @@ export const predictRequestSchema = z.object({
   request_id: z.union([z.string().max(128), z.number().finite()]).optional(),
   text: z.string().optional(),
   texts: z.array(z.string()).min(1, "texts must hold at least one text").optional(),
+  /** Base64 PNG or JPEG for image models (see `src/image/decode.ts`). */
+  image: z.string().optional(),
   /** Accepted for compatibility with the seed API; the model is chosen by `model`. */
   network: z.string().max(64).optional(),
   language: z.string().max(35).optional(),
@@ -29,8 +35,30 @@ interface LabelScore {
   sentiment_score: number;
 }
 
+/** Room for the base64 of a `MAX_IMAGE_BYTES` image plus the rest of the JSON body. */
+const IMAGE_BODY_BYTES = MAX_IMAGE_BASE64_CHARS + 64 * 1024;
+
+/**
+ * Reads the JSON body. Only an image request may exceed `maxBodyBytes` (base64 of a 1 MiB image is
+ * 1.33 MiB), up to `IMAGE_BODY_BYTES`; any other body over `maxBodyBytes` is 413 as before.
+ */
+export async function readPredictBody(request: Request, maxBodyBytes: number): Promise<unknown> {
+  const bytes = await readJsonBodyBytes(request, Math.max(maxBodyBytes, IMAGE_BODY_BYTES));
+  if (bytes.byteLength <= maxBodyBytes) return parseJsonBytes(bytes);
+  let value: unknown;
+  try {
+    value = parseJsonBytes(bytes);
+  } catch {
+    throw payloadTooLarge(maxBodyBytes);
+  }
+  const body = value as Record<string, unknown> | null;
+  if (typeof body?.image !== "string" || "text" in body || "texts" in body)
+    throw payloadTooLarge(maxBodyBytes);
+  return value;
+}
+
 /** Checks what the schema cannot: text/texts exclusivity, emptiness, sizes, batch and encoding. */
-function checkTexts(body: PredictRequest, maxTextBytes: number, maxBatch: number): string[] {
+export function checkTexts(body: PredictRequest, maxTextBytes: number, maxBatch: number): string[] {
   if (body.encoding_type !== undefined && !SUPPORTED_ENCODINGS.has(body.encoding_type.toLowerCase())) {
     throw new ApiError(
       "unsupported_encoding",
@@ -81,21 +109,43 @@ function toLabelScores(
 }
 
 /**
- * `POST /api/v1/predict`: scores `text` (or each of `texts`) with a model from R2.
- * `n_top` keeps the n highest-scoring labels (clamped to the label count).
+ * `POST /api/v1/predict`: scores `text` (or each of `texts`) with a text model from R2, or classifies
+ * `image` (base64 PNG/JPEG) with an image model (`{request_id, predictions: [{label, score}], model}`,
+ * best first). `n_top` keeps the n highest-scoring labels (clamped to the label count).
  */
-export const predict: Handler = async (request, env) => {
+export const predict: Handler = async (request, env, ctx) => {
   const { config } = request.state;
-  const body = validate(predictRequestSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
+  if (body.image !== undefined) {
+    if (body.text !== undefined || body.texts !== undefined) {
+      throw new ApiError("invalid_request", "give either 'image' or 'text'/'texts', not both", {
+        extensions: { errors: [{ path: "image", message: "image cannot be combined with text or texts" }] },
+      });
+    }
+    const result = await scoreImageInput(env.MODELS, config, {
+      model: body.model ?? config.DEFAULT_MODEL,
+      version: body.version,
+      imageBase64: body.image,
+      nTop: body.n_top,
+    });
+    request.state.model = result.model;
+    const predicted = result.predictions;
+    const labels = predicted.map((p) => p.label);
+    logSyncPrediction(env, ctx, request.state, labels, [predicted.map((p) => p.score)]);
+    return json({ request_id: body.request_id ?? request.state.requestId, ...result });
+  }
   const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
   const modelId = body.model ?? config.DEFAULT_MODEL;
 
-  const { model, results } = await withModel(env.MODELS, config, modelId, body.version, async (m) => ({
+  const { model, labels, scores } = await withModel(env.MODELS, config, modelId, body.version, async (m) => ({
     model: { id: m.meta.id, version: m.meta.version },
-    results: (await scoreTexts(m, texts)).map((s) => toLabelScores(m.meta.labels, s, body.n_top)),
+    labels: m.meta.labels,
+    scores: await scoreTexts(requireTextModel(m), texts),
   }));
   request.state.model = model;
+  logSyncPrediction(env, ctx, request.state, labels, scores, texts);
+  const results = scores.map((s) => toLabelScores(labels, s, body.n_top));
 
   const common = { request_id: body.request_id ?? request.state.requestId };
   const tail = { ...(body.language !== undefined && { language: body.language }), model };

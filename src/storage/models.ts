@@ -10,8 +10,33 @@ import {
 } from "../inference/manifest";
 
 const activeCache = new Map<string, { version: string; until: number }>();
-const manifestCache = new Map<string, ModelManifest>();
+const manifestCache = new Map<string, { manifest: ModelManifest; etag: string; until: number }>();
 const MANIFEST_CACHE_MAX = 256;
+const staleListeners: ((id: string, version: string) => void)[] = [];
+
+/**
+ * Registers `listener`, called with a model id and version this isolate should stop holding: the
+ * active pointer moved away from it, the model or version is gone, or its bytes changed. The
+ * session cache uses it to release the old session (once no request still runs on it).
+ */
+export function onStaleVersion(listener: (id: string, version: string) => void): void {
+  staleListeners.push(listener);
+}
+
+function stale(id: string, version: string): void {
+  for (const listener of staleListeners) listener(id, version);
+}
+
+/**
+ * Forgets what this isolate cached about model `id` (pointer and manifests) and reports each of
+ * `staleVersions` to the `onStaleVersion` listeners. Registry writes call it so the isolate that
+ * made a change sees it at once; other isolates see it within `ACTIVE_POINTER_TTL_MS`.
+ */
+export function invalidateModel(id: string, staleVersions: readonly string[]): void {
+  activeCache.delete(id);
+  for (const key of [...manifestCache.keys()]) if (key.startsWith(`${id}@`)) manifestCache.delete(key);
+  for (const version of staleVersions) stale(id, version);
+}
 
 /**
  * Resolves which version of model `id` to serve: `version` when given (it must exist), else the
@@ -35,20 +60,45 @@ export async function resolveVersion(
   const hit = activeCache.get(id);
   if (hit && hit.until > now) return hit.version;
   const object = await getOrUnavailable(bucket, r2Keys.active(id), id);
-  if (!object) throw new ApiError("model_not_found", `no model named '${id}'`);
+  if (!object) {
+    if (hit) invalidateModel(id, [hit.version]);
+    throw new ApiError("model_not_found", `no model named '${id}'`);
+  }
   const parsed = activePointerSchema.safeParse(await parseJsonOrNull(object));
   if (!parsed.success) {
     throw new ApiError("model_unavailable", `model '${id}' has a corrupt active-version pointer`);
   }
   activeCache.set(id, { version: parsed.data.version, until: now + ttlMs });
+  // The pointer moved (activation or rollback elsewhere): release the previous version's session.
+  if (hit && hit.version !== parsed.data.version) stale(id, hit.version);
   return parsed.data.version;
 }
 
-/** Reads and validates the manifest of `id`@`version` (immutable, so cached per isolate). */
-export async function getManifest(bucket: R2Bucket, id: string, version: string): Promise<ModelManifest> {
+/**
+ * Reads and validates the manifest of `id`@`version`, cached per isolate for `ttlMs`: a version's
+ * manifest never changes while it exists, but the registry can delete it (and a new upload reuse
+ * the name), so an isolate re-checks at most every `ttlMs`.
+ */
+export async function getManifest(
+  bucket: R2Bucket,
+  id: string,
+  version: string,
+  ttlMs = Number.POSITIVE_INFINITY,
+): Promise<ModelManifest> {
   const cacheKey = `${id}@${version}`;
+  const now = Date.now();
   const hit = manifestCache.get(cacheKey);
-  if (hit) return hit;
+  if (hit && hit.until > now) return hit.manifest;
+  if (hit) {
+    // Expired: a HEAD tells whether the version is still the one cached.
+    const head = await headOrUnavailable(bucket, r2Keys.manifest(id, version), id);
+    if (head?.etag === hit.etag) {
+      hit.until = now + ttlMs;
+      return hit.manifest;
+    }
+    manifestCache.delete(cacheKey);
+    stale(id, version);
+  }
   const object = await getOrUnavailable(bucket, r2Keys.manifest(id, version), id);
   if (!object) {
     // Tell "no such model" from "no such version" with one cheap extra lookup.
@@ -64,7 +114,7 @@ export async function getManifest(bucket: R2Bucket, id: string, version: string)
     const oldest = manifestCache.keys().next().value;
     if (oldest !== undefined) manifestCache.delete(oldest);
   }
-  manifestCache.set(cacheKey, parsed.data);
+  manifestCache.set(cacheKey, { manifest: parsed.data, etag: object.etag, until: now + ttlMs });
   return parsed.data;
 }
 
@@ -106,6 +156,14 @@ export function clearModelMetadataCache(): void {
 async function getOrUnavailable(bucket: R2Bucket, key: string, id: string): Promise<R2ObjectBody | null> {
   try {
     return await bucket.get(key);
+  } catch (cause) {
+    throw new ApiError("model_unavailable", `model storage is unreachable for model '${id}'`, { cause });
+  }
+}
+
+async function headOrUnavailable(bucket: R2Bucket, key: string, id: string): Promise<R2Object | null> {
+  try {
+    return await bucket.head(key);
   } catch (cause) {
     throw new ApiError("model_unavailable", `model storage is unreachable for model '${id}'`, { cause });
   }

@@ -73,3 +73,69 @@ export function finiteMean(xs: readonly number[]): number {
   const f = xs.filter(Number.isFinite);
   return f.length === 0 ? Number.NaN : f.reduce((a, b) => a + b, 0) / f.length;
 }
+
+/** Accuracy and averaged precision/recall of one set of predictions (see `classificationSummary`). */
+export interface ClassificationSummary {
+  rows: number;
+  accuracy: number;
+  precision_macro: number;
+  recall_macro: number;
+  precision_weighted: number;
+  recall_weighted: number;
+}
+
+/**
+ * Accuracy and precision/recall averaged over every label present in `truth` or `predicted`, as
+ * scikit-learn's `precision_recall_fscore_support(average="macro" | "weighted", zero_division=0)`
+ * with its default label set: macro is the plain mean over those labels, weighted weighs each
+ * label by its support (its count in `truth`). Labels are any integers; a label that is only
+ * predicted has precision 0 and support 0. NaN everywhere for no rows.
+ */
+export function classificationSummary(
+  predicted: ArrayLike<number>,
+  truth: ArrayLike<number>,
+): ClassificationSummary {
+  const n = truth.length;
+  if (predicted.length !== n) throw new Error("predicted and truth differ in length");
+  const stats = new Map<number, { tp: number; predicted: number; support: number }>();
+  const of = (label: number) => {
+    let s = stats.get(label);
+    if (!s) {
+      s = { tp: 0, predicted: 0, support: 0 };
+      stats.set(label, s);
+    }
+    return s;
+  };
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    const p = predicted[i] as number;
+    const t = truth[i] as number;
+    of(p).predicted++;
+    of(t).support++;
+    if (p === t) {
+      of(t).tp++;
+      correct++;
+    }
+  }
+  let pMacro = 0;
+  let rMacro = 0;
+  let pWeighted = 0;
+  let rWeighted = 0;
+  for (const s of stats.values()) {
+    const precision = s.predicted > 0 ? s.tp / s.predicted : 0;
+    const recall = s.support > 0 ? s.tp / s.support : 0;
+    pMacro += precision;
+    rMacro += recall;
+    pWeighted += precision * s.support;
+    rWeighted += recall * s.support;
+  }
+  const labels = stats.size;
+  return {
+    rows: n,
+    accuracy: n === 0 ? Number.NaN : correct / n,
+    precision_macro: labels === 0 ? Number.NaN : pMacro / labels,
+    recall_macro: labels === 0 ? Number.NaN : rMacro / labels,
+    precision_weighted: n === 0 ? Number.NaN : pWeighted / n,
+    recall_weighted: n === 0 ? Number.NaN : rWeighted / n,
+  };
+}

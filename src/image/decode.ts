@@ -1,0 +1,226 @@
+/**
+ * Image bytes in, 8-bit pixels out, for untrusted input: base64 (standard or URL-safe, optional
+ * `data:` prefix) → bytes → format and dimensions from the header (image-size) → PNG (fast-png) or
+ * JPEG (jpeg-js) decode. Both decoders are pure JavaScript: they run unchanged in workerd and in
+ * Node (the trainer and the bench use this module too), and a corrupt file is an ordinary thrown
+ * error, never a trapped WebAssembly instance.
+ *
+ * Limits are checked before the work they bound: the base64 length before decoding it, and the
+ * pixel count from the header before decompressing (decompression bombs are refused up front).
+ * Every failure is an `ApiError`: `invalid_image` (400), `image_too_large` (413) or
+ * `unsupported_image_format` (415).
+ */
+
+import { decode as decodePng } from "fast-png";
+import { imageSize } from "image-size";
+import { decode as decodeJpeg } from "jpeg-js";
+import { ApiError } from "../errors";
+
+/** Largest accepted image file, in decoded bytes (1 MiB). */
+export const MAX_IMAGE_BYTES = 1024 * 1024;
+/** Largest accepted pixel count (width × height), checked from the header before decoding. */
+export const MAX_IMAGE_PIXELS = 4 * 1024 * 1024;
+/** Largest accepted width or height. */
+export const MAX_IMAGE_SIDE = 8192;
+/** Longest base64 text that can hold `MAX_IMAGE_BYTES` (plus a `data:` prefix and line breaks). */
+export const MAX_IMAGE_BASE64_CHARS = Math.ceil((Math.ceil(MAX_IMAGE_BYTES / 3) * 4 * 105) / 100) + 256;
+
+/** Image formats the decoder accepts. */
+export type ImageFormat = "png" | "jpeg";
+
+/** Decoded pixels: 8-bit, interleaved, `channels` per pixel (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA). */
+export interface DecodedImage {
+  format: ImageFormat;
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+  data: Uint8Array;
+}
+
+const DATA_URL = /^data:([^,]*?),/i;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+function invalid(detail: string, cause?: unknown): ApiError {
+  return new ApiError("invalid_image", detail, cause === undefined ? {} : { cause });
+}
+
+function tooLarge(detail: string, limits: Record<string, number>): ApiError {
+  return new ApiError("image_too_large", detail, { extensions: limits });
+}
+
+/**
+ * Decodes base64 image text: standard or URL-safe alphabet, padding optional, ASCII whitespace
+ * ignored, optionally a `data:<type>;base64,` URL (the declared type is ignored: the bytes are
+ * sniffed). Refuses more than `MAX_IMAGE_BYTES` before decoding.
+ */
+export function decodeBase64Image(text: string): Uint8Array {
+  if (text.length > MAX_IMAGE_BASE64_CHARS) {
+    throw tooLarge(`image exceeds ${MAX_IMAGE_BYTES} bytes`, { limit_bytes: MAX_IMAGE_BYTES });
+  }
+  let body = text.trim();
+  const dataUrl = DATA_URL.exec(body);
+  if (dataUrl) {
+    if (!/;base64$/i.test(dataUrl[1] ?? "")) throw invalid("a data: URL image must be base64 (';base64,')");
+    body = body.slice(dataUrl[0].length);
+  }
+  body = body.replace(/[\t\n\f\r ]+/g, "");
+  if (body === "") throw invalid("image is empty");
+  if (!BASE64.test(body) || body.replace(/=+$/, "").length % 4 === 1) {
+    throw invalid("image is not valid base64 (standard or URL-safe alphabet)");
+  }
+  const unpadded = body.replace(/=+$/, "");
+  const size = Math.floor((unpadded.length * 3) / 4);
+  if (size > MAX_IMAGE_BYTES) {
+    throw tooLarge(`image is ${size} bytes; the limit is ${MAX_IMAGE_BYTES}`, {
+      limit_bytes: MAX_IMAGE_BYTES,
+    });
+  }
+  const binary = atob(unpadded.replace(/-/g, "+").replace(/_/g, "/"));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** Format and dimensions from the header only; refuses other formats, zero and oversized dimensions. */
+export function readImageHeader(bytes: Uint8Array): { format: ImageFormat; width: number; height: number } {
+  let size: { width: number; height: number; type?: string | undefined };
+  try {
+    size = imageSize(bytes);
+  } catch (cause) {
+    throw invalid("image is not a PNG or JPEG file, or its header is truncated or corrupt", cause);
+  }
+  const type = size.type;
+  if (type !== "png" && type !== "jpg") {
+    throw new ApiError(
+      "unsupported_image_format",
+      `image format '${type}' is not supported; send PNG or JPEG`,
+      {
+        extensions: { supported: ["png", "jpeg"] },
+      },
+    );
+  }
+  const { width, height } = size;
+  if (!(width >= 1 && height >= 1)) throw invalid(`image has zero size (${width}×${height})`);
+  if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || width * height > MAX_IMAGE_PIXELS) {
+    throw tooLarge(
+      `image is ${width}×${height} pixels; the limits are ${MAX_IMAGE_SIDE} per side and ${MAX_IMAGE_PIXELS} pixels`,
+      { limit_pixels: MAX_IMAGE_PIXELS, limit_side: MAX_IMAGE_SIDE },
+    );
+  }
+  return { format: type === "png" ? "png" : "jpeg", width, height };
+}
+
+/** Decodes a PNG or JPEG file (see `readImageHeader` for what is refused before decoding). */
+export function decodeImage(bytes: Uint8Array): DecodedImage {
+  const header = readImageHeader(bytes);
+  let image: DecodedImage;
+  try {
+    image = header.format === "png" ? pngPixels(bytes) : jpegPixels(bytes);
+  } catch (cause) {
+    if (cause instanceof ApiError) throw cause;
+    throw invalid(`${header.format === "png" ? "PNG" : "JPEG"} data is truncated or corrupt`, cause);
+  }
+  // The decoders trust their own headers: a file whose frames disagree with the first header is refused.
+  if (image.width !== header.width || image.height !== header.height) {
+    throw invalid("image dimensions in the header and the image data differ");
+  }
+  return image;
+}
+
+function pngPixels(bytes: Uint8Array): DecodedImage {
+  const png = decodePng(bytes, { checkCrc: true });
+  const { width, height, depth } = png;
+  let channels = png.channels;
+  let data: Uint8Array;
+  if (png.palette) {
+    // Indexed: expand to RGB(A) through the palette (tRNS alpha becomes a 4th component).
+    const palette = png.palette;
+    const comps = palette[0]?.length ?? 3;
+    data = new Uint8Array(width * height * comps);
+    const indices = unpackSamples(png.data, width, height, 1, depth);
+    for (let i = 0; i < indices.length; i++) {
+      const color = palette[indices[i] as number];
+      if (!color) throw invalid("PNG palette index out of range");
+      for (let c = 0; c < comps; c++) data[i * comps + c] = color[c] ?? 255;
+    }
+    channels = comps;
+  } else if (depth === 16) {
+    const wide = png.data;
+    data = new Uint8Array(wide.length);
+    for (let i = 0; i < wide.length; i++) data[i] = (wide[i] as number) >> 8;
+  } else if (depth < 8) {
+    const samples = unpackSamples(png.data, width, height, channels, depth);
+    const scale = 255 / ((1 << depth) - 1);
+    data = samples.map((v) => Math.round(v * scale));
+  } else {
+    data = png.data instanceof Uint8Array ? png.data : Uint8Array.from(png.data);
+  }
+  if (channels < 1 || channels > 4 || data.length !== width * height * channels) {
+    throw invalid("PNG data is truncated or corrupt");
+  }
+  return { format: "png", width, height, channels: channels as DecodedImage["channels"], data };
+}
+
+/** Unpacks 1/2/4-bit samples (rows padded to whole bytes) to one byte per sample. */
+function unpackSamples(
+  packed: ArrayLike<number>,
+  width: number,
+  height: number,
+  channels: number,
+  depth: number,
+): Uint8Array {
+  if (depth >= 8) return Uint8Array.from(packed as ArrayLike<number>);
+  const perRow = width * channels;
+  const rowBytes = Math.ceil((perRow * depth) / 8);
+  if (packed.length < rowBytes * height) throw invalid("PNG data is truncated or corrupt");
+  const out = new Uint8Array(perRow * height);
+  const mask = (1 << depth) - 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < perRow; x++) {
+      const bit = x * depth;
+      const byte = packed[y * rowBytes + (bit >> 3)] as number;
+      out[y * perRow + x] = (byte >> (8 - depth - (bit & 7))) & mask;
+    }
+  }
+  return out;
+}
+
+function jpegPixels(bytes: Uint8Array): DecodedImage {
+  // A file cut short loses its End Of Image marker; jpeg-js would fill the missing blocks with grey.
+  if (!hasEndOfImage(bytes)) throw invalid("JPEG data is truncated (no End Of Image marker)");
+  const jpeg = decodeJpeg(bytes, {
+    useTArray: true,
+    formatAsRGBA: false,
+    tolerantDecoding: false,
+    maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
+    maxMemoryUsageInMB: 96,
+  });
+  return { format: "jpeg", width: jpeg.width, height: jpeg.height, channels: 3, data: jpeg.data };
+}
+
+/**
+ * True when an EOI marker (FF D9) follows the first scan. The marker segments before it are walked
+ * by their lengths (an EXIF thumbnail holds its own FF D9); inside entropy-coded data an FF byte is
+ * always stuffed (FF 00) or a restart marker, so FF D9 there is the real end. Data after it (some
+ * cameras append trailers) is allowed.
+ */
+function hasEndOfImage(bytes: Uint8Array): boolean {
+  let i = 2;
+  while (i + 4 <= bytes.length) {
+    if (bytes[i] !== 0xff) return false;
+    const marker = bytes[i + 1] as number;
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    const length = ((bytes[i + 2] as number) << 8) | (bytes[i + 3] as number);
+    if (marker === 0xda) {
+      for (let j = i + 2 + length; j + 1 < bytes.length; j++) {
+        if (bytes[j] === 0xff && bytes[j + 1] === 0xd9) return true;
+      }
+      return false;
+    }
+    i += 2 + length;
+  }
+  return false;
+}

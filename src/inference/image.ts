@@ -1,0 +1,79 @@
+/**
+ * Image classification: base64 PNG/JPEG → pixels → the model's input (its manifest's `preprocess`)
+ * → one ORT run → labelled scores, best first. Used by `POST /api/v1/predict` and callable from
+ * queue consumers (no request object needed).
+ */
+
+import type { Config } from "../config";
+import { ApiError } from "../errors";
+import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
+import { toModelInput } from "../image/preprocess";
+import { type ModelRef, withModel } from "./engine";
+import { requireImageModel } from "./kinds";
+import type { ImageModelManifest } from "./manifest";
+import { ort } from "./ort";
+import type { LoadedModel } from "./session-cache";
+
+/** One label's score. */
+export interface ImagePrediction {
+  label: string;
+  score: number;
+}
+
+/** What `scoreImageInput` needs: the model, optionally a version, the base64 image and `n_top`. */
+export interface ImageInput {
+  model: string;
+  version?: string | undefined;
+  /** Base64 PNG or JPEG (standard or URL-safe, optional `data:` prefix), ≤ 1 MiB decoded. */
+  imageBase64: string;
+  /** Keep the n best labels (default: all), clamped to the label count. */
+  nTop?: number | undefined;
+}
+
+/** Result of `scoreImageInput`. */
+export interface ImageResult {
+  model: ModelRef;
+  /** Labels with their softmax probabilities, best first. */
+  predictions: ImagePrediction[];
+}
+
+/** Preprocesses a decoded image for `model` and runs it; returns the probabilities in label order. */
+export async function scoreImage(
+  model: LoadedModel<ImageModelManifest>,
+  image: DecodedImage,
+): Promise<Float32Array> {
+  const { meta, session } = model;
+  const { channels, height, width } = meta.preprocess;
+  const input = new ort.Tensor("float32", toModelInput(image, meta.preprocess), [1, channels, height, width]);
+  const outputs = await session.run({ [meta.inputs.image]: input });
+  const scores = outputs[meta.output];
+  const k = meta.labels.length;
+  if (!scores || !(scores.data instanceof Float32Array) || scores.data.length !== k) {
+    throw new ApiError("model_unavailable", `model '${meta.id}' returned an output of unexpected shape`);
+  }
+  const result = scores.data.slice();
+  for (const tensor of Object.values(outputs)) tensor.dispose();
+  return result;
+}
+
+/**
+ * Decodes `input.imageBase64` (refusing bad input with 400/413/415 before any model work), then
+ * classifies it with `input.model` (its active version unless `input.version`). Throws `ApiError`:
+ * the image errors, `model_input_mismatch` for a text model, and the usual model errors (404/503).
+ */
+export async function scoreImageInput(
+  bucket: R2Bucket,
+  config: Config,
+  input: ImageInput,
+): Promise<ImageResult> {
+  const image = decodeImage(decodeBase64Image(input.imageBase64));
+  return withModel(bucket, config, input.model, input.version, async (loaded) => {
+    const model = requireImageModel(loaded);
+    const scores = await scoreImage(model, image);
+    const predictions = model.meta.labels
+      .map((label, i) => ({ label, score: scores[i] as number }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, input.nTop ?? model.meta.labels.length);
+    return { model: { id: model.meta.id, version: model.meta.version }, predictions };
+  });
+}

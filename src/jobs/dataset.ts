@@ -1,0 +1,241 @@
+/**
+ * Training datasets of jobs: reading them (R2 objects, JSON lines or CSV, optionally gzipped; or
+ * inline rows), and turning records into the trainer's `TrainingRow`s with the label encoding of
+ * the task. Every problem is a `DatasetError` with a message fit for the job's `error`.
+ *
+ * CSV is parsed with csv-parse (the parser `npm run train` uses, same options), through its
+ * browser build (`csv-parse/browser/esm/sync`), which bundles its own `Buffer` shim and so runs in
+ * workerd without `nodejs_compat`.
+ */
+import { CsvError, parse as parseCsv } from "csv-parse/browser/esm/sync";
+import type { TrainingRow } from "../training/trainer";
+
+/** A dataset that cannot be trained on; `message` says why (shown as the job's error). */
+export class DatasetError extends Error {
+  override name = "DatasetError";
+}
+
+/** File formats of R2 datasets. */
+export type DatasetFormat = "csv" | "jsonl";
+
+/** How records map to training rows. */
+export interface FieldSpec {
+  task: "binary" | "multiclass" | "multilabel";
+  text_field: string;
+  label_field?: string | undefined;
+  label_fields?: string[] | undefined;
+  /** Binary/multiclass: label values in output order; multilabel: names for `label_fields`. */
+  labels?: string[] | undefined;
+}
+
+/** The format of `key`: `format` when given, else from the extension (`.csv`, `.jsonl`, `.ndjson`, each optionally `.gz`). */
+export function formatOf(key: string, format: DatasetFormat | undefined): DatasetFormat | undefined {
+  if (format) return format;
+  const base = key.toLowerCase().replace(/\.gz$/, "");
+  if (base.endsWith(".csv")) return "csv";
+  if (base.endsWith(".jsonl") || base.endsWith(".ndjson")) return "jsonl";
+  return undefined;
+}
+
+/**
+ * Reads an R2 dataset object as text: gunzipped when the key ends in `.gz`, refusing more than
+ * `maxBytes` stored or decompressed bytes, and invalid UTF-8.
+ */
+export async function readDatasetText(object: R2ObjectBody, maxBytes: number): Promise<string> {
+  if (object.size > maxBytes) {
+    throw new DatasetError(`dataset is ${object.size} bytes; the limit is ${maxBytes} (MAX_DATASET_BYTES)`);
+  }
+  let stream: ReadableStream<Uint8Array> = object.body;
+  if (object.key.toLowerCase().endsWith(".gz")) stream = stream.pipeThrough(new DecompressionStream("gzip"));
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        throw new DatasetError(`dataset decompresses to more than ${maxBytes} bytes (MAX_DATASET_BYTES)`);
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    if (error instanceof DatasetError) throw error;
+    throw new DatasetError(`dataset could not be decompressed: ${(error as Error).message}`);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new DatasetError("dataset is not valid UTF-8");
+  }
+}
+
+/** Parses dataset text into records: CSV with a header row, or one JSON object per line. */
+export function parseRecords(text: string, format: DatasetFormat): Record<string, unknown>[] {
+  if (format === "csv") {
+    try {
+      return parseCsv(text, {
+        columns: true,
+        skip_empty_lines: true,
+        relax_quotes: true,
+        bom: true,
+      }) as Record<string, string>[];
+    } catch (error) {
+      if (error instanceof CsvError) throw new DatasetError(`CSV could not be parsed: ${error.message}`);
+      throw error;
+    }
+  }
+  const records: Record<string, unknown>[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw new DatasetError(`line ${i + 1} is not valid JSON`);
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new DatasetError(`line ${i + 1} is not a JSON object`);
+    }
+    records.push(value as Record<string, unknown>);
+  });
+  return records;
+}
+
+/** Training rows and label names built from records. */
+export interface TrainingData {
+  rows: TrainingRow[];
+  labels: string[];
+}
+
+const TRUE_VALUES = new Set(["1", "true", "yes"]);
+const FALSE_VALUES = new Set(["0", "false", "no"]);
+
+/** A cell as a label string (numbers and booleans as JSON writes them); undefined when absent. */
+function cell(record: Record<string, unknown>, field: string): string | undefined {
+  const v = record[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "string") return v.trim();
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  return undefined;
+}
+
+/** Sorts label values numerically when they are all numbers, else by code point. */
+function sortLabels(values: Iterable<string>): string[] {
+  const all = [...values];
+  const numeric = all.every((v) => v !== "" && Number.isFinite(Number(v)));
+  return numeric ? all.sort((a, b) => Number(a) - Number(b)) : all.sort();
+}
+
+/**
+ * Turns records into training rows for `spec.task`:
+ * - binary/multiclass: `label_field` holds the class; `labels` (optional) fixes the classes and
+ *   their order (binary: the last one is the positive class), else the distinct values sorted;
+ * - multilabel: each of `label_fields` holds 0/1 (also `true`/`false`, `yes`/`no`).
+ * Refuses: no rows, a missing text or label field (naming the row), an unknown label, fewer than
+ * two classes (or, multilabel, a label without both values) among the rows `isTrain` selects, or
+ * a binary dataset with more than two classes.
+ */
+export function toTrainingData(
+  records: readonly Record<string, unknown>[],
+  spec: FieldSpec,
+  isTrain: (index: number) => boolean,
+): TrainingData {
+  if (records.length === 0) throw new DatasetError("dataset has no rows");
+  const first = records[0] as Record<string, unknown>;
+  const required = [
+    spec.text_field,
+    ...(spec.label_field ? [spec.label_field] : []),
+    ...(spec.label_fields ?? []),
+  ];
+  const missing = required.filter((f) => !(f in first));
+  if (missing.length > 0) {
+    throw new DatasetError(
+      `dataset has no field ${missing.map((f) => `'${f}'`).join(", ")} (fields of the first row: ${Object.keys(
+        first,
+      )
+        .slice(0, 20)
+        .join(", ")})`,
+    );
+  }
+  const texts = records.map((r, i) => {
+    const v = r[spec.text_field];
+    if (typeof v !== "string")
+      throw new DatasetError(`row ${i + 1}: '${spec.text_field}' is missing or not a string`);
+    return v;
+  });
+  if (spec.task === "multilabel") return multilabelData(records, texts, spec, isTrain);
+
+  const field = spec.label_field as string;
+  const values = records.map((r, i) => {
+    const v = cell(r, field);
+    if (v === undefined || v === "") throw new DatasetError(`row ${i + 1}: '${field}' is missing`);
+    return v;
+  });
+  const labels = spec.labels ?? sortLabels(new Set(values));
+  const index = new Map(labels.map((l, i) => [l, i]));
+  const rows = values.map((v, i) => {
+    const target = index.get(v);
+    if (target === undefined) {
+      throw new DatasetError(
+        `row ${i + 1}: label '${v.slice(0, 64)}' is not one of ${JSON.stringify(labels)}`,
+      );
+    }
+    return { text: texts[i] as string, target };
+  });
+  const seen = new Set(rows.filter((_, i) => isTrain(i)).map((r) => r.target));
+  if (seen.size < 2) {
+    throw new DatasetError(
+      `the training split has only one class (${JSON.stringify(labels[[...seen][0] ?? 0])}); at least two are needed`,
+    );
+  }
+  if (spec.task === "binary" && labels.length !== 2) {
+    throw new DatasetError(
+      `a binary task needs exactly two classes; the dataset has ${labels.length}: ${JSON.stringify(labels.slice(0, 10))}`,
+    );
+  }
+  return { rows, labels };
+}
+
+function multilabelData(
+  records: readonly Record<string, unknown>[],
+  texts: string[],
+  spec: FieldSpec,
+  isTrain: (index: number) => boolean,
+): TrainingData {
+  const fields = spec.label_fields as string[];
+  const labels = spec.labels ?? fields;
+  if (labels.length !== fields.length) throw new DatasetError("labels must name each of label_fields");
+  const positives = new Array<number>(fields.length).fill(0);
+  let trainRows = 0;
+  const rows = records.map((r, i) => {
+    const target = fields.map((f, k) => {
+      const v = (cell(r, f) ?? "").toLowerCase();
+      if (TRUE_VALUES.has(v)) {
+        if (isTrain(i)) positives[k] = (positives[k] as number) + 1;
+        return 1;
+      }
+      if (FALSE_VALUES.has(v)) return 0;
+      throw new DatasetError(`row ${i + 1}: '${f}' must be 0 or 1, got '${v.slice(0, 32)}'`);
+    });
+    if (isTrain(i)) trainRows++;
+    return { text: texts[i] as string, target };
+  });
+  fields.forEach((f, k) => {
+    const p = positives[k] as number;
+    if (p === 0 || p === trainRows) {
+      throw new DatasetError(
+        `label '${f}' has only one class in the training split (${p} of ${trainRows} rows positive)`,
+      );
+    }
+  });
+  return { rows, labels };
+}

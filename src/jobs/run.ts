@@ -1,0 +1,214 @@
+/**
+ * Running a training job in the queue consumer: the same trainer (`trainTextModel`) and exporter
+ * (`exportModel`) as `npm run train`, the same held-out split rule, then `publishModelVersion`.
+ */
+import type { Config } from "../config";
+import { ApiError } from "../errors";
+import type { Logger } from "../log";
+import { publishModelVersion } from "../registry/publish";
+import { exportModel, trainTextModel } from "../training/index";
+import { isTestRow } from "../training/split";
+import { DatasetError, formatOf, parseRecords, readDatasetText, toTrainingData } from "./dataset";
+import {
+  columnsOf,
+  featureBytes,
+  JOB_SEED,
+  jobFeaturizer,
+  jobHyperparameters,
+  optimizerStateBytes,
+  type StoredJobSpec,
+  TRAINING_MEMORY_BUDGET,
+} from "./spec";
+import { type JobRow, jobRowsKey } from "./store";
+
+/** A job whose consumer died is taken over by a duplicate delivery only after this long. */
+const JOB_LEASE_MS = 15 * 60_000;
+
+/** What the consumer does with a job's message. */
+export type Outcome = "ack" | "retry";
+
+/** A failure that retrying cannot fix (bad dataset, bad hyperparameters, refused model). */
+class PermanentError extends Error {}
+
+const MiB = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+/**
+ * Runs job `jobId` for a message delivered for the `attempt`-th time. Claims the job (a `queued`
+ * job; or a `running` one when this is a redelivery, i.e. the previous run died, or its lease
+ * expired), trains, publishes, and records the outcome. Idempotent: a finished or deleted job is
+ * acknowledged untouched, and a duplicate delivery of a job running elsewhere is dropped.
+ * Transient failures (storage) are recorded and retried; after the queue's retries the
+ * dead-letter consumer marks the job failed.
+ */
+export async function runJob(
+  env: Env,
+  config: Config,
+  jobId: string,
+  attempt: number,
+  logger: Logger,
+): Promise<Outcome> {
+  const db = env.DB;
+  const now = Date.now();
+  const claimed = await db
+    .prepare(
+      `UPDATE jobs SET status = 'running', stage = 'loading', progress = 0.05, attempts = attempts + 1,
+         started_at = ?, error = NULL
+       WHERE id = ? AND (status = 'queued' OR (status = 'running' AND (? > 1 OR started_at < ?)))
+       RETURNING *`,
+    )
+    .bind(now, jobId, attempt, now - JOB_LEASE_MS)
+    .first<JobRow>();
+  if (!claimed) return "ack";
+  const spec = JSON.parse(claimed.spec) as StoredJobSpec;
+  const stage = (name: string, progress: number) =>
+    db
+      .prepare("UPDATE jobs SET stage = ?, progress = ? WHERE id = ? AND status = 'running'")
+      .bind(name, progress, jobId)
+      .run();
+  try {
+    const records = await loadRecords(env, config, jobId, spec);
+    const featurizer = jobFeaturizer(spec);
+    const hyperparameters = jobHyperparameters(spec);
+    const data = (() => {
+      try {
+        return toTrainingData(records, spec, (i) => !isTestRow(i));
+      } catch (error) {
+        throw error instanceof DatasetError ? new PermanentError(error.message) : error;
+      }
+    })();
+    const train = data.rows.filter((_, i) => !isTestRow(i));
+    const test = data.rows.filter((_, i) => isTestRow(i));
+    if (test.length === 0)
+      throw new PermanentError(
+        `dataset has ${data.rows.length} rows; at least 5 are needed for a held-out split`,
+      );
+    const memory =
+      optimizerStateBytes(featurizer.buckets, columnsOf(spec.task, data.labels.length), hyperparameters) +
+      featureBytes(
+        data.rows.map((r) => r.text),
+        featurizer,
+      );
+    if (memory > TRAINING_MEMORY_BUDGET) {
+      throw new PermanentError(
+        `training would need about ${MiB(memory)} (optimizer state + features), more than the Worker budget of ` +
+          `${MiB(TRAINING_MEMORY_BUDGET)}: use fewer rows, fewer buckets, or a smaller L-BFGS memory`,
+      );
+    }
+    await stage("training", 0.2);
+    let result: ReturnType<typeof trainTextModel>;
+    try {
+      result = trainTextModel({
+        rows: train,
+        evalRows: test,
+        task: spec.task,
+        labels: data.labels,
+        spec: featurizer,
+        hyperparameters,
+        seed: JOB_SEED,
+      });
+    } catch (error) {
+      throw new PermanentError(`training failed: ${(error as Error).message}`);
+    }
+    await stage("exporting", 0.8);
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of Object.entries(result.metrics.int8))
+      metrics[k === "rows" ? "test_rows" : `test_${k}`] = v;
+    metrics.train_rows = train.length;
+    metrics.training_ms = result.trainingMs;
+    const { onnx, manifest } = await exportModel(result.quantized, {
+      id: claimed.model_id,
+      version: claimed.version,
+      description: spec.description ?? `trained by job ${jobId}`,
+      metrics,
+    });
+    await stage("publishing", 0.9);
+    // A model deleted while this job trained takes its jobs with it: do not resurrect it.
+    const still = await db
+      .prepare("SELECT status FROM jobs WHERE id = ?")
+      .bind(jobId)
+      .first<{ status: string }>();
+    if (still?.status !== "running") return "ack";
+    try {
+      await publishModelVersion(env, { manifest, bytes: onnx, activate: spec.activate, source: "training" });
+    } catch (error) {
+      if (error instanceof ApiError && error.status < 500)
+        throw new PermanentError(`publishing failed: ${error.message}`);
+      throw error;
+    }
+    await db
+      .prepare(
+        `UPDATE jobs SET status = 'succeeded', stage = 'done', progress = 1, metrics = ?, finished_at = ?, error = NULL
+         WHERE id = ? AND status = 'running'`,
+      )
+      .bind(JSON.stringify(manifest.metrics), Date.now(), jobId)
+      .run();
+    await env.MODELS.delete(jobRowsKey(jobId));
+    logger.log("info", "job_succeeded", {
+      job_id: jobId,
+      model: claimed.model_id,
+      model_version: claimed.version,
+      rows: data.rows.length,
+      training_ms: result.trainingMs,
+      duration_ms: Date.now() - now,
+    });
+    return "ack";
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof PermanentError) {
+      await failJob(env, jobId, message);
+      logger.log("warn", "job_failed", { job_id: jobId, model: claimed.model_id, error: message });
+      return "ack";
+    }
+    logger.log("warn", "job_attempt_failed", { job_id: jobId, attempt, error: message.slice(0, 300) });
+    await db
+      .prepare(
+        "UPDATE jobs SET status = 'queued', stage = 'retrying', error = ? WHERE id = ? AND status = 'running'",
+      )
+      .bind(`attempt ${attempt} failed (will retry): ${message.slice(0, 500)}`, jobId)
+      .run();
+    return "retry";
+  }
+}
+
+/** Marks a job failed with `error` (unless it already finished) and drops its inline rows. */
+export async function failJob(env: Env, jobId: string, error: string): Promise<void> {
+  await env.DB.prepare(
+    `UPDATE jobs SET status = 'failed', stage = 'failed', error = ?, finished_at = ?
+     WHERE id = ? AND status IN ('queued', 'running')`,
+  )
+    .bind(error.slice(0, 2000), Date.now(), jobId)
+    .run();
+  await env.MODELS.delete(jobRowsKey(jobId));
+}
+
+async function loadRecords(
+  env: Env,
+  config: Config,
+  jobId: string,
+  spec: StoredJobSpec,
+): Promise<Record<string, unknown>[]> {
+  if ("inline_rows" in spec.dataset) {
+    const object = await env.MODELS.get(jobRowsKey(jobId));
+    if (!object) throw new PermanentError("the job's inline rows are gone (was the model deleted?)");
+    return (await object.json()) as Record<string, unknown>[];
+  }
+  const { r2_key: key, format } = spec.dataset;
+  const object = await env.MODELS.get(key);
+  if (!object) throw new PermanentError(`no dataset at '${key}'`);
+  const kind = formatOf(key, format);
+  if (!kind)
+    throw new PermanentError(
+      `cannot tell the format of '${key}': name it .csv or .jsonl, or set dataset.format`,
+    );
+  try {
+    const records = parseRecords(await readDatasetText(object, config.MAX_DATASET_BYTES), kind);
+    if (records.length > config.MAX_DATASET_ROWS) {
+      throw new DatasetError(
+        `dataset has ${records.length} rows; the limit is ${config.MAX_DATASET_ROWS} (MAX_DATASET_ROWS)`,
+      );
+    }
+    return records;
+  } catch (error) {
+    throw error instanceof DatasetError ? new PermanentError(error.message) : error;
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The prediction log: one D1 row per scored text, sync and async, written off the response path.
+ * Rows arriving within a few milliseconds in an isolate are inserted together, in one D1 batch
+ * (one round trip), and the caller hands the returned promise to `ctx.waitUntil`. A failed insert
+ * is logged and dropped: the log never fails or slows a prediction.
+ */
+import type { RequestState } from "../context";
+import type { Logger } from "../log";
+
+/** One scored item. */
+export interface PredictionLogEntry {
+  at: number;
+  kind: "sync" | "async";
+  caller: string | null;
+  modelId: string;
+  modelVersion: string;
+  /** The client's `request_id`, JSON-encoded (it may be a string or a number). */
+  requestId: string | null;
+  predictionId: string | null;
+  item: number;
+  latencyMs: number;
+  labels: readonly string[];
+  scores: ArrayLike<number>;
+  /** The input text, only when `PREDICTION_LOG_INPUTS` is on. */
+  input: string | null;
+}
+
+/** Most rows one flush inserts. */
+const MAX_FLUSH = 200;
+const FLUSH_DELAY_MS = 10;
+
+let pending: { entries: PredictionLogEntry[]; flushed: Promise<void> } | undefined;
+
+/** Queues `entries` for insertion; the promise settles when they are stored (or dropped on error). */
+export function logPredictions(
+  db: D1Database,
+  entries: readonly PredictionLogEntry[],
+  logger: Logger,
+): Promise<void> {
+  if (entries.length === 0) return Promise.resolve();
+  if (!pending || pending.entries.length >= MAX_FLUSH) {
+    const batch: PredictionLogEntry[] = [];
+    const flushed = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_DELAY_MS)).then(async () => {
+      if (pending?.entries === batch) pending = undefined;
+      try {
+        await insert(db, batch);
+      } catch (error) {
+        logger.log("error", "prediction_log_failed", {
+          rows: batch.length,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
+    pending = { entries: batch, flushed };
+  }
+  pending.entries.push(...entries);
+  return pending.flushed;
+}
+
+/**
+ * Records the items of a synchronous prediction (`state.model` scored them) off the response path,
+ * when `PREDICTION_LOG` is on; the input texts only with `PREDICTION_LOG_INPUTS`.
+ */
+export function logSyncPrediction(
+  env: Env,
+  ctx: ExecutionContext,
+  state: RequestState,
+  labels: readonly string[],
+  scores: readonly ArrayLike<number>[],
+  inputs?: readonly string[],
+): void {
+  const { config, model } = state;
+  if (!config.PREDICTION_LOG || !model) return;
+  const at = Date.now();
+  const entries = scores.map((s, item) => ({
+    at,
+    kind: "sync" as const,
+    caller: state.caller?.issuer ?? null,
+    modelId: model.id,
+    modelVersion: model.version,
+    requestId: state.clientRequestId === undefined ? null : JSON.stringify(state.clientRequestId),
+    predictionId: null,
+    item,
+    latencyMs: at - state.startedAt,
+    labels,
+    scores: s,
+    input: config.PREDICTION_LOG_INPUTS ? (inputs?.[item] ?? null) : null,
+  }));
+  ctx.waitUntil(logPredictions(env.DB, entries, state.logger));
+}
+
+function insert(db: D1Database, entries: readonly PredictionLogEntry[]): Promise<unknown> {
+  const statement = db.prepare(
+    `INSERT INTO prediction_log (at, kind, caller, model_id, model_version, request_id, prediction_id, item,
+       latency_ms, top_label, top_score, scores, input) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  return db.batch(
+    entries.map((e) => {
+      let top = 0;
+      for (let k = 1; k < e.scores.length; k++)
+        if ((e.scores[k] as number) > (e.scores[top] as number)) top = k;
+      const scores = Object.fromEntries(e.labels.map((label, k) => [label, e.scores[k] as number]));
+      return statement.bind(
+        e.at,
+        e.kind,
+        e.caller,
+        e.modelId,
+        e.modelVersion,
+        e.requestId,
+        e.predictionId,
+        e.item,
+        e.latencyMs,
+        e.labels[top] ?? "",
+        (e.scores[top] as number) ?? 0,
+        JSON.stringify(scores),
+        e.input,
+      );
+    }),
+  );
+}
+
+/** A `prediction_log` row. */
+interface LogRow {
+  seq: number;
+  at: number;
+  kind: string;
+  caller: string | null;
+  model_id: string;
+  model_version: string;
+  request_id: string | null;
+  prediction_id: string | null;
+  item: number;
+  latency_ms: number;
+  top_label: string;
+  top_score: number;
+  scores: string;
+  input: string | null;
+}
+
+/** A page of the log, oldest first, and the cursor of the next page (null at the end). */
+export interface LogPage {
+  items: Record<string, unknown>[];
+  next_cursor: string | null;
+}
+
+/** Reads up to `limit` rows after `cursor` (a `seq`), optionally of one model and since a time. */
+export async function readLog(
+  db: D1Database,
+  query: { model?: string | undefined; since?: number | undefined; after: number; limit: number },
+): Promise<LogPage> {
+  const where = ["seq > ?"];
+  const args: (string | number)[] = [query.after];
+  if (query.model !== undefined) {
+    where.push("model_id = ?");
+    args.push(query.model);
+  }
+  if (query.since !== undefined) {
+    where.push("at >= ?");
+    args.push(query.since);
+  }
+  const { results } = await db
+    .prepare(`SELECT * FROM prediction_log WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`)
+    .bind(...args, query.limit + 1)
+    .all<LogRow>();
+  const page = results.slice(0, query.limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map((r) => ({
+      at: new Date(r.at).toISOString(),
+      kind: r.kind,
+      caller: r.caller,
+      model: { id: r.model_id, version: r.model_version },
+      request_id: r.request_id === null ? null : (JSON.parse(r.request_id) as unknown),
+      prediction_id: r.prediction_id,
+      item: r.item,
+      latency_ms: r.latency_ms,
+      top_label: r.top_label,
+      top_score: r.top_score,
+      scores: JSON.parse(r.scores) as Record<string, number>,
+      ...(r.input === null ? {} : { input: r.input }),
+    })),
+    next_cursor: results.length > query.limit && last ? String(last.seq) : null,
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * Async predictions: D1 rows, the stored input, and running one in the queue consumer.
+ */
+import type { Config } from "../config";
+import { ApiError } from "../errors";
+import { scoreTexts, withModel } from "../inference/engine";
+import { scoreImageInput } from "../inference/image";
+import type { ModelManifest, TextModelManifest } from "../inference/manifest";
+import type { LoadedModel } from "../inference/session-cache";
+import type { Logger } from "../log";
+import { logPredictions } from "./log";
+
+/** A redelivered prediction whose first run may still be going is taken over after this long. */
+const PREDICTION_LEASE_MS = 2 * 60_000;
+
+/** A `predictions` row. */
+export interface PredictionRow {
+  id: string;
+  model_id: string;
+  model_version: string;
+  status: "queued" | "running" | "done" | "failed";
+  input_key: string;
+  request_id: string | null;
+  n_top: number | null;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  caller: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** The stored input of an async prediction (`inputs/<id>` in R2). */
+export interface PredictionInput {
+  text?: string;
+  texts?: string[];
+  /** Base64 image (for image models). */
+  image?: string;
+}
+
+/** R2 key of a prediction's input. */
+export const inputKey = (id: string): string => `inputs/${id}`;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** A prediction as `GET /api/v1/predictions/:id` shows it. */
+export function predictionView(row: PredictionRow): Record<string, unknown> {
+  return {
+    id: row.id,
+    status: row.status,
+    ...(row.result === null ? {} : { result: JSON.parse(row.result) as unknown }),
+    ...(row.error === null ? {} : { error: row.error }),
+    model: { id: row.model_id, version: row.model_version },
+    ...(row.request_id === null ? {} : { request_id: JSON.parse(row.request_id) as unknown }),
+    attempts: row.attempts,
+    created_at: iso(row.created_at),
+    finished_at: iso(row.finished_at),
+  };
+}
+
+/** A failure retrying cannot fix. */
+class PermanentError extends Error {}
+
+function textModel(m: LoadedModel<ModelManifest>): LoadedModel<TextModelManifest> {
+  if (m.meta.kind === "image") {
+    throw new PermanentError(`model '${m.meta.id}' classifies images: send 'image', not text`);
+  }
+  return m as LoadedModel<TextModelManifest>;
+}
+
+/** Scores a stored input: labels, one score vector per item, and the result as the API shows it. */
+async function score(
+  env: Env,
+  config: Config,
+  row: PredictionRow,
+  input: PredictionInput,
+): Promise<{ labels: readonly string[]; scores: ArrayLike<number>[]; result: unknown }> {
+  if (input.image !== undefined) {
+    const { predictions } = await scoreImageInput(env.MODELS, config, {
+      model: row.model_id,
+      version: row.model_version,
+      imageBase64: input.image,
+      nTop: row.n_top ?? undefined,
+    });
+    return {
+      labels: predictions.map((p) => p.label),
+      scores: [predictions.map((p) => p.score)],
+      result: { predictions },
+    };
+  }
+  const texts = input.texts ?? [input.text ?? ""];
+  const { labels, scores } = await withModel(
+    env.MODELS,
+    config,
+    row.model_id,
+    row.model_version,
+    async (m) => ({
+      labels: m.meta.labels,
+      scores: await scoreTexts(textModel(m), texts),
+    }),
+  );
+  const rendered = scores.map((s) => labelScores(labels, s, row.n_top));
+  const result = input.texts
+    ? { results: rendered.map((sentiment) => ({ sentiment })) }
+    : { sentiment: rendered[0] };
+  return { labels, scores, result };
+}
+
+/** Label scores in the sync API's shape, the n best first when `nTop` is set. */
+function labelScores(labels: readonly string[], scores: ArrayLike<number>, nTop: number | null) {
+  const all = labels.map((label, i) => ({ sentiment_type: label, sentiment_score: scores[i] as number }));
+  if (nTop === null) return all;
+  return all.sort((a, b) => b.sentiment_score - a.sentiment_score).slice(0, nTop);
+}
+
+/**
+ * Runs prediction `id` for its `attempt`-th delivery and stores the result in D1. The claim
+ * (`queued` → `running`; a `running` one only on a redelivery or after its lease) and the final
+ * write (`running` → `done`, exactly once) are conditional updates, so redelivery or duplicate
+ * delivery never produces a second or different result. Unknown model/version, a missing input or
+ * an input the model cannot take fail the prediction; other errors are retried (the dead-letter
+ * consumer fails it after the queue's retries).
+ */
+export async function runPrediction(
+  env: Env,
+  config: Config,
+  ctx: ExecutionContext,
+  id: string,
+  attempt: number,
+  logger: Logger,
+): Promise<"ack" | "retry"> {
+  const db = env.DB;
+  const now = Date.now();
+  const row = await db
+    .prepare(
+      `UPDATE predictions SET status = 'running', attempts = attempts + 1, started_at = ?
+       WHERE id = ? AND (status = 'queued' OR (status = 'running' AND (? > 1 OR started_at < ?)))
+       RETURNING *`,
+    )
+    .bind(now, id, attempt, now - PREDICTION_LEASE_MS)
+    .first<PredictionRow>();
+  if (!row) return "ack";
+  try {
+    const object = await env.MODELS.get(row.input_key);
+    if (!object) throw new PermanentError("the prediction's input is gone (model deleted or input purged)");
+    const input = (await object.json()) as PredictionInput;
+    const started = Date.now();
+    const { labels, scores, result } = await score(env, config, row, input);
+    const texts = input.texts ?? (input.text === undefined ? [] : [input.text]);
+    const written = await db
+      .prepare(
+        `UPDATE predictions SET status = 'done', result = ?, error = NULL, finished_at = ?
+         WHERE id = ? AND status = 'running'`,
+      )
+      .bind(JSON.stringify(result), Date.now(), id)
+      .run();
+    if (written.meta.changes === 1 && config.PREDICTION_LOG) {
+      const latencyMs = Date.now() - started;
+      ctx.waitUntil(
+        logPredictions(
+          db,
+          scores.map((s, item) => ({
+            at: Date.now(),
+            kind: "async" as const,
+            caller: row.caller,
+            modelId: row.model_id,
+            modelVersion: row.model_version,
+            requestId: row.request_id,
+            predictionId: id,
+            item,
+            latencyMs,
+            labels,
+            scores: s,
+            input: config.PREDICTION_LOG_INPUTS ? (texts[item] ?? null) : null,
+          })),
+          logger,
+        ),
+      );
+    }
+    return "ack";
+  } catch (error) {
+    // Unknown model/version, a bad image, the wrong kind of input: retrying cannot help.
+    const permanent = error instanceof PermanentError || (error instanceof ApiError && error.status < 500);
+    const message = error instanceof Error ? error.message : String(error);
+    if (permanent) {
+      await failPrediction(env, id, message);
+      return "ack";
+    }
+    logger.log("warn", "prediction_attempt_failed", {
+      prediction_id: id,
+      attempt,
+      error: message.slice(0, 300),
+    });
+    await db
+      .prepare("UPDATE predictions SET status = 'queued', error = ? WHERE id = ? AND status = 'running'")
+      .bind(`attempt ${attempt} failed (will retry): ${message.slice(0, 500)}`, id)
+      .run();
+    return "retry";
+  }
+}
+
+/** Marks a prediction failed with `error`, unless it already finished. */
+export async function failPrediction(env: Env, id: string, error: string): Promise<void> {
+  await env.DB.prepare(
+    `UPDATE predictions SET status = 'failed', error = ?, finished_at = ?
+     WHERE id = ? AND status IN ('queued', 'running')`,
+  )
+    .bind(error.slice(0, 2000), Date.now(), id)
+    .run();
+}

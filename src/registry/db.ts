@@ -1,0 +1,144 @@
+/**
+ * D1 access of the model registry (`migrations/0001_registry.sql`): models and their versions.
+ * Every D1 failure becomes a 503 `registry_unavailable`; callers never see driver errors.
+ */
+import { ApiError } from "../errors";
+import type { ModelManifest } from "../inference/manifest";
+
+/** Where a version came from. */
+export type VersionSource = "upload" | "training" | "import";
+
+/** A `models` row. */
+export interface ModelRow {
+  id: string;
+  active_version: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A `model_versions` row. */
+export interface VersionRow {
+  model_id: string;
+  version: string;
+  state: "pending" | "ready";
+  source: VersionSource;
+  task: string;
+  labels: string;
+  metrics: string;
+  sha256: string;
+  size_bytes: number;
+  manifest: string;
+  created_at: number;
+}
+
+/** Runs a D1 call, turning any failure into 503 `registry_unavailable`. */
+export async function d1<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (cause) {
+    if (cause instanceof ApiError) throw cause;
+    throw new ApiError("registry_unavailable", `the registry database failed (${what}); retry later`, {
+      cause,
+      headers: { "retry-after": "1" },
+    });
+  }
+}
+
+/** The `models` row of `id`, or null. */
+export function getModelRow(db: D1Database, id: string): Promise<ModelRow | null> {
+  return d1("read model", () => db.prepare("SELECT * FROM models WHERE id = ?").bind(id).first<ModelRow>());
+}
+
+/** Every version row of `id` (pending ones included), oldest first. */
+export async function getVersionRows(db: D1Database, id: string): Promise<VersionRow[]> {
+  const { results } = await d1("read versions", () =>
+    db
+      .prepare("SELECT * FROM model_versions WHERE model_id = ? ORDER BY created_at, version")
+      .bind(id)
+      .all<VersionRow>(),
+  );
+  return results;
+}
+
+/** One version row, or null. */
+export function getVersionRow(db: D1Database, id: string, version: string): Promise<VersionRow | null> {
+  return d1("read version", () =>
+    db
+      .prepare("SELECT * FROM model_versions WHERE model_id = ? AND version = ?")
+      .bind(id, version)
+      .first<VersionRow>(),
+  );
+}
+
+/**
+ * Statements that create the model row if needed and insert a version row in `state` (with
+ * `ignoreExisting`, an existing version row is left as it is instead of failing the batch).
+ */
+export function insertVersionStatements(
+  db: D1Database,
+  manifest: ModelManifest,
+  state: VersionRow["state"],
+  source: VersionSource,
+  now: number,
+  ignoreExisting = false,
+): D1PreparedStatement[] {
+  return [
+    db
+      .prepare(
+        "INSERT OR IGNORE INTO models (id, active_version, created_at, updated_at) VALUES (?, NULL, ?, ?)",
+      )
+      .bind(manifest.id, now, now),
+    db
+      .prepare(
+        `INSERT ${ignoreExisting ? "OR IGNORE " : ""}INTO model_versions
+           (model_id, version, state, source, task, labels, metrics, sha256, size_bytes, manifest, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .bind(
+        manifest.id,
+        manifest.version,
+        state,
+        source,
+        manifest.task,
+        JSON.stringify(manifest.labels),
+        JSON.stringify(manifest.metrics),
+        manifest.sha256,
+        manifest.size_bytes,
+        JSON.stringify(manifest),
+        now,
+      ),
+  ];
+}
+
+/** A version as the registry API shows it. */
+export interface VersionView {
+  version: string;
+  state: VersionRow["state"];
+  source: VersionSource;
+  kind: "text" | "image";
+  task: string;
+  labels: string[];
+  metrics: Record<string, number>;
+  sha256: string;
+  size_bytes: number;
+  created_at: string;
+  description?: string;
+}
+
+/** Renders a version row for the API. */
+export function versionView(row: VersionRow): VersionView {
+  const manifest = JSON.parse(row.manifest) as ModelManifest;
+  return {
+    version: row.version,
+    state: row.state,
+    source: row.source,
+    kind: manifest.kind === "image" ? "image" : "text",
+    task: row.task,
+    labels: JSON.parse(row.labels) as string[],
+    metrics: JSON.parse(row.metrics) as Record<string, number>,
+    sha256: row.sha256,
+    size_bytes: row.size_bytes,
+    created_at: new Date(row.created_at).toISOString(),
+    ...(manifest.description === undefined ? {} : { description: manifest.description }),
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Publishing a model version: the one way a new version enters the registry (the upload route,
+ * training jobs, and online-learning snapshots all call `publishModelVersion`).
+ */
+import { loadConfig } from "../config";
+import { ApiError } from "../errors";
+import { type ModelManifest, r2Keys } from "../inference/manifest";
+import { activateVersion } from "./activate";
+import { d1, getVersionRow, insertVersionStatements, type VersionSource } from "./db";
+import { ensureModelImported } from "./import";
+import { parseManifest, validateModel } from "./validate";
+
+/** A `pending` reservation older than this is taken to be from a publish that died. */
+const PENDING_TIMEOUT_MS = 10 * 60_000;
+
+/** What `publishModelVersion` publishes. */
+export interface PublishInput {
+  /** The version's manifest; `sha256` and `size_bytes` must describe `bytes`. */
+  manifest: ModelManifest;
+  /** The ONNX model bytes. */
+  bytes: Uint8Array;
+  /** Make it the active version once stored. */
+  activate: boolean;
+  /** Recorded on the version row; default `upload`. */
+  source?: Exclude<VersionSource, "import">;
+}
+
+/**
+ * Validates and stores a model version, then activates it when asked.
+ *
+ * 1. Validation, before anything is written: manifest schema; size ≤ `MAX_MODEL_BYTES` and equal
+ *    to `size_bytes`; sha256; ORT session creation; a probe inference through the manifest's
+ *    inputs/output giving `[batch, labels]` probabilities. Failure: 422 `invalid_model`.
+ * 2. The version is reserved in D1 (`pending`), the bytes and manifest are written to R2 at
+ *    `models/<id>/<version>/`, and the row becomes `ready`. A failure on the way removes the
+ *    reservation and what was written, and rethrows.
+ * 3. With `activate`, `activateVersion` switches serving to it.
+ *
+ * Versions are immutable: publishing an existing version again with the same sha256 is a no-op
+ * (then step 3), which makes retried jobs idempotent; with other bytes it is a 409
+ * `model_version_exists`. Nothing is active or listed as ready unless fully written.
+ */
+export async function publishModelVersion(env: Env, input: PublishInput): Promise<void> {
+  const config = loadConfig(env as unknown as Record<string, unknown>);
+  const manifest = parseManifest(input.manifest);
+  const { id, version } = manifest;
+  await ensureModelImported(env, id);
+  const existing = await getVersionRow(env.DB, id, version);
+  if (existing?.state === "ready" && existing.sha256 === manifest.sha256) {
+    if (input.activate) await activateVersion(env, config, id, version);
+    return;
+  }
+  if (existing && (existing.state === "ready" || Date.now() - existing.created_at < PENDING_TIMEOUT_MS)) {
+    throw new ApiError(
+      "model_version_exists",
+      existing.state === "ready"
+        ? `model '${id}' already has a version '${version}' (versions are immutable; publish a new one)`
+        : `model '${id}' version '${version}' is being published by another request`,
+    );
+  }
+  await validateModel(manifest, input.bytes, config.MAX_MODEL_BYTES);
+
+  const now = Date.now();
+  await d1("reserve version", async () => {
+    const statements = insertVersionStatements(env.DB, manifest, "pending", input.source ?? "upload", now);
+    // A stale reservation is replaced in the same transaction.
+    if (existing) {
+      statements.unshift(
+        env.DB.prepare(
+          "DELETE FROM model_versions WHERE model_id = ? AND version = ? AND state = 'pending'",
+        ).bind(id, version),
+      );
+    }
+    try {
+      await env.DB.batch(statements);
+    } catch (cause) {
+      if (!String(cause).includes("UNIQUE")) throw cause;
+      throw new ApiError(
+        "model_version_exists",
+        `model '${id}' version '${version}' was published concurrently`,
+      );
+    }
+  });
+  try {
+    await env.MODELS.put(r2Keys.model(id, version), input.bytes, {
+      sha256: manifest.sha256,
+      httpMetadata: { contentType: "application/octet-stream" },
+    });
+    await env.MODELS.put(r2Keys.manifest(id, version), JSON.stringify(manifest, null, 2), {
+      httpMetadata: { contentType: "application/json" },
+    });
+    await d1("mark version ready", () =>
+      env.DB.prepare("UPDATE model_versions SET state = 'ready' WHERE model_id = ? AND version = ?")
+        .bind(id, version)
+        .run(),
+    );
+  } catch (error) {
+    await abandon(env, id, version);
+    if (error instanceof ApiError) throw error;
+    throw new ApiError("registry_unavailable", `storing model '${id}' version '${version}' failed; retry`, {
+      cause: error,
+      headers: { "retry-after": "1" },
+    });
+  }
+  if (input.activate) await activateVersion(env, config, id, version);
+}
+
+/** Best-effort removal of a failed publish: R2 objects, the reservation, an empty model row. */
+async function abandon(env: Env, id: string, version: string): Promise<void> {
+  await env.MODELS.delete([r2Keys.manifest(id, version), r2Keys.model(id, version)]).catch(() => undefined);
+  await env.DB.batch([
+    env.DB.prepare(
+      "DELETE FROM model_versions WHERE model_id = ? AND version = ? AND state = 'pending'",
+    ).bind(id, version),
+    env.DB.prepare(
+      "DELETE FROM models WHERE id = ? AND active_version IS NULL AND NOT EXISTS (SELECT 1 FROM model_versions WHERE model_id = ?)",
+    ).bind(id, id),
+  ]).catch(() => undefined);
+}

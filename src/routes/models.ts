@@ -1,0 +1,359 @@
+/**
+ * The model registry API: list and show models, upload a version, activate (or roll back), delete,
+ * and start a training job (`POST /api/v1/models`).
+ */
+import { z } from "zod";
+import type { AppRequest, Handler } from "../context";
+import { ApiError } from "../errors";
+import { sha256Hex } from "../hash";
+import { json, readCapped, readJsonBody, validate } from "../http";
+import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
+import {
+  columnsOf,
+  jobFeaturizer,
+  jobHyperparameters,
+  jobRequestSchema,
+  MAX_INLINE_ROWS,
+  optimizerStateBytes,
+  type StoredJobSpec,
+  TRAINING_MEMORY_BUDGET,
+} from "../jobs/spec";
+import { type JobRow, jobRowsKey } from "../jobs/store";
+import { activateVersion } from "../registry/activate";
+import { d1, getModelRow, getVersionRow, getVersionRows, type VersionRow, versionView } from "../registry/db";
+import { deleteModel } from "../registry/delete";
+import { ensureModelImported, importAllModels } from "../registry/import";
+import { publishModelVersion } from "../registry/publish";
+import { parseManifest } from "../registry/validate";
+
+/** Multipart overhead allowed on top of `MAX_MODEL_BYTES` for an upload (manifest, part headers). */
+const UPLOAD_OVERHEAD_BYTES = 256 * 1024;
+
+function modelId(request: AppRequest): string {
+  const id = request.params.id ?? "";
+  if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id.slice(0, 80)}'`);
+  return id;
+}
+
+/** `GET /api/v1/models`: every model with its active version's task, labels, metrics and size. */
+export const listModels: Handler = async (request, env) => {
+  await importAllModels(env);
+  const { results } = await d1("list models", () =>
+    env.DB.prepare(
+      `SELECT m.id, m.active_version, m.created_at, m.updated_at,
+              (SELECT COUNT(*) FROM model_versions c WHERE c.model_id = m.id AND c.state = 'ready') AS versions,
+              v.model_id, v.version, v.state, v.source, v.task, v.labels, v.metrics, v.sha256, v.size_bytes,
+              v.manifest, v.created_at AS version_created_at
+       FROM models m LEFT JOIN model_versions v ON v.model_id = m.id AND v.version = m.active_version
+       ORDER BY m.id`,
+    ).all<
+      Omit<VersionRow, "created_at"> & {
+        id: string;
+        active_version: string | null;
+        created_at: number;
+        updated_at: number;
+        versions: number;
+        version_created_at: number | null;
+      }
+    >(),
+  );
+  const models = results.map((r) => {
+    const active =
+      r.version === null || r.version_created_at === null
+        ? null
+        : versionView({ ...r, created_at: r.version_created_at });
+    return {
+      id: r.id,
+      default: r.id === request.state.config.DEFAULT_MODEL,
+      active_version: r.active_version,
+      versions: r.versions,
+      ...(active
+        ? {
+            kind: active.kind,
+            task: active.task,
+            labels: active.labels,
+            metrics: active.metrics,
+            size_bytes: active.size_bytes,
+            sha256: active.sha256,
+          }
+        : {}),
+      created_at: new Date(r.created_at).toISOString(),
+      updated_at: new Date(r.updated_at).toISOString(),
+    };
+  });
+  return json({ models });
+};
+
+/** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
+export const getModel: Handler = async (request, env) => {
+  const id = modelId(request);
+  await ensureModelImported(env, id);
+  const model = await getModelRow(env.DB, id);
+  if (!model) throw new ApiError("model_not_found", `no model named '${id}'`);
+  const versions = await getVersionRows(env.DB, id);
+  const { results: jobs } = await d1("read jobs", () =>
+    env.DB.prepare(
+      "SELECT id, version, status, created_at FROM jobs WHERE model_id = ? ORDER BY created_at DESC LIMIT 20",
+    )
+      .bind(id)
+      .all<Pick<JobRow, "id" | "version" | "status" | "created_at">>(),
+  );
+  return json({
+    id,
+    default: id === request.state.config.DEFAULT_MODEL,
+    active_version: model.active_version,
+    created_at: new Date(model.created_at).toISOString(),
+    updated_at: new Date(model.updated_at).toISOString(),
+    versions: versions.map(versionView),
+    jobs: jobs.map((j) => ({
+      ...j,
+      created_at: new Date(j.created_at).toISOString(),
+      status_url: `/api/v1/jobs/${j.id}`,
+    })),
+  });
+};
+
+/**
+ * `PUT /api/v1/models/:id/versions/:version`: uploads a version as `multipart/form-data` with a
+ * `manifest` part (JSON) and a `model` part (the ONNX bytes); `?activate=true` activates it.
+ * The manifest's `id`/`version` default to the URL's (and must match it); `sha256`, `size_bytes`
+ * and `created_at` default to the bytes' and now. 201 when stored, 200 when that exact version
+ * (same sha256) already was.
+ */
+export const putVersion: Handler = async (request, env) => {
+  const { config } = request.state;
+  const id = request.params.id ?? "";
+  const version = request.params.version ?? "";
+  const problems = [
+    ...(MODEL_ID_RE.test(id) ? [] : [{ path: "id", message: "must be a model id" }]),
+    ...(MODEL_VERSION_RE.test(version) ? [] : [{ path: "version", message: "must be a model version" }]),
+  ];
+  if (problems.length > 0) {
+    throw new ApiError("invalid_request", problems.map((p) => `${p.path}: ${p.message}`).join("; "), {
+      extensions: { errors: problems },
+    });
+  }
+  const activate =
+    validate(z.object({ activate: z.enum(["true", "false"]).optional() }), {
+      activate: request.query.activate,
+    }).activate === "true";
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^multipart\/form-data\s*;/i.test(type)) {
+    throw new ApiError(
+      "unsupported_media_type",
+      "upload a model as multipart/form-data with a 'manifest' part (JSON) and a 'model' part (ONNX bytes)",
+    );
+  }
+  const limit = config.MAX_MODEL_BYTES + UPLOAD_OVERHEAD_BYTES;
+  const declared = Number(request.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new ApiError(
+      "payload_too_large",
+      `upload exceeds ${limit} bytes (MAX_MODEL_BYTES plus multipart overhead)`,
+      {
+        extensions: { limit_bytes: limit },
+      },
+    );
+  }
+  if (!request.body) throw new ApiError("invalid_request", "the upload is empty");
+  const raw = await readCapped(request.body, limit);
+  let form: FormData;
+  try {
+    form = await new Response(raw, { headers: { "content-type": type } }).formData();
+  } catch (cause) {
+    throw new ApiError("invalid_request", "the body is not valid multipart/form-data", { cause });
+  }
+  // File parts are `File`s at this compatibility date; workers-types still declares `string`.
+  const manifestPart = form.get("manifest") as File | string | null;
+  const modelPart = form.get("model") as File | string | null;
+  if (manifestPart === null || modelPart === null || typeof modelPart === "string") {
+    throw new ApiError(
+      "invalid_request",
+      "the upload needs a 'manifest' part (JSON) and a 'model' file part",
+      {
+        extensions: { errors: [{ path: manifestPart === null ? "manifest" : "model", message: "missing" }] },
+      },
+    );
+  }
+  const bytes = new Uint8Array(await modelPart.arrayBuffer());
+  let given: Record<string, unknown>;
+  try {
+    const text = typeof manifestPart === "string" ? manifestPart : await manifestPart.text();
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new Error("not an object");
+    given = parsed as Record<string, unknown>;
+  } catch {
+    throw new ApiError("invalid_model", "the 'manifest' part is not a JSON object");
+  }
+  for (const [key, value] of [
+    ["id", id],
+    ["version", version],
+  ] as const) {
+    if (given[key] !== undefined && given[key] !== value) {
+      throw new ApiError(
+        "invalid_model",
+        `manifest ${key} '${String(given[key])}' does not match the URL's '${value}'`,
+      );
+    }
+  }
+  const manifest = parseManifest({
+    sha256: await sha256Hex(bytes),
+    size_bytes: bytes.byteLength,
+    created_at: new Date().toISOString(),
+    metrics: {},
+    ...given,
+    id,
+    version,
+  });
+  await ensureModelImported(env, id);
+  const existed = (await getVersionRow(env.DB, id, version))?.state === "ready";
+  await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
+  request.state.model = { id, version };
+  const model = await getModelRow(env.DB, id);
+  return json(
+    {
+      id,
+      version,
+      sha256: manifest.sha256,
+      size_bytes: manifest.size_bytes,
+      active_version: model?.active_version ?? null,
+    },
+    existed ? 200 : 201,
+    { location: `/api/v1/models/${id}` },
+  );
+};
+
+const activateSchema = z.strictObject({
+  version: z.string().regex(MODEL_VERSION_RE, "version must be a model version"),
+});
+
+/** `POST /api/v1/models/:id/activate` `{"version"}`: switches serving to that version (or back). */
+export const activate: Handler = async (request, env) => {
+  const { config } = request.state;
+  const id = modelId(request);
+  const body = validate(activateSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  const result = await activateVersion(env, config, id, body.version);
+  request.state.model = { id, version: body.version };
+  return json({ ...result, effective_within_ms: config.ACTIVE_POINTER_TTL_MS });
+};
+
+/** `DELETE /api/v1/models/:id`: removes the model and every related object (see `deleteModel`). */
+export const removeModel: Handler = async (request, env) => {
+  const report = await deleteModel(env, request.state.config, modelId(request));
+  return json({ deleted: report });
+};
+
+/**
+ * `POST /api/v1/models`: queues a training job (body: `jobRequestSchema`) → 202 with the job id.
+ * An existing model needs `force_update` (409 `model_exists`); one job per model at a time (409
+ * `job_in_progress`). Inline rows are stored in R2 (`jobs/<job>/rows.json`); the queue message
+ * carries only the job id.
+ */
+export const createModel: Handler = async (request, env) => {
+  const { config } = request.state;
+  const raw = await readJsonBody(request, Math.max(config.MAX_BODY_BYTES, config.MAX_DATASET_BYTES));
+  const rows = (raw as { dataset?: { rows?: unknown } } | null)?.dataset?.rows;
+  if (Array.isArray(rows) && rows.length > MAX_INLINE_ROWS) {
+    throw new ApiError(
+      "dataset_too_large",
+      `dataset.rows holds ${rows.length} rows; the inline limit is ${MAX_INLINE_ROWS} (put larger datasets in R2 under datasets/)`,
+      {
+        extensions: { limit_rows: MAX_INLINE_ROWS },
+      },
+    );
+  }
+  const body = validate(jobRequestSchema, raw);
+  const hp = jobHyperparameters(body);
+  const labelCount =
+    body.task === "multilabel" ? (body.label_fields?.length ?? 1) : (body.labels?.length ?? 2);
+  const state = optimizerStateBytes(jobFeaturizer(body).buckets, columnsOf(body.task, labelCount), hp);
+  if (state > TRAINING_MEMORY_BUDGET) {
+    throw new ApiError(
+      "invalid_request",
+      `the optimizer would need about ${Math.ceil(state / 2 ** 20)} MiB, more than the training budget of ${TRAINING_MEMORY_BUDGET / 2 ** 20} MiB: use fewer featurizer.buckets, hyperparameters.memory, or optimizer 'adagrad'`,
+      {
+        extensions: { errors: [{ path: "featurizer.buckets", message: "too large for a Worker's memory" }] },
+      },
+    );
+  }
+  if ("r2_key" in body.dataset) {
+    const head = await env.MODELS.head(body.dataset.r2_key);
+    if (!head)
+      throw new ApiError("invalid_dataset", `no dataset at '${body.dataset.r2_key}' in the MODELS bucket`);
+    if (head.size > config.MAX_DATASET_BYTES) {
+      throw new ApiError(
+        "dataset_too_large",
+        `'${body.dataset.r2_key}' is ${head.size} bytes; the limit is ${config.MAX_DATASET_BYTES}`,
+        {
+          extensions: { limit_bytes: config.MAX_DATASET_BYTES },
+        },
+      );
+    }
+  }
+  await ensureModelImported(env, body.id);
+  const existing = await getModelRow(env.DB, body.id);
+  if (existing && !body.force_update) {
+    throw new ApiError(
+      "model_exists",
+      `model '${body.id}' exists; set force_update to train a new version of it`,
+    );
+  }
+  const versions = existing ? await getVersionRows(env.DB, body.id) : [];
+  const version =
+    body.version ??
+    String(1 + Math.max(0, ...versions.map((v) => Number(v.version)).filter(Number.isInteger)));
+  if (versions.some((v) => v.version === version)) {
+    throw new ApiError("model_version_exists", `model '${body.id}' already has a version '${version}'`);
+  }
+  const jobId = crypto.randomUUID();
+  const { dataset, ...rest } = body;
+  const spec: StoredJobSpec = {
+    ...rest,
+    activate: body.activate ?? !existing,
+    dataset: "rows" in dataset ? { inline_rows: dataset.rows.length } : dataset,
+  };
+  if ("rows" in dataset) await env.MODELS.put(jobRowsKey(jobId), JSON.stringify(dataset.rows));
+  const now = Date.now();
+  const inserted = await d1("create job", () =>
+    env.DB.prepare(
+      `INSERT INTO jobs (id, model_id, version, status, stage, progress, spec, caller, created_at)
+       SELECT ?, ?, ?, 'queued', 'queued', 0, ?, ?, ?
+       WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ? AND status IN ('queued', 'running'))`,
+    )
+      .bind(jobId, body.id, version, JSON.stringify(spec), request.state.caller?.issuer ?? null, now, body.id)
+      .run(),
+  ).catch(async (error: unknown) => {
+    await env.MODELS.delete(jobRowsKey(jobId));
+    throw error;
+  });
+  if (inserted.meta.changes !== 1) {
+    await env.MODELS.delete(jobRowsKey(jobId));
+    throw new ApiError(
+      "job_in_progress",
+      `a training job for model '${body.id}' is already queued or running`,
+    );
+  }
+  try {
+    await env.JOBS_QUEUE.send({ kind: "job", id: jobId });
+  } catch (cause) {
+    await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(jobId).run();
+    await env.MODELS.delete(jobRowsKey(jobId));
+    throw new ApiError("queue_unavailable", "the training queue is unavailable; retry later", {
+      cause,
+      headers: { "retry-after": "5" },
+    });
+  }
+  const statusUrl = `/api/v1/jobs/${jobId}`;
+  return json(
+    {
+      job_id: jobId,
+      status: "queued",
+      status_url: statusUrl,
+      model: { id: body.id, version },
+      activate: spec.activate,
+    },
+    202,
+    { location: statusUrl },
+  );
+};
