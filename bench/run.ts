@@ -50,6 +50,8 @@ interface LoadResult {
   p99_ms: number;
   requests: number;
   non2xx: number;
+  /** Count per status code, to tell what a non-2xx was. */
+  statuses: Record<string, number>;
   errors: number;
 }
 
@@ -109,6 +111,9 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
     p99_ms: result.latency.p99,
     requests: result.requests.total,
     non2xx: result.non2xx,
+    statuses: Object.fromEntries(
+      Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats.count ?? 0]),
+    ),
     errors: result.errors + result.timeouts,
   };
 }
@@ -165,10 +170,24 @@ async function startService(entry: string, vars: Record<string, string>, tokens:
     },
   } as ConstructorParameters<typeof Miniflare>[0]);
   const url = (await mf.ready).toString().replace(/\/$/, "");
+  await applyMigrations(await mf.getD1Database("DB"));
   const bucket = await mf.getR2Bucket("MODELS");
   await putShippedModels(bucket);
   const auth = vars.ASAP_AUTH === "off" ? undefined : await prepareBenchAuth(bucket, tokens);
   return { mf, url, ...(auth && { auth }) };
+}
+
+/** Applies migrations/*.sql in order to `db` (Miniflare's in-memory D1), as `wrangler d1 migrations apply` would. */
+async function applyMigrations(db: Awaited<ReturnType<Miniflare["getD1Database"]>>): Promise<void> {
+  const dir = path.join(root, "migrations");
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort()) {
+    const sql = (await readFile(path.join(dir, file), "utf8")).replace(/^\s*--.*$/gm, "");
+    const statements = sql
+      .split(";")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    await db.batch(statements.map((s) => db.prepare(s)));
+  }
 }
 
 async function post(service: Service, body: string): Promise<Response> {

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { RatePolicy } from "../src/metering/limits";
 
-/** Outcome of one request of `takeMany`, with what the IETF `RateLimit` header and `Retry-After` need. */
+/** Outcome of one `take`, with what the IETF `RateLimit` header and `Retry-After` need. */
 export interface RateDecision {
   allowed: boolean;
   /** Requests that may still be made right now (`r`). */
@@ -10,12 +10,6 @@ export interface RateDecision {
   resetSeconds: number;
   /** Seconds until a refused request would be accepted, rounded up; 0 when allowed. */
   retryAfterSeconds: number;
-}
-
-/** One request to decide: the API it calls and the caller's policy for that API. */
-export interface TakeRequest {
-  api: string;
-  policy: RatePolicy;
 }
 
 /**
@@ -58,7 +52,7 @@ export function gcra(tat: number, now: number, policy: RatePolicy): { decision: 
 
 /**
  * One object per caller (`idFromName(caller)`), holding that caller's GCRA state per API in
- * SQLite. The object handles one call at a time and `takeMany` does its read-decide-write without
+ * SQLite. The object handles one call at a time and `take` does its read-decide-write without
  * awaiting, so concurrent requests are decided strictly one after another. Expired rows (bucket
  * full again) are pruned by an alarm.
  */
@@ -72,38 +66,22 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   /**
-   * Takes one request per entry of `requests`, in order, from this caller's quota for each entry's
-   * `api` under its `policy`, and returns one decision per entry. Isolates send their concurrent
-   * requests for a caller as one batch (src/coalesce.ts); each entry is decided exactly as if it
-   * came alone, so a batch admits no more than separate calls would. `now` exists for tests
+   * Takes one request from this caller's quota for `api` under `policy`. `now` exists for tests
    * (injected clock); production callers leave it to this object's clock.
    */
-  async takeMany(requests: readonly TakeRequest[], now: number = Date.now()): Promise<RateDecision[]> {
+  async take(api: string, policy: RatePolicy, now: number = Date.now()): Promise<RateDecision> {
     const sql = this.ctx.storage.sql;
-    const tats = new Map<string, number>();
-    const changed = new Map<string, number>();
-    const decisions = requests.map(({ api, policy }) => {
-      let tat = tats.get(api);
-      if (tat === undefined) {
-        tat = sql.exec<{ tat: number }>("SELECT tat FROM gcra WHERE api = ?", api).toArray()[0]?.tat ?? now;
-      }
-      const result = gcra(tat, now, policy);
-      tats.set(api, result.tat);
-      if (result.decision.allowed) changed.set(api, result.tat);
-      return result.decision;
-    });
-    // One write per API that admitted a request, whatever the batch size (refusals write nothing).
-    let latest = Number.NEGATIVE_INFINITY;
-    for (const [api, tat] of changed) {
+    const row = sql.exec<{ tat: number }>("SELECT tat FROM gcra WHERE api = ?", api).toArray()[0];
+    const result = gcra(row?.tat ?? now, now, policy);
+    if (result.decision.allowed) {
       sql.exec(
         "INSERT INTO gcra (api, tat) VALUES (?, ?) ON CONFLICT (api) DO UPDATE SET tat = excluded.tat",
         api,
-        tat,
+        result.tat,
       );
-      latest = Math.max(latest, tat);
+      await this.scheduleAlarm(result.tat);
     }
-    if (changed.size > 0) await this.scheduleAlarm(latest);
-    return decisions;
+    return result.decision;
   }
 
   /** Deletes rows whose bucket is full again; re-arms while any remain. */

@@ -1,11 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
 
-/** A token id to record, and when its token stops being acceptable (ms since the epoch). */
-export interface JtiClaim {
-  jti: string;
-  expiresAt: number;
-}
-
 /** Expired ids are pruned at most this often (a claim ignores expired ids anyway). */
 const PRUNE_EVERY_MS = 60_000;
 
@@ -28,37 +22,31 @@ export class ReplayGuard extends DurableObject<Env> {
   }
 
   /**
-   * Records each claim's `jti` until its `expiresAt` (ms since the epoch), in order. Returns one
-   * flag per claim: false when the `jti` is already recorded and unexpired (also by an earlier
-   * claim of the same batch), i.e. the token is a replay. Isolates send concurrent claims for an
-   * issuer as one batch (src/coalesce.ts).
+   * Records `jti` until `expiresAt` (ms since the epoch). Returns false when `jti` is already
+   * recorded and unexpired, i.e. the token is a replay.
    */
-  async claimMany(claims: readonly JtiClaim[]): Promise<boolean[]> {
-    const sql = this.ctx.storage.sql;
+  async claim(jti: string, expiresAt: number): Promise<boolean> {
     const now = Date.now();
-    // One statement per claim, all before any await: nothing can interleave between check and write.
-    // It inserts a new id, or takes over an expired one; a row comes back only in those cases.
-    const fresh = claims.map(
-      ({ jti, expiresAt }) =>
-        sql
-          .exec(
-            `INSERT INTO seen (jti, expires_at) VALUES (?, ?)
-             ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?
-             RETURNING 1`,
-            jti,
-            expiresAt,
-            now,
-          )
-          .toArray().length > 0,
-    );
-    if (!fresh.some(Boolean)) return fresh;
+    // One statement, before any await: nothing can interleave between check and write. It inserts
+    // a new id or takes over an expired one; a row comes back only in those cases.
+    const fresh =
+      this.ctx.storage.sql
+        .exec(
+          `INSERT INTO seen (jti, expires_at) VALUES (?, ?)
+           ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?
+           RETURNING 1`,
+          jti,
+          expiresAt,
+          now,
+        )
+        .toArray().length > 0;
+    if (!fresh) return false;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === null) {
-      const earliest = Math.min(...claims.map((c) => c.expiresAt));
-      this.alarmAt = Math.max(earliest, now + PRUNE_EVERY_MS);
+      this.alarmAt = Math.max(expiresAt, now + PRUNE_EVERY_MS);
       await this.ctx.storage.setAlarm(this.alarmAt);
     }
-    return fresh;
+    return true;
   }
 
   /** Deletes expired ids; re-arms (no sooner than a minute from now) while any remain. */

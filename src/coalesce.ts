@@ -1,15 +1,4 @@
-/** Per-isolate request coalescing ("dynamic batching") for calls to a serialised resource. */
-
-/** How one `submit` call is carried out. */
-export interface SubmitOptions {
-  /** The batch fails with an error after this many milliseconds; the next batch then goes ahead. */
-  timeoutMs: number;
-  /**
-   * Keeps the batch's I/O alive when it is sent on behalf of this request (pass `ctx.waitUntil`):
-   * the request that sends a batch may be cancelled by its client while others wait on it.
-   */
-  waitUntil?: (promise: Promise<unknown>) => void;
-}
+/** Per-isolate dynamic batching: concurrent calls with the same key share one batch. */
 
 interface Batch<I, O> {
   items: I[];
@@ -17,74 +6,48 @@ interface Batch<I, O> {
   result: Promise<O[]>;
 }
 
-interface Lane<I, O> {
-  /** The batch still accepting items, if any. */
-  open: Batch<I, O> | undefined;
-  /** Settles when the newest batch has settled; the next batch waits for it. */
-  tail: Promise<void>;
-}
-
 /**
- * Coalesces calls per key: while a batch for a key is in flight, later items queue up and go
- * together in the next batch, sent as soon as the previous one settles. With no batch in flight an
- * item goes at once (after the current microtasks, so items submitted together share a batch), so
- * it adds no delay at low load; under load, one call carries many items. Used to turn one Durable
- * Object RPC per request into one RPC per batch, and one ORT run per request into one per batch.
+ * Coalesces calls per key: the first call for a key opens a batch, which waits for `gather()`
+ * (e.g. one event-loop turn) so that calls arriving meanwhile join it, then closes and is sent with
+ * `send(key, items)`. A call that would push the open batch past `maxWeight` opens the next batch.
+ * The batch is sent from the request that opened it, which is itself waiting for the result, so
+ * the work never runs on behalf of a finished request. Used to run concurrent predictions on one
+ * model as one ORT run (see src/inference/engine.ts).
  *
- * `send(key, items)` must return one output per item, in order. A failed or timed-out batch fails
- * each of its items with the same error.
+ * `send` must return one output per item, in order. A failed or timed-out batch fails each of its
+ * items with the same error.
  */
 export class Coalescer<I, O> {
-  private readonly lanes = new Map<string, Lane<I, O>>();
+  private readonly open = new Map<string, Batch<I, O>>();
 
   /**
    * @param send carries out one batch.
    * @param maxWeight a batch holds items up to this total weight (an item alone may exceed it).
-   * @param weight the weight of an item (default 1).
-   * @param gather awaited before a batch closes, to let more items join (default: none).
+   * @param weight the weight of an item.
+   * @param gather awaited before a batch closes, to let more items join.
    */
   constructor(
     private readonly send: (key: string, items: I[]) => Promise<O[]>,
     private readonly maxWeight: number,
-    private readonly weight: (item: I) => number = () => 1,
-    private readonly gather?: () => Promise<void>,
+    private readonly weight: (item: I) => number,
+    private readonly gather: () => Promise<void>,
   ) {}
 
-  /** Adds `item` to the open batch for `key` (or opens one) and resolves with its output. */
-  submit(key: string, item: I, options: SubmitOptions): Promise<O> {
-    let lane = this.lanes.get(key);
-    if (!lane) {
-      lane = { open: undefined, tail: Promise.resolve() };
-      this.lanes.set(key, lane);
-    }
+  /** Adds `item` to the open batch for `key` (or opens one); fails after `timeoutMs` without an answer. */
+  submit(key: string, item: I, timeoutMs: number): Promise<O> {
     const w = this.weight(item);
-    const open = lane.open;
+    const open = this.open.get(key);
     if (open && open.weight + w <= this.maxWeight) {
       const index = open.items.push(item) - 1;
       open.weight += w;
       return open.result.then((outputs) => pick(outputs, index));
     }
-    return this.openBatch(key, lane, item, w, options);
-  }
-
-  private openBatch(key: string, lane: Lane<I, O>, item: I, w: number, options: SubmitOptions): Promise<O> {
     const batch = { items: [item], weight: w } as Batch<I, O>;
-    batch.result = lane.tail.then(async () => {
-      if (this.gather) await this.gather();
-      if (lane.open === batch) lane.open = undefined;
-      return withTimeout(this.send(key, batch.items), options.timeoutMs);
+    this.open.set(key, batch);
+    batch.result = this.gather().then(() => {
+      if (this.open.get(key) === batch) this.open.delete(key);
+      return withTimeout(this.send(key, batch.items), timeoutMs);
     });
-    lane.open = batch;
-    const tail = batch.result.then(
-      () => undefined,
-      () => undefined,
-    );
-    lane.tail = tail;
-    // The lane goes once idle, so keys (callers, issuers) do not accumulate.
-    void tail.then(() => {
-      if (lane.tail === tail && this.lanes.get(key) === lane) this.lanes.delete(key);
-    });
-    options.waitUntil?.(tail);
     return batch.result.then((outputs) => pick(outputs, 0));
   }
 }

@@ -210,8 +210,8 @@ export function buildRouter() {
       async (request: IRequest, env: Env, ctx: ExecutionContext) => {
         const req = request as AppRequest;
         req.state.api = route.api;
-        if (route.auth) await authenticate(req, env, ctx, route);
-        if (route.throttle) await throttle(req, env, ctx);
+        if (route.auth) await authenticate(req, env, route);
+        if (route.throttle) await throttle(req, env);
         return route.handler(req, env, ctx);
       },
     );

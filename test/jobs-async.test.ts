@@ -493,6 +493,20 @@ describe("prediction log and retention", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("a batch predict logs one row per text, in order (rows are written several per INSERT)", async () => {
+    const requestId = `log-batch-${crypto.randomUUID()}`;
+    const texts = Array.from({ length: 20 }, (_, i) => `message number ${i} for the log`);
+    const res = await postJson("/api/v1/predict", { model: "spam", texts, request_id: requestId });
+    expect(res.status).toBe(200);
+    const items = await waitFor(async () => {
+      const rows = await env.DB.prepare("SELECT item FROM prediction_log WHERE request_id = ? ORDER BY item")
+        .bind(JSON.stringify(requestId))
+        .all<{ item: number }>();
+      return rows.results.length === texts.length ? rows.results.map((r) => r.item) : undefined;
+    });
+    expect(items).toEqual(texts.map((_, i) => i));
+  });
+
   it("the scheduled purge removes predictions, inputs, log rows and finished jobs older than RETENTION_DAYS", async () => {
     const make = async () => {
       const res = await postJson("/api/v1/predictions", { model: "spam", text: "purge me" });

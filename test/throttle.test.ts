@@ -11,13 +11,6 @@ const DAY = 86_400_000;
 
 const limiter = (caller: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(caller));
 
-/** One request decided alone (a batch of one). */
-async function take(stub: ReturnType<typeof limiter>, api: string, policy: RatePolicy, now: number) {
-  const [decision] = await stub.takeMany([{ api, policy }], now);
-  if (!decision) throw new Error("takeMany returned no decision");
-  return decision;
-}
-
 /** The Worker with some vars replaced; a new env object, so the config is parsed afresh. */
 const withVars = (vars: Partial<Record<keyof Env, unknown>>) => ({ ...env, ...vars }) as Env;
 
@@ -50,7 +43,7 @@ describe("RateLimiter object (GCRA, injected clock)", () => {
   it("admits exactly `limit` of `limit + k` concurrent requests", async () => {
     const stub = limiter("exact");
     const policy: RatePolicy = { limit: 10, window: 60 };
-    const decisions = await Promise.all(Array.from({ length: 17 }, () => take(stub, "predict", policy, t0)));
+    const decisions = await Promise.all(Array.from({ length: 17 }, () => stub.take("predict", policy, t0)));
     const allowed = decisions.filter((d) => d.allowed);
     expect(allowed).toHaveLength(10);
     expect(allowed.map((d) => d.remaining).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -59,49 +52,30 @@ describe("RateLimiter object (GCRA, injected clock)", () => {
     }
   });
 
-  it("decides a batch entry by entry, exactly as separate calls", async () => {
-    const stub = limiter("batch");
-    const policy: RatePolicy = { limit: 10, window: 60 };
-    const other: RatePolicy = { limit: 2, window: 60 };
-    const requests = Array.from({ length: 17 }, (_, i) =>
-      i % 4 === 3 ? { api: "statistics", policy: other } : { api: "predict", policy },
-    );
-    const decisions = await stub.takeMany(requests, t0);
-    const allowed = (api: string) => decisions.filter((d, i) => d.allowed && requests[i]?.api === api);
-    expect(allowed("predict").map((d) => d.remaining)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
-    expect(allowed("statistics")).toHaveLength(2);
-    // The refusals consumed nothing: the next batch is refused too, without moving the window.
-    expect(await take(stub, "predict", policy, t0 + 5_900)).toMatchObject({
-      allowed: false,
-      retryAfterSeconds: 1,
-    });
-    expect(await take(stub, "predict", policy, t0 + 6_000)).toMatchObject({ allowed: true, remaining: 0 });
-  });
-
   it("computes Retry-After exactly, rounded up, and refusals consume no quota", async () => {
     const stub = limiter("retry");
     const policy: RatePolicy = { limit: 2, window: 60 }; // one request per 30 s, bursts of 2
-    expect(await take(stub, "predict", policy, t0)).toMatchObject({
+    expect(await stub.take("predict", policy, t0)).toMatchObject({
       allowed: true,
       remaining: 1,
       resetSeconds: 30,
     });
-    expect(await take(stub, "predict", policy, t0)).toMatchObject({
+    expect(await stub.take("predict", policy, t0)).toMatchObject({
       allowed: true,
       remaining: 0,
       resetSeconds: 60,
     });
-    expect(await take(stub, "predict", policy, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 30 });
-    expect(await take(stub, "predict", policy, t0 + 29_001)).toMatchObject({
+    expect(await stub.take("predict", policy, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 30 });
+    expect(await stub.take("predict", policy, t0 + 29_001)).toMatchObject({
       allowed: false,
       retryAfterSeconds: 1,
     });
     for (let i = 0; i < 20; i++) {
-      expect((await take(stub, "predict", policy, t0 + 29_500)).allowed).toBe(false);
+      expect((await stub.take("predict", policy, t0 + 29_500)).allowed).toBe(false);
     }
     // Had any refusal consumed quota, this would be refused too.
-    expect(await take(stub, "predict", policy, t0 + 30_000)).toMatchObject({ allowed: true, remaining: 0 });
-    expect(await take(stub, "predict", policy, t0 + 30_000)).toMatchObject({
+    expect(await stub.take("predict", policy, t0 + 30_000)).toMatchObject({ allowed: true, remaining: 0 });
+    expect(await stub.take("predict", policy, t0 + 30_000)).toMatchObject({
       allowed: false,
       retryAfterSeconds: 30,
     });
@@ -110,13 +84,13 @@ describe("RateLimiter object (GCRA, injected clock)", () => {
   it("rounds a fractional interval up and honours a smaller burst", async () => {
     const stub = limiter("fractional");
     const sevenPerMinute: RatePolicy = { limit: 7, window: 60 }; // 8.571… s per request
-    for (let i = 0; i < 7; i++) expect((await take(stub, "a", sevenPerMinute, t0)).allowed).toBe(true);
-    expect(await take(stub, "a", sevenPerMinute, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 9 });
+    for (let i = 0; i < 7; i++) expect((await stub.take("a", sevenPerMinute, t0)).allowed).toBe(true);
+    expect(await stub.take("a", sevenPerMinute, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 9 });
 
     const burstOf3: RatePolicy = { limit: 60, window: 60, burst: 3 };
-    for (let i = 0; i < 3; i++) expect((await take(stub, "b", burstOf3, t0)).allowed).toBe(true);
-    expect(await take(stub, "b", burstOf3, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
-    expect((await take(stub, "b", burstOf3, t0 + 1000)).allowed).toBe(true);
+    for (let i = 0; i < 3; i++) expect((await stub.take("b", burstOf3, t0)).allowed).toBe(true);
+    expect(await stub.take("b", burstOf3, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
+    expect((await stub.take("b", burstOf3, t0 + 1000)).allowed).toBe(true);
   });
 });
 

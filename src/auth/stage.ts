@@ -1,6 +1,4 @@
 /** The authentication stage: ASAP bearer token → verified caller on `request.state`, or a problem. */
-import type { JtiClaim } from "../../durable-objects/replay-guard";
-import { Coalescer } from "../coalesce";
 import type { AppRequest } from "../context";
 import { ApiError } from "../errors";
 import { AuthError, UNAVAILABLE_REASONS } from "./failure";
@@ -19,7 +17,6 @@ const BEARER_RE = /^Bearer +([\w\-.~+/]+=*) *$/i;
 export async function authenticate(
   request: AppRequest,
   env: Env,
-  ctx: ExecutionContext,
   route: { api: string; method: string },
 ): Promise<void> {
   const { config, logger, requestId } = request.state;
@@ -39,7 +36,7 @@ export async function authenticate(
       logger.log("info", "auth_forbidden", { request_id: requestId, issuer: claims.issuer });
       throw new ApiError("forbidden", `issuer '${claims.issuer}' may not call ${route.method} ${route.api}`);
     }
-    if (config.ASAP_REPLAY_PROTECTION) await claimJti(env, ctx, claims, config.ASAP_LEEWAY_S);
+    if (config.ASAP_REPLAY_PROTECTION) await claimJti(env, claims, config.ASAP_LEEWAY_S);
     request.state.caller = { issuer: claims.issuer, subject: claims.subject };
   } catch (error) {
     if (!(error instanceof AuthError)) throw error;
@@ -73,38 +70,15 @@ function bearerToken(header: string | null): string {
   return match[1];
 }
 
-/** A guard that does not answer within this time fails the request (503) instead of hanging it. */
-const REPLAY_GUARD_TIMEOUT_MS = 5_000;
-/** Most claims one `claimMany` RPC carries. */
-const MAX_BATCH = 256;
-
-const batchers = new WeakMap<Env["REPLAY_GUARD"], Coalescer<JtiClaim, boolean>>();
-
-/** The isolate's coalescer for `namespace`: concurrent claims of an issuer share one RPC. */
-function guardBatcher(namespace: Env["REPLAY_GUARD"]): Coalescer<JtiClaim, boolean> {
-  let batcher = batchers.get(namespace);
-  if (!batcher) {
-    batcher = new Coalescer((issuer, claims) => {
-      const guard = namespace.get(namespace.idFromName(issuer));
-      return guard.claimMany(claims);
-    }, MAX_BATCH);
-    batchers.set(namespace, batcher);
-  }
-  return batcher;
-}
-
 /**
  * Records the token's `jti` in its issuer's `ReplayGuard` until the token can no longer be
  * accepted (`exp` + leeway); a `jti` already recorded is a replay.
  */
-async function claimJti(env: Env, ctx: ExecutionContext, claims: AsapClaims, leewayS: number): Promise<void> {
+async function claimJti(env: Env, claims: AsapClaims, leewayS: number): Promise<void> {
   let fresh: boolean;
   try {
-    fresh = await guardBatcher(env.REPLAY_GUARD).submit(
-      claims.issuer,
-      { jti: claims.jti, expiresAt: (claims.exp + leewayS) * 1000 },
-      { timeoutMs: REPLAY_GUARD_TIMEOUT_MS, waitUntil: (p) => ctx.waitUntil(p) },
-    );
+    const guard = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(claims.issuer));
+    fresh = await guard.claim(claims.jti, (claims.exp + leewayS) * 1000);
   } catch {
     throw new AuthError("replay_guard_unavailable", "replay protection is unavailable; retry later");
   }

@@ -88,10 +88,10 @@ interface RunItem {
 }
 
 /**
- * Dynamic batching (as in Triton's dynamic batcher, with no queue delay beyond one event-loop
- * turn): requests for the same model session that reach the model while a run is pending or in
- * flight share one ORT run. A run costs far more per call than per text, so this is what makes
- * single-text requests cheap under concurrency.
+ * Dynamic batching (as in Triton's dynamic batcher, with a queue delay of one event-loop turn):
+ * requests for the same model session that reach the model while a run is being gathered share one
+ * ORT run. A run costs far more per call than per text (about 0.07 ms vs 0.013 ms per text in
+ * `npm run bench`'s model time), so this is what keeps single-text requests cheap under load.
  */
 const runs = new Coalescer<RunItem, Float32Array[]>(
   async (_key, items) => {
@@ -135,7 +135,7 @@ export async function scoreTexts(
 ): Promise<Float32Array[]> {
   const rows = texts.map((t) => featurize(t, model.meta.featurizer));
   if (rows.some((r) => r.ids.length > MAX_SHARED_WIDTH)) return runRows(model, rows);
-  return runs.submit(runKey(model, rows), { model, rows }, { timeoutMs: RUN_TIMEOUT_MS });
+  return runs.submit(runKey(model, rows), { model, rows }, RUN_TIMEOUT_MS);
 }
 
 /** Runs the model once on `rows` (zero-padded to the widest). */

@@ -1,6 +1,5 @@
 /** The throttle stage: per-caller, per-API rate limiting in `RateLimiter` objects. */
-import type { RateDecision, TakeRequest } from "../../durable-objects/rate-limiter";
-import { Coalescer } from "../coalesce";
+import type { RateDecision } from "../../durable-objects/rate-limiter";
 import { ConfigError } from "../config";
 import type { AppRequest } from "../context";
 import { ApiError } from "../errors";
@@ -14,35 +13,29 @@ export interface RateLimitState {
   decision: RateDecision;
 }
 
-/** Most requests one `takeMany` RPC carries. */
-const MAX_BATCH = 256;
-
-const batchers = new WeakMap<Env["RATE_LIMITER"], Coalescer<TakeRequest, RateDecision>>();
-
-/** The isolate's coalescer for `namespace`: concurrent requests of a caller share one RPC. */
-function limiterBatcher(namespace: Env["RATE_LIMITER"]): Coalescer<TakeRequest, RateDecision> {
-  let batcher = batchers.get(namespace);
-  if (!batcher) {
-    batcher = new Coalescer((caller, requests) => {
-      const stub = namespace.get(namespace.idFromName(caller));
-      return stub.takeMany(requests);
-    }, MAX_BATCH);
-    batchers.set(namespace, batcher);
+/** Rejects after `ms` so an unreachable limiter yields a clear response instead of a hang. */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`rate limiter did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
   }
-  return batcher;
 }
 
 /**
  * Builds the throttle stage for routes whose API is in `throttledApis`. It takes one request from
- * the caller's quota for the route's API in the caller's `RateLimiter` object (concurrent requests
- * of a caller in this isolate go in one batched RPC, decided one by one); a refusal throws
+ * the caller's quota for the route's API in the caller's `RateLimiter` object; a refusal throws
  * `rate_limited` (429, `Retry-After`). When the limiter cannot be reached in
  * `RATE_LIMIT_TIMEOUT_MS`, `RATE_LIMIT_FAILURE_MODE` decides: `open` lets the request through
  * (logged), `closed` refuses it with 503 `rate_limiter_unavailable`. Off when `METERING=off`.
  */
 export function createThrottle(throttledApis: readonly string[]) {
   const checked = new WeakSet<object>();
-  return async (request: AppRequest, env: Env, ctx: ExecutionContext): Promise<void> => {
+  return async (request: AppRequest, env: Env): Promise<void> => {
     const { config, api, logger } = request.state;
     if (config.METERING === "off") return;
     if (!checked.has(config)) {
@@ -58,11 +51,8 @@ export function createThrottle(throttledApis: readonly string[]) {
     const policy = resolvePolicy(config.RATE_LIMITS, api, caller);
     let decision: RateDecision;
     try {
-      decision = await limiterBatcher(env.RATE_LIMITER).submit(
-        caller,
-        { api, policy },
-        { timeoutMs: config.RATE_LIMIT_TIMEOUT_MS, waitUntil: (p) => ctx.waitUntil(p) },
-      );
+      const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(caller));
+      decision = await withTimeout(stub.take(api, policy), config.RATE_LIMIT_TIMEOUT_MS);
     } catch (cause) {
       const mode = config.RATE_LIMIT_FAILURE_MODE;
       logger.log("error", "rate_limiter_unreachable", {

@@ -89,37 +89,51 @@ export function logSyncPrediction(
   ctx.waitUntil(logPredictions(env.DB, entries, state.logger));
 }
 
+/** Columns per row of `prediction_log` written by `insert`. */
+const COLUMNS = 13;
+/** Rows per INSERT: D1 binds at most 100 parameters per statement. */
+const ROWS_PER_STATEMENT = Math.floor(100 / COLUMNS);
+
+/** Writes `entries` as multi-row INSERTs (7 rows each) in one D1 batch. */
 function insert(db: D1Database, entries: readonly PredictionLogEntry[]): Promise<unknown> {
-  const statement = db.prepare(
-    `INSERT INTO prediction_log (at, kind, caller, model_id, model_version, request_id, prediction_id, item,
-       latency_ms, top_label, top_score, scores, input) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  return db.batch(
-    entries.map((e) => {
-      let top = 0;
-      for (let k = 1; k < e.scores.length; k++)
-        if ((e.scores[k] as number) > (e.scores[top] as number)) top = k;
-      const scores = Object.fromEntries(e.labels.map((label, k) => [label, e.scores[k] as number]));
-      return statement.bind(
-        e.at,
-        e.kind,
-        e.caller,
-        e.modelId,
-        e.modelVersion,
-        e.requestId,
-        e.predictionId,
-        e.item,
-        e.latencyMs,
-        e.labels[top] ?? "",
-        (e.scores[top] as number) ?? 0,
-        JSON.stringify(scores),
-        e.input,
-      );
-    }),
-  );
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < entries.length; i += ROWS_PER_STATEMENT) {
+    const chunk = entries.slice(i, i + ROWS_PER_STATEMENT);
+    const values = chunk.map(() => `(${new Array(COLUMNS).fill("?").join(", ")})`).join(", ");
+    statements.push(
+      db
+        .prepare(
+          `INSERT INTO prediction_log (at, kind, caller, model_id, model_version, request_id, prediction_id,
+             item, latency_ms, top_label, top_score, scores, input) VALUES ${values}`,
+        )
+        .bind(...chunk.flatMap(row)),
+    );
+  }
+  return db.batch(statements);
 }
 
-/** A `prediction_log` row. */
+/** The `COLUMNS` values of one log row. */
+function row(e: PredictionLogEntry): (string | number | null)[] {
+  let top = 0;
+  for (let k = 1; k < e.scores.length; k++) if ((e.scores[k] as number) > (e.scores[top] as number)) top = k;
+  const scores = Object.fromEntries(e.labels.map((label, k) => [label, e.scores[k] as number]));
+  return [
+    e.at,
+    e.kind,
+    e.caller,
+    e.modelId,
+    e.modelVersion,
+    e.requestId,
+    e.predictionId,
+    e.item,
+    e.latencyMs,
+    e.labels[top] ?? "",
+    (e.scores[top] as number) ?? 0,
+    JSON.stringify(scores),
+    e.input,
+  ];
+}
+
 interface LogRow {
   seq: number;
   at: number;
