@@ -32,8 +32,15 @@ export async function readJsonBodyBytes(request: Request, maxBytes: number): Pro
   return readCapped(request.body, maxBytes);
 }
 
-/** Reads a body stream into bytes, refusing (413 `payload_too_large`) past `maxBytes`. */
-export async function readCapped(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array> {
+/**
+ * Reads a body stream into bytes, refusing past `maxBytes` with `tooLarge()` (default: 413
+ * `payload_too_large`); the stream is cancelled then.
+ */
+export async function readCapped(
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+  tooLarge: () => Error = () => payloadTooLarge(maxBytes),
+): Promise<Uint8Array> {
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -43,7 +50,7 @@ export async function readCapped(body: ReadableStream<Uint8Array>, maxBytes: num
     size += value.byteLength;
     if (size > maxBytes) {
       await reader.cancel();
-      throw payloadTooLarge(maxBytes);
+      throw tooLarge();
     }
     chunks.push(value);
   }

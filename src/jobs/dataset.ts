@@ -8,6 +8,7 @@
  * workerd without `nodejs_compat`.
  */
 import { CsvError, parse as parseCsv } from "csv-parse/browser/esm/sync";
+import { readCapped } from "../http";
 import type { TrainingRow } from "../training/trainer";
 
 /** A dataset that cannot be trained on; `message` says why (shown as the job's error). */
@@ -47,29 +48,16 @@ export async function readDatasetText(object: R2ObjectBody, maxBytes: number): P
   }
   let stream: ReadableStream<Uint8Array> = object.body;
   if (object.key.toLowerCase().endsWith(".gz")) stream = stream.pipeThrough(new DecompressionStream("gzip"));
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  let bytes: Uint8Array;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel();
-        throw new DatasetError(`dataset decompresses to more than ${maxBytes} bytes (MAX_DATASET_BYTES)`);
-      }
-      chunks.push(value);
-    }
+    bytes = await readCapped(
+      stream,
+      maxBytes,
+      () => new DatasetError(`dataset decompresses to more than ${maxBytes} bytes (MAX_DATASET_BYTES)`),
+    );
   } catch (error) {
     if (error instanceof DatasetError) throw error;
     throw new DatasetError(`dataset could not be decompressed: ${(error as Error).message}`);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
   }
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
