@@ -59,6 +59,8 @@ export function gcra(tat: number, now: number, policy: RatePolicy): { decision: 
 export class RateLimiter extends DurableObject<Env> {
   /** Time of the scheduled alarm; `undefined` until read from storage. */
   private alarmAt: number | null | undefined;
+  /** Write-through cache of the `gcra` rows read so far: a decision costs one write, no read. */
+  private readonly tats = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -71,9 +73,13 @@ export class RateLimiter extends DurableObject<Env> {
    */
   async take(api: string, policy: RatePolicy, now: number = Date.now()): Promise<RateDecision> {
     const sql = this.ctx.storage.sql;
-    const row = sql.exec<{ tat: number }>("SELECT tat FROM gcra WHERE api = ?", api).toArray()[0];
-    const result = gcra(row?.tat ?? now, now, policy);
+    const tat =
+      this.tats.get(api) ??
+      sql.exec<{ tat: number }>("SELECT tat FROM gcra WHERE api = ?", api).toArray()[0]?.tat ??
+      now;
+    const result = gcra(tat, now, policy);
     if (result.decision.allowed) {
+      this.tats.set(api, result.tat);
       sql.exec(
         "INSERT INTO gcra (api, tat) VALUES (?, ?) ON CONFLICT (api) DO UPDATE SET tat = excluded.tat",
         api,
@@ -88,6 +94,7 @@ export class RateLimiter extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
     sql.exec("DELETE FROM gcra WHERE tat <= ?", Date.now());
+    this.tats.clear();
     const latest = sql.exec<{ tat: number | null }>("SELECT MAX(tat) AS tat FROM gcra").one().tat;
     // Re-armed directly: inside the handler the running alarm may still read as scheduled.
     this.alarmAt = latest === null ? null : Math.max(Math.ceil(latest), Date.now() + 1000);
