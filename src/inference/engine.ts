@@ -1,4 +1,3 @@
-import { Coalescer } from "../coalesce";
 import type { Config } from "../config";
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
@@ -75,67 +74,18 @@ function checkSignature(session: ort.InferenceSession, manifest: ModelManifest):
   }
 }
 
-/** Concurrent requests' texts on one model run together, up to this many texts per ORT run. */
-const MAX_DYNAMIC_BATCH = 64;
-/** Rows wider than this (very long texts) run alone rather than padding a whole batch to their width. */
-const MAX_SHARED_WIDTH = 4096;
-/** An ORT run that takes longer than this fails its requests (503) instead of hanging them. */
-const RUN_TIMEOUT_MS = 30_000;
-
-interface RunItem {
-  model: LoadedModel<TextModelManifest>;
-  rows: SparseFeatures[];
-}
-
 /**
- * Dynamic batching (as in Triton's dynamic batcher, with a queue delay of one event-loop turn):
- * requests for the same model session that reach the model while a run is being gathered share one
- * ORT run. A run costs far more per call than per text (about 0.07 ms vs 0.013 ms per text in
- * `npm run bench`'s model time), so this is what keeps single-text requests cheap under load.
- */
-const runs = new Coalescer<RunItem, Float32Array[]>(
-  async (_key, items) => {
-    const first = items[0];
-    if (!first) return [];
-    const scores = await runRows(first.model, items.length === 1 ? first.rows : items.flatMap((i) => i.rows));
-    let offset = 0;
-    return items.map((item) => {
-      offset += item.rows.length;
-      return scores.slice(offset - item.rows.length, offset);
-    });
-  },
-  MAX_DYNAMIC_BATCH,
-  (item) => item.rows.length,
-  // One macrotask turn, so requests already received reach the model and join the batch.
-  () => new Promise((resolve) => setTimeout(resolve, 0)),
-);
-
-const sessionIds = new WeakMap<object, number>();
-let nextSessionId = 0;
-
-/** A batching key per session and width class (widths within 2× of each other share batches). */
-function runKey(model: LoadedModel<ModelManifest>, rows: readonly SparseFeatures[]): string {
-  let id = sessionIds.get(model.session);
-  if (id === undefined) {
-    id = nextSessionId++;
-    sessionIds.set(model.session, id);
-  }
-  const width = Math.max(1, ...rows.map((r) => r.ids.length));
-  return `${id}:${Math.ceil(Math.log2(width))}`;
-}
-
-/**
- * Featurizes `texts` with the model's own featurizer spec and scores them, in one ORT run shared
- * with concurrent requests on the same model (dynamic batching). Returns one probability vector
- * per text, in the manifest's label order.
+ * Featurizes `texts` with the model's own featurizer spec and runs the model once for the whole
+ * batch. Returns one probability vector per text, in the manifest's label order.
  */
 export async function scoreTexts(
   model: LoadedModel<TextModelManifest>,
   texts: readonly string[],
 ): Promise<Float32Array[]> {
-  const rows = texts.map((t) => featurize(t, model.meta.featurizer));
-  if (rows.some((r) => r.ids.length > MAX_SHARED_WIDTH)) return runRows(model, rows);
-  return runs.submit(runKey(model, rows), { model, rows }, RUN_TIMEOUT_MS);
+  return runRows(
+    model,
+    texts.map((t) => featurize(t, model.meta.featurizer)),
+  );
 }
 
 /** Runs the model once on `rows` (zero-padded to the widest). */
