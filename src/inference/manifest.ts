@@ -26,21 +26,10 @@ export const featurizerSpecSchema = z.object({
   norm: z.enum(["l2", "none"]),
 });
 
-/**
- * `manifest.json` of a text model, stored beside `model.onnx` at `models/<id>/<version>/` in R2 and in
- * `models/<id>/` in the repository. The graph contract: inputs `ids` (int64 [batch, n]) and `values`
- * (float32 [batch, n]), padded with id 0 / value 0; output `scores` (float32 [batch, labels]) holding
- * probabilities (sigmoid per label for multilabel/binary, softmax for multiclass). `kind` is optional
- * ("text" when absent), so manifests written before image models existed stay valid.
- */
-export const textManifestSchema = z.object({
-  kind: z.literal("text").optional(),
+/** The fields every manifest has, whatever the model's input. */
+const manifestBaseSchema = z.object({
   id: z.string().regex(MODEL_ID_RE),
   version: z.string().regex(MODEL_VERSION_RE),
-  task: z.enum(["multilabel", "multiclass", "binary"]),
-  labels: z.array(z.string().min(1).max(128)).min(1).max(4096),
-  featurizer: featurizerSpecSchema,
-  inputs: z.object({ ids: z.string().min(1), values: z.string().min(1) }),
   output: z.string().min(1),
   quantization: z.enum(["int8", "none"]),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
@@ -48,6 +37,21 @@ export const textManifestSchema = z.object({
   metrics: z.record(z.string(), z.number()),
   created_at: z.string().datetime(),
   description: z.string().max(2000).optional(),
+});
+
+/**
+ * `manifest.json` of a text model, stored beside `model.onnx` at `models/<id>/<version>/` in R2 and in
+ * `models/<id>/` in the repository. The graph contract: inputs `ids` (int64 [batch, n]) and `values`
+ * (float32 [batch, n]), padded with id 0 / value 0; output `scores` (float32 [batch, labels]) holding
+ * probabilities (sigmoid per label for multilabel/binary, softmax for multiclass). `kind` is optional
+ * ("text" when absent), so manifests written before image models existed stay valid.
+ */
+export const textManifestSchema = manifestBaseSchema.extend({
+  kind: z.literal("text").optional(),
+  task: z.enum(["multilabel", "multiclass", "binary"]),
+  labels: z.array(z.string().min(1).max(128)).min(1).max(4096),
+  featurizer: featurizerSpecSchema,
+  inputs: z.object({ ids: z.string().min(1), values: z.string().min(1) }),
 });
 
 /**
@@ -75,21 +79,12 @@ export type ImagePreprocessSpec = z.infer<typeof imagePreprocessSchema>;
  * [batch, channels, height, width], preprocessed as `preprocess` says); output `scores` (float32
  * [batch, labels], softmax probabilities).
  */
-export const imageManifestSchema = z.object({
+export const imageManifestSchema = manifestBaseSchema.extend({
   kind: z.literal("image"),
-  id: z.string().regex(MODEL_ID_RE),
-  version: z.string().regex(MODEL_VERSION_RE),
   task: z.literal("multiclass"),
   labels: z.array(z.string().min(1).max(128)).min(2).max(4096),
   preprocess: imagePreprocessSchema,
   inputs: z.object({ image: z.string().min(1) }),
-  output: z.string().min(1),
-  quantization: z.enum(["int8", "none"]),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  size_bytes: z.number().int().positive(),
-  metrics: z.record(z.string(), z.number()),
-  created_at: z.string().datetime(),
-  description: z.string().max(2000).optional(),
 });
 
 /** Any model's manifest: an image manifest has `kind: "image"`, anything else is a text manifest. */
