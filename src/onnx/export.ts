@@ -190,31 +190,44 @@ export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Ui
  */
 export async function exportModel(
   model: LinearTextModel,
-  meta: ExportMetadata & { metrics?: Record<string, number>; createdAt?: Date },
+  meta: ManifestMetadata,
 ): Promise<{ onnx: Uint8Array; manifest: TextModelManifest }> {
   const bytes = buildOnnxModel(model, meta);
   const manifest = textManifestSchema.parse({
-    id: meta.id,
-    version: meta.version,
     task: model.task,
     labels: [...model.labels],
     featurizer: { ...model.spec },
     inputs: { ids: GRAPH_NAMES.ids, values: GRAPH_NAMES.values },
-    output: GRAPH_NAMES.scores,
-    quantization: model.quantization,
-    sha256: await sha256Hex(bytes),
-    size_bytes: bytes.byteLength,
-    metrics: finiteMetrics(meta.metrics),
-    created_at: (meta.createdAt ?? new Date()).toISOString(),
-    ...(meta.description === undefined ? {} : { description: meta.description }),
+    ...(await commonManifestFields(model, meta, bytes)),
   });
   return { onnx: bytes, manifest };
 }
 
-function finiteMetrics(metrics: Record<string, number> = {}): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(metrics)) if (Number.isFinite(v)) out[k] = v;
-  return out;
+/** What an exporter knows about a model beyond its graph: id, version, metrics, dates. */
+type ManifestMetadata = ExportMetadata & { metrics?: Record<string, number>; createdAt?: Date };
+
+/**
+ * The manifest fields every exporter writes the same way: identity, output name, quantization,
+ * checksum and size of `bytes`, finite metrics (others dropped), `created_at` (default now).
+ */
+async function commonManifestFields(
+  model: { quantization: "int8" | "none" },
+  meta: ManifestMetadata,
+  bytes: Uint8Array,
+) {
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(meta.metrics ?? {})) if (Number.isFinite(v)) metrics[k] = v;
+  return {
+    id: meta.id,
+    version: meta.version,
+    output: GRAPH_NAMES.scores,
+    quantization: model.quantization,
+    sha256: await sha256Hex(bytes),
+    size_bytes: bytes.byteLength,
+    metrics,
+    created_at: (meta.createdAt ?? new Date()).toISOString(),
+    ...(meta.description === undefined ? {} : { description: meta.description }),
+  };
 }
 
 function modelProto(
@@ -340,11 +353,7 @@ export function buildCnnOnnxModel(model: CnnModel, meta: ExportMetadata): Uint8A
  */
 export async function exportImageModel(
   model: CnnModel,
-  meta: ExportMetadata & {
-    preprocess: ImagePreprocessSpec;
-    metrics?: Record<string, number>;
-    createdAt?: Date;
-  },
+  meta: ManifestMetadata & { preprocess: ImagePreprocessSpec },
 ): Promise<{ onnx: Uint8Array; manifest: ImageModelManifest }> {
   const { preprocess } = meta;
   if (
@@ -357,19 +366,11 @@ export async function exportImageModel(
   const bytes = buildCnnOnnxModel(model, meta);
   const manifest = imageManifestSchema.parse({
     kind: "image",
-    id: meta.id,
-    version: meta.version,
     task: model.task,
     labels: [...model.labels],
     preprocess,
     inputs: { image: GRAPH_NAMES.image },
-    output: GRAPH_NAMES.scores,
-    quantization: model.quantization,
-    sha256: await sha256Hex(bytes),
-    size_bytes: bytes.byteLength,
-    metrics: finiteMetrics(meta.metrics),
-    created_at: (meta.createdAt ?? new Date()).toISOString(),
-    ...(meta.description === undefined ? {} : { description: meta.description }),
+    ...(await commonManifestFields(model, meta, bytes)),
   });
   return { onnx: bytes, manifest };
 }
