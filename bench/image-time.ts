@@ -3,13 +3,12 @@
  * preprocessing (gray, resize, normalise) with the Worker's own code, and model-only time
  * (onnxruntime-web WASM, one thread, same session options as the Worker) on a preprocessed input.
  */
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import * as ort from "onnxruntime-web";
 import { base64, drawDigit, grayJpeg, grayPng } from "../scripts/digit-images";
 import { decodeImage } from "../src/image/decode";
 import { toModelInput } from "../src/image/preprocess";
 import { imageManifestSchema } from "../src/inference/manifest";
+import { loadShippedModel } from "./model-time";
 
 /** The two bench images: a 28×28 PNG and a 640×480 JPEG (resized by the Worker), as base64. */
 export function benchImages(): { png28: string; jpeg640: string } {
@@ -32,14 +31,7 @@ export async function measureImageTime(
   images: Record<string, string>,
   iterations = 200,
 ): Promise<ImageTime> {
-  ort.env.wasm.numThreads = 1;
-  const dir = path.join(root, "models", id);
-  const manifest = imageManifestSchema.parse(
-    JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")),
-  );
-  const session = await ort.InferenceSession.create(await readFile(path.join(dir, "model.onnx")), {
-    graphOptimizationLevel: "all",
-  });
+  const { manifest, session } = await loadShippedModel(root, id, imageManifestSchema);
   const { channels, height, width } = manifest.preprocess;
   const mean = (fn: () => unknown, n: number) => {
     for (let i = 0; i < Math.min(20, n); i++) fn();

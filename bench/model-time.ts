@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-web";
+import type { z } from "zod";
 import { featurize, featurizeBatch } from "../src/featurizer/text";
 import { textManifestSchema } from "../src/inference/manifest";
 
@@ -24,6 +25,24 @@ function feeds(texts: string[], spec: Parameters<typeof featurize>[1]): Record<s
   };
 }
 
+/**
+ * Loads shipped model `id` from models/ for a Node timing: its manifest validated by `schema`, and
+ * an onnxruntime-web session with the Worker's thread count and session options (src/inference/ort.ts).
+ */
+export async function loadShippedModel<S extends z.ZodType>(
+  root: string,
+  id: string,
+  schema: S,
+): Promise<{ manifest: z.infer<S>; session: ort.InferenceSession }> {
+  ort.env.wasm.numThreads = 1;
+  const dir = path.join(root, "models", id);
+  const manifest = schema.parse(JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")));
+  const session = await ort.InferenceSession.create(await readFile(path.join(dir, "model.onnx")), {
+    graphOptimizationLevel: "all",
+  });
+  return { manifest, session };
+}
+
 /** Measures `id` from models/ on `texts` (each timing is the mean over `iterations` runs). */
 export async function measureModelTime(
   root: string,
@@ -31,15 +50,7 @@ export async function measureModelTime(
   texts: string[],
   iterations = 2000,
 ): Promise<ModelTime> {
-  ort.env.wasm.numThreads = 1;
-  const dir = path.join(root, "models", id);
-  const manifest = textManifestSchema.parse(
-    JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")),
-  );
-  // Same session options as the Worker (src/inference/ort.ts).
-  const session = await ort.InferenceSession.create(await readFile(path.join(dir, "model.onnx")), {
-    graphOptimizationLevel: "all",
-  });
+  const { manifest, session } = await loadShippedModel(root, id, textManifestSchema);
   const one = feeds([texts[1 % texts.length] as string], manifest.featurizer);
   const batch = feeds(
     Array.from({ length: 32 }, (_, i) => texts[i % texts.length] as string),
