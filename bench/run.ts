@@ -9,10 +9,14 @@
  * the load (concurrency 32, 10 s per scenario by default). Prints one JSON document.
  *
  * Scenarios, all in one run: hello world (ceiling); health; predict single and batch of 32 with the
- * full stack (ASAP auth with a warm key cache + statistics + throttling); predict single with auth
- * off, with metering (statistics + throttling) off, and with both off; cold start; model-only time;
- * image predict (digits model, full stack) with a 28×28 PNG and a 640×480 JPEG, plus their decode,
- * preprocessing and model-only times.
+ * full stack (ASAP auth with a warm key cache + statistics + throttling); the full stack with ES256
+ * instead of RS256 tokens; predict single with auth off, with metering (statistics + throttling)
+ * off, and with both off; cold start; model-only time; image predict (digits model, full stack)
+ * with a 28×28 PNG and a 640×480 JPEG, plus their decode, preprocessing and model-only times.
+ *
+ * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
+ * unless a scenario says otherwise, pre-signed before each service's load (RSA signing in Node
+ * does ~4,000 tokens/s, so that takes ~10 s per service).
  *
  * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32), BENCH_MODEL (default toxicity).
  */
@@ -25,6 +29,7 @@ import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { putShippedModels } from "../scripts/local-r2";
+import type { AsapAlgorithm } from "../src/auth/asap";
 import { type BenchAuth, prepareBenchAuth } from "./auth";
 import { benchImages, measureImageTime } from "./image-time";
 import { measureModelTime } from "./model-time";
@@ -151,9 +156,14 @@ interface Service {
 
 /**
  * Starts the built Worker in workerd via Miniflare with local R2 seeded from models/, vars from
- * wrangler.toml's top level (dev) plus `vars`, and `tokens` pre-signed ASAP tokens.
+ * wrangler.toml's top level (dev) plus `vars`, and `tokens` pre-signed ASAP tokens of `alg`.
  */
-async function startService(entry: string, vars: Record<string, string>, tokens: number): Promise<Service> {
+async function startService(
+  entry: string,
+  vars: Record<string, string>,
+  tokens: number,
+  alg: AsapAlgorithm = "RS256",
+): Promise<Service> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
   const mf = new Miniflare({
     ...(workerOptions as object),
@@ -173,7 +183,7 @@ async function startService(entry: string, vars: Record<string, string>, tokens:
   await applyMigrations(await mf.getD1Database("DB"));
   const bucket = await mf.getR2Bucket("MODELS");
   await putShippedModels(bucket);
-  const auth = vars.ASAP_AUTH === "off" ? undefined : await prepareBenchAuth(bucket, tokens);
+  const auth = vars.ASAP_AUTH === "off" ? undefined : await prepareBenchAuth(bucket, tokens, alg);
   return { mf, url, ...(auth && { auth }) };
 }
 
@@ -237,13 +247,20 @@ async function coldStart(entry: string): Promise<{ first_predict_ms: number; sec
   }
 }
 
-/** Runs `fn` against a fresh service with `vars`, after a warm-up predict. */
+/**
+ * Tokens per service: enough for ~4,000 authenticated requests a second over one scenario's
+ * duration (the full-stack service's four authenticated scenarios together make ~2,500 a second).
+ */
+const TOKENS = Math.ceil(DURATION * 4_000);
+
+/** Runs `fn` against a fresh service with `vars` (tokens of `alg`), after a warm-up predict. */
 async function withService<T>(
   entry: string,
   vars: Record<string, string>,
   fn: (s: Service) => Promise<T>,
+  alg?: AsapAlgorithm,
 ): Promise<T> {
-  const service = await startService(entry, vars, Math.ceil(DURATION * 12_000));
+  const service = await startService(entry, vars, TOKENS, alg);
   try {
     for (let i = 0; i < 20; i++) await post(service, single);
     return await fn(service);
@@ -275,6 +292,12 @@ const full = await withService(bundle.entry, {}, async (s) => ({
     ...(s.auth && { auth: s.auth }),
   }),
 }));
+const es256 = await withService(
+  bundle.entry,
+  {},
+  (s) => load(predictUrl(s), { method: "POST", body: single, ...(s.auth && { auth: s.auth }) }),
+  "ES256",
+);
 const noAuth = await withService(bundle.entry, { ASAP_AUTH: "off" }, (s) =>
   load(predictUrl(s), { method: "POST", body: single }),
 );
@@ -299,14 +322,17 @@ console.log(
       health: full.health,
       predict_single: { ...full.single, pct_of_hello_world: pct(full.single.rps, hello.rps) },
       predict_batch32: { ...full.batch, texts_per_s: full.batch.rps * 32 },
+      predict_single_es256_tokens: es256,
       predict_single_no_auth: noAuth,
       predict_single_no_metering: noMetering,
       predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, hello.rps) },
       auth_cost_pct: pct(noAuth.rps - full.single.rps, noAuth.rps),
+      auth_cost_pct_es256: pct(noAuth.rps - es256.rps, noAuth.rps),
       metering_cost_pct: pct(noMetering.rps - full.single.rps, noMetering.rps),
       // The same costs from workerd CPU per request (RPS cost = 1 − cpu_without / cpu_with when
       // CPU-bound); steadier than RPS when other work shares the machine.
       auth_cost_cpu_pct: cpuCost(full.single, noAuth),
+      auth_cost_cpu_pct_es256: cpuCost(es256, noAuth),
       metering_cost_cpu_pct: cpuCost(full.single, noMetering),
       bare_pct_of_hello_world_cpu: pct(hello.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
       cold_start: cold,

@@ -86,6 +86,7 @@ const configSchema = z.object({
       }
     }),
   ASAP_KEY_TIMEOUT_MS: intVar("ASAP_KEY_TIMEOUT_MS", 50, 30_000).prefault("2000"),
+  ASAP_REPLAY_TIMEOUT_MS: intVar("ASAP_REPLAY_TIMEOUT_MS", 10, 60_000).prefault("10000"),
   ASAP_LEEWAY_S: intVar("ASAP_LEEWAY_S", 0, 300).prefault("30"),
   ASAP_REPLAY_PROTECTION: z
     .enum(["on", "off"], { error: "ASAP_REPLAY_PROTECTION must be 'on' or 'off'" })

@@ -1,8 +1,8 @@
 import type { IRequest } from "itty-router";
+import type { RateLimitState } from "./admission";
 import type { Config } from "./config";
 import type { ModelRef } from "./inference/engine";
 import type { Logger } from "./log";
-import type { RateLimitState } from "./metering/throttle";
 
 /** Per-request state set by the router's first stage and read by handlers and the log line. */
 export interface RequestState {
@@ -18,7 +18,9 @@ export interface RequestState {
   clientRequestId?: string | number;
   /** The authenticated caller (ASAP issuer and subject), set by the auth stage. */
   caller?: { issuer: string; subject: string };
-  /** The throttle stage's policy and decision, rendered as `RateLimit` headers at the end. */
+  /** The authenticated token's id and how long it stays spent, for replay protection. */
+  token?: { jti: string; expiresAt: number };
+  /** The admission stage's policy and decision, rendered as `RateLimit` headers at the end. */
   rateLimit?: RateLimitState;
 }
 

@@ -4,9 +4,8 @@ import { handleQueue } from "./queue/index";
 import { purgeExpired } from "./retention";
 import { buildRouter } from "./router";
 
+export { CallerGuard } from "../durable-objects/caller-guard";
 export { OnlineLearner } from "../durable-objects/online-learner";
-export { RateLimiter } from "../durable-objects/rate-limiter";
-export { ReplayGuard } from "../durable-objects/replay-guard";
 export { StatsShard } from "../durable-objects/stats-shard";
 
 const router = buildRouter();

@@ -1,11 +1,11 @@
 import { type IRequest, Router } from "itty-router";
+import { createAdmission } from "./admission";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
 import { ApiError, problemResponse } from "./errors";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
-import { createThrottle } from "./metering/throttle";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { activate, createModel, getModel, listModels, putVersion, removeModel } from "./routes/models";
@@ -201,7 +201,7 @@ export function buildRouter() {
     catch: toProblem,
     finally: [finish, meter],
   });
-  const throttle = createThrottle([...new Set(ROUTES.filter((r) => r.throttle).map((r) => r.api))]);
+  const admit = createAdmission([...new Set(ROUTES.filter((r) => r.throttle).map((r) => r.api))]);
   const methodsByPath = new Map<string, Method[]>();
   for (const route of ROUTES) {
     methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method]);
@@ -211,7 +211,7 @@ export function buildRouter() {
         const req = request as AppRequest;
         req.state.api = route.api;
         if (route.auth) await authenticate(req, env, route);
-        if (route.throttle) await throttle(req, env);
+        await admit(req, env, route);
         return route.handler(req, env, ctx);
       },
     );

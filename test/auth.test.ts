@@ -1,11 +1,17 @@
 /**
- * ASAP authentication against the real Worker (router, R2 key source, ReplayGuard Durable Object).
+ * ASAP authentication against the real Worker (router, R2 key source, CallerGuard Durable Object).
  * Tokens are real: signed with keypairs generated here, public keys published in local R2.
  */
-import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import {
+  abortAllDurableObjects,
+  createExecutionContext,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { base64url, type JWTPayload, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { CallerGuard } from "../durable-objects/caller-guard";
 import { R2_KEY_PREFIX } from "../src/auth/asap";
 import { authenticate } from "../src/auth/stage";
 import { ConfigError, loadConfig } from "../src/config";
@@ -412,6 +418,15 @@ describe("valid tokens", () => {
   });
 });
 
+/** Asks `guard` to record token id `jti` until `expiresAt` (no rate part): true unless a replay. */
+async function claim(
+  guard: DurableObjectStub<CallerGuard>,
+  jti: string,
+  expiresAt: number,
+): Promise<boolean> {
+  return !(await guard.admit({ token: { jti, expiresAt } })).replayed;
+}
+
 describe("replay protection", () => {
   it("is per issuer: the same jti from two issuers is accepted once each", async () => {
     const other = await createTestKey("auth-tests-other");
@@ -429,11 +444,37 @@ describe("replay protection", () => {
     }
   });
 
-  it("ReplayGuard forgets a jti when its alarm runs after expiry", async () => {
-    const stub = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(`guard-${crypto.randomUUID()}`));
+  it("CallerGuard stores an id before accepting it: a fresh instance still refuses the replay", async () => {
+    const name = `guard-${crypto.randomUUID()}`;
+    const guard = () => env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(name));
+    const expiresAt = Date.now() + 600_000;
+    expect(await claim(guard(), "stored", expiresAt)).toBe(true);
+    const rows = await runInDurableObject(guard(), (_, state) =>
+      state.storage.sql.exec<{ jti: string }>("SELECT jti FROM seen").toArray(),
+    );
+    expect(rows).toEqual([{ jti: "stored" }]);
+    await abortAllDurableObjects();
+    expect(await claim(guard(), "stored", expiresAt)).toBe(false);
+  });
+
+  it("CallerGuard accepts each of many concurrent ids exactly once (one commit per group)", async () => {
+    const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(`guard-${crypto.randomUUID()}`));
+    const ids = Array.from({ length: 40 }, (_, i) => `id-${i % 20}`);
+    const accepted = await Promise.all(ids.map((id) => claim(stub, id, Date.now() + 600_000)));
+    expect(accepted.filter(Boolean)).toHaveLength(20);
+    expect(new Set(ids.filter((_, i) => accepted[i]))).toEqual(new Set(ids.slice(0, 20)));
+    const count = await runInDurableObject(
+      stub,
+      (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n,
+    );
+    expect(count).toBe(20);
+  });
+
+  it("CallerGuard forgets a jti when its alarm runs after expiry", async () => {
+    const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(`guard-${crypto.randomUUID()}`));
     const expiresAt = Date.now() + 500;
-    expect(await stub.claim("j1", expiresAt)).toBe(true);
-    expect(await stub.claim("j1", expiresAt)).toBe(false);
+    expect(await claim(stub, "j1", expiresAt)).toBe(true);
+    expect(await claim(stub, "j1", expiresAt)).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, expiresAt - Date.now() + 20));
     await runDurableObjectAlarm(stub); // unless the real alarm already ran
     const count = await runInDurableObject(
@@ -441,7 +482,7 @@ describe("replay protection", () => {
       (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n,
     );
     expect(count).toBe(0);
-    expect(await stub.claim("j1", Date.now() + 60_000)).toBe(true);
+    expect(await claim(stub, "j1", Date.now() + 60_000)).toBe(true);
   });
 });
 

@@ -10,11 +10,12 @@ import {
   createScheduledController,
   env,
   getQueueResult,
+  waitOnExecutionContext,
 } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { r2Keys } from "../src/inference/manifest";
-import { api, fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
+import { api, fixtureBytes, postJson, problem, seedShippedModel, testToken } from "./helpers";
 import { CALM, LOUD, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";
 
 interface Job {
@@ -505,6 +506,34 @@ describe("prediction log and retention", () => {
       return rows.results.length === texts.length ? rows.results.map((r) => r.item) : undefined;
     });
     expect(items).toEqual(texts.map((_, i) => i));
+  });
+
+  it("with PREDICTION_LOG_INPUTS on, a batch of large inputs is logged whole, over several INSERTs", async () => {
+    // 40 texts of 60,000 characters: ~2.4 MB of row JSON, more than one statement's share.
+    const requestId = `log-inputs-${crypto.randomUUID()}`;
+    const texts = Array.from({ length: 40 }, (_, i) =>
+      `${i} ${"é see you at home ".repeat(4_000)}`.slice(0, 60_000),
+    );
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request("http://edge.test/api/v1/predict", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await testToken()}` },
+        body: JSON.stringify({ model: "spam", texts, request_id: requestId }),
+      }) as Request<unknown, IncomingRequestCfProperties>,
+      { ...env, PREDICTION_LOG_INPUTS: "on", MAX_BODY_BYTES: String(4 * 1024 * 1024) },
+      ctx,
+    );
+    expect(res.status).toBe(200);
+    await waitOnExecutionContext(ctx);
+    const rows = await env.DB.prepare(
+      "SELECT item, input, top_label FROM prediction_log WHERE request_id = ? ORDER BY item",
+    )
+      .bind(JSON.stringify(requestId))
+      .all<{ item: number; input: string; top_label: string }>();
+    expect(rows.results.map((r) => r.item)).toEqual(texts.map((_, i) => i));
+    expect(rows.results.map((r) => r.input)).toEqual(texts);
+    expect(new Set(rows.results.map((r) => r.top_label))).toEqual(new Set(["ham"]));
   });
 
   it("the scheduled purge removes predictions, inputs, log rows and finished jobs older than RETENTION_DAYS", async () => {

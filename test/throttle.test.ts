@@ -1,6 +1,13 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import {
+  abortAllDurableObjects,
+  createExecutionContext,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { RateDecision } from "../durable-objects/caller-guard";
 import { mintToken } from "../src/auth/asap";
 import { ConfigError, loadConfig } from "../src/config";
 import worker from "../src/index";
@@ -9,7 +16,16 @@ import { createTestKey, problem, TEST_AUDIENCE, type TestKey } from "./helpers";
 
 const DAY = 86_400_000;
 
-const limiter = (caller: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(caller));
+const guard = (caller: string) => env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(caller));
+
+/** `caller`'s guard asked for rate decisions only (no token), with an optional injected clock. */
+const limiter = (caller: string) => ({
+  take: async (api: string, policy: RatePolicy, now?: number): Promise<RateDecision> => {
+    const { decision } = await guard(caller).admit({ rate: { api, policy } }, now);
+    if (!decision) throw new Error("no rate decision");
+    return decision;
+  },
+});
 
 /** The Worker with some vars replaced; a new env object, so the config is parsed afresh. */
 const withVars = (vars: Partial<Record<keyof Env, unknown>>) => ({ ...env, ...vars }) as Env;
@@ -36,7 +52,7 @@ async function call(testEnv: Env, path: string, issuer: string, init: RequestIni
   return res;
 }
 
-describe("RateLimiter object (GCRA, injected clock)", () => {
+describe("CallerGuard rate decisions (GCRA, injected clock)", () => {
   // A clock well ahead of the real one: the object's pruning alarm never touches these rows.
   const t0 = Date.now() + DAY;
 
@@ -91,6 +107,63 @@ describe("RateLimiter object (GCRA, injected clock)", () => {
     for (let i = 0; i < 3; i++) expect((await stub.take("b", burstOf3, t0)).allowed).toBe(true);
     expect(await stub.take("b", burstOf3, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 1 });
     expect((await stub.take("b", burstOf3, t0 + 1000)).allowed).toBe(true);
+  });
+});
+
+describe("CallerGuard admission (token + rate in one call)", () => {
+  it("a replay takes no quota; a throttled request does not spend its token", async () => {
+    const t0 = Date.now() + DAY;
+    const stub = guard(`admit-${crypto.randomUUID()}`);
+    const rate = { api: "predict", policy: { limit: 1, window: 60 } };
+    const token = (jti: string) => ({ jti, expiresAt: t0 + 600_000 });
+    expect(await stub.admit({ token: token("t1"), rate }, t0)).toMatchObject({
+      replayed: false,
+      decision: { allowed: true },
+    });
+    expect(await stub.admit({ token: token("t1"), rate }, t0)).toEqual({ replayed: true });
+    expect(await stub.admit({ token: token("t2"), rate }, t0)).toMatchObject({
+      replayed: false,
+      decision: { allowed: false, retryAfterSeconds: 60 },
+    });
+    // After Retry-After the same token is accepted: the refusal did not record it.
+    expect(await stub.admit({ token: token("t2"), rate }, t0 + 60_000)).toMatchObject({
+      replayed: false,
+      decision: { allowed: true },
+    });
+    expect(await stub.admit({ token: token("t2"), rate }, t0 + 120_000)).toEqual({ replayed: true });
+  });
+});
+
+describe("CallerGuard rate storage (write-behind, pruning)", () => {
+  const rows = (caller: string) =>
+    runInDurableObject(guard(caller), (_, state) =>
+      state.storage.sql
+        .exec<{ api: string; tat: number }>("SELECT api, tat FROM gcra ORDER BY api")
+        .toArray(),
+    );
+
+  it("stores decisions shortly after they are made; a fresh instance goes on with the same quota", async () => {
+    const t0 = Date.now() + DAY;
+    const policy: RatePolicy = { limit: 3, window: 60 };
+    const stub = limiter("persisted");
+    for (let i = 0; i < 3; i++) expect((await stub.take("predict", policy, t0)).allowed).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // > PERSIST_RATES_AFTER_MS
+    expect(await rows("persisted")).toEqual([{ api: "predict", tat: t0 + 60_000 }]);
+    await abortAllDurableObjects();
+    const fresh = limiter("persisted");
+    expect(await fresh.take("predict", policy, t0)).toMatchObject({ allowed: false, retryAfterSeconds: 20 });
+  });
+
+  it("the alarm prunes full buckets, keeps the others, and stays armed while rows remain", async () => {
+    const stub = limiter("pruned");
+    expect((await stub.take("health", { limit: 100, window: 1 })).allowed).toBe(true); // full in 10 ms
+    expect((await stub.take("predict", { limit: 1, window: 3600 })).allowed).toBe(true); // full in 1 h
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await rows("pruned")).map((r) => r.api)).toEqual(["health", "predict"]);
+    expect(await runInDurableObject(guard("pruned"), (_, state) => state.storage.getAlarm())).not.toBeNull();
+    expect(await runDurableObjectAlarm(guard("pruned"))).toBe(true);
+    expect((await rows("pruned")).map((r) => r.api)).toEqual(["predict"]);
+    expect(await runInDurableObject(guard("pruned"), (_, state) => state.storage.getAlarm())).not.toBeNull();
   });
 });
 
@@ -156,12 +229,12 @@ describe("throttle stage through the Worker", () => {
     expect(new Set(counted).size).toBe(1);
   });
 
-  describe("when the limiter cannot be reached", () => {
-    const failing = (take: () => Promise<never>) =>
+  describe("when the caller's guard cannot be reached", () => {
+    const failing = (admit: () => Promise<never>) =>
       ({
-        idFromName: (name: string) => env.RATE_LIMITER.idFromName(name),
-        get: () => ({ take }),
-      }) as unknown as Env["RATE_LIMITER"];
+        idFromName: (name: string) => env.CALLER_GUARD.idFromName(name),
+        get: () => ({ admit }),
+      }) as unknown as Env["CALLER_GUARD"];
     const down = failing(() => Promise.reject(new Error("simulated: Durable Object unreachable")));
     const hung = failing(() => new Promise<never>(() => {}));
 
@@ -171,7 +244,8 @@ describe("throttle stage through the Worker", () => {
     ] as const) {
       it(`${name}: fail-open serves the request without RateLimit headers`, async () => {
         const testEnv = withVars({
-          RATE_LIMITER: limiterNs,
+          CALLER_GUARD: limiterNs,
+          ASAP_REPLAY_PROTECTION: "off",
           RATE_LIMIT_FAILURE_MODE: "open",
           RATE_LIMIT_TIMEOUT_MS: "50",
         });
@@ -182,7 +256,8 @@ describe("throttle stage through the Worker", () => {
 
       it(`${name}: fail-closed answers 503 rate_limiter_unavailable with Retry-After`, async () => {
         const testEnv = withVars({
-          RATE_LIMITER: limiterNs,
+          CALLER_GUARD: limiterNs,
+          ASAP_REPLAY_PROTECTION: "off",
           RATE_LIMIT_FAILURE_MODE: "closed",
           RATE_LIMIT_TIMEOUT_MS: "50",
         });
@@ -190,6 +265,21 @@ describe("throttle stage through the Worker", () => {
         expect(res.status).toBe(503);
         expect(res.headers.get("retry-after")).toBe("1");
         expect((await problem(res)).code).toBe("rate_limiter_unavailable");
+      });
+
+      it(`${name}: with a token to check for replay, 503 auth_unavailable even when failing open`, async () => {
+        const testEnv = withVars({
+          CALLER_GUARD: limiterNs,
+          RATE_LIMIT_FAILURE_MODE: "open",
+          ASAP_REPLAY_TIMEOUT_MS: "50",
+        });
+        const res = await call(testEnv, "/api/v1/statistics?api=health", "caller-d");
+        expect(res.status).toBe(503);
+        expect(res.headers.get("retry-after")).toBe("1");
+        expect(await problem(res)).toMatchObject({
+          code: "auth_unavailable",
+          reason: "replay_guard_unavailable",
+        });
       });
     }
   });

@@ -9,10 +9,12 @@ import { type AsapClaims, verifyAsap } from "./verify";
 const BEARER_RE = /^Bearer +([\w\-.~+/]+=*) *$/i;
 
 /**
- * Authenticates `request` for the route `api`/`method`: verifies the ASAP token, applies the
- * issuer policy (403 `forbidden`), then rejects a replayed `jti`. On success the caller is recorded
- * as `request.state.caller`. Failures log their reason code only, never the token. Does nothing
- * when `ASAP_AUTH` is off (dev/test only, for benchmark baselines).
+ * Authenticates `request` for the route `api`/`method`: verifies the ASAP token and applies the
+ * issuer policy (403 `forbidden`). On success the caller is recorded as `request.state.caller`
+ * and, with replay protection on, the token's id as `request.state.token`: the admission stage
+ * (src/admission.ts) refuses it there if it was used before, in the same round trip to the
+ * caller's guard as the rate limit. Failures log their reason code only, never the token. Does
+ * nothing when `ASAP_AUTH` is off (dev/test only, for benchmark baselines).
  */
 export async function authenticate(
   request: AppRequest,
@@ -21,8 +23,9 @@ export async function authenticate(
 ): Promise<void> {
   const { config, logger, requestId } = request.state;
   if (!config.ASAP_AUTH) return;
+  let claims: AsapClaims;
   try {
-    const claims = await verifyAsap(bearerToken(request.headers.get("authorization")), {
+    claims = await verifyAsap(bearerToken(request.headers.get("authorization")), {
       audiences: config.ASAP_AUDIENCE,
       leewayS: config.ASAP_LEEWAY_S,
       keySource: {
@@ -32,32 +35,43 @@ export async function authenticate(
       },
       bucket: env.MODELS,
     });
-    if (!isAllowed(config.ASAP_POLICY, claims.issuer, route.api, route.method)) {
-      logger.log("info", "auth_forbidden", { request_id: requestId, issuer: claims.issuer });
-      throw new ApiError("forbidden", `issuer '${claims.issuer}' may not call ${route.method} ${route.api}`);
-    }
-    if (config.ASAP_REPLAY_PROTECTION) await claimJti(env, claims, config.ASAP_LEEWAY_S);
-    request.state.caller = { issuer: claims.issuer, subject: claims.subject };
   } catch (error) {
-    if (!(error instanceof AuthError)) throw error;
-    const unavailable = UNAVAILABLE_REASONS.has(error.reason);
-    logger.log(unavailable ? "warn" : "info", "auth_rejected", {
-      request_id: requestId,
-      reason: error.reason,
-    });
-    if (unavailable) {
-      throw new ApiError("auth_unavailable", error.message, {
-        headers: { "retry-after": "1" },
-        extensions: { reason: error.reason },
-      });
-    }
-    throw new ApiError("invalid_token", error.message, {
-      headers: {
-        "www-authenticate": `Bearer error="invalid_token", error_description="${error.message.replace(/["\\]/g, "'")}"`,
-      },
+    if (error instanceof AuthError) throw authProblem(error, request);
+    throw error;
+  }
+  if (!isAllowed(config.ASAP_POLICY, claims.issuer, route.api, route.method)) {
+    logger.log("info", "auth_forbidden", { request_id: requestId, issuer: claims.issuer });
+    throw new ApiError("forbidden", `issuer '${claims.issuer}' may not call ${route.method} ${route.api}`);
+  }
+  request.state.caller = { issuer: claims.issuer, subject: claims.subject };
+  if (config.ASAP_REPLAY_PROTECTION) {
+    // Spent until the token can no longer be accepted anyway (`exp` + leeway).
+    request.state.token = { jti: claims.jti, expiresAt: (claims.exp + config.ASAP_LEEWAY_S) * 1000 };
+  }
+}
+
+/**
+ * The problem for an authentication failure, logged by reason code: 401 `invalid_token` with
+ * `WWW-Authenticate`, or 503 `auth_unavailable` when a dependency (key server, replay guard) is down.
+ */
+export function authProblem(error: AuthError, request: AppRequest): ApiError {
+  const unavailable = UNAVAILABLE_REASONS.has(error.reason);
+  request.state.logger.log(unavailable ? "warn" : "info", "auth_rejected", {
+    request_id: request.state.requestId,
+    reason: error.reason,
+  });
+  if (unavailable) {
+    return new ApiError("auth_unavailable", error.message, {
+      headers: { "retry-after": "1" },
       extensions: { reason: error.reason },
     });
   }
+  return new ApiError("invalid_token", error.message, {
+    headers: {
+      "www-authenticate": `Bearer error="invalid_token", error_description="${error.message.replace(/["\\]/g, "'")}"`,
+    },
+    extensions: { reason: error.reason },
+  });
 }
 
 function bearerToken(header: string | null): string {
@@ -68,19 +82,4 @@ function bearerToken(header: string | null): string {
   if (!match?.[1])
     throw new AuthError("malformed_header", "the Authorization header must be 'Bearer <token>'");
   return match[1];
-}
-
-/**
- * Records the token's `jti` in its issuer's `ReplayGuard` until the token can no longer be
- * accepted (`exp` + leeway); a `jti` already recorded is a replay.
- */
-async function claimJti(env: Env, claims: AsapClaims, leewayS: number): Promise<void> {
-  let fresh: boolean;
-  try {
-    const guard = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(claims.issuer));
-    fresh = await guard.claim(claims.jti, (claims.exp + leewayS) * 1000);
-  } catch {
-    throw new AuthError("replay_guard_unavailable", "replay protection is unavailable; retry later");
-  }
-  if (!fresh) throw new AuthError("replayed_token", "token jti has been used before");
 }

@@ -1,8 +1,8 @@
 import type { IRequest } from "itty-router";
+import { rateLimitHeaders } from "../admission";
 import type { AppRequest } from "../context";
 import { callerIdentity } from "./caller";
 import { recordCall } from "./stats";
-import { rateLimitHeaders } from "./throttle";
 
 /**
  * Router `finally` stage: adds the `RateLimit` headers the throttle stage decided (also on error

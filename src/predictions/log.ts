@@ -89,30 +89,46 @@ export function logSyncPrediction(
   ctx.waitUntil(logPredictions(env.DB, entries, state.logger));
 }
 
-/** Columns per row of `prediction_log` written by `insert`. */
-const COLUMNS = 13;
-/** Rows per INSERT: D1 binds at most 100 parameters per statement. */
-const ROWS_PER_STATEMENT = Math.floor(100 / COLUMNS);
+/**
+ * Characters of row JSON one INSERT carries: the JSON is one bound string, and D1 caps a string at
+ * 2,000,000 bytes (a JS character is at most 3 UTF-8 bytes here, a surrogate pair 4 for 2).
+ */
+const MAX_STATEMENT_CHARS = 600_000;
 
-/** Writes `entries` as multi-row INSERTs (7 rows each) in one D1 batch. */
+/**
+ * Writes `entries` in one D1 batch of as few statements as possible: each statement binds one JSON
+ * array of rows and SQLite unpacks it with `json_each`. Per row this costs a fraction of bound
+ * parameters (D1 binds at most 100 per statement, i.e. 7 rows of 13 columns).
+ */
 function insert(db: D1Database, entries: readonly PredictionLogEntry[]): Promise<unknown> {
   const statements: D1PreparedStatement[] = [];
-  for (let i = 0; i < entries.length; i += ROWS_PER_STATEMENT) {
-    const chunk = entries.slice(i, i + ROWS_PER_STATEMENT);
-    const values = chunk.map(() => `(${new Array(COLUMNS).fill("?").join(", ")})`).join(", ");
+  let chunk: string[] = [];
+  let chars = 0;
+  const close = () => {
     statements.push(
       db
         .prepare(
           `INSERT INTO prediction_log (at, kind, caller, model_id, model_version, request_id, prediction_id,
-             item, latency_ms, top_label, top_score, scores, input) VALUES ${values}`,
+             item, latency_ms, top_label, top_score, scores, input)
+           SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6,
+             value->>7, value->>8, value->>9, value->>10, value->>11, value->>12 FROM json_each(?)`,
         )
-        .bind(...chunk.flatMap(row)),
+        .bind(`[${chunk.join(",")}]`),
     );
+    chunk = [];
+    chars = 0;
+  };
+  for (const entry of entries) {
+    const json = JSON.stringify(row(entry));
+    if (chunk.length > 0 && chars + json.length > MAX_STATEMENT_CHARS) close();
+    chunk.push(json);
+    chars += json.length + 1;
   }
+  if (chunk.length > 0) close();
   return db.batch(statements);
 }
 
-/** The `COLUMNS` values of one log row. */
+/** The column values of one log row, in `insert`'s column order. */
 function row(e: PredictionLogEntry): (string | number | null)[] {
   let top = 0;
   for (let k = 1; k < e.scores.length; k++) if ((e.scores[k] as number) > (e.scores[top] as number)) top = k;
