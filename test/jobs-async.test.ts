@@ -526,11 +526,15 @@ describe("prediction log and retention", () => {
     );
     expect(res.status).toBe(200);
     await waitOnExecutionContext(ctx);
-    const rows = await env.DB.prepare(
-      "SELECT item, input, top_label FROM prediction_log WHERE request_id = ? ORDER BY item",
-    )
-      .bind(JSON.stringify(requestId))
-      .all<{ item: number; input: string; top_label: string }>();
+    // The rows may ride on a batch another request opened: wait for all of them.
+    const rows = await waitFor(async () => {
+      const found = await env.DB.prepare(
+        "SELECT item, input, top_label FROM prediction_log WHERE request_id = ? ORDER BY item",
+      )
+        .bind(JSON.stringify(requestId))
+        .all<{ item: number; input: string; top_label: string }>();
+      return found.results.length === texts.length ? found : undefined;
+    });
     expect(rows.results.map((r) => r.item)).toEqual(texts.map((_, i) => i));
     expect(rows.results.map((r) => r.input)).toEqual(texts);
     expect(new Set(rows.results.map((r) => r.top_label))).toEqual(new Set(["ham"]));

@@ -5,9 +5,10 @@ import { callerIdentity } from "./caller";
 import { recordCall } from "./stats";
 
 /**
- * Router `finally` stage: adds the `RateLimit` headers the throttle stage decided (also on error
+ * Router `finally` stage: adds the `RateLimit` headers the admission stage decided (also on error
  * responses) and counts the call, for every request including 404/405/errors, off the response
- * path via `ctx.waitUntil`. Does nothing when `METERING=off` or the config failed to load.
+ * path (batched per isolate, delivered in `ctx.waitUntil`). Does nothing when `METERING=off` or
+ * the config failed to load.
  */
 export function meter(response: Response, request: IRequest, env: Env, ctx: ExecutionContext): Response {
   const state = (request as AppRequest).state;
@@ -18,14 +19,12 @@ export function meter(response: Response, request: IRequest, env: Env, ctx: Exec
     latencyMs: Date.now() - state.startedAt,
     caller: callerIdentity(request as AppRequest),
   };
-  ctx.waitUntil(
-    recordCall(env, state.api, state.config.STATS_SHARDS, event).catch((error: unknown) =>
-      state.logger.log("error", "statistics_record_failed", {
-        request_id: state.requestId,
-        api: state.api,
-        error: error instanceof Error ? error.message : String(error),
-      }),
-    ),
+  recordCall(ctx, env, state.api, state.config.STATS_SHARDS, event, (error, calls) =>
+    state.logger.log("error", "statistics_record_failed", {
+      api: state.api,
+      calls,
+      error: error instanceof Error ? error.message : String(error),
+    }),
   );
   if (!state.rateLimit) return response;
   // Built by this Worker, so its headers are mutable.

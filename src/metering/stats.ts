@@ -12,8 +12,8 @@ function shard(env: Env, api: string, index: number): DurableObjectStub<StatsSha
   return env.STATS_SHARD.get(env.STATS_SHARD.idFromName(`${api}:${index}`));
 }
 
-/** Events waiting to be sent, per API, with the promise of the flush that will carry them. */
-const pending = new Map<string, { events: CallEvent[]; flushed: Promise<void> }>();
+/** Events waiting to be sent, per API. */
+const pending = new Map<string, CallEvent[]>();
 /** Largest batch one RPC carries; a full batch opens the next one. */
 const MAX_BATCH = 500;
 /** How long a batch collects calls before it is sent (off the response path: adds no latency). */
@@ -22,24 +22,35 @@ const FLUSH_AFTER_MS = 50;
 /**
  * Counts one call of `api`. Calls arriving within `FLUSH_AFTER_MS` in this isolate are sent
  * together, in one RPC to a random one of the API's `shards` shard objects (so a busy isolate
- * makes ~20 RPCs per second per API instead of one per request). A failed delivery is retried to
- * the same shard with the same batch id, and each batch id is counted once, so every call is
- * counted exactly once. The promise settles when the batch holding this call is stored: give it
- * to `waitUntil`.
+ * makes ~20 RPCs per second per API instead of one per request). The call that opens a batch hands
+ * its delivery to `ctx.waitUntil` (later calls only add to it, so a request costs no pending task
+ * of its own); `onError` hears of a batch that could not be delivered. A failed delivery is
+ * retried to the same shard with the same batch id, and each batch id is counted once, so every
+ * call is counted exactly once.
  */
-export function recordCall(env: Env, api: string, shards: number, event: CallEvent): Promise<void> {
-  let batch = pending.get(api);
-  if (!batch || batch.events.length >= MAX_BATCH) {
-    const events: CallEvent[] = [];
-    const flushed = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_AFTER_MS)).then(() => {
-      if (pending.get(api)?.events === events) pending.delete(api);
-      return deliver(env, api, shards, { id: crypto.randomUUID(), events });
-    });
-    batch = { events, flushed };
-    pending.set(api, batch);
+export function recordCall(
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  env: Env,
+  api: string,
+  shards: number,
+  event: CallEvent,
+  onError: (error: unknown, calls: number) => void,
+): void {
+  const open = pending.get(api);
+  if (open && open.length < MAX_BATCH) {
+    open.push(event);
+    return;
   }
-  batch.events.push(event);
-  return batch.flushed;
+  const events: CallEvent[] = [event];
+  pending.set(api, events);
+  ctx.waitUntil(
+    new Promise<void>((resolve) => setTimeout(resolve, FLUSH_AFTER_MS))
+      .then(() => {
+        if (pending.get(api) === events) pending.delete(api);
+        return deliver(env, api, shards, { id: crypto.randomUUID(), events });
+      })
+      .catch((error: unknown) => onError(error, events.length)),
+  );
 }
 
 async function deliver(env: Env, api: string, shards: number, batch: CallBatch): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * The prediction log: one D1 row per scored text, sync and async, written off the response path.
  * Rows arriving within a few milliseconds in an isolate are inserted together, in one D1 batch
- * (one round trip), and the caller hands the returned promise to `ctx.waitUntil`. A failed insert
+ * (one round trip) that the request opening the batch leaves to `ctx.waitUntil`. A failed insert
  * is logged and dropped: the log never fails or slows a prediction.
  */
 import type { RequestState } from "../context";
@@ -29,19 +29,30 @@ export interface PredictionLogEntry {
 const MAX_FLUSH = 200;
 const FLUSH_DELAY_MS = 10;
 
-let pending: { entries: PredictionLogEntry[]; flushed: Promise<void> } | undefined;
+/** The batch collecting entries until its flush. */
+let pending: PredictionLogEntry[] | undefined;
 
-/** Queues `entries` for insertion; the promise settles when they are stored (or dropped on error). */
+/**
+ * Queues `entries` for insertion. The call that opens a batch hands its flush to
+ * `ctx.waitUntil`; later calls only add to it, so a request costs no pending task of its own.
+ * A failed insert is logged once per batch and dropped.
+ */
 export function logPredictions(
+  ctx: Pick<ExecutionContext, "waitUntil">,
   db: D1Database,
   entries: readonly PredictionLogEntry[],
   logger: Logger,
-): Promise<void> {
-  if (entries.length === 0) return Promise.resolve();
-  if (!pending || pending.entries.length >= MAX_FLUSH) {
-    const batch: PredictionLogEntry[] = [];
-    const flushed = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_DELAY_MS)).then(async () => {
-      if (pending?.entries === batch) pending = undefined;
+): void {
+  if (entries.length === 0) return;
+  if (pending && pending.length < MAX_FLUSH) {
+    pending.push(...entries);
+    return;
+  }
+  const batch: PredictionLogEntry[] = [...entries];
+  pending = batch;
+  ctx.waitUntil(
+    new Promise<void>((resolve) => setTimeout(resolve, FLUSH_DELAY_MS)).then(async () => {
+      if (pending === batch) pending = undefined;
       try {
         await insert(db, batch);
       } catch (error) {
@@ -50,11 +61,8 @@ export function logPredictions(
           error: error instanceof Error ? error.message : String(error),
         });
       }
-    });
-    pending = { entries: batch, flushed };
-  }
-  pending.entries.push(...entries);
-  return pending.flushed;
+    }),
+  );
 }
 
 /**
@@ -86,7 +94,7 @@ export function logSyncPrediction(
     scores: s,
     input: config.PREDICTION_LOG_INPUTS ? (inputs?.[item] ?? null) : null,
   }));
-  ctx.waitUntil(logPredictions(env.DB, entries, state.logger));
+  logPredictions(ctx, env.DB, entries, state.logger);
 }
 
 /**

@@ -157,25 +157,24 @@ export async function runPrediction(
       .run();
     if (written.meta.changes === 1 && config.PREDICTION_LOG) {
       const latencyMs = Date.now() - started;
-      ctx.waitUntil(
-        logPredictions(
-          db,
-          scores.map((s, item) => ({
-            at: Date.now(),
-            kind: "async" as const,
-            caller: row.caller,
-            modelId: row.model_id,
-            modelVersion: row.model_version,
-            requestId: row.request_id,
-            predictionId: id,
-            item,
-            latencyMs,
-            labels,
-            scores: s,
-            input: config.PREDICTION_LOG_INPUTS ? (texts[item] ?? null) : null,
-          })),
-          logger,
-        ),
+      logPredictions(
+        ctx,
+        db,
+        scores.map((s, item) => ({
+          at: Date.now(),
+          kind: "async" as const,
+          caller: row.caller,
+          modelId: row.model_id,
+          modelVersion: row.model_version,
+          requestId: row.request_id,
+          predictionId: id,
+          item,
+          latencyMs,
+          labels,
+          scores: s,
+          input: config.PREDICTION_LOG_INPUTS ? (texts[item] ?? null) : null,
+        })),
+        logger,
       );
     }
     return "ack";
