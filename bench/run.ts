@@ -8,17 +8,21 @@
  * hello-world Worker runs in the same way in the same run as the ceiling; autocannon generates
  * the load (concurrency 32, 10 s per scenario by default). Prints one JSON document.
  *
- * Scenarios, all in one run: hello world (ceiling); health; predict single and batch of 32 with the
- * full stack (ASAP auth with a warm key cache + statistics + throttling); the full stack with ES256
- * instead of RS256 tokens; predict single with auth off, with metering (statistics + throttling)
- * off, and with both off; cold start; model-only time; image predict (digits model, full stack)
- * with a 28×28 PNG and a 640×480 JPEG, plus their decode, preprocessing and model-only times.
+ * Compared scenarios, each its own service, all started up front and loaded in turn for
+ * BENCH_ROUNDS rounds (medians reported, every round listed): the hello-world Worker (ceiling);
+ * predict single with the full stack (ASAP auth with a warm key cache + statistics + throttling);
+ * the same with ES256 instead of RS256 tokens; with auth off; with metering (statistics +
+ * throttling) off; with both off. Interleaving rounds spreads the machine's drift (other work on
+ * the 2 cores moves a single 10 s figure by ±20 %) over all scenarios alike. Also, once each, on
+ * the full-stack service: health, predict batch of 32, image predict (digits model) with a 28×28
+ * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times.
  *
  * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
- * unless a scenario says otherwise, pre-signed before each service's load (RSA signing in Node
- * does ~4,000 tokens/s, so that takes ~10 s per service).
+ * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
+ * ~4,000 tokens/s) and shared by the services (each has its own replay state).
  *
- * Env: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32), BENCH_MODEL (default toxicity).
+ * Env: BENCH_DURATION (s per load, default 10), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS
+ * (default 32), BENCH_MODEL (default toxicity).
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -29,14 +33,16 @@ import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { putShippedModels } from "../scripts/local-r2";
-import type { AsapAlgorithm } from "../src/auth/asap";
-import { type BenchAuth, prepareBenchAuth } from "./auth";
+import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { benchImages, measureImageTime } from "./image-time";
 import { measureModelTime } from "./model-time";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const outdir = path.join(root, "dist", "bench");
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** The Flask + scikit-learn seed served by gunicorn (2 workers) on this machine class (issue #3). */
+const FLASK_ANCHOR_RPS = 266;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MODEL = process.env.BENCH_MODEL ?? "toxicity";
 
@@ -64,10 +70,42 @@ interface LoadOptions {
   method?: "GET" | "POST";
   body?: string;
   auth?: BenchAuth;
+  /** The loaded service's workerd processes, so that only their CPU is counted. */
+  pids?: ReadonlySet<number>;
 }
 
-/** User + system CPU time (ms) of this process's workerd children (Miniflare's runtime), from /proc. */
-function workerdCpuMs(): number {
+/** Pids of this process's workerd children. */
+function workerdPids(): Set<number> {
+  const pids = new Set<number>();
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (comm.includes("workerd") && ppid === process.pid) pids.add(Number(pid));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Starts Miniflare with `options` and returns it with the workerd processes it started. */
+async function startMiniflare(
+  options: ConstructorParameters<typeof Miniflare>[0],
+): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
+  const before = workerdPids();
+  const mf = new Miniflare(options);
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const pids = new Set([...workerdPids()].filter((pid) => !before.has(pid)));
+  return { mf, url, pids };
+}
+
+/**
+ * User + system CPU time (ms) of this process's workerd children (Miniflare's runtime), from /proc;
+ * only of `pids` when given (one service's processes).
+ */
+function workerdCpuMs(pids?: ReadonlySet<number>): number {
   let total = 0;
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     let stat: string;
@@ -79,7 +117,7 @@ function workerdCpuMs(): number {
     const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // fields[1] = ppid, fields[11] = utime, fields[12] = stime, in clock ticks (100 per second).
-    if (comm.includes("workerd") && Number(fields[1]) === process.pid) {
+    if (comm.includes("workerd") && Number(fields[1]) === process.pid && (!pids || pids.has(Number(pid)))) {
       total += (Number(fields[11]) + Number(fields[12])) * 10;
     }
   }
@@ -87,8 +125,8 @@ function workerdCpuMs(): number {
 }
 
 async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
-  const { auth } = opts;
-  const cpuBefore = workerdCpuMs();
+  const { auth, pids } = opts;
+  const cpuBefore = workerdCpuMs(pids);
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -108,7 +146,7 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
       ],
     }),
   });
-  const cpuMs = workerdCpuMs() - cpuBefore;
+  const cpuMs = workerdCpuMs(pids) - cpuBefore;
   return {
     rps: Math.round(result.requests.average),
     workerd_cpu_us_per_req: Math.round((cpuMs * 1000) / Math.max(1, result.requests.total)),
@@ -150,22 +188,18 @@ async function bundleModules(entry: string): Promise<{ type: "ESModule" | "Compi
 interface Service {
   mf: Miniflare;
   url: string;
-  /** Pre-signed tokens for this service's own R2 key store (undefined when auth is off). */
+  pids: Set<number>;
+  /** Tokens whose key is in this service's R2 key store (undefined when auth is off). */
   auth?: BenchAuth;
 }
 
 /**
  * Starts the built Worker in workerd via Miniflare with local R2 seeded from models/, vars from
- * wrangler.toml's top level (dev) plus `vars`, and `tokens` pre-signed ASAP tokens of `alg`.
+ * wrangler.toml's top level (dev) plus `vars`, and the key of `pool` (unless auth is off).
  */
-async function startService(
-  entry: string,
-  vars: Record<string, string>,
-  tokens: number,
-  alg: AsapAlgorithm = "RS256",
-): Promise<Service> {
+async function startService(entry: string, vars: Record<string, string>, pool: TokenPool): Promise<Service> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
-  const mf = new Miniflare({
+  const { mf, url, pids } = await startMiniflare({
     ...(workerOptions as object),
     name: "edge-inference",
     // Explicit module list: ORT's glue contains a dynamic import() that Miniflare will not trace.
@@ -179,12 +213,13 @@ async function startService(
       ...vars,
     },
   } as ConstructorParameters<typeof Miniflare>[0]);
-  const url = (await mf.ready).toString().replace(/\/$/, "");
   await applyMigrations(await mf.getD1Database("DB"));
   const bucket = await mf.getR2Bucket("MODELS");
   await putShippedModels(bucket);
-  const auth = vars.ASAP_AUTH === "off" ? undefined : await prepareBenchAuth(bucket, tokens, alg);
-  return { mf, url, ...(auth && { auth }) };
+  const auth = vars.ASAP_AUTH === "off" ? undefined : await useTokenPool(bucket, pool);
+  const service = { mf, url, pids, ...(auth && { auth }) };
+  for (let i = 0; i < 20; i++) await post(service, single); // warm: session, key cache, objects
+  return service;
 }
 
 /** Applies migrations/*.sql in order to `db` (Miniflare's in-memory D1), as `wrangler d1 migrations apply` would. */
@@ -211,17 +246,12 @@ async function post(service: Service, body: string): Promise<Response> {
   return res;
 }
 
-async function helloWorld(): Promise<LoadResult> {
-  const mf = new Miniflare({
+/** The ceiling: a hello-world Worker in workerd through Miniflare, like the service. */
+function helloWorld(): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
+  return startMiniflare({
     modules: true,
     script: "export default { fetch() { return new Response('hello world'); } };",
   });
-  const url = (await mf.ready).toString();
-  try {
-    return await load(url);
-  } finally {
-    await mf.dispose();
-  }
 }
 
 const single = JSON.stringify({ request_id: 1, text: SAMPLE_TEXTS[1], model: MODEL });
@@ -232,10 +262,24 @@ const batch = JSON.stringify({
 });
 
 /** First predict on a fresh service (isolate already up): R2 read + sha256 + session + run. */
-async function coldStart(entry: string): Promise<{ first_predict_ms: number; second_predict_ms: number }> {
-  const service = await startService(entry, {}, 10);
+async function coldStart(
+  entry: string,
+  pool: TokenPool,
+): Promise<{ first_predict_ms: number; second_predict_ms: number }> {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
+  const { mf, url, pids } = await startMiniflare({
+    ...(workerOptions as object),
+    name: "edge-inference",
+    modules: await bundleModules(entry),
+    modulesRoot: outdir,
+    bindings: { ...(workerOptions.bindings ?? {}), LOG_LEVEL: "error" },
+  } as ConstructorParameters<typeof Miniflare>[0]);
   try {
-    await fetch(`${service.url}/api/v1/health`).then((r) => r.arrayBuffer());
+    await applyMigrations(await mf.getD1Database("DB"));
+    const bucket = await mf.getR2Bucket("MODELS");
+    await putShippedModels(bucket);
+    const service = { mf, url, pids, auth: await useTokenPool(bucket, pool) };
+    await fetch(`${url}/api/v1/health`).then((r) => r.arrayBuffer());
     const time = async () => {
       const t0 = performance.now();
       await post(service, single);
@@ -243,30 +287,20 @@ async function coldStart(entry: string): Promise<{ first_predict_ms: number; sec
     };
     return { first_predict_ms: await time(), second_predict_ms: await time() };
   } finally {
-    await service.mf.dispose();
+    await mf.dispose();
   }
 }
 
-/**
- * Tokens per service: enough for ~4,000 authenticated requests a second over one scenario's
- * duration (the full-stack service's four authenticated scenarios together make ~2,500 a second).
- */
-const TOKENS = Math.ceil(DURATION * 4_000);
-
-/** Runs `fn` against a fresh service with `vars` (tokens of `alg`), after a warm-up predict. */
-async function withService<T>(
-  entry: string,
-  vars: Record<string, string>,
-  fn: (s: Service) => Promise<T>,
-  alg?: AsapAlgorithm,
-): Promise<T> {
-  const service = await startService(entry, vars, TOKENS, alg);
-  try {
-    for (let i = 0; i < 20; i++) await post(service, single);
-    return await fn(service);
-  } finally {
-    await service.mf.dispose();
-  }
+/** The round whose RPS is the median, with every round's RPS and CPU per request. */
+function median(rounds: LoadResult[]): LoadResult & { rounds: { rps: number; cpu_us: number }[] } {
+  const sorted = [...rounds].sort((a, b) => a.rps - b.rps);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)] as LoadResult;
+  const cpus = rounds.map((r) => r.workerd_cpu_us_per_req).sort((a, b) => a - b);
+  return {
+    ...mid,
+    workerd_cpu_us_per_req: cpus[Math.floor((cpus.length - 1) / 2)] as number,
+    rounds: rounds.map((r) => ({ rps: r.rps, cpu_us: r.workerd_cpu_us_per_req })),
+  };
 }
 
 const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
@@ -275,38 +309,52 @@ const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
 const bundle = await build();
+// Enough tokens for ~1,500 authenticated requests a second on the busiest service, every round,
+// plus its one-off scenarios.
+const perService = Math.ceil(DURATION * (1_500 * ROUNDS + 2_000));
+const rs256 = await createTokenPool(perService, "RS256");
+const es256Pool = await createTokenPool(perService, "ES256");
+const cold = await coldStart(bundle.entry, rs256);
+
 const hello = await helloWorld();
-const cold = await coldStart(bundle.entry);
-const full = await withService(bundle.entry, {}, async (s) => ({
-  health: await load(`${s.url}/api/v1/health`),
-  single: await load(predictUrl(s), { method: "POST", body: single, ...(s.auth && { auth: s.auth }) }),
-  batch: await load(predictUrl(s), { method: "POST", body: batch, ...(s.auth && { auth: s.auth }) }),
-  png28: await load(predictUrl(s), {
-    method: "POST",
-    body: imageBody(images.png28),
-    ...(s.auth && { auth: s.auth }),
-  }),
-  jpeg640: await load(predictUrl(s), {
-    method: "POST",
-    body: imageBody(images.jpeg640),
-    ...(s.auth && { auth: s.auth }),
-  }),
-}));
-const es256 = await withService(
-  bundle.entry,
-  {},
-  (s) => load(predictUrl(s), { method: "POST", body: single, ...(s.auth && { auth: s.auth }) }),
-  "ES256",
-);
-const noAuth = await withService(bundle.entry, { ASAP_AUTH: "off" }, (s) =>
-  load(predictUrl(s), { method: "POST", body: single }),
-);
-const noMetering = await withService(bundle.entry, { METERING: "off" }, (s) =>
-  load(predictUrl(s), { method: "POST", body: single, ...(s.auth && { auth: s.auth }) }),
-);
-const bare = await withService(bundle.entry, { ASAP_AUTH: "off", METERING: "off" }, (s) =>
-  load(predictUrl(s), { method: "POST", body: single }),
-);
+const services = {
+  full: await startService(bundle.entry, {}, rs256),
+  es256: await startService(bundle.entry, {}, es256Pool),
+  noAuth: await startService(bundle.entry, { ASAP_AUTH: "off" }, rs256),
+  noMetering: await startService(bundle.entry, { METERING: "off" }, rs256),
+  bare: await startService(bundle.entry, { ASAP_AUTH: "off", METERING: "off" }, rs256),
+};
+const loadSingle = (s: Service) =>
+  load(predictUrl(s), { method: "POST", body: single, pids: s.pids, ...(s.auth && { auth: s.auth }) });
+const runs: Record<keyof typeof services | "hello", LoadResult[]> = {
+  hello: [],
+  full: [],
+  es256: [],
+  noAuth: [],
+  noMetering: [],
+  bare: [],
+};
+for (let round = 0; round < ROUNDS; round++) {
+  runs.hello.push(await load(hello.url, { pids: hello.pids }));
+  for (const name of Object.keys(services) as (keyof typeof services)[]) {
+    runs[name].push(await loadSingle(services[name]));
+  }
+}
+const s = services.full;
+const withAuth = { pids: s.pids, ...(s.auth && { auth: s.auth }) };
+const once = {
+  health: await load(`${s.url}/api/v1/health`, { pids: s.pids }),
+  batch: await load(predictUrl(s), { method: "POST", body: batch, ...withAuth }),
+  png28: await load(predictUrl(s), { method: "POST", body: imageBody(images.png28), ...withAuth }),
+  jpeg640: await load(predictUrl(s), { method: "POST", body: imageBody(images.jpeg640), ...withAuth }),
+};
+await Promise.all([hello.mf.dispose(), ...Object.values(services).map((x) => x.mf.dispose())]);
+const helloM = median(runs.hello);
+const full = median(runs.full);
+const es256 = median(runs.es256);
+const noAuth = median(runs.noAuth);
+const noMetering = median(runs.noMetering);
+const bare = median(runs.bare);
 const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
 const cpuCost = (on: LoadResult, off: LoadResult) =>
   pct(on.workerd_cpu_us_per_req - off.workerd_cpu_us_per_req, on.workerd_cpu_us_per_req);
@@ -317,28 +365,30 @@ console.log(
       node: process.version,
       connections: CONNECTIONS,
       duration_s: DURATION,
+      rounds: ROUNDS,
       model: MODEL,
-      hello_world: hello,
-      health: full.health,
-      predict_single: { ...full.single, pct_of_hello_world: pct(full.single.rps, hello.rps) },
-      predict_batch32: { ...full.batch, texts_per_s: full.batch.rps * 32 },
+      hello_world: helloM,
+      health: once.health,
+      predict_single: { ...full, pct_of_hello_world: pct(full.rps, helloM.rps) },
+      predict_batch32: { ...once.batch, texts_per_s: once.batch.rps * 32 },
       predict_single_es256_tokens: es256,
       predict_single_no_auth: noAuth,
       predict_single_no_metering: noMetering,
-      predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, hello.rps) },
-      auth_cost_pct: pct(noAuth.rps - full.single.rps, noAuth.rps),
+      predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, helloM.rps) },
+      auth_cost_pct: pct(noAuth.rps - full.rps, noAuth.rps),
       auth_cost_pct_es256: pct(noAuth.rps - es256.rps, noAuth.rps),
-      metering_cost_pct: pct(noMetering.rps - full.single.rps, noMetering.rps),
+      metering_cost_pct: pct(noMetering.rps - full.rps, noMetering.rps),
       // The same costs from workerd CPU per request (RPS cost = 1 − cpu_without / cpu_with when
       // CPU-bound); steadier than RPS when other work shares the machine.
-      auth_cost_cpu_pct: cpuCost(full.single, noAuth),
+      auth_cost_cpu_pct: cpuCost(full, noAuth),
       auth_cost_cpu_pct_es256: cpuCost(es256, noAuth),
-      metering_cost_cpu_pct: cpuCost(full.single, noMetering),
-      bare_pct_of_hello_world_cpu: pct(hello.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
+      metering_cost_cpu_pct: cpuCost(full, noMetering),
+      bare_pct_of_hello_world_cpu: pct(helloM.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
+      bare_x_flask_anchor: Math.round((bare.rps / FLASK_ANCHOR_RPS) * 10) / 10,
       cold_start: cold,
       model_time: modelTime,
-      predict_image_png28: full.png28,
-      predict_image_jpeg640: full.jpeg640,
+      predict_image_png28: once.png28,
+      predict_image_jpeg640: once.jpeg640,
       image_time: imageTime,
       bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
     },
