@@ -78,10 +78,10 @@ export interface AdmissionResult {
  *
  * The object handles one call at a time and decides synchronously, before any await, so
  * concurrent requests are decided strictly one after another:
- * - Token ids are group-committed: an id is checked against storage and the ids not yet written,
- *   then the call waits for the next turn of the event loop, where every id accepted meanwhile is
- *   written in one commit. The answer leaves only after its id is stored (the output gate holds
- *   it until the commit), so an accepted id survives a restart.
+ * - Token ids are group-committed: an id joins the group written at the next turn of the event
+ *   loop, where each id is inserted (or takes over an expired one) by one statement that says
+ *   whether it was new, all in one commit. The answer leaves only after that (the output gate
+ *   holds it until the commit), so an accepted id survives a restart.
  * - Rate state is decided in memory and written behind, all changed rows in one commit
  *   `PERSIST_RATES_AFTER_MS` after the first change. Should the object crash in between, the
  *   caller regains at most that many milliseconds of quota.
@@ -95,8 +95,8 @@ export class CallerGuard extends DurableObject<Env> {
   private alarmAt: number | null = null;
   /** Token ids accepted but not yet written, with their expiry. */
   private readonly pendingIds = new Map<string, number>();
-  /** Settles when `pendingIds` has been written. */
-  private idsWritten: Promise<void> | undefined;
+  /** Settles when `pendingIds` has been written, with the ids accepted. */
+  private idsWritten: Promise<ReadonlySet<string>> | undefined;
   /** GCRA state per API: every row read so far and every decision since (the authority). */
   private readonly tats = new Map<string, number>();
   /** APIs whose state in `tats` is newer than their row. */
@@ -116,34 +116,34 @@ export class CallerGuard extends DurableObject<Env> {
   /**
    * Admits one request: refuses a replayed token, then takes one request from the quota. A token
    * is recorded only when the request is admitted, so a throttled request may be retried with the
-   * same token. `now` exists for tests (injected clock); production callers leave it to this
-   * object's clock.
+   * same token, and a replay takes no quota (its take is refunded). `now` exists for tests
+   * (injected clock for the rate part); production callers leave it to this object's clock.
    */
   async admit(request: Admission, now: number = Date.now()): Promise<AdmissionResult> {
     const { token, rate } = request;
-    if (token && this.isSpent(token.jti, now)) return { replayed: true };
+    // The same id twice in one group: the second is a replay whatever storage says of the first.
+    if (token && this.pendingIds.has(token.jti)) return { replayed: true };
     const decision = rate && this.take(rate.api, rate.policy, now);
-    if (token && decision?.allowed !== false) await this.record(token.jti, token.expiresAt);
+    if (token && decision?.allowed !== false) {
+      const accepted = await this.record(token.jti, token.expiresAt);
+      if (!accepted.has(token.jti)) {
+        if (rate) this.refund(rate.api, rate.policy);
+        return { replayed: true };
+      }
+    }
     return decision ? { replayed: false, decision } : { replayed: false };
   }
 
-  private isSpent(jti: string, now: number): boolean {
-    const expiresAt =
-      this.pendingIds.get(jti) ??
-      this.ctx.storage.sql
-        .exec<{ expires_at: number }>("SELECT expires_at FROM seen WHERE jti = ?", jti)
-        .toArray()[0]?.expires_at;
-    return expiresAt !== undefined && expiresAt > now;
-  }
-
-  /** Records `jti` (a spent id expires again at `expiresAt`); settles once it is stored. */
-  private record(jti: string, expiresAt: number): Promise<void> {
+  /**
+   * Adds `jti` (spent until `expiresAt`) to the group written at the next turn of the event loop;
+   * settles, once the group is stored, with the ids that were not spent already.
+   */
+  private record(jti: string, expiresAt: number): Promise<ReadonlySet<string>> {
     this.pendingIds.set(jti, expiresAt);
-    this.idsWritten ??= new Promise<void>((resolve, reject) =>
+    this.idsWritten ??= new Promise<ReadonlySet<string>>((resolve, reject) =>
       setTimeout(() => {
         try {
-          this.writeIds();
-          resolve();
+          resolve(this.writeIds());
         } catch (error) {
           reject(error);
         }
@@ -152,20 +152,34 @@ export class CallerGuard extends DurableObject<Env> {
     return this.idsWritten;
   }
 
-  private writeIds(): void {
+  /**
+   * Writes the pending ids in one commit, each with one statement that inserts a new id or takes
+   * over an expired one and reports which it did; returns the ids so accepted.
+   */
+  private writeIds(): Set<string> {
     const ids = [...this.pendingIds];
     this.pendingIds.clear();
     this.idsWritten = undefined;
+    const now = Date.now();
+    const accepted = new Set<string>();
     let latest = 0;
     for (const [jti, expiresAt] of ids) {
+      const fresh = this.ctx.storage.sql
+        .exec(
+          `INSERT INTO seen (jti, expires_at) VALUES (?, ?)
+           ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?
+           RETURNING 1`,
+          jti,
+          expiresAt,
+          now,
+        )
+        .toArray();
+      if (fresh.length === 0) continue;
+      accepted.add(jti);
       latest = Math.max(latest, expiresAt);
-      this.ctx.storage.sql.exec(
-        "INSERT INTO seen (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at",
-        jti,
-        expiresAt,
-      );
     }
     this.ensureAlarm(latest);
+    return accepted;
   }
 
   private take(api: string, policy: RatePolicy, now: number): RateDecision {
@@ -181,6 +195,14 @@ export class CallerGuard extends DurableObject<Env> {
       this.ratesTimer ??= setTimeout(() => this.writeRates(), PERSIST_RATES_AFTER_MS);
     }
     return result.decision;
+  }
+
+  /** Gives back the request `take` took (its token turned out to be a replay). */
+  private refund(api: string, policy: RatePolicy): void {
+    const tat = this.tats.get(api);
+    if (tat === undefined) return;
+    this.tats.set(api, tat - (policy.window * 1000) / policy.limit);
+    this.dirtyApis.add(api);
   }
 
   private writeRates(): void {

@@ -114,23 +114,41 @@ describe("CallerGuard admission (token + rate in one call)", () => {
   it("a replay takes no quota; a throttled request does not spend its token", async () => {
     const t0 = Date.now() + DAY;
     const stub = guard(`admit-${crypto.randomUUID()}`);
-    const rate = { api: "predict", policy: { limit: 1, window: 60 } };
+    const rate = { api: "predict", policy: { limit: 2, window: 60 } }; // one per 30 s, bursts of 2
     const token = (jti: string) => ({ jti, expiresAt: t0 + 600_000 });
     expect(await stub.admit({ token: token("t1"), rate }, t0)).toMatchObject({
       replayed: false,
-      decision: { allowed: true },
+      decision: { allowed: true, remaining: 1 },
     });
     expect(await stub.admit({ token: token("t1"), rate }, t0)).toEqual({ replayed: true });
+    // Had the replay taken quota, this would be refused.
     expect(await stub.admit({ token: token("t2"), rate }, t0)).toMatchObject({
       replayed: false,
-      decision: { allowed: false, retryAfterSeconds: 60 },
+      decision: { allowed: true, remaining: 0 },
+    });
+    expect(await stub.admit({ token: token("t3"), rate }, t0)).toMatchObject({
+      replayed: false,
+      decision: { allowed: false, retryAfterSeconds: 30 },
     });
     // After Retry-After the same token is accepted: the refusal did not record it.
-    expect(await stub.admit({ token: token("t2"), rate }, t0 + 60_000)).toMatchObject({
+    expect(await stub.admit({ token: token("t3"), rate }, t0 + 30_000)).toMatchObject({
       replayed: false,
       decision: { allowed: true },
     });
-    expect(await stub.admit({ token: token("t2"), rate }, t0 + 120_000)).toEqual({ replayed: true });
+    expect(await stub.admit({ token: token("t3"), rate }, t0 + 120_000)).toEqual({ replayed: true });
+  });
+
+  it("of the same new token sent 10× at once, exactly one is admitted and takes quota", async () => {
+    const t0 = Date.now() + DAY;
+    const stub = guard(`admit-${crypto.randomUUID()}`);
+    const rate = { api: "predict", policy: { limit: 5, window: 60 } };
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        stub.admit({ token: { jti: "same", expiresAt: t0 + 600_000 }, rate }, t0),
+      ),
+    );
+    expect(results.filter((r) => !r.replayed)).toHaveLength(1);
+    expect(await stub.admit({ rate }, t0)).toMatchObject({ decision: { allowed: true, remaining: 3 } });
   });
 });
 
