@@ -195,9 +195,15 @@ interface Service {
 
 /**
  * Starts the built Worker in workerd via Miniflare with local R2 seeded from models/, vars from
- * wrangler.toml's top level (dev) plus `vars`, and the key of `pool` (unless auth is off).
+ * wrangler.toml's top level (dev) plus `vars`, and the key of `pool` (unless auth is off); then
+ * warms it with 20 predicts unless `warm` is false.
  */
-async function startService(entry: string, vars: Record<string, string>, pool: TokenPool): Promise<Service> {
+async function startService(
+  entry: string,
+  vars: Record<string, string>,
+  pool: TokenPool,
+  warm = true,
+): Promise<Service> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
   const { mf, url, pids } = await startMiniflare({
     ...(workerOptions as object),
@@ -218,7 +224,7 @@ async function startService(entry: string, vars: Record<string, string>, pool: T
   await putShippedModels(bucket);
   const auth = vars.ASAP_AUTH === "off" ? undefined : await useTokenPool(bucket, pool);
   const service = { mf, url, pids, ...(auth && { auth }) };
-  for (let i = 0; i < 20; i++) await post(service, single); // warm: session, key cache, objects
+  for (let i = 0; warm && i < 20; i++) await post(service, single); // session, key cache, objects
   return service;
 }
 
@@ -266,20 +272,9 @@ async function coldStart(
   entry: string,
   pool: TokenPool,
 ): Promise<{ first_predict_ms: number; second_predict_ms: number }> {
-  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
-  const { mf, url, pids } = await startMiniflare({
-    ...(workerOptions as object),
-    name: "edge-inference",
-    modules: await bundleModules(entry),
-    modulesRoot: outdir,
-    bindings: { ...(workerOptions.bindings ?? {}), LOG_LEVEL: "error" },
-  } as ConstructorParameters<typeof Miniflare>[0]);
+  const service = await startService(entry, {}, pool, false);
   try {
-    await applyMigrations(await mf.getD1Database("DB"));
-    const bucket = await mf.getR2Bucket("MODELS");
-    await putShippedModels(bucket);
-    const service = { mf, url, pids, auth: await useTokenPool(bucket, pool) };
-    await fetch(`${url}/api/v1/health`).then((r) => r.arrayBuffer());
+    await fetch(`${service.url}/api/v1/health`).then((r) => r.arrayBuffer());
     const time = async () => {
       const t0 = performance.now();
       await post(service, single);
@@ -287,7 +282,7 @@ async function coldStart(
     };
     return { first_predict_ms: await time(), second_predict_ms: await time() };
   } finally {
-    await mf.dispose();
+    await service.mf.dispose();
   }
 }
 
