@@ -161,24 +161,25 @@ export class CallerGuard extends DurableObject<Env> {
     this.pendingIds.clear();
     this.idsWritten = undefined;
     const now = Date.now();
-    const accepted = new Set<string>();
-    let latest = 0;
-    for (const [jti, expiresAt] of ids) {
-      const fresh = this.ctx.storage.sql
-        .exec(
-          `INSERT INTO seen (jti, expires_at) VALUES (?, ?)
-           ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?
-           RETURNING 1`,
-          jti,
-          expiresAt,
-          now,
-        )
-        .toArray();
-      if (fresh.length === 0) continue;
-      accepted.add(jti);
-      latest = Math.max(latest, expiresAt);
-    }
-    this.ensureAlarm(latest);
+    // All or nothing: should a statement fail, no id of the group is spent (all are answered 503).
+    const accepted = this.ctx.storage.transactionSync(() => {
+      const fresh = new Set<string>();
+      for (const [jti, expiresAt] of ids) {
+        const inserted = this.ctx.storage.sql
+          .exec(
+            `INSERT INTO seen (jti, expires_at) VALUES (?, ?)
+             ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?
+             RETURNING 1`,
+            jti,
+            expiresAt,
+            now,
+          )
+          .toArray();
+        if (inserted.length > 0) fresh.add(jti);
+      }
+      return fresh;
+    });
+    this.ensureAlarm(Math.max(0, ...ids.filter(([jti]) => accepted.has(jti)).map(([, at]) => at)));
     return accepted;
   }
 
