@@ -21,7 +21,7 @@
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
  * ~4,000 tokens/s) and shared by the services (each has its own replay state).
  *
- * Env: BENCH_DURATION (s per load, default 10), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS
+ * Env: BENCH_DURATION (s per load, default 10), BENCH_ROUNDS (default 5), BENCH_CONNECTIONS
  * (default 32), BENCH_MODEL (default toxicity).
  */
 import { execFileSync } from "node:child_process";
@@ -40,7 +40,7 @@ import { measureModelTime } from "./model-time";
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const outdir = path.join(root, "dist", "bench");
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** The Flask + scikit-learn seed served by gunicorn (2 workers) on this machine class (issue #3). */
 const FLASK_ANCHOR_RPS = 266;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -351,8 +351,21 @@ const noAuth = median(runs.noAuth);
 const noMetering = median(runs.noMetering);
 const bare = median(runs.bare);
 const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
-const cpuCost = (on: LoadResult, off: LoadResult) =>
-  pct(on.workerd_cpu_us_per_req - off.workerd_cpu_us_per_req, on.workerd_cpu_us_per_req);
+const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] as number;
+/**
+ * The cost of a feature (`on` vs `off` runs of the same rounds), round by round, so each pair was
+ * measured minutes apart at most; reported as the median over rounds, from RPS and from CPU.
+ */
+function cost(on: LoadResult[], off: LoadResult[]) {
+  const rps = on.map((r, i) => pct((off[i] as LoadResult).rps - r.rps, (off[i] as LoadResult).rps));
+  const cpu = on.map((r, i) =>
+    pct(r.workerd_cpu_us_per_req - (off[i] as LoadResult).workerd_cpu_us_per_req, r.workerd_cpu_us_per_req),
+  );
+  return { rps_pct: middle(rps), cpu_pct: middle(cpu), rounds_rps_pct: rps, rounds_cpu_pct: cpu };
+}
+const authCost = cost(runs.full, runs.noAuth);
+const authCostEs256 = cost(runs.es256, runs.noAuth);
+const meteringCost = cost(runs.full, runs.noMetering);
 console.log(
   JSON.stringify(
     {
@@ -370,14 +383,11 @@ console.log(
       predict_single_no_auth: noAuth,
       predict_single_no_metering: noMetering,
       predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, helloM.rps) },
-      auth_cost_pct: pct(noAuth.rps - full.rps, noAuth.rps),
-      auth_cost_pct_es256: pct(noAuth.rps - es256.rps, noAuth.rps),
-      metering_cost_pct: pct(noMetering.rps - full.rps, noMetering.rps),
-      // The same costs from workerd CPU per request (RPS cost = 1 − cpu_without / cpu_with when
-      // CPU-bound); steadier than RPS when other work shares the machine.
-      auth_cost_cpu_pct: cpuCost(full, noAuth),
-      auth_cost_cpu_pct_es256: cpuCost(es256, noAuth),
-      metering_cost_cpu_pct: cpuCost(full, noMetering),
+      // Costs per round (full stack vs the same without the feature, same round), median over
+      // rounds; RPS cost = 1 − rps_with / rps_without, CPU cost = 1 − cpu_without / cpu_with.
+      auth_cost: authCost,
+      auth_cost_es256: authCostEs256,
+      metering_cost: meteringCost,
       bare_pct_of_hello_world_cpu: pct(helloM.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
       bare_x_flask_anchor: Math.round((bare.rps / FLASK_ANCHOR_RPS) * 10) / 10,
       cold_start: cold,
