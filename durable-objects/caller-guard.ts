@@ -76,8 +76,9 @@ export interface AdmissionResult {
  * authenticated): the token ids it has used (replay protection) and its GCRA state per API
  * (throttling), so an authenticated, throttled request costs one round trip. Both live in SQLite.
  *
- * The object handles one call at a time and decides synchronously, before any await, so
- * concurrent requests are decided strictly one after another:
+ * The object handles one call at a time and every decision is made by synchronous code (a rate
+ * take when the call arrives, a group of token ids in one write), so concurrent requests are
+ * decided strictly one after another:
  * - Token ids are group-committed: an id joins the group written at the next turn of the event
  *   loop, where each id is inserted (or takes over an expired one) by one statement that says
  *   whether it was new, all in one commit. The answer leaves only after that (the output gate
@@ -114,10 +115,10 @@ export class CallerGuard extends DurableObject<Env> {
   }
 
   /**
-   * Admits one request: refuses a replayed token, then takes one request from the quota. A token
-   * is recorded only when the request is admitted, so a throttled request may be retried with the
-   * same token, and a replay takes no quota (its take is refunded). `now` exists for tests
-   * (injected clock for the rate part); production callers leave it to this object's clock.
+   * Admits one request: takes one request from the quota, then records the token unless it is a
+   * replay. A throttled request's token is not recorded, so it may be retried with the same token;
+   * a replay's take is refunded, so it costs no quota. `now` exists for tests (injected clock for
+   * the rate part); production callers leave it to this object's clock.
    */
   async admit(request: Admission, now: number = Date.now()): Promise<AdmissionResult> {
     const { token, rate } = request;
