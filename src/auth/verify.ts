@@ -101,8 +101,8 @@ export async function verifyAsap(token: string, options: VerifyOptions): Promise
     throw new AuthError("kid_issuer_mismatch", "kid must start with the token's issuer followed by '/'");
   }
 
-  // jose checks the signature over the very payload decoded above; the claims are then checked
-  // once, here, rather than by jose and again by the schema.
+  // jose checks the signature over the very payload decoded above; the registered claims are then
+  // checked here (jose's jwtVerify would decode and check them a second time).
   try {
     await compactVerify(
       token,

@@ -1,5 +1,6 @@
 /** Recording calls into, and reading aggregates out of, the sharded `StatsShard` objects. */
 import type { CallBatch, CallEvent, ShardSnapshot, StatsShard } from "../../durable-objects/stats-shard";
+import { IsolateBatches } from "../batch";
 import { ApiError } from "../errors";
 
 /** API name of requests that matched no route (404, 405); `withState`'s initial `state.api`. */
@@ -12,21 +13,18 @@ function shard(env: Env, api: string, index: number): DurableObjectStub<StatsSha
   return env.STATS_SHARD.get(env.STATS_SHARD.idFromName(`${api}:${index}`));
 }
 
-/** Events waiting to be sent, per API. */
-const pending = new Map<string, CallEvent[]>();
-/** Largest batch one RPC carries; a full batch opens the next one. */
-const MAX_BATCH = 500;
-/** How long a batch collects calls before it is sent (off the response path: adds no latency). */
-const FLUSH_AFTER_MS = 50;
+/**
+ * Calls of one API collected for 50 ms (off the response path: adds no latency) are sent together,
+ * at most 500 per RPC; a full batch opens the next one.
+ */
+const batches = new IsolateBatches<CallEvent>(50, 500);
 
 /**
- * Counts one call of `api`. Calls arriving within `FLUSH_AFTER_MS` in this isolate are sent
- * together, in one RPC to a random one of the API's `shards` shard objects (so a busy isolate
- * makes ~20 RPCs per second per API instead of one per request). The call that opens a batch hands
- * its delivery to `ctx.waitUntil` (later calls only add to it, so a request costs no pending task
- * of its own); `onError` hears of a batch that could not be delivered. A failed delivery is
- * retried to the same shard with the same batch id, and each batch id is counted once, so every
- * call is counted exactly once.
+ * Counts one call of `api`. Calls of the same 50 ms in this isolate are sent together (see
+ * `IsolateBatches`), in one RPC to a random one of the API's `shards` shard objects, so a busy
+ * isolate makes ~20 RPCs per second per API instead of one per request; `onError` hears of a batch
+ * that could not be delivered. A failed delivery is retried to the same shard with the same batch
+ * id, and each batch id is counted once, so every call is counted exactly once.
  */
 export function recordCall(
   ctx: Pick<ExecutionContext, "waitUntil">,
@@ -36,20 +34,10 @@ export function recordCall(
   event: CallEvent,
   onError: (error: unknown, calls: number) => void,
 ): void {
-  const open = pending.get(api);
-  if (open && open.length < MAX_BATCH) {
-    open.push(event);
-    return;
-  }
-  const events: CallEvent[] = [event];
-  pending.set(api, events);
-  ctx.waitUntil(
-    new Promise<void>((resolve) => setTimeout(resolve, FLUSH_AFTER_MS))
-      .then(() => {
-        if (pending.get(api) === events) pending.delete(api);
-        return deliver(env, api, shards, { id: crypto.randomUUID(), events });
-      })
-      .catch((error: unknown) => onError(error, events.length)),
+  batches.add(ctx, api, [event], (events) =>
+    deliver(env, api, shards, { id: crypto.randomUUID(), events }).catch((error: unknown) =>
+      onError(error, events.length),
+    ),
   );
 }
 

@@ -4,6 +4,7 @@
  * (one round trip) that the request opening the batch leaves to `ctx.waitUntil`. A failed insert
  * is logged and dropped: the log never fails or slows a prediction.
  */
+import { IsolateBatches } from "../batch";
 import type { RequestState } from "../context";
 import type { Logger } from "../log";
 
@@ -25,17 +26,12 @@ export interface PredictionLogEntry {
   input: string | null;
 }
 
-/** Most rows one flush inserts. */
-const MAX_FLUSH = 200;
-const FLUSH_DELAY_MS = 10;
-
-/** The batch collecting entries until its flush. */
-let pending: PredictionLogEntry[] | undefined;
+/** Rows collected for 10 ms are inserted together, at most 200 per flush. */
+const batches = new IsolateBatches<PredictionLogEntry>(10, 200);
 
 /**
- * Queues `entries` for insertion. The call that opens a batch hands its flush to
- * `ctx.waitUntil`; later calls only add to it, so a request costs no pending task of its own.
- * A failed insert is logged once per batch and dropped.
+ * Queues `entries` for insertion (see `IsolateBatches`: the request opening a batch leaves its
+ * insert to `ctx.waitUntil`). A failed insert is logged once per batch and dropped.
  */
 export function logPredictions(
   ctx: Pick<ExecutionContext, "waitUntil">,
@@ -44,25 +40,16 @@ export function logPredictions(
   logger: Logger,
 ): void {
   if (entries.length === 0) return;
-  if (pending && pending.length < MAX_FLUSH) {
-    pending.push(...entries);
-    return;
-  }
-  const batch: PredictionLogEntry[] = [...entries];
-  pending = batch;
-  ctx.waitUntil(
-    new Promise<void>((resolve) => setTimeout(resolve, FLUSH_DELAY_MS)).then(async () => {
-      if (pending === batch) pending = undefined;
-      try {
-        await insert(db, batch);
-      } catch (error) {
-        logger.log("error", "prediction_log_failed", {
-          rows: batch.length,
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-    }),
-  );
+  batches.add(ctx, "log", entries, async (batch) => {
+    try {
+      await insert(db, batch);
+    } catch (error) {
+      logger.log("error", "prediction_log_failed", {
+        rows: batch.length,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  });
 }
 
 /**
