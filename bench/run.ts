@@ -286,14 +286,18 @@ async function coldStart(
   }
 }
 
-/** The round whose RPS is the median, with every round's RPS and CPU per request. */
+/** The median of `xs` (the lower middle value for an even count). */
+function middle(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] as number;
+}
+
+/** The round whose RPS is the median, with the median CPU per request and every round's figures. */
 function median(rounds: LoadResult[]): LoadResult & { rounds: { rps: number; cpu_us: number }[] } {
-  const sorted = [...rounds].sort((a, b) => a.rps - b.rps);
-  const mid = sorted[Math.floor((sorted.length - 1) / 2)] as LoadResult;
-  const cpus = rounds.map((r) => r.workerd_cpu_us_per_req).sort((a, b) => a - b);
+  const rps = middle(rounds.map((r) => r.rps));
+  const mid = rounds.find((r) => r.rps === rps) as LoadResult;
   return {
     ...mid,
-    workerd_cpu_us_per_req: cpus[Math.floor((cpus.length - 1) / 2)] as number,
+    workerd_cpu_us_per_req: middle(rounds.map((r) => r.workerd_cpu_us_per_req)),
     rounds: rounds.map((r) => ({ rps: r.rps, cpu_us: r.workerd_cpu_us_per_req })),
   };
 }
@@ -351,7 +355,6 @@ const noAuth = median(runs.noAuth);
 const noMetering = median(runs.noMetering);
 const bare = median(runs.bare);
 const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
-const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] as number;
 /**
  * The cost of a feature (`on` vs `off` runs of the same rounds), round by round, so each pair was
  * measured minutes apart at most; reported as the median over rounds, from RPS and from CPU.

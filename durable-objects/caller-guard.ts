@@ -163,6 +163,7 @@ export class CallerGuard extends DurableObject<Env> {
     this.idsWritten = undefined;
     const now = Date.now();
     // All or nothing: should a statement fail, no id of the group is spent (all are answered 503).
+    let latest = 0;
     const accepted = this.ctx.storage.transactionSync(() => {
       const fresh = new Set<string>();
       for (const [jti, expiresAt] of ids) {
@@ -176,11 +177,13 @@ export class CallerGuard extends DurableObject<Env> {
             now,
           )
           .toArray();
-        if (inserted.length > 0) fresh.add(jti);
+        if (inserted.length === 0) continue;
+        fresh.add(jti);
+        latest = Math.max(latest, expiresAt);
       }
       return fresh;
     });
-    this.ensureAlarm(Math.max(0, ...ids.filter(([jti]) => accepted.has(jti)).map(([, at]) => at)));
+    this.ensureAlarm(latest);
     return accepted;
   }
 
