@@ -1,6 +1,5 @@
 /** Verification of one ASAP bearer token with jose: header, key, signature and claims. */
-import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWTPayload } from "jose";
-import { z } from "zod";
+import { compactVerify, decodeJwt, errors, type JWSHeaderParameters, type JWTPayload } from "jose";
 import { ASAP_ALGORITHMS, type AsapAlgorithm, isSafeKid, MAX_LIFETIME_S, MAX_TOKEN_BYTES } from "./asap";
 import { AuthError } from "./failure";
 import { getPublicKey, type KeySource } from "./keys";
@@ -26,27 +25,66 @@ export interface AsapClaims {
   exp: number;
 }
 
-const claimsSchema = z.object({
-  iss: z.string().min(1).max(256),
-  sub: z.string().min(1).max(256).optional(),
-  jti: z.string().min(1).max(256),
-  iat: z.number().finite(),
-  exp: z.number().finite(),
-  nbf: z.number().finite().optional(),
-});
-
 const ALGORITHMS: ReadonlySet<string> = new Set(ASAP_ALGORITHMS);
-const ALGORITHM_LIST: string[] = [...ASAP_ALGORITHMS];
 
 /** Claims every ASAP token carries, checked in this order. */
 const REQUIRED_CLAIMS = ["iss", "aud", "iat", "exp", "jti"] as const;
 
+/** Longest accepted `iss`, `sub` and `jti`. */
+const MAX_CLAIM_LENGTH = 256;
+
+function invalidClaim(claim: string): AuthError {
+  return new AuthError("invalid_claim", `claim '${claim}' is invalid`);
+}
+
+function finiteNumber(claim: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw invalidClaim(claim);
+  return value;
+}
+
+/** Whether `value` is a string of 1..MAX_CLAIM_LENGTH characters. */
+function isIdentifier(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= MAX_CLAIM_LENGTH;
+}
+
 /**
- * The registered-claim checks of RFC 7519 as ASAP uses them: the required claims are present, `aud`
- * (a string or an array) names one of our audiences, `iat`/`nbf`/`exp` are numbers, and now is
- * within [`nbf`, `exp`] give or take the leeway. Returns the payload for the schema.
+ * The checks that need only the token's header and unverified payload, run before any key lookup
+ * so a hostile token cannot make us fetch keys of other issuers or at unsafe paths: `alg` is
+ * allowed, `kid` is path-safe and starts with `iss + "/"`. Returns the unverified claims.
  */
-function checkRegisteredClaims(payload: JWTPayload, options: VerifyOptions): JWTPayload {
+function checkHeader(
+  header: JWSHeaderParameters,
+  token: string,
+): { kid: string; alg: AsapAlgorithm; payload: JWTPayload } {
+  const { alg, kid } = header;
+  if (typeof alg !== "string" || !ALGORITHMS.has(alg)) {
+    throw new AuthError("alg_not_allowed", `alg must be one of ${ASAP_ALGORITHMS.join(", ")}`);
+  }
+  if (typeof kid !== "string" || kid.length > 512 || !isSafeKid(kid)) {
+    throw new AuthError("invalid_kid", "kid header is missing or not a safe key id");
+  }
+  let payload: JWTPayload;
+  try {
+    payload = decodeJwt(token);
+  } catch {
+    throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
+  }
+  const iss = payload.iss;
+  if (iss === undefined) throw new AuthError("missing_claim", "missing required claim 'iss'");
+  if (!isIdentifier(iss)) throw invalidClaim("iss");
+  if (!kid.startsWith(`${iss}/`)) {
+    throw new AuthError("kid_issuer_mismatch", "kid must start with the token's issuer followed by '/'");
+  }
+  return { kid, alg: alg as AsapAlgorithm, payload };
+}
+
+/**
+ * The claim checks of RFC 7519 as ASAP uses them, on the verified payload: the required claims are
+ * present; `aud` (a string or an array) names one of our audiences; `iat`/`nbf`/`exp` are finite
+ * numbers and `jti`/`sub` short non-empty strings; now is within [`nbf`, `exp`] give or take the
+ * leeway, `iat` is not in the future and precedes `exp` by at most `MAX_LIFETIME_S`.
+ */
+function checkClaims(payload: JWTPayload, options: VerifyOptions): AsapClaims {
   for (const claim of REQUIRED_CLAIMS) {
     if (!(claim in payload)) throw new AuthError("missing_claim", `missing required claim '${claim}'`);
   }
@@ -55,80 +93,47 @@ function checkRegisteredClaims(payload: JWTPayload, options: VerifyOptions): JWT
   if (!audiences.some((a) => options.audiences.includes(a))) {
     throw new AuthError("wrong_audience", "token audience does not include this service");
   }
-  for (const claim of ["iat", "nbf", "exp"] as const) {
-    if (payload[claim] !== undefined && typeof payload[claim] !== "number") {
-      throw new AuthError("invalid_claim", `claim '${claim}' is invalid`);
-    }
-  }
-  const now = Math.floor(Date.now() / 1000);
-  if (payload.nbf !== undefined && payload.nbf > now + options.leewayS) {
+  const iat = finiteNumber("iat", payload.iat);
+  const exp = finiteNumber("exp", payload.exp);
+  const nbf = payload.nbf === undefined ? undefined : finiteNumber("nbf", payload.nbf);
+  const { sub, jti } = payload;
+  if (!isIdentifier(jti)) throw invalidClaim("jti");
+  if (sub !== undefined && !isIdentifier(sub)) throw invalidClaim("sub");
+  const iss = payload.iss as string; // checked by checkHeader
+  const now = Date.now() / 1000;
+  if (nbf !== undefined && nbf > Math.floor(now) + options.leewayS) {
     throw new AuthError("token_not_yet_valid", "token is not valid yet (nbf)");
   }
-  if ((payload.exp as number) <= now - options.leewayS)
-    throw new AuthError("token_expired", "token has expired");
-  return payload;
+  if (exp <= Math.floor(now) - options.leewayS) throw new AuthError("token_expired", "token has expired");
+  if (iat >= exp) throw new AuthError("invalid_claim", "iat must be before exp");
+  if (exp - iat > MAX_LIFETIME_S) {
+    throw new AuthError("lifetime_too_long", `token lifetime (exp - iat) exceeds ${MAX_LIFETIME_S} s`);
+  }
+  if (iat > now + options.leewayS) throw new AuthError("iat_in_future", "token iat is in the future");
+  return { issuer: iss, subject: sub ?? iss, jti, exp };
 }
 
 /**
  * Verifies `token` and returns its claims, or throws an `AuthError` naming the first problem.
- * Cheap header checks (size, `alg`, `kid` shape, `kid` owned by `iss`) run before any key lookup,
- * so a hostile token cannot make us fetch keys of other issuers or at unsafe paths.
+ * jose's `compactVerify` parses the header once and hands it to our key lookup, which runs the
+ * header checks first (`checkHeader`); it then checks the signature over the very payload those
+ * checks decoded, and the claims are checked last (`checkClaims`).
  */
 export async function verifyAsap(token: string, options: VerifyOptions): Promise<AsapClaims> {
   if (token.length > MAX_TOKEN_BYTES) {
     throw new AuthError("token_too_large", `token exceeds ${MAX_TOKEN_BYTES} bytes`);
   }
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  let unverified: ReturnType<typeof decodeJwt>;
+  let payload: JWTPayload | undefined;
   try {
-    header = decodeProtectedHeader(token);
-    unverified = decodeJwt(token);
-  } catch {
-    throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
-  }
-  const alg = header.alg;
-  if (typeof alg !== "string" || !ALGORITHMS.has(alg)) {
-    throw new AuthError("alg_not_allowed", `alg must be one of ${ASAP_ALGORITHMS.join(", ")}`);
-  }
-  const kid = header.kid;
-  if (typeof kid !== "string" || kid.length > 512 || !isSafeKid(kid)) {
-    throw new AuthError("invalid_kid", "kid header is missing or not a safe key id");
-  }
-  const iss = unverified.iss;
-  if (iss === undefined) throw new AuthError("missing_claim", "missing required claim 'iss'");
-  if (typeof iss !== "string" || iss === "") throw new AuthError("invalid_claim", "claim 'iss' is invalid");
-  if (!kid.startsWith(`${iss}/`)) {
-    throw new AuthError("kid_issuer_mismatch", "kid must start with the token's issuer followed by '/'");
-  }
-
-  // jose checks the signature over the very payload decoded above; the registered claims are then
-  // checked here (jose's jwtVerify would decode and check them a second time).
-  try {
-    await compactVerify(
-      token,
-      () => getPublicKey(options.bucket, options.keySource, kid, alg as AsapAlgorithm),
-      {
-        algorithms: ALGORITHM_LIST,
-      },
-    );
+    await compactVerify(token, (header) => {
+      const checked = checkHeader(header, token);
+      payload = checked.payload;
+      return getPublicKey(options.bucket, options.keySource, checked.kid, checked.alg);
+    });
   } catch (error) {
     throw toAuthError(error);
   }
-  const payload = checkRegisteredClaims(unverified, options);
-  const parsed = claimsSchema.safeParse(payload);
-  if (!parsed.success) {
-    const claim = parsed.error.issues[0]?.path.join(".") ?? "?";
-    throw new AuthError("invalid_claim", `claim '${claim}' is invalid`);
-  }
-  const claims = parsed.data;
-  if (claims.iat >= claims.exp) throw new AuthError("invalid_claim", "iat must be before exp");
-  if (claims.exp - claims.iat > MAX_LIFETIME_S) {
-    throw new AuthError("lifetime_too_long", `token lifetime (exp - iat) exceeds ${MAX_LIFETIME_S} s`);
-  }
-  if (claims.iat > Date.now() / 1000 + options.leewayS) {
-    throw new AuthError("iat_in_future", "token iat is in the future");
-  }
-  return { issuer: claims.iss, subject: claims.sub ?? claims.iss, jti: claims.jti, exp: claims.exp };
+  return checkClaims(payload as JWTPayload, options);
 }
 
 /** Maps jose's errors (and our key errors) to reason codes. */
