@@ -72,32 +72,46 @@ export interface AdmissionResult {
 }
 
 /**
+ * Most token ids one guard keeps in memory (~150 bytes each, so ~15 MB); ids beyond it go to the
+ * indexed table, which costs more per id.
+ */
+export const MAX_IDS_IN_MEMORY = 100_000;
+
+/**
  * The admission state of one caller (`idFromName(caller)`; the caller is the ASAP issuer once
  * authenticated): the token ids it has used (replay protection) and its GCRA state per API
  * (throttling), so an authenticated, throttled request costs one round trip. Both live in SQLite.
  *
- * The object handles one call at a time and every decision is made by synchronous code (a rate
- * take when the call arrives, a group of token ids in one write), so concurrent requests are
- * decided strictly one after another:
- * - Token ids are group-committed: an id joins the group written at the next turn of the event
- *   loop, where each id is inserted (or takes over an expired one) by one statement that says
- *   whether it was new, all in one commit. The answer leaves only after that (the output gate
- *   holds it until the commit), so an accepted id survives a restart.
+ * The object handles one call at a time and decides each call with synchronous code, so
+ * concurrent requests are decided strictly one after another:
+ * - Token ids: an id that is not spent joins the group written at the next turn of the event loop,
+ *   in one commit, and is answered only after that (the output gate holds the answer until the
+ *   commit), so an accepted id survives a restart. Spent ids are looked up in memory: every
+ *   unexpired id of the append-only `spent` log is held in a map, loaded when the object starts.
+ *   Appending costs a fraction of inserting into an index, whose random keys dirty a page each.
+ *   Beyond `MAX_IDS_IN_MEMORY` ids, further ids go to the `seen` table, indexed by id and looked up
+ *   there.
  * - Rate state is decided in memory and written behind, all changed rows in one commit
  *   `PERSIST_RATES_AFTER_MS` after the first change. Should the object crash in between, the
  *   caller regains at most that many milliseconds of quota.
  * An alarm prunes expired ids and full buckets, at most once a minute.
  */
 export class CallerGuard extends DurableObject<Env> {
+  /** `MAX_IDS_IN_MEMORY`, per instance so tests can lower it. */
+  maxIdsInMemory = MAX_IDS_IN_MEMORY;
   /**
    * Time of the alarm this instance scheduled (null: none yet). A new instance sets its own on its
    * first write, replacing any earlier one: pruning is periodic, so either time serves.
    */
   private alarmAt: number | null = null;
+  /** Every id of the `spent` log that was unexpired when loaded or written, with its expiry. */
+  private readonly spent = new Map<string, number>();
+  /** Whether the `seen` table may hold an unexpired id (it is read only then). */
+  private seenMayHoldIds: boolean;
   /** Token ids accepted but not yet written, with their expiry. */
   private readonly pendingIds = new Map<string, number>();
-  /** Settles when `pendingIds` has been written, with the ids accepted. */
-  private idsWritten: Promise<ReadonlySet<string>> | undefined;
+  /** Settles when `pendingIds` has been written. */
+  private idsWritten: Promise<void> | undefined;
   /** GCRA state per API: every row read so far and every decision since (the authority). */
   private readonly tats = new Map<string, number>();
   /** APIs whose state in `tats` is newer than their row. */
@@ -106,45 +120,60 @@ export class CallerGuard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(
+    const sql = ctx.storage.sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS spent (jti TEXT NOT NULL, expires_at INTEGER NOT NULL)");
+    sql.exec(
       "CREATE TABLE IF NOT EXISTS seen (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID",
     );
-    // Pruning once a minute scans the table; an expiry index would cost every id a second write.
-    ctx.storage.sql.exec("DROP INDEX IF EXISTS seen_by_expiry");
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS gcra (api TEXT PRIMARY KEY, tat REAL NOT NULL)");
+    // Pruning once a minute scans the tables; an expiry index would cost every id a second write.
+    sql.exec("DROP INDEX IF EXISTS seen_by_expiry");
+    sql.exec("CREATE TABLE IF NOT EXISTS gcra (api TEXT PRIMARY KEY, tat REAL NOT NULL)");
+    const now = Date.now();
+    const rows = sql.exec<{ jti: string; expires_at: number }>(
+      "SELECT jti, expires_at FROM spent WHERE expires_at > ?",
+      now,
+    );
+    for (const row of rows) this.spent.set(row.jti, row.expires_at);
+    this.seenMayHoldIds = this.seenHoldsIds(now);
   }
 
   /**
-   * Admits one request: takes one request from the quota, then records the token unless it is a
-   * replay. A throttled request's token is not recorded, so it may be retried with the same token;
-   * a replay's take is refunded, so it costs no quota. `now` exists for tests (injected clock for
-   * the rate part); production callers leave it to this object's clock.
+   * Admits one request: refuses a replayed token, takes one request from the quota, then records
+   * the token. A replay takes no quota; a throttled request's token is not recorded, so it may be
+   * retried with the same token. `now` exists for tests (injected clock for the rate part);
+   * production callers leave it to this object's clock.
    */
   async admit(request: Admission, now: number = Date.now()): Promise<AdmissionResult> {
     const { token, rate } = request;
-    // The same id twice in one group: the second is a replay whatever storage says of the first.
-    if (token && this.pendingIds.has(token.jti)) return { replayed: true };
+    if (token && this.isSpent(token.jti)) return { replayed: true };
     const decision = rate && this.take(rate.api, rate.policy, now);
-    if (token && decision?.allowed !== false) {
-      const accepted = await this.record(token.jti, token.expiresAt);
-      if (!accepted.has(token.jti)) {
-        if (rate) this.refund(rate.api, rate.policy);
-        return { replayed: true };
-      }
-    }
+    if (token && decision?.allowed !== false) await this.record(token.jti, token.expiresAt);
     return decision ? { replayed: false, decision } : { replayed: false };
+  }
+
+  /** Whether `jti` is spent: in the group being gathered, or stored and unexpired. */
+  private isSpent(jti: string): boolean {
+    if (this.pendingIds.has(jti)) return true;
+    const now = Date.now();
+    if ((this.spent.get(jti) ?? 0) > now) return true;
+    return (
+      this.seenMayHoldIds &&
+      this.ctx.storage.sql.exec("SELECT 1 FROM seen WHERE jti = ? AND expires_at > ?", jti, now).toArray()
+        .length > 0
+    );
   }
 
   /**
    * Adds `jti` (spent until `expiresAt`) to the group written at the next turn of the event loop;
-   * settles, once the group is stored, with the ids that were not spent already.
+   * settles once the group is stored.
    */
-  private record(jti: string, expiresAt: number): Promise<ReadonlySet<string>> {
+  private record(jti: string, expiresAt: number): Promise<void> {
     this.pendingIds.set(jti, expiresAt);
-    this.idsWritten ??= new Promise<ReadonlySet<string>>((resolve, reject) =>
+    this.idsWritten ??= new Promise<void>((resolve, reject) =>
       setTimeout(() => {
         try {
-          resolve(this.writeIds());
+          this.writeIds();
+          resolve();
         } catch (error) {
           reject(error);
         }
@@ -154,37 +183,55 @@ export class CallerGuard extends DurableObject<Env> {
   }
 
   /**
-   * Writes the pending ids in one commit, each with one statement that inserts a new id or takes
-   * over an expired one and reports which it did; returns the ids so accepted.
+   * Writes the pending ids in one transaction: appended to the `spent` log while they fit in
+   * memory, the rest into `seen`. All or nothing: should it fail, no id of the group is spent (all
+   * are answered 503).
    */
-  private writeIds(): Set<string> {
+  private writeIds(): void {
     const ids = [...this.pendingIds];
     this.pendingIds.clear();
     this.idsWritten = undefined;
-    const now = Date.now();
-    // All or nothing: should a statement fail, no id of the group is spent (all are answered 503).
-    let latest = 0;
-    const accepted = this.ctx.storage.transactionSync(() => {
-      const fresh = new Set<string>();
-      for (const [jti, expiresAt] of ids) {
-        const inserted = this.ctx.storage.sql
-          .exec(
-            `INSERT INTO seen (jti, expires_at) VALUES (?, ?)
-             ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at <= ?
-             RETURNING 1`,
-            jti,
-            expiresAt,
-            now,
-          )
-          .toArray();
-        if (inserted.length === 0) continue;
-        fresh.add(jti);
-        latest = Math.max(latest, expiresAt);
+    if (this.spent.size + ids.length > this.maxIdsInMemory) this.forgetExpired();
+    const room = Math.max(0, this.maxIdsInMemory - this.spent.size);
+    const logged = ids.slice(0, room);
+    const indexed = ids.slice(room);
+    const sql = this.ctx.storage.sql;
+    this.ctx.storage.transactionSync(() => {
+      if (logged.length > 0) {
+        sql.exec(
+          "INSERT INTO spent (jti, expires_at) SELECT value ->> 0, value ->> 1 FROM json_each(?)",
+          JSON.stringify(logged),
+        );
       }
-      return fresh;
+      if (indexed.length > 0) {
+        // An id already in `seen` has expired there (else it would be spent): take it over.
+        // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
+        sql.exec(
+          `INSERT INTO seen (jti, expires_at) SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
+           ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at`,
+          JSON.stringify(indexed),
+        );
+      }
     });
+    for (const [jti, expiresAt] of logged) this.spent.set(jti, expiresAt);
+    if (indexed.length > 0) this.seenMayHoldIds = true;
+    let latest = 0;
+    for (const [, expiresAt] of ids) latest = Math.max(latest, expiresAt);
     this.ensureAlarm(latest);
-    return accepted;
+  }
+
+  /** Drops expired ids from memory (their log rows go at the next prune). */
+  private forgetExpired(): void {
+    const now = Date.now();
+    for (const [jti, expiresAt] of this.spent) if (expiresAt <= now) this.spent.delete(jti);
+  }
+
+  private seenHoldsIds(now: number): boolean {
+    return (
+      this.ctx.storage.sql
+        .exec<{ found: number }>("SELECT EXISTS (SELECT 1 FROM seen WHERE expires_at > ?) AS found", now)
+        .one().found === 1
+    );
   }
 
   private take(api: string, policy: RatePolicy, now: number): RateDecision {
@@ -200,14 +247,6 @@ export class CallerGuard extends DurableObject<Env> {
       this.ratesTimer ??= setTimeout(() => this.writeRates(), PERSIST_RATES_AFTER_MS);
     }
     return result.decision;
-  }
-
-  /** Gives back the request `take` took (its token turned out to be a replay). */
-  private refund(api: string, policy: RatePolicy): void {
-    const tat = this.tats.get(api);
-    if (tat === undefined) return;
-    this.tats.set(api, tat - (policy.window * 1000) / policy.limit);
-    this.dirtyApis.add(api);
   }
 
   private writeRates(): void {
@@ -232,12 +271,16 @@ export class CallerGuard extends DurableObject<Env> {
     this.writeRates();
     const sql = this.ctx.storage.sql;
     const now = Date.now();
+    sql.exec("DELETE FROM spent WHERE expires_at <= ?", now);
     sql.exec("DELETE FROM seen WHERE expires_at <= ?", now);
     sql.exec("DELETE FROM gcra WHERE tat <= ?", now);
+    this.forgetExpired();
+    this.seenMayHoldIds = this.seenHoldsIds(now);
     this.tats.clear();
     const { next } = sql
       .exec<{ next: number | null }>(
-        "SELECT MIN(t) AS next FROM (SELECT MIN(expires_at) AS t FROM seen UNION ALL SELECT MIN(tat) FROM gcra)",
+        `SELECT MIN(t) AS next FROM (SELECT MIN(expires_at) AS t FROM spent
+         UNION ALL SELECT MIN(expires_at) FROM seen UNION ALL SELECT MIN(tat) FROM gcra)`,
       )
       .one();
     // Re-armed directly: inside the handler the running alarm may still read as scheduled.

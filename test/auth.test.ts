@@ -129,6 +129,12 @@ describe("hostile requests are refused with 401 invalid_token (or 503) and a rea
     ],
     ["five-part (JWE) token", async () => "Bearer a.b.c.d.e", 401, "malformed_token"],
     [
+      "no alg (a JWS requires one)",
+      async () => `Bearer ${enc({ kid: key.kid })}.${enc(claims())}.c2ln`,
+      401,
+      "malformed_token",
+    ],
+    [
       "alg none",
       async () => `Bearer ${enc({ alg: "none", kid: key.kid })}.${enc(claims())}.`,
       401,
@@ -449,10 +455,7 @@ describe("replay protection", () => {
     const guard = () => env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(name));
     const expiresAt = Date.now() + 600_000;
     expect(await claim(guard(), "stored", expiresAt)).toBe(true);
-    const rows = await runInDurableObject(guard(), (_, state) =>
-      state.storage.sql.exec<{ jti: string }>("SELECT jti FROM seen").toArray(),
-    );
-    expect(rows).toEqual([{ jti: "stored" }]);
+    expect(await spentRows(guard())).toEqual([{ jti: "stored", expires_at: expiresAt }]);
     await abortAllDurableObjects();
     expect(await claim(guard(), "stored", expiresAt)).toBe(false);
   });
@@ -463,11 +466,55 @@ describe("replay protection", () => {
     const accepted = await Promise.all(ids.map((id) => claim(stub, id, Date.now() + 600_000)));
     expect(accepted.filter(Boolean)).toHaveLength(20);
     expect(new Set(ids.filter((_, i) => accepted[i]))).toEqual(new Set(ids.slice(0, 20)));
-    const count = await runInDurableObject(
-      stub,
-      (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n,
-    );
-    expect(count).toBe(20);
+    expect(await spentRows(stub)).toHaveLength(20);
+  });
+
+  it("CallerGuard lets an expired jti be used again before the alarm has pruned it", async () => {
+    const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(`guard-${crypto.randomUUID()}`));
+    expect(await claim(stub, "j2", Date.now() + 200)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const renewed = Date.now() + 60_000;
+    expect(await claim(stub, "j2", renewed)).toBe(true);
+    expect(await claim(stub, "j2", renewed)).toBe(false);
+    expect((await spentRows(stub)).filter((row) => row.expires_at > Date.now())).toEqual([
+      { jti: "j2", expires_at: renewed },
+    ]);
+  });
+
+  it("CallerGuard keeps ids beyond its memory limit in the indexed table, and refuses their replays", async () => {
+    const name = `guard-${crypto.randomUUID()}`;
+    const guard = () => env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(name));
+    const limit = async () =>
+      runInDurableObject(guard(), (instance: CallerGuard) => {
+        instance.maxIdsInMemory = 3;
+      });
+    await limit();
+    const expiresAt = Date.now() + 600_000;
+    const ids = Array.from({ length: 5 }, (_, i) => `over-${i}`);
+    expect(await Promise.all(ids.map((id) => claim(guard(), id, expiresAt)))).toEqual(ids.map(() => true));
+    expect((await spentRows(guard())).map((row) => row.jti)).toEqual(ids.slice(0, 3));
+    expect(await seenRows(guard())).toEqual(ids.slice(3).map((jti) => ({ jti, expires_at: expiresAt })));
+    for (const id of ids) expect(await claim(guard(), id, expiresAt)).toBe(false);
+    await abortAllDurableObjects(); // a fresh instance: the log is reloaded, the table read
+    await limit();
+    for (const id of ids) expect(await claim(guard(), id, expiresAt)).toBe(false);
+    expect(await claim(guard(), "over-new", expiresAt)).toBe(true);
+    expect(await seenRows(guard())).toHaveLength(3);
+  });
+
+  it("CallerGuard refuses ids stored in the indexed table by an earlier version", async () => {
+    const name = `guard-${crypto.randomUUID()}`;
+    const guard = () => env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(name));
+    await claim(guard(), "first", Date.now() + 600_000); // creates the tables
+    await runInDurableObject(guard(), (_, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO seen (jti, expires_at) VALUES (?, ?)",
+        "legacy",
+        Date.now() + 600_000,
+      );
+    });
+    await abortAllDurableObjects();
+    expect(await claim(guard(), "legacy", Date.now() + 600_000)).toBe(false);
   });
 
   it("CallerGuard forgets a jti when its alarm runs after expiry", async () => {
@@ -477,14 +524,26 @@ describe("replay protection", () => {
     expect(await claim(stub, "j1", expiresAt)).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, expiresAt - Date.now() + 20));
     await runDurableObjectAlarm(stub); // unless the real alarm already ran
-    const count = await runInDurableObject(
-      stub,
-      (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n,
-    );
-    expect(count).toBe(0);
+    expect(await spentRows(stub)).toEqual([]);
     expect(await claim(stub, "j1", Date.now() + 60_000)).toBe(true);
   });
 });
+
+type IdRow = { jti: string; expires_at: number };
+
+/** The rows of `guard`'s append-only log of spent ids, in order. */
+function spentRows(guard: DurableObjectStub<CallerGuard>): Promise<IdRow[]> {
+  return runInDurableObject(guard, (_, state) =>
+    state.storage.sql.exec<IdRow>("SELECT jti, expires_at FROM spent ORDER BY rowid").toArray(),
+  );
+}
+
+/** The rows of `guard`'s indexed table of spent ids, by id. */
+function seenRows(guard: DurableObjectStub<CallerGuard>): Promise<IdRow[]> {
+  return runInDurableObject(guard, (_, state) =>
+    state.storage.sql.exec<IdRow>("SELECT jti, expires_at FROM seen ORDER BY jti").toArray(),
+  );
+}
 
 describe("policy (ASAP_POLICY)", () => {
   const policy = (value: unknown) => ({ ASAP_POLICY: JSON.stringify(value) });
