@@ -6,14 +6,16 @@
  * reported too); Miniflare's API runs that bundle in workerd with local R2 (bindings and vars from
  * wrangler.toml via wrangler's `unstable_getMiniflareWorkerOptions`), seeded from models/; a
  * hello-world Worker runs in the same way in the same run as the ceiling; autocannon generates
- * the load (concurrency 32, 10 s per scenario by default). Prints one JSON document.
+ * the load (concurrency 32, 5 s per scenario and round by default). Prints one JSON document.
  *
  * Compared scenarios, each its own service, all started up front and loaded in turn for
  * BENCH_ROUNDS rounds (medians reported, every round listed): the hello-world Worker (ceiling);
  * predict single with the full stack (ASAP auth with a warm key cache + statistics + throttling);
  * the same with ES256 instead of RS256 tokens; with auth off; with metering (statistics +
- * throttling) off; with both off. Interleaving rounds spreads the machine's drift (other work on
- * the 2 cores moves a single 10 s figure by ±20 %) over all scenarios alike. Also, once each, on
+ * throttling) off; with both off. Many short interleaved rounds, every other one in reverse order,
+ * spread the machine's drift (other work on the 2 cores moves a single 10 s figure by ±20 %) over
+ * all scenarios alike; a feature's cost is taken round by round against the same round's run
+ * without it. Also, once each, on
  * the full-stack service: health, predict batch of 32, image predict (digits model) with a 28×28
  * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times.
  *
@@ -21,7 +23,7 @@
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
  * ~4,000 tokens/s) and shared by the services (each has its own replay state).
  *
- * Env: BENCH_DURATION (s per load, default 10), BENCH_ROUNDS (default 5), BENCH_CONNECTIONS
+ * Env: BENCH_DURATION (s per load, default 5), BENCH_ROUNDS (default 10), BENCH_CONNECTIONS
  * (default 32), BENCH_MODEL (default toxicity).
  */
 import { execFileSync } from "node:child_process";
@@ -39,8 +41,8 @@ import { measureModelTime } from "./model-time";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const outdir = path.join(root, "dist", "bench");
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 /** The Flask + scikit-learn seed served by gunicorn (2 workers) on this machine class (issue #3). */
 const FLASK_ANCHOR_RPS = 266;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -333,10 +335,13 @@ const runs: Record<keyof typeof services | "hello", LoadResult[]> = {
   noMetering: [],
   bare: [],
 };
+const order = ["hello", ...Object.keys(services)] as (keyof typeof runs)[];
 for (let round = 0; round < ROUNDS; round++) {
-  runs.hello.push(await load(hello.url, { pids: hello.pids }));
-  for (const name of Object.keys(services) as (keyof typeof services)[]) {
-    runs[name].push(await loadSingle(services[name]));
+  // Every other round runs backwards, so a drift during a round weighs on both sides of a pair.
+  for (const name of round % 2 === 0 ? order : [...order].reverse()) {
+    runs[name].push(
+      name === "hello" ? await load(hello.url, { pids: hello.pids }) : await loadSingle(services[name]),
+    );
   }
 }
 const s = services.full;
