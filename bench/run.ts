@@ -6,7 +6,8 @@
  * reported too); Miniflare's API runs that bundle in workerd with local R2 (bindings and vars from
  * wrangler.toml via wrangler's `unstable_getMiniflareWorkerOptions`), seeded from models/; a
  * hello-world Worker runs in the same way in the same run as the ceiling; autocannon generates
- * the load (concurrency 32, 5 s per scenario and round by default). Prints one JSON document.
+ * the load (concurrency 32; 2.5 s per scenario and round, 10 s for those run once, by default).
+ * Prints one JSON document.
  *
  * Compared scenarios, each its own service, all started up front and loaded in turn for
  * BENCH_ROUNDS rounds (medians reported, every round listed): the hello-world Worker (ceiling);
@@ -23,7 +24,7 @@
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
  * ~4,000 tokens/s) and shared by the services (each has its own replay state).
  *
- * Env: BENCH_DURATION (s per load, default 5), BENCH_ROUNDS (default 10), BENCH_CONNECTIONS
+ * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20), BENCH_CONNECTIONS
  * (default 32), BENCH_MODEL (default toxicity).
  */
 import { execFileSync } from "node:child_process";
@@ -41,8 +42,10 @@ import { measureModelTime } from "./model-time";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const outdir = path.join(root, "dist", "bench");
-const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+const DURATION = Number(process.env.BENCH_DURATION ?? 2.5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
+/** Seconds of each scenario run once (health, batch, images). */
+const ONCE_DURATION = 10;
 /** The Flask + scikit-learn seed served by gunicorn (2 workers) on this machine class (issue #3). */
 const FLASK_ANCHOR_RPS = 266;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -74,6 +77,8 @@ interface LoadOptions {
   auth?: BenchAuth;
   /** The loaded service's workerd processes, so that only their CPU is counted. */
   pids?: ReadonlySet<number>;
+  /** Seconds (default: a round's `DURATION`). */
+  duration?: number;
 }
 
 /** Pids of this process's workerd children. */
@@ -132,7 +137,7 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
-    duration: DURATION,
+    duration: opts.duration ?? DURATION,
     method: opts.method ?? "GET",
     headers: opts.body ? { "content-type": "application/json" } : {},
     body: opts.body,
@@ -150,7 +155,7 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
   });
   const cpuMs = workerdCpuMs(pids) - cpuBefore;
   return {
-    rps: Math.round(result.requests.average),
+    rps: Math.round(result.requests.total / result.duration),
     workerd_cpu_us_per_req: Math.round((cpuMs * 1000) / Math.max(1, result.requests.total)),
     p50_ms: result.latency.p50,
     p99_ms: result.latency.p99,
@@ -312,7 +317,7 @@ const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "dig
 const bundle = await build();
 // Enough tokens for ~1,500 authenticated requests a second on the busiest service, every round,
 // plus its one-off scenarios.
-const perService = Math.ceil(DURATION * (1_500 * ROUNDS + 2_000));
+const perService = Math.ceil(1_500 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
 const rs256 = await createTokenPool(perService, "RS256");
 const es256Pool = await createTokenPool(perService, "ES256");
 const cold = await coldStart(bundle.entry, rs256);
@@ -347,10 +352,20 @@ for (let round = 0; round < ROUNDS; round++) {
 const s = services.full;
 const withAuth = { pids: s.pids, ...(s.auth && { auth: s.auth }) };
 const once = {
-  health: await load(`${s.url}/api/v1/health`, { pids: s.pids }),
-  batch: await load(predictUrl(s), { method: "POST", body: batch, ...withAuth }),
-  png28: await load(predictUrl(s), { method: "POST", body: imageBody(images.png28), ...withAuth }),
-  jpeg640: await load(predictUrl(s), { method: "POST", body: imageBody(images.jpeg640), ...withAuth }),
+  health: await load(`${s.url}/api/v1/health`, { pids: s.pids, duration: ONCE_DURATION }),
+  batch: await load(predictUrl(s), { method: "POST", body: batch, duration: ONCE_DURATION, ...withAuth }),
+  png28: await load(predictUrl(s), {
+    method: "POST",
+    body: imageBody(images.png28),
+    duration: ONCE_DURATION,
+    ...withAuth,
+  }),
+  jpeg640: await load(predictUrl(s), {
+    method: "POST",
+    body: imageBody(images.jpeg640),
+    duration: ONCE_DURATION,
+    ...withAuth,
+  }),
 };
 await Promise.all([hello.mf.dispose(), ...Object.values(services).map((x) => x.mf.dispose())]);
 const helloM = median(runs.hello);

@@ -106,6 +106,8 @@ export class CallerGuard extends DurableObject<Env> {
   private alarmAt: number | null = null;
   /** Every id of the `spent` log that was unexpired when loaded or written, with its expiry. */
   private readonly spent = new Map<string, number>();
+  /** When `forgetExpired` last ran (a full memory must not rescan for every group). */
+  private forgotAt = 0;
   /** Whether the `seen` table may hold an unexpired id (it is read only then). */
   private seenMayHoldIds: boolean;
   /** Token ids accepted but not yet written, with their expiry. */
@@ -191,7 +193,9 @@ export class CallerGuard extends DurableObject<Env> {
     const ids = [...this.pendingIds];
     this.pendingIds.clear();
     this.idsWritten = undefined;
-    if (this.spent.size + ids.length > this.maxIdsInMemory) this.forgetExpired();
+    if (this.spent.size + ids.length > this.maxIdsInMemory && Date.now() - this.forgotAt >= 1000) {
+      this.forgetExpired();
+    }
     const room = Math.max(0, this.maxIdsInMemory - this.spent.size);
     const logged = ids.slice(0, room);
     const indexed = ids.slice(room);
@@ -223,6 +227,7 @@ export class CallerGuard extends DurableObject<Env> {
   /** Drops expired ids from memory (their log rows go at the next prune). */
   private forgetExpired(): void {
     const now = Date.now();
+    this.forgotAt = now;
     for (const [jti, expiresAt] of this.spent) if (expiresAt <= now) this.spent.delete(jti);
   }
 
