@@ -131,11 +131,9 @@ export class CallerGuard extends DurableObject<Env> {
     sql.exec("DROP INDEX IF EXISTS seen_by_expiry");
     sql.exec("CREATE TABLE IF NOT EXISTS gcra (api TEXT PRIMARY KEY, tat REAL NOT NULL)");
     const now = Date.now();
-    const rows = sql.exec<{ jti: string; expires_at: number }>(
-      "SELECT jti, expires_at FROM spent WHERE expires_at > ?",
-      now,
-    );
-    for (const row of rows) this.spent.set(row.jti, row.expires_at);
+    // Rows as arrays, not objects: a wake reloads up to MAX_IDS_IN_MEMORY of them (~40 ms for 50,000).
+    const rows = sql.exec("SELECT jti, expires_at FROM spent WHERE expires_at > ?", now).raw();
+    for (const [jti, expiresAt] of rows) this.spent.set(jti as string, expiresAt as number);
     this.seenMayHoldIds = this.seenHoldsIds(now);
   }
 
