@@ -455,7 +455,7 @@ describe("replay protection", () => {
     const guard = () => env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(name));
     const expiresAt = Date.now() + 600_000;
     expect(await claim(guard(), "stored", expiresAt)).toBe(true);
-    expect(await spentRows(guard())).toEqual([{ jti: "stored", expires_at: expiresAt }]);
+    expect(await storedIds(guard(), "spent")).toEqual([{ jti: "stored", expires_at: expiresAt }]);
     await abortAllDurableObjects();
     expect(await claim(guard(), "stored", expiresAt)).toBe(false);
   });
@@ -466,7 +466,7 @@ describe("replay protection", () => {
     const accepted = await Promise.all(ids.map((id) => claim(stub, id, Date.now() + 600_000)));
     expect(accepted.filter(Boolean)).toHaveLength(20);
     expect(new Set(ids.filter((_, i) => accepted[i]))).toEqual(new Set(ids.slice(0, 20)));
-    expect(await spentRows(stub)).toHaveLength(20);
+    expect(await storedIds(stub, "spent")).toHaveLength(20);
   });
 
   it("CallerGuard lets an expired jti be used again before the alarm has pruned it", async () => {
@@ -476,7 +476,7 @@ describe("replay protection", () => {
     const renewed = Date.now() + 60_000;
     expect(await claim(stub, "j2", renewed)).toBe(true);
     expect(await claim(stub, "j2", renewed)).toBe(false);
-    expect((await spentRows(stub)).filter((row) => row.expires_at > Date.now())).toEqual([
+    expect((await storedIds(stub, "spent")).filter((row) => row.expires_at > Date.now())).toEqual([
       { jti: "j2", expires_at: renewed },
     ]);
   });
@@ -494,14 +494,16 @@ describe("replay protection", () => {
     // One at a time: concurrent calls may reach the object in any order, and which ids fit in
     // memory depends on that order.
     for (const id of ids) expect(await claim(guard(), id, expiresAt)).toBe(true);
-    expect((await spentRows(guard())).map((row) => row.jti)).toEqual(ids.slice(0, 3));
-    expect(await seenRows(guard())).toEqual(ids.slice(3).map((jti) => ({ jti, expires_at: expiresAt })));
+    expect((await storedIds(guard(), "spent")).map((row) => row.jti)).toEqual(ids.slice(0, 3));
+    expect(await storedIds(guard(), "seen")).toEqual(
+      ids.slice(3).map((jti) => ({ jti, expires_at: expiresAt })),
+    );
     for (const id of ids) expect(await claim(guard(), id, expiresAt)).toBe(false);
     await abortAllDurableObjects(); // a fresh instance: the log is reloaded, the table read
     await limit();
     for (const id of ids) expect(await claim(guard(), id, expiresAt)).toBe(false);
     expect(await claim(guard(), "over-new", expiresAt)).toBe(true);
-    expect(await seenRows(guard())).toHaveLength(3);
+    expect(await storedIds(guard(), "seen")).toHaveLength(3);
   });
 
   it("CallerGuard refuses ids stored in the indexed table by an earlier version", async () => {
@@ -526,24 +528,17 @@ describe("replay protection", () => {
     expect(await claim(stub, "j1", expiresAt)).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, expiresAt - Date.now() + 20));
     await runDurableObjectAlarm(stub); // unless the real alarm already ran
-    expect(await spentRows(stub)).toEqual([]);
+    expect(await storedIds(stub, "spent")).toEqual([]);
     expect(await claim(stub, "j1", Date.now() + 60_000)).toBe(true);
   });
 });
 
 type IdRow = { jti: string; expires_at: number };
 
-/** The rows of `guard`'s append-only log of spent ids, in order. */
-function spentRows(guard: DurableObjectStub<CallerGuard>): Promise<IdRow[]> {
+/** The spent ids `guard` stores in `table` (the append-only log or the indexed table), by id. */
+function storedIds(guard: DurableObjectStub<CallerGuard>, table: "spent" | "seen"): Promise<IdRow[]> {
   return runInDurableObject(guard, (_, state) =>
-    state.storage.sql.exec<IdRow>("SELECT jti, expires_at FROM spent ORDER BY rowid").toArray(),
-  );
-}
-
-/** The rows of `guard`'s indexed table of spent ids, by id. */
-function seenRows(guard: DurableObjectStub<CallerGuard>): Promise<IdRow[]> {
-  return runInDurableObject(guard, (_, state) =>
-    state.storage.sql.exec<IdRow>("SELECT jti, expires_at FROM seen ORDER BY jti").toArray(),
+    state.storage.sql.exec<IdRow>(`SELECT jti, expires_at FROM ${table} ORDER BY jti`).toArray(),
   );
 }
 
