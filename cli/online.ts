@@ -1,5 +1,5 @@
 /**
- * `edge-inference` commands of the online-learning API (README "Online learning"), each request
+ * `edge-inference` commands of the online-learning API (docs/online.md), each request
  * signed with a fresh ASAP token:
  *   stream  --file <csv[.gz]> --model bank [--batch 100] [--limit N] [--from-row N]
  *   predict --model bank --sample '{"CompanyId": …}' [--n-top k] [--source snapshot|learner]

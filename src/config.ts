@@ -93,7 +93,7 @@ const configSchema = z.object({
     .default("on")
     .transform((v) => v === "on"),
   ASAP_POLICY: jsonVar("ASAP_POLICY", policySchema).prefault('{"default":[]}'),
-  // Registry, jobs, async predictions, prediction log (README "Model registry").
+  // Registry, jobs, async predictions, prediction log (docs/registry.md).
   PREDICTION_LOG: z
     .enum(["on", "off"], { error: "PREDICTION_LOG must be 'on' or 'off'" })
     .default("on")
@@ -105,7 +105,7 @@ const configSchema = z.object({
   RETENTION_DAYS: intVar("RETENTION_DAYS", 1, 3650).prefault("30"),
   MAX_DATASET_BYTES: intVar("MAX_DATASET_BYTES", 1024, 64 * 1024 * 1024).prefault("16777216"),
   MAX_DATASET_ROWS: intVar("MAX_DATASET_ROWS", 10, 200_000).prefault("50000"),
-  // Online learning (README "Online learning"): which model ids learn from streamed samples, when
+  // Online learning (docs/online.md): which model ids learn from streamed samples, when
   // a snapshot is exported (every K samples or T seconds after the first unexported sample), rows
   // per samples request, and the largest label set (the snapshot is buckets × labels int8 bytes).
   ONLINE_MODELS: listVar("ONLINE_MODELS")

@@ -48,7 +48,7 @@ export const ROUTES: readonly RouteDef[] = [
     throttle: true,
     handler: statistics(() => ROUTES.map((r) => r.api)),
   },
-  // Registry (README "Model registry"). Reads are `models`; every mutation is `models_admin`, which
+  // Registry (docs/registry.md). Reads are `models`; every mutation is `models_admin`, which
   // ASAP_POLICY should grant to admin issuers only.
   { method: "GET", path: "/api/v1/models", api: "models", auth: true, throttle: true, handler: listModels },
   { method: "GET", path: "/api/v1/models/:id", api: "models", auth: true, throttle: true, handler: getModel },
@@ -109,7 +109,7 @@ export const ROUTES: readonly RouteDef[] = [
     throttle: true,
     handler: getPrediction,
   },
-  // Online learning (README "Online learning"): only model ids in ONLINE_MODELS.
+  // Online learning (docs/online.md): only model ids in ONLINE_MODELS.
   {
     method: "POST",
     path: "/api/v1/models/:id/samples",

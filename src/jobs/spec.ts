@@ -11,7 +11,7 @@ import { DEFAULT_HYPERPARAMETERS, type TrainHyperparameters } from "../training/
 export const MAX_INLINE_ROWS = 5000;
 /** Memory a job's trainer may use (optimizer state + featurized rows); a Worker isolate has 128 MB. */
 export const TRAINING_MEMORY_BUDGET = 96 * 1024 * 1024;
-/** Featurizer of jobs unless overridden: the shipped models' n-grams with 2^18 buckets (see README). */
+/** Featurizer of jobs unless overridden: the shipped models' n-grams with 2^18 buckets (see docs/models.md). */
 export const JOB_FEATURIZER_DEFAULTS = {
   buckets: 2 ** 18,
   word_ngrams: [1, 2] as [number, number],

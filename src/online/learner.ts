@@ -24,7 +24,7 @@ export interface LearnerHyperparameters {
   truncation: number;
 }
 
-/** Chosen with `npm run eval:online` on the bank dataset (README "Online learning"). */
+/** Chosen with `npm run eval:online` on the bank dataset (docs/online.md). */
 export const DEFAULT_LEARNER: LearnerHyperparameters = {
   learningRate: 1,
   biasLearningRate: 0.1,

@@ -1,6 +1,6 @@
 /**
  * Lazy import of models that are in R2 but not (yet) in D1: the shipped models seeded by
- * `npm start` / the tests, and models uploaded with `wrangler r2 object put` (README "Deploy").
+ * `npm start` / the tests, and models uploaded with `wrangler r2 object put` (docs/deploy.md).
  * A model is imported when it has an active pointer (`models/<id>/active.json`); every version
  * whose manifest is valid becomes a `ready` version row with source `import`. Bytes are not read:
  * the serving path checks them (size, sha256) when it loads them.

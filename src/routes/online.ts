@@ -1,5 +1,5 @@
 /**
- * Online learning routes (README "Online learning"):
+ * Online learning routes (docs/online.md):
  *   POST /api/v1/models/:id/samples   labelled samples (JSON array or text/csv) → the model's learner
  *   POST /api/v1/models/:id/predict   one sample → `["<AccountNumber>"]` (top k with `?n_top=k`)
  *   GET  /api/v1/models/:id/metrics   windowed precision/recall/accuracy, counters, series
