@@ -183,7 +183,31 @@ describe("hostile requests are refused with 401 invalid_token (or 503) and a rea
             .sign(key.privateKey, { crit: { "x-must": true } }),
         ),
       401,
-      "malformed_token",
+      "forbidden_header",
+    ],
+    [
+      "b64 named critical (RFC 7797), validly signed",
+      () => bearer(sign(claims(), { crit: ["b64"], b64: true })),
+      401,
+      "forbidden_header",
+    ],
+    // Encoding: one signed token has one spelling.
+    ["signature with '=' padding", async () => `Bearer ${await sign(claims())}==`, 401, "invalid_encoding"],
+    [
+      "signature with a non-zero unused bit (same bytes)",
+      async () => {
+        const token = await sign(claims()); // ES256: 86 characters, the last one carries 4 unused bits
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        return `Bearer ${token.slice(0, -1)}${alphabet[alphabet.indexOf(token.slice(-1)) | 1]}`;
+      },
+      401,
+      "invalid_encoding",
+    ],
+    [
+      "signature in the standard base64 alphabet",
+      async () => `Bearer ${(await sign(claims())).replace(/[^.]$/, "/")}`,
+      401,
+      "invalid_encoding",
     ],
     // kid
     ["missing kid", () => bearer(sign(claims(), { kid: undefined })), 401, "invalid_kid"],

@@ -4,6 +4,8 @@ export type AuthReason =
   | "malformed_header"
   | "token_too_large"
   | "malformed_token"
+  | "invalid_encoding"
+  | "forbidden_header"
   | "alg_not_allowed"
   | "invalid_kid"
   | "kid_issuer_mismatch"

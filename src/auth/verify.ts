@@ -1,5 +1,13 @@
 /** Verification of one ASAP bearer token with jose: header, key, signature and claims. */
-import { compactVerify, decodeJwt, errors, type JWSHeaderParameters, type JWTPayload } from "jose";
+import {
+  base64url,
+  compactVerify,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  type JWSHeaderParameters,
+  type JWTPayload,
+} from "jose";
 import { ASAP_ALGORITHMS, type AsapAlgorithm, isSafeKid, MAX_LIFETIME_S, MAX_TOKEN_BYTES } from "./asap";
 import { AuthError } from "./failure";
 import { getPublicKey, type KeySource } from "./keys";
@@ -13,6 +21,8 @@ export interface VerifyOptions {
   keySource: KeySource;
   /** Bucket of the `r2` key source. */
   bucket: R2Bucket;
+  /** The clock the time claims are checked against, in ms since the epoch (default `Date.now`). */
+  now?: () => number;
 }
 
 /** The verified identity and replay facts of a token. */
@@ -45,6 +55,42 @@ function finiteNumber(claim: string, value: unknown): number {
 /** Whether `value` is a string of 1..MAX_CLAIM_LENGTH characters. */
 function isIdentifier(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 && value.length <= MAX_CLAIM_LENGTH;
+}
+
+/**
+ * Whether `segment` is canonical unpadded base64url (RFC 7515 §2): decoding and re-encoding gives
+ * it back. That refuses padding, characters outside the url alphabet (including the whitespace
+ * and `+`/`/` a lenient decoder skips or maps) and non-zero unused bits in the last character,
+ * each of which would let one signed token be spelled in several ways.
+ */
+function isCanonicalBase64url(segment: string): boolean {
+  try {
+    return base64url.encode(base64url.decode(segment)) === segment;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The syntax of an ASAP token, checked before jose parses it: three segments, each canonical
+ * base64url, and a plain JWS header: no `crit` (ASAP defines no extensions, and jose would honour
+ * the ones it knows) and no `b64` (RFC 7797's unencoded payload changes what the signature covers).
+ */
+function checkSyntax(token: string): void {
+  const segments = token.split(".");
+  if (segments.length !== 3) throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
+  if (!segments.every(isCanonicalBase64url)) {
+    throw new AuthError("invalid_encoding", "a token segment is not canonical unpadded base64url");
+  }
+  let header: JWSHeaderParameters;
+  try {
+    header = decodeProtectedHeader(token) as JWSHeaderParameters;
+  } catch {
+    throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
+  }
+  if ("crit" in header || "b64" in header) {
+    throw new AuthError("forbidden_header", "the token header must not carry 'crit' or 'b64'");
+  }
 }
 
 /**
@@ -100,7 +146,7 @@ function checkClaims(payload: JWTPayload, options: VerifyOptions): AsapClaims {
   if (!isIdentifier(jti)) throw invalidClaim("jti");
   if (sub !== undefined && !isIdentifier(sub)) throw invalidClaim("sub");
   const iss = payload.iss as string; // checked by checkHeader
-  const now = Date.now() / 1000;
+  const now = (options.now ?? Date.now)() / 1000;
   if (nbf !== undefined && nbf > Math.floor(now) + options.leewayS) {
     throw new AuthError("token_not_yet_valid", "token is not valid yet (nbf)");
   }
@@ -115,7 +161,7 @@ function checkClaims(payload: JWTPayload, options: VerifyOptions): AsapClaims {
 
 /**
  * Verifies `token` and returns its claims, or throws an `AuthError` naming the first problem.
- * jose's `compactVerify` parses the header once and hands it to our key lookup, which runs the
+ * The token's syntax is checked first (`checkSyntax`); jose's `compactVerify` parses the header once and hands it to our key lookup, which runs the
  * header checks first (`checkHeader`); it then checks the signature over the very payload those
  * checks decoded, and the claims are checked last (`checkClaims`).
  */
@@ -123,6 +169,7 @@ export async function verifyAsap(token: string, options: VerifyOptions): Promise
   if (token.length > MAX_TOKEN_BYTES) {
     throw new AuthError("token_too_large", `token exceeds ${MAX_TOKEN_BYTES} bytes`);
   }
+  checkSyntax(token);
   let payload: JWTPayload | undefined;
   try {
     await compactVerify(token, (header) => {
