@@ -5,6 +5,7 @@
  * vector's `now`.
  */
 import { env } from "cloudflare:workers";
+import { exportSPKI, importJWK, type JWK } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { R2_KEY_PREFIX } from "../src/auth/asap";
 import { AuthError } from "../src/auth/failure";
@@ -52,6 +53,16 @@ describe("ASAP test vectors", () => {
     expect(new Set(vectors.map((v) => v.id)).size).toBe(vectors.length);
     expect(vectors.some((v) => v.verdict === "accept")).toBe(true);
     expect(vectors.some((v) => v.verdict === "refuse")).toBe(true);
+  });
+
+  it("each key's JWK and PEM are the same public key", async () => {
+    const CURVE_ALG: Record<string, string> = { "P-256": "ES256", "P-384": "ES384", "P-521": "ES512" };
+    for (const key of Object.values(file.keys) as { jwk?: JWK; pem: string }[]) {
+      if (!key.jwk) continue; // the deliberately unusable key
+      const alg = key.jwk.kty === "RSA" ? "RS256" : (CURVE_ALG[key.jwk.crv ?? ""] ?? "");
+      const fromJwk = await importJWK(key.jwk, alg);
+      expect(await exportSPKI(fromJwk as CryptoKey)).toBe(key.pem.trim());
+    }
   });
 
   for (const vector of vectors) {
