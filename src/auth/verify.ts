@@ -161,9 +161,9 @@ function checkClaims(payload: JWTPayload, options: VerifyOptions): AsapClaims {
 
 /**
  * Verifies `token` and returns its claims, or throws an `AuthError` naming the first problem.
- * The token's syntax is checked first (`checkSyntax`); jose's `compactVerify` parses the header once and hands it to our key lookup, which runs the
- * header checks first (`checkHeader`); it then checks the signature over the very payload those
- * checks decoded, and the claims are checked last (`checkClaims`).
+ * Its syntax is checked first (`checkSyntax`). jose's `compactVerify` then parses the header and
+ * hands it to our key lookup, which runs the header checks (`checkHeader`); it checks the signature
+ * over the very payload those checks decoded, and the claims are checked last (`checkClaims`).
  */
 export async function verifyAsap(token: string, options: VerifyOptions): Promise<AsapClaims> {
   if (token.length > MAX_TOKEN_BYTES) {
