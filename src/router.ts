@@ -3,9 +3,10 @@ import { createAdmission } from "./admission";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
-import { ApiError, problemResponse } from "./errors";
+import { ApiError, oipErrorResponse, problemResponse } from "./errors";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
+import * as oip from "./protocols/oip";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { activate, createModel, getModel, listModels, putVersion, removeModel } from "./routes/models";
@@ -134,6 +135,59 @@ export const ROUTES: readonly RouteDef[] = [
     throttle: true,
     handler: onlineMetrics,
   },
+  // Open Inference Protocol v2 (KServe V2 REST; docs/protocols.md). Health probes need no token,
+  // like /api/v1/health; errors are `{"error": "…"}` (see `toProblem`).
+  { method: "GET", path: "/v2", api: "oip_server", auth: true, throttle: true, handler: oip.serverMetadata },
+  {
+    method: "GET",
+    path: "/v2/health/live",
+    api: "health",
+    auth: false,
+    throttle: false,
+    handler: oip.serverLive,
+  },
+  {
+    method: "GET",
+    path: "/v2/health/ready",
+    api: "health_ready",
+    auth: false,
+    throttle: false,
+    handler: oip.serverReady,
+  },
+  ...["/v2/models/:model", "/v2/models/:model/versions/:version"].flatMap((base): RouteDef[] => [
+    {
+      method: "GET",
+      path: base,
+      api: "oip_metadata",
+      auth: true,
+      throttle: true,
+      handler: oip.modelMetadata,
+    },
+    {
+      method: "GET",
+      path: `${base}/ready`,
+      api: "oip_ready",
+      auth: true,
+      throttle: true,
+      handler: oip.modelReady,
+    },
+    {
+      method: "POST",
+      path: `${base}/infer`,
+      api: "oip_infer",
+      auth: true,
+      throttle: true,
+      handler: oip.infer,
+    },
+  ]),
+  {
+    method: "POST",
+    path: "/v2/repository/index",
+    api: "oip_repository",
+    auth: true,
+    throttle: true,
+    handler: oip.repositoryIndex,
+  },
 ];
 
 const fallbackLogger = createLogger("info");
@@ -167,7 +221,9 @@ function toProblem(error: unknown, request: IRequest): Response {
       error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
     });
   }
-  return problemResponse(apiError, new URL(request.url).pathname, req.state?.requestId ?? "unknown");
+  const path = new URL(request.url).pathname;
+  if (path === "/v2" || path.startsWith("/v2/")) return oipErrorResponse(apiError);
+  return problemResponse(apiError, path, req.state?.requestId ?? "unknown");
 }
 
 /** Last stage: request id header and the one structured log line per request. */

@@ -30,7 +30,7 @@ export const submitPrediction: Handler = async (request, env) => {
     readImageHeader(decodeBase64Image(body.image));
     input = { image: body.image };
   } else {
-    const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
+    const texts = checkTexts(body, request.state);
     input = body.texts ? { texts } : { text: texts[0] as string };
   }
   const modelId = body.model ?? config.DEFAULT_MODEL;
