@@ -7,6 +7,7 @@ import { ApiError, oipErrorResponse, problemResponse } from "./errors";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
 import * as oip from "./protocols/oip";
+import * as seeds from "./protocols/seeds";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { activate, createModel, getModel, listModels, putVersion, removeModel } from "./routes/models";
@@ -26,6 +27,8 @@ export interface RouteDef {
   auth: boolean;
   /** Counted against the caller's rate limit before the handler runs (health probes are not). */
   throttle: boolean;
+  /** A replaced service's compatibility route: 404 unless `COMPAT_ROUTES` is on. */
+  compat?: boolean;
   handler: Handler;
 }
 
@@ -188,6 +191,30 @@ export const ROUTES: readonly RouteDef[] = [
     throttle: true,
     handler: oip.repositoryIndex,
   },
+  // Compatibility routes of the replaced services (docs/protocols.md), switched by COMPAT_ROUTES.
+  ...(
+    [
+      ["GET", "/models", "compat_models", seeds.registryListModels],
+      ["POST", "/models", "compat_models_admin", seeds.registryTrain],
+      ["DELETE", "/models/:id", "compat_models_admin", seeds.registryDeleteModel],
+      ["GET", "/prediction", "compat_prediction", seeds.registryPrediction],
+      // The same, for HTTP clients that cannot send a body with GET (fetch, browsers).
+      ["POST", "/prediction", "compat_prediction", seeds.registryPrediction],
+      ["POST", "/sample", "compat_sample", seeds.onlineServiceSample],
+      ["POST", "/predict", "compat_predict", seeds.onlineServicePredict],
+      ["GET", "/metrics", "compat_metrics", seeds.onlineServiceMetrics],
+    ] as const
+  ).map(
+    ([method, path, api, handler]): RouteDef => ({
+      method,
+      path,
+      api,
+      auth: true,
+      throttle: true,
+      compat: true,
+      handler,
+    }),
+  ),
 ];
 
 const fallbackLogger = createLogger("info");
@@ -250,6 +277,10 @@ function finish(response: Response, request: IRequest): Response {
   return response;
 }
 
+function routeNotFound(request: IRequest): ApiError {
+  return new ApiError("route_not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+}
+
 /** Builds the router: each route, 405 for known paths with other methods, 404 otherwise. */
 export function buildRouter() {
   const router = Router<IRequest, [Env, ExecutionContext]>({
@@ -266,6 +297,7 @@ export function buildRouter() {
       async (request: IRequest, env: Env, ctx: ExecutionContext) => {
         const req = request as AppRequest;
         req.state.api = route.api;
+        if (route.compat && !req.state.config.COMPAT_ROUTES) throw routeNotFound(request);
         if (route.auth) await authenticate(req, env, route);
         await admit(req, env, route);
         return route.handler(req, env, ctx);
@@ -273,14 +305,16 @@ export function buildRouter() {
     );
   }
   for (const [path, methods] of methodsByPath) {
+    const compatOnly = ROUTES.every((r) => r.path !== path || r.compat);
     router.all(path, (request: IRequest) => {
+      if (compatOnly && !(request as AppRequest).state.config.COMPAT_ROUTES) throw routeNotFound(request);
       throw new ApiError("method_not_allowed", `${request.method} is not allowed on ${path}`, {
         headers: { allow: methods.join(", ") },
       });
     });
   }
   router.all("*", (request: IRequest) => {
-    throw new ApiError("route_not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+    throw routeNotFound(request);
   });
   return router;
 }

@@ -3,9 +3,12 @@
  * Inference Protocol v2 (KServe V2 REST). Real shipped models, real R2/D1, ORT in workerd, real
  * signed tokens. ORT-using protocol cases live in this one file (each ORT file costs ~15 s).
  */
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { encode as encodePng } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, postJson, problem, seedShippedModel } from "./helpers";
+import worker from "../src/index";
+import { api, postJson, problem, seedShippedModel, testToken } from "./helpers";
+import { waitForStatus } from "./registry-helpers";
 
 const versions: Record<string, string> = {};
 
@@ -271,5 +274,197 @@ describe("Open Inference Protocol v2", () => {
     const unknownRoute = await api("/v2/nothing-here");
     expect(unknownRoute.status).toBe(404);
     expect(await unknownRoute.json()).toEqual(expect.objectContaining({ error: expect.any(String) }));
+  });
+});
+
+/**
+ * The registry service's `GET /prediction` carries a JSON body. workerd's `Request` constructor
+ * refuses a GET with a body, so in workerd the same route is called with POST (which it also
+ * accepts); the GET-with-body form is sent over a real socket in test/node/.
+ */
+async function getWithBody(path: string, body: unknown): Promise<Response> {
+  return postJson(path, body);
+}
+
+interface Job {
+  job_id: string;
+  status_url: string;
+  model: { id: string; version: string };
+}
+
+describe("registry service compatibility routes", () => {
+  const spacyItems = [
+    ...[
+      "book a flight to rome",
+      "hotel near the beach",
+      "train tickets for the holiday",
+      "save for vacation in spain",
+    ].map((text) => ({ text, cats: { TRAVEL: 1.0, FOOD: 0.0 } })),
+    ...["pizza with extra cheese", "order sushi for dinner", "bake bread at home", "fresh pasta recipe"].map(
+      (text) => [text, { cats: { TRAVEL: 0.0, FOOD: 1.0 } }],
+    ),
+  ];
+
+  it("POST /models trains from <s3bucket>/<training_object> (spaCy JSON), GET /prediction answers, force_update retrains, DELETE cascades", async () => {
+    await env.MODELS.put("datasets/albert-textcats/trainingSet.json", JSON.stringify(spacyItems));
+    await env.MODELS.put("datasets/albert-textcats-best/trainingSet.json", JSON.stringify(spacyItems));
+    const res = await postJson("/models", {
+      id: "tc-01",
+      s3bucket: "albert-textcats",
+      training_object: "trainingSet.json",
+    });
+    expect(res.status, await res.clone().text()).toBe(202);
+    const job = (await res.json()) as Job;
+    const done = await waitForStatus<{ status: string; error: string | null }>(job.status_url, [
+      "succeeded",
+      "failed",
+    ]);
+    expect(done.error).toBeNull();
+    expect(done.status).toBe("succeeded");
+
+    const prediction = await getWithBody("/prediction", {
+      model_id: "tc-01",
+      text: "I want to save for vacation!",
+    });
+    expect(prediction.status).toBe(200);
+    const body = (await prediction.json()) as {
+      model_id: string;
+      cats: Record<string, number>;
+      predictions: { label: string }[];
+    };
+    expect(body.model_id).toBe("tc-01");
+    expect(Object.keys(body.cats).sort()).toEqual(["FOOD", "TRAVEL"]);
+    expect(body.predictions[0]?.label).toBe("TRAVEL");
+    const top1 = await getWithBody("/prediction", {
+      n_top: "1",
+      model_id: "tc-01",
+      text: "I want to save for vacation!",
+    });
+    expect(((await top1.json()) as { predictions: unknown[] }).predictions).toHaveLength(1);
+
+    // Exists already: 409 without force_update; "True" as the service's clients send it.
+    expect(
+      (
+        await postJson("/models", {
+          id: "tc-01",
+          s3bucket: "albert-textcats",
+          training_object: "trainingSet.json",
+        })
+      ).status,
+    ).toBe(409);
+    const forced = await postJson("/models", {
+      force_update: "True",
+      id: "tc-01",
+      s3bucket: "albert-textcats-best",
+      training_object: "trainingSet.json",
+    });
+    expect(forced.status).toBe(202);
+    const second = (await forced.json()) as Job;
+    expect(second.model.version).not.toBe(job.model.version);
+    await waitForStatus(second.status_url, ["succeeded"]);
+
+    const list = (await (
+      await api("/models", { headers: { "content-type": "application/json" } })
+    ).json()) as {
+      models: { id: string; active_version: string }[];
+    };
+    expect(list.models).toContainEqual(
+      expect.objectContaining({ id: "tc-01", active_version: second.model.version }),
+    );
+
+    expect((await api("/models/tc-02", { method: "DELETE" })).status).toBe(404);
+    expect((await api("/models/tc-01", { method: "DELETE" })).status).toBe(200);
+    expect((await getWithBody("/prediction", { model_id: "tc-01", text: "x" })).status).toBe(404);
+  });
+
+  it("refuses what it cannot honour: unknown fields, bad names, a model it was not asked for", async () => {
+    const unknown = await getWithBody("/prediction", { model: "spam", text: "hi" });
+    expect((await problem(unknown)).errors).toEqual(
+      expect.arrayContaining([{ path: "model", message: "unknown field" }]),
+    );
+    const traversal = await postJson("/models", { id: "tc-03", s3bucket: "..", training_object: "x.json" });
+    expect((await problem(traversal)).code).toBe("invalid_request");
+    const missingDataset = await postJson("/models", {
+      id: "tc-04",
+      s3bucket: "nowhere",
+      training_object: "x.json",
+    });
+    expect((await problem(missingDataset)).code).toBe("invalid_dataset");
+    expect(
+      (
+        await postJson("/models", {
+          id: "tc-05",
+          s3bucket: "b",
+          training_object: "t.json",
+          force_update: "maybe",
+        })
+      ).status,
+    ).toBe(400);
+  });
+});
+
+describe("online-learning service compatibility routes", () => {
+  const sample = (i: number) => ({
+    CompanyId: `company-${i % 2}`,
+    BankEntryDate: "2016-03-01",
+    BankEntryText: i % 2 ? "coffee shop espresso" : "office rent march",
+    BankEntryAmount: i % 2 ? "> -1000" : "< 10000",
+    AccountName: i % 2 ? "Food" : "Rent",
+    AccountNumber: i % 2 ? "4010" : "7300",
+    AccountTypeName: "Profit and Loss",
+  });
+
+  it("POST /sample takes one object or an array, POST /predict answers [AccountNumber], GET /metrics reports", async () => {
+    const one = await postJson("/sample", sample(0));
+    expect(one.status).toBe(200);
+    const many = await postJson(
+      "/sample",
+      Array.from({ length: 40 }, (_, i) => sample(i + 1)),
+    );
+    expect(many.status).toBe(200);
+    const { AccountName: _n, AccountNumber: _a, AccountTypeName: _t, ...input } = sample(1);
+    const predicted = await postJson("/predict", input);
+    expect(predicted.status).toBe(200);
+    expect(await predicted.json()).toEqual(["4010"]);
+    const top = await postJson("/predict?n_top=2", input);
+    expect(((await top.json()) as { AccountNumber: string }[]).map((p) => p.AccountNumber).sort()).toEqual([
+      "4010",
+      "7300",
+    ]);
+    const metrics = await api("/metrics");
+    expect(metrics.status).toBe(200);
+    expect(await metrics.json()).toMatchObject({ samples_total: 41 });
+  });
+});
+
+describe("compatibility routes can be switched off", () => {
+  it("COMPAT_ROUTES=off → 404 on every compatibility path, native routes unaffected", async () => {
+    const off = { ...env, COMPAT_ROUTES: "off" } as Env;
+    const call = async (method: string, path: string) => {
+      const headers = { authorization: `Bearer ${await testToken()}`, "content-type": "application/json" };
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request(`http://edge.test${path}`, { method, headers, ...(method === "POST" && { body: "{}" }) }),
+        off,
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    for (const [method, path] of [
+      ["GET", "/models"],
+      ["POST", "/models"],
+      ["PUT", "/models"],
+      ["DELETE", "/models/tc-01"],
+      ["GET", "/prediction"],
+      ["POST", "/sample"],
+      ["POST", "/predict"],
+      ["GET", "/metrics"],
+    ] as const) {
+      const res = await call(method, path);
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect((await problem(res)).code).toBe("route_not_found");
+    }
+    expect((await call("GET", "/api/v1/models")).status).toBe(200);
   });
 });
