@@ -6,7 +6,10 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { encode as encodePng } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ERROR_CODES } from "../src/errors";
 import worker from "../src/index";
+import { openApiPath } from "../src/openapi";
+import { ROUTES } from "../src/router";
 import { api, postJson, problem, seedShippedModel, testToken } from "./helpers";
 import { waitForStatus } from "./registry-helpers";
 
@@ -466,5 +469,35 @@ describe("compatibility routes can be switched off", () => {
       expect((await problem(res)).code).toBe("route_not_found");
     }
     expect((await call("GET", "/api/v1/models")).status).toBe(200);
+  });
+});
+
+describe("OpenAPI 3.1", () => {
+  it("is served without a token and lists exactly the router's routes, each with its summary and errors", async () => {
+    const res = await api("/api/v1/openapi.json", {}, { auth: false });
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<string, { summary: string; responses: Record<string, unknown>; security?: unknown[] }>
+      >;
+      components: { schemas: { Problem: { properties: { code: { enum: string[] } } } } };
+    };
+    expect(doc.openapi).toBe("3.1.0");
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    const routed = ROUTES.map((r) => `${r.method} ${openApiPath(r.path)}`);
+    expect(documented.sort()).toEqual([...new Set(routed)].sort());
+    expect(doc.components.schemas.Problem.properties.code.enum.sort()).toEqual(
+      Object.keys(ERROR_CODES).sort(),
+    );
+    const predict = doc.paths["/api/v1/predict"]?.post;
+    expect(predict?.responses).toHaveProperty("401");
+    expect(predict?.responses).toHaveProperty("413");
+    expect(doc.paths["/api/v1/health"]?.get?.security).toEqual([]);
+    // The request schema is the one the route validates with: strict, so no unknown fields.
+    expect(JSON.stringify(predict)).toContain('"additionalProperties":false');
   });
 });

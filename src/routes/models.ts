@@ -172,7 +172,7 @@ export const putVersion: Handler = async (request, env) => {
   );
 };
 
-const activateSchema = z.strictObject({
+export const activateSchema = z.strictObject({
   version: z.string().regex(MODEL_VERSION_RE, "version must be a model version"),
 });
 

@@ -105,7 +105,7 @@ export const getPrediction: Handler = async (request, env) => {
   return json(predictionView(row));
 };
 
-const logQuerySchema = z.strictObject({
+export const logQuerySchema = z.strictObject({
   model: z.string().max(64).optional(),
   since: z.iso.datetime({ offset: true, error: "since must be an ISO 8601 date-time" }).optional(),
   limit: z
