@@ -1,47 +1,13 @@
-/**
- * `npm run bench`: load-tests the Worker on workerd directly, never through `wrangler dev` (whose
- * dev proxy caps even a hello-world Worker at ~530 RPS on these machines).
- *
- * How: `wrangler deploy --dry-run --outdir` builds the exact bundle that would ship (its size is
- * reported too); Miniflare's API runs that bundle in workerd with local R2 (bindings and vars from
- * wrangler.toml via wrangler's `unstable_getMiniflareWorkerOptions`), seeded from models/; a
- * hello-world Worker runs in the same way in the same run as the ceiling; autocannon generates
- * the load (concurrency 32; 2.5 s per scenario and round, 10 s for those run once, by default).
- * Prints one JSON document.
- *
- * Compared scenarios, each its own service, all started up front and loaded in turn for
- * BENCH_ROUNDS rounds (medians reported, every round listed): the hello-world Worker (ceiling);
- * predict single with the full stack (ASAP auth with a warm key cache + statistics + throttling);
- * the same with ES256 instead of RS256 tokens; with auth off; with metering (statistics +
- * throttling) off; with both off. Many short interleaved rounds, every other one in reverse order,
- * spread the machine's drift (other work on the 2 cores moves a single 10 s figure by ±20 %) over
- * all scenarios alike; a feature's cost is taken round by round against the same round's run
- * without it. Also, once each, on
- * the full-stack service: health, predict batch of 32, image predict (digits model) with a 28×28
- * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times.
- *
- * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
- * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
- * ~4,000 tokens/s) and shared by the services (each has its own replay state).
- *
- * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20), BENCH_CONNECTIONS
- * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
- * /dev/shm when present).
- */
-import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
-import { Miniflare } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import type { Miniflare } from "miniflare";
 import { putShippedModels } from "../scripts/local-r2";
+import { type Bundle, build, root, startMiniflare, startWorker } from "../scripts/local-worker";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { benchImages, measureImageTime } from "./image-time";
 import { measureModelTime } from "./model-time";
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const outdir = path.join(root, "dist", "bench");
 // Miniflare keeps the local Durable Object and D1 SQLite files in its temp dir (os.tmpdir()). On
 // this VM's shared virtual disk each commit's fsync blocks workerd's one event-loop thread, which
@@ -86,33 +52,6 @@ interface LoadOptions {
   pids?: ReadonlySet<number>;
   /** Seconds (default: a round's `DURATION`). */
   duration?: number;
-}
-
-/** Pids of this process's workerd children. */
-function workerdPids(): Set<number> {
-  const pids = new Set<number>();
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (comm.includes("workerd") && ppid === process.pid) pids.add(Number(pid));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
-
-/** Starts Miniflare with `options` and returns it with the workerd processes it started. */
-async function startMiniflare(
-  options: ConstructorParameters<typeof Miniflare>[0],
-): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
-  const before = workerdPids();
-  const mf = new Miniflare(options);
-  const url = (await mf.ready).toString().replace(/\/$/, "");
-  const pids = new Set([...workerdPids()].filter((pid) => !before.has(pid)));
-  return { mf, url, pids };
 }
 
 /**
@@ -175,30 +114,6 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
   };
 }
 
-/** Builds the deployable bundle; returns its entry path and sizes. */
-async function build(): Promise<{ entry: string; bytes: number; gzip_bytes: number }> {
-  await rm(outdir, { recursive: true, force: true });
-  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], { cwd: root, stdio: "pipe" });
-  let bytes = 0;
-  let gzipBytes = 0;
-  for (const file of await readdir(outdir)) {
-    if (file.endsWith(".map") || file === "README.md") continue;
-    const content = await readFile(path.join(outdir, file));
-    bytes += (await stat(path.join(outdir, file))).size;
-    gzipBytes += gzipSync(content).byteLength;
-  }
-  return { entry: path.join(outdir, "index.js"), bytes, gzip_bytes: gzipBytes };
-}
-
-/** The bundle's modules as Miniflare wants them: the entry first, then every `.wasm`. */
-async function bundleModules(entry: string): Promise<{ type: "ESModule" | "CompiledWasm"; path: string }[]> {
-  const wasm = (await readdir(outdir)).filter((f) => f.endsWith(".wasm"));
-  return [
-    { type: "ESModule", path: entry },
-    ...wasm.map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
-  ];
-}
-
 interface Service {
   mf: Miniflare;
   url: string;
@@ -213,46 +128,23 @@ interface Service {
  * warms it with 20 predicts unless `warm` is false.
  */
 async function startService(
-  entry: string,
+  bundle: Bundle,
   vars: Record<string, string>,
   pool: TokenPool,
   warm = true,
 ): Promise<Service> {
-  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
-  const { mf, url, pids } = await startMiniflare({
-    ...(workerOptions as object),
-    name: "edge-inference",
-    // Explicit module list: ORT's glue contains a dynamic import() that Miniflare will not trace.
-    modules: await bundleModules(entry),
-    modulesRoot: outdir,
-    bindings: {
-      ...(workerOptions.bindings ?? {}),
-      LOG_LEVEL: "error",
-      // The limiter is consulted on every request but never refuses at bench rates.
-      RATE_LIMITS: JSON.stringify({ default: { limit: 1_000_000, window: 1 } }),
-      ...vars,
-    },
-  } as ConstructorParameters<typeof Miniflare>[0]);
-  await applyMigrations(await mf.getD1Database("DB"));
+  const { mf, url, pids } = await startWorker(bundle, {
+    LOG_LEVEL: "error",
+    // The limiter is consulted on every request but never refuses at bench rates.
+    RATE_LIMITS: JSON.stringify({ default: { limit: 1_000_000, window: 1 } }),
+    ...vars,
+  });
   const bucket = await mf.getR2Bucket("MODELS");
   await putShippedModels(bucket);
   const auth = vars.ASAP_AUTH === "off" ? undefined : await useTokenPool(bucket, pool);
   const service = { mf, url, pids, ...(auth && { auth }) };
   for (let i = 0; warm && i < 20; i++) await post(service, single); // session, key cache, objects
   return service;
-}
-
-/** Applies migrations/*.sql in order to `db` (Miniflare's in-memory D1), as `wrangler d1 migrations apply` would. */
-async function applyMigrations(db: Awaited<ReturnType<Miniflare["getD1Database"]>>): Promise<void> {
-  const dir = path.join(root, "migrations");
-  for (const file of (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort()) {
-    const sql = (await readFile(path.join(dir, file), "utf8")).replace(/^\s*--.*$/gm, "");
-    const statements = sql
-      .split(";")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    await db.batch(statements.map((s) => db.prepare(s)));
-  }
 }
 
 async function post(service: Service, body: string): Promise<Response> {
@@ -283,10 +175,10 @@ const batch = JSON.stringify({
 
 /** First predict on a fresh service (isolate already up): R2 read + sha256 + session + run. */
 async function coldStart(
-  entry: string,
+  bundle: Bundle,
   pool: TokenPool,
 ): Promise<{ first_predict_ms: number; second_predict_ms: number }> {
-  const service = await startService(entry, {}, pool, false);
+  const service = await startService(bundle, {}, pool, false);
   try {
     await fetch(`${service.url}/api/v1/health`).then((r) => r.arrayBuffer());
     const time = async () => {
@@ -321,21 +213,21 @@ const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
-const bundle = await build();
+const bundle = await build(outdir);
 // Enough tokens for ~1,500 authenticated requests a second on the busiest service, every round,
 // plus its one-off scenarios.
 const perService = Math.ceil(1_500 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
 const rs256 = await createTokenPool(perService, "RS256");
 const es256Pool = await createTokenPool(perService, "ES256");
-const cold = await coldStart(bundle.entry, rs256);
+const cold = await coldStart(bundle, rs256);
 
 const hello = await helloWorld();
 const services = {
-  full: await startService(bundle.entry, {}, rs256),
-  es256: await startService(bundle.entry, {}, es256Pool),
-  noAuth: await startService(bundle.entry, { ASAP_AUTH: "off" }, rs256),
-  noMetering: await startService(bundle.entry, { METERING: "off" }, rs256),
-  bare: await startService(bundle.entry, { ASAP_AUTH: "off", METERING: "off" }, rs256),
+  full: await startService(bundle, {}, rs256),
+  es256: await startService(bundle, {}, es256Pool),
+  noAuth: await startService(bundle, { ASAP_AUTH: "off" }, rs256),
+  noMetering: await startService(bundle, { METERING: "off" }, rs256),
+  bare: await startService(bundle, { ASAP_AUTH: "off", METERING: "off" }, rs256),
 };
 const loadSingle = (s: Service) =>
   load(predictUrl(s), { method: "POST", body: single, pids: s.pids, ...(s.auth && { auth: s.auth }) });

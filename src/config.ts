@@ -115,6 +115,19 @@ const configSchema = z.object({
   ONLINE_SNAPSHOT_SECONDS: intVar("ONLINE_SNAPSHOT_SECONDS", 1, 86_400).prefault("60"),
   ONLINE_MAX_SAMPLES: intVar("ONLINE_MAX_SAMPLES", 1, 10_000).prefault("1000"),
   ONLINE_MAX_LABELS: intVar("ONLINE_MAX_LABELS", 2, 4096).prefault("2048"),
+  // Compatibility routes of the replaced services (docs/protocols.md).
+  COMPAT_ROUTES: z
+    .enum(["on", "off"], { error: "COMPAT_ROUTES must be 'on' or 'off'" })
+    .default("on")
+    .transform((v) => v === "on"),
+  COMPAT_ONLINE_MODEL: z
+    .string()
+    .regex(MODEL_ID_RE, "COMPAT_ONLINE_MODEL must be a model id")
+    .default("bank"),
+  COMPAT_IMAGE_MODEL: z
+    .string()
+    .regex(MODEL_ID_RE, "COMPAT_IMAGE_MODEL must be a model id")
+    .default("digits"),
 });
 
 /** Cross-var rules the per-var schemas cannot express. */

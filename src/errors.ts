@@ -95,3 +95,14 @@ export function problemResponse(error: ApiError, instance: string, requestId: st
     headers: { "content-type": "application/problem+json", ...error.headers },
   });
 }
+
+/**
+ * Renders an `ApiError` in the Open Inference Protocol's error shape, `{"error": "…"}`, with the
+ * same status and headers (the code is kept in `code` for clients that want it).
+ */
+export function oipErrorResponse(error: ApiError): Response {
+  return new Response(JSON.stringify({ error: error.message, code: error.code }), {
+    status: error.status,
+    headers: { "content-type": "application/json", ...error.headers },
+  });
+}

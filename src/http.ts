@@ -89,11 +89,19 @@ export function payloadTooLarge(maxBytes: number): ApiError {
   });
 }
 
-/** Validates `value` with `schema`, turning failures into a 400 `invalid_request` listing each issue. */
+/**
+ * Validates `value` with `schema`, turning failures into a 400 `invalid_request` listing each issue
+ * (request schemas are strict objects: every unknown field is listed).
+ */
 export function validate<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const errors = parsed.error.issues.map((i) => ({ path: i.path.join(".") || "(body)", message: i.message }));
+  // An unknown field is its own error, so a caller sees each one it sent (e.g. `model_id`).
+  const errors = parsed.error.issues.flatMap((i) =>
+    i.code === "unrecognized_keys"
+      ? i.keys.map((key) => ({ path: [...i.path, key].join("."), message: "unknown field" }))
+      : [{ path: i.path.join(".") || "(body)", message: i.message }],
+  );
   throw new ApiError("invalid_request", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
     extensions: { errors },
   });

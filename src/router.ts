@@ -1,22 +1,36 @@
 import { type IRequest, Router } from "itty-router";
+import { z } from "zod";
 import { createAdmission } from "./admission";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
-import { ApiError, problemResponse } from "./errors";
+import { ApiError, oipErrorResponse, problemResponse } from "./errors";
+import { jobRequestSchema } from "./jobs/spec";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
+import { bankInputSchema, bankSampleSchema } from "./online/sample";
+import { openApi, type RouteDoc } from "./openapi";
+import * as oip from "./protocols/oip";
+import * as seeds from "./protocols/seeds";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
-import { activate, createModel, getModel, listModels, putVersion, removeModel } from "./routes/models";
+import {
+  activate,
+  activateSchema,
+  createModel,
+  getModel,
+  listModels,
+  putVersion,
+  removeModel,
+} from "./routes/models";
 import { onlineMetrics, onlinePredict, onlineSamples } from "./routes/online";
-import { predict } from "./routes/predict";
-import { getPrediction, listPredictionLog, submitPrediction } from "./routes/predictions";
-import { statistics } from "./routes/statistics";
+import { predict, predictRequestSchema } from "./routes/predict";
+import { getPrediction, listPredictionLog, logQuerySchema, submitPrediction } from "./routes/predictions";
+import { statistics, statisticsQuerySchema } from "./routes/statistics";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 
-/** One API route: `api` names it in logs, statistics and policies. */
+/** One API route: `api` names it in logs, statistics and policies; `doc` is its OpenAPI entry. */
 export interface RouteDef {
   method: Method;
   path: string;
@@ -25,115 +39,253 @@ export interface RouteDef {
   auth: boolean;
   /** Counted against the caller's rate limit before the handler runs (health probes are not). */
   throttle: boolean;
+  /** A replaced service's compatibility route: 404 unless `COMPAT_ROUTES` is on. */
+  compat?: boolean;
   handler: Handler;
+  doc: RouteDoc;
 }
+
+/** A route with a token and throttling (most routes); `open` routes have neither. */
+const authed = (method: Method, path: string, api: string, handler: Handler, doc: RouteDoc): RouteDef => ({
+  method,
+  path,
+  api,
+  auth: true,
+  throttle: true,
+  handler,
+  doc,
+});
+const open = (method: Method, path: string, api: string, handler: Handler, doc: RouteDoc): RouteDef => ({
+  method,
+  path,
+  api,
+  auth: false,
+  throttle: false,
+  handler,
+  doc,
+});
+const compat = (method: Method, path: string, api: string, handler: Handler, doc: RouteDoc): RouteDef => ({
+  ...authed(method, path, api, handler, doc),
+  compat: true,
+});
+
+const TEXT_ERRORS = [
+  "invalid_json",
+  "invalid_request",
+  "batch_too_large",
+  "payload_too_large",
+  "text_too_large",
+  "unsupported_media_type",
+  "model_not_found",
+  "model_version_not_found",
+  "model_input_mismatch",
+  "model_unavailable",
+] as const;
+const IMAGE_ERRORS = ["invalid_image", "image_too_large", "unsupported_image_format"] as const;
+const ONLINE_ERRORS = ["invalid_json", "invalid_request", "model_not_found", "learner_unavailable"] as const;
+const MODEL_ADMIN_ERRORS = [
+  "invalid_json",
+  "invalid_request",
+  "model_not_found",
+  "registry_unavailable",
+] as const;
+const JOB_ERRORS = [
+  "invalid_json",
+  "invalid_request",
+  "payload_too_large",
+  "model_exists",
+  "model_version_exists",
+  "job_in_progress",
+  "invalid_dataset",
+  "dataset_too_large",
+  "registry_unavailable",
+  "queue_unavailable",
+] as const;
+const onlineSampleBody = z.union([bankSampleSchema, z.array(bankSampleSchema)]);
 
 /** Every route of the service, in matching order. */
 export const ROUTES: readonly RouteDef[] = [
-  { method: "GET", path: "/api/v1/health", api: "health", auth: false, throttle: false, handler: health },
-  {
-    method: "GET",
-    path: "/api/v1/health/ready",
-    api: "health_ready",
-    auth: false,
-    throttle: false,
-    handler: ready,
-  },
-  { method: "POST", path: "/api/v1/predict", api: "predict", auth: true, throttle: true, handler: predict },
-  {
-    method: "GET",
-    path: "/api/v1/statistics",
-    api: "statistics",
-    auth: true,
-    throttle: true,
-    handler: statistics(() => ROUTES.map((r) => r.api)),
-  },
+  open("GET", "/api/v1/health", "health", health, { summary: "Liveness; never loads a model" }),
+  open("GET", "/api/v1/health/ready", "health_ready", ready, {
+    summary: "200 when the default model loads and runs",
+    errors: ["not_ready"],
+  }),
+  open(
+    "GET",
+    "/api/v1/openapi.json",
+    "openapi",
+    openApi(() => ROUTES),
+    {
+      summary: "This OpenAPI 3.1 document",
+    },
+  ),
+  authed("POST", "/api/v1/predict", "predict", predict, {
+    summary: "Classify one text, a batch of texts, or one image",
+    body: predictRequestSchema,
+    response: "`{request_id, sentiment, predictions, model}` (texts: `results[]`; image: `predictions`)",
+    errors: [...TEXT_ERRORS, ...IMAGE_ERRORS, "unsupported_encoding"],
+  }),
+  authed(
+    "GET",
+    "/api/v1/statistics",
+    "statistics",
+    statistics(() => ROUTES.map((r) => r.api)),
+    {
+      summary: "Per-API call statistics and per-caller metering",
+      query: statisticsQuerySchema,
+      errors: ["invalid_request", "api_not_found", "statistics_unavailable"],
+    },
+  ),
   // Registry (docs/registry.md). Reads are `models`; every mutation is `models_admin`, which
   // ASAP_POLICY should grant to admin issuers only.
-  { method: "GET", path: "/api/v1/models", api: "models", auth: true, throttle: true, handler: listModels },
-  { method: "GET", path: "/api/v1/models/:id", api: "models", auth: true, throttle: true, handler: getModel },
-  {
-    method: "POST",
-    path: "/api/v1/models",
-    api: "models_admin",
-    auth: true,
-    throttle: true,
-    handler: createModel,
-  },
-  {
-    method: "PUT",
-    path: "/api/v1/models/:id/versions/:version",
-    api: "models_admin",
-    auth: true,
-    throttle: true,
-    handler: putVersion,
-  },
-  {
-    method: "POST",
-    path: "/api/v1/models/:id/activate",
-    api: "models_admin",
-    auth: true,
-    throttle: true,
-    handler: activate,
-  },
-  {
-    method: "DELETE",
-    path: "/api/v1/models/:id",
-    api: "models_admin",
-    auth: true,
-    throttle: true,
-    handler: removeModel,
-  },
-  { method: "GET", path: "/api/v1/jobs/:id", api: "jobs", auth: true, throttle: true, handler: getJob },
-  {
-    method: "POST",
-    path: "/api/v1/predictions",
-    api: "predictions",
-    auth: true,
-    throttle: true,
-    handler: submitPrediction,
-  },
-  {
-    method: "GET",
-    path: "/api/v1/predictions",
-    api: "prediction_log",
-    auth: true,
-    throttle: true,
-    handler: listPredictionLog,
-  },
-  {
-    method: "GET",
-    path: "/api/v1/predictions/:id",
-    api: "predictions",
-    auth: true,
-    throttle: true,
-    handler: getPrediction,
-  },
+  authed("GET", "/api/v1/models", "models", listModels, {
+    summary: "Every model with its active version",
+    errors: ["registry_unavailable"],
+  }),
+  authed("GET", "/api/v1/models/:id", "models", getModel, {
+    summary: "A model, all its versions and its latest jobs",
+    errors: ["model_not_found", "registry_unavailable"],
+  }),
+  authed("POST", "/api/v1/models", "models_admin", createModel, {
+    summary: "Queue a training job",
+    body: jobRequestSchema,
+    status: 202,
+    response: "`{job_id, status, status_url, model, activate}`",
+    errors: [...JOB_ERRORS],
+  }),
+  authed("PUT", "/api/v1/models/:id/versions/:version", "models_admin", putVersion, {
+    summary: "Upload a model version (validated before it is stored)",
+    body: {
+      mediaType: "multipart/form-data",
+      description: "parts `manifest` (JSON) and `model` (ONNX bytes)",
+    },
+    status: 201,
+    errors: [
+      ...MODEL_ADMIN_ERRORS,
+      "unsupported_media_type",
+      "payload_too_large",
+      "invalid_model",
+      "model_version_exists",
+    ],
+  }),
+  authed("POST", "/api/v1/models/:id/activate", "models_admin", activate, {
+    summary: "Switch the active version (or roll back)",
+    body: activateSchema,
+    errors: [...MODEL_ADMIN_ERRORS, "model_version_not_found"],
+  }),
+  authed("DELETE", "/api/v1/models/:id", "models_admin", removeModel, {
+    summary: "Delete a model and every related object",
+    errors: [...MODEL_ADMIN_ERRORS, "model_is_default", "model_is_online"],
+  }),
+  authed("GET", "/api/v1/jobs/:id", "jobs", getJob, {
+    summary: "Training job status, progress, metrics, error",
+    errors: ["job_not_found", "registry_unavailable"],
+  }),
+  authed("POST", "/api/v1/predictions", "predictions", submitPrediction, {
+    summary: "Submit an async prediction",
+    body: predictRequestSchema,
+    status: 202,
+    response: "`{id, status, status_url, model}`",
+    errors: [
+      ...TEXT_ERRORS,
+      ...IMAGE_ERRORS,
+      "unsupported_encoding",
+      "queue_unavailable",
+      "registry_unavailable",
+    ],
+  }),
+  authed("GET", "/api/v1/predictions", "prediction_log", listPredictionLog, {
+    summary: "The prediction log, cursor-paged",
+    query: logQuerySchema,
+    errors: ["invalid_request", "registry_unavailable"],
+  }),
+  authed("GET", "/api/v1/predictions/:id", "predictions", getPrediction, {
+    summary: "An async prediction's status and result",
+    errors: ["prediction_not_found", "registry_unavailable"],
+  }),
   // Online learning (docs/online.md): only model ids in ONLINE_MODELS.
-  {
-    method: "POST",
-    path: "/api/v1/models/:id/samples",
-    api: "online_samples",
-    auth: true,
-    throttle: true,
-    handler: onlineSamples,
-  },
-  {
-    method: "POST",
-    path: "/api/v1/models/:id/predict",
-    api: "online_predict",
-    auth: true,
-    throttle: true,
-    handler: onlinePredict,
-  },
-  {
-    method: "GET",
-    path: "/api/v1/models/:id/metrics",
-    api: "online_metrics",
-    auth: true,
-    throttle: true,
-    handler: onlineMetrics,
-  },
+  authed("POST", "/api/v1/models/:id/samples", "online_samples", onlineSamples, {
+    summary: "Labelled samples (one, an array, or text/csv) → predict, store, learn each",
+    body: onlineSampleBody,
+    errors: [...ONLINE_ERRORS, "payload_too_large", "label_limit_reached"],
+  }),
+  authed("POST", "/api/v1/models/:id/predict", "online_predict", onlinePredict, {
+    summary: 'One sample → `["<AccountNumber>"]` (top k with `?n_top=k`)',
+    body: bankInputSchema,
+    errors: [...ONLINE_ERRORS, "model_unavailable"],
+  }),
+  authed("GET", "/api/v1/models/:id/metrics", "online_metrics", onlineMetrics, {
+    summary: "Precision/recall/accuracy of the last 1,000 predictions, and series",
+    errors: ["model_not_found", "learner_unavailable"],
+  }),
+  // Open Inference Protocol v2 (KServe V2 REST; docs/protocols.md). Health probes need no token,
+  // like /api/v1/health; errors are `{"error": "…"}` (see `toProblem`).
+  authed("GET", "/v2", "oip_server", oip.serverMetadata, { summary: "Server metadata" }),
+  open("GET", "/v2/health/live", "health", oip.serverLive, { summary: "Liveness (status only)" }),
+  open("GET", "/v2/health/ready", "health_ready", oip.serverReady, {
+    summary: "Readiness: the default model loads and runs (status only)",
+    errors: ["model_unavailable"],
+  }),
+  ...["/v2/models/:model", "/v2/models/:model/versions/:version"].flatMap((base): RouteDef[] => [
+    authed("GET", base, "oip_metadata", oip.modelMetadata, {
+      summary: "Model metadata: versions, platform, inputs and outputs",
+      errors: ["model_not_found", "model_version_not_found", "model_unavailable"],
+    }),
+    authed("GET", `${base}/ready`, "oip_ready", oip.modelReady, {
+      summary: "Model readiness (status only)",
+      errors: ["model_not_found", "model_version_not_found", "model_unavailable"],
+    }),
+    authed("POST", `${base}/infer`, "oip_infer", oip.infer, {
+      summary: "Inference: BYTES texts, or images as BYTES files or UINT8 pixels → FP32 scores + labels",
+      body: oip.inferRequestSchema,
+      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
+    }),
+  ]),
+  authed("POST", "/v2/repository/index", "oip_repository", oip.repositoryIndex, {
+    summary: "Model repository index",
+    body: oip.repositoryIndexSchema,
+    errors: ["invalid_json", "invalid_request", "registry_unavailable"],
+  }),
+  // Compatibility routes of the replaced services (docs/protocols.md), switched by COMPAT_ROUTES.
+  compat("GET", "/models", "compat_models", seeds.registryListModels, {
+    summary: "Registry service: every model",
+    errors: ["registry_unavailable"],
+  }),
+  compat("POST", "/models", "compat_models_admin", seeds.registryTrain, {
+    summary: "Registry service: train on datasets/<s3bucket>/<training_object>",
+    body: seeds.registryTrainSchema,
+    status: 202,
+    errors: [...JOB_ERRORS],
+  }),
+  compat("DELETE", "/models/:id", "compat_models_admin", seeds.registryDeleteModel, {
+    summary: "Registry service: delete a model and everything related",
+    errors: [...MODEL_ADMIN_ERRORS, "model_is_default", "model_is_online"],
+  }),
+  compat("GET", "/prediction", "compat_prediction", seeds.registryPrediction, {
+    summary: "Registry service: a model's categories for a text (JSON body on GET)",
+    body: seeds.registryPredictionSchema,
+    errors: [...TEXT_ERRORS],
+  }),
+  // The same, for HTTP clients that cannot send a body with GET (fetch, browsers).
+  compat("POST", "/prediction", "compat_prediction", seeds.registryPrediction, {
+    summary: "Registry service: a model's categories for a text",
+    body: seeds.registryPredictionSchema,
+    errors: [...TEXT_ERRORS],
+  }),
+  compat("POST", "/sample", "compat_sample", seeds.onlineServiceSample, {
+    summary: "Online service: one labelled sample or an array",
+    body: onlineSampleBody,
+    errors: [...ONLINE_ERRORS, "payload_too_large", "label_limit_reached"],
+  }),
+  compat("POST", "/predict", "compat_predict", seeds.onlineServicePredict, {
+    summary: 'Online service: one sample → `["<AccountNumber>"]`',
+    body: bankInputSchema,
+    errors: [...ONLINE_ERRORS],
+  }),
+  compat("GET", "/metrics", "compat_metrics", seeds.onlineServiceMetrics, {
+    summary: "Online service: monitoring of the last 1,000 predictions",
+    errors: ["model_not_found", "learner_unavailable"],
+  }),
 ];
 
 const fallbackLogger = createLogger("info");
@@ -167,7 +319,9 @@ function toProblem(error: unknown, request: IRequest): Response {
       error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
     });
   }
-  return problemResponse(apiError, new URL(request.url).pathname, req.state?.requestId ?? "unknown");
+  const path = new URL(request.url).pathname;
+  if (path === "/v2" || path.startsWith("/v2/")) return oipErrorResponse(apiError);
+  return problemResponse(apiError, path, req.state?.requestId ?? "unknown");
 }
 
 /** Last stage: request id header and the one structured log line per request. */
@@ -194,6 +348,10 @@ function finish(response: Response, request: IRequest): Response {
   return response;
 }
 
+function routeNotFound(request: IRequest): ApiError {
+  return new ApiError("route_not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+}
+
 /** Builds the router: each route, 405 for known paths with other methods, 404 otherwise. */
 export function buildRouter() {
   const router = Router<IRequest, [Env, ExecutionContext]>({
@@ -210,6 +368,7 @@ export function buildRouter() {
       async (request: IRequest, env: Env, ctx: ExecutionContext) => {
         const req = request as AppRequest;
         req.state.api = route.api;
+        if (route.compat && !req.state.config.COMPAT_ROUTES) throw routeNotFound(request);
         if (route.auth) await authenticate(req, env, route);
         await admit(req, env, route);
         return route.handler(req, env, ctx);
@@ -217,14 +376,16 @@ export function buildRouter() {
     );
   }
   for (const [path, methods] of methodsByPath) {
+    const compatOnly = ROUTES.every((r) => r.path !== path || r.compat);
     router.all(path, (request: IRequest) => {
+      if (compatOnly && !(request as AppRequest).state.config.COMPAT_ROUTES) throw routeNotFound(request);
       throw new ApiError("method_not_allowed", `${request.method} is not allowed on ${path}`, {
         headers: { allow: methods.join(", ") },
       });
     });
   }
   router.all("*", (request: IRequest) => {
-    throw new ApiError("route_not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+    throw routeNotFound(request);
   });
   return router;
 }

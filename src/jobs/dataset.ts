@@ -17,7 +17,7 @@ export class DatasetError extends Error {
 }
 
 /** File formats of R2 datasets. */
-export type DatasetFormat = "csv" | "jsonl";
+export type DatasetFormat = "csv" | "jsonl" | "json";
 
 /** How records map to training rows. */
 export interface FieldSpec {
@@ -29,12 +29,16 @@ export interface FieldSpec {
   labels?: string[] | undefined;
 }
 
-/** The format of `key`: `format` when given, else from the extension (`.csv`, `.jsonl`, `.ndjson`, each optionally `.gz`). */
+/**
+ * The format of `key`: `format` when given, else from the extension (`.csv`, `.jsonl`, `.ndjson`,
+ * `.json`, each optionally `.gz`).
+ */
 export function formatOf(key: string, format: DatasetFormat | undefined): DatasetFormat | undefined {
   if (format) return format;
   const base = key.toLowerCase().replace(/\.gz$/, "");
   if (base.endsWith(".csv")) return "csv";
   if (base.endsWith(".jsonl") || base.endsWith(".ndjson")) return "jsonl";
+  if (base.endsWith(".json")) return "json";
   return undefined;
 }
 
@@ -66,8 +70,47 @@ export async function readDatasetText(object: R2ObjectBody, maxBytes: number): P
   }
 }
 
-/** Parses dataset text into records: CSV with a header row, or one JSON object per line. */
+/**
+ * One item of a JSON array dataset as a record. spaCy's text-categorisation training data,
+ * `{"text", "cats": {LABEL: score}}` or `[text, {"cats": {…}}]`, becomes `{text, label, "cats.<LABEL>"}`
+ * (`label` is the highest-scoring category, for multiclass jobs; `cats.<LABEL>` for multilabel
+ * ones); any other object is a record as it is.
+ */
+function jsonItemRecord(item: unknown, i: number): Record<string, unknown> {
+  const pair = Array.isArray(item) && item.length === 2 && typeof item[0] === "string";
+  const object = pair ? { text: item[0], ...(item[1] as object) } : item;
+  if (typeof object !== "object" || object === null || Array.isArray(object)) {
+    throw new DatasetError(`item ${i + 1} is not a JSON object or a [text, {"cats": …}] pair`);
+  }
+  const { cats, ...rest } = object as { cats?: unknown } & Record<string, unknown>;
+  if (cats === undefined) return rest;
+  if (typeof cats !== "object" || cats === null || Array.isArray(cats)) {
+    throw new DatasetError(`item ${i + 1}: cats must be an object of category scores`);
+  }
+  const scores = Object.entries(cats as Record<string, unknown>);
+  if (scores.length === 0 || !scores.every(([, v]) => typeof v === "number" || typeof v === "boolean")) {
+    throw new DatasetError(`item ${i + 1}: cats must map each category to a number or boolean`);
+  }
+  const numeric = scores.map(([k, v]) => [k, Number(v)] as const);
+  const best = numeric.reduce((a, b) => (b[1] > a[1] ? b : a));
+  return { ...rest, label: best[0], ...Object.fromEntries(numeric.map(([k, v]) => [`cats.${k}`, v])) };
+}
+
+/**
+ * Parses dataset text into records: CSV with a header row, one JSON object per line (`jsonl`), or
+ * a JSON array (`json`: objects, or spaCy textcat items, see `jsonItemRecord`).
+ */
 export function parseRecords(text: string, format: DatasetFormat): Record<string, unknown>[] {
+  if (format === "json") {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw new DatasetError(`dataset is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
+    }
+    if (!Array.isArray(value)) throw new DatasetError("a .json dataset must be a JSON array");
+    return value.map(jsonItemRecord);
+  }
   if (format === "csv") {
     try {
       return parseCsv(text, {

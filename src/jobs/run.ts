@@ -198,7 +198,7 @@ async function loadRecords(
   const kind = formatOf(key, format);
   if (!kind)
     throw new PermanentError(
-      `cannot tell the format of '${key}': name it .csv or .jsonl, or set dataset.format`,
+      `cannot tell the format of '${key}': name it .csv, .jsonl or .json, or set dataset.format`,
     );
   try {
     const records = parseRecords(await readDatasetText(object, config.MAX_DATASET_BYTES), kind);

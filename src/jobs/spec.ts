@@ -39,7 +39,7 @@ export const jobRequestSchema = z
     dataset: z.union([
       z.strictObject({
         r2_key: z.string().regex(DATASET_KEY_RE, "r2_key must be a path under datasets/"),
-        format: z.enum(["csv", "jsonl"]).optional(),
+        format: z.enum(["csv", "jsonl", "json"]).optional(),
       }),
       z.strictObject({ rows: z.array(z.record(z.string(), z.unknown())).min(1, "rows must not be empty") }),
     ]),
@@ -128,7 +128,7 @@ export type JobRequest = z.infer<typeof jobRequestSchema>;
 
 /** What a job stores in D1 (`jobs.spec`): the request without inline rows. */
 export type StoredJobSpec = Omit<JobRequest, "dataset"> & {
-  dataset: { r2_key: string; format?: "csv" | "jsonl" | undefined } | { inline_rows: number };
+  dataset: { r2_key: string; format?: "csv" | "jsonl" | "json" | undefined } | { inline_rows: number };
   activate: boolean;
 };
 

@@ -113,14 +113,18 @@ export function validateSamples(records: readonly unknown[], maxRows: number): B
   return samples;
 }
 
-/** The records of a JSON samples body: an array of objects (or `{"samples": [...]}`). */
+/** The records of a JSON samples body: an array of objects, `{"samples": [...]}`, or one object. */
 export function jsonRecords(body: unknown): unknown[] {
   if (Array.isArray(body)) return body;
-  if (body !== null && typeof body === "object" && Array.isArray((body as { samples?: unknown }).samples)) {
-    return (body as { samples: unknown[] }).samples;
+  if (body !== null && typeof body === "object") {
+    const samples = (body as { samples?: unknown }).samples;
+    // `{"samples": [...]}`, or one sample object as the online service's `POST /sample` takes it.
+    return Array.isArray(samples) ? samples : [body];
   }
-  throw new ApiError("invalid_request", "expected a JSON array of sample objects", {
-    extensions: { errors: [{ row: 0, path: "(body)", message: "must be an array of sample objects" }] },
+  throw new ApiError("invalid_request", "expected a sample object or a JSON array of sample objects", {
+    extensions: {
+      errors: [{ row: 0, path: "(body)", message: "must be a sample object or an array of them" }],
+    },
   });
 }
 

@@ -1,9 +1,7 @@
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json } from "../http";
-import { scoreTexts, withModel } from "../inference/engine";
-import { scoreImage } from "../inference/image";
-import { requireImageModel, requireTextModel } from "../inference/kinds";
+import { probeModel } from "../inference/classify";
 
 /** `GET /api/v1/health`: liveness only; touches no model and needs no auth. */
 export const health: Handler = (request) =>
@@ -18,20 +16,7 @@ export const health: Handler = (request) =>
 export const ready: Handler = async (request, env) => {
   const { config } = request.state;
   try {
-    const model = await withModel(env.MODELS, config, config.DEFAULT_MODEL, undefined, async (m) => {
-      if (m.meta.kind === "image") {
-        const { width, height } = m.meta.preprocess;
-        const blank = {
-          format: "png" as const,
-          width,
-          height,
-          channels: 1 as const,
-          data: new Uint8Array(width * height),
-        };
-        await scoreImage(requireImageModel(m), blank);
-      } else await scoreTexts(requireTextModel(m), ["ready"]);
-      return { id: m.meta.id, version: m.meta.version };
-    });
+    const model = await probeModel(env.MODELS, config, config.DEFAULT_MODEL, undefined);
     request.state.model = model;
     return json({ status: "ready", model });
   } catch (cause) {

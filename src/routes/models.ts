@@ -8,21 +8,14 @@ import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { json, readCapped, readJsonBody, validate } from "../http";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
-import {
-  columnsOf,
-  jobFeaturizer,
-  jobHyperparameters,
-  jobRequestSchema,
-  MAX_INLINE_ROWS,
-  optimizerStateBytes,
-  type StoredJobSpec,
-  TRAINING_MEMORY_BUDGET,
-} from "../jobs/spec";
-import { type JobRow, jobRowsKey } from "../jobs/store";
+import { createTrainingJob } from "../jobs/create";
+import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
+import type { JobRow } from "../jobs/store";
 import { activateVersion } from "../registry/activate";
-import { d1, getModelRow, getVersionRow, getVersionRows, type VersionRow, versionView } from "../registry/db";
+import { d1, getModelRow, getVersionRow, getVersionRows, versionView } from "../registry/db";
 import { deleteModel } from "../registry/delete";
-import { ensureModelImported, importAllModels } from "../registry/import";
+import { ensureModelImported } from "../registry/import";
+import { listModelSummaries } from "../registry/list";
 import { publishModelVersion } from "../registry/publish";
 import { parseManifest } from "../registry/validate";
 
@@ -36,53 +29,8 @@ function modelId(request: AppRequest): string {
 }
 
 /** `GET /api/v1/models`: every model with its active version's task, labels, metrics and size. */
-export const listModels: Handler = async (request, env) => {
-  await importAllModels(env);
-  const { results } = await d1("list models", () =>
-    env.DB.prepare(
-      `SELECT m.id, m.active_version, m.created_at, m.updated_at,
-              (SELECT COUNT(*) FROM model_versions c WHERE c.model_id = m.id AND c.state = 'ready') AS versions,
-              v.model_id, v.version, v.state, v.source, v.task, v.labels, v.metrics, v.sha256, v.size_bytes,
-              v.manifest, v.created_at AS version_created_at
-       FROM models m LEFT JOIN model_versions v ON v.model_id = m.id AND v.version = m.active_version
-       ORDER BY m.id`,
-    ).all<
-      Omit<VersionRow, "created_at"> & {
-        id: string;
-        active_version: string | null;
-        created_at: number;
-        updated_at: number;
-        versions: number;
-        version_created_at: number | null;
-      }
-    >(),
-  );
-  const models = results.map((r) => {
-    const active =
-      r.version === null || r.version_created_at === null
-        ? null
-        : versionView({ ...r, created_at: r.version_created_at });
-    return {
-      id: r.id,
-      default: r.id === request.state.config.DEFAULT_MODEL,
-      active_version: r.active_version,
-      versions: r.versions,
-      ...(active
-        ? {
-            kind: active.kind,
-            task: active.task,
-            labels: active.labels,
-            metrics: active.metrics,
-            size_bytes: active.size_bytes,
-            sha256: active.sha256,
-          }
-        : {}),
-      created_at: new Date(r.created_at).toISOString(),
-      updated_at: new Date(r.updated_at).toISOString(),
-    };
-  });
-  return json({ models });
-};
+export const listModels: Handler = async (request, env) =>
+  json({ models: await listModelSummaries(env, request.state.config) });
 
 /** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
 export const getModel: Handler = async (request, env) => {
@@ -224,7 +172,7 @@ export const putVersion: Handler = async (request, env) => {
   );
 };
 
-const activateSchema = z.strictObject({
+export const activateSchema = z.strictObject({
   version: z.string().regex(MODEL_VERSION_RE, "version must be a model version"),
 });
 
@@ -245,10 +193,8 @@ export const removeModel: Handler = async (request, env) => {
 };
 
 /**
- * `POST /api/v1/models`: queues a training job (body: `jobRequestSchema`) → 202 with the job id.
- * An existing model needs `force_update` (409 `model_exists`); one job per model at a time (409
- * `job_in_progress`). Inline rows are stored in R2 (`jobs/<job>/rows.json`); the queue message
- * carries only the job id.
+ * `POST /api/v1/models`: queues a training job (body: `jobRequestSchema`, see `createTrainingJob`)
+ * → 202 with the job id.
  */
 export const createModel: Handler = async (request, env) => {
   const { config } = request.state;
@@ -264,96 +210,6 @@ export const createModel: Handler = async (request, env) => {
     );
   }
   const body = validate(jobRequestSchema, raw);
-  const hp = jobHyperparameters(body);
-  const labelCount =
-    body.task === "multilabel" ? (body.label_fields?.length ?? 1) : (body.labels?.length ?? 2);
-  const state = optimizerStateBytes(jobFeaturizer(body).buckets, columnsOf(body.task, labelCount), hp);
-  if (state > TRAINING_MEMORY_BUDGET) {
-    throw new ApiError(
-      "invalid_request",
-      `the optimizer would need about ${Math.ceil(state / 2 ** 20)} MiB, more than the training budget of ${TRAINING_MEMORY_BUDGET / 2 ** 20} MiB: use fewer featurizer.buckets, hyperparameters.memory, or optimizer 'adagrad'`,
-      {
-        extensions: { errors: [{ path: "featurizer.buckets", message: "too large for a Worker's memory" }] },
-      },
-    );
-  }
-  if ("r2_key" in body.dataset) {
-    const head = await env.MODELS.head(body.dataset.r2_key);
-    if (!head)
-      throw new ApiError("invalid_dataset", `no dataset at '${body.dataset.r2_key}' in the MODELS bucket`);
-    if (head.size > config.MAX_DATASET_BYTES) {
-      throw new ApiError(
-        "dataset_too_large",
-        `'${body.dataset.r2_key}' is ${head.size} bytes; the limit is ${config.MAX_DATASET_BYTES}`,
-        {
-          extensions: { limit_bytes: config.MAX_DATASET_BYTES },
-        },
-      );
-    }
-  }
-  await ensureModelImported(env, body.id);
-  const existing = await getModelRow(env.DB, body.id);
-  if (existing && !body.force_update) {
-    throw new ApiError(
-      "model_exists",
-      `model '${body.id}' exists; set force_update to train a new version of it`,
-    );
-  }
-  const versions = existing ? await getVersionRows(env.DB, body.id) : [];
-  const version =
-    body.version ??
-    String(1 + Math.max(0, ...versions.map((v) => Number(v.version)).filter(Number.isInteger)));
-  if (versions.some((v) => v.version === version)) {
-    throw new ApiError("model_version_exists", `model '${body.id}' already has a version '${version}'`);
-  }
-  const jobId = crypto.randomUUID();
-  const { dataset, ...rest } = body;
-  const spec: StoredJobSpec = {
-    ...rest,
-    activate: body.activate ?? !existing,
-    dataset: "rows" in dataset ? { inline_rows: dataset.rows.length } : dataset,
-  };
-  if ("rows" in dataset) await env.MODELS.put(jobRowsKey(jobId), JSON.stringify(dataset.rows));
-  const now = Date.now();
-  const inserted = await d1("create job", () =>
-    env.DB.prepare(
-      `INSERT INTO jobs (id, model_id, version, status, stage, progress, spec, caller, created_at)
-       SELECT ?, ?, ?, 'queued', 'queued', 0, ?, ?, ?
-       WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ? AND status IN ('queued', 'running'))`,
-    )
-      .bind(jobId, body.id, version, JSON.stringify(spec), request.state.caller?.issuer ?? null, now, body.id)
-      .run(),
-  ).catch(async (error: unknown) => {
-    await env.MODELS.delete(jobRowsKey(jobId));
-    throw error;
-  });
-  if (inserted.meta.changes !== 1) {
-    await env.MODELS.delete(jobRowsKey(jobId));
-    throw new ApiError(
-      "job_in_progress",
-      `a training job for model '${body.id}' is already queued or running`,
-    );
-  }
-  try {
-    await env.JOBS_QUEUE.send({ kind: "job", id: jobId });
-  } catch (cause) {
-    await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(jobId).run();
-    await env.MODELS.delete(jobRowsKey(jobId));
-    throw new ApiError("queue_unavailable", "the training queue is unavailable; retry later", {
-      cause,
-      headers: { "retry-after": "5" },
-    });
-  }
-  const statusUrl = `/api/v1/jobs/${jobId}`;
-  return json(
-    {
-      job_id: jobId,
-      status: "queued",
-      status_url: statusUrl,
-      model: { id: body.id, version },
-      activate: spec.activate,
-    },
-    202,
-    { location: statusUrl },
-  );
+  const job = await createTrainingJob(env, config, request.state.caller?.issuer, body);
+  return json(job, 202, { location: job.status_url });
 };

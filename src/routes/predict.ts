@@ -1,18 +1,18 @@
 import { z } from "zod";
-import type { Handler } from "../context";
+import type { Handler, RequestState } from "../context";
 import { ApiError } from "../errors";
 import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
 import { MAX_IMAGE_BASE64_CHARS } from "../image/decode";
-import { scoreTexts, withModel } from "../inference/engine";
-import { scoreImageInput } from "../inference/image";
-import { requireTextModel } from "../inference/kinds";
+import { checkTextLimits, classifyImages, classifyTexts, ranked } from "../inference/classify";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
-import { logSyncPrediction } from "../predictions/log";
 
 const SUPPORTED_ENCODINGS = new Set(["utf-8", "utf8"]);
 
-/** Body of `POST /api/v1/predict` (seed-compatible; unknown fields are ignored). */
-export const predictRequestSchema = z.object({
+/**
+ * Body of `POST /api/v1/predict` (the seed-000 body is valid as sent). Strict: an unknown field is a
+ * 400, so a request can never be answered by a model it did not name (e.g. `model_id`).
+ */
+export const predictRequestSchema = z.strictObject({
   request_id: z.union([z.string().max(128), z.number().finite()]).optional(),
   text: z.string().optional(),
   texts: z.array(z.string()).min(1, "texts must hold at least one text").optional(),
@@ -57,8 +57,11 @@ export async function readPredictBody(request: Request, maxBodyBytes: number): P
   return value;
 }
 
-/** Checks what the schema cannot: text/texts exclusivity, emptiness, sizes, batch and encoding. */
-export function checkTexts(body: PredictRequest, maxTextBytes: number, maxBatch: number): string[] {
+/**
+ * Checks what the schema cannot: the encoding, text/texts exclusivity, and the texts' limits
+ * (`checkTextLimits`); returns the texts.
+ */
+export function checkTexts(body: PredictRequest, state: RequestState): string[] {
   if (body.encoding_type !== undefined && !SUPPORTED_ENCODINGS.has(body.encoding_type.toLowerCase())) {
     throw new ApiError(
       "unsupported_encoding",
@@ -75,37 +78,21 @@ export function checkTexts(body: PredictRequest, maxTextBytes: number, maxBatch:
     );
   }
   const texts = body.texts ?? [body.text as string];
-  if (texts.length > maxBatch) {
-    throw new ApiError("batch_too_large", `texts holds ${texts.length} texts; the limit is ${maxBatch}`, {
-      extensions: { limit: maxBatch },
-    });
-  }
-  const encoder = new TextEncoder();
-  texts.forEach((t, i) => {
-    const path = body.texts ? `texts.${i}` : "text";
-    if (t.trim() === "") {
-      throw new ApiError("invalid_request", `${path}: must not be empty`, {
-        extensions: { errors: [{ path, message: "must not be empty" }] },
-      });
-    }
-    // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
-    if (t.length * 3 > maxTextBytes && encoder.encode(t).byteLength > maxTextBytes) {
-      throw new ApiError("text_too_large", `${path} exceeds ${maxTextBytes} bytes of UTF-8`, {
-        extensions: { limit_bytes: maxTextBytes },
-      });
-    }
-  });
+  checkTextLimits(texts, state, (i) => (body.texts ? `texts.${i}` : "text"));
   return texts;
 }
 
+/** The seed-000 shape: every label in label order, or with `n_top` the n best, best first. */
 function toLabelScores(
   labels: readonly string[],
   scores: Float32Array,
   nTop: number | undefined,
 ): LabelScore[] {
-  const all = labels.map((label, i) => ({ sentiment_type: label, sentiment_score: scores[i] as number }));
-  if (nTop === undefined) return all;
-  return all.sort((a, b) => b.sentiment_score - a.sentiment_score).slice(0, nTop);
+  const all =
+    nTop === undefined
+      ? labels.map((label, i) => ({ label, score: scores[i] as number }))
+      : ranked(labels, scores, nTop);
+  return all.map((p) => ({ sentiment_type: p.label, sentiment_score: p.score }));
 }
 
 /**
@@ -117,38 +104,28 @@ export const predict: Handler = async (request, env, ctx) => {
   const { config } = request.state;
   const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
+  const choice = { model: body.model, version: body.version };
+  const requestId = body.request_id ?? request.state.requestId;
   if (body.image !== undefined) {
     if (body.text !== undefined || body.texts !== undefined) {
       throw new ApiError("invalid_request", "give either 'image' or 'text'/'texts', not both", {
         extensions: { errors: [{ path: "image", message: "image cannot be combined with text or texts" }] },
       });
     }
-    const result = await scoreImageInput(env.MODELS, config, {
-      model: body.model ?? config.DEFAULT_MODEL,
-      version: body.version,
-      imageBase64: body.image,
-      nTop: body.n_top,
-    });
-    request.state.model = result.model;
-    const predicted = result.predictions;
-    const labels = predicted.map((p) => p.label);
-    logSyncPrediction(env, ctx, request.state, labels, [predicted.map((p) => p.score)]);
-    return json({ request_id: body.request_id ?? request.state.requestId, ...result });
+    const { model, labels, scores } = await classifyImages(env, ctx, request.state, choice, [
+      { base64: body.image },
+    ]);
+    return json({ request_id: requestId, predictions: ranked(labels, scores[0] ?? [], body.n_top), model });
   }
-  const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
-  const modelId = body.model ?? config.DEFAULT_MODEL;
-
-  const { model, labels, scores } = await withModel(env.MODELS, config, modelId, body.version, async (m) => ({
-    model: { id: m.meta.id, version: m.meta.version },
-    labels: m.meta.labels,
-    scores: await scoreTexts(requireTextModel(m), texts),
+  const texts = checkTexts(body, request.state);
+  const { model, labels, scores } = await classifyTexts(env, ctx, request.state, choice, texts);
+  // The seed-000 shape (`sentiment`, in label order unless n_top) and the shared vocabulary
+  // (`predictions`, best first) side by side.
+  const results = scores.map((s) => ({
+    sentiment: toLabelScores(labels, s, body.n_top),
+    predictions: ranked(labels, s, body.n_top),
   }));
-  request.state.model = model;
-  logSyncPrediction(env, ctx, request.state, labels, scores, texts);
-  const results = scores.map((s) => toLabelScores(labels, s, body.n_top));
-
-  const common = { request_id: body.request_id ?? request.state.requestId };
   const tail = { ...(body.language !== undefined && { language: body.language }), model };
-  if (body.texts) return json({ ...common, results: results.map((sentiment) => ({ sentiment })), ...tail });
-  return json({ ...common, sentiment: results[0], ...tail });
+  if (body.texts) return json({ request_id: requestId, results, ...tail });
+  return json({ request_id: requestId, ...results[0], ...tail });
 };

@@ -30,7 +30,7 @@ export const submitPrediction: Handler = async (request, env) => {
     readImageHeader(decodeBase64Image(body.image));
     input = { image: body.image };
   } else {
-    const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
+    const texts = checkTexts(body, request.state);
     input = body.texts ? { texts } : { text: texts[0] as string };
   }
   const modelId = body.model ?? config.DEFAULT_MODEL;
@@ -105,7 +105,7 @@ export const getPrediction: Handler = async (request, env) => {
   return json(predictionView(row));
 };
 
-const logQuerySchema = z.strictObject({
+export const logQuerySchema = z.strictObject({
   model: z.string().max(64).optional(),
   since: z.iso.datetime({ offset: true, error: "since must be an ISO 8601 date-time" }).optional(),
   limit: z

@@ -4,7 +4,7 @@ import { ApiError } from "../errors";
 import { json, validate } from "../http";
 import { readApiStatistics, UNMATCHED_API } from "../metering/stats";
 
-const querySchema = z.strictObject({
+export const statisticsQuerySchema = z.strictObject({
   api: z
     .string({ error: "api must be given once" })
     .regex(/^[a-z][a-z0-9_]{0,63}$/, "api must be an API name like `predict`")
@@ -17,7 +17,7 @@ const querySchema = z.strictObject({
  */
 export function statistics(routeApis: () => readonly string[]): Handler {
   return async (request, env) => {
-    const query = validate(querySchema, { ...request.query });
+    const query = validate(statisticsQuerySchema, { ...request.query });
     const known = [...new Set([...routeApis(), UNMATCHED_API])];
     if (query.api !== undefined && !known.includes(query.api)) {
       throw new ApiError("api_not_found", `no API named '${query.api}'`, { extensions: { apis: known } });

@@ -1,0 +1,160 @@
+/**
+ * The one classification core behind every protocol: the native `/api/v1/predict`, the seed
+ * services' compatibility routes and the Open Inference Protocol adapter all parse their own
+ * request shape, call these functions, and shape the result. Limits (text size, batch), model
+ * resolution, the model-kind check and the prediction log live here once.
+ */
+import type { Config } from "../config";
+import type { RequestState } from "../context";
+import { ApiError } from "../errors";
+import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
+import { logSyncPrediction } from "../predictions/log";
+import { type ModelRef, scoreTexts, withModel } from "./engine";
+import { scoreImage } from "./image";
+import { requireImageModel, requireTextModel } from "./kinds";
+
+/** Scores of a batch of texts or images by one model version, in the manifest's label order. */
+export interface Classification {
+  model: ModelRef;
+  labels: readonly string[];
+  /** One probability vector per input. */
+  scores: Float32Array[];
+}
+
+/** Which model to use: `model` (else the configured default) at `version` (else the active one). */
+export interface ModelChoice {
+  model?: string | undefined;
+  version?: string | undefined;
+}
+
+/** A labelled score. */
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+/** Labels with their scores, best first, cut to `nTop` (all when undefined). */
+export function ranked(labels: readonly string[], scores: ArrayLike<number>, nTop?: number): LabelScore[] {
+  return labels
+    .map((label, i) => ({ label, score: scores[i] as number }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, nTop ?? labels.length);
+}
+
+/**
+ * Checks texts against the configured limits: 1..`MAX_BATCH` texts, none blank, each at most
+ * `MAX_TEXT_BYTES` of UTF-8. `path(i)` names text i in error messages (e.g. `texts.3`).
+ */
+export function checkTextLimits(
+  texts: readonly string[],
+  state: RequestState,
+  path: (i: number) => string,
+): void {
+  const { MAX_BATCH: maxBatch, MAX_TEXT_BYTES: maxTextBytes } = state.config;
+  if (texts.length === 0) {
+    throw new ApiError("invalid_request", "no text to classify", {
+      extensions: { errors: [{ path: path(0), message: "at least one text is required" }] },
+    });
+  }
+  if (texts.length > maxBatch) {
+    throw new ApiError("batch_too_large", `${texts.length} texts in one request; the limit is ${maxBatch}`, {
+      extensions: { limit: maxBatch },
+    });
+  }
+  const encoder = new TextEncoder();
+  texts.forEach((t, i) => {
+    if (t.trim() === "") {
+      throw new ApiError("invalid_request", `${path(i)}: must not be empty`, {
+        extensions: { errors: [{ path: path(i), message: "must not be empty" }] },
+      });
+    }
+    // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
+    if (t.length * 3 > maxTextBytes && encoder.encode(t).byteLength > maxTextBytes) {
+      throw new ApiError("text_too_large", `${path(i)} exceeds ${maxTextBytes} bytes of UTF-8`, {
+        extensions: { limit_bytes: maxTextBytes },
+      });
+    }
+  });
+}
+
+/**
+ * Classifies `texts` (already checked with `checkTextLimits`) with a text model; refuses an image
+ * model with 400 `model_input_mismatch`. Records the model on the request state and logs the
+ * predictions.
+ */
+export async function classifyTexts(
+  env: Env,
+  ctx: ExecutionContext,
+  state: RequestState,
+  choice: ModelChoice,
+  texts: readonly string[],
+): Promise<Classification> {
+  const id = choice.model ?? state.config.DEFAULT_MODEL;
+  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => ({
+    model: { id: m.meta.id, version: m.meta.version },
+    labels: m.meta.labels,
+    scores: await scoreTexts(requireTextModel(m), texts),
+  }));
+  state.model = result.model;
+  logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
+  return result;
+}
+
+/** An image as the protocols carry it: base64 file text, or pixels already decoded. */
+export type ImageSource = { base64: string } | { pixels: DecodedImage };
+
+/** Decodes an image source, refusing bad input (400/413/415) before any model work. */
+export function decodeImageSource(source: ImageSource): DecodedImage {
+  return "pixels" in source ? source.pixels : decodeImage(decodeBase64Image(source.base64));
+}
+
+/**
+ * Classifies images with an image model (the configured default model when none is named);
+ * refuses a text model with 400 `model_input_mismatch`. Every image is decoded before the model
+ * is loaded, so bad input never costs a model load.
+ */
+export async function classifyImages(
+  env: Env,
+  ctx: ExecutionContext,
+  state: RequestState,
+  choice: ModelChoice,
+  images: readonly ImageSource[],
+): Promise<Classification> {
+  const decoded = images.map(decodeImageSource);
+  const id = choice.model ?? state.config.DEFAULT_MODEL;
+  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => {
+    const model = requireImageModel(m);
+    const scores: Float32Array[] = [];
+    for (const image of decoded) scores.push(await scoreImage(model, image));
+    return { model: { id: m.meta.id, version: m.meta.version }, labels: m.meta.labels, scores };
+  });
+  state.model = result.model;
+  logSyncPrediction(env, ctx, state, result.labels, result.scores);
+  return result;
+}
+
+/**
+ * Loads model `id` (at `version`, else its active version) and runs it once on a blank input: a
+ * readiness probe that logs nothing. Throws what loading throws (404, 503).
+ */
+export async function probeModel(
+  bucket: R2Bucket,
+  config: Config,
+  id: string,
+  version: string | undefined,
+): Promise<ModelRef> {
+  return withModel(bucket, config, id, version, async (m) => {
+    if (m.meta.kind === "image") {
+      const { width, height } = m.meta.preprocess;
+      const blank: DecodedImage = {
+        format: "png",
+        width,
+        height,
+        channels: 1,
+        data: new Uint8Array(width * height),
+      };
+      await scoreImage(requireImageModel(m), blank);
+    } else await scoreTexts(requireTextModel(m), ["ready"]);
+    return { id: m.meta.id, version: m.meta.version };
+  });
+}

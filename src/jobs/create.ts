@@ -1,0 +1,129 @@
+/**
+ * Creating a training job, shared by `POST /api/v1/models` and the registry service's
+ * compatibility route (`POST /models`): checks that need no queue (memory estimate, the dataset
+ * object, model existence and version), the job row (one queued or running job per model), the
+ * inline rows in R2 and the queue message.
+ */
+import type { Config } from "../config";
+import { ApiError } from "../errors";
+import { d1, getModelRow, getVersionRows } from "../registry/db";
+import { ensureModelImported } from "../registry/import";
+import {
+  columnsOf,
+  type JobRequest,
+  jobFeaturizer,
+  jobHyperparameters,
+  optimizerStateBytes,
+  type StoredJobSpec,
+  TRAINING_MEMORY_BUDGET,
+} from "./spec";
+import { jobRowsKey } from "./store";
+
+/** A queued job, as `POST /api/v1/models` answers it (202). */
+export interface CreatedJob {
+  job_id: string;
+  status: "queued";
+  status_url: string;
+  model: { id: string; version: string };
+  activate: boolean;
+}
+
+/**
+ * Queues a training job for a validated request. An existing model needs `force_update` (409
+ * `model_exists`); one job per model at a time (409 `job_in_progress`). Inline rows are stored in
+ * R2 (`jobs/<job>/rows.json`); the queue message carries only the job id.
+ */
+export async function createTrainingJob(
+  env: Env,
+  config: Config,
+  caller: string | undefined,
+  body: JobRequest,
+): Promise<CreatedJob> {
+  const hp = jobHyperparameters(body);
+  const labelCount =
+    body.task === "multilabel" ? (body.label_fields?.length ?? 1) : (body.labels?.length ?? 2);
+  const state = optimizerStateBytes(jobFeaturizer(body).buckets, columnsOf(body.task, labelCount), hp);
+  if (state > TRAINING_MEMORY_BUDGET) {
+    throw new ApiError(
+      "invalid_request",
+      `the optimizer would need about ${Math.ceil(state / 2 ** 20)} MiB, more than the training budget of ${TRAINING_MEMORY_BUDGET / 2 ** 20} MiB: use fewer featurizer.buckets, hyperparameters.memory, or optimizer 'adagrad'`,
+      {
+        extensions: { errors: [{ path: "featurizer.buckets", message: "too large for a Worker's memory" }] },
+      },
+    );
+  }
+  if ("r2_key" in body.dataset) {
+    const head = await env.MODELS.head(body.dataset.r2_key);
+    if (!head)
+      throw new ApiError("invalid_dataset", `no dataset at '${body.dataset.r2_key}' in the MODELS bucket`);
+    if (head.size > config.MAX_DATASET_BYTES) {
+      throw new ApiError(
+        "dataset_too_large",
+        `'${body.dataset.r2_key}' is ${head.size} bytes; the limit is ${config.MAX_DATASET_BYTES}`,
+        {
+          extensions: { limit_bytes: config.MAX_DATASET_BYTES },
+        },
+      );
+    }
+  }
+  await ensureModelImported(env, body.id);
+  const existing = await getModelRow(env.DB, body.id);
+  if (existing && !body.force_update) {
+    throw new ApiError(
+      "model_exists",
+      `model '${body.id}' exists; set force_update to train a new version of it`,
+    );
+  }
+  const versions = existing ? await getVersionRows(env.DB, body.id) : [];
+  const version =
+    body.version ??
+    String(1 + Math.max(0, ...versions.map((v) => Number(v.version)).filter(Number.isInteger)));
+  if (versions.some((v) => v.version === version)) {
+    throw new ApiError("model_version_exists", `model '${body.id}' already has a version '${version}'`);
+  }
+  const jobId = crypto.randomUUID();
+  const { dataset, ...rest } = body;
+  const spec: StoredJobSpec = {
+    ...rest,
+    activate: body.activate ?? !existing,
+    dataset: "rows" in dataset ? { inline_rows: dataset.rows.length } : dataset,
+  };
+  if ("rows" in dataset) await env.MODELS.put(jobRowsKey(jobId), JSON.stringify(dataset.rows));
+  const now = Date.now();
+  const inserted = await d1("create job", () =>
+    env.DB.prepare(
+      `INSERT INTO jobs (id, model_id, version, status, stage, progress, spec, caller, created_at)
+       SELECT ?, ?, ?, 'queued', 'queued', 0, ?, ?, ?
+       WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ? AND status IN ('queued', 'running'))`,
+    )
+      .bind(jobId, body.id, version, JSON.stringify(spec), caller ?? null, now, body.id)
+      .run(),
+  ).catch(async (error: unknown) => {
+    await env.MODELS.delete(jobRowsKey(jobId));
+    throw error;
+  });
+  if (inserted.meta.changes !== 1) {
+    await env.MODELS.delete(jobRowsKey(jobId));
+    throw new ApiError(
+      "job_in_progress",
+      `a training job for model '${body.id}' is already queued or running`,
+    );
+  }
+  try {
+    await env.JOBS_QUEUE.send({ kind: "job", id: jobId });
+  } catch (cause) {
+    await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(jobId).run();
+    await env.MODELS.delete(jobRowsKey(jobId));
+    throw new ApiError("queue_unavailable", "the training queue is unavailable; retry later", {
+      cause,
+      headers: { "retry-after": "5" },
+    });
+  }
+  return {
+    job_id: jobId,
+    status: "queued",
+    status_url: `/api/v1/jobs/${jobId}`,
+    model: { id: body.id, version },
+    activate: spec.activate,
+  };
+}

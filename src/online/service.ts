@@ -1,0 +1,119 @@
+/**
+ * The online-learning core, shared by the native routes (`/api/v1/models/:id/…`) and the online
+ * service's compatibility routes (`/sample`, `/predict`, `/metrics`): validation of samples, the
+ * learner RPCs, and prediction from the active snapshot or the learner.
+ */
+import type { Config } from "../config";
+import type { RequestState } from "../context";
+import { ApiError } from "../errors";
+import { scoreTexts, withModel } from "../inference/engine";
+import { requireTextModel } from "../inference/kinds";
+import { BANK_INPUT_TAG, bankText } from "./features";
+import { bankInputSchema, validateSamples } from "./sample";
+
+export function learner(env: Env, id: string) {
+  return env.ONLINE_LEARNER.get(env.ONLINE_LEARNER.idFromName(id));
+}
+
+/** Runs a learner RPC; a failure of the object itself becomes 503 `learner_unavailable`. */
+export async function callLearner<T>(id: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (cause) {
+    throw new ApiError("learner_unavailable", `the online learner of '${id}' failed; retry`, {
+      cause,
+      headers: { "retry-after": "1" },
+    });
+  }
+}
+
+/** The online model `id`, or 404 when `ONLINE_MODELS` does not list it. */
+export function requireOnlineModel(config: Config, id: string): string {
+  if (!config.ONLINE_MODELS.includes(id)) {
+    throw new ApiError("model_not_found", `'${id.slice(0, 64)}' is not an online model (ONLINE_MODELS)`);
+  }
+  return id;
+}
+
+/**
+ * Validates every record (all or nothing), then the model's learner predicts, stores and learns
+ * each sample in order. Returns the learner's counts and versions.
+ */
+export async function ingestSamples(env: Env, config: Config, id: string, records: unknown[]) {
+  const samples = validateSamples(records, config.ONLINE_MAX_SAMPLES);
+  const { result, refused } = await callLearner(id, () => learner(env, id).ingest(id, samples));
+  if (refused) {
+    throw new ApiError(refused.code, `${refused.detail}; nothing was applied`, {
+      extensions: { limit: refused.limit },
+    });
+  }
+  return result;
+}
+
+/** The top accounts of one online prediction and the model version that made it. */
+export interface OnlinePrediction {
+  top: { AccountNumber: string; score: number }[];
+  version: string;
+}
+
+/**
+ * Predicts one sample's accounts: by the model's active snapshot on the stateless edge path, or
+ * with `source: "learner"` by the learner itself, which has every sample learned so far.
+ */
+export async function predictOnline(
+  env: Env,
+  state: RequestState,
+  id: string,
+  body: unknown,
+  nTop: number | undefined,
+  source: "snapshot" | "learner",
+): Promise<OnlinePrediction> {
+  const { config } = state;
+  const parsed = bankInputSchema.safeParse(body);
+  if (!parsed.success) {
+    const errors = parsed.error.issues.map((i) => ({
+      path: i.path.join(".") || "(body)",
+      message: i.message,
+    }));
+    throw new ApiError("invalid_request", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
+      extensions: { errors },
+    });
+  }
+  const input = parsed.data;
+  let top: { AccountNumber: string; score: number }[];
+  let version: string;
+  if (source === "learner") {
+    const prediction = await callLearner(id, () => learner(env, id).predict(input, nTop ?? 1));
+    if (prediction.top.length === 0) {
+      throw new ApiError("model_not_found", `online model '${id}' has not learned any sample yet`);
+    }
+    top = prediction.top;
+    version = `learner-${prediction.version}`;
+  } else {
+    ({ top, version } = await withModel(env.MODELS, config, id, undefined, async (loaded) => {
+      const m = requireTextModel(loaded);
+      if (!m.meta.description?.includes(BANK_INPUT_TAG)) {
+        throw new ApiError(
+          "model_unavailable",
+          `model '${id}' version '${m.meta.version}' is not a snapshot of this online model's features (${BANK_INPUT_TAG})`,
+        );
+      }
+      const labels = m.meta.labels;
+      const [scores] = await scoreTexts(m, [bankText(input)]);
+      const ranked = Array.from(scores as Float32Array, (score, k) => ({
+        AccountNumber: labels[k] as string,
+        score,
+      }));
+      // Stable sort: ties keep label order, as the learner's argmax does.
+      ranked.sort((a, b) => b.score - a.score);
+      return { top: ranked.slice(0, nTop ?? 1), version: m.meta.version };
+    }));
+    state.model = { id, version };
+  }
+  return { top, version };
+}
+
+/** The learner's metrics report of online model `id`. */
+export async function onlineMetricsReport(env: Env, id: string) {
+  return callLearner(id, () => learner(env, id).metrics(id));
+}

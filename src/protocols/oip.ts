@@ -1,0 +1,308 @@
+/**
+ * Open Inference Protocol v2 (KServe V2 / Triton / MLServer REST, JSON) over the classification
+ * core: parse the protocol's tensors → `classifyTexts` / `classifyImages` → shape the outputs.
+ * Text models take a `BYTES` input `text` of shape `[n]` (or `[n, 1]`); image models take `image`
+ * as `BYTES` (base64 PNG/JPEG, one per batch row) or `UINT8` pixels `[n, height, width, channels]`.
+ * Every model answers `scores` (`FP32 [n, labels]`) and `labels` (`BYTES [labels]`). Errors are
+ * rendered as `{"error": "…"}` by the router (src/errors.ts `oipErrorResponse`).
+ */
+import { z } from "zod";
+import type { AppRequest, Handler } from "../context";
+import { ApiError } from "../errors";
+import { json, readJsonBody, validate } from "../http";
+import type { DecodedImage } from "../image/decode";
+import {
+  checkTextLimits,
+  classifyImages,
+  classifyTexts,
+  type ImageSource,
+  probeModel,
+} from "../inference/classify";
+import type { ModelManifest } from "../inference/manifest";
+import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
+import { listModelSummaries, modelVersions } from "../registry/list";
+import { getManifest, resolveVersion } from "../storage/models";
+
+/** Datatypes of the protocol (only some are accepted as inputs; see the module comment). */
+const DATATYPES = [
+  "BOOL",
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+  "FP16",
+  "FP32",
+  "FP64",
+  "BYTES",
+] as const;
+
+const parametersSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
+
+const tensorSchema = z.strictObject({
+  name: z.string().min(1).max(128),
+  shape: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31),
+    )
+    .min(1)
+    .max(8),
+  datatype: z.enum(DATATYPES),
+  parameters: parametersSchema,
+  data: z.array(z.unknown()),
+});
+
+/** Body of `POST /v2/models/{m}[/versions/{v}]/infer`. */
+export const inferRequestSchema = z.strictObject({
+  id: z.string().max(128).optional(),
+  parameters: parametersSchema,
+  inputs: z.array(tensorSchema).min(1).max(8),
+  outputs: z
+    .array(z.strictObject({ name: z.string().min(1).max(128), parameters: parametersSchema }))
+    .max(8)
+    .optional(),
+});
+
+type InferTensor = z.infer<typeof tensorSchema>;
+
+/** Body of `POST /v2/repository/index`. */
+export const repositoryIndexSchema = z.strictObject({ ready: z.boolean().optional() });
+
+/** One tensor's metadata. */
+interface TensorMetadata {
+  name: string;
+  datatype: (typeof DATATYPES)[number];
+  shape: number[];
+}
+
+const SERVER = { name: "edge-inference", version: "0.1.0", extensions: ["model_repository"] };
+
+/** The `{m}` and optional `{v}` of a model route. */
+function modelRef(request: AppRequest): { id: string; version: string | undefined } {
+  const id = request.params.model ?? "";
+  const version = request.params.version;
+  if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id.slice(0, 80)}'`);
+  if (version !== undefined && !MODEL_VERSION_RE.test(version)) {
+    throw new ApiError("model_version_not_found", `model '${id}' has no version '${version.slice(0, 80)}'`);
+  }
+  return { id, version };
+}
+
+/** The manifest of the model version a route names (its active version when none). */
+async function manifestOf(request: AppRequest, env: Env): Promise<ModelManifest> {
+  const { id, version } = modelRef(request);
+  const ttl = request.state.config.ACTIVE_POINTER_TTL_MS;
+  const resolved = await resolveVersion(env.MODELS, id, version, ttl);
+  return getManifest(env.MODELS, id, resolved, ttl);
+}
+
+/** Inputs and outputs as the protocol describes them (see the module comment). */
+export function tensorMetadata(manifest: ModelManifest): {
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+} {
+  const k = manifest.labels.length;
+  const inputs: TensorMetadata[] =
+    manifest.kind === "image"
+      ? [{ name: "image", datatype: "BYTES", shape: [-1] }]
+      : [{ name: "text", datatype: "BYTES", shape: [-1] }];
+  return {
+    inputs,
+    outputs: [
+      { name: "scores", datatype: "FP32", shape: [-1, k] },
+      { name: "labels", datatype: "BYTES", shape: [k] },
+    ],
+  };
+}
+
+/** An empty 200: the protocol's health answers carry their verdict in the status alone. */
+const ok = (): Response => new Response(null, { status: 200 });
+
+/** `GET /v2`: server metadata. */
+export const serverMetadata: Handler = () => json(SERVER);
+
+/** `GET /v2/health/live`: the Worker answers, so it is live. */
+export const serverLive: Handler = () => ok();
+
+/** `GET /v2/health/ready`: ready when the default model loads and runs (as `/api/v1/health/ready`). */
+export const serverReady: Handler = async (request, env) => {
+  const { config } = request.state;
+  await probeModel(env.MODELS, config, config.DEFAULT_MODEL, undefined);
+  return ok();
+};
+
+/** `GET /v2/models/{m}[/versions/{v}]/ready`: the version loads and runs. */
+export const modelReady: Handler = async (request, env) => {
+  const { id, version } = modelRef(request);
+  await probeModel(env.MODELS, request.state.config, id, version);
+  return ok();
+};
+
+/** `GET /v2/models/{m}[/versions/{v}]`: name, versions, platform, inputs and outputs. */
+export const modelMetadata: Handler = async (request, env) => {
+  const manifest = await manifestOf(request, env);
+  return json({
+    name: manifest.id,
+    versions: await modelVersions(env, manifest.id),
+    platform: "onnx_onnxv1",
+    ...tensorMetadata(manifest),
+  });
+};
+
+/** `POST /v2/repository/index`: every model's active version and whether it is ready to load. */
+export const repositoryIndex: Handler = async (request, env) => {
+  const body = validate(
+    repositoryIndexSchema,
+    await readJsonBody(request, request.state.config.MAX_BODY_BYTES),
+  );
+  const models = await listModelSummaries(env, request.state.config);
+  const index = models.map((m) => ({
+    name: m.id,
+    ...(m.active_version !== null && { version: m.active_version }),
+    state: m.active_version === null ? "UNAVAILABLE" : "READY",
+    reason: m.active_version === null ? "no active version" : "",
+  }));
+  return json(body.ready ? index.filter((m) => m.state === "READY") : index);
+};
+
+/** Flattens row-major tensor data (nested or flat) and checks it against the declared shape. */
+export function flatData(tensor: InferTensor): unknown[] {
+  const flat = (tensor.data as unknown[]).flat(tensor.shape.length) as unknown[];
+  const expected = tensor.shape.reduce((a, b) => a * b, 1);
+  if (flat.length !== expected) {
+    throw new ApiError(
+      "invalid_request",
+      `input '${tensor.name}': shape [${tensor.shape.join(", ")}] holds ${expected} elements, data has ${flat.length}`,
+    );
+  }
+  return flat;
+}
+
+function inputNamed(inputs: readonly InferTensor[], name: string): InferTensor {
+  const input = inputs.find((t) => t.name === name);
+  if (!input || inputs.length !== 1) {
+    throw new ApiError(
+      "invalid_request",
+      `this model takes exactly one input, '${name}'; got ${inputs.map((t) => `'${t.name}'`).join(", ")}`,
+    );
+  }
+  return input;
+}
+
+/** The texts of a `BYTES` input of shape `[n]` or `[n, 1]`. */
+function textsOf(input: InferTensor): string[] {
+  const [n, width = 1, ...rest] = input.shape;
+  if (input.datatype !== "BYTES" || rest.length > 0 || width !== 1 || n === undefined) {
+    throw new ApiError(
+      "invalid_request",
+      `input 'text' must be BYTES of shape [n] or [n, 1]; got ${input.datatype} [${input.shape.join(", ")}]`,
+    );
+  }
+  const data = flatData(input);
+  if (!data.every((t): t is string => typeof t === "string")) {
+    throw new ApiError("invalid_request", "input 'text': every element must be a string");
+  }
+  return data;
+}
+
+/** The images of an `image` input: `BYTES` base64 files `[n]`, or `UINT8` pixels `[n, h, w, c]`. */
+function imagesOf(input: InferTensor): ImageSource[] {
+  if (
+    input.datatype === "BYTES" &&
+    (input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))
+  ) {
+    const data = flatData(input);
+    if (!data.every((t): t is string => typeof t === "string")) {
+      throw new ApiError("invalid_request", "input 'image': every element must be a base64 string");
+    }
+    return data.map((base64) => ({ base64 }));
+  }
+  const [n, height, width, channels] = input.shape;
+  if (
+    input.datatype === "UINT8" &&
+    input.shape.length === 4 &&
+    n !== undefined &&
+    height !== undefined &&
+    width !== undefined &&
+    (channels === 1 || channels === 2 || channels === 3 || channels === 4)
+  ) {
+    if (height < 1 || width < 1 || height > 1024 || width > 1024) {
+      throw new ApiError("image_too_large", "pixel tensors are limited to 1024 × 1024", {
+        extensions: { limit_side: 1024 },
+      });
+    }
+    const data = flatData(input);
+    const size = height * width * channels;
+    const pixels = Uint8Array.from(data as number[]);
+    if (!data.every((v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255)) {
+      throw new ApiError("invalid_request", "input 'image': UINT8 elements must be integers 0..255");
+    }
+    return Array.from({ length: n }, (_, i) => {
+      const image: DecodedImage = {
+        format: "png",
+        width,
+        height,
+        channels,
+        data: pixels.subarray(i * size, (i + 1) * size),
+      };
+      return { pixels: image };
+    });
+  }
+  throw new ApiError(
+    "invalid_request",
+    `input 'image' must be BYTES [n] (base64 PNG/JPEG) or UINT8 [n, height, width, channels]; got ${input.datatype} [${input.shape.join(", ")}]`,
+  );
+}
+
+/** `POST /v2/models/{m}[/versions/{v}]/infer`. */
+export const infer: Handler = async (request, env, ctx) => {
+  const { config } = request.state;
+  const body = validate(inferRequestSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  const manifest = await manifestOf(request, env);
+  const choice = { model: manifest.id, version: manifest.version };
+  let result: Awaited<ReturnType<typeof classifyTexts>>;
+  if (manifest.kind === "image") {
+    const images = imagesOf(inputNamed(body.inputs, "image"));
+    if (images.length > config.MAX_BATCH) {
+      throw new ApiError("batch_too_large", `${images.length} images; the limit is ${config.MAX_BATCH}`, {
+        extensions: { limit: config.MAX_BATCH },
+      });
+    }
+    result = await classifyImages(env, ctx, request.state, choice, images);
+  } else {
+    const texts = textsOf(inputNamed(body.inputs, "text"));
+    checkTextLimits(texts, request.state, (i) => `inputs.0.data.${i}`);
+    result = await classifyTexts(env, ctx, request.state, choice, texts);
+  }
+  const { labels, scores, model } = result;
+  const k = labels.length;
+  const data = new Array<number>(scores.length * k);
+  scores.forEach((row, i) => {
+    for (let j = 0; j < k; j++) data[i * k + j] = row[j] as number;
+  });
+  const outputs = [
+    { name: "scores", datatype: "FP32", shape: [scores.length, k], data },
+    { name: "labels", datatype: "BYTES", shape: [k], data: [...labels] },
+  ];
+  const wanted = body.outputs?.map((o) => o.name);
+  const unknown = wanted?.filter((name) => !outputs.some((o) => o.name === name)) ?? [];
+  if (unknown.length > 0) {
+    throw new ApiError(
+      "invalid_request",
+      `unknown output(s) ${unknown.join(", ")}; this model has scores, labels`,
+    );
+  }
+  return json({
+    model_name: model.id,
+    model_version: model.version,
+    ...(body.id !== undefined && { id: body.id }),
+    outputs: wanted ? outputs.filter((o) => wanted.includes(o.name)) : outputs,
+  });
+};

@@ -1,0 +1,150 @@
+/**
+ * Compatibility routes of the services edge-inference replaces, with their paths and bodies as
+ * those services documented them (docs/protocols.md). Each handler parses its service's shape,
+ * calls the same core as the native routes, and shapes the answer as that service did.
+ *
+ * - Text-category registry (Flask/Celery): `GET /models`, `POST /models`, `DELETE /models/<id>`,
+ *   `GET /prediction` with a JSON body.
+ * - Online-learning API (Flask): `POST /sample`, `POST /predict`, `GET /metrics`, bound to
+ *   `COMPAT_ONLINE_MODEL`.
+ */
+import { z } from "zod";
+import type { AppRequest, Handler } from "../context";
+import { ApiError } from "../errors";
+import { json, readJsonBody, validate } from "../http";
+import { checkTextLimits, classifyTexts, ranked } from "../inference/classify";
+import { MODEL_ID_RE } from "../inference/manifest";
+import { createTrainingJob } from "../jobs/create";
+import { DATASET_KEY_RE } from "../jobs/spec";
+import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
+import { ingestSamples, onlineMetricsReport, predictOnline, requireOnlineModel } from "../online/service";
+import { deleteModel } from "../registry/delete";
+import { listModelSummaries } from "../registry/list";
+
+/** `"True"`/`"False"` as the registry service's clients send booleans (any case), or a JSON boolean. */
+const stringBoolean = z
+  .union([z.boolean(), z.enum(["true", "false", "True", "False", "TRUE", "FALSE"])])
+  .transform((v) => v === true || (typeof v === "string" && v.toLowerCase() === "true"));
+
+/** A count as a number or a numeric string (`"n_top": "1"`). */
+const stringCount = z
+  .union([z.number(), z.string().regex(/^\d+$/, "must be a whole number")])
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(4096));
+
+/** A bucket or object name of the registry service, mapped to an R2 key under `datasets/`. */
+const objectName = z.string().min(1).max(250);
+
+/** Body of the registry service's `POST /models`. */
+export const registryTrainSchema = z.strictObject({
+  id: z.string().regex(MODEL_ID_RE, "id must be a model id (lowercase letters, digits, '-', '_')"),
+  s3bucket: objectName,
+  training_object: objectName,
+  force_update: stringBoolean.optional(),
+});
+
+/** Body of the registry service's `GET /prediction`. */
+export const registryPredictionSchema = z.strictObject({
+  model_id: z.string().regex(MODEL_ID_RE, "model_id must be a model id"),
+  text: z.string(),
+  n_top: stringCount.optional(),
+});
+
+/**
+ * The R2 key of the registry service's `s3bucket`/`training_object`: `datasets/<bucket>/<object>`
+ * (a bucket is a folder of the one R2 bucket; upload with `PUT /api/v1/datasets/<bucket>/<object>`
+ * or `wrangler r2 object put`).
+ */
+export function registryDatasetKey(bucket: string, object: string): string {
+  const key = `datasets/${bucket}/${object}`;
+  if (!DATASET_KEY_RE.test(key)) {
+    throw new ApiError("invalid_request", "s3bucket and training_object must be path-safe names", {
+      extensions: {
+        errors: [{ path: "training_object", message: "letters, digits, '.', '_', '-', '/' only" }],
+      },
+    });
+  }
+  return key;
+}
+
+/** `GET /models`: every model (as `GET /api/v1/models`). */
+export const registryListModels: Handler = async (request, env) =>
+  json({ models: await listModelSummaries(env, request.state.config) });
+
+/**
+ * `POST /models` `{"id", "s3bucket", "training_object", "force_update"?}`: a multiclass training
+ * job on the spaCy-style JSON dataset at `datasets/<s3bucket>/<training_object>` (each item's
+ * best category is its class) → 202 with the job (follow `status_url`).
+ */
+export const registryTrain: Handler = async (request, env) => {
+  const { config } = request.state;
+  const body = validate(registryTrainSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  const job = await createTrainingJob(env, config, request.state.caller?.issuer, {
+    id: body.id,
+    task: "multiclass",
+    dataset: { r2_key: registryDatasetKey(body.s3bucket, body.training_object) },
+    text_field: "text",
+    label_field: "label",
+    // The category sets of this service are small: 2^16 buckets keep the optimizer well within
+    // a Worker's memory for any number of categories a job allows.
+    featurizer: { buckets: 2 ** 16 },
+    force_update: body.force_update ?? false,
+    ...(body.force_update && { activate: true }),
+  });
+  return json(job, 202, { location: job.status_url });
+};
+
+/** `DELETE /models/<id>`: the model and every related object (as `DELETE /api/v1/models/:id`). */
+export const registryDeleteModel: Handler = async (request, env) => {
+  const id = String(request.params.id ?? "");
+  if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id.slice(0, 80)}'`);
+  return json({ deleted: await deleteModel(env, request.state.config, id) });
+};
+
+/**
+ * `GET /prediction` with a JSON body `{"model_id", "text", "n_top"?}`: the model's categories, best
+ * first (all, or the `n_top` best), as spaCy's `cats` and as `predictions`.
+ */
+export const registryPrediction: Handler = async (request, env, ctx) => {
+  const { config } = request.state;
+  const body = validate(registryPredictionSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  checkTextLimits([body.text], request.state, () => "text");
+  const { model, labels, scores } = await classifyTexts(env, ctx, request.state, { model: body.model_id }, [
+    body.text,
+  ]);
+  const predictions = ranked(labels, scores[0] ?? [], body.n_top);
+  return json({
+    model_id: model.id,
+    version: model.version,
+    cats: Object.fromEntries(predictions.map((p) => [p.label, p.score])),
+    predictions,
+  });
+};
+
+function compatOnlineModel(request: AppRequest): string {
+  const { config } = request.state;
+  return requireOnlineModel(config, config.COMPAT_ONLINE_MODEL);
+}
+
+/** `POST /sample`: one labelled sample or an array of them (or `text/csv`) → the online learner. */
+export const onlineServiceSample: Handler = async (request, env) => {
+  const { config } = request.state;
+  const id = compatOnlineModel(request);
+  return json(await ingestSamples(env, config, id, await readSampleRecords(request, config)));
+};
+
+/**
+ * `POST /predict`: one sample → `["<AccountNumber>"]` (`?n_top=k`: the top k with scores). As the
+ * online service did, the answer comes from the learner itself, which has learned every sample
+ * sent so far (`?source=snapshot` uses the edge snapshot, as the native route does by default).
+ */
+export const onlineServicePredict: Handler = async (request, env) => {
+  const id = compatOnlineModel(request);
+  const { nTop, source } = predictOptions(new URL(request.url), "learner");
+  const body = await readJsonBody(request, request.state.config.MAX_BODY_BYTES);
+  return onlinePredictionResponse(await predictOnline(env, request.state, id, body, nTop, source), nTop);
+};
+
+/** `GET /metrics`: the online model's monitoring of its last 1,000 predictions. */
+export const onlineServiceMetrics: Handler = async (request, env) =>
+  json(await onlineMetricsReport(env, compatOnlineModel(request)));
