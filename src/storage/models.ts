@@ -59,7 +59,16 @@ export async function resolveVersion(
   const now = Date.now();
   const hit = activeCache.get(id);
   if (hit && hit.until > now) return hit.version;
-  const object = await getOrUnavailable(bucket, r2Keys.active(id), id);
+  let object: R2ObjectBody | null;
+  try {
+    object = await getOrUnavailable(bucket, r2Keys.active(id), id);
+  } catch (error) {
+    // R2 unreachable: keep serving the version this isolate last saw (stale-if-error), for another
+    // TTL, so a loaded model survives an outage; with nothing cached, the request gets the 503.
+    if (!hit) throw error;
+    hit.until = now + ttlMs;
+    return hit.version;
+  }
   if (!object) {
     if (hit) invalidateModel(id, [hit.version]);
     throw new ApiError("model_not_found", `no model named '${id}'`);
@@ -90,8 +99,9 @@ export async function getManifest(
   const hit = manifestCache.get(cacheKey);
   if (hit && hit.until > now) return hit.manifest;
   if (hit) {
-    // Expired: a HEAD tells whether the version is still the one cached.
-    const head = await headOrUnavailable(bucket, r2Keys.manifest(id, version), id);
+    // Expired: a HEAD tells whether the version is still the one cached; if R2 cannot say, the
+    // cached manifest keeps serving (stale-if-error, as the pointer above).
+    const head = await headOrUnavailable(bucket, r2Keys.manifest(id, version), id).catch(() => hit);
     if (head?.etag === hit.etag) {
       hit.until = now + ttlMs;
       return hit.manifest;
