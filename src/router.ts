@@ -3,9 +3,21 @@ import { createAdmission } from "./admission";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
-import { ApiError, problemResponse } from "./errors";
+import { sessionIssuer } from "./dashboard/session";
+import { ApiError, problemHtmlResponse, problemResponse } from "./errors";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
+import {
+  dashboardBacklog,
+  dashboardExchange,
+  dashboardLogin,
+  dashboardModels,
+  dashboardOnline,
+  dashboardPage,
+  dashboardScript,
+  dashboardStatistics,
+  dashboardStyles,
+} from "./routes/dashboard";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { activate, createModel, getModel, listModels, putVersion, removeModel } from "./routes/models";
@@ -25,6 +37,13 @@ export interface RouteDef {
   auth: boolean;
   /** Counted against the caller's rate limit before the handler runs (health probes are not). */
   throttle: boolean;
+  /**
+   * Requires a live dashboard session cookie instead of a token (docs/dashboard.md); the session's
+   * issuer becomes the caller (throttling, metering).
+   */
+  session?: boolean;
+  /** Opened by a person in a browser: errors are rendered as an HTML page, not problem+json. */
+  html?: boolean;
   handler: Handler;
 }
 
@@ -109,6 +128,57 @@ export const ROUTES: readonly RouteDef[] = [
     throttle: true,
     handler: getPrediction,
   },
+  // Dashboard (docs/dashboard.md): an ASAP caller gets a one-time login URL; the page and its
+  // read-only data routes accept only the session cookie that URL sets.
+  {
+    method: "POST",
+    path: "/api/v1/dashboard/login",
+    api: "dashboard",
+    auth: true,
+    throttle: true,
+    handler: dashboardLogin,
+  },
+  {
+    method: "GET",
+    path: "/dashboard/login",
+    api: "dashboard_page",
+    auth: false,
+    throttle: true,
+    html: true,
+    handler: dashboardExchange,
+  },
+  ...(
+    [
+      ["/dashboard", dashboardPage],
+      ["/dashboard/app.js", dashboardScript],
+      ["/dashboard/app.css", dashboardStyles],
+    ] as const
+  ).map(([path, handler]) => ({
+    method: "GET" as const,
+    path,
+    api: "dashboard_page",
+    auth: false,
+    throttle: true,
+    session: true,
+    html: path === "/dashboard",
+    handler,
+  })),
+  ...(
+    [
+      ["/dashboard/api/statistics", dashboardStatistics(() => ROUTES.map((r) => r.api))],
+      ["/dashboard/api/models", dashboardModels],
+      ["/dashboard/api/online", dashboardOnline],
+      ["/dashboard/api/backlog", dashboardBacklog],
+    ] as const
+  ).map(([path, handler]) => ({
+    method: "GET" as const,
+    path,
+    api: "dashboard_data",
+    auth: false,
+    throttle: true,
+    session: true,
+    handler,
+  })),
   // Online learning (docs/online.md): only model ids in ONLINE_MODELS.
   {
     method: "POST",
@@ -167,7 +237,9 @@ function toProblem(error: unknown, request: IRequest): Response {
       error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
     });
   }
-  return problemResponse(apiError, new URL(request.url).pathname, req.state?.requestId ?? "unknown");
+  const requestId = req.state?.requestId ?? "unknown";
+  if (req.state?.html) return problemHtmlResponse(apiError, requestId);
+  return problemResponse(apiError, new URL(request.url).pathname, requestId);
 }
 
 /** Last stage: request id header and the one structured log line per request. */
@@ -210,7 +282,14 @@ export function buildRouter() {
       async (request: IRequest, env: Env, ctx: ExecutionContext) => {
         const req = request as AppRequest;
         req.state.api = route.api;
+        if (route.html) req.state.html = true;
         if (route.auth) await authenticate(req, env, route);
+        if (route.session) {
+          const { config } = req.state;
+          const cookie = req.headers.get("cookie");
+          const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
+          req.state.caller = { issuer, subject: "dashboard-session" };
+        }
         await admit(req, env, route);
         return route.handler(req, env, ctx);
       },

@@ -20,9 +20,10 @@ import {
 } from "../jobs/spec";
 import { type JobRow, jobRowsKey } from "../jobs/store";
 import { activateVersion } from "../registry/activate";
-import { d1, getModelRow, getVersionRow, getVersionRows, type VersionRow, versionView } from "../registry/db";
+import { d1, getModelRow, getVersionRow, getVersionRows, versionView } from "../registry/db";
 import { deleteModel } from "../registry/delete";
-import { ensureModelImported, importAllModels } from "../registry/import";
+import { ensureModelImported } from "../registry/import";
+import { listModelSummaries } from "../registry/list";
 import { publishModelVersion } from "../registry/publish";
 import { parseManifest } from "../registry/validate";
 
@@ -36,53 +37,8 @@ function modelId(request: AppRequest): string {
 }
 
 /** `GET /api/v1/models`: every model with its active version's task, labels, metrics and size. */
-export const listModels: Handler = async (request, env) => {
-  await importAllModels(env);
-  const { results } = await d1("list models", () =>
-    env.DB.prepare(
-      `SELECT m.id, m.active_version, m.created_at, m.updated_at,
-              (SELECT COUNT(*) FROM model_versions c WHERE c.model_id = m.id AND c.state = 'ready') AS versions,
-              v.model_id, v.version, v.state, v.source, v.task, v.labels, v.metrics, v.sha256, v.size_bytes,
-              v.manifest, v.created_at AS version_created_at
-       FROM models m LEFT JOIN model_versions v ON v.model_id = m.id AND v.version = m.active_version
-       ORDER BY m.id`,
-    ).all<
-      Omit<VersionRow, "created_at"> & {
-        id: string;
-        active_version: string | null;
-        created_at: number;
-        updated_at: number;
-        versions: number;
-        version_created_at: number | null;
-      }
-    >(),
-  );
-  const models = results.map((r) => {
-    const active =
-      r.version === null || r.version_created_at === null
-        ? null
-        : versionView({ ...r, created_at: r.version_created_at });
-    return {
-      id: r.id,
-      default: r.id === request.state.config.DEFAULT_MODEL,
-      active_version: r.active_version,
-      versions: r.versions,
-      ...(active
-        ? {
-            kind: active.kind,
-            task: active.task,
-            labels: active.labels,
-            metrics: active.metrics,
-            size_bytes: active.size_bytes,
-            sha256: active.sha256,
-          }
-        : {}),
-      created_at: new Date(r.created_at).toISOString(),
-      updated_at: new Date(r.updated_at).toISOString(),
-    };
-  });
-  return json({ models });
-};
+export const listModels: Handler = async (request, env) =>
+  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
 export const getModel: Handler = async (request, env) => {

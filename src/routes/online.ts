@@ -11,6 +11,7 @@ import { ApiError } from "../errors";
 import { json, payloadTooLarge, readCapped, readJsonBody } from "../http";
 import { scoreTexts, withModel } from "../inference/engine";
 import { requireTextModel } from "../inference/kinds";
+import { callLearner, learner, learnerMetrics } from "../online/client";
 import { BANK_INPUT_TAG, bankText } from "../online/features";
 import { bankInputSchema, csvRecords, jsonRecords, validateSamples } from "../online/sample";
 
@@ -23,22 +24,6 @@ function onlineModelId(request: AppRequest, config: Config): string {
     throw new ApiError("model_not_found", `'${id.slice(0, 64)}' is not an online model (ONLINE_MODELS)`);
   }
   return id;
-}
-
-function learner(env: Env, id: string) {
-  return env.ONLINE_LEARNER.get(env.ONLINE_LEARNER.idFromName(id));
-}
-
-/** Runs a learner RPC; a failure of the object itself becomes 503 `learner_unavailable`. */
-async function callLearner<T>(id: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (cause) {
-    throw new ApiError("learner_unavailable", `the online learner of '${id}' failed; retry`, {
-      cause,
-      headers: { "retry-after": "1" },
-    });
-  }
 }
 
 /** Reads a `text/csv` body (same size limits as JSON bodies) as UTF-8 text. */
@@ -159,5 +144,5 @@ export const onlinePredict: Handler = async (request, env) => {
 /** `GET /api/v1/models/:id/metrics`: see `MetricsReport`. */
 export const onlineMetrics: Handler = async (request, env) => {
   const id = onlineModelId(request, request.state.config);
-  return json(await callLearner(id, () => learner(env, id).metrics(id)));
+  return json(await learnerMetrics(env, id));
 };

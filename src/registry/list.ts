@@ -1,0 +1,68 @@
+/** The registry's model list, as `GET /api/v1/models` and the dashboard show it. */
+import { d1, type VersionRow, versionView } from "./db";
+import { importAllModels } from "./import";
+
+/** One model with its active version's task, labels, metrics and size. */
+export interface ModelSummary {
+  id: string;
+  default: boolean;
+  active_version: string | null;
+  /** Ready versions. */
+  versions: number;
+  kind?: "text" | "image";
+  task?: string;
+  labels?: string[];
+  metrics?: Record<string, number>;
+  size_bytes?: number;
+  sha256?: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Every model (shipped ones imported first), ordered by id; `defaultModel` is flagged `default`. */
+export async function listModelSummaries(env: Env, defaultModel: string): Promise<ModelSummary[]> {
+  await importAllModels(env);
+  const { results } = await d1("list models", () =>
+    env.DB.prepare(
+      `SELECT m.id, m.active_version, m.created_at, m.updated_at,
+              (SELECT COUNT(*) FROM model_versions c WHERE c.model_id = m.id AND c.state = 'ready') AS versions,
+              v.model_id, v.version, v.state, v.source, v.task, v.labels, v.metrics, v.sha256, v.size_bytes,
+              v.manifest, v.created_at AS version_created_at
+       FROM models m LEFT JOIN model_versions v ON v.model_id = m.id AND v.version = m.active_version
+       ORDER BY m.id`,
+    ).all<
+      Omit<VersionRow, "created_at"> & {
+        id: string;
+        active_version: string | null;
+        created_at: number;
+        updated_at: number;
+        versions: number;
+        version_created_at: number | null;
+      }
+    >(),
+  );
+  return results.map((r) => {
+    const active =
+      r.version === null || r.version_created_at === null
+        ? null
+        : versionView({ ...r, created_at: r.version_created_at });
+    return {
+      id: r.id,
+      default: r.id === defaultModel,
+      active_version: r.active_version,
+      versions: r.versions,
+      ...(active
+        ? {
+            kind: active.kind,
+            task: active.task,
+            labels: active.labels,
+            metrics: active.metrics,
+            size_bytes: active.size_bytes,
+            sha256: active.sha256,
+          }
+        : {}),
+      created_at: new Date(r.created_at).toISOString(),
+      updated_at: new Date(r.updated_at).toISOString(),
+    };
+  });
+}
