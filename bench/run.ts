@@ -28,15 +28,15 @@
  * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
  * /dev/shm when present).
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { putShippedModels } from "../scripts/local-r2";
+import { applyMigrations, buildBundle, bundleModules } from "../scripts/local-worker";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { benchImages, measureImageTime } from "./image-time";
 import { measureModelTime } from "./model-time";
@@ -177,8 +177,7 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
 
 /** Builds the deployable bundle; returns its entry path and sizes. */
 async function build(): Promise<{ entry: string; bytes: number; gzip_bytes: number }> {
-  await rm(outdir, { recursive: true, force: true });
-  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], { cwd: root, stdio: "pipe" });
+  const entry = await buildBundle(outdir);
   let bytes = 0;
   let gzipBytes = 0;
   for (const file of await readdir(outdir)) {
@@ -187,16 +186,7 @@ async function build(): Promise<{ entry: string; bytes: number; gzip_bytes: numb
     bytes += (await stat(path.join(outdir, file))).size;
     gzipBytes += gzipSync(content).byteLength;
   }
-  return { entry: path.join(outdir, "index.js"), bytes, gzip_bytes: gzipBytes };
-}
-
-/** The bundle's modules as Miniflare wants them: the entry first, then every `.wasm`. */
-async function bundleModules(entry: string): Promise<{ type: "ESModule" | "CompiledWasm"; path: string }[]> {
-  const wasm = (await readdir(outdir)).filter((f) => f.endsWith(".wasm"));
-  return [
-    { type: "ESModule", path: entry },
-    ...wasm.map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
-  ];
+  return { entry, bytes, gzip_bytes: gzipBytes };
 }
 
 interface Service {
@@ -223,7 +213,7 @@ async function startService(
     ...(workerOptions as object),
     name: "edge-inference",
     // Explicit module list: ORT's glue contains a dynamic import() that Miniflare will not trace.
-    modules: await bundleModules(entry),
+    modules: await bundleModules(outdir, entry),
     modulesRoot: outdir,
     bindings: {
       ...(workerOptions.bindings ?? {}),
@@ -240,19 +230,6 @@ async function startService(
   const service = { mf, url, pids, ...(auth && { auth }) };
   for (let i = 0; warm && i < 20; i++) await post(service, single); // session, key cache, objects
   return service;
-}
-
-/** Applies migrations/*.sql in order to `db` (Miniflare's in-memory D1), as `wrangler d1 migrations apply` would. */
-async function applyMigrations(db: Awaited<ReturnType<Miniflare["getD1Database"]>>): Promise<void> {
-  const dir = path.join(root, "migrations");
-  for (const file of (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort()) {
-    const sql = (await readFile(path.join(dir, file), "utf8")).replace(/^\s*--.*$/gm, "");
-    const statements = sql
-      .split(";")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    await db.batch(statements.map((s) => db.prepare(s)));
-  }
 }
 
 async function post(service: Service, body: string): Promise<Response> {

@@ -7,7 +7,7 @@
  */
 
 /** How often the page polls its data routes. */
-export const REFRESH_MS = 3000;
+export const REFRESH_MS = 5000;
 
 /**
  * The page's CSP: only its own script, stylesheet and same-origin fetches; `img-src data:` for the
@@ -50,21 +50,21 @@ export const PAGE_HTML = `<!doctype html>
   </section>
   <section class="card wide">
     <h2>APIs</h2>
-    <table id="table-apis"><thead><tr><th>API</th><th>this minute</th><th>last 10 s</th><th>24 h</th><th>2xx</th><th>4xx</th><th>5xx</th><th>mean ms</th></tr></thead><tbody></tbody></table>
+    <table id="table-apis"><thead><tr><th>API</th><th class="num">this minute</th><th class="num">last 10 s</th><th class="num">24 h</th><th class="num">2xx</th><th class="num">4xx</th><th class="num">5xx</th><th class="num">mean ms</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="card wide">
     <h2>Models</h2>
-    <table id="table-models"><thead><tr><th>model</th><th>active version</th><th>versions</th><th>kind</th><th>task</th><th>metrics</th></tr></thead><tbody></tbody></table>
+    <table id="table-models"><thead><tr><th>model</th><th>active version</th><th class="num">versions</th><th>kind</th><th>task</th><th>metrics</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="card">
     <h2>Online learners <small>(accuracy by samples seen)</small></h2>
     <div id="chart-online" class="chart"></div>
-    <table id="table-online"><thead><tr><th>model</th><th>samples</th><th>classes</th><th>accuracy (window)</th><th>snapshot</th></tr></thead><tbody></tbody></table>
+    <table id="table-online"><thead><tr><th>model</th><th class="num">samples</th><th class="num">classes</th><th class="num">accuracy (window)</th><th>snapshot</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="card">
     <h2>Async backlog</h2>
     <div id="chart-backlog" class="chart"></div>
-    <table id="table-backlog"><thead><tr><th>queue</th><th>queued</th><th>running</th><th>oldest queued</th></tr></thead><tbody></tbody></table>
+    <table id="table-backlog"><thead><tr><th>queue</th><th class="num">queued</th><th class="num">running</th><th>oldest queued</th></tr></thead><tbody></tbody></table>
   </section>
 </main>
 </body>
@@ -85,7 +85,7 @@ main { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16p
 h2 { margin: 0 0 8px; font-size: 15px; }
 h2 small { color: var(--muted); font-weight: normal; }
 table { width: 100%; border-collapse: collapse; margin-top: 8px; }
-th, td { text-align: left; padding: 3px 8px 3px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th, td { text-align: left; padding: 3px 12px 3px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
 td.num, th.num { text-align: right; }
 .chart svg { width: 100%; height: auto; display: block; }
 .chart text { font-size: 11px; fill: var(--muted); }
@@ -155,7 +155,7 @@ export const APP_JS = `"use strict";
     target.setAttribute("data-points", String(count));
     target.setAttribute("data-series", String(shown.length));
     if (count === 0) { target.appendChild(el("div", { class: "empty" }, opts.empty || "no data yet")); return; }
-    var W = 720, H = 200, left = 44, right = W - 8, top = 18, bottom = H - 22;
+    var W = opts.width || 560, H = 200, left = 44, right = W - 8, top = 18, bottom = H - 22;
     var xs = [], ys = [];
     shown.forEach(function (s) { s.points.forEach(function (p) { xs.push(p[0]); ys.push(p[1]); }); });
     var xMin = Math.min.apply(null, xs), xMax = Math.max.apply(null, xs);
@@ -187,7 +187,7 @@ export const APP_JS = `"use strict";
     target.textContent = "";
     target.setAttribute("data-points", String(shown.length));
     if (shown.length === 0) { target.appendChild(el("div", { class: "empty" }, "no calls yet")); return; }
-    var W = 360, rowH = 18, left = 120, right = W - 50;
+    var W = 420, rowH = 18, left = 120, right = W - 80;
     var H = shown.length * rowH + 8;
     var max = Math.max.apply(null, shown.map(function (r) { return sum(r.parts.map(function (p) { return p.value; })); }));
     var svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H, role: "img" });
@@ -233,9 +233,9 @@ export const APP_JS = `"use strict";
   function showStatistics(data) {
     var apis = busiest(data.apis);
     var perSecond = apis.map(function (a) { return { name: a.api, points: a.per_second.map(function (v, i) { return [i - a.per_second.length + 1, v]; }) }; });
-    lineChart(document.getElementById("chart-per-second"), perSecond, { xFrom: "-60 s", xTo: "now", yLabel: "calls/s", empty: "no calls yet" });
+    lineChart(document.getElementById("chart-per-second"), perSecond, { width: 1200, xFrom: "-60 s", xTo: "now", yLabel: "calls/s", empty: "no calls yet" });
     var perMinute = apis.map(function (a) { return { name: a.api, points: a.per_minute.map(function (v, i) { return [i - a.per_minute.length + 1, v]; }) }; });
-    lineChart(document.getElementById("chart-per-minute"), perMinute, { xFrom: "-60 min", xTo: "now", yLabel: "calls/min", empty: "no calls yet" });
+    lineChart(document.getElementById("chart-per-minute"), perMinute, { width: 1200, xFrom: "-60 min", xTo: "now", yLabel: "calls/min", empty: "no calls yet" });
     barChart(document.getElementById("chart-status"), apis.map(function (a) {
       return { name: a.api, parts: ["2xx", "3xx", "4xx", "5xx"].map(function (k) { return { label: k, value: a.status[k], color: STATUS_COLORS[k] }; }) };
     }), { normalise: true, legend: ["2xx", "3xx", "4xx", "5xx"].map(function (k) { return { label: k, color: STATUS_COLORS[k] }; }) });
