@@ -205,6 +205,28 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });
     expect(errors).toEqual([]);
+
+    // Measurement, not asserted: each data route's latency with the session, 10 calls each.
+    const headers = { cookie: `${cookie?.name}=${cookie?.value}` };
+    const timings: Record<string, { min: number; median: number; max: number }> = {};
+    for (const route of ["statistics", "models", "online", "backlog"]) {
+      const ms: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const started = performance.now();
+        const res = await fetch(`${base}/dashboard/api/${route}`, { headers });
+        await res.arrayBuffer();
+        expect(res.status).toBe(200);
+        ms.push(performance.now() - started);
+      }
+      ms.sort((a, b) => a - b);
+      const round = (v: number | undefined) => Math.round((v ?? 0) * 10) / 10;
+      timings[route] = {
+        min: round(ms[0]),
+        median: round((ms[4] ?? 0) / 2 + (ms[5] ?? 0) / 2),
+        max: round(ms[9]),
+      };
+    }
+    console.log(`dashboard data route latency (ms, 10 calls each): ${JSON.stringify(timings)}`);
     await page.close();
   });
 });

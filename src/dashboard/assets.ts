@@ -290,7 +290,11 @@ export const APP_JS = `"use strict";
   }
 
   var timer;
+  var busy = false;
   function refresh() {
+    // A slow round is not overlapped by the next tick.
+    if (busy) return;
+    busy = true;
     var status = document.getElementById("status");
     Promise.all([
       get("/dashboard/api/statistics").then(showStatistics),
@@ -305,7 +309,7 @@ export const APP_JS = `"use strict";
       status.className = "status error";
       status.textContent = err.message;
       if (err.stop) clearInterval(timer);
-    });
+    }).then(function () { busy = false; });
   }
   refresh();
   timer = setInterval(refresh, REFRESH_MS);
