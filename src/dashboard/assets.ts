@@ -64,7 +64,7 @@ export const PAGE_HTML = `<!doctype html>
   <section class="card">
     <h2>Async backlog</h2>
     <div id="chart-backlog" class="chart"></div>
-    <table id="table-backlog"><thead><tr><th>queue</th><th class="num">queued</th><th class="num">running</th><th>oldest queued</th></tr></thead><tbody></tbody></table>
+    <table id="table-backlog"><thead><tr><th>queue</th><th class="num">queued</th><th class="num">running</th><th class="num">oldest queued</th></tr></thead><tbody></tbody></table>
   </section>
 </main>
 </body>
@@ -220,7 +220,10 @@ export const APP_JS = `"use strict";
     body.textContent = "";
     rows.forEach(function (cells) {
       var tr = el("tr");
-      cells.forEach(function (c) { tr.appendChild(el("td", typeof c === "number" ? { class: "num" } : null, typeof c === "number" ? fmt(c) : c)); });
+      cells.forEach(function (c) {
+        var numeric = typeof c === "number" || /^[\\d.,]+( %| s)?$/.test(c);
+        tr.appendChild(el("td", numeric ? { class: "num" } : null, typeof c === "number" ? fmt(c) : c));
+      });
       body.appendChild(tr);
     });
   }
@@ -262,7 +265,7 @@ export const APP_JS = `"use strict";
     });
     lineChart(document.getElementById("chart-online"), series, { yMax: 1, yLabel: "accuracy", empty: "no samples learned yet" });
     fillTable("table-online", data.models.map(function (m) {
-      return [m.model, m.samples_total, m.classes_seen, m.window.rows > 0 ? m.window.accuracy : "–", m.snapshot ? m.snapshot.version : "–"];
+      return [m.model, m.samples_total, m.classes_seen, m.window.rows > 0 ? (Math.round(m.window.accuracy * 1000) / 10).toFixed(1) + " %" : "–", m.snapshot ? m.snapshot.version : "–"];
     }));
   }
 
