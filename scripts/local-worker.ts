@@ -100,16 +100,19 @@ export async function applyMigrations(db: Awaited<ReturnType<Miniflare["getD1Dat
 
 /**
  * Starts `bundle` in workerd with wrangler.toml's top-level bindings and vars (dev) plus `vars`,
- * and applies the D1 migrations. Stop it with `mf.dispose()`.
+ * on `listen` (default: a free loopback port), and applies the D1 migrations. Stop it with
+ * `mf.dispose()`.
  */
 export async function startWorker(
   bundle: Bundle,
   vars: Record<string, string>,
+  listen: { host?: string; port?: number } = {},
 ): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
   const started = await startMiniflare({
     ...(workerOptions as object),
     name: "edge-inference",
+    ...listen,
     // Explicit module list: ORT's glue contains a dynamic import() that Miniflare will not trace.
     modules: await bundleModules(bundle),
     modulesRoot: bundle.outdir,

@@ -20,6 +20,8 @@ export interface RequestState {
   caller?: { issuer: string; subject: string };
   /** The authenticated token's id and how long it stays spent, for replay protection. */
   token?: { jti: string; expiresAt: number };
+  /** Errors are rendered as an HTML page (routes a person opens in a browser). */
+  html?: boolean;
   /** The admission stage's policy and decision, rendered as `RateLimit` headers at the end. */
   rateLimit?: RateLimitState;
 }

@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   queue_unavailable: { status: 503, title: "Queue unavailable" },
   label_limit_reached: { status: 422, title: "The online model's label set is full" },
   learner_unavailable: { status: 503, title: "Online learner unavailable" },
+  login_code_invalid: { status: 401, title: "Login code is invalid, expired or already used" },
+  dashboard_login_required: { status: 401, title: "Dashboard login required" },
   config_invalid: { status: 500, title: "Server configuration is invalid" },
   internal_error: { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;
@@ -104,5 +106,41 @@ export function oipErrorResponse(error: ApiError): Response {
   return new Response(JSON.stringify({ error: error.message, code: error.code }), {
     status: error.status,
     headers: { "content-type": "application/json", ...error.headers },
+  });
+}
+
+const HTML_ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+
+/** Escapes text for HTML element content and attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
+}
+
+/**
+ * Renders an `ApiError` as a small HTML page, for routes a person opens in a browser (the
+ * dashboard): the same status, code and detail as the problem+json form, no script, no styles.
+ */
+export function problemHtmlResponse(error: ApiError, requestId: string): Response {
+  const title = ERROR_CODES[error.code].title;
+  const body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>
+<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(error.message)}</p>
+<p><small>status ${error.status} · code <code>${error.code}</code> · request ${escapeHtml(requestId)}</small></p></body></html>
+`;
+  return new Response(body, {
+    status: error.status,
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "content-security-policy":
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      "cache-control": "no-store",
+      ...error.headers,
+    },
   });
 }

@@ -31,6 +31,8 @@ export interface DocumentedRoute {
   auth: boolean;
   throttle: boolean;
   compat?: boolean;
+  /** Authenticated by the dashboard session cookie instead of a token. */
+  session?: boolean;
   doc: RouteDoc;
 }
 
@@ -138,7 +140,7 @@ function operation(route: DocumentedRoute): Record<string, unknown> {
     operationId: `${route.method.toLowerCase()}_${route.api}_${openApiPath(route.path).replace(/[^A-Za-z0-9]+/g, "_")}`,
     summary: doc.summary,
     tags: [route.compat ? "compatibility" : oip ? "open-inference-protocol" : route.api],
-    ...(route.auth ? {} : { security: [] }),
+    ...(route.session ? { security: [{ dashboardSession: [] }] } : route.auth ? {} : { security: [] }),
     ...(params.length + query.length > 0 && { parameters: [...params, ...query] }),
     ...(requestBody && { requestBody }),
     responses: { [String(doc.status ?? 200)]: success, ...errorResponses },
@@ -172,6 +174,12 @@ export function openApiDocument(routes: readonly DocumentedRoute[]): Record<stri
           type: "http",
           scheme: "bearer",
           bearerFormat: "JWT (ASAP: RS/PS/ES 256-512, one jti per request; docs/auth.md)",
+        },
+        dashboardSession: {
+          type: "apiKey",
+          in: "cookie",
+          name: "ei_dashboard",
+          description: "Set by GET /dashboard/login from a one-time code (docs/dashboard.md)",
         },
       },
       schemas: { Problem: problem, OipError: oipError },

@@ -1,8 +1,9 @@
 /**
  * Retention: the scheduled (cron) purge of async predictions (D1 rows and R2 inputs), prediction
- * log rows and finished jobs older than `RETENTION_DAYS`.
+ * log rows and finished jobs older than `RETENTION_DAYS`, and of expired dashboard logins.
  */
 import type { Config } from "./config";
+import { purgeDashboardLogins } from "./dashboard/session";
 import { jobRowsKey } from "./jobs/store";
 
 /** Rows removed per statement (D1 binds at most 100 parameters); at most `MAX_ROUNDS` chunks per table per run. */
@@ -15,6 +16,8 @@ export interface PurgeReport {
   log_rows: number;
   jobs: number;
   r2_objects: number;
+  /** Expired dashboard login codes and sessions. */
+  dashboard_logins: number;
 }
 
 /**
@@ -25,7 +28,7 @@ export interface PurgeReport {
  */
 export async function purgeExpired(env: Env, config: Config, now = Date.now()): Promise<PurgeReport> {
   const cutoff = now - config.RETENTION_DAYS * 86_400_000;
-  const report: PurgeReport = { predictions: 0, log_rows: 0, jobs: 0, r2_objects: 0 };
+  const report: PurgeReport = { predictions: 0, log_rows: 0, jobs: 0, r2_objects: 0, dashboard_logins: 0 };
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const { results } = await env.DB.prepare(
       "SELECT id, input_key FROM predictions WHERE created_at < ? LIMIT ?",
@@ -65,6 +68,11 @@ export async function purgeExpired(env: Env, config: Config, now = Date.now()): 
       .run();
     report.jobs += done.meta.changes;
     if (results.length < CHUNK) break;
+  }
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const removed = await purgeDashboardLogins(env.DB, now, CHUNK * 10);
+    report.dashboard_logins += removed;
+    if (removed < CHUNK * 10) break;
   }
   return report;
 }

@@ -4,7 +4,8 @@ import { createAdmission } from "./admission";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
-import { ApiError, oipErrorResponse, problemResponse } from "./errors";
+import { sessionIssuer } from "./dashboard/session";
+import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
@@ -12,6 +13,17 @@ import { bankInputSchema, bankSampleSchema } from "./online/sample";
 import { openApi, type RouteDoc } from "./openapi";
 import * as oip from "./protocols/oip";
 import * as seeds from "./protocols/seeds";
+import {
+  dashboardBacklog,
+  dashboardExchange,
+  dashboardLogin,
+  dashboardModels,
+  dashboardOnline,
+  dashboardPage,
+  dashboardScript,
+  dashboardStatistics,
+  dashboardStyles,
+} from "./routes/dashboard";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import {
@@ -41,6 +53,13 @@ export interface RouteDef {
   throttle: boolean;
   /** A replaced service's compatibility route: 404 unless `COMPAT_ROUTES` is on. */
   compat?: boolean;
+  /**
+   * Requires a live dashboard session cookie instead of a token (docs/dashboard.md); the session's
+   * issuer becomes the caller (throttling, metering).
+   */
+  session?: boolean;
+  /** Opened by a person in a browser: errors are rendered as an HTML page, not problem+json. */
+  html?: boolean;
   handler: Handler;
   doc: RouteDoc;
 }
@@ -203,6 +222,68 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "An async prediction's status and result",
     errors: ["prediction_not_found", "registry_unavailable"],
   }),
+  // Dashboard (docs/dashboard.md): an ASAP caller gets a one-time login URL; the page and its
+  // read-only data routes accept only the session cookie that URL sets.
+  authed("POST", "/api/v1/dashboard/login", "dashboard", dashboardLogin, {
+    summary: "A one-time dashboard login URL (valid 60 s) for the calling issuer",
+    response: "`{url, expires_at}`",
+    errors: ["registry_unavailable"],
+  }),
+  {
+    ...open("GET", "/dashboard/login", "dashboard_page", dashboardExchange, {
+      summary: "Exchange a one-time code for a session cookie → 303 to /dashboard",
+      query: z.strictObject({ code: z.string() }),
+      status: 303,
+      response: "redirect to /dashboard with `Set-Cookie` (HttpOnly, SameSite=Strict, Path=/dashboard)",
+      errors: ["login_code_invalid", "registry_unavailable"],
+    }),
+    throttle: true,
+    html: true,
+  },
+  ...(
+    [
+      ["/dashboard", dashboardPage, "The dashboard page (HTML)"],
+      ["/dashboard/app.js", dashboardScript, "The dashboard's script"],
+      ["/dashboard/app.css", dashboardStyles, "The dashboard's styles"],
+    ] as const
+  ).map(
+    ([path, handler, summary]): RouteDef => ({
+      ...open("GET", path, "dashboard_page", handler, {
+        summary,
+        response: summary,
+        errors: ["dashboard_login_required", "registry_unavailable"],
+      }),
+      throttle: true,
+      session: true,
+      html: path === "/dashboard",
+    }),
+  ),
+  ...(
+    [
+      [
+        "/dashboard/api/statistics",
+        dashboardStatistics(() => ROUTES.map((r) => r.api)),
+        "Every API's statistics",
+      ],
+      ["/dashboard/api/models", dashboardModels, "Models and their active versions"],
+      ["/dashboard/api/online", dashboardOnline, "Online learners' metrics"],
+      ["/dashboard/api/backlog", dashboardBacklog, "Queued and running jobs and async predictions"],
+    ] as const
+  ).map(
+    ([path, handler, summary]): RouteDef => ({
+      ...open("GET", path, "dashboard_data", handler, {
+        summary: `Dashboard data (session cookie only): ${summary}`,
+        errors: [
+          "dashboard_login_required",
+          "registry_unavailable",
+          "statistics_unavailable",
+          "learner_unavailable",
+        ],
+      }),
+      throttle: true,
+      session: true,
+    }),
+  ),
   // Online learning (docs/online.md): only model ids in ONLINE_MODELS.
   authed("POST", "/api/v1/models/:id/samples", "online_samples", onlineSamples, {
     summary: "Labelled samples (one, an array, or text/csv) → predict, store, learn each",
@@ -320,8 +401,10 @@ function toProblem(error: unknown, request: IRequest): Response {
     });
   }
   const path = new URL(request.url).pathname;
+  const requestId = req.state?.requestId ?? "unknown";
+  if (req.state?.html) return problemHtmlResponse(apiError, requestId);
   if (path === "/v2" || path.startsWith("/v2/")) return oipErrorResponse(apiError);
-  return problemResponse(apiError, path, req.state?.requestId ?? "unknown");
+  return problemResponse(apiError, path, requestId);
 }
 
 /** Last stage: request id header and the one structured log line per request. */
@@ -369,7 +452,14 @@ export function buildRouter() {
         const req = request as AppRequest;
         req.state.api = route.api;
         if (route.compat && !req.state.config.COMPAT_ROUTES) throw routeNotFound(request);
+        if (route.html) req.state.html = true;
         if (route.auth) await authenticate(req, env, route);
+        if (route.session) {
+          const { config } = req.state;
+          const cookie = req.headers.get("cookie");
+          const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
+          req.state.caller = { issuer, subject: "dashboard-session" };
+        }
         await admit(req, env, route);
         return route.handler(req, env, ctx);
       },

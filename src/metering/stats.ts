@@ -121,3 +121,19 @@ export async function readApiStatistics(
       .slice(0, MAX_CALLERS),
   };
 }
+
+/** Statistics of every API in `apis`, read at `now`, as `GET /api/v1/statistics` lists them. */
+export async function readAllStatistics(
+  env: Env,
+  apis: readonly string[],
+  shards: number,
+  now: number,
+): Promise<{ as_of: string; apis: ApiStatistics[] }> {
+  const all = await Promise.all(apis.map((api) => readApiStatistics(env, api, shards, now)));
+  return { as_of: new Date(now).toISOString(), apis: all };
+}
+
+/** The APIs statistics are kept for: the route table's (`routeApis`) and `UNMATCHED_API`. */
+export function statisticsApis(routeApis: readonly string[]): string[] {
+  return [...new Set([...routeApis, UNMATCHED_API])];
+}

@@ -8,24 +8,9 @@ import type { RequestState } from "../context";
 import { ApiError } from "../errors";
 import { scoreTexts, withModel } from "../inference/engine";
 import { requireTextModel } from "../inference/kinds";
+import { callLearner, learner } from "./client";
 import { BANK_INPUT_TAG, bankText } from "./features";
 import { bankInputSchema, validateSamples } from "./sample";
-
-export function learner(env: Env, id: string) {
-  return env.ONLINE_LEARNER.get(env.ONLINE_LEARNER.idFromName(id));
-}
-
-/** Runs a learner RPC; a failure of the object itself becomes 503 `learner_unavailable`. */
-export async function callLearner<T>(id: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (cause) {
-    throw new ApiError("learner_unavailable", `the online learner of '${id}' failed; retry`, {
-      cause,
-      headers: { "retry-after": "1" },
-    });
-  }
-}
 
 /** The online model `id`, or 404 when `ONLINE_MODELS` does not list it. */
 export function requireOnlineModel(config: Config, id: string): string {
@@ -111,9 +96,4 @@ export async function predictOnline(
     state.model = { id, version };
   }
   return { top, version };
-}
-
-/** The learner's metrics report of online model `id`. */
-export async function onlineMetricsReport(env: Env, id: string) {
-  return callLearner(id, () => learner(env, id).metrics(id));
 }

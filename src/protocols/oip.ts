@@ -162,7 +162,7 @@ export const repositoryIndex: Handler = async (request, env) => {
     repositoryIndexSchema,
     await readJsonBody(request, request.state.config.MAX_BODY_BYTES),
   );
-  const models = await listModelSummaries(env, request.state.config);
+  const models = await listModelSummaries(env, request.state.config.DEFAULT_MODEL);
   const index = models.map((m) => ({
     name: m.id,
     ...(m.active_version !== null && { version: m.active_version }),

@@ -16,8 +16,9 @@ import { checkTextLimits, classifyTexts, ranked } from "../inference/classify";
 import { MODEL_ID_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { DATASET_KEY_RE } from "../jobs/spec";
+import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { ingestSamples, onlineMetricsReport, predictOnline, requireOnlineModel } from "../online/service";
+import { ingestSamples, predictOnline, requireOnlineModel } from "../online/service";
 import { deleteModel } from "../registry/delete";
 import { listModelSummaries } from "../registry/list";
 
@@ -69,7 +70,7 @@ export function registryDatasetKey(bucket: string, object: string): string {
 
 /** `GET /models`: every model (as `GET /api/v1/models`). */
 export const registryListModels: Handler = async (request, env) =>
-  json({ models: await listModelSummaries(env, request.state.config) });
+  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /**
  * `POST /models` `{"id", "s3bucket", "training_object", "force_update"?}`: a multiclass training
@@ -147,4 +148,4 @@ export const onlineServicePredict: Handler = async (request, env) => {
 
 /** `GET /metrics`: the online model's monitoring of its last 1,000 predictions. */
 export const onlineServiceMetrics: Handler = async (request, env) =>
-  json(await onlineMetricsReport(env, compatOnlineModel(request)));
+  json(await learnerMetrics(env, compatOnlineModel(request)));

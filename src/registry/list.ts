@@ -1,13 +1,26 @@
-/** The registry's model list, shared by every protocol that lists models. */
-import type { Config } from "../config";
+/** The registry's model list, as `GET /api/v1/models` and the dashboard show it. */
 import { d1, getVersionRows, type VersionRow, versionView } from "./db";
 import { ensureModelImported, importAllModels } from "./import";
 
-/**
- * Every model with its active version's kind, task, labels, metrics and size (the shape of
- * `GET /api/v1/models`), importing models that exist only in R2 first.
- */
-export async function listModelSummaries(env: Env, config: Config) {
+/** One model with its active version's task, labels, metrics and size. */
+export interface ModelSummary {
+  id: string;
+  default: boolean;
+  active_version: string | null;
+  /** Ready versions. */
+  versions: number;
+  kind?: "text" | "image";
+  task?: string;
+  labels?: string[];
+  metrics?: Record<string, number>;
+  size_bytes?: number;
+  sha256?: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Every model (shipped ones imported first), ordered by id; `defaultModel` is flagged `default`. */
+export async function listModelSummaries(env: Env, defaultModel: string): Promise<ModelSummary[]> {
   await importAllModels(env);
   const { results } = await d1("list models", () =>
     env.DB.prepare(
@@ -28,14 +41,14 @@ export async function listModelSummaries(env: Env, config: Config) {
       }
     >(),
   );
-  const models = results.map((r) => {
+  return results.map((r) => {
     const active =
       r.version === null || r.version_created_at === null
         ? null
         : versionView({ ...r, created_at: r.version_created_at });
     return {
       id: r.id,
-      default: r.id === config.DEFAULT_MODEL,
+      default: r.id === defaultModel,
       active_version: r.active_version,
       versions: r.versions,
       ...(active
@@ -52,7 +65,6 @@ export async function listModelSummaries(env: Env, config: Config) {
       updated_at: new Date(r.updated_at).toISOString(),
     };
   });
-  return models;
 }
 
 /** The ready versions of model `id`, oldest first (importing it from R2 first when needed). */

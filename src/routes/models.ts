@@ -30,7 +30,7 @@ function modelId(request: AppRequest): string {
 
 /** `GET /api/v1/models`: every model with its active version's task, labels, metrics and size. */
 export const listModels: Handler = async (request, env) =>
-  json({ models: await listModelSummaries(env, request.state.config) });
+  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
 export const getModel: Handler = async (request, env) => {

@@ -8,8 +8,9 @@
 import type { Config } from "../config";
 import type { AppRequest, Handler } from "../context";
 import { json, readJsonBody } from "../http";
+import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { ingestSamples, onlineMetricsReport, predictOnline, requireOnlineModel } from "../online/service";
+import { ingestSamples, predictOnline, requireOnlineModel } from "../online/service";
 
 /** The online model id of the route, or 404 when `ONLINE_MODELS` does not list it. */
 function onlineModelId(request: AppRequest, config: Config): string {
@@ -42,5 +43,5 @@ export const onlinePredict: Handler = async (request, env) => {
 /** `GET /api/v1/models/:id/metrics`: see `MetricsReport`. */
 export const onlineMetrics: Handler = async (request, env) => {
   const id = onlineModelId(request, request.state.config);
-  return json(await onlineMetricsReport(env, id));
+  return json(await learnerMetrics(env, id));
 };

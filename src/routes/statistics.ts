@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
-import { readApiStatistics, UNMATCHED_API } from "../metering/stats";
+import { readAllStatistics, readApiStatistics, statisticsApis } from "../metering/stats";
 
 export const statisticsQuerySchema = z.strictObject({
   api: z
@@ -18,17 +18,16 @@ export const statisticsQuerySchema = z.strictObject({
 export function statistics(routeApis: () => readonly string[]): Handler {
   return async (request, env) => {
     const query = validate(statisticsQuerySchema, { ...request.query });
-    const known = [...new Set([...routeApis(), UNMATCHED_API])];
+    const known = statisticsApis(routeApis());
     if (query.api !== undefined && !known.includes(query.api)) {
       throw new ApiError("api_not_found", `no API named '${query.api}'`, { extensions: { apis: known } });
     }
     const now = Date.now();
-    const asOf = new Date(now).toISOString();
     const shards = request.state.config.STATS_SHARDS;
     if (query.api !== undefined) {
-      return json({ ...(await readApiStatistics(env, query.api, shards, now)), as_of: asOf });
+      const stats = await readApiStatistics(env, query.api, shards, now);
+      return json({ ...stats, as_of: new Date(now).toISOString() });
     }
-    const apis = await Promise.all(known.map((api) => readApiStatistics(env, api, shards, now)));
-    return json({ as_of: asOf, apis });
+    return json(await readAllStatistics(env, known, shards, now));
   };
 }

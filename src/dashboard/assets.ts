@@ -1,0 +1,320 @@
+/**
+ * The dashboard page: one HTML document, one script, one stylesheet, all served by the Worker
+ * (no CDN: nothing is fetched from elsewhere at run time). Charts are plain SVG drawn by the script
+ * with presentation attributes only, so the Content-Security-Policy needs no `unsafe-inline`. The
+ * script polls the read-only `/dashboard/api/…` routes every `REFRESH_MS`; the session cookie goes
+ * along by itself (same origin, `Path=/dashboard`).
+ */
+
+/** How often the page polls its data routes. */
+export const REFRESH_MS = 5000;
+
+/**
+ * The page's CSP: only its own script, stylesheet and same-origin fetches; `img-src data:` for the
+ * empty favicon (so the browser does not ask for /favicon.ico).
+ */
+export const DASHBOARD_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+export const PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edge-inference dashboard</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/dashboard/app.css">
+<script src="/dashboard/app.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>edge-inference</h1>
+  <span id="status" class="status">loading…</span>
+</header>
+<main>
+  <section class="card wide">
+    <h2>Calls per second <small>(last 60 s, per API)</small></h2>
+    <div id="chart-per-second" class="chart"></div>
+  </section>
+  <section class="card wide">
+    <h2>Calls per minute <small>(last 60 min, per API)</small></h2>
+    <div id="chart-per-minute" class="chart"></div>
+  </section>
+  <section class="card">
+    <h2>Status mix <small>(24 h)</small></h2>
+    <div id="chart-status" class="chart"></div>
+  </section>
+  <section class="card">
+    <h2>Mean latency <small>(ms, 24 h)</small></h2>
+    <div id="chart-latency" class="chart"></div>
+  </section>
+  <section class="card wide">
+    <h2>APIs</h2>
+    <table id="table-apis"><thead><tr><th>API</th><th class="num">this minute</th><th class="num">last 10 s</th><th class="num">24 h</th><th class="num">2xx</th><th class="num">4xx</th><th class="num">5xx</th><th class="num">mean ms</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="card wide">
+    <h2>Models</h2>
+    <table id="table-models"><thead><tr><th>model</th><th>active version</th><th class="num">versions</th><th>kind</th><th>task</th><th>metrics</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="card">
+    <h2>Online learners <small>(accuracy by samples seen)</small></h2>
+    <div id="chart-online" class="chart"></div>
+    <table id="table-online"><thead><tr><th>model</th><th class="num">samples</th><th class="num">classes</th><th class="num">accuracy (window)</th><th>snapshot</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="card">
+    <h2>Async backlog</h2>
+    <div id="chart-backlog" class="chart"></div>
+    <table id="table-backlog"><thead><tr><th>queue</th><th class="num">queued</th><th class="num">running</th><th class="num">oldest queued</th></tr></thead><tbody></tbody></table>
+  </section>
+</main>
+</body>
+</html>
+`;
+
+export const APP_CSS = `
+:root { color-scheme: light; --fg: #1d232b; --muted: #66707c; --line: #dde2e8; --bg: #f4f6f8; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.4 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
+header { display: flex; align-items: baseline; gap: 16px; padding: 12px 20px; background: #1d232b; color: #fff; }
+header h1 { margin: 0; font-size: 18px; }
+.status { color: #b8c2cc; }
+.status.error { color: #ff9b8f; }
+main { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; padding: 16px 20px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; }
+.card.wide { grid-column: 1 / -1; }
+h2 { margin: 0 0 8px; font-size: 15px; }
+h2 small { color: var(--muted); font-weight: normal; }
+table { width: 100%; border-collapse: collapse; margin-top: 8px; }
+th, td { text-align: left; padding: 3px 12px 3px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
+td.num, th.num { text-align: right; }
+.chart svg { width: 100%; height: auto; display: block; }
+.chart text { font-size: 11px; fill: var(--muted); }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 4px; color: var(--muted); font-size: 12px; }
+.swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; vertical-align: -1px; }
+.empty { color: var(--muted); padding: 24px 0; text-align: center; }
+`;
+
+// Plain ES2020 in a string; no template literals inside it (it lives in one).
+export const APP_JS = `"use strict";
+(function () {
+  var REFRESH_MS = ${REFRESH_MS};
+  var SVG = "http://www.w3.org/2000/svg";
+  var COLORS = ["#2f6fdf", "#e0672b", "#2aa876", "#b5359c", "#d4a514", "#5b5fc7", "#3aa6b9", "#c2413a", "#7a8a1f", "#8d6e63"];
+  var STATUS_COLORS = { "2xx": "#2aa876", "3xx": "#5b5fc7", "4xx": "#d4a514", "5xx": "#c2413a" };
+  var backlogHistory = [];
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    if (attrs) for (var k in attrs) node.setAttribute(k, attrs[k]);
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+  function svgEl(tag, attrs, text) {
+    var node = document.createElementNS(SVG, tag);
+    for (var k in attrs) node.setAttribute(k, String(attrs[k]));
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+  function colorOf(i) { return COLORS[i % COLORS.length]; }
+  function fmt(n) {
+    if (n === null || n === undefined || Number.isNaN(n)) return "–";
+    if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString("en");
+    return String(Math.round(n * 100) / 100);
+  }
+  function sum(a) { var s = 0; for (var i = 0; i < a.length; i++) s += a[i]; return s; }
+
+  function legend(names) {
+    var box = el("div", { class: "legend" });
+    names.forEach(function (name, i) {
+      var item = el("span");
+      var sw = el("span", { class: "swatch" });
+      sw.style.background = colorOf(i);
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(name));
+      box.appendChild(item);
+    });
+    return box;
+  }
+
+  function frame(width, height, yMax, yLabel) {
+    var svg = svgEl("svg", { viewBox: "0 0 " + width + " " + height, role: "img" });
+    svg.appendChild(svgEl("line", { x1: 40, y1: height - 20, x2: width - 4, y2: height - 20, stroke: "#dde2e8" }));
+    svg.appendChild(svgEl("line", { x1: 40, y1: 6, x2: 40, y2: height - 20, stroke: "#dde2e8" }));
+    svg.appendChild(svgEl("text", { x: 36, y: 14, "text-anchor": "end" }, fmt(yMax)));
+    svg.appendChild(svgEl("text", { x: 36, y: height - 20, "text-anchor": "end" }, "0"));
+    if (yLabel) svg.appendChild(svgEl("text", { x: 44, y: 14 }, yLabel));
+    return svg;
+  }
+
+  // Line chart: series = [{ name, points: [[x, y], ...] }]; empty series are left out.
+  function lineChart(target, series, opts) {
+    var shown = series.filter(function (s) { return s.points.length > 0; });
+    target.textContent = "";
+    var count = 0;
+    shown.forEach(function (s) { count += s.points.length; });
+    target.setAttribute("data-points", String(count));
+    target.setAttribute("data-series", String(shown.length));
+    if (count === 0) { target.appendChild(el("div", { class: "empty" }, opts.empty || "no data yet")); return; }
+    var W = opts.width || 560, H = 200, left = 44, right = W - 8, top = 18, bottom = H - 22;
+    var xs = [], ys = [];
+    shown.forEach(function (s) { s.points.forEach(function (p) { xs.push(p[0]); ys.push(p[1]); }); });
+    var xMin = Math.min.apply(null, xs), xMax = Math.max.apply(null, xs);
+    if (xMax === xMin) xMax = xMin + 1;
+    var yMax = opts.yMax !== undefined ? opts.yMax : Math.max(1, Math.max.apply(null, ys));
+    var svg = frame(W, H, yMax, opts.yLabel);
+    svg.appendChild(svgEl("text", { x: left, y: H - 6 }, opts.xFrom || fmt(xMin)));
+    svg.appendChild(svgEl("text", { x: right, y: H - 6, "text-anchor": "end" }, opts.xTo || fmt(xMax)));
+    shown.forEach(function (s, i) {
+      var coords = s.points.map(function (p) {
+        var x = left + ((p[0] - xMin) / (xMax - xMin)) * (right - left);
+        var y = bottom - (Math.min(p[1], yMax) / yMax) * (bottom - top);
+        return x.toFixed(1) + "," + y.toFixed(1);
+      });
+      var color = colorOf(series.indexOf(s));
+      svg.appendChild(svgEl("polyline", { points: coords.join(" "), fill: "none", stroke: color, "stroke-width": 1.6, "data-name": s.name }));
+      if (s.points.length === 1) {
+        var only = coords[0].split(",");
+        svg.appendChild(svgEl("circle", { cx: only[0], cy: only[1], r: 3, fill: color }));
+      }
+    });
+    target.appendChild(svg);
+    target.appendChild(legend(series.map(function (s) { return s.name; })));
+  }
+
+  // Horizontal bars: rows = [{ name, parts: [{ label, value, color }] }] (stacked).
+  function barChart(target, rows, opts) {
+    var shown = rows.filter(function (r) { return sum(r.parts.map(function (p) { return p.value; })) > 0; });
+    target.textContent = "";
+    target.setAttribute("data-points", String(shown.length));
+    if (shown.length === 0) { target.appendChild(el("div", { class: "empty" }, "no calls yet")); return; }
+    var W = 420, rowH = 18, left = 120, right = W - 80;
+    var H = shown.length * rowH + 8;
+    var max = Math.max.apply(null, shown.map(function (r) { return sum(r.parts.map(function (p) { return p.value; })); }));
+    var svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H, role: "img" });
+    shown.forEach(function (r, i) {
+      var y = 4 + i * rowH;
+      var total = sum(r.parts.map(function (p) { return p.value; }));
+      svg.appendChild(svgEl("text", { x: left - 6, y: y + 12, "text-anchor": "end" }, r.name));
+      var x = left;
+      r.parts.forEach(function (p) {
+        if (p.value <= 0) return;
+        var w = opts.normalise ? (p.value / total) * (right - left) : (p.value / max) * (right - left);
+        svg.appendChild(svgEl("rect", { x: x.toFixed(1), y: y + 2, width: Math.max(1, w).toFixed(1), height: rowH - 6, fill: p.color, "data-label": p.label }));
+        x += w;
+      });
+      svg.appendChild(svgEl("text", { x: x + 4, y: y + 12 }, opts.total ? opts.total(r) : fmt(total)));
+    });
+    target.appendChild(svg);
+    if (opts.legend) {
+      var box = el("div", { class: "legend" });
+      opts.legend.forEach(function (l) {
+        var item = el("span"); var sw = el("span", { class: "swatch" }); sw.style.background = l.color;
+        item.appendChild(sw); item.appendChild(document.createTextNode(l.label)); box.appendChild(item);
+      });
+      target.appendChild(box);
+    }
+  }
+
+  function fillTable(id, rows) {
+    var body = document.querySelector("#" + id + " tbody");
+    body.textContent = "";
+    rows.forEach(function (cells) {
+      var tr = el("tr");
+      cells.forEach(function (c) {
+        var numeric = typeof c === "number" || /^[\\d.,]+( %| s)?$/.test(c);
+        tr.appendChild(el("td", numeric ? { class: "num" } : null, typeof c === "number" ? fmt(c) : c));
+      });
+      body.appendChild(tr);
+    });
+  }
+
+  function busiest(apis) {
+    return apis.filter(function (a) { return sum(a.per_hour) > 0; })
+      .sort(function (a, b) { return sum(b.per_hour) - sum(a.per_hour); }).slice(0, COLORS.length);
+  }
+
+  function showStatistics(data) {
+    var apis = busiest(data.apis);
+    var perSecond = apis.map(function (a) { return { name: a.api, points: a.per_second.map(function (v, i) { return [i - a.per_second.length + 1, v]; }) }; });
+    lineChart(document.getElementById("chart-per-second"), perSecond, { width: 1200, xFrom: "-60 s", xTo: "now", yLabel: "calls/s", empty: "no calls yet" });
+    var perMinute = apis.map(function (a) { return { name: a.api, points: a.per_minute.map(function (v, i) { return [i - a.per_minute.length + 1, v]; }) }; });
+    lineChart(document.getElementById("chart-per-minute"), perMinute, { width: 1200, xFrom: "-60 min", xTo: "now", yLabel: "calls/min", empty: "no calls yet" });
+    barChart(document.getElementById("chart-status"), apis.map(function (a) {
+      return { name: a.api, parts: ["2xx", "3xx", "4xx", "5xx"].map(function (k) { return { label: k, value: a.status[k], color: STATUS_COLORS[k] }; }) };
+    }), { normalise: true, legend: ["2xx", "3xx", "4xx", "5xx"].map(function (k) { return { label: k, color: STATUS_COLORS[k] }; }) });
+    barChart(document.getElementById("chart-latency"), apis.map(function (a, i) {
+      return { name: a.api, parts: [{ label: "ms", value: a.avg_latency_ms || 0, color: colorOf(i) }] };
+    }), { total: function (r) { return fmt(r.parts[0].value) + " ms"; } });
+    fillTable("table-apis", apis.map(function (a) {
+      return [a.api, a["number of calls in current minute"], sum(a.per_second.slice(-10)), sum(a.per_hour), a.status["2xx"], a.status["4xx"], a.status["5xx"], a.avg_latency_ms];
+    }));
+  }
+
+  function showModels(data) {
+    fillTable("table-models", data.models.map(function (m) {
+      var metrics = Object.keys(m.metrics || {}).slice(0, 4).map(function (k) { return k + " " + fmt(m.metrics[k]); }).join(", ");
+      return [m.id + (m.default ? " (default)" : ""), m.active_version || "–", m.versions, m.kind || "–", m.task || "–", metrics || "–"];
+    }));
+  }
+
+  function showOnline(data) {
+    var series = data.models.map(function (m) {
+      var points = m.series.map(function (p) { return [p.samples, p.accuracy]; });
+      if (m.window.rows > 0 && (points.length === 0 || points[points.length - 1][0] !== m.samples_total)) points.push([m.samples_total, m.window.accuracy]);
+      return { name: m.model, points: points };
+    });
+    lineChart(document.getElementById("chart-online"), series, { yMax: 1, yLabel: "accuracy", empty: "no samples learned yet" });
+    fillTable("table-online", data.models.map(function (m) {
+      return [m.model, m.samples_total, m.classes_seen, m.window.rows > 0 ? (Math.round(m.window.accuracy * 1000) / 10).toFixed(1) + " %" : "–", m.snapshot ? m.snapshot.version : "–"];
+    }));
+  }
+
+  function showBacklog(data) {
+    backlogHistory.push({ at: Date.parse(data.as_of), jobs: data.jobs.queued + data.jobs.running, predictions: data.predictions.queued + data.predictions.running });
+    if (backlogHistory.length > 200) backlogHistory.shift();
+    var t0 = backlogHistory[0].at;
+    lineChart(document.getElementById("chart-backlog"), [
+      { name: "jobs", points: backlogHistory.map(function (b) { return [(b.at - t0) / 1000, b.jobs]; }) },
+      { name: "async predictions", points: backlogHistory.map(function (b) { return [(b.at - t0) / 1000, b.predictions]; }) },
+    ], { xFrom: "page opened", xTo: "now", yLabel: "unfinished" });
+    function age(s) { return s === null ? "–" : s + " s"; }
+    fillTable("table-backlog", [
+      ["training jobs", data.jobs.queued, data.jobs.running, age(data.jobs.oldest_queued_s)],
+      ["async predictions", data.predictions.queued, data.predictions.running, age(data.predictions.oldest_queued_s)],
+    ]);
+  }
+
+  function get(path) {
+    return fetch(path, { credentials: "same-origin", cache: "no-store" }).then(function (res) {
+      if (res.status === 401) { var e = new Error("session expired: run edge-inference dashboard to log in again"); e.stop = true; throw e; }
+      if (!res.ok) throw new Error(path + ": HTTP " + res.status);
+      return res.json();
+    });
+  }
+
+  var timer;
+  var busy = false;
+  function refresh() {
+    // A slow round is not overlapped by the next tick.
+    if (busy) return;
+    busy = true;
+    var status = document.getElementById("status");
+    Promise.all([
+      get("/dashboard/api/statistics").then(showStatistics),
+      get("/dashboard/api/models").then(showModels),
+      get("/dashboard/api/online").then(showOnline),
+      get("/dashboard/api/backlog").then(showBacklog),
+    ]).then(function () {
+      status.className = "status";
+      status.textContent = "updated " + new Date().toLocaleTimeString("en-GB") + " · every " + REFRESH_MS / 1000 + " s";
+      document.body.setAttribute("data-refreshed", String(Number(document.body.getAttribute("data-refreshed") || 0) + 1));
+    }, function (err) {
+      status.className = "status error";
+      status.textContent = err.message;
+      if (err.stop) clearInterval(timer);
+    }).then(function () { busy = false; });
+  }
+  refresh();
+  timer = setInterval(refresh, REFRESH_MS);
+})();
+`;

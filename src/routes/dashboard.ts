@@ -1,0 +1,99 @@
+/**
+ * The dashboard (docs/dashboard.md):
+ *   POST /api/v1/dashboard/login   ASAP caller → one-time login URL
+ *   GET  /dashboard/login?code=…   code → session cookie, 303 to /dashboard
+ *   GET  /dashboard[/app.js|/app.css]   the page (session cookie required)
+ *   GET  /dashboard/api/{statistics,models,online,backlog}   its read-only data (session cookie only)
+ */
+import type { Handler } from "../context";
+import { APP_CSS, APP_JS, DASHBOARD_CSP, PAGE_HTML } from "../dashboard/assets";
+import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/session";
+import { json } from "../http";
+import { readAllStatistics, statisticsApis } from "../metering/stats";
+import { learnerMetrics } from "../online/client";
+import { readBacklog } from "../queue/backlog";
+import { listModelSummaries } from "../registry/list";
+
+/** Nothing the dashboard serves may be cached: it is per-session and live. */
+const NO_STORE = { "cache-control": "no-store" };
+
+/**
+ * `POST /api/v1/dashboard/login`: a single-use code for the authenticated issuer, valid 60 s, as
+ * the absolute URL a browser opens. With `ASAP_AUTH=off` (dev/test only) the issuer is `anonymous`.
+ */
+export const dashboardLogin: Handler = async (request, env) => {
+  const issuer = request.state.caller?.issuer ?? "anonymous";
+  const { code, expiresAt } = await createLoginCode(env.DB, issuer, Date.now());
+  const url = new URL("/dashboard/login", request.url);
+  url.searchParams.set("code", code);
+  return json({ url: url.toString(), expires_at: new Date(expiresAt).toISOString() }, 200, NO_STORE);
+};
+
+/** `GET /dashboard/login?code=…`: consumes the code, sets the session cookie, 303 to the page. */
+export const dashboardExchange: Handler = async (request, env) => {
+  const url = new URL(request.url);
+  const { session, issuer } = await exchangeLoginCode(env.DB, url.searchParams.get("code") ?? "", Date.now());
+  request.state.caller = { issuer, subject: "dashboard" };
+  return new Response(null, {
+    status: 303,
+    headers: {
+      location: "/dashboard",
+      "set-cookie": sessionCookie(session, url),
+      // The code is spent, but keep it out of Referer headers and caches anyway.
+      "referrer-policy": "no-referrer",
+      ...NO_STORE,
+    },
+  });
+};
+
+function asset(body: string, type: string, extra: Record<string, string> = {}): Handler {
+  return () =>
+    new Response(body, {
+      headers: {
+        "content-type": type,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        ...NO_STORE,
+        ...extra,
+      },
+    });
+}
+
+/** `GET /dashboard`: the page. */
+export const dashboardPage = asset(PAGE_HTML, "text/html; charset=utf-8", {
+  "content-security-policy": DASHBOARD_CSP,
+  "x-frame-options": "DENY",
+});
+/** `GET /dashboard/app.js`. */
+export const dashboardScript = asset(APP_JS, "text/javascript; charset=utf-8");
+/** `GET /dashboard/app.css`. */
+export const dashboardStyles = asset(APP_CSS, "text/css; charset=utf-8");
+
+/** `GET /dashboard/api/statistics`: every API's statistics, as `GET /api/v1/statistics` lists them. */
+export function dashboardStatistics(routeApis: () => readonly string[]): Handler {
+  return async (request, env) =>
+    json(
+      await readAllStatistics(
+        env,
+        statisticsApis(routeApis()),
+        request.state.config.STATS_SHARDS,
+        Date.now(),
+      ),
+      200,
+      NO_STORE,
+    );
+}
+
+/** `GET /dashboard/api/models`: the registry's models, as `GET /api/v1/models` lists them. */
+export const dashboardModels: Handler = async (request, env) =>
+  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) }, 200, NO_STORE);
+
+/** `GET /dashboard/api/online`: each online model's metrics report (`GET /api/v1/models/:id/metrics`). */
+export const dashboardOnline: Handler = async (request, env) => {
+  const ids = request.state.config.ONLINE_MODELS;
+  return json({ models: await Promise.all(ids.map((id) => learnerMetrics(env, id))) }, 200, NO_STORE);
+};
+
+/** `GET /dashboard/api/backlog`: unfinished training jobs and async predictions. */
+export const dashboardBacklog: Handler = async (_request, env) =>
+  json(await readBacklog(env.DB, Date.now()), 200, NO_STORE);
