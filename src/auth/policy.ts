@@ -30,3 +30,14 @@ export function isAllowed(policy: Policy, issuer: string, api: string, method: s
     return (ruleApi === "*" || ruleApi === api) && (ruleMethod === "*" || ruleMethod === method);
   });
 }
+
+/** The API of the registry's mutations; an issuer granted it (any method) is an admin. */
+export const ADMIN_API = "models_admin";
+
+/**
+ * Whether `issuer` is an admin: `policy` grants it `models_admin` with some method. Admins see
+ * every caller's jobs, async predictions and prediction log rows; others see only their own.
+ */
+export function isAdmin(policy: Policy, issuer: string): boolean {
+  return ["GET", "POST", "PUT", "DELETE"].some((method) => isAllowed(policy, issuer, ADMIN_API, method));
+}

@@ -3,10 +3,18 @@
  * and start a training job (`POST /api/v1/models`).
  */
 import { z } from "zod";
+import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { json, readCapped, readJsonBody, validate } from "../http";
+import {
+  assertSameRequest,
+  findByIdempotencyKey,
+  idempotencyKey,
+  REPLAYED_HEADERS,
+  requestFingerprint,
+} from "../idempotency";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import {
   columnsOf,
@@ -91,11 +99,14 @@ export const getModel: Handler = async (request, env) => {
   const model = await getModelRow(env.DB, id);
   if (!model) throw new ApiError("model_not_found", `no model named '${id}'`);
   const versions = await getVersionRows(env.DB, id);
+  // Jobs are their creator's (and admins') to see, like GET /api/v1/jobs/:id.
+  const owner = ownerScope(request.state);
   const { results: jobs } = await d1("read jobs", () =>
     env.DB.prepare(
-      "SELECT id, version, status, created_at FROM jobs WHERE model_id = ? ORDER BY created_at DESC LIMIT 20",
+      `SELECT id, version, status, created_at FROM jobs WHERE model_id = ?1 AND (?2 IS NULL OR caller = ?2)
+       ORDER BY created_at DESC LIMIT 20`,
     )
-      .bind(id)
+      .bind(id, owner ?? null)
       .all<Pick<JobRow, "id" | "version" | "status" | "created_at">>(),
   );
   return json({
@@ -252,6 +263,7 @@ export const removeModel: Handler = async (request, env) => {
  */
 export const createModel: Handler = async (request, env) => {
   const { config } = request.state;
+  const idempotency = idempotencyKey(request.headers);
   const raw = await readJsonBody(request, Math.max(config.MAX_BODY_BYTES, config.MAX_DATASET_BYTES));
   const rows = (raw as { dataset?: { rows?: unknown } } | null)?.dataset?.rows;
   if (Array.isArray(rows) && rows.length > MAX_INLINE_ROWS) {
@@ -264,6 +276,19 @@ export const createModel: Handler = async (request, env) => {
     );
   }
   const body = validate(jobRequestSchema, raw);
+  const caller = request.state.caller?.issuer ?? null;
+  const fingerprint = idempotency === undefined ? null : await requestFingerprint(body);
+  const replay = async (): Promise<Response | undefined> => {
+    if (idempotency === undefined || fingerprint === null) return undefined;
+    const row = await d1("read job", () => findByIdempotencyKey<JobRow>(env.DB, "jobs", caller, idempotency));
+    if (!row) return undefined;
+    assertSameRequest(row, fingerprint);
+    const spec = JSON.parse(row.spec) as StoredJobSpec;
+    return acceptedJob(row.id, row.model_id, row.version, spec.activate, REPLAYED_HEADERS);
+  };
+  // A key seen before answers as it did (before `model_exists`: its own job created the model).
+  const replayed = await replay();
+  if (replayed) return replayed;
   const hp = jobHyperparameters(body);
   const labelCount =
     body.task === "multilabel" ? (body.label_fields?.length ?? 1) : (body.labels?.length ?? 2);
@@ -317,11 +342,13 @@ export const createModel: Handler = async (request, env) => {
   const now = Date.now();
   const inserted = await d1("create job", () =>
     env.DB.prepare(
-      `INSERT INTO jobs (id, model_id, version, status, stage, progress, spec, caller, created_at)
-       SELECT ?, ?, ?, 'queued', 'queued', 0, ?, ?, ?
-       WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ? AND status IN ('queued', 'running'))`,
+      `INSERT INTO jobs (id, model_id, version, status, stage, progress, spec, caller, created_at, updated_at,
+         idempotency_key, request_hash)
+       SELECT ?1, ?2, ?3, 'queued', 'queued', 0, ?4, ?5, ?6, ?6, ?7, ?8
+       WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ?2 AND status IN ('queued', 'running'))
+       ON CONFLICT DO NOTHING`,
     )
-      .bind(jobId, body.id, version, JSON.stringify(spec), request.state.caller?.issuer ?? null, now, body.id)
+      .bind(jobId, body.id, version, JSON.stringify(spec), caller, now, idempotency ?? null, fingerprint)
       .run(),
   ).catch(async (error: unknown) => {
     await env.MODELS.delete(jobRowsKey(jobId));
@@ -329,6 +356,9 @@ export const createModel: Handler = async (request, env) => {
   });
   if (inserted.meta.changes !== 1) {
     await env.MODELS.delete(jobRowsKey(jobId));
+    // Another submit with this key may have won the race (its job is the one queued).
+    const existing = await replay();
+    if (existing) return existing;
     throw new ApiError(
       "job_in_progress",
       `a training job for model '${body.id}' is already queued or running`,
@@ -344,16 +374,21 @@ export const createModel: Handler = async (request, env) => {
       headers: { "retry-after": "5" },
     });
   }
+  return acceptedJob(jobId, body.id, version, spec.activate);
+};
+
+/** The 202 of a queued training job (also what a replayed Idempotency-Key answers). */
+function acceptedJob(
+  jobId: string,
+  modelId: string,
+  version: string,
+  activate: boolean,
+  headers: Record<string, string> = {},
+): Response {
   const statusUrl = `/api/v1/jobs/${jobId}`;
   return json(
-    {
-      job_id: jobId,
-      status: "queued",
-      status_url: statusUrl,
-      model: { id: body.id, version },
-      activate: spec.activate,
-    },
+    { job_id: jobId, status: "queued", status_url: statusUrl, model: { id: modelId, version }, activate },
     202,
-    { location: statusUrl },
+    { location: statusUrl, ...headers },
   );
-};
+}
