@@ -317,11 +317,16 @@ describe("Idempotency-Key", () => {
   it("keys are per issuer: another issuer's same key is independent", async () => {
     const key = `shared-${crypto.randomUUID()}`;
     const body = { model: "spam", text: "hello there" };
+    const asOther = async () => submit(body, key, { authorization: `Bearer ${await tokenOf(other)}` });
     const mine = (await (await submit(body, key)).json()) as Row;
-    const theirs = await submit(body, key, { authorization: `Bearer ${await tokenOf(other)}` });
+    const theirs = await asOther();
     expect(theirs.status).toBe(202);
     expect(theirs.headers.get("idempotent-replayed")).toBeNull();
-    expect(((await theirs.json()) as Row).id).not.toBe(mine.id);
+    const theirId = ((await theirs.json()) as Row).id;
+    expect(theirId).not.toBe(mine.id);
+    // Each issuer's key keeps answering with its own prediction.
+    expect(((await (await submit(body, key)).json()) as Row).id).toBe(mine.id);
+    expect(((await (await asOther()).json()) as Row).id).toBe(theirId);
   });
 
   it("a quoted key (structured-field string, as in the draft) is the same key as the bare one", async () => {
@@ -390,12 +395,17 @@ describe("callers see only their own jobs, predictions and log rows, unless admi
   const ADMIN = "scope-admin";
   const ALICE = "scope-alice";
   const BOB = "scope-bob";
+  /** May call every GET route, but is no admin: it changes nothing. */
+  const READER = "scope-reader";
   const user = ["predict", "predictions", "prediction_log", "jobs", "models"];
-  const policy = JSON.stringify({ issuers: { [ADMIN]: ["*"], [ALICE]: user, [BOB]: user }, default: [] });
+  const policy = JSON.stringify({
+    issuers: { [ADMIN]: ["*"], [ALICE]: user, [BOB]: user, [READER]: ["*:GET"] },
+    default: [],
+  });
   const keys: Record<string, TestKey> = {};
 
   beforeAll(async () => {
-    for (const issuer of [ADMIN, ALICE, BOB]) keys[issuer] = await createTestKey(issuer);
+    for (const issuer of [ADMIN, ALICE, BOB, READER]) keys[issuer] = await createTestKey(issuer);
   });
 
   /** Calls the Worker as `issuer` under `policy`. */
@@ -433,6 +443,7 @@ describe("callers see only their own jobs, predictions and log rows, unless admi
     expect(await callersSeenBy(ADMIN)).toEqual([ALICE, BOB]);
     expect(await callersSeenBy(ALICE)).toEqual([ALICE]);
     expect(await callersSeenBy(BOB)).toEqual([BOB]);
+    expect(await callersSeenBy(READER)).toEqual([]);
   });
 
   it("an async prediction is its submitter's and admins'; a job is its creator's and admins'", async () => {

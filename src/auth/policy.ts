@@ -35,9 +35,10 @@ export function isAllowed(policy: Policy, issuer: string, api: string, method: s
 export const ADMIN_API = "models_admin";
 
 /**
- * Whether `issuer` is an admin: `policy` grants it `models_admin` with some method. Admins see
- * every caller's jobs, async predictions and prediction log rows; others see only their own.
+ * Whether `issuer` is an admin: `policy` lets it change the registry (`models_admin` with POST,
+ * PUT or DELETE; `*:GET` alone does not make a reader an admin). Admins see every caller's jobs,
+ * async predictions and prediction log rows; others see only their own.
  */
 export function isAdmin(policy: Policy, issuer: string): boolean {
-  return ["GET", "POST", "PUT", "DELETE"].some((method) => isAllowed(policy, issuer, ADMIN_API, method));
+  return ["POST", "PUT", "DELETE"].some((method) => isAllowed(policy, issuer, ADMIN_API, method));
 }
