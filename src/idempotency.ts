@@ -8,6 +8,7 @@
 import { parseItem } from "structured-headers";
 import { ApiError } from "./errors";
 import { sha256Hex } from "./hash";
+import { d1 } from "./registry/db";
 
 /** 1–255 visible ASCII characters (VCHAR). */
 const KEY_RE = /^[\x21-\x7e]{1,255}$/;
@@ -36,7 +37,7 @@ export function idempotencyKey(headers: Headers): string | undefined {
     key = item[0];
   }
   if (!KEY_RE.test(key))
-    throw invalidKey("a key is 1–255 visible ASCII characters (no spaces or commas lists)");
+    throw invalidKey("a key is 1–255 visible ASCII characters (no spaces; one key per request)");
   return key;
 }
 
@@ -44,32 +45,47 @@ function invalidKey(why: string): ApiError {
   return new ApiError("invalid_idempotency_key", `Idempotency-Key: ${why}`);
 }
 
-/** SHA-256 of a request's validated content (`JSON.stringify`), compared when a key is reused. */
-export function requestFingerprint(content: unknown): Promise<string> {
-  return sha256Hex(new TextEncoder().encode(JSON.stringify(content)));
+/** A submit's key, its issuer, and the fingerprint (SHA-256) of its validated content. */
+export interface IdempotentRequest {
+  key: string;
+  caller: string | null;
+  fingerprint: string;
 }
 
-/** The row `caller` created with `key` in `table`, if any. */
-export function findByIdempotencyKey<T>(
+/** The `IdempotentRequest` of a submit with `key` (undefined without one). */
+export async function idempotentRequest(
+  key: string | undefined,
+  caller: string | null,
+  content: unknown,
+): Promise<IdempotentRequest | undefined> {
+  if (key === undefined) return undefined;
+  const fingerprint = await sha256Hex(new TextEncoder().encode(JSON.stringify(content)));
+  return { key, caller, fingerprint };
+}
+
+/**
+ * The row an earlier submit with this request's key created in `table`, if any; 422
+ * `idempotency_key_reused` when that submit's content differs.
+ */
+export async function findReplay<T extends { request_hash: string | null }>(
   db: D1Database,
   table: "predictions" | "jobs",
-  caller: string | null,
-  key: string,
+  request: IdempotentRequest | undefined,
 ): Promise<T | null> {
-  return db
-    .prepare(`SELECT * FROM ${table} WHERE ifnull(caller, '') = ? AND idempotency_key = ?`)
-    .bind(caller ?? "", key)
-    .first<T>();
-}
-
-/** Refuses a reused key whose stored request differs (422 `idempotency_key_reused`). */
-export function assertSameRequest(row: { request_hash: string | null }, fingerprint: string): void {
-  if (row.request_hash !== fingerprint) {
+  if (request === undefined) return null;
+  const row = await d1(`read ${table}`, () =>
+    db
+      .prepare(`SELECT * FROM ${table} WHERE ifnull(caller, '') = ? AND idempotency_key = ?`)
+      .bind(request.caller ?? "", request.key)
+      .first<T>(),
+  );
+  if (row && row.request_hash !== request.fingerprint) {
     throw new ApiError(
       "idempotency_key_reused",
       "this Idempotency-Key was already used with a different request; use a new key for a new request",
     );
   }
+  return row;
 }
 
 /** 409 for a key whose first request claimed it but then gave up before anyone could read it. */

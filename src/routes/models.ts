@@ -8,13 +8,7 @@ import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { json, readCapped, readJsonBody, validate } from "../http";
-import {
-  assertSameRequest,
-  findByIdempotencyKey,
-  idempotencyKey,
-  REPLAYED_HEADERS,
-  requestFingerprint,
-} from "../idempotency";
+import { findReplay, idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import {
   columnsOf,
@@ -277,12 +271,10 @@ export const createModel: Handler = async (request, env) => {
   }
   const body = validate(jobRequestSchema, raw);
   const caller = request.state.caller?.issuer ?? null;
-  const fingerprint = idempotency === undefined ? null : await requestFingerprint(body);
+  const keyed = await idempotentRequest(idempotency, caller, body);
   const replay = async (): Promise<Response | undefined> => {
-    if (idempotency === undefined || fingerprint === null) return undefined;
-    const row = await d1("read job", () => findByIdempotencyKey<JobRow>(env.DB, "jobs", caller, idempotency));
+    const row = await findReplay<JobRow>(env.DB, "jobs", keyed);
     if (!row) return undefined;
-    assertSameRequest(row, fingerprint);
     const spec = JSON.parse(row.spec) as StoredJobSpec;
     return acceptedJob(row.id, row.model_id, row.version, spec.activate, REPLAYED_HEADERS);
   };
@@ -348,7 +340,16 @@ export const createModel: Handler = async (request, env) => {
        WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ?2 AND status IN ('queued', 'running'))
        ON CONFLICT DO NOTHING`,
     )
-      .bind(jobId, body.id, version, JSON.stringify(spec), caller, now, idempotency ?? null, fingerprint)
+      .bind(
+        jobId,
+        body.id,
+        version,
+        JSON.stringify(spec),
+        caller,
+        now,
+        keyed?.key ?? null,
+        keyed?.fingerprint ?? null,
+      )
       .run(),
   ).catch(async (error: unknown) => {
     await env.MODELS.delete(jobRowsKey(jobId));

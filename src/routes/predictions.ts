@@ -5,12 +5,11 @@ import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
 import {
-  assertSameRequest,
-  findByIdempotencyKey,
+  findReplay,
   idempotencyKey,
+  idempotentRequest,
   keyInProgress,
   REPLAYED_HEADERS,
-  requestFingerprint,
 } from "../idempotency";
 import { decodeBase64Image, readImageHeader } from "../image/decode";
 import { readLog } from "../predictions/log";
@@ -31,14 +30,10 @@ export const submitPrediction: Handler = async (request, env) => {
   const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
   const caller = request.state.caller?.issuer ?? null;
-  const fingerprint = idempotency === undefined ? null : await requestFingerprint(body);
+  const keyed = await idempotentRequest(idempotency, caller, body);
   const replay = async (): Promise<Response | undefined> => {
-    if (idempotency === undefined || fingerprint === null) return undefined;
-    const row = await d1("read prediction", () =>
-      findByIdempotencyKey<PredictionRow>(env.DB, "predictions", caller, idempotency),
-    );
+    const row = await findReplay<PredictionRow>(env.DB, "predictions", keyed);
     if (!row) return undefined;
-    assertSameRequest(row, fingerprint);
     request.state.model = { id: row.model_id, version: row.model_version };
     return accepted(row.id, row.model_id, row.model_version, REPLAYED_HEADERS);
   };
@@ -93,8 +88,8 @@ export const submitPrediction: Handler = async (request, env) => {
           body.n_top ?? null,
           caller,
           now,
-          idempotency ?? null,
-          fingerprint,
+          keyed?.key ?? null,
+          keyed?.fingerprint ?? null,
         )
         .run(),
     );
