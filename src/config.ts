@@ -105,6 +105,13 @@ const configSchema = z.object({
   RETENTION_DAYS: intVar("RETENTION_DAYS", 1, 3650).prefault("30"),
   MAX_DATASET_BYTES: intVar("MAX_DATASET_BYTES", 1024, 64 * 1024 * 1024).prefault("16777216"),
   MAX_DATASET_ROWS: intVar("MAX_DATASET_ROWS", 10, 200_000).prefault("50000"),
+  // The stuck-work sweep (docs/registry.md "Nothing left stuck"): an unfinished async prediction /
+  // training job whose state has not moved for this long is re-enqueued, at most STUCK_MAX_REQUEUES
+  // times, then failed. Floors: longer than the consumers' leases (2 min / 15 min), which a live
+  // run may hold without touching its row.
+  STUCK_PREDICTION_SECONDS: intVar("STUCK_PREDICTION_SECONDS", 180, 7 * 86_400).prefault("900"),
+  STUCK_JOB_SECONDS: intVar("STUCK_JOB_SECONDS", 960, 7 * 86_400).prefault("1800"),
+  STUCK_MAX_REQUEUES: intVar("STUCK_MAX_REQUEUES", 0, 10).prefault("2"),
   // Online learning (docs/online.md): which model ids learn from streamed samples, when
   // a snapshot is exported (every K samples or T seconds after the first unexported sample), rows
   // per samples request, and the largest label set (the snapshot is buckets × labels int8 bytes).

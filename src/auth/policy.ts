@@ -30,3 +30,15 @@ export function isAllowed(policy: Policy, issuer: string, api: string, method: s
     return (ruleApi === "*" || ruleApi === api) && (ruleMethod === "*" || ruleMethod === method);
   });
 }
+
+/** The API of the registry's mutations; an issuer granted it (any method) is an admin. */
+export const ADMIN_API = "models_admin";
+
+/**
+ * Whether `issuer` is an admin: `policy` lets it change the registry (`models_admin` with POST,
+ * PUT or DELETE; `*:GET` alone does not make a reader an admin). Admins see every caller's jobs,
+ * async predictions and prediction log rows; others see only their own.
+ */
+export function isAdmin(policy: Policy, issuer: string): boolean {
+  return ["POST", "PUT", "DELETE"].some((method) => isAllowed(policy, issuer, ADMIN_API, method));
+}

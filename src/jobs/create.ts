@@ -6,6 +6,7 @@
  */
 import type { Config } from "../config";
 import { ApiError } from "../errors";
+import { findReplay, type IdempotentRequest } from "../idempotency";
 import { d1, getModelRow, getVersionRows } from "../registry/db";
 import { ensureModelImported } from "../registry/import";
 import {
@@ -17,7 +18,7 @@ import {
   type StoredJobSpec,
   TRAINING_MEMORY_BUDGET,
 } from "./spec";
-import { jobRowsKey } from "./store";
+import { type JobRow, jobRowsKey } from "./store";
 
 /** A queued job, as `POST /api/v1/models` answers it (202). */
 export interface CreatedJob {
@@ -38,7 +39,17 @@ export async function createTrainingJob(
   config: Config,
   caller: string | undefined,
   body: JobRequest,
-): Promise<CreatedJob> {
+  keyed?: IdempotentRequest,
+): Promise<{ job: CreatedJob; replayed: boolean }> {
+  const replay = async (): Promise<{ job: CreatedJob; replayed: boolean } | undefined> => {
+    const row = await findReplay<JobRow>(env.DB, "jobs", keyed);
+    if (!row) return undefined;
+    const spec = JSON.parse(row.spec) as StoredJobSpec;
+    return { job: createdJob(row.id, row.model_id, row.version, spec.activate), replayed: true };
+  };
+  // A key seen before answers as it did (before `model_exists`: its own job created the model).
+  const replayed = await replay();
+  if (replayed) return replayed;
   const hp = jobHyperparameters(body);
   const labelCount =
     body.task === "multilabel" ? (body.label_fields?.length ?? 1) : (body.labels?.length ?? 2);
@@ -92,11 +103,22 @@ export async function createTrainingJob(
   const now = Date.now();
   const inserted = await d1("create job", () =>
     env.DB.prepare(
-      `INSERT INTO jobs (id, model_id, version, status, stage, progress, spec, caller, created_at)
-       SELECT ?, ?, ?, 'queued', 'queued', 0, ?, ?, ?
-       WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ? AND status IN ('queued', 'running'))`,
+      `INSERT INTO jobs (id, model_id, version, status, stage, progress, spec, caller, created_at, updated_at,
+         idempotency_key, request_hash)
+       SELECT ?1, ?2, ?3, 'queued', 'queued', 0, ?4, ?5, ?6, ?6, ?7, ?8
+       WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE model_id = ?2 AND status IN ('queued', 'running'))
+       ON CONFLICT DO NOTHING`,
     )
-      .bind(jobId, body.id, version, JSON.stringify(spec), caller ?? null, now, body.id)
+      .bind(
+        jobId,
+        body.id,
+        version,
+        JSON.stringify(spec),
+        caller ?? null,
+        now,
+        keyed?.key ?? null,
+        keyed?.fingerprint ?? null,
+      )
       .run(),
   ).catch(async (error: unknown) => {
     await env.MODELS.delete(jobRowsKey(jobId));
@@ -104,6 +126,9 @@ export async function createTrainingJob(
   });
   if (inserted.meta.changes !== 1) {
     await env.MODELS.delete(jobRowsKey(jobId));
+    // Another submit with this key may have won the race (its job is the one queued).
+    const won = await replay();
+    if (won) return won;
     throw new ApiError(
       "job_in_progress",
       `a training job for model '${body.id}' is already queued or running`,
@@ -119,11 +144,16 @@ export async function createTrainingJob(
       headers: { "retry-after": "5" },
     });
   }
+  return { job: createdJob(jobId, body.id, version, spec.activate), replayed: false };
+}
+
+/** The 202 body of a queued training job (also what a replayed Idempotency-Key answers). */
+function createdJob(jobId: string, modelId: string, version: string, activate: boolean): CreatedJob {
   return {
     job_id: jobId,
     status: "queued",
     status_url: `/api/v1/jobs/${jobId}`,
-    model: { id: body.id, version },
-    activate: spec.activate,
+    model: { id: modelId, version },
+    activate,
   };
 }

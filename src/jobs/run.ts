@@ -5,6 +5,7 @@
 import type { Config } from "../config";
 import { ApiError } from "../errors";
 import type { Logger } from "../log";
+import type { FailureCode } from "../predictions/run";
 import { publishModelVersion } from "../registry/publish";
 import { exportModel, trainTextModel } from "../training/index";
 import { isTestRow } from "../training/split";
@@ -52,8 +53,8 @@ export async function runJob(
   const claimed = await db
     .prepare(
       `UPDATE jobs SET status = 'running', stage = 'loading', progress = 0.05, attempts = attempts + 1,
-         started_at = ?, error = NULL
-       WHERE id = ? AND (status = 'queued' OR (status = 'running' AND (? > 1 OR started_at < ?)))
+         started_at = ?1, updated_at = ?1, error = NULL
+       WHERE id = ?2 AND (status = 'queued' OR (status = 'running' AND (?3 > 1 OR started_at < ?4)))
        RETURNING *`,
     )
     .bind(now, jobId, attempt, now - JOB_LEASE_MS)
@@ -62,8 +63,8 @@ export async function runJob(
   const spec = JSON.parse(claimed.spec) as StoredJobSpec;
   const stage = (name: string, progress: number) =>
     db
-      .prepare("UPDATE jobs SET stage = ?, progress = ? WHERE id = ? AND status = 'running'")
-      .bind(name, progress, jobId)
+      .prepare("UPDATE jobs SET stage = ?, progress = ?, updated_at = ? WHERE id = ? AND status = 'running'")
+      .bind(name, progress, Date.now(), jobId)
       .run();
   try {
     const records = await loadRecords(env, config, jobId, spec);
@@ -137,8 +138,9 @@ export async function runJob(
     }
     await db
       .prepare(
-        `UPDATE jobs SET status = 'succeeded', stage = 'done', progress = 1, metrics = ?, finished_at = ?, error = NULL
-         WHERE id = ? AND status = 'running'`,
+        `UPDATE jobs SET status = 'succeeded', stage = 'done', progress = 1, metrics = ?1, finished_at = ?2,
+           updated_at = ?2, error = NULL
+         WHERE id = ?3 AND status = 'running'`,
       )
       .bind(JSON.stringify(manifest.metrics), Date.now(), jobId)
       .run();
@@ -155,30 +157,36 @@ export async function runJob(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (error instanceof PermanentError) {
-      await failJob(env, jobId, message);
+      await failJob(env, jobId, message, "invalid");
       logger.log("warn", "job_failed", { job_id: jobId, model: claimed.model_id, error: message });
       return "ack";
     }
     logger.log("warn", "job_attempt_failed", { job_id: jobId, attempt, error: message.slice(0, 300) });
     await db
       .prepare(
-        "UPDATE jobs SET status = 'queued', stage = 'retrying', error = ? WHERE id = ? AND status = 'running'",
+        "UPDATE jobs SET status = 'queued', stage = 'retrying', error = ?, updated_at = ? WHERE id = ? AND status = 'running'",
       )
-      .bind(`attempt ${attempt} failed (will retry): ${message.slice(0, 500)}`, jobId)
+      .bind(`attempt ${attempt} failed (will retry): ${message.slice(0, 500)}`, Date.now(), jobId)
       .run();
     return "retry";
   }
 }
 
-/** Marks a job failed with `error` (unless it already finished) and drops its inline rows. */
-export async function failJob(env: Env, jobId: string, error: string): Promise<void> {
-  await env.DB.prepare(
-    `UPDATE jobs SET status = 'failed', stage = 'failed', error = ?, finished_at = ?
-     WHERE id = ? AND status IN ('queued', 'running')`,
+/**
+ * Marks a job failed with `error` and `code` (unless it already finished) and drops its inline
+ * rows; whether it did.
+ */
+export async function failJob(env: Env, jobId: string, error: string, code: FailureCode): Promise<boolean> {
+  const done = await env.DB.prepare(
+    `UPDATE jobs SET status = 'failed', stage = 'failed', error = ?1, error_code = ?2, finished_at = ?3,
+       updated_at = ?3
+     WHERE id = ?4 AND status IN ('queued', 'running')`,
   )
-    .bind(error.slice(0, 2000), Date.now(), jobId)
+    .bind(error.slice(0, 2000), code, Date.now(), jobId)
     .run();
+  if (done.meta.changes !== 1) return false;
   await env.MODELS.delete(jobRowsKey(jobId));
+  return true;
 }
 
 async function loadRecords(

@@ -1,4 +1,5 @@
 /** D1 rows of training jobs and their API view. */
+import type { FailureCode } from "../predictions/run";
 import type { StoredJobSpec } from "./spec";
 
 /** Job statuses. */
@@ -20,6 +21,13 @@ export interface JobRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** When the state last moved (see migrations/0002). */
+  updated_at: number | null;
+  /** Re-enqueues by the stuck-work sweep. */
+  sweeps: number;
+  error_code: FailureCode | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
 }
 
 /** R2 key of a job's inline rows. */
@@ -41,6 +49,7 @@ export function jobView(row: JobRow): Record<string, unknown> {
     dataset: spec.dataset,
     metrics: row.metrics === null ? null : (JSON.parse(row.metrics) as Record<string, number>),
     error: row.error,
+    error_code: row.error_code,
     attempts: row.attempts,
     created_at: iso(row.created_at),
     started_at: iso(row.started_at),

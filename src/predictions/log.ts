@@ -168,13 +168,26 @@ export interface LogPage {
   next_cursor: string | null;
 }
 
-/** Reads up to `limit` rows after `cursor` (a `seq`), optionally of one model and since a time. */
+/**
+ * Reads up to `limit` rows after `cursor` (a `seq`), optionally of one caller (issuer), of one
+ * model and since a time.
+ */
 export async function readLog(
   db: D1Database,
-  query: { model?: string | undefined; since?: number | undefined; after: number; limit: number },
+  query: {
+    caller?: string | undefined;
+    model?: string | undefined;
+    since?: number | undefined;
+    after: number;
+    limit: number;
+  },
 ): Promise<LogPage> {
   const where = ["seq > ?"];
   const args: (string | number)[] = [query.after];
+  if (query.caller !== undefined) {
+    where.push("caller = ?");
+    args.push(query.caller);
+  }
   if (query.model !== undefined) {
     where.push("model_id = ?");
     args.push(query.model);

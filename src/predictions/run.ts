@@ -29,7 +29,20 @@ export interface PredictionRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** When the state last moved (see migrations/0002). */
+  updated_at: number | null;
+  /** Re-enqueues by the stuck-work sweep. */
+  sweeps: number;
+  error_code: FailureCode | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
 }
+
+/**
+ * Why a job or prediction failed: a failure retrying cannot fix, the queue's retries used up (the
+ * dead-letter consumer), or no progress through every re-enqueue of the stuck-work sweep.
+ */
+export type FailureCode = "invalid" | "retries_exhausted" | "stuck";
 
 /** The stored input of an async prediction (`inputs/<id>` in R2). */
 export interface PredictionInput {
@@ -51,6 +64,7 @@ export function predictionView(row: PredictionRow): Record<string, unknown> {
     status: row.status,
     ...(row.result === null ? {} : { result: JSON.parse(row.result) as unknown }),
     ...(row.error === null ? {} : { error: row.error }),
+    ...(row.error_code === null ? {} : { error_code: row.error_code }),
     model: { id: row.model_id, version: row.model_version },
     ...(row.request_id === null ? {} : { request_id: JSON.parse(row.request_id) as unknown }),
     attempts: row.attempts,
@@ -134,8 +148,8 @@ export async function runPrediction(
   const now = Date.now();
   const row = await db
     .prepare(
-      `UPDATE predictions SET status = 'running', attempts = attempts + 1, started_at = ?
-       WHERE id = ? AND (status = 'queued' OR (status = 'running' AND (? > 1 OR started_at < ?)))
+      `UPDATE predictions SET status = 'running', attempts = attempts + 1, started_at = ?1, updated_at = ?1
+       WHERE id = ?2 AND (status = 'queued' OR (status = 'running' AND (?3 > 1 OR started_at < ?4)))
        RETURNING *`,
     )
     .bind(now, id, attempt, now - PREDICTION_LEASE_MS)
@@ -150,8 +164,8 @@ export async function runPrediction(
     const texts = input.texts ?? (input.text === undefined ? [] : [input.text]);
     const written = await db
       .prepare(
-        `UPDATE predictions SET status = 'done', result = ?, error = NULL, finished_at = ?
-         WHERE id = ? AND status = 'running'`,
+        `UPDATE predictions SET status = 'done', result = ?1, error = NULL, finished_at = ?2, updated_at = ?2
+         WHERE id = ?3 AND status = 'running'`,
       )
       .bind(JSON.stringify(result), Date.now(), id)
       .run();
@@ -183,7 +197,7 @@ export async function runPrediction(
     const permanent = error instanceof PermanentError || (error instanceof ApiError && error.status < 500);
     const message = error instanceof Error ? error.message : String(error);
     if (permanent) {
-      await failPrediction(env, id, message);
+      await failPrediction(env, id, message, "invalid");
       return "ack";
     }
     logger.log("warn", "prediction_attempt_failed", {
@@ -192,19 +206,27 @@ export async function runPrediction(
       error: message.slice(0, 300),
     });
     await db
-      .prepare("UPDATE predictions SET status = 'queued', error = ? WHERE id = ? AND status = 'running'")
-      .bind(`attempt ${attempt} failed (will retry): ${message.slice(0, 500)}`, id)
+      .prepare(
+        "UPDATE predictions SET status = 'queued', error = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+      )
+      .bind(`attempt ${attempt} failed (will retry): ${message.slice(0, 500)}`, Date.now(), id)
       .run();
     return "retry";
   }
 }
 
-/** Marks a prediction failed with `error`, unless it already finished. */
-export async function failPrediction(env: Env, id: string, error: string): Promise<void> {
-  await env.DB.prepare(
-    `UPDATE predictions SET status = 'failed', error = ?, finished_at = ?
-     WHERE id = ? AND status IN ('queued', 'running')`,
+/** Marks a prediction failed with `error` and `code`, unless it already finished; whether it did. */
+export async function failPrediction(
+  env: Env,
+  id: string,
+  error: string,
+  code: FailureCode,
+): Promise<boolean> {
+  const done = await env.DB.prepare(
+    `UPDATE predictions SET status = 'failed', error = ?1, error_code = ?2, finished_at = ?3, updated_at = ?3
+     WHERE id = ?4 AND status IN ('queued', 'running')`,
   )
-    .bind(error.slice(0, 2000), Date.now(), id)
+    .bind(error.slice(0, 2000), code, Date.now(), id)
     .run();
+  return done.meta.changes === 1;
 }

@@ -80,7 +80,7 @@ export const registryListModels: Handler = async (request, env) =>
 export const registryTrain: Handler = async (request, env) => {
   const { config } = request.state;
   const body = validate(registryTrainSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
-  const job = await createTrainingJob(env, config, request.state.caller?.issuer, {
+  const { job } = await createTrainingJob(env, config, request.state.caller?.issuer, {
     id: body.id,
     task: "multiclass",
     dataset: { r2_key: registryDatasetKey(body.s3bucket, body.training_object) },

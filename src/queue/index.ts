@@ -27,7 +27,8 @@ export function retryDelaySeconds(kind: QueueMessageBody["kind"], attempts: numb
 /**
  * Handles a batch: each message runs (concurrently; job queues deliver one at a time) and is
  * acknowledged when done or permanently failed, or retried with backoff. On a dead-letter queue
- * the job or prediction is marked failed with its last recorded error.
+ * the job or prediction is marked failed (`error_code` `retries_exhausted`) with its last recorded
+ * error, unless it already finished.
  */
 export async function handleQueue(
   batch: MessageBatch<unknown>,
@@ -49,9 +50,17 @@ export async function handleQueue(
       try {
         if (deadLetter) {
           const error = `gave up after the queue's retries (${message.attempts > 1 ? "repeated failures" : "delivery failed"})`;
-          if (body.kind === "job") await failJob(env, body.id, await lastError(env, "jobs", body.id, error));
-          else await failPrediction(env, body.id, await lastError(env, "predictions", body.id, error));
-          logger.log("warn", "dead_letter", { kind: body.kind, id: body.id });
+          // A row already final (done, failed, or deleted) is left as it is.
+          const failed =
+            body.kind === "job"
+              ? await failJob(env, body.id, await lastError(env, "jobs", body.id, error), "retries_exhausted")
+              : await failPrediction(
+                  env,
+                  body.id,
+                  await lastError(env, "predictions", body.id, error),
+                  "retries_exhausted",
+                );
+          logger.log(failed ? "warn" : "info", "dead_letter", { kind: body.kind, id: body.id, failed });
           message.ack();
           return;
         }

@@ -3,10 +3,12 @@
  * and start a training job (`POST /api/v1/models`).
  */
 import { z } from "zod";
+import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { json, readCapped, readJsonBody, validate } from "../http";
+import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
@@ -39,11 +41,14 @@ export const getModel: Handler = async (request, env) => {
   const model = await getModelRow(env.DB, id);
   if (!model) throw new ApiError("model_not_found", `no model named '${id}'`);
   const versions = await getVersionRows(env.DB, id);
+  // Jobs are their creator's (and admins') to see, like GET /api/v1/jobs/:id.
+  const owner = ownerScope(request.state);
   const { results: jobs } = await d1("read jobs", () =>
     env.DB.prepare(
-      "SELECT id, version, status, created_at FROM jobs WHERE model_id = ? ORDER BY created_at DESC LIMIT 20",
+      `SELECT id, version, status, created_at FROM jobs WHERE model_id = ?1 AND (?2 IS NULL OR caller = ?2)
+       ORDER BY created_at DESC LIMIT 20`,
     )
-      .bind(id)
+      .bind(id, owner ?? null)
       .all<Pick<JobRow, "id" | "version" | "status" | "created_at">>(),
   );
   return json({
@@ -198,6 +203,7 @@ export const removeModel: Handler = async (request, env) => {
  */
 export const createModel: Handler = async (request, env) => {
   const { config } = request.state;
+  const idempotency = idempotencyKey(request.headers);
   const raw = await readJsonBody(request, Math.max(config.MAX_BODY_BYTES, config.MAX_DATASET_BYTES));
   const rows = (raw as { dataset?: { rows?: unknown } } | null)?.dataset?.rows;
   if (Array.isArray(rows) && rows.length > MAX_INLINE_ROWS) {
@@ -210,6 +216,7 @@ export const createModel: Handler = async (request, env) => {
     );
   }
   const body = validate(jobRequestSchema, raw);
-  const job = await createTrainingJob(env, config, request.state.caller?.issuer, body);
-  return json(job, 202, { location: job.status_url });
+  const keyed = await idempotentRequest(idempotency, request.state.caller?.issuer ?? null, body);
+  const { job, replayed } = await createTrainingJob(env, config, request.state.caller?.issuer, body, keyed);
+  return json(job, 202, { location: job.status_url, ...(replayed && REPLAYED_HEADERS) });
 };

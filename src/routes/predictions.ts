@@ -1,8 +1,16 @@
 /** Async predictions (`POST`/`GET /api/v1/predictions/:id`) and the prediction log (`GET /api/v1/predictions`). */
 import { z } from "zod";
+import { canSee, ownerScope } from "../auth/scope";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
+import {
+  findReplay,
+  idempotencyKey,
+  idempotentRequest,
+  keyInProgress,
+  REPLAYED_HEADERS,
+} from "../idempotency";
 import { decodeBase64Image, readImageHeader } from "../image/decode";
 import { readLog } from "../predictions/log";
 import { inputKey, type PredictionInput, type PredictionRow, predictionView } from "../predictions/run";
@@ -18,8 +26,20 @@ import { checkTexts, predictRequestSchema, readPredictBody } from "./predict";
  */
 export const submitPrediction: Handler = async (request, env) => {
   const { config } = request.state;
+  const idempotency = idempotencyKey(request.headers);
   const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
+  const caller = request.state.caller?.issuer ?? null;
+  const keyed = await idempotentRequest(idempotency, caller, body);
+  const replay = async (): Promise<Response | undefined> => {
+    const row = await findReplay<PredictionRow>(env.DB, "predictions", keyed);
+    if (!row) return undefined;
+    request.state.model = { id: row.model_id, version: row.model_version };
+    return accepted(row.id, row.model_id, row.model_version, REPLAYED_HEADERS);
+  };
+  // A key seen before answers as it did, whatever the active version is now.
+  const replayed = await replay();
+  if (replayed) return replayed;
   let input: PredictionInput;
   if (body.image !== undefined) {
     if (body.text !== undefined || body.texts !== undefined) {
@@ -48,11 +68,16 @@ export const submitPrediction: Handler = async (request, env) => {
   const id = crypto.randomUUID();
   const key = inputKey(id);
   await env.MODELS.put(key, JSON.stringify(input), { httpMetadata: { contentType: "application/json" } });
+  const now = Date.now();
+  let inserted: D1Result;
   try {
-    await d1("create prediction", () =>
+    // The unique (issuer, key) index makes one of several concurrent submits with a key the creator.
+    inserted = await d1("create prediction", () =>
       env.DB.prepare(
-        `INSERT INTO predictions (id, model_id, model_version, status, input_key, request_id, n_top, caller, created_at)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
+        `INSERT INTO predictions (id, model_id, model_version, status, input_key, request_id, n_top, caller,
+           created_at, updated_at, idempotency_key, request_hash)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)
+         ON CONFLICT DO NOTHING`,
       )
         .bind(
           id,
@@ -61,14 +86,22 @@ export const submitPrediction: Handler = async (request, env) => {
           key,
           body.request_id === undefined ? null : JSON.stringify(body.request_id),
           body.n_top ?? null,
-          request.state.caller?.issuer ?? null,
-          Date.now(),
+          caller,
+          now,
+          keyed?.key ?? null,
+          keyed?.fingerprint ?? null,
         )
         .run(),
     );
   } catch (error) {
     await env.MODELS.delete(key);
     throw error;
+  }
+  if (inserted.meta.changes !== 1) {
+    await env.MODELS.delete(key);
+    const existing = await replay();
+    if (existing) return existing;
+    throw keyInProgress();
   }
   try {
     await env.PREDICTIONS_QUEUE.send({ kind: "prediction", id, key });
@@ -80,15 +113,26 @@ export const submitPrediction: Handler = async (request, env) => {
       headers: { "retry-after": "5" },
     });
   }
+  return accepted(id, modelId, version);
+};
+
+/** The 202 of an accepted async prediction (also what a replayed Idempotency-Key answers). */
+function accepted(
+  id: string,
+  modelId: string,
+  version: string,
+  headers: Record<string, string> = {},
+): Response {
   const statusUrl = `/api/v1/predictions/${id}`;
   return json({ id, status: "queued", status_url: statusUrl, model: { id: modelId, version } }, 202, {
     location: statusUrl,
+    ...headers,
   });
-};
+}
 
 /**
  * `GET /api/v1/predictions/:id`: status, result or error, model, times. Only the issuer that
- * submitted a prediction sees it (any other gets 404, as for an unknown id).
+ * submitted a prediction, and admins, see it (any other gets 404, as for an unknown id).
  */
 export const getPrediction: Handler = async (request, env) => {
   const id = request.params.id ?? "";
@@ -97,8 +141,7 @@ export const getPrediction: Handler = async (request, env) => {
         env.DB.prepare("SELECT * FROM predictions WHERE id = ?").bind(id).first<PredictionRow>(),
       )
     : null;
-  const caller = request.state.caller?.issuer;
-  if (!row || (row.caller !== null && caller !== undefined && row.caller !== caller)) {
+  if (!row || !canSee(request.state, row.caller)) {
     throw new ApiError("prediction_not_found", `no prediction '${id.slice(0, 80)}'`);
   }
   request.state.model = { id: row.model_id, version: row.model_version };
@@ -123,11 +166,13 @@ export const logQuerySchema = z.strictObject({
 /**
  * `GET /api/v1/predictions?model=&since=&limit=&cursor=`: the prediction log, oldest first,
  * `limit` (default 100, at most 1000) rows per page; `next_cursor` pages on (null at the end).
+ * The caller's own rows only, unless it is an admin (src/auth/scope.ts).
  */
 export const listPredictionLog: Handler = async (request, env) => {
   const query = validate(logQuerySchema, { ...request.query });
   const page = await d1("read prediction log", () =>
     readLog(env.DB, {
+      caller: ownerScope(request.state),
       model: query.model,
       since: query.since === undefined ? undefined : Date.parse(query.since),
       after: query.cursor === undefined ? 0 : Number(query.cursor),
