@@ -8,7 +8,7 @@
 import type { Config } from "../config";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, payloadTooLarge, readCapped, readJsonBody } from "../http";
+import { json, readBodyBytes, readJsonBody } from "../http";
 import { scoreTexts, withModel } from "../inference/engine";
 import { requireTextModel } from "../inference/kinds";
 import { BANK_INPUT_TAG, bankText } from "../online/features";
@@ -43,12 +43,8 @@ async function callLearner<T>(id: string, fn: () => Promise<T>): Promise<T> {
 
 /** Reads a `text/csv` body (same size limits as JSON bodies) as UTF-8 text. */
 async function readCsvBody(request: Request, maxBytes: number): Promise<string> {
-  const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
-  if (!request.body) throw new ApiError("invalid_request", "request body is empty");
-  const bytes = Number.isFinite(declared)
-    ? new Uint8Array(await request.arrayBuffer())
-    : await readCapped(request.body, maxBytes);
+  const bytes = await readBodyBytes(request, maxBytes);
+  if (bytes.byteLength === 0) throw new ApiError("invalid_request", "request body is empty");
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
