@@ -76,8 +76,30 @@ export default defineConfig({
     })),
   ],
   test: {
-    setupFiles: ["./test/setup-d1.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    projects: [
+      // Everything in workerd through the plugin above (the root config).
+      {
+        extends: true,
+        test: {
+          name: "workers",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/socket/**"],
+          setupFiles: ["./test/setup-d1.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      // In Node: the Worker started as `npm start` runs it (wrangler's dev server, Miniflare),
+      // spoken to over raw loopback sockets (test/socket/).
+      {
+        test: {
+          name: "socket",
+          include: ["test/socket/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
   },
 });
