@@ -20,6 +20,7 @@ beforeAll(async () => {
   process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
   worker = await unstable_startWorker({
     config: "wrangler.toml",
+    sendMetrics: false,
     // Auth is not what these tests are about: predict's body handling is reached without a token.
     bindings: {
       ASAP_AUTH: { type: "plain_text", value: "off" },
