@@ -122,10 +122,10 @@ const configSchema = z.object({
     .superRefine((entries, ctx) => {
       for (const entry of entries) {
         const problem = corsOriginProblem(entry);
-        if (problem) ctx.addIssue({ code: "custom", message: `CORS_ORIGINS: ${problem}` });
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
       }
       if (entries.includes("*") && entries.length > 1) {
-        ctx.addIssue({ code: "custom", message: "CORS_ORIGINS: '*' must be the only entry" });
+        ctx.addIssue({ code: "custom", message: "'*' must be the only entry" });
       }
     }),
   // Registry, jobs, async predictions, prediction log (docs/registry.md).
