@@ -76,6 +76,9 @@ export default defineConfig({
     })),
   ],
   test: {
+    // test/node/ runs in Node (vitest.node.config.ts): real sockets, browsers, Node-only libraries.
+    include: ["test/**/*.test.ts"],
+    exclude: ["test/node/**"],
     setupFiles: ["./test/setup-d1.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -51,6 +51,25 @@ function keyBaseUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/** Why `entry` is not a usable `CORS_ORIGINS` entry, or undefined when it is. */
+function corsOriginProblem(entry: string): string | undefined {
+  if (entry === "*") return undefined;
+  try {
+    const url = new URL(entry);
+    if ((url.protocol === "https:" || url.protocol === "http:") && url.origin === entry) return undefined;
+  } catch {
+    // not a URL: reported below
+  }
+  return `'${entry}' is not an origin (scheme://host[:port], no path or trailing slash) or '*'`;
+}
+
+/** An `on`/`off` var as a boolean. */
+const onOffVar = (name: string, fallback: "on" | "off") =>
+  z
+    .enum(["on", "off"], { error: `${name} must be 'on' or 'off'` })
+    .default(fallback)
+    .transform((v) => v === "on");
+
 /** Schema of the `[vars]` in wrangler.toml; every value arrives as a string. */
 const configSchema = z.object({
   ENVIRONMENT: z.enum(["dev", "test", "staging", "production"]),
@@ -93,6 +112,22 @@ const configSchema = z.object({
     .default("on")
     .transform((v) => v === "on"),
   ASAP_POLICY: jsonVar("ASAP_POLICY", policySchema).prefault('{"default":[]}'),
+  // HTTP behaviour (docs/api.md "HTTP behaviour"). Defaults apply only when a var is absent.
+  // The client IP from `CF-Connecting-IP` is used as a metering identity only when the Worker is
+  // behind Cloudflare's edge, which sets it; elsewhere any client could pick it.
+  TRUST_CF_CONNECTING_IP: onOffVar("TRUST_CF_CONNECTING_IP", "off"),
+  HSTS: onOffVar("HSTS", "off"),
+  CORS_ORIGINS: listVar("CORS_ORIGINS")
+    .prefault("")
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        const problem = corsOriginProblem(entry);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }
+      if (entries.includes("*") && entries.length > 1) {
+        ctx.addIssue({ code: "custom", message: "'*' must be the only entry" });
+      }
+    }),
   // Registry, jobs, async predictions, prediction log (docs/registry.md).
   PREDICTION_LOG: z
     .enum(["on", "off"], { error: "PREDICTION_LOG must be 'on' or 'off'" })

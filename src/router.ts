@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
 import { sessionIssuer } from "./dashboard/session";
 import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
+import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
@@ -407,12 +408,16 @@ function toProblem(error: unknown, request: IRequest): Response {
   return problemResponse(apiError, path, requestId);
 }
 
-/** Last stage: request id header and the one structured log line per request. */
+/**
+ * Last stage: the headers every response carries (request id, security, CORS: `applyResponseHeaders`
+ * is the one place) and the one structured log line per request.
+ */
 function finish(response: Response, request: IRequest): Response {
   const req = request as AppRequest;
   const state = req.state;
-  if (!state) return response;
   // Every response is built by this Worker (json/problemResponse), so its headers are mutable.
+  applyResponseHeaders(response.headers, request as unknown as Request, state?.config);
+  if (!state) return response;
   response.headers.set("x-request-id", state.requestId);
   const logger = state.logger ?? fallbackLogger;
   if (!logger.enabled("info")) return response;
@@ -467,6 +472,14 @@ export function buildRouter() {
   }
   for (const [path, methods] of methodsByPath) {
     const compatOnly = ROUTES.every((r) => r.path !== path || r.compat);
+    // Neither authenticated nor throttled: browsers send preflights without credentials.
+    router.options(path, (request: IRequest) =>
+      optionsResponse(
+        request as unknown as Request,
+        methods,
+        (request as AppRequest).state.config.CORS_ORIGINS,
+      ),
+    );
     router.all(path, (request: IRequest) => {
       if (compatOnly && !(request as AppRequest).state.config.COMPAT_ROUTES) throw routeNotFound(request);
       throw new ApiError("method_not_allowed", `${request.method} is not allowed on ${path}`, {

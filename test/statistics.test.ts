@@ -194,10 +194,15 @@ describe("counting through the Worker", () => {
   it("counts unmatched routes as `unknown`, with status class and caller", async () => {
     for (;;) {
       const start = Date.now();
-      // Unauthenticated, so the caller is the fallback identity: the client IP.
+      // Unauthenticated, so the caller is the fallback identity: the client IP (trusted when
+      // TRUST_CF_CONNECTING_IP is on, as behind Cloudflare's edge).
       const ctx = createExecutionContext();
       const init = { headers: { "cf-connecting-ip": "203.0.113.9" } };
-      const res = await worker.fetch(request("/api/v1/nope", init), env, ctx);
+      const res = await worker.fetch(
+        request("/api/v1/nope", init),
+        { ...env, TRUST_CF_CONNECTING_IP: "on" },
+        ctx,
+      );
       expect(res.status).toBe(404);
       await waitOnExecutionContext(ctx);
       const end = Date.now();

@@ -4,7 +4,7 @@
  */
 import type { Config } from "../config";
 import { ApiError } from "../errors";
-import { json, payloadTooLarge, readCapped, readJsonBody } from "../http";
+import { json, readBodyBytes, readJsonBody } from "../http";
 import { csvRecords, jsonRecords } from "./sample";
 import type { OnlinePrediction } from "./service";
 
@@ -12,12 +12,8 @@ const CSV_TYPE = /^text\/csv\s*(;|$)/i;
 
 /** Reads a `text/csv` body (same size limits as JSON bodies) as UTF-8 text. */
 async function readCsvBody(request: Request, maxBytes: number): Promise<string> {
-  const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
-  if (!request.body) throw new ApiError("invalid_request", "request body is empty");
-  const bytes = Number.isFinite(declared)
-    ? new Uint8Array(await request.arrayBuffer())
-    : await readCapped(request.body, maxBytes);
+  const bytes = await readBodyBytes(request, maxBytes);
+  if (bytes.byteLength === 0) throw new ApiError("invalid_request", "request body is empty");
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {

@@ -7,7 +7,7 @@ import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
-import { json, readCapped, readJsonBody, validate } from "../http";
+import { json, readBodyBytes, readJsonBody, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
@@ -98,18 +98,17 @@ export const putVersion: Handler = async (request, env) => {
     );
   }
   const limit = config.MAX_MODEL_BYTES + UPLOAD_OVERHEAD_BYTES;
-  const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > limit) {
-    throw new ApiError(
-      "payload_too_large",
-      `upload exceeds ${limit} bytes (MAX_MODEL_BYTES plus multipart overhead)`,
-      {
-        extensions: { limit_bytes: limit },
-      },
-    );
-  }
-  if (!request.body) throw new ApiError("invalid_request", "the upload is empty");
-  const raw = await readCapped(request.body, limit);
+  const raw = await readBodyBytes(
+    request,
+    limit,
+    () =>
+      new ApiError(
+        "payload_too_large",
+        `upload exceeds ${limit} bytes (MAX_MODEL_BYTES plus multipart overhead)`,
+        { extensions: { limit_bytes: limit } },
+      ),
+  );
+  if (raw.byteLength === 0) throw new ApiError("invalid_request", "the upload is empty");
   let form: FormData;
   try {
     form = await new Response(raw, { headers: { "content-type": type } }).formData();
