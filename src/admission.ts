@@ -11,25 +11,13 @@ import type { AppRequest } from "./context";
 import { ApiError } from "./errors";
 import { callerIdentity } from "./metering/caller";
 import { type RatePolicy, resolvePolicy, unknownApiOverrides } from "./metering/limits";
+import { withTimeout } from "./timeout";
 
 /** What the throttle part decided, kept on the request state for the response headers. */
 export interface RateLimitState {
   api: string;
   policy: RatePolicy;
   decision: RateDecision;
-}
-
-/** Rejects after `ms` so an unreachable guard yields a clear response instead of a hang. */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`caller guard did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
 }
 
 /**
@@ -71,7 +59,7 @@ export function createAdmission(throttledApis: readonly string[]) {
     try {
       const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(caller));
       const timeoutMs = token ? config.ASAP_REPLAY_TIMEOUT_MS : config.RATE_LIMIT_TIMEOUT_MS;
-      result = await withTimeout(stub.admit(admission), timeoutMs);
+      result = await withTimeout(stub.admit(admission), timeoutMs, "caller guard");
     } catch (cause) {
       if (token) {
         throw authProblem(

@@ -130,15 +130,6 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "200 when the default model loads and runs",
     errors: ["not_ready"],
   }),
-  open(
-    "GET",
-    "/api/v1/openapi.json",
-    "openapi",
-    openApi(() => ROUTES),
-    {
-      summary: "This OpenAPI 3.1 document",
-    },
-  ),
   authed("POST", "/api/v1/predict", "predict", predict, {
     summary: "Classify one text, a batch of texts, or one image",
     body: predictRequestSchema,
@@ -154,6 +145,15 @@ export const ROUTES: readonly RouteDef[] = [
       summary: "Per-API call statistics and per-caller metering",
       query: statisticsQuerySchema,
       errors: ["invalid_request", "api_not_found", "statistics_unavailable"],
+    },
+  ),
+  open(
+    "GET",
+    "/api/v1/openapi.json",
+    "openapi",
+    openApi(() => ROUTES),
+    {
+      summary: "This OpenAPI 3.1 document",
     },
   ),
   // Registry (docs/registry.md). Reads are `models`; every mutation is `models_admin`, which

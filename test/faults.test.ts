@@ -15,6 +15,8 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../src/auth/asap";
 import worker from "../src/index";
+import { readApiStatistics } from "../src/metering/stats";
+import { learnerMetrics } from "../src/online/client";
 import type { BankSample } from "../src/online/sample";
 import { createTestKey, problem, seedShippedModel, TEST_AUDIENCE, type TestKey, testToken } from "./helpers";
 
@@ -48,8 +50,13 @@ const failingR2 = (() => {
 function failingNamespace<T extends Rpc.DurableObjectBranded | undefined>(
   real: DurableObjectNamespace<T>,
   what: string,
+  hang = false,
 ): DurableObjectNamespace<T> {
-  const stub = new Proxy({}, { get: (_, name) => (name === "then" ? undefined : simulated(what)) });
+  const never = () => new Promise<never>(() => {});
+  const stub = new Proxy(
+    {},
+    { get: (_, name) => (name === "then" ? undefined : hang ? never : simulated(what)) },
+  );
   return {
     idFromName: (name: string) => real.idFromName(name),
     get: () => stub,
@@ -185,5 +192,21 @@ describe("Durable Objects that cannot be reached", () => {
       expect(res.headers.get("retry-after")).toBe("1");
       expect((await problem(res)).code).toBe("learner_unavailable");
     }
+  });
+
+  it("objects that hang instead of failing: statistics reads and learner calls time out as 503s", async () => {
+    const hungStats = {
+      ...env,
+      STATS_SHARD: failingNamespace(env.STATS_SHARD, "statistics shard", true),
+    } as Env;
+    const read = readApiStatistics(hungStats, "health", 2, Date.now(), 200);
+    await expect(read).rejects.toMatchObject({ code: "statistics_unavailable" });
+    const hungLearner = {
+      ...env,
+      ONLINE_LEARNER: failingNamespace(env.ONLINE_LEARNER, "learner", true),
+    } as Env;
+    await expect(learnerMetrics(hungLearner, "bank", 200)).rejects.toMatchObject({
+      code: "learner_unavailable",
+    });
   });
 });

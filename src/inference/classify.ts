@@ -158,3 +158,36 @@ export async function probeModel(
     return { id: m.meta.id, version: m.meta.version };
   });
 }
+
+/** One label's score in the seed-000 shape (`sentiment`). */
+export interface SeedLabelScore {
+  sentiment_type: string;
+  sentiment_score: number;
+}
+
+/** One text's answer: the seed-000 `sentiment` (label order, or the n best) and `predictions` (best first). */
+export interface TextAnswer {
+  sentiment: SeedLabelScore[];
+  predictions: LabelScore[];
+}
+
+/**
+ * The text answer of `POST /api/v1/predict` (and of async text predictions): per text, the
+ * seed-000 `sentiment` — every label in label order, or with `nTop` the n best, best first — and
+ * `predictions`, best first. A batch answers `{results: [...]}`, one text the answer itself.
+ */
+export function textAnswer(
+  labels: readonly string[],
+  scores: readonly ArrayLike<number>[],
+  nTop: number | undefined,
+  batch: boolean,
+): { results: TextAnswer[] } | TextAnswer {
+  const answers = scores.map((s) => {
+    const best = ranked(labels, s, nTop);
+    const sentiment = (
+      nTop === undefined ? labels.map((label, i) => ({ label, score: s[i] as number })) : best
+    ).map((p) => ({ sentiment_type: p.label, sentiment_score: p.score }));
+    return { sentiment, predictions: best };
+  });
+  return batch ? { results: answers } : (answers[0] as TextAnswer);
+}

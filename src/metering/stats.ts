@@ -2,6 +2,7 @@
 import type { CallBatch, CallEvent, ShardSnapshot, StatsShard } from "../../durable-objects/stats-shard";
 import { IsolateBatches } from "../batch";
 import { ApiError } from "../errors";
+import { withTimeout } from "../timeout";
 
 /** API name of requests that matched no route (404, 405); `withState`'s initial `state.api`. */
 export const UNMATCHED_API = "unknown";
@@ -70,6 +71,9 @@ export interface ApiStatistics {
   callers_current_minute: { caller: string; calls: number }[];
 }
 
+/** How long a statistics read waits for its shards before answering 503 (a hung object). */
+const READ_TIMEOUT_MS = 10_000;
+
 /** At most this many callers are listed per API (busiest first). */
 const MAX_CALLERS = 100;
 
@@ -82,10 +86,15 @@ export async function readApiStatistics(
   api: string,
   shards: number,
   now: number,
+  timeoutMs = READ_TIMEOUT_MS,
 ): Promise<ApiStatistics> {
   let snapshots: ShardSnapshot[];
   try {
-    snapshots = await Promise.all(Array.from({ length: shards }, (_, i) => shard(env, api, i).read(now)));
+    snapshots = await withTimeout(
+      Promise.all(Array.from({ length: shards }, (_, i) => shard(env, api, i).read(now))),
+      timeoutMs,
+      "statistics shards",
+    );
   } catch (cause) {
     throw new ApiError("statistics_unavailable", `statistics of '${api}' could not be read`, {
       cause,

@@ -3,6 +3,7 @@
  */
 import type { Config } from "../config";
 import { ApiError } from "../errors";
+import { textAnswer } from "../inference/classify";
 import { scoreTexts, withModel } from "../inference/engine";
 import { scoreImageInput } from "../inference/image";
 import type { ModelManifest, TextModelManifest } from "../inference/manifest";
@@ -114,18 +115,8 @@ async function score(
       scores: await scoreTexts(textModel(m), texts),
     }),
   );
-  const rendered = scores.map((s) => labelScores(labels, s, row.n_top));
-  const result = input.texts
-    ? { results: rendered.map((sentiment) => ({ sentiment })) }
-    : { sentiment: rendered[0] };
+  const result = textAnswer(labels, scores, row.n_top ?? undefined, input.texts !== undefined);
   return { labels, scores, result };
-}
-
-/** Label scores in the sync API's shape, the n best first when `nTop` is set. */
-function labelScores(labels: readonly string[], scores: ArrayLike<number>, nTop: number | null) {
-  const all = labels.map((label, i) => ({ sentiment_type: label, sentiment_score: scores[i] as number }));
-  if (nTop === null) return all;
-  return all.sort((a, b) => b.sentiment_score - a.sentiment_score).slice(0, nTop);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Handler, RequestState } from "../context";
 import { ApiError } from "../errors";
 import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
 import { MAX_IMAGE_BASE64_CHARS } from "../image/decode";
-import { checkTextLimits, classifyImages, classifyTexts, ranked } from "../inference/classify";
+import { checkTextLimits, classifyImages, classifyTexts, ranked, textAnswer } from "../inference/classify";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 
 const SUPPORTED_ENCODINGS = new Set(["utf-8", "utf8"]);
@@ -28,12 +28,6 @@ export const predictRequestSchema = z.strictObject({
 });
 
 type PredictRequest = z.infer<typeof predictRequestSchema>;
-
-/** One label score in the seed's response shape. */
-interface LabelScore {
-  sentiment_type: string;
-  sentiment_score: number;
-}
 
 /** Room for the base64 of a `MAX_IMAGE_BYTES` image plus the rest of the JSON body. */
 const IMAGE_BODY_BYTES = MAX_IMAGE_BASE64_CHARS + 64 * 1024;
@@ -82,19 +76,6 @@ export function checkTexts(body: PredictRequest, state: RequestState): string[] 
   return texts;
 }
 
-/** The seed-000 shape: every label in label order, or with `n_top` the n best, best first. */
-function toLabelScores(
-  labels: readonly string[],
-  scores: Float32Array,
-  nTop: number | undefined,
-): LabelScore[] {
-  const all =
-    nTop === undefined
-      ? labels.map((label, i) => ({ label, score: scores[i] as number }))
-      : ranked(labels, scores, nTop);
-  return all.map((p) => ({ sentiment_type: p.label, sentiment_score: p.score }));
-}
-
 /**
  * `POST /api/v1/predict`: scores `text` (or each of `texts`) with a text model from R2, or classifies
  * `image` (base64 PNG/JPEG) with an image model (`{request_id, predictions: [{label, score}], model}`,
@@ -119,13 +100,10 @@ export const predict: Handler = async (request, env, ctx) => {
   }
   const texts = checkTexts(body, request.state);
   const { model, labels, scores } = await classifyTexts(env, ctx, request.state, choice, texts);
-  // The seed-000 shape (`sentiment`, in label order unless n_top) and the shared vocabulary
-  // (`predictions`, best first) side by side.
-  const results = scores.map((s) => ({
-    sentiment: toLabelScores(labels, s, body.n_top),
-    predictions: ranked(labels, s, body.n_top),
-  }));
   const tail = { ...(body.language !== undefined && { language: body.language }), model };
-  if (body.texts) return json({ request_id: requestId, results, ...tail });
-  return json({ request_id: requestId, ...results[0], ...tail });
+  return json({
+    request_id: requestId,
+    ...textAnswer(labels, scores, body.n_top, body.texts !== undefined),
+    ...tail,
+  });
 };
