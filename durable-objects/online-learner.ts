@@ -70,6 +70,11 @@ export interface MetricsReport {
   classes_seen: number;
   /** Metrics of the last `window.rows` (≤ 1,000) predictions made before learning. */
   window: ClassificationSummary;
+  /**
+   * Prequential accuracy since the model was created or last reset: every sample's prediction,
+   * made before learning from it, against its label.
+   */
+  cumulative: { samples: number; correct: number; accuracy: number | null };
   snapshot: SnapshotInfo | null;
   snapshot_pending_samples: number;
   snapshot_error: string | null;
@@ -117,7 +122,12 @@ export class OnlineLearner extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const sql = ctx.storage.sql;
+    this.createTables();
+    void ctx.blockConcurrencyWhile(async () => this.load());
+  }
+
+  private createTables(): void {
+    const sql = this.ctx.storage.sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS samples (
       seq INTEGER PRIMARY KEY, company TEXT NOT NULL, entry_date TEXT NOT NULL, entry_text TEXT NOT NULL,
@@ -125,7 +135,19 @@ export class OnlineLearner extends DurableObject<Env> {
       account_type TEXT NOT NULL, predicted TEXT, received_at INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS checkpoint (part INTEGER PRIMARY KEY, bytes BLOB NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS series (samples INTEGER PRIMARY KEY, point TEXT NOT NULL)`);
-    void ctx.blockConcurrencyWhile(async () => this.load());
+  }
+
+  /**
+   * Forgets everything: weights, samples, metrics, counters and a pending snapshot alarm (the
+   * model's published snapshots are the registry's and stay). Used when an online model is
+   * created, reset or deleted through the API.
+   */
+  async reset(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.createTables();
+    this.retryAt = 0;
+    this.load();
   }
 
   /** Rebuilds the in-memory state from storage: counters, checkpoint + replay, metrics window. */
@@ -287,12 +309,21 @@ export class OnlineLearner extends DurableObject<Env> {
       .exec<{ point: string }>("SELECT point FROM series ORDER BY samples")
       .toArray()
       .map((r) => JSON.parse(r.point) as SeriesPoint);
+    const correct =
+      this.ctx.storage.sql
+        .exec<{ n: number }>("SELECT count(*) AS n FROM samples WHERE predicted = account_number")
+        .toArray()[0]?.n ?? 0;
     return {
       model: this.state.model_id ?? modelId,
       version: this.state.version,
       samples_total: this.state.samples,
       classes_seen: this.learner.labels.length,
       window: this.windowSummary(),
+      cumulative: {
+        samples: this.state.samples,
+        correct,
+        accuracy: this.state.samples === 0 ? null : correct / this.state.samples,
+      },
       snapshot: this.state.snapshot,
       snapshot_pending_samples: this.state.samples - (this.state.snapshot?.samples ?? 0),
       snapshot_error: this.state.snapshot_error,

@@ -10,6 +10,7 @@ import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger } from "./log";
 import { meter } from "./metering/meter";
+import { onlineModelRequestSchema } from "./online/models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
 import { openApi, type RouteDoc } from "./openapi";
 import * as oip from "./protocols/oip";
@@ -36,7 +37,7 @@ import {
   putVersion,
   removeModel,
 } from "./routes/models";
-import { onlineMetrics, onlinePredict, onlineSamples } from "./routes/online";
+import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
 import { predict, predictRequestSchema } from "./routes/predict";
 import { getPrediction, listPredictionLog, logQuerySchema, submitPrediction } from "./routes/predictions";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
@@ -167,8 +168,8 @@ export const ROUTES: readonly RouteDef[] = [
     errors: ["model_not_found", "registry_unavailable"],
   }),
   authed("POST", "/api/v1/models", "models_admin", createModel, {
-    summary: "Queue a training job",
-    body: jobRequestSchema,
+    summary: "Queue a training job, or (task `online`) create an online model (201)",
+    body: z.union([jobRequestSchema, onlineModelRequestSchema]),
     status: 202,
     response: "`{job_id, status, status_url, model, activate}`",
     errors: [...JOB_ERRORS],
@@ -285,7 +286,7 @@ export const ROUTES: readonly RouteDef[] = [
       session: true,
     }),
   ),
-  // Online learning (docs/online.md): only model ids in ONLINE_MODELS.
+  // Online learning (docs/online.md): models of ONLINE_MODELS and those created with task "online".
   authed("POST", "/api/v1/models/:id/samples", "online_samples", onlineSamples, {
     summary: "Labelled samples (one, an array, or text/csv) → predict, store, learn each",
     body: onlineSampleBody,
@@ -295,6 +296,10 @@ export const ROUTES: readonly RouteDef[] = [
     summary: 'One sample → `["<AccountNumber>"]` (top k with `?n_top=k`)',
     body: bankInputSchema,
     errors: [...ONLINE_ERRORS, "model_unavailable"],
+  }),
+  authed("POST", "/api/v1/models/:id/reset", "models_admin", onlineReset, {
+    summary: "Reset an online model's learner (weights, samples, metrics)",
+    errors: ["model_not_found", "learner_unavailable", "registry_unavailable"],
   }),
   authed("GET", "/api/v1/models/:id/metrics", "online_metrics", onlineMetrics, {
     summary: "Precision/recall/accuracy of the last 1,000 predictions, and series",

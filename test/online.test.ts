@@ -383,3 +383,89 @@ describe("the bank dataset through the API (needs ../shared/datasets)", () => {
     }
   });
 });
+
+describe("online models through the API: create with its own field names, reset, delete", () => {
+  /** `sample(i)` under the field names the created model declares. */
+  const renamed = (i: number) => {
+    const s = sample(i);
+    return {
+      Company: s.CompanyId,
+      Date: s.BankEntryDate,
+      Description: s.BankEntryText,
+      Amount: s.BankEntryAmount,
+      Account: s.AccountNumber,
+    };
+  };
+  const create = (body: Record<string, unknown>) => postJson("/api/v1/models", { task: "online", ...body });
+
+  it("creates a model, learns and predicts in the caller's field names, counts prequential accuracy", async () => {
+    const spec = {
+      id: "acme-ledger",
+      label_field: "Account",
+      feature_fields: { company: "Company", date: "Date", text: "Description", amount: "Amount" },
+    };
+    const created = await create(spec);
+    expect(created.status).toBe(201);
+    expect(await created.json()).toMatchObject({
+      id: "acme-ledger",
+      task: "online",
+      fields: { CompanyId: "Company", BankEntryText: "Description", AccountNumber: "Account" },
+    });
+    expect((await problem(await create(spec))).code).toBe("model_exists");
+    expect((await problem(await create({ id: "toxicity" }))).code).toBe("model_exists");
+    expect((await problem(await create({ id: "bank" }))).code).toBe("model_exists");
+
+    // One object, then an array; a bad row is refused naming the caller's field.
+    expect((await ingest("acme-ledger", renamed(0))).samples_total).toBe(1);
+    const { Description: _d, ...noText } = renamed(1);
+    const refused = await problem(await postJson("/api/v1/models/acme-ledger/samples", [renamed(1), noText]));
+    expect(refused.code).toBe("invalid_request");
+    expect(refused.errors).toEqual([{ row: 2, path: "Description", message: "Description is required" }]);
+    await ingest(
+      "acme-ledger",
+      Array.from({ length: 299 }, (_, i) => renamed(i + 1)),
+    );
+
+    const { Account, ...input } = renamed(7);
+    const predicted = await postJson("/api/v1/models/acme-ledger/predict?source=learner", input);
+    expect(await predicted.json()).toEqual([Account]);
+
+    const report = await metrics("acme-ledger");
+    expect(report.samples_total).toBe(300);
+    // Fewer than 1,000 samples: the window holds every prediction, so the two must agree.
+    expect(report.cumulative.samples).toBe(300);
+    expect(report.cumulative.correct).toBe(Math.round((report.window.accuracy ?? 0) * report.window.rows));
+    expect(report.cumulative.accuracy).toBeCloseTo(report.cumulative.correct / 300, 12);
+    expect(report.cumulative.correct).toBeGreaterThan(200);
+
+    // Reset: everything learned is forgotten, and the counters start again.
+    const reset = await postJson("/api/v1/models/acme-ledger/reset", {});
+    expect(reset.status).toBe(200);
+    const after = await metrics("acme-ledger");
+    expect(after).toMatchObject({
+      samples_total: 0,
+      classes_seen: 0,
+      cumulative: { samples: 0, correct: 0, accuracy: null },
+    });
+    expect((await postJson("/api/v1/models/acme-ledger/predict?source=learner", input)).status).toBe(404);
+    expect((await ingest("acme-ledger", renamed(0))).samples_total).toBe(1);
+
+    // Delete: the model is gone, and a new one of the same id starts empty.
+    const deleted = await api("/api/v1/models/acme-ledger", { method: "DELETE" });
+    expect(deleted.status).toBe(200);
+    expect((await postJson("/api/v1/models/acme-ledger/samples", renamed(0))).status).toBe(404);
+    expect((await create({ id: "acme-ledger" })).status).toBe(201);
+    expect((await metrics("acme-ledger")).samples_total).toBe(0);
+  });
+
+  it("a configured model (ONLINE_MODELS) can be reset but not deleted; unknown ids are 404", async () => {
+    expect((await problem(await api("/api/v1/models/bank-labels", { method: "DELETE" }))).code).toBe(
+      "model_is_online",
+    );
+    expect((await postJson("/api/v1/models/no-such-online/reset", {})).status).toBe(404);
+    const refused = await problem(
+      await create({ id: "x-1", label_field: "A", feature_fields: { text: "A" } }),
+    );
+    expect(refused.code).toBe("invalid_request");
+  });
+});

@@ -10,22 +10,24 @@ import { scoreTexts, withModel } from "../inference/engine";
 import { requireTextModel } from "../inference/kinds";
 import { callLearner, learner } from "./client";
 import { BANK_INPUT_TAG, bankText } from "./features";
+import { inCallerFields, type OnlineModel, toLearnerFields } from "./models";
 import { bankInputSchema, validateSamples } from "./sample";
-
-/** The online model `id`, or 404 when `ONLINE_MODELS` does not list it. */
-export function requireOnlineModel(config: Config, id: string): string {
-  if (!config.ONLINE_MODELS.includes(id)) {
-    throw new ApiError("model_not_found", `'${id.slice(0, 64)}' is not an online model (ONLINE_MODELS)`);
-  }
-  return id;
-}
 
 /**
  * Validates every record (all or nothing), then the model's learner predicts, stores and learns
  * each sample in order. Returns the learner's counts and versions.
  */
-export async function ingestSamples(env: Env, config: Config, id: string, records: unknown[]) {
-  const samples = validateSamples(records, config.ONLINE_MAX_SAMPLES);
+export async function ingestSamples(env: Env, config: Config, model: OnlineModel, records: unknown[]) {
+  const { id, fields } = model;
+  let samples: ReturnType<typeof validateSamples>;
+  try {
+    samples = validateSamples(
+      records.map((r) => toLearnerFields(r, fields)),
+      config.ONLINE_MAX_SAMPLES,
+    );
+  } catch (error) {
+    throw inCallerFields(error, fields);
+  }
   const { result, refused } = await callLearner(id, () => learner(env, id).ingest(id, samples));
   if (refused) {
     throw new ApiError(refused.code, `${refused.detail}; nothing was applied`, {
@@ -48,21 +50,25 @@ export interface OnlinePrediction {
 export async function predictOnline(
   env: Env,
   state: RequestState,
-  id: string,
+  model: OnlineModel,
   body: unknown,
   nTop: number | undefined,
   source: "snapshot" | "learner",
 ): Promise<OnlinePrediction> {
   const { config } = state;
-  const parsed = bankInputSchema.safeParse(body);
+  const { id } = model;
+  const parsed = bankInputSchema.safeParse(toLearnerFields(body, model.fields));
   if (!parsed.success) {
     const errors = parsed.error.issues.map((i) => ({
       path: i.path.join(".") || "(body)",
       message: i.message,
     }));
-    throw new ApiError("invalid_request", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
-      extensions: { errors },
-    });
+    throw inCallerFields(
+      new ApiError("invalid_request", errors.map((e) => `${e.path}: ${e.message}`).join("; "), {
+        extensions: { errors },
+      }),
+      model.fields,
+    );
   }
   const input = parsed.data;
   let top: { AccountNumber: string; score: number }[];

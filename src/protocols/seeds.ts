@@ -18,7 +18,8 @@ import { createTrainingJob } from "../jobs/create";
 import { DATASET_KEY_RE } from "../jobs/spec";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { ingestSamples, predictOnline, requireOnlineModel } from "../online/service";
+import { type OnlineModel, requireOnlineModel } from "../online/models";
+import { ingestSamples, predictOnline } from "../online/service";
 import { deleteModel } from "../registry/delete";
 import { listModelSummaries } from "../registry/list";
 
@@ -122,16 +123,16 @@ export const registryPrediction: Handler = async (request, env, ctx) => {
   });
 };
 
-function compatOnlineModel(request: AppRequest): string {
+function compatOnlineModel(request: AppRequest, env: Env): Promise<OnlineModel> {
   const { config } = request.state;
-  return requireOnlineModel(config, config.COMPAT_ONLINE_MODEL);
+  return requireOnlineModel(env, config, config.COMPAT_ONLINE_MODEL);
 }
 
 /** `POST /sample`: one labelled sample or an array of them (or `text/csv`) → the online learner. */
 export const onlineServiceSample: Handler = async (request, env) => {
   const { config } = request.state;
-  const id = compatOnlineModel(request);
-  return json(await ingestSamples(env, config, id, await readSampleRecords(request, config)));
+  const model = await compatOnlineModel(request, env);
+  return json(await ingestSamples(env, config, model, await readSampleRecords(request, config)));
 };
 
 /**
@@ -140,12 +141,12 @@ export const onlineServiceSample: Handler = async (request, env) => {
  * sent so far (`?source=snapshot` uses the edge snapshot, as the native route does by default).
  */
 export const onlineServicePredict: Handler = async (request, env) => {
-  const id = compatOnlineModel(request);
+  const model = await compatOnlineModel(request, env);
   const { nTop, source } = predictOptions(new URL(request.url), "learner");
   const body = await readJsonBody(request, request.state.config.MAX_BODY_BYTES);
-  return onlinePredictionResponse(await predictOnline(env, request.state, id, body, nTop, source), nTop);
+  return onlinePredictionResponse(await predictOnline(env, request.state, model, body, nTop, source), nTop);
 };
 
 /** `GET /metrics`: the online model's monitoring of its last 1,000 predictions. */
 export const onlineServiceMetrics: Handler = async (request, env) =>
-  json(await learnerMetrics(env, compatOnlineModel(request)));
+  json(await learnerMetrics(env, (await compatOnlineModel(request, env)).id));

@@ -11,6 +11,7 @@ import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/
 import { json } from "../http";
 import { readAllStatistics, statisticsApis } from "../metering/stats";
 import { learnerMetrics } from "../online/client";
+import { listOnlineModelIds } from "../online/models";
 import { readBacklog } from "../queue/backlog";
 import { listModelSummaries } from "../registry/list";
 
@@ -90,7 +91,7 @@ export const dashboardModels: Handler = async (request, env) =>
 
 /** `GET /dashboard/api/online`: each online model's metrics report (`GET /api/v1/models/:id/metrics`). */
 export const dashboardOnline: Handler = async (request, env) => {
-  const ids = request.state.config.ONLINE_MODELS;
+  const ids = await listOnlineModelIds(env, request.state.config);
   return json({ models: await Promise.all(ids.map((id) => learnerMetrics(env, id))) }, 200, NO_STORE);
 };
 

@@ -13,6 +13,12 @@ import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
 import type { JobRow } from "../jobs/store";
+import {
+  createOnlineModel,
+  deleteOnlineModel,
+  findOnlineModel,
+  onlineModelRequestSchema,
+} from "../online/models";
 import { activateVersion } from "../registry/activate";
 import { d1, getModelRow, getVersionRow, getVersionRows, versionView } from "../registry/db";
 import { deleteModel } from "../registry/delete";
@@ -192,7 +198,10 @@ export const activate: Handler = async (request, env) => {
 
 /** `DELETE /api/v1/models/:id`: removes the model and every related object (see `deleteModel`). */
 export const removeModel: Handler = async (request, env) => {
-  const report = await deleteModel(env, request.state.config, modelId(request));
+  const { config } = request.state;
+  const id = modelId(request);
+  const online = await findOnlineModel(env, config, id);
+  const report = online ? await deleteOnlineModel(env, config, online) : await deleteModel(env, config, id);
   return json({ deleted: report });
 };
 
@@ -213,6 +222,11 @@ export const createModel: Handler = async (request, env) => {
         extensions: { limit_rows: MAX_INLINE_ROWS },
       },
     );
+  }
+  if ((raw as { task?: unknown } | null)?.task === "online") {
+    const online = validate(onlineModelRequestSchema, raw);
+    const created = await createOnlineModel(env, config, request.state.caller?.issuer, online);
+    return json(created, 201, { location: `/api/v1/models/${created.id}/metrics` });
   }
   const body = validate(jobRequestSchema, raw);
   const keyed = await idempotentRequest(idempotency, request.state.caller?.issuer ?? null, body);

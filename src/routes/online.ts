@@ -3,18 +3,20 @@
  *   POST /api/v1/models/:id/samples   labelled samples (JSON array or text/csv) → the model's learner
  *   POST /api/v1/models/:id/predict   one sample → `["<AccountNumber>"]` (top k with `?n_top=k`)
  *   GET  /api/v1/models/:id/metrics   windowed precision/recall/accuracy, counters, series
- * Only model ids listed in `ONLINE_MODELS` are online models; others are 404 `model_not_found`.
+ *   POST /api/v1/models/:id/reset     forget everything the learner learned (admin)
+ * Online models are those ONLINE_MODELS lists and those created with `POST /api/v1/models`
+ * (`task: "online"`); any other id is 404 `model_not_found`.
  */
-import type { Config } from "../config";
 import type { AppRequest, Handler } from "../context";
 import { json, readJsonBody } from "../http";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { ingestSamples, predictOnline, requireOnlineModel } from "../online/service";
+import { type OnlineModel, requireOnlineModel, resetOnlineModel } from "../online/models";
+import { ingestSamples, predictOnline } from "../online/service";
 
-/** The online model id of the route, or 404 when `ONLINE_MODELS` does not list it. */
-function onlineModelId(request: AppRequest, config: Config): string {
-  return requireOnlineModel(config, decodeURIComponent(String(request.params.id ?? "")));
+/** The online model of the route, or 404 when there is none of that id. */
+function onlineModel(request: AppRequest, env: Env): Promise<OnlineModel> {
+  return requireOnlineModel(env, request.state.config, decodeURIComponent(String(request.params.id ?? "")));
 }
 
 /**
@@ -23,8 +25,8 @@ function onlineModelId(request: AppRequest, config: Config): string {
  */
 export const onlineSamples: Handler = async (request, env) => {
   const { config } = request.state;
-  const id = onlineModelId(request, config);
-  return json(await ingestSamples(env, config, id, await readSampleRecords(request, config)));
+  const model = await onlineModel(request, env);
+  return json(await ingestSamples(env, config, model, await readSampleRecords(request, config)));
 };
 
 /**
@@ -34,14 +36,20 @@ export const onlineSamples: Handler = async (request, env) => {
  */
 export const onlinePredict: Handler = async (request, env) => {
   const { config } = request.state;
-  const id = onlineModelId(request, config);
+  const model = await onlineModel(request, env);
   const { nTop, source } = predictOptions(new URL(request.url));
   const body = await readJsonBody(request, config.MAX_BODY_BYTES);
-  return onlinePredictionResponse(await predictOnline(env, request.state, id, body, nTop, source), nTop);
+  return onlinePredictionResponse(await predictOnline(env, request.state, model, body, nTop, source), nTop);
 };
 
 /** `GET /api/v1/models/:id/metrics`: see `MetricsReport`. */
 export const onlineMetrics: Handler = async (request, env) => {
-  const id = onlineModelId(request, request.state.config);
-  return json(await learnerMetrics(env, id));
+  const model = await onlineModel(request, env);
+  return json(await learnerMetrics(env, model.id));
+};
+
+/** `POST /api/v1/models/:id/reset`: the learner starts again from nothing (see `resetOnlineModel`). */
+export const onlineReset: Handler = async (request, env) => {
+  const model = await onlineModel(request, env);
+  return json(await resetOnlineModel(env, request.state.config, model.id));
 };
