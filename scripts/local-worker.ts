@@ -31,17 +31,6 @@ export function workerdPids(): Set<number> {
 }
 
 /** Starts Miniflare with `options` and returns it with the workerd processes it started. */
-async function _startMiniflare(
-  options: ConstructorParameters<typeof Miniflare>[0],
-): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
-  const before = workerdPids();
-  const mf = new Miniflare(options);
-  const url = (await mf.ready).toString().replace(/\/$/, "");
-  const pids = new Set([...workerdPids()].filter((pid) => !before.has(pid)));
-  return { mf, url, pids };
-}
-
-/** Starts Miniflare with `options` and returns it with the workerd processes it started. */
 export async function startMiniflare(
   options: ConstructorParameters<typeof Miniflare>[0],
 ): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {

@@ -23,15 +23,22 @@ export interface RouteDoc {
   errors?: (keyof typeof ERROR_CODES)[];
 }
 
-/** The route fields the document needs (src/router.ts `RouteDef`). */
+/** What the document needs of a route; src/router.ts's `RouteDef` adds the handler. */
 export interface DocumentedRoute {
   method: string;
   path: string;
+  /** Names the route in logs, statistics and policies (`ASAP_POLICY`). */
   api: string;
+  /** Requires a valid ASAP bearer token allowed by `ASAP_POLICY` (docs/auth.md); health probes do not. */
   auth: boolean;
+  /** Counted against the caller's rate limit before the handler runs (health probes are not). */
   throttle: boolean;
+  /** A replaced service's compatibility route: 404 unless `COMPAT_ROUTES` is on. */
   compat?: boolean;
-  /** Authenticated by the dashboard session cookie instead of a token. */
+  /**
+   * Requires a live dashboard session cookie instead of a token (docs/dashboard.md); the session's
+   * issuer becomes the caller (throttling, metering).
+   */
   session?: boolean;
   doc: RouteDoc;
 }

@@ -12,7 +12,7 @@ import { createLogger } from "./log";
 import { meter } from "./metering/meter";
 import { onlineModelRequestSchema } from "./online/models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
-import { openApi, type RouteDoc } from "./openapi";
+import { type DocumentedRoute, openApi, type RouteDoc } from "./openapi";
 import * as oip from "./protocols/oip";
 import * as seeds from "./protocols/seeds";
 import {
@@ -44,26 +44,12 @@ import { statistics, statisticsQuerySchema } from "./routes/statistics";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 
-/** One API route: `api` names it in logs, statistics and policies; `doc` is its OpenAPI entry. */
-export interface RouteDef {
+/** One route: its documented fields (`DocumentedRoute`: api name, auth, throttling, doc) and handler. */
+export interface RouteDef extends DocumentedRoute {
   method: Method;
-  path: string;
-  api: string;
-  /** Requires a valid ASAP bearer token allowed by `ASAP_POLICY` (docs/auth.md); health probes do not. */
-  auth: boolean;
-  /** Counted against the caller's rate limit before the handler runs (health probes are not). */
-  throttle: boolean;
-  /** A replaced service's compatibility route: 404 unless `COMPAT_ROUTES` is on. */
-  compat?: boolean;
-  /**
-   * Requires a live dashboard session cookie instead of a token (docs/dashboard.md); the session's
-   * issuer becomes the caller (throttling, metering).
-   */
-  session?: boolean;
   /** Opened by a person in a browser: errors are rendered as an HTML page, not problem+json. */
   html?: boolean;
   handler: Handler;
-  doc: RouteDoc;
 }
 
 /** A route with a token and throttling (most routes); `open` routes have neither. */
