@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Handler, RequestState } from "../context";
+import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
 import { MAX_IMAGE_BASE64_CHARS } from "../image/decode";
@@ -52,10 +52,10 @@ export async function readPredictBody(request: Request, maxBodyBytes: number): P
 }
 
 /**
- * Checks what the schema cannot: the encoding, text/texts exclusivity, and the texts' limits
- * (`checkTextLimits`); returns the texts.
+ * Checks what the schema cannot of this body shape: the encoding and text/texts exclusivity;
+ * returns the texts (their limits are the core's `checkTextLimits`).
  */
-export function checkTexts(body: PredictRequest, state: RequestState): string[] {
+export function textsOf(body: PredictRequest): string[] {
   if (body.encoding_type !== undefined && !SUPPORTED_ENCODINGS.has(body.encoding_type.toLowerCase())) {
     throw new ApiError(
       "unsupported_encoding",
@@ -71,9 +71,7 @@ export function checkTexts(body: PredictRequest, state: RequestState): string[] 
       },
     );
   }
-  const texts = body.texts ?? [body.text as string];
-  checkTextLimits(texts, state, (i) => (body.texts ? `texts.${i}` : "text"));
-  return texts;
+  return body.texts ?? [body.text as string];
 }
 
 /**
@@ -98,7 +96,8 @@ export const predict: Handler = async (request, env, ctx) => {
     ]);
     return json({ request_id: requestId, predictions: ranked(labels, scores[0] ?? [], body.n_top), model });
   }
-  const texts = checkTexts(body, request.state);
+  const texts = textsOf(body);
+  checkTextLimits(texts, request.state, (i) => (body.texts ? `texts.${i}` : "text"));
   const { model, labels, scores } = await classifyTexts(env, ctx, request.state, choice, texts);
   const tail = { ...(body.language !== undefined && { language: body.language }), model };
   return json({

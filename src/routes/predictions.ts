@@ -1,45 +1,27 @@
 /** Async predictions (`POST`/`GET /api/v1/predictions/:id`) and the prediction log (`GET /api/v1/predictions`). */
 import { z } from "zod";
-import { canSee, ownerScope } from "../auth/scope";
+import { ownerScope } from "../auth/scope";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
-import {
-  findReplay,
-  idempotencyKey,
-  idempotentRequest,
-  keyInProgress,
-  REPLAYED_HEADERS,
-} from "../idempotency";
-import { decodeBase64Image, readImageHeader } from "../image/decode";
+import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { readLog } from "../predictions/log";
-import { inputKey, type PredictionInput, type PredictionRow, predictionView } from "../predictions/run";
+import { type PredictionInput, predictionView } from "../predictions/run";
+import { readPrediction, submitPrediction as submit } from "../predictions/submit";
 import { d1 } from "../registry/db";
-import { getManifest, resolveVersion } from "../storage/models";
-import { checkTexts, predictRequestSchema, readPredictBody } from "./predict";
+import { predictRequestSchema, readPredictBody, textsOf } from "./predict";
 
 /**
  * `POST /api/v1/predictions`: `{model?, version?, text | texts | image, n_top?, request_id?}`,
- * validated like `POST /api/v1/predict` (an image: base64 PNG/JPEG ≤ 1 MiB, for image models). The
- * model version is resolved now and pinned; the input goes to R2 (`inputs/<id>`), a `queued` row
- * to D1, and `{kind: "prediction", id, key}` to the queue → 202 `{id, status_url}`.
+ * validated like `POST /api/v1/predict` → 202 `{id, status, status_url, model}` (see
+ * `submitPrediction`); `Idempotency-Key` returns an earlier submit's answer.
  */
 export const submitPrediction: Handler = async (request, env) => {
   const { config } = request.state;
   const idempotency = idempotencyKey(request.headers);
   const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
-  const caller = request.state.caller?.issuer ?? null;
-  const keyed = await idempotentRequest(idempotency, caller, body);
-  const replay = async (): Promise<Response | undefined> => {
-    const row = await findReplay<PredictionRow>(env.DB, "predictions", keyed);
-    if (!row) return undefined;
-    request.state.model = { id: row.model_id, version: row.model_version };
-    return accepted(row.id, row.model_id, row.model_version, REPLAYED_HEADERS);
-  };
-  // A key seen before answers as it did, whatever the active version is now.
-  const replayed = await replay();
-  if (replayed) return replayed;
+  const keyed = await idempotentRequest(idempotency, request.state.caller?.issuer ?? null, body);
   let input: PredictionInput;
   if (body.image !== undefined) {
     if (body.text !== undefined || body.texts !== undefined) {
@@ -47,106 +29,26 @@ export const submitPrediction: Handler = async (request, env) => {
         extensions: { errors: [{ path: "image", message: "image cannot be combined with text or texts" }] },
       });
     }
-    readImageHeader(decodeBase64Image(body.image));
     input = { image: body.image };
   } else {
-    const texts = checkTexts(body, request.state);
+    const texts = textsOf(body);
     input = body.texts ? { texts } : { text: texts[0] as string };
   }
-  const modelId = body.model ?? config.DEFAULT_MODEL;
-  const version = await resolveVersion(env.MODELS, modelId, body.version, config.ACTIVE_POINTER_TTL_MS);
-  const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
-  if ((manifest.kind === "image") !== (input.image !== undefined)) {
-    throw new ApiError(
-      "model_input_mismatch",
-      manifest.kind === "image"
-        ? `model '${modelId}' classifies images: send 'image' (base64 PNG or JPEG), not text`
-        : `model '${modelId}' classifies text: send 'text' or 'texts', not 'image'`,
-    );
-  }
-  request.state.model = { id: modelId, version };
-  const id = crypto.randomUUID();
-  const key = inputKey(id);
-  await env.MODELS.put(key, JSON.stringify(input), { httpMetadata: { contentType: "application/json" } });
-  const now = Date.now();
-  let inserted: D1Result;
-  try {
-    // The unique (issuer, key) index makes one of several concurrent submits with a key the creator.
-    inserted = await d1("create prediction", () =>
-      env.DB.prepare(
-        `INSERT INTO predictions (id, model_id, model_version, status, input_key, request_id, n_top, caller,
-           created_at, updated_at, idempotency_key, request_hash)
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)
-         ON CONFLICT DO NOTHING`,
-      )
-        .bind(
-          id,
-          modelId,
-          version,
-          key,
-          body.request_id === undefined ? null : JSON.stringify(body.request_id),
-          body.n_top ?? null,
-          caller,
-          now,
-          keyed?.key ?? null,
-          keyed?.fingerprint ?? null,
-        )
-        .run(),
-    );
-  } catch (error) {
-    await env.MODELS.delete(key);
-    throw error;
-  }
-  if (inserted.meta.changes !== 1) {
-    await env.MODELS.delete(key);
-    const existing = await replay();
-    if (existing) return existing;
-    throw keyInProgress();
-  }
-  try {
-    await env.PREDICTIONS_QUEUE.send({ kind: "prediction", id, key });
-  } catch (cause) {
-    await env.DB.prepare("DELETE FROM predictions WHERE id = ?").bind(id).run();
-    await env.MODELS.delete(key);
-    throw new ApiError("queue_unavailable", "the prediction queue is unavailable; retry later", {
-      cause,
-      headers: { "retry-after": "5" },
-    });
-  }
-  return accepted(id, modelId, version);
+  const { prediction, replayed } = await submit(
+    env,
+    request.state,
+    { model: body.model, version: body.version, input, nTop: body.n_top, requestId: body.request_id },
+    keyed,
+  );
+  return json(prediction, 202, { location: prediction.status_url, ...(replayed && REPLAYED_HEADERS) });
 };
-
-/** The 202 of an accepted async prediction (also what a replayed Idempotency-Key answers). */
-function accepted(
-  id: string,
-  modelId: string,
-  version: string,
-  headers: Record<string, string> = {},
-): Response {
-  const statusUrl = `/api/v1/predictions/${id}`;
-  return json({ id, status: "queued", status_url: statusUrl, model: { id: modelId, version } }, 202, {
-    location: statusUrl,
-    ...headers,
-  });
-}
 
 /**
  * `GET /api/v1/predictions/:id`: status, result or error, model, times. Only the issuer that
  * submitted a prediction, and admins, see it (any other gets 404, as for an unknown id).
  */
-export const getPrediction: Handler = async (request, env) => {
-  const id = request.params.id ?? "";
-  const row = z.uuid().safeParse(id).success
-    ? await d1("read prediction", () =>
-        env.DB.prepare("SELECT * FROM predictions WHERE id = ?").bind(id).first<PredictionRow>(),
-      )
-    : null;
-  if (!row || !canSee(request.state, row.caller)) {
-    throw new ApiError("prediction_not_found", `no prediction '${id.slice(0, 80)}'`);
-  }
-  request.state.model = { id: row.model_id, version: row.model_version };
-  return json(predictionView(row));
-};
+export const getPrediction: Handler = async (request, env) =>
+  json(predictionView(await readPrediction(env, request.state, request.params.id ?? "")));
 
 export const logQuerySchema = z.strictObject({
   model: z.string().max(64).optional(),
