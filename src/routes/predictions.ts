@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
-import { decodeBase64Image, readImageHeader } from "../image/decode";
+import { checkImage, decodeBase64Image } from "../image/decode";
 import { readLog } from "../predictions/log";
 import { inputKey, type PredictionInput, type PredictionRow, predictionView } from "../predictions/run";
 import { d1 } from "../registry/db";
@@ -27,7 +27,8 @@ export const submitPrediction: Handler = async (request, env) => {
         extensions: { errors: [{ path: "image", message: "image cannot be combined with text or texts" }] },
       });
     }
-    readImageHeader(decodeBase64Image(body.image));
+    // The decode budget (not the decode): a bomb is refused here, not after 202 in the consumer.
+    checkImage(decodeBase64Image(body.image));
     input = { image: body.image };
   } else {
     const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
