@@ -313,11 +313,12 @@ function putCode(w: JpegBits, codes: Map<number, [number, number]>, symbol: numb
   w.put(c[0], c[1]);
 }
 
-/** End-of-band runs covering `blocks` blocks. */
+/** End-of-band runs covering `blocks` blocks, in as few runs (≤ 32,767 blocks) of equal length as can be. */
 function eobRuns(w: JpegBits, blocks: number): void {
+  const size = Math.ceil(blocks / Math.ceil(blocks / 32767));
   let left = blocks;
   while (left > 0) {
-    const run = Math.min(left, 32767);
+    const run = Math.min(left, size);
     const r = 31 - Math.clz32(run);
     putCode(w, AC_CODES, r << 4);
     if (r > 0) w.put(run - (1 << r), r);
@@ -411,6 +412,7 @@ export function progressiveJpeg(options: ProgressiveJpegOptions): Uint8Array {
             const cat = diff === 0 ? 0 : 32 - Math.clz32(Math.abs(diff));
             putCode(w, DC_CODES, cat);
             if (cat > 0) w.put(diff > 0 ? diff : diff + (1 << cat) - 1, cat);
+            if (scan.se > 0) putCode(w, AC_CODES, 0x00); // sequential: the block's AC ends at once (EOB)
           } else {
             w.put((value >> scan.al) & 1, 1);
           }
