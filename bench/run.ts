@@ -18,7 +18,8 @@
  * all scenarios alike; a feature's cost is taken round by round against the same round's run
  * without it. Also, once each, on
  * the full-stack service: health, predict batch of 32, image predict (digits model) with a 28×28
- * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times.
+ * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times,
+ * and the decoder's time to refuse decode bombs (`image_bombs`; alone: `npx tsx bench/image-bombs.ts`).
  *
  * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
@@ -38,7 +39,7 @@ import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { putShippedModels } from "../scripts/local-r2";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
-import { benchImages, measureImageTime } from "./image-time";
+import { benchImages, measureBombTimes, measureImageTime } from "./image-time";
 import { measureModelTime } from "./model-time";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
@@ -320,6 +321,7 @@ const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
+const imageBombs = measureBombTimes();
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
 const bundle = await build();
 // Enough tokens for ~1,500 authenticated requests a second on the busiest service, every round,
@@ -426,6 +428,7 @@ console.log(
       predict_image_png28: once.png28,
       predict_image_jpeg640: once.jpeg640,
       image_time: imageTime,
+      image_bombs: imageBombs,
       bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
     },
     null,
