@@ -87,13 +87,15 @@ export interface BombTime {
   median_ms: number;
   max_ms: number;
   rounds: number;
+  /** How far the process's peak RSS rose during this file's runs (0 when it stayed below an earlier peak). */
+  peak_rss_growth_mb: number;
 }
 
 /**
  * The hostile files of test/image-hostile.test.ts (built the same way) and two valid ones at the
  * pixel limit, for the decode budget's cost: the time `decode` takes to refuse (or decode) each,
- * min/median/max over `rounds` runs after one warm-up. `decode` is the Worker's `decodeImage`
- * unless another decoder is compared (e.g. an older version of it).
+ * min/median/max over `rounds` runs after one warm-up, and how far the peak RSS rose meanwhile.
+ * `decode` is the Worker's `decodeImage` unless another decoder is compared (e.g. an older one).
  */
 export function measureBombTimes(
   rounds = 7,
@@ -165,6 +167,7 @@ export function measureBombTimes(
   for (const [name, build] of Object.entries(files)) {
     if (only && !only.includes(name)) continue;
     const bytes = build();
+    const peakBefore = process.resourceUsage().maxRSS;
     const once = () => {
       const t0 = performance.now();
       let outcome = "ok";
@@ -187,6 +190,7 @@ export function measureBombTimes(
       median_ms: r(times[Math.floor((times.length - 1) / 2)] as number),
       max_ms: r(times[times.length - 1] as number),
       rounds,
+      peak_rss_growth_mb: Math.round((process.resourceUsage().maxRSS - peakBefore) / 1024),
     };
   }
   return out;
