@@ -66,7 +66,8 @@ function tooLarge(detail: string, limits: Record<string, number>): ApiError {
 
 /**
  * Walks a JPEG (SOI already sniffed) to its End Of Image marker and checks its segments and scans
- * against the limits above; returns what it counted. Data after the EOI is allowed (camera trailers).
+ * against the limits above; returns what it counted. A file without the EOI is refused as cut short
+ * (jpeg-js would fill the missing blocks with grey); data after it is allowed (camera trailers).
  */
 export function checkJpeg(bytes: Uint8Array): JpegBudget {
   const u16 = (i: number) => ((bytes[i] as number) << 8) | (bytes[i + 1] as number);
