@@ -105,6 +105,16 @@ const BOMBS: Case[] = [
     "image_too_large",
     { limit_chunks: MAX_PNG_CHUNKS },
   ],
+  [
+    "PNG with a 1 MiB palette (349,000 entries; the spec allows 256)",
+    () =>
+      pngFile(ihdr(16, 16, 8, 3), [
+        pngChunk("PLTE", new Uint8Array(3 * 349_000)),
+        ...idatChunks(zlibZeros(pngRawSize(16, 16, 8, 1))),
+      ]),
+    400,
+    "invalid_image",
+  ],
   ["progressive JPEG 2048×2048 with 58,000 empty scans", jpegScanBomb, 400, "invalid_image"],
   [
     "progressive JPEG repeating its DC scan",

@@ -84,9 +84,9 @@ export function pngRawSize(
 /**
  * Walks the chunks of a PNG whose header was already checked for size (`readImageHeader`), checks
  * IHDR, and inflates the IDAT data against the size it implies. Refuses with `invalid_image` (400):
- * cut-off chunks, a missing or bad IHDR, no IDAT or IEND, image data that inflates to more or less
- * than the header implies, a corrupt zlib stream; with `image_too_large` (413): more than
- * `MAX_PNG_CHUNKS` chunks.
+ * cut-off chunks, a missing or bad IHDR, a PLTE over 256 entries, no IDAT or IEND, image data that
+ * inflates to more or less than the header implies, a corrupt zlib stream; with `image_too_large`
+ * (413): more than `MAX_PNG_CHUNKS` chunks.
  */
 export function checkPng(bytes: Uint8Array): PngLayout {
   if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b))
@@ -121,6 +121,10 @@ export function checkPng(bytes: Uint8Array): PngLayout {
       header = readIhdr(bytes.subarray(at + 8, at + 21));
     } else if (type === "IHDR") {
       throw invalid("PNG has more than one IHDR chunk");
+    }
+    // fast-png reads every entry of a PLTE, however long; the spec allows 256.
+    if (type === "PLTE" && (length % 3 !== 0 || length > 3 * 256)) {
+      throw invalid("PNG palette (PLTE) must hold 1 to 256 RGB entries");
     }
     if (type === "IDAT") idat.push(bytes.subarray(at + 8, at + 8 + length));
     if (type === "IEND") ended = true;
