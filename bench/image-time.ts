@@ -1,13 +1,27 @@
 /**
  * Image predict inputs for the bench and their cost split, in Node: decode (PNG/JPEG → pixels) and
  * preprocessing (gray, resize, normalise) with the Worker's own code, and model-only time
- * (onnxruntime-web WASM, one thread, same session options as the Worker) on a preprocessed input.
+ * (onnxruntime-web WASM, one thread, same session options as the Worker) on a preprocessed input;
+ * and the time the decoder takes to refuse hostile files (decode bombs) or to decode valid ones at
+ * the pixel limit.
  */
 import * as ort from "onnxruntime-web";
 import { base64, drawDigit, grayJpeg, grayPng } from "../scripts/digit-images";
 import { decodeImage } from "../src/image/decode";
 import { toModelInput } from "../src/image/preprocess";
 import { imageManifestSchema } from "../src/inference/manifest";
+import {
+  idatChunks,
+  ihdr,
+  type JpegScan,
+  jpegAcTable,
+  pngChunk,
+  pngFile,
+  pngRawSize,
+  progressiveJpeg,
+  zlibZeroBomb,
+  zlibZeros,
+} from "../test/hostile-images";
 import { loadShippedModel } from "./model-time";
 
 /** The two bench images: a 28×28 PNG and a 640×480 JPEG (resized by the Worker), as base64. */
@@ -59,6 +73,124 @@ export async function measureImageTime(
     out.images[name] = {
       decode_ms: r(mean(() => decodeImage(bytes), Math.ceil(iterations / 4))),
       preprocess_ms: r(mean(() => toModelInput(image, manifest.preprocess), Math.ceil(iterations / 4))),
+    };
+  }
+  return out;
+}
+
+/** One hostile (or edge) file: what the decoder answered and how long it took, over rounds. */
+export interface BombTime {
+  bytes: number;
+  /** `ok`, or the `ApiError` code (with the HTTP status) the decoder refused it with. */
+  outcome: string;
+  min_ms: number;
+  median_ms: number;
+  max_ms: number;
+  rounds: number;
+  /** How far the process's peak RSS rose during this file's runs (0 when it stayed below an earlier peak). */
+  peak_rss_growth_mb: number;
+}
+
+/**
+ * The hostile files of test/image-hostile.test.ts (built the same way) and two valid ones at the
+ * pixel limit, for the decode budget's cost: the time `decode` takes to refuse (or decode) each,
+ * min/median/max over `rounds` runs after one warm-up, and how far the peak RSS rose meanwhile.
+ * `decode` is the Worker's `decodeImage` unless another decoder is compared (e.g. an older one).
+ */
+export function measureBombTimes(
+  rounds = 7,
+  decode: (bytes: Uint8Array) => unknown = decodeImage,
+  only?: readonly string[],
+): Record<string, BombTime> {
+  const MiB = 1024 * 1024;
+  const DC: JpegScan = { comps: [0], ss: 0, se: 0, ah: 0, al: 0 };
+  const AC: JpegScan = { comps: [0], ss: 1, se: 63, ah: 0, al: 0 };
+  const planes = (comps: number[], ss: number, se: number): JpegScan[] => [
+    { comps, ss, se, ah: 0, al: 13 },
+    ...Array.from({ length: 13 }, (_, i) => ({ comps, ss, se, ah: 13 - i, al: 12 - i })),
+  ];
+  const files: Record<string, () => Uint8Array> = {
+    png_zlib_bomb_16x16_to_1000mib: () => pngFile(ihdr(16, 16), idatChunks(zlibZeroBomb(1000 * MiB))),
+    png_idat_1_byte_over: () => pngFile(ihdr(16, 16), idatChunks(zlibZeros(pngRawSize(16, 16, 8, 1) + 1))),
+    png_iccp_bomb_to_1000mib: () =>
+      pngFile(ihdr(16, 16), [
+        pngChunk("iCCP", Uint8Array.from([0x69, 0, 0, ...zlibZeroBomb(1000 * MiB)])),
+        ...idatChunks(zlibZeros(pngRawSize(16, 16, 8, 1))),
+      ]),
+    png_80k_text_chunks: () =>
+      pngFile(ihdr(16, 16), [
+        ...Array.from({ length: 80_000 }, () => pngChunk("tEXt", Uint8Array.of(65, 0))),
+        ...idatChunks(zlibZeros(pngRawSize(16, 16, 8, 1))),
+      ]),
+    jpeg_2048_58000_empty_scans: () =>
+      progressiveJpeg({
+        width: 2048,
+        height: 2048,
+        components: 1,
+        level: () => 128,
+        scans: [DC, ...Array.from({ length: 58_000 }, () => AC)],
+      }),
+    jpeg_2048_14_bit_planes_valid: () =>
+      progressiveJpeg({
+        width: 2048,
+        height: 2048,
+        components: 3,
+        level: () => 128,
+        scans: [...planes([0, 1, 2], 0, 0), ...[0, 1, 2].flatMap((c) => planes([c], 1, 63))],
+      }),
+    jpeg_2048_190_single_coefficient_scans_valid: () =>
+      progressiveJpeg({
+        width: 2048,
+        height: 2048,
+        components: 3,
+        level: () => 128,
+        scans: [
+          { comps: [0, 1, 2], ss: 0, se: 0, ah: 0, al: 0 },
+          ...[0, 1, 2].flatMap((c) =>
+            Array.from({ length: 63 }, (_, k) => ({ comps: [c], ss: k + 1, se: k + 1, ah: 0, al: 0 })),
+          ),
+        ],
+      }),
+    jpeg_29k_huffman_tables: () =>
+      progressiveJpeg({
+        width: 64,
+        height: 64,
+        components: 1,
+        extra: Array.from({ length: 29_000 }, () => jpegAcTable()),
+      }),
+    valid_png_2048_rgba: () =>
+      pngFile(ihdr(2048, 2048, 8, 6), idatChunks(zlibZeros(pngRawSize(2048, 2048, 8, 4)))),
+    valid_jpeg_2048_libjpeg_progressive: () => progressiveJpeg({ width: 2048, height: 2048, components: 3 }),
+  };
+  const r = (x: number) => Math.round(x * 10) / 10;
+  const out: Record<string, BombTime> = {};
+  for (const [name, build] of Object.entries(files)) {
+    if (only && !only.includes(name)) continue;
+    const bytes = build();
+    const peakBefore = process.resourceUsage().maxRSS;
+    const once = () => {
+      const t0 = performance.now();
+      let outcome = "ok";
+      try {
+        decode(bytes);
+      } catch (error) {
+        // By shape, not class: a compared decoder may come with its own copy of ApiError.
+        const e = error as { status?: unknown; code?: unknown };
+        outcome =
+          typeof e.code === "string" ? `${e.status} ${e.code}` : `thrown: ${String(error).slice(0, 80)}`;
+      }
+      return { ms: performance.now() - t0, outcome };
+    };
+    const { outcome } = once();
+    const times = Array.from({ length: rounds }, () => once().ms).sort((a, b) => a - b);
+    out[name] = {
+      bytes: bytes.length,
+      outcome,
+      min_ms: r(times[0] as number),
+      median_ms: r(times[Math.floor((times.length - 1) / 2)] as number),
+      max_ms: r(times[times.length - 1] as number),
+      rounds,
+      peak_rss_growth_mb: Math.round((process.resourceUsage().maxRSS - peakBefore) / 1024),
     };
   }
   return out;

@@ -1,3 +1,34 @@
+/**
+ * `npm run bench`: load-tests the Worker on workerd directly, never through `wrangler dev` (whose
+ * dev proxy caps even a hello-world Worker at ~530 RPS on these machines).
+ *
+ * How: `wrangler deploy --dry-run --outdir` builds the exact bundle that would ship (its size is
+ * reported too); Miniflare's API runs that bundle in workerd with local R2 (bindings and vars from
+ * wrangler.toml via wrangler's `unstable_getMiniflareWorkerOptions`), seeded from models/; a
+ * hello-world Worker runs in the same way in the same run as the ceiling; autocannon generates
+ * the load (concurrency 32; 2.5 s per scenario and round, 10 s for those run once, by default).
+ * Prints one JSON document.
+ *
+ * Compared scenarios, each its own service, all started up front and loaded in turn for
+ * BENCH_ROUNDS rounds (medians reported, every round listed): the hello-world Worker (ceiling);
+ * predict single with the full stack (ASAP auth with a warm key cache + statistics + throttling);
+ * the same with ES256 instead of RS256 tokens; with auth off; with metering (statistics +
+ * throttling) off; with both off. Many short interleaved rounds, every other one in reverse order,
+ * spread the machine's drift (other work on the 2 cores moves a single 10 s figure by ±20 %) over
+ * all scenarios alike; a feature's cost is taken round by round against the same round's run
+ * without it. Also, once each, on
+ * the full-stack service: health, predict batch of 32, image predict (digits model) with a 28×28
+ * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times,
+ * and the decoder's time to refuse decode bombs (`image_bombs`; alone: `npx tsx bench/image-bombs.ts`).
+ *
+ * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
+ * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
+ * ~4,000 tokens/s) and shared by the services (each has its own replay state).
+ *
+ * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20), BENCH_CONNECTIONS
+ * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
+ * /dev/shm when present).
+ */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
@@ -5,7 +36,7 @@ import type { Miniflare } from "miniflare";
 import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startMiniflare, startWorker } from "../scripts/local-worker";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
-import { benchImages, measureImageTime } from "./image-time";
+import { benchImages, measureBombTimes, measureImageTime } from "./image-time";
 import { measureModelTime } from "./model-time";
 
 const outdir = path.join(root, "dist", "bench");
@@ -212,6 +243,7 @@ const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
+const imageBombs = measureBombTimes();
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
 const bundle = await build(outdir);
 // Enough tokens for ~1,500 authenticated requests a second on the busiest service, every round,
@@ -318,6 +350,7 @@ console.log(
       predict_image_png28: once.png28,
       predict_image_jpeg640: once.jpeg640,
       image_time: imageTime,
+      image_bombs: imageBombs,
       bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
     },
     null,

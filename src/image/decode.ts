@@ -5,16 +5,19 @@
  * Node (the trainer and the bench use this module too), and a corrupt file is an ordinary thrown
  * error, never a trapped WebAssembly instance.
  *
- * Limits are checked before the work they bound: the base64 length before decoding it, and the
- * pixel count from the header before decompressing (decompression bombs are refused up front).
- * Every failure is an `ApiError`: `invalid_image` (400), `image_too_large` (413) or
- * `unsupported_image_format` (415).
+ * Limits are checked before the work they bound: the base64 length before decoding it, the pixel
+ * count from the header, then the decode budget of the format before its decoder runs (`checkImage`:
+ * PNG image data inflated against the exact size its header implies, in ./png.ts; JPEG segments,
+ * scans and scan work against what its header allows, in ./jpeg.ts). Every failure is an
+ * `ApiError`: `invalid_image` (400), `image_too_large` (413) or `unsupported_image_format` (415).
  */
 
 import { decode as decodePng } from "fast-png";
 import { imageSize } from "image-size";
 import { decode as decodeJpeg } from "jpeg-js";
 import { ApiError } from "../errors";
+import { checkJpeg } from "./jpeg";
+import { checkPng, type PngLayout } from "./png";
 
 /** Largest accepted image file, in decoded bytes (1 MiB). */
 export const MAX_IMAGE_BYTES = 1024 * 1024;
@@ -110,18 +113,45 @@ export function readImageHeader(bytes: Uint8Array): { format: ImageFormat; width
   return { format: type === "png" ? "png" : "jpeg", width, height };
 }
 
-/** Decodes a PNG or JPEG file (see `readImageHeader` for what is refused before decoding). */
-export function decodeImage(bytes: Uint8Array): DecodedImage {
+/** A file that passed `checkImage`: its header and, for a PNG, its checked layout. */
+export interface CheckedImage {
+  format: ImageFormat;
+  width: number;
+  height: number;
+  png?: PngLayout;
+}
+
+/**
+ * Everything that is refused without decoding pixels: the header (`readImageHeader`), then the
+ * format's decode budget (PNG: the image data inflates to exactly the size the header implies;
+ * JPEG: segment and scan counts, a valid scan script, scan work). Cheap next to a decode (a PNG's
+ * data is inflated and dropped, a JPEG's segments walked), so the async route runs it before 202.
+ */
+export function checkImage(bytes: Uint8Array): CheckedImage {
   const header = readImageHeader(bytes);
+  if (header.format === "jpeg") {
+    checkJpeg(bytes);
+    return header;
+  }
+  const png = checkPng(bytes);
+  if (png.width !== header.width || png.height !== header.height) {
+    throw invalid("image dimensions in the header and the image data differ");
+  }
+  return { ...header, png };
+}
+
+/** Decodes a PNG or JPEG file (see `checkImage` for what is refused before decoding). */
+export function decodeImage(bytes: Uint8Array): DecodedImage {
+  const checked = checkImage(bytes);
   let image: DecodedImage;
   try {
-    image = header.format === "png" ? pngPixels(bytes) : jpegPixels(bytes);
+    image = checked.png ? pngPixels(checked.png.pixelChunks) : jpegPixels(bytes);
   } catch (cause) {
     if (cause instanceof ApiError) throw cause;
-    throw invalid(`${header.format === "png" ? "PNG" : "JPEG"} data is truncated or corrupt`, cause);
+    throw invalid(`${checked.format === "png" ? "PNG" : "JPEG"} data is truncated or corrupt`, cause);
   }
   // The decoders trust their own headers: a file whose frames disagree with the first header is refused.
-  if (image.width !== header.width || image.height !== header.height) {
+  if (image.width !== checked.width || image.height !== checked.height) {
     throw invalid("image dimensions in the header and the image data differ");
   }
   return image;
@@ -186,8 +216,6 @@ function unpackSamples(
 }
 
 function jpegPixels(bytes: Uint8Array): DecodedImage {
-  // A file cut short loses its End Of Image marker; jpeg-js would fill the missing blocks with grey.
-  if (!hasEndOfImage(bytes)) throw invalid("JPEG data is truncated (no End Of Image marker)");
   const jpeg = decodeJpeg(bytes, {
     useTArray: true,
     formatAsRGBA: false,
@@ -196,31 +224,4 @@ function jpegPixels(bytes: Uint8Array): DecodedImage {
     maxMemoryUsageInMB: 96,
   });
   return { format: "jpeg", width: jpeg.width, height: jpeg.height, channels: 3, data: jpeg.data };
-}
-
-/**
- * True when an EOI marker (FF D9) follows the first scan. The marker segments before it are walked
- * by their lengths (an EXIF thumbnail holds its own FF D9); inside entropy-coded data an FF byte is
- * always stuffed (FF 00) or a restart marker, so FF D9 there is the real end. Data after it (some
- * cameras append trailers) is allowed.
- */
-function hasEndOfImage(bytes: Uint8Array): boolean {
-  let i = 2;
-  while (i + 4 <= bytes.length) {
-    if (bytes[i] !== 0xff) return false;
-    const marker = bytes[i + 1] as number;
-    if (marker === 0xff) {
-      i++;
-      continue;
-    }
-    const length = ((bytes[i + 2] as number) << 8) | (bytes[i + 3] as number);
-    if (marker === 0xda) {
-      for (let j = i + 2 + length; j + 1 < bytes.length; j++) {
-        if (bytes[j] === 0xff && bytes[j + 1] === 0xd9) return true;
-      }
-      return false;
-    }
-    i += 2 + length;
-  }
-  return false;
 }

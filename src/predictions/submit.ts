@@ -11,7 +11,7 @@ import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";
 import { findReplay, type IdempotentRequest, keyInProgress } from "../idempotency";
-import { decodeBase64Image, readImageHeader } from "../image/decode";
+import { checkImage, decodeBase64Image } from "../image/decode";
 import { checkTextLimits } from "../inference/classify";
 import { d1 } from "../registry/db";
 import { getManifest, resolveVersion } from "../storage/models";
@@ -40,7 +40,8 @@ function accepted(id: string, modelId: string, version: string): AcceptedPredict
 
 /** Refuses an input the model could not take, before anything is stored. */
 function checkInput(state: RequestState, input: PredictionInput): void {
-  if (input.image !== undefined) readImageHeader(decodeBase64Image(input.image));
+  // The decode budget (not the decode): a bomb is refused here, not after 202 in the consumer.
+  if (input.image !== undefined) checkImage(decodeBase64Image(input.image));
   else if (input.texts !== undefined) checkTextLimits(input.texts, state, (i) => `texts.${i}`);
   else checkTextLimits([input.text ?? ""], state, () => "text");
 }
