@@ -355,6 +355,20 @@ export const ROUTES: readonly RouteDef[] = [
     body: bankInputSchema,
     errors: [...ONLINE_ERRORS],
   }),
+  ...["/inference/image", "/inference/image/"].map((path) =>
+    compat("POST", path, "compat_image", seeds.imageServiceSubmit, {
+      summary: "Image service: an async prediction with the general image model → {uuid}",
+      body: seeds.imageServiceRequestSchema,
+      response: '`{"uuid"}`',
+      errors: [...IMAGE_ERRORS, "invalid_json", "invalid_request", "payload_too_large", "queue_unavailable"],
+    }),
+  ),
+  ...["/predictions/:uuid", "/predictions/:uuid/"].map((path) =>
+    compat("GET", path, "compat_image_result", seeds.imageServiceResult, {
+      summary: 'Image service: `{"prediction": "<label>"}` when done (202 while queued)',
+      errors: ["prediction_not_found", "registry_unavailable"],
+    }),
+  ),
   compat("GET", "/metrics", "compat_metrics", seeds.onlineServiceMetrics, {
     summary: "Online service: monitoring of the last 1,000 predictions",
     errors: ["model_not_found", "learner_unavailable"],

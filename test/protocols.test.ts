@@ -11,7 +11,7 @@ import worker from "../src/index";
 import { openApiPath } from "../src/openapi";
 import { ROUTES } from "../src/router";
 import { api, postJson, problem, seedShippedModel, testToken } from "./helpers";
-import { waitForStatus } from "./registry-helpers";
+import { waitFor, waitForStatus } from "./registry-helpers";
 
 const versions: Record<string, string> = {};
 
@@ -499,5 +499,48 @@ describe("OpenAPI 3.1", () => {
     expect(doc.paths["/api/v1/health"]?.get?.security).toEqual([]);
     // The request schema is the one the route validates with: strict, so no unknown fields.
     expect(JSON.stringify(predict)).toContain('"additionalProperties":false');
+  });
+});
+
+describe("async image service compatibility routes", () => {
+  const png = () => base64(encodePng({ width: 28, height: 28, data: barPixels(), channels: 1, depth: 8 }));
+
+  it("POST /inference/image/ (text/plain {name, data}) → {uuid}; GET /predictions/<uuid>/ → {prediction}", async () => {
+    for (const path of ["/inference/image/", "/inference/image"]) {
+      const res = await api(path, {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body: JSON.stringify({ name: "dog", data: png() }),
+      });
+      expect(res.status).toBe(200);
+      const { uuid } = (await res.json()) as { uuid: string };
+      expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
+      const done = await waitFor(async () => {
+        const r = await api(`/predictions/${uuid}/`);
+        if (r.status === 202) return undefined;
+        return (await r.json()) as { prediction: string | null };
+      });
+      const native = await postJson("/api/v1/predict", { model: "digits", image: png() });
+      const best = ((await native.json()) as { predictions: { label: string }[] }).predictions[0]?.label;
+      expect(done.prediction).toBe(best);
+      expect(await (await api(`/predictions/${uuid}`)).json()).toMatchObject({ prediction: best });
+    }
+  });
+
+  it("bad images are refused before a uuid is given; unknown uuids are 404; the native route names the unknown fields", async () => {
+    const bad = await api("/inference/image", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: JSON.stringify({ name: "x", data: btoa("not an image at all") }),
+    });
+    expect((await problem(bad)).code).toBe("invalid_image");
+    expect((await api(`/predictions/${crypto.randomUUID()}/`)).status).toBe(404);
+    const native = await postJson("/api/v1/predictions", { name: "dog", data: png() });
+    expect((await problem(native)).errors).toEqual(
+      expect.arrayContaining([
+        { path: "name", message: "unknown field" },
+        { path: "data", message: "unknown field" },
+      ]),
+    );
   });
 });

@@ -27,6 +27,8 @@ export const MAX_IMAGE_PIXELS = 4 * 1024 * 1024;
 export const MAX_IMAGE_SIDE = 8192;
 /** Longest base64 text that can hold `MAX_IMAGE_BYTES` (plus a `data:` prefix and line breaks). */
 export const MAX_IMAGE_BASE64_CHARS = Math.ceil((Math.ceil(MAX_IMAGE_BYTES / 3) * 4 * 105) / 100) + 256;
+/** Room for the base64 of a `MAX_IMAGE_BYTES` image plus the rest of a JSON request body. */
+export const MAX_IMAGE_BODY_BYTES = MAX_IMAGE_BASE64_CHARS + 64 * 1024;
 
 /** Image formats the decoder accepts. */
 export type ImageFormat = "png" | "jpeg";

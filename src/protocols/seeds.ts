@@ -7,11 +7,14 @@
  *   `GET /prediction` with a JSON body.
  * - Online-learning API (Flask): `POST /sample`, `POST /predict`, `GET /metrics`, bound to
  *   `COMPAT_ONLINE_MODEL`.
+ * - Async image service (FastAPI): `POST /inference/image` `{"name", "data"}` → `{"uuid"}`,
+ *   `GET /predictions/<uuid>` → `{"prediction": "<top label>"}`, with `COMPAT_IMAGE_MODEL`.
  */
 import { z } from "zod";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, readJsonBody, validate } from "../http";
+import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
 import { checkTextLimits, classifyTexts, ranked } from "../inference/classify";
 import { MODEL_ID_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
@@ -20,6 +23,7 @@ import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
 import { type OnlineModel, requireOnlineModel } from "../online/models";
 import { ingestSamples, predictOnline } from "../online/service";
+import { readPrediction, submitPrediction } from "../predictions/submit";
 import { deleteModel } from "../registry/delete";
 import { listModelSummaries } from "../registry/list";
 
@@ -150,3 +154,54 @@ export const onlineServicePredict: Handler = async (request, env) => {
 /** `GET /metrics`: the online model's monitoring of its last 1,000 predictions. */
 export const onlineServiceMetrics: Handler = async (request, env) =>
   json(await learnerMetrics(env, (await compatOnlineModel(request, env)).id));
+
+/** Body of the image service's `POST /inference/image` (sent as `text/plain` or JSON). */
+export const imageServiceRequestSchema = z.strictObject({
+  name: z.string().max(256),
+  data: z.string(),
+});
+
+/**
+ * `POST /inference/image[/]` `{"name", "data": "<base64 image>"}` → `{"uuid"}`: an async prediction
+ * with the configured general image model (`COMPAT_IMAGE_MODEL`); `name` is kept as its request id.
+ */
+export const imageServiceSubmit: Handler = async (request, env) => {
+  const { config } = request.state;
+  const body = validate(
+    imageServiceRequestSchema,
+    await readJsonBody(request, Math.max(config.MAX_BODY_BYTES, MAX_IMAGE_BODY_BYTES)),
+  );
+  request.state.clientRequestId = body.name;
+  const { prediction } = await submitPrediction(env, request.state, {
+    model: config.COMPAT_IMAGE_MODEL,
+    input: { image: body.data },
+    nTop: 1,
+    requestId: body.name,
+  });
+  return json({ uuid: prediction.id }, 200, { location: `/predictions/${prediction.id}` });
+};
+
+/**
+ * `GET /predictions/<uuid>[/]`: `{"uuid", "prediction": "<top label>"}` when done; before that 202
+ * `{"uuid", "status": "queued" | "running", "prediction": null}`; a failed one `{"uuid", "status":
+ * "failed", "prediction": null, "error", "error_code"}`. Only its submitter (or an admin) sees it.
+ */
+export const imageServiceResult: Handler = async (request, env) => {
+  const uuid = String(request.params.uuid ?? "");
+  const row = await readPrediction(env, request.state, uuid);
+  if (row.status === "done") {
+    const result = JSON.parse(row.result ?? "{}") as { predictions?: { label: string; score: number }[] };
+    const top = result.predictions?.[0];
+    return json({ uuid, prediction: top?.label ?? null, score: top?.score ?? null });
+  }
+  if (row.status === "failed") {
+    return json({
+      uuid,
+      status: "failed",
+      prediction: null,
+      error: row.error,
+      error_code: row.error_code ?? null,
+    });
+  }
+  return json({ uuid, status: row.status, prediction: null }, 202);
+};

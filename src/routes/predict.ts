@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
-import { MAX_IMAGE_BASE64_CHARS } from "../image/decode";
+import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
 import { checkTextLimits, classifyImages, classifyTexts, ranked, textAnswer } from "../inference/classify";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 
@@ -29,15 +29,12 @@ export const predictRequestSchema = z.strictObject({
 
 type PredictRequest = z.infer<typeof predictRequestSchema>;
 
-/** Room for the base64 of a `MAX_IMAGE_BYTES` image plus the rest of the JSON body. */
-const IMAGE_BODY_BYTES = MAX_IMAGE_BASE64_CHARS + 64 * 1024;
-
 /**
  * Reads the JSON body. Only an image request may exceed `maxBodyBytes` (base64 of a 1 MiB image is
- * 1.33 MiB), up to `IMAGE_BODY_BYTES`; any other body over `maxBodyBytes` is 413 as before.
+ * 1.33 MiB), up to `MAX_IMAGE_BODY_BYTES`; any other body over `maxBodyBytes` is 413 as before.
  */
 export async function readPredictBody(request: Request, maxBodyBytes: number): Promise<unknown> {
-  const bytes = await readJsonBodyBytes(request, Math.max(maxBodyBytes, IMAGE_BODY_BYTES));
+  const bytes = await readJsonBodyBytes(request, Math.max(maxBodyBytes, MAX_IMAGE_BODY_BYTES));
   if (bytes.byteLength <= maxBodyBytes) return parseJsonBytes(bytes);
   let value: unknown;
   try {
