@@ -463,6 +463,9 @@ describe("compatibility routes can be switched off", () => {
       ["POST", "/sample"],
       ["POST", "/predict"],
       ["GET", "/metrics"],
+      ["POST", "/inference/image"],
+      ["POST", "/inference/image/"],
+      ["GET", `/predictions/${crypto.randomUUID()}/`],
     ] as const) {
       const res = await call(method, path);
       expect(res.status, `${method} ${path}`).toBe(404);
