@@ -80,6 +80,10 @@ const configSchema = z.object({
   MAX_BATCH: intVar("MAX_BATCH", 1, 1024),
   MODEL_CACHE_BYTES: intVar("MODEL_CACHE_BYTES", 1024, 1024 * 1024 * 1024),
   MAX_MODEL_BYTES: intVar("MAX_MODEL_BYTES", 1024, 1024 * 1024 * 1024),
+  // Upload validation: the WASM heap a model's load + probe may grow the isolate to (docs/byom.md).
+  MAX_WASM_HEAP_BYTES: intVar("MAX_WASM_HEAP_BYTES", 16 * 1024 * 1024, 4 * 1024 * 1024 * 1024).prefault(
+    "100663296",
+  ),
   ACTIVE_POINTER_TTL_MS: intVar("ACTIVE_POINTER_TTL_MS", 0, 600_000),
   // Metering (docs/metering.md). Defaults apply only when a var is absent.
   METERING: z.enum(["on", "off"]).default("on"),

@@ -172,6 +172,7 @@ export const ROUTES: readonly RouteDef[] = [
       "unsupported_media_type",
       "payload_too_large",
       "invalid_model",
+      "model_too_large",
       "model_version_exists",
     ],
   }),
@@ -309,7 +310,8 @@ export const ROUTES: readonly RouteDef[] = [
       errors: ["model_not_found", "model_version_not_found", "model_unavailable"],
     }),
     authed("POST", `${base}/infer`, "oip_infer", oip.infer, {
-      summary: "Inference: BYTES texts, or images as BYTES files or UINT8 pixels → FP32 scores + labels",
+      summary:
+        "Inference: BYTES texts, or images as BYTES files or UINT8 pixels → FP32 scores + labels; tensor models: their own tensors",
       body: oip.inferRequestSchema,
       errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
     }),

@@ -9,9 +9,10 @@ import type { RequestState } from "../context";
 import { ApiError } from "../errors";
 import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
 import { logSyncPrediction } from "../predictions/log";
-import { type ModelRef, scoreTexts, withModel } from "./engine";
+import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
 import { scoreImage } from "./image";
-import { requireImageModel, requireTextModel } from "./kinds";
+import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
+import { exampleInputs, type WireTensor } from "./tensors";
 
 /** Scores of a batch of texts or images by one model version, in the manifest's label order. */
 export interface Classification {
@@ -100,6 +101,33 @@ export async function classifyTexts(
   return result;
 }
 
+/**
+ * Runs a `tensor` model on protocol tensors (no featurizer, no preprocessing); refuses a text or
+ * image model with 400 `model_input_mismatch`, more than `MAX_BATCH` rows with 413. Records the
+ * model on the request state. Nothing is logged: the prediction log holds labelled scores.
+ */
+export async function inferTensors(
+  env: Env,
+  state: RequestState,
+  choice: ModelChoice,
+  inputs: readonly WireTensor[],
+): Promise<{ model: ModelRef; outputs: WireTensor[] }> {
+  const maxBatch = state.config.MAX_BATCH;
+  const rows = Math.max(...inputs.map((t) => t.shape[0] ?? 0));
+  if (rows > maxBatch) {
+    throw new ApiError("batch_too_large", `${rows} rows in one request; the limit is ${maxBatch}`, {
+      extensions: { limit: maxBatch },
+    });
+  }
+  const id = choice.model ?? state.config.DEFAULT_MODEL;
+  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => ({
+    model: { id: m.meta.id, version: m.meta.version },
+    outputs: await runTensors(requireTensorModel(m), inputs),
+  }));
+  state.model = result.model;
+  return result;
+}
+
 /** An image as the protocols carry it: base64 file text, or pixels already decoded. */
 export type ImageSource = { base64: string } | { pixels: DecodedImage };
 
@@ -154,6 +182,8 @@ export async function probeModel(
         data: new Uint8Array(width * height),
       };
       await scoreImage(requireImageModel(m), blank);
+    } else if (m.meta.kind === "tensor") {
+      await runTensors(requireTensorModel(m), exampleInputs(m.meta)[0] ?? []);
     } else await scoreTexts(requireTextModel(m), ["ready"]);
     return { id: m.meta.id, version: m.meta.version };
   });

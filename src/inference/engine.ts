@@ -2,9 +2,11 @@ import type { Config } from "../config";
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
 import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/models";
-import type { ModelManifest, TextModelManifest } from "./manifest";
+import type { ModelManifest, TensorModelManifest, TextInputManifest, TextModelManifest } from "./manifest";
 import { createSession, ort } from "./ort";
 import { type LoadedModel, SessionCache } from "./session-cache";
+import { signatureProblem } from "./signature";
+import { fromOrtTensor, shapeFits, toOrtTensor, type WireTensor } from "./tensors";
 
 let cache: SessionCache<ModelManifest> | undefined;
 
@@ -60,12 +62,7 @@ export async function withModel<T>(
 }
 
 function checkSignature(session: ort.InferenceSession, manifest: ModelManifest): void {
-  const inputs =
-    manifest.kind === "image" ? [manifest.inputs.image] : [manifest.inputs.ids, manifest.inputs.values];
-  if (
-    !inputs.every((name) => session.inputNames.includes(name)) ||
-    !session.outputNames.includes(manifest.output)
-  ) {
+  if (signatureProblem(session, manifest) !== undefined) {
     void session.release();
     throw new ApiError(
       "model_unavailable",
@@ -75,16 +72,23 @@ function checkSignature(session: ort.InferenceSession, manifest: ModelManifest):
 }
 
 /**
- * Featurizes `texts` with the model's own featurizer spec and runs the model once for the whole
- * batch. Returns one probability vector per text, in the manifest's label order.
+ * Scores `texts` with a text model, one probability vector per text in the manifest's label order,
+ * in one run for the whole batch. The kind picks the path: hashed n-grams are featurized with the
+ * model's own featurizer spec; a `raw-text` graph receives the strings as they are.
  */
 export async function scoreTexts(
-  model: LoadedModel<TextModelManifest>,
+  model: LoadedModel<TextInputManifest>,
   texts: readonly string[],
 ): Promise<Float32Array[]> {
+  const { meta } = model;
+  if (meta.kind === "raw-text") {
+    const input = model.session.inputMetadata.find((m) => m.name === meta.inputs.text);
+    const dims = input?.isTensor && input.shape.length === 1 ? [texts.length] : [texts.length, 1];
+    return runScores(model, texts.length, { [meta.inputs.text]: new ort.Tensor("string", [...texts], dims) });
+  }
   return runRows(
-    model,
-    texts.map((t) => featurize(t, model.meta.featurizer)),
+    model as LoadedModel<TextModelManifest>,
+    texts.map((t) => featurize(t, meta.featurizer)),
   );
 }
 
@@ -93,20 +97,72 @@ async function runRows(
   model: LoadedModel<TextModelManifest>,
   rows: readonly SparseFeatures[],
 ): Promise<Float32Array[]> {
-  const { meta, session } = model;
+  const { meta } = model;
   const batch = padRows(rows);
-  const feeds = {
+  return runScores(model, rows.length, {
     [meta.inputs.ids]: new ort.Tensor("int64", batch.ids, batch.dims),
     [meta.inputs.values]: new ort.Tensor("float32", batch.values, batch.dims),
-  };
+  });
+}
+
+/** Runs `feeds` and splits the `[rows, labels]` scores output into one vector per row. */
+async function runScores(
+  model: LoadedModel<TextInputManifest>,
+  rows: number,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Float32Array[]> {
+  const { meta, session } = model;
   const outputs = await session.run(feeds);
-  const scores = outputs[meta.output];
-  const k = meta.labels.length;
-  if (!scores || !(scores.data instanceof Float32Array) || scores.data.length !== rows.length * k) {
-    throw new ApiError("model_unavailable", `model '${meta.id}' returned an output of unexpected shape`);
+  try {
+    const scores = outputs[meta.output];
+    const k = meta.labels.length;
+    if (!scores || !(scores.data instanceof Float32Array) || scores.data.length !== rows * k) {
+      throw new ApiError("model_unavailable", `model '${meta.id}' returned an output of unexpected shape`);
+    }
+    const data = scores.data;
+    return Array.from({ length: rows }, (_, row) => data.slice(row * k, (row + 1) * k));
+  } finally {
+    for (const tensor of Object.values(outputs)) tensor.dispose();
   }
-  const data = scores.data;
-  const result = rows.map((_, row) => data.slice(row * k, (row + 1) * k));
-  for (const tensor of Object.values(outputs)) tensor.dispose();
-  return result;
+}
+
+/**
+ * Runs a `tensor` model on protocol tensors: every declared input, each checked against its declared
+ * datatype and shape (400 `invalid_request` otherwise); returns every declared output.
+ */
+export async function runTensors(
+  model: LoadedModel<TensorModelManifest>,
+  inputs: readonly WireTensor[],
+): Promise<WireTensor[]> {
+  const { meta, session } = model;
+  const names = meta.inputs.map((t) => t.name);
+  const given = inputs.map((t) => t.name);
+  if (given.length !== names.length || !names.every((n) => given.includes(n))) {
+    throw new ApiError(
+      "invalid_request",
+      `model '${meta.id}' takes inputs ${names.map((n) => `'${n}'`).join(", ")}; got ${given.map((n) => `'${n}'`).join(", ")}`,
+    );
+  }
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const spec of meta.inputs) {
+    const input = inputs.find((t) => t.name === spec.name) as WireTensor;
+    if (input.datatype !== spec.datatype || !shapeFits(spec.shape, input.shape)) {
+      throw new ApiError(
+        "invalid_request",
+        `input '${spec.name}' must be ${spec.datatype} [${spec.shape.join(", ")}] (-1: any size); got ${input.datatype} [${input.shape.join(", ")}]`,
+      );
+    }
+    feeds[spec.name] = toOrtTensor(input);
+  }
+  const outputs = await session.run(feeds);
+  try {
+    return meta.outputs.map((spec) => {
+      const tensor = outputs[spec.name];
+      if (!tensor)
+        throw new ApiError("model_unavailable", `model '${meta.id}' did not return '${spec.name}'`);
+      return fromOrtTensor(spec.name, tensor);
+    });
+  } finally {
+    for (const tensor of Object.values(outputs)) tensor.dispose();
+  }
 }

@@ -87,15 +87,107 @@ export const imageManifestSchema = manifestBaseSchema.extend({
   inputs: z.object({ image: z.string().min(1) }),
 });
 
+/**
+ * `manifest.json` of a `raw-text` model (bring your own model, e.g. a scikit-learn pipeline exported
+ * with skl2onnx): the graph does its own text processing. Graph contract: one input, `inputs.text`,
+ * a STRING tensor `[batch]` or `[batch, 1]` receiving the texts as sent; output `output` (float32
+ * `[batch, labels]`) holding probabilities in `labels` order; optionally `label_output`, a label
+ * tensor `[batch]` (checked at upload, not served). `examples` are run at upload (default: two
+ * probe texts).
+ */
+export const rawTextManifestSchema = manifestBaseSchema.extend({
+  kind: z.literal("raw-text"),
+  task: z.enum(["multilabel", "multiclass", "binary"]),
+  labels: z.array(z.string().min(1).max(128)).min(1).max(4096),
+  inputs: z.object({ text: z.string().min(1) }),
+  label_output: z.string().min(1).optional(),
+  examples: z.array(z.string().min(1).max(4096)).min(1).max(32).optional(),
+});
+
+/** Tensor datatypes a `tensor` model may declare (Open Inference Protocol names). */
+export const TENSOR_DATATYPES = ["FP32", "FP64", "INT8", "UINT8", "INT32", "INT64", "BOOL"] as const;
+
+/** A declared graph input or output of a `tensor` model; `-1` marks a dynamic dimension. */
+export const tensorSpecSchema = z.object({
+  name: z.string().min(1).max(128),
+  datatype: z.enum(TENSOR_DATATYPES),
+  shape: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(-1)
+        .max(2 ** 31),
+    )
+    .min(1)
+    .max(8),
+});
+
+/** One example input of a `tensor` model: a tensor per graph input, data flat in row-major order. */
+export const tensorExampleSchema = z.object({
+  inputs: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(128),
+        shape: z
+          .array(
+            z
+              .number()
+              .int()
+              .min(0)
+              .max(2 ** 16),
+          )
+          .min(1)
+          .max(8),
+        data: z.array(z.union([z.number(), z.boolean()])).max(65_536),
+      }),
+    )
+    .min(1)
+    .max(8),
+});
+
+/**
+ * `manifest.json` of a `tensor` model: any numeric inputs, served only through the Open Inference
+ * Protocol `infer` route, with no featurizer or preprocessing. `inputs`/`outputs` declare the graph's
+ * tensors (checked against the session at upload); `output` names the main one. `labels` and `task`
+ * are descriptive (metadata, registry listing). `examples` are run at upload (default: zeros, one
+ * row, dynamic dimensions 1).
+ */
+export const tensorManifestSchema = manifestBaseSchema.extend({
+  kind: z.literal("tensor"),
+  task: z.enum(["multilabel", "multiclass", "binary", "regression", "other"]).default("other"),
+  labels: z.array(z.string().min(1).max(128)).max(4096).default([]),
+  inputs: z.array(tensorSpecSchema).min(1).max(8),
+  outputs: z.array(tensorSpecSchema).min(1).max(8),
+  examples: z.array(tensorExampleSchema).min(1).max(8).optional(),
+});
+
 /** Any model's manifest: an image manifest has `kind: "image"`, anything else is a text manifest. */
-export const manifestSchema = z.union([imageManifestSchema, textManifestSchema]);
+export const manifestSchema = z.union([
+  imageManifestSchema,
+  rawTextManifestSchema,
+  tensorManifestSchema,
+  textManifestSchema,
+]);
 
 /** A validated text model manifest. */
 export type TextModelManifest = z.infer<typeof textManifestSchema>;
 /** A validated image model manifest. */
 export type ImageModelManifest = z.infer<typeof imageManifestSchema>;
-/** A validated model manifest of either kind (narrow with `kind === "image"`). */
-export type ModelManifest = TextModelManifest | ImageModelManifest;
+/** A validated `raw-text` model manifest. */
+export type RawTextModelManifest = z.infer<typeof rawTextManifestSchema>;
+/** A validated `tensor` model manifest. */
+export type TensorModelManifest = z.infer<typeof tensorManifestSchema>;
+/** A declared tensor of a `tensor` model. */
+export type TensorSpec = z.infer<typeof tensorSpecSchema>;
+/** A model that classifies text: hashed n-grams (`kind` absent or "text") or `raw-text`. */
+export type TextInputManifest = TextModelManifest | RawTextModelManifest;
+/** A validated model manifest of any kind (narrow with `kind`). */
+export type ModelManifest =
+  | TextModelManifest
+  | ImageModelManifest
+  | RawTextModelManifest
+  | TensorModelManifest;
 
 /** The per-model active-version pointer, `models/<id>/active.json` in R2. */
 export const activePointerSchema = z.object({ version: z.string().regex(MODEL_VERSION_RE) });

@@ -36,6 +36,28 @@ function isPlaceholder(source: unknown): boolean {
 }
 
 let shimInstalled = false;
+let ortMemory: WebAssembly.Memory | undefined;
+
+/** ORT's linear memory: exported by the module, or imported (the threaded build imports it). */
+function findMemory(
+  instance: WebAssembly.Instance,
+  imports?: WebAssembly.Imports,
+): WebAssembly.Memory | undefined {
+  const candidates = [
+    ...Object.values(instance.exports),
+    ...Object.values(imports ?? {}).flatMap((ns) => Object.values(ns as Record<string, unknown>)),
+  ];
+  return candidates.find((v): v is WebAssembly.Memory => v instanceof WebAssembly.Memory);
+}
+
+/**
+ * Bytes of ORT's WebAssembly heap in this isolate (undefined before ORT's first use). The heap grows
+ * as sessions need memory and never shrinks, so its growth while a model loads and runs is what that
+ * model added to the isolate.
+ */
+export function wasmHeapBytes(): number | undefined {
+  return ortMemory?.buffer.byteLength;
+}
 
 /**
  * Installs the shim (idempotent): `WebAssembly.instantiate(ORT_WASM_PLACEHOLDER, imports)` resolves
@@ -49,7 +71,10 @@ export function installWasmShim(module: WebAssembly.Module): void {
   ) => Promise<unknown>;
   WebAssembly.instantiate = ((source: unknown, imports?: WebAssembly.Imports) => {
     if (isPlaceholder(source)) {
-      return WebAssembly.instantiate(module, imports).then((instance) => ({ instance, module }));
+      return WebAssembly.instantiate(module, imports).then((instance) => {
+        ortMemory = findMemory(instance, imports);
+        return { instance, module };
+      });
     }
     return original(source, imports);
   }) as typeof WebAssembly.instantiate;

@@ -41,8 +41,8 @@ export function buildSnapshot(
 }
 
 /** Publishes `snapshot` as a new registry version of its model and makes it the active one. */
-export function publishSnapshot(env: Env, snapshot: Snapshot): Promise<void> {
-  return publishModelVersion(env, {
+export async function publishSnapshot(env: Env, snapshot: Snapshot): Promise<void> {
+  await publishModelVersion(env, {
     manifest: snapshot.manifest,
     bytes: snapshot.bytes,
     activate: true,

@@ -6,7 +6,8 @@ import { ApiError } from "../errors";
 import { textAnswer } from "../inference/classify";
 import { scoreTexts, withModel } from "../inference/engine";
 import { scoreImageInput } from "../inference/image";
-import type { ModelManifest, TextModelManifest } from "../inference/manifest";
+import { inputMismatch, modelInput } from "../inference/kinds";
+import type { ModelManifest, TextInputManifest } from "../inference/manifest";
 import type { LoadedModel } from "../inference/session-cache";
 import type { Logger } from "../log";
 import { logPredictions } from "./log";
@@ -77,11 +78,9 @@ export function predictionView(row: PredictionRow): Record<string, unknown> {
 /** A failure retrying cannot fix. */
 class PermanentError extends Error {}
 
-function textModel(m: LoadedModel<ModelManifest>): LoadedModel<TextModelManifest> {
-  if (m.meta.kind === "image") {
-    throw new PermanentError(`model '${m.meta.id}' classifies images: send 'image', not text`);
-  }
-  return m as LoadedModel<TextModelManifest>;
+function textModel(m: LoadedModel<ModelManifest>): LoadedModel<TextInputManifest> {
+  if (modelInput(m.meta) !== "text") throw new PermanentError(inputMismatch(m.meta, "text").message);
+  return m as LoadedModel<TextInputManifest>;
 }
 
 /** Scores a stored input: labels, one score vector per item, and the result as the API shows it. */

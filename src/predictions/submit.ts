@@ -6,6 +6,7 @@
  * key}` to the queue. With an `Idempotency-Key` the same request from the same issuer gets the same
  * prediction back. Reading one back (`readPrediction`) is limited to its submitter and admins.
  */
+
 import { z } from "zod";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
@@ -13,6 +14,7 @@ import { ApiError } from "../errors";
 import { findReplay, type IdempotentRequest, keyInProgress } from "../idempotency";
 import { checkImage, decodeBase64Image } from "../image/decode";
 import { checkTextLimits } from "../inference/classify";
+import { inputMismatch, modelInput } from "../inference/kinds";
 import { d1 } from "../registry/db";
 import { getManifest, resolveVersion } from "../storage/models";
 import { inputKey, type PredictionInput, type PredictionRow } from "./run";
@@ -71,14 +73,8 @@ export async function submitPrediction(
   const modelId = submission.model ?? config.DEFAULT_MODEL;
   const version = await resolveVersion(env.MODELS, modelId, submission.version, config.ACTIVE_POINTER_TTL_MS);
   const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
-  if ((manifest.kind === "image") !== (input.image !== undefined)) {
-    throw new ApiError(
-      "model_input_mismatch",
-      manifest.kind === "image"
-        ? `model '${modelId}' classifies images: send 'image' (base64 PNG or JPEG), not text`
-        : `model '${modelId}' classifies text: send 'text' or 'texts', not 'image'`,
-    );
-  }
+  const sent = input.image !== undefined ? "image" : "text";
+  if (modelInput(manifest) !== sent) throw inputMismatch(manifest, sent);
   state.model = { id: modelId, version };
   const id = crypto.randomUUID();
   const key = inputKey(id);

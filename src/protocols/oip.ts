@@ -16,10 +16,12 @@ import {
   classifyImages,
   classifyTexts,
   type ImageSource,
+  inferTensors,
   probeModel,
 } from "../inference/classify";
 import type { ModelManifest } from "../inference/manifest";
-import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
+import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../inference/manifest";
+import type { WireTensor } from "../inference/tensors";
 import { listModelSummaries, modelVersions } from "../registry/list";
 import { getManifest, resolveVersion } from "../storage/models";
 
@@ -108,6 +110,7 @@ export function tensorMetadata(manifest: ModelManifest): {
   inputs: TensorMetadata[];
   outputs: TensorMetadata[];
 } {
+  if (manifest.kind === "tensor") return { inputs: manifest.inputs, outputs: manifest.outputs };
   const k = manifest.labels.length;
   const inputs: TensorMetadata[] =
     manifest.kind === "image"
@@ -267,6 +270,16 @@ export const infer: Handler = async (request, env, ctx) => {
   const body = validate(inferRequestSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
   const manifest = await manifestOf(request, env);
   const choice = { model: manifest.id, version: manifest.version };
+  if (manifest.kind === "tensor") {
+    const inputs = body.inputs.map(wireTensor);
+    const { model, outputs } = await inferTensors(env, request.state, choice, inputs);
+    return json({
+      model_name: model.id,
+      model_version: model.version,
+      ...(body.id !== undefined && { id: body.id }),
+      outputs: selectOutputs(outputs, body.outputs),
+    });
+  }
   let result: Awaited<ReturnType<typeof classifyTexts>>;
   if (manifest.kind === "image") {
     const images = imagesOf(inputNamed(body.inputs, "image"));
@@ -291,18 +304,46 @@ export const infer: Handler = async (request, env, ctx) => {
     { name: "scores", datatype: "FP32", shape: [scores.length, k], data },
     { name: "labels", datatype: "BYTES", shape: [k], data: [...labels] },
   ];
-  const wanted = body.outputs?.map((o) => o.name);
-  const unknown = wanted?.filter((name) => !outputs.some((o) => o.name === name)) ?? [];
-  if (unknown.length > 0) {
-    throw new ApiError(
-      "invalid_request",
-      `unknown output(s) ${unknown.join(", ")}; this model has scores, labels`,
-    );
-  }
   return json({
     model_name: model.id,
     model_version: model.version,
     ...(body.id !== undefined && { id: body.id }),
-    outputs: wanted ? outputs.filter((o) => wanted.includes(o.name)) : outputs,
+    outputs: selectOutputs(outputs, body.outputs),
   });
 };
+
+/** The outputs a request asks for (all when it names none); 400 for a name the model lacks. */
+function selectOutputs<T extends { name: string }>(
+  outputs: T[],
+  requested: readonly { name: string }[] | undefined,
+): T[] {
+  const wanted = requested?.map((o) => o.name);
+  if (!wanted) return outputs;
+  const unknown = wanted.filter((name) => !outputs.some((o) => o.name === name));
+  if (unknown.length > 0) {
+    throw new ApiError(
+      "invalid_request",
+      `unknown output(s) ${unknown.join(", ")}; this model has ${outputs.map((o) => o.name).join(", ")}`,
+    );
+  }
+  return outputs.filter((o) => wanted.includes(o.name));
+}
+
+/** A request tensor for a `tensor` model: a numeric datatype, data flattened and counted. */
+function wireTensor(tensor: InferTensor): WireTensor {
+  const datatype = TENSOR_DATATYPES.find((d) => d === tensor.datatype);
+  if (!datatype) {
+    throw new ApiError(
+      "invalid_request",
+      `input '${tensor.name}': datatype ${tensor.datatype} is not supported; use one of ${TENSOR_DATATYPES.join(", ")}`,
+    );
+  }
+  const data = flatData(tensor);
+  if (!data.every((v): v is number | boolean => typeof v === "number" || typeof v === "boolean")) {
+    throw new ApiError(
+      "invalid_request",
+      `input '${tensor.name}': every element must be a number or boolean`,
+    );
+  }
+  return { name: tensor.name, datatype, shape: tensor.shape, data };
+}

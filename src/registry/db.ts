@@ -2,7 +2,9 @@
  * D1 access of the model registry (`migrations/0001_registry.sql`): models and their versions.
  * Every D1 failure becomes a 503 `registry_unavailable`; callers never see driver errors.
  */
+
 import { ApiError } from "../errors";
+import { kindName } from "../inference/kinds";
 import type { ModelManifest } from "../inference/manifest";
 
 /** Where a version came from. */
@@ -115,7 +117,7 @@ export interface VersionView {
   version: string;
   state: VersionRow["state"];
   source: VersionSource;
-  kind: "text" | "image";
+  kind: NonNullable<ModelManifest["kind"]>;
   task: string;
   labels: string[];
   metrics: Record<string, number>;
@@ -132,7 +134,7 @@ export function versionView(row: VersionRow): VersionView {
     version: row.version,
     state: row.state,
     source: row.source,
-    kind: manifest.kind === "image" ? "image" : "text",
+    kind: kindName(manifest),
     task: row.task,
     labels: JSON.parse(row.labels) as string[],
     metrics: JSON.parse(row.metrics) as Record<string, number>,

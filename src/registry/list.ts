@@ -1,5 +1,5 @@
 /** The registry's model list, as `GET /api/v1/models` and the dashboard show it. */
-import { d1, getVersionRows, type VersionRow, versionView } from "./db";
+import { d1, getVersionRows, type VersionRow, type VersionView, versionView } from "./db";
 import { ensureModelImported, importAllModels } from "./import";
 
 /** One model with its active version's task, labels, metrics and size. */
@@ -9,7 +9,7 @@ export interface ModelSummary {
   active_version: string | null;
   /** Ready versions. */
   versions: number;
-  kind?: "text" | "image";
+  kind?: VersionView["kind"];
   task?: string;
   labels?: string[];
   metrics?: Record<string, number>;

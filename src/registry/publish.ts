@@ -8,7 +8,7 @@ import { type ModelManifest, r2Keys } from "../inference/manifest";
 import { activateVersion } from "./activate";
 import { d1, getVersionRow, insertVersionStatements, type VersionSource } from "./db";
 import { ensureModelImported } from "./import";
-import { parseManifest, validateModel } from "./validate";
+import { parseManifest, type SessionMemory, validateModel } from "./validate";
 
 /** A `pending` reservation older than this is taken to be from a publish that died. */
 const PENDING_TIMEOUT_MS = 10 * 60_000;
@@ -40,7 +40,7 @@ export interface PublishInput {
  * (then step 3), which makes retried jobs idempotent; with other bytes it is a 409
  * `model_version_exists`. Nothing is active or listed as ready unless fully written.
  */
-export async function publishModelVersion(env: Env, input: PublishInput): Promise<void> {
+export async function publishModelVersion(env: Env, input: PublishInput): Promise<PublishResult> {
   const config = loadConfig(env as unknown as Record<string, unknown>);
   const manifest = parseManifest(input.manifest);
   const { id, version } = manifest;
@@ -48,7 +48,7 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
   const existing = await getVersionRow(env.DB, id, version);
   if (existing?.state === "ready" && existing.sha256 === manifest.sha256) {
     if (input.activate) await activateVersion(env, config, id, version);
-    return;
+    return {};
   }
   if (existing && (existing.state === "ready" || Date.now() - existing.created_at < PENDING_TIMEOUT_MS)) {
     throw new ApiError(
@@ -58,7 +58,12 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
         : `model '${id}' version '${version}' is being published by another request`,
     );
   }
-  await validateModel(manifest, input.bytes, config.MAX_MODEL_BYTES);
+  const memory = await validateModel(
+    manifest,
+    input.bytes,
+    config.MAX_MODEL_BYTES,
+    config.MAX_WASM_HEAP_BYTES,
+  );
 
   const now = Date.now();
   await d1("reserve version", async () => {
@@ -103,6 +108,12 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
     });
   }
   if (input.activate) await activateVersion(env, config, id, version);
+  return { memory };
+}
+
+/** What a publish measured: the WASM heap after validating (absent when the version already existed). */
+export interface PublishResult {
+  memory?: SessionMemory;
 }
 
 /** Best-effort removal of a failed publish: R2 objects, the reservation, an empty model row. */

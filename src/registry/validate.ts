@@ -6,8 +6,17 @@
 import { ApiError } from "../errors";
 import { featurizeBatch } from "../featurizer/text";
 import { sha256Hex } from "../hash";
-import { imageManifestSchema, type ModelManifest, textManifestSchema } from "../inference/manifest";
-import { createSession, ort } from "../inference/ort";
+import {
+  imageManifestSchema,
+  type ModelManifest,
+  rawTextManifestSchema,
+  type TensorModelManifest,
+  tensorManifestSchema,
+  textManifestSchema,
+} from "../inference/manifest";
+import { createSession, ort, wasmHeapBytes } from "../inference/ort";
+import { signatureProblem } from "../inference/signature";
+import { datatypeOf, exampleInputs, shapeFits, toOrtTensor, type WireTensor } from "../inference/tensors";
 
 /** Texts of the probe run of a text model (a batch of two, one of them empty after featurizing). */
 const PROBE_TEXTS = ["edge-inference probe: is this model usable?", "!"];
@@ -20,10 +29,28 @@ function invalid(detail: string, extensions: Record<string, unknown> = {}, cause
   return new ApiError("invalid_model", detail, { extensions, ...(cause === undefined ? {} : { cause }) });
 }
 
-/** Validates `raw` with the manifest schema of its `kind` (text unless "image"); 422 listing each problem. */
+/** The manifest schema of each `kind`; `hashed-ngrams` is the hashed n-gram text kind, stored as "text". */
+const SCHEMAS = {
+  image: imageManifestSchema,
+  "raw-text": rawTextManifestSchema,
+  tensor: tensorManifestSchema,
+} as const;
+
+/**
+ * Validates `raw` with the manifest schema of its `kind` (hashed n-gram text unless "image",
+ * "raw-text" or "tensor"); 422 listing each problem.
+ */
 export function parseManifest(raw: unknown): ModelManifest {
-  const image = (raw as { kind?: unknown } | null)?.kind === "image";
-  const parsed = (image ? imageManifestSchema : textManifestSchema).safeParse(raw);
+  let kind = (raw as { kind?: unknown } | null)?.kind;
+  if (kind === "hashed-ngrams") {
+    raw = { ...(raw as object), kind: "text" };
+    kind = "text";
+  }
+  const schema =
+    typeof kind === "string" && Object.hasOwn(SCHEMAS, kind)
+      ? SCHEMAS[kind as keyof typeof SCHEMAS]
+      : textManifestSchema;
+  const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const errors = parsed.error.issues.map((i) => ({
     path: i.path.join(".") || "(manifest)",
@@ -44,7 +71,8 @@ export async function validateModel(
   manifest: ModelManifest,
   bytes: Uint8Array,
   maxBytes: number,
-): Promise<void> {
+  maxHeapBytes = Number.POSITIVE_INFINITY,
+): Promise<SessionMemory> {
   const limits = { limit_bytes: maxBytes };
   if (bytes.byteLength === 0) throw invalid("model bytes are empty");
   if (bytes.byteLength > maxBytes) {
@@ -59,29 +87,62 @@ export async function validateModel(
   if (sha256 !== manifest.sha256) {
     throw invalid(`sha256 of the model bytes is ${sha256}, the manifest says ${manifest.sha256}`);
   }
+  const heapBefore = wasmHeapBytes();
   let session: ort.InferenceSession;
   try {
     session = await createSession(bytes);
   } catch (cause) {
-    throw invalid(`the bytes are not a loadable ONNX model: ${errorText(cause)}`, {}, cause);
+    if (/bad_alloc|out of memory|\bOOM\b/i.test(errorText(cause))) throw tooLarge(maxHeapBytes, cause);
+    const operator = unsupportedOperator(errorText(cause));
+    throw invalid(
+      operator
+        ? `operator ${operator} is not supported by the Worker's ONNX runtime (onnxruntime-web ${ort.env.versions.web ?? ""}, WASM): ${errorText(cause)}`
+        : `the bytes are not a loadable ONNX model: ${errorText(cause)}`,
+      operator ? { operator } : {},
+      cause,
+    );
   }
   try {
     await probe(session, manifest);
   } finally {
     await session.release();
   }
+  const heap = wasmHeapBytes() ?? 0;
+  const grown = heap - (heapBefore ?? 0);
+  // Only a model that made the heap grow past the budget is refused: a heap already that large
+  // (other sessions cached in this isolate) says nothing about this model.
+  if (grown > 0 && heap > maxHeapBytes) throw tooLarge(maxHeapBytes, undefined, heap);
+  return { wasm_heap_bytes: heap, session_memory_bytes: grown };
+}
+
+/**
+ * ORT's WebAssembly heap around an upload's validation: its size afterwards and how much loading
+ * and probing this model grew it (0 when the isolate already had room).
+ */
+export interface SessionMemory {
+  wasm_heap_bytes: number;
+  session_memory_bytes: number;
+}
+
+function tooLarge(maxHeapBytes: number, cause?: unknown, heap?: number): ApiError {
+  return new ApiError(
+    "model_too_large",
+    heap === undefined
+      ? "the model does not fit in the isolate's memory: ORT ran out of memory while loading it"
+      : `loading and running the model grew the isolate's WASM heap to ${heap} bytes; the limit is ${maxHeapBytes} (MAX_WASM_HEAP_BYTES)`,
+    {
+      extensions: { limit_bytes: maxHeapBytes, ...(heap === undefined ? {} : { wasm_heap_bytes: heap }) },
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
 }
 
 async function probe(session: ort.InferenceSession, manifest: ModelManifest): Promise<void> {
-  const wanted =
-    manifest.kind === "image" ? [manifest.inputs.image] : [manifest.inputs.ids, manifest.inputs.values];
-  const missing = wanted.filter((name) => !session.inputNames.includes(name));
-  const extra = session.inputNames.filter((name) => !wanted.includes(name));
-  if (missing.length > 0 || extra.length > 0 || !session.outputNames.includes(manifest.output)) {
-    throw invalid(
-      `graph inputs [${session.inputNames.join(", ")}] / outputs [${session.outputNames.join(", ")}] do not match ` +
-        `the manifest's inputs [${wanted.join(", ")}] / output ${manifest.output}`,
-    );
+  const problem = signatureProblem(session, manifest);
+  if (problem !== undefined) throw invalid(problem);
+  if (manifest.kind === "tensor") {
+    for (const inputs of exampleInputs(manifest)) await probeTensors(session, manifest, inputs);
+    return;
   }
   let feeds: Record<string, ort.Tensor>;
   let rows: number;
@@ -96,6 +157,12 @@ async function probe(session: ort.InferenceSession, manifest: ModelManifest): Pr
         dims,
       ),
     };
+  } else if (manifest.kind === "raw-text") {
+    const texts = manifest.examples ?? PROBE_TEXTS;
+    rows = texts.length;
+    const input = session.inputMetadata.find((m) => m.name === manifest.inputs.text);
+    const dims = input?.isTensor && input.shape.length === 1 ? [rows] : [rows, 1];
+    feeds = { [manifest.inputs.text]: new ort.Tensor("string", [...texts], dims) };
   } else {
     rows = PROBE_TEXTS.length;
     const batch = featurizeBatch(PROBE_TEXTS, manifest.featurizer);
@@ -112,12 +179,69 @@ async function probe(session: ort.InferenceSession, manifest: ModelManifest): Pr
   }
   try {
     checkScores(outputs[manifest.output], rows, manifest);
+    if (manifest.kind === "raw-text" && manifest.label_output) {
+      const labels = outputs[manifest.label_output];
+      if (labels?.dims.length !== 1 || labels.dims[0] !== rows) {
+        throw invalid(
+          `label output '${manifest.label_output}' has shape [${labels?.dims.join(", ") ?? ""}] for a batch of ${rows}; expected [${rows}]`,
+        );
+      }
+    }
   } finally {
     for (const tensor of Object.values(outputs)) tensor.dispose();
   }
 }
 
-function checkScores(scores: ort.Tensor | undefined, rows: number, manifest: ModelManifest): void {
+/** Runs one example of a `tensor` model and checks every declared output's datatype and shape. */
+async function probeTensors(
+  session: ort.InferenceSession,
+  manifest: TensorModelManifest,
+  inputs: readonly WireTensor[],
+): Promise<void> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const spec of manifest.inputs) {
+    const input = inputs.find((t) => t.name === spec.name);
+    if (!input) throw invalid(`an example lacks input '${spec.name}'`);
+    if (!shapeFits(spec.shape, input.shape)) {
+      throw invalid(
+        `example input '${spec.name}' has shape [${input.shape.join(", ")}]; declared [${spec.shape.join(", ")}]`,
+      );
+    }
+    try {
+      feeds[spec.name] = toOrtTensor(input);
+    } catch (error) {
+      throw invalid(`example ${errorText(error)}`);
+    }
+  }
+  let outputs: ort.InferenceSession.ReturnType;
+  try {
+    outputs = await session.run(feeds);
+  } catch (cause) {
+    throw invalid(`the probe inference failed: ${errorText(cause)}`, {}, cause);
+  }
+  try {
+    for (const spec of manifest.outputs) {
+      const tensor = outputs[spec.name];
+      if (!tensor || datatypeOf(tensor.type) !== spec.datatype || !shapeFits(spec.shape, tensor.dims)) {
+        throw invalid(
+          `output '${spec.name}' is ${tensor ? `${tensor.type} [${tensor.dims.join(", ")}]` : "missing"} on an example; declared ${spec.datatype} [${spec.shape.join(", ")}]`,
+        );
+      }
+      const data = tensor.data;
+      if ((data instanceof Float32Array || data instanceof Float64Array) && !data.every(Number.isFinite)) {
+        throw invalid(`output '${spec.name}' holds non-finite values on an example`);
+      }
+    }
+  } finally {
+    for (const tensor of Object.values(outputs)) tensor.dispose();
+  }
+}
+
+function checkScores(
+  scores: ort.Tensor | undefined,
+  rows: number,
+  manifest: Exclude<ModelManifest, TensorModelManifest>,
+): void {
   const k = manifest.labels.length;
   if (scores?.type !== "float32" || !(scores.data instanceof Float32Array)) {
     throw invalid(`output '${manifest.output}' is not a float32 tensor`);
@@ -143,6 +267,17 @@ function checkScores(scores: ort.Tensor | undefined, rows: number, manifest: Mod
       throw invalid(`a multiclass model's scores must sum to 1 per row; row ${r} sums to ${sum}`);
     }
   }
+}
+
+/**
+ * The operator ORT names when it has no kernel for a node ("domain:Op(version) is not a registered
+ * function/op", "Could not find an implementation for Op(version) node"), if any.
+ */
+function unsupportedOperator(message: string): string | undefined {
+  const match =
+    /([\w.]*:?\w+)\(-?\d+\) is not a registered function\/op/.exec(message) ??
+    /Could not find an implementation for (\w+)\(\d+\)/.exec(message);
+  return match?.[1];
 }
 
 function errorText(error: unknown): string {

@@ -9,6 +9,7 @@ import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { json, readBodyBytes, readJsonBody, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
+import { kindName } from "../inference/kinds";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
@@ -166,7 +167,7 @@ export const putVersion: Handler = async (request, env) => {
   });
   await ensureModelImported(env, id);
   const existed = (await getVersionRow(env.DB, id, version))?.state === "ready";
-  await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
+  const { memory } = await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
   request.state.model = { id, version };
   const model = await getModelRow(env.DB, id);
   return json(
@@ -175,7 +176,9 @@ export const putVersion: Handler = async (request, env) => {
       version,
       sha256: manifest.sha256,
       size_bytes: manifest.size_bytes,
+      kind: kindName(manifest),
       active_version: model?.active_version ?? null,
+      ...(memory && { memory }),
     },
     existed ? 200 : 201,
     { location: `/api/v1/models/${id}` },

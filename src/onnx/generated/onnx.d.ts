@@ -673,6 +673,9 @@ export namespace onnx {
         /** TensorProto int32Data. */
         int32Data: number[];
 
+        /** TensorProto stringData. */
+        stringData: Uint8Array[];
+
         /** TensorProto int64Data. */
         int64Data: (number|Long)[];
 
@@ -728,6 +731,9 @@ export namespace onnx {
 
             /** TensorProto int32Data */
             int32Data?: (number[]|null);
+
+            /** TensorProto stringData */
+            stringData?: (Uint8Array[]|null);
 
             /** TensorProto int64Data */
             int64Data?: ((number|Long)[]|null);
@@ -975,11 +981,17 @@ export namespace onnx {
         /** TypeProto tensorType. */
         tensorType?: (onnx.TypeProto.Tensor.$Properties|null);
 
+        /** TypeProto sequenceType. */
+        sequenceType?: (onnx.TypeProto.Sequence.$Properties|null);
+
+        /** TypeProto mapType. */
+        mapType?: (onnx.TypeProto.Map.$Properties|null);
+
         /** TypeProto denotation. */
         denotation: string;
 
         /** TypeProto value. */
-        value?: "tensorType";
+        value?: ("tensorType"|"sequenceType"|"mapType");
 
         /**
          * Creates a new TypeProto instance using the specified properties.
@@ -1016,11 +1028,17 @@ export namespace onnx {
             /** TypeProto tensorType */
             tensorType?: (onnx.TypeProto.Tensor.$Properties|null);
 
+            /** TypeProto sequenceType */
+            sequenceType?: (onnx.TypeProto.Sequence.$Properties|null);
+
+            /** TypeProto mapType */
+            mapType?: (onnx.TypeProto.Map.$Properties|null);
+
             /** TypeProto denotation */
             denotation?: (string|null);
 
             /** TypeProto value */
-            value?: "tensorType";
+            value?: ("tensorType"|"sequenceType"|"mapType");
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -1029,10 +1047,12 @@ export namespace onnx {
         /** Narrowed shape of a TypeProto. */
         type $Shape = {
           tensorType?: onnx.TypeProto.Tensor.$Shape|null;
+          sequenceType?: onnx.TypeProto.Sequence.$Shape|null;
+          mapType?: onnx.TypeProto.Map.$Shape|null;
           denotation?: string|null;
           $unknowns?: Uint8Array[];
         } & (
-          ({ value?: undefined; tensorType?: null }|{ value?: "tensorType"; tensorType: onnx.TypeProto.Tensor.$Shape })
+          ({ value?: undefined; tensorType?: null; sequenceType?: null; mapType?: null }|{ value?: "tensorType"; tensorType: onnx.TypeProto.Tensor.$Shape; sequenceType?: null; mapType?: null }|{ value?: "sequenceType"; tensorType?: null; sequenceType: onnx.TypeProto.Sequence.$Shape; mapType?: null }|{ value?: "mapType"; tensorType?: null; sequenceType?: null; mapType: onnx.TypeProto.Map.$Shape })
         );
 
         /**
@@ -1106,6 +1126,149 @@ export namespace onnx {
             type $Shape = {
               elemType?: number|null;
               shape?: onnx.TensorShapeProto.$Shape|null;
+              $unknowns?: Uint8Array[];
+            };
+        }
+
+        /**
+         * Properties of a Sequence.
+         * @deprecated Use onnx.TypeProto.Sequence.$Properties instead.
+         */
+        interface ISequence extends onnx.TypeProto.Sequence.$Properties {
+        }
+
+        /** Represents a Sequence. */
+        class Sequence {
+
+            /**
+             * Constructs a new Sequence.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: onnx.TypeProto.Sequence.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Sequence elemType. */
+            elemType?: (onnx.TypeProto.$Properties|null);
+
+            /**
+             * Creates a new Sequence instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Sequence instance
+             */
+            static create(properties: onnx.TypeProto.Sequence.$Shape): onnx.TypeProto.Sequence & onnx.TypeProto.Sequence.$Shape;
+            static create(properties?: onnx.TypeProto.Sequence.$Properties): onnx.TypeProto.Sequence;
+
+            /**
+             * Encodes the specified Sequence message. Does not implicitly {@link onnx.TypeProto.Sequence.verify|verify} messages.
+             * @param message Sequence message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: onnx.TypeProto.Sequence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Sequence message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {onnx.TypeProto.Sequence & onnx.TypeProto.Sequence.$Shape} Sequence
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): onnx.TypeProto.Sequence & onnx.TypeProto.Sequence.$Shape;
+        }
+
+        namespace Sequence {
+
+            /** Properties of a Sequence. */
+            interface $Properties {
+
+                /** Sequence elemType */
+                elemType?: (onnx.TypeProto.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Sequence. */
+            type $Shape = {
+              elemType?: onnx.TypeProto.$Shape|null;
+              $unknowns?: Uint8Array[];
+            };
+        }
+
+        /**
+         * Properties of a Map.
+         * @deprecated Use onnx.TypeProto.Map.$Properties instead.
+         */
+        interface IMap extends onnx.TypeProto.Map.$Properties {
+        }
+
+        /** Represents a Map. */
+        class Map {
+
+            /**
+             * Constructs a new Map.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: onnx.TypeProto.Map.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Map keyType. */
+            keyType: number;
+
+            /** Map valueType. */
+            valueType?: (onnx.TypeProto.$Properties|null);
+
+            /**
+             * Creates a new Map instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Map instance
+             */
+            static create(properties: onnx.TypeProto.Map.$Shape): onnx.TypeProto.Map & onnx.TypeProto.Map.$Shape;
+            static create(properties?: onnx.TypeProto.Map.$Properties): onnx.TypeProto.Map;
+
+            /**
+             * Encodes the specified Map message. Does not implicitly {@link onnx.TypeProto.Map.verify|verify} messages.
+             * @param message Map message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            static encode(message: onnx.TypeProto.Map.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Map message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns {onnx.TypeProto.Map & onnx.TypeProto.Map.$Shape} Map
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): onnx.TypeProto.Map & onnx.TypeProto.Map.$Shape;
+        }
+
+        namespace Map {
+
+            /** Properties of a Map. */
+            interface $Properties {
+
+                /** Map keyType */
+                keyType?: (number|null);
+
+                /** Map valueType */
+                valueType?: (onnx.TypeProto.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Map. */
+            type $Shape = {
+              keyType?: number|null;
+              valueType?: onnx.TypeProto.$Shape|null;
               $unknowns?: Uint8Array[];
             };
         }

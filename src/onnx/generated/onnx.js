@@ -1587,6 +1587,7 @@ export const onnx = $root.onnx = (() => {
          * @property {number|null} [dataType] TensorProto dataType
          * @property {Array.<number>|null} [floatData] TensorProto floatData
          * @property {Array.<number>|null} [int32Data] TensorProto int32Data
+         * @property {Array.<Uint8Array>|null} [stringData] TensorProto stringData
          * @property {Array.<number|Long>|null} [int64Data] TensorProto int64Data
          * @property {string|null} [name] TensorProto name
          * @property {Uint8Array|null} [rawData] TensorProto rawData
@@ -1619,6 +1620,7 @@ export const onnx = $root.onnx = (() => {
             this.dims = [];
             this.floatData = [];
             this.int32Data = [];
+            this.stringData = [];
             this.int64Data = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
@@ -1657,6 +1659,14 @@ export const onnx = $root.onnx = (() => {
          * @instance
          */
         TensorProto.prototype.int32Data = $util.emptyArray;
+
+        /**
+         * TensorProto stringData.
+         * @member {Array.<Uint8Array>} stringData
+         * @memberof onnx.TensorProto
+         * @instance
+         */
+        TensorProto.prototype.stringData = $util.emptyArray;
 
         /**
          * TensorProto int64Data.
@@ -1731,6 +1741,9 @@ export const onnx = $root.onnx = (() => {
                 writer.uint32(/* id 4, wireType 2 =*/34).floats(message.floatData);
             if (message.int32Data != null && message.int32Data.length)
                 writer.uint32(/* id 5, wireType 2 =*/42).int32s(message.int32Data);
+            if (message.stringData != null && message.stringData.length)
+                for (let i = 0; i < message.stringData.length; ++i)
+                    writer.uint32(/* id 6, wireType 2 =*/50).bytes(message.stringData[i]);
             if (message.int64Data != null && message.int64Data.length)
                 writer.uint32(/* id 7, wireType 2 =*/58).int64s(message.int64Data);
             if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
@@ -1829,6 +1842,14 @@ export const onnx = $root.onnx = (() => {
                         if (!(message.int32Data && message.int32Data.length))
                             message.int32Data = [];
                         message.int32Data.push(reader.int32());
+                        continue;
+                    }
+                case 6: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.stringData && message.stringData.length))
+                            message.stringData = [];
+                        message.stringData.push(reader.bytes());
                         continue;
                     }
                 case 7: {
@@ -2290,8 +2311,10 @@ export const onnx = $root.onnx = (() => {
          * Properties of a TypeProto.
          * @typedef {Object} onnx.TypeProto.$Properties
          * @property {onnx.TypeProto.Tensor.$Properties|null} [tensorType] TypeProto tensorType
+         * @property {onnx.TypeProto.Sequence.$Properties|null} [sequenceType] TypeProto sequenceType
+         * @property {onnx.TypeProto.Map.$Properties|null} [mapType] TypeProto mapType
          * @property {string|null} [denotation] TypeProto denotation
-         * @property {"tensorType"} [value] TypeProto value
+         * @property {"tensorType"|"sequenceType"|"mapType"} [value] TypeProto value
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -2307,10 +2330,12 @@ export const onnx = $root.onnx = (() => {
          * Narrowed shape of a TypeProto.
          * @typedef {{
          *   tensorType?: onnx.TypeProto.Tensor.$Shape|null;
+         *   sequenceType?: onnx.TypeProto.Sequence.$Shape|null;
+         *   mapType?: onnx.TypeProto.Map.$Shape|null;
          *   denotation?: string|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ value?: undefined; tensorType?: null }|{ value?: "tensorType"; tensorType: onnx.TypeProto.Tensor.$Shape })
+         *   ({ value?: undefined; tensorType?: null; sequenceType?: null; mapType?: null }|{ value?: "tensorType"; tensorType: onnx.TypeProto.Tensor.$Shape; sequenceType?: null; mapType?: null }|{ value?: "sequenceType"; tensorType?: null; sequenceType: onnx.TypeProto.Sequence.$Shape; mapType?: null }|{ value?: "mapType"; tensorType?: null; sequenceType?: null; mapType: onnx.TypeProto.Map.$Shape })
          * )} onnx.TypeProto.$Shape
          */
 
@@ -2338,6 +2363,22 @@ export const onnx = $root.onnx = (() => {
         TypeProto.prototype.tensorType = null;
 
         /**
+         * TypeProto sequenceType.
+         * @member {onnx.TypeProto.Sequence.$Properties|null|undefined} sequenceType
+         * @memberof onnx.TypeProto
+         * @instance
+         */
+        TypeProto.prototype.sequenceType = null;
+
+        /**
+         * TypeProto mapType.
+         * @member {onnx.TypeProto.Map.$Properties|null|undefined} mapType
+         * @memberof onnx.TypeProto
+         * @instance
+         */
+        TypeProto.prototype.mapType = null;
+
+        /**
          * TypeProto denotation.
          * @member {string} denotation
          * @memberof onnx.TypeProto
@@ -2350,12 +2391,12 @@ export const onnx = $root.onnx = (() => {
 
         /**
          * TypeProto value.
-         * @member {"tensorType"|undefined} value
+         * @member {"tensorType"|"sequenceType"|"mapType"|undefined} value
          * @memberof onnx.TypeProto
          * @instance
          */
         $Object.defineProperty(TypeProto.prototype, "value", {
-            get: $util.oneOfGetter($oneOfFields = ["tensorType"]),
+            get: $util.oneOfGetter($oneOfFields = ["tensorType", "sequenceType", "mapType"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -2393,6 +2434,10 @@ export const onnx = $root.onnx = (() => {
                 throw $Error("max depth exceeded");
             if (message.tensorType != null && $Object.hasOwnProperty.call(message, "tensorType"))
                 $root.onnx.TypeProto.Tensor.encode(message.tensorType, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.sequenceType != null && $Object.hasOwnProperty.call(message, "sequenceType"))
+                $root.onnx.TypeProto.Sequence.encode(message.sequenceType, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+            if (message.mapType != null && $Object.hasOwnProperty.call(message, "mapType"))
+                $root.onnx.TypeProto.Map.encode(message.mapType, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
             if (message.denotation != null && $Object.hasOwnProperty.call(message, "denotation"))
                 writer.uint32(/* id 6, wireType 2 =*/50).string(message.denotation);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
@@ -2444,6 +2489,20 @@ export const onnx = $root.onnx = (() => {
                             break;
                         message.tensorType = $root.onnx.TypeProto.Tensor.decode(reader, reader.size(), $undefined, _depth + 1, message.tensorType);
                         message.value = "tensorType";
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 2)
+                            break;
+                        message.sequenceType = $root.onnx.TypeProto.Sequence.decode(reader, reader.size(), $undefined, _depth + 1, message.sequenceType);
+                        message.value = "sequenceType";
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 2)
+                            break;
+                        message.mapType = $root.onnx.TypeProto.Map.decode(reader, reader.size(), $undefined, _depth + 1, message.mapType);
+                        message.value = "mapType";
                         continue;
                     }
                 case 6: {
@@ -2637,6 +2696,328 @@ export const onnx = $root.onnx = (() => {
             };
 
             return Tensor;
+        })();
+
+        TypeProto.Sequence = (function() {
+
+            /**
+             * Properties of a Sequence.
+             * @typedef {Object} onnx.TypeProto.Sequence.$Properties
+             * @property {onnx.TypeProto.$Properties|null} [elemType] Sequence elemType
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Sequence.
+             * @memberof onnx.TypeProto
+             * @interface ISequence
+             * @augments onnx.TypeProto.Sequence.$Properties
+             * @deprecated Use onnx.TypeProto.Sequence.$Properties instead.
+             */
+
+            /**
+             * Shape of a Sequence.
+             * @typedef {{
+             *   elemType?: onnx.TypeProto.$Shape|null;
+             *   $unknowns?: Array.<Uint8Array>;
+             * }} onnx.TypeProto.Sequence.$Shape
+             */
+
+            /**
+             * Constructs a new Sequence.
+             * @memberof onnx.TypeProto
+             * @classdesc Represents a Sequence.
+             * @constructor
+             * @param {onnx.TypeProto.Sequence.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Sequence = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Sequence elemType.
+             * @member {onnx.TypeProto.$Properties|null|undefined} elemType
+             * @memberof onnx.TypeProto.Sequence
+             * @instance
+             */
+            Sequence.prototype.elemType = null;
+
+            /**
+             * Creates a new Sequence instance using the specified properties.
+             * @function create
+             * @memberof onnx.TypeProto.Sequence
+             * @static
+             * @param {onnx.TypeProto.Sequence.$Properties=} [properties] Properties to set
+             * @returns {onnx.TypeProto.Sequence} Sequence instance
+             * @type {{
+             *   (properties: onnx.TypeProto.Sequence.$Shape): onnx.TypeProto.Sequence & onnx.TypeProto.Sequence.$Shape;
+             *   (properties?: onnx.TypeProto.Sequence.$Properties): onnx.TypeProto.Sequence;
+             * }}
+             */
+            Sequence.create = function(properties) {
+                return new Sequence(properties);
+            };
+
+            /**
+             * Encodes the specified Sequence message. Does not implicitly {@link onnx.TypeProto.Sequence.verify|verify} messages.
+             * @function encode
+             * @memberof onnx.TypeProto.Sequence
+             * @static
+             * @param {onnx.TypeProto.Sequence.$Properties} message Sequence message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Sequence.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.elemType != null && $Object.hasOwnProperty.call(message, "elemType"))
+                    $root.onnx.TypeProto.encode(message.elemType, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a Sequence message from the specified reader or buffer.
+             * @function decode
+             * @memberof onnx.TypeProto.Sequence
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {onnx.TypeProto.Sequence & onnx.TypeProto.Sequence.$Shape} Sequence
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Sequence.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.onnx.TypeProto.Sequence();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.elemType = $root.onnx.TypeProto.decode(reader, reader.size(), $undefined, _depth + 1, message.elemType);
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return Sequence;
+        })();
+
+        TypeProto.Map = (function() {
+
+            /**
+             * Properties of a Map.
+             * @typedef {Object} onnx.TypeProto.Map.$Properties
+             * @property {number|null} [keyType] Map keyType
+             * @property {onnx.TypeProto.$Properties|null} [valueType] Map valueType
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a Map.
+             * @memberof onnx.TypeProto
+             * @interface IMap
+             * @augments onnx.TypeProto.Map.$Properties
+             * @deprecated Use onnx.TypeProto.Map.$Properties instead.
+             */
+
+            /**
+             * Shape of a Map.
+             * @typedef {{
+             *   keyType?: number|null;
+             *   valueType?: onnx.TypeProto.$Shape|null;
+             *   $unknowns?: Array.<Uint8Array>;
+             * }} onnx.TypeProto.Map.$Shape
+             */
+
+            /**
+             * Constructs a new Map.
+             * @memberof onnx.TypeProto
+             * @classdesc Represents a Map.
+             * @constructor
+             * @param {onnx.TypeProto.Map.$Properties=} [properties] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const Map = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            /**
+             * Map keyType.
+             * @member {number} keyType
+             * @memberof onnx.TypeProto.Map
+             * @instance
+             */
+            Map.prototype.keyType = 0;
+
+            /**
+             * Map valueType.
+             * @member {onnx.TypeProto.$Properties|null|undefined} valueType
+             * @memberof onnx.TypeProto.Map
+             * @instance
+             */
+            Map.prototype.valueType = null;
+
+            /**
+             * Creates a new Map instance using the specified properties.
+             * @function create
+             * @memberof onnx.TypeProto.Map
+             * @static
+             * @param {onnx.TypeProto.Map.$Properties=} [properties] Properties to set
+             * @returns {onnx.TypeProto.Map} Map instance
+             * @type {{
+             *   (properties: onnx.TypeProto.Map.$Shape): onnx.TypeProto.Map & onnx.TypeProto.Map.$Shape;
+             *   (properties?: onnx.TypeProto.Map.$Properties): onnx.TypeProto.Map;
+             * }}
+             */
+            Map.create = function(properties) {
+                return new Map(properties);
+            };
+
+            /**
+             * Encodes the specified Map message. Does not implicitly {@link onnx.TypeProto.Map.verify|verify} messages.
+             * @function encode
+             * @memberof onnx.TypeProto.Map
+             * @static
+             * @param {onnx.TypeProto.Map.$Properties} message Map message or plain object to encode
+             * @param {$protobuf.Writer} [writer] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            Map.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.keyType != null && $Object.hasOwnProperty.call(message, "keyType"))
+                    writer.uint32(/* id 1, wireType 0 =*/8).int32(message.keyType);
+                if (message.valueType != null && $Object.hasOwnProperty.call(message, "valueType"))
+                    $root.onnx.TypeProto.encode(message.valueType, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            /**
+             * Decodes a Map message from the specified reader or buffer.
+             * @function decode
+             * @memberof onnx.TypeProto.Map
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+             * @param {number} [length] Message length if known beforehand
+             * @returns {onnx.TypeProto.Map & onnx.TypeProto.Map.$Shape} Map
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            Map.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.onnx.TypeProto.Map();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            message.keyType = reader.int32();
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            message.valueType = $root.onnx.TypeProto.decode(reader, reader.size(), $undefined, _depth + 1, message.valueType);
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return Map;
         })();
 
         return TypeProto;
