@@ -451,11 +451,12 @@ export interface TfidfPipelineWeights {
 /**
  * Serialises a TF-IDF + logistic regression pipeline in the graph shape skl2onnx produces (see
  * above). `tokenPattern` is the RE2 pattern of the Tokenizer; `zipmap` adds skl2onnx's default
- * ZipMap output (for testing the refusal).
+ * ZipMap output (for testing the refusal); `flatInput` declares the input `[batch]`
+ * (`StringTensorType([None])`) instead of `[batch, 1]`.
  */
 export function buildTfidfPipelineOnnx(
   pipeline: TfidfPipelineWeights,
-  meta: ExportMetadata & { tokenPattern: string; zipmap?: boolean },
+  meta: ExportMetadata & { tokenPattern: string; zipmap?: boolean; flatInput?: boolean },
 ): Uint8Array {
   const F = pipeline.vocabulary.length;
   const K = pipeline.labels.length;
@@ -565,7 +566,7 @@ export function buildTfidfPipelineOnnx(
         tensor("flat_shape", DT.INT64, [1], int64Bytes([-1])),
         tensor("idf", DT.FLOAT, [F], float32Bytes(pipeline.idf)),
       ],
-      input: [tensorValue(SKLEARN_NAMES.input, DT.STRING, ["batch", 1])],
+      input: [tensorValue(SKLEARN_NAMES.input, DT.STRING, meta.flatInput ? ["batch"] : ["batch", 1])],
       output,
     },
     SKLEARN_OPSETS,

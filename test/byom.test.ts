@@ -1,0 +1,443 @@
+/**
+ * Bring your own model (docs/byom.md), in workerd with real R2/D1/queues and ORT: graphs in the
+ * shape skl2onnx exports for `TfidfVectorizer(ngram_range=(1, 2)) + LogisticRegression` (built by
+ * our exporter from weights our trainer fits), uploaded as `raw-text` models and served through every
+ * text route with scores equal to the TypeScript reference; an MLP uploaded as a `tensor` model and
+ * served through the Open Inference Protocol; graphs the Worker cannot serve refused at upload.
+ * ORT-using BYOM cases live in this one file (each ORT file costs ~15 s of startup).
+ */
+
+import $protobuf from "protobufjs/minimal.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildMlpOnnx, buildTfidfPipelineOnnx, type MlpWeights, SKLEARN_NAMES } from "../src/onnx/export";
+import { onnx } from "../src/onnx/generated/onnx.js";
+import { createRng } from "../src/training/prng";
+import {
+  scoreTfidfPipeline,
+  TFIDF_TOKEN_PATTERN,
+  type TfidfPipeline,
+  trainTfidfPipeline,
+} from "../src/training/tfidf";
+import { api, postJson, problem } from "./helpers";
+import { tinyModel, upload, waitForStatus } from "./registry-helpers";
+
+const TOLERANCE = 1e-5;
+
+/** Hand-written training texts (no dataset rows): two classes for binary, three for multiclass. */
+const CALM = [
+  "what a lovely quiet morning",
+  "thanks for the tea and the chat",
+  "see you at the park later",
+  "the garden looks lovely today",
+  "a quiet walk by the river",
+  "thanks for a lovely evening",
+];
+const LOUD = [
+  "buy cheap pills now",
+  "win cash prize click here",
+  "free money offer call now",
+  "click here to win free cash",
+  "cheap offer buy now",
+  "call now to claim your prize",
+];
+const TRAVEL = [
+  "book a flight to rome",
+  "hotel near the beach",
+  "train tickets for the holiday",
+  "save for a holiday in spain",
+  "cheap flight and hotel deals",
+];
+const FOOD = [
+  "pizza with extra cheese",
+  "order sushi for dinner",
+  "bake bread at home",
+  "fresh pasta recipe for dinner",
+  "cheese and bread for lunch",
+];
+const SPORT = [
+  "the match ended in a draw",
+  "great goal in the second half",
+  "tennis final on sunday",
+  "the team won the league",
+  "a late goal won the match",
+];
+
+/** Texts scored in the parity checks: seen, unseen, mixed case, punctuation, no known token at all. */
+const PROBE = [
+  "Buy CHEAP pills now, thanks!",
+  "a lovely quiet evening by the river",
+  "Win a free holiday: click here",
+  "zzz qqq",
+  "!",
+  "the park, the tea and the CHAT",
+];
+
+let binary: TfidfPipeline;
+let multiclass: TfidfPipeline;
+
+function pipelineModel(
+  pipeline: TfidfPipeline,
+  id: string,
+  options: { zipmap?: boolean; flatInput?: boolean } = {},
+): Uint8Array {
+  return buildTfidfPipelineOnnx(pipeline, {
+    id,
+    version: "1",
+    tokenPattern: TFIDF_TOKEN_PATTERN,
+    ...options,
+  });
+}
+
+function rawTextManifest(pipeline: TfidfPipeline, extra: Record<string, unknown> = {}) {
+  return {
+    kind: "raw-text",
+    task: pipeline.task,
+    labels: pipeline.labels,
+    inputs: { text: SKLEARN_NAMES.input },
+    output: SKLEARN_NAMES.probabilities,
+    label_output: SKLEARN_NAMES.label,
+    quantization: "none",
+    examples: ["an example text for the upload probe"],
+    ...extra,
+  };
+}
+
+function expectClose(actual: readonly number[], expected: readonly number[]): void {
+  expect(actual).toHaveLength(expected.length);
+  actual.forEach((v, i) => {
+    expect(Math.abs(v - (expected[i] as number)), `score ${i}: ${v} vs ${expected[i]}`).toBeLessThan(
+      TOLERANCE,
+    );
+  });
+}
+
+beforeAll(() => {
+  binary = trainTfidfPipeline({
+    rows: [...CALM.map((text) => ({ text, target: 0 })), ...LOUD.map((text) => ({ text, target: 1 }))],
+    task: "binary",
+    labels: ["calm", "loud"],
+  });
+  multiclass = trainTfidfPipeline({
+    rows: [TRAVEL, FOOD, SPORT].flatMap((texts, target) => texts.map((text) => ({ text, target }))),
+    task: "multiclass",
+    labels: ["travel", "food", "sport"],
+  });
+});
+
+describe("the TF-IDF pipeline fixture", () => {
+  it("is word unigrams + bigrams with a trained, non-trivial classifier", () => {
+    expect(binary.vocabulary).toContain("cheap");
+    expect(binary.vocabulary).toContain("click here");
+    expect(multiclass.vocabulary).toContain("goal");
+    expect(multiclass.vocabulary).toContain("for dinner");
+    const [calm, loud] = scoreTfidfPipeline(binary, "buy cheap pills now") as [number, number];
+    expect(loud).toBeGreaterThan(calm);
+    const sport = scoreTfidfPipeline(multiclass, "a goal in the final");
+    expect(sport.indexOf(Math.max(...sport))).toBe(2);
+  });
+});
+
+describe("raw-text models (skl2onnx shape) serve through every text route", () => {
+  it("binary: upload → activate → /api/v1/predict, async predictions, GET /prediction compat, /v2 infer equal the reference", async () => {
+    const bytes = pipelineModel(binary, "byom-binary");
+    const res = await upload("byom-binary", "1", rawTextManifest(binary), bytes, "?activate=true");
+    expect(res.status, await res.clone().text()).toBe(201);
+    const uploaded = (await res.json()) as {
+      kind: string;
+      active_version: string;
+      memory: { wasm_heap_bytes: number; session_memory_bytes: number };
+    };
+    expect(uploaded).toMatchObject({ kind: "raw-text", active_version: "1" });
+    expect(uploaded.memory.wasm_heap_bytes).toBeGreaterThan(0);
+    expect(uploaded.memory.session_memory_bytes).toBeGreaterThanOrEqual(0);
+    const reference = PROBE.map((t) => scoreTfidfPipeline(binary, t));
+
+    // /api/v1/predict, one text and a batch.
+    const one = await postJson("/api/v1/predict", { model: "byom-binary", text: PROBE[0] });
+    expect(one.status, await one.clone().text()).toBe(200);
+    const oneBody = (await one.json()) as {
+      sentiment: { sentiment_type: string; sentiment_score: number }[];
+    };
+    expect(oneBody.sentiment.map((s) => s.sentiment_type)).toEqual(["calm", "loud"]);
+    expectClose(
+      oneBody.sentiment.map((s) => s.sentiment_score),
+      reference[0] as number[],
+    );
+    const batch = await postJson("/api/v1/predict", { model: "byom-binary", texts: PROBE });
+    expect(batch.status).toBe(200);
+    const batchBody = (await batch.json()) as { results: { sentiment: { sentiment_score: number }[] }[] };
+    batchBody.results.forEach((r, i) => {
+      expectClose(
+        r.sentiment.map((s) => s.sentiment_score),
+        reference[i] as number[],
+      );
+    });
+
+    // Async: POST /api/v1/predictions → queue → GET its result.
+    const submitted = await postJson("/api/v1/predictions", { model: "byom-binary", texts: PROBE });
+    expect(submitted.status, await submitted.clone().text()).toBe(202);
+    const { id } = (await submitted.json()) as { id: string };
+    const done = await waitForStatus<{
+      status: string;
+      result: { results: { sentiment: { sentiment_score: number }[] }[] };
+    }>(`/api/v1/predictions/${id}`, ["done", "failed"]);
+    expect(done.status).toBe("done");
+    done.result.results.forEach((r, i) => {
+      expectClose(
+        r.sentiment.map((s) => s.sentiment_score),
+        reference[i] as number[],
+      );
+    });
+
+    // The registry service's GET /prediction (POST in workerd, see test/protocols.test.ts).
+    const compat = await postJson("/prediction", { model_id: "byom-binary", text: PROBE[1] });
+    expect(compat.status, await compat.clone().text()).toBe(200);
+    const cats = ((await compat.json()) as { cats: Record<string, number> }).cats;
+    expectClose([cats.calm as number, cats.loud as number], reference[1] as number[]);
+
+    // Open Inference Protocol: BYTES [n, 1].
+    const infer = await postJson("/v2/models/byom-binary/infer", {
+      inputs: [{ name: "text", datatype: "BYTES", shape: [PROBE.length, 1], data: PROBE }],
+    });
+    expect(infer.status, await infer.clone().text()).toBe(200);
+    const outputs = ((await infer.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] })
+      .outputs;
+    const scores = outputs.find((o) => o.name === "scores");
+    expect(scores?.shape).toEqual([PROBE.length, 2]);
+    expectClose(scores?.data ?? [], reference.flat());
+  });
+
+  it("multiclass (softmax): /api/v1/predict and /v2 infer equal the reference; metadata and registry show the kind", async () => {
+    const bytes = pipelineModel(multiclass, "byom-multi");
+    const res = await upload("byom-multi", "1", rawTextManifest(multiclass), bytes, "?activate=true");
+    expect(res.status, await res.clone().text()).toBe(201);
+    const texts = [...PROBE, "dinner at the beach hotel", "a goal in the tennis final"];
+    const reference = texts.map((t) => scoreTfidfPipeline(multiclass, t));
+    const batch = await postJson("/api/v1/predict", { model: "byom-multi", texts });
+    expect(batch.status).toBe(200);
+    const body = (await batch.json()) as { results: { sentiment: { sentiment_score: number }[] }[] };
+    body.results.forEach((r, i) => {
+      expectClose(
+        r.sentiment.map((s) => s.sentiment_score),
+        reference[i] as number[],
+      );
+    });
+    const infer = await postJson("/v2/models/byom-multi/versions/1/infer", {
+      inputs: [{ name: "text", datatype: "BYTES", shape: [texts.length], data: texts }],
+      outputs: [{ name: "scores" }],
+    });
+    expect(infer.status).toBe(200);
+    const [scores] = ((await infer.json()) as { outputs: { data: number[] }[] }).outputs;
+    expectClose(scores?.data ?? [], reference.flat());
+
+    const model = (await (await api("/api/v1/models/byom-multi")).json()) as { versions: { kind: string }[] };
+    expect(model.versions[0]?.kind).toBe("raw-text");
+    const metadata = (await (await api("/v2/models/byom-multi")).json()) as { inputs: unknown[] };
+    expect(metadata.inputs).toEqual([{ name: "text", datatype: "BYTES", shape: [-1] }]);
+  });
+
+  it("a [batch] string input (not [batch, 1]) is served too", async () => {
+    // skl2onnx's StringTensorType([None]): the engine feeds [n].
+    const bytes = pipelineModel(binary, "byom-flat", { flatInput: true });
+    const manifest = rawTextManifest(binary, { examples: undefined });
+    const res = await upload("byom-flat", "1", manifest, bytes, "?activate=true");
+    expect(res.status, await res.clone().text()).toBe(201);
+    const answer = await postJson("/api/v1/predict", { model: "byom-flat", texts: PROBE });
+    expect(answer.status).toBe(200);
+    const body = (await answer.json()) as { results: { sentiment: { sentiment_score: number }[] }[] };
+    body.results.forEach((r, i) => {
+      expectClose(
+        r.sentiment.map((s) => s.sentiment_score),
+        scoreTfidfPipeline(binary, PROBE[i] as string),
+      );
+    });
+  });
+});
+
+/** A small MLP with fixed pseudo-random weights, and its float64 reference forward pass. */
+function mlp(): MlpWeights {
+  const rng = createRng(7);
+  const D = 4;
+  const H = 8;
+  const K = 3;
+  const r = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+  return { inputs: D, hidden: H, outputs: K, w1: r(H * D), b1: r(H), w2: r(K * H), b2: r(K) };
+}
+
+function mlpReference(m: MlpWeights, x: readonly number[]): number[] {
+  const h = Array.from({ length: m.hidden }, (_, j) => {
+    let z = m.b1[j] as number;
+    for (let i = 0; i < m.inputs; i++) z += (m.w1[j * m.inputs + i] as number) * (x[i] as number);
+    return Math.max(0, z);
+  });
+  const logits = Array.from({ length: m.outputs }, (_, k) => {
+    let z = m.b2[k] as number;
+    for (let j = 0; j < m.hidden; j++) z += (m.w2[k * m.hidden + j] as number) * (h[j] as number);
+    return z;
+  });
+  const max = Math.max(...logits);
+  const e = logits.map((z) => Math.exp(z - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+const MLP_MANIFEST = {
+  kind: "tensor",
+  task: "multiclass",
+  labels: ["a", "b", "c"],
+  inputs: [{ name: "features", datatype: "FP32", shape: [-1, 4] }],
+  outputs: [
+    { name: "probabilities", datatype: "FP32", shape: [-1, 3] },
+    { name: "logits", datatype: "FP32", shape: [-1, 3] },
+  ],
+  output: "probabilities",
+  quantization: "none",
+  examples: [{ inputs: [{ name: "features", shape: [2, 4], data: [0, 1, 2, 3, -1, -2, -3, -4] }] }],
+};
+
+describe("tensor models serve through the Open Inference Protocol", () => {
+  it("an MLP: metadata shows its real tensors, infer equals the reference, text routes refuse it", async () => {
+    const weights = mlp();
+    const res = await upload(
+      "byom-mlp",
+      "1",
+      MLP_MANIFEST,
+      buildMlpOnnx(weights, { id: "byom-mlp", version: "1" }),
+      "?activate=true",
+    );
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(((await res.json()) as { kind: string }).kind).toBe("tensor");
+
+    const metadata = await api("/v2/models/byom-mlp");
+    expect(metadata.status).toBe(200);
+    expect(await metadata.json()).toMatchObject({
+      name: "byom-mlp",
+      inputs: MLP_MANIFEST.inputs,
+      outputs: MLP_MANIFEST.outputs,
+    });
+    expect((await api("/v2/models/byom-mlp/ready")).status).toBe(200);
+
+    const x = [
+      [0.5, -1, 2, 0],
+      [1, 1, 1, 1],
+      [-3, 0.25, 0, 7],
+    ];
+    const infer = await postJson("/v2/models/byom-mlp/infer", {
+      id: "r1",
+      inputs: [{ name: "features", datatype: "FP32", shape: [3, 4], data: x }],
+    });
+    expect(infer.status, await infer.clone().text()).toBe(200);
+    const body = (await infer.json()) as {
+      id: string;
+      outputs: { name: string; datatype: string; shape: number[]; data: number[] }[];
+    };
+    expect(body.id).toBe("r1");
+    expect(body.outputs.map((o) => [o.name, o.datatype, o.shape])).toEqual([
+      ["probabilities", "FP32", [3, 3]],
+      ["logits", "FP32", [3, 3]],
+    ]);
+    expectClose(
+      body.outputs[0]?.data ?? [],
+      x.flatMap((row) => mlpReference(weights, row)),
+    );
+
+    const wrongType = await postJson("/v2/models/byom-mlp/infer", {
+      inputs: [{ name: "features", datatype: "INT64", shape: [1, 4], data: [1, 2, 3, 4] }],
+    });
+    expect(wrongType.status).toBe(400);
+    expect(((await wrongType.json()) as { error: string }).error).toContain("FP32 [-1, 4]");
+    const wrongShape = await postJson("/v2/models/byom-mlp/infer", {
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }],
+    });
+    expect(wrongShape.status).toBe(400);
+
+    const text = await postJson("/api/v1/predict", { model: "byom-mlp", text: "hello" });
+    expect(text.status).toBe(400);
+    expect((await problem(text)).code).toBe("model_input_mismatch");
+  });
+});
+
+describe("graphs the Worker cannot serve are refused at upload with the reason", () => {
+  async function refused(res: Response): Promise<{ code: string; detail: string } & Record<string, unknown>> {
+    expect(res.status).toBe(422);
+    return problem(res);
+  }
+
+  it("a ZipMap output (sequence of maps): export with zipmap disabled", async () => {
+    const bytes = pipelineModel(binary, "byom-zipmap", { zipmap: true });
+    const body = await refused(await upload("byom-zipmap", "1", rawTextManifest(binary), bytes));
+    expect(body.code).toBe("invalid_model");
+    expect(body.detail).toContain("'output_probability' is not a tensor");
+    expect(body.detail).toContain("zipmap disabled");
+    expect((await api("/api/v1/models/byom-zipmap")).status).toBe(404);
+  });
+
+  it("an operator ORT does not have (an onnxruntime-extensions custom op) is named", async () => {
+    const bytes = pipelineModel(binary, "byom-customop");
+    // The Tokenizer as onnxruntime-extensions' custom op, as a pipeline exported with its string
+    // ops would have it.
+    const patched = moveToDomain(bytes, "Tokenizer", "ai.onnx.contrib");
+    const body = await refused(await upload("byom-customop", "1", rawTextManifest(binary), patched));
+    expect(body.operator).toBe("ai.onnx.contrib:Tokenizer");
+    expect(body.detail).toContain("operator ai.onnx.contrib:Tokenizer is not supported");
+  });
+
+  it("a declared input or shape that is not the graph's", async () => {
+    // A hashed-ngrams graph declared as raw-text.
+    const { bytes } = await tinyModel("byom-wrongkind", "1");
+    const asRawText = await refused(
+      await upload("byom-wrongkind", "1", { ...rawTextManifest(binary), inputs: { text: "ids" } }, bytes),
+    );
+    expect(asRawText.detail).toContain("do not match the manifest's inputs [ids]");
+    // The MLP declared with the wrong width.
+    const mlpBytes = buildMlpOnnx(mlp(), { id: "byom-badshape", version: "1" });
+    const badShape = await refused(
+      await upload(
+        "byom-badshape",
+        "1",
+        {
+          ...MLP_MANIFEST,
+          inputs: [{ name: "features", datatype: "FP32", shape: [-1, 5] }],
+          examples: undefined,
+        },
+        mlpBytes,
+      ),
+    );
+    expect(badShape.detail).toBe(
+      "input 'features' is float32 [?, 4] in the graph; the manifest declares FP32 [-1, 5]",
+    );
+    // The MLP's probabilities declared as raw-text scores: its input is not a string tensor.
+    const notText = await refused(
+      await upload(
+        "byom-nottext",
+        "1",
+        {
+          ...rawTextManifest(binary),
+          inputs: { text: "features" },
+          output: "probabilities",
+          label_output: undefined,
+        },
+        mlpBytes,
+      ),
+    );
+    expect(notText.detail).toContain("a raw-text model takes one string tensor [batch] or [batch, 1]");
+    // A raw-text model whose labels do not match its probability columns.
+    const badLabels = await refused(
+      await upload(
+        "byom-badlabels",
+        "1",
+        rawTextManifest(binary, { labels: ["a", "b", "c"] }),
+        pipelineModel(binary, "byom-badlabels"),
+      ),
+    );
+    expect(badLabels.detail).toContain("expected [1, 3] (one score per label)");
+  });
+});
+
+/** `bytes` with the nodes of type `op` moved to operator domain `domain` (imported at version 1). */
+function moveToDomain(bytes: Uint8Array, op: string, domain: string): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  for (const n of model.graph?.node ?? []) if (n.opType === op) n.domain = domain;
+  model.opsetImport.push({ domain, version: 1 });
+  return onnx.ModelProto.encode(model, new $protobuf.Writer()).finish();
+}
