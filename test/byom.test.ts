@@ -441,3 +441,53 @@ function moveToDomain(bytes: Uint8Array, op: string, domain: string): Uint8Array
   model.opsetImport.push({ domain, version: 1 });
   return onnx.ModelProto.encode(model, new $protobuf.Writer()).finish();
 }
+
+describe("limits", () => {
+  it("a model whose load + probe grows the WASM heap past MAX_WASM_HEAP_BYTES is refused with 413", async () => {
+    // Expand a scalar to 100 MiB of float32 during the probe, then sum it: the heap must grow past
+    // the 96 MiB budget of wrangler.toml. Last in this file: the heap never shrinks afterwards.
+    const elements = 100 * 1024 * 256;
+    const int64 = (values: number[]) => {
+      const out = new Uint8Array(values.length * 8);
+      values.forEach((v, i) => {
+        new DataView(out.buffer).setBigInt64(i * 8, BigInt(v), true);
+      });
+      return out;
+    };
+    const value = (name: string, dims: number[]) => ({
+      name,
+      type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+    });
+    const bytes = onnx.ModelProto.encode(
+      {
+        irVersion: 8,
+        opsetImport: [{ domain: "", version: 17 }],
+        graph: {
+          name: "hungry",
+          node: [
+            { opType: "Expand", input: ["x", "big_shape"], output: ["big"], name: "expand" },
+            { opType: "ReduceSum", input: ["big"], output: ["y"], name: "sum" },
+          ],
+          initializer: [{ name: "big_shape", dataType: 7, dims: [1], rawData: int64([elements]) }],
+          input: [value("x", [1])],
+          output: [value("y", [1])],
+        },
+      },
+      new $protobuf.Writer(),
+    ).finish();
+    const manifest = {
+      kind: "tensor",
+      inputs: [{ name: "x", datatype: "FP32", shape: [1] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [1] }],
+      output: "y",
+      quantization: "none",
+    };
+    const res = await upload("byom-hungry", "1", manifest, bytes);
+    expect(res.status, await res.clone().text()).toBe(413);
+    const body = await problem(res);
+    expect(body.code).toBe("model_too_large");
+    expect(body.detail).toContain("MAX_WASM_HEAP_BYTES");
+    expect(body.wasm_heap_bytes).toBeGreaterThan(96 * 1024 * 1024);
+    expect((await api("/api/v1/models/byom-hungry")).status).toBe(404);
+  });
+});
