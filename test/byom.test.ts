@@ -295,6 +295,24 @@ const MLP_MANIFEST = {
   examples: [{ inputs: [{ name: "features", shape: [2, 4], data: [0, 1, 2, 3, -1, -2, -3, -4] }] }],
 };
 
+describe("hashed-ngrams is the name of the kind models trained here have", () => {
+  it("a manifest saying kind hashed-ngrams uploads and is stored as a text model", async () => {
+    const { manifest, bytes } = await tinyModel("byom-hashed", "1");
+    const res = await upload(
+      "byom-hashed",
+      "1",
+      { ...manifest, kind: "hashed-ngrams" },
+      bytes,
+      "?activate=true",
+    );
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(((await res.json()) as { kind: string }).kind).toBe("text");
+    expect((await postJson("/api/v1/predict", { model: "byom-hashed", text: "free cash now" })).status).toBe(
+      200,
+    );
+  });
+});
+
 describe("tensor models serve through the Open Inference Protocol", () => {
   it("an MLP: metadata shows its real tensors, infer equals the reference, text routes refuse it", async () => {
     const weights = mlp();
