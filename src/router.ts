@@ -4,7 +4,7 @@ import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
 import { ApiError, problemResponse } from "./errors";
-import { createLogger } from "./log";
+import { createLogger, sampleRequest, writeLine } from "./log";
 import { meter } from "./metering/meter";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
@@ -170,16 +170,16 @@ function toProblem(error: unknown, request: IRequest): Response {
   return problemResponse(apiError, new URL(request.url).pathname, req.state?.requestId ?? "unknown");
 }
 
-/** Last stage: request id header and the one structured log line per request. */
+/** Last stage: request id header and the structured log line of the request (per `REQUEST_LOG`). */
 function finish(response: Response, request: IRequest): Response {
   const req = request as AppRequest;
   const state = req.state;
   if (!state) return response;
   // Every response is built by this Worker (json/problemResponse), so its headers are mutable.
   response.headers.set("x-request-id", state.requestId);
-  const logger = state.logger ?? fallbackLogger;
-  if (!logger.enabled("info")) return response;
-  logger.log("info", "request", {
+  // REQUEST_LOG, not LOG_LEVEL, decides (all lines when the config itself failed to load).
+  if (!sampleRequest(state.config?.REQUEST_LOG ?? 1)) return response;
+  writeLine("info", "request", {
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
     api: state.api,
