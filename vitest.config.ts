@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { MODELS } from "./scripts/train";
 import { digitsTestSplit } from "./scripts/train-digits";
 import { keyServer } from "./test/key-server";
@@ -76,6 +76,8 @@ export default defineConfig({
     })),
   ],
   test: {
+    // cli/test/ runs in Node (vitest.cli.config.ts).
+    exclude: [...configDefaults.exclude, "cli/**"],
     setupFiles: ["./test/setup-d1.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -4,12 +4,10 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { DEV_AUDIENCE, DEV_ISSUER } from "./config";
 import { generateKeyFiles, KEYS_DIR, type PublicKeyEntry, publishLocal } from "./keys";
 
-/** Issuer of the dev identity; wrangler.toml's dev policy allows any issuer with a local key. */
-export const DEV_ISSUER = "edge-inference-dev";
-/** wrangler.toml's dev `ASAP_AUDIENCE`. */
-export const DEV_AUDIENCE = "edge-inference";
+export { DEV_AUDIENCE, DEV_ISSUER };
 
 /** A local issuer and its signing key. */
 export interface DevIdentity {
