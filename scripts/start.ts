@@ -139,6 +139,9 @@ for (const [signal, code] of [
   ["SIGTERM", 143],
   ["SIGHUP", 129],
 ] as const) {
+  // wrangler's platform proxy (used for seeding) leaves handlers that exit at once; this one stops
+  // the group first.
+  process.removeAllListeners(signal);
   process.on(signal, () => {
     console.error(`\n${signal}: stopping wrangler dev and workerd…`);
     stop(code);
