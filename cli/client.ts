@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { mintToken } from "../src/auth/asap";
 import { type Connection, type ConnectionFlags, resolveConnection } from "./config";
+import { type HttpResponse, send } from "./http";
 import { checkKid, loadSigningKey, type SigningKey } from "./keys";
 
 /** Exit codes (docs/cli.md). */
@@ -64,7 +65,8 @@ export function exitCodeOf(status: number): number {
 export interface RequestOptions {
   /** Sent as a JSON body. */
   json?: unknown;
-  body?: BodyInit;
+  /** A string or bytes; a `FormData` is sent as multipart/form-data. */
+  body?: string | Uint8Array | FormData;
   headers?: Record<string, string>;
   query?: Record<string, string | number | undefined>;
   /** Sign the request (default true). */
@@ -74,7 +76,7 @@ export interface RequestOptions {
 /** A successful response. */
 export interface ApiResponse<T> {
   status: number;
-  headers: Headers;
+  headers: HttpResponse["headers"];
   body: T;
 }
 
@@ -111,25 +113,35 @@ export class Client {
     });
   }
 
-  /** `fetch` with a fresh token; throws `CliError` when the service cannot be reached. */
-  async fetch(method: string, route: string, options: RequestOptions = {}): Promise<Response> {
+  /** One request with a fresh token; throws `CliError` when the service cannot be reached. */
+  async fetch(method: string, route: string, options: RequestOptions = {}): Promise<HttpResponse> {
     const url = new URL(`${this.connection.url}${route}`);
     for (const [name, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(name, String(value));
     }
-    const headers = new Headers(options.headers);
-    if (options.auth !== false) headers.set("authorization", `Bearer ${await this.token()}`);
-    let body = options.body;
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
+    if (options.auth !== false) headers.authorization = `Bearer ${await this.token()}`;
+    let body: string | Uint8Array | undefined;
     if (options.json !== undefined) {
-      headers.set("content-type", "application/json");
+      headers["content-type"] = "application/json";
       body = JSON.stringify(options.json);
-    }
+    } else if (
+      options.body !== undefined &&
+      typeof options.body !== "string" &&
+      !(options.body instanceof Uint8Array)
+    ) {
+      // A FormData (not named here: the global loads undici). Only uploads pay for its encoder.
+      const encoded = new Response(options.body);
+      headers["content-type"] = encoded.headers.get("content-type") ?? "multipart/form-data";
+      body = new Uint8Array(await encoded.arrayBuffer());
+    } else body = options.body;
     try {
-      return await fetch(url, { method, headers, body });
+      return await send(url, { method, headers, ...(body !== undefined && { body }) });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const code = (error as { code?: string }).code ?? (error as Error).message;
       throw new CliError(
-        `cannot reach ${this.connection.url} (${cause?.code ?? cause?.message ?? (error as Error).message}; URL from ${this.connection.urlFrom}). ` +
+        `cannot reach ${this.connection.url} (${code}; URL from ${this.connection.urlFrom}). ` +
           "Is the service running? `npm start` serves it locally and writes the CLI config.",
         EXIT.unreachable,
       );
@@ -154,7 +166,7 @@ export class Client {
   }
 
   /** A `CliError` describing a failed response. */
-  async failure(res: Response, firstRow?: number): Promise<CliError> {
+  async failure(res: HttpResponse, firstRow?: number): Promise<CliError> {
     const text = await res.text();
     let problem: Problem | undefined;
     try {

@@ -6,7 +6,6 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { parse } from "csv-parse/sync";
 import { positive } from "./api";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
@@ -135,6 +134,7 @@ export async function readRows(file: string): Promise<Record<string, unknown>[]>
         }
       });
   }
+  const { parse } = await import("csv-parse/sync");
   try {
     return parse(text, { columns: true, bom: true, skip_empty_lines: true }) as Record<string, unknown>[];
   } catch (error) {

@@ -10,9 +10,9 @@ import { createReadStream } from "node:fs";
 import { access } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
 import { type Command, InvalidArgumentError } from "commander";
-import { parse } from "csv-parse";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
+import type { HttpResponse } from "./http";
 import { Progress, printJson, sleep } from "./output";
 
 interface OnlineOptions extends ConnectionFlags {
@@ -25,7 +25,7 @@ function call(
   model: string,
   route: string,
   init: { method?: string; body?: string; type?: string } = {},
-): Promise<Response> {
+): Promise<HttpResponse> {
   return client.fetch(init.method ?? "GET", `/api/v1/models/${encodeURIComponent(model)}/${route}`, {
     ...(init.body !== undefined && { body: init.body }),
     ...(init.type !== undefined && { headers: { "content-type": init.type } }),
@@ -102,6 +102,8 @@ async function stream(
   });
   const input = createReadStream(opts.file);
   const source = opts.file.endsWith(".gz") ? input.pipe(createGunzip()) : input;
+  // Loaded here: the other commands start faster without it.
+  const { parse } = await import("csv-parse");
   const parser = source.pipe(parse({ bom: true, skip_empty_lines: true }));
   let header: string[] | undefined;
   let dataRow = 0; // 0-based index of the next data row
