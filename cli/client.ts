@@ -87,10 +87,13 @@ export class Client {
     private readonly key: SigningKey,
   ) {}
 
-  /** Resolves the connection (flags → env → .dev/cli.json → defaults) and loads its key. */
-  static async create(flags: ConnectionFlags): Promise<Client> {
+  /**
+   * Resolves the connection (flags → env → .dev/cli.json → defaults) and loads its key; `alg`
+   * overrides the algorithm inferred from the key (e.g. PS256 or RS384 with an RSA key).
+   */
+  static async create(flags: ConnectionFlags, options: { alg?: string } = {}): Promise<Client> {
     const connection = await resolveConnection(flags);
-    const key = await loadSigningKey(connection.key, { kid: connection.kid });
+    const key = await loadSigningKey(connection.key, { kid: connection.kid, alg: options.alg });
     checkKid(connection.issuer, key.kid);
     return new Client(connection, key);
   }

@@ -65,8 +65,9 @@ withConnection(program.command("token"))
   )
   .option("--ttl <seconds>", `lifetime, at most ${MAX_LIFETIME_S}`, ttl, 60)
   .option("--sub <sub>", "subject (defaults to the issuer on the server)")
-  .action(async (opts: ConnectionFlags & { ttl: number; sub?: string }) => {
-    const client = await Client.create(opts);
+  .option("--alg <alg>", "algorithm (default: the key's; RSA keys sign RS256)")
+  .action(async (opts: ConnectionFlags & { ttl: number; sub?: string; alg?: string }) => {
+    const client = await Client.create(opts, { alg: opts.alg });
     const audience = client.connection.aud
       .split(",")
       .map((a) => a.trim())
