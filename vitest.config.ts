@@ -76,8 +76,8 @@ export default defineConfig({
     })),
   ],
   test: {
-    // cli/test/ runs in Node (vitest.cli.config.ts).
-    exclude: [...configDefaults.exclude, "cli/**"],
+    // cli/ and scripts/ tests run in Node (vitest.cli.config.ts).
+    exclude: [...configDefaults.exclude, "cli/**", "scripts/**"],
     setupFiles: ["./test/setup-d1.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
