@@ -6,6 +6,7 @@ import type { AppRequest, Handler } from "./context";
 import { ApiError, problemResponse } from "./errors";
 import { createLogger, sampleRequest, writeLine } from "./log";
 import { meter } from "./metering/meter";
+import { getDatasets, putDataset, removeDataset } from "./routes/datasets";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { activate, createModel, getModel, listModels, putVersion, removeModel } from "./routes/models";
@@ -85,6 +86,31 @@ export const ROUTES: readonly RouteDef[] = [
     handler: removeModel,
   },
   { method: "GET", path: "/api/v1/jobs/:id", api: "jobs", auth: true, throttle: true, handler: getJob },
+  // Training datasets in R2 (docs/registry.md): admin only, like every registry mutation.
+  {
+    method: "PUT",
+    path: "/api/v1/datasets/:id",
+    api: "models_admin",
+    auth: true,
+    throttle: true,
+    handler: putDataset,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/datasets",
+    api: "models_admin",
+    auth: true,
+    throttle: true,
+    handler: getDatasets,
+  },
+  {
+    method: "DELETE",
+    path: "/api/v1/datasets/:id",
+    api: "models_admin",
+    auth: true,
+    throttle: true,
+    handler: removeDataset,
+  },
   {
     method: "POST",
     path: "/api/v1/predictions",
