@@ -8,6 +8,7 @@ import { ASAP_ALGORITHMS, MAX_LIFETIME_S } from "../src/auth/asap";
 import { registerApiCommands } from "./api";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
+import { registerDatasetCommands } from "./datasets";
 import { generateKeyFiles, publishLocal } from "./keys";
 import { registerModelCommands } from "./models";
 import { registerOnlineCommands } from "./online";
@@ -82,6 +83,7 @@ withConnection(program.command("token"))
 
 registerApiCommands(program);
 registerModelCommands(program);
+registerDatasetCommands(program);
 registerOnlineCommands(program);
 
 try {

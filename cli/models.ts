@@ -160,7 +160,7 @@ async function followJob(client: Client, jobId: string, intervalMs: number): Pro
 }
 
 /** Asks "yes" on a terminal; elsewhere `--yes` is required. */
-async function confirm(question: string): Promise<boolean> {
+export async function confirm(question: string): Promise<boolean> {
   if (!process.stdin.isTTY) return false;
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {

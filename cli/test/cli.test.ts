@@ -240,6 +240,53 @@ describe("train", () => {
   });
 });
 
+describe("datasets", () => {
+  it("upload (validated), list, train from it, delete", async () => {
+    const file = path.join(service.dir, "reviews.csv");
+    const rows = Array.from(
+      { length: 40 },
+      (_, i) => `"${i % 2 ? "great" : "awful"} thing ${i}",${i % 2 ? "pos" : "neg"}`,
+    );
+    await writeFile(file, `text,label\n${rows.join("\n")}\n`);
+    expect(await ok(["datasets", "upload", file, "--columns", "text,label"])).toMatch(
+      /^uploaded reviews\.csv: 40 rows, columns text, label; train with --r2-key datasets\/reviews\.csv$/m,
+    );
+    expect(await ok(["datasets", "list"])).toMatch(/^reviews\.csv\s+csv\s+\d+ KiB/m);
+    const missing = await service.cli([
+      "datasets",
+      "upload",
+      file,
+      "--name",
+      "other.csv",
+      "--columns",
+      "target",
+    ]);
+    expect(missing.code).toBe(EXIT.rejected);
+    expect(missing.stderr).toContain("422 invalid_dataset: the CSV header has no column 'target'");
+    const exists = await service.cli(["datasets", "upload", file]);
+    expect(exists.code).toBe(EXIT.rejected);
+    expect(exists.stderr).toContain("409 dataset_exists");
+    const trained = await service.cli([
+      "train",
+      "cli-from-dataset",
+      "--task",
+      "binary",
+      "--r2-key",
+      "datasets/reviews.csv",
+      "--text-field",
+      "text",
+      "--label-field",
+      "label",
+      "--interval",
+      "300",
+    ]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(trained.stdout).toMatch(/^trained cli-from-dataset@1/);
+    expect(await ok(["datasets", "delete", "reviews.csv", "--yes"])).toBe("deleted reviews.csv\n");
+    expect((await service.cli(["datasets", "delete", "reviews.csv", "--yes"])).code).toBe(EXIT.notFound);
+  });
+});
+
 describe("online", () => {
   it("stream, metrics, predict", async () => {
     const file = path.join(service.dir, "bank.csv");
