@@ -304,6 +304,28 @@ export function registerModelCommands(program: Command): void {
       );
     });
 
+  withJson(withConnection(program.command("job")))
+    .description("a training job's status, progress and metrics (GET /api/v1/jobs/:id)")
+    .argument("<id>", "the job id `train` printed")
+    .option("--follow", "follow it with a progress bar until it succeeds or fails")
+    .option("--interval <ms>", "with --follow: how often to poll", positive, 1000)
+    .action(
+      async (id: string, opts: ConnectionFlags & { json?: boolean; follow?: boolean; interval: number }) => {
+        const client = await Client.create(opts);
+        const job = opts.follow
+          ? await followJob(client, id, opts.interval)
+          : (await client.request<JobView>("GET", `/api/v1/jobs/${encodeURIComponent(id)}`)).body;
+        if (opts.json) printJson(job);
+        else {
+          console.log(
+            `job ${job.id}: ${job.model.id}@${job.model.version} ${job.status} (${job.stage}, ${Math.round(job.progress * 100)}%)${job.metrics ? `; ${metricsCell(job.metrics)}` : ""}${job.error ? `; error: ${job.error}` : ""}`,
+          );
+        }
+        if (job.status === "failed")
+          throw new CliError(`job ${job.id} failed: ${job.error ?? "no reason given"}`, EXIT.failed);
+      },
+    );
+
   withJson(withConnection(program.command("train")))
     .description("train a model version in the service (POST /api/v1/models) and follow the job")
     .argument("<id>", "model id to create (or a new version of, with --force-update)")
@@ -378,7 +400,7 @@ export function registerModelCommands(program: Command): void {
           if (opts.json) printJson(created);
           else
             console.log(
-              `${created.job_id}\n(training ${created.model.id}@${created.model.version}; \`edge-inference train\` follows jobs, GET /api/v1/jobs/${created.job_id} shows it)`,
+              `${created.job_id}\n(training ${created.model.id}@${created.model.version}; \`edge-inference job ${created.job_id} --follow\` follows it)`,
             );
           return;
         }

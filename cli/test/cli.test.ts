@@ -231,6 +231,18 @@ describe("train", () => {
     expect(JSON.parse(await ok(["models", "show", "cli-trained", "--json"])).active_version).toBe("1");
   });
 
+  it("--no-follow prints the job id; job <id> --follow follows it", async () => {
+    const file = path.join(service.dir, "train.csv");
+    const args = ["train", "cli-trained", "--task", "binary", "--data", file, "--text-field", "text"];
+    const out = await ok([...args, "--label-field", "label", "--force-update", "--no-follow"]);
+    const id = out.split("\n")[0] as string;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await ok(["job", id, "--follow", "--interval", "300"])).toMatch(
+      new RegExp(`^job ${id}: cli-trained@2 succeeded \\(done, 100%\\)`),
+    );
+    expect(JSON.parse(await ok(["job", id, "--json"])).status).toBe("succeeded");
+  });
+
   it("a second job for the same model without --force-update is refused (exit 6, model_exists)", async () => {
     const file = path.join(service.dir, "train.csv");
     const args = ["train", "cli-trained", "--task", "binary", "--data", file, "--text-field", "text"];
