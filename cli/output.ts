@@ -53,9 +53,9 @@ export class Progress {
     this.last = line;
   }
 
-  /** Leaves the last line on screen (and prints it when it was held back). */
+  /** Leaves `line` (default the last one) on screen, printed if it was held back; `""` clears it. */
   done(line = this.last): void {
-    if (this.tty) process.stderr.write(`\r\x1b[2K${line}\n`);
+    if (this.tty) process.stderr.write(line === "" ? "\r\x1b[2K" : `\r\x1b[2K${line}\n`);
     else if (line !== "" && line !== this.printed) process.stderr.write(`${line}\n`);
   }
 }
