@@ -145,13 +145,14 @@ export async function uploadDataset(
     }
     if (error instanceof DatasetError) throw new ApiError("invalid_dataset", error.message);
     if (error instanceof ApiError) throw error;
-    throw new ApiError(
-      "invalid_request",
-      "the upload was not received whole (its length differs from Content-Length, or it was cut off)",
-      {
-        cause: error,
-      },
-    );
+    if (pipe.status === "rejected") {
+      throw new ApiError(
+        "invalid_request",
+        "the upload was not received whole (its length differs from Content-Length, or it was cut off)",
+        { cause: error },
+      );
+    }
+    throw error; // R2 failed: a logged 500
   }
   if (!store.value) throw new ApiError("internal_error", `dataset '${upload.name}' was not stored`);
   return { ...view(store.value), ...check.value };
