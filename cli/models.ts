@@ -58,8 +58,11 @@ const kib = (n: number | undefined) => (n === undefined ? "-" : `${(n / 1024).to
 
 /** The headline metrics of a version (at most three, 4 decimals). */
 function metricsCell(metrics: Record<string, number> | undefined): string {
-  const entries = Object.entries(metrics ?? {}).filter(([, v]) => typeof v === "number");
-  const preferred = ["accuracy", "f1", "f1_macro", "roc_auc", "micro_f1", "macro_f1"];
+  const entries = Object.entries(metrics ?? {}).filter(
+    ([k, v]) => typeof v === "number" && !/_rows$|_ms$/.test(k),
+  );
+  // The held-out headline figures of the shipped manifests and of training jobs.
+  const preferred = ["test_accuracy", "test_f1_macro", "test_roc_auc", "test_roc_auc_mean", "test_micro_f1"];
   entries.sort(
     ([a], [b]) => (preferred.indexOf(a) + 1 || 99) - (preferred.indexOf(b) + 1 || 99) || a.localeCompare(b),
   );
