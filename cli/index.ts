@@ -12,6 +12,7 @@ import { registerDatasetCommands } from "./datasets";
 import { generateKeyFiles, publishLocal } from "./keys";
 import { registerModelCommands } from "./models";
 import { registerOnlineCommands } from "./online";
+import { printJson } from "./output";
 
 function ttl(value: string): number {
   const n = Number(value);
@@ -94,6 +95,8 @@ try {
     process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
   } else if (error instanceof CliError) {
     console.error(`error: ${error.message}`);
+    // Scripts asking for JSON get the service's problem document on stdout too.
+    if (error.problem && process.argv.includes("--json")) printJson(error.problem);
     process.exitCode = error.exitCode;
   } else {
     console.error(`error: ${error instanceof Error ? error.message : String(error)}`);

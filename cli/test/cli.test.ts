@@ -74,6 +74,12 @@ describe("predict", () => {
     expect(run.stderr).toMatch(/404 model_not_found: .*no-such-model/);
   });
 
+  it("--json prints the problem document of a failure on stdout", async () => {
+    const run = await service.cli(["predict", "hi", "--model", "no-such-model", "--json"]);
+    expect(run.code).toBe(EXIT.notFound);
+    expect(JSON.parse(run.stdout)).toMatchObject({ status: 404, code: "model_not_found" });
+  });
+
   it("a refused request exits 6 (validation)", async () => {
     const run = await service.cli(["predict", "hi", "--n-top", "5000"]);
     expect(run.code).toBe(EXIT.rejected);
