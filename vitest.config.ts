@@ -76,7 +76,8 @@ export default defineConfig({
     })),
   ],
   test: {
-    // test/node/ runs in Node (vitest.node.config.ts): real sockets, browsers, Node-only libraries.
+    // test/node/, cli/test/ and scripts/ tests run in Node (vitest.node.config.ts): real sockets,
+    // browsers, child processes, Node-only libraries.
     include: ["test/**/*.test.ts"],
     exclude: ["test/node/**"],
     setupFiles: ["./test/setup-d1.ts"],
