@@ -236,30 +236,37 @@ export const ROUTES: readonly RouteDef[] = [
     html: true,
   },
   // Training datasets in R2 (docs/registry.md): admin only, like every registry mutation.
-  authed("PUT", "/api/v1/datasets/:id", "models_admin", putDataset, {
-    summary:
-      "Upload a training dataset (CSV, JSON Lines or JSON; gzipped when the name ends in .gz), validated",
-    body: { mediaType: "application/octet-stream", description: "the dataset file; Content-Length required" },
-    query: uploadDatasetQuerySchema,
-    status: 201,
-    errors: [
-      "invalid_request",
-      "length_required",
-      "payload_too_large",
-      "dataset_too_large",
-      "invalid_dataset",
-      "dataset_exists",
-    ],
-  }),
+  ...["/api/v1/datasets/:id", "/api/v1/datasets/:folder/:id"].map((path) =>
+    authed("PUT", path, "models_admin", putDataset, {
+      summary:
+        "Upload a training dataset (CSV, JSON Lines or JSON; gzipped when the name ends in .gz), validated",
+      body: {
+        mediaType: "application/octet-stream",
+        description: "the dataset file; Content-Length required",
+      },
+      query: uploadDatasetQuerySchema,
+      status: 201,
+      errors: [
+        "invalid_request",
+        "length_required",
+        "payload_too_large",
+        "dataset_too_large",
+        "invalid_dataset",
+        "dataset_exists",
+      ],
+    }),
+  ),
   authed("GET", "/api/v1/datasets", "models_admin", getDatasets, {
     summary: "Training datasets in name order, 1,000 per page",
     query: listDatasetsQuerySchema,
     errors: ["invalid_request"],
   }),
-  authed("DELETE", "/api/v1/datasets/:id", "models_admin", removeDataset, {
-    summary: "Delete a training dataset",
-    errors: ["dataset_not_found"],
-  }),
+  ...["/api/v1/datasets/:id", "/api/v1/datasets/:folder/:id"].map((path) =>
+    authed("DELETE", path, "models_admin", removeDataset, {
+      summary: "Delete a training dataset",
+      errors: ["dataset_not_found"],
+    }),
+  ),
   ...(
     [
       ["/dashboard", dashboardPage, "The dashboard page (HTML)"],

@@ -22,8 +22,12 @@ import {
 
 /** R2 prefix of datasets. */
 export const DATASET_PREFIX = "datasets/";
-/** A dataset name: a file name whose extension gives the format (`.csv`, `.jsonl`, `.ndjson`, each optionally `.gz`). */
-export const DATASET_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
+/**
+ * A dataset name: a file name whose extension gives the format (`.csv`, `.jsonl`, `.ndjson`,
+ * `.json`, each optionally `.gz`), optionally in one folder (`<folder>/<file>`: the registry
+ * service's `<s3bucket>/<training_object>`).
+ */
+export const DATASET_NAME_RE = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
 
 /** What the API shows of a dataset. */
 export interface DatasetView {
@@ -41,10 +45,12 @@ export function datasetFormat(name: string): DatasetFormat {
   if (!format) {
     throw new ApiError(
       "invalid_request",
-      `'${name.slice(0, 80)}' is not a dataset name: letters, digits, '_', '.', '-' (at most 200), ending in .csv, .jsonl or .ndjson (optionally .gz)`,
+      `'${name.slice(0, 80)}' is not a dataset name: [folder/]file of letters, digits, '_', '.', '-', ending in .csv, .jsonl, .ndjson or .json (optionally .gz)`,
       {
         extensions: {
-          errors: [{ path: "name", message: "must be a file name ending in .csv, .jsonl or .ndjson[.gz]" }],
+          errors: [
+            { path: "name", message: "must be [folder/]file ending in .csv, .jsonl, .ndjson or .json[.gz]" },
+          ],
         },
       },
     );

@@ -1,9 +1,15 @@
 /** Training datasets in R2 (`datasets/<name>`): upload, list, delete. Core in src/datasets/. */
 import { z } from "zod";
-import type { Handler } from "../context";
+import type { AppRequest, Handler } from "../context";
 import { deleteDataset, listDatasets, uploadDataset } from "../datasets/store";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
+
+/** The dataset name of `/api/v1/datasets/:id` or `/api/v1/datasets/:folder/:id`. */
+function datasetName(request: AppRequest): string {
+  const { folder, id = "" } = request.params;
+  return folder === undefined ? id : `${folder}/${id}`;
+}
 
 export const uploadDatasetQuerySchema = z.strictObject({
   columns: z
@@ -24,7 +30,7 @@ export const uploadDatasetQuerySchema = z.strictObject({
  * 201 with the dataset, its row count and columns.
  */
 export const putDataset: Handler = async (request, env) => {
-  const name = request.params.id ?? "";
+  const name = datasetName(request);
   const query = validate(uploadDatasetQuerySchema, { ...request.query });
   const length = Number(request.headers.get("content-length") ?? "NaN");
   if (!Number.isInteger(length) || length < 0) {
@@ -55,5 +61,5 @@ export const getDatasets: Handler = async (request, env) => {
 
 /** `DELETE /api/v1/datasets/:name`. */
 export const removeDataset: Handler = async (request, env) => {
-  return json({ deleted: await deleteDataset(env.MODELS, request.params.id ?? "") });
+  return json({ deleted: await deleteDataset(env.MODELS, datasetName(request)) });
 };
