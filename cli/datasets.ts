@@ -43,7 +43,7 @@ export function registerDatasetCommands(program: Command): void {
         process.stderr.write(`uploading ${file} (${kib(bytes.byteLength)}) as ${name}…\n`);
         const { body } = await client.request<DatasetView>(
           "PUT",
-          `/api/v1/datasets/${encodeURIComponent(name)}`,
+          `/api/v1/datasets/${name.split("/").map(encodeURIComponent).join("/")}`,
           {
             body: new Uint8Array(bytes),
             headers: { "content-type": "application/octet-stream" },
@@ -93,7 +93,7 @@ export function registerDatasetCommands(program: Command): void {
       const client = await Client.create(opts);
       const { body } = await client.request<{ deleted: DatasetView }>(
         "DELETE",
-        `/api/v1/datasets/${encodeURIComponent(name)}`,
+        `/api/v1/datasets/${name.split("/").map(encodeURIComponent).join("/")}`,
       );
       if (opts.json) return printJson(body);
       console.log(`deleted ${body.deleted.name}`);
