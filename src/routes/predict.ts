@@ -124,7 +124,7 @@ export const predict: Handler = async (request, env, ctx) => {
       });
     }
     const result = await scoreImageInput(env.MODELS, config, {
-      model: body.model ?? config.DEFAULT_MODEL,
+      model: body.model ?? config.DEFAULT_IMAGE_MODEL,
       version: body.version,
       imageBase64: body.image,
       nTop: body.n_top,

@@ -33,7 +33,8 @@ export const submitPrediction: Handler = async (request, env) => {
     const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
     input = body.texts ? { texts } : { text: texts[0] as string };
   }
-  const modelId = body.model ?? config.DEFAULT_MODEL;
+  const modelId =
+    body.model ?? (input.image === undefined ? config.DEFAULT_MODEL : config.DEFAULT_IMAGE_MODEL);
   const version = await resolveVersion(env.MODELS, modelId, body.version, config.ACTIVE_POINTER_TTL_MS);
   const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
   if ((manifest.kind === "image") !== (input.image !== undefined)) {
