@@ -26,7 +26,9 @@
  *
  * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20), BENCH_CONNECTIONS
  * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
- * /dev/shm when present).
+ * /dev/shm when present), BENCH_ONLY=moderation (only the image moderation model's figures: cold
+ * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, a 10 s load, and the
+ * decode/preprocess/model split in Node).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -38,9 +40,10 @@ import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { putShippedModels } from "../scripts/local-r2";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
-import { benchImages, measureImageTime } from "./image-time";
+import { benchImages, measureImageTime, moderationImages, watchOrtMemory } from "./image-time";
 import { measureModelTime } from "./model-time";
 
+watchOrtMemory();
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const outdir = path.join(root, "dist", "bench");
 // Miniflare keeps the local Durable Object and D1 SQLite files in its temp dir (os.tmpdir()). On
@@ -316,7 +319,97 @@ function median(rounds: LoadResult[]): LoadResult & { rounds: { rps: number; cpu
   };
 }
 
+/** Resident memory (MiB) of `pids` (VmRSS from /proc). */
+function workerdRssMib(pids: ReadonlySet<number>): number {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      kb += Number(m?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+/** min / median / max of `xs`, rounded to 0.1. */
+function spread(xs: number[]): { min: number; median: number; max: number } {
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return { min: r(Math.min(...xs)), median: r(middle(xs)), max: r(Math.max(...xs)) };
+}
+
+/**
+ * The moderation image model on a fresh full-stack service: cold start (first image predict on an
+ * isolate already serving text: R2 read of the model, sha256, ORT session, run), the workerd RSS
+ * before and after it (the isolate's memory for the loaded model), then `n` sequential predicts
+ * per bench image (latency min/median/max at concurrency 1, where a request's latency is its
+ * workerd CPU plus loopback HTTP; and workerd CPU per request over the `n`).
+ */
+async function moderationBench(entry: string, pool: TokenPool, n = 60) {
+  const service = await startService(entry, {}, pool, false);
+  try {
+    await post(service, single); // ORT and a text session up: the baseline is a serving isolate
+    const rssBefore = workerdRssMib(service.pids);
+    const body = (image: string) => JSON.stringify({ model: "moderation-image", image });
+    const time = async (image: string) => {
+      const t0 = performance.now();
+      await post(service, body(image));
+      return performance.now() - t0;
+    };
+    const first = await time(moderationBenchImages.jpeg224);
+    const rssFirst = workerdRssMib(service.pids);
+    const second = await time(moderationBenchImages.jpeg224);
+    const sequential: Record<
+      string,
+      { latency_ms: ReturnType<typeof spread>; workerd_cpu_ms_per_req: ReturnType<typeof spread> }
+    > = {};
+    for (const [name, image] of Object.entries(moderationBenchImages)) {
+      // CPU per request from /proc's 10 ms ticks: measured over groups of 5 requests (2 ms resolution).
+      const latencies: number[] = [];
+      const cpu: number[] = [];
+      for (let g = 0; g < n / 5; g++) {
+        const cpu0 = workerdCpuMs(service.pids);
+        for (let i = 0; i < 5; i++) latencies.push(await time(image));
+        cpu.push((workerdCpuMs(service.pids) - cpu0) / 5);
+      }
+      sequential[name] = { latency_ms: spread(latencies), workerd_cpu_ms_per_req: spread(cpu) };
+    }
+    const rssAfter = workerdRssMib(service.pids);
+    const loaded = await load(predictUrl(service), {
+      method: "POST",
+      body: body(moderationBenchImages.jpeg224),
+      duration: ONCE_DURATION,
+      pids: service.pids,
+      ...(service.auth && { auth: service.auth }),
+    });
+    return {
+      cold_start: { first_predict_ms: Math.round(first), second_predict_ms: Math.round(second) },
+      workerd_rss_mib: {
+        before: rssBefore,
+        after: rssAfter,
+        delta: Math.round((rssAfter - rssBefore) * 10) / 10,
+      },
+      sequential,
+      load_jpeg224: loaded,
+    };
+  } finally {
+    await service.mf.dispose();
+  }
+}
+
 const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
+const moderationBenchImages = moderationImages();
+if (process.env.BENCH_ONLY === "moderation") {
+  // Only the image moderation model's figures (the full bench takes ~10 minutes).
+  const built = await build();
+  const pool = await createTokenPool(20_000, "RS256");
+  const moderation = await moderationBench(built.entry, pool);
+  await measureImageTime(root, "digits", benchImages(), 10); // ORT up first: its baseline memory
+  const time = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
+  console.log(JSON.stringify({ moderation: { ...moderation, image_time: time } }, null, 2));
+  process.exit(0);
+}
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
@@ -328,6 +421,8 @@ const perService = Math.ceil(1_500 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
 const rs256 = await createTokenPool(perService, "RS256");
 const es256Pool = await createTokenPool(perService, "ES256");
 const cold = await coldStart(bundle.entry, rs256);
+const moderation = await moderationBench(bundle.entry, rs256);
+const moderationTime = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
 
 const hello = await helloWorld();
 const services = {
@@ -426,6 +521,7 @@ console.log(
       predict_image_png28: once.png28,
       predict_image_jpeg640: once.jpeg640,
       image_time: imageTime,
+      moderation_image: { ...moderation, image_time: moderationTime },
       bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
     },
     null,

@@ -357,11 +357,12 @@ export async function exportImageModel(
 ): Promise<{ onnx: Uint8Array; manifest: ImageModelManifest }> {
   const { preprocess } = meta;
   if (
+    preprocess.layout !== "NCHW" ||
     preprocess.channels !== model.input.channels ||
     preprocess.height !== model.input.height ||
     preprocess.width !== model.input.width
   ) {
-    throw new Error("the preprocess spec does not match the model's input shape");
+    throw new Error("the preprocess spec does not match the model's input shape (NCHW)");
   }
   const bytes = buildCnnOnnxModel(model, meta);
   const manifest = imageManifestSchema.parse({
