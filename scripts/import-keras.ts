@@ -39,6 +39,8 @@ export interface KerasReference {
   /** The shipped graph's quantization; for int8, `shipped_scores` is what the Worker must give. */
   quantization: "none" | "int8";
   labels: string[];
+  /** TF.js's top-1 class index on each of the first `images` synthetic images (int8 agreement check). */
+  agreement: { images: number; tfjs_top1: number[] };
   /** `scores`: TF.js's own outputs; `shipped_scores` (int8 only): the shipped ONNX graph's, from ORT in Node. */
   probes: { index: number; pixels_sha256: string; scores: number[]; shipped_scores?: number[] }[];
 }
@@ -158,6 +160,7 @@ async function main(): Promise<void> {
     let maxDiffInt8 = 0;
     let agree = 0;
     const tfTop: number[] = new Array(labels.length).fill(0);
+    const tfTop1: number[] = [];
     const probes: KerasReference["probes"] = [];
     for (let i = 0; i < nAgree; i++) {
       const image = syntheticImage(seed, i, graph.width, graph.height);
@@ -176,6 +179,7 @@ async function main(): Promise<void> {
       for (let k = 0; k < labels.length; k++)
         maxDiff = Math.max(maxDiff, Math.abs((got[k] as number) - (want[k] as number)));
       tfTop[argmax(want)] = (tfTop[argmax(want)] as number) + 1;
+      tfTop1.push(argmax(want));
       let shipped: number[] | undefined;
       if (int8Session) {
         const q = (await int8Session.run(feeds)).scores?.data as Float32Array;
@@ -217,6 +221,7 @@ async function main(): Promise<void> {
       },
       tolerance,
       quantization,
+      agreement: { images: nAgree, tfjs_top1: tfTop1 },
       labels,
       probes,
     };
