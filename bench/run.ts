@@ -27,8 +27,8 @@
  * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20), BENCH_CONNECTIONS
  * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
  * /dev/shm when present), BENCH_ONLY=moderation (only the image moderation model's figures: cold
- * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, a 10 s load, and the
- * decode/preprocess/model split in Node).
+ * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, and the
+ * decode/preprocess/model split and ORT WASM memory in Node).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -341,10 +341,11 @@ function spread(xs: number[]): { min: number; median: number; max: number } {
 
 /**
  * The moderation image model on a fresh full-stack service: cold start (first image predict on an
- * isolate already serving text: R2 read of the model, sha256, ORT session, run), the workerd RSS
- * before and after it (the isolate's memory for the loaded model), then `n` sequential predicts
- * per bench image (latency min/median/max at concurrency 1, where a request's latency is its
- * workerd CPU plus loopback HTTP; and workerd CPU per request over the `n`).
+ * isolate already serving text: R2 read of the model, sha256, ORT session, run; its wall time and
+ * the workerd CPU it took), the workerd RSS before it, after it and after all runs, then `n`
+ * sequential predicts per bench image: latency min/median/max at concurrency 1, and workerd CPU
+ * per request from /proc's 10 ms ticks over groups of 5 requests (2 ms resolution), min/median/max
+ * over the groups.
  */
 async function moderationBench(entry: string, pool: TokenPool, n = 60) {
   const service = await startService(entry, {}, pool, false);
@@ -357,15 +358,18 @@ async function moderationBench(entry: string, pool: TokenPool, n = 60) {
       await post(service, body(image));
       return performance.now() - t0;
     };
+    const cpuCold = workerdCpuMs(service.pids);
     const first = await time(moderationBenchImages.jpeg224);
+    const firstCpu = workerdCpuMs(service.pids) - cpuCold;
     const rssFirst = workerdRssMib(service.pids);
+    const cpuSecond = workerdCpuMs(service.pids);
     const second = await time(moderationBenchImages.jpeg224);
+    const secondCpu = workerdCpuMs(service.pids) - cpuSecond;
     const sequential: Record<
       string,
       { latency_ms: ReturnType<typeof spread>; workerd_cpu_ms_per_req: ReturnType<typeof spread> }
     > = {};
     for (const [name, image] of Object.entries(moderationBenchImages)) {
-      // CPU per request from /proc's 10 ms ticks: measured over groups of 5 requests (2 ms resolution).
       const latencies: number[] = [];
       const cpu: number[] = [];
       for (let g = 0; g < n / 5; g++) {
@@ -376,22 +380,22 @@ async function moderationBench(entry: string, pool: TokenPool, n = 60) {
       sequential[name] = { latency_ms: spread(latencies), workerd_cpu_ms_per_req: spread(cpu) };
     }
     const rssAfter = workerdRssMib(service.pids);
-    const loaded = await load(predictUrl(service), {
-      method: "POST",
-      body: body(moderationBenchImages.jpeg224),
-      duration: ONCE_DURATION,
-      pids: service.pids,
-      ...(service.auth && { auth: service.auth }),
-    });
+    const r = (x: number) => Math.round(x * 10) / 10;
     return {
-      cold_start: { first_predict_ms: Math.round(first), second_predict_ms: Math.round(second) },
+      cold_start: {
+        first_predict_ms: Math.round(first),
+        first_predict_workerd_cpu_ms: firstCpu,
+        second_predict_ms: Math.round(second),
+        second_predict_workerd_cpu_ms: secondCpu,
+      },
       workerd_rss_mib: {
         before: rssBefore,
-        after: rssAfter,
-        delta: Math.round((rssAfter - rssBefore) * 10) / 10,
+        after_first_predict: rssFirst,
+        after_all: rssAfter,
+        delta_first_predict: r(rssFirst - rssBefore),
+        delta_all: r(rssAfter - rssBefore),
       },
       sequential,
-      load_jpeg224: loaded,
     };
   } finally {
     await service.mf.dispose();
