@@ -355,14 +355,14 @@ export function kerasToImageGraph(
       }
       case "Conv2D":
       case "DepthwiseConv2D": {
+        // A ZeroPadding2D read only by this conv becomes part of the conv's own pads.
         const from = layer.inbound[0] ?? "";
-        const pending = pendingPads.get(from);
-        const extra = pending && consumers.get(from) === 1 ? pending.pads : ([0, 0, 0, 0] as const);
-        if (pending && consumers.get(from) === 1) pendingPads.delete(from);
-        const x = pending && consumers.get(from) === 1 ? pending.source : inputValue(layer);
-        let [h, w, inC] = spatial(layer, shapeOf(layer));
-        h -= extra[0] + extra[2];
-        w -= extra[1] + extra[3];
+        const pending = consumers.get(from) === 1 ? pendingPads.get(from) : undefined;
+        if (pending) pendingPads.delete(from);
+        const extra = pending?.pads ?? ([0, 0, 0, 0] as const);
+        const x = pending ? pending.source : inputValue(layer);
+        // The padded size: what Keras's conv sees.
+        const [h, w, inC] = spatial(layer, shapeOf(layer));
         const [kh, kw] = pair(c.kernel_size, `layer '${layer.name}' kernel_size`);
         const [sh, sw] = pair(c.strides ?? 1, `layer '${layer.name}' strides`);
         const [dh, dw] = pair(c.dilation_rate ?? 1, `layer '${layer.name}' dilation_rate`);
@@ -370,15 +370,15 @@ export function kerasToImageGraph(
         let oh: number;
         let ow: number;
         if (c.padding === "same") {
-          const [pt, pb, hOut] = samePads(h + extra[0] + extra[2], kh, sh, dh);
-          const [pl, pr, wOut] = samePads(w + extra[1] + extra[3], kw, sw, dw);
+          const [pt, pb, hOut] = samePads(h, kh, sh, dh);
+          const [pl, pr, wOut] = samePads(w, kw, sw, dw);
           pads = [pt + extra[0], pl + extra[1], pb + extra[2], pr + extra[3]];
           oh = hOut;
           ow = wOut;
         } else if (c.padding === "valid") {
           pads = [extra[0], extra[1], extra[2], extra[3]];
-          oh = windowOut(h, kh, sh, dh, pads[0] + pads[2]);
-          ow = windowOut(w, kw, sw, dw, pads[1] + pads[3]);
+          oh = windowOut(h, kh, sh, dh, 0);
+          ow = windowOut(w, kw, sw, dw, 0);
         } else {
           throw new Error(`layer '${layer.name}': unsupported padding '${String(c.padding)}'`);
         }
