@@ -88,6 +88,11 @@ const configSchema = z.object({
       return z.NEVER;
     }),
   DEFAULT_MODEL: z.string().regex(MODEL_ID_RE, "DEFAULT_MODEL must be a model id"),
+  /** The image model used when an image arrives without `model` (docs/images.md). */
+  DEFAULT_IMAGE_MODEL: z
+    .string()
+    .regex(MODEL_ID_RE, "DEFAULT_IMAGE_MODEL must be a model id")
+    .default("moderation-image"),
   MAX_BODY_BYTES: intVar("MAX_BODY_BYTES", 1024, 100 * 1024 * 1024),
   MAX_TEXT_BYTES: intVar("MAX_TEXT_BYTES", 1, 10 * 1024 * 1024),
   MAX_BATCH: intVar("MAX_BATCH", 1, 1024),
@@ -179,10 +184,6 @@ const configSchema = z.object({
     .string()
     .regex(MODEL_ID_RE, "COMPAT_ONLINE_MODEL must be a model id")
     .default("bank"),
-  COMPAT_IMAGE_MODEL: z
-    .string()
-    .regex(MODEL_ID_RE, "COMPAT_IMAGE_MODEL must be a model id")
-    .default("digits"),
 });
 
 /** Cross-var rules the per-var schemas cannot express. */
@@ -199,6 +200,13 @@ const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
       code: "custom",
       path: ["ASAP_KEY_BASE_URLS"],
       message: "ASAP_KEY_BASE_URLS must list at least one base URL when ASAP_KEY_SOURCE is 'http'",
+    });
+  }
+  if (config.ONLINE_MODELS.includes(config.DEFAULT_IMAGE_MODEL)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ONLINE_MODELS"],
+      message: "ONLINE_MODELS must not list DEFAULT_IMAGE_MODEL (online models are text models)",
     });
   }
   if (config.ONLINE_MODELS.includes(config.DEFAULT_MODEL)) {

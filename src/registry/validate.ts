@@ -6,7 +6,12 @@
 import { ApiError } from "../errors";
 import { featurizeBatch } from "../featurizer/text";
 import { sha256Hex } from "../hash";
-import { imageManifestSchema, type ModelManifest, textManifestSchema } from "../inference/manifest";
+import {
+  imageInputDims,
+  imageManifestSchema,
+  type ModelManifest,
+  textManifestSchema,
+} from "../inference/manifest";
 import { createSession, ort } from "../inference/ort";
 
 /** Texts of the probe run of a text model (a batch of two, one of them empty after featurizing). */
@@ -88,7 +93,7 @@ async function probe(session: ort.InferenceSession, manifest: ModelManifest): Pr
   if (manifest.kind === "image") {
     const { channels, height, width } = manifest.preprocess;
     rows = PROBE_IMAGES;
-    const dims = [rows, channels, height, width];
+    const dims = imageInputDims(manifest.preprocess, rows);
     feeds = {
       [manifest.inputs.image]: new ort.Tensor(
         "float32",
