@@ -11,7 +11,6 @@ import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempote
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
-import type { JobRow } from "../jobs/store";
 import {
   createOnlineModel,
   deleteOnlineModel,
@@ -19,10 +18,8 @@ import {
   onlineModelRequestSchema,
 } from "../online/models";
 import { activateVersion } from "../registry/activate";
-import { d1, getModelRow, getVersionRows, versionView } from "../registry/db";
 import { deleteModel } from "../registry/delete";
-import { ensureModelImported } from "../registry/import";
-import { listModelSummaries } from "../registry/list";
+import { listModelSummaries, modelDetail } from "../registry/list";
 import { readModelUpload, uploadModelVersion } from "../registry/upload";
 
 /** Multipart overhead allowed on top of `MAX_MODEL_BYTES` for an upload (manifest, part headers). */
@@ -39,36 +36,10 @@ export const listModels: Handler = async (request, env) =>
   json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
-export const getModel: Handler = async (request, env) => {
-  const id = modelId(request);
-  await ensureModelImported(env, id);
-  const model = await getModelRow(env.DB, id);
-  if (!model) throw new ApiError("model_not_found", `no model named '${id}'`);
-  const versions = await getVersionRows(env.DB, id);
-  // Jobs are their creator's (and admins') to see, like GET /api/v1/jobs/:id.
-  const owner = ownerScope(request.state);
-  const { results: jobs } = await d1("read jobs", () =>
-    env.DB.prepare(
-      `SELECT id, version, status, created_at FROM jobs WHERE model_id = ?1 AND (?2 IS NULL OR caller = ?2)
-       ORDER BY created_at DESC LIMIT 20`,
-    )
-      .bind(id, owner ?? null)
-      .all<Pick<JobRow, "id" | "version" | "status" | "created_at">>(),
+export const getModel: Handler = async (request, env) =>
+  json(
+    await modelDetail(env, request.state.config.DEFAULT_MODEL, modelId(request), ownerScope(request.state)),
   );
-  return json({
-    id,
-    default: id === request.state.config.DEFAULT_MODEL,
-    active_version: model.active_version,
-    created_at: new Date(model.created_at).toISOString(),
-    updated_at: new Date(model.updated_at).toISOString(),
-    versions: versions.map(versionView),
-    jobs: jobs.map((j) => ({
-      ...j,
-      created_at: new Date(j.created_at).toISOString(),
-      status_url: `/api/v1/jobs/${j.id}`,
-    })),
-  });
-};
 
 /**
  * `PUT /api/v1/models/:id/versions/:version`: uploads a version as `multipart/form-data` with a
