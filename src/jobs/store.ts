@@ -1,5 +1,10 @@
 /** D1 rows of training jobs and their API view. */
+import { z } from "zod";
+import { canSee } from "../auth/scope";
+import type { RequestState } from "../context";
+import { ApiError } from "../errors";
 import type { FailureCode } from "../predictions/run";
+import { d1 } from "../registry/db";
 import type { StoredJobSpec } from "./spec";
 
 /** Job statuses. */
@@ -55,4 +60,22 @@ export function jobView(row: JobRow): Record<string, unknown> {
     started_at: iso(row.started_at),
     finished_at: iso(row.finished_at),
   };
+}
+
+/**
+ * Job `id` if this request may see it (its creator's, or any for an admin); otherwise, as for an
+ * unknown id, 404 `job_not_found`.
+ */
+export async function readJob(
+  env: Env,
+  state: Pick<RequestState, "caller" | "config">,
+  id: string,
+): Promise<JobRow> {
+  const row = z.uuid().safeParse(id).success
+    ? await d1("read job", () => env.DB.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first<JobRow>())
+    : null;
+  if (!row || !canSee(state, row.caller)) {
+    throw new ApiError("job_not_found", `no job '${id.slice(0, 80)}'`);
+  }
+  return row;
 }
