@@ -3,7 +3,7 @@ import { z } from "zod";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";
-import type { FailureCode } from "../predictions/run";
+import type { QueuedWorkColumns } from "../predictions/run";
 import { d1 } from "../registry/db";
 import type { StoredJobSpec } from "./spec";
 
@@ -11,7 +11,7 @@ import type { StoredJobSpec } from "./spec";
 export type JobStatus = "queued" | "running" | "succeeded" | "failed";
 
 /** A `jobs` row. */
-export interface JobRow {
+export interface JobRow extends QueuedWorkColumns {
   id: string;
   model_id: string;
   version: string;
@@ -21,18 +21,6 @@ export interface JobRow {
   spec: string;
   metrics: string | null;
   error: string | null;
-  attempts: number;
-  caller: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  /** When the state last moved (see migrations/0002). */
-  updated_at: number | null;
-  /** Re-enqueues by the stuck-work sweep. */
-  sweeps: number;
-  error_code: FailureCode | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
 }
 
 /** R2 key of a job's inline rows. */

@@ -272,25 +272,7 @@ export function buildCnnOnnxModel(model: CnnModel, meta: ExportMetadata): Uint8A
       return name;
     }
     if (!q) throw new Error(`${name}: an int8 model needs quantized weights on every conv/dense layer`);
-    const outs = dims[0] as number;
-    initializer.push(
-      tensor(
-        `${name}_q`,
-        DT.INT8,
-        dims,
-        new Uint8Array(q.values.buffer, q.values.byteOffset, q.values.byteLength),
-      ),
-      tensor(`${name}_scale`, DT.FLOAT, [outs], float32Bytes(q.scales)),
-      tensor(`${name}_zero_point`, DT.INT8, [outs], new Uint8Array(outs)),
-    );
-    nodes.push(
-      node(
-        "DequantizeLinear",
-        [`${name}_q`, `${name}_scale`, `${name}_zero_point`],
-        [name],
-        [intAttr("axis", 0)],
-      ),
-    );
+    pushInt8Weight(initializer, nodes, name, dims, q);
     return name;
   };
   model.layers.forEach((layer, i) => {
@@ -429,6 +411,38 @@ export interface ImageGraph {
 }
 
 /**
+ * Adds an int8 weight with one scale per output row (`<name>_q`, `<name>_scale`, zero points 0) and
+ * the `DequantizeLinear` (axis 0) that gives the graph the float value `name`.
+ */
+function pushInt8Weight(
+  initializer: onnx.ITensorProto[],
+  nodes: onnx.INodeProto[],
+  name: string,
+  dims: number[],
+  q: { values: Int8Array; scales: Float32Array },
+): void {
+  const outs = dims[0] as number;
+  initializer.push(
+    tensor(
+      `${name}_q`,
+      DT.INT8,
+      dims,
+      new Uint8Array(q.values.buffer, q.values.byteOffset, q.values.byteLength),
+    ),
+    tensor(`${name}_scale`, DT.FLOAT, [outs], float32Bytes(q.scales)),
+    tensor(`${name}_zero_point`, DT.INT8, [outs], new Uint8Array(outs)),
+  );
+  nodes.push(
+    node(
+      "DequantizeLinear",
+      [`${name}_q`, `${name}_scale`, `${name}_zero_point`],
+      [name],
+      [intAttr("axis", 0)],
+    ),
+  );
+}
+
+/**
  * Per-output-channel symmetric int8 quantization of `w` (`outs` rows, zero point 0): `scale =
  * max|w| / 127` as float32 (1 for an all-zero row), `q = round(w / scale)`.
  */
@@ -477,21 +491,7 @@ export function buildImageGraphOnnx(
       initializer.push(tensor(name, DT.FLOAT, dims, float32Bytes(w)));
       return name;
     }
-    const outs = dims[0] as number;
-    const q = quantizeRows(w, outs);
-    initializer.push(
-      tensor(`${name}_q`, DT.INT8, dims, new Uint8Array(q.values.buffer)),
-      tensor(`${name}_scale`, DT.FLOAT, [outs], float32Bytes(q.scales)),
-      tensor(`${name}_zero_point`, DT.INT8, [outs], new Uint8Array(outs)),
-    );
-    nodes.push(
-      node(
-        "DequantizeLinear",
-        [`${name}_q`, `${name}_scale`, `${name}_zero_point`],
-        [name],
-        [intAttr("axis", 0)],
-      ),
-    );
+    pushInt8Weight(initializer, nodes, name, dims, quantizeRows(w, dims[0] as number));
     return name;
   };
   const floatConst = (name: string, dims: number[], data: ArrayLike<number>): string => {
