@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { loadKerasSource } from "./scripts/keras-source";
 import { MODELS } from "./scripts/train";
 import { digitsTestSplit } from "./scripts/train-digits";
 import { keyServer } from "./test/key-server";
@@ -64,6 +65,17 @@ export default defineConfig({
                 return new Response("not found", { status: 404 });
               }
             }
+            // nsfwjs's MobileNetV2 (the source of models/moderation-image), so the importer's
+            // conversion can be checked in workerd: its model.json, and its weight shards concatenated.
+            const keras = /^keras\/nsfwjs-mobilenet_v2\/(model\.json|weights\.bin)$/.exec(rel);
+            if (keras) {
+              const source = loadKerasSource(
+                path.join(root, "node_modules/nsfwjs/dist/models/mobilenet_v2/model.min.js"),
+              );
+              return keras[1] === "model.json"
+                ? Response.json(source.model)
+                : new Response(new Uint8Array(source.weightData));
+            }
             if (!/^models\/[\w.-]+\/[\w.-]+$/.test(rel)) return new Response("bad path", { status: 400 });
             try {
               return new Response(await readFile(path.join(root, rel)));
@@ -76,7 +88,8 @@ export default defineConfig({
     })),
   ],
   test: {
-    // test/node/ runs in Node (vitest.node.config.ts): real sockets, browsers, Node-only libraries.
+    // test/node/, cli/test/ and scripts/ tests run in Node (vitest.node.config.ts): real sockets,
+    // browsers, child processes, Node-only libraries.
     include: ["test/**/*.test.ts"],
     exclude: ["test/node/**"],
     setupFiles: ["./test/setup-d1.ts"],

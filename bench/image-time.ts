@@ -5,11 +5,14 @@
  * and the time the decoder takes to refuse hostile files (decode bombs) or to decode valid ones at
  * the pixel limit.
  */
+
+import { encode as encodeJpeg } from "jpeg-js";
 import * as ort from "onnxruntime-web";
 import { base64, drawDigit, grayJpeg, grayPng } from "../scripts/digit-images";
 import { decodeImage } from "../src/image/decode";
 import { toModelInput } from "../src/image/preprocess";
-import { imageManifestSchema } from "../src/inference/manifest";
+import { syntheticImage } from "../src/image/synthetic";
+import { imageInputDims, imageManifestSchema } from "../src/inference/manifest";
 import {
   idatChunks,
   ihdr,
@@ -24,6 +27,32 @@ import {
 } from "../test/hostile-images";
 import { loadShippedModel } from "./model-time";
 
+let ortMemory: WebAssembly.Memory | undefined;
+
+/**
+ * Keeps a handle on ORT's WASM memory when ORT instantiates its module, so the bench can report the
+ * memory a model's session and runs need (the same WASM build as in the Worker). Call before ORT's
+ * first session; instantiation itself is delegated unchanged.
+ */
+export function watchOrtMemory(): void {
+  const original = WebAssembly.instantiate.bind(WebAssembly) as (...args: unknown[]) => Promise<unknown>;
+  WebAssembly.instantiate = (async (...args: unknown[]) => {
+    const result = (await original(...args)) as { instance?: WebAssembly.Instance } & WebAssembly.Instance;
+    const exports = (result.instance ?? result).exports ?? {};
+    const imports = Object.values((args[1] ?? {}) as Record<string, Record<string, unknown>>).flatMap((ns) =>
+      Object.values(ns),
+    );
+    for (const v of [...Object.values(exports), ...imports])
+      if (v instanceof WebAssembly.Memory) ortMemory = v;
+    return result;
+  }) as typeof WebAssembly.instantiate;
+}
+
+/** ORT's WASM memory in MiB (0 before `watchOrtMemory` saw an instantiation). */
+function ortMemoryMib(): number {
+  return Math.round(((ortMemory?.buffer.byteLength ?? 0) / 2 ** 20) * 10) / 10;
+}
+
 /** The two bench images: a 28×28 PNG and a 640×480 JPEG (resized by the Worker), as base64. */
 export function benchImages(): { png28: string; jpeg640: string } {
   return {
@@ -32,9 +61,29 @@ export function benchImages(): { png28: string; jpeg640: string } {
   };
 }
 
+/** A synthetic colour image (`src/image/synthetic.ts`) as a quality-90 JPEG, base64. */
+export function colourJpeg(width: number, height: number, index = 0): string {
+  const { data } = syntheticImage(20261130, index, width, height);
+  const rgba = new Uint8Array(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    rgba.set(data.subarray(i * 3, i * 3 + 3), i * 4);
+    rgba[i * 4 + 3] = 255;
+  }
+  return base64(encodeJpeg({ data: rgba, width, height }, 90).data);
+}
+
+/** The moderation bench images: a 224×224 JPEG (the model's size) and a 640×480 JPEG. */
+export function moderationImages(): { jpeg224: string; jpeg640: string } {
+  return { jpeg224: colourJpeg(224, 224), jpeg640: colourJpeg(640, 480, 1) };
+}
+
 /** Milliseconds: the model once (its input size is fixed), decode and preprocess per image. */
 export interface ImageTime {
   model_ms: number;
+  /** Process CPU per model run (ms), over the timed runs. */
+  model_cpu_ms: number;
+  /** ORT's WASM memory (MiB) before this model's session, after creating it, after its runs. */
+  ort_wasm_mib: { before: number; after_session: number; after_runs: number };
   images: Record<string, { decode_ms: number; preprocess_ms: number }>;
 }
 
@@ -45,8 +94,9 @@ export async function measureImageTime(
   images: Record<string, string>,
   iterations = 200,
 ): Promise<ImageTime> {
+  const before = ortMemoryMib();
   const { manifest, session } = await loadShippedModel(root, id, imageManifestSchema);
-  const { channels, height, width } = manifest.preprocess;
+  const afterSession = ortMemoryMib();
   const mean = (fn: () => unknown, n: number) => {
     for (let i = 0; i < Math.min(20, n); i++) fn();
     const t0 = performance.now();
@@ -62,13 +112,23 @@ export async function measureImageTime(
   const first = decoded[0];
   if (!first) throw new Error("no bench images");
   const input = toModelInput(first.image, manifest.preprocess);
-  const feeds = { [manifest.inputs.image]: new ort.Tensor("float32", input, [1, channels, height, width]) };
-  for (let i = 0; i < 50; i++) await session.run(feeds);
+  const feeds = {
+    [manifest.inputs.image]: new ort.Tensor("float32", input, imageInputDims(manifest.preprocess, 1)),
+  };
+  for (let i = 0; i < Math.min(50, iterations); i++) await session.run(feeds);
+  const afterRuns = ortMemoryMib();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < iterations; i++) await session.run(feeds);
   const modelMs = (performance.now() - t0) / iterations;
+  const cpu = process.cpuUsage(cpu0);
   await session.release();
-  const out: ImageTime = { model_ms: r(modelMs), images: {} };
+  const out: ImageTime = {
+    model_ms: r(modelMs),
+    model_cpu_ms: r((cpu.user + cpu.system) / 1000 / iterations),
+    ort_wasm_mib: { before, after_session: afterSession, after_runs: afterRuns },
+    images: {},
+  };
   for (const { name, bytes, image } of decoded) {
     out.images[name] = {
       decode_ms: r(mean(() => decodeImage(bytes), Math.ceil(iterations / 4))),

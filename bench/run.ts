@@ -27,7 +27,9 @@
  *
  * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20), BENCH_CONNECTIONS
  * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
- * /dev/shm when present).
+ * /dev/shm when present), BENCH_ONLY=moderation (only the image moderation model's figures: cold
+ * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, and the
+ * decode/preprocess/model split and ORT WASM memory in Node).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -36,9 +38,16 @@ import type { Miniflare } from "miniflare";
 import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startMiniflare, startWorker } from "../scripts/local-worker";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
-import { benchImages, measureBombTimes, measureImageTime } from "./image-time";
+import {
+  benchImages,
+  measureBombTimes,
+  measureImageTime,
+  moderationImages,
+  watchOrtMemory,
+} from "./image-time";
 import { measureModelTime } from "./model-time";
 
+watchOrtMemory();
 const outdir = path.join(root, "dist", "bench");
 // Miniflare keeps the local Durable Object and D1 SQLite files in its temp dir (os.tmpdir()). On
 // this VM's shared virtual disk each commit's fsync blocks workerd's one event-loop thread, which
@@ -239,7 +248,101 @@ function median(rounds: LoadResult[]): LoadResult & { rounds: { rps: number; cpu
   };
 }
 
+/** Resident memory (MiB) of `pids` (VmRSS from /proc). */
+function workerdRssMib(pids: ReadonlySet<number>): number {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      kb += Number(m?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+/** min / median / max of `xs`, rounded to 0.1. */
+function spread(xs: number[]): { min: number; median: number; max: number } {
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return { min: r(Math.min(...xs)), median: r(middle(xs)), max: r(Math.max(...xs)) };
+}
+
+/**
+ * The moderation image model on a fresh full-stack service: cold start (first image predict on an
+ * isolate already serving text: R2 read of the model, sha256, ORT session, run; its wall time and
+ * the workerd CPU it took), the workerd RSS before it, after it and after all runs, then `n`
+ * sequential predicts per bench image: latency min/median/max at concurrency 1, and workerd CPU
+ * per request from /proc's 10 ms ticks over groups of 5 requests (2 ms resolution), min/median/max
+ * over the groups.
+ */
+async function moderationBench(bundle: Bundle, pool: TokenPool, n = 60) {
+  const service = await startService(bundle, {}, pool, false);
+  try {
+    await post(service, single); // ORT and a text session up: the baseline is a serving isolate
+    const rssBefore = workerdRssMib(service.pids);
+    const body = (image: string) => JSON.stringify({ model: "moderation-image", image });
+    const time = async (image: string) => {
+      const t0 = performance.now();
+      await post(service, body(image));
+      return performance.now() - t0;
+    };
+    const cpuCold = workerdCpuMs(service.pids);
+    const first = await time(moderationBenchImages.jpeg224);
+    const firstCpu = workerdCpuMs(service.pids) - cpuCold;
+    const rssFirst = workerdRssMib(service.pids);
+    const cpuSecond = workerdCpuMs(service.pids);
+    const second = await time(moderationBenchImages.jpeg224);
+    const secondCpu = workerdCpuMs(service.pids) - cpuSecond;
+    const sequential: Record<
+      string,
+      { latency_ms: ReturnType<typeof spread>; workerd_cpu_ms_per_req: ReturnType<typeof spread> }
+    > = {};
+    for (const [name, image] of Object.entries(moderationBenchImages)) {
+      const latencies: number[] = [];
+      const cpu: number[] = [];
+      for (let g = 0; g < n / 5; g++) {
+        const cpu0 = workerdCpuMs(service.pids);
+        for (let i = 0; i < 5; i++) latencies.push(await time(image));
+        cpu.push((workerdCpuMs(service.pids) - cpu0) / 5);
+      }
+      sequential[name] = { latency_ms: spread(latencies), workerd_cpu_ms_per_req: spread(cpu) };
+    }
+    const rssAfter = workerdRssMib(service.pids);
+    const r = (x: number) => Math.round(x * 10) / 10;
+    return {
+      cold_start: {
+        first_predict_ms: Math.round(first),
+        first_predict_workerd_cpu_ms: firstCpu,
+        second_predict_ms: Math.round(second),
+        second_predict_workerd_cpu_ms: secondCpu,
+      },
+      workerd_rss_mib: {
+        before: rssBefore,
+        after_first_predict: rssFirst,
+        after_all: rssAfter,
+        delta_first_predict: r(rssFirst - rssBefore),
+        delta_all: r(rssAfter - rssBefore),
+      },
+      sequential,
+    };
+  } finally {
+    await service.mf.dispose();
+  }
+}
+
 const predictUrl = (s: Service) => `${s.url}/api/v1/predict`;
+const moderationBenchImages = moderationImages();
+if (process.env.BENCH_ONLY === "moderation") {
+  // Only the image moderation model's figures (the full bench takes ~10 minutes).
+  const built = await build(outdir);
+  const pool = await createTokenPool(20_000, "RS256");
+  const moderation = await moderationBench(built, pool);
+  await measureImageTime(root, "digits", benchImages(), 10); // ORT up first: its baseline memory
+  const time = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
+  console.log(JSON.stringify({ moderation: { ...moderation, image_time: time } }, null, 2));
+  process.exit(0);
+}
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
@@ -252,6 +355,8 @@ const perService = Math.ceil(1_500 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
 const rs256 = await createTokenPool(perService, "RS256");
 const es256Pool = await createTokenPool(perService, "ES256");
 const cold = await coldStart(bundle, rs256);
+const moderation = await moderationBench(bundle, rs256);
+const moderationTime = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
 
 const hello = await helloWorld();
 const services = {
@@ -351,6 +456,7 @@ console.log(
       predict_image_jpeg640: once.jpeg640,
       image_time: imageTime,
       image_bombs: imageBombs,
+      moderation_image: { ...moderation, image_time: moderationTime },
       bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
     },
     null,

@@ -1,15 +1,13 @@
 /**
  * The local development identity used by `npm start`: an issuer with a keypair under `.dev/keys/`
- * (created when missing) whose public key is in local R2, plus a ready-to-paste curl line.
+ * (created when missing) whose public key is in local R2.
  */
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { DEV_AUDIENCE, DEV_ISSUER } from "./config";
 import { generateKeyFiles, KEYS_DIR, type PublicKeyEntry, publishLocal } from "./keys";
 
-/** Issuer of the dev identity; wrangler.toml's dev policy allows any issuer with a local key. */
-export const DEV_ISSUER = "edge-inference-dev";
-/** wrangler.toml's dev `ASAP_AUDIENCE`. */
-export const DEV_AUDIENCE = "edge-inference";
+export { DEV_AUDIENCE, DEV_ISSUER };
 
 /** A local issuer and its signing key. */
 export interface DevIdentity {
@@ -44,18 +42,4 @@ export async function ensureDevIdentity(
   const files = await generateKeyFiles({ issuer });
   await publish([files]);
   return { issuer, kid: files.kid, privateKeyPath: files.privateKeyPath, created: true };
-}
-
-/**
- * A curl line for `POST {baseUrl}/api/v1/predict` that mints a fresh token on every run (via
- * `npm run -s cli -- token`, from the repository root), so it can be re-run despite replay protection.
- */
-export function devCurlLine(
-  identity: DevIdentity,
-  baseUrl: string,
-  body: string,
-  audience = DEV_AUDIENCE,
-): string {
-  const token = `$(npm run -s cli -- token --issuer ${identity.issuer} --key ${identity.kid} --aud ${audience})`;
-  return `curl -s -X POST ${baseUrl}/api/v1/predict -H 'Content-Type: application/json' -H "Authorization: Bearer ${token}" -d '${body}'`;
 }

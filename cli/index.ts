@@ -1,14 +1,18 @@
 /**
- * `edge-inference` CLI: local ASAP keys and tokens, and the online-learning client.
- *   keys generate --issuer <iss> [--alg ES256] [--kid <kid>] [--no-upload]
- *   token --issuer <iss> --key <kid|file> --aud <aud[,aud]> [--ttl 60] [--sub <sub>] [--kid <kid>] [--alg <alg>]
- *   stream --file <csv[.gz]> --model bank [--batch 100] [--limit N] [--from-row N]   (see cli/online.ts)
- *   predict --model bank --sample '{…}' [--n-top k]  ·  metrics --model bank [--json]
+ * `edge-inference`: the command-line client of every API, plus local ASAP keys and tokens
+ * (docs/cli.md). Built into cli/dist/ by `npm install` (scripts/build-cli.mjs) and run as plain
+ * JavaScript, so a command starts in tens of milliseconds.
  */
-import { Command, InvalidArgumentError, Option } from "commander";
-import { ASAP_ALGORITHMS, MAX_LIFETIME_S, mintToken } from "../src/auth/asap";
-import { checkKid, generateKeyFiles, loadSigningKey, publishLocal } from "./keys";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { ASAP_ALGORITHMS, MAX_LIFETIME_S } from "../src/auth/asap";
+import { registerApiCommands } from "./api";
+import { CliError, Client, EXIT, withConnection } from "./client";
+import type { ConnectionFlags } from "./config";
+import { registerDatasetCommands } from "./datasets";
+import { generateKeyFiles, publishLocal } from "./keys";
+import { registerModelCommands } from "./models";
 import { registerOnlineCommands } from "./online";
+import { printJson } from "./output";
 
 function ttl(value: string): number {
   const n = Number(value);
@@ -19,8 +23,13 @@ function ttl(value: string): number {
 }
 
 const program = new Command("edge-inference")
-  .description("edge-inference developer tools")
-  .showHelpAfterError();
+  .description(
+    "client of the edge-inference service. After `npm start` every command works without flags " +
+      "(it writes .dev/cli.json); see docs/cli.md for the options, the config file and exit codes.",
+  )
+  .showHelpAfterError("(add --help for usage)")
+  // Usage errors exit 2 (see the catch below), not commander's 1.
+  .exitOverride();
 
 const keys = program.command("keys").description("manage ASAP keypairs");
 keys
@@ -29,15 +38,22 @@ keys
   .requiredOption("--issuer <iss>", "issuer (iss) that owns the key")
   .addOption(new Option("--alg <alg>", "signature algorithm").choices(ASAP_ALGORITHMS).default("ES256"))
   .option("--kid <kid>", "key id (default <iss>/key-<time>)")
+  .option("--dir <dir>", "where to write the keypair (default .dev/keys/)")
   .option("--no-upload", "do not upload the public key to local R2")
   .action(
     async (opts: {
       issuer: string;
       alg: (typeof ASAP_ALGORITHMS)[number];
       kid?: string;
+      dir?: string;
       upload: boolean;
     }) => {
-      const files = await generateKeyFiles({ issuer: opts.issuer, alg: opts.alg, kid: opts.kid });
+      const files = await generateKeyFiles({
+        issuer: opts.issuer,
+        alg: opts.alg,
+        kid: opts.kid,
+        dir: opts.dir,
+      });
       if (opts.upload) await publishLocal([files]);
       console.log(`kid:         ${files.kid}`);
       console.log(`private key: ${files.privateKeyPath}`);
@@ -45,48 +61,45 @@ keys
     },
   );
 
-program
-  .command("token")
-  .description("print a signed ASAP token (fresh jti)")
-  .requiredOption("--issuer <iss>", "issuer (iss)")
-  .requiredOption("--key <kid|file>", "private key: a kid under .dev/keys/ or a PEM file")
-  .requiredOption("--aud <aud>", "audience(s), comma-separated")
+withConnection(program.command("token"))
+  .description(
+    'print a signed ASAP token (fresh jti) for curl: -H "Authorization: Bearer $(edge-inference token)"',
+  )
   .option("--ttl <seconds>", `lifetime, at most ${MAX_LIFETIME_S}`, ttl, 60)
   .option("--sub <sub>", "subject (defaults to the issuer on the server)")
-  .option("--kid <kid>", "key id, when --key is a file outside .dev/keys/")
-  .option("--alg <alg>", "algorithm (default: inferred from the key; RSA keys sign RS256)")
-  .action(
-    async (opts: {
-      issuer: string;
-      key: string;
-      aud: string;
-      ttl: number;
-      sub?: string;
-      kid?: string;
-      alg?: string;
-    }) => {
-      const key = await loadSigningKey(opts.key, { kid: opts.kid, alg: opts.alg });
-      checkKid(opts.issuer, key.kid);
-      const audience = opts.aud
-        .split(",")
-        .map((a) => a.trim())
-        .filter(Boolean);
-      const token = await mintToken({
-        issuer: opts.issuer,
-        kid: key.kid,
-        alg: key.alg,
-        privateKey: key.privateKey,
+  .option("--alg <alg>", "algorithm (default: the key's; RSA keys sign RS256)")
+  .action(async (opts: ConnectionFlags & { ttl: number; sub?: string; alg?: string }) => {
+    const client = await Client.create(opts, { alg: opts.alg });
+    const audience = client.connection.aud
+      .split(",")
+      .map((a) => a.trim())
+      .filter(Boolean);
+    console.log(
+      await client.token(opts.ttl, {
         audience: audience.length === 1 ? (audience[0] as string) : audience,
-        ttlS: opts.ttl,
         subject: opts.sub,
-      });
-      console.log(token);
-    },
-  );
+      }),
+    );
+  });
 
+registerApiCommands(program);
+registerModelCommands(program);
+registerDatasetCommands(program);
 registerOnlineCommands(program);
 
-await program.parseAsync().catch((error: unknown) => {
-  console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
-});
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // commander has printed the message (or the help / version, which exit 0).
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (error instanceof CliError) {
+    console.error(`error: ${error.message}`);
+    // Scripts asking for JSON get the service's problem document on stdout too.
+    if (error.problem && process.argv.includes("--json")) printJson(error.problem);
+    process.exitCode = error.exitCode;
+  } else {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = EXIT.error;
+  }
+}

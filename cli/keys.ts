@@ -3,10 +3,11 @@
  * and public keys in the LOCAL R2 bucket (`wrangler dev`'s `.wrangler/state`) at `asap-keys/<kid>`.
  */
 import { createPrivateKey } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair, importPKCS8 } from "jose";
-import { type NodeBucket, withLocalR2 } from "../scripts/local-r2";
+import type { NodeBucket } from "../scripts/local-r2";
 import {
   ASAP_ALGORITHMS,
   type AsapAlgorithm,
@@ -15,8 +16,15 @@ import {
   R2_KEY_PREFIX,
 } from "../src/auth/asap";
 
-/** Repository root. */
-export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+/**
+ * Repository root: the nearest folder above this module with a package.json (this file runs from
+ * cli/ under tsx and from the bundle in cli/dist/).
+ */
+export const ROOT = (() => {
+  let dir = path.dirname(new URL(import.meta.url).pathname);
+  while (!existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 /** Where keypairs are written: `<kid>.pem` (private, PKCS#8) and `<kid>.pub.pem` (SPKI). */
 export const KEYS_DIR = path.join(ROOT, ".dev", "keys");
 
@@ -80,8 +88,12 @@ export async function putPublicKeys(bucket: NodeBucket, keys: PublicKeyEntry[]):
   }
 }
 
-/** Stores public keys in the local R2 bucket (wrangler's `.wrangler/state`). */
-export function publishLocal(keys: PublicKeyEntry[]): Promise<void> {
+/**
+ * Stores public keys in the local R2 bucket (wrangler's `.wrangler/state`). wrangler is imported
+ * here, on use, so that commands which do not touch local R2 start fast.
+ */
+export async function publishLocal(keys: PublicKeyEntry[]): Promise<void> {
+  const { withLocalR2 } = await import("../scripts/local-r2");
   return withLocalR2((bucket) => putPublicKeys(bucket, keys));
 }
 

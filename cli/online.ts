@@ -1,96 +1,35 @@
 /**
- * `edge-inference` commands of the online-learning API (docs/online.md), each request
- * signed with a fresh ASAP token:
- *   stream  --file <csv[.gz]> --model bank [--batch 100] [--limit N] [--from-row N]
- *   predict --model bank --sample '{"CompanyId": …}' [--n-top k] [--source snapshot|learner]
- *   metrics --model bank [--json]
- * Common: --url (default $EDGE_INFERENCE_URL or http://localhost:8787), --issuer / --key (default:
- * the `npm start` dev identity in .dev/keys/), --aud (default edge-inference).
+ * `edge-inference online …`: the online-learning API (docs/online.md), each request signed with a
+ * fresh ASAP token:
+ *   online stream  --file <csv[.gz]> [--model bank] [--batch 100] [--limit N] [--from-row N]
+ *   online predict --sample '{"CompanyId": …}' [--n-top k] [--source snapshot|learner]
+ *   online metrics [--json]
+ * Connection options as for every command (docs/cli.md).
  */
 import { createReadStream } from "node:fs";
-import { access, readdir } from "node:fs/promises";
-import path from "node:path";
+import { access } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
 import { type Command, InvalidArgumentError } from "commander";
-import { parse } from "csv-parse";
-import { mintToken } from "../src/auth/asap";
-import { DEV_AUDIENCE, DEV_ISSUER } from "./dev-identity";
-import { checkKid, KEYS_DIR, loadSigningKey, type SigningKey } from "./keys";
+import { CliError, Client, EXIT, withConnection } from "./client";
+import type { ConnectionFlags } from "./config";
+import type { HttpResponse } from "./http";
+import { Progress, printJson, sleep } from "./output";
 
-interface ConnectionOptions {
-  url: string;
-  issuer: string;
-  key?: string;
-  aud: string;
+interface OnlineOptions extends ConnectionFlags {
   model: string;
 }
 
-/** Signs requests to the service with fresh tokens (replay protection forbids reusing one). */
-class Client {
-  private constructor(
-    private readonly opts: ConnectionOptions,
-    private readonly key: SigningKey,
-  ) {}
-
-  static async create(opts: ConnectionOptions): Promise<Client> {
-    const ref = opts.key ?? (await newestDevKid(opts.issuer));
-    const key = await loadSigningKey(ref);
-    checkKid(opts.issuer, key.kid);
-    return new Client(opts, key);
-  }
-
-  /** `fetch` of `path` under the model's routes with a fresh bearer token. */
-  async call(route: string, init: RequestInit = {}): Promise<Response> {
-    const token = await mintToken({
-      issuer: this.opts.issuer,
-      kid: this.key.kid,
-      alg: this.key.alg,
-      privateKey: this.key.privateKey,
-      audience: this.opts.aud,
-      ttlS: 60,
-    });
-    const headers = new Headers(init.headers);
-    headers.set("authorization", `Bearer ${token}`);
-    const base = this.opts.url.replace(/\/+$/, "");
-    return fetch(`${base}/api/v1/models/${encodeURIComponent(this.opts.model)}/${route}`, {
-      ...init,
-      headers,
-    });
-  }
-}
-
-/** The newest key of `issuer` under .dev/keys/ (what `npm start` creates). */
-async function newestDevKid(issuer: string): Promise<string> {
-  const names = await readdir(path.join(KEYS_DIR, issuer)).catch(() => [] as string[]);
-  const newest = names
-    .filter((n) => n.endsWith(".pem") && !n.endsWith(".pub.pem"))
-    .sort()
-    .at(-1);
-  if (!newest) throw new Error(`no key for issuer '${issuer}' in ${KEYS_DIR}: run npm start, or pass --key`);
-  return `${issuer}/${newest.replace(/\.pem$/, "")}`;
-}
-
-/** Problem+json detail (and the first row errors) of a failed response, for messages. */
-async function describeFailure(res: Response, firstRow = 0): Promise<string> {
-  const text = await res.text();
-  try {
-    const p = JSON.parse(text) as {
-      code?: string;
-      detail?: string;
-      errors?: { row?: number; path: string; message: string }[];
-    };
-    const rows = (p.errors ?? [])
-      .filter((e) => typeof e.row === "number" && e.row > 0)
-      .slice(0, 5)
-      .map(
-        (e) =>
-          `\n  data row ${firstRow + (e.row as number) - 1} (request row ${e.row}) ${e.path}: ${e.message}`,
-      )
-      .join("");
-    return `${res.status} ${p.code ?? ""}: ${p.detail ?? text}${rows}`;
-  } catch {
-    return `${res.status}: ${text.slice(0, 500)}`;
-  }
+/** A request to one of the online model's routes (`/api/v1/models/<model>/<route>`). */
+function call(
+  client: Client,
+  model: string,
+  route: string,
+  init: { method?: string; body?: string; type?: string } = {},
+): Promise<HttpResponse> {
+  return client.fetch(init.method ?? "GET", `/api/v1/models/${encodeURIComponent(model)}/${route}`, {
+    ...(init.body !== undefined && { body: init.body }),
+    ...(init.type !== undefined && { headers: { "content-type": init.type } }),
+  });
 }
 
 function positiveInt(value: string): number {
@@ -103,8 +42,6 @@ function positiveInt(value: string): number {
 function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What `POST /samples` answers. */
 interface IngestBody {
@@ -119,13 +56,9 @@ interface IngestBody {
  * Posts one batch, waiting out 429 (`Retry-After`) and retrying 503s a few times. Returns the
  * response body, or throws with the server's explanation.
  */
-async function postBatch(client: Client, body: string, firstRow: number): Promise<IngestBody> {
+async function postBatch(client: Client, model: string, body: string, firstRow: number): Promise<IngestBody> {
   for (let attempt = 0; ; attempt++) {
-    const res = await client.call("samples", {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body,
-    });
+    const res = await call(client, model, "samples", { method: "POST", type: "text/csv", body });
     if (res.ok) return (await res.json()) as IngestBody;
     const retryAfter = Number(res.headers.get("retry-after") ?? "1");
     const wait = (Number.isFinite(retryAfter) ? Math.max(retryAfter, 0.1) : 1) * 1000;
@@ -135,7 +68,7 @@ async function postBatch(client: Client, body: string, firstRow: number): Promis
       await sleep(wait);
       continue;
     }
-    throw new Error(await describeFailure(res, firstRow));
+    throw await client.failure(res, firstRow);
   }
 }
 
@@ -162,13 +95,15 @@ function progressLine(
 
 async function stream(
   client: Client,
-  opts: { file: string; batch: number; limit?: number; fromRow: number },
+  opts: { model: string; file: string; batch: number; limit?: number; fromRow: number },
 ): Promise<void> {
   await access(opts.file).catch(() => {
-    throw new Error(`cannot read ${opts.file}`);
+    throw new CliError(`cannot read ${opts.file}`, EXIT.error);
   });
   const input = createReadStream(opts.file);
   const source = opts.file.endsWith(".gz") ? input.pipe(createGunzip()) : input;
+  // Loaded here: the other commands start faster without it.
+  const { parse } = await import("csv-parse");
   const parser = source.pipe(parse({ bom: true, skip_empty_lines: true }));
   let header: string[] | undefined;
   let dataRow = 0; // 0-based index of the next data row
@@ -177,27 +112,24 @@ async function stream(
   let batchStart = opts.fromRow; // data row index of batch[0]
   let last: IngestBody | undefined;
   const startedAt = Date.now();
-  const tty = process.stderr.isTTY;
-  let batches = 0;
+  const progress = new Progress();
   const flush = async () => {
     if (batch.length === 0) return;
     const firstRow = batchStart;
     const body = `${(header as string[]).map(csvField).join(",")}\n${batch.join("\n")}\n`;
     try {
-      last = await postBatch(client, body, firstRow);
+      last = await postBatch(client, opts.model, body, firstRow);
     } catch (error) {
-      process.stderr.write("\n");
-      throw new Error(
-        `${(error as Error).message}\nnothing of data rows ${firstRow}..${firstRow + batch.length - 1} was applied; resume with --from-row ${firstRow}`,
-      );
+      progress.done();
+      const resume = `nothing of data rows ${firstRow}..${firstRow + batch.length - 1} was applied; resume with --from-row ${firstRow}`;
+      if (error instanceof CliError)
+        throw new CliError(`${error.message}\n${resume}`, error.exitCode, error.problem);
+      throw error;
     }
     sent += batch.length;
     batchStart += batch.length;
     batch = [];
-    batches++;
-    const line = progressLine(sent, opts.limit, startedAt, last);
-    if (tty) process.stderr.write(`\r${line}`);
-    else if (batches % 10 === 0) process.stderr.write(`${line}\n`);
+    progress.update(progressLine(sent, opts.limit, startedAt, last));
   };
   for await (const record of parser as AsyncIterable<string[]>) {
     if (!header) {
@@ -211,8 +143,7 @@ async function stream(
   }
   await flush();
   input.destroy();
-  if (tty) process.stderr.write("\n");
-  else if (batches % 10 !== 0) process.stderr.write(`${progressLine(sent, opts.limit, startedAt, last)}\n`);
+  progress.done(progressLine(sent, opts.limit, startedAt, last));
   console.log(
     `streamed ${sent} rows (data rows ${opts.fromRow}..${opts.fromRow + sent - 1}); next --from-row ${opts.fromRow + sent}`,
   );
@@ -255,60 +186,62 @@ function metricsTable(m: MetricsBody): string {
   return lines.join("\n");
 }
 
-/** Registers `stream`, `predict` and `metrics` on `program`. */
+/** Registers `online stream | predict | metrics`. */
 export function registerOnlineCommands(program: Command): void {
-  const withConnection = (cmd: Command) =>
-    cmd
-      .option("--model <id>", "online model id", "bank")
-      .option("--url <url>", "service base URL", process.env.EDGE_INFERENCE_URL ?? "http://localhost:8787")
-      .option("--issuer <iss>", "ASAP issuer", DEV_ISSUER)
-      .option("--key <kid|file>", "private key (default: the issuer's newest key in .dev/keys/)")
-      .option("--aud <aud>", "ASAP audience", DEV_AUDIENCE);
+  const online = program.command("online").description("online learning (bank accounts; docs/online.md)");
+  const withModel = (cmd: Command) => withConnection(cmd).option("--model <id>", "online model id", "bank");
 
-  withConnection(program.command("stream"))
+  withModel(online.command("stream"))
     .description("stream a CSV (or .csv.gz) of labelled samples to /samples in batches, in file order")
     .requiredOption("--file <path>", "CSV with the dataset's header (.gz is decompressed)")
     .option("--batch <n>", "rows per request (≤ the server's ONLINE_MAX_SAMPLES)", positiveInt, 100)
     .option("--limit <n>", "stop after this many rows", positiveInt)
     .option("--from-row <n>", "skip the first n data rows (resume)", positiveInt, 0)
     .action(
-      async (opts: ConnectionOptions & { file: string; batch: number; limit?: number; fromRow: number }) => {
-        if (opts.batch < 1) throw new Error("--batch must be at least 1");
+      async (opts: OnlineOptions & { file: string; batch: number; limit?: number; fromRow: number }) => {
+        if (opts.batch < 1) throw new CliError("--batch must be at least 1", EXIT.usage);
         const client = await Client.create(opts);
         await stream(client, opts);
-        console.log(metricsTable(await getMetrics(client)));
+        console.log(metricsTable(await getMetrics(client, opts.model)));
       },
     );
 
-  withConnection(program.command("predict"))
+  withModel(online.command("predict"))
     .description("predict the account of one sample (JSON with CompanyId, BankEntryText, BankEntryAmount)")
     .requiredOption("--sample <json>", "the sample as JSON")
     .option("--n-top <k>", "the k best accounts with scores", positiveInt)
     .option("--source <source>", "snapshot (edge, default) or learner", "snapshot")
-    .action(async (opts: ConnectionOptions & { sample: string; nTop?: number; source: string }) => {
-      const query = new URLSearchParams({ source: opts.source });
-      if (opts.nTop !== undefined) query.set("n_top", String(opts.nTop));
-      const res = await (await Client.create(opts)).call(`predict?${query}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: opts.sample,
-      });
-      if (!res.ok) throw new Error(await describeFailure(res));
-      console.log(JSON.stringify(await res.json()));
-      console.error(`model version ${res.headers.get("x-model-version")}`);
-    });
+    .option("--json", "print the service's JSON answer")
+    .action(
+      async (opts: OnlineOptions & { sample: string; nTop?: number; source: string; json?: boolean }) => {
+        const query = new URLSearchParams({ source: opts.source });
+        if (opts.nTop !== undefined) query.set("n_top", String(opts.nTop));
+        const client = await Client.create(opts);
+        const res = await call(client, opts.model, `predict?${query}`, {
+          method: "POST",
+          type: "application/json",
+          body: opts.sample,
+        });
+        if (!res.ok) throw await client.failure(res);
+        const answer = (await res.json()) as unknown;
+        if (opts.json) printJson(answer);
+        else console.log(JSON.stringify(answer));
+        console.error(`model version ${res.headers.get("x-model-version")}`);
+      },
+    );
 
-  withConnection(program.command("metrics"))
+  withModel(online.command("metrics"))
     .description("precision/recall/accuracy of the last 1,000 predictions, counters and the series")
     .option("--json", "print the raw JSON")
-    .action(async (opts: ConnectionOptions & { json?: boolean }) => {
-      const m = await getMetrics(await Client.create(opts));
-      console.log(opts.json ? JSON.stringify(m, null, 2) : metricsTable(m));
+    .action(async (opts: OnlineOptions & { json?: boolean }) => {
+      const m = await getMetrics(await Client.create(opts), opts.model);
+      if (opts.json) printJson(m);
+      else console.log(metricsTable(m));
     });
 }
 
-async function getMetrics(client: Client): Promise<MetricsBody> {
-  const res = await client.call("metrics");
-  if (!res.ok) throw new Error(await describeFailure(res));
+async function getMetrics(client: Client, model: string): Promise<MetricsBody> {
+  const res = await call(client, model, "metrics");
+  if (!res.ok) throw await client.failure(res);
   return (await res.json()) as MetricsBody;
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { policySchema } from "./auth/policy";
 import { MODEL_ID_RE } from "./inference/manifest";
-import { LOG_LEVELS } from "./log";
+import { LOG_LEVELS, parseRequestLog } from "./log";
 import { rateLimitsSchema } from "./metering/limits";
 import { BANK_FEATURIZER } from "./online/features";
 
@@ -74,7 +74,25 @@ const onOffVar = (name: string, fallback: "on" | "off") =>
 const configSchema = z.object({
   ENVIRONMENT: z.enum(["dev", "test", "staging", "production"]),
   LOG_LEVEL: z.enum(LOG_LEVELS),
+  // Share of requests that get the per-request log line (1 = all, 0 = off), whatever LOG_LEVEL is.
+  REQUEST_LOG: z
+    .string({ error: "REQUEST_LOG must be all, off or sample:<rate>" })
+    .default("all")
+    .transform((text, ctx) => {
+      const rate = parseRequestLog(text);
+      if (rate !== undefined) return rate;
+      ctx.addIssue({
+        code: "custom",
+        message: `REQUEST_LOG must be all, off or sample:<rate> with 0 < rate <= 1, not '${text.slice(0, 40)}'`,
+      });
+      return z.NEVER;
+    }),
   DEFAULT_MODEL: z.string().regex(MODEL_ID_RE, "DEFAULT_MODEL must be a model id"),
+  /** The image model used when an image arrives without `model` (docs/images.md). */
+  DEFAULT_IMAGE_MODEL: z
+    .string()
+    .regex(MODEL_ID_RE, "DEFAULT_IMAGE_MODEL must be a model id")
+    .default("moderation-image"),
   MAX_BODY_BYTES: intVar("MAX_BODY_BYTES", 1024, 100 * 1024 * 1024),
   MAX_TEXT_BYTES: intVar("MAX_TEXT_BYTES", 1, 10 * 1024 * 1024),
   MAX_BATCH: intVar("MAX_BATCH", 1, 1024),
@@ -170,10 +188,6 @@ const configSchema = z.object({
     .string()
     .regex(MODEL_ID_RE, "COMPAT_ONLINE_MODEL must be a model id")
     .default("bank"),
-  COMPAT_IMAGE_MODEL: z
-    .string()
-    .regex(MODEL_ID_RE, "COMPAT_IMAGE_MODEL must be a model id")
-    .default("digits"),
 });
 
 /** Cross-var rules the per-var schemas cannot express. */
@@ -190,6 +204,13 @@ const checkedConfigSchema = configSchema.superRefine((config, ctx) => {
       code: "custom",
       path: ["ASAP_KEY_BASE_URLS"],
       message: "ASAP_KEY_BASE_URLS must list at least one base URL when ASAP_KEY_SOURCE is 'http'",
+    });
+  }
+  if (config.ONLINE_MODELS.includes(config.DEFAULT_IMAGE_MODEL)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["ONLINE_MODELS"],
+      message: "ONLINE_MODELS must not list DEFAULT_IMAGE_MODEL (online models are text models)",
     });
   }
   if (config.ONLINE_MODELS.includes(config.DEFAULT_MODEL)) {

@@ -8,7 +8,7 @@ import { sessionIssuer } from "./dashboard/session";
 import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
 import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
-import { createLogger } from "./log";
+import { createLogger, sampleRequest, writeLine } from "./log";
 import { meter } from "./metering/meter";
 import { onlineModelRequestSchema } from "./online/models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
@@ -26,6 +26,13 @@ import {
   dashboardStatistics,
   dashboardStyles,
 } from "./routes/dashboard";
+import {
+  getDatasets,
+  listDatasetsQuerySchema,
+  putDataset,
+  removeDataset,
+  uploadDatasetQuerySchema,
+} from "./routes/datasets";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import {
@@ -229,6 +236,38 @@ export const ROUTES: readonly RouteDef[] = [
     throttle: true,
     html: true,
   },
+  // Training datasets in R2 (docs/registry.md): admin only, like every registry mutation.
+  ...["/api/v1/datasets/:id", "/api/v1/datasets/:folder/:id"].map((path) =>
+    authed("PUT", path, "models_admin", putDataset, {
+      summary:
+        "Upload a training dataset (CSV, JSON Lines or JSON; gzipped when the name ends in .gz), validated",
+      body: {
+        mediaType: "application/octet-stream",
+        description: "the dataset file; Content-Length required",
+      },
+      query: uploadDatasetQuerySchema,
+      status: 201,
+      errors: [
+        "invalid_request",
+        "length_required",
+        "payload_too_large",
+        "dataset_too_large",
+        "invalid_dataset",
+        "dataset_exists",
+      ],
+    }),
+  ),
+  authed("GET", "/api/v1/datasets", "models_admin", getDatasets, {
+    summary: "Training datasets in name order, 1,000 per page",
+    query: listDatasetsQuerySchema,
+    errors: ["invalid_request"],
+  }),
+  ...["/api/v1/datasets/:id", "/api/v1/datasets/:folder/:id"].map((path) =>
+    authed("DELETE", path, "models_admin", removeDataset, {
+      summary: "Delete a training dataset",
+      errors: ["dataset_not_found"],
+    }),
+  ),
   ...(
     [
       ["/dashboard", dashboardPage, "The dashboard page (HTML)"],
@@ -417,7 +456,7 @@ function toProblem(error: unknown, request: IRequest): Response {
 
 /**
  * Last stage: the headers every response carries (request id, security, CORS: `applyResponseHeaders`
- * is the one place) and the one structured log line per request.
+ * is the one place) and the structured log line of the request (per `REQUEST_LOG`).
  */
 function finish(response: Response, request: IRequest): Response {
   const req = request as AppRequest;
@@ -426,9 +465,9 @@ function finish(response: Response, request: IRequest): Response {
   applyResponseHeaders(response.headers, request as unknown as Request, state?.config);
   if (!state) return response;
   response.headers.set("x-request-id", state.requestId);
-  const logger = state.logger ?? fallbackLogger;
-  if (!logger.enabled("info")) return response;
-  logger.log("info", "request", {
+  // REQUEST_LOG, not LOG_LEVEL, decides (all lines when the config itself failed to load).
+  if (!sampleRequest(state.config?.REQUEST_LOG ?? 1)) return response;
+  writeLine("info", "request", {
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
     api: state.api,

@@ -16,8 +16,9 @@ import { waitFor, waitForStatus } from "./registry-helpers";
 const versions: Record<string, string> = {};
 
 beforeAll(async () => {
-  for (const id of ["toxicity", "sentiment", "spam", "digits"])
+  for (const id of ["toxicity", "sentiment", "spam", "digits", "moderation-image"]) {
     versions[id] = (await seedShippedModel(id)).version;
+  }
 });
 
 interface Tensor {
@@ -523,7 +524,8 @@ describe("async image service compatibility routes", () => {
         if (r.status === 202) return undefined;
         return (await r.json()) as { prediction: string | null };
       });
-      const native = await postJson("/api/v1/predict", { model: "digits", image: png() });
+      // The image service's model is DEFAULT_IMAGE_MODEL, as for an image sent without `model`.
+      const native = await postJson("/api/v1/predict", { image: png() });
       const best = ((await native.json()) as { predictions: { label: string }[] }).predictions[0]?.label;
       expect(done.prediction).toBe(best);
       expect(await (await api(`/predictions/${uuid}`)).json()).toMatchObject({ prediction: best });

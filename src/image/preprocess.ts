@@ -1,23 +1,29 @@
 /**
  * Decoded pixels → a model's input tensor, as its manifest's `preprocess` spec declares. The one
- * preprocessing path: the Worker, the trainer (on the raw MNIST pixels) and the bench all call
- * `toModelInput`.
+ * preprocessing path: the Worker, the trainer (on the raw MNIST pixels), the importer's parity
+ * references and the bench all call `toModelInput`.
  *
  * Steps, in order:
- * 1. colour → gray: ITU-R BT.601 luma, `0.299 R + 0.587 G + 0.114 B`; gray is taken as is;
+ * 1. colour: `channels: 1` → gray, ITU-R BT.601 luma `0.299 R + 0.587 G + 0.114 B` (gray taken as
+ *    is); `channels: 3` → R, G, B planes (gray replicated into all three);
  * 2. alpha: composited over black (the background of MNIST-style white-on-black digits);
- * 3. resize, `fit: "contain"`: scaled by one factor for both axes so the whole image fits the
- *    model's height × width, centred, the rest black (letterbox);
+ * 3. resize to the model's height × width, by `fit`:
+ *    - `contain`: one factor for both axes so the whole image fits, centred, the rest black
+ *      (letterbox);
+ *    - `stretch`: each axis scaled to fit on its own (the aspect ratio is not kept);
+ *    - `cover`: the centred crop of the source with the model's aspect ratio, scaled to fit (=
+ *      shorter side to size, then centre crop, without resampling the cut-off parts);
  * 4. `filter: "triangle"`: separable resampling with a triangle (tent, "bilinear") kernel whose
  *    support grows with the reduction factor, so downscaling averages every source pixel (no
  *    aliasing; the same definition as Pillow's `resize(..., BILINEAR)`). Same size = identity;
- * 5. normalise: `x = (v / 255 − mean) / std`, laid out NCHW (`[1, channels, height, width]`).
+ * 5. normalise per channel: `x = (v / 255 − mean[c]) / std[c]`, laid out NCHW (`[C, H, W]`) or NHWC
+ *    (`[H, W, C]`), batch 1.
  */
 
 import type { ImagePreprocessSpec } from "../inference/manifest";
 import type { DecodedImage } from "./decode";
 
-/** One gray plane in [0, 255] (float), row-major. */
+/** One colour plane (gray, or R, G or B) in [0, 255] (float), row-major. */
 export interface GrayPlane {
   width: number;
   height: number;
@@ -125,12 +131,73 @@ export function resizeContain(plane: GrayPlane, width: number, height: number): 
   return { width, height, data: out };
 }
 
-/** All steps: a decoded image → the model's float32 input `[channels × height × width]` (NCHW, batch 1). */
+/** Steps 1–2 for `channels: 3`: R, G, B planes (gray replicated), alpha composited over black. */
+export function toRgbPlanes(image: DecodedImage): [GrayPlane, GrayPlane, GrayPlane] {
+  const { width, height, channels, data } = image;
+  const n = width * height;
+  const r = new Float32Array(n);
+  const g = new Float32Array(n);
+  const b = new Float32Array(n);
+  const color = channels >= 3;
+  const alphaAt = channels === 2 ? 1 : channels === 4 ? 3 : -1;
+  for (let i = 0, p = 0; i < n; i++, p += channels) {
+    const alpha = alphaAt < 0 ? 255 : (data[p + alphaAt] as number);
+    const f = alpha === 255 ? 1 : alpha / 255;
+    const v0 = data[p] as number;
+    r[i] = v0 * f;
+    g[i] = (color ? (data[p + 1] as number) : v0) * f;
+    b[i] = (color ? (data[p + 2] as number) : v0) * f;
+  }
+  return [
+    { width, height, data: r },
+    { width, height, data: g },
+    { width, height, data: b },
+  ];
+}
+
+/** The centred crop of `plane` with the aspect ratio `width : height` (the whole plane if it has it). */
+export function cropToAspect(plane: GrayPlane, width: number, height: number): GrayPlane {
+  const scale = Math.max(width / plane.width, height / plane.height);
+  const w = Math.min(plane.width, Math.max(1, Math.round(width / scale)));
+  const h = Math.min(plane.height, Math.max(1, Math.round(height / scale)));
+  if (w === plane.width && h === plane.height) return plane;
+  const x0 = (plane.width - w) >> 1;
+  const y0 = (plane.height - h) >> 1;
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const src = (y0 + y) * plane.width + x0;
+    out.set(plane.data.subarray(src, src + w), y * w);
+  }
+  return { width: w, height: h, data: out };
+}
+
+/** Step 3–4 for one plane, by the spec's `fit`. */
+export function resizePlane(plane: GrayPlane, spec: ImagePreprocessSpec): GrayPlane {
+  const { width, height } = spec;
+  if (spec.resize.fit === "contain") return resizeContain(plane, width, height);
+  const source = spec.resize.fit === "cover" ? cropToAspect(plane, width, height) : plane;
+  return resizeTriangle(source, width, height);
+}
+
+/**
+ * All steps: a decoded image → the model's float32 input, `[C, H, W]` (NCHW) or `[H, W, C]` (NHWC)
+ * for one image (the graph input's dims are `imageInputDims(spec, 1)`).
+ */
 export function toModelInput(image: DecodedImage, spec: ImagePreprocessSpec): Float32Array {
-  const plane = resizeContain(toGray(image), spec.width, spec.height);
-  const mean = spec.normalize.mean[0] as number;
-  const std = spec.normalize.std[0] as number;
-  const out = new Float32Array(plane.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = ((plane.data[i] as number) / 255 - mean) / std;
+  const planes = spec.channels === 1 ? [toGray(image)] : toRgbPlanes(image);
+  const C = planes.length;
+  const size = spec.width * spec.height;
+  const out = new Float32Array(C * size);
+  planes.forEach((source, c) => {
+    const plane = resizePlane(source, spec).data;
+    const mean = spec.normalize.mean[c] as number;
+    const std = spec.normalize.std[c] as number;
+    if (spec.layout === "NCHW") {
+      const base = c * size;
+      for (let i = 0; i < size; i++) out[base + i] = ((plane[i] as number) / 255 - mean) / std;
+    } else {
+      for (let i = 0; i < size; i++) out[i * C + c] = ((plane[i] as number) / 255 - mean) / std;
+    }
+  });
   return out;
 }

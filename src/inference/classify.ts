@@ -137,7 +137,7 @@ export function decodeImageSource(source: ImageSource): DecodedImage {
 }
 
 /**
- * Classifies images with an image model (the configured default model when none is named);
+ * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named);
  * refuses a text model with 400 `model_input_mismatch`. Every image is decoded before the model
  * is loaded, so bad input never costs a model load.
  */
@@ -149,7 +149,7 @@ export async function classifyImages(
   images: readonly ImageSource[],
 ): Promise<Classification> {
   const decoded = images.map(decodeImageSource);
-  const id = choice.model ?? state.config.DEFAULT_MODEL;
+  const id = choice.model ?? state.config.DEFAULT_IMAGE_MODEL;
   const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => {
     const model = requireImageModel(m);
     const scores: Float32Array[] = [];

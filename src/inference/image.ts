@@ -10,7 +10,7 @@ import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/deco
 import { toModelInput } from "../image/preprocess";
 import { type ModelRef, withModel } from "./engine";
 import { requireImageModel } from "./kinds";
-import type { ImageModelManifest } from "./manifest";
+import { type ImageModelManifest, imageInputDims } from "./manifest";
 import { ort } from "./ort";
 import type { LoadedModel } from "./session-cache";
 
@@ -43,8 +43,11 @@ export async function scoreImage(
   image: DecodedImage,
 ): Promise<Float32Array> {
   const { meta, session } = model;
-  const { channels, height, width } = meta.preprocess;
-  const input = new ort.Tensor("float32", toModelInput(image, meta.preprocess), [1, channels, height, width]);
+  const input = new ort.Tensor(
+    "float32",
+    toModelInput(image, meta.preprocess),
+    imageInputDims(meta.preprocess, 1),
+  );
   const outputs = await session.run({ [meta.inputs.image]: input });
   const scores = outputs[meta.output];
   const k = meta.labels.length;

@@ -55,28 +55,45 @@ export const textManifestSchema = manifestBaseSchema.extend({
 });
 
 /**
- * How an image becomes the model's input (see `src/image/preprocess.ts`): gray (BT.601 luma, alpha
- * over black), resized to `height × width` with a triangle filter, letterboxed (`contain`), then
- * `(v / 255 − mean) / std`, laid out NCHW.
+ * How an image becomes the model's input (see `src/image/preprocess.ts`): `channels` 1 = gray (BT.601
+ * luma) or 3 = RGB, alpha composited over black; resized to `height × width` with a triangle filter,
+ * `fit` `contain` (whole image, letterboxed with black), `stretch` (both axes scaled to fit, aspect
+ * ratio not kept) or `cover` (shorter side to fit, centre crop); then `(v / 255 − mean[c]) / std[c]`
+ * per channel (`mean 0, std 1` = [0, 1]; `mean 0.5, std 0.5` = [−1, 1]), laid out `NCHW` or `NHWC`.
  */
-export const imagePreprocessSchema = z.object({
-  height: z.number().int().min(1).max(1024),
-  width: z.number().int().min(1).max(1024),
-  channels: z.literal(1),
-  layout: z.literal("NCHW"),
-  resize: z.object({ filter: z.literal("triangle"), fit: z.literal("contain") }),
-  normalize: z.object({
-    mean: z.array(z.number().finite()).length(1),
-    std: z.array(z.number().finite().positive()).length(1),
-  }),
-});
+export const imagePreprocessSchema = z
+  .object({
+    height: z.number().int().min(1).max(1024),
+    width: z.number().int().min(1).max(1024),
+    channels: z.union([z.literal(1), z.literal(3)]),
+    layout: z.enum(["NCHW", "NHWC"]),
+    resize: z.object({ filter: z.literal("triangle"), fit: z.enum(["contain", "stretch", "cover"]) }),
+    normalize: z.object({
+      mean: z.array(z.number().finite()).min(1).max(3),
+      std: z.array(z.number().finite().positive()).min(1).max(3),
+    }),
+  })
+  .refine((p) => p.normalize.mean.length === p.channels && p.normalize.std.length === p.channels, {
+    message: "normalize.mean and normalize.std need one value per channel",
+    path: ["normalize"],
+  })
+  .refine((p) => p.height * p.width * p.channels <= 1024 * 1024, {
+    message: "height × width × channels must be at most 1,048,576",
+    path: ["height"],
+  });
 
 /** An image model's preprocessing spec. */
 export type ImagePreprocessSpec = z.infer<typeof imagePreprocessSchema>;
 
+/** The graph input's dims for `batch` images: `[batch, C, H, W]` (NCHW) or `[batch, H, W, C]` (NHWC). */
+export function imageInputDims(spec: ImagePreprocessSpec, batch: number): number[] {
+  const { channels, height, width } = spec;
+  return spec.layout === "NHWC" ? [batch, height, width, channels] : [batch, channels, height, width];
+}
+
 /**
  * `manifest.json` of an image classifier. The graph contract: input `image` (float32
- * [batch, channels, height, width], preprocessed as `preprocess` says); output `scores` (float32
+ * `imageInputDims(preprocess, batch)`, preprocessed as `preprocess` says); output `scores` (float32
  * [batch, labels], softmax probabilities).
  */
 export const imageManifestSchema = manifestBaseSchema.extend({

@@ -16,6 +16,11 @@ export class DatasetError extends Error {
   override name = "DatasetError";
 }
 
+/** A dataset over `MAX_DATASET_BYTES` (stored or decompressed). */
+export class DatasetTooLargeError extends DatasetError {
+  override name = "DatasetTooLargeError";
+}
+
 /** File formats of R2 datasets. */
 export type DatasetFormat = "csv" | "jsonl" | "json";
 
@@ -50,14 +55,29 @@ export async function readDatasetText(object: R2ObjectBody, maxBytes: number): P
   if (object.size > maxBytes) {
     throw new DatasetError(`dataset is ${object.size} bytes; the limit is ${maxBytes} (MAX_DATASET_BYTES)`);
   }
-  let stream: ReadableStream<Uint8Array> = object.body;
-  if (object.key.toLowerCase().endsWith(".gz")) stream = stream.pipeThrough(new DecompressionStream("gzip"));
+  return readDatasetStream(object.body, object.key.toLowerCase().endsWith(".gz"), maxBytes);
+}
+
+/**
+ * Reads dataset bytes as text (gunzipped when `gzipped`), refusing more than `maxBytes` read or
+ * decompressed (`DatasetTooLargeError`) and invalid UTF-8.
+ */
+export async function readDatasetStream(
+  body: ReadableStream<Uint8Array>,
+  gzipped: boolean,
+  maxBytes: number,
+): Promise<string> {
+  let stream = body;
+  if (gzipped) stream = stream.pipeThrough(new DecompressionStream("gzip"));
   let bytes: Uint8Array;
   try {
     bytes = await readCapped(
       stream,
       maxBytes,
-      () => new DatasetError(`dataset decompresses to more than ${maxBytes} bytes (MAX_DATASET_BYTES)`),
+      () =>
+        new DatasetTooLargeError(
+          `dataset ${gzipped ? "decompresses to" : "is"} more than ${maxBytes} bytes (MAX_DATASET_BYTES)`,
+        ),
     );
   } catch (error) {
     if (error instanceof DatasetError) throw error;

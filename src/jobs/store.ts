@@ -1,12 +1,17 @@
 /** D1 rows of training jobs and their API view. */
-import type { FailureCode } from "../predictions/run";
+import { z } from "zod";
+import { canSee } from "../auth/scope";
+import type { RequestState } from "../context";
+import { ApiError } from "../errors";
+import type { QueuedWorkColumns } from "../predictions/run";
+import { d1 } from "../registry/db";
 import type { StoredJobSpec } from "./spec";
 
 /** Job statuses. */
 export type JobStatus = "queued" | "running" | "succeeded" | "failed";
 
 /** A `jobs` row. */
-export interface JobRow {
+export interface JobRow extends QueuedWorkColumns {
   id: string;
   model_id: string;
   version: string;
@@ -16,18 +21,6 @@ export interface JobRow {
   spec: string;
   metrics: string | null;
   error: string | null;
-  attempts: number;
-  caller: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  /** When the state last moved (see migrations/0002). */
-  updated_at: number | null;
-  /** Re-enqueues by the stuck-work sweep. */
-  sweeps: number;
-  error_code: FailureCode | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
 }
 
 /** R2 key of a job's inline rows. */
@@ -55,4 +48,22 @@ export function jobView(row: JobRow): Record<string, unknown> {
     started_at: iso(row.started_at),
     finished_at: iso(row.finished_at),
   };
+}
+
+/**
+ * Job `id` if this request may see it (its creator's, or any for an admin); otherwise, as for an
+ * unknown id, 404 `job_not_found`.
+ */
+export async function readJob(
+  env: Env,
+  state: Pick<RequestState, "caller" | "config">,
+  id: string,
+): Promise<JobRow> {
+  const row = z.uuid().safeParse(id).success
+    ? await d1("read job", () => env.DB.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first<JobRow>())
+    : null;
+  if (!row || !canSee(state, row.caller)) {
+    throw new ApiError("job_not_found", `no job '${id.slice(0, 80)}'`);
+  }
+  return row;
 }

@@ -16,16 +16,8 @@ import { logPredictions } from "./log";
 const PREDICTION_LEASE_MS = 2 * 60_000;
 
 /** A `predictions` row. */
-export interface PredictionRow {
-  id: string;
-  model_id: string;
-  model_version: string;
-  status: "queued" | "running" | "done" | "failed";
-  input_key: string;
-  request_id: string | null;
-  n_top: number | null;
-  result: string | null;
-  error: string | null;
+/** The columns async predictions and training jobs share: attempts, owner, times, sweep, idempotency. */
+export interface QueuedWorkColumns {
   attempts: number;
   caller: string | null;
   created_at: number;
@@ -38,6 +30,18 @@ export interface PredictionRow {
   error_code: FailureCode | null;
   idempotency_key: string | null;
   request_hash: string | null;
+}
+
+export interface PredictionRow extends QueuedWorkColumns {
+  id: string;
+  model_id: string;
+  model_version: string;
+  status: "queued" | "running" | "done" | "failed";
+  input_key: string;
+  request_id: string | null;
+  n_top: number | null;
+  result: string | null;
+  error: string | null;
 }
 
 /**

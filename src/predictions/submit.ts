@@ -19,7 +19,10 @@ import { d1 } from "../registry/db";
 import { getManifest, resolveVersion } from "../storage/models";
 import { inputKey, type PredictionInput, type PredictionRow } from "./run";
 
-/** What is submitted: the input, the model (default: the configured one), `n_top`, a request id. */
+/**
+ * What is submitted: the input, the model (default: `DEFAULT_MODEL` for text, `DEFAULT_IMAGE_MODEL`
+ * for an image), `n_top`, a request id.
+ */
 export interface Submission {
   model?: string | undefined;
   version?: string | undefined;
@@ -70,7 +73,8 @@ export async function submitPrediction(
   if (replayed) return replayed;
   const { input } = submission;
   checkInput(state, input);
-  const modelId = submission.model ?? config.DEFAULT_MODEL;
+  const modelId =
+    submission.model ?? (input.image === undefined ? config.DEFAULT_MODEL : config.DEFAULT_IMAGE_MODEL);
   const version = await resolveVersion(env.MODELS, modelId, submission.version, config.ACTIVE_POINTER_TTL_MS);
   const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
   const sent = input.image !== undefined ? "image" : "text";

@@ -8,7 +8,7 @@
  * - Online-learning API (Flask): `POST /sample`, `POST /predict`, `GET /metrics`, bound to
  *   `COMPAT_ONLINE_MODEL`.
  * - Async image service (FastAPI): `POST /inference/image` `{"name", "data"}` → `{"uuid"}`,
- *   `GET /predictions/<uuid>` → `{"prediction": "<top label>"}`, with `COMPAT_IMAGE_MODEL`.
+ *   `GET /predictions/<uuid>` → `{"prediction": "<top label>"}`, with `DEFAULT_IMAGE_MODEL`.
  */
 import { z } from "zod";
 import type { AppRequest, Handler } from "../context";
@@ -163,7 +163,7 @@ export const imageServiceRequestSchema = z.strictObject({
 
 /**
  * `POST /inference/image[/]` `{"name", "data": "<base64 image>"}` → `{"uuid"}`: an async prediction
- * with the configured general image model (`COMPAT_IMAGE_MODEL`); `name` is kept as its request id.
+ * with the configured general image model (`DEFAULT_IMAGE_MODEL`); `name` is kept as its request id.
  */
 export const imageServiceSubmit: Handler = async (request, env) => {
   const { config } = request.state;
@@ -173,7 +173,7 @@ export const imageServiceSubmit: Handler = async (request, env) => {
   );
   request.state.clientRequestId = body.name;
   const { prediction } = await submitPrediction(env, request.state, {
-    model: config.COMPAT_IMAGE_MODEL,
+    model: config.DEFAULT_IMAGE_MODEL,
     input: { image: body.data },
     nTop: 1,
     requestId: body.name,

@@ -25,16 +25,15 @@ const R2_DELETE_MAX = 1000;
  * `ACTIVE_POINTER_TTL_MS` everywhere, at once here), then in one D1 transaction its versions, jobs,
  * async predictions and prediction log rows, then the R2 objects: every version's bytes and
  * manifest (everything under `models/<id>/`), the predictions' inputs and the jobs' inline rows.
- * Datasets under `datasets/` are the caller's and stay. The default model is refused (409
+ * Datasets under `datasets/` are the caller's and stay. A default model (`DEFAULT_MODEL`,
+ * `DEFAULT_IMAGE_MODEL`) is refused (409
  * `model_is_default`), and so is an online model (409 `model_is_online`: its learner would publish
  * the next snapshot again). Re-running a deletion that failed half-way finishes it.
  */
 export async function deleteModel(env: Env, config: Config, id: string): Promise<DeletionReport> {
-  if (id === config.DEFAULT_MODEL) {
-    throw new ApiError(
-      "model_is_default",
-      `'${id}' is the default model (DEFAULT_MODEL) and cannot be deleted`,
-    );
+  if (id === config.DEFAULT_MODEL || id === config.DEFAULT_IMAGE_MODEL) {
+    const setting = id === config.DEFAULT_MODEL ? "DEFAULT_MODEL" : "DEFAULT_IMAGE_MODEL";
+    throw new ApiError("model_is_default", `'${id}' is the default model (${setting}) and cannot be deleted`);
   }
   if (config.ONLINE_MODELS.includes(id)) {
     throw new ApiError(

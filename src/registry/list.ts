@@ -1,5 +1,7 @@
 /** The registry's model list, as `GET /api/v1/models` and the dashboard show it. */
-import { d1, getVersionRows, type VersionRow, type VersionView, versionView } from "./db";
+import { ApiError } from "../errors";
+import type { JobRow } from "../jobs/store";
+import { d1, getModelRow, getVersionRows, type VersionRow, type VersionView, versionView } from "./db";
 import { ensureModelImported, importAllModels } from "./import";
 
 /** One model with its active version's task, labels, metrics and size. */
@@ -72,4 +74,36 @@ export async function modelVersions(env: Env, id: string): Promise<string[]> {
   await ensureModelImported(env, id);
   const rows = await getVersionRows(env.DB, id);
   return rows.filter((r) => r.state === "ready").map((r) => r.version);
+}
+
+/**
+ * Model `id` with every version and its latest 20 jobs (only `owner`'s when given: jobs are their
+ * creator's and admins' to see), as `GET /api/v1/models/:id` shows it; 404 `model_not_found`.
+ */
+export async function modelDetail(env: Env, defaultModel: string, id: string, owner: string | undefined) {
+  await ensureModelImported(env, id);
+  const model = await getModelRow(env.DB, id);
+  if (!model) throw new ApiError("model_not_found", `no model named '${id}'`);
+  const versions = await getVersionRows(env.DB, id);
+  const { results: jobs } = await d1("read jobs", () =>
+    env.DB.prepare(
+      `SELECT id, version, status, created_at FROM jobs WHERE model_id = ?1 AND (?2 IS NULL OR caller = ?2)
+       ORDER BY created_at DESC LIMIT 20`,
+    )
+      .bind(id, owner ?? null)
+      .all<Pick<JobRow, "id" | "version" | "status" | "created_at">>(),
+  );
+  return {
+    id,
+    default: id === defaultModel,
+    active_version: model.active_version,
+    created_at: new Date(model.created_at).toISOString(),
+    updated_at: new Date(model.updated_at).toISOString(),
+    versions: versions.map(versionView),
+    jobs: jobs.map((j) => ({
+      ...j,
+      created_at: new Date(j.created_at).toISOString(),
+      status_url: `/api/v1/jobs/${j.id}`,
+    })),
+  };
 }

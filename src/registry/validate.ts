@@ -7,6 +7,7 @@ import { ApiError } from "../errors";
 import { featurizeBatch } from "../featurizer/text";
 import { sha256Hex } from "../hash";
 import {
+  imageInputDims,
   imageManifestSchema,
   type ModelManifest,
   rawTextManifestSchema,
@@ -149,7 +150,7 @@ async function probe(session: ort.InferenceSession, manifest: ModelManifest): Pr
   if (manifest.kind === "image") {
     const { channels, height, width } = manifest.preprocess;
     rows = PROBE_IMAGES;
-    const dims = [rows, channels, height, width];
+    const dims = imageInputDims(manifest.preprocess, rows);
     feeds = {
       [manifest.inputs.image]: new ort.Tensor(
         "float32",

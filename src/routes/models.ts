@@ -6,14 +6,11 @@ import { z } from "zod";
 import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
-import { sha256Hex } from "../hash";
 import { json, readBodyBytes, readJsonBody, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
-import { kindName } from "../inference/kinds";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
-import type { JobRow } from "../jobs/store";
 import {
   createOnlineModel,
   deleteOnlineModel,
@@ -21,12 +18,9 @@ import {
   onlineModelRequestSchema,
 } from "../online/models";
 import { activateVersion } from "../registry/activate";
-import { d1, getModelRow, getVersionRow, getVersionRows, versionView } from "../registry/db";
 import { deleteModel } from "../registry/delete";
-import { ensureModelImported } from "../registry/import";
-import { listModelSummaries } from "../registry/list";
-import { publishModelVersion } from "../registry/publish";
-import { parseManifest } from "../registry/validate";
+import { listModelSummaries, modelDetail } from "../registry/list";
+import { readModelUpload, uploadModelVersion } from "../registry/upload";
 
 /** Multipart overhead allowed on top of `MAX_MODEL_BYTES` for an upload (manifest, part headers). */
 const UPLOAD_OVERHEAD_BYTES = 256 * 1024;
@@ -42,36 +36,10 @@ export const listModels: Handler = async (request, env) =>
   json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
-export const getModel: Handler = async (request, env) => {
-  const id = modelId(request);
-  await ensureModelImported(env, id);
-  const model = await getModelRow(env.DB, id);
-  if (!model) throw new ApiError("model_not_found", `no model named '${id}'`);
-  const versions = await getVersionRows(env.DB, id);
-  // Jobs are their creator's (and admins') to see, like GET /api/v1/jobs/:id.
-  const owner = ownerScope(request.state);
-  const { results: jobs } = await d1("read jobs", () =>
-    env.DB.prepare(
-      `SELECT id, version, status, created_at FROM jobs WHERE model_id = ?1 AND (?2 IS NULL OR caller = ?2)
-       ORDER BY created_at DESC LIMIT 20`,
-    )
-      .bind(id, owner ?? null)
-      .all<Pick<JobRow, "id" | "version" | "status" | "created_at">>(),
+export const getModel: Handler = async (request, env) =>
+  json(
+    await modelDetail(env, request.state.config.DEFAULT_MODEL, modelId(request), ownerScope(request.state)),
   );
-  return json({
-    id,
-    default: id === request.state.config.DEFAULT_MODEL,
-    active_version: model.active_version,
-    created_at: new Date(model.created_at).toISOString(),
-    updated_at: new Date(model.updated_at).toISOString(),
-    versions: versions.map(versionView),
-    jobs: jobs.map((j) => ({
-      ...j,
-      created_at: new Date(j.created_at).toISOString(),
-      status_url: `/api/v1/jobs/${j.id}`,
-    })),
-  });
-};
 
 /**
  * `PUT /api/v1/models/:id/versions/:version`: uploads a version as `multipart/form-data` with a
@@ -115,74 +83,13 @@ export const putVersion: Handler = async (request, env) => {
         { extensions: { limit_bytes: limit } },
       ),
   );
-  if (raw.byteLength === 0) throw new ApiError("invalid_request", "the upload is empty");
-  let form: FormData;
-  try {
-    form = await new Response(raw, { headers: { "content-type": type } }).formData();
-  } catch (cause) {
-    throw new ApiError("invalid_request", "the body is not valid multipart/form-data", { cause });
-  }
-  // File parts are `File`s at this compatibility date; workers-types still declares `string`.
-  const manifestPart = form.get("manifest") as File | string | null;
-  const modelPart = form.get("model") as File | string | null;
-  if (manifestPart === null || modelPart === null || typeof modelPart === "string") {
-    throw new ApiError(
-      "invalid_request",
-      "the upload needs a 'manifest' part (JSON) and a 'model' file part",
-      {
-        extensions: { errors: [{ path: manifestPart === null ? "manifest" : "model", message: "missing" }] },
-      },
-    );
-  }
-  const bytes = new Uint8Array(await modelPart.arrayBuffer());
-  let given: Record<string, unknown>;
-  try {
-    const text = typeof manifestPart === "string" ? manifestPart : await manifestPart.text();
-    const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-      throw new Error("not an object");
-    given = parsed as Record<string, unknown>;
-  } catch {
-    throw new ApiError("invalid_model", "the 'manifest' part is not a JSON object");
-  }
-  for (const [key, value] of [
-    ["id", id],
-    ["version", version],
-  ] as const) {
-    if (given[key] !== undefined && given[key] !== value) {
-      throw new ApiError(
-        "invalid_model",
-        `manifest ${key} '${String(given[key])}' does not match the URL's '${value}'`,
-      );
-    }
-  }
-  const manifest = parseManifest({
-    sha256: await sha256Hex(bytes),
-    size_bytes: bytes.byteLength,
-    created_at: new Date().toISOString(),
-    metrics: {},
-    ...given,
-    id,
-    version,
-  });
-  await ensureModelImported(env, id);
-  const existed = (await getVersionRow(env.DB, id, version))?.state === "ready";
-  const { memory } = await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
-  request.state.model = { id, version };
-  const model = await getModelRow(env.DB, id);
-  return json(
-    {
-      id,
-      version,
-      sha256: manifest.sha256,
-      size_bytes: manifest.size_bytes,
-      kind: kindName(manifest),
-      active_version: model?.active_version ?? null,
-      ...(memory && { memory }),
-    },
-    existed ? 200 : 201,
-    { location: `/api/v1/models/${id}` },
+  const { existed, ...uploaded } = await uploadModelVersion(
+    env,
+    { id, version, activate },
+    await readModelUpload(raw, type),
   );
+  request.state.model = { id, version };
+  return json(uploaded, existed ? 200 : 201, { location: `/api/v1/models/${id}` });
 };
 
 export const activateSchema = z.strictObject({

@@ -1,0 +1,265 @@
+/**
+ * CLI commands of the prediction and statistics APIs: `predict`, `submit`, `result`, `stats`, and
+ * `dashboard` (a one-time login URL of the dashboard).
+ */
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { type Command, InvalidArgumentError } from "commander";
+import { CliError, Client, EXIT, withConnection } from "./client";
+import type { ConnectionFlags } from "./config";
+import { Progress, printJson, scoreCell, sleep, table, withJson } from "./output";
+
+/** A whole number ≥ 1 (commander argument parser). */
+export function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a whole number ≥ 1");
+  return n;
+}
+
+interface InputFlags {
+  model?: string;
+  version?: string;
+  nTop?: number;
+  image?: string;
+}
+
+/** The body of a predict or submit: `text`, `texts` (several arguments) or `image` (a file, base64). */
+async function predictBody(texts: string[], opts: InputFlags): Promise<Record<string, unknown>> {
+  const common = {
+    ...(opts.model !== undefined && { model: opts.model }),
+    ...(opts.version !== undefined && { version: opts.version }),
+    ...(opts.nTop !== undefined && { n_top: opts.nTop }),
+  };
+  if (opts.image !== undefined) {
+    if (texts.length > 0) throw new CliError("give either --image or text, not both", EXIT.usage);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(opts.image);
+    } catch {
+      throw new CliError(`cannot read ${opts.image}`, EXIT.error);
+    }
+    return { ...common, image: bytes.toString("base64") };
+  }
+  if (texts.length === 0) throw new CliError("give a text to classify (or --image <file>)", EXIT.usage);
+  return texts.length === 1 ? { ...common, text: texts[0] } : { ...common, texts };
+}
+
+type LabelScore = { sentiment_type: string; sentiment_score: number };
+interface PredictAnswer {
+  model?: { id: string; version: string };
+  sentiment?: LabelScore[];
+  results?: { sentiment: LabelScore[] }[];
+  predictions?: { label: string; score: number }[];
+}
+
+/** Human lines of a predict answer (text, batch or image); scores best first. */
+export function formatPrediction(answer: PredictAnswer, texts: string[]): string {
+  const rows = (scores: { label: string; score: number }[]) =>
+    table([...scores].sort((a, b) => b.score - a.score).map((s) => [`  ${s.label}`, scoreCell(s.score)]));
+  const fromSentiment = (s: LabelScore[]) =>
+    s.map((x) => ({ label: x.sentiment_type, score: x.sentiment_score }));
+  const lines = [`model ${answer.model?.id ?? "?"}@${answer.model?.version ?? "?"}`];
+  if (answer.predictions) lines.push(rows(answer.predictions));
+  else if (answer.sentiment) lines.push(rows(fromSentiment(answer.sentiment)));
+  else {
+    (answer.results ?? []).forEach((r, i) => {
+      const text = texts[i] ?? "";
+      lines.push(`${JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text)}`);
+      lines.push(rows(fromSentiment(r.sentiment)));
+    });
+  }
+  return lines.join("\n");
+}
+
+interface PredictionStatus {
+  id: string;
+  status: "queued" | "running" | "done" | "failed";
+  result?: PredictAnswer;
+  error?: string;
+  model: { id: string; version: string };
+}
+
+/** Polls an async prediction until it is done or failed (or `timeoutS` passes). */
+async function waitForPrediction(client: Client, id: string, timeoutS: number): Promise<PredictionStatus> {
+  const progress = new Progress();
+  const deadline = Date.now() + timeoutS * 1000;
+  for (let delay = 200; ; delay = Math.min(delay * 1.5, 2000)) {
+    const { body } = await client.request<PredictionStatus>(
+      "GET",
+      `/api/v1/predictions/${encodeURIComponent(id)}`,
+    );
+    if (body.status === "done" || body.status === "failed") {
+      progress.done("");
+      return body;
+    }
+    if (Date.now() > deadline) {
+      progress.done("");
+      throw new CliError(`prediction ${id} is still ${body.status} after ${timeoutS} s`, EXIT.error);
+    }
+    progress.update(`prediction ${id}: ${body.status}…`);
+    await sleep(delay);
+  }
+}
+
+/** Prints a finished prediction; a failed one exits `EXIT.failed`. */
+function reportPrediction(status: PredictionStatus, json: boolean | undefined): void {
+  if (json) printJson(status);
+  else if (status.status === "done" && status.result) {
+    console.log(formatPrediction({ model: status.model, ...status.result }, []));
+  } else console.log(`prediction ${status.id}: ${status.status}${status.error ? ` (${status.error})` : ""}`);
+  if (status.status === "failed") {
+    throw new CliError(`prediction ${status.id} failed: ${status.error ?? "no reason given"}`, EXIT.failed);
+  }
+}
+
+/** What `GET /api/v1/statistics?api=` answers (the parts printed). */
+interface ApiStatistics {
+  api: string;
+  "number of calls in current minute": number;
+  per_minute: number[];
+  per_hour: number[];
+  status: Record<string, number>;
+  avg_latency_ms: number | null;
+  callers_current_minute: { caller: string; calls: number }[];
+}
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/** One row per API: calls this minute, last hour, last 24 h, status classes, mean latency. */
+export function statisticsTable(apis: ApiStatistics[]): string {
+  return table([
+    ["api", "this minute", "last 60 min", "last 24 h", "2xx", "4xx", "5xx", "avg ms"],
+    ...apis.map((a) => [
+      a.api,
+      String(a["number of calls in current minute"]),
+      String(sum(a.per_minute)),
+      String(sum(a.per_hour)),
+      String(a.status["2xx"] ?? 0),
+      String(a.status["4xx"] ?? 0),
+      String(a.status["5xx"] ?? 0),
+      a.avg_latency_ms === null ? "-" : a.avg_latency_ms.toFixed(1),
+    ]),
+  ]);
+}
+
+/** Registers `predict`, `submit`, `result`, `stats` and `dashboard`. */
+export function registerApiCommands(program: Command): void {
+  const inputOptions = (cmd: Command) =>
+    cmd
+      .argument("[text...]", "text(s) to classify; several make one batch request")
+      .option("--image <file>", "classify a PNG or JPEG with an image model (e.g. --model digits)")
+      .option("--model <id>", "model id (default: the service's DEFAULT_MODEL)")
+      .option("--version <version>", "a specific model version (default: the active one)")
+      .option("--n-top <k>", "only the k best labels", positive);
+
+  withJson(withConnection(inputOptions(program.command("predict"))))
+    .description("classify text(s) or an image now (POST /api/v1/predict)")
+    .action(async (texts: string[], opts: ConnectionFlags & InputFlags & { json?: boolean }) => {
+      const body = await predictBody(texts, opts);
+      const client = await Client.create(opts);
+      const { body: answer } = await client.request<PredictAnswer>("POST", "/api/v1/predict", { json: body });
+      if (opts.json) printJson(answer);
+      else console.log(formatPrediction(answer, texts));
+    });
+
+  withJson(withConnection(inputOptions(program.command("submit"))))
+    .description("queue an async prediction (POST /api/v1/predictions) and print its id")
+    .option("--wait", "wait for the result and print it")
+    .option("--timeout <s>", "with --wait: give up after this many seconds", positive, 120)
+    .action(
+      async (
+        texts: string[],
+        opts: ConnectionFlags & InputFlags & { json?: boolean; wait?: boolean; timeout: number },
+      ) => {
+        const body = await predictBody(texts, opts);
+        const client = await Client.create(opts);
+        const { body: queued } = await client.request<{ id: string; status: string; status_url: string }>(
+          "POST",
+          "/api/v1/predictions",
+          { json: body },
+        );
+        if (!opts.wait) {
+          if (opts.json) printJson(queued);
+          else
+            console.log(`${queued.id}\n(${queued.status}; \`edge-inference result ${queued.id}\` shows it)`);
+          return;
+        }
+        reportPrediction(await waitForPrediction(client, queued.id, opts.timeout), opts.json);
+      },
+    );
+
+  withJson(withConnection(program.command("result")))
+    .description("status or result of an async prediction (GET /api/v1/predictions/:id)")
+    .argument("<id>", "the id `submit` printed")
+    .option("--wait", "wait until it is done or failed")
+    .option("--timeout <s>", "with --wait: give up after this many seconds", positive, 120)
+    .action(
+      async (id: string, opts: ConnectionFlags & { json?: boolean; wait?: boolean; timeout: number }) => {
+        const client = await Client.create(opts);
+        const status = opts.wait
+          ? await waitForPrediction(client, id, opts.timeout)
+          : (await client.request<PredictionStatus>("GET", `/api/v1/predictions/${encodeURIComponent(id)}`))
+              .body;
+        if (status.status === "queued" || status.status === "running") {
+          if (opts.json) printJson(status);
+          else console.log(`prediction ${status.id}: ${status.status}`);
+          return;
+        }
+        reportPrediction(status, opts.json);
+      },
+    );
+
+  withJson(withConnection(program.command("stats")))
+    .description("call statistics per API (GET /api/v1/statistics)")
+    .option("--api <name>", "one API (e.g. predict), with its callers this minute")
+    .action(async (opts: ConnectionFlags & { json?: boolean; api?: string }) => {
+      const client = await Client.create(opts);
+      if (opts.api !== undefined) {
+        const { body } = await client.request<ApiStatistics>("GET", "/api/v1/statistics", {
+          query: { api: opts.api },
+        });
+        if (opts.json) return printJson(body);
+        console.log(statisticsTable([body]));
+        if (body.callers_current_minute.length > 0) {
+          console.log(
+            `\ncallers this minute:\n${table(body.callers_current_minute.map((c) => [`  ${c.caller}`, String(c.calls)]))}`,
+          );
+        }
+        return;
+      }
+      const { body } = await client.request<{ as_of: string; apis: ApiStatistics[] }>(
+        "GET",
+        "/api/v1/statistics",
+      );
+      if (opts.json) return printJson(body);
+      console.log(`as of ${body.as_of}\n${statisticsTable(body.apis)}`);
+    });
+
+  withJson(withConnection(program.command("dashboard")))
+    .description("print a one-time login URL of the dashboard (POST /api/v1/dashboard/login)")
+    .option("--open", "open it in the browser (xdg-open)")
+    .action(async (opts: ConnectionFlags & { json?: boolean; open?: boolean }) => {
+      const client = await Client.create(opts);
+      const res = await client.fetch("POST", "/api/v1/dashboard/login");
+      if (res.status === 404) {
+        const error = await client.failure(res);
+        if (error.problem?.code === "route_not_found") {
+          throw new CliError(
+            `${client.connection.url} has no dashboard (POST /api/v1/dashboard/login answered 404 route_not_found): this version of the service does not serve one`,
+            EXIT.notFound,
+            error.problem,
+          );
+        }
+        throw error;
+      }
+      if (!res.ok) throw await client.failure(res);
+      const login = (await res.json()) as { url: string; expires_at: string };
+      if (opts.json) printJson(login);
+      else console.log(`${login.url}\n(one-time link, valid until ${login.expires_at})`);
+      if (opts.open) {
+        spawn("xdg-open", [login.url], { stdio: "ignore", detached: true })
+          .on("error", () => console.error("could not run xdg-open; open the URL yourself"))
+          .unref();
+      }
+    });
+}

@@ -1,0 +1,353 @@
+/**
+ * Every CLI command against a real local service (cli/test/service.ts): the built bundle run as a
+ * child process, the Worker in workerd with its real bindings, real models and real signed tokens.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { encode } from "fast-png";
+import { decodeJwt, decodeProtectedHeader } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT } from "../client";
+import { ISSUER, ROOT, startService, type TestService } from "./service";
+
+let service: TestService;
+
+beforeAll(async () => {
+  service = await startService(8863);
+});
+
+afterAll(async () => {
+  await service?.stop();
+});
+
+/** Runs the CLI and expects exit 0; returns stdout. */
+async function ok(args: string[], env?: Record<string, string>): Promise<string> {
+  const run = await service.cli(args, env);
+  expect(run.stderr + run.stdout, `exit ${run.code}`).toBeDefined();
+  if (run.code !== 0) throw new Error(`edge-inference ${args.join(" ")} exited ${run.code}: ${run.stderr}`);
+  return run.stdout;
+}
+
+describe("token", () => {
+  it("prints a token of the configured issuer and key, with no flags", async () => {
+    const token = (await ok(["token"])).trim();
+    expect(decodeProtectedHeader(token)).toMatchObject({ alg: "ES256", kid: service.kid });
+    expect(decodeJwt(token)).toMatchObject({ iss: ISSUER, aud: "edge-inference" });
+  });
+
+  it("takes --aud and --ttl", async () => {
+    const claims = decodeJwt((await ok(["token", "--aud", "a,b", "--ttl", "120"])).trim());
+    expect(claims.aud).toEqual(["a", "b"]);
+    expect((claims.exp ?? 0) - (claims.iat ?? 0)).toBe(120);
+  });
+});
+
+describe("predict", () => {
+  it("classifies one text (human output: model and labels, best first)", async () => {
+    const out = await ok(["predict", "you are a wonderful person"]);
+    expect(out).toMatch(/^model toxicity@\S+/);
+    expect(out).toMatch(/\d\.\d{4} \[/);
+  });
+
+  it("--json, --n-top and a batch of several texts", async () => {
+    const one = JSON.parse(await ok(["predict", "hello there", "--n-top", "1", "--json"]));
+    expect(one.sentiment).toHaveLength(1);
+    const batch = JSON.parse(await ok(["predict", "first text", "second text", "--model", "spam", "--json"]));
+    expect(batch.results).toHaveLength(2);
+    expect(batch.model.id).toBe("spam");
+  });
+
+  it("--image classifies a PNG with the digits model", async () => {
+    const file = path.join(service.dir, "digit.png");
+    const data = new Uint8Array(28 * 28);
+    for (let y = 4; y < 24; y++) data[y * 28 + 14] = 255; // a vertical stroke
+    await writeFile(file, encode({ width: 28, height: 28, data, channels: 1, depth: 8 }));
+    const answer = JSON.parse(await ok(["predict", "--image", file, "--model", "digits", "--json"]));
+    expect(answer.model.id).toBe("digits");
+    expect(answer.predictions.length).toBeGreaterThan(0);
+  });
+
+  it("an unknown model exits 5 with the problem's code and detail", async () => {
+    const run = await service.cli(["predict", "hi", "--model", "no-such-model"]);
+    expect(run.code).toBe(EXIT.notFound);
+    expect(run.stderr).toMatch(/404 model_not_found: .*no-such-model/);
+  });
+
+  it("--json prints the problem document of a failure on stdout", async () => {
+    const run = await service.cli(["predict", "hi", "--model", "no-such-model", "--json"]);
+    expect(run.code).toBe(EXIT.notFound);
+    expect(JSON.parse(run.stdout)).toMatchObject({ status: 404, code: "model_not_found" });
+  });
+
+  it("a refused request exits 6 (validation)", async () => {
+    const run = await service.cli(["predict", "hi", "--n-top", "5000"]);
+    expect(run.code).toBe(EXIT.rejected);
+    expect(run.stderr).toContain("400 invalid_request");
+  });
+
+  it("bad usage exits 2", async () => {
+    expect((await service.cli(["predict", "hi", "--no-such-flag"])).code).toBe(EXIT.usage);
+    expect((await service.cli(["predict"])).code).toBe(EXIT.usage);
+  });
+});
+
+describe("connection", () => {
+  it("--url overrides the config file; an unreachable service exits 3 and says where the URL came from", async () => {
+    const run = await service.cli(["predict", "hi", "--url", "http://127.0.0.1:8869"]);
+    expect(run.code).toBe(EXIT.unreachable);
+    expect(run.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:8869 .*--url/);
+  });
+
+  it("EDGE_INFERENCE_URL overrides the config file", async () => {
+    const run = await service.cli(["stats"], { EDGE_INFERENCE_URL: "http://127.0.0.1:8869" });
+    expect(run.code).toBe(EXIT.unreachable);
+    expect(run.stderr).toContain("EDGE_INFERENCE_URL");
+  });
+
+  it("a server that does not know the key: exit 4 and a hint about the server", async () => {
+    const dir = path.join(service.dir, "other-keys");
+    await ok([
+      "keys",
+      "generate",
+      "--issuer",
+      ISSUER,
+      "--kid",
+      `${ISSUER}/unknown`,
+      "--dir",
+      dir,
+      "--no-upload",
+    ]);
+    expect(existsSync(path.join(dir, ISSUER, "unknown.pem"))).toBe(true);
+    const run = await service.cli([
+      "predict",
+      "hi",
+      "--key",
+      path.join(dir, ISSUER, "unknown.pem"),
+      "--kid",
+      `${ISSUER}/unknown`,
+    ]);
+    expect(run.code).toBe(EXIT.auth);
+    expect(run.stderr).toContain("401 invalid_token");
+    expect(run.stderr).toMatch(/hint: the service at .* does not know key/);
+  });
+});
+
+describe("async predictions", () => {
+  it("submit prints an id; result --wait prints the result", async () => {
+    const id = (await ok(["submit", "queued text", "--model", "sentiment"])).split("\n")[0] as string;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const status = JSON.parse(await ok(["result", id, "--wait", "--json"]));
+    expect(status).toMatchObject({ id, status: "done", model: { id: "sentiment" } });
+    expect(status.result.sentiment.length).toBeGreaterThan(0);
+  });
+
+  it("submit --wait prints the labels", async () => {
+    expect(await ok(["submit", "another queued text", "--wait"])).toMatch(/^model toxicity@/);
+  });
+
+  it("result of an unknown id exits 5", async () => {
+    const run = await service.cli(["result", "00000000-0000-4000-8000-000000000000"]);
+    expect(run.code).toBe(EXIT.notFound);
+    expect(run.stderr).toContain("prediction_not_found");
+  });
+});
+
+describe("stats", () => {
+  it("a table of every API, and one API as JSON", async () => {
+    await ok(["predict", "count me"]);
+    const table = await ok(["stats"]);
+    expect(table).toMatch(/^api\s+this minute/m);
+    expect(table).toMatch(/^predict\s+\d+/m);
+    const one = JSON.parse(await ok(["stats", "--api", "predict", "--json"]));
+    expect(one.api).toBe("predict");
+    expect(one.status["2xx"]).toBeGreaterThan(0);
+    const unknown = await service.cli(["stats", "--api", "nope"]);
+    expect(unknown.code).toBe(EXIT.notFound);
+    expect(unknown.stderr).toContain("api_not_found");
+  });
+});
+
+describe("models", () => {
+  it("list and show", async () => {
+    expect(await ok(["models", "list"])).toMatch(/^toxicity \(default\)\s+\S+/m);
+    const listed = JSON.parse(await ok(["models", "list", "--json"]));
+    expect(listed.models.map((m: { id: string }) => m.id)).toContain("spam");
+    expect(await ok(["models", "show", "spam"])).toMatch(/^model spam\s+active version \S+/);
+  });
+
+  it("upload, activate, delete", async () => {
+    const dir = path.join(ROOT, "models", "spam");
+    expect(await ok(["models", "upload", "cli-copy", "1", "--dir", dir, "--activate"])).toMatch(
+      /^uploaded cli-copy@1 .*active version 1$/m,
+    );
+    expect(await ok(["models", "upload", "cli-copy", "2", "--dir", dir])).toContain("cli-copy@2");
+    expect(await ok(["models", "activate", "cli-copy", "2"])).toMatch(/active version 2 \(was 1\)/);
+    const shown = JSON.parse(await ok(["models", "show", "cli-copy", "--json"]));
+    expect(shown.active_version).toBe("2");
+    const unconfirmed = await service.cli(["models", "delete", "cli-copy"]);
+    expect(unconfirmed.code).toBe(EXIT.usage);
+    expect(await ok(["models", "delete", "cli-copy", "--yes"])).toMatch(/^deleted cli-copy: 2 versions/);
+    expect((await service.cli(["models", "show", "cli-copy"])).code).toBe(EXIT.notFound);
+  });
+
+  it("a bad upload exits 6 with the service's reason", async () => {
+    const run = await service.cli([
+      "models",
+      "upload",
+      "cli-bad",
+      "1",
+      "--onnx",
+      path.join(ROOT, "models", "spam", "manifest.json"),
+      "--manifest",
+      path.join(ROOT, "models", "spam", "manifest.json"),
+    ]);
+    expect(run.code).toBe(EXIT.rejected);
+    expect(run.stderr).toContain("invalid_model");
+  });
+});
+
+describe("train", () => {
+  it("creates a job from a CSV and follows it to the trained version", async () => {
+    const file = path.join(service.dir, "train.csv");
+    const words = ["great", "fine", "good", "awful", "bad", "poor"];
+    const rows = Array.from({ length: 60 }, (_, i) => {
+      const positive = i % 2 === 0;
+      return `"${words[(i % 3) + (positive ? 0 : 3)]} item number ${i}",${positive ? "pos" : "neg"}`;
+    });
+    await writeFile(file, `text,label\n${rows.join("\n")}\n`);
+    const run = await service.cli([
+      "train",
+      "cli-trained",
+      "--task",
+      "binary",
+      "--data",
+      file,
+      "--text-field",
+      "text",
+      "--label-field",
+      "label",
+      "--interval",
+      "300",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/job [0-9a-f-]{36}: training cli-trained@1/);
+    expect(run.stderr).toMatch(/\[#{24}\] 100%\s+succeeded/);
+    expect(run.stdout).toMatch(/^trained cli-trained@1/);
+    expect(JSON.parse(await ok(["models", "show", "cli-trained", "--json"])).active_version).toBe("1");
+  });
+
+  it("--no-follow prints the job id; job <id> --follow follows it", async () => {
+    const file = path.join(service.dir, "train.csv");
+    const args = ["train", "cli-trained", "--task", "binary", "--data", file, "--text-field", "text"];
+    const out = await ok([...args, "--label-field", "label", "--force-update", "--no-follow"]);
+    const id = out.split("\n")[0] as string;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await ok(["job", id, "--follow", "--interval", "300"])).toMatch(
+      new RegExp(`^job ${id}: cli-trained@2 succeeded \\(done, 100%\\)`),
+    );
+    expect(JSON.parse(await ok(["job", id, "--json"])).status).toBe("succeeded");
+  });
+
+  it("a second job for the same model without --force-update is refused (exit 6, model_exists)", async () => {
+    const file = path.join(service.dir, "train.csv");
+    const args = ["train", "cli-trained", "--task", "binary", "--data", file, "--text-field", "text"];
+    const run = await service.cli([...args, "--label-field", "label"]);
+    expect(run.code).toBe(EXIT.rejected);
+    expect(run.stderr).toContain("409 model_exists");
+  });
+});
+
+describe("datasets", () => {
+  it("upload (validated), list, train from it, delete", async () => {
+    const file = path.join(service.dir, "reviews.csv");
+    const rows = Array.from(
+      { length: 40 },
+      (_, i) => `"${i % 2 ? "great" : "awful"} thing ${i}",${i % 2 ? "pos" : "neg"}`,
+    );
+    await writeFile(file, `text,label\n${rows.join("\n")}\n`);
+    expect(await ok(["datasets", "upload", file, "--columns", "text,label"])).toMatch(
+      /^uploaded reviews\.csv: 40 rows, columns text, label; train with --r2-key datasets\/reviews\.csv$/m,
+    );
+    expect(await ok(["datasets", "list"])).toMatch(/^reviews\.csv\s+csv\s+\d+ KiB/m);
+    const missing = await service.cli([
+      "datasets",
+      "upload",
+      file,
+      "--name",
+      "other.csv",
+      "--columns",
+      "target",
+    ]);
+    expect(missing.code).toBe(EXIT.rejected);
+    expect(missing.stderr).toContain("422 invalid_dataset: the CSV header has no column 'target'");
+    const exists = await service.cli(["datasets", "upload", file]);
+    expect(exists.code).toBe(EXIT.rejected);
+    expect(exists.stderr).toContain("409 dataset_exists");
+    const trained = await service.cli([
+      "train",
+      "cli-from-dataset",
+      "--task",
+      "binary",
+      "--r2-key",
+      "datasets/reviews.csv",
+      "--text-field",
+      "text",
+      "--label-field",
+      "label",
+      "--interval",
+      "300",
+    ]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(trained.stdout).toMatch(/^trained cli-from-dataset@1/);
+    expect(await ok(["datasets", "delete", "reviews.csv", "--yes"])).toBe("deleted reviews.csv\n");
+    expect((await service.cli(["datasets", "delete", "reviews.csv", "--yes"])).code).toBe(EXIT.notFound);
+  });
+});
+
+describe("online", () => {
+  it("stream, metrics, predict", async () => {
+    const file = path.join(service.dir, "bank.csv");
+    const header =
+      ",CompanyId,BankEntryDate,BankEntryText,BankEntryAmount,AccountName,AccountNumber,AccountTypeName";
+    const rows = Array.from({ length: 30 }, (_, i) => {
+      const [text, account] = i % 3 === 0 ? ["rent", "Rent,4000"] : ["food", "Food,5000"];
+      return `${i},c${i % 2},2024-01-${10 + (i % 20)},payment ${text} ${i},${10 + i},${account},Expense`;
+    });
+    await writeFile(file, `${header}\n${rows.join("\n")}\n`);
+    const streamed = await ok(["online", "stream", "--file", file, "--batch", "10"]);
+    expect(streamed).toContain("streamed 30 rows (data rows 0..29); next --from-row 30");
+    const metrics = JSON.parse(await ok(["online", "metrics", "--json"]));
+    expect(metrics.samples_total).toBe(30);
+    const sample = JSON.stringify({
+      CompanyId: "c0",
+      BankEntryText: "payment rent 99",
+      BankEntryAmount: "12",
+    });
+    const answer = JSON.parse(
+      await ok(["online", "predict", "--sample", sample, "--source", "learner", "--json"]),
+    );
+    expect(JSON.stringify(answer)).toMatch(/4000|5000/);
+  });
+});
+
+describe("dashboard", () => {
+  // The route is another branch's work: until it is merged the command must report its absence.
+  const hasRoute = readFileSync(path.join(ROOT, "src", "router.ts"), "utf8").includes(
+    "/api/v1/dashboard/login",
+  );
+
+  it.skipIf(hasRoute)("reports clearly that this service has no dashboard route (404, exit 5)", async () => {
+    const run = await service.cli(["dashboard"]);
+    expect(run.code).toBe(EXIT.notFound);
+    expect(run.stderr).toMatch(/has no dashboard .*404 route_not_found/);
+  });
+
+  it.runIf(hasRoute)("prints the one-time login URL and its expiry", async () => {
+    const login = JSON.parse(await ok(["dashboard", "--json"]));
+    expect(new URL(login.url).protocol).toMatch(/^https?:$/);
+    expect(Number.isNaN(Date.parse(login.expires_at))).toBe(false);
+    const out = await ok(["dashboard"]);
+    expect(out).toMatch(/^https?:\/\/\S+\n\(one-time link, valid until \S+\)\n$/);
+  });
+});

@@ -1,0 +1,652 @@
+/**
+ * Keras models in TF.js "layers" format (a `model.json`: Keras topology + weights manifest, and the
+ * binary weight shards) → an `ImageGraph` that `src/onnx/export.ts` writes as ONNX. Runtime-agnostic
+ * (no `fs`): `scripts/import-keras.ts` reads the files, the tests can convert in workerd.
+ *
+ * Scope: feed-forward image classifiers with one 4-D input (`channels_last`) and one softmax
+ * output — what Keras MobileNet-style models use. Layers:
+ *   InputLayer; Conv2D, DepthwiseConv2D (`valid`/`same`, strides, dilations, bias, activation);
+ *   BatchNormalization (folded into the conv/dense before it when that is its only consumer,
+ *   otherwise a per-channel multiply-add); ReLU (`max_value` → Clip, `negative_slope` → LeakyRelu),
+ *   Activation, Softmax; ZeroPadding2D (merged into the next conv's pads when it is the only
+ *   consumer); Add; Concatenate (channel axis); AveragePooling2D, MaxPooling2D,
+ *   GlobalAveragePooling2D; Dense (on 2-D values); Flatten;
+ *   Reshape (only reshapes that do not move data: `[C]` ↔ `[1, 1, C]`); Dropout (identity).
+ * Any other layer is refused, all unknown layers named in one error, before any conversion work.
+ *
+ * Layouts: Keras is NHWC with kernels `[kh, kw, in, out]` (depthwise `[kh, kw, in, multiplier]`),
+ * dense `[in, units]`; the graph is NCHW with ONNX kernels `[out, in / group, kh, kw]` and Gemm
+ * weights `[units, in]`. A 4-D value is flattened in Keras's H, W, C order (a transpose to NHWC
+ * first unless it is 1 × 1).
+ */
+
+import type { GraphOp, ImageGraph } from "../onnx/export";
+
+/** One weight's entry in a TF.js weights manifest. */
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+  dtype: "float32" | "int32";
+  /** TF.js weight quantization: stored as uint8/uint16 `q` meaning `q · scale + min`, or float16. */
+  quantization?: { dtype: "uint8" | "uint16" | "float16"; min?: number; scale?: number };
+}
+
+/** The parsed `model.json` of a TF.js layers model (the fields used here). */
+export interface LayersModelJson {
+  modelTopology: unknown;
+  weightsManifest: { paths: string[]; weights: WeightSpec[] }[];
+}
+
+/** A weight decoded to float32 values. */
+export interface Weight {
+  shape: number[];
+  values: Float32Array;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
+}
+
+/**
+ * Decodes the concatenated weight shards (`data`, in manifest order) into float32 values per weight
+ * name, as TF.js does: uint8/uint16 quantized weights become `q · scale + min` (in float32).
+ */
+export function decodeWeights(specs: readonly WeightSpec[], data: Uint8Array): Map<string, Weight> {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Map<string, Weight>();
+  let offset = 0;
+  for (const spec of specs) {
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    const q = spec.quantization;
+    const bytesPer = q ? (q.dtype === "uint8" ? 1 : 2) : 4;
+    if (offset + size * bytesPer > data.byteLength) {
+      throw new Error(
+        `weight '${spec.name}' runs past the end of the weight data (${data.byteLength} bytes)`,
+      );
+    }
+    const values = new Float32Array(size);
+    for (let i = 0; i < size; i++) {
+      const at = offset + i * bytesPer;
+      if (!q) {
+        values[i] = spec.dtype === "int32" ? view.getInt32(at, true) : view.getFloat32(at, true);
+      } else if (q.dtype === "float16") {
+        values[i] = halfToFloat(view.getUint16(at, true));
+      } else {
+        const raw = q.dtype === "uint8" ? view.getUint8(at) : view.getUint16(at, true);
+        values[i] = raw * (q.scale ?? 1) + (q.min ?? 0);
+      }
+    }
+    out.set(spec.name, { shape: spec.shape, values });
+    offset += size * bytesPer;
+  }
+  if (offset !== data.byteLength) {
+    throw new Error(`the weights manifest describes ${offset} bytes but the shards hold ${data.byteLength}`);
+  }
+  return out;
+}
+
+interface KerasLayer {
+  name: string;
+  class_name: string;
+  config: Record<string, unknown>;
+  inbound: string[];
+}
+
+/** Layer classes this importer converts. */
+export const SUPPORTED_LAYERS = [
+  "InputLayer",
+  "Conv2D",
+  "DepthwiseConv2D",
+  "BatchNormalization",
+  "ReLU",
+  "Activation",
+  "Softmax",
+  "ZeroPadding2D",
+  "Add",
+  "Concatenate",
+  "AveragePooling2D",
+  "MaxPooling2D",
+  "GlobalAveragePooling2D",
+  "Dense",
+  "Flatten",
+  "Reshape",
+  "Dropout",
+] as const;
+
+function record(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`${what} is not an object`);
+  return v as Record<string, unknown>;
+}
+
+/** The layers of a Keras `Model`/`Functional` or `Sequential` topology, each with its input layers. */
+function parseTopology(topology: unknown): { layers: KerasLayer[]; inputs: string[]; outputs: string[] } {
+  const top = record(topology, "modelTopology");
+  const modelConfig = record(top.model_config ?? top, "model_config");
+  const className = modelConfig.class_name;
+  const config = record(modelConfig.config, "model_config.config");
+  const rawLayers = (Array.isArray(config) ? config : config.layers) as unknown;
+  if (!Array.isArray(rawLayers)) throw new Error("the topology has no layers");
+  if (className === "Sequential") {
+    const layers: KerasLayer[] = [];
+    let prev: string | undefined;
+    rawLayers.forEach((raw, i) => {
+      const l = record(raw, `layer ${i}`);
+      const cfg = record(l.config ?? {}, `layer ${i} config`);
+      const name = String(cfg.name ?? `layer_${i}`);
+      if (prev === undefined && l.class_name !== "InputLayer") {
+        // A Sequential model declares its input on the first layer.
+        const shape = cfg.batch_input_shape;
+        if (!Array.isArray(shape))
+          throw new Error("a Sequential model needs batch_input_shape on its first layer");
+        layers.push({
+          name: "input",
+          class_name: "InputLayer",
+          config: { batch_input_shape: shape },
+          inbound: [],
+        });
+        prev = "input";
+      }
+      layers.push({ name, class_name: String(l.class_name), config: cfg, inbound: prev ? [prev] : [] });
+      prev = name;
+    });
+    const first = layers[0]?.name;
+    if (!first || !prev) throw new Error("the model has no layers");
+    return { layers, inputs: [first], outputs: [prev] };
+  }
+  if (className !== "Model" && className !== "Functional") {
+    throw new Error(`unsupported model class '${String(className)}' (Model, Functional or Sequential)`);
+  }
+  const layers = rawLayers.map((raw, i): KerasLayer => {
+    const l = record(raw, `layer ${i}`);
+    const nodes = (l.inbound_nodes ?? []) as unknown;
+    if (!Array.isArray(nodes) || nodes.length > 1) {
+      throw new Error(`layer '${String(l.name)}' is called more than once (shared layers are not supported)`);
+    }
+    const inbound = ((nodes[0] ?? []) as unknown[]).map((ref) => {
+      if (!Array.isArray(ref) || typeof ref[0] !== "string" || ref[1] !== 0 || ref[2] !== 0) {
+        throw new Error(`layer '${String(l.name)}': unsupported inbound node format`);
+      }
+      return ref[0];
+    });
+    return {
+      name: String(l.name),
+      class_name: String(l.class_name),
+      config: record(l.config, "config"),
+      inbound,
+    };
+  });
+  const names = (key: string): string[] =>
+    ((config[key] ?? []) as unknown[]).map((ref) => (Array.isArray(ref) ? String(ref[0]) : String(ref)));
+  return { layers, inputs: names("input_layers"), outputs: names("output_layers") };
+}
+
+/** Shape of a value without the batch axis: `[H, W, C]` (Keras order) or `[C]`. */
+type Shape = [number, number, number] | [number];
+
+function pair(v: unknown, what: string): [number, number] {
+  if (typeof v === "number") return [v, v];
+  if (Array.isArray(v) && v.length === 2 && v.every((n) => Number.isInteger(n))) return [v[0], v[1]];
+  throw new Error(`${what} must be an integer or a pair of integers`);
+}
+
+/** TF's `same` padding: output `ceil(in / stride)`, the odd pixel of padding at the end. */
+function samePads(size: number, k: number, stride: number, dilation: number): [number, number, number] {
+  const out = Math.ceil(size / stride);
+  const total = Math.max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0);
+  const before = Math.floor(total / 2);
+  return [before, total - before, out];
+}
+
+function windowOut(size: number, k: number, stride: number, dilation: number, pads: number): number {
+  return Math.floor((size + pads - dilation * (k - 1) - 1) / stride) + 1;
+}
+
+/** What `kerasToImageGraph` returns: the graph and a summary of the converted layers. */
+export interface ConvertedModel {
+  graph: ImageGraph;
+  /** Layer counts by Keras class. */
+  layerCounts: Record<string, number>;
+  /** Parameters after folding (float values written to ONNX). */
+  parameters: number;
+}
+
+/**
+ * Converts a TF.js layers model (parsed `model.json` + its concatenated weight shards) into an
+ * `ImageGraph` with input layout `layout` (NHWC keeps Keras's own input; the graph transposes).
+ * Throws an `Error` naming the problem: unknown layers (all of them), unsupported configurations,
+ * missing weights, a non-softmax output.
+ */
+export function kerasToImageGraph(
+  model: LayersModelJson,
+  weightData: Uint8Array,
+  options: { labels: string[]; layout?: "NHWC" | "NCHW" },
+): ConvertedModel {
+  const { layers, inputs, outputs } = parseTopology(model.modelTopology);
+  const unknown = layers.filter((l) => !(SUPPORTED_LAYERS as readonly string[]).includes(l.class_name));
+  if (unknown.length > 0) {
+    throw new Error(
+      `unsupported Keras layers: ${unknown.map((l) => `${l.class_name} ('${l.name}')`).join(", ")}; ` +
+        `supported: ${SUPPORTED_LAYERS.join(", ")}`,
+    );
+  }
+  if (inputs.length !== 1 || outputs.length !== 1) {
+    throw new Error(
+      `the model must have one input and one output (has ${inputs.length} and ${outputs.length})`,
+    );
+  }
+  const weights = decodeWeights(
+    model.weightsManifest.flatMap((g) => g.weights),
+    weightData,
+  );
+  const used = new Set<string>();
+  const weight = (layer: KerasLayer, name: string, size: number): Float32Array => {
+    const key = `${layer.name}/${name}`;
+    const w = weights.get(key);
+    if (!w) throw new Error(`layer '${layer.name}' (${layer.class_name}): weight '${key}' is missing`);
+    if (w.values.length !== size) {
+      throw new Error(`weight '${key}' has ${w.values.length} values, expected ${size} (shape ${w.shape})`);
+    }
+    used.add(key);
+    return w.values;
+  };
+
+  const consumers = new Map<string, number>();
+  for (const l of layers) for (const i of l.inbound) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  const byName = new Map(layers.map((l) => [l.name, l]));
+
+  const ops: GraphOp[] = [];
+  const shapes = new Map<string, Shape>();
+  /** Layer name → the graph value holding its output (identity layers alias their input). */
+  const values = new Map<string, string>();
+  /** ZeroPadding2D outputs not materialised yet: a conv reading them takes the pads itself. */
+  const pendingPads = new Map<string, { source: string; pads: [number, number, number, number] }>();
+  /** The op that wrote a value (to fold a following BatchNormalization into it). */
+  const producers = new Map<string, GraphOp>();
+  const layerCounts: Record<string, number> = {};
+
+  const inputName = inputs[0] as string;
+  const inputLayer = byName.get(inputName);
+  const batchShape = inputLayer?.config.batch_input_shape;
+  if (!Array.isArray(batchShape) || batchShape.length !== 4 || !batchShape.slice(1).every(Number.isInteger)) {
+    throw new Error("the input must be a fixed-size image batch [null, height, width, channels]");
+  }
+  const [, height, width, channels] = batchShape as [unknown, number, number, number];
+
+  const push = (op: GraphOp): void => {
+    ops.push(op);
+    producers.set(op.output, op);
+  };
+  const inputValue = (layer: KerasLayer, i = 0): string => {
+    const from = layer.inbound[i];
+    if (from === undefined) throw new Error(`layer '${layer.name}' has no input ${i}`);
+    const pending = pendingPads.get(from);
+    if (pending) {
+      // A non-conv consumer: materialise the padding once.
+      pendingPads.delete(from);
+      push({ op: "pad", input: pending.source, output: from, pads: pending.pads });
+    }
+    const v = values.get(from);
+    if (v === undefined) throw new Error(`layer '${layer.name}' reads '${from}' before it is computed`);
+    return v;
+  };
+  const shapeOf = (layer: KerasLayer, i = 0): Shape => {
+    const s = shapes.get(layer.inbound[i] ?? "");
+    if (!s) throw new Error(`layer '${layer.name}': unknown input shape`);
+    return s;
+  };
+  const spatial = (layer: KerasLayer, s: Shape): [number, number, number] => {
+    if (s.length !== 3) throw new Error(`layer '${layer.name}' (${layer.class_name}) needs a 4-D input`);
+    return s;
+  };
+  const activation = (layer: KerasLayer, x: string, name: string | undefined): string => {
+    const act = name ?? "linear";
+    if (act === "linear") return x;
+    const y = `${layer.name}_${act}`;
+    if (act === "relu" || act === "sigmoid" || act === "tanh" || act === "softmax") {
+      push({ op: act, input: x, output: y });
+    } else if (act === "relu6") {
+      push({ op: "clip", input: x, output: y, min: 0, max: 6 });
+    } else {
+      throw new Error(`layer '${layer.name}': unsupported activation '${act}'`);
+    }
+    return y;
+  };
+
+  for (const layer of layers) {
+    layerCounts[layer.class_name] = (layerCounts[layer.class_name] ?? 0) + 1;
+    const c = layer.config;
+    const out = layer.name;
+    if (c.data_format !== undefined && c.data_format !== "channels_last") {
+      throw new Error(`layer '${layer.name}': only channels_last data is supported`);
+    }
+    switch (layer.class_name) {
+      case "InputLayer": {
+        if (layer.name !== inputName) throw new Error(`a second input layer '${layer.name}'`);
+        values.set(out, "input_nchw");
+        shapes.set(out, [height, width, channels]);
+        break;
+      }
+      case "Dropout": {
+        values.set(out, inputValue(layer));
+        shapes.set(out, shapeOf(layer));
+        break;
+      }
+      case "ZeroPadding2D": {
+        const [h, w, ch] = spatial(layer, shapeOf(layer));
+        const p = c.padding;
+        let pads: [number, number, number, number];
+        if (Array.isArray(p) && Array.isArray(p[0])) {
+          const [[t, b], [l, r]] = p as [[number, number], [number, number]];
+          pads = [t, l, b, r];
+        } else {
+          const [ph, pw] = pair(p ?? 1, `layer '${layer.name}' padding`);
+          pads = [ph, pw, ph, pw];
+        }
+        const source = inputValue(layer);
+        values.set(out, out);
+        shapes.set(out, [h + pads[0] + pads[2], w + pads[1] + pads[3], ch]);
+        pendingPads.set(out, { source, pads });
+        break;
+      }
+      case "Conv2D":
+      case "DepthwiseConv2D": {
+        // A ZeroPadding2D read only by this conv becomes part of the conv's own pads.
+        const from = layer.inbound[0] ?? "";
+        const pending = consumers.get(from) === 1 ? pendingPads.get(from) : undefined;
+        if (pending) pendingPads.delete(from);
+        const extra = pending?.pads ?? ([0, 0, 0, 0] as const);
+        const x = pending ? pending.source : inputValue(layer);
+        // The padded size: what Keras's conv sees.
+        const [h, w, inC] = spatial(layer, shapeOf(layer));
+        const [kh, kw] = pair(c.kernel_size, `layer '${layer.name}' kernel_size`);
+        const [sh, sw] = pair(c.strides ?? 1, `layer '${layer.name}' strides`);
+        const [dh, dw] = pair(c.dilation_rate ?? 1, `layer '${layer.name}' dilation_rate`);
+        let pads: [number, number, number, number];
+        let oh: number;
+        let ow: number;
+        if (c.padding === "same") {
+          const [pt, pb, hOut] = samePads(h, kh, sh, dh);
+          const [pl, pr, wOut] = samePads(w, kw, sw, dw);
+          pads = [pt + extra[0], pl + extra[1], pb + extra[2], pr + extra[3]];
+          oh = hOut;
+          ow = wOut;
+        } else if (c.padding === "valid") {
+          pads = [extra[0], extra[1], extra[2], extra[3]];
+          oh = windowOut(h, kh, sh, dh, 0);
+          ow = windowOut(w, kw, sw, dw, 0);
+        } else {
+          throw new Error(`layer '${layer.name}': unsupported padding '${String(c.padding)}'`);
+        }
+        const depthwise = layer.class_name === "DepthwiseConv2D";
+        const mult = depthwise ? Number(c.depth_multiplier ?? 1) : 1;
+        const outC = depthwise ? inC * mult : Number(c.filters);
+        const inPer = depthwise ? 1 : inC;
+        const k = weight(
+          layer,
+          depthwise ? "depthwise_kernel" : "kernel",
+          kh * kw * inC * (depthwise ? mult : outC),
+        );
+        // Keras [kh, kw, in, out] (depthwise [kh, kw, in, mult], out channel = in · mult + m) → [out, in/group, kh, kw].
+        const onnxW = new Float32Array(outC * inPer * kh * kw);
+        for (let y = 0; y < kh; y++)
+          for (let xk = 0; xk < kw; xk++)
+            for (let i = 0; i < inC; i++)
+              for (let o = 0; o < (depthwise ? mult : outC); o++) {
+                const src = ((y * kw + xk) * inC + i) * (depthwise ? mult : outC) + o;
+                const oc = depthwise ? i * mult + o : o;
+                const ic = depthwise ? 0 : i;
+                onnxW[((oc * inPer + ic) * kh + y) * kw + xk] = k[src] as number;
+              }
+        const bias = c.use_bias === false ? new Float32Array(outC) : weight(layer, "bias", outC).slice();
+        push({
+          op: "conv",
+          input: x,
+          output: out,
+          weights: onnxW,
+          dims: [outC, inPer, kh, kw],
+          bias,
+          strides: [sh, sw],
+          dilations: [dh, dw],
+          pads,
+          group: depthwise ? inC : 1,
+        });
+        values.set(out, activation(layer, out, c.activation as string | undefined));
+        shapes.set(out, [oh, ow, outC]);
+        break;
+      }
+      case "BatchNormalization": {
+        const s = shapeOf(layer);
+        const ch = s[s.length - 1] as number;
+        const axis = c.axis;
+        if (
+          !(
+            axis === -1 ||
+            axis === s.length ||
+            (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === s.length))
+          )
+        ) {
+          throw new Error(
+            `layer '${layer.name}': only batch normalization over the channel axis is supported`,
+          );
+        }
+        const eps = Number(c.epsilon ?? 1e-3);
+        const gamma = c.scale === false ? new Float32Array(ch).fill(1) : weight(layer, "gamma", ch);
+        const beta = c.center === false ? new Float32Array(ch) : weight(layer, "beta", ch);
+        const mean = weight(layer, "moving_mean", ch);
+        const variance = weight(layer, "moving_variance", ch);
+        const scale = new Float32Array(ch);
+        const shift = new Float32Array(ch);
+        for (let i = 0; i < ch; i++) {
+          scale[i] = (gamma[i] as number) / Math.sqrt((variance[i] as number) + eps);
+          shift[i] = (beta[i] as number) - (mean[i] as number) * (scale[i] as number);
+        }
+        const x = inputValue(layer);
+        const producer = producers.get(x);
+        const from = layer.inbound[0] ?? "";
+        if (
+          producer &&
+          (producer.op === "conv" || producer.op === "gemm") &&
+          consumers.get(from) === 1 &&
+          values.get(from) === producer.output
+        ) {
+          // y = scale · (W x + b) + shift: scale each output channel's weights, fold into the bias.
+          const per = producer.weights.length / ch;
+          for (let o = 0; o < ch; o++) {
+            const f = scale[o] as number;
+            for (let i = o * per; i < (o + 1) * per; i++)
+              producer.weights[i] = (producer.weights[i] as number) * f;
+            producer.bias[o] = (producer.bias[o] as number) * f + (shift[o] as number);
+          }
+          producers.delete(producer.output);
+          producer.output = out;
+          producers.set(out, producer);
+        } else if (s.length === 3) {
+          push({ op: "affine", input: x, output: out, scale, shift });
+        } else {
+          throw new Error(
+            `layer '${layer.name}': a BatchNormalization on a 2-D value must follow a Dense layer`,
+          );
+        }
+        values.set(out, out);
+        shapes.set(out, s);
+        break;
+      }
+      case "ReLU": {
+        const x = inputValue(layer);
+        const max = c.max_value === null || c.max_value === undefined ? undefined : Number(c.max_value);
+        const slope = Number(c.negative_slope ?? 0);
+        if (Number(c.threshold ?? 0) !== 0)
+          throw new Error(`layer '${layer.name}': ReLU threshold ≠ 0 is not supported`);
+        if (slope !== 0 && max !== undefined)
+          throw new Error(
+            `layer '${layer.name}': ReLU with both negative_slope and max_value is not supported`,
+          );
+        if (max !== undefined) push({ op: "clip", input: x, output: out, min: 0, max });
+        else if (slope !== 0) push({ op: "leaky_relu", input: x, output: out, alpha: slope });
+        else push({ op: "relu", input: x, output: out });
+        values.set(out, out);
+        shapes.set(out, shapeOf(layer));
+        break;
+      }
+      case "Activation":
+      case "Softmax": {
+        const s = shapeOf(layer);
+        const act = layer.class_name === "Softmax" ? "softmax" : String(c.activation);
+        if (act === "softmax" && s.length !== 1)
+          throw new Error(`layer '${layer.name}': softmax over a 4-D value is not supported`);
+        const y = activation(layer, inputValue(layer), act);
+        values.set(out, y);
+        shapes.set(out, s);
+        break;
+      }
+      case "Add":
+      case "Concatenate": {
+        const xs = layer.inbound.map((_, i) => inputValue(layer, i));
+        const ss = layer.inbound.map((_, i) => shapeOf(layer, i));
+        const first = ss[0] as Shape;
+        if (layer.class_name === "Add") {
+          if (!ss.every((s) => s.join() === first.join()))
+            throw new Error(`layer '${layer.name}': Add inputs differ in shape`);
+          push({ op: "add", inputs: xs, output: out });
+          shapes.set(out, first);
+        } else {
+          const axis = Number(c.axis ?? -1);
+          if (axis !== -1 && axis !== first.length)
+            throw new Error(`layer '${layer.name}': only concatenation over channels is supported`);
+          push({ op: "concat", inputs: xs, output: out });
+          const total = ss.reduce((n, s) => n + (s[s.length - 1] as number), 0);
+          shapes.set(out, first.length === 3 ? [first[0], first[1] as number, total] : [total]);
+        }
+        values.set(out, out);
+        break;
+      }
+      case "AveragePooling2D":
+      case "MaxPooling2D": {
+        const [h, w, ch] = spatial(layer, shapeOf(layer));
+        const [kh, kw] = pair(c.pool_size ?? 2, `layer '${layer.name}' pool_size`);
+        const [sh, sw] = pair(c.strides ?? [kh, kw], `layer '${layer.name}' strides`);
+        let pads: [number, number, number, number] = [0, 0, 0, 0];
+        let oh = windowOut(h, kh, sh, 1, 0);
+        let ow = windowOut(w, kw, sw, 1, 0);
+        if (c.padding === "same") {
+          const [pt, pb, hOut] = samePads(h, kh, sh, 1);
+          const [pl, pr, wOut] = samePads(w, kw, sw, 1);
+          pads = [pt, pl, pb, pr];
+          oh = hOut;
+          ow = wOut;
+        } else if (c.padding !== "valid") {
+          throw new Error(`layer '${layer.name}': unsupported padding '${String(c.padding)}'`);
+        }
+        const op = layer.class_name === "AveragePooling2D" ? "avgpool" : "maxpool";
+        push({ op, input: inputValue(layer), output: out, kernel: [kh, kw], strides: [sh, sw], pads });
+        values.set(out, out);
+        shapes.set(out, [oh, ow, ch]);
+        break;
+      }
+      case "GlobalAveragePooling2D": {
+        const [, , ch] = spatial(layer, shapeOf(layer));
+        const pooled = `${out}_pooled`;
+        push({ op: "global_avgpool", input: inputValue(layer), output: pooled });
+        if (c.keepdims === true) {
+          values.set(out, pooled);
+          shapes.set(out, [1, 1, ch]);
+        } else {
+          push({ op: "flatten", input: pooled, output: out });
+          values.set(out, out);
+          shapes.set(out, [ch]);
+        }
+        break;
+      }
+      case "Flatten":
+      case "Reshape": {
+        const s = shapeOf(layer);
+        const x = inputValue(layer);
+        const size = s.reduce((a, b) => a * b, 1);
+        const target = layer.class_name === "Flatten" ? [size] : ((c.target_shape ?? []) as number[]);
+        if (target.join() === s.join()) {
+          values.set(out, x);
+        } else if (target.length === 1 && target[0] === size && s.length === 3) {
+          let flat = x;
+          if (s[0] * s[1] !== 1) {
+            // Keras flattens in H, W, C order; the graph holds C, H, W.
+            flat = `${out}_nhwc`;
+            push({ op: "transpose", input: x, output: flat, perm: [0, 2, 3, 1] });
+          }
+          push({ op: "flatten", input: flat, output: out });
+          values.set(out, out);
+        } else if (
+          target.length === 3 &&
+          target[0] === 1 &&
+          target[1] === 1 &&
+          s.length === 1 &&
+          target[2] === s[0]
+        ) {
+          push({ op: "unsqueeze_hw", input: x, output: out });
+          values.set(out, out);
+        } else {
+          throw new Error(
+            `layer '${layer.name}': ${layer.class_name} from [${s}] to [${target}] is not supported (only [C] ↔ [1, 1, C] and flattening)`,
+          );
+        }
+        shapes.set(out, target.length === 3 ? (target as [number, number, number]) : [size]);
+        break;
+      }
+      case "Dense": {
+        const s = shapeOf(layer);
+        if (s.length !== 1)
+          throw new Error(`layer '${layer.name}': Dense on a 4-D value is not supported (flatten first)`);
+        const inputs = s[0];
+        const units = Number(c.units);
+        const k = weight(layer, "kernel", inputs * units);
+        const w = new Float32Array(units * inputs);
+        for (let i = 0; i < inputs; i++)
+          for (let u = 0; u < units; u++) w[u * inputs + i] = k[i * units + u] as number;
+        const bias = c.use_bias === false ? new Float32Array(units) : weight(layer, "bias", units).slice();
+        push({ op: "gemm", input: inputValue(layer), output: out, weights: w, units, bias });
+        values.set(out, activation(layer, out, c.activation as string | undefined));
+        shapes.set(out, [units]);
+        break;
+      }
+      default:
+        throw new Error(`unsupported Keras layer ${layer.class_name} ('${layer.name}')`);
+    }
+  }
+
+  const outputName = outputs[0] as string;
+  const finalValue = values.get(outputName);
+  const finalShape = shapes.get(outputName);
+  const last = ops.at(-1);
+  if (last?.op !== "softmax" || last.output !== finalValue) {
+    throw new Error(
+      `the output layer '${outputName}' must end in a softmax (the graph contract is probabilities)`,
+    );
+  }
+  if (finalShape?.length !== 1 || finalShape[0] !== options.labels.length) {
+    throw new Error(
+      `the model outputs ${finalShape?.join("×")} values but ${options.labels.length} labels were given`,
+    );
+  }
+  const unused = [...weights.keys()].filter((k) => !used.has(k));
+  if (unused.length > 0) throw new Error(`weights not used by any layer: ${unused.slice(0, 5).join(", ")}`);
+  let parameters = 0;
+  for (const op of ops)
+    if (op.op === "conv" || op.op === "gemm") parameters += op.weights.length + op.bias.length;
+  return {
+    graph: {
+      layout: options.layout ?? "NHWC",
+      channels,
+      height,
+      width,
+      labels: options.labels,
+      ops,
+      input: "input_nchw",
+    },
+    layerCounts,
+    parameters,
+  };
+}
