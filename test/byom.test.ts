@@ -372,6 +372,14 @@ describe("tensor models serve through the Open Inference Protocol", () => {
     const text = await postJson("/api/v1/predict", { model: "byom-mlp", text: "hello" });
     expect(text.status).toBe(400);
     expect((await problem(text)).code).toBe("model_input_mismatch");
+    for (const [path, body] of [
+      ["/api/v1/predictions", { model: "byom-mlp", text: "hello" }],
+      ["/prediction", { model_id: "byom-mlp", text: "hello" }],
+    ] as const) {
+      const refused = await postJson(path, body);
+      expect(refused.status, path).toBe(400);
+      expect((await problem(refused)).detail).toContain("takes tensors: call POST /v2/models/byom-mlp/infer");
+    }
   });
 });
 
