@@ -1,7 +1,9 @@
 /**
  * Validation of a model upload before anything is stored: manifest schema, size limit, sha256,
- * ONNX session creation and a probe inference through the manifest's declared inputs and output.
- * Every failure is a 422 `invalid_model` naming the problem.
+ * ONNX session creation (an operator the runtime lacks is named), the graph's signature against the
+ * manifest's (`src/inference/signature.ts`) and a probe inference per kind. Every failure is a 422
+ * `invalid_model` naming the problem, except a model that would not fit an isolate's memory (413
+ * `model_too_large`).
  */
 import { ApiError } from "../errors";
 import { featurizeBatch } from "../featurizer/text";
@@ -65,8 +67,10 @@ export function parseManifest(raw: unknown): ModelManifest {
 /**
  * Checks that `bytes` are the model `manifest` describes and that it runs: size within `maxBytes`
  * and equal to `size_bytes`, sha256 equal to `sha256`, an ORT session can be created, it has the
- * manifest's input and output names, and a probe batch yields `[batch, labels]` finite
- * probabilities (rows summing to 1 for multiclass). The probe session is released afterwards.
+ * manifest's signature, and a probe batch (the manifest's examples, if any) yields `[batch, labels]`
+ * finite probabilities (rows summing to 1 for multiclass) — for a `tensor` model every declared
+ * output with its declared datatype and shape. The probe session is released afterwards; the WASM
+ * heap must not have grown past `maxHeapBytes` (413 `model_too_large`). Returns the heap figures.
  */
 export async function validateModel(
   manifest: ModelManifest,
