@@ -69,8 +69,16 @@ export function tfidfFeatures(
   return { ids, values: norm > 0 ? values.map((v) => v / norm) : values };
 }
 
+const indexes = new WeakMap<readonly string[], Map<string, number>>();
+
+/** n-gram → column of a vocabulary (built once per vocabulary array). */
 function vocabularyIndex(vocabulary: readonly string[]): Map<string, number> {
-  return new Map(vocabulary.map((g, j) => [g, j]));
+  let index = indexes.get(vocabulary);
+  if (!index) {
+    index = new Map(vocabulary.map((g, j) => [g, j]));
+    indexes.set(vocabulary, index);
+  }
+  return index;
 }
 
 /**
