@@ -110,6 +110,9 @@ describe("training jobs", () => {
     expect(job).toMatchObject({ status: "succeeded", stage: "done", progress: 1, error: null });
     // Split rule i % 5 == 4: 16 of 80 rows are held out.
     expect(job.metrics).toMatchObject({ test_rows: 16, train_rows: 64, test_accuracy: 1 });
+    // The validation fold (i % 5 == 3, 16 rows) is measured and calibrates the model; its threshold
+    // for the positive label goes into the manifest, and predictions carry `flagged`.
+    expect(job.metrics).toMatchObject({ validation_rows: 16, validation_accuracy: 1 });
     const predicted = await postJson("/api/v1/predict", {
       model: "job-inline",
       text: "win cash prize now",
@@ -118,6 +121,7 @@ describe("training jobs", () => {
     expect(await predicted.json()).toMatchObject({
       model: { id: "job-inline", version: "1" },
       sentiment: [{ sentiment_type: "loud" }],
+      flagged: ["loud"],
     });
     const shown = (await (await api("/api/v1/models/job-inline")).json()) as {
       active_version: string;

@@ -7,6 +7,7 @@ import { scoreTexts, withModel } from "../inference/engine";
 import { scoreImageInput } from "../inference/image";
 import { requireTextModel } from "../inference/kinds";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
+import { flaggedLabels, resolveNetwork } from "../inference/network";
 import { logSyncPrediction } from "../predictions/log";
 
 const SUPPORTED_ENCODINGS = new Set(["utf-8", "utf8"]);
@@ -18,7 +19,7 @@ export const predictRequestSchema = z.object({
   texts: z.array(z.string()).min(1, "texts must hold at least one text").optional(),
   /** Base64 PNG or JPEG for image models (see `src/image/decode.ts`). */
   image: z.string().optional(),
-  /** Accepted for compatibility with the seed API; the model is chosen by `model`. */
+  /** A network variant of the model (`linear`, `mlp`, … as its manifest's `networks` declares). */
   network: z.string().max(64).optional(),
   language: z.string().max(35).optional(),
   encoding_type: z.string().max(32).optional(),
@@ -136,19 +137,39 @@ export const predict: Handler = async (request, env, ctx) => {
     return json({ request_id: body.request_id ?? request.state.requestId, ...result });
   }
   const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
-  const modelId = body.model ?? config.DEFAULT_MODEL;
+  const modelId = await resolveNetwork(
+    env.MODELS,
+    config,
+    body.model ?? config.DEFAULT_MODEL,
+    body.version,
+    body.network,
+  );
 
-  const { model, labels, scores } = await withModel(env.MODELS, config, modelId, body.version, async (m) => ({
-    model: { id: m.meta.id, version: m.meta.version },
-    labels: m.meta.labels,
-    scores: await scoreTexts(requireTextModel(m), texts),
-  }));
+  const { model, labels, scores, thresholds } = await withModel(
+    env.MODELS,
+    config,
+    modelId,
+    body.version,
+    async (m) => {
+      const text = requireTextModel(m);
+      return {
+        model: { id: m.meta.id, version: m.meta.version },
+        labels: m.meta.labels,
+        scores: await scoreTexts(text, texts),
+        thresholds: text.meta.thresholds,
+      };
+    },
+  );
   request.state.model = model;
   logSyncPrediction(env, ctx, request.state, labels, scores, texts);
-  const results = scores.map((s) => toLabelScores(labels, s, body.n_top));
+  // `flagged` only when the model declares thresholds: an empty list must mean "nothing over its threshold".
+  const results = scores.map((s) => ({
+    sentiment: toLabelScores(labels, s, body.n_top),
+    ...(thresholds && { flagged: flaggedLabels(labels, s, thresholds) }),
+  }));
 
   const common = { request_id: body.request_id ?? request.state.requestId };
   const tail = { ...(body.language !== undefined && { language: body.language }), model };
-  if (body.texts) return json({ ...common, results: results.map((sentiment) => ({ sentiment })), ...tail });
-  return json({ ...common, sentiment: results[0], ...tail });
+  if (body.texts) return json({ ...common, results, ...tail });
+  return json({ ...common, ...results[0], ...tail });
 };

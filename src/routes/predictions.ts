@@ -4,6 +4,7 @@ import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
 import { decodeBase64Image, readImageHeader } from "../image/decode";
+import { resolveNetwork } from "../inference/network";
 import { readLog } from "../predictions/log";
 import { inputKey, type PredictionInput, type PredictionRow, predictionView } from "../predictions/run";
 import { d1 } from "../registry/db";
@@ -33,7 +34,13 @@ export const submitPrediction: Handler = async (request, env) => {
     const texts = checkTexts(body, config.MAX_TEXT_BYTES, config.MAX_BATCH);
     input = body.texts ? { texts } : { text: texts[0] as string };
   }
-  const modelId = body.model ?? config.DEFAULT_MODEL;
+  const modelId = await resolveNetwork(
+    env.MODELS,
+    config,
+    body.model ?? config.DEFAULT_MODEL,
+    body.version,
+    body.network,
+  );
   const version = await resolveVersion(env.MODELS, modelId, body.version, config.ACTIVE_POINTER_TTL_MS);
   const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
   if ((manifest.kind === "image") !== (input.image !== undefined)) {
