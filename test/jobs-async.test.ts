@@ -79,8 +79,11 @@ async function predictionRow(id: string): Promise<Record<string, unknown> | null
   return env.DB.prepare("SELECT * FROM predictions WHERE id = ?").bind(id).first();
 }
 
+/** Versions of the shipped models as seeded (from their manifests). */
+const shipped: Record<string, string> = {};
+
 beforeAll(async () => {
-  for (const id of ["spam", "digits"]) await seedShippedModel(id);
+  for (const id of ["spam", "digits"]) shipped[id] = (await seedShippedModel(id)).version;
 });
 
 describe("training jobs", () => {
@@ -316,7 +319,7 @@ describe("async predictions", () => {
     const res = await postJson("/api/v1/predictions", { model: "spam", texts, request_id: 7, n_top: 1 });
     expect(res.status).toBe(202);
     const accepted = (await res.json()) as { id: string; status_url: string };
-    expect(accepted).toMatchObject({ status: "queued", model: { id: "spam", version: "1" } });
+    expect(accepted).toMatchObject({ status: "queued", model: { id: "spam", version: shipped.spam } });
     expect(accepted.status_url).toBe(`/api/v1/predictions/${accepted.id}`);
     expect(JSON.parse((await (await env.MODELS.get(`inputs/${accepted.id}`))?.text()) ?? "")).toEqual({
       texts,
@@ -325,7 +328,7 @@ describe("async predictions", () => {
     const done = await waitForStatus<Prediction>(accepted.status_url, ["done", "failed"]);
     expect(done).toMatchObject({
       status: "done",
-      model: { id: "spam", version: "1" },
+      model: { id: "spam", version: shipped.spam },
       request_id: 7,
       attempts: 1,
     });
@@ -380,9 +383,9 @@ describe("async predictions", () => {
     await env.MODELS.put(`inputs/${id}`, JSON.stringify({ text: "call now to claim" }));
     await env.DB.prepare(
       `INSERT INTO predictions (id, model_id, model_version, status, input_key, attempts, created_at, started_at)
-       VALUES (?, 'spam', '1', 'running', ?, 1, ?, ?)`,
+       VALUES (?, 'spam', ?, 'running', ?, 1, ?, ?)`,
     )
-      .bind(id, `inputs/${id}`, Date.now(), Date.now())
+      .bind(id, shipped.spam, `inputs/${id}`, Date.now(), Date.now())
       .run();
     const message = { kind: "prediction", id, key: `inputs/${id}` };
     // Another delivery of the first attempt while it runs: dropped.
@@ -488,7 +491,7 @@ describe("prediction log and retention", () => {
     expect(seen[0]).toMatchObject({
       kind: "sync",
       caller: "edge-inference-tests",
-      model: { id: "spam", version: "1" },
+      model: { id: "spam", version: shipped.spam },
       top_label: "spam",
       item: 0,
     });

@@ -6,6 +6,7 @@ import { ApiError } from "../errors";
 import { scoreTexts, withModel } from "../inference/engine";
 import { scoreImageInput } from "../inference/image";
 import type { ModelManifest, TextModelManifest } from "../inference/manifest";
+import { flaggedLabels } from "../inference/network";
 import type { LoadedModel } from "../inference/session-cache";
 import type { Logger } from "../log";
 import { logPredictions } from "./log";
@@ -90,20 +91,26 @@ async function score(
     };
   }
   const texts = input.texts ?? [input.text ?? ""];
-  const { labels, scores } = await withModel(
+  const { labels, scores, thresholds } = await withModel(
     env.MODELS,
     config,
     row.model_id,
     row.model_version,
-    async (m) => ({
-      labels: m.meta.labels,
-      scores: await scoreTexts(textModel(m), texts),
-    }),
+    async (m) => {
+      const text = textModel(m);
+      return {
+        labels: m.meta.labels,
+        scores: await scoreTexts(text, texts),
+        thresholds: text.meta.thresholds,
+      };
+    },
   );
-  const rendered = scores.map((s) => labelScores(labels, s, row.n_top));
-  const result = input.texts
-    ? { results: rendered.map((sentiment) => ({ sentiment })) }
-    : { sentiment: rendered[0] };
+  // The sync API's shape, `flagged` included (see src/routes/predict.ts).
+  const rendered = scores.map((s) => ({
+    sentiment: labelScores(labels, s, row.n_top),
+    ...(thresholds && { flagged: flaggedLabels(labels, s, thresholds) }),
+  }));
+  const result = input.texts ? { results: rendered } : rendered[0];
   return { labels, scores, result };
 }
 
