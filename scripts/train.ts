@@ -309,7 +309,7 @@ export const MODELS: Record<string, ModelConfig> = {
       { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 100 },
     ],
     thresholdRule: "f1-no-false-positive",
-    bar: { metric: "accuracy", baseline: 0.9909, reference: { f1_macro: 0.9811 } },
+    bar: { metric: "f1_macro_at_threshold", baseline: 0.9811, reference: { accuracy: 0.9909 } },
     source: ["`spam/sms_spam.csv.gz` — UCI SMS Spam Collection. Licence: CC BY 4.0."],
     load: () =>
       splitRows(readCsvGz("spam/sms_spam.csv.gz"), (r) => ({
