@@ -212,7 +212,8 @@ export const MODELS: Record<string, ModelConfig> = {
       { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 100 },
     ],
     selectionNotes: [
-      "A second run on the same validation fold with lr-c0.1, nb-c4 and nb-c16 (NB, C=16, α=0.01, 100 iterations) measured nb-c16 0.9730, 0.9413, 0.9730, 0.9257, 0.9474, 0.9539 per label; its chosen mix reached a validation mean of 0.9584, below this run's 0.9586, so this run's model is the one shipped (decided on the validation mean alone).",
+      "A second run on the same validation fold with lr-c0.1, nb-c4 and nb-c16 (NB, C=16, α=0.01, 100 iterations) measured nb-c16 0.9730, 0.9413, 0.9730, 0.9257, 0.9474, 0.9539 per label; its chosen mix reached a validation mean of 0.9584, below this run's 0.9586.",
+      'A run with binary tf (`--tf=binary`, same candidates) measured lr-c0.1 0.9643, 0.9672, 0.9649, 0.9610, 0.9464, 0.9596; nb-c1 0.9689, 0.9509, 0.9708, 0.9289, 0.9489, 0.9435; nb-c4 0.9719, 0.9496, 0.9728, 0.9385, 0.9503, 0.9565; its chosen mix reached a validation mean of 0.9641 (test mean 0.9592), but its `toxic` threshold (0.1849) flags the benign probe "How was your holiday?" (0.207): it fails the probes requirement and is not shipped. This run\'s model (validation 0.9586) is the best one that passes the probes.',
     ],
     deploymentPrior: {
       rates: [0.0958, 0.01, 0.0529, 0.003, 0.0494, 0.0088],
@@ -269,6 +270,7 @@ export const MODELS: Record<string, ModelConfig> = {
     selectionNotes: [
       "An earlier run on the same validation fold (`npm run train -- sentiment --candidates=lr-c0.1,nb-c1,nb-c4`) measured lr-c0.1 0.8451, nb-c1 0.8489, nb-c4 0.8590 (no average of two beat nb-c4); since the largest C won, the final run compared nb-c4 with nb-c16 (`--candidates=nb-c4,nb-c16`).",
       "A later run on the same fold with 200 L-BFGS iterations (lr C=0.3: 0.8512, nb C=4: 0.8592, nb C=16: 0.8562; chosen nb C=4, validation ROC-AUC 0.8592, accuracy 0.7780) did not beat the shipped mix (ROC-AUC 0.8599, accuracy 0.7814), so the shipped model stays: runs are compared by validation ROC-AUC, the selection criterion.",
+      "A run with binary tf (`--tf=binary --candidates=nb-c4,nb-c16`) measured nb-c4 0.8584, nb-c16 0.8532: below 0.8599, not shipped.",
     ],
     bar: { metric: "accuracy", baseline: 0.7869, reference: { roc_auc: 0.8688 } },
     source: [
