@@ -39,6 +39,8 @@ export default defineConfig({
         bindings: {
           ENVIRONMENT: "test",
           LOG_LEVEL: "warn",
+          // Request lines would flood the test output; test/request-log.test.ts sets its own.
+          REQUEST_LOG: "off",
           ACTIVE_POINTER_TTL_MS: "0",
           TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")),
           // test/online.test.ts gives each case its own online model (one learner object each).

@@ -20,20 +20,38 @@ import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
 import { textManifestSchema } from "../src/inference/manifest";
+import { bestF1Threshold, priorWeights } from "../src/training/calibration";
 import {
+  accuracy,
+  encodeTargets,
+  evaluateModel,
   exportModel,
+  featurizeTexts,
+  finiteMean,
+  precisionRecallF1Macro,
+  quantizeInt8,
   scoreText,
   type Task,
-  type TrainHyperparameters,
   type TrainingRow,
-  trainTextModel,
 } from "../src/training/index";
+import { logitOf, priorShift } from "../src/training/nb";
+import {
+  assembleSelected,
+  type Candidate,
+  calibrationFigures,
+  columnTruth,
+  isValidationRow,
+  logitMatrix,
+  type Selection,
+  selectLinear,
+} from "../src/training/select";
 import { isTestRow } from "../src/training/split";
 import { trainDigits } from "./train-digits";
+import { trainMlp } from "./train-mlp";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DATASETS = path.resolve(ROOT, "../shared/datasets");
-const SEED = 20240601;
+export const SEED = 20240601;
 
 export { isTestRow };
 
@@ -46,19 +64,30 @@ export function readCsvGz(rel: string): Record<string, string>[] {
   >[];
 }
 
-interface Dataset {
+export interface Dataset {
   train: TrainingRow[];
+  /** Data-row index (file order) of each train row: decides the validation fold. */
+  trainIndex: number[];
   test: TrainingRow[];
   notes: string[];
 }
 
-interface ModelConfig {
+export interface ModelConfig {
   id: string;
   task: Task;
   labels: string[];
   description: string;
   spec: TextFeaturizerSpec;
-  hyperparameters: Partial<TrainHyperparameters>;
+  /** Linear variants compared on the validation fold (see `src/training/select.ts`). */
+  candidates: Candidate[];
+  /** Label rates the shipped scores are corrected to (multilabel), instead of the training sample's. */
+  deploymentPrior?: { rates: number[]; source: string };
+  /** How the flagging threshold per label is chosen on the validation fold. */
+  thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
+  /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */
+  probes?: string[];
+  /** Earlier selection runs on the same validation fold (variants not repeated in the final run). */
+  selectionNotes?: string[];
   /** The quality bar: metric name, baseline value (scikit-learn TF-IDF + LogisticRegression C=4). */
   bar: { metric: string; baseline: number; reference?: Record<string, number> };
   source: string[];
@@ -90,18 +119,24 @@ const sameText = (t: string): string => t.trim().replace(/\s+/g, " ");
 function loadToxicity(extraBinary: boolean): Dataset {
   const rows = readCsvGz("toxicity/jigsaw_multilabel.csv.gz");
   const train: TrainingRow[] = [];
+  const trainIndex: number[] = [];
   const test: TrainingRow[] = [];
   const multilabelTexts = new Set<string>();
   rows.forEach((r, i) => {
     const row = { text: r.comment_text ?? "", target: TOX_LABELS.map((l) => Number(r[l])) };
     multilabelTexts.add(sameText(row.text));
-    (isTestRow(i) ? test : train).push(row);
+    if (isTestRow(i)) test.push(row);
+    else {
+      train.push(row);
+      trainIndex.push(i);
+    }
   });
   // Extra data for the `toxic` head only (other labels unknown = -1). Texts that appear anywhere in
   // the multilabel set are skipped: test-split ones would leak, train-split ones are already there.
   if (!extraBinary) {
     return {
       train,
+      trainIndex,
       test,
       notes: [
         `jigsaw_multilabel.csv.gz: ${rows.length} rows → ${train.length} train / ${test.length} test.`,
@@ -119,10 +154,13 @@ function loadToxicity(extraBinary: boolean): Dataset {
       continue;
     }
     train.push({ text, target: [Number(r.toxic), -1, -1, -1, -1, -1] });
+    // Never in the validation fold: it would mix a different prior into the fold's figures.
+    trainIndex.push(-1);
     added++;
   }
   return {
     train,
+    trainIndex,
     test,
     notes: [
       `jigsaw_multilabel.csv.gz: ${rows.length} rows → ${rows.length - test.length} train / ${test.length} test.`,
@@ -136,11 +174,21 @@ function splitRows(
   toRow: (r: Record<string, string>) => TrainingRow,
 ): Dataset {
   const train: TrainingRow[] = [];
+  const trainIndex: number[] = [];
   const test: TrainingRow[] = [];
   rows.forEach((r, i) => {
-    (isTestRow(i) ? test : train).push(toRow(r));
+    if (isTestRow(i)) test.push(toRow(r));
+    else {
+      train.push(toRow(r));
+      trainIndex.push(i);
+    }
   });
-  return { train, test, notes: [`${rows.length} rows → ${train.length} train / ${test.length} test.`] };
+  return {
+    train,
+    trainIndex,
+    test,
+    notes: [`${rows.length} rows → ${train.length} train / ${test.length} test.`],
+  };
 }
 
 function labelIndex(value: string | undefined, labels: string[], raw: string[]): number {
@@ -158,7 +206,30 @@ export const MODELS: Record<string, ModelConfig> = {
     description:
       "Toxic comment detection (Jigsaw labels), multi-label: hashed word 1-2 + char 2-5 n-grams, logistic regression per label, int8.",
     spec: spec(2 ** 19),
-    hyperparameters: { c: 0.1, classWeight: "none", idfPenalty: true, maxIterations: 150 },
+    candidates: [
+      { name: "lr-c0.1", kind: "lr", c: 0.1, maxIterations: 100 },
+      { name: "nb-c1", kind: "nb", c: 1, alpha: 0.01, maxIterations: 100 },
+      { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 100 },
+    ],
+    selectionNotes: [
+      "A second run on the same validation fold with lr-c0.1, nb-c4 and nb-c16 (NB, C=16, α=0.01, 100 iterations) measured nb-c16 0.9730, 0.9413, 0.9730, 0.9257, 0.9474, 0.9539 per label; its chosen mix reached a validation mean of 0.9584, below this run's 0.9586.",
+      'A run with binary tf (`--tf=binary`, same candidates) measured lr-c0.1 0.9643, 0.9672, 0.9649, 0.9610, 0.9464, 0.9596; nb-c1 0.9689, 0.9509, 0.9708, 0.9289, 0.9489, 0.9435; nb-c4 0.9719, 0.9496, 0.9728, 0.9385, 0.9503, 0.9565; its chosen mix reached a validation mean of 0.9641 (test mean 0.9592), but its `toxic` threshold (0.1849) flags the benign probe "How was your holiday?" (0.207): it fails the probes requirement and is not shipped. This run\'s model (validation 0.9586) is the best one that passes the probes.',
+    ],
+    deploymentPrior: {
+      rates: [0.0958, 0.01, 0.0529, 0.003, 0.0494, 0.0088],
+      source:
+        "label rates of the full public Jigsaw 2018 training data (159,571 comments): toxic 9.58 %, severe_toxic 1.00 %, obscene 5.29 %, threat 0.30 %, insult 4.94 %, identity_hate 0.88 %",
+    },
+    thresholdRule: "f1",
+    probes: (() => {
+      const probes = JSON.parse(
+        readFileSync(path.join(ROOT, "test/fixtures/toxicity-probes.json"), "utf8"),
+      ) as {
+        benign: string[];
+        toxic: string[];
+      };
+      return [...probes.benign, ...probes.toxic];
+    })(),
     bar: { metric: "roc_auc_mean", baseline: 0.9531 },
     source: [
       "`toxicity/jigsaw_multilabel.csv.gz` — Jigsaw Toxic Comment Classification Challenge (2018) rows, merged from several public samples. Licence: Jigsaw data CC0; comment text CC BY-SA 3.0 (Wikipedia talk pages).",
@@ -188,7 +259,19 @@ export const MODELS: Record<string, ModelConfig> = {
     description:
       "Tweet sentiment (negative/positive): hashed word 1-2 + char 2-5 n-grams, logistic regression, int8.",
     spec: spec(2 ** 20),
-    hyperparameters: { c: 0.1, classWeight: "none", idfPenalty: true, maxIterations: 300 },
+    // Few and short fits: 54k rows, and training shares two cores with other work.
+    candidates: [
+      { name: "lr-c0.1", kind: "lr", c: 0.1, maxIterations: 50 },
+      { name: "nb-c1", kind: "nb", c: 1, alpha: 0.01, maxIterations: 60 },
+      { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 60 },
+      { name: "nb-c16", kind: "nb", c: 16, alpha: 0.01, maxIterations: 60 },
+    ],
+    thresholdRule: "accuracy",
+    selectionNotes: [
+      "An earlier run on the same validation fold (`npm run train -- sentiment --candidates=lr-c0.1,nb-c1,nb-c4`) measured lr-c0.1 0.8451, nb-c1 0.8489, nb-c4 0.8590 (no average of two beat nb-c4); since the largest C won, the final run compared nb-c4 with nb-c16 (`--candidates=nb-c4,nb-c16`).",
+      "A later run on the same fold with 200 L-BFGS iterations (lr C=0.3: 0.8512, nb C=4: 0.8592, nb C=16: 0.8562; chosen nb C=4, validation ROC-AUC 0.8592, accuracy 0.7780) did not beat the shipped mix (ROC-AUC 0.8599, accuracy 0.7814), so the shipped model stays: runs are compared by validation ROC-AUC, the selection criterion.",
+      "A run with binary tf (`--tf=binary --candidates=nb-c4,nb-c16`) measured nb-c4 0.8584, nb-c16 0.8532: below 0.8599, not shipped.",
+    ],
     bar: { metric: "accuracy", baseline: 0.7869, reference: { roc_auc: 0.8688 } },
     source: [
       "`sentiment/tweets_sentiment.csv.gz` — Twitter sentiment corpus (Sentiment140 / UMich mix). Licence: research use.",
@@ -221,8 +304,14 @@ export const MODELS: Record<string, ModelConfig> = {
     description:
       "SMS spam detection (ham/spam): hashed word 1-2 + char 2-5 n-grams, logistic regression, int8.",
     spec: spec(2 ** 20),
-    hyperparameters: { c: 1, classWeight: "balanced", idfPenalty: true, maxIterations: 300 },
-    bar: { metric: "accuracy", baseline: 0.9909, reference: { f1_macro: 0.9811 } },
+    candidates: [
+      { name: "lr-c1", kind: "lr", c: 1 },
+      { name: "lr-c4", kind: "lr", c: 4 },
+      { name: "nb-c1", kind: "nb", c: 1, alpha: 0.01, maxIterations: 100 },
+      { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 100 },
+    ],
+    thresholdRule: "f1-no-false-positive",
+    bar: { metric: "f1_macro_at_threshold", baseline: 0.9811, reference: { accuracy: 0.9909 } },
     source: ["`spam/sms_spam.csv.gz` — UCI SMS Spam Collection. Licence: CC BY 4.0."],
     load: () =>
       splitRows(readCsvGz("spam/sms_spam.csv.gz"), (r) => ({
@@ -260,12 +349,12 @@ function parseArgs(argv: string[]): { ids: string[]; dryRun: boolean; over: Reco
   }
   if (ids.length === 0)
     throw new Error("usage: npm run train -- <toxicity|sentiment|spam|digits|all> [--dry-run]");
-  return { ids: ids.includes("all") ? [...Object.keys(MODELS), "digits"] : ids, dryRun, over };
+  const all = [...Object.keys(MODELS), ...Object.keys(MODELS).map((id) => `${id}-mlp`), "digits"];
+  return { ids: ids.includes("all") ? all : ids, dryRun, over };
 }
 
 function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelConfig {
   const s = { ...cfg.spec };
-  const hp = { ...cfg.hyperparameters };
   const range = (v: string): [number, number] | null =>
     v === "none" ? null : (v.split(",").map(Number) as [number, number]);
   if (over.buckets) s.buckets = Number(over.buckets);
@@ -273,153 +362,410 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
   if (over.char) s.char_ngrams = range(over.char);
   if (over.tf) s.tf = over.tf as TextFeaturizerSpec["tf"];
   if (over.norm) s.norm = over.norm as TextFeaturizerSpec["norm"];
-  if (over.c) hp.c = Number(over.c);
-  if (over["column-c"]) hp.columnC = over["column-c"].split(",").map(Number);
-  if (over["class-weight"]) hp.classWeight = over["class-weight"] as TrainHyperparameters["classWeight"];
-  if (over["max-iter"]) hp.maxIterations = Number(over["max-iter"]);
-  if (over.optimizer) hp.optimizer = over.optimizer as TrainHyperparameters["optimizer"];
-  if (over.epochs) hp.epochs = Number(over.epochs);
-  if (over.lr) hp.learningRate = Number(over.lr);
-  if (over.tol) hp.tolerance = Number(over.tol);
+  const candidates = over.candidates
+    ? cfg.candidates.filter((c) => over.candidates?.split(",").includes(c.name))
+    : cfg.candidates;
   if (over.extra && cfg.id === "toxicity")
-    return { ...cfg, spec: s, hyperparameters: hp, load: () => loadToxicity(true) };
-  if (over.idf) hp.idfPenalty = over.idf === "1" || over.idf === "true";
-  return { ...cfg, spec: s, hyperparameters: hp };
+    return { ...cfg, spec: s, candidates, load: () => loadToxicity(true) };
+  return { ...cfg, spec: s, candidates };
 }
 
 const fmt = (x: number | undefined, d = 4): string => (x === undefined ? "–" : x.toFixed(d));
+const sig = (z: number): number => 1 / (1 + Math.exp(-z));
 
-async function trainOne(cfg: ModelConfig, dryRun: boolean): Promise<void> {
+/** The label whose score a column's threshold applies to (binary: the last label). */
+export const columnLabel = (cfg: ModelConfig, k: number): string =>
+  cfg.task === "binary" ? (cfg.labels[cfg.labels.length - 1] as string) : (cfg.labels[k] as string);
+
+export function chooseThreshold(
+  rule: ModelConfig["thresholdRule"],
+  p: number[],
+  y: number[],
+  weight?: Float64Array,
+): number {
+  if (rule === "f1") return bestF1Threshold(p, y, weight).threshold;
+  if (rule === "accuracy") {
+    // Calibrated probabilities: 0.5 maximises expected accuracy; keep it unless the fold disagrees clearly.
+    let best = {
+      t: 0.5,
+      acc: accuracy(
+        p.map((v) => (v >= 0.5 ? 1 : 0)),
+        y,
+      ),
+    };
+    for (let t = 0.3; t <= 0.7001; t += 0.01) {
+      const acc = accuracy(
+        p.map((v) => (v >= t ? 1 : 0)),
+        y,
+      );
+      if (acc > best.acc + 0.002) best = { t: Number(t.toFixed(2)), acc };
+    }
+    return best.t;
+  }
+  // Spam: never flag a validation ham; the threshold sits halfway between the highest ham score and
+  // the next spam score above it, and at least at the F1-best threshold.
+  const maxHam = Math.max(...p.filter((_, i) => y[i] === 0));
+  const above = p.filter((v, i) => y[i] === 1 && v > maxHam);
+  const noFp = above.length ? (maxHam + Math.min(...above)) / 2 : maxHam + (1 - maxHam) / 2;
+  return Math.max(noFp, bestF1Threshold(p, y, weight).threshold);
+}
+
+interface TextTrainingOutcome {
+  selection: Selection;
+  thresholds: Record<string, number>;
+  validation: Record<string, number>;
+  test: { float: Record<string, number>; int8: Record<string, number> };
+  calibration: { label: string; setting: string; brier: number; ece15: number }[];
+  classTable?: { label: string; precision: number; recall: number; f1: number; support: number }[];
+  trainingMs: number;
+}
+
+async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string, string>): Promise<void> {
   const t0 = Date.now();
   const data = cfg.load();
-  const loadMs = Date.now() - t0;
-  const result = trainTextModel({
-    rows: data.train,
-    evalRows: data.test,
+  const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
+  const fitRows: TrainingRow[] = [];
+  const valRows: TrainingRow[] = [];
+  data.train.forEach((r, t) => {
+    (isValidationRow(data.trainIndex[t] as number) ? valRows : fitRows).push(r);
+  });
+  const enc = (rows: readonly TrainingRow[]) =>
+    encodeTargets(
+      cfg.task,
+      cfg.labels.length,
+      rows.map((r) => r.target),
+      "none",
+    );
+  const feat = (rows: readonly TrainingRow[]) =>
+    featurizeTexts(
+      rows.map((r) => r.text),
+      cfg.spec,
+    );
+  const fitX = feat(fitRows);
+  const valX = feat(valRows);
+  const valTargets = enc(valRows);
+  log(
+    `fit ${fitRows.length} rows, validation ${valRows.length}, test ${data.test.length} (load + featurize ${Date.now() - t0} ms)`,
+  );
+  const { selection, valProbabilities } = selectLinear({
+    fitX,
+    fitTargets: enc(fitRows),
+    valX,
+    valTargets,
     task: cfg.task,
     labels: cfg.labels,
     spec: cfg.spec,
-    hyperparameters: cfg.hyperparameters,
+    candidates: cfg.candidates,
     seed: SEED,
-    onProgress: (it, f) => {
-      if (it % 25 === 0)
-        console.log(`  [${cfg.id}] iteration ${it}: objective ${f.toFixed(6)} (${Date.now() - t0} ms)`);
-    },
+    log,
   });
-  const { metrics, report } = result;
-  const value = metrics.int8[cfg.bar.metric] as number;
-  const pass = value >= cfg.bar.baseline;
-  console.log(
-    `${cfg.id}: ${cfg.bar.metric} int8=${fmt(value)} float=${fmt(metrics.float[cfg.bar.metric])} ` +
-      `bar=${cfg.bar.baseline} ${pass ? "PASS" : "FAIL"} | train ${result.trainingMs} ms, ` +
-      `${report.iterations} it (${report.evaluations} evals, converged=${report.converged}) | load ${loadMs} ms`,
-  );
-  console.log(`  int8 ${JSON.stringify(metrics.int8)}`);
-  console.log(`  float ${JSON.stringify(metrics.float)}`);
-  for (const t of cfg.referenceTexts) {
-    console.log(
-      `  ${JSON.stringify(Array.from(scoreText(result.quantized, t), (x) => Number(x.toFixed(3))))} ${t}`,
-    );
+  const C = valTargets.columns;
+  // Sample rates per column on the whole train split (known labels only).
+  const allTargets = enc(data.train);
+  const sampleRates = Array.from({ length: C }, (_, k) => {
+    const { y, known } = columnTruth(allTargets, k);
+    const ys = y.filter((_, i) => known[i]);
+    return ys.reduce((a, b) => a + b, 0) / ys.length;
+  });
+  const deploy = cfg.deploymentPrior?.rates;
+  const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
+  const thresholds: Record<string, number> = {};
+  const validation: Record<string, number> = {};
+  for (let k = 0; k < C; k++) {
+    const { y, known } = columnTruth(valTargets, k);
+    const p = valProbabilities
+      .map((row) =>
+        sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, row[k] as number))) + (shift[k] as number)),
+      )
+      .filter((_, i) => known[i]);
+    const yk = y.filter((_, i) => known[i]);
+    const w = deploy ? priorWeights(yk, sampleRates[k] as number, deploy[k] as number) : undefined;
+    const t = chooseThreshold(cfg.thresholdRule, p, yk, w);
+    thresholds[columnLabel(cfg, k)] = Number(t.toFixed(4));
+    const col = selection.columns[k];
+    const name = cfg.task === "binary" ? "" : `_${cfg.labels[k]}`;
+    validation[`roc_auc${name}`] = col?.validation_auc as number;
+    validation[`roc_auc${name}_sd`] = col?.validation_auc_sd as number;
   }
+  if (cfg.task === "multilabel") {
+    validation.roc_auc_mean = finiteMean(selection.columns.map((c) => c.validation_auc));
+  } else {
+    const { y } = columnTruth(valTargets, 0);
+    const p = valProbabilities.map((r) => r[0] as number);
+    validation.accuracy = accuracy(
+      p.map((v) => (v >= 0.5 ? 1 : 0)),
+      y,
+    );
+    const t = Object.values(thresholds)[0] as number;
+    validation.f1_macro_at_threshold = precisionRecallF1Macro(
+      p.map((v) => (v >= t ? 1 : 0)),
+      y,
+      2,
+    ).f1;
+  }
+  log(`selection ${JSON.stringify(selection.columns.map((c) => c.parts.join("+")))}`);
+  log(`validation ${JSON.stringify(validation)}`);
+  log(
+    `thresholds ${JSON.stringify(thresholds)} shift ${JSON.stringify(shift.map((x) => Number(x.toFixed(3))))}`,
+  );
+
+  const trainStart = Date.now();
+  const model = assembleSelected({
+    X: feat(data.train),
+    targets: allTargets,
+    task: cfg.task,
+    labels: cfg.labels,
+    spec: cfg.spec,
+    candidates: cfg.candidates,
+    selection,
+    shift,
+    seed: SEED,
+    log,
+  });
+  const trainingMs = Date.now() - trainStart;
+  const quantized = quantizeInt8(model);
+
+  // The test split, once, on the final model.
+  const testX = feat(data.test);
+  const testTargets = data.test.map((r) => r.target);
+  const test = {
+    float: evaluateModel(model, testX, testTargets),
+    int8: evaluateModel(quantized, testX, testTargets),
+  };
+  const testEnc = enc(data.test);
+  const calibration: TextTrainingOutcome["calibration"] = [];
+  const testLogits = logitMatrix(quantized, testX);
+  for (let k = 0; k < C; k++) {
+    const { y, known } = columnTruth(testEnc, k);
+    const yk = y.filter((_, i) => known[i]);
+    const zk = testLogits.map((z) => z[k] as number).filter((_, i) => known[i]);
+    const label = columnLabel(cfg, k);
+    const shipped = zk.map(sig);
+    if (deploy) {
+      const sampleScores = zk.map((z) => sig(z - (shift[k] as number)));
+      const w = priorWeights(yk, sampleRates[k] as number, deploy[k] as number);
+      calibration.push({
+        label,
+        setting: "sample-prior scores (before the prior correction), test split as is",
+        ...calibrationFigures(sampleScores, yk),
+      });
+      calibration.push({
+        label,
+        setting: "shipped scores, test split reweighted to the deployment prior",
+        ...calibrationFigures(shipped, yk, w),
+      });
+      calibration.push({
+        label,
+        setting: "shipped scores, test split as is (sample prior)",
+        ...calibrationFigures(shipped, yk),
+      });
+    } else {
+      calibration.push({ label, setting: "shipped scores, test split", ...calibrationFigures(shipped, yk) });
+    }
+    const t = thresholds[label] as number;
+    const flaggedNeg = shipped.filter((v, i) => v >= t && yk[i] === 0).length;
+    const flaggedPos = shipped.filter((v, i) => v >= t && yk[i] === 1).length;
+    const name = cfg.task === "binary" ? "" : `_${cfg.labels[k]}`;
+    test.int8[`recall_at_threshold${name}`] = flaggedPos / Math.max(1, yk.filter((v) => v === 1).length);
+    test.int8[`false_positives_at_threshold${name}`] = flaggedNeg;
+    if (cfg.task === "binary") {
+      const pred = shipped.map((v) => (v >= t ? 1 : 0));
+      test.int8.accuracy_at_threshold = accuracy(pred, yk);
+      test.int8.f1_macro_at_threshold = precisionRecallF1Macro(pred, yk, 2).f1;
+    }
+  }
+  let classTable: TextTrainingOutcome["classTable"];
+  if (cfg.task === "binary") {
+    const { y } = columnTruth(testEnc, 0);
+    const pred = testLogits.map((z) => (sig(z[0] as number) >= 0.5 ? 1 : 0));
+    classTable = cfg.labels.map((label, c) => {
+      const tp = pred.filter((p, i) => p === c && y[i] === c).length;
+      const pc = pred.filter((p) => p === c).length;
+      const support = y.filter((v) => v === c).length;
+      const precision = pc ? tp / pc : 0;
+      const recall = support ? tp / support : 0;
+      return {
+        label,
+        precision,
+        recall,
+        f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0,
+        support,
+      };
+    });
+  }
+  const value = test.int8[cfg.bar.metric] as number;
+  log(
+    `TEST ${cfg.bar.metric} int8=${fmt(value)} float=${fmt(test.float[cfg.bar.metric])} bar=${cfg.bar.baseline} ${value >= cfg.bar.baseline ? "PASS" : "FAIL"}`,
+  );
+  log(`test int8 ${JSON.stringify(test.int8)}`);
+  for (const c of calibration)
+    log(`calibration ${c.label} ${c.setting}: brier ${fmt(c.brier)} ece15 ${fmt(c.ece15)}`);
+  for (const t of [...cfg.referenceTexts, ...(cfg.probes ?? [])]) {
+    log(`${JSON.stringify(Array.from(scoreText(quantized, t), (x) => Number(x.toFixed(3))))} ${t}`);
+  }
+  const outcome: TextTrainingOutcome = {
+    selection,
+    thresholds,
+    validation,
+    test,
+    calibration,
+    trainingMs,
+    ...(classTable && { classTable }),
+  };
   if (dryRun) return;
 
-  const shipped = result.quantized;
   const manifestMetrics: Record<string, number> = {};
-  for (const [k, v] of Object.entries(metrics.int8))
+  for (const [k, v] of Object.entries(test.int8))
     manifestMetrics[k === "rows" ? "test_rows" : `test_${k}`] = v;
+  for (const [k, v] of Object.entries(validation)) manifestMetrics[`validation_${k}`] = v;
   manifestMetrics.train_rows = data.train.length;
-  const { onnx, manifest } = await exportModel(shipped, {
+  manifestMetrics.validation_rows = valRows.length;
+  const { onnx, manifest } = await exportModel(quantized, {
     id: cfg.id,
-    version: "1",
+    version: "2",
     description: cfg.description,
     metrics: manifestMetrics,
   });
-  textManifestSchema.parse(manifest);
+  const fullManifest = textManifestSchema.parse({
+    ...manifest,
+    network: "linear",
+    networks: { linear: cfg.id, mlp: `${cfg.id}-mlp` },
+    thresholds,
+  });
   if (onnx.byteLength > 5 * 1024 * 1024)
     throw new Error(`${cfg.id}: model is ${onnx.byteLength} bytes (> 5 MB)`);
   const dir = path.join(ROOT, "models", cfg.id);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "model.onnx"), onnx);
-  writeFileSync(path.join(dir, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFileSync(path.join(dir, "manifest.json"), `${JSON.stringify(fullManifest, null, 2)}\n`);
   const round = (xs: Float64Array): number[] => Array.from(xs, (x) => Number(x.toPrecision(9)));
+  const texts = [...cfg.referenceTexts, ...(cfg.probes ?? [])];
   const reference = {
-    texts: cfg.referenceTexts,
-    scores: cfg.referenceTexts.map((t) => round(scoreText(shipped, t))),
-    float_scores: cfg.referenceTexts.map((t) => round(scoreText(result.model, t))),
+    texts,
+    scores: texts.map((t) => round(scoreText(quantized, t))),
+    float_scores: texts.map((t) => round(scoreText(model, t))),
   };
   writeFileSync(path.join(dir, "reference.json"), `${JSON.stringify(reference, null, 2)}\n`);
   writeFileSync(
     path.join(dir, "MODEL_CARD.md"),
-    modelCard(cfg, data, result, onnx.byteLength, manifest.sha256, manifest.created_at),
+    modelCard(
+      cfg,
+      data,
+      outcome,
+      onnx.byteLength,
+      fullManifest.sha256,
+      fullManifest.created_at,
+      fitRows.length,
+      valRows.length,
+      shift,
+      sampleRates,
+    ),
   );
-  console.log(`  wrote models/${cfg.id}/ (${onnx.byteLength} bytes, sha256 ${manifest.sha256})`);
+  log(
+    `wrote models/${cfg.id}/ (${onnx.byteLength} bytes, sha256 ${fullManifest.sha256}) in ${Date.now() - t0} ms`,
+  );
 }
 
 function modelCard(
   cfg: ModelConfig,
   data: Dataset,
-  result: ReturnType<typeof trainTextModel>,
+  o: TextTrainingOutcome,
   size: number,
   sha: string,
   createdAt: string,
+  fitRows: number,
+  valRows: number,
+  shift: number[],
+  sampleRates: number[],
 ): string {
-  const { metrics } = result;
-  const keys = Object.keys(metrics.int8).filter((k) => k !== "rows");
-  const refRows = Object.entries(cfg.bar.reference ?? {});
-  const barKeys = new Set([cfg.bar.metric, ...refRows.map(([k]) => k)]);
-  const baseline = (k: string): string =>
-    k === cfg.bar.metric ? String(cfg.bar.baseline) : String(cfg.bar.reference?.[k] ?? "–");
-  const pass = (metrics.int8[cfg.bar.metric] as number) >= cfg.bar.baseline;
+  const keys = Object.keys(o.test.int8).filter((k) => k !== "rows");
+  const pass = (o.test.int8[cfg.bar.metric] as number) >= cfg.bar.baseline;
+  const names = cfg.candidates.map((c) => c.name);
+  const triedNames = Object.keys(o.selection.tried);
+  const colNames = o.selection.columns.map((_, k) =>
+    cfg.task === "binary" ? columnLabel(cfg, k) : (cfg.labels[k] as string),
+  );
   const binaryNote =
     cfg.task === "binary"
-      ? `\nThe graph has one logit: p = sigmoid(logit) is the probability of \`${cfg.labels[1]}\`; \`scores\` = [1 − p, p] for [${cfg.labels.map((l) => `\`${l}\``).join(", ")}]. Accuracy uses threshold 0.5.\n`
-      : "\nEach label has its own logit and sigmoid; labels are independent (multi-label).\n";
-  return `# Model card: \`${cfg.id}\` (version 1)
+      ? `The graph has one logit: p = sigmoid(logit) is the probability of \`${cfg.labels[1]}\`; \`scores\` = [1 − p, p].`
+      : "Each label has its own logit and sigmoid; labels are independent (multi-label).";
+  return `# Model card: \`${cfg.id}\` (version 2, network \`linear\`)
 
 ${cfg.description}
 
-- Task: **${cfg.task}**, labels (output order): ${cfg.labels.map((l) => `\`${l}\``).join(", ")}
-- Format: ONNX (opset 17, IR 8), int8 weights (symmetric, per label column, zero point 0), float32 bias.
+- Task: **${cfg.task}**, labels (output order): ${cfg.labels.map((l) => `\`${l}\``).join(", ")}. ${binaryNote}
+- Format: ONNX (opset 17, IR 8), int8 weights (symmetric, per logit column), float32 bias; the linear graph of \`src/onnx/export.ts\`.
 - Size: **${size} bytes** (${(size / 1024 / 1024).toFixed(2)} MiB); sha256 \`${sha}\`
-- Created: ${createdAt} by \`npm run train -- ${cfg.id}\` (seed ${SEED}); training time **${(result.trainingMs / 1000).toFixed(1)} s** (featurizing + optimisation, one core).
-${binaryNote}
+- Created: ${createdAt} by \`npm run train -- ${cfg.id}\` (seed ${SEED}); final fit **${(o.trainingMs / 1000).toFixed(1)} s** (featurizing + optimisation, one core).
+- Flagging thresholds (manifest \`thresholds\`, chosen on the validation fold; a response's \`flagged\` lists the labels at or above theirs): ${Object.entries(
+    o.thresholds,
+  )
+    .map(([l, t]) => `\`${l}\` ${t}`)
+    .join(", ")}.
+
 ## Data
 
 ${cfg.source.map((s) => `- ${s}`).join("\n")}
 
 The datasets live in \`../shared/datasets/\` and are not part of this repository.
 
-Split rule: data rows are numbered from 0 in file order (header excluded); row *i* is in the **test** split when \`i % 5 == 4\`, otherwise in the train split. Every metric below is on the test split.
-
 ${data.notes.map((n) => `- ${n}`).join("\n")}
 
-## Metrics (test split)
+## Protocol
+
+Data row *i* (file order, header excluded) is **test** when \`i % 5 == 4\` and **validation** when \`i % 5 == 3\`; the rest (\`i % 5 ∈ {0, 1, 2}\`, ${fitRows} rows) is the fitting fold. Every choice — the variant and C per label, the averaging of two variants, the Platt calibration, the thresholds — was made on the validation fold (${valRows} rows) by models fitted on the fitting fold. The chosen configuration was then refitted on the whole train split (${data.train.length} rows = fitting + validation fold) and scored **once** on the test split (${data.test.length} rows). A fixed validation fold (not k-fold CV) keeps training within one core-minute budget; the "± sd" of validation figures is a bootstrap standard deviation (200 resamples of the validation rows), not a spread across folds.
+
+## Variants tried (validation ROC-AUC${cfg.task === "binary" ? "" : " per label"})
+
+\`lr\`: logistic regression, IDF-scaled L2 (each bucket's penalty divided by its squared smoothed IDF). \`nb\`: NB-weighted logistic regression (Wang & Manning 2012): features scaled by the log-count ratio r of the fitting fold (smoothing α per bucket), r folded back into the weights. \`avg(a, b)\`: the mean of two variants' logits (an ensemble that is still one linear model). Candidates: ${cfg.candidates.map((c) => `\`${c.name}\` (${c.kind}, C=${c.c}${c.alpha !== undefined ? `, α=${c.alpha}` : ""}, ${c.maxIterations ?? 150} L-BFGS iterations)`).join("; ")}.
+
+| variant | ${colNames.join(" | ")} |
+|---|${colNames.map(() => "---").join("|")}|
+${triedNames.map((n) => `| ${names.includes(n) ? n : n} | ${(o.selection.tried[n] ?? []).map((v) => (Number.isFinite(v) ? fmt(v) : "–")).join(" | ")} |`).join("\n")}
+
+${(cfg.selectionNotes ?? []).map((n) => `- ${n}`).join("\n")}
+
+Chosen: ${o.selection.columns.map((c, k) => `${colNames[k]} → \`${c.parts.join(" + ")}\` (${fmt(c.validation_auc)} ± ${fmt(c.validation_auc_sd)})`).join("; ")}.
+
+Validation figures: ${Object.entries(o.validation)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(", ")}.
+
+## Test split (reported once)
 
 Baseline: scikit-learn TF-IDF (word 1–2 + char_wb 2–5) + LogisticRegression(C=4). The bar is **${cfg.bar.metric} ≥ ${cfg.bar.baseline}** on the shipped int8 model: **${pass ? "met" : "NOT met"}**.
 
-| metric | int8 (shipped) | float32 | baseline |
+| metric | int8 (shipped) | float32 |
+|---|---|---|
+${keys.map((k) => `| ${k === cfg.bar.metric ? `**${k}**` : k} | ${fmt(o.test.int8[k])} | ${fmt(o.test.float[k])} |`).join("\n")}
+
+Metrics without a threshold in their name use 0.5 (binary) or are threshold-free (ROC-AUC).
+${
+  o.classTable
+    ? `
+Per class (shipped int8 model, threshold 0.5, test split):
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+${o.classTable.map((r) => `| ${r.label} | ${fmt(r.precision)} | ${fmt(r.recall)} | ${fmt(r.f1)} | ${r.support} |`).join("\n")}
+`
+    : ""
+}
+## Calibration
+
+Platt scaling per logit (p = sigmoid(a·z + b)), fitted on the validation fold's logits: ${o.selection.platt.map((p, k) => `${colNames[k]} a=${p.a.toFixed(3)}, b=${p.b.toFixed(3)}`).join("; ")}; folded into the weights and bias.${
+    cfg.deploymentPrior
+      ? ` Then **prior correction** to the deployment prior — ${cfg.deploymentPrior.source} — by adding logit(π_deploy) − logit(π_sample) to each label's logit (π_sample = the train split's rate: ${sampleRates.map((r, k) => `${cfg.labels[k]} ${(100 * r).toFixed(2)} %`).join(", ")}; shifts ${shift.map((s) => s.toFixed(3)).join(", ")}). The shipped scores are probabilities for a population with the deployment prior; the test split has the sample's prior, so their calibration is measured with the test rows reweighted (positives × π_deploy/π_sample, negatives × (1−π_deploy)/(1−π_sample)).`
+      : ""
+  }
+
+| label | setting | Brier | ECE (15 bins) |
 |---|---|---|---|
-${keys.map((k) => `| ${barKeys.has(k) ? `**${k}**` : k} | ${fmt(metrics.int8[k])} | ${fmt(metrics.float[k])} | ${baseline(k)} |`).join("\n")}
-
-Test rows: ${metrics.int8.rows}. Train rows: ${data.train.length}.
-
-Caveat: there is no separate validation split; the hyperparameters below were picked from a handful of settings (C, IDF-scaled penalty, class weights, iterations) by their test-split results, so these figures are slightly optimistic estimates of performance on new data.
-
-## Training
-
-Logistic regression on the hashed features, L2-regularised (objective \`C·Σ loss + ½‖W‖²\`, as scikit-learn), full-batch L-BFGS (deterministic; stops at \`maxIterations\` or when the relative objective decrease stays below \`tolerance\`), then int8 quantization (scale = max|w|/127 per label column, zero point 0; bias stays float32).${result.hyperparameters.idfPenalty ? " With `idfPenalty`, each bucket's L2 penalty is divided by its squared smoothed IDF on the training rows (ln((1+N)/(1+df)) + 1): the same solution as training on IDF-weighted features, up to the featurizer's L2 normalisation, with no IDF needed at inference (the graph and featurizer are unchanged)." : ""}${result.hyperparameters.classWeight === "balanced" ? " Class weights are `balanced` (each class weighted by N / (2·count))." : ""} Code: \`src/training/\`, \`scripts/train.ts\`, exporter \`src/onnx/export.ts\`.
-
-Hyperparameters:
-
-\`\`\`json
-${JSON.stringify(result.hyperparameters, null, 2)}
-\`\`\`
-
-Optimiser: ${result.report.iterations} iterations, ${result.report.evaluations} objective evaluations, converged: ${result.report.converged}.
+${o.calibration.map((c) => `| ${c.label} | ${c.setting} | ${fmt(c.brier)} | ${fmt(c.ece15)} |`).join("\n")}
 
 ## Featurizer
 
-\`src/featurizer/text.ts\` (NFKC → lowercase → word n-grams + char n-grams within whitespace chunks padded with a space → MurmurHash3 into buckets → tf → L2):
+\`src/featurizer/text.ts\` (unchanged, version 1):
 
 \`\`\`json
 ${JSON.stringify(cfg.spec, null, 2)}
@@ -440,9 +786,13 @@ async function main(): Promise<void> {
       await trainDigits(dryRun, over);
       continue;
     }
+    if (id.endsWith("-mlp")) {
+      await trainMlp(id.slice(0, -4), dryRun);
+      continue;
+    }
     const cfg = MODELS[id];
     if (!cfg) throw new Error(`unknown model ${id} (known: ${Object.keys(MODELS).join(", ")}, digits, all)`);
-    await trainOne(applyOverrides(cfg, over), dryRun);
+    await trainOne(applyOverrides(cfg, over), dryRun, over);
   }
 }
 

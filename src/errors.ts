@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   image_too_large: { status: 413, title: "Image too large" },
   unsupported_image_format: { status: 415, title: "Unsupported image format" },
   model_input_mismatch: { status: 400, title: "Model does not take this kind of input" },
+  unknown_network: { status: 400, title: "Model has no such network variant" },
   unsupported_media_type: { status: 415, title: "Unsupported Content-Type" },
   invalid_token: { status: 401, title: "Missing or invalid bearer token" },
   forbidden: { status: 403, title: "Caller is not allowed this API" },

@@ -140,7 +140,8 @@ describe("the TF-IDF pipeline fixture", () => {
 describe("raw-text models (skl2onnx shape) serve through every text route", () => {
   it("binary: upload → activate → /api/v1/predict, async predictions, GET /prediction compat, /v2 infer equal the reference", async () => {
     const bytes = pipelineModel(binary, "byom-binary");
-    const res = await upload("byom-binary", "1", rawTextManifest(binary), bytes, "?activate=true");
+    const manifest = rawTextManifest(binary, { thresholds: { loud: 0.5 } });
+    const res = await upload("byom-binary", "1", manifest, bytes, "?activate=true");
     expect(res.status, await res.clone().text()).toBe(201);
     const uploaded = (await res.json()) as {
       kind: string;
@@ -157,7 +158,11 @@ describe("raw-text models (skl2onnx shape) serve through every text route", () =
     expect(one.status, await one.clone().text()).toBe(200);
     const oneBody = (await one.json()) as {
       sentiment: { sentiment_type: string; sentiment_score: number }[];
+      flagged: string[];
     };
+    // The manifest's thresholds flag labels as for models trained here.
+    expect(reference[0]?.[1]).toBeGreaterThan(0.5);
+    expect(oneBody.flagged).toEqual(["loud"]);
     expect(oneBody.sentiment.map((s) => s.sentiment_type)).toEqual(["calm", "loud"]);
     expectClose(
       oneBody.sentiment.map((s) => s.sentiment_score),

@@ -11,17 +11,29 @@ import {
 } from "../src/featurizer/text";
 import { manifestSchema } from "../src/inference/manifest";
 import { createSession, ort } from "../src/inference/ort";
+import { exportEmbedBagModel } from "../src/onnx/export";
 import { onnx } from "../src/onnx/generated/onnx.js";
+import {
+  DEFAULT_EMBEDBAG,
+  embedBagScoreText,
+  quantizeEmbedBag,
+  trainEmbedBag,
+} from "../src/training/embedbag";
 import {
   buildOnnxModel,
   createRng,
+  DEFAULT_HYPERPARAMETERS,
+  encodeTargets,
   exportModel,
+  featurizeTexts,
   type LinearTextModel,
+  rocAuc,
   scoreText,
   type Task,
   type TrainingRow,
   trainTextModel,
 } from "../src/training/index";
+import { nbRatios, priorShift, shiftBias, trainNbLinear } from "../src/training/nb";
 
 const SPEC: TextFeaturizerSpec = {
   name: FEATURIZER_NAME,
@@ -151,6 +163,85 @@ describe("ONNX export parity with onnxruntime-web (workerd)", () => {
       }
     });
   }
+
+  for (const { task, labels, target } of TASKS.filter((t) => t.task !== "multiclass")) {
+    it(`mlp network ${task} [${labels.join(",")}]: ORT equals the trainer's int8 forward pass (≤ 1e-5)`, async () => {
+      const rows: TrainingRow[] = CORPUS.map((c) => ({ text: c.text, target: target(c.topics) }));
+      const targets = encodeTargets(
+        task,
+        labels.length,
+        rows.map((r) => r.target),
+      );
+      const X = featurizeTexts(
+        rows.map((r) => r.text),
+        SPEC,
+      );
+      const hyperparameters = { ...DEFAULT_EMBEDBAG, dim: 8, hidden: 16, epochs: 8, learningRate: 0.01 };
+      const net = trainEmbedBag({ X, targets, task, labels, spec: SPEC, hyperparameters, seed: 2 });
+      const model = quantizeEmbedBag(net);
+      // Learnable: the network separates the toy task.
+      const truth = rows.map((r) =>
+        Array.isArray(r.target) ? (r.target[labels.length - 1] as number) : r.target,
+      );
+      const last = rows.map((r) => {
+        const p = embedBagScoreText(model, r.text);
+        return p[p.length - 1] as number;
+      });
+      expect(rocAuc(last, truth as number[])).toBeGreaterThan(0.9);
+      const { onnx: bytes, manifest } = await exportEmbedBagModel(model, { id: "parity-mlp", version: "1" });
+      expect(manifest.network).toBe("mlp");
+      expect(manifestSchema.safeParse(manifest).success).toBe(true);
+      const out = await runOrt(bytes, PROBES, SPEC);
+      PROBES.forEach((text, r) => {
+        const want = embedBagScoreText(model, text);
+        (out[r] as number[]).forEach((v, k) => {
+          expect(Math.abs(v - (want[k] as number)), `row ${r} label ${k}`).toBeLessThanOrEqual(1e-5);
+        });
+      });
+    });
+  }
+
+  it("NB-LR folds r into the weights: the linear graph scores NB-scaled features exactly", () => {
+    const rows: TrainingRow[] = CORPUS.map((c) => ({ text: c.text, target: c.topics.includes(1) ? 1 : 0 }));
+    const X = featurizeTexts(
+      rows.map((r) => r.text),
+      SPEC,
+    );
+    const targets = encodeTargets(
+      "binary",
+      2,
+      rows.map((r) => r.target),
+    );
+    const hp = { ...DEFAULT_HYPERPARAMETERS, c: 4, maxIterations: 50 };
+    const { model } = trainNbLinear({
+      X,
+      targets,
+      task: "binary",
+      labels: ["other", "money"],
+      spec: SPEC,
+      hyperparameters: hp,
+      seed: 1,
+      alpha: 0.01,
+    });
+    const r = nbRatios(X, targets.y, targets.m, 0.01);
+    // Money words get positive ratios, other topics' words negative ones.
+    const ratioOf = (word: string) =>
+      r[featurizeTexts([word], { ...SPEC, char_ngrams: null }).ids[0] as number] as number;
+    expect(ratioOf("invoice")).toBeGreaterThan(0);
+    expect(ratioOf("striker")).toBeLessThan(0);
+    const auc = rocAuc(
+      rows.map((row) => scoreText(model, row.text)[1] as number),
+      rows.map((row) => row.target as number),
+    );
+    expect(auc).toBeGreaterThan(0.95);
+    // Prior correction moves every score's logit by the same amount.
+    const shift = priorShift([0.3], [0.1]);
+    expect(shift[0]).toBeCloseTo(Math.log(0.1 / 0.9) - Math.log(0.3 / 0.7), 12);
+    const shifted = shiftBias(model, shift);
+    const p = scoreText(model, "refund")[1] as number;
+    const q = scoreText(shifted, "refund")[1] as number;
+    expect(Math.log(q / (1 - q)) - Math.log(p / (1 - p))).toBeCloseTo(shift[0] as number, 4);
+  });
 
   it("is deterministic and writes the documented ONNX header and metadata", () => {
     const rows: TrainingRow[] = CORPUS.map((c) => ({ text: c.text, target: c.topics[0] as number }));

@@ -79,8 +79,11 @@ async function predictionRow(id: string): Promise<Record<string, unknown> | null
   return env.DB.prepare("SELECT * FROM predictions WHERE id = ?").bind(id).first();
 }
 
+/** Versions of the shipped models as seeded (from their manifests). */
+const shipped: Record<string, string> = {};
+
 beforeAll(async () => {
-  for (const id of ["spam", "digits"]) await seedShippedModel(id);
+  for (const id of ["spam", "digits"]) shipped[id] = (await seedShippedModel(id)).version;
 });
 
 describe("training jobs", () => {
@@ -110,6 +113,9 @@ describe("training jobs", () => {
     expect(job).toMatchObject({ status: "succeeded", stage: "done", progress: 1, error: null });
     // Split rule i % 5 == 4: 16 of 80 rows are held out.
     expect(job.metrics).toMatchObject({ test_rows: 16, train_rows: 64, test_accuracy: 1 });
+    // The validation fold (i % 5 == 3, 16 rows) is measured and calibrates the model; its threshold
+    // for the positive label goes into the manifest, and predictions carry `flagged`.
+    expect(job.metrics).toMatchObject({ validation_rows: 16, validation_accuracy: 1 });
     const predicted = await postJson("/api/v1/predict", {
       model: "job-inline",
       text: "win cash prize now",
@@ -118,6 +124,7 @@ describe("training jobs", () => {
     expect(await predicted.json()).toMatchObject({
       model: { id: "job-inline", version: "1" },
       sentiment: [{ sentiment_type: "loud" }],
+      flagged: ["loud"],
     });
     const shown = (await (await api("/api/v1/models/job-inline")).json()) as {
       active_version: string;
@@ -312,7 +319,7 @@ describe("async predictions", () => {
     const res = await postJson("/api/v1/predictions", { model: "spam", texts, request_id: 7, n_top: 1 });
     expect(res.status).toBe(202);
     const accepted = (await res.json()) as { id: string; status_url: string };
-    expect(accepted).toMatchObject({ status: "queued", model: { id: "spam", version: "1" } });
+    expect(accepted).toMatchObject({ status: "queued", model: { id: "spam", version: shipped.spam } });
     expect(accepted.status_url).toBe(`/api/v1/predictions/${accepted.id}`);
     expect(JSON.parse((await (await env.MODELS.get(`inputs/${accepted.id}`))?.text()) ?? "")).toEqual({
       texts,
@@ -321,7 +328,7 @@ describe("async predictions", () => {
     const done = await waitForStatus<Prediction>(accepted.status_url, ["done", "failed"]);
     expect(done).toMatchObject({
       status: "done",
-      model: { id: "spam", version: "1" },
+      model: { id: "spam", version: shipped.spam },
       request_id: 7,
       attempts: 1,
     });
@@ -376,9 +383,9 @@ describe("async predictions", () => {
     await env.MODELS.put(`inputs/${id}`, JSON.stringify({ text: "call now to claim" }));
     await env.DB.prepare(
       `INSERT INTO predictions (id, model_id, model_version, status, input_key, attempts, created_at, started_at)
-       VALUES (?, 'spam', '1', 'running', ?, 1, ?, ?)`,
+       VALUES (?, 'spam', ?, 'running', ?, 1, ?, ?)`,
     )
-      .bind(id, `inputs/${id}`, Date.now(), Date.now())
+      .bind(id, shipped.spam, `inputs/${id}`, Date.now(), Date.now())
       .run();
     const message = { kind: "prediction", id, key: `inputs/${id}` };
     // Another delivery of the first attempt while it runs: dropped.
@@ -484,7 +491,7 @@ describe("prediction log and retention", () => {
     expect(seen[0]).toMatchObject({
       kind: "sync",
       caller: "edge-inference-tests",
-      model: { id: "spam", version: "1" },
+      model: { id: "spam", version: shipped.spam },
       top_label: "spam",
       item: 0,
     });

@@ -12,6 +12,7 @@ import { logSyncPrediction } from "../predictions/log";
 import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
 import { scoreImage } from "./image";
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
+import { flaggedLabels, resolveNetwork } from "./network";
 import { exampleInputs, type WireTensor } from "./tensors";
 
 /** Scores of a batch of texts or images by one model version, in the manifest's label order. */
@@ -20,12 +21,16 @@ export interface Classification {
   labels: readonly string[];
   /** One probability vector per input. */
   scores: Float32Array[];
+  /** Per-label decision thresholds the model declares (text models with calibration), if any. */
+  thresholds?: Record<string, number> | undefined;
 }
 
 /** Which model to use: `model` (else the configured default) at `version` (else the active one). */
 export interface ModelChoice {
   model?: string | undefined;
   version?: string | undefined;
+  /** A network variant the model declares (`networks` in its manifest; see `resolveNetwork`). */
+  network?: string | undefined;
 }
 
 /** A labelled score. */
@@ -90,12 +95,23 @@ export async function classifyTexts(
   choice: ModelChoice,
   texts: readonly string[],
 ): Promise<Classification> {
-  const id = choice.model ?? state.config.DEFAULT_MODEL;
-  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => ({
-    model: { id: m.meta.id, version: m.meta.version },
-    labels: m.meta.labels,
-    scores: await scoreTexts(requireTextModel(m), texts),
-  }));
+  const { config } = state;
+  const id = await resolveNetwork(
+    env.MODELS,
+    config,
+    choice.model ?? config.DEFAULT_MODEL,
+    choice.version,
+    choice.network,
+  );
+  const result = await withModel(env.MODELS, config, id, choice.version, async (m) => {
+    const model = requireTextModel(m);
+    return {
+      model: { id: m.meta.id, version: m.meta.version },
+      labels: m.meta.labels,
+      scores: await scoreTexts(model, texts),
+      thresholds: model.meta.thresholds,
+    };
+  });
   state.model = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
   return result;
@@ -195,29 +211,40 @@ export interface SeedLabelScore {
   sentiment_score: number;
 }
 
-/** One text's answer: the seed-000 `sentiment` (label order, or the n best) and `predictions` (best first). */
+/**
+ * One text's answer: the seed-000 `sentiment` (label order, or the n best), `predictions` (best
+ * first) and, for a model that declares thresholds, `flagged` (labels at or over their threshold).
+ */
 export interface TextAnswer {
   sentiment: SeedLabelScore[];
   predictions: LabelScore[];
+  flagged?: string[];
 }
 
 /**
  * The text answer of `POST /api/v1/predict` (and of async text predictions): per text, the
- * seed-000 `sentiment` — every label in label order, or with `nTop` the n best, best first — and
- * `predictions`, best first. A batch answers `{results: [...]}`, one text the answer itself.
+ * seed-000 `sentiment` — every label in label order, or with `nTop` the n best, best first —,
+ * `predictions`, best first, and `flagged` when `thresholds` are given. A batch answers
+ * `{results: [...]}`, one text the answer itself.
  */
 export function textAnswer(
   labels: readonly string[],
   scores: readonly ArrayLike<number>[],
   nTop: number | undefined,
   batch: boolean,
+  thresholds?: Record<string, number>,
 ): { results: TextAnswer[] } | TextAnswer {
   const answers = scores.map((s) => {
     const best = ranked(labels, s, nTop);
     const sentiment = (
       nTop === undefined ? labels.map((label, i) => ({ label, score: s[i] as number })) : best
     ).map((p) => ({ sentiment_type: p.label, sentiment_score: p.score }));
-    return { sentiment, predictions: best };
+    // `flagged` only when the model declares thresholds: an empty list must mean "nothing over".
+    return {
+      sentiment,
+      predictions: best,
+      ...(thresholds && { flagged: flaggedLabels(labels, s, thresholds) }),
+    };
   });
   return batch ? { results: answers } : (answers[0] as TextAnswer);
 }

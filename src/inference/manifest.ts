@@ -3,6 +3,8 @@ import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../featurizer/text";
 
 /** Model ids and versions are path segments in R2 keys and URLs: keep them boring. */
 export const MODEL_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** Network names (`"network"` in a predict request). */
+export const NETWORK_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export const MODEL_VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const ngramRange = z
@@ -52,6 +54,15 @@ export const textManifestSchema = manifestBaseSchema.extend({
   labels: z.array(z.string().min(1).max(128)).min(1).max(4096),
   featurizer: featurizerSpecSchema,
   inputs: z.object({ ids: z.string().min(1), values: z.string().min(1) }),
+  /** The architecture of this graph (e.g. `linear`, `mlp`); see docs/models.md. */
+  network: z.string().regex(NETWORK_RE).optional(),
+  /**
+   * The variants a request may pick with `network`: network name → model id (this model or a
+   * sibling). The default (no `network`) is always this model.
+   */
+  networks: z.record(z.string().regex(NETWORK_RE), z.string().regex(MODEL_ID_RE)).optional(),
+  /** Flagging threshold per label (labels without one are never flagged), chosen on validation data. */
+  thresholds: z.record(z.string().min(1).max(128), z.number().min(0).max(1)).optional(),
 });
 
 /**
@@ -119,6 +130,8 @@ export const rawTextManifestSchema = manifestBaseSchema.extend({
   inputs: z.object({ text: z.string().min(1) }),
   label_output: z.string().min(1).optional(),
   examples: z.array(z.string().min(1).max(4096)).min(1).max(32).optional(),
+  /** Flagging threshold per label, as for hashed n-gram text models. */
+  thresholds: z.record(z.string().min(1).max(128), z.number().min(0).max(1)).optional(),
 });
 
 /** Tensor datatypes a `tensor` model may declare (Open Inference Protocol names). */

@@ -1,13 +1,16 @@
 /**
- * Running a training job in the queue consumer: the same trainer (`trainTextModel`) and exporter
- * (`exportModel`) as `npm run train`, the same held-out split rule, then `publishModelVersion`.
+ * Running a training job in the queue consumer: the same trainer and exporter (`exportModel`) as
+ * `npm run train`, the same split rule and validation fold (`trainWithValidation`), then
+ * `publishModelVersion`.
  */
 import type { Config } from "../config";
 import { ApiError } from "../errors";
+import { textManifestSchema } from "../inference/manifest";
 import type { Logger } from "../log";
 import type { FailureCode } from "../predictions/run";
 import { publishModelVersion } from "../registry/publish";
-import { exportModel, trainTextModel } from "../training/index";
+import { exportModel } from "../training/index";
+import { isValidationRow, trainWithValidation } from "../training/select";
 import { isTestRow } from "../training/split";
 import { DatasetError, formatOf, parseRecords, readDatasetText, toTrainingData } from "./dataset";
 import {
@@ -96,11 +99,15 @@ export async function runJob(
       );
     }
     await stage("training", 0.2);
-    let result: ReturnType<typeof trainTextModel>;
+    let result: ReturnType<typeof trainWithValidation>;
     try {
-      result = trainTextModel({
-        rows: train,
-        evalRows: test,
+      // The protocol of `npm run train`: calibration and thresholds come from the validation fold
+      // (data rows i % 5 == 3), the final model is refitted on the whole train split, and the test
+      // split is scored once.
+      result = trainWithValidation({
+        fitRows: data.rows.filter((_, i) => !isTestRow(i) && !isValidationRow(i)),
+        validationRows: data.rows.filter((_, i) => isValidationRow(i)),
+        testRows: test,
         task: spec.task,
         labels: data.labels,
         spec: featurizer,
@@ -111,16 +118,20 @@ export async function runJob(
       throw new PermanentError(`training failed: ${(error as Error).message}`);
     }
     await stage("exporting", 0.8);
-    const metrics: Record<string, number> = {};
-    for (const [k, v] of Object.entries(result.metrics.int8))
-      metrics[k === "rows" ? "test_rows" : `test_${k}`] = v;
+    const metrics: Record<string, number> = { ...result.metrics };
     metrics.train_rows = train.length;
     metrics.training_ms = result.trainingMs;
-    const { onnx, manifest } = await exportModel(result.quantized, {
+    const exported = await exportModel(result.quantized, {
       id: claimed.model_id,
       version: claimed.version,
       description: spec.description ?? `trained by job ${jobId}`,
       metrics,
+    });
+    const onnx = exported.onnx;
+    const manifest = textManifestSchema.parse({
+      ...exported.manifest,
+      network: "linear",
+      ...(result.thresholds && { thresholds: result.thresholds }),
     });
     await stage("publishing", 0.9);
     // A model deleted while this job trained takes its jobs with it: do not resurrect it.

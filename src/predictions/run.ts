@@ -108,17 +108,21 @@ async function score(
     };
   }
   const texts = input.texts ?? [input.text ?? ""];
-  const { labels, scores } = await withModel(
+  const { labels, scores, thresholds } = await withModel(
     env.MODELS,
     config,
     row.model_id,
     row.model_version,
-    async (m) => ({
-      labels: m.meta.labels,
-      scores: await scoreTexts(textModel(m), texts),
-    }),
+    async (m) => {
+      const text = textModel(m);
+      return {
+        labels: m.meta.labels,
+        scores: await scoreTexts(text, texts),
+        thresholds: text.meta.thresholds,
+      };
+    },
   );
-  const result = textAnswer(labels, scores, row.n_top ?? undefined, input.texts !== undefined);
+  const result = textAnswer(labels, scores, row.n_top ?? undefined, input.texts !== undefined, thresholds);
   return { labels, scores, result };
 }
 

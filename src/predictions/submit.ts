@@ -15,6 +15,7 @@ import { findReplay, type IdempotentRequest, keyInProgress } from "../idempotenc
 import { checkImage, decodeBase64Image } from "../image/decode";
 import { checkTextLimits } from "../inference/classify";
 import { inputMismatch, modelInput } from "../inference/kinds";
+import { resolveNetwork } from "../inference/network";
 import { d1 } from "../registry/db";
 import { getManifest, resolveVersion } from "../storage/models";
 import { inputKey, type PredictionInput, type PredictionRow } from "./run";
@@ -26,6 +27,8 @@ import { inputKey, type PredictionInput, type PredictionRow } from "./run";
 export interface Submission {
   model?: string | undefined;
   version?: string | undefined;
+  /** A network variant the model declares; resolved now, like the version. */
+  network?: string | undefined;
   input: PredictionInput;
   nTop?: number | undefined;
   requestId?: string | number | undefined;
@@ -73,8 +76,13 @@ export async function submitPrediction(
   if (replayed) return replayed;
   const { input } = submission;
   checkInput(state, input);
-  const modelId =
-    submission.model ?? (input.image === undefined ? config.DEFAULT_MODEL : config.DEFAULT_IMAGE_MODEL);
+  const modelId = await resolveNetwork(
+    env.MODELS,
+    config,
+    submission.model ?? (input.image === undefined ? config.DEFAULT_MODEL : config.DEFAULT_IMAGE_MODEL),
+    submission.version,
+    submission.network,
+  );
   const version = await resolveVersion(env.MODELS, modelId, submission.version, config.ACTIVE_POINTER_TTL_MS);
   const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
   const sent = input.image !== undefined ? "image" : "text";

@@ -18,7 +18,7 @@ export const predictRequestSchema = z.strictObject({
   texts: z.array(z.string()).min(1, "texts must hold at least one text").optional(),
   /** Base64 PNG or JPEG for image models (see `src/image/decode.ts`). */
   image: z.string().optional(),
-  /** Accepted for compatibility with the seed API; the model is chosen by `model`. */
+  /** A network variant of the model (`linear`, `mlp`, … as its manifest's `networks` declares). */
   network: z.string().max(64).optional(),
   language: z.string().max(35).optional(),
   encoding_type: z.string().max(32).optional(),
@@ -80,7 +80,7 @@ export const predict: Handler = async (request, env, ctx) => {
   const { config } = request.state;
   const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
-  const choice = { model: body.model, version: body.version };
+  const choice = { model: body.model, version: body.version, network: body.network };
   const requestId = body.request_id ?? request.state.requestId;
   if (body.image !== undefined) {
     if (body.text !== undefined || body.texts !== undefined) {
@@ -95,11 +95,11 @@ export const predict: Handler = async (request, env, ctx) => {
   }
   const texts = textsOf(body);
   checkTextLimits(texts, request.state, (i) => (body.texts ? `texts.${i}` : "text"));
-  const { model, labels, scores } = await classifyTexts(env, ctx, request.state, choice, texts);
+  const { model, labels, scores, thresholds } = await classifyTexts(env, ctx, request.state, choice, texts);
   const tail = { ...(body.language !== undefined && { language: body.language }), model };
   return json({
     request_id: requestId,
-    ...textAnswer(labels, scores, body.n_top, body.texts !== undefined),
+    ...textAnswer(labels, scores, body.n_top, body.texts !== undefined, thresholds),
     ...tail,
   });
 };

@@ -37,7 +37,14 @@ export const submitPrediction: Handler = async (request, env) => {
   const { prediction, replayed } = await submit(
     env,
     request.state,
-    { model: body.model, version: body.version, input, nTop: body.n_top, requestId: body.request_id },
+    {
+      model: body.model,
+      version: body.version,
+      network: body.network,
+      input,
+      nTop: body.n_top,
+      requestId: body.request_id,
+    },
     keyed,
   );
   return json(prediction, 202, { location: prediction.status_url, ...(replayed && REPLAYED_HEADERS) });

@@ -1,0 +1,413 @@
+/**
+ * The honest protocol for linear text models: every choice (variant, C, ensemble mix, calibration,
+ * thresholds) is made on a fixed validation fold carved out of the TRAIN split; the test split is
+ * only scored once, by the caller, on the final model.
+ *
+ * Validation fold: train-split rows whose data-row index i has `i % 5 == 3` (a quarter of the train
+ * split); the models compared are fitted on the rest of the train split (`i % 5 ∈ {0, 1, 2}`). The
+ * chosen configuration is then refitted on the whole train split, and the calibration and thresholds
+ * fitted on the fold's predictions are applied to it.
+ *
+ * Everything stays one linear model over the featurizer (NB scaling, averaging of logits and
+ * Platt/prior corrections are folded into the weights and bias), so the ONNX graph is unchanged.
+ */
+
+import type { TextFeaturizerSpec } from "../featurizer/text";
+import { bestF1Threshold, bootstrapSd, brierScore, expectedCalibrationError } from "./calibration";
+import { evaluateModel, trainTextModel } from "./index";
+import { rocAuc } from "./metrics";
+import {
+  type FloatLinearModel,
+  type Int8LinearModel,
+  type LinearTextModel,
+  logits,
+  quantizeInt8,
+  sigmoid,
+  type Task,
+} from "./model";
+import { trainNbLinear } from "./nb";
+import { featurizeTexts, type SparseMatrix, sparseRow } from "./sparse";
+import {
+  DEFAULT_HYPERPARAMETERS,
+  type EncodedTargets,
+  encodeTargets,
+  type TrainHyperparameters,
+  type TrainingRow,
+} from "./trainer";
+
+/** True when data row `i` belongs to the validation fold (it must not be a test row). */
+export const isValidationRow = (i: number): boolean => i % 5 === 3;
+
+/** One linear variant to compare. `nb`: NB-weighted features; `lr`: plain features, IDF-scaled L2. */
+export interface Candidate {
+  name: string;
+  kind: "lr" | "nb";
+  c: number;
+  /** NB smoothing (added to each bucket's positive and negative sums). */
+  alpha?: number;
+  maxIterations?: number;
+}
+
+/** Fits one candidate (per logit column; binary and multilabel tasks). */
+export function fitCandidate(
+  X: SparseMatrix,
+  targets: EncodedTargets,
+  task: Task,
+  labels: readonly string[],
+  spec: TextFeaturizerSpec,
+  cand: Candidate,
+  seed: number,
+): FloatLinearModel {
+  const hyperparameters = {
+    ...DEFAULT_HYPERPARAMETERS,
+    c: cand.c,
+    maxIterations: cand.maxIterations ?? 150,
+    idfPenalty: cand.kind === "lr",
+  };
+  return trainNbLinear({
+    X,
+    targets,
+    task,
+    labels,
+    spec,
+    hyperparameters,
+    seed,
+    nb: cand.kind === "nb",
+    ...(cand.alpha !== undefined && { alpha: cand.alpha }),
+  }).model;
+}
+
+/** Logits `[rows][columns]` of a linear model on a matrix. */
+export function logitMatrix(model: LinearTextModel, X: SparseMatrix): Float64Array[] {
+  const out: Float64Array[] = [];
+  for (let i = 0; i < X.rows; i++) out.push(logits(model, sparseRow(X, i)));
+  return out;
+}
+
+/** 0/1 truth and known-mask of column k. */
+export function columnTruth(targets: EncodedTargets, k: number): { y: number[]; known: boolean[] } {
+  const C = targets.columns;
+  const y: number[] = [];
+  const known: boolean[] = [];
+  for (let i = 0; i < targets.y.length / C; i++) {
+    y.push(targets.y[i * C + k] as number);
+    known.push((targets.m[i * C + k] as number) > 0);
+  }
+  return { y, known };
+}
+
+/** Platt scaling p = sigmoid(a·z + b), fitted by Newton's method on (logit, 0/1) pairs. */
+export function fitPlatt(z: readonly number[], y: readonly number[]): { a: number; b: number } {
+  let a = 1;
+  let b = 0;
+  for (let it = 0; it < 50; it++) {
+    let gA = 0;
+    let gB = 0;
+    let hAA = 1e-9;
+    let hAB = 0;
+    let hBB = 1e-9;
+    for (let i = 0; i < z.length; i++) {
+      const zi = z[i] as number;
+      const p = sigmoid(a * zi + b);
+      const r = p - (y[i] as number);
+      const w = p * (1 - p);
+      gA += r * zi;
+      gB += r;
+      hAA += w * zi * zi;
+      hAB += w * zi;
+      hBB += w;
+    }
+    const det = hAA * hBB - hAB * hAB;
+    const dA = (hBB * gA - hAB * gB) / det;
+    const dB = (hAA * gB - hAB * gA) / det;
+    a -= dA;
+    b -= dB;
+    if (Math.abs(dA) + Math.abs(dB) < 1e-10) break;
+  }
+  return { a, b };
+}
+
+/** `model` with logit column k replaced by `scale[k]·z + shift[k]` (a copy). */
+export function affineColumns(
+  model: FloatLinearModel,
+  scale: readonly number[],
+  shift: readonly number[],
+): FloatLinearModel {
+  const C = model.columns;
+  const weights = model.weights.map((w, j) => w * (scale[j % C] as number));
+  const bias = model.bias.map((b, k) => (scale[k] as number) * b + (shift[k] as number));
+  return { ...model, weights, bias };
+}
+
+/** Figures of one column's scores against truth, with optional weights (prior reweighting). */
+export function calibrationFigures(
+  p: readonly number[],
+  y: readonly number[],
+  weight?: ArrayLike<number>,
+): { brier: number; ece15: number } {
+  return { brier: brierScore(p, y, weight), ece15: expectedCalibrationError(p, y, 15, weight) };
+}
+
+/** What `selectLinear` decided and measured on the validation fold. */
+export interface Selection {
+  /** Per column: the candidate names mixed (averaged logits) and their weights. */
+  columns: { parts: string[]; mix: number[]; validation_auc: number; validation_auc_sd: number }[];
+  /** Per column: Platt parameters fitted on the validation fold (logit ↦ a·logit + b). */
+  platt: { a: number; b: number }[];
+  /** Every candidate's validation AUC per column (and of the best pairwise averages). */
+  tried: Record<string, number[]>;
+}
+
+/** Bootstrap sd of the AUC of `s` against `y`. */
+function aucSd(s: readonly number[], y: readonly number[]): number {
+  return bootstrapSd(s.length, (rows) => {
+    const ss: number[] = [];
+    const yy: number[] = [];
+    for (const i of rows) {
+      ss.push(s[i] as number);
+      yy.push(y[i] as number);
+    }
+    return rocAuc(ss, yy);
+  });
+}
+
+/**
+ * Fits every candidate on `fit`, scores the validation rows, and per logit column picks the best
+ * candidate or the equal-weight average of the two best (by validation ROC-AUC); then fits Platt
+ * scaling per column on the chosen validation logits. Returns the choice and the fold's calibrated
+ * validation probabilities (for thresholds and reliability figures).
+ */
+export function selectLinear(options: {
+  fitX: SparseMatrix;
+  fitTargets: EncodedTargets;
+  valX: SparseMatrix;
+  valTargets: EncodedTargets;
+  task: Task;
+  labels: readonly string[];
+  spec: TextFeaturizerSpec;
+  candidates: readonly Candidate[];
+  seed: number;
+  log?: (line: string) => void;
+}): { selection: Selection; valProbabilities: number[][] } {
+  const { valTargets } = options;
+  const C = valTargets.columns;
+  const valLogits: Record<string, Float64Array[]> = {};
+  const tried: Record<string, number[]> = {};
+  for (const cand of options.candidates) {
+    const started = Date.now();
+    const model = fitCandidate(
+      options.fitX,
+      options.fitTargets,
+      options.task,
+      options.labels,
+      options.spec,
+      cand,
+      options.seed,
+    );
+    valLogits[cand.name] = logitMatrix(model, options.valX);
+    tried[cand.name] = Array.from({ length: C }, (_, k) =>
+      columnAuc(valLogits[cand.name] as Float64Array[], valTargets, k),
+    );
+    options.log?.(
+      `  ${cand.name}: validation AUC ${JSON.stringify(tried[cand.name]?.map((x) => Number(x.toFixed(4))))} (${Date.now() - started} ms)`,
+    );
+  }
+  const columns: Selection["columns"] = [];
+  const platt: Selection["platt"] = [];
+  const valProbabilities: number[][] = Array.from({ length: options.valX.rows }, () => []);
+  for (let k = 0; k < C; k++) {
+    const ranked = options.candidates
+      .map((c) => c.name)
+      .sort((a, b) => (tried[b]?.[k] as number) - (tried[a]?.[k] as number));
+    const [first, second] = ranked as [string, string | undefined];
+    const zOf = (parts: string[]): number[] =>
+      (valLogits[parts[0] as string] as Float64Array[]).map(
+        (_, i) =>
+          parts.reduce((s, p) => s + ((valLogits[p] as Float64Array[])[i]?.[k] as number), 0) / parts.length,
+      );
+    let parts = [first];
+    let auc = tried[first]?.[k] as number;
+    if (second) {
+      const name = `avg(${first}, ${second})`;
+      const a2 = aucOfColumn(zOf([first, second]), valTargets, k);
+      tried[name] = tried[name] ?? Array.from({ length: C }, () => Number.NaN);
+      (tried[name] as number[])[k] = a2;
+      if (a2 > auc) {
+        parts = [first, second];
+        auc = a2;
+      }
+    }
+    const z = zOf(parts);
+    const { y, known } = columnTruth(valTargets, k);
+    const zk = z.filter((_, i) => known[i]);
+    const yk = y.filter((_, i) => known[i]);
+    columns.push({
+      parts,
+      mix: parts.map(() => 1 / parts.length),
+      validation_auc: auc,
+      validation_auc_sd: aucSd(zk, yk),
+    });
+    const pl = fitPlatt(zk, yk);
+    platt.push(pl);
+    z.forEach((v, i) => {
+      (valProbabilities[i] as number[])[k] = sigmoid(pl.a * v + pl.b);
+    });
+  }
+  return { selection: { columns, platt, tried }, valProbabilities };
+}
+
+function aucOfColumn(z: readonly number[], targets: EncodedTargets, k: number): number {
+  const { y, known } = columnTruth(targets, k);
+  return rocAuc(
+    z.filter((_, i) => known[i]),
+    y.filter((_, i) => known[i]),
+  );
+}
+
+function columnAuc(L: readonly Float64Array[], targets: EncodedTargets, k: number): number {
+  return aucOfColumn(
+    L.map((z) => z[k] as number),
+    targets,
+    k,
+  );
+}
+
+/**
+ * Refits the candidates a selection uses on `X` (the whole train split) and assembles the final
+ * float model: per column the selected mix of logits, then Platt scaling, then `shift` (prior
+ * correction, added to the calibrated logit).
+ */
+export function assembleSelected(options: {
+  X: SparseMatrix;
+  targets: EncodedTargets;
+  task: Task;
+  labels: readonly string[];
+  spec: TextFeaturizerSpec;
+  candidates: readonly Candidate[];
+  selection: Selection;
+  shift?: readonly number[];
+  seed: number;
+  log?: (line: string) => void;
+}): FloatLinearModel {
+  const { selection } = options;
+  const C = options.targets.columns;
+  const used = [...new Set(selection.columns.flatMap((c) => c.parts))];
+  const fitted: Record<string, FloatLinearModel> = {};
+  for (const name of used) {
+    const cand = options.candidates.find((c) => c.name === name);
+    if (!cand) throw new Error(`unknown candidate ${name}`);
+    const started = Date.now();
+    fitted[name] = fitCandidate(
+      options.X,
+      options.targets,
+      options.task,
+      options.labels,
+      options.spec,
+      cand,
+      options.seed,
+    );
+    options.log?.(`  refit ${name} on the train split (${Date.now() - started} ms)`);
+  }
+  const first = fitted[used[0] as string] as FloatLinearModel;
+  const weights = new Float32Array(first.weights.length);
+  const bias = new Float32Array(C);
+  for (let k = 0; k < C; k++) {
+    const col = selection.columns[k];
+    const pl = selection.platt[k];
+    if (!col || !pl) throw new Error("selection does not cover every column");
+    const shift = options.shift?.[k] ?? 0;
+    col.parts.forEach((name, pi) => {
+      const m = fitted[name] as FloatLinearModel;
+      const a = pl.a * (col.mix[pi] as number);
+      for (let j = k; j < weights.length; j += C)
+        weights[j] = (weights[j] as number) + a * (m.weights[j] as number);
+      bias[k] = (bias[k] as number) + a * (m.bias[k] as number);
+    });
+    bias[k] = (bias[k] as number) + pl.b + shift;
+  }
+  return { ...first, weights, bias };
+}
+
+/**
+ * The protocol for a model with fixed hyperparameters (training jobs): fit on the fitting rows,
+ * measure on the validation rows and fit Platt scaling and F1-best thresholds per logit there
+ * (binary and multilabel), then refit on all train rows, apply the calibration, and score `testRows`
+ * once. Without validation rows (tiny datasets) or for multiclass: one fit, no calibration.
+ */
+export function trainWithValidation(options: {
+  fitRows: readonly TrainingRow[];
+  validationRows: readonly TrainingRow[];
+  testRows: readonly TrainingRow[];
+  task: Task;
+  labels: readonly string[];
+  spec: TextFeaturizerSpec;
+  hyperparameters: TrainHyperparameters;
+  seed: number;
+}): {
+  quantized: Int8LinearModel;
+  metrics: Record<string, number>;
+  thresholds?: Record<string, number>;
+  trainingMs: number;
+} {
+  const { task, labels, spec, hyperparameters, seed } = options;
+  const base = { task, labels, spec, hyperparameters, seed };
+  const metrics: Record<string, number> = {};
+  let calibrate: ((m: FloatLinearModel) => FloatLinearModel) | undefined;
+  let thresholds: Record<string, number> | undefined;
+  const started = Date.now();
+  if (options.validationRows.length > 0 && task !== "multiclass") {
+    const v = trainTextModel({ ...base, rows: options.fitRows, evalRows: options.validationRows });
+    for (const [k, x] of Object.entries(v.metrics.int8)) metrics[`validation_${k}`] = x;
+    const X = featurizeTexts(
+      options.validationRows.map((r) => r.text),
+      spec,
+    );
+    const T = encodeTargets(
+      task,
+      labels.length,
+      options.validationRows.map((r) => r.target),
+    );
+    const L = logitMatrix(v.model, X);
+    const platt = Array.from({ length: T.columns }, (_, k) => {
+      const { y, known } = columnTruth(T, k);
+      const z = L.map((row) => row[k] as number).filter((_, i) => known[i]);
+      const yk = y.filter((_, i) => known[i]);
+      // Platt needs both classes; otherwise leave the column as it is.
+      const pl = yk.includes(0) && yk.includes(1) ? fitPlatt(z, yk) : { a: 1, b: 0 };
+      const t = bestF1Threshold(
+        z.map((x) => sigmoid(pl.a * x + pl.b)),
+        yk,
+      ).threshold;
+      if (Number.isFinite(t)) {
+        thresholds = thresholds ?? {};
+        thresholds[(task === "binary" ? labels[labels.length - 1] : labels[k]) as string] = Number(
+          t.toFixed(4),
+        );
+      }
+      return pl;
+    });
+    calibrate = (m) =>
+      affineColumns(
+        m,
+        platt.map((p) => p.a),
+        platt.map((p) => p.b),
+      );
+  }
+  const result = trainTextModel({ ...base, rows: [...options.fitRows, ...options.validationRows] });
+  const model = calibrate ? calibrate(result.model) : result.model;
+  const quantized = quantizeInt8(model);
+  const trainingMs = Date.now() - started;
+  const E = featurizeTexts(
+    options.testRows.map((r) => r.text),
+    spec,
+  );
+  for (const [k, x] of Object.entries(
+    evaluateModel(
+      quantized,
+      E,
+      options.testRows.map((r) => r.target),
+    ),
+  ))
+    metrics[k === "rows" ? "test_rows" : `test_${k}`] = x;
+  return { quantized, metrics, trainingMs, ...(thresholds && { thresholds }) };
+}
