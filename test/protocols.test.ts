@@ -16,7 +16,7 @@ import { waitFor, waitForStatus } from "./registry-helpers";
 const versions: Record<string, string> = {};
 
 beforeAll(async () => {
-  for (const id of ["toxicity", "sentiment", "spam", "digits", "moderation-image"]) {
+  for (const id of ["toxicity", "toxicity-mlp", "sentiment", "spam", "digits", "moderation-image"]) {
     versions[id] = (await seedShippedModel(id)).version;
   }
 });
