@@ -54,7 +54,7 @@ async function stuckPrediction(fields: {
   await env.DB.prepare(
     `INSERT INTO predictions (id, model_id, model_version, status, input_key, attempts, caller, created_at,
        started_at, updated_at, sweeps, error)
-     VALUES (?1, 'spam', '1', ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8)`,
+     VALUES (?1, 'spam', ?9, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8)`,
   )
     .bind(
       id,
@@ -65,6 +65,7 @@ async function stuckPrediction(fields: {
       at,
       fields.sweeps ?? 0,
       fields.error ?? null,
+      spamVersion,
     )
     .run();
   return id;
@@ -121,8 +122,11 @@ async function deliver(queue: string, body: unknown, attempts = 1) {
   return getQueueResult(batch, ctx);
 }
 
+/** The shipped spam model's version, as seeded. */
+let spamVersion = "";
+
 beforeAll(async () => {
-  await seedShippedModel("spam");
+  spamVersion = (await seedShippedModel("spam")).version;
 });
 
 describe("the stuck-work sweep (cron)", () => {

@@ -16,7 +16,6 @@ import { waitFor, waitForStatus } from "./registry-helpers";
 const versions: Record<string, string> = {};
 
 beforeAll(async () => {
-  // toxicity-mlp: the seed body's `network: "mlp"` picks it through toxicity's `networks`.
   for (const id of ["toxicity", "toxicity-mlp", "sentiment", "spam", "digits", "moderation-image"]) {
     versions[id] = (await seedShippedModel(id)).version;
   }
