@@ -18,7 +18,7 @@ export const MAX_IDS_IN_MEMORY = 100_000;
 /**
  * Admission state in SQLite, in two roles (src/admission/): a caller's object
  * (`idFromName(caller)`; the caller is the ASAP issuer once authenticated) holds its GCRA state per
- * API, the authority that isolates lease slices of quota from (`lease`, `giveBack`); a replay
+ * API, the authority that isolates lease slices of quota from (`lease`); a replay
  * shard (`idFromName("replay-shard:<i>")`) holds the spent token ids that hash to it (`admit` with
  * a token). `admit` can also do both in one call (a single request's decision).
  *
@@ -94,18 +94,20 @@ export class CallerGuard extends DurableObject<Env> {
   /**
    * Leases up to `want` requests of `api` at once (src/admission/leases.ts): as many as the bucket
    * holds, at least 1, or a refusal (`granted` 0). Leased requests count as taken from now on.
+   * First gives back `unused` requests of the caller's expired lease. `now` is for tests.
    */
-  async lease(api: string, policy: RatePolicy, want: number, now: number = Date.now()): Promise<LeaseGrant> {
-    const tat = this.tatOf(api, now);
+  async lease(
+    api: string,
+    policy: RatePolicy,
+    want: number,
+    unused = 0,
+    now: number = Date.now(),
+  ): Promise<LeaseGrant> {
+    let tat = this.tatOf(api, now);
+    if (unused > 0) tat = gcraGiveBack(tat, now, policy, Math.min(unused, 1_000_000));
     const result = gcraTake(tat, now, policy, Math.max(1, Math.min(Math.floor(want), 1_000_000)));
-    if (result.granted > 0) this.setTat(api, result.tat);
+    if (result.granted > 0 || unused > 0) this.setTat(api, result.tat);
     return { granted: result.granted, decision: result.decision };
-  }
-
-  /** Gives back `unused` requests of an expired lease of `api`. */
-  async giveBack(api: string, policy: RatePolicy, unused: number, now: number = Date.now()): Promise<void> {
-    if (!(unused > 0)) return;
-    this.setTat(api, gcraGiveBack(this.tatOf(api, now), now, policy, Math.min(unused, 1_000_000)));
   }
 
   /** Whether `jti` is spent: in the group being gathered, or stored and unexpired. */

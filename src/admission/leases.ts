@@ -16,10 +16,12 @@
 import type { RatePolicy } from "../metering/limits";
 import type { LeaseGrant, RateDecision } from "./types";
 
-/** Where leases come from: the caller's guard (tests inject a clock here). */
+/**
+ * Where leases come from: the caller's guard (tests inject a clock here). `unused` requests of an
+ * expired lease are given back in the same call.
+ */
 export interface QuotaSource {
-  lease(api: string, policy: RatePolicy, want: number): Promise<LeaseGrant>;
-  giveBack(api: string, policy: RatePolicy, unused: number): Promise<void>;
+  lease(api: string, policy: RatePolicy, want: number, unused: number): Promise<LeaseGrant>;
 }
 
 export interface LeaseOptions {
@@ -64,8 +66,9 @@ export class LeaseHolder {
 
   /**
    * Decides one request of `caller` on `api` under `policy`: from the local lease when it has
-   * quota (no I/O), else by asking `source` (awaited). `background` receives work the request
-   * need not wait for (refills ahead of need, unused quota given back), e.g. `ctx.waitUntil`.
+   * quota (no I/O), else by asking `source` (awaited), giving back what an expired lease left
+   * unused in the same call. `background` receives work the request need not wait for (a refill
+   * ahead of need, when half the lease is spent), e.g. `ctx.waitUntil`.
    * Errors of `source` on the awaited path propagate (the stage applies its failure mode).
    */
   async admit(
@@ -76,11 +79,12 @@ export class LeaseHolder {
     now: number,
     background: (work: Promise<unknown>) => void,
   ): Promise<RateDecision> {
-    if (this.options.ttlMs <= 0) return (await source.lease(api, policy, 1)).decision;
+    if (this.options.ttlMs <= 0) return (await source.lease(api, policy, 1, 0)).decision;
     const key = `${caller}\n${api}\n${policy.limit}/${policy.window}/${policy.burst ?? ""}`;
     const lease = this.lookup(key, now);
+    let unused = 0;
     if (lease.expiresAt <= now && lease.remaining > 0) {
-      background(source.giveBack(api, policy, lease.remaining));
+      unused = lease.remaining;
       lease.remaining = 0;
     }
     if (lease.remaining > 0) {
@@ -90,7 +94,7 @@ export class LeaseHolder {
         lease.refillingSince = now;
         const want = this.nextSize(lease, policy, now);
         background(
-          source.lease(api, policy, want).then(
+          source.lease(api, policy, want, 0).then(
             (grant) => this.store(lease, grant, Date.now(), 0),
             () => {
               lease.refillingSince = 0;
@@ -108,7 +112,7 @@ export class LeaseHolder {
     // Empty: ask for this request. While another request's refill is under way, ask for one only,
     // so a burst of concurrent requests does not lease the same slice many times over.
     const want = this.refilling(lease, now) ? 1 : this.nextSize(lease, policy, now);
-    const grant = await source.lease(api, policy, want);
+    const grant = await source.lease(api, policy, want, unused);
     if (grant.granted > 0) this.store(lease, grant, now, 1);
     return grant.decision;
   }

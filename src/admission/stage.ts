@@ -31,8 +31,7 @@ function leaseHolder(ttlMs: number, sharePct: number): LeaseHolder {
 function guardSource(env: Env, caller: string): QuotaSource {
   const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(caller));
   return {
-    lease: (api, policy, want) => stub.lease(api, policy, want),
-    giveBack: (api, policy, unused) => stub.giveBack(api, policy, unused),
+    lease: (api, policy, want, unused) => stub.lease(api, policy, want, unused),
   };
 }
 
