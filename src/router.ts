@@ -488,7 +488,7 @@ export function buildRouter() {
           const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
           req.state.caller = { issuer, subject: "dashboard-session" };
         }
-        const replayCheck = await admit(req, env, ctx, route);
+        const { replayCheck } = await admit(req, env, ctx, route);
         if (!replayCheck) return route.handler(req, env, ctx);
         // Side-effect-free routes run while the token's replay check is under way; the others
         // wait for it. Either way no result leaves before the check has said yes.

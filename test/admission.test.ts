@@ -152,6 +152,31 @@ async function predict(bearer: string, vars: Record<string, string> = {}): Promi
   return res;
 }
 
+/**
+ * The real `CALLER_GUARD` namespace with every call delayed by `ms`, as if the objects were far
+ * away: the replay check then answers well after inference is done.
+ */
+function distant(ms: number): Env["CALLER_GUARD"] {
+  const ns = env.CALLER_GUARD;
+  return {
+    idFromName: (name: string) => ns.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = ns.get(id) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      return new Proxy(
+        {},
+        {
+          get:
+            (_, method: string) =>
+            async (...args: unknown[]) => {
+              await new Promise((resolve) => setTimeout(resolve, ms));
+              return stub[method]?.(...args);
+            },
+        },
+      );
+    },
+  } as unknown as Env["CALLER_GUARD"];
+}
+
 /** Keys of spent ids a replay shard holds. */
 function shardIds(index: number): Promise<string[]> {
   const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(`replay-shard:${index}`));
@@ -193,7 +218,8 @@ describe("replay protection through the Worker (sharded)", () => {
 
   it("a replayed token never receives a prediction, even while inference runs ahead of the check", async () => {
     const t = await token("replay-predict");
-    const responses = await Promise.all(Array.from({ length: 6 }, () => predict(t)));
+    const vars = { CALLER_GUARD: distant(150) } as unknown as Record<string, string>;
+    const responses = await Promise.all(Array.from({ length: 6 }, () => predict(t, vars)));
     const ok = responses.filter((r) => r.status === 200);
     expect(ok).toHaveLength(1);
     expect(await ok[0]?.json()).toHaveProperty("sentiment");
@@ -205,7 +231,7 @@ describe("replay protection through the Worker (sharded)", () => {
       expect(JSON.stringify(p)).not.toMatch(/toxic/);
     }
     // And later, alone.
-    const again = await predict(t);
+    const again = await predict(t, vars);
     expect(again.status).toBe(401);
     expect((await problem(again)).reason).toBe("replayed_token");
   });

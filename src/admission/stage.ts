@@ -42,7 +42,7 @@ function guardSource(env: Env, caller: string): QuotaSource {
  * `RATE_LIMIT_FAILURE_MODE` decides: `open` lets the request through (logged), `closed` refuses it
  * with 503 `rate_limiter_unavailable`. A request that is admitted and carries a token to check
  * (`request.state.token`, left by the auth stage for issuers with replay checking `strict`) gets
- * the pending replay check back: it settles when the token's shard has spent the id, and rejects
+ * the pending replay check back (`replayCheck`): it settles when the token's shard has spent the id, and rejects
  * with `AuthError` (`replayed_token`, or `replay_guard_unavailable` after `ASAP_REPLAY_TIMEOUT_MS`).
  * A throttled request's token is not spent, so it may be retried with the same token.
  */
@@ -53,7 +53,7 @@ export function createAdmission(throttledApis: readonly string[]) {
     env: Env,
     ctx: Pick<ExecutionContext, "waitUntil">,
     route: { throttle: boolean },
-  ): Promise<Promise<void> | undefined> => {
+  ): Promise<{ replayCheck?: Promise<void> }> => {
     const { config, api, token } = request.state;
     if (route.throttle && config.METERING !== "off") {
       if (!checked.has(config)) {
@@ -67,7 +67,7 @@ export function createAdmission(throttledApis: readonly string[]) {
       }
       await throttle(request, env, ctx, api);
     }
-    if (!token || !request.state.caller) return undefined;
+    if (!token || !request.state.caller) return {};
     const check = spendToken(
       env.CALLER_GUARD,
       config.ASAP_REPLAY_SHARDS,
@@ -75,9 +75,10 @@ export function createAdmission(throttledApis: readonly string[]) {
       token,
       config.ASAP_REPLAY_TIMEOUT_MS,
     );
-    // The router awaits it; until then a rejection must not count as unhandled.
+    // The router awaits it; until then a rejection must not count as unhandled. Returned inside an
+    // object: an async function returning the promise itself would wait for it.
     check.catch(() => {});
-    return check;
+    return { replayCheck: check };
   };
 }
 
