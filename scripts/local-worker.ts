@@ -64,12 +64,17 @@ export async function build(outdir: string): Promise<Bundle> {
   return { outdir, entry: path.join(outdir, "index.js"), bytes, gzip_bytes: gzipBytes };
 }
 
-/** The bundle's modules as Miniflare wants them: the entry first, then every `.wasm`. */
+/**
+ * The bundle's modules as Miniflare wants them: the entry first, then the Worker's `index.js` when
+ * the entry is a wrapper around it (the bench's), then every `.wasm`.
+ */
 async function bundleModules(bundle: Bundle): Promise<{ type: "ESModule" | "CompiledWasm"; path: string }[]> {
   const { outdir, entry } = bundle;
   const wasm = (await readdir(outdir)).filter((f) => f.endsWith(".wasm"));
+  const index = path.join(outdir, "index.js");
   return [
     { type: "ESModule", path: entry },
+    ...(entry === index ? [] : [{ type: "ESModule" as const, path: index }]),
     ...wasm.map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
   ];
 }

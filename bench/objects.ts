@@ -1,0 +1,79 @@
+/**
+ * The bench's view of the Durable Objects: a wrapper entry module, written next to the built
+ * bundle, that runs the Worker with every Durable Object namespace wrapped, so that each call to
+ * an object is counted (per namespace and method) and, with `BENCH_DO_DELAY_MS`, waits that long
+ * first: a simulated distance to the objects (locally they are in the same process). The counts
+ * are read, and reset, at `GET /__bench/rpcs[?reset]`. The Worker's own code is unchanged.
+ */
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Bundle } from "../scripts/local-worker";
+
+const WRAPPER = `import worker from "./index.js";
+export * from "./index.js";
+
+const NAMESPACES = ["CALLER_GUARD", "STATS_SHARD", "ONLINE_LEARNER"];
+const counts = {};
+const wrapped = new WeakMap();
+
+function stubOf(name, stub, delay) {
+  return new Proxy({}, {
+    get(_, method) {
+      if (method === "then") return undefined;
+      return async (...args) => {
+        const key = name + "." + String(method);
+        counts[key] = (counts[key] ?? 0) + 1;
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+        return stub[method](...args);
+      };
+    },
+  });
+}
+
+function namespaceOf(name, ns, delay) {
+  return new Proxy(ns, {
+    get(target, prop) {
+      if (prop === "get") return (id, options) => stubOf(name, target.get(id, options), delay);
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+function wrap(env) {
+  let out = wrapped.get(env);
+  if (out) return out;
+  const delay = Number(env.BENCH_DO_DELAY_MS ?? 0);
+  out = { ...env };
+  for (const name of NAMESPACES) if (env[name]) out[name] = namespaceOf(name, env[name], delay);
+  wrapped.set(env, out);
+  return out;
+}
+
+export default {
+  fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/rpcs") {
+      const body = JSON.stringify(counts);
+      if (url.searchParams.has("reset")) for (const key of Object.keys(counts)) delete counts[key];
+      return new Response(body, { headers: { "content-type": "application/json" } });
+    }
+    return worker.fetch(request, wrap(env), ctx);
+  },
+  queue: (batch, env, ctx) => worker.queue(batch, wrap(env), ctx),
+  scheduled: (controller, env, ctx) => worker.scheduled(controller, wrap(env), ctx),
+};
+`;
+
+/** `bundle` with the counting / delaying wrapper as its entry. */
+export async function withObjectProxy(bundle: Bundle): Promise<Bundle> {
+  const entry = path.join(bundle.outdir, "bench-entry.js");
+  await writeFile(entry, WRAPPER);
+  return { ...bundle, entry };
+}
+
+/** Durable Object calls per namespace and method since the last reset; resets them. */
+export async function takeRpcCounts(url: string): Promise<Record<string, number>> {
+  const res = await fetch(`${url}/__bench/rpcs?reset`);
+  return (await res.json()) as Record<string, number>;
+}
