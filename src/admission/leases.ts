@@ -41,9 +41,13 @@ interface Lease {
   expiresAt: number;
   /** The size asked for last; the next ask grows from the rate seen since. */
   size: number;
-  /** Requests spent since `since` (the last grant), for the rate estimate. */
+  /** Requests spent since the last grant, the first of them at `firstSpentAt` (rate estimate). */
   spent: number;
-  since: number;
+  firstSpentAt: number;
+  /** Requests of an expired lease to give back with the next call. */
+  unused: number;
+  /** How long the last lease call took (ms): how long a request waits for a refill under way. */
+  rpcMs: number;
   /** The guard's `remaining` after the last grant (excludes the leased requests). */
   serverRemaining: number;
   /** When the full burst is back, per the last grant (ms). */
@@ -54,6 +58,9 @@ interface Lease {
 
 /** A refill that has not answered after this long is presumed lost (its request ended). */
 const REFILL_STALE_MS = 10_000;
+
+/** Longest a request waits for another request's refill before asking for itself. */
+const MAX_POLL_MS = 250;
 
 /** An isolate's leases, keyed by caller, API and policy. */
 export class LeaseHolder {
@@ -82,39 +89,83 @@ export class LeaseHolder {
     if (this.options.ttlMs <= 0) return (await source.lease(api, policy, 1, 0)).decision;
     const key = `${caller}\n${api}\n${policy.limit}/${policy.window}/${policy.burst ?? ""}`;
     const lease = this.lookup(key, now);
-    let unused = 0;
     if (lease.expiresAt <= now && lease.remaining > 0) {
-      unused = lease.remaining;
+      lease.unused += lease.remaining;
       lease.remaining = 0;
+      lease.spent = 0;
     }
-    if (lease.remaining > 0) {
-      lease.remaining--;
-      lease.spent++;
-      if (lease.remaining <= lease.size / 2 && !this.refilling(lease, now)) {
-        lease.refillingSince = now;
-        const want = this.nextSize(lease, policy, now);
-        background(
-          source.lease(api, policy, want, 0).then(
-            (grant) => this.store(lease, grant, Date.now(), 0),
-            () => {
-              lease.refillingSince = 0;
-            },
-          ),
-        );
+    /** Takes `n` of `want` from the lease's quota to give back, for the next call to carry. */
+    const ask = (want: number) => {
+      const unused = lease.unused;
+      lease.unused = 0;
+      return source.lease(api, policy, want, unused);
+    };
+    if (lease.remaining > 0) return this.spend(lease, policy, now, ask, background);
+    if (this.refilling(lease, now)) {
+      // Another request's refill is under way: wait for it briefly by looking at the plain state
+      // (never at its promise), then, if it has not come, ask for this request alone, so a burst
+      // of concurrent requests does not lease the same slice many times over.
+      const deadline = Date.now() + Math.min(2 * lease.rpcMs + 5, MAX_POLL_MS);
+      while (Date.now() < deadline && this.refilling(lease, now)) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (lease.remaining > 0) return this.spend(lease, policy, now, ask, background);
       }
-      return {
-        allowed: true,
-        remaining: Math.min(lease.remaining + lease.serverRemaining, policy.burst ?? policy.limit),
-        resetSeconds: Math.max(0, Math.ceil((lease.resetAt - now) / 1000)),
-        retryAfterSeconds: 0,
-      };
+      if (lease.remaining > 0) return this.spend(lease, policy, now, ask, background);
+      const grant = await ask(1);
+      if (grant.granted > 0) this.count(lease, now);
+      return grant.decision;
     }
-    // Empty: ask for this request. While another request's refill is under way, ask for one only,
-    // so a burst of concurrent requests does not lease the same slice many times over.
-    const want = this.refilling(lease, now) ? 1 : this.nextSize(lease, policy, now);
-    const grant = await source.lease(api, policy, want, unused);
-    if (grant.granted > 0) this.store(lease, grant, now, 1);
+    lease.refillingSince = now;
+    const started = Date.now();
+    let grant: LeaseGrant;
+    try {
+      grant = await ask(this.nextSize(lease, policy, now));
+    } finally {
+      lease.refillingSince = 0;
+    }
+    lease.rpcMs = Date.now() - started;
+    this.store(lease, grant, now, 1);
     return grant.decision;
+  }
+
+  /** Spends one request of `lease`; starts the next refill in the background at half. */
+  private spend(
+    lease: Lease,
+    policy: RatePolicy,
+    now: number,
+    ask: (want: number) => Promise<LeaseGrant>,
+    background: (work: Promise<unknown>) => void,
+  ): RateDecision {
+    lease.remaining--;
+    this.count(lease, now);
+    if (lease.remaining <= lease.size / 2 && !this.refilling(lease, now)) {
+      lease.refillingSince = now;
+      const started = Date.now();
+      background(
+        ask(this.nextSize(lease, policy, now)).then(
+          (grant) => {
+            lease.rpcMs = Date.now() - started;
+            this.store(lease, grant, Date.now(), 0);
+          },
+          (error: unknown) => {
+            lease.refillingSince = 0;
+            throw error;
+          },
+        ),
+      );
+    }
+    return {
+      allowed: true,
+      remaining: Math.min(lease.remaining + lease.serverRemaining, policy.burst ?? policy.limit),
+      resetSeconds: Math.max(0, Math.ceil((lease.resetAt - now) / 1000)),
+      retryAfterSeconds: 0,
+    };
+  }
+
+  /** Counts one request spent, for the rate estimate. */
+  private count(lease: Lease, now: number): void {
+    if (lease.spent === 0) lease.firstSpentAt = now;
+    lease.spent++;
   }
 
   /** Requests leased in this isolate and not yet spent (tests, diagnostics). */
@@ -128,25 +179,27 @@ export class LeaseHolder {
   }
 
   /**
-   * The next lease size: the rate seen since the last grant times the lease's lifetime, at most
-   * double the last size (a lone request does not lease a large slice), at most `maxShare` of the
-   * burst, at least 1.
+   * The next lease size: the rate seen since the last grant (from the first request spent after
+   * it, so idle time does not dilute it) times the lease's lifetime, at most double the larger of
+   * the last size and the requests seen (a lone request does not lease a large slice), at most
+   * `maxShare` of the burst, at least 1. After an idle spell (nothing spent) half the last size.
    */
   private nextSize(lease: Lease, policy: RatePolicy, now: number): number {
     const cap = Math.max(1, Math.floor((policy.burst ?? policy.limit) * this.options.maxShare));
-    const elapsed = Math.max(now - lease.since, 1);
+    if (lease.spent === 0) return Math.max(1, Math.min(cap, Math.ceil(lease.size / 2)));
+    const elapsed = Math.max(now - lease.firstSpentAt, 1);
     const perLease = Math.ceil((lease.spent * this.options.ttlMs) / elapsed);
-    return Math.max(1, Math.min(cap, perLease, 2 * lease.size + 1));
+    return Math.max(1, Math.min(cap, perLease, 2 * Math.max(lease.size, lease.spent) + 1));
   }
 
   /** Adds a grant to `lease`, `used` of it already spent by the asking request. */
   private store(lease: Lease, grant: LeaseGrant, now: number, used: number): void {
-    lease.refillingSince = used === 0 ? 0 : lease.refillingSince;
+    lease.refillingSince = 0;
     if (grant.granted <= 0) return;
     lease.remaining += grant.granted - used;
     lease.size = grant.granted;
     lease.spent = used;
-    lease.since = now;
+    lease.firstSpentAt = now;
     lease.expiresAt = now + this.options.ttlMs;
     lease.serverRemaining = grant.decision.remaining;
     lease.resetAt = now + grant.decision.resetSeconds * 1000;
@@ -170,7 +223,9 @@ export class LeaseHolder {
       expiresAt: 0,
       size: 0,
       spent: 0,
-      since: now,
+      firstSpentAt: now,
+      unused: 0,
+      rpcMs: 0,
       serverRemaining: 0,
       resetAt: now,
       refillingSince: 0,
