@@ -74,6 +74,6 @@ export async function withObjectProxy(bundle: Bundle): Promise<Bundle> {
 
 /** Durable Object calls per namespace and method since the last reset; resets them. */
 export async function takeRpcCounts(url: string): Promise<Record<string, number>> {
-  const res = await fetch(`${url}/__bench/rpcs?reset`);
+  const res = await fetch(`${url}/__bench/rpcs?reset`, { signal: AbortSignal.timeout(60_000) });
   return (await res.json()) as Record<string, number>;
 }

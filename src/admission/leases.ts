@@ -56,10 +56,13 @@ interface Lease {
   refillingSince: number;
 }
 
-/** A refill that has not answered after this long is presumed lost (its request ended). */
-const REFILL_STALE_MS = 10_000;
+/**
+ * A refill that has not answered after this long is presumed lost (the request that started it
+ * was cancelled, e.g. its client went away).
+ */
+const REFILL_STALE_MS = 2000;
 
-/** Longest a request waits for another request's refill before asking for itself. */
+/** Most 1 ms waits of a request for another request's refill before it asks for itself. */
 const MAX_POLL_MS = 250;
 
 /** An isolate's leases, keyed by caller, API and policy. */
@@ -105,8 +108,9 @@ export class LeaseHolder {
       // Another request's refill is under way: wait for it briefly by looking at the plain state
       // (never at its promise), then, if it has not come, ask for this request alone, so a burst
       // of concurrent requests does not lease the same slice many times over.
-      const deadline = Date.now() + Math.min(2 * lease.rpcMs + 5, MAX_POLL_MS);
-      while (Date.now() < deadline && this.refilling(lease, now)) {
+      // Counted, not timed: the clock of a request need not move while it only waits on timers.
+      const polls = Math.min(2 * lease.rpcMs + 5, MAX_POLL_MS);
+      for (let i = 0; i < polls && this.refilling(lease, now); i++) {
         await new Promise((resolve) => setTimeout(resolve, 1));
         if (lease.remaining > 0) return this.spend(lease, policy, now, ask, background);
       }
