@@ -59,8 +59,12 @@ export async function startPeer(port: number, timeoutMs = 300_000): Promise<Peer
       stdio: ["ignore", "ignore", "inherit"],
     },
   );
+  // Should the bench fail, the peer must not outlive it (it would hold the port).
+  const killOnExit = () => child.kill("SIGTERM");
+  process.once("exit", killOnExit);
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
+    process.off("exit", killOnExit);
     if (child.exitCode !== null) return;
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGTERM");
