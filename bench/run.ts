@@ -18,7 +18,9 @@
  * installed (else the JSON says why it was skipped). Every Worker service runs behind a wrapper
  * (bench/objects.ts) that counts its Durable Object calls: `do_rpcs_per_1000` per scenario.
  * Then the distance phase: the full stack (strict and replay off) with every Durable Object call
- * delayed by 25 ms and by 100 ms, against bare, BENCH_DISTANCE_ROUNDS rounds (default 3). Many short interleaved rounds, every other one in reverse order,
+ * delayed by 0, 25 and 100 ms, against bare, BENCH_DISTANCE_ROUNDS rounds (default 3) at a fixed
+ * BENCH_DISTANCE_RATE (default 200 requests/s, below every scenario's capacity: a saturated
+ * service's latency is its queue, not the distance). Many short interleaved rounds, every other one in reverse order,
  * spread the machine's drift (other work on the 2 cores moves a single 10 s figure by ±20 %) over
  * all scenarios alike; a feature's cost is taken round by round against the same round's run
  * without it. Also, once each, on
@@ -59,6 +61,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 /** Seconds of each scenario run once (health, batch, images). */
 const ONCE_DURATION = 10;
 const DISTANCE_ROUNDS = Number(process.env.BENCH_DISTANCE_ROUNDS ?? 3);
+/**
+ * Request rate of the distance phase (all scenarios alike): well below every scenario's capacity,
+ * so that latency shows the distance and not the queue of a saturated service.
+ */
+const DISTANCE_RATE = Number(process.env.BENCH_DISTANCE_RATE ?? 200);
 const PEER_PORT = Number(process.env.BENCH_PEER_PORT ?? 8891);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MODEL = process.env.BENCH_MODEL ?? "toxicity";
@@ -95,6 +102,8 @@ interface LoadOptions {
   duration?: number;
   /** The service's base URL, to count its Durable Object calls (bench/objects.ts). */
   rpcUrl?: string;
+  /** Requests per second over all connections (open load); default: as fast as answered. */
+  rate?: number;
 }
 
 /**
@@ -129,6 +138,7 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
     url,
     connections: CONNECTIONS,
     duration: opts.duration ?? DURATION,
+    ...(opts.rate && { overallRate: opts.rate }),
     method: opts.method ?? "GET",
     headers: opts.body ? { "content-type": "application/json" } : {},
     body: opts.body,
@@ -288,12 +298,13 @@ const services = {
   noMetering: await startService(bundle, { METERING: "off" }, rs256),
   bare: await startService(bundle, { ASAP_AUTH: "off", METERING: "off" }, rs256),
 };
-const loadSingle = (s: Service) =>
+const loadSingle = (s: Service, rate?: number) =>
   load(predictUrl(s), {
     method: "POST",
     body: single,
     pids: s.pids,
     rpcUrl: s.url,
+    ...(rate && { rate }),
     ...(s.auth && { auth: s.auth }),
   });
 const peerSkipped = peerUnavailable();
@@ -359,7 +370,7 @@ await Promise.all([
 /**
  * Distance: the full stack with every Durable Object call delayed by `delay` ms (bench/objects.ts),
  * replay checking strict and off, loaded in turn with bare (which calls no object) for
- * DISTANCE_ROUNDS rounds; medians of p50 and p99.
+ * DISTANCE_ROUNDS rounds at DISTANCE_RATE requests/s; medians of p50 and p99.
  */
 async function distance(delay: number) {
   const vars = { BENCH_DO_DELAY_MS: String(delay) };
@@ -370,7 +381,7 @@ async function distance(delay: number) {
   for (let round = 0; round < DISTANCE_ROUNDS; round++) {
     const names = Object.keys(rounds) as (keyof typeof rounds)[];
     for (const name of round % 2 === 0 ? names : [...names].reverse()) {
-      rounds[name].push(await loadSingle(scenarios[name]));
+      rounds[name].push(await loadSingle(scenarios[name], DISTANCE_RATE));
     }
   }
   await Promise.all([strict.mf.dispose(), off.mf.dispose()]);
@@ -396,7 +407,7 @@ async function distance(delay: number) {
     p50_over_bare_ms: { strict: strictS.p50_ms - bareS.p50_ms, replay_off: offS.p50_ms - bareS.p50_ms },
   };
 }
-const distances = [await distance(25), await distance(100)];
+const distances = [await distance(0), await distance(25), await distance(100)];
 await services.bare.mf.dispose();
 const helloM = median(runs.hello);
 const full = median(runs.full);
@@ -413,7 +424,7 @@ const guardRpcs = (r: LoadResult, method?: string) =>
   Object.entries(r.do_rpcs_per_1000 ?? {})
     .filter(([k]) => k.startsWith("CALLER_GUARD.") && (!method || k === `CALLER_GUARD.${method}`))
     .reduce((a, [, n]) => a + n, 0);
-const d25 = distances[0] as Awaited<ReturnType<typeof distance>>;
+const d25 = distances[1] as Awaited<ReturnType<typeof distance>>;
 const targets = {
   full_cpu_x_bare: {
     value: ratio(full.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
