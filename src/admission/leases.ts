@@ -97,7 +97,7 @@ export class LeaseHolder {
       lease.remaining = 0;
       lease.spent = 0;
     }
-    /** Takes `n` of `want` from the lease's quota to give back, for the next call to carry. */
+    /** One lease call for `want` requests, carrying back what expired leases left unused. */
     const ask = (want: number) => {
       const unused = lease.unused;
       lease.unused = 0;
