@@ -157,6 +157,10 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
   const cpuMs = workerdCpuMs(pids) - cpuBefore;
   // Calls made in `waitUntil` after the last response (statistics batches) land in the next count.
   const rpcs = rpcUrl ? await takeRpcCounts(rpcUrl) : undefined;
+  if (rpcUrl && !rpcs)
+    console.error(
+      `  after ${result.requests.total} requests, statuses ${JSON.stringify(result.statusCodeStats)}`,
+    );
   const per1000 = (n: number) => Math.round((n * 10_000) / Math.max(1, result.requests.total)) / 10;
   return {
     rps: Math.round(result.requests.total / result.duration),
