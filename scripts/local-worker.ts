@@ -94,13 +94,14 @@ export async function applyMigrations(db: Awaited<ReturnType<Miniflare["getD1Dat
 
 /**
  * Starts `bundle` in workerd with wrangler.toml's top-level bindings and vars (dev) plus `vars`,
- * on `listen` (default: a free loopback port), and applies the D1 migrations. Stop it with
- * `mf.dispose()`.
+ * on `listen` (default: a free loopback port), and applies the D1 migrations; `services` adds
+ * service bindings answered by Node functions. Stop it with `mf.dispose()`.
  */
 export async function startWorker(
   bundle: Bundle,
   vars: Record<string, string>,
   listen: { host?: string; port?: number } = {},
+  services: Record<string, (request: Request) => Promise<Response>> = {},
 ): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
   const started = await startMiniflare({
@@ -111,6 +112,10 @@ export async function startWorker(
     modules: await bundleModules(bundle),
     modulesRoot: bundle.outdir,
     bindings: { ...(workerOptions.bindings ?? {}), ...vars },
+    serviceBindings: {
+      ...((workerOptions as { serviceBindings?: object }).serviceBindings ?? {}),
+      ...services,
+    },
   } as ConstructorParameters<typeof Miniflare>[0]);
   await applyMigrations(await started.mf.getD1Database("DB"));
   return started;
