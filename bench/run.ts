@@ -287,9 +287,9 @@ const imageBombs = measureBombTimes();
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
 const built = await build(outdir);
 const bundle = await withObjectProxy(built);
-// Enough tokens for ~1,500 authenticated requests a second on the busiest service, every round,
+// Enough tokens for ~3,000 authenticated requests a second on the busiest service, every round,
 // plus its one-off scenarios.
-const perService = Math.ceil(1_500 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
+const perService = Math.ceil(3_000 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
 const rs256 = await createTokenPool(perService, "RS256");
 const es256Pool = await createTokenPool(perService, "ES256");
 const cold = await coldStart(bundle, rs256);
