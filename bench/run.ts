@@ -11,9 +11,16 @@
  *
  * Compared scenarios, each its own service, all started up front and loaded in turn for
  * BENCH_ROUNDS rounds (medians reported, every round listed): the hello-world Worker (ceiling);
- * predict single with the full stack (ASAP auth with a warm key cache + statistics + throttling);
- * the same with ES256 instead of RS256 tokens; with auth off; with metering (statistics +
- * throttling) off; with both off. Many short interleaved rounds, every other one in reverse order,
+ * predict single with the full stack (ASAP auth with a warm key cache + statistics + throttling,
+ * replay checking `strict`); the same with replay checking `off` for the bench issuer; with ES256
+ * instead of RS256 tokens; with auth off; with metering (statistics + throttling) off; with both
+ * off; and the Flask + scikit-learn reference service (bench/peer.ts) when its Debian packages are
+ * installed (else the JSON says why it was skipped). Every Worker service runs behind a wrapper
+ * (bench/objects.ts) that counts its Durable Object calls: `do_rpcs_per_1000` per scenario.
+ * Then the distance phase: the full stack (strict and replay off) with every Durable Object call
+ * delayed by 0, 25 and 100 ms, against bare, BENCH_DISTANCE_ROUNDS rounds (default 3) of an open
+ * load at BENCH_DISTANCE_RATE (default 200 requests/s, below every scenario's capacity: a
+ * saturated service's latency is its queue, not the distance), each request timed in Node. Many short interleaved rounds, every other one in reverse order,
  * spread the machine's drift (other work on the 2 cores moves a single 10 s figure by ±20 %) over
  * all scenarios alike; a feature's cost is taken round by round against the same round's run
  * without it. Also, once each, on
@@ -25,7 +32,8 @@
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
  * ~4,000 tokens/s) and shared by the services (each has its own replay state).
  *
- * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20), BENCH_CONNECTIONS
+ * Env: BENCH_DURATION (s per scenario and round, default 2.5), BENCH_ROUNDS (default 20),
+ * BENCH_DISTANCE_ROUNDS (default 3), BENCH_PEER_PORT (default 8891), BENCH_CONNECTIONS
  * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
  * /dev/shm when present), BENCH_ONLY=moderation (only the image moderation model's figures: cold
  * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, and the
@@ -46,6 +54,8 @@ import {
   watchOrtMemory,
 } from "./image-time";
 import { measureModelTime } from "./model-time";
+import { delayService, takeRpcCounts, withObjectProxy } from "./objects";
+import { type Peer, peerUnavailable, startPeer } from "./peer";
 
 watchOrtMemory();
 const outdir = path.join(root, "dist", "bench");
@@ -59,8 +69,13 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 2.5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 /** Seconds of each scenario run once (health, batch, images). */
 const ONCE_DURATION = 10;
-/** The Flask + scikit-learn seed served by gunicorn (2 workers) on this machine class (issue #3). */
-const FLASK_ANCHOR_RPS = 266;
+const DISTANCE_ROUNDS = Number(process.env.BENCH_DISTANCE_ROUNDS ?? 3);
+/**
+ * Request rate of the distance phase (all scenarios alike): well below every scenario's capacity,
+ * so that latency shows the distance and not the queue of a saturated service.
+ */
+const DISTANCE_RATE = Number(process.env.BENCH_DISTANCE_RATE ?? 200);
+const PEER_PORT = Number(process.env.BENCH_PEER_PORT ?? 8891);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MODEL = process.env.BENCH_MODEL ?? "toxicity";
 
@@ -82,6 +97,8 @@ interface LoadResult {
   /** Count per status code, to tell what a non-2xx was. */
   statuses: Record<string, number>;
   errors: number;
+  /** Durable Object calls per 1,000 requests, by namespace and method (Worker services only). */
+  do_rpcs_per_1000?: Record<string, number>;
 }
 
 interface LoadOptions {
@@ -92,6 +109,8 @@ interface LoadOptions {
   pids?: ReadonlySet<number>;
   /** Seconds (default: a round's `DURATION`). */
   duration?: number;
+  /** The service's base URL, to count its Durable Object calls (bench/objects.ts). */
+  rpcUrl?: string;
 }
 
 /**
@@ -110,7 +129,8 @@ function workerdCpuMs(pids?: ReadonlySet<number>): number {
     const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // fields[1] = ppid, fields[11] = utime, fields[12] = stime, in clock ticks (100 per second).
-    if (comm.includes("workerd") && Number(fields[1]) === process.pid && (!pids || pids.has(Number(pid)))) {
+    const mine = pids ? pids.has(Number(pid)) : comm.includes("workerd") && Number(fields[1]) === process.pid;
+    if (mine) {
       total += (Number(fields[11]) + Number(fields[12])) * 10;
     }
   }
@@ -118,7 +138,8 @@ function workerdCpuMs(pids?: ReadonlySet<number>): number {
 }
 
 async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
-  const { auth, pids } = opts;
+  const { auth, pids, rpcUrl } = opts;
+  if (rpcUrl) await takeRpcCounts(rpcUrl);
   const cpuBefore = workerdCpuMs(pids);
   const result = await autocannon({
     url,
@@ -140,6 +161,13 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
     }),
   });
   const cpuMs = workerdCpuMs(pids) - cpuBefore;
+  // Calls made in `waitUntil` after the last response (statistics batches) land in the next count.
+  const rpcs = rpcUrl ? await takeRpcCounts(rpcUrl) : undefined;
+  if (rpcUrl && !rpcs)
+    console.error(
+      `  after ${result.requests.total} requests, statuses ${JSON.stringify(result.statusCodeStats)}`,
+    );
+  const per1000 = (n: number) => Math.round((n * 10_000) / Math.max(1, result.requests.total)) / 10;
   return {
     rps: Math.round(result.requests.total / result.duration),
     workerd_cpu_us_per_req: Math.round((cpuMs * 1000) / Math.max(1, result.requests.total)),
@@ -151,6 +179,13 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
       Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats.count ?? 0]),
     ),
     errors: result.errors + result.timeouts,
+    ...(rpcs && {
+      do_rpcs_per_1000: Object.fromEntries(
+        [["total", Object.values(rpcs).reduce((a, b) => a + b, 0)] as const, ...Object.entries(rpcs)].map(
+          ([k, n]) => [k, per1000(n)],
+        ),
+      ),
+    }),
   };
 }
 
@@ -173,12 +208,17 @@ async function startService(
   pool: TokenPool,
   warm = true,
 ): Promise<Service> {
-  const { mf, url, pids } = await startWorker(bundle, {
-    LOG_LEVEL: "error",
-    // The limiter is consulted on every request but never refuses at bench rates.
-    RATE_LIMITS: JSON.stringify({ default: { limit: 1_000_000, window: 1 } }),
-    ...vars,
-  });
+  const { mf, url, pids } = await startWorker(
+    bundle,
+    {
+      LOG_LEVEL: "error",
+      // The limiter is consulted on every request but never refuses at bench rates.
+      RATE_LIMITS: JSON.stringify({ default: { limit: 1_000_000, window: 1 } }),
+      ...vars,
+    },
+    {},
+    { BENCH_DELAY: delayService },
+  );
   const bucket = await mf.getR2Bucket("MODELS");
   await putShippedModels(bucket);
   const auth = vars.ASAP_AUTH === "off" ? undefined : await useTokenPool(bucket, pool);
@@ -348,10 +388,11 @@ const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
 const imageBombs = measureBombTimes();
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
-const bundle = await build(outdir);
-// Enough tokens for ~1,500 authenticated requests a second on the busiest service, every round,
+const built = await build(outdir);
+const bundle = await withObjectProxy(built);
+// Enough tokens for ~3,000 authenticated requests a second on the busiest service, every round,
 // plus its one-off scenarios.
-const perService = Math.ceil(1_500 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
+const perService = Math.ceil(3_000 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
 const rs256 = await createTokenPool(perService, "RS256");
 const es256Pool = await createTokenPool(perService, "ES256");
 const cold = await coldStart(bundle, rs256);
@@ -359,32 +400,58 @@ const moderation = await moderationBench(bundle, rs256);
 const moderationTime = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
 
 const hello = await helloWorld();
+const REPLAY_OFF = { ASAP_REPLAY_POLICY: '{"default":"off"}' };
 const services = {
   full: await startService(bundle, {}, rs256),
+  replayOff: await startService(bundle, REPLAY_OFF, rs256),
   es256: await startService(bundle, {}, es256Pool),
   noAuth: await startService(bundle, { ASAP_AUTH: "off" }, rs256),
   noMetering: await startService(bundle, { METERING: "off" }, rs256),
   bare: await startService(bundle, { ASAP_AUTH: "off", METERING: "off" }, rs256),
 };
 const loadSingle = (s: Service) =>
-  load(predictUrl(s), { method: "POST", body: single, pids: s.pids, ...(s.auth && { auth: s.auth }) });
-const runs: Record<keyof typeof services | "hello", LoadResult[]> = {
+  load(predictUrl(s), {
+    method: "POST",
+    body: single,
+    pids: s.pids,
+    rpcUrl: s.url,
+    ...(s.auth && { auth: s.auth }),
+  });
+const peerSkipped = peerUnavailable();
+let peer: Peer | undefined;
+let peerError: string | undefined;
+if (!peerSkipped) {
+  try {
+    peer = await startPeer(PEER_PORT);
+  } catch (error) {
+    peerError = error instanceof Error ? error.message : String(error);
+  }
+}
+const loadPeer = (p: Peer) => load(`${p.url}/api/v1/predict`, { method: "POST", body: single, pids: p.pids });
+const runs: Record<keyof typeof services | "hello" | "flask", LoadResult[]> = {
   hello: [],
+  flask: [],
   full: [],
+  replayOff: [],
   es256: [],
   noAuth: [],
   noMetering: [],
   bare: [],
 };
-const order = ["hello", ...Object.keys(services)] as (keyof typeof runs)[];
+const order = ["hello", ...(peer ? ["flask"] : []), ...Object.keys(services)] as (keyof typeof runs)[];
 for (let round = 0; round < ROUNDS; round++) {
   // Every other round runs backwards, so a drift during a round weighs on both sides of a pair.
   for (const name of round % 2 === 0 ? order : [...order].reverse()) {
     runs[name].push(
-      name === "hello" ? await load(hello.url, { pids: hello.pids }) : await loadSingle(services[name]),
+      name === "hello"
+        ? await load(hello.url, { pids: hello.pids })
+        : name === "flask"
+          ? await loadPeer(peer as Peer)
+          : await loadSingle(services[name]),
     );
   }
 }
+await peer?.stop();
 const s = services.full;
 const withAuth = { pids: s.pids, ...(s.auth && { auth: s.auth }) };
 const once = {
@@ -403,7 +470,108 @@ const once = {
     ...withAuth,
   }),
 };
-await Promise.all([hello.mf.dispose(), ...Object.values(services).map((x) => x.mf.dispose())]);
+await Promise.all([
+  hello.mf.dispose(),
+  ...Object.entries(services)
+    .filter(([name]) => name !== "bare")
+    .map(([, x]) => x.mf.dispose()),
+]);
+
+/**
+ * Latency under an open load of `rate` requests/s for `duration` s: each request is timed on its
+ * own in Node (autocannon's latencies under `overallRate` are not per request), p50/p99 in ms.
+ */
+async function openLoad(s: Service, rate: number, duration: number) {
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const pending: Promise<void>[] = [];
+  const count = Math.round(rate * duration);
+  const t0 = performance.now();
+  await takeRpcCounts(s.url);
+  for (let i = 0; i < count; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const start = performance.now();
+    pending.push(
+      fetch(predictUrl(s), {
+        method: "POST",
+        body: single,
+        headers: { "content-type": "application/json", ...s.auth?.nextHeaders() },
+      })
+        .then(async (res) => {
+          await res.arrayBuffer();
+          latencies.push(performance.now() - start);
+          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        })
+        .catch(() => {
+          statuses.error = (statuses.error ?? 0) + 1;
+        }),
+    );
+  }
+  await Promise.all(pending);
+  const rpcs = await takeRpcCounts(s.url);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 10) / 10;
+  return {
+    requests: count,
+    p50_ms: at(0.5),
+    p99_ms: at(0.99),
+    statuses,
+    do_rpcs_per_1000: Object.fromEntries(
+      Object.entries(rpcs ?? {}).map(([k, n]) => [k, Math.round((n * 10_000) / count) / 10]),
+    ),
+  };
+}
+
+/**
+ * Distance: the full stack with every Durable Object call delayed by `delay` ms (bench/objects.ts),
+ * replay checking strict and off, loaded in turn with bare (which calls no object) for
+ * DISTANCE_ROUNDS rounds at DISTANCE_RATE requests/s; medians of p50 and p99.
+ */
+async function distance(delay: number) {
+  const vars = { BENCH_DO_DELAY_MS: String(delay) };
+  const strict = await startService(bundle, vars, rs256);
+  const off = await startService(bundle, { ...vars, ...REPLAY_OFF }, rs256);
+  type Open = Awaited<ReturnType<typeof openLoad>>;
+  const rounds: Record<"bare" | "strict" | "off", Open[]> = { bare: [], strict: [], off: [] };
+  const scenarios = { bare: services.bare, strict, off };
+  for (let round = 0; round < DISTANCE_ROUNDS; round++) {
+    const names = Object.keys(rounds) as (keyof typeof rounds)[];
+    for (const name of round % 2 === 0 ? names : [...names].reverse()) {
+      rounds[name].push(await openLoad(scenarios[name], DISTANCE_RATE, DURATION));
+    }
+  }
+  await Promise.all([strict.mf.dispose(), off.mf.dispose()]);
+  const summary = (rs: Open[]) => ({
+    p50_ms: middle(rs.map((r) => r.p50_ms)),
+    p99_ms: middle(rs.map((r) => r.p99_ms)),
+    rounds: rs,
+  });
+  const bareS = summary(rounds.bare);
+  const strictS = summary(rounds.strict);
+  const offS = summary(rounds.off);
+  return {
+    delay_ms: delay,
+    bare: bareS,
+    full_strict: strictS,
+    full_replay_off: offS,
+    rate_per_s: DISTANCE_RATE,
+    p50_over_bare_ms: {
+      strict: Math.round((strictS.p50_ms - bareS.p50_ms) * 10) / 10,
+      replay_off: Math.round((offS.p50_ms - bareS.p50_ms) * 10) / 10,
+    },
+  };
+}
+const distances: Awaited<ReturnType<typeof distance>>[] = [];
+let distanceError: string | undefined;
+try {
+  for (const delay of [0, 25, 100]) distances.push(await distance(delay));
+} catch (error) {
+  distanceError = error instanceof Error ? error.stack : String(error);
+}
+await services.bare.mf.dispose();
 const helloM = median(runs.hello);
 const full = median(runs.full);
 const es256 = median(runs.es256);
@@ -411,6 +579,32 @@ const noAuth = median(runs.noAuth);
 const noMetering = median(runs.noMetering);
 const bare = median(runs.bare);
 const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
+const replayOff = median(runs.replayOff);
+const flask = peer ? median(runs.flask) : undefined;
+const ratio = (a: number, b: number) => Math.round((100 * a) / b) / 100;
+/** Admission (CallerGuard) calls per 1,000 requests of a scenario's median round. */
+const guardRpcs = (r: LoadResult, method?: string) =>
+  Object.entries(r.do_rpcs_per_1000 ?? {})
+    .filter(([k]) => k.startsWith("CALLER_GUARD.") && (!method || k === `CALLER_GUARD.${method}`))
+    .reduce((a, [, n]) => a + n, 0);
+const d25 = distances[1];
+const targets = {
+  full_cpu_x_bare: {
+    value: ratio(full.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
+    target: "<= 1.25",
+  },
+  full_replay_off_cpu_x_bare: {
+    value: ratio(replayOff.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
+    target: "<= 1.25",
+  },
+  full_rps_pct_of_bare: { value: pct(full.rps, bare.rps), target: ">= 75" },
+  full_replay_off_rps_pct_of_bare: { value: pct(replayOff.rps, bare.rps), target: ">= 75" },
+  throttling_rpcs_per_1000: { value: guardRpcs(full, "lease"), target: "<= 20" },
+  replay_off_admission_rpcs_per_1000: { value: guardRpcs(replayOff, "admit"), target: "0" },
+  d25_p50_over_bare_ms_replay_off: { value: d25?.p50_over_bare_ms.replay_off, target: "<= 2" },
+  d25_p50_over_bare_ms_strict: { value: d25?.p50_over_bare_ms.strict, target: "<= 27" },
+  full_x_flask: flask ? { value: ratio(full.rps, flask.rps), target: ">= 3" } : { skipped: true },
+};
 /**
  * The cost of a feature (`on` vs `off` runs of the same rounds), round by round, so each pair was
  * measured minutes apart at most; reported as the median over rounds, from RPS and from CPU.
@@ -443,13 +637,23 @@ console.log(
       predict_single_no_auth: noAuth,
       predict_single_no_metering: noMetering,
       predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, helloM.rps) },
+      predict_single_replay_off: replayOff,
+      flask_reference: flask
+        ? {
+            ...flask,
+            note: "gunicorn -w 2 (master + workers' CPU in workerd_cpu_us_per_req), same body and load",
+            full_x_flask: ratio(full.rps, flask.rps),
+            bare_x_flask: ratio(bare.rps, flask.rps),
+          }
+        : { skipped: peerSkipped ?? peerError },
+      distance: distanceError ? { error: distanceError, measured: distances } : distances,
+      targets,
       // Costs per round (full stack vs the same without the feature, same round), median over
       // rounds; RPS cost = 1 − rps_with / rps_without, CPU cost = 1 − cpu_without / cpu_with.
       auth_cost: authCost,
       auth_cost_es256: authCostEs256,
       metering_cost: meteringCost,
       bare_pct_of_hello_world_cpu: pct(helloM.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
-      bare_x_flask_anchor: Math.round((bare.rps / FLASK_ANCHOR_RPS) * 10) / 10,
       cold_start: cold,
       model_time: modelTime,
       predict_image_png28: once.png28,
@@ -457,7 +661,7 @@ console.log(
       image_time: imageTime,
       image_bombs: imageBombs,
       moderation_image: { ...moderation, image_time: moderationTime },
-      bundle: { bytes: bundle.bytes, gzip_bytes: bundle.gzip_bytes },
+      bundle: { bytes: built.bytes, gzip_bytes: built.gzip_bytes },
     },
     null,
     2,

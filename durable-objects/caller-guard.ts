@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { gcra, gcraGiveBack, gcraTake } from "../src/admission/gcra";
+import type { Admission, AdmissionResult, LeaseGrant, RateDecision } from "../src/admission/types";
 import type { RatePolicy } from "../src/metering/limits";
 
 /** Expired rows (spent ids, full buckets) are pruned at most this often. */
@@ -7,70 +9,6 @@ const PRUNE_EVERY_MS = 60_000;
 /** How long rate decisions are collected before they are written to storage together. */
 const PERSIST_RATES_AFTER_MS = 100;
 
-/** Outcome of one `take`, with what the IETF `RateLimit` header and `Retry-After` need. */
-export interface RateDecision {
-  allowed: boolean;
-  /** Requests that may still be made right now (`r`). */
-  remaining: number;
-  /** Seconds until the full burst is available again (`t`), rounded up. */
-  resetSeconds: number;
-  /** Seconds until a refused request would be accepted, rounded up; 0 when allowed. */
-  retryAfterSeconds: number;
-}
-
-/**
- * GCRA (the generic cell rate algorithm, a token bucket stored as one timestamp). A request costs
- * one emission interval `T = window / limit`; the theoretical arrival time `tat` advances by `T`
- * per accepted request and the request is accepted while `tat' - now <= burst * T`. A refusal
- * leaves `tat` untouched, so it consumes no quota. Times are in milliseconds.
- */
-export function gcra(tat: number, now: number, policy: RatePolicy): { decision: RateDecision; tat: number } {
-  const interval = (policy.window * 1000) / policy.limit;
-  const capacity = (policy.burst ?? policy.limit) * interval;
-  const base = Math.max(tat, now);
-  const next = base + interval;
-  // Float slack of 1/1000 interval: `interval` may be fractional (60 000 / 7), and rounding must
-  // never cost a whole request.
-  const slack = interval / 1000;
-  const seconds = (ms: number) => Math.ceil((ms - slack) / 1000);
-  if (next - now > capacity + slack) {
-    const wait = next - capacity - now;
-    return {
-      tat,
-      decision: {
-        allowed: false,
-        remaining: 0,
-        resetSeconds: seconds(base - now),
-        retryAfterSeconds: Math.max(1, seconds(wait)),
-      },
-    };
-  }
-  return {
-    tat: next,
-    decision: {
-      allowed: true,
-      remaining: Math.floor((capacity - (next - now) + slack) / interval),
-      resetSeconds: seconds(next - now),
-      retryAfterSeconds: 0,
-    },
-  };
-}
-
-/** What one request asks of its caller's guard; either part may be absent. */
-export interface Admission {
-  /** Replay protection: the token's id, recorded until `expiresAt` (ms since the epoch). */
-  token?: { jti: string; expiresAt: number };
-  /** Throttling: one request of `api` to take from the caller's quota under `policy`. */
-  rate?: { api: string; policy: RatePolicy };
-}
-
-/** The guard's answer. On a replay nothing is recorded and no quota is taken. */
-export interface AdmissionResult {
-  replayed: boolean;
-  /** The rate decision, when `rate` was asked and the token is not a replay. */
-  decision?: RateDecision;
-}
-
 /**
  * Most token ids one guard keeps in memory (~150 bytes each, so ~15 MB); ids beyond it go to the
  * indexed table, which costs more per id.
@@ -78,9 +16,11 @@ export interface AdmissionResult {
 export const MAX_IDS_IN_MEMORY = 100_000;
 
 /**
- * The admission state of one caller (`idFromName(caller)`; the caller is the ASAP issuer once
- * authenticated): the token ids it has used (replay protection) and its GCRA state per API
- * (throttling), so an authenticated, throttled request costs one round trip. Both live in SQLite.
+ * Admission state in SQLite, in two roles (src/admission/): a caller's object
+ * (`idFromName(caller)`; the caller is the ASAP issuer once authenticated) holds its GCRA state per
+ * API, the authority that isolates lease slices of quota from (`lease`); a replay
+ * shard (`idFromName("replay-shard:<i>")`) holds the spent token ids that hash to it (`admit` with
+ * a token). `admit` can also do both in one call (a single request's decision).
  *
  * The object handles one call at a time and decides each call with synchronous code, so
  * concurrent requests are decided strictly one after another:
@@ -149,6 +89,25 @@ export class CallerGuard extends DurableObject<Env> {
     const decision = rate && this.take(rate.api, rate.policy, now);
     if (token && decision?.allowed !== false) await this.record(token.jti, token.expiresAt);
     return decision ? { replayed: false, decision } : { replayed: false };
+  }
+
+  /**
+   * Leases up to `want` requests of `api` at once (src/admission/leases.ts): as many as the bucket
+   * holds, at least 1, or a refusal (`granted` 0). Leased requests count as taken from now on.
+   * First gives back `unused` requests of the caller's expired lease. `now` is for tests.
+   */
+  async lease(
+    api: string,
+    policy: RatePolicy,
+    want: number,
+    unused = 0,
+    now: number = Date.now(),
+  ): Promise<LeaseGrant> {
+    let tat = this.tatOf(api, now);
+    if (unused > 0) tat = gcraGiveBack(tat, now, policy, Math.min(unused, 1_000_000));
+    const result = gcraTake(tat, now, policy, Math.max(1, Math.min(Math.floor(want), 1_000_000)));
+    if (result.granted > 0 || unused > 0) this.setTat(api, result.tat);
+    return { granted: result.granted, decision: result.decision };
   }
 
   /** Whether `jti` is spent: in the group being gathered, or stored and unexpired. */
@@ -238,18 +197,25 @@ export class CallerGuard extends DurableObject<Env> {
   }
 
   private take(api: string, policy: RatePolicy, now: number): RateDecision {
-    const tat =
+    const result = gcra(this.tatOf(api, now), now, policy);
+    if (result.decision.allowed) this.setTat(api, result.tat);
+    return result.decision;
+  }
+
+  private tatOf(api: string, now: number): number {
+    return (
       this.tats.get(api) ??
       this.ctx.storage.sql.exec<{ tat: number }>("SELECT tat FROM gcra WHERE api = ?", api).toArray()[0]
         ?.tat ??
-      now;
-    const result = gcra(tat, now, policy);
-    if (result.decision.allowed) {
-      this.tats.set(api, result.tat);
-      this.dirtyApis.add(api);
-      this.ratesTimer ??= setTimeout(() => this.writeRates(), PERSIST_RATES_AFTER_MS);
-    }
-    return result.decision;
+      now
+    );
+  }
+
+  /** Records `api`'s new state; written behind (`PERSIST_RATES_AFTER_MS`). */
+  private setTat(api: string, tat: number): void {
+    this.tats.set(api, tat);
+    this.dirtyApis.add(api);
+    this.ratesTimer ??= setTimeout(() => this.writeRates(), PERSIST_RATES_AFTER_MS);
   }
 
   private writeRates(): void {

@@ -64,12 +64,17 @@ export async function build(outdir: string): Promise<Bundle> {
   return { outdir, entry: path.join(outdir, "index.js"), bytes, gzip_bytes: gzipBytes };
 }
 
-/** The bundle's modules as Miniflare wants them: the entry first, then every `.wasm`. */
+/**
+ * The bundle's modules as Miniflare wants them: the entry first, then the Worker's `index.js` when
+ * the entry is a wrapper around it (the bench's), then every `.wasm`.
+ */
 async function bundleModules(bundle: Bundle): Promise<{ type: "ESModule" | "CompiledWasm"; path: string }[]> {
   const { outdir, entry } = bundle;
   const wasm = (await readdir(outdir)).filter((f) => f.endsWith(".wasm"));
+  const index = path.join(outdir, "index.js");
   return [
     { type: "ESModule", path: entry },
+    ...(entry === index ? [] : [{ type: "ESModule" as const, path: index }]),
     ...wasm.map((f) => ({ type: "CompiledWasm" as const, path: path.join(outdir, f) })),
   ];
 }
@@ -89,13 +94,14 @@ export async function applyMigrations(db: Awaited<ReturnType<Miniflare["getD1Dat
 
 /**
  * Starts `bundle` in workerd with wrangler.toml's top-level bindings and vars (dev) plus `vars`,
- * on `listen` (default: a free loopback port), and applies the D1 migrations. Stop it with
- * `mf.dispose()`.
+ * on `listen` (default: a free loopback port), and applies the D1 migrations; `services` adds
+ * service bindings answered by Node functions. Stop it with `mf.dispose()`.
  */
 export async function startWorker(
   bundle: Bundle,
   vars: Record<string, string>,
   listen: { host?: string; port?: number } = {},
+  services: Record<string, (request: Request) => Promise<Response>> = {},
 ): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
   const started = await startMiniflare({
@@ -106,6 +112,10 @@ export async function startWorker(
     modules: await bundleModules(bundle),
     modulesRoot: bundle.outdir,
     bindings: { ...(workerOptions.bindings ?? {}), ...vars },
+    serviceBindings: {
+      ...((workerOptions as { serviceBindings?: object }).serviceBindings ?? {}),
+      ...services,
+    },
   } as ConstructorParameters<typeof Miniflare>[0]);
   await applyMigrations(await started.mf.getD1Database("DB"));
   return started;

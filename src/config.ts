@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { replayPolicySchema } from "./admission/replay";
 import { policySchema } from "./auth/policy";
 import { MODEL_ID_RE } from "./inference/manifest";
 import { LOG_LEVELS, parseRequestLog } from "./log";
@@ -109,6 +110,10 @@ const configSchema = z.object({
   RATE_LIMITS: jsonVar("RATE_LIMITS", rateLimitsSchema).prefault('{"default":{"limit":600,"window":60}}'),
   RATE_LIMIT_FAILURE_MODE: z.enum(["open", "closed"]).default("open"),
   RATE_LIMIT_TIMEOUT_MS: intVar("RATE_LIMIT_TIMEOUT_MS", 10, 10_000).prefault("1000"),
+  // Quota leases (src/admission/leases.ts): lifetime (0 = every request asks the caller's guard)
+  // and largest lease as a percentage of the policy's burst.
+  RATE_LEASE_MS: intVar("RATE_LEASE_MS", 0, 60_000).prefault("1000"),
+  RATE_LEASE_MAX_SHARE_PCT: intVar("RATE_LEASE_MAX_SHARE_PCT", 1, 100).prefault("10"),
   // ASAP authentication (docs/auth.md). Defaults apply only when a var is absent.
   ASAP_AUTH: z
     .enum(["on", "off"], { error: "ASAP_AUTH must be 'on' or 'off'" })
@@ -134,6 +139,9 @@ const configSchema = z.object({
     .default("on")
     .transform((v) => v === "on"),
   ASAP_POLICY: jsonVar("ASAP_POLICY", policySchema).prefault('{"default":[]}'),
+  // Replay checking per issuer (`strict` | `off`) and the number of replay shard objects.
+  ASAP_REPLAY_POLICY: jsonVar("ASAP_REPLAY_POLICY", replayPolicySchema).prefault('{"default":"strict"}'),
+  ASAP_REPLAY_SHARDS: intVar("ASAP_REPLAY_SHARDS", 1, 256).prefault("16"),
   // HTTP behaviour (docs/api.md "HTTP behaviour"). Defaults apply only when a var is absent.
   // The client IP from `CF-Connecting-IP` is used as a metering identity only when the Worker is
   // behind Cloudflare's edge, which sets it; elsewhere any client could pick it.

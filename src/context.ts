@@ -1,5 +1,5 @@
 import type { IRequest } from "itty-router";
-import type { RateLimitState } from "./admission";
+import type { RateLimitState } from "./admission/types";
 import type { Config } from "./config";
 import type { ModelRef } from "./inference/engine";
 import type { Logger } from "./log";

@@ -1,11 +1,12 @@
 import { type IRequest, Router } from "itty-router";
 import { z } from "zod";
-import { createAdmission } from "./admission";
+import { afterCheck, createAdmission } from "./admission/stage";
+import { AuthError } from "./auth/failure";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
 import { sessionIssuer } from "./dashboard/session";
-import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
+import { ApiError, authApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
 import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger, sampleRequest, writeLine } from "./log";
@@ -56,6 +57,11 @@ export interface RouteDef extends DocumentedRoute {
   method: Method;
   /** Opened by a person in a browser: errors are rendered as an HTML page, not problem+json. */
   html?: boolean;
+  /**
+   * Free of side effects a client could observe (inference only): the handler runs while the
+   * token's replay check is under way, and its result is released only after the check.
+   */
+  speculative?: boolean;
   handler: Handler;
 }
 
@@ -124,12 +130,15 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "200 when the default model loads and runs",
     errors: ["not_ready"],
   }),
-  authed("POST", "/api/v1/predict", "predict", predict, {
-    summary: "Classify one text, a batch of texts, or one image",
-    body: predictRequestSchema,
-    response: "`{request_id, sentiment, predictions, model}` (texts: `results[]`; image: `predictions`)",
-    errors: [...TEXT_ERRORS, ...IMAGE_ERRORS, "unsupported_encoding"],
-  }),
+  {
+    ...authed("POST", "/api/v1/predict", "predict", predict, {
+      summary: "Classify one text, a batch of texts, or one image",
+      body: predictRequestSchema,
+      response: "`{request_id, sentiment, predictions, model}` (texts: `results[]`; image: `predictions`)",
+      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS, "unsupported_encoding"],
+    }),
+    speculative: true,
+  },
   authed(
     "GET",
     "/api/v1/statistics",
@@ -348,12 +357,15 @@ export const ROUTES: readonly RouteDef[] = [
       summary: "Model readiness (status only)",
       errors: ["model_not_found", "model_version_not_found", "model_unavailable"],
     }),
-    authed("POST", `${base}/infer`, "oip_infer", oip.infer, {
-      summary:
-        "Inference: BYTES texts, or images as BYTES files or UINT8 pixels → FP32 scores + labels; tensor models: their own tensors",
-      body: oip.inferRequestSchema,
-      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
-    }),
+    {
+      ...authed("POST", `${base}/infer`, "oip_infer", oip.infer, {
+        summary:
+          "Inference: BYTES texts, or images as BYTES files or UINT8 pixels → FP32 scores + labels; tensor models: their own tensors",
+        body: oip.inferRequestSchema,
+        errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
+      }),
+      speculative: true,
+    },
   ]),
   authed("POST", "/v2/repository/index", "oip_repository", oip.repositoryIndex, {
     summary: "Model repository index",
@@ -435,7 +447,13 @@ function toProblem(error: unknown, request: IRequest): Response {
   const req = request as AppRequest;
   let apiError: ApiError;
   if (error instanceof ApiError) apiError = error;
-  else if (error instanceof ConfigError)
+  else if (error instanceof AuthError) {
+    apiError = authApiError(error);
+    (req.state?.logger ?? fallbackLogger).log(apiError.status >= 500 ? "warn" : "info", "auth_rejected", {
+      request_id: req.state?.requestId,
+      reason: error.reason,
+    });
+  } else if (error instanceof ConfigError)
     apiError = new ApiError("config_invalid", error.message, { cause: error });
   else apiError = new ApiError("internal_error", "unexpected error; see server logs", { cause: error });
   const logger = req.state?.logger ?? fallbackLogger;
@@ -511,7 +529,12 @@ export function buildRouter() {
           const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
           req.state.caller = { issuer, subject: "dashboard-session" };
         }
-        await admit(req, env, route);
+        const { replayCheck } = await admit(req, env, ctx, route);
+        if (!replayCheck) return route.handler(req, env, ctx);
+        // Side-effect-free routes run while the token's replay check is under way; the others
+        // wait for it. Either way no result leaves before the check has said yes.
+        if (route.speculative) return afterCheck(replayCheck, () => route.handler(req, env, ctx));
+        await replayCheck;
         return route.handler(req, env, ctx);
       },
     );

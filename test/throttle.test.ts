@@ -7,7 +7,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { RateDecision } from "../durable-objects/caller-guard";
+import type { RateDecision } from "../src/admission/types";
 import { mintToken } from "../src/auth/asap";
 import { ConfigError, loadConfig } from "../src/config";
 import worker from "../src/index";

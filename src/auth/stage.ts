@@ -1,7 +1,9 @@
 /** The authentication stage: ASAP bearer token → verified caller on `request.state`, or a problem. */
+
+import { replayChecked } from "../admission/replay";
 import type { AppRequest } from "../context";
 import { ApiError } from "../errors";
-import { AuthError, UNAVAILABLE_REASONS } from "./failure";
+import { AuthError } from "./failure";
 import { isAllowed } from "./policy";
 import { type AsapClaims, verifyAsap } from "./verify";
 
@@ -11,9 +13,9 @@ const BEARER_RE = /^Bearer +([\w\-.~+/]+=*) *$/i;
 /**
  * Authenticates `request` for the route `api`/`method`: verifies the ASAP token and applies the
  * issuer policy (403 `forbidden`). On success the caller is recorded as `request.state.caller`
- * and, with replay protection on, the token's id as `request.state.token`: the admission stage
- * (src/admission.ts) refuses it there if it was used before, in the same round trip to the
- * caller's guard as the rate limit. Failures log their reason code only, never the token. Does
+ * and, when the issuer's replay checking is `strict` (`ASAP_REPLAY_POLICY`), the token's id as
+ * `request.state.token`: the admission stage (src/admission/) spends it in its replay shard and
+ * refuses the request if it was used before. Failures log their reason code only, never the token. Does
  * nothing when `ASAP_AUTH` is off (dev/test only, for benchmark baselines).
  */
 export async function authenticate(
@@ -23,55 +25,26 @@ export async function authenticate(
 ): Promise<void> {
   const { config, logger, requestId } = request.state;
   if (!config.ASAP_AUTH) return;
-  let claims: AsapClaims;
-  try {
-    claims = await verifyAsap(bearerToken(request.headers.get("authorization")), {
-      audiences: config.ASAP_AUDIENCE,
-      leewayS: config.ASAP_LEEWAY_S,
-      keySource: {
-        kind: config.ASAP_KEY_SOURCE,
-        baseUrls: config.ASAP_KEY_BASE_URLS,
-        timeoutMs: config.ASAP_KEY_TIMEOUT_MS,
-      },
-      bucket: env.MODELS,
-    });
-  } catch (error) {
-    if (error instanceof AuthError) throw authProblem(error, request);
-    throw error;
-  }
+  // An AuthError is rendered by the router's `toProblem`, with every other error.
+  const claims: AsapClaims = await verifyAsap(bearerToken(request.headers.get("authorization")), {
+    audiences: config.ASAP_AUDIENCE,
+    leewayS: config.ASAP_LEEWAY_S,
+    keySource: {
+      kind: config.ASAP_KEY_SOURCE,
+      baseUrls: config.ASAP_KEY_BASE_URLS,
+      timeoutMs: config.ASAP_KEY_TIMEOUT_MS,
+    },
+    bucket: env.MODELS,
+  });
   if (!isAllowed(config.ASAP_POLICY, claims.issuer, route.api, route.method)) {
     logger.log("info", "auth_forbidden", { request_id: requestId, issuer: claims.issuer });
     throw new ApiError("forbidden", `issuer '${claims.issuer}' may not call ${route.method} ${route.api}`);
   }
   request.state.caller = { issuer: claims.issuer, subject: claims.subject };
-  if (config.ASAP_REPLAY_PROTECTION) {
+  if (config.ASAP_REPLAY_PROTECTION && replayChecked(config.ASAP_REPLAY_POLICY, claims.issuer)) {
     // Spent until the token can no longer be accepted anyway (`exp` + leeway).
     request.state.token = { jti: claims.jti, expiresAt: (claims.exp + config.ASAP_LEEWAY_S) * 1000 };
   }
-}
-
-/**
- * The problem for an authentication failure, logged by reason code: 401 `invalid_token` with
- * `WWW-Authenticate`, or 503 `auth_unavailable` when a dependency (key server, replay guard) is down.
- */
-export function authProblem(error: AuthError, request: AppRequest): ApiError {
-  const unavailable = UNAVAILABLE_REASONS.has(error.reason);
-  request.state.logger.log(unavailable ? "warn" : "info", "auth_rejected", {
-    request_id: request.state.requestId,
-    reason: error.reason,
-  });
-  if (unavailable) {
-    return new ApiError("auth_unavailable", error.message, {
-      headers: { "retry-after": "1" },
-      extensions: { reason: error.reason },
-    });
-  }
-  return new ApiError("invalid_token", error.message, {
-    headers: {
-      "www-authenticate": `Bearer error="invalid_token", error_description="${error.message.replace(/["\\]/g, "'")}"`,
-    },
-    extensions: { reason: error.reason },
-  });
 }
 
 function bearerToken(header: string | null): string {

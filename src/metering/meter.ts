@@ -1,5 +1,5 @@
 import type { IRequest } from "itty-router";
-import { rateLimitHeaders } from "../admission";
+import { rateLimitHeaders } from "../admission/headers";
 import type { AppRequest } from "../context";
 import { callerIdentity } from "./caller";
 import { recordCall } from "./stats";
