@@ -26,7 +26,6 @@ import {
 } from "../src/training/embedbag";
 import {
   accuracy,
-  encodeTargets,
   featurizeTexts,
   finiteMean,
   precisionRecallF1Macro,
@@ -36,8 +35,8 @@ import {
   type TrainingRow,
 } from "../src/training/index";
 import { priorShift } from "../src/training/nb";
-import { calibrationFigures, columnTruth, fitPlatt, isValidationRow } from "../src/training/select";
-import { chooseThreshold, columnLabel, MODELS, ROOT, SEED } from "./train";
+import { calibrationFigures, columnTruth, fitPlatt } from "../src/training/select";
+import { chooseThreshold, columnLabel, encodeRows, MODELS, ROOT, SEED, validationSplit } from "./train";
 
 const sig = (z: number): number => 1 / (1 + Math.exp(-z));
 const fmt = (x: number | undefined, d = 4): string => (x === undefined ? "–" : x.toFixed(d));
@@ -71,18 +70,8 @@ export async function trainMlp(baseId: string, dryRun: boolean): Promise<void> {
   const log = (line: string): void => console.log(`[${id}] ${line}`);
   const t0 = Date.now();
   const data = cfg.load();
-  const fitRows: TrainingRow[] = [];
-  const valRows: TrainingRow[] = [];
-  data.train.forEach((r, t) => {
-    (isValidationRow(data.trainIndex[t] as number) ? valRows : fitRows).push(r);
-  });
-  const enc = (rows: readonly TrainingRow[]) =>
-    encodeTargets(
-      cfg.task,
-      cfg.labels.length,
-      rows.map((r) => r.target),
-      "none",
-    );
+  const { fitRows, valRows } = validationSplit(data);
+  const enc = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
   const feat = (rows: readonly TrainingRow[]) =>
     featurizeTexts(
       rows.map((r) => r.text),

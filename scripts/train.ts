@@ -72,6 +72,26 @@ export interface Dataset {
   notes: string[];
 }
 
+/** The train split cut into the rows that fit and the fixed validation fold (`isValidationRow`). */
+export function validationSplit(data: Dataset): { fitRows: TrainingRow[]; valRows: TrainingRow[] } {
+  const fitRows: TrainingRow[] = [];
+  const valRows: TrainingRow[] = [];
+  data.train.forEach((r, t) => {
+    (isValidationRow(data.trainIndex[t] as number) ? valRows : fitRows).push(r);
+  });
+  return { fitRows, valRows };
+}
+
+/** The targets of `rows`, encoded for `cfg`'s task and labels. */
+export function encodeRows(cfg: Pick<ModelConfig, "task" | "labels">, rows: readonly TrainingRow[]) {
+  return encodeTargets(
+    cfg.task,
+    cfg.labels.length,
+    rows.map((r) => r.target),
+    "none",
+  );
+}
+
 export interface ModelConfig {
   id: string;
   task: Task;
@@ -424,18 +444,8 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string,
   const t0 = Date.now();
   const data = cfg.load();
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
-  const fitRows: TrainingRow[] = [];
-  const valRows: TrainingRow[] = [];
-  data.train.forEach((r, t) => {
-    (isValidationRow(data.trainIndex[t] as number) ? valRows : fitRows).push(r);
-  });
-  const enc = (rows: readonly TrainingRow[]) =>
-    encodeTargets(
-      cfg.task,
-      cfg.labels.length,
-      rows.map((r) => r.target),
-      "none",
-    );
+  const { fitRows, valRows } = validationSplit(data);
+  const enc = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
   const feat = (rows: readonly TrainingRow[]) =>
     featurizeTexts(
       rows.map((r) => r.text),
