@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { concatBytes } from "../src/bytes";
 import { loadConfig } from "../src/config";
 import { createLogger } from "../src/log";
 import { BANK_FEATURIZER, bankFeatures } from "../src/online/features";
@@ -160,13 +161,7 @@ export class OnlineLearner extends DurableObject<Env> {
         .exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM checkpoint ORDER BY part")
         .toArray()
         .map((r) => new Uint8Array(r.bytes));
-      const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-      let offset = 0;
-      for (const p of parts) {
-        bytes.set(p, offset);
-        offset += p.byteLength;
-      }
-      this.learner = OnlineSoftmax.fromCheckpoint(bytes);
+      this.learner = OnlineSoftmax.fromCheckpoint(concatBytes(parts));
     } else {
       this.learner = new OnlineSoftmax(BANK_FEATURIZER, DEFAULT_LEARNER);
     }

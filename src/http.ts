@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { concatBytes } from "./bytes";
 import { ApiError } from "./errors";
 
 const JSON_TYPES =
@@ -105,13 +106,7 @@ export async function readCapped(
     }
     chunks.push(value);
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.byteLength;
-  }
-  return bytes;
+  return concatBytes(chunks);
 }
 
 /** Reads and drops at most `maxBytes` within `ms`, then cancels whatever is left; never throws. */

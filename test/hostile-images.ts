@@ -6,6 +6,7 @@
  * tests (workerd) and the bench (Node) both use it.
  */
 import { zlibSync } from "fflate";
+import { concatBytes } from "../src/bytes";
 
 // ---------------------------------------------------------------------------------------------
 // PNG
@@ -24,16 +25,6 @@ function crc32(parts: Uint8Array[]): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** One PNG chunk (length, type, data, CRC). */
 export function pngChunk(type: string, data: Uint8Array = new Uint8Array(0)): Uint8Array {
   const head = new Uint8Array(8);
@@ -43,7 +34,7 @@ export function pngChunk(type: string, data: Uint8Array = new Uint8Array(0)): Ui
   head.set(typeBytes, 4);
   const tail = new Uint8Array(4);
   new DataView(tail.buffer).setUint32(0, crc32([typeBytes, data]));
-  return concat([head, data, tail]);
+  return concatBytes([head, data, tail]);
 }
 
 /** IHDR data: width, height, bit depth, colour type, interlace (compression and filter method 0). */
@@ -59,7 +50,7 @@ export function ihdr(width: number, height: number, depth = 8, colorType = 0, in
 /** A PNG file from its chunks (signature + IHDR + `chunks` + IEND). */
 export function pngFile(header: Uint8Array, chunks: Uint8Array[]): Uint8Array {
   const signature = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return concat([signature, pngChunk("IHDR", header), ...chunks, pngChunk("IEND")]);
+  return concatBytes([signature, pngChunk("IHDR", header), ...chunks, pngChunk("IEND")]);
 }
 
 /** Splits `data` into IDAT chunks of at most `size` bytes. */
@@ -149,7 +140,7 @@ export function zlibZeroBomb(inflated: number): Uint8Array {
   tail.flush();
   const b = inflated % 65521;
   const adler = Uint8Array.from([b >> 8, b & 0xff, 0, 1]);
-  return concat([
+  return concatBytes([
     Uint8Array.from([0x78, 0x01]),
     prefix,
     new Uint8Array(zeroBytes),

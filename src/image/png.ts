@@ -9,6 +9,7 @@
  */
 
 import { Unzlib } from "fflate";
+import { concatBytes } from "../bytes";
 import { ApiError } from "../errors";
 
 /** Most chunks a PNG may have (libpng writes 8 KiB IDAT chunks: ~128 for a 1 MiB file). */
@@ -135,7 +136,7 @@ export function checkPng(bytes: Uint8Array): PngLayout {
   const { channels, ...rest } = header;
   const rawBytes = pngRawSize(rest.width, rest.height, channels, rest.depth, rest.interlaced);
   inflateExactly(idat, rawBytes);
-  return { ...rest, rawBytes, pixelChunks: kept.length === chunks + 1 ? bytes : concat(kept) };
+  return { ...rest, rawBytes, pixelChunks: kept.length === chunks + 1 ? bytes : concatBytes(kept) };
 }
 
 function readIhdr(data: Uint8Array) {
@@ -199,14 +200,4 @@ export function inflateExactly(parts: Uint8Array[], expected: number): void {
       `PNG image data is truncated: it inflates to ${produced} of the ${expected} bytes its header implies`,
     );
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
