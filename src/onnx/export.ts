@@ -32,6 +32,7 @@
  */
 
 import $protobuf from "protobufjs/minimal.js";
+import type { TextFeaturizerSpec } from "../featurizer/text";
 import { sha256Hex } from "../hash";
 import {
   type ImageModelManifest,
@@ -154,13 +155,30 @@ export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Ui
   );
   scoresFromLogits(model.task, K, initializer, nodes);
 
+  return textModelProto(meta, model, model.quantization, [], nodes, initializer);
+}
+
+/**
+ * The ONNX model of a text graph over our featurizer: inputs `ids` (int64) and `values` (float32),
+ * both `[batch, n]`, output `scores` `[batch, labels]`; metadata task, labels, quantization and
+ * featurizer spec, then `extra`.
+ */
+function textModelProto(
+  meta: ManifestMetadata,
+  model: { task: string; labels: readonly string[]; spec: TextFeaturizerSpec },
+  quantization: string,
+  extra: onnx.IStringStringEntryProto[],
+  nodes: onnx.INodeProto[],
+  initializer: onnx.ITensorProto[],
+): Uint8Array {
   return modelProto(
     meta,
     [
       { key: "task", value: model.task },
       { key: "labels", value: JSON.stringify(model.labels) },
-      { key: "quantization", value: model.quantization },
+      { key: "quantization", value: quantization },
       { key: "featurizer", value: JSON.stringify(model.spec) },
+      ...extra,
     ],
     {
       node: nodes,
@@ -169,7 +187,7 @@ export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Ui
         tensorValue(GRAPH_NAMES.ids, DT.INT64, ["batch", "n"]),
         tensorValue(GRAPH_NAMES.values, DT.FLOAT, ["batch", "n"]),
       ],
-      output: [tensorValue(GRAPH_NAMES.scores, DT.FLOAT, ["batch", K])],
+      output: [tensorValue(GRAPH_NAMES.scores, DT.FLOAT, ["batch", model.labels.length])],
     },
   );
 }
@@ -256,25 +274,7 @@ export function buildEmbedBagOnnxModel(model: EmbedBagModel, meta: ExportMetadat
     node("Gemm", ["hidden", "W2", "B2"], ["logits"], [intAttr("transB", 1)]),
   ];
   scoresFromLogits(model.task, K, initializer, nodes);
-  return modelProto(
-    meta,
-    [
-      { key: "task", value: model.task },
-      { key: "labels", value: JSON.stringify(model.labels) },
-      { key: "quantization", value: "int8" },
-      { key: "featurizer", value: JSON.stringify(model.spec) },
-      { key: "network", value: "mlp" },
-    ],
-    {
-      node: nodes,
-      initializer,
-      input: [
-        tensorValue(GRAPH_NAMES.ids, DT.INT64, ["batch", "n"]),
-        tensorValue(GRAPH_NAMES.values, DT.FLOAT, ["batch", "n"]),
-      ],
-      output: [tensorValue(GRAPH_NAMES.scores, DT.FLOAT, ["batch", K])],
-    },
-  );
+  return textModelProto(meta, model, "int8", [{ key: "network", value: "mlp" }], nodes, initializer);
 }
 
 /** Exports the int8 embedding-bag network as ONNX bytes plus its validated text manifest. */
