@@ -10,7 +10,7 @@ import { ApiError } from "../errors";
 import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
 import { logSyncPrediction } from "../predictions/log";
 import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
-import { scoreImage } from "./image";
+import { scoreImage, scoreImages } from "./image";
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
 import { flaggedLabels, resolveNetwork } from "./network";
 import { exampleInputs, type WireTensor } from "./tensors";
@@ -166,12 +166,7 @@ export async function classifyImages(
 ): Promise<Classification> {
   const decoded = images.map(decodeImageSource);
   const id = choice.model ?? state.config.DEFAULT_IMAGE_MODEL;
-  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => {
-    const model = requireImageModel(m);
-    const scores: Float32Array[] = [];
-    for (const image of decoded) scores.push(await scoreImage(model, image));
-    return { model: { id: m.meta.id, version: m.meta.version }, labels: m.meta.labels, scores };
-  });
+  const result = await scoreImages(env.MODELS, state.config, id, choice.version, decoded);
   state.model = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores);
   return result;

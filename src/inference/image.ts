@@ -70,13 +70,29 @@ export async function scoreImageInput(
   input: ImageInput,
 ): Promise<ImageResult> {
   const image = decodeImage(decodeBase64Image(input.imageBase64));
-  return withModel(bucket, config, input.model, input.version, async (loaded) => {
+  const { model, labels, scores } = await scoreImages(bucket, config, input.model, input.version, [image]);
+  const predictions = labels
+    .map((label, i) => ({ label, score: scores[0]?.[i] as number }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, input.nTop ?? labels.length);
+  return { model, predictions };
+}
+
+/**
+ * Runs image model `id` (at `version`, else its active one) on decoded `images`, one run each:
+ * the probabilities in label order. Refuses a text model with 400 `model_input_mismatch`.
+ */
+export async function scoreImages(
+  bucket: R2Bucket,
+  config: Config,
+  id: string,
+  version: string | undefined,
+  images: readonly DecodedImage[],
+): Promise<{ model: ModelRef; labels: readonly string[]; scores: Float32Array[] }> {
+  return withModel(bucket, config, id, version, async (loaded) => {
     const model = requireImageModel(loaded);
-    const scores = await scoreImage(model, image);
-    const predictions = model.meta.labels
-      .map((label, i) => ({ label, score: scores[i] as number }))
-      .sort((a, b) => b.score - a.score)
-      .slice(0, input.nTop ?? model.meta.labels.length);
-    return { model: { id: model.meta.id, version: model.meta.version }, predictions };
+    const scores: Float32Array[] = [];
+    for (const image of images) scores.push(await scoreImage(model, image));
+    return { model: { id: model.meta.id, version: model.meta.version }, labels: model.meta.labels, scores };
   });
 }
