@@ -381,6 +381,12 @@ describe("registry service compatibility routes", () => {
     expect((await getWithBody("/prediction", { model_id: "tc-01", text: "x" })).status).toBe(404);
   });
 
+  it("DELETE /models/<id> deletes an online model created through the API as the native delete does", async () => {
+    expect((await postJson("/api/v1/models", { id: "compat-ledger", task: "online" })).status).toBe(201);
+    expect((await api("/models/compat-ledger", { method: "DELETE" })).status).toBe(200);
+    expect((await api("/api/v1/models/compat-ledger/metrics")).status).toBe(404);
+  });
+
   it("refuses what it cannot honour: unknown fields, bad names, a model it was not asked for", async () => {
     const unknown = await getWithBody("/prediction", { model: "spam", text: "hi" });
     expect((await problem(unknown)).errors).toEqual(

@@ -219,3 +219,13 @@ export function inCallerFields(error: unknown, fields: FieldMap): unknown {
     cause: error,
   });
 }
+
+/**
+ * Deletes model `id` whatever it is: an API-created online model with its learner
+ * (`deleteOnlineModel`), or a registry model (`deleteModel`, which refuses configured online
+ * models and the default ones). What `DELETE /api/v1/models/:id` and `DELETE /models/<id>` do.
+ */
+export async function deleteAnyModel(env: Env, config: Config, id: string): Promise<DeletionReport> {
+  const online = await findOnlineModel(env, config, id);
+  return online ? deleteOnlineModel(env, config, online) : deleteModel(env, config, id);
+}

@@ -21,10 +21,9 @@ import { createTrainingJob } from "../jobs/create";
 import { DATASET_KEY_RE } from "../jobs/spec";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { type OnlineModel, requireOnlineModel } from "../online/models";
+import { deleteAnyModel, type OnlineModel, requireOnlineModel } from "../online/models";
 import { ingestSamples, predictOnline } from "../online/service";
 import { readPrediction, submitPrediction } from "../predictions/submit";
-import { deleteModel } from "../registry/delete";
 import { listModelSummaries } from "../registry/list";
 
 /** `"True"`/`"False"` as the registry service's clients send booleans (any case), or a JSON boolean. */
@@ -104,7 +103,7 @@ export const registryTrain: Handler = async (request, env) => {
 export const registryDeleteModel: Handler = async (request, env) => {
   const id = String(request.params.id ?? "");
   if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id.slice(0, 80)}'`);
-  return json({ deleted: await deleteModel(env, request.state.config, id) });
+  return json({ deleted: await deleteAnyModel(env, request.state.config, id) });
 };
 
 /**

@@ -11,14 +11,8 @@ import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempote
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
-import {
-  createOnlineModel,
-  deleteOnlineModel,
-  findOnlineModel,
-  onlineModelRequestSchema,
-} from "../online/models";
+import { createOnlineModel, deleteAnyModel, onlineModelRequestSchema } from "../online/models";
 import { activateVersion } from "../registry/activate";
-import { deleteModel } from "../registry/delete";
 import { listModelSummaries, modelDetail } from "../registry/list";
 import { readModelUpload, uploadModelVersion } from "../registry/upload";
 
@@ -106,14 +100,9 @@ export const activate: Handler = async (request, env) => {
   return json({ ...result, effective_within_ms: config.ACTIVE_POINTER_TTL_MS });
 };
 
-/** `DELETE /api/v1/models/:id`: removes the model and every related object (see `deleteModel`). */
-export const removeModel: Handler = async (request, env) => {
-  const { config } = request.state;
-  const id = modelId(request);
-  const online = await findOnlineModel(env, config, id);
-  const report = online ? await deleteOnlineModel(env, config, online) : await deleteModel(env, config, id);
-  return json({ deleted: report });
-};
+/** `DELETE /api/v1/models/:id`: removes the model and every related object (see `deleteAnyModel`). */
+export const removeModel: Handler = async (request, env) =>
+  json({ deleted: await deleteAnyModel(env, request.state.config, modelId(request)) });
 
 /**
  * `POST /api/v1/models`: queues a training job (body: `jobRequestSchema`, see `createTrainingJob`)
