@@ -5,6 +5,7 @@
  *   npm run train -- <toxicity|sentiment|spam|digits|all> [--dry-run] [--epochs=12 (digits)] [--c=4] [--buckets=262144]
  *                    [--word=1,2|none] [--char=2,5|none] [--tf=sublinear|binary] [--norm=l2|none]
  *                    [--class-weight=none|balanced] [--max-iter=300] [--idf=1] [--column-c=…] [--extra]
+ *                    [--no-test (selection runs: validation figures and probes only; the test split is not scored)]
  *
  * Reads `../shared/datasets/` (relative to the project root; never copied into the repository),
  * applies the split rule (data row i is TEST when i % 5 == 4), trains on the train split with a
@@ -18,9 +19,20 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
-import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
+import {
+  FEATURIZER_NAME,
+  FEATURIZER_VERSION,
+  normalizeText,
+  type TextFeaturizerSpec,
+  wordTokens,
+} from "../src/featurizer/text";
 import { textManifestSchema } from "../src/inference/manifest";
-import { bestF1Threshold, priorWeights } from "../src/training/calibration";
+import {
+  bestF1Threshold,
+  LENGTH_BUCKETS,
+  lengthBalancedWeights,
+  priorWeights,
+} from "../src/training/calibration";
 import {
   accuracy,
   encodeTargets,
@@ -94,6 +106,8 @@ export function encodeRows(cfg: Pick<ModelConfig, "task" | "labels">, rows: read
 
 export interface ModelConfig {
   id: string;
+  /** Registry version written to the manifest; a retrained model gets a new one (versions are immutable). */
+  version: string;
   task: Task;
   labels: string[];
   description: string;
@@ -102,6 +116,10 @@ export interface ModelConfig {
   candidates: Candidate[];
   /** Label rates the shipped scores are corrected to (multilabel), instead of the training sample's. */
   deploymentPrior?: { rates: number[]; source: string };
+  /** Multilabel: columns may borrow this column's logit (`selectLinear`'s `borrowFrom`). */
+  borrowFrom?: number;
+  /** Training rows weighted so no word-count bucket leans to a label (`lengthBalancedWeights`). */
+  lengthBalance?: boolean;
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */
@@ -110,6 +128,8 @@ export interface ModelConfig {
   selectionNotes?: string[];
   /** The quality bar: metric name, baseline value (scikit-learn TF-IDF + LogisticRegression C=4). */
   bar: { metric: string; baseline: number; reference?: Record<string, number> };
+  /** Issue #16's target for `bar.metric` on the test split. */
+  target: number;
   source: string[];
   load: () => Dataset;
   referenceTexts: string[];
@@ -132,9 +152,10 @@ const TOX_LABELS = ["toxic", "severe_toxic", "obscene", "threat", "insult", "ide
 const sameText = (t: string): string => t.trim().replace(/\s+/g, " ");
 
 /**
- * `extraBinary` adds jigsaw_toxic_binary rows to the `toxic` head (texts not in the multi-label set).
- * Off for the shipped model: it raised the `toxic` AUC (0.9628 vs 0.9563) but not the mean, and its
- * 50 % toxic prior pushed short benign texts such as "hello" above 0.5.
+ * `extraBinary` adds jigsaw_toxic_binary rows to the `toxic` head (texts not in the multi-label set;
+ * other labels unknown). On for the shipped model: with length-balanced weights and the prior
+ * correction it raised the `toxic` validation AUC without pushing short benign texts up (alone, its
+ * 50 % toxic prior did).
  */
 function loadToxicity(extraBinary: boolean): Dataset {
   const rows = readCsvGz("toxicity/jigsaw_multilabel.csv.gz");
@@ -160,7 +181,7 @@ function loadToxicity(extraBinary: boolean): Dataset {
       test,
       notes: [
         `jigsaw_multilabel.csv.gz: ${rows.length} rows → ${train.length} train / ${test.length} test.`,
-        "jigsaw_toxic_binary.csv.gz is not used (`--extra` adds it to the `toxic` head, excluding every text that also appears in the multi-label set): it raised the `toxic` AUC but not the mean, and its 50 % toxic prior pushed short benign texts above 0.5.",
+        "jigsaw_toxic_binary.csv.gz is not used (`--extra=0`; the shipped model uses it for the `toxic` head).",
       ],
     };
   }
@@ -221,19 +242,29 @@ function labelIndex(value: string | undefined, labels: string[], raw: string[]):
 export const MODELS: Record<string, ModelConfig> = {
   toxicity: {
     id: "toxicity",
+    version: "3",
     task: "multilabel",
     labels: TOX_LABELS,
     description:
-      "Toxic comment detection (Jigsaw labels), multi-label: hashed word 1-2 + char 2-5 n-grams, logistic regression per label, int8.",
-    spec: spec(2 ** 19),
+      "Toxic comment detection (Jigsaw labels), multi-label: hashed word 1-2 + char 2-5 n-grams (word and character halves normalised apart), NB-weighted and plain logistic regression per label, calibrated to a deployment prior, int8.",
+    spec: spec(2 ** 19, { norm: "l2-blocks" }),
     candidates: [
       { name: "lr-c0.1", kind: "lr", c: 0.1, maxIterations: 100 },
       { name: "nb-c1", kind: "nb", c: 1, alpha: 0.01, maxIterations: 100 },
       { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 100 },
+      { name: "nb-c4-a0.1", kind: "nb", c: 4, alpha: 0.1, maxIterations: 100 },
     ],
+    lengthBalance: true,
+    borrowFrom: 0,
     selectionNotes: [
-      "A second run on the same validation fold with lr-c0.1, nb-c4 and nb-c16 (NB, C=16, α=0.01, 100 iterations) measured nb-c16 0.9730, 0.9413, 0.9730, 0.9257, 0.9474, 0.9539 per label; its chosen mix reached a validation mean of 0.9584, below this run's 0.9586.",
-      'A run with binary tf (`--tf=binary`, same candidates) measured lr-c0.1 0.9643, 0.9672, 0.9649, 0.9610, 0.9464, 0.9596; nb-c1 0.9689, 0.9509, 0.9708, 0.9289, 0.9489, 0.9435; nb-c4 0.9719, 0.9496, 0.9728, 0.9385, 0.9503, 0.9565; its chosen mix reached a validation mean of 0.9641 (test mean 0.9592), but its `toxic` threshold (0.1849) flags the benign probe "How was your holiday?" (0.207): it fails the probes requirement and is not shipped. This run\'s model (validation 0.9586) is the best one that passes the probes.',
+      "Runs on the same validation fold, in order (validation mean ROC-AUC; `max benign` = the highest score of the 20 benign probes on any label, from the refitted model; none of these runs scored the test split):",
+      "(1) version 2 as shipped before (joint L2, no extra data, no length balancing): 0.9586; max benign 0.236 (`Hello there!`).",
+      "(2) + jigsaw_toxic_binary rows for the `toxic` head (`--extra`): 0.9591 (`toxic` 0.9785); max benign 0.193 — more data, but short greetings still lean toxic.",
+      "(3) + length-balanced row weights (`--length-balance=1`, no extra data): 0.9587; max benign 0.156.",
+      "(4) extra data + length balancing: 0.9586 (`toxic` 0.9762); max benign 0.093 — the first run to pass the probes.",
+      "(5) (4) + labels borrowing the `toxic` logit (`--borrow=0`): 0.9605.",
+      "(6) (5) + word and character halves normalised apart (`--norm=l2-blocks`) and candidate `nb-c4-a0.1`: 0.9630 (per label in the table above); max benign 0.042. Shipped.",
+      "Earlier runs (previous model version): nb-c16 (C=16) 0.9584; binary tf 0.9641 but its `toxic` threshold flagged a benign probe.",
     ],
     deploymentPrior: {
       rates: [0.0958, 0.01, 0.0529, 0.003, 0.0494, 0.0088],
@@ -251,10 +282,12 @@ export const MODELS: Record<string, ModelConfig> = {
       return [...probes.benign, ...probes.toxic];
     })(),
     bar: { metric: "roc_auc_mean", baseline: 0.9531 },
+    target: 0.96,
     source: [
       "`toxicity/jigsaw_multilabel.csv.gz` — Jigsaw Toxic Comment Classification Challenge (2018) rows, merged from several public samples. Licence: Jigsaw data CC0; comment text CC BY-SA 3.0 (Wikipedia talk pages).",
+      "`toxicity/jigsaw_toxic_binary.csv.gz` — a balanced binary split of Jigsaw comments (RobTest), used for the `toxic` head only. Licence: as above.",
     ],
-    load: () => loadToxicity(false),
+    load: () => loadToxicity(true),
     referenceTexts: [
       "Thanks for fixing the citation on the bridge article, much appreciated.",
       "You are a complete idiot and nobody wants you editing here.",
@@ -269,30 +302,37 @@ export const MODELS: Record<string, ModelConfig> = {
       "Trained on English Wikipedia talk-page comments; other domains, languages and dialects are out of distribution.",
       "`threat`, `severe_toxic` and `identity_hate` are rare in the data (tens of test positives): their per-label AUCs are noisy.",
       "A bag of hashed n-grams: no word order beyond bigrams, negation and sarcasm are not understood; identity terms may raise scores on their own (known Jigsaw bias).",
-      "Scores are uncalibrated probabilities of a linear model; pick thresholds per use case.",
+      "Scores are calibrated to the deployment prior (Jigsaw 2018 label rates), not to any particular site's; the manifest's thresholds were chosen for that prior.",
+      "Version 3 was chosen on the validation fold and the probes before its test split was scored: mean ROC-AUC 0.9574, below version 2's 0.9598 (per label: toxic +0.002, severe_toxic +0.003, obscene +0.003, insult +0.005, identity_hate −0.001, threat −0.027 on 22 positives). Issue #16's 0.960 is not met; per the protocol the test figure does not change the choice.",
     ],
   },
   sentiment: {
     id: "sentiment",
+    version: "3",
     task: "binary",
     labels: ["negative", "positive"],
     description:
-      "Tweet sentiment (negative/positive): hashed word 1-2 + char 2-5 n-grams, logistic regression, int8.",
-    spec: spec(2 ** 20),
+      "Tweet sentiment (negative/positive): hashed word 1-3 + char 2-5 n-grams (word and character halves normalised apart), NB-weighted logistic regression, int8.",
+    spec: spec(2 ** 22, { word_ngrams: [1, 3], norm: "l2-blocks" }),
     // Few and short fits: 54k rows, and training shares two cores with other work.
     candidates: [
       { name: "lr-c0.1", kind: "lr", c: 0.1, maxIterations: 50 },
-      { name: "nb-c1", kind: "nb", c: 1, alpha: 0.01, maxIterations: 60 },
-      { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 60 },
-      { name: "nb-c16", kind: "nb", c: 16, alpha: 0.01, maxIterations: 60 },
+      { name: "nb-c4-a0.1", kind: "nb", c: 4, alpha: 0.1, maxIterations: 60 },
+      { name: "nb-c16-a0.1", kind: "nb", c: 16, alpha: 0.1, maxIterations: 60 },
+      { name: "nb-c4-a0.3", kind: "nb", c: 4, alpha: 0.3, maxIterations: 60 },
     ],
     thresholdRule: "accuracy",
     selectionNotes: [
-      "An earlier run on the same validation fold (`npm run train -- sentiment --candidates=lr-c0.1,nb-c1,nb-c4`) measured lr-c0.1 0.8451, nb-c1 0.8489, nb-c4 0.8590 (no average of two beat nb-c4); since the largest C won, the final run compared nb-c4 with nb-c16 (`--candidates=nb-c4,nb-c16`).",
-      "A later run on the same fold with 200 L-BFGS iterations (lr C=0.3: 0.8512, nb C=4: 0.8592, nb C=16: 0.8562; chosen nb C=4, validation ROC-AUC 0.8592, accuracy 0.7780) did not beat the shipped mix (ROC-AUC 0.8599, accuracy 0.7814), so the shipped model stays: runs are compared by validation ROC-AUC, the selection criterion.",
-      "A run with binary tf (`--tf=binary --candidates=nb-c4,nb-c16`) measured nb-c4 0.8584, nb-c16 0.8532: below 0.8599, not shipped.",
+      "Runs on the same validation fold, in order (validation ROC-AUC / accuracy at 0.5; none scored the test split):",
+      "(1) version 2 as shipped before (2^20 buckets, joint L2, word 1-2; lr-c0.1, nb-c1/c4/c16 with α=0.01): 0.8599 / 0.7814. Before it: 200 L-BFGS iterations 0.8592; binary tf 0.8584.",
+      "(2) 2^22 buckets (`--buckets=4194304`; a binary model is one int8 column, so 4 MiB): nb-c4 0.8612 / 0.7843.",
+      "(3) (2) + word 1-3 (`--word=1,3`; nb-c4, nb-c16): avg(nb-c4, nb-c16) 0.8629 / 0.7849.",
+      "(4) (3) + word and character halves normalised apart (`--norm=l2-blocks`), NB smoothing α ∈ {0.01, 0.1, 1} at C=4: 0.8589, **0.8664**, 0.8574 (accuracy 0.7875 for α=0.1).",
+      "(5) (4) with lr-c0.1 0.8492, nb-c4-a0.1 0.8664, nb-c16-a0.1 0.8633, nb-c4-a0.3 0.8656: avg(nb-c4-a0.1, nb-c4-a0.3) 0.8676 / 0.7889 — the candidates of this card's run. Shipped.",
+      "(6) (4) with nb-c2-a0.1 0.8660 and nb-c4-a0.1 at 150 iterations 0.8670 / 0.7877: below (5).",
     ],
     bar: { metric: "accuracy", baseline: 0.7869, reference: { roc_auc: 0.8688 } },
+    target: 0.792,
     source: [
       "`sentiment/tweets_sentiment.csv.gz` — Twitter sentiment corpus (Sentiment140 / UMich mix). Licence: research use.",
     ],
@@ -319,6 +359,7 @@ export const MODELS: Record<string, ModelConfig> = {
   },
   spam: {
     id: "spam",
+    version: "2",
     task: "binary",
     labels: ["ham", "spam"],
     description:
@@ -332,6 +373,7 @@ export const MODELS: Record<string, ModelConfig> = {
     ],
     thresholdRule: "f1-no-false-positive",
     bar: { metric: "f1_macro_at_threshold", baseline: 0.9811, reference: { accuracy: 0.9909 } },
+    target: 0.985,
     source: ["`spam/sms_spam.csv.gz` — UCI SMS Spam Collection. Licence: CC BY 4.0."],
     load: () =>
       splitRows(readCsvGz("spam/sms_spam.csv.gz"), (r) => ({
@@ -385,9 +427,18 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
   const candidates = over.candidates
     ? cfg.candidates.filter((c) => over.candidates?.split(",").includes(c.name))
     : cfg.candidates;
-  if (over.extra && cfg.id === "toxicity")
-    return { ...cfg, spec: s, candidates, load: () => loadToxicity(true) };
-  return { ...cfg, spec: s, candidates };
+  const lengthBalance = over["length-balance"] ? over["length-balance"] === "1" : cfg.lengthBalance;
+  const borrow =
+    over.borrow === undefined ? {} : { borrowFrom: over.borrow === "none" ? undefined : Number(over.borrow) };
+  const base = {
+    ...cfg,
+    spec: s,
+    candidates,
+    ...(lengthBalance !== undefined && { lengthBalance }),
+    ...borrow,
+  };
+  if (over.extra && cfg.id === "toxicity") return { ...base, load: () => loadToxicity(over.extra === "1") };
+  return base;
 }
 
 const fmt = (x: number | undefined, d = 4): string => (x === undefined ? "–" : x.toFixed(d));
@@ -440,12 +491,20 @@ interface TextTrainingOutcome {
   trainingMs: number;
 }
 
-async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string, string>): Promise<void> {
+async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, string>): Promise<void> {
   const t0 = Date.now();
   const data = cfg.load();
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
   const { fitRows, valRows } = validationSplit(data);
-  const enc = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
+  const encPlain = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
+  // Targets to fit on: with `lengthBalance`, the mask carries the length-balancing row weights.
+  const encFit = (rows: readonly TrainingRow[]) => {
+    const t = encPlain(rows);
+    if (!cfg.lengthBalance) return t;
+    const counts = rows.map((r) => wordTokens(normalizeText(r.text)).length);
+    return { ...t, m: lengthBalancedWeights(counts, t.y, t.m, t.columns) };
+  };
+  const enc = encPlain;
   const feat = (rows: readonly TrainingRow[]) =>
     featurizeTexts(
       rows.map((r) => r.text),
@@ -459,7 +518,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string,
   );
   const { selection, valProbabilities } = selectLinear({
     fitX,
-    fitTargets: enc(fitRows),
+    fitTargets: encFit(fitRows),
     valX,
     valTargets,
     task: cfg.task,
@@ -467,6 +526,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string,
     spec: cfg.spec,
     candidates: cfg.candidates,
     seed: SEED,
+    ...(cfg.borrowFrom !== undefined && { borrowFrom: cfg.borrowFrom }),
     log,
   });
   const C = valTargets.columns;
@@ -513,7 +573,9 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string,
       2,
     ).f1;
   }
-  log(`selection ${JSON.stringify(selection.columns.map((c) => c.parts.join("+")))}`);
+  log(
+    `selection ${JSON.stringify(selection.columns.map((c) => c.parts.join("+") + (c.borrow ? ` + ${c.borrow.weight.toFixed(3)}·${cfg.labels[c.borrow.from]}` : "")))}`,
+  );
   log(`validation ${JSON.stringify(validation)}`);
   log(
     `thresholds ${JSON.stringify(thresholds)} shift ${JSON.stringify(shift.map((x) => Number(x.toFixed(3))))}`,
@@ -522,7 +584,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string,
   const trainStart = Date.now();
   const model = assembleSelected({
     X: feat(data.train),
-    targets: allTargets,
+    targets: encFit(data.train),
     task: cfg.task,
     labels: cfg.labels,
     spec: cfg.spec,
@@ -534,6 +596,14 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string,
   });
   const trainingMs = Date.now() - trainStart;
   const quantized = quantizeInt8(model);
+  if (over["no-test"]) {
+    // Selection runs: the validation figures above and the probes, never the test split.
+    for (const t of [...cfg.referenceTexts, ...(cfg.probes ?? [])]) {
+      log(`${JSON.stringify(Array.from(scoreText(quantized, t), (x) => Number(x.toFixed(3))))} ${t}`);
+    }
+    log("--no-test: test split not scored, nothing written");
+    return;
+  }
 
   // The test split, once, on the final model.
   const testX = feat(data.test);
@@ -632,7 +702,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, _over: Record<string,
   manifestMetrics.validation_rows = valRows.length;
   const { onnx, manifest } = await exportModel(quantized, {
     id: cfg.id,
-    version: "2",
+    version: cfg.version,
     description: cfg.description,
     metrics: manifestMetrics,
   });
@@ -699,7 +769,7 @@ function modelCard(
     cfg.task === "binary"
       ? `The graph has one logit: p = sigmoid(logit) is the probability of \`${cfg.labels[1]}\`; \`scores\` = [1 − p, p].`
       : "Each label has its own logit and sigmoid; labels are independent (multi-label).";
-  return `# Model card: \`${cfg.id}\` (version 2, network \`linear\`)
+  return `# Model card: \`${cfg.id}\` (version ${cfg.version}, network \`linear\`)
 
 ${cfg.description}
 
@@ -733,9 +803,17 @@ Data row *i* (file order, header excluded) is **test** when \`i % 5 == 4\` and *
 |---|${colNames.map(() => "---").join("|")}|
 ${triedNames.map((n) => `| ${names.includes(n) ? n : n} | ${(o.selection.tried[n] ?? []).map((v) => (Number.isFinite(v) ? fmt(v) : "–")).join(" | ")} |`).join("\n")}
 
-${(cfg.selectionNotes ?? []).map((n) => `- ${n}`).join("\n")}
+${
+  cfg.lengthBalance
+    ? `Training rows (fitting fold and final fit) are **length-balanced**: within each word-count bucket (${LENGTH_BUCKETS.join(", ")} words as edges) the positives and negatives of each label are reweighted so the bucket's weighted rate equals the label's overall rate (\`lengthBalancedWeights\`, \`src/training/calibration.ts\`). Short comments in this sample are far more often toxic than long ones; without the weights a short benign text inherits that lean from its length alone.\n\n`
+    : ""
+}${
+  cfg.borrowFrom !== undefined
+    ? `Labels may **borrow** \`${cfg.labels[cfg.borrowFrom]}\`'s logit: λ·(sd ratio) × its chosen logit is added to theirs, λ ∈ {0.25, 0.5, 1} picked on the fold, kept only when it raises the label's validation AUC (row \`borrow\` above; still one linear model).\n\n`
+    : ""
+}${(cfg.selectionNotes ?? []).map((n) => `- ${n}`).join("\n")}
 
-Chosen: ${o.selection.columns.map((c, k) => `${colNames[k]} → \`${c.parts.join(" + ")}\` (${fmt(c.validation_auc)} ± ${fmt(c.validation_auc_sd)})`).join("; ")}.
+Chosen: ${o.selection.columns.map((c, k) => `${colNames[k]} → \`${c.parts.join(" + ")}\`${c.borrow ? ` + ${c.borrow.weight.toFixed(3)} × \`${colNames[c.borrow.from]}\`'s logit` : ""} (${fmt(c.validation_auc)} ± ${fmt(c.validation_auc_sd)})`).join("; ")}.
 
 Validation figures: ${Object.entries(o.validation)
     .map(([k, v]) => `${k} ${fmt(v)}`)
@@ -743,7 +821,7 @@ Validation figures: ${Object.entries(o.validation)
 
 ## Test split (reported once)
 
-Baseline: scikit-learn TF-IDF (word 1–2 + char_wb 2–5) + LogisticRegression(C=4). The bar is **${cfg.bar.metric} ≥ ${cfg.bar.baseline}** on the shipped int8 model: **${pass ? "met" : "NOT met"}**.
+Baseline: scikit-learn TF-IDF (word 1–2 + char_wb 2–5) + LogisticRegression(C=4). The bar is **${cfg.bar.metric} ≥ ${cfg.bar.baseline}** on the shipped int8 model: **${pass ? "met" : "NOT met"}**. Issue #16's target, ${cfg.bar.metric} ≥ ${cfg.target}: **${(o.test.int8[cfg.bar.metric] as number) >= cfg.target ? "met" : "NOT met"}** (${fmt(o.test.int8[cfg.bar.metric])}).
 
 | metric | int8 (shipped) | float32 |
 |---|---|---|
@@ -775,7 +853,7 @@ ${o.calibration.map((c) => `| ${c.label} | ${c.setting} | ${fmt(c.brier)} | ${fm
 
 ## Featurizer
 
-\`src/featurizer/text.ts\` (unchanged, version 1):
+\`src/featurizer/text.ts\` (version 1${cfg.spec.norm === "l2-blocks" ? '; `norm: "l2-blocks"`: word n-grams hash into the lower half of the buckets, character n-grams into the upper half, and each half is L2-normalised on its own' : ""}):
 
 \`\`\`json
 ${JSON.stringify(cfg.spec, null, 2)}

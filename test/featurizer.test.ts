@@ -60,7 +60,8 @@ describe("featurize golden vectors (version 1)", () => {
   const cases = golden.cases as GoldenCase[];
 
   it("fixtures cover every spec and the tricky inputs", () => {
-    expect(Object.keys(specs).length).toBe(3);
+    expect(Object.keys(specs).length).toBe(4);
+    expect(Object.values(specs).some((s) => s.norm === "l2-blocks")).toBe(true);
     expect(cases.some((c) => c.text === "")).toBe(true);
     expect(cases.some((c) => /\p{Extended_Pictographic}/u.test(c.text))).toBe(true);
     for (const s of Object.values(specs)) {
@@ -94,5 +95,44 @@ describe("featurize golden vectors (version 1)", () => {
     for (const v of f.values) ss += v * v;
     expect(ss).toBeCloseTo(1, 5);
     expect(featurize("Ｆｉｎｅ ﬁne", spec)).toEqual(featurize("fine FINE", spec));
+  });
+});
+
+describe("l2-blocks: word and character halves normalised apart", () => {
+  const spec: TextFeaturizerSpec = {
+    name: FEATURIZER_NAME,
+    version: FEATURIZER_VERSION,
+    buckets: 1 << 16,
+    word_ngrams: [1, 2],
+    char_ngrams: [2, 5],
+    seed: 3,
+    tf: "sublinear",
+    norm: "l2-blocks",
+  };
+  const half = spec.buckets / 2;
+  const texts = ["hello", "Hello there! Hello again :)", "You are a STUPID idiot, idiot.", "🍕 café ☕", "a"];
+
+  it.each(texts)("%j = the word-only and char-only vectors (each L2) side by side", (text) => {
+    const f = featurize(text, spec);
+    const words = featurize(text, { ...spec, buckets: half, char_ngrams: null, norm: "l2" });
+    const chars = featurize(text, { ...spec, buckets: half, word_ngrams: null, norm: "l2" });
+    expect(Array.from(f.ids)).toEqual([
+      ...Array.from(words.ids),
+      ...Array.from(chars.ids, (id) => id + half),
+    ]);
+    expect(Array.from(f.values)).toEqual([...Array.from(words.values), ...Array.from(chars.values)]);
+    const sq = (lo: number, hi: number) =>
+      Array.from(f.values).reduce(
+        (s, v, i) => ((f.ids[i] as number) >= lo && (f.ids[i] as number) < hi ? s + v * v : s),
+        0,
+      );
+    expect(sq(0, half)).toBeCloseTo(1, 5);
+    expect(sq(half, spec.buckets)).toBeCloseTo(1, 5);
+  });
+
+  it("a text with no word tokens has only the character half", () => {
+    const f = featurize(":) !!", spec);
+    expect(f.ids.length).toBeGreaterThan(0);
+    for (const id of f.ids) expect(id).toBeGreaterThanOrEqual(half);
   });
 });

@@ -137,6 +137,40 @@ describe("training jobs", () => {
     expect(await env.MODELS.head(`jobs/${accepted.job_id}/rows.json`)).toBeNull();
   });
 
+  it('featurizer norm "l2-blocks": the job trains on word and character halves apart, the manifest records it, the model serves', async () => {
+    const res = await postJson("/api/v1/models", {
+      id: "job-blocks",
+      task: "binary",
+      text_field: "text",
+      label_field: "label",
+      featurizer: { buckets: 4096, norm: "l2-blocks" },
+      dataset: { rows: rows(40) },
+    });
+    expect(res.status).toBe(202);
+    const accepted = (await res.json()) as { status_url: string };
+    const job = await waitForStatus<Job>(accepted.status_url, ["succeeded", "failed"]);
+    expect(job).toMatchObject({ status: "succeeded", error: null });
+    const manifest = (await (await env.MODELS.get(r2Keys.manifest("job-blocks", "1")))?.json()) as {
+      featurizer: { norm: string; buckets: number };
+    };
+    expect(manifest.featurizer).toMatchObject({ norm: "l2-blocks", buckets: 4096 });
+    const predicted = await postJson("/api/v1/predict", {
+      model: "job-blocks",
+      text: "win cash prize now",
+      n_top: 1,
+    });
+    expect(await predicted.json()).toMatchObject({ sentiment: [{ sentiment_type: "loud" }] });
+    const bad = await postJson("/api/v1/models", {
+      id: "job-blocks-bad",
+      task: "binary",
+      text_field: "text",
+      label_field: "label",
+      featurizer: { buckets: 4096, norm: "l3" },
+      dataset: { rows: rows(40) },
+    });
+    expect(bad.status).toBe(400);
+  });
+
   it("an existing id is 409 without force_update; with it, a new version, activated only when asked", async () => {
     const body = {
       id: "job-update",

@@ -25,9 +25,9 @@ interface LabelScore {
 
 const MODELS = ["toxicity", "sentiment", "spam"] as const;
 // Regression bars: the shipped models' test-split figures, rounded down. Issue #16's targets (toxicity
-// 0.960, sentiment 0.792, spam macro-F1 0.985) are not all met; the model cards give the figures.
-const BAR_TOXICITY_AUC = 0.959;
-const BAR_SENTIMENT_ACCURACY = 0.785;
+// 0.960, sentiment 0.792, spam macro-F1 0.985) are not all met (sentiment's is); the cards give the figures.
+const BAR_TOXICITY_AUC = 0.957;
+const BAR_SENTIMENT_ACCURACY = 0.794;
 const BAR_SPAM_F1 = 0.972;
 /** Every shipped text model: the default (`linear`) variants and their `mlp` siblings. */
 const ALL_TEXT_MODELS = [...MODELS, ...MODELS.map((id) => `${id}-mlp`)];
@@ -127,19 +127,8 @@ describe("shipped models match the trainer's reference scores", () => {
   });
 });
 
-/**
- * Benign probes the shipped model still scores over 0.10 on `toxic` (issue #16 asks for ≤ 0.10 on
- * every one): short greetings whose character n-grams overlap toxic words ("hell" in "hello"). Each
- * is bounded here and must not be flagged; the list may only shrink.
- */
-const BENIGN_KNOWN_OVER: Record<string, number> = {
-  hello: 0.12,
-  "Hello there!": 0.25,
-  "How was your holiday?": 0.18,
-};
-
 describe("toxicity probes: calibrated to the deployment prior (shipped default model)", () => {
-  it("20 benign texts score ≤ 0.10 on every label (known exceptions bounded) and are not flagged; 20 toxic texts ≥ 0.80 on toxic and flagged", async () => {
+  it("20 benign texts score ≤ 0.10 on every label and are not flagged; 20 toxic texts ≥ 0.80 on toxic and flagged", async () => {
     const score = async (texts: string[]) => {
       const res = await postJson("/api/v1/predict", { texts });
       expect(res.status).toBe(200);
@@ -150,12 +139,11 @@ describe("toxicity probes: calibrated to the deployment prior (shipped default m
     expect(probes.toxic).toHaveLength(20);
     expect(probes.benign).toContain("hello");
     const benign = await score(probes.benign);
+    for (const r of benign) expect(r.sentiment).toHaveLength(6);
     const tooHigh = benign.flatMap((r, i) => {
       const text = probes.benign[i] as string;
       return r.sentiment
-        .filter(
-          (s) => s.sentiment_score > (s.sentiment_type === "toxic" ? (BENIGN_KNOWN_OVER[text] ?? 0.1) : 0.1),
-        )
+        .filter((s) => s.sentiment_score > 0.1)
         .map((s) => `${text} → ${s.sentiment_type} ${s.sentiment_score.toFixed(3)}`);
     });
     expect(tooHigh).toEqual([]);

@@ -9,6 +9,11 @@
  * word n-grams, plus character n-grams inside each whitespace-separated chunk padded with one space
  * on each side (scikit-learn's `char_wb`) → MurmurHash3 (x86, 32-bit, over UTF-8) into `buckets`
  * → per-bucket counts → tf transform → optional L2 normalisation.
+ *
+ * `norm: "l2-blocks"` keeps word and character features apart: word n-grams hash into the lower half
+ * of the buckets, character n-grams into the upper half, and each half is L2-normalised on its own
+ * (scikit-learn's FeatureUnion of two vectorizers). A linear model over it can weigh the two views
+ * independently, so a word model and a character model averaged are still one linear model.
  */
 
 /** Name of the only featurizer family this module implements. */
@@ -30,8 +35,8 @@ export interface TextFeaturizerSpec {
   seed: number;
   /** Term-frequency transform: `binary` (1 if present) or `sublinear` (1 + ln count). */
   tf: "binary" | "sublinear";
-  /** Normalisation of the whole vector. */
-  norm: "l2" | "none";
+  /** Normalisation: of the whole vector, or (`l2-blocks`) of the word and character halves apart. */
+  norm: "l2" | "l2-blocks" | "none";
 }
 
 /** A sparse feature vector: strictly increasing bucket ids and their values. */
@@ -116,7 +121,11 @@ let scratch = new Int32Array(4096);
  * `murmur3Bytes` (identical to `murmur3` of the n-gram string, without building it).
  */
 export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeatures {
-  const mask = spec.buckets - 1;
+  const blocks = spec.norm === "l2-blocks";
+  // With blocks, word ids fall in [0, half) and character ids in [half, buckets).
+  const half = spec.buckets >>> 1;
+  const mask = (blocks ? half : spec.buckets) - 1;
+  const charOffset = blocks ? half : 0;
   let count = 0;
   const push = (id: number): void => {
     if (count === scratch.length) {
@@ -163,7 +172,7 @@ export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeature
         const len = c - first + 1; // code points of " chunk "
         for (let n = lo; n <= hi && n <= len; n++) {
           for (let i = first; i + n <= c + 1; i++) {
-            push(murmur3Bytes(bytes, cp[i] as number, cp[i + n] as number, seed) & mask);
+            push(charOffset + (murmur3Bytes(bytes, cp[i] as number, cp[i + n] as number, seed) & mask));
           }
         }
         first = c;
@@ -177,12 +186,14 @@ export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeature
   const ids = new Int32Array(distinct);
   const values = new Float32Array(distinct);
   let sumSq = 0;
+  let sumSqChar = 0;
   let j = -1;
   let run = 0;
   const flush = (): void => {
     const v = spec.tf === "binary" ? 1 : 1 + Math.log(run);
     values[j] = v;
-    sumSq += v * v;
+    if (blocks && (ids[j] as number) >= half) sumSqChar += v * v;
+    else sumSq += v * v;
   };
   for (let i = 0; i < count; i++) {
     const id = hashed[i] as number;
@@ -196,6 +207,11 @@ export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeature
   if (spec.norm === "l2" && sumSq > 0) {
     const inv = 1 / Math.sqrt(sumSq);
     for (let i = 0; i < values.length; i++) values[i] = (values[i] as number) * inv;
+  } else if (blocks) {
+    const invWord = sumSq > 0 ? 1 / Math.sqrt(sumSq) : 0;
+    const invChar = sumSqChar > 0 ? 1 / Math.sqrt(sumSqChar) : 0;
+    for (let i = 0; i < values.length; i++)
+      values[i] = (values[i] as number) * ((ids[i] as number) >= half ? invChar : invWord);
   }
   return { ids, values };
 }

@@ -25,7 +25,7 @@ export const featurizerSpecSchema = z.object({
   char_ngrams: ngramRange.nullable(),
   seed: z.number().int().min(0).max(0xffffffff),
   tf: z.enum(["binary", "sublinear"]),
-  norm: z.enum(["l2", "none"]),
+  norm: z.enum(["l2", "l2-blocks", "none"]),
 });
 
 /** The fields every manifest has, whatever the model's input. */

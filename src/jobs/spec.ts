@@ -72,7 +72,7 @@ export const jobRequestSchema = z
         word_ngrams: ngrams,
         char_ngrams: ngrams,
         tf: z.enum(["binary", "sublinear"]),
-        norm: z.enum(["l2", "none"]),
+        norm: z.enum(["l2", "l2-blocks", "none"]),
       })
       .partial()
       .optional(),

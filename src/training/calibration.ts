@@ -110,3 +110,57 @@ export function bootstrapSd(n: number, metric: (rows: Int32Array) => number, rou
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   return Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, values.length - 1));
 }
+
+/** Word-count bucket edges for `lengthBalancedWeights`: [0, 3), [3, 6), … [80, ∞). */
+export const LENGTH_BUCKETS = [3, 6, 10, 20, 40, 80];
+
+/**
+ * Row weights that remove text length as a shortcut: within each word-count bucket, positives and
+ * negatives of each column are reweighted so the bucket's weighted positive rate equals the
+ * column's overall rate (the bucket rate is smoothed towards it with `pseudo` rows). Jigsaw's short
+ * comments are ~45 % toxic against ~30 % overall, so without this a short benign text inherits a
+ * toxic lean from its length alone. Returns the encoded mask `m` (`[rows × columns]`) with each
+ * known cell multiplied by its weight; unknown cells (0) stay 0.
+ */
+export function lengthBalancedWeights(
+  wordCounts: ArrayLike<number>,
+  y: ArrayLike<number>,
+  m: ArrayLike<number>,
+  columns: number,
+  pseudo = 20,
+): Float64Array {
+  const rows = wordCounts.length;
+  const bucketOf = (n: number): number => {
+    let b = 0;
+    while (b < LENGTH_BUCKETS.length && n >= (LENGTH_BUCKETS[b] as number)) b++;
+    return b;
+  };
+  const buckets = Int32Array.from({ length: rows }, (_, i) => bucketOf(wordCounts[i] as number));
+  const out = Float64Array.from(m);
+  const B = LENGTH_BUCKETS.length + 1;
+  for (let k = 0; k < columns; k++) {
+    const pos = new Float64Array(B);
+    const all = new Float64Array(B);
+    let totalPos = 0;
+    let total = 0;
+    for (let i = 0; i < rows; i++) {
+      if ((m[i * columns + k] as number) <= 0) continue;
+      const b = buckets[i] as number;
+      const yi = y[i * columns + k] as number;
+      pos[b] = (pos[b] as number) + yi;
+      all[b] = (all[b] as number) + 1;
+      totalPos += yi;
+      total += 1;
+    }
+    if (total === 0 || totalPos === 0 || totalPos === total) continue;
+    const rate = totalPos / total;
+    for (let i = 0; i < rows; i++) {
+      const j = i * columns + k;
+      if ((m[j] as number) <= 0) continue;
+      const b = buckets[i] as number;
+      const r = ((pos[b] as number) + pseudo * rate) / ((all[b] as number) + pseudo);
+      out[j] = (m[j] as number) * ((y[j] as number) === 1 ? rate / r : (1 - rate) / (1 - r));
+    }
+  }
+  return out;
+}

@@ -151,7 +151,18 @@ export function calibrationFigures(
 /** What `selectLinear` decided and measured on the validation fold. */
 export interface Selection {
   /** Per column: the candidate names mixed (averaged logits) and their weights. */
-  columns: { parts: string[]; mix: number[]; validation_auc: number; validation_auc_sd: number }[];
+  columns: {
+    parts: string[];
+    mix: number[];
+    /**
+     * Multilabel: column `from`'s mixed logit (before its Platt scaling) times `weight` is added to
+     * this column's — a rare label borrowing the ranking of a frequent one (e.g. `threat` from
+     * `toxic`); still one linear model. Kept only when it raises the validation AUC.
+     */
+    borrow?: { from: number; weight: number };
+    validation_auc: number;
+    validation_auc_sd: number;
+  }[];
   /** Per column: Platt parameters fitted on the validation fold (logit ↦ a·logit + b). */
   platt: { a: number; b: number }[];
   /** Every candidate's validation AUC per column (and of the best pairwise averages). */
@@ -187,6 +198,8 @@ export function selectLinear(options: {
   spec: TextFeaturizerSpec;
   candidates: readonly Candidate[];
   seed: number;
+  /** Multilabel: let columns borrow column `borrowFrom`'s logit (see `Selection.columns`). */
+  borrowFrom?: number;
   log?: (line: string) => void;
 }): { selection: Selection; valProbabilities: number[][] } {
   const { valTargets } = options;
@@ -215,7 +228,13 @@ export function selectLinear(options: {
   const columns: Selection["columns"] = [];
   const platt: Selection["platt"] = [];
   const valProbabilities: number[][] = Array.from({ length: options.valX.rows }, () => []);
-  for (let k = 0; k < C; k++) {
+  const chosenZ: number[][] = [];
+  const from = options.borrowFrom;
+  // The lending column is chosen first, so the others can borrow its chosen logit.
+  const order = Array.from({ length: C }, (_, k) => k);
+  if (from !== undefined) order.sort((a, b) => (a === from ? -1 : b === from ? 1 : a - b));
+  const chosen: (Selection["columns"][number] | undefined)[] = [];
+  for (const k of order) {
     const ranked = options.candidates
       .map((c) => c.name)
       .sort((a, b) => (tried[b]?.[k] as number) - (tried[a]?.[k] as number));
@@ -237,23 +256,56 @@ export function selectLinear(options: {
         auc = a2;
       }
     }
-    const z = zOf(parts);
+    let z = zOf(parts);
+    chosenZ[k] = z;
+    let borrow: { from: number; weight: number } | undefined;
+    const lender = from !== undefined && from !== k ? chosenZ[from] : undefined;
+    if (lender) {
+      // Weights relative to the two logits' spreads, so λ means the same for every column.
+      const ratio = sd(z) / Math.max(1e-12, sd(lender));
+      const name = "borrow";
+      tried[name] = tried[name] ?? Array.from({ length: C }, () => Number.NaN);
+      for (const lambda of [0.25, 0.5, 1]) {
+        const w = lambda * ratio;
+        const zb = z.map((v, i) => v + w * (lender[i] as number));
+        const ab = aucOfColumn(zb, valTargets, k);
+        if (ab > auc) {
+          auc = ab;
+          borrow = { from: from as number, weight: w };
+          (tried[name] as number[])[k] = ab;
+        }
+      }
+      if (borrow) {
+        const w = borrow.weight;
+        z = z.map((v, i) => v + w * (lender[i] as number));
+        options.log?.(
+          `  ${options.labels[k]} borrows ${options.labels[from as number]}'s logit × ${w.toFixed(3)}: ${auc.toFixed(4)}`,
+        );
+      }
+    }
     const { y, known } = columnTruth(valTargets, k);
     const zk = z.filter((_, i) => known[i]);
     const yk = y.filter((_, i) => known[i]);
-    columns.push({
+    chosen[k] = {
       parts,
       mix: parts.map(() => 1 / parts.length),
+      ...(borrow && { borrow }),
       validation_auc: auc,
       validation_auc_sd: aucSd(zk, yk),
-    });
+    };
     const pl = fitPlatt(zk, yk);
-    platt.push(pl);
+    platt[k] = pl;
     z.forEach((v, i) => {
       (valProbabilities[i] as number[])[k] = sigmoid(pl.a * v + pl.b);
     });
   }
+  for (let k = 0; k < C; k++) columns.push(chosen[k] as Selection["columns"][number]);
   return { selection: { columns, platt, tried }, valProbabilities };
+}
+
+function sd(xs: readonly number[]): number {
+  const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  return Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length));
 }
 
 function aucOfColumn(z: readonly number[], targets: EncodedTargets, k: number): number {
@@ -309,21 +361,33 @@ export function assembleSelected(options: {
     options.log?.(`  refit ${name} on the train split (${Date.now() - started} ms)`);
   }
   const first = fitted[used[0] as string] as FloatLinearModel;
+  // Each column's mixed logit before calibration (what a borrowing column adds a multiple of).
+  const raw = new Float32Array(first.weights.length);
+  const rawBias = new Float32Array(C);
+  for (let k = 0; k < C; k++) {
+    const col = selection.columns[k];
+    if (!col) throw new Error("selection does not cover every column");
+    col.parts.forEach((name, pi) => {
+      const m = fitted[name] as FloatLinearModel;
+      const a = col.mix[pi] as number;
+      for (let j = k; j < raw.length; j += C) raw[j] = (raw[j] as number) + a * (m.weights[j] as number);
+      rawBias[k] = (rawBias[k] as number) + a * (m.bias[k] as number);
+    });
+  }
   const weights = new Float32Array(first.weights.length);
   const bias = new Float32Array(C);
   for (let k = 0; k < C; k++) {
-    const col = selection.columns[k];
+    const col = selection.columns[k] as Selection["columns"][number];
     const pl = selection.platt[k];
-    if (!col || !pl) throw new Error("selection does not cover every column");
+    if (!pl) throw new Error("selection does not cover every column");
     const shift = options.shift?.[k] ?? 0;
-    col.parts.forEach((name, pi) => {
-      const m = fitted[name] as FloatLinearModel;
-      const a = pl.a * (col.mix[pi] as number);
-      for (let j = k; j < weights.length; j += C)
-        weights[j] = (weights[j] as number) + a * (m.weights[j] as number);
-      bias[k] = (bias[k] as number) + a * (m.bias[k] as number);
-    });
-    bias[k] = (bias[k] as number) + pl.b + shift;
+    const b = col.borrow;
+    for (let j = k; j < weights.length; j += C) {
+      const lent = b ? b.weight * (raw[j - k + b.from] as number) : 0;
+      weights[j] = pl.a * ((raw[j] as number) + lent);
+    }
+    const lentBias = b ? b.weight * (rawBias[b.from] as number) : 0;
+    bias[k] = pl.a * ((rawBias[k] as number) + lentBias) + pl.b + shift;
   }
   return { ...first, weights, bias };
 }
