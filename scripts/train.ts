@@ -58,6 +58,7 @@ import {
   selectLinear,
 } from "../src/training/select";
 import { isTestRow } from "../src/training/split";
+import type { EncodedTargets } from "../src/training/trainer";
 import { trainDigits } from "./train-digits";
 import { trainMlp } from "./train-mlp";
 
@@ -496,15 +497,15 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
   const data = cfg.load();
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
   const { fitRows, valRows } = validationSplit(data);
-  const encPlain = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
+  const enc = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
   // Targets to fit on: with `lengthBalance`, the mask carries the length-balancing row weights.
-  const encFit = (rows: readonly TrainingRow[]) => {
-    const t = encPlain(rows);
-    if (!cfg.lengthBalance) return t;
-    const counts = rows.map((r) => wordTokens(normalizeText(r.text)).length);
-    return { ...t, m: lengthBalancedWeights(counts, t.y, t.m, t.columns) };
-  };
-  const enc = encPlain;
+  const forFitting = (rows: readonly TrainingRow[], targets: EncodedTargets): EncodedTargets =>
+    cfg.lengthBalance
+      ? lengthBalancedWeights(
+          rows.map((r) => wordTokens(normalizeText(r.text)).length),
+          targets,
+        )
+      : targets;
   const feat = (rows: readonly TrainingRow[]) =>
     featurizeTexts(
       rows.map((r) => r.text),
@@ -518,7 +519,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
   );
   const { selection, valProbabilities } = selectLinear({
     fitX,
-    fitTargets: encFit(fitRows),
+    fitTargets: forFitting(fitRows, enc(fitRows)),
     valX,
     valTargets,
     task: cfg.task,
@@ -584,7 +585,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
   const trainStart = Date.now();
   const model = assembleSelected({
     X: feat(data.train),
-    targets: encFit(data.train),
+    targets: forFitting(data.train, allTargets),
     task: cfg.task,
     labels: cfg.labels,
     spec: cfg.spec,

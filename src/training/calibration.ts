@@ -4,6 +4,8 @@
  * a sample to another label prior (positives × π_new/π_sample, negatives × (1−π_new)/(1−π_sample)).
  */
 
+import type { EncodedTargets } from "./trainer";
+
 /** Row weights that move a 0/1 sample with positive rate `sample` to positive rate `target`. */
 export function priorWeights(truth: ArrayLike<number>, sample: number, target: number): Float64Array {
   const wPos = target / sample;
@@ -107,8 +109,13 @@ export function bootstrapSd(n: number, metric: (rows: Int32Array) => number, rou
     const v = metric(rows);
     if (Number.isFinite(v)) values.push(v);
   }
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  return Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, values.length - 1));
+  return standardDeviation(values, 1);
+}
+
+/** Standard deviation of `xs` with `ddof` delta degrees of freedom (1: the sample sd). */
+export function standardDeviation(xs: readonly number[], ddof = 0): number {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - ddof));
 }
 
 /** Word-count bucket edges for `lengthBalancedWeights`: [0, 3), [3, 6), … [80, ∞). */
@@ -119,16 +126,15 @@ export const LENGTH_BUCKETS = [3, 6, 10, 20, 40, 80];
  * negatives of each column are reweighted so the bucket's weighted positive rate equals the
  * column's overall rate (the bucket rate is smoothed towards it with `pseudo` rows). Jigsaw's short
  * comments are ~45 % toxic against ~30 % overall, so without this a short benign text inherits a
- * toxic lean from its length alone. Returns the encoded mask `m` (`[rows × columns]`) with each
- * known cell multiplied by its weight; unknown cells (0) stay 0.
+ * toxic lean from its length alone. Returns `targets` with each known cell of the mask `m`
+ * multiplied by its weight; unknown cells (0) stay 0.
  */
 export function lengthBalancedWeights(
   wordCounts: ArrayLike<number>,
-  y: ArrayLike<number>,
-  m: ArrayLike<number>,
-  columns: number,
+  targets: EncodedTargets,
   pseudo = 20,
-): Float64Array {
+): EncodedTargets {
+  const { y, m, columns } = targets;
   const rows = wordCounts.length;
   const bucketOf = (n: number): number => {
     let b = 0;
@@ -162,5 +168,5 @@ export function lengthBalancedWeights(
       out[j] = (m[j] as number) * ((y[j] as number) === 1 ? rate / r : (1 - rate) / (1 - r));
     }
   }
-  return out;
+  return { ...targets, m: out };
 }

@@ -13,7 +13,13 @@
  */
 
 import type { TextFeaturizerSpec } from "../featurizer/text";
-import { bestF1Threshold, bootstrapSd, brierScore, expectedCalibrationError } from "./calibration";
+import {
+  bestF1Threshold,
+  bootstrapSd,
+  brierScore,
+  expectedCalibrationError,
+  standardDeviation,
+} from "./calibration";
 import { evaluateModel, trainTextModel } from "./index";
 import { rocAuc } from "./metrics";
 import {
@@ -228,12 +234,11 @@ export function selectLinear(options: {
   const columns: Selection["columns"] = [];
   const platt: Selection["platt"] = [];
   const valProbabilities: number[][] = Array.from({ length: options.valX.rows }, () => []);
-  const chosenZ: number[][] = [];
   const from = options.borrowFrom;
   // The lending column is chosen first, so the others can borrow its chosen logit.
   const order = Array.from({ length: C }, (_, k) => k);
   if (from !== undefined) order.sort((a, b) => (a === from ? -1 : b === from ? 1 : a - b));
-  const chosen: (Selection["columns"][number] | undefined)[] = [];
+  let lender: number[] | undefined;
   for (const k of order) {
     const ranked = options.candidates
       .map((c) => c.name)
@@ -257,17 +262,17 @@ export function selectLinear(options: {
       }
     }
     let z = zOf(parts);
-    chosenZ[k] = z;
     let borrow: { from: number; weight: number } | undefined;
-    const lender = from !== undefined && from !== k ? chosenZ[from] : undefined;
-    if (lender) {
+    if (k === from) lender = z;
+    else if (lender) {
+      const lent = lender;
       // Weights relative to the two logits' spreads, so λ means the same for every column.
-      const ratio = sd(z) / Math.max(1e-12, sd(lender));
+      const ratio = standardDeviation(z) / Math.max(1e-12, standardDeviation(lent));
       const name = "borrow";
       tried[name] = tried[name] ?? Array.from({ length: C }, () => Number.NaN);
       for (const lambda of [0.25, 0.5, 1]) {
         const w = lambda * ratio;
-        const zb = z.map((v, i) => v + w * (lender[i] as number));
+        const zb = z.map((v, i) => v + w * (lent[i] as number));
         const ab = aucOfColumn(zb, valTargets, k);
         if (ab > auc) {
           auc = ab;
@@ -277,7 +282,7 @@ export function selectLinear(options: {
       }
       if (borrow) {
         const w = borrow.weight;
-        z = z.map((v, i) => v + w * (lender[i] as number));
+        z = z.map((v, i) => v + w * (lent[i] as number));
         options.log?.(
           `  ${options.labels[k]} borrows ${options.labels[from as number]}'s logit × ${w.toFixed(3)}: ${auc.toFixed(4)}`,
         );
@@ -286,7 +291,7 @@ export function selectLinear(options: {
     const { y, known } = columnTruth(valTargets, k);
     const zk = z.filter((_, i) => known[i]);
     const yk = y.filter((_, i) => known[i]);
-    chosen[k] = {
+    columns[k] = {
       parts,
       mix: parts.map(() => 1 / parts.length),
       ...(borrow && { borrow }),
@@ -299,13 +304,7 @@ export function selectLinear(options: {
       (valProbabilities[i] as number[])[k] = sigmoid(pl.a * v + pl.b);
     });
   }
-  for (let k = 0; k < C; k++) columns.push(chosen[k] as Selection["columns"][number]);
   return { selection: { columns, platt, tried }, valProbabilities };
-}
-
-function sd(xs: readonly number[]): number {
-  const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  return Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length));
 }
 
 function aucOfColumn(z: readonly number[], targets: EncodedTargets, k: number): number {
