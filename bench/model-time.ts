@@ -17,7 +17,8 @@ export interface ModelTime {
   featurize_ms_per_text: number;
 }
 
-function feeds(texts: string[], spec: Parameters<typeof featurize>[1]): Record<string, ort.Tensor> {
+/** The `ids`/`values` inputs of a text model graph for `texts`. */
+export function feeds(texts: string[], spec: Parameters<typeof featurize>[1]): Record<string, ort.Tensor> {
   const batch = featurizeBatch(texts, spec);
   return {
     ids: new ort.Tensor("int64", batch.ids, batch.dims),

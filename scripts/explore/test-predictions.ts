@@ -6,35 +6,20 @@
  *
  *   npx tsx scripts/explore/test-predictions.ts sentiment > /tmp/sentiment-test.json
  */
-import * as ort from "onnxruntime-web";
-import { loadShippedModel } from "../../bench/model-time";
-import { featurizeBatch } from "../../src/featurizer/text";
+import { feeds, loadShippedModel } from "../../bench/model-time";
 import { textManifestSchema } from "../../src/inference/manifest";
-import { isTestRow } from "../../src/training/split";
-import { ROOT, readCsvGz } from "../train";
-
-const SOURCES: Record<string, { file: string; text: string }> = {
-  sentiment: { file: "sentiment/tweets_sentiment.csv.gz", text: "SentimentText" },
-  spam: { file: "spam/sms_spam.csv.gz", text: "SMS" },
-};
+import { MODELS, ROOT } from "../train";
 
 const id = process.argv[2] ?? "sentiment";
-const source = SOURCES[id];
-if (!source) throw new Error(`unknown model ${id} (known: ${Object.keys(SOURCES).join(", ")})`);
+const cfg = MODELS[id];
+if (cfg?.task !== "binary") throw new Error(`${id} is not a shipped binary text model`);
 const { manifest, session } = await loadShippedModel(ROOT, id, textManifestSchema);
-const texts = readCsvGz(source.file)
-  .filter((_, i) => isTestRow(i))
-  .map((r) => r[source.text] ?? "");
+const texts = cfg.load().test.map((r) => r.text);
 const predictions: number[] = [];
 for (let start = 0; start < texts.length; start += 256) {
-  const batch = featurizeBatch(texts.slice(start, start + 256), manifest.featurizer);
-  const out = await session.run({
-    ids: new ort.Tensor("int64", batch.ids, batch.dims),
-    values: new ort.Tensor("float32", batch.values, batch.dims),
-  });
+  const out = await session.run(feeds(texts.slice(start, start + 256), manifest.featurizer));
+  // The binary graph's scores are [1 − p, p] per row.
   const scores = out[session.outputNames[0] as string]?.data as Float32Array;
-  const width = scores.length / batch.dims[0];
-  for (let r = 0; r < batch.dims[0]; r++)
-    predictions.push((scores[r * width + width - 1] as number) >= 0.5 ? 1 : 0);
+  for (let r = 1; r < scores.length; r += 2) predictions.push((scores[r] as number) >= 0.5 ? 1 : 0);
 }
 process.stdout.write(`${JSON.stringify({ model: id, version: manifest.version, predictions })}\n`);
