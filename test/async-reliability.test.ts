@@ -4,13 +4,7 @@
  * submits against the real D1 unique index, and per-caller visibility under a real ASAP_POLICY with
  * real signed tokens of several issuers.
  */
-import {
-  createExecutionContext,
-  createMessageBatch,
-  createScheduledController,
-  env,
-  getQueueResult,
-} from "cloudflare:test";
+import { createExecutionContext, createScheduledController, env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../src/auth/asap";
 import worker from "../src/index";
@@ -24,6 +18,7 @@ import {
   TEST_ISSUER,
   type TestKey,
 } from "./helpers";
+import { deliver } from "./queue-helpers";
 import { CALM, LOUD, waitFor } from "./registry-helpers";
 
 const HOUR = 3_600_000;
@@ -110,16 +105,6 @@ async function stuckJob(
     )
     .run();
   return id;
-}
-
-/** Delivers one message to the Worker's queue handler as queue `queue` would. */
-async function deliver(queue: string, body: unknown, attempts = 1) {
-  const batch = createMessageBatch(queue, [
-    { id: crypto.randomUUID(), timestamp: new Date(), attempts, body },
-  ]);
-  const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
-  return getQueueResult(batch, ctx);
 }
 
 /** The shipped spam model's version, as seeded. */

@@ -1,21 +1,20 @@
 /**
  * Training jobs and async predictions end to end in workerd: real queues (the producer's messages
  * are delivered to the Worker's `queue` handler by the pool), real D1/R2/ORT. Redelivery, duplicate
- * delivery, retries and the dead-letter queue are driven with `createMessageBatch`. Also the
- * prediction log and the retention purge. ORT-using job/async cases live in this one file.
+ * delivery, retries and the dead-letter queue are driven with `createMessageBatch` (`deliver` of
+ * test/queue-helpers.ts). Also the prediction log and the retention purge. ORT-using job/async cases live in this one file.
  */
 import {
   createExecutionContext,
-  createMessageBatch,
   createScheduledController,
   env,
-  getQueueResult,
   waitOnExecutionContext,
 } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { r2Keys } from "../src/inference/manifest";
 import { api, fixtureBytes, postJson, problem, seedShippedModel, testToken } from "./helpers";
+import { deliver } from "./queue-helpers";
 import { CALM, LOUD, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";
 
 interface Job {
@@ -63,16 +62,6 @@ async function startJob(
 async function gzip(text: string): Promise<Uint8Array> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-/** Delivers `body` to the Worker's queue handler as queue `queue` would, `attempts` being the delivery count. */
-async function deliver(queue: string, body: unknown, attempts = 1) {
-  const batch = createMessageBatch(queue, [
-    { id: crypto.randomUUID(), timestamp: new Date(), attempts, body },
-  ]);
-  const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
-  return getQueueResult(batch, ctx);
 }
 
 async function predictionRow(id: string): Promise<Record<string, unknown> | null> {
@@ -138,18 +127,20 @@ describe("training jobs", () => {
   });
 
   it('featurizer norm "l2-blocks": the job trains on word and character halves apart, the manifest records it, the model serves', async () => {
-    const res = await postJson("/api/v1/models", {
-      id: "job-blocks",
-      task: "binary",
-      text_field: "text",
-      label_field: "label",
-      featurizer: { buckets: 4096, norm: "l2-blocks" },
-      dataset: { rows: rows(40) },
-    });
+    const job = (id: string, norm: string) =>
+      postJson("/api/v1/models", {
+        id,
+        task: "binary",
+        text_field: "text",
+        label_field: "label",
+        featurizer: { buckets: 4096, norm },
+        dataset: { rows: rows(40) },
+      });
+    const res = await job("job-blocks", "l2-blocks");
     expect(res.status).toBe(202);
     const accepted = (await res.json()) as { status_url: string };
-    const job = await waitForStatus<Job>(accepted.status_url, ["succeeded", "failed"]);
-    expect(job).toMatchObject({ status: "succeeded", error: null });
+    const done = await waitForStatus<Job>(accepted.status_url, ["succeeded", "failed"]);
+    expect(done).toMatchObject({ status: "succeeded", error: null });
     const manifest = (await (await env.MODELS.get(r2Keys.manifest("job-blocks", "1")))?.json()) as {
       featurizer: { norm: string; buckets: number };
     };
@@ -160,14 +151,7 @@ describe("training jobs", () => {
       n_top: 1,
     });
     expect(await predicted.json()).toMatchObject({ sentiment: [{ sentiment_type: "loud" }] });
-    const bad = await postJson("/api/v1/models", {
-      id: "job-blocks-bad",
-      task: "binary",
-      text_field: "text",
-      label_field: "label",
-      featurizer: { buckets: 4096, norm: "l3" },
-      dataset: { rows: rows(40) },
-    });
+    const bad = await job("job-blocks-bad", "l3");
     expect(bad.status).toBe(400);
   });
 
