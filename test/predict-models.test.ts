@@ -28,7 +28,7 @@ const MODELS = ["toxicity", "sentiment", "spam"] as const;
 // 0.960, sentiment 0.792, spam macro-F1 0.985) are not all met (sentiment's is); the cards give the figures.
 const BAR_TOXICITY_AUC = 0.957;
 const BAR_SENTIMENT_ACCURACY = 0.794;
-const BAR_SPAM_F1 = 0.972;
+const BAR_SPAM_F1 = 0.97;
 /** Every shipped text model: the default (`linear`) variants and their `mlp` siblings. */
 const ALL_TEXT_MODELS = [...MODELS, ...MODELS.map((id) => `${id}-mlp`)];
 const versions: Record<string, string> = {};

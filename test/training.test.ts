@@ -1,16 +1,26 @@
 import { describe, expect, it } from "vitest";
-import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../src/featurizer/text";
+import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
+import { standardDeviation } from "../src/training/calibration";
 import {
   accuracy,
   createRng,
   encodeTargets,
   type FloatLinearModel,
+  featurizeTexts,
   minimizeLbfgs,
   precisionRecallF1Macro,
   quantizeInt8,
   rocAuc,
   scoreFeatures,
+  sparseRows,
 } from "../src/training/index";
+import {
+  type Candidate,
+  concatTargets,
+  fitCandidate,
+  logitMatrix,
+  selectLinear,
+} from "../src/training/select";
 
 describe("metrics (hand-computed)", () => {
   it("ROC-AUC, including ties (average ranks) and the one-class case", () => {
@@ -110,5 +120,115 @@ describe("trainer building blocks", () => {
     expect(Array.from(bin.m)).toEqual([2, 2 / 3, 2 / 3, 2 / 3]);
     expect(() => encodeTargets("multiclass", 3, [3])).toThrow(/label index/);
     expect(() => encodeTargets("binary", 2, [2])).toThrow(/binary target/);
+  });
+});
+
+describe("cross-validated selection (selectLinear with k folds)", () => {
+  const spec: TextFeaturizerSpec = {
+    name: FEATURIZER_NAME,
+    version: FEATURIZER_VERSION,
+    buckets: 1024,
+    word_ngrams: [1, 1],
+    char_ngrams: null,
+    seed: 0,
+    tf: "sublinear",
+    norm: "l2",
+  };
+  // Noisy on purpose (some words point the wrong way), so AUCs differ between folds and candidates.
+  const rng = createRng(7);
+  const good = ["great", "lovely", "fine", "happy", "nice", "calm"];
+  const bad = ["awful", "sad", "angry", "bad", "nasty", "grim"];
+  const pick = (xs: string[]): string => xs[rng.nextInt(xs.length)] as string;
+  const texts: string[] = [];
+  const y: number[] = [];
+  for (let i = 0; i < 240; i++) {
+    const label = rng.next() < 0.35 ? 1 : 0;
+    const lean = rng.next() < 0.8 ? label : 1 - label;
+    texts.push(`${pick(lean ? good : bad)} ${pick(lean ? good : bad)} ${pick(good.concat(bad))} day`);
+    y.push(label);
+  }
+  const X = featurizeTexts(texts, spec);
+  const T = encodeTargets("binary", 2, y);
+  const rowsWhere = (f: (i: number) => boolean) => texts.map((_, i) => i).filter(f);
+  const targetsOf = (rows: number[]) =>
+    encodeTargets(
+      "binary",
+      2,
+      rows.map((i) => y[i] as number),
+    );
+  const foldOf = (val: number[]) => {
+    const fit = rowsWhere((i) => !val.includes(i));
+    return {
+      fitX: sparseRows(X, fit),
+      fitTargets: targetsOf(fit),
+      valX: sparseRows(X, val),
+      valTargets: targetsOf(val),
+    };
+  };
+  const cuts = [0, 1, 2].map((f) => rowsWhere((i) => i % 3 === f || (f === 2 && i % 7 === 0)));
+  // Folds must not overlap; the last one takes a few rows from the others' share, so sizes differ.
+  const folds = [0, 1, 2].map((f) =>
+    foldOf((cuts[f] as number[]).filter((i) => f === 2 || !(cuts[2] as number[]).includes(i))),
+  );
+  const candidates: Candidate[] = [
+    { name: "lr", kind: "lr", c: 1, maxIterations: 60 },
+    { name: "nb", kind: "nb", c: 0.5, alpha: 1, maxIterations: 60 },
+  ];
+  const base = { task: "binary" as const, labels: ["neg", "pos"], spec, candidates, seed: 3 };
+
+  it("sparseRows copies the chosen rows in order", () => {
+    const rows = [5, 0, 5, 17];
+    const sub = sparseRows(X, rows);
+    const direct = featurizeTexts(
+      rows.map((i) => texts[i] as string),
+      spec,
+    );
+    expect(sub.rows).toBe(4);
+    expect(Array.from(sub.rowPtr)).toEqual(Array.from(direct.rowPtr));
+    expect(Array.from(sub.ids)).toEqual(Array.from(direct.ids));
+    expect(Array.from(sub.values)).toEqual(Array.from(direct.values));
+  });
+
+  it("scores every candidate out of fold and ranks by the mean of the per-fold AUCs", () => {
+    const { selection, valProbabilities, valTargets } = selectLinear({ ...base, folds });
+    const pooledRows = folds.reduce((n, f) => n + f.valX.rows, 0);
+    expect(selection.folds).toBe(3);
+    expect(valTargets.y.length).toBe(pooledRows);
+    expect(Array.from(valTargets.y)).toEqual(folds.flatMap((f) => Array.from(f.valTargets.y)));
+    expect(valProbabilities).toHaveLength(pooledRows);
+    for (const p of valProbabilities) expect(p[0]).toBeGreaterThan(0);
+    // Each candidate's figure is the mean of the AUCs of models fitted without that fold.
+    for (const cand of candidates) {
+      const per = folds.map((f) => {
+        const m = fitCandidate(f.fitX, f.fitTargets, "binary", base.labels, spec, cand, base.seed);
+        return rocAuc(
+          logitMatrix(m, f.valX).map((z) => z[0] as number),
+          Array.from(f.valTargets.y),
+        );
+      });
+      expect(new Set(per.map((v) => v.toFixed(6))).size).toBeGreaterThan(1);
+      expect(selection.tried[cand.name]?.[0]).toBeCloseTo(per.reduce((a, b) => a + b, 0) / per.length, 10);
+    }
+    const col = selection.columns[0];
+    expect(col?.validation_auc_folds).toHaveLength(3);
+    const folded = col?.validation_auc_folds as number[];
+    expect(col?.validation_auc).toBeCloseTo(folded.reduce((a, b) => a + b, 0) / 3, 12);
+    expect(col?.validation_auc_sd).toBeCloseTo(standardDeviation(folded, 1), 12);
+    const best = Math.max(...candidates.map((c) => selection.tried[c.name]?.[0] as number));
+    expect(col?.validation_auc).toBeGreaterThanOrEqual(best);
+  });
+
+  it("one fold keeps the fixed-fold figures (bootstrap sd, no per-fold list)", () => {
+    const { selection, valTargets } = selectLinear({ ...base, folds: [folds[0] as (typeof folds)[number]] });
+    expect(selection.folds).toBe(1);
+    expect(valTargets.y.length).toBe(folds[0]?.valX.rows);
+    expect(selection.columns[0]?.validation_auc_folds).toBeUndefined();
+    expect(selection.columns[0]?.validation_auc_sd).toBeGreaterThan(0);
+  });
+
+  it("concatTargets refuses targets of different shapes", () => {
+    expect(Array.from(concatTargets([targetsOf([0, 1]), targetsOf([2])]).y)).toEqual([y[0], y[1], y[2]]);
+    expect(() => concatTargets([T, encodeTargets("multilabel", 2, [[1, 0]])])).toThrow(/different shapes/);
+    expect(() => concatTargets([])).toThrow(/no targets/);
   });
 });

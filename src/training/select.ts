@@ -154,8 +154,10 @@ export function calibrationFigures(
   return { brier: brierScore(p, y, weight), ece15: expectedCalibrationError(p, y, 15, weight) };
 }
 
-/** What `selectLinear` decided and measured on the validation fold. */
+/** What `selectLinear` decided and measured on the validation fold(s). */
 export interface Selection {
+  /** Number of validation folds: 1 = the fixed fold (`isValidationRow`), k > 1 = k-fold CV. */
+  folds: number;
   /** Per column: the candidate names mixed (averaged logits) and their weights. */
   columns: {
     parts: string[];
@@ -166,12 +168,16 @@ export interface Selection {
      * `toxic`); still one linear model. Kept only when it raises the validation AUC.
      */
     borrow?: { from: number; weight: number };
+    /** The mean over folds of the per-fold validation ROC-AUC (one fold: that fold's). */
     validation_auc: number;
+    /** k-fold: the sample sd of the per-fold AUCs; one fold: a bootstrap sd (200 resamples). */
     validation_auc_sd: number;
+    /** k-fold: the per-fold AUCs. */
+    validation_auc_folds?: number[];
   }[];
-  /** Per column: Platt parameters fitted on the validation fold (logit ↦ a·logit + b). */
+  /** Per column: Platt parameters fitted on the pooled validation logits (logit ↦ a·logit + b). */
   platt: { a: number; b: number }[];
-  /** Every candidate's validation AUC per column (and of the best pairwise averages). */
+  /** Every candidate's validation AUC (fold mean) per column (and of the best pairwise averages). */
   tried: Record<string, number[]>;
 }
 
@@ -188,17 +194,42 @@ function aucSd(s: readonly number[], y: readonly number[]): number {
   });
 }
 
-/**
- * Fits every candidate on `fit`, scores the validation rows, and per logit column picks the best
- * candidate or the equal-weight average of the two best (by validation ROC-AUC); then fits Platt
- * scaling per column on the chosen validation logits. Returns the choice and the fold's calibrated
- * validation probabilities (for thresholds and reliability figures).
- */
-export function selectLinear(options: {
+/** One train/validation cut of the train split: models fit on `fit*` and are scored on `val*`. */
+export interface Fold {
   fitX: SparseMatrix;
   fitTargets: EncodedTargets;
   valX: SparseMatrix;
   valTargets: EncodedTargets;
+}
+
+/** The rows of several target sets, one after another. */
+export function concatTargets(parts: readonly EncodedTargets[]): EncodedTargets {
+  const first = parts[0];
+  if (!first) throw new Error("no targets to concatenate");
+  const y = new Float64Array(parts.reduce((n, p) => n + p.y.length, 0));
+  const m = new Float64Array(parts.reduce((n, p) => n + p.m.length, 0));
+  let oy = 0;
+  let om = 0;
+  for (const p of parts) {
+    if (p.task !== first.task || p.columns !== first.columns) throw new Error("targets of different shapes");
+    y.set(p.y, oy);
+    m.set(p.m, om);
+    oy += p.y.length;
+    om += p.m.length;
+  }
+  return { task: first.task, columns: first.columns, y, m };
+}
+
+/**
+ * Fits every candidate on each fold's fitting rows and scores that fold's validation rows (k folds:
+ * every validation row gets an out-of-fold logit). Per logit column it picks the best candidate or
+ * the equal-weight average of the two best, by the mean over folds of the per-fold ROC-AUC; then
+ * fits Platt scaling per column on the pooled out-of-fold logits. Returns the choice, the pooled
+ * calibrated validation probabilities and their targets (fold after fold), for thresholds and
+ * reliability figures.
+ */
+export function selectLinear(options: {
+  folds: readonly Fold[];
   task: Task;
   labels: readonly string[];
   spec: TextFeaturizerSpec;
@@ -207,33 +238,58 @@ export function selectLinear(options: {
   /** Multilabel: let columns borrow column `borrowFrom`'s logit (see `Selection.columns`). */
   borrowFrom?: number;
   log?: (line: string) => void;
-}): { selection: Selection; valProbabilities: number[][] } {
-  const { valTargets } = options;
+}): { selection: Selection; valProbabilities: number[][]; valTargets: EncodedTargets } {
+  const { folds } = options;
+  const valTargets = concatTargets(folds.map((f) => f.valTargets));
   const C = valTargets.columns;
+  const rows = folds.reduce((n, f) => n + f.valX.rows, 0);
+  // Pooled rows [offsets[f], offsets[f + 1]) are fold f's validation rows.
+  const offsets = [0];
+  for (const f of folds) offsets.push((offsets[offsets.length - 1] as number) + f.valX.rows);
+  /** Per-fold AUCs of pooled scores `z` on column k and their mean. */
+  const cvAuc = (z: readonly number[], k: number): { mean: number; folds: number[] } => {
+    const per = folds.map((f, fi) =>
+      aucOfColumn(z.slice(offsets[fi] as number, offsets[fi + 1] as number), f.valTargets, k),
+    );
+    const finite = per.filter(Number.isFinite);
+    return {
+      mean: finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Number.NaN,
+      folds: per,
+    };
+  };
   const valLogits: Record<string, Float64Array[]> = {};
   const tried: Record<string, number[]> = {};
   for (const cand of options.candidates) {
     const started = Date.now();
-    const model = fitCandidate(
-      options.fitX,
-      options.fitTargets,
-      options.task,
-      options.labels,
-      options.spec,
-      cand,
-      options.seed,
-    );
-    valLogits[cand.name] = logitMatrix(model, options.valX);
-    tried[cand.name] = Array.from({ length: C }, (_, k) =>
-      columnAuc(valLogits[cand.name] as Float64Array[], valTargets, k),
+    const pooled: Float64Array[] = [];
+    for (const f of folds) {
+      const model = fitCandidate(
+        f.fitX,
+        f.fitTargets,
+        options.task,
+        options.labels,
+        options.spec,
+        cand,
+        options.seed,
+      );
+      pooled.push(...logitMatrix(model, f.valX));
+    }
+    valLogits[cand.name] = pooled;
+    tried[cand.name] = Array.from(
+      { length: C },
+      (_, k) =>
+        cvAuc(
+          pooled.map((z) => z[k] as number),
+          k,
+        ).mean,
     );
     options.log?.(
-      `  ${cand.name}: validation AUC ${JSON.stringify(tried[cand.name]?.map((x) => Number(x.toFixed(4))))} (${Date.now() - started} ms)`,
+      `  ${cand.name}: validation AUC ${JSON.stringify(tried[cand.name]?.map((x) => Number(x.toFixed(4))))} (${folds.length} fold${folds.length > 1 ? "s" : ""}, ${Date.now() - started} ms)`,
     );
   }
   const columns: Selection["columns"] = [];
   const platt: Selection["platt"] = [];
-  const valProbabilities: number[][] = Array.from({ length: options.valX.rows }, () => []);
+  const valProbabilities: number[][] = Array.from({ length: rows }, () => []);
   const from = options.borrowFrom;
   // The lending column is chosen first, so the others can borrow its chosen logit.
   const order = Array.from({ length: C }, (_, k) => k);
@@ -250,41 +306,43 @@ export function selectLinear(options: {
           parts.reduce((s, p) => s + ((valLogits[p] as Float64Array[])[i]?.[k] as number), 0) / parts.length,
       );
     let parts = [first];
-    let auc = tried[first]?.[k] as number;
+    let z = zOf(parts);
+    let score = cvAuc(z, k);
     if (second) {
       const name = `avg(${first}, ${second})`;
-      const a2 = aucOfColumn(zOf([first, second]), valTargets, k);
+      const z2 = zOf([first, second]);
+      const s2 = cvAuc(z2, k);
       tried[name] = tried[name] ?? Array.from({ length: C }, () => Number.NaN);
-      (tried[name] as number[])[k] = a2;
-      if (a2 > auc) {
+      (tried[name] as number[])[k] = s2.mean;
+      if (s2.mean > score.mean) {
         parts = [first, second];
-        auc = a2;
+        z = z2;
+        score = s2;
       }
     }
-    let z = zOf(parts);
     let borrow: { from: number; weight: number } | undefined;
     if (k === from) lender = z;
     else if (lender) {
       const lent = lender;
+      const base = z;
       // Weights relative to the two logits' spreads, so λ means the same for every column.
-      const ratio = standardDeviation(z) / Math.max(1e-12, standardDeviation(lent));
+      const ratio = standardDeviation(base) / Math.max(1e-12, standardDeviation(lent));
       const name = "borrow";
       tried[name] = tried[name] ?? Array.from({ length: C }, () => Number.NaN);
       for (const lambda of [0.25, 0.5, 1]) {
         const w = lambda * ratio;
-        const zb = z.map((v, i) => v + w * (lent[i] as number));
-        const ab = aucOfColumn(zb, valTargets, k);
-        if (ab > auc) {
-          auc = ab;
+        const zb = base.map((v, i) => v + w * (lent[i] as number));
+        const sb = cvAuc(zb, k);
+        if (sb.mean > score.mean) {
+          score = sb;
+          z = zb;
           borrow = { from: from as number, weight: w };
-          (tried[name] as number[])[k] = ab;
+          (tried[name] as number[])[k] = sb.mean;
         }
       }
       if (borrow) {
-        const w = borrow.weight;
-        z = z.map((v, i) => v + w * (lent[i] as number));
         options.log?.(
-          `  ${options.labels[k]} borrows ${options.labels[from as number]}'s logit × ${w.toFixed(3)}: ${auc.toFixed(4)}`,
+          `  ${options.labels[k]} borrows ${options.labels[from as number]}'s logit × ${borrow.weight.toFixed(3)}: ${score.mean.toFixed(4)}`,
         );
       }
     }
@@ -295,8 +353,10 @@ export function selectLinear(options: {
       parts,
       mix: parts.map(() => 1 / parts.length),
       ...(borrow && { borrow }),
-      validation_auc: auc,
-      validation_auc_sd: aucSd(zk, yk),
+      validation_auc: score.mean,
+      validation_auc_sd:
+        folds.length > 1 ? standardDeviation(score.folds.filter(Number.isFinite), 1) : aucSd(zk, yk),
+      ...(folds.length > 1 && { validation_auc_folds: score.folds }),
     };
     const pl = fitPlatt(zk, yk);
     platt[k] = pl;
@@ -304,7 +364,7 @@ export function selectLinear(options: {
       (valProbabilities[i] as number[])[k] = sigmoid(pl.a * v + pl.b);
     });
   }
-  return { selection: { columns, platt, tried }, valProbabilities };
+  return { selection: { folds: folds.length, columns, platt, tried }, valProbabilities, valTargets };
 }
 
 function aucOfColumn(z: readonly number[], targets: EncodedTargets, k: number): number {
@@ -312,14 +372,6 @@ function aucOfColumn(z: readonly number[], targets: EncodedTargets, k: number): 
   return rocAuc(
     z.filter((_, i) => known[i]),
     y.filter((_, i) => known[i]),
-  );
-}
-
-function columnAuc(L: readonly Float64Array[], targets: EncodedTargets, k: number): number {
-  return aucOfColumn(
-    L.map((z) => z[k] as number),
-    targets,
-    k,
   );
 }
 
