@@ -274,7 +274,7 @@ ${description} Selected with \`"network": "mlp"\` on model \`${baseId}\` (or by 
 
 ${cfg.source.map((s) => `- ${s}`).join("\n")}
 
-Same split and protocol as \`${baseId}\`: test rows \`i % 5 == 4\` (scored once, below); validation fold \`i % 5 == 3\` (${valRows.length} rows); networks for the selection were fitted on \`i % 5 ∈ {0, 1, 2}\` (${fitRows.length} rows); the final network was refitted on the whole train split (${data.train.length} rows) with the chosen learning rate and epoch count. Training: Adam (β 0.9/0.999, per-row steps, lazy moments for the embedding rows), binary cross-entropy per label, embedding init U(±${DEFAULT_EMBEDBAG.initScale}), Glorot-uniform dense layers, heads' biases started at the label log-odds.
+Same split as \`${baseId}\`, selection on a fixed validation fold (not k-fold CV): test rows \`i % 5 == 4\` (scored once, below); validation fold \`i % 5 == 3\` (${valRows.length} rows); networks for the selection were fitted on \`i % 5 ∈ {0, 1, 2}\` (${fitRows.length} rows); the final network was refitted on the whole train split (${data.train.length} rows) with the chosen learning rate and epoch count. Training: Adam (β 0.9/0.999, per-row steps, lazy moments for the embedding rows), binary cross-entropy per label, embedding init U(±${DEFAULT_EMBEDBAG.initScale}), Glorot-uniform dense layers, heads' biases started at the label log-odds.
 
 ## Selection (validation fold, mean ROC-AUC over ${C === 1 ? "the logit" : "labels"})
 

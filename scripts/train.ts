@@ -109,12 +109,9 @@ export function validationFolds(data: Dataset, k: number): { fit: number[]; val:
 
 /** The train split cut into the rows that fit and the fixed validation fold (`isValidationRow`). */
 export function validationSplit(data: Dataset): { fitRows: TrainingRow[]; valRows: TrainingRow[] } {
-  const fitRows: TrainingRow[] = [];
-  const valRows: TrainingRow[] = [];
-  data.train.forEach((r, t) => {
-    (isValidationRow(data.trainIndex[t] as number) ? valRows : fitRows).push(r);
-  });
-  return { fitRows, valRows };
+  const [{ fit, val }] = validationFolds(data, 1) as [{ fit: number[]; val: number[] }];
+  const rowsOf = (idx: number[]) => idx.map((t) => data.train[t] as TrainingRow);
+  return { fitRows: rowsOf(fit), valRows: rowsOf(val) };
 }
 
 /** The targets of `rows`, encoded for `cfg`'s task and labels. */
@@ -267,7 +264,7 @@ function labelIndex(value: string | undefined, labels: string[], raw: string[]):
 export const MODELS: Record<string, ModelConfig> = {
   toxicity: {
     id: "toxicity",
-    version: "3",
+    version: "4",
     task: "multilabel",
     labels: TOX_LABELS,
     description:
@@ -278,17 +275,22 @@ export const MODELS: Record<string, ModelConfig> = {
       { name: "nb-c1", kind: "nb", c: 1, alpha: 0.01, maxIterations: 100 },
       { name: "nb-c4", kind: "nb", c: 4, alpha: 0.01, maxIterations: 100 },
       { name: "nb-c4-a0.1", kind: "nb", c: 4, alpha: 0.1, maxIterations: 100 },
+      { name: "lr-c0.03", kind: "lr", c: 0.03, maxIterations: 100 },
+      { name: "lr-c0.3", kind: "lr", c: 0.3, maxIterations: 100 },
     ],
+    folds: 4,
     lengthBalance: true,
     borrowFrom: 0,
     selectionNotes: [
-      "Runs on the same validation fold, in order (validation mean ROC-AUC; `max benign` = the highest score of the 20 benign probes on any label, from the refitted model; none of these runs scored the test split):",
+      "Version 4 is chosen by 4-fold CV on the train split, as issue #16 asks; decided before any 4-fold figure existed: version 4 is the 4-fold pick (probes must pass), scored once on the test split and shipped whatever that figure. Version 3 was chosen on the fixed fold `i % 5 == 3`, where `threat` has 18 positives: it ranked `nb-c1` above `lr-c0.1` for `threat` (0.9502 against 0.9446); over four folds (86 positives) the order is reversed (0.9225 against 0.9564) — the fixed fold's noise that cost version 3 0.027 on `threat` in its test figure.",
+      "4-fold runs (`npx tsx scripts/train.ts toxicity --folds=4 --no-test [--candidates=…]`; none scored the test split): (A) version 3's four candidates: CV mean ROC-AUC 0.9614; max benign 0.064 (`Hello there!`). (B) + `lr-c0.03` and `lr-c0.3` (this card's candidates): 0.9620 (`threat` 0.9590, `identity_hate` 0.9427 with `lr-c0.3`); max benign 0.064 (`Hello there!`); lowest toxic-probe `toxic` score 0.942. Shipped: (B).",
+      "Earlier runs for version 3 on the fixed fold `i % 5 == 3` (not comparable in level with 4-fold figures), in order (validation mean ROC-AUC; `max benign` = the highest score of the 20 benign probes on any label, from the refitted model; none of these runs scored the test split):",
       "(1) version 2 as shipped before (joint L2, no extra data, no length balancing): 0.9586; max benign 0.236 (`Hello there!`).",
       "(2) + jigsaw_toxic_binary rows for the `toxic` head (`--extra`): 0.9591 (`toxic` 0.9785); max benign 0.193 — more data, but short greetings still lean toxic.",
       "(3) + length-balanced row weights (`--length-balance=1`, no extra data): 0.9587; max benign 0.156.",
       "(4) extra data + length balancing: 0.9586 (`toxic` 0.9762); max benign 0.093 — the first run to pass the probes.",
       "(5) (4) + labels borrowing the `toxic` logit (`--borrow=0`): 0.9605.",
-      "(6) (5) + word and character halves normalised apart (`--norm=l2-blocks`) and candidate `nb-c4-a0.1`: 0.9630 (per label in the table above); max benign 0.042. Shipped.",
+      "(6) (5) + word and character halves normalised apart (`--norm=l2-blocks`) and candidate `nb-c4-a0.1`: 0.9630; max benign 0.042. Shipped as version 3 (test mean ROC-AUC 0.9574).",
       "Earlier runs (previous model version): nb-c16 (C=16) 0.9584; binary tf 0.9641 but its `toxic` threshold flagged a benign probe.",
     ],
     deploymentPrior: {
@@ -328,7 +330,7 @@ export const MODELS: Record<string, ModelConfig> = {
       "`threat`, `severe_toxic` and `identity_hate` are rare in the data (tens of test positives): their per-label AUCs are noisy.",
       "A bag of hashed n-grams: no word order beyond bigrams, negation and sarcasm are not understood; identity terms may raise scores on their own (known Jigsaw bias).",
       "Scores are calibrated to the deployment prior (Jigsaw 2018 label rates), not to any particular site's; the manifest's thresholds were chosen for that prior.",
-      "Version 3 was chosen on the validation fold and the probes before its test split was scored: mean ROC-AUC 0.9574, below version 2's 0.9598 (per label: toxic +0.002, severe_toxic +0.003, obscene +0.003, insult +0.005, identity_hate −0.001, threat −0.027 on 22 positives). Issue #16's 0.960 is not met; per the protocol the test figure does not change the choice.",
+      "Version 4 was chosen by 4-fold CV and the probes before its test split was scored: mean ROC-AUC 0.9580 (version 3: 0.9574, version 2: 0.9598). Against version 3 per label: toxic −0.0002, severe_toxic +0.0015, obscene −0.0003, threat +0.0052, insult −0.0001, identity_hate −0.0029. Issue #16's 0.960 is not met; per the protocol the test figure does not change the choice.",
     ],
   },
   sentiment: {
