@@ -55,10 +55,10 @@ import {
   calibrationFigures,
   columnTruth,
   type Fold,
-  isValidationRow,
   logitMatrix,
   type Selection,
   selectLinear,
+  validationFoldOf,
 } from "../src/training/select";
 import { isTestRow } from "../src/training/split";
 import type { EncodedTargets } from "../src/training/trainer";
@@ -96,12 +96,11 @@ export interface Dataset {
 export function validationFolds(data: Dataset, k: number): { fit: number[]; val: number[] }[] {
   if (k !== 1 && k !== 4)
     throw new Error(`folds must be 1 (fixed validation fold) or 4 (4-fold CV), not ${k}`);
-  const inFold = (i: number, f: number): boolean => (k === 1 ? isValidationRow(i) : i >= 0 && i % 5 === f);
   return Array.from({ length: k }, (_, f) => {
     const fit: number[] = [];
     const val: number[] = [];
     data.trainIndex.forEach((i, t) => {
-      (inFold(i, f) ? val : fit).push(t);
+      (validationFoldOf(i, k) === f ? val : fit).push(t);
     });
     return { fit, val };
   });

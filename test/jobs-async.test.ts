@@ -155,6 +155,55 @@ describe("training jobs", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("validation_folds 4: calibration and thresholds from 4-fold CV's out-of-fold scores, validation figures as fold means ± sd", async () => {
+    const body = {
+      task: "binary",
+      text_field: "text",
+      label_field: "label",
+      featurizer: { buckets: 4096 },
+      dataset: { rows: rows(40) },
+    };
+    const cv = await startJob({ ...body, id: "job-cv4", validation_folds: 4 });
+    const fixed = await startJob({ ...body, id: "job-cv1" });
+    const [a, b] = [
+      await waitForStatus<Job>(`/api/v1/jobs/${cv.job_id}`, ["succeeded", "failed"]),
+      await waitForStatus<Job>(`/api/v1/jobs/${fixed.job_id}`, ["succeeded", "failed"]),
+    ];
+    expect(a).toMatchObject({ status: "succeeded", error: null });
+    expect(b).toMatchObject({ status: "succeeded", error: null });
+    // Every train row (64 of 80) is scored out of fold once; the fixed fold holds 16.
+    expect(a.metrics).toMatchObject({
+      validation_folds: 4,
+      validation_rows: 64,
+      train_rows: 64,
+      test_rows: 16,
+    });
+    expect(a.metrics?.validation_accuracy_sd).toBeGreaterThanOrEqual(0);
+    expect(b.metrics).toMatchObject({ validation_rows: 16, train_rows: 64 });
+    expect(b.metrics?.validation_folds).toBeUndefined();
+    expect(b.metrics?.validation_accuracy_sd).toBeUndefined();
+    // The same final fit, calibrated on different scores: both flag the loud text; an ambiguous one
+    // (a word of each class) gets different, unsaturated scores.
+    const predict = async (model: string, text: string) =>
+      (await (await postJson("/api/v1/predict", { model, text, n_top: 2 })).json()) as {
+        sentiment: { sentiment_type: string; sentiment_score: number }[];
+        flagged: string[];
+      };
+    for (const model of ["job-cv4", "job-cv1"]) {
+      expect((await predict(model, "win cash prize now")).flagged).toEqual(["loud"]);
+    }
+    const loudness = async (model: string) =>
+      (await predict(model, "number offer")).sentiment.find((x) => x.sentiment_type === "loud")
+        ?.sentiment_score as number;
+    const [p4, p1] = [await loudness("job-cv4"), await loudness("job-cv1")];
+    expect(p4).toBeGreaterThan(0.001);
+    expect(p4).toBeLessThan(0.999);
+    expect(Math.abs(p4 - p1)).toBeGreaterThan(1e-4);
+    const bad = await postJson("/api/v1/models", { ...body, id: "job-cv3", validation_folds: 3 });
+    expect(bad.status).toBe(400);
+    expect((await problem(bad)).detail).toMatch(/validation_folds must be 1 .* or 4/);
+  });
+
   it("an existing id is 409 without force_update; with it, a new version, activated only when asked", async () => {
     const body = {
       id: "job-update",

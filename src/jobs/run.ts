@@ -1,6 +1,6 @@
 /**
  * Running a training job in the queue consumer: the same trainer and exporter (`exportModel`) as
- * `npm run train`, the same split rule and validation fold (`trainWithValidation`), then
+ * `npm run train`, the same split rule and validation fold(s) (`trainWithValidation`), then
  * `publishModelVersion`.
  */
 import type { Config } from "../config";
@@ -10,7 +10,7 @@ import type { Logger } from "../log";
 import type { FailureCode } from "../predictions/run";
 import { publishModelVersion } from "../registry/publish";
 import { exportModel } from "../training/index";
-import { isValidationRow, trainWithValidation } from "../training/select";
+import { trainWithValidation, validationFoldOf } from "../training/select";
 import { isTestRow } from "../training/split";
 import { DatasetError, formatOf, parseRecords, readDatasetText, toTrainingData } from "./dataset";
 import {
@@ -102,11 +102,13 @@ export async function runJob(
     let result: ReturnType<typeof trainWithValidation>;
     try {
       // The protocol of `npm run train`: calibration and thresholds come from the validation fold
-      // (data rows i % 5 == 3), the final model is refitted on the whole train split, and the test
-      // split is scored once.
+      // (data rows i % 5 == 3) or 4-fold CV's out-of-fold scores, the final model is refitted on the
+      // whole train split, and the test split is scored once.
+      const folds = spec.validation_folds ?? 1;
       result = trainWithValidation({
-        fitRows: data.rows.filter((_, i) => !isTestRow(i) && !isValidationRow(i)),
-        validationRows: data.rows.filter((_, i) => isValidationRow(i)),
+        trainRows: train,
+        foldOf: data.rows.flatMap((_, i) => (isTestRow(i) ? [] : [validationFoldOf(i, folds)])),
+        folds,
         testRows: test,
         task: spec.task,
         labels: data.labels,

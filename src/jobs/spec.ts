@@ -76,6 +76,10 @@ export const jobRequestSchema = z
       })
       .partial()
       .optional(),
+    /** 1: calibrate on the fixed validation fold (data rows i % 5 == 3); 4: on 4-fold CV's out-of-fold scores. */
+    validation_folds: z
+      .literal([1, 4], { error: "validation_folds must be 1 (the fixed fold i % 5 == 3) or 4 (4-fold CV)" })
+      .optional(),
     version: z.string().regex(MODEL_VERSION_RE, "version must be a model version").optional(),
     activate: z.boolean().optional(),
     force_update: z.boolean().default(false),

@@ -44,6 +44,17 @@ import {
 /** True when data row `i` belongs to the validation fold (it must not be a test row). */
 export const isValidationRow = (i: number): boolean => i % 5 === 3;
 
+/**
+ * The validation fold of data row `i` (file order; −1 for rows that only fit, including rows
+ * without a data index): `k = 1`, the fixed fold `isValidationRow`; `k = 4`, 4-fold CV, fold
+ * `i % 5` ∈ {0, 1, 2, 3}. Test rows (`i % 5 == 4`) are never in a fold (callers keep them out).
+ */
+export function validationFoldOf(i: number, k: 1 | 4): number {
+  if (i < 0 || i % 5 === 4) return -1;
+  if (k === 1) return isValidationRow(i) ? 0 : -1;
+  return i % 5;
+}
+
 /** One linear variant to compare. `nb`: NB-weighted features; `lr`: plain features, IDF-scaled L2. */
 export interface Candidate {
   name: string;
@@ -444,14 +455,18 @@ export function assembleSelected(options: {
 }
 
 /**
- * The protocol for a model with fixed hyperparameters (training jobs): fit on the fitting rows,
- * measure on the validation rows and fit Platt scaling and F1-best thresholds per logit there
- * (binary and multilabel), then refit on all train rows, apply the calibration, and score `testRows`
- * once. Without validation rows (tiny datasets) or for multiclass: one fit, no calibration.
+ * The protocol for a model with fixed hyperparameters (training jobs). Each train row belongs to a
+ * validation fold (`foldOf`, from `validationFoldOf`) or only fits (−1). Per fold: fit on the other
+ * train rows, measure on the fold's rows (`validation_*`; with k > 1 folds the mean over folds, and
+ * `validation_*_sd` the sample sd). Platt scaling and F1-best thresholds per logit (binary and
+ * multilabel) are fitted on the pooled out-of-fold logits; then the model is refitted on all train
+ * rows, calibrated, and `testRows` are scored once. Without validation rows (tiny datasets) or for
+ * multiclass: one fit, no calibration.
  */
 export function trainWithValidation(options: {
-  fitRows: readonly TrainingRow[];
-  validationRows: readonly TrainingRow[];
+  trainRows: readonly TrainingRow[];
+  foldOf: readonly number[];
+  folds: number;
   testRows: readonly TrainingRow[];
   task: Task;
   labels: readonly string[];
@@ -470,19 +485,44 @@ export function trainWithValidation(options: {
   let calibrate: ((m: FloatLinearModel) => FloatLinearModel) | undefined;
   let thresholds: Record<string, number> | undefined;
   const started = Date.now();
-  if (options.validationRows.length > 0 && task !== "multiclass") {
-    const v = trainTextModel({ ...base, rows: options.fitRows, evalRows: options.validationRows });
-    for (const [k, x] of Object.entries(v.metrics.int8)) metrics[`validation_${k}`] = x;
-    const X = featurizeTexts(
-      options.validationRows.map((r) => r.text),
-      spec,
-    );
+  const foldRows = Array.from({ length: options.folds }, (_, f) => ({
+    fit: options.trainRows.filter((_, t) => options.foldOf[t] !== f),
+    val: options.trainRows.filter((_, t) => options.foldOf[t] === f),
+  })).filter((f) => f.val.length > 0);
+  if (foldRows.length > 0 && task !== "multiclass") {
+    const perFold: Record<string, number[]> = {};
+    const pooledLogits: Float64Array[] = [];
+    const pooledRows: TrainingRow[] = [];
+    for (const { fit, val } of foldRows) {
+      const v = trainTextModel({ ...base, rows: fit, evalRows: val });
+      for (const [k, x] of Object.entries(v.metrics.int8)) perFold[k] = [...(perFold[k] ?? []), x];
+      pooledLogits.push(
+        ...logitMatrix(
+          v.model,
+          featurizeTexts(
+            val.map((r) => r.text),
+            spec,
+          ),
+        ),
+      );
+      pooledRows.push(...val);
+    }
+    for (const [k, xs] of Object.entries(perFold)) {
+      if (foldRows.length === 1 || k === "rows") {
+        metrics[`validation_${k}`] = k === "rows" ? xs.reduce((a, b) => a + b, 0) : (xs[0] as number);
+        continue;
+      }
+      const finite = xs.filter(Number.isFinite);
+      metrics[`validation_${k}`] = finite.reduce((a, b) => a + b, 0) / finite.length;
+      metrics[`validation_${k}_sd`] = standardDeviation(finite, 1);
+    }
+    if (foldRows.length > 1) metrics.validation_folds = foldRows.length;
     const T = encodeTargets(
       task,
       labels.length,
-      options.validationRows.map((r) => r.target),
+      pooledRows.map((r) => r.target),
     );
-    const L = logitMatrix(v.model, X);
+    const L = pooledLogits;
     const platt = Array.from({ length: T.columns }, (_, k) => {
       const { y, known } = columnTruth(T, k);
       const z = L.map((row) => row[k] as number).filter((_, i) => known[i]);
@@ -508,7 +548,7 @@ export function trainWithValidation(options: {
         platt.map((p) => p.b),
       );
   }
-  const result = trainTextModel({ ...base, rows: [...options.fitRows, ...options.validationRows] });
+  const result = trainTextModel({ ...base, rows: options.trainRows });
   const model = calibrate ? calibrate(result.model) : result.model;
   const quantized = quantizeInt8(model);
   const trainingMs = Date.now() - started;
