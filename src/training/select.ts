@@ -21,7 +21,7 @@ import {
   standardDeviation,
 } from "./calibration";
 import { evaluateModel, trainTextModel } from "./index";
-import { rocAuc } from "./metrics";
+import { finiteMean, rocAuc } from "./metrics";
 import {
   type FloatLinearModel,
   type Int8LinearModel,
@@ -253,20 +253,16 @@ export function selectLinear(options: {
   const { folds } = options;
   const valTargets = concatTargets(folds.map((f) => f.valTargets));
   const C = valTargets.columns;
-  const rows = folds.reduce((n, f) => n + f.valX.rows, 0);
   // Pooled rows [offsets[f], offsets[f + 1]) are fold f's validation rows.
   const offsets = [0];
   for (const f of folds) offsets.push((offsets[offsets.length - 1] as number) + f.valX.rows);
+  const rows = offsets[folds.length] as number;
   /** Per-fold AUCs of pooled scores `z` on column k and their mean. */
   const cvAuc = (z: readonly number[], k: number): { mean: number; folds: number[] } => {
     const per = folds.map((f, fi) =>
       aucOfColumn(z.slice(offsets[fi] as number, offsets[fi + 1] as number), f.valTargets, k),
     );
-    const finite = per.filter(Number.isFinite);
-    return {
-      mean: finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Number.NaN,
-      folds: per,
-    };
+    return { mean: finiteMean(per), folds: per };
   };
   const valLogits: Record<string, Float64Array[]> = {};
   const tried: Record<string, number[]> = {};
@@ -508,13 +504,9 @@ export function trainWithValidation(options: {
       pooledRows.push(...val);
     }
     for (const [k, xs] of Object.entries(perFold)) {
-      if (foldRows.length === 1 || k === "rows") {
-        metrics[`validation_${k}`] = k === "rows" ? xs.reduce((a, b) => a + b, 0) : (xs[0] as number);
-        continue;
-      }
-      const finite = xs.filter(Number.isFinite);
-      metrics[`validation_${k}`] = finite.reduce((a, b) => a + b, 0) / finite.length;
-      metrics[`validation_${k}_sd`] = standardDeviation(finite, 1);
+      metrics[`validation_${k}`] = k === "rows" ? xs.reduce((a, b) => a + b, 0) : finiteMean(xs);
+      if (foldRows.length > 1 && k !== "rows")
+        metrics[`validation_${k}_sd`] = standardDeviation(xs.filter(Number.isFinite), 1);
     }
     if (foldRows.length > 1) metrics.validation_folds = foldRows.length;
     const T = encodeTargets(

@@ -49,19 +49,8 @@ export function sparseRow(m: SparseMatrix, i: number): SparseFeatures {
 
 /** The rows `rows` of `m`, in that order, as a new CSR matrix (cross-validation folds of one featurizing). */
 export function sparseRows(m: SparseMatrix, rows: readonly number[]): SparseMatrix {
-  const rowPtr = new Int32Array(rows.length + 1);
-  let nnz = 0;
-  rows.forEach((r, i) => {
-    nnz += (m.rowPtr[r + 1] as number) - (m.rowPtr[r] as number);
-    rowPtr[i + 1] = nnz;
-  });
-  const ids = new Int32Array(nnz);
-  const values = new Float32Array(nnz);
-  rows.forEach((r, i) => {
-    const s = m.rowPtr[r] as number;
-    const e = m.rowPtr[r + 1] as number;
-    ids.set(m.ids.subarray(s, e), rowPtr[i] as number);
-    values.set(m.values.subarray(s, e), rowPtr[i] as number);
-  });
-  return { rows: rows.length, cols: m.cols, rowPtr, ids, values };
+  return sparseFromRows(
+    rows.map((r) => sparseRow(m, r)),
+    m.cols,
+  );
 }
