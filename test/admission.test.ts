@@ -4,10 +4,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { gcra, gcraGiveBack, gcraTake } from "../src/admission/gcra";
 import { LeaseHolder, type QuotaSource } from "../src/admission/leases";
 import { replayShard } from "../src/admission/replay";
-import { mintToken } from "../src/auth/asap";
 import worker from "../src/index";
 import type { RatePolicy } from "../src/metering/limits";
-import { createTestKey, problem, seedShippedModel, TEST_AUDIENCE, type TestKey } from "./helpers";
+import { issuerToken, problem, seedShippedModel } from "./helpers";
 
 const DAY = 86_400_000;
 
@@ -130,15 +129,6 @@ describe("quota leases against one CallerGuard", () => {
   });
 });
 
-const keys = new Map<string, Promise<TestKey>>();
-
-async function token(issuer: string): Promise<string> {
-  const key = keys.get(issuer) ?? createTestKey(issuer);
-  keys.set(issuer, key);
-  const { kid, alg, privateKey } = await key;
-  return mintToken({ issuer, kid, alg, privateKey, audience: TEST_AUDIENCE });
-}
-
 /** POST /api/v1/predict through the real Worker with `vars` over the test env, bearing `bearer`. */
 async function predict(bearer: string, vars: Record<string, string> = {}): Promise<Response> {
   const ctx = createExecutionContext();
@@ -195,7 +185,7 @@ describe("replay protection through the Worker (sharded)", () => {
 
   it("a token is accepted exactly once across shards", async () => {
     const vars = { ASAP_REPLAY_SHARDS: "4" };
-    const tokens = await Promise.all(Array.from({ length: 16 }, () => token("replay-shards")));
+    const tokens = await Promise.all(Array.from({ length: 16 }, () => issuerToken("replay-shards")));
     // Every token sent three times at once, all 48 requests concurrently.
     const responses = await Promise.all(tokens.flatMap((t) => [t, t, t]).map((t) => predict(t, vars)));
     const statuses = responses.map((r) => r.status);
@@ -217,7 +207,7 @@ describe("replay protection through the Worker (sharded)", () => {
   });
 
   it("a replayed token never receives a prediction, even while inference runs ahead of the check", async () => {
-    const t = await token("replay-predict");
+    const t = await issuerToken("replay-predict");
     const vars = { CALLER_GUARD: distant(150) } as unknown as Record<string, string>;
     const responses = await Promise.all(Array.from({ length: 6 }, () => predict(t, vars)));
     const ok = responses.filter((r) => r.status === 200);
@@ -240,10 +230,10 @@ describe("replay protection through the Worker (sharded)", () => {
     const vars = {
       ASAP_REPLAY_POLICY: JSON.stringify({ default: "strict", issuers: { "replay-off": "off" } }),
     };
-    const relaxed = await token("replay-off");
+    const relaxed = await issuerToken("replay-off");
     expect((await predict(relaxed, vars)).status).toBe(200);
     expect((await predict(relaxed, vars)).status).toBe(200);
-    const strict = await token("replay-strict");
+    const strict = await issuerToken("replay-strict");
     expect((await predict(strict, vars)).status).toBe(200);
     const replay = await predict(strict, vars);
     expect(replay.status).toBe(401);
@@ -255,7 +245,9 @@ describe("replay protection through the Worker (sharded)", () => {
   });
 
   it("rejects a malformed ASAP_REPLAY_POLICY naming the var", async () => {
-    const res = await predict(await token("replay-config"), { ASAP_REPLAY_POLICY: '{"default":"maybe"}' });
+    const res = await predict(await issuerToken("replay-config"), {
+      ASAP_REPLAY_POLICY: '{"default":"maybe"}',
+    });
     expect(res.status).toBe(500);
     expect((await problem(res)).detail).toMatch(/ASAP_REPLAY_POLICY/);
   });

@@ -6,7 +6,6 @@
  */
 import { createExecutionContext, createScheduledController, env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { mintToken } from "../src/auth/asap";
 import worker from "../src/index";
 import {
   api,
@@ -14,12 +13,12 @@ import {
   postJson,
   problem,
   seedShippedModel,
-  TEST_AUDIENCE,
   TEST_ISSUER,
   type TestKey,
+  tokenOf,
 } from "./helpers";
 import { deliver } from "./queue-helpers";
-import { CALM, LOUD, waitFor } from "./registry-helpers";
+import { labelledRows, waitFor } from "./registry-helpers";
 
 const HOUR = 3_600_000;
 
@@ -72,10 +71,7 @@ async function stuckJob(
   fields: { status: "queued" | "running"; attempts: number; ageMs: number; sweeps?: number; error?: string },
 ): Promise<string> {
   const id = crypto.randomUUID();
-  const rows = Array.from({ length: 10 }, (_, i) => [
-    { text: `${CALM[i % CALM.length]} ${i}`, label: "calm" },
-    { text: `${LOUD[i % LOUD.length]} ${i}`, label: "loud" },
-  ]).flat();
+  const rows = labelledRows(10);
   await env.MODELS.put(`jobs/${id}/rows.json`, JSON.stringify(rows));
   const spec = {
     id: modelId,
@@ -247,15 +243,6 @@ describe("the dead-letter consumer records the final state", () => {
 
 /** A second real issuer (its own key in local R2), for scoping tests. */
 let other: TestKey;
-async function tokenOf(key: TestKey): Promise<string> {
-  return mintToken({
-    issuer: key.issuer,
-    kid: key.kid,
-    alg: key.alg,
-    privateKey: key.privateKey,
-    audience: TEST_AUDIENCE,
-  });
-}
 
 describe("Idempotency-Key", () => {
   beforeAll(async () => {
@@ -356,10 +343,7 @@ describe("Idempotency-Key", () => {
 
   it("training jobs: concurrent creates with one key make one job; a retry after it finished replays it", async () => {
     const key = `job-${crypto.randomUUID()}`;
-    const rows = Array.from({ length: 10 }, (_, i) => [
-      { text: `${CALM[i % CALM.length]} ${i}`, label: "calm" },
-      { text: `${LOUD[i % LOUD.length]} ${i}`, label: "loud" },
-    ]).flat();
+    const rows = labelledRows(10);
     const body = {
       id: "idem-job",
       task: "binary",

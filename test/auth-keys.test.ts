@@ -5,9 +5,9 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { mintToken, PEM_CONTENT_TYPE } from "../src/auth/asap";
+import { PEM_CONTENT_TYPE } from "../src/auth/asap";
 import worker from "../src/index";
-import { createTestKey, problem, TEST_AUDIENCE, type TestKey } from "./helpers";
+import { createTestKey, problem, type TestKey, tokenOf } from "./helpers";
 import type { KeyReply } from "./key-server";
 
 const PRIMARY = "https://keys.test/asap/";
@@ -45,7 +45,7 @@ const newKey = () => createTestKey(`http-${crypto.randomUUID().slice(0, 8)}`, "E
 
 /** POSTs a predict call signed by `key` through the real Worker entry with the http key source. */
 async function call(key: TestKey, vars: Record<string, string> = {}): Promise<Response> {
-  const token = await mintToken({ ...key, issuer: key.issuer, audience: TEST_AUDIENCE });
+  const token = await tokenOf(key);
   const request = new Request("http://edge.test/api/v1/predict", {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },

@@ -6,19 +6,10 @@
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { mintToken } from "../src/auth/asap";
 import { createLoginCode, purgeDashboardLogins } from "../src/dashboard/session";
 import { sha256Hex } from "../src/hash";
 import worker from "../src/index";
-import {
-  api,
-  createTestKey,
-  problem,
-  seedShippedModel,
-  TEST_AUDIENCE,
-  TEST_ISSUER,
-  testToken,
-} from "./helpers";
+import { api, createTestKey, problem, seedShippedModel, TEST_ISSUER, testToken, tokenOf } from "./helpers";
 
 const DATA_ROUTES = ["statistics", "models", "online", "backlog"].map((r) => `/dashboard/api/${r}`);
 
@@ -165,13 +156,7 @@ describe("GET /dashboard/login?code=…", () => {
 
   it("a code is the issuer's that asked for it: the session acts as that issuer", async () => {
     const other = await createTestKey("dashboard-other-issuer");
-    const token = await mintToken({
-      issuer: other.issuer,
-      kid: other.kid,
-      alg: other.alg,
-      privateKey: other.privateKey,
-      audience: TEST_AUDIENCE,
-    });
+    const token = await tokenOf(other);
     const { url } = await loginUrl({}, token);
     const cookie = (await call(url)).headers.get("set-cookie")?.split(";")[0] ?? "";
     const hash = await sha256Hex(new TextEncoder().encode(cookie.split("=")[1] ?? ""));

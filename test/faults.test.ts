@@ -13,12 +13,11 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { mintToken } from "../src/auth/asap";
 import worker from "../src/index";
 import { readApiStatistics } from "../src/metering/stats";
 import { learnerMetrics } from "../src/online/client";
 import type { BankSample } from "../src/online/sample";
-import { createTestKey, problem, seedShippedModel, TEST_AUDIENCE, type TestKey, testToken } from "./helpers";
+import { createTestKey, problem, seedShippedModel, type TestKey, testToken, tokenOf } from "./helpers";
 
 /** Calls the real Worker with `testEnv` and waits for its `waitUntil` work (statistics). */
 async function call(testEnv: Env, path: string, init: RequestInit = {}, token?: string): Promise<Response> {
@@ -160,7 +159,7 @@ describe("model storage (R2) failing", () => {
 
   it("a public key not cached yet → 503 auth_unavailable (key_server_unavailable), not 401; R2 back → accepted", async () => {
     const key: TestKey = await createTestKey("faults-new-issuer");
-    const token = () => mintToken({ ...key, audience: TEST_AUDIENCE });
+    const token = () => tokenOf(key);
     const res = await call(down, "/api/v1/statistics?api=health", {}, await token());
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("1");

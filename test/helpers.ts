@@ -41,10 +41,8 @@ export async function createTestKey(
 
 let defaultKey: Promise<TestKey> | undefined;
 
-/** A fresh signed token (new jti) from this test file's default key, created on first use. */
-export async function testToken(overrides: Partial<MintOptions> = {}): Promise<string> {
-  defaultKey ??= createTestKey();
-  const key = await defaultKey;
+/** A fresh signed token (new jti) of `key`, for the audience the Worker accepts. */
+export function tokenOf(key: TestKey, overrides: Partial<MintOptions> = {}): Promise<string> {
   return mintToken({
     issuer: key.issuer,
     kid: key.kid,
@@ -53,6 +51,21 @@ export async function testToken(overrides: Partial<MintOptions> = {}): Promise<s
     audience: TEST_AUDIENCE,
     ...overrides,
   });
+}
+
+/** A fresh signed token (new jti) from this test file's default key, created on first use. */
+export async function testToken(overrides: Partial<MintOptions> = {}): Promise<string> {
+  defaultKey ??= createTestKey();
+  return tokenOf(await defaultKey, overrides);
+}
+
+const issuerKeys = new Map<string, Promise<TestKey>>();
+
+/** A fresh signed token of `issuer` (its key is created and published on first use in this file). */
+export async function issuerToken(issuer: string): Promise<string> {
+  const key = issuerKeys.get(issuer) ?? createTestKey(issuer);
+  issuerKeys.set(issuer, key);
+  return tokenOf(await key);
 }
 
 /** Per-call options of `api()` and `postJson()`. */

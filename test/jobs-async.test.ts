@@ -15,7 +15,7 @@ import worker from "../src/index";
 import { r2Keys } from "../src/inference/manifest";
 import { api, fixtureBytes, postJson, problem, seedShippedModel, testToken } from "./helpers";
 import { deliver } from "./queue-helpers";
-import { CALM, LOUD, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";
+import { labelledRows, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";
 
 interface Job {
   id: string;
@@ -40,16 +40,6 @@ interface Prediction {
 }
 
 const DAY = 86_400_000;
-
-/** Labelled rows of two easy classes (`calm`/`loud`), `n` per class. */
-function rows(n: number): { text: string; label: string }[] {
-  const out: { text: string; label: string }[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push({ text: `${CALM[i % CALM.length]} number ${i}`, label: "calm" });
-    out.push({ text: `${LOUD[i % LOUD.length]} offer ${i}`, label: "loud" });
-  }
-  return out;
-}
 
 async function startJob(
   body: Record<string, unknown>,
@@ -83,7 +73,7 @@ describe("training jobs", () => {
       text_field: "text",
       label_field: "label",
       featurizer: { buckets: 4096 },
-      dataset: { rows: rows(40) },
+      dataset: { rows: labelledRows(40) },
     });
     expect(res.status).toBe(202);
     const accepted = (await res.json()) as {
@@ -134,7 +124,7 @@ describe("training jobs", () => {
         text_field: "text",
         label_field: "label",
         featurizer: { buckets: 4096, norm },
-        dataset: { rows: rows(40) },
+        dataset: { rows: labelledRows(40) },
       });
     const res = await job("job-blocks", "l2-blocks");
     expect(res.status).toBe(202);
@@ -161,7 +151,7 @@ describe("training jobs", () => {
       text_field: "text",
       label_field: "label",
       featurizer: { buckets: 4096 },
-      dataset: { rows: rows(40) },
+      dataset: { rows: labelledRows(40) },
     };
     const cv = await startJob({ ...body, id: "job-cv4", validation_folds: 4 });
     const fixed = await startJob({ ...body, id: "job-cv1" });
@@ -212,13 +202,13 @@ describe("training jobs", () => {
       label_field: "label",
       featurizer: { buckets: 1024 },
     };
-    const first = await startJob({ ...body, dataset: { rows: rows(10) } });
+    const first = await startJob({ ...body, dataset: { rows: labelledRows(10) } });
     await waitForStatus(`/api/v1/jobs/${first.job_id}`, ["succeeded"]);
-    const again = await postJson("/api/v1/models", { ...body, dataset: { rows: rows(10) } });
+    const again = await postJson("/api/v1/models", { ...body, dataset: { rows: labelledRows(10) } });
     expect(again.status).toBe(409);
     expect((await problem(again)).code).toBe("model_exists");
 
-    const update = await startJob({ ...body, force_update: true, dataset: { rows: rows(12) } });
+    const update = await startJob({ ...body, force_update: true, dataset: { rows: labelledRows(12) } });
     expect(update.model.version).toBe("2");
     const job = await waitForStatus<Job>(`/api/v1/jobs/${update.job_id}`, ["succeeded"]);
     expect(job.activate).toBe(false);
@@ -234,7 +224,7 @@ describe("training jobs", () => {
       force_update: true,
       activate: true,
       version: "v3",
-      dataset: { rows: rows(12) },
+      dataset: { rows: labelledRows(12) },
     });
     await waitForStatus(`/api/v1/jobs/${third.job_id}`, ["succeeded"]);
     expect(
@@ -253,7 +243,7 @@ describe("training jobs", () => {
       task: "binary",
       text_field: "text",
       label_field: "label",
-      dataset: { rows: rows(5) },
+      dataset: { rows: labelledRows(5) },
     });
     expect(res.status).toBe(409);
     expect((await problem(res)).code).toBe("job_in_progress");

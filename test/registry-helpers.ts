@@ -13,6 +13,16 @@ export const CALM = [
 ];
 export const LOUD = ["buy cheap pills now now now", "win cash prize click here", "free money offer call now"];
 
+/** Labelled rows of the two classes (`calm`/`loud`), `n` of each, alternating (training-job datasets). */
+export function labelledRows(n: number): { text: string; label: string }[] {
+  const out: { text: string; label: string }[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({ text: `${CALM[i % CALM.length]} number ${i}`, label: "calm" });
+    out.push({ text: `${LOUD[i % LOUD.length]} offer ${i}`, label: "loud" });
+  }
+  return out;
+}
+
 /**
  * Trains and exports a real binary model (labels `calm`/`loud`, 2^10 buckets) with the project's
  * trainer and exporter. `flip` swaps the classes, so two versions give opposite answers.

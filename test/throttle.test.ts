@@ -8,11 +8,10 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { RateDecision } from "../src/admission/types";
-import { mintToken } from "../src/auth/asap";
 import { ConfigError, loadConfig } from "../src/config";
 import worker from "../src/index";
 import type { RatePolicy } from "../src/metering/limits";
-import { createTestKey, problem, TEST_AUDIENCE, type TestKey } from "./helpers";
+import { issuerToken, problem } from "./helpers";
 
 const DAY = 86_400_000;
 
@@ -30,22 +29,12 @@ const limiter = (caller: string) => ({
 /** The Worker with some vars replaced; a new env object, so the config is parsed afresh. */
 const withVars = (vars: Partial<Record<keyof Env, unknown>>) => ({ ...env, ...vars }) as Env;
 
-const keys = new Map<string, Promise<TestKey>>();
-
-/** A fresh ASAP token of `issuer` (its key is created and published on first use). */
-async function token(issuer: string): Promise<string> {
-  const key = keys.get(issuer) ?? createTestKey(issuer);
-  keys.set(issuer, key);
-  const { kid, alg, privateKey } = await key;
-  return mintToken({ issuer, kid, alg, privateKey, audience: TEST_AUDIENCE });
-}
-
 /** Calls the real Worker with `testEnv` as `issuer` (the caller) and waits for its `waitUntil` work. */
 async function call(testEnv: Env, path: string, issuer: string, init: RequestInit = {}) {
   const ctx = createExecutionContext();
   const req = new Request(`http://edge.test${path}`, {
     ...init,
-    headers: { authorization: `Bearer ${await token(issuer)}`, ...init.headers },
+    headers: { authorization: `Bearer ${await issuerToken(issuer)}`, ...init.headers },
   }) as Request<unknown, IncomingRequestCfProperties>;
   const res = await worker.fetch(req, testEnv, ctx);
   await waitOnExecutionContext(ctx);
