@@ -176,13 +176,7 @@ async function probe(session: ort.InferenceSession, manifest: ModelManifest): Pr
       [manifest.inputs.values]: new ort.Tensor("float32", batch.values, batch.dims),
     };
   }
-  let outputs: ort.InferenceSession.ReturnType;
-  try {
-    outputs = await session.run(feeds);
-  } catch (cause) {
-    throw invalid(`the probe inference failed: ${errorText(cause)}`, {}, cause);
-  }
-  try {
+  await runProbe(session, feeds, (outputs) => {
     checkScores(outputs[manifest.output], rows, manifest);
     if (manifest.kind === "raw-text" && manifest.label_output) {
       const labels = outputs[manifest.label_output];
@@ -192,6 +186,23 @@ async function probe(session: ort.InferenceSession, manifest: ModelManifest): Pr
         );
       }
     }
+  });
+}
+
+/** Runs `feeds` through the session and hands the outputs to `check`; they are disposed either way. */
+async function runProbe(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  check: (outputs: ort.InferenceSession.ReturnType) => void,
+): Promise<void> {
+  let outputs: ort.InferenceSession.ReturnType;
+  try {
+    outputs = await session.run(feeds);
+  } catch (cause) {
+    throw invalid(`the probe inference failed: ${errorText(cause)}`, {}, cause);
+  }
+  try {
+    check(outputs);
   } finally {
     for (const tensor of Object.values(outputs)) tensor.dispose();
   }
@@ -218,13 +229,7 @@ async function probeTensors(
       throw invalid(`example ${errorText(error)}`);
     }
   }
-  let outputs: ort.InferenceSession.ReturnType;
-  try {
-    outputs = await session.run(feeds);
-  } catch (cause) {
-    throw invalid(`the probe inference failed: ${errorText(cause)}`, {}, cause);
-  }
-  try {
+  await runProbe(session, feeds, (outputs) => {
     for (const spec of manifest.outputs) {
       const tensor = outputs[spec.name];
       if (!tensor || datatypeOf(tensor.type) !== spec.datatype || !shapeFits(spec.shape, tensor.dims)) {
@@ -237,9 +242,7 @@ async function probeTensors(
         throw invalid(`output '${spec.name}' holds non-finite values on an example`);
       }
     }
-  } finally {
-    for (const tensor of Object.values(outputs)) tensor.dispose();
-  }
+  });
 }
 
 function checkScores(
