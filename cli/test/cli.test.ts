@@ -24,8 +24,7 @@ afterAll(async () => {
 /** Runs the CLI and expects exit 0; returns stdout. */
 async function ok(args: string[], env?: Record<string, string>): Promise<string> {
   const run = await service.cli(args, env);
-  expect(run.stderr + run.stdout, `exit ${run.code}`).toBeDefined();
-  if (run.code !== 0) throw new Error(`edge-inference ${args.join(" ")} exited ${run.code}: ${run.stderr}`);
+  expect(run.code, `edge-inference ${args.join(" ")} exited ${run.code}: ${run.stderr}${run.stdout}`).toBe(0);
   return run.stdout;
 }
 
