@@ -9,8 +9,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { decodeImage, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from "../src/image/decode";
 import { resizeContain, resizeTriangle, toGray } from "../src/image/preprocess";
-import { scoreImageInput } from "../src/inference/image";
 import { createSession, ort } from "../src/inference/ort";
+import { ranked, scoreImageInputs } from "../src/inference/score";
 import { buildCnnOnnxModel, exportImageModel } from "../src/onnx/export";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { type CnnLayerSpec, type CnnModel, initCnn, predictCnnBatch, quantizeCnn } from "../src/training/cnn";
@@ -296,14 +296,11 @@ describe("digits through the Worker", () => {
     expect(((await res.json()) as ImageResponse).predictions[0]?.label).toBe("2");
   });
 
-  it("scoreImageInput (for queue consumers) needs no request and answers like the route", async () => {
+  it("the scoring core (for queue consumers) needs no request and answers like the route", async () => {
     const p = probe("digit-3-28.jpg");
     const config = loadConfig(env as unknown as Record<string, unknown>);
-    const result = await scoreImageInput(env.MODELS, config, {
-      model: "digits",
-      imageBase64: p.image,
-      nTop: 2,
-    });
+    const scored = await scoreImageInputs(env.MODELS, config, { model: "digits" }, [{ base64: p.image }]);
+    const result = { model: scored.model, predictions: ranked(scored.labels, scored.scores[0] ?? [], 2) };
     expect(result.model.id).toBe("digits");
     expect(result.predictions).toHaveLength(2);
     expect(result.predictions[0]?.score).toBeCloseTo(Math.max(...p.scores), 4);
@@ -436,19 +433,15 @@ describe("digits through the Worker", () => {
     }
     const split = (await res.json()) as { images: string[]; targets: number[] };
     expect(split.images).toHaveLength(1800);
-    // All 1,800 images through scoreImageInput, the route's own path after auth (R2, decode,
+    // All 1,800 images through the scoring core, the route's own path after auth (R2, decode,
     // preprocess, ORT in workerd): the test pool's fetch slows down with every request it has
     // served (cloudflare/workers-sdk#15446), so 1,800 HTTP calls would take minutes. The first 64 go
     // through the HTTP route too, which must agree.
     const config = loadConfig(env as unknown as Record<string, unknown>);
     const predicted: number[] = [];
     for (const image of split.images) {
-      const result = await scoreImageInput(env.MODELS, config, {
-        model: "digits",
-        imageBase64: image,
-        nTop: 1,
-      });
-      predicted.push(Number(result.predictions[0]?.label));
+      const scored = await scoreImageInputs(env.MODELS, config, { model: "digits" }, [{ base64: image }]);
+      predicted.push(Number(ranked(scored.labels, scored.scores[0] ?? [], 1)[0]?.label));
     }
     await Promise.all(
       split.images.slice(0, 64).map(async (image, i) => {

@@ -1,86 +1,44 @@
 /**
- * The one classification core behind every protocol: the native `/api/v1/predict`, the seed
- * services' compatibility routes and the Open Inference Protocol adapter all parse their own
- * request shape, call these functions, and shape the result. Limits (text size, batch), model
- * resolution, the model-kind check and the prediction log live here once.
+ * The request level above the scoring core (`score.ts`): each function here calls the core, records
+ * the model that answered on the request state and logs the predictions (`predictionLogEntries`,
+ * the one builder of prediction-log rows). The native answer shape (`textAnswer`) lives here too.
+ * Adapters (routes, protocols) call these; paths without a request (the queue consumer, the online
+ * learner) call the core directly.
  */
-import type { Config } from "../config";
 import type { RequestState } from "../context";
-import { ApiError } from "../errors";
-import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
 import { logSyncPrediction } from "../predictions/log";
-import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
-import { scoreImage, scoreImages } from "./image";
-import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
-import { flaggedLabels, resolveNetwork } from "./network";
-import { exampleInputs, type WireTensor } from "./tensors";
+import type { ModelRef } from "./engine";
+import { flaggedLabels } from "./network";
+import {
+  type Classification,
+  checkTexts,
+  type ImageSource,
+  inferTensorInputs,
+  type LabelScore,
+  type ModelChoice,
+  ranked,
+  scoreImageInputs,
+  scoreTextInputs,
+} from "./score";
+import type { WireTensor } from "./tensors";
 
-/** Scores of a batch of texts or images by one model version, in the manifest's label order. */
-export interface Classification {
-  model: ModelRef;
-  labels: readonly string[];
-  /** One probability vector per input. */
-  scores: Float32Array[];
-  /** Per-label decision thresholds the model declares (text models with calibration), if any. */
-  thresholds?: Record<string, number> | undefined;
-}
+export {
+  type Classification,
+  decodeImageSource,
+  type ImageSource,
+  type LabelScore,
+  type ModelChoice,
+  probeModel,
+  ranked,
+} from "./score";
 
-/** Which model to use: `model` (else the configured default) at `version` (else the active one). */
-export interface ModelChoice {
-  model?: string | undefined;
-  version?: string | undefined;
-  /** A network variant the model declares (`networks` in its manifest; see `resolveNetwork`). */
-  network?: string | undefined;
-}
-
-/** A labelled score. */
-export interface LabelScore {
-  label: string;
-  score: number;
-}
-
-/** Labels with their scores, best first, cut to `nTop` (all when undefined). */
-export function ranked(labels: readonly string[], scores: ArrayLike<number>, nTop?: number): LabelScore[] {
-  return labels
-    .map((label, i) => ({ label, score: scores[i] as number }))
-    .sort((a, b) => b.score - a.score)
-    .slice(0, nTop ?? labels.length);
-}
-
-/**
- * Checks texts against the configured limits: 1..`MAX_BATCH` texts, none blank, each at most
- * `MAX_TEXT_BYTES` of UTF-8. `path(i)` names text i in error messages (e.g. `texts.3`).
- */
+/** `checkTexts` with the request's configured limits. */
 export function checkTextLimits(
   texts: readonly string[],
   state: RequestState,
   path: (i: number) => string,
 ): void {
-  const { MAX_BATCH: maxBatch, MAX_TEXT_BYTES: maxTextBytes } = state.config;
-  if (texts.length === 0) {
-    throw new ApiError("invalid_request", "no text to classify", {
-      extensions: { errors: [{ path: path(0), message: "at least one text is required" }] },
-    });
-  }
-  if (texts.length > maxBatch) {
-    throw new ApiError("batch_too_large", `${texts.length} texts in one request; the limit is ${maxBatch}`, {
-      extensions: { limit: maxBatch },
-    });
-  }
-  const encoder = new TextEncoder();
-  texts.forEach((t, i) => {
-    if (t.trim() === "") {
-      throw new ApiError("invalid_request", `${path(i)}: must not be empty`, {
-        extensions: { errors: [{ path: path(i), message: "must not be empty" }] },
-      });
-    }
-    // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
-    if (t.length * 3 > maxTextBytes && encoder.encode(t).byteLength > maxTextBytes) {
-      throw new ApiError("text_too_large", `${path(i)} exceeds ${maxTextBytes} bytes of UTF-8`, {
-        extensions: { limit_bytes: maxTextBytes },
-      });
-    }
-  });
+  checkTexts(texts, state.config, path);
 }
 
 /**
@@ -95,32 +53,15 @@ export async function classifyTexts(
   choice: ModelChoice,
   texts: readonly string[],
 ): Promise<Classification> {
-  const { config } = state;
-  const id = await resolveNetwork(
-    env.MODELS,
-    config,
-    choice.model ?? config.DEFAULT_MODEL,
-    choice.version,
-    choice.network,
-  );
-  const result = await withModel(env.MODELS, config, id, choice.version, async (m) => {
-    const model = requireTextModel(m);
-    return {
-      model: { id: m.meta.id, version: m.meta.version },
-      labels: m.meta.labels,
-      scores: await scoreTexts(model, texts),
-      thresholds: model.meta.thresholds,
-    };
-  });
+  const result = await scoreTextInputs(env.MODELS, state.config, choice, texts);
   state.model = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
   return result;
 }
 
 /**
- * Runs a `tensor` model on protocol tensors (no featurizer, no preprocessing); refuses a text or
- * image model with 400 `model_input_mismatch`, more than `MAX_BATCH` rows with 413. Records the
- * model on the request state. Nothing is logged: the prediction log holds labelled scores.
+ * Runs a `tensor` model on protocol tensors; records the model on the request state. Nothing is
+ * logged: the prediction log holds labelled scores.
  */
 export async function inferTensors(
   env: Env,
@@ -128,34 +69,14 @@ export async function inferTensors(
   choice: ModelChoice,
   inputs: readonly WireTensor[],
 ): Promise<{ model: ModelRef; outputs: WireTensor[] }> {
-  const maxBatch = state.config.MAX_BATCH;
-  const rows = Math.max(...inputs.map((t) => t.shape[0] ?? 0));
-  if (rows > maxBatch) {
-    throw new ApiError("batch_too_large", `${rows} rows in one request; the limit is ${maxBatch}`, {
-      extensions: { limit: maxBatch },
-    });
-  }
-  const id = choice.model ?? state.config.DEFAULT_MODEL;
-  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => ({
-    model: { id: m.meta.id, version: m.meta.version },
-    outputs: await runTensors(requireTensorModel(m), inputs),
-  }));
+  const result = await inferTensorInputs(env.MODELS, state.config, choice, inputs);
   state.model = result.model;
   return result;
 }
 
-/** An image as the protocols carry it: base64 file text, or pixels already decoded. */
-export type ImageSource = { base64: string } | { pixels: DecodedImage };
-
-/** Decodes an image source, refusing bad input (400/413/415) before any model work. */
-export function decodeImageSource(source: ImageSource): DecodedImage {
-  return "pixels" in source ? source.pixels : decodeImage(decodeBase64Image(source.base64));
-}
-
 /**
- * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named);
- * refuses a text model with 400 `model_input_mismatch`. Every image is decoded before the model
- * is loaded, so bad input never costs a model load.
+ * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named); records the
+ * model on the request state and logs every label's score.
  */
 export async function classifyImages(
   env: Env,
@@ -164,40 +85,10 @@ export async function classifyImages(
   choice: ModelChoice,
   images: readonly ImageSource[],
 ): Promise<Classification> {
-  const decoded = images.map(decodeImageSource);
-  const id = choice.model ?? state.config.DEFAULT_IMAGE_MODEL;
-  const result = await scoreImages(env.MODELS, state.config, id, choice.version, decoded);
+  const result = await scoreImageInputs(env.MODELS, state.config, choice, images);
   state.model = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores);
   return result;
-}
-
-/**
- * Loads model `id` (at `version`, else its active version) and runs it once on a blank input: a
- * readiness probe that logs nothing. Throws what loading throws (404, 503).
- */
-export async function probeModel(
-  bucket: R2Bucket,
-  config: Config,
-  id: string,
-  version: string | undefined,
-): Promise<ModelRef> {
-  return withModel(bucket, config, id, version, async (m) => {
-    if (m.meta.kind === "image") {
-      const { width, height } = m.meta.preprocess;
-      const blank: DecodedImage = {
-        format: "png",
-        width,
-        height,
-        channels: 1,
-        data: new Uint8Array(width * height),
-      };
-      await scoreImage(requireImageModel(m), blank);
-    } else if (m.meta.kind === "tensor") {
-      await runTensors(requireTensorModel(m), exampleInputs(m.meta)[0] ?? []);
-    } else await scoreTexts(requireTextModel(m), ["ready"]);
-    return { id: m.meta.id, version: m.meta.version };
-  });
 }
 
 /** One label's score in the seed-000 shape (`sentiment`). */

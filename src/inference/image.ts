@@ -1,41 +1,17 @@
 /**
- * Image classification: base64 PNG/JPEG → pixels → the model's input (its manifest's `preprocess`)
- * → one ORT run → labelled scores, best first. Used by `POST /api/v1/predict` and callable from
- * queue consumers (no request object needed).
+ * Image models: decoded pixels → the model's input (its manifest's `preprocess`) → one ORT run per
+ * image → the probabilities in label order. Called through the scoring core (`score.ts`).
  */
 
 import type { Config } from "../config";
 import { ApiError } from "../errors";
-import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
+import type { DecodedImage } from "../image/decode";
 import { toModelInput } from "../image/preprocess";
 import { type ModelRef, withModel } from "./engine";
 import { requireImageModel } from "./kinds";
 import { type ImageModelManifest, imageInputDims } from "./manifest";
 import { ort } from "./ort";
 import type { LoadedModel } from "./session-cache";
-
-/** One label's score. */
-export interface ImagePrediction {
-  label: string;
-  score: number;
-}
-
-/** What `scoreImageInput` needs: the model, optionally a version, the base64 image and `n_top`. */
-export interface ImageInput {
-  model: string;
-  version?: string | undefined;
-  /** Base64 PNG or JPEG (standard or URL-safe, optional `data:` prefix), ≤ 1 MiB decoded. */
-  imageBase64: string;
-  /** Keep the n best labels (default: all), clamped to the label count. */
-  nTop?: number | undefined;
-}
-
-/** Result of `scoreImageInput`. */
-export interface ImageResult {
-  model: ModelRef;
-  /** Labels with their softmax probabilities, best first. */
-  predictions: ImagePrediction[];
-}
 
 /** Preprocesses a decoded image for `model` and runs it; returns the probabilities in label order. */
 export async function scoreImage(
@@ -57,25 +33,6 @@ export async function scoreImage(
   const result = scores.data.slice();
   for (const tensor of Object.values(outputs)) tensor.dispose();
   return result;
-}
-
-/**
- * Decodes `input.imageBase64` (refusing bad input with 400/413/415 before any model work), then
- * classifies it with `input.model` (its active version unless `input.version`). Throws `ApiError`:
- * the image errors, `model_input_mismatch` for a text model, and the usual model errors (404/503).
- */
-export async function scoreImageInput(
-  bucket: R2Bucket,
-  config: Config,
-  input: ImageInput,
-): Promise<ImageResult> {
-  const image = decodeImage(decodeBase64Image(input.imageBase64));
-  const { model, labels, scores } = await scoreImages(bucket, config, input.model, input.version, [image]);
-  const predictions = labels
-    .map((label, i) => ({ label, score: scores[0]?.[i] as number }))
-    .sort((a, b) => b.score - a.score)
-    .slice(0, input.nTop ?? labels.length);
-  return { model, predictions };
 }
 
 /**

@@ -6,8 +6,7 @@
 import type { Config } from "../config";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";
-import { scoreTexts, withModel } from "../inference/engine";
-import { requireTextModel } from "../inference/kinds";
+import { ranked, scoreTextInputs } from "../inference/score";
 import { callLearner, learner } from "./client";
 import { BANK_INPUT_TAG, bankText } from "./features";
 import { inCallerFields, type OnlineModel, toLearnerFields } from "./models";
@@ -81,24 +80,23 @@ export async function predictOnline(
     top = prediction.top;
     version = `learner-${prediction.version}`;
   } else {
-    ({ top, version } = await withModel(env.MODELS, config, id, undefined, async (loaded) => {
-      const m = requireTextModel(loaded);
-      if (!m.meta.description?.includes(BANK_INPUT_TAG)) {
-        throw new ApiError(
-          "model_unavailable",
-          `model '${id}' version '${m.meta.version}' is not a snapshot of this online model's features (${BANK_INPUT_TAG})`,
-        );
-      }
-      const labels = m.meta.labels;
-      const [scores] = await scoreTexts(m, [bankText(input)]);
-      const ranked = Array.from(scores as Float32Array, (score, k) => ({
-        AccountNumber: labels[k] as string,
-        score,
-      }));
-      // Stable sort: ties keep label order, as the learner's argmax does.
-      ranked.sort((a, b) => b.score - a.score);
-      return { top: ranked.slice(0, nTop ?? 1), version: m.meta.version };
+    // Through the scoring core, accepting only a snapshot of this model's features.
+    const scored = await scoreTextInputs(env.MODELS, config, { model: id }, [bankText(input)], {
+      accept: (manifest) => {
+        if (!manifest.description?.includes(BANK_INPUT_TAG)) {
+          throw new ApiError(
+            "model_unavailable",
+            `model '${id}' version '${manifest.version}' is not a snapshot of this online model's features (${BANK_INPUT_TAG})`,
+          );
+        }
+      },
+    });
+    // `ranked` is a stable sort: ties keep label order, as the learner's argmax does.
+    top = ranked(scored.labels, scored.scores[0] ?? [], nTop ?? 1).map((p) => ({
+      AccountNumber: p.label,
+      score: p.score,
     }));
+    version = scored.model.version;
     state.model = { id, version };
   }
   return { top, version };

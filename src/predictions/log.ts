@@ -52,6 +52,44 @@ export function logPredictions(
   });
 }
 
+/** One scoring of one or more items by one model version, as the log records it. */
+export interface LoggedScoring {
+  kind: "sync" | "async";
+  caller: string | null;
+  model: { id: string; version: string };
+  /** The client's `request_id`, JSON-encoded. */
+  requestId: string | null;
+  predictionId: string | null;
+  latencyMs: number;
+  labels: readonly string[];
+  /** Every label's score, one vector per item (never ranked or cut: `n_top` shapes only answers). */
+  scores: readonly ArrayLike<number>[];
+  /** The input texts (logged only with `PREDICTION_LOG_INPUTS`); images are never logged. */
+  inputs?: readonly string[] | undefined;
+}
+
+/** The log entries of one scoring, one per item: the one builder of prediction-log rows. */
+export function predictionLogEntries(
+  scoring: LoggedScoring,
+  logInputs: boolean,
+  at = Date.now(),
+): PredictionLogEntry[] {
+  return scoring.scores.map((scores, item) => ({
+    at,
+    kind: scoring.kind,
+    caller: scoring.caller,
+    modelId: scoring.model.id,
+    modelVersion: scoring.model.version,
+    requestId: scoring.requestId,
+    predictionId: scoring.predictionId,
+    item,
+    latencyMs: scoring.latencyMs,
+    labels: scoring.labels,
+    scores,
+    input: logInputs ? (scoring.inputs?.[item] ?? null) : null,
+  }));
+}
+
 /**
  * Records the items of a synchronous prediction (`state.model` scored them) off the response path,
  * when `PREDICTION_LOG` is on; the input texts only with `PREDICTION_LOG_INPUTS`.
@@ -67,20 +105,21 @@ export function logSyncPrediction(
   const { config, model } = state;
   if (!config.PREDICTION_LOG || !model) return;
   const at = Date.now();
-  const entries = scores.map((s, item) => ({
+  const entries = predictionLogEntries(
+    {
+      kind: "sync",
+      caller: state.caller?.issuer ?? null,
+      model,
+      requestId: state.clientRequestId === undefined ? null : JSON.stringify(state.clientRequestId),
+      predictionId: null,
+      latencyMs: at - state.startedAt,
+      labels,
+      scores,
+      inputs,
+    },
+    config.PREDICTION_LOG_INPUTS,
     at,
-    kind: "sync" as const,
-    caller: state.caller?.issuer ?? null,
-    modelId: model.id,
-    modelVersion: model.version,
-    requestId: state.clientRequestId === undefined ? null : JSON.stringify(state.clientRequestId),
-    predictionId: null,
-    item,
-    latencyMs: at - state.startedAt,
-    labels,
-    scores: s,
-    input: config.PREDICTION_LOG_INPUTS ? (inputs?.[item] ?? null) : null,
-  }));
+  );
   logPredictions(ctx, env.DB, entries, state.logger);
 }
 

@@ -4,13 +4,9 @@
 import type { Config } from "../config";
 import { ApiError } from "../errors";
 import { textAnswer } from "../inference/classify";
-import { scoreTexts, withModel } from "../inference/engine";
-import { scoreImageInput } from "../inference/image";
-import { inputMismatch, modelInput } from "../inference/kinds";
-import type { ModelManifest, TextInputManifest } from "../inference/manifest";
-import type { LoadedModel } from "../inference/session-cache";
+import { type Classification, ranked, scoreImageInputs, scoreTextInputs } from "../inference/score";
 import type { Logger } from "../log";
-import { logPredictions } from "./log";
+import { logPredictions, predictionLogEntries } from "./log";
 
 /** A redelivered prediction whose first run may still be going is taken over after this long. */
 const PREDICTION_LEASE_MS = 2 * 60_000;
@@ -82,48 +78,27 @@ export function predictionView(row: PredictionRow): Record<string, unknown> {
 /** A failure retrying cannot fix. */
 class PermanentError extends Error {}
 
-function textModel(m: LoadedModel<ModelManifest>): LoadedModel<TextInputManifest> {
-  if (modelInput(m.meta) !== "text") throw new PermanentError(inputMismatch(m.meta, "text").message);
-  return m as LoadedModel<TextInputManifest>;
-}
-
-/** Scores a stored input: labels, one score vector per item, and the result as the API shows it. */
+/**
+ * Scores a stored input through the scoring core (every label's score, logged as such) and shapes
+ * the result as the API shows it: the native text answer, or an image's labels best first cut to
+ * the prediction's `n_top`.
+ */
 async function score(
   env: Env,
   config: Config,
   row: PredictionRow,
   input: PredictionInput,
-): Promise<{ labels: readonly string[]; scores: ArrayLike<number>[]; result: unknown }> {
+): Promise<{ scored: Classification; result: unknown }> {
+  const choice = { model: row.model_id, version: row.model_version };
+  const nTop = row.n_top ?? undefined;
   if (input.image !== undefined) {
-    const { predictions } = await scoreImageInput(env.MODELS, config, {
-      model: row.model_id,
-      version: row.model_version,
-      imageBase64: input.image,
-      nTop: row.n_top ?? undefined,
-    });
-    return {
-      labels: predictions.map((p) => p.label),
-      scores: [predictions.map((p) => p.score)],
-      result: { predictions },
-    };
+    const scored = await scoreImageInputs(env.MODELS, config, choice, [{ base64: input.image }]);
+    return { scored, result: { predictions: ranked(scored.labels, scored.scores[0] ?? [], nTop) } };
   }
   const texts = input.texts ?? [input.text ?? ""];
-  const { labels, scores, thresholds } = await withModel(
-    env.MODELS,
-    config,
-    row.model_id,
-    row.model_version,
-    async (m) => {
-      const text = textModel(m);
-      return {
-        labels: m.meta.labels,
-        scores: await scoreTexts(text, texts),
-        thresholds: text.meta.thresholds,
-      };
-    },
-  );
-  const result = textAnswer(labels, scores, row.n_top ?? undefined, input.texts !== undefined, thresholds);
-  return { labels, scores, result };
+  const scored = await scoreTextInputs(env.MODELS, config, choice, texts);
+  const result = textAnswer(scored.labels, scored.scores, nTop, input.texts !== undefined, scored.thresholds);
+  return { scored, result };
 }
 
 /**
@@ -158,8 +133,7 @@ export async function runPrediction(
     if (!object) throw new PermanentError("the prediction's input is gone (model deleted or input purged)");
     const input = (await object.json()) as PredictionInput;
     const started = Date.now();
-    const { labels, scores, result } = await score(env, config, row, input);
-    const texts = input.texts ?? (input.text === undefined ? [] : [input.text]);
+    const { scored, result } = await score(env, config, row, input);
     const written = await db
       .prepare(
         `UPDATE predictions SET status = 'done', result = ?1, error = NULL, finished_at = ?2, updated_at = ?2
@@ -168,26 +142,21 @@ export async function runPrediction(
       .bind(JSON.stringify(result), Date.now(), id)
       .run();
     if (written.meta.changes === 1 && config.PREDICTION_LOG) {
-      const latencyMs = Date.now() - started;
-      logPredictions(
-        ctx,
-        db,
-        scores.map((s, item) => ({
-          at: Date.now(),
-          kind: "async" as const,
+      const entries = predictionLogEntries(
+        {
+          kind: "async",
           caller: row.caller,
-          modelId: row.model_id,
-          modelVersion: row.model_version,
+          model: scored.model,
           requestId: row.request_id,
           predictionId: id,
-          item,
-          latencyMs,
-          labels,
-          scores: s,
-          input: config.PREDICTION_LOG_INPUTS ? (texts[item] ?? null) : null,
-        })),
-        logger,
+          latencyMs: Date.now() - started,
+          labels: scored.labels,
+          scores: scored.scores,
+          inputs: input.texts ?? (input.text === undefined ? undefined : [input.text]),
+        },
+        config.PREDICTION_LOG_INPUTS,
       );
+      logPredictions(ctx, db, entries, logger);
     }
     return "ack";
   } catch (error) {

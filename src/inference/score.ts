@@ -1,0 +1,196 @@
+/**
+ * The scoring core: every path that classifies — the native routes, the Open Inference Protocol
+ * adapter, the replaced services' routes, the queue consumer (text and image) and the online
+ * learner's snapshot predictions — calls these functions. The core resolves the model once (id,
+ * version, network variant), loads it, checks its kind, applies the input limits, runs it and
+ * returns every label's score. It takes config and bindings, never a request, and writes no log:
+ * recording the choice on a request and logging is `classify.ts` (sync) or the queue consumer's job,
+ * both through `predictionLogEntries`. Shaping (ranking, `n_top`, protocol answers) is the caller's.
+ */
+import type { Config } from "../config";
+import { ApiError } from "../errors";
+import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
+import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
+import { scoreImage, scoreImages } from "./image";
+import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
+import type { TextInputManifest } from "./manifest";
+import { resolveNetwork } from "./network";
+import { exampleInputs, type WireTensor } from "./tensors";
+
+/** Scores of a batch of texts or images by one model version, in the manifest's label order. */
+export interface Classification {
+  model: ModelRef;
+  labels: readonly string[];
+  /** One probability vector per input. */
+  scores: Float32Array[];
+  /** Per-label decision thresholds the model declares (text models with calibration), if any. */
+  thresholds?: Record<string, number> | undefined;
+}
+
+/** Which model to use: `model` (else the configured default) at `version` (else the active one). */
+export interface ModelChoice {
+  model?: string | undefined;
+  version?: string | undefined;
+  /** A network variant the model declares (`networks` in its manifest; see `resolveNetwork`). */
+  network?: string | undefined;
+}
+
+/** A labelled score. */
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+/** Labels with their scores, best first (ties keep label order), cut to `nTop` (all when undefined). */
+export function ranked(labels: readonly string[], scores: ArrayLike<number>, nTop?: number): LabelScore[] {
+  return labels
+    .map((label, i) => ({ label, score: scores[i] as number }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, nTop ?? labels.length);
+}
+
+/** The input limits the core applies (a `Config` has them). */
+export type TextLimits = Pick<Config, "MAX_BATCH" | "MAX_TEXT_BYTES">;
+
+/**
+ * Checks texts against the configured limits: 1..`MAX_BATCH` texts, none blank, each at most
+ * `MAX_TEXT_BYTES` of UTF-8. `path(i)` names text i in error messages (e.g. `texts.3`).
+ */
+export function checkTexts(texts: readonly string[], limits: TextLimits, path: (i: number) => string): void {
+  const { MAX_BATCH: maxBatch, MAX_TEXT_BYTES: maxTextBytes } = limits;
+  if (texts.length === 0) {
+    throw new ApiError("invalid_request", "no text to classify", {
+      extensions: { errors: [{ path: path(0), message: "at least one text is required" }] },
+    });
+  }
+  if (texts.length > maxBatch) {
+    throw new ApiError("batch_too_large", `${texts.length} texts in one request; the limit is ${maxBatch}`, {
+      extensions: { limit: maxBatch },
+    });
+  }
+  const encoder = new TextEncoder();
+  texts.forEach((t, i) => {
+    if (t.trim() === "") {
+      throw new ApiError("invalid_request", `${path(i)}: must not be empty`, {
+        extensions: { errors: [{ path: path(i), message: "must not be empty" }] },
+      });
+    }
+    // Cheap bound first: a UTF-8 encoding is at most 3 bytes per UTF-16 unit.
+    if (t.length * 3 > maxTextBytes && encoder.encode(t).byteLength > maxTextBytes) {
+      throw new ApiError("text_too_large", `${path(i)} exceeds ${maxTextBytes} bytes of UTF-8`, {
+        extensions: { limit_bytes: maxTextBytes },
+      });
+    }
+  });
+}
+
+/** Options of `scoreTextInputs`. */
+export interface TextScoring {
+  /** Checks the loaded text model's manifest before it runs (throw to refuse it). */
+  accept?: (manifest: TextInputManifest) => void;
+}
+
+/**
+ * Scores `texts` (already checked with `checkTexts`) with a text model (the configured default when
+ * `choice.model` is absent); refuses an image or tensor model with 400 `model_input_mismatch`.
+ */
+export async function scoreTextInputs(
+  bucket: R2Bucket,
+  config: Config,
+  choice: ModelChoice,
+  texts: readonly string[],
+  options: TextScoring = {},
+): Promise<Classification> {
+  const id = await resolveNetwork(
+    bucket,
+    config,
+    choice.model ?? config.DEFAULT_MODEL,
+    choice.version,
+    choice.network,
+  );
+  return withModel(bucket, config, id, choice.version, async (m) => {
+    const model = requireTextModel(m);
+    options.accept?.(model.meta);
+    return {
+      model: { id: m.meta.id, version: m.meta.version },
+      labels: m.meta.labels,
+      scores: await scoreTexts(model, texts),
+      thresholds: model.meta.thresholds,
+    };
+  });
+}
+
+/** An image as the protocols carry it: base64 file text, or pixels already decoded. */
+export type ImageSource = { base64: string } | { pixels: DecodedImage };
+
+/** Decodes an image source, refusing bad input (400/413/415) before any model work. */
+export function decodeImageSource(source: ImageSource): DecodedImage {
+  return "pixels" in source ? source.pixels : decodeImage(decodeBase64Image(source.base64));
+}
+
+/**
+ * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named); refuses a text
+ * model with 400 `model_input_mismatch`. Every image is decoded before the model is loaded, so bad
+ * input never costs a model load.
+ */
+export async function scoreImageInputs(
+  bucket: R2Bucket,
+  config: Config,
+  choice: ModelChoice,
+  images: readonly ImageSource[],
+): Promise<Classification> {
+  const decoded = images.map(decodeImageSource);
+  return scoreImages(bucket, config, choice.model ?? config.DEFAULT_IMAGE_MODEL, choice.version, decoded);
+}
+
+/**
+ * Runs a `tensor` model on protocol tensors (no featurizer, no preprocessing); refuses a text or
+ * image model with 400 `model_input_mismatch`, more than `MAX_BATCH` rows with 413.
+ */
+export async function inferTensorInputs(
+  bucket: R2Bucket,
+  config: Config,
+  choice: ModelChoice,
+  inputs: readonly WireTensor[],
+): Promise<{ model: ModelRef; outputs: WireTensor[] }> {
+  const maxBatch = config.MAX_BATCH;
+  const rows = Math.max(...inputs.map((t) => t.shape[0] ?? 0));
+  if (rows > maxBatch) {
+    throw new ApiError("batch_too_large", `${rows} rows in one request; the limit is ${maxBatch}`, {
+      extensions: { limit: maxBatch },
+    });
+  }
+  const id = choice.model ?? config.DEFAULT_MODEL;
+  return withModel(bucket, config, id, choice.version, async (m) => ({
+    model: { id: m.meta.id, version: m.meta.version },
+    outputs: await runTensors(requireTensorModel(m), inputs),
+  }));
+}
+
+/**
+ * Loads model `id` (at `version`, else its active version) and runs it once on a blank input: a
+ * readiness probe that logs nothing. Throws what loading throws (404, 503).
+ */
+export async function probeModel(
+  bucket: R2Bucket,
+  config: Config,
+  id: string,
+  version: string | undefined,
+): Promise<ModelRef> {
+  return withModel(bucket, config, id, version, async (m) => {
+    if (m.meta.kind === "image") {
+      const { width, height } = m.meta.preprocess;
+      const blank: DecodedImage = {
+        format: "png",
+        width,
+        height,
+        channels: 1,
+        data: new Uint8Array(width * height),
+      };
+      await scoreImage(requireImageModel(m), blank);
+    } else if (m.meta.kind === "tensor") {
+      await runTensors(requireTensorModel(m), exampleInputs(m.meta)[0] ?? []);
+    } else await scoreTexts(requireTextModel(m), ["ready"]);
+    return { id: m.meta.id, version: m.meta.version };
+  });
+}
