@@ -12,9 +12,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-web";
 import { readCsvGz } from "../scripts/train";
-import { buildTfidfPipelineOnnx, SKLEARN_NAMES } from "../src/onnx/export";
 import { isTestRow } from "../src/training/split";
 import { scoreTfidfPipeline, TFIDF_TOKEN_PATTERN, trainTfidfPipeline } from "../src/training/tfidf";
+import { buildTfidfPipelineOnnx, SKLEARN_NAMES } from "../test/support/sklearn-onnx";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DATASET = "toxicity/jigsaw_toxic_binary.csv.gz";

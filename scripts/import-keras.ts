@@ -5,7 +5,7 @@
  *
  * Reads the model (`model.json` + shards, or the JS-module form nsfwjs ships; `scripts/keras-source.ts`),
  * converts it (`src/keras/convert.ts`), writes `model.onnx` and `manifest.json` with our exporter
- * (`src/onnx/export.ts`), and — unless `--no-reference` — checks the export against TF.js itself
+ * (`src/onnx/image-graph.ts`), and — unless `--no-reference` — checks the export against TF.js itself
  * (`@tensorflow/tfjs`, CPU backend, in Node) on reproducible synthetic images
  * (`src/image/synthetic.ts`): the float graph's outputs must equal TF.js's within `--tolerance`, and
  * an int8 export is compared by top-1 agreement over `--agreement` images. Writes `reference.json`
@@ -27,7 +27,7 @@ import { toModelInput } from "../src/image/preprocess";
 import { SYNTHETIC_IMAGE_VERSION, syntheticImage } from "../src/image/synthetic";
 import { type ImagePreprocessSpec, imageInputDims, imageManifestSchema } from "../src/inference/manifest";
 import { kerasToImageGraph } from "../src/keras/convert";
-import { buildImageGraphOnnx, exportImageGraph } from "../src/onnx/export";
+import { buildImageGraphOnnx, exportImageGraph } from "../src/onnx/image-graph";
 import { type KerasSource, loadKerasSource } from "./keras-source";
 
 /** What `reference.json` holds for an imported model (read by the tests). */

@@ -16,7 +16,7 @@ import * as ort from "onnxruntime-web";
 import { decodeImage } from "../src/image/decode";
 import { toModelInput } from "../src/image/preprocess";
 import { type ImagePreprocessSpec, imageManifestSchema } from "../src/inference/manifest";
-import { exportImageModel } from "../src/onnx/export";
+import { exportImageModel } from "../src/onnx/cnn";
 import {
   type CnnHyperparameters,
   type CnnLayerSpec,
@@ -348,7 +348,7 @@ Caveat: there is no separate validation split; the architecture and the number o
 
 ## Training
 
-\`src/training/cnn.ts\` (own code, runtime-agnostic, deterministic for a seed): softmax cross-entropy, mini-batch Adam with cosine learning-rate decay, L2 weight decay, and random translations of up to ±${c.hyperparameters.maxShift} pixels per axis as augmentation; He-normal initialisation. Then int8 quantization (scale = max|w| / 127 per output channel). Exporter: \`src/onnx/export.ts\` (the same exporter as the text models). Script: \`scripts/train-digits.ts\`.
+\`src/training/cnn.ts\` (own code, runtime-agnostic, deterministic for a seed): softmax cross-entropy, mini-batch Adam with cosine learning-rate decay, L2 weight decay, and random translations of up to ±${c.hyperparameters.maxShift} pixels per axis as augmentation; He-normal initialisation. Then int8 quantization (scale = max|w| / 127 per output channel). Exporter: \`src/onnx/cnn.ts\` (on the same protobuf helpers as the text models, \`src/onnx/proto.ts\`). Script: \`scripts/train-digits.ts\`.
 
 Architecture:
 

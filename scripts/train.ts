@@ -28,6 +28,7 @@ import {
   wordTokens,
 } from "../src/featurizer/text";
 import { textManifestSchema } from "../src/inference/manifest";
+import { exportModel } from "../src/onnx/text";
 import {
   bestF1Threshold,
   LENGTH_BUCKETS,
@@ -38,7 +39,6 @@ import {
   accuracy,
   encodeTargets,
   evaluateModel,
-  exportModel,
   featurizeTexts,
   finiteMean,
   precisionRecallF1Macro,
@@ -825,7 +825,7 @@ function modelCard(
 ${cfg.description}
 
 - Task: **${cfg.task}**, labels (output order): ${cfg.labels.map((l) => `\`${l}\``).join(", ")}. ${binaryNote}
-- Format: ONNX (opset 17, IR 8), int8 weights (symmetric, per logit column), float32 bias; the linear graph of \`src/onnx/export.ts\`.
+- Format: ONNX (opset 17, IR 8), int8 weights (symmetric, per logit column), float32 bias; the linear graph of \`src/onnx/text.ts\`.
 - Size: **${size} bytes** (${(size / 1024 / 1024).toFixed(2)} MiB); sha256 \`${sha}\`
 - Created: ${createdAt} by \`npm run train -- ${cfg.id}\` (seed ${SEED}); final fit **${(o.trainingMs / 1000).toFixed(1)} s** (featurizing + optimisation, one core).
 - Flagging thresholds (manifest \`thresholds\`, chosen on the validation ${o.selection.folds === 1 ? "fold" : "folds (pooled out-of-fold scores)"}; a response's \`flagged\` lists the labels at or above theirs): ${Object.entries(

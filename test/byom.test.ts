@@ -9,7 +9,6 @@
 
 import $protobuf from "protobufjs/minimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { buildMlpOnnx, buildTfidfPipelineOnnx, type MlpWeights, SKLEARN_NAMES } from "../src/onnx/export";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { createRng } from "../src/training/prng";
 import {
@@ -20,6 +19,7 @@ import {
 } from "../src/training/tfidf";
 import { api, postJson, problem } from "./helpers";
 import { tinyModel, upload, waitForStatus } from "./registry-helpers";
+import { buildMlpOnnx, buildTfidfPipelineOnnx, type MlpWeights, SKLEARN_NAMES } from "./support/sklearn-onnx";
 
 const TOLERANCE = 1e-5;
 

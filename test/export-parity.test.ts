@@ -11,8 +11,8 @@ import {
 } from "../src/featurizer/text";
 import { manifestSchema } from "../src/inference/manifest";
 import { createSession, ort } from "../src/inference/ort";
-import { exportEmbedBagModel } from "../src/onnx/export";
 import { onnx } from "../src/onnx/generated/onnx.js";
+import { buildOnnxModel, exportEmbedBagModel, exportModel } from "../src/onnx/text";
 import {
   DEFAULT_EMBEDBAG,
   embedBagScoreText,
@@ -20,11 +20,9 @@ import {
   trainEmbedBag,
 } from "../src/training/embedbag";
 import {
-  buildOnnxModel,
   createRng,
   DEFAULT_HYPERPARAMETERS,
   encodeTargets,
-  exportModel,
   featurizeTexts,
   type LinearTextModel,
   rocAuc,

@@ -11,7 +11,7 @@ import { decodeImage, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from "../src/image/dec
 import { resizeContain, resizeTriangle, toGray } from "../src/image/preprocess";
 import { createSession, ort } from "../src/inference/ort";
 import { ranked, scoreImageInputs } from "../src/inference/score";
-import { buildCnnOnnxModel, exportImageModel } from "../src/onnx/export";
+import { buildCnnOnnxModel, exportImageModel } from "../src/onnx/cnn";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { type CnnLayerSpec, type CnnModel, initCnn, predictCnnBatch, quantizeCnn } from "../src/training/cnn";
 import { createRng } from "../src/training/prng";

@@ -15,7 +15,12 @@ import { syntheticImage } from "../src/image/synthetic";
 import { type ImageModelManifest, type ImagePreprocessSpec, imageInputDims } from "../src/inference/manifest";
 import { createSession, ort } from "../src/inference/ort";
 import { decodeWeights, kerasToImageGraph, type LayersModelJson } from "../src/keras/convert";
-import { buildImageGraphOnnx, exportImageGraph, type GraphOp, type ImageGraph } from "../src/onnx/export";
+import {
+  buildImageGraphOnnx,
+  exportImageGraph,
+  type GraphOp,
+  type ImageGraph,
+} from "../src/onnx/image-graph";
 import { api, fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
 import { upload, waitForStatus } from "./registry-helpers";
 

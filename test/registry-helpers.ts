@@ -2,7 +2,8 @@
 import { vi } from "vitest";
 import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../src/featurizer/text";
 import type { ModelManifest } from "../src/inference/manifest";
-import { exportModel, trainTextModel } from "../src/training/index";
+import { exportModel } from "../src/onnx/text";
+import { trainTextModel } from "../src/training/index";
 import { api } from "./helpers";
 
 /** Texts of the two classes of the tiny models. */

@@ -1,6 +1,6 @@
 /**
  * Keras models in TF.js "layers" format (a `model.json`: Keras topology + weights manifest, and the
- * binary weight shards) → an `ImageGraph` that `src/onnx/export.ts` writes as ONNX. Runtime-agnostic
+ * binary weight shards) → an `ImageGraph` that `src/onnx/image-graph.ts` writes as ONNX. Runtime-agnostic
  * (no `fs`): `scripts/import-keras.ts` reads the files, the tests can convert in workerd.
  *
  * Scope: feed-forward image classifiers with one 4-D input (`channels_last`) and one softmax
@@ -20,7 +20,7 @@
  * first unless it is 1 × 1).
  */
 
-import type { GraphOp, ImageGraph } from "../onnx/export";
+import type { GraphOp, ImageGraph } from "../onnx/image-graph";
 
 /** One weight's entry in a TF.js weights manifest. */
 export interface WeightSpec {

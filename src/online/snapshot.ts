@@ -4,7 +4,7 @@
  * the stateless edge predict path serves them.
  */
 import type { TextModelManifest } from "../inference/manifest";
-import { exportModel } from "../onnx/export";
+import { exportModel } from "../onnx/text";
 import { publishModelVersion } from "../registry/publish";
 import { quantizeInt8 } from "../training/model";
 import { BANK_INPUT_TAG } from "./features";

@@ -23,7 +23,6 @@ import {
   trainLinear,
 } from "./trainer";
 
-export { buildOnnxModel, type ExportMetadata, exportModel } from "../onnx/export";
 export { type LbfgsOptions, type LbfgsResult, minimizeLbfgs, type Objective } from "./lbfgs";
 export * from "./metrics";
 export * from "./model";

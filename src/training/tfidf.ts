@@ -2,7 +2,7 @@
  * A scikit-learn-style text pipeline — `TfidfVectorizer(ngram_range=(1, 2))` followed by
  * `LogisticRegression` — trained with the project's own trainer, plus its reference forward pass.
  * Runtime-agnostic (Node and workerd). It exists to build "bring your own model" fixtures in the
- * graph shape skl2onnx exports (see `buildTfidfPipelineOnnx` in src/onnx/export.ts) and to check that
+ * graph shape skl2onnx exports (see `buildTfidfPipelineOnnx` in test/support/sklearn-onnx.ts) and to check that
  * the Worker's scores equal this reference.
  *
  * Semantics follow scikit-learn's defaults:
