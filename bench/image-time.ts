@@ -9,10 +9,10 @@
 import { encode as encodeJpeg } from "jpeg-js";
 import * as ort from "onnxruntime-web";
 import { base64, drawDigit, grayJpeg, grayPng } from "../scripts/digit-images";
+import { imageInputDims, imageManifestSchema } from "../src/contracts/manifest";
 import { decodeImage } from "../src/image/decode";
 import { toModelInput } from "../src/image/preprocess";
 import { syntheticImage } from "../src/image/synthetic";
-import { imageInputDims, imageManifestSchema } from "../src/inference/manifest";
 import {
   idatChunks,
   ihdr,

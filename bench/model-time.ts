@@ -7,8 +7,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-web";
 import type { z } from "zod";
+import { textManifestSchema } from "../src/contracts/manifest";
 import { featurize, featurizeBatch } from "../src/featurizer/text";
-import { textManifestSchema } from "../src/inference/manifest";
 
 /** Per-text timings in milliseconds for a batch of 1 and a batch of 32. */
 export interface ModelTime {

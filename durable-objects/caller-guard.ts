@@ -1,7 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { gcra, gcraGiveBack, gcraTake } from "../src/admission/gcra";
-import type { Admission, AdmissionResult, LeaseGrant, RateDecision } from "../src/admission/types";
-import type { RatePolicy } from "../src/metering/limits";
+import type { Admission, AdmissionResult, LeaseGrant } from "../src/admission/types";
+import type { RateDecision } from "../src/contracts/rate";
+import type { RatePolicy } from "../src/contracts/settings";
 
 /** Expired rows (spent ids, full buckets) are pruned at most this often. */
 const PRUNE_EVERY_MS = 60_000;

@@ -1,8 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { concatBytes } from "../src/bytes";
 import { loadConfig } from "../src/config";
+import { BANK_FEATURIZER } from "../src/contracts/manifest";
 import { createLogger } from "../src/log";
-import { BANK_FEATURIZER, bankFeatures } from "../src/online/features";
+import { bankFeatures } from "../src/online/features";
 import { DEFAULT_LEARNER, OnlineSoftmax } from "../src/online/learner";
 import type { BankPredictInput, BankSample } from "../src/online/sample";
 import { buildSnapshot, publishSnapshot, snapshotVersion } from "../src/online/snapshot";

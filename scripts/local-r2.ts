@@ -6,7 +6,8 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { getPlatformProxy } from "wrangler";
-import { manifestSchema, r2Keys } from "../src/inference/manifest";
+import { manifestSchema } from "../src/contracts/manifest";
+import { r2Keys } from "../src/contracts/r2-keys";
 
 /** The slice of an R2 bucket used from Node (workers-types are not loaded in Node scripts). */
 export interface NodeBucket {

@@ -13,9 +13,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import * as ort from "onnxruntime-web";
+import { type ImagePreprocessSpec, imageManifestSchema } from "../src/contracts/manifest";
 import { decodeImage } from "../src/image/decode";
 import { toModelInput } from "../src/image/preprocess";
-import { type ImagePreprocessSpec, imageManifestSchema } from "../src/inference/manifest";
 import { exportImageModel } from "../src/onnx/cnn";
 import {
   type CnnHyperparameters,

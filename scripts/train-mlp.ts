@@ -11,8 +11,8 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { textManifestSchema } from "../src/contracts/manifest";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
-import { textManifestSchema } from "../src/inference/manifest";
 import { exportEmbedBagModel } from "../src/onnx/text";
 import { priorWeights } from "../src/training/calibration";
 import {

@@ -20,6 +20,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
+import { textManifestSchema } from "../src/contracts/manifest";
 import {
   FEATURIZER_NAME,
   FEATURIZER_VERSION,
@@ -27,7 +28,6 @@ import {
   type TextFeaturizerSpec,
   wordTokens,
 } from "../src/featurizer/text";
-import { textManifestSchema } from "../src/inference/manifest";
 import { exportModel } from "../src/onnx/text";
 import {
   bestF1Threshold,

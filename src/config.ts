@@ -1,10 +1,7 @@
 import { z } from "zod";
-import { replayPolicySchema } from "./admission/replay";
-import { policySchema } from "./auth/policy";
-import { MODEL_ID_RE } from "./inference/manifest";
+import { BANK_FEATURIZER, MODEL_ID_RE } from "./contracts/manifest";
+import { policySchema, rateLimitsSchema, replayPolicySchema } from "./contracts/settings";
 import { LOG_LEVELS, parseRequestLog } from "./log";
-import { rateLimitsSchema } from "./metering/limits";
-import { BANK_FEATURIZER } from "./online/features";
 
 const intVar = (name: string, min: number, max: number) =>
   z

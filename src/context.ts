@@ -1,7 +1,7 @@
 import type { IRequest } from "itty-router";
-import type { RateLimitState } from "./admission/types";
 import type { Config } from "./config";
-import type { ModelRef } from "./inference/engine";
+import type { ModelRef } from "./contracts/manifest";
+import type { RateLimitState } from "./contracts/rate";
 import type { Logger } from "./log";
 
 /** Per-request state set by the router's first stage and read by handlers and the log line. */

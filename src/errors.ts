@@ -4,8 +4,6 @@
  * `application/problem+json`.
  */
 
-import { type AuthError, UNAVAILABLE_REASONS } from "./auth/failure";
-
 /** Stable error codes, their HTTP status and a short human title. */
 export const ERROR_CODES = {
   invalid_json: { status: 400, title: "Request body is not valid JSON" },
@@ -154,25 +152,5 @@ export function problemHtmlResponse(error: ApiError, requestId: string): Respons
       "cache-control": "no-store",
       ...error.headers,
     },
-  });
-}
-
-/**
- * The problem for an authentication failure: 401 `invalid_token` with `WWW-Authenticate`, or 503
- * `auth_unavailable` when a dependency (key server, replay shard) is down; the reason code is kept
- * in `reason`.
- */
-export function authApiError(error: AuthError): ApiError {
-  if (UNAVAILABLE_REASONS.has(error.reason)) {
-    return new ApiError("auth_unavailable", error.message, {
-      headers: { "retry-after": "1" },
-      extensions: { reason: error.reason },
-    });
-  }
-  return new ApiError("invalid_token", error.message, {
-    headers: {
-      "www-authenticate": `Bearer error="invalid_token", error_description="${error.message.replace(/["\\]/g, "'")}"`,
-    },
-    extensions: { reason: error.reason },
   });
 }

@@ -6,9 +6,9 @@
  * Keys live as long as their rows (`RETENTION_DAYS`, or until the model is deleted).
  */
 import { parseItem } from "structured-headers";
+import { d1 } from "./contracts/d1";
 import { ApiError } from "./errors";
 import { sha256Hex } from "./hash";
-import { d1 } from "./registry/db";
 
 /** 1–255 visible ASCII characters (VCHAR). */
 const KEY_RE = /^[\x21-\x7e]{1,255}$/;

@@ -3,8 +3,8 @@
  * log rows and finished jobs older than `RETENTION_DAYS`, and of expired dashboard logins.
  */
 import type { Config } from "./config";
+import { jobRowsKey } from "./contracts/r2-keys";
 import { purgeDashboardLogins } from "./dashboard/session";
-import { jobRowsKey } from "./jobs/store";
 
 /** Rows removed per statement (D1 binds at most 100 parameters); at most `MAX_ROUNDS` chunks per table per run. */
 const CHUNK = 90;

@@ -1,12 +1,12 @@
 import { type IRequest, Router } from "itty-router";
 import { z } from "zod";
 import { afterCheck, createAdmission } from "./admission/stage";
-import { AuthError } from "./auth/failure";
+import { AuthError, authApiError } from "./auth/failure";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
 import { sessionIssuer } from "./dashboard/session";
-import { ApiError, authApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
+import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
 import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger, sampleRequest, writeLine } from "./log";

@@ -4,8 +4,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { gcra, gcraGiveBack, gcraTake } from "../src/admission/gcra";
 import { LeaseHolder, type QuotaSource } from "../src/admission/leases";
 import { replayShard } from "../src/admission/replay";
+import type { RatePolicy } from "../src/contracts/settings";
 import worker from "../src/index";
-import type { RatePolicy } from "../src/metering/limits";
 import { issuerToken, problem, seedShippedModel } from "./helpers";
 
 const DAY = 86_400_000;

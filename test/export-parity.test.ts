@@ -3,13 +3,13 @@
  * ONNX, run with onnxruntime-web, compared with the trainer's own forward passes.
  */
 import { describe, expect, it } from "vitest";
+import { manifestSchema } from "../src/contracts/manifest";
 import {
   FEATURIZER_NAME,
   FEATURIZER_VERSION,
   featurizeBatch,
   type TextFeaturizerSpec,
 } from "../src/featurizer/text";
-import { manifestSchema } from "../src/inference/manifest";
 import { createSession, ort } from "../src/inference/ort";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { buildOnnxModel, exportEmbedBagModel, exportModel } from "../src/onnx/text";

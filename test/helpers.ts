@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { exportSPKI, generateKeyPair } from "jose";
 import { type AsapAlgorithm, type MintOptions, mintToken, R2_KEY_PREFIX } from "../src/auth/asap";
-import { r2Keys } from "../src/inference/manifest";
+import { r2Keys } from "../src/contracts/r2-keys";
 
 /** Issuer of the tokens `api()` signs by default; wrangler.toml's dev policy allows it everything. */
 export const TEST_ISSUER = "edge-inference-tests";

@@ -11,8 +11,8 @@ import {
   waitOnExecutionContext,
 } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { r2Keys } from "../src/contracts/r2-keys";
 import worker from "../src/index";
-import { r2Keys } from "../src/inference/manifest";
 import { api, fixtureBytes, postJson, problem, seedShippedModel, testToken } from "./helpers";
 import { deliver } from "./queue-helpers";
 import { labelledRows, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";

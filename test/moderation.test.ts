@@ -8,11 +8,11 @@
  */
 import { encode as encodePng } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type ImageModelManifest, type ImagePreprocessSpec, imageInputDims } from "../src/contracts/manifest";
 import { sha256Hex } from "../src/hash";
 import type { DecodedImage } from "../src/image/decode";
 import { cropToAspect, toModelInput } from "../src/image/preprocess";
 import { syntheticImage } from "../src/image/synthetic";
-import { type ImageModelManifest, type ImagePreprocessSpec, imageInputDims } from "../src/inference/manifest";
 import { createSession, ort } from "../src/inference/ort";
 import { decodeWeights, kerasToImageGraph, type LayersModelJson } from "../src/keras/convert";
 import {

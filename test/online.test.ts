@@ -8,9 +8,10 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { MetricsReport } from "../durable-objects/online-learner";
+import { BANK_FEATURIZER } from "../src/contracts/manifest";
+import { r2Keys } from "../src/contracts/r2-keys";
 import { sha256Hex } from "../src/hash";
-import { r2Keys } from "../src/inference/manifest";
-import { BANK_FEATURIZER, bankFeatures, bankText } from "../src/online/features";
+import { bankFeatures, bankText } from "../src/online/features";
 import { OnlineSoftmax } from "../src/online/learner";
 import { prequential } from "../src/online/prequential";
 import type { BankSample } from "../src/online/sample";

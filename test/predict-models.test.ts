@@ -5,9 +5,9 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
+import { r2Keys } from "../src/contracts/r2-keys";
 import { sha256Hex } from "../src/hash";
 import { sessionCache } from "../src/inference/engine";
-import { r2Keys } from "../src/inference/manifest";
 import { createSession } from "../src/inference/ort";
 import { SessionCache } from "../src/inference/session-cache";
 import { accuracy, precisionRecallF1Macro, rocAuc } from "../src/training/metrics";

@@ -1,7 +1,7 @@
 /** Helpers of the registry, job and async-prediction tests: tiny real models, uploads, polling. */
 import { vi } from "vitest";
+import type { ModelManifest } from "../src/contracts/manifest";
 import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../src/featurizer/text";
-import type { ModelManifest } from "../src/inference/manifest";
 import { exportModel } from "../src/onnx/text";
 import { trainTextModel } from "../src/training/index";
 import { api } from "./helpers";

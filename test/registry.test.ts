@@ -7,9 +7,9 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
+import { r2Keys } from "../src/contracts/r2-keys";
 import { sha256Hex } from "../src/hash";
 import { sessionCache, withModel } from "../src/inference/engine";
-import { r2Keys } from "../src/inference/manifest";
 import { api, postJson, problem, seedShippedModel } from "./helpers";
 import { CALM, LOUD, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";
 

@@ -7,10 +7,10 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { RateDecision } from "../src/admission/types";
 import { ConfigError, loadConfig } from "../src/config";
+import type { RateDecision } from "../src/contracts/rate";
+import type { RatePolicy } from "../src/contracts/settings";
 import worker from "../src/index";
-import type { RatePolicy } from "../src/metering/limits";
 import { issuerToken, problem } from "./helpers";
 
 const DAY = 86_400_000;

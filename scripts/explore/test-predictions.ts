@@ -7,7 +7,7 @@
  *   npx tsx scripts/explore/test-predictions.ts sentiment > /tmp/sentiment-test.json
  */
 import { feeds, loadShippedModel } from "../../bench/model-time";
-import { textManifestSchema } from "../../src/inference/manifest";
+import { textManifestSchema } from "../../src/contracts/manifest";
 import { MODELS, ROOT } from "../train";
 
 const id = process.argv[2] ?? "sentiment";

@@ -4,8 +4,9 @@
  * `T` per accepted request and a request is accepted while `tat' - now <= burst * T`. A refusal
  * leaves `tat` untouched, so it consumes no quota. Times are in milliseconds.
  */
-import type { RatePolicy } from "../metering/limits";
-import type { RateDecision } from "./types";
+
+import type { RateDecision } from "../contracts/rate";
+import type { RatePolicy } from "../contracts/settings";
 
 function shape(policy: RatePolicy) {
   const interval = (policy.window * 1000) / policy.limit;

@@ -1,4 +1,4 @@
-import type { RateLimitState } from "./types";
+import type { RateLimitState } from "../contracts/rate";
 
 /** IETF `RateLimit-Policy` and `RateLimit` header values (draft-ietf-httpapi-ratelimit-headers). */
 export function rateLimitHeaders({ api, policy, decision }: RateLimitState): Record<string, string> {

@@ -13,8 +13,10 @@
  * cannot be used by another (at most `maxShare` of the burst per isolate and API), so a caller
  * near its limit may see a 429 while another isolate still holds a slice.
  */
-import type { RatePolicy } from "../metering/limits";
-import type { LeaseGrant, RateDecision } from "./types";
+
+import type { RateDecision } from "../contracts/rate";
+import type { RatePolicy } from "../contracts/settings";
+import type { LeaseGrant } from "./types";
 
 /**
  * Where leases come from: the caller's guard (tests inject a clock here). `unused` requests of an

@@ -1,26 +1,5 @@
-/**
- * Replay protection, sharded: a token id is spent in one of `ASAP_REPLAY_SHARDS` guard objects,
- * chosen by a hash of issuer and id, so one issuer's traffic is spread over every shard instead of
- * being serialised by one object. Ids are kept per issuer (the key holds the issuer), so the same
- * `jti` from two issuers is two ids.
- */
-import { z } from "zod";
 import { AuthError } from "../auth/failure";
 import { withTimeout } from "../timeout";
-
-/** Per-issuer replay checking (`ASAP_REPLAY_POLICY`): `strict` (every `jti` once) or `off`. */
-export const replayPolicySchema = z.strictObject({
-  default: z.enum(["strict", "off"]).default("strict"),
-  issuers: z.record(z.string().min(1).max(256), z.enum(["strict", "off"])).default({}),
-});
-
-export type ReplayPolicy = z.infer<typeof replayPolicySchema>;
-
-/** Whether tokens of `issuer` are checked for replay under `policy`. */
-export function replayChecked(policy: ReplayPolicy, issuer: string): boolean {
-  const mode = Object.hasOwn(policy.issuers, issuer) ? policy.issuers[issuer] : policy.default;
-  return mode !== "off";
-}
 
 /** The shard (0 … shards − 1) that keeps `key`: 32-bit FNV-1a, stable across isolates and deploys. */
 export function replayShard(key: string, shards: number): number {

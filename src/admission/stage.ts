@@ -6,13 +6,14 @@
  */
 import { ConfigError } from "../config";
 import type { AppRequest } from "../context";
+import type { RateDecision } from "../contracts/rate";
+import type { RatePolicy } from "../contracts/settings";
 import { ApiError } from "../errors";
-import { callerIdentity } from "../metering/caller";
-import { type RatePolicy, resolvePolicy, unknownApiOverrides } from "../metering/limits";
 import { withTimeout } from "../timeout";
+import { callerIdentity } from "./caller";
 import { LeaseHolder, type QuotaSource } from "./leases";
+import { resolvePolicy, unknownApiOverrides } from "./policy";
 import { spendToken } from "./replay";
-import type { RateDecision } from "./types";
 
 /** This isolate's leases, one holder per lease setting (a config change starts afresh). */
 const holders = new Map<string, LeaseHolder>();

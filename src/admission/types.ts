@@ -1,16 +1,6 @@
 /** Types shared by the admission stage (src/admission/) and the `CallerGuard` object. */
-import type { RatePolicy } from "../metering/limits";
-
-/** Outcome of one rate decision, with what the IETF `RateLimit` header and `Retry-After` need. */
-export interface RateDecision {
-  allowed: boolean;
-  /** Requests that may still be made right now (`r`). */
-  remaining: number;
-  /** Seconds until the full burst is available again (`t`), rounded up. */
-  resetSeconds: number;
-  /** Seconds until a refused request would be accepted, rounded up; 0 when allowed. */
-  retryAfterSeconds: number;
-}
+import type { RateDecision } from "../contracts/rate";
+import type { RatePolicy } from "../contracts/settings";
 
 /** What one request asks of a guard; either part may be absent. */
 export interface Admission {
@@ -34,12 +24,5 @@ export interface AdmissionResult {
  */
 export interface LeaseGrant {
   granted: number;
-  decision: RateDecision;
-}
-
-/** What the throttle part decided, kept on the request state for the response headers. */
-export interface RateLimitState {
-  api: string;
-  policy: RatePolicy;
   decision: RateDecision;
 }

@@ -1,3 +1,5 @@
+import { ApiError } from "../errors";
+
 /** Why a request failed authentication: a stable reason code, logged and shown in the problem. */
 export type AuthReason =
   | "missing_token"
@@ -42,4 +44,24 @@ export class AuthError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The problem for an authentication failure: 401 `invalid_token` with `WWW-Authenticate`, or 503
+ * `auth_unavailable` when a dependency (key server, replay shard) is down; the reason code is kept
+ * in `reason`.
+ */
+export function authApiError(error: AuthError): ApiError {
+  if (UNAVAILABLE_REASONS.has(error.reason)) {
+    return new ApiError("auth_unavailable", error.message, {
+      headers: { "retry-after": "1" },
+      extensions: { reason: error.reason },
+    });
+  }
+  return new ApiError("invalid_token", error.message, {
+    headers: {
+      "www-authenticate": `Bearer error="invalid_token", error_description="${error.message.replace(/["\\]/g, "'")}"`,
+    },
+    extensions: { reason: error.reason },
+  });
 }

@@ -3,24 +3,8 @@
  * methods each issuer may call. Rules: `*`, `<api>`, `<api>:<METHOD>` or `*:<METHOD>`. Issuers not
  * listed get the `default` rules, which default to none: unknown issuers are denied everything.
  */
-import { z } from "zod";
 
-const RULE_RE = /^(\*|[a-z][a-z0-9_]*)(:(GET|POST|PUT|DELETE|\*))?$/;
-
-const rules = z.array(
-  z.string().regex(RULE_RE, "a rule is '*', '<api>', '<api>:<METHOD>' or '*:<METHOD>' (e.g. 'predict:POST')"),
-);
-
-/** Schema of the parsed `ASAP_POLICY` JSON. */
-export const policySchema = z.strictObject({
-  /** Rules per issuer (`iss`). */
-  issuers: z.record(z.string().min(1), rules).default({}),
-  /** Rules for issuers not listed in `issuers`. */
-  default: rules.default([]),
-});
-
-/** A validated policy. */
-export type Policy = z.infer<typeof policySchema>;
+import type { Policy } from "../contracts/settings";
 
 /** Whether `issuer` may call `api` with `method` under `policy`. */
 export function isAllowed(policy: Policy, issuer: string, api: string, method: string): boolean {

@@ -1,10 +1,10 @@
 /** The authentication stage: ASAP bearer token → verified caller on `request.state`, or a problem. */
 
-import { replayChecked } from "../admission/replay";
 import type { AppRequest } from "../context";
 import { ApiError } from "../errors";
 import { AuthError } from "./failure";
 import { isAllowed } from "./policy";
+import { replayChecked } from "./replay-policy";
 import { type AsapClaims, verifyAsap } from "./verify";
 
 /** RFC 6750 `Bearer <b64token>`; the scheme is case-insensitive. */

@@ -4,10 +4,11 @@
  * SHA-256, so a database leak opens no session. A code is consumed by one `DELETE … RETURNING`,
  * so of concurrent exchanges exactly one wins.
  */
-import { isAllowed, type Policy } from "../auth/policy";
+import { isAllowed } from "../auth/policy";
+import { d1 } from "../contracts/d1";
+import type { Policy } from "../contracts/settings";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
-import { d1 } from "../registry/db";
 
 /** How long a login code can be exchanged. */
 export const LOGIN_CODE_TTL_S = 60;

@@ -20,7 +20,7 @@
  *    (`[H, W, C]`), batch 1.
  */
 
-import type { ImagePreprocessSpec } from "../inference/manifest";
+import type { ImagePreprocessSpec } from "../contracts/manifest";
 import type { DecodedImage } from "./decode";
 
 /** One colour plane (gray, or R, G or B) in [0, 255] (float), row-major. */

@@ -1,8 +1,13 @@
 import type { Config } from "../config";
+import type {
+  ModelManifest,
+  TensorModelManifest,
+  TextInputManifest,
+  TextModelManifest,
+} from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
 import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/models";
-import type { ModelManifest, TensorModelManifest, TextInputManifest, TextModelManifest } from "./manifest";
 import { createSession, ort } from "./ort";
 import { type LoadedModel, SessionCache } from "./session-cache";
 import { signatureProblem } from "./signature";
@@ -21,12 +26,6 @@ export function sessionCache(config: Config): SessionCache<ModelManifest> {
     cache = created;
   }
   return cache;
-}
-
-/** Which model version a request resolved to. */
-export interface ModelRef {
-  id: string;
-  version: string;
 }
 
 /**

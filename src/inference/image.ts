@@ -4,12 +4,12 @@
  */
 
 import type { Config } from "../config";
+import { type ImageModelManifest, imageInputDims, type ModelRef } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import type { DecodedImage } from "../image/decode";
 import { toModelInput } from "../image/preprocess";
-import { type ModelRef, withModel } from "./engine";
+import { withModel } from "./engine";
 import { requireImageModel } from "./kinds";
-import { type ImageModelManifest, imageInputDims } from "./manifest";
 import { ort } from "./ort";
 import type { LoadedModel } from "./session-cache";
 

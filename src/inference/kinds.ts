@@ -1,5 +1,10 @@
+import type {
+  ImageModelManifest,
+  ModelManifest,
+  TensorModelManifest,
+  TextInputManifest,
+} from "../contracts/manifest";
 import { ApiError } from "../errors";
-import type { ImageModelManifest, ModelManifest, TensorModelManifest, TextInputManifest } from "./manifest";
 import type { LoadedModel } from "./session-cache";
 
 /** What a model takes, whatever its kind: text (hashed n-grams or raw text), an image, or tensors. */

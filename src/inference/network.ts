@@ -6,9 +6,9 @@
  * seed API did.
  */
 import type { Config } from "../config";
+import type { ModelManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { getManifest, resolveVersion } from "../storage/models";
-import type { ModelManifest } from "./manifest";
 
 /** The model id a request with `network` is served by (`version` then applies to that model). */
 export async function resolveNetwork(

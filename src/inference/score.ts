@@ -8,12 +8,12 @@
  * both through `predictionLogEntries`. Shaping (ranking, `n_top`, protocol answers) is the caller's.
  */
 import type { Config } from "../config";
+import type { ModelRef, TextInputManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
-import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
+import { runTensors, scoreTexts, withModel } from "./engine";
 import { scoreImage, scoreImages } from "./image";
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
-import type { TextInputManifest } from "./manifest";
 import { resolveNetwork } from "./network";
 import { exampleInputs, type WireTensor } from "./tensors";
 

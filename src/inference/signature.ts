@@ -2,7 +2,7 @@
  * Does a loaded graph match its manifest? One check for the upload validation (422 naming the
  * problem) and the engine's load (503: the stored bytes no longer fit their manifest).
  */
-import type { ModelManifest, TensorSpec } from "./manifest";
+import type { ModelManifest, TensorSpec } from "../contracts/manifest";
 import type { ort } from "./ort";
 import { datatypeOf } from "./tensors";
 

@@ -3,8 +3,9 @@
  * arrives as JSON numbers/booleans (flat, row-major) and is checked against the declared datatype
  * (integers in range, finite floats) before ORT sees it.
  */
+
+import type { TENSOR_DATATYPES, TensorModelManifest, TensorSpec } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import type { TENSOR_DATATYPES, TensorModelManifest, TensorSpec } from "./manifest";
 import { ort } from "./ort";
 
 /** An Open Inference Protocol datatype a `tensor` model may use. */

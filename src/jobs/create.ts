@@ -5,9 +5,12 @@
  * inline rows in R2 and the queue message.
  */
 import type { Config } from "../config";
+import { d1 } from "../contracts/d1";
+import { jobRowsKey } from "../contracts/r2-keys";
+import type { JobRow } from "../contracts/rows";
 import { ApiError } from "../errors";
 import { findReplay, type IdempotentRequest } from "../idempotency";
-import { d1, getModelRow, getVersionRows } from "../registry/db";
+import { getModelRow, getVersionRows } from "../registry/db";
 import { ensureModelImported } from "../registry/import";
 import {
   columnsOf,
@@ -18,7 +21,6 @@ import {
   type StoredJobSpec,
   TRAINING_MEMORY_BUDGET,
 } from "./spec";
-import { type JobRow, jobRowsKey } from "./store";
 
 /** A queued job, as `POST /api/v1/models` answers it (202). */
 export interface CreatedJob {

@@ -4,11 +4,12 @@
  * `publishModelVersion`.
  */
 import type { Config } from "../config";
+import { textManifestSchema } from "../contracts/manifest";
+import { jobRowsKey } from "../contracts/r2-keys";
+import type { FailureCode, JobRow } from "../contracts/rows";
 import { ApiError } from "../errors";
-import { textManifestSchema } from "../inference/manifest";
 import type { Logger } from "../log";
 import { exportModel } from "../onnx/text";
-import type { FailureCode } from "../predictions/run";
 import { publishModelVersion } from "../registry/publish";
 import { trainWithValidation, validationFoldOf } from "../training/select";
 import { isTestRow } from "../training/split";
@@ -23,7 +24,6 @@ import {
   type StoredJobSpec,
   TRAINING_MEMORY_BUDGET,
 } from "./spec";
-import { type JobRow, jobRowsKey } from "./store";
 
 /** A job whose consumer died is taken over by a duplicate delivery only after this long. */
 const JOB_LEASE_MS = 15 * 60_000;

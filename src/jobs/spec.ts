@@ -3,8 +3,8 @@
  * options, plus the memory estimate that keeps a job within a Worker isolate.
  */
 import { z } from "zod";
+import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../featurizer/text";
-import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { DEFAULT_HYPERPARAMETERS, type TrainHyperparameters } from "../training/trainer";
 
 /** Most inline rows a job request may carry (larger datasets go to R2 under `datasets/`). */

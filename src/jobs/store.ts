@@ -1,30 +1,12 @@
 /** D1 rows of training jobs and their API view. */
+
 import { z } from "zod";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
+import { d1 } from "../contracts/d1";
+import type { JobRow } from "../contracts/rows";
 import { ApiError } from "../errors";
-import type { QueuedWorkColumns } from "../predictions/run";
-import { d1 } from "../registry/db";
 import type { StoredJobSpec } from "./spec";
-
-/** Job statuses. */
-export type JobStatus = "queued" | "running" | "succeeded" | "failed";
-
-/** A `jobs` row. */
-export interface JobRow extends QueuedWorkColumns {
-  id: string;
-  model_id: string;
-  version: string;
-  status: JobStatus;
-  stage: string;
-  progress: number;
-  spec: string;
-  metrics: string | null;
-  error: string | null;
-}
-
-/** R2 key of a job's inline rows. */
-export const jobRowsKey = (jobId: string): string => `jobs/${jobId}/rows.json`;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

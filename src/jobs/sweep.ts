@@ -5,9 +5,9 @@
  * `stuck` and its inline rows dropped.
  */
 import type { Config } from "../config";
+import type { QueueMessageBody } from "../contracts/queue";
+import { jobRowsKey } from "../contracts/r2-keys";
 import { STUCK_ERROR_SQL, SWEEP_CHUNK, type SweepReport } from "../predictions/sweep";
-import type { QueueMessageBody } from "../queue/index";
-import { jobRowsKey } from "./store";
 
 const MAX_ROUNDS = 10;
 

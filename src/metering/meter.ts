@@ -1,7 +1,7 @@
 import type { IRequest } from "itty-router";
+import { callerIdentity } from "../admission/caller";
 import { rateLimitHeaders } from "../admission/headers";
 import type { AppRequest } from "../context";
-import { callerIdentity } from "./caller";
 import { recordCall } from "./stats";
 
 /**

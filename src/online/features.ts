@@ -11,30 +11,13 @@
  * one featurizer token (`escapeWord`). Unigrams only, binary tf, L2 norm, 2^12 buckets: the
  * exported int8 matrix is 4,096 × labels bytes (1,682 accounts in the whole dataset → 6.9 MB).
  */
-import {
-  FEATURIZER_NAME,
-  FEATURIZER_VERSION,
-  featurize,
-  type SparseFeatures,
-  type TextFeaturizerSpec,
-} from "../featurizer/text";
+import { BANK_FEATURIZER } from "../contracts/manifest";
+import { featurize, type SparseFeatures } from "../featurizer/text";
 
 /** Version of the sample → words mapping; recorded in each snapshot's description (`BANK_INPUT_TAG`). */
 export const BANK_FEATURES_VERSION = 1;
 /** Marker in a snapshot manifest's description naming the input mapping it was trained with. */
 export const BANK_INPUT_TAG = `input=bank-sample-v${BANK_FEATURES_VERSION}`;
-
-/** Featurizer spec of online bank models (what snapshots record in their manifest). */
-export const BANK_FEATURIZER: TextFeaturizerSpec = {
-  name: FEATURIZER_NAME,
-  version: FEATURIZER_VERSION,
-  buckets: 4096,
-  word_ngrams: [1, 1],
-  char_ngrams: null,
-  seed: 0,
-  tf: "binary",
-  norm: "l2",
-};
 
 /** The fields a prediction needs (a labelled sample has more; see `src/online/sample.ts`). */
 export interface BankInput {

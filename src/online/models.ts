@@ -7,9 +7,10 @@
  */
 import { z } from "zod";
 import type { Config } from "../config";
+import { d1 } from "../contracts/d1";
+import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { MODEL_ID_RE } from "../inference/manifest";
-import { d1, getModelRow } from "../registry/db";
+import { getModelRow } from "../registry/db";
 import { type DeletionReport, deleteModel } from "../registry/delete";
 import { ensureModelImported } from "../registry/import";
 import { callLearner, learner } from "./client";

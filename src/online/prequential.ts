@@ -4,9 +4,11 @@
  * learner, features and metric maths are the ones the Durable Object uses; `npm run eval:online`
  * runs this on the bank dataset.
  */
+
+import { BANK_FEATURIZER } from "../contracts/manifest";
 import type { SparseFeatures } from "../featurizer/text";
 import { type ClassificationSummary, classificationSummary } from "../training/metrics";
-import { BANK_FEATURIZER, type BankInput, bankFeatures } from "./features";
+import { type BankInput, bankFeatures } from "./features";
 import { DEFAULT_LEARNER, type LearnerHyperparameters, OnlineSoftmax } from "./learner";
 
 /** Options of `prequential`. */

@@ -3,7 +3,7 @@
  * the one ONNX exporter, published through the registry (`publishModelVersion`) and activated, so
  * the stateless edge predict path serves them.
  */
-import type { TextModelManifest } from "../inference/manifest";
+import type { TextModelManifest } from "../contracts/manifest";
 import { exportModel } from "../onnx/text";
 import { publishModelVersion } from "../registry/publish";
 import { quantizeInt8 } from "../training/model";

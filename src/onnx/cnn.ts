@@ -14,7 +14,7 @@ import {
   type ImageModelManifest,
   type ImagePreprocessSpec,
   imageManifestSchema,
-} from "../inference/manifest";
+} from "../contracts/manifest";
 import type { CnnModel, QuantizedWeights } from "../training/cnn";
 import {
   commonManifestFields,

@@ -6,7 +6,7 @@ import {
   type ImageModelManifest,
   type ImagePreprocessSpec,
   imageManifestSchema,
-} from "../inference/manifest";
+} from "../contracts/manifest";
 import {
   AT,
   commonManifestFields,

@@ -16,8 +16,9 @@
  * Only the gathered rows are dequantized, never the whole matrix. The float graph is the same
  * without DequantizeLinear. Opset 17, IR version 8.
  */
+
+import { type TextModelManifest, textManifestSchema } from "../contracts/manifest";
 import type { TextFeaturizerSpec } from "../featurizer/text";
-import { type TextModelManifest, textManifestSchema } from "../inference/manifest";
 import type { EmbedBagModel } from "../training/embedbag";
 import type { LinearTextModel } from "../training/model";
 import {

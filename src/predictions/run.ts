@@ -1,50 +1,17 @@
 /**
  * Async predictions: D1 rows, the stored input, and running one in the queue consumer.
  */
+
 import type { Config } from "../config";
+import type { FailureCode, PredictionRow } from "../contracts/rows";
 import { ApiError } from "../errors";
-import { textAnswer } from "../inference/classify";
+import { textAnswer } from "../inference/answers";
 import { type Classification, ranked, scoreImageInputs, scoreTextInputs } from "../inference/score";
 import type { Logger } from "../log";
 import { logPredictions, predictionLogEntries } from "./log";
 
 /** A redelivered prediction whose first run may still be going is taken over after this long. */
 const PREDICTION_LEASE_MS = 2 * 60_000;
-
-/** A `predictions` row. */
-/** The columns async predictions and training jobs share: attempts, owner, times, sweep, idempotency. */
-export interface QueuedWorkColumns {
-  attempts: number;
-  caller: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  /** When the state last moved (see migrations/0002). */
-  updated_at: number | null;
-  /** Re-enqueues by the stuck-work sweep. */
-  sweeps: number;
-  error_code: FailureCode | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-}
-
-export interface PredictionRow extends QueuedWorkColumns {
-  id: string;
-  model_id: string;
-  model_version: string;
-  status: "queued" | "running" | "done" | "failed";
-  input_key: string;
-  request_id: string | null;
-  n_top: number | null;
-  result: string | null;
-  error: string | null;
-}
-
-/**
- * Why a job or prediction failed: a failure retrying cannot fix, the queue's retries used up (the
- * dead-letter consumer), or no progress through every re-enqueue of the stuck-work sweep.
- */
-export type FailureCode = "invalid" | "retries_exhausted" | "stuck";
 
 /** The stored input of an async prediction (`inputs/<id>` in R2). */
 export interface PredictionInput {
@@ -53,9 +20,6 @@ export interface PredictionInput {
   /** Base64 image (for image models). */
   image?: string;
 }
-
-/** R2 key of a prediction's input. */
-export const inputKey = (id: string): string => `inputs/${id}`;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

@@ -10,15 +10,17 @@
 import { z } from "zod";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
+import { d1 } from "../contracts/d1";
+import { inputKey } from "../contracts/r2-keys";
+import type { PredictionRow } from "../contracts/rows";
 import { ApiError } from "../errors";
 import { findReplay, type IdempotentRequest, keyInProgress } from "../idempotency";
 import { checkImage, decodeBase64Image } from "../image/decode";
-import { checkTextLimits } from "../inference/classify";
 import { inputMismatch, modelInput } from "../inference/kinds";
 import { resolveNetwork } from "../inference/network";
-import { d1 } from "../registry/db";
 import { getManifest, resolveVersion } from "../storage/models";
-import { inputKey, type PredictionInput, type PredictionRow } from "./run";
+import { checkTextLimits } from "./classify";
+import type { PredictionInput } from "./run";
 
 /**
  * What is submitted: the input, the model (default: `DEFAULT_MODEL` for text, `DEFAULT_IMAGE_MODEL`

@@ -6,7 +6,7 @@
  * then fails it with `error_code` `stuck` and its last error.
  */
 import type { Config } from "../config";
-import type { QueueMessageBody } from "../queue/index";
+import type { QueueMessageBody } from "../contracts/queue";
 
 /** Rows per statement (a queue `sendBatch` takes at most 100 messages); at most `MAX_ROUNDS` per run. */
 export const SWEEP_CHUNK = 90;

@@ -8,9 +8,12 @@
  */
 import { z } from "zod";
 import type { AppRequest, Handler } from "../context";
+import type { ModelManifest } from "../contracts/manifest";
+import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { json, readJsonBody, validate } from "../http";
 import type { DecodedImage } from "../image/decode";
+import type { WireTensor } from "../inference/tensors";
 import {
   checkTextLimits,
   classifyImages,
@@ -18,10 +21,7 @@ import {
   type ImageSource,
   inferTensors,
   probeModel,
-} from "../inference/classify";
-import type { ModelManifest } from "../inference/manifest";
-import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../inference/manifest";
-import type { WireTensor } from "../inference/tensors";
+} from "../predictions/classify";
 import { listModelSummaries, modelVersions } from "../registry/list";
 import { getManifest, resolveVersion } from "../storage/models";
 

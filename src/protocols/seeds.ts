@@ -12,17 +12,17 @@
  */
 import { z } from "zod";
 import type { AppRequest, Handler } from "../context";
+import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { json, readJsonBody, validate } from "../http";
 import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
-import { checkTextLimits, classifyTexts, ranked } from "../inference/classify";
-import { MODEL_ID_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { DATASET_KEY_RE } from "../jobs/spec";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
 import { deleteAnyModel, type OnlineModel, requireOnlineModel } from "../online/models";
 import { ingestSamples, predictOnline } from "../online/service";
+import { checkTextLimits, classifyTexts, ranked } from "../predictions/classify";
 import { readPrediction, submitPrediction } from "../predictions/submit";
 import { listModelSummaries } from "../registry/list";
 

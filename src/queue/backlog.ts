@@ -1,5 +1,5 @@
 /** The async backlog: training jobs and async predictions not finished yet, counted from D1. */
-import { d1 } from "../registry/db";
+import { d1 } from "../contracts/d1";
 
 /** Queued and running counts of one kind of async work, and the age of its oldest queued item. */
 export interface BacklogCounts {

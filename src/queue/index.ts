@@ -3,20 +3,12 @@
  * A message carries only `{kind, id}` (plus the input key of a prediction); everything else is in
  * D1 and R2. Queues whose name ends in `-dlq` are dead-letter queues (wrangler.toml).
  */
-import { z } from "zod";
+
 import { loadConfig } from "../config";
+import { type QueueMessageBody, queueMessageSchema } from "../contracts/queue";
 import { failJob, runJob } from "../jobs/run";
 import { createLogger } from "../log";
 import { failPrediction, runPrediction } from "../predictions/run";
-
-/** Body of a queue message. */
-export const queueMessageSchema = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("job"), id: z.uuid() }),
-  z.strictObject({ kind: z.literal("prediction"), id: z.uuid(), key: z.string().min(1) }),
-]);
-
-/** A queue message body. */
-export type QueueMessageBody = z.infer<typeof queueMessageSchema>;
 
 /** Retry delay of the n-th failed delivery: exponential from the kind's base, at most 10 minutes. */
 export function retryDelaySeconds(kind: QueueMessageBody["kind"], attempts: number): number {

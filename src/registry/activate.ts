@@ -4,11 +4,12 @@
  * `models.active_version` mirrors it for the registry API.
  */
 import type { Config } from "../config";
+import { d1 } from "../contracts/d1";
+import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
 import { withModel } from "../inference/engine";
-import { r2Keys } from "../inference/manifest";
 import { invalidateModel } from "../storage/models";
-import { d1, getModelRow, getVersionRow } from "./db";
+import { getModelRow, getVersionRow } from "./db";
 import { ensureModelImported } from "./import";
 
 /** Result of an activation. */

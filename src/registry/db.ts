@@ -3,9 +3,9 @@
  * Every D1 failure becomes a 503 `registry_unavailable`; callers never see driver errors.
  */
 
-import { ApiError } from "../errors";
+import { d1 } from "../contracts/d1";
+import type { ModelManifest } from "../contracts/manifest";
 import { kindName } from "../inference/kinds";
-import type { ModelManifest } from "../inference/manifest";
 
 /** Where a version came from. */
 export type VersionSource = "upload" | "training" | "import";
@@ -31,19 +31,6 @@ export interface VersionRow {
   size_bytes: number;
   manifest: string;
   created_at: number;
-}
-
-/** Runs a D1 call, turning any failure into 503 `registry_unavailable`. */
-export async function d1<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (cause) {
-    if (cause instanceof ApiError) throw cause;
-    throw new ApiError("registry_unavailable", `the registry database failed (${what}); retry later`, {
-      cause,
-      headers: { "retry-after": "1" },
-    });
-  }
 }
 
 /** The `models` row of `id`, or null. */

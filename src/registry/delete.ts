@@ -1,10 +1,11 @@
 /** Deleting a model and everything related to it (the seed's "remove a model and all related objects"). */
 import type { Config } from "../config";
+import { d1 } from "../contracts/d1";
+import { MODEL_ID_RE } from "../contracts/manifest";
+import { jobRowsKey, r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
-import { MODEL_ID_RE, r2Keys } from "../inference/manifest";
-import { jobRowsKey } from "../jobs/store";
 import { invalidateModel } from "../storage/models";
-import { d1, getVersionRows } from "./db";
+import { getVersionRows } from "./db";
 import { ensureModelImported, listKeys } from "./import";
 
 /** What a deletion removed. */

@@ -5,8 +5,11 @@
  * whose manifest is valid becomes a `ready` version row with source `import`. Bytes are not read:
  * the serving path checks them (size, sha256) when it loads them.
  */
-import { activePointerSchema, MODEL_ID_RE, manifestSchema, r2Keys } from "../inference/manifest";
-import { d1, getModelRow, insertVersionStatements } from "./db";
+
+import { d1 } from "../contracts/d1";
+import { activePointerSchema, MODEL_ID_RE, manifestSchema } from "../contracts/manifest";
+import { r2Keys } from "../contracts/r2-keys";
+import { getModelRow, insertVersionStatements } from "./db";
 
 /** Imports model `id` from R2 when D1 does not know it; a no-op otherwise. */
 export async function ensureModelImported(env: Env, id: string): Promise<void> {

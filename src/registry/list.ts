@@ -1,7 +1,9 @@
 /** The registry's model list, as `GET /api/v1/models` and the dashboard show it. */
+
+import { d1 } from "../contracts/d1";
+import type { JobRow } from "../contracts/rows";
 import { ApiError } from "../errors";
-import type { JobRow } from "../jobs/store";
-import { d1, getModelRow, getVersionRows, type VersionRow, type VersionView, versionView } from "./db";
+import { getModelRow, getVersionRows, type VersionRow, type VersionView, versionView } from "./db";
 import { ensureModelImported, importAllModels } from "./import";
 
 /** One model with its active version's task, labels, metrics and size. */

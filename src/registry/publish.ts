@@ -3,10 +3,12 @@
  * training jobs, and online-learning snapshots all call `publishModelVersion`).
  */
 import { loadConfig } from "../config";
+import { d1 } from "../contracts/d1";
+import type { ModelManifest } from "../contracts/manifest";
+import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
-import { type ModelManifest, r2Keys } from "../inference/manifest";
 import { activateVersion } from "./activate";
-import { d1, getVersionRow, insertVersionStatements, type VersionSource } from "./db";
+import { getVersionRow, insertVersionStatements, type VersionSource } from "./db";
 import { ensureModelImported } from "./import";
 import { parseManifest, type SessionMemory, validateModel } from "./validate";
 

@@ -3,10 +3,11 @@
  * the parts are read (`readModelUpload`), the manifest is completed from the bytes and the URL and
  * validated, and the version is published (`uploadModelVersion`, see `publishModelVersion`).
  */
+
+import type { ModelManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { kindName } from "../inference/kinds";
-import type { ModelManifest } from "../inference/manifest";
 import { getModelRow, getVersionRow } from "./db";
 import { ensureModelImported } from "./import";
 import { publishModelVersion } from "./publish";

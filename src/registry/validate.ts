@@ -5,9 +5,7 @@
  * `invalid_model` naming the problem, except a model that would not fit an isolate's memory (413
  * `model_too_large`).
  */
-import { ApiError } from "../errors";
-import { featurizeBatch } from "../featurizer/text";
-import { sha256Hex } from "../hash";
+
 import {
   imageInputDims,
   imageManifestSchema,
@@ -16,7 +14,10 @@ import {
   type TensorModelManifest,
   tensorManifestSchema,
   textManifestSchema,
-} from "../inference/manifest";
+} from "../contracts/manifest";
+import { ApiError } from "../errors";
+import { featurizeBatch } from "../featurizer/text";
+import { sha256Hex } from "../hash";
 import { createSession, ort, wasmHeapBytes } from "../inference/ort";
 import { signatureProblem } from "../inference/signature";
 import { datatypeOf, exampleInputs, shapeFits, toOrtTensor, type WireTensor } from "../inference/tensors";

@@ -1,7 +1,7 @@
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json } from "../http";
-import { probeModel } from "../inference/classify";
+import { probeModel } from "../predictions/classify";
 
 /** `GET /api/v1/health`: liveness only; touches no model and needs no auth. */
 export const health: Handler = (request) =>

@@ -5,10 +5,10 @@
 import { z } from "zod";
 import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
+import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { json, readBodyBytes, readJsonBody, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
-import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
 import { createOnlineModel, deleteAnyModel, onlineModelRequestSchema } from "../online/models";

@@ -1,10 +1,10 @@
 import { z } from "zod";
 import type { Handler } from "../context";
+import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
 import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
-import { checkTextLimits, classifyImages, classifyTexts, ranked, textAnswer } from "../inference/classify";
-import { MODEL_ID_RE, MODEL_VERSION_RE } from "../inference/manifest";
+import { checkTextLimits, classifyImages, classifyTexts, ranked, textAnswer } from "../predictions/classify";
 
 const SUPPORTED_ENCODINGS = new Set(["utf-8", "utf8"]);
 

@@ -2,13 +2,13 @@
 import { z } from "zod";
 import { ownerScope } from "../auth/scope";
 import type { Handler } from "../context";
+import { d1 } from "../contracts/d1";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { readLog } from "../predictions/log";
 import { type PredictionInput, predictionView } from "../predictions/run";
 import { readPrediction, submitPrediction as submit } from "../predictions/submit";
-import { d1 } from "../registry/db";
 import { predictRequestSchema, readPredictBody, textsOf } from "./predict";
 
 /**

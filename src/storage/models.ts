@@ -1,13 +1,13 @@
-import { ApiError } from "../errors";
-import { sha256Hex } from "../hash";
 import {
   activePointerSchema,
   MODEL_ID_RE,
   MODEL_VERSION_RE,
   type ModelManifest,
   manifestSchema,
-  r2Keys,
-} from "../inference/manifest";
+} from "../contracts/manifest";
+import { r2Keys } from "../contracts/r2-keys";
+import { ApiError } from "../errors";
+import { sha256Hex } from "../hash";
 
 const activeCache = new Map<string, { version: string; until: number }>();
 const manifestCache = new Map<string, { manifest: ModelManifest; etag: string; until: number }>();

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../featurizer/text";
+import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../featurizer/text";
 
 /** Model ids and versions are path segments in R2 keys and URLs: keep them boring. */
 export const MODEL_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -222,9 +222,20 @@ export type ModelManifest =
 /** The per-model active-version pointer, `models/<id>/active.json` in R2. */
 export const activePointerSchema = z.object({ version: z.string().regex(MODEL_VERSION_RE) });
 
-/** R2 keys of one model version and of a model's active pointer. */
-export const r2Keys = {
-  model: (id: string, version: string): string => `models/${id}/${version}/model.onnx`,
-  manifest: (id: string, version: string): string => `models/${id}/${version}/manifest.json`,
-  active: (id: string): string => `models/${id}/active.json`,
+/** Which model version a request resolved to. */
+export interface ModelRef {
+  id: string;
+  version: string;
+}
+
+/** Featurizer spec of online bank models (what snapshots record in their manifest). */
+export const BANK_FEATURIZER: TextFeaturizerSpec = {
+  name: FEATURIZER_NAME,
+  version: FEATURIZER_VERSION,
+  buckets: 4096,
+  word_ngrams: [1, 1],
+  char_ngrams: null,
+  seed: 0,
+  tf: "binary",
+  norm: "l2",
 };

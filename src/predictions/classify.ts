@@ -1,27 +1,25 @@
 /**
  * The request level above the scoring core (`score.ts`): each function here calls the core, records
  * the model that answered on the request state and logs the predictions (`predictionLogEntries`,
- * the one builder of prediction-log rows). The native answer shape (`textAnswer`) lives here too.
- * Adapters (routes, protocols) call these; paths without a request (the queue consumer, the online
- * learner) call the core directly.
+ * the one builder of prediction-log rows). Adapters (routes, protocols) call these, and take the
+ * core's shaping helpers and the native answer shape (`src/inference/answers.ts`) from here too;
+ * paths without a request (the queue consumer, the online learner) call the core directly.
  */
 import type { RequestState } from "../context";
-import { logSyncPrediction } from "../predictions/log";
-import type { ModelRef } from "./engine";
-import { flaggedLabels } from "./network";
+import type { ModelRef } from "../contracts/manifest";
 import {
   type Classification,
   checkTexts,
   type ImageSource,
   inferTensorInputs,
-  type LabelScore,
   type ModelChoice,
-  ranked,
   scoreImageInputs,
   scoreTextInputs,
-} from "./score";
-import type { WireTensor } from "./tensors";
+} from "../inference/score";
+import type { WireTensor } from "../inference/tensors";
+import { logSyncPrediction } from "./log";
 
+export { type TextAnswer, textAnswer } from "../inference/answers";
 export {
   type Classification,
   decodeImageSource,
@@ -30,7 +28,7 @@ export {
   type ModelChoice,
   probeModel,
   ranked,
-} from "./score";
+} from "../inference/score";
 
 /** `checkTexts` with the request's configured limits. */
 export function checkTextLimits(
@@ -89,48 +87,4 @@ export async function classifyImages(
   state.model = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores);
   return result;
-}
-
-/** One label's score in the seed-000 shape (`sentiment`). */
-export interface SeedLabelScore {
-  sentiment_type: string;
-  sentiment_score: number;
-}
-
-/**
- * One text's answer: the seed-000 `sentiment` (label order, or the n best), `predictions` (best
- * first) and, for a model that declares thresholds, `flagged` (labels at or over their threshold).
- */
-export interface TextAnswer {
-  sentiment: SeedLabelScore[];
-  predictions: LabelScore[];
-  flagged?: string[];
-}
-
-/**
- * The text answer of `POST /api/v1/predict` (and of async text predictions): per text, the
- * seed-000 `sentiment` — every label in label order, or with `nTop` the n best, best first —,
- * `predictions`, best first, and `flagged` when `thresholds` are given. A batch answers
- * `{results: [...]}`, one text the answer itself.
- */
-export function textAnswer(
-  labels: readonly string[],
-  scores: readonly ArrayLike<number>[],
-  nTop: number | undefined,
-  batch: boolean,
-  thresholds?: Record<string, number>,
-): { results: TextAnswer[] } | TextAnswer {
-  const answers = scores.map((s) => {
-    const best = ranked(labels, s, nTop);
-    const sentiment = (
-      nTop === undefined ? labels.map((label, i) => ({ label, score: s[i] as number })) : best
-    ).map((p) => ({ sentiment_type: p.label, sentiment_score: p.score }));
-    // `flagged` only when the model declares thresholds: an empty list must mean "nothing over".
-    return {
-      sentiment,
-      predictions: best,
-      ...(thresholds && { flagged: flaggedLabels(labels, s, thresholds) }),
-    };
-  });
-  return batch ? { results: answers } : (answers[0] as TextAnswer);
 }

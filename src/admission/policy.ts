@@ -1,34 +1,6 @@
 /** Rate-limit configuration (`RATE_LIMITS`): schema, policy resolution and route cross-check. */
-import { z } from "zod";
 
-const API_NAME = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "must be an API name like `predict`");
-
-/** `limit` requests per `window` seconds, with bursts of up to `burst` (default `limit`). */
-const policySchema = z.strictObject({
-  limit: z.number().int().min(1).max(1_000_000),
-  window: z.number().int().min(1).max(86_400),
-  burst: z.number().int().min(1).max(1_000_000).optional(),
-});
-
-/** A rate-limit policy: sustained `limit` per `window` seconds, bursts of up to `burst`. */
-export type RatePolicy = z.infer<typeof policySchema>;
-
-const overridesSchema = z.record(API_NAME, policySchema).default({});
-
-/** Schema of the parsed `RATE_LIMITS` JSON. */
-export const rateLimitsSchema = z.strictObject({
-  default: policySchema,
-  apis: overridesSchema,
-  callers: z
-    .record(
-      z.string().min(1).max(256),
-      z.strictObject({ default: policySchema.optional(), apis: overridesSchema }),
-    )
-    .default({}),
-});
-
-/** Validated rate-limit configuration. */
-export type RateLimits = z.infer<typeof rateLimitsSchema>;
+import type { RateLimits, RatePolicy } from "../contracts/settings";
 
 /**
  * The policy for `caller` on `api`, most specific first: the caller's API override, the caller's

@@ -1,0 +1,11 @@
+/** The queue message contract between producers (jobs, async predictions, sweeps) and the consumer. */
+import { z } from "zod";
+
+/** Body of a queue message. */
+export const queueMessageSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("job"), id: z.uuid() }),
+  z.strictObject({ kind: z.literal("prediction"), id: z.uuid(), key: z.string().min(1) }),
+]);
+
+/** A queue message body. */
+export type QueueMessageBody = z.infer<typeof queueMessageSchema>;
