@@ -4,8 +4,8 @@ import path from "node:path";
 import type { Command } from "commander";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
-import { confirm } from "./models";
 import { printJson, table, withJson } from "./output";
+import { confirm } from "./registry";
 
 interface DatasetView {
   name: string;

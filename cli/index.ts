@@ -10,9 +10,9 @@ import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
 import { registerDatasetCommands } from "./datasets";
 import { generateKeyFiles, publishLocal } from "./keys";
-import { registerModelCommands } from "./models";
 import { registerOnlineCommands } from "./online";
 import { printJson } from "./output";
+import { registerModelCommands } from "./registry";
 
 function ttl(value: string): number {
   const n = Number(value);

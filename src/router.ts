@@ -11,11 +11,11 @@ import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger, sampleRequest, writeLine } from "./log";
 import { meter } from "./metering/meter";
-import { onlineModelRequestSchema } from "./online/models";
+import { onlineModelRequestSchema } from "./online/online-models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
 import { type DocumentedRoute, openApi, type RouteDoc } from "./openapi";
+import * as compatHandlers from "./protocols/compat";
 import * as oip from "./protocols/oip";
-import * as seeds from "./protocols/seeds";
 import {
   dashboardBacklog,
   dashboardExchange,
@@ -36,6 +36,9 @@ import {
 } from "./routes/datasets";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
+import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
+import { predict, predictRequestSchema } from "./routes/predict";
+import { getPrediction, listPredictionLog, logQuerySchema, submitPrediction } from "./routes/predictions";
 import {
   activate,
   activateSchema,
@@ -44,10 +47,7 @@ import {
   listModels,
   putVersion,
   removeModel,
-} from "./routes/models";
-import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
-import { predict, predictRequestSchema } from "./routes/predict";
-import { getPrediction, listPredictionLog, logQuerySchema, submitPrediction } from "./routes/predictions";
+} from "./routes/registry";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -373,56 +373,56 @@ export const ROUTES: readonly RouteDef[] = [
     errors: ["invalid_json", "invalid_request", "registry_unavailable"],
   }),
   // Compatibility routes of the replaced services (docs/protocols.md), switched by COMPAT_ROUTES.
-  compat("GET", "/models", "compat_models", seeds.registryListModels, {
+  compat("GET", "/models", "compat_models", compatHandlers.registryListModels, {
     summary: "Registry service: every model",
     errors: ["registry_unavailable"],
   }),
-  compat("POST", "/models", "compat_models_admin", seeds.registryTrain, {
+  compat("POST", "/models", "compat_models_admin", compatHandlers.registryTrain, {
     summary: "Registry service: train on datasets/<s3bucket>/<training_object>",
-    body: seeds.registryTrainSchema,
+    body: compatHandlers.registryTrainSchema,
     status: 202,
     errors: [...JOB_ERRORS],
   }),
-  compat("DELETE", "/models/:id", "compat_models_admin", seeds.registryDeleteModel, {
+  compat("DELETE", "/models/:id", "compat_models_admin", compatHandlers.registryDeleteModel, {
     summary: "Registry service: delete a model and everything related",
     errors: [...MODEL_ADMIN_ERRORS, "model_is_default", "model_is_online"],
   }),
-  compat("GET", "/prediction", "compat_prediction", seeds.registryPrediction, {
+  compat("GET", "/prediction", "compat_prediction", compatHandlers.registryPrediction, {
     summary: "Registry service: a model's categories for a text (JSON body on GET)",
-    body: seeds.registryPredictionSchema,
+    body: compatHandlers.registryPredictionSchema,
     errors: [...TEXT_ERRORS],
   }),
   // The same, for HTTP clients that cannot send a body with GET (fetch, browsers).
-  compat("POST", "/prediction", "compat_prediction", seeds.registryPrediction, {
+  compat("POST", "/prediction", "compat_prediction", compatHandlers.registryPrediction, {
     summary: "Registry service: a model's categories for a text",
-    body: seeds.registryPredictionSchema,
+    body: compatHandlers.registryPredictionSchema,
     errors: [...TEXT_ERRORS],
   }),
-  compat("POST", "/sample", "compat_sample", seeds.onlineServiceSample, {
+  compat("POST", "/sample", "compat_sample", compatHandlers.onlineServiceSample, {
     summary: "Online service: one labelled sample or an array",
     body: onlineSampleBody,
     errors: [...ONLINE_ERRORS, "payload_too_large", "label_limit_reached"],
   }),
-  compat("POST", "/predict", "compat_predict", seeds.onlineServicePredict, {
+  compat("POST", "/predict", "compat_predict", compatHandlers.onlineServicePredict, {
     summary: 'Online service: one sample → `["<AccountNumber>"]`',
     body: bankInputSchema,
     errors: [...ONLINE_ERRORS],
   }),
   ...["/inference/image", "/inference/image/"].map((path) =>
-    compat("POST", path, "compat_image", seeds.imageServiceSubmit, {
+    compat("POST", path, "compat_image", compatHandlers.imageServiceSubmit, {
       summary: "Image service: an async prediction with the general image model → {uuid}",
-      body: seeds.imageServiceRequestSchema,
+      body: compatHandlers.imageServiceRequestSchema,
       response: '`{"uuid"}`',
       errors: [...IMAGE_ERRORS, "invalid_json", "invalid_request", "payload_too_large", "queue_unavailable"],
     }),
   ),
   ...["/predictions/:uuid", "/predictions/:uuid/"].map((path) =>
-    compat("GET", path, "compat_image_result", seeds.imageServiceResult, {
+    compat("GET", path, "compat_image_result", compatHandlers.imageServiceResult, {
       summary: 'Image service: `{"prediction": "<label>"}` when done (202 while queued)',
       errors: ["prediction_not_found", "registry_unavailable"],
     }),
   ),
-  compat("GET", "/metrics", "compat_metrics", seeds.onlineServiceMetrics, {
+  compat("GET", "/metrics", "compat_metrics", compatHandlers.onlineServiceMetrics, {
     summary: "Online service: monitoring of the last 1,000 predictions",
     errors: ["model_not_found", "learner_unavailable"],
   }),

@@ -7,7 +7,7 @@ import type {
 } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
-import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/models";
+import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/model-store";
 import { createSession, ort } from "./ort";
 import { type LoadedModel, SessionCache } from "./session-cache";
 import { signatureProblem } from "./signature";

@@ -8,7 +8,7 @@
 import type { Config } from "../config";
 import type { ModelManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { getManifest, resolveVersion } from "../storage/models";
+import { getManifest, resolveVersion } from "../storage/model-store";
 
 /** The model id a request with `network` is served by (`version` then applies to that model). */
 export async function resolveNetwork(

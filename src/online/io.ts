@@ -1,6 +1,6 @@
 /**
  * Request parsing and response shapes shared by the native online routes (src/routes/online.ts)
- * and the online service's compatibility routes (src/protocols/seeds.ts).
+ * and the online service's compatibility routes (src/protocols/compat.ts).
  */
 import type { Config } from "../config";
 import { ApiError } from "../errors";

@@ -15,7 +15,7 @@
  * bucket in growable typed arrays.
  */
 import type { SparseFeatures, TextFeaturizerSpec } from "../featurizer/text";
-import type { FloatLinearModel } from "../training/model";
+import type { FloatLinearModel } from "../training/linear-model";
 
 /** Hyperparameters of the learner (see the module comment). */
 export interface LearnerHyperparameters {

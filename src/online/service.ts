@@ -9,7 +9,7 @@ import { ApiError } from "../errors";
 import { ranked, scoreTextInputs } from "../inference/score";
 import { callLearner, learner } from "./client";
 import { BANK_INPUT_TAG, bankText } from "./features";
-import { inCallerFields, type OnlineModel, toLearnerFields } from "./models";
+import { inCallerFields, type OnlineModel, toLearnerFields } from "./online-models";
 import { bankInputSchema, validateSamples } from "./sample";
 
 /**

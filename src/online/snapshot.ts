@@ -6,7 +6,7 @@
 import type { TextModelManifest } from "../contracts/manifest";
 import { exportModel } from "../onnx/text";
 import { publishModelVersion } from "../registry/publish";
-import { quantizeInt8 } from "../training/model";
+import { quantizeInt8 } from "../training/linear-model";
 import { BANK_INPUT_TAG } from "./features";
 import type { OnlineSoftmax } from "./learner";
 

@@ -1,5 +1,5 @@
 /**
- * Text graph families: the linear text models (`src/training/model.ts`) and the embedding-bag
+ * Text graph families: the linear text models (`src/training/linear-model.ts`) and the embedding-bag
  * network (`src/training/embedbag.ts`), both with one contract (what the Worker feeds and reads):
  *   inputs  `ids`    int64   [batch, n]  bucket ids, rows padded with id 0
  *           `values` float32 [batch, n]  feature values, rows padded with 0
@@ -20,7 +20,7 @@
 import { type TextModelManifest, textManifestSchema } from "../contracts/manifest";
 import type { TextFeaturizerSpec } from "../featurizer/text";
 import type { EmbedBagModel } from "../training/embedbag";
-import type { LinearTextModel } from "../training/model";
+import type { LinearTextModel } from "../training/linear-model";
 import {
   commonManifestFields,
   DT,

@@ -18,7 +18,7 @@ import { findReplay, type IdempotentRequest, keyInProgress } from "../idempotenc
 import { checkImage, decodeBase64Image } from "../image/decode";
 import { inputMismatch, modelInput } from "../inference/kinds";
 import { resolveNetwork } from "../inference/network";
-import { getManifest, resolveVersion } from "../storage/models";
+import { getManifest, resolveVersion } from "../storage/model-store";
 import { checkTextLimits } from "./classify";
 import type { PredictionInput } from "./run";
 

@@ -23,7 +23,7 @@ import {
   probeModel,
 } from "../predictions/classify";
 import { listModelSummaries, modelVersions } from "../registry/list";
-import { getManifest, resolveVersion } from "../storage/models";
+import { getManifest, resolveVersion } from "../storage/model-store";
 
 /** Datatypes of the protocol (only some are accepted as inputs; see the module comment). */
 const DATATYPES = [

@@ -8,7 +8,7 @@ import { d1 } from "../contracts/d1";
 import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
 import { withModel } from "../inference/engine";
-import { invalidateModel } from "../storage/models";
+import { invalidateModel } from "../storage/model-store";
 import { getModelRow, getVersionRow } from "./db";
 import { ensureModelImported } from "./import";
 

@@ -4,7 +4,7 @@ import { d1 } from "../contracts/d1";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { jobRowsKey, r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
-import { invalidateModel } from "../storage/models";
+import { invalidateModel } from "../storage/model-store";
 import { getVersionRows } from "./db";
 import { ensureModelImported, listKeys } from "./import";
 

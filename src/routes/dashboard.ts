@@ -11,7 +11,7 @@ import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/
 import { json } from "../http";
 import { readAllStatistics, statisticsApis } from "../metering/stats";
 import { learnerMetrics } from "../online/client";
-import { listOnlineModelIds } from "../online/models";
+import { listOnlineModelIds } from "../online/online-models";
 import { readBacklog } from "../queue/backlog";
 import { listModelSummaries } from "../registry/list";
 

@@ -11,7 +11,7 @@ import type { AppRequest, Handler } from "../context";
 import { json, readJsonBody } from "../http";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { type OnlineModel, requireOnlineModel, resetOnlineModel } from "../online/models";
+import { type OnlineModel, requireOnlineModel, resetOnlineModel } from "../online/online-models";
 import { ingestSamples, predictOnline } from "../online/service";
 
 /** The online model of the route, or 404 when there is none of that id. */

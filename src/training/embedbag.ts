@@ -13,7 +13,7 @@
  */
 
 import { featurize, type SparseFeatures, type TextFeaturizerSpec } from "../featurizer/text";
-import { sigmoid, type Task } from "./model";
+import { sigmoid, type Task } from "./linear-model";
 import { createRng, shuffleInPlace } from "./prng";
 import type { SparseMatrix } from "./sparse";
 import type { EncodedTargets } from "./trainer";

@@ -4,7 +4,6 @@
  */
 
 import type { TextFeaturizerSpec } from "../featurizer/text";
-import { accuracy, finiteMean, precisionRecallF1Macro, rocAuc } from "./metrics";
 import {
   type FloatLinearModel,
   type Int8LinearModel,
@@ -12,7 +11,8 @@ import {
   quantizeInt8,
   scoreFeatures,
   type Task,
-} from "./model";
+} from "./linear-model";
+import { accuracy, finiteMean, precisionRecallF1Macro, rocAuc } from "./metrics";
 import { featurizeTexts, type SparseMatrix, sparseRow } from "./sparse";
 import {
   DEFAULT_HYPERPARAMETERS,
@@ -24,8 +24,8 @@ import {
 } from "./trainer";
 
 export { type LbfgsOptions, type LbfgsResult, minimizeLbfgs, type Objective } from "./lbfgs";
+export * from "./linear-model";
 export * from "./metrics";
-export * from "./model";
 export { createRng, type Rng, shuffleInPlace } from "./prng";
 export * from "./sparse";
 export * from "./trainer";

@@ -9,7 +9,7 @@
  */
 
 import type { TextFeaturizerSpec } from "../featurizer/text";
-import type { FloatLinearModel, Task } from "./model";
+import type { FloatLinearModel, Task } from "./linear-model";
 import type { SparseMatrix } from "./sparse";
 import {
   type EncodedTargets,

@@ -21,7 +21,6 @@ import {
   standardDeviation,
 } from "./calibration";
 import { evaluateModel, trainTextModel } from "./index";
-import { finiteMean, rocAuc } from "./metrics";
 import {
   type FloatLinearModel,
   type Int8LinearModel,
@@ -30,7 +29,8 @@ import {
   quantizeInt8,
   sigmoid,
   type Task,
-} from "./model";
+} from "./linear-model";
+import { finiteMean, rocAuc } from "./metrics";
 import { trainNbLinear } from "./nb";
 import { featurizeTexts, type SparseMatrix, sparseRow } from "./sparse";
 import {

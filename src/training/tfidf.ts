@@ -14,7 +14,7 @@
  */
 
 import type { TextFeaturizerSpec } from "../featurizer/text";
-import { sigmoid } from "./model";
+import { sigmoid } from "./linear-model";
 import { type SparseMatrix, sparseFromRows } from "./sparse";
 import { DEFAULT_HYPERPARAMETERS, encodeTargets, type TrainingRow, trainLinear } from "./trainer";
 

@@ -9,7 +9,7 @@
 
 import type { TextFeaturizerSpec } from "../featurizer/text";
 import { minimizeLbfgs } from "./lbfgs";
-import { columnsFor, type FloatLinearModel, sigmoid, type Task } from "./model";
+import { columnsFor, type FloatLinearModel, sigmoid, type Task } from "./linear-model";
 import { createRng, shuffleInPlace } from "./prng";
 import type { SparseMatrix } from "./sparse";
 

@@ -20,7 +20,7 @@ import { createTrainingJob } from "../jobs/create";
 import { DATASET_KEY_RE } from "../jobs/spec";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { deleteAnyModel, type OnlineModel, requireOnlineModel } from "../online/models";
+import { deleteAnyModel, type OnlineModel, requireOnlineModel } from "../online/online-models";
 import { ingestSamples, predictOnline } from "../online/service";
 import { checkTextLimits, classifyTexts, ranked } from "../predictions/classify";
 import { readPrediction, submitPrediction } from "../predictions/submit";

@@ -11,7 +11,7 @@ import { json, readBodyBytes, readJsonBody, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
-import { createOnlineModel, deleteAnyModel, onlineModelRequestSchema } from "../online/models";
+import { createOnlineModel, deleteAnyModel, onlineModelRequestSchema } from "../online/online-models";
 import { activateVersion } from "../registry/activate";
 import { listModelSummaries, modelDetail } from "../registry/list";
 import { readModelUpload, uploadModelVersion } from "../registry/upload";
