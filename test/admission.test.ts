@@ -1,12 +1,11 @@
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { gcra, gcraGiveBack, gcraTake } from "../src/admission/gcra";
 import { LeaseHolder, type QuotaSource } from "../src/admission/leases";
 import { replayShard } from "../src/admission/replay";
 import type { RatePolicy } from "../src/contracts/settings";
-import worker from "../src/index";
-import { issuerToken, problem, seedShippedModel } from "./helpers";
+import { issuerToken, postJson, problem, seedShippedModel } from "./helpers";
 
 const DAY = 86_400_000;
 
@@ -130,16 +129,9 @@ describe("quota leases against one CallerGuard", () => {
 });
 
 /** POST /api/v1/predict through the real Worker with `vars` over the test env, bearing `bearer`. */
-async function predict(bearer: string, vars: Record<string, string> = {}): Promise<Response> {
-  const ctx = createExecutionContext();
-  const req = new Request("http://edge.test/api/v1/predict", {
-    method: "POST",
-    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
-    body: JSON.stringify({ text: "you are wonderful", model: "toxicity" }),
-  }) as Request<unknown, IncomingRequestCfProperties>;
-  const res = await worker.fetch(req, { ...env, ...vars } as Env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
+function predict(bearer: string, vars: Record<string, string> = {}): Promise<Response> {
+  const body = { text: "you are wonderful", model: "toxicity" };
+  return postJson("/api/v1/predict", body, { authorization: `Bearer ${bearer}` }, { vars });
 }
 
 /**

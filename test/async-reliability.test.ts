@@ -4,7 +4,7 @@
  * submits against the real D1 unique index, and per-caller visibility under a real ASAP_POLICY with
  * real signed tokens of several issuers.
  */
-import { createExecutionContext, createScheduledController, env } from "cloudflare:test";
+import { createScheduledController, env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import {
@@ -263,14 +263,11 @@ describe("Idempotency-Key", () => {
     // guard lets the first request ahead, and the others find its row with the early lookup; this
     // way all ten pass that lookup together and only the unique (issuer, key) index decides.
     const direct = () =>
-      worker.fetch(
-        new Request("http://edge.test/api/v1/predictions", {
-          method: "POST",
-          headers: { "content-type": "application/json", "idempotency-key": key },
-          body: JSON.stringify(body),
-        }) as Request<unknown, IncomingRequestCfProperties>,
-        { ...env, ASAP_AUTH: "off", METERING: "off" },
-        createExecutionContext(),
+      postJson(
+        "/api/v1/predictions",
+        body,
+        { "idempotency-key": key },
+        { auth: false, vars: { ASAP_AUTH: "off", METERING: "off" }, wait: false },
       );
     const responses = await Promise.all(Array.from({ length: 10 }, direct));
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(202));
@@ -399,12 +396,7 @@ describe("callers see only their own jobs, predictions and log rows, unless admi
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${await tokenOf(keys[issuer] as TestKey)}`);
     if (init.body !== undefined) headers.set("content-type", "application/json");
-    const request = new Request(`http://edge.test${path}`, { ...init, headers });
-    return worker.fetch(
-      request as Request<unknown, IncomingRequestCfProperties>,
-      { ...env, ASAP_POLICY: policy },
-      createExecutionContext(),
-    );
+    return api(path, { ...init, headers }, { vars: { ASAP_POLICY: policy }, wait: false });
   }
 
   it("the prediction log shows a caller its own rows; an admin sees everyone's", async () => {

@@ -1,13 +1,6 @@
-/**
- * The `http` key source against external key repositories (test/key-server.ts, reached over the
- * Worker's real outbound fetch): failures, Cache-Control, coalescing and mirror failover.
- */
-import { createExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { PEM_CONTENT_TYPE } from "../src/auth/asap";
-import worker from "../src/index";
-import { createTestKey, problem, type TestKey, tokenOf } from "./helpers";
+import { createTestKey, postJson, problem, type TestKey, tokenOf } from "./helpers";
 import type { KeyReply } from "./key-server";
 
 const PRIMARY = "https://keys.test/asap/";
@@ -45,17 +38,9 @@ const newKey = () => createTestKey(`http-${crypto.randomUUID().slice(0, 8)}`, "E
 
 /** POSTs a predict call signed by `key` through the real Worker entry with the http key source. */
 async function call(key: TestKey, vars: Record<string, string> = {}): Promise<Response> {
-  const token = await tokenOf(key);
-  const request = new Request("http://edge.test/api/v1/predict", {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ text: "hello", model: "no-such-model" }),
-  });
-  return worker.fetch(
-    request as Parameters<typeof worker.fetch>[0],
-    { ...env, ...HTTP_SOURCE, ...vars } as Env,
-    createExecutionContext(),
-  );
+  const authorization = `Bearer ${await tokenOf(key)}`;
+  const body = { text: "hello", model: "no-such-model" };
+  return postJson("/api/v1/predict", body, { authorization }, { vars: { ...HTTP_SOURCE, ...vars } });
 }
 
 /** Authentication passed: the handler ran and found no such model. */

@@ -2,12 +2,7 @@
  * ASAP authentication against the real Worker (router, R2 key source, CallerGuard Durable Object).
  * Tokens are real: signed with keypairs generated here, public keys published in local R2.
  */
-import {
-  abortAllDurableObjects,
-  createExecutionContext,
-  runDurableObjectAlarm,
-  runInDurableObject,
-} from "cloudflare:test";
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { base64url, type JWTPayload, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +11,6 @@ import { R2_KEY_PREFIX } from "../src/auth/asap";
 import { authenticate } from "../src/auth/stage";
 import { ConfigError, loadConfig } from "../src/config";
 import type { AppRequest } from "../src/context";
-import worker from "../src/index";
 import { createLogger } from "../src/log";
 import { api, createTestKey, postJson, problem, TEST_AUDIENCE, type TestKey, testToken } from "./helpers";
 
@@ -69,16 +63,7 @@ async function expectAuthenticated(res: Response): Promise<void> {
 
 /** Calls the real Worker entry with wrangler.toml's config plus `vars`. */
 function callWith(vars: Record<string, string>, authorization: string): Promise<Response> {
-  const request = new Request("http://edge.test/api/v1/predict", {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization },
-    body: JSON.stringify(BODY),
-  });
-  return worker.fetch(
-    request as Parameters<typeof worker.fetch>[0],
-    { ...env, ...vars } as Env,
-    createExecutionContext(),
-  );
+  return postJson("/api/v1/predict", BODY, { authorization }, { vars });
 }
 
 beforeAll(async () => {
@@ -412,16 +397,7 @@ describe("valid tokens", () => {
   });
 
   it("ASAP_AUTH=off (dev/test only) lets a request without a token through", async () => {
-    const request = new Request("http://edge.test/api/v1/predict", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(BODY),
-    });
-    const res = await worker.fetch(
-      request as Parameters<typeof worker.fetch>[0],
-      { ...env, ASAP_AUTH: "off" } as Env,
-      createExecutionContext(),
-    );
+    const res = await postJson("/api/v1/predict", BODY, {}, { auth: false, vars: { ASAP_AUTH: "off" } });
     await expectAuthenticated(res);
   });
 

@@ -4,11 +4,10 @@
  * the session cookie's attributes, the page and data routes refusing requests without a live
  * session (bearer tokens included), the issuer policy, and what the data routes return.
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createLoginCode, purgeDashboardLogins } from "../src/dashboard/session";
 import { sha256Hex } from "../src/hash";
-import worker from "../src/index";
 import { api, createTestKey, problem, seedShippedModel, TEST_ISSUER, testToken, tokenOf } from "./helpers";
 
 const DATA_ROUTES = ["statistics", "models", "online", "backlog"].map((r) => `/dashboard/api/${r}`);
@@ -19,14 +18,7 @@ async function call(
   init: RequestInit = {},
   vars: Record<string, string> = {},
 ): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(
-    new Request(url, { redirect: "manual", ...init }) as Request<unknown, IncomingRequestCfProperties>,
-    { ...env, ...vars },
-    ctx,
-  );
-  await waitOnExecutionContext(ctx);
-  return res;
+  return api(url, { redirect: "manual", ...init }, { auth: false, vars });
 }
 
 /** `POST /api/v1/dashboard/login` with a fresh token of the default test issuer. */

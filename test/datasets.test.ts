@@ -3,10 +3,9 @@
  * binding and validated by the jobs' parser, clear 4xx for every kind of bad upload with nothing
  * left behind, admin-only under ASAP_POLICY, and a training job reading an uploaded dataset.
  */
-import { createExecutionContext, env } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
-import { api, postJson, problem, testToken } from "./helpers";
+import { api, postJson, problem } from "./helpers";
 
 const CSV = `text,label\n${Array.from({ length: 40 }, (_, i) => `"${i % 2 ? "great" : "awful"} thing ${i}",${i % 2 ? "pos" : "neg"}`).join("\n")}\n`;
 
@@ -132,16 +131,8 @@ describe("datasets API", () => {
       ["GET", "/api/v1/datasets"],
       ["DELETE", "/api/v1/datasets/x.csv"],
     ] as const) {
-      const request = new Request(`http://edge.test${path}`, {
-        method,
-        headers: { authorization: `Bearer ${await testToken()}` },
-        ...(method === "PUT" && { body: CSV }),
-      });
-      const res = await worker.fetch(
-        request as Request<unknown, IncomingRequestCfProperties>,
-        { ...env, ASAP_POLICY: JSON.stringify(reader) },
-        createExecutionContext(),
-      );
+      const init = { method, ...(method === "PUT" && { body: CSV }) };
+      const res = await api(path, init, { vars: { ASAP_POLICY: JSON.stringify(reader) }, wait: false });
       expect(res.status, `${method} ${path}`).toBe(403);
     }
   });

@@ -5,30 +5,20 @@
  * behaviour is in test/throttle.test.ts; persistence of each object on its own is in
  * test/statistics.test.ts, test/throttle.test.ts, test/online.test.ts and test/auth.test.ts.
  */
-import {
-  abortAllDurableObjects,
-  createExecutionContext,
-  runInDurableObject,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { readApiStatistics } from "../src/metering/stats";
 import { learnerMetrics } from "../src/online/client";
 import type { BankSample } from "../src/online/sample";
-import { createTestKey, problem, seedShippedModel, type TestKey, testToken, tokenOf } from "./helpers";
+import { api, createTestKey, problem, seedShippedModel, type TestKey, testToken, tokenOf } from "./helpers";
 
 /** Calls the real Worker with `testEnv` and waits for its `waitUntil` work (statistics). */
 async function call(testEnv: Env, path: string, init: RequestInit = {}, token?: string): Promise<Response> {
   const headers = new Headers(init.headers);
   headers.set("authorization", `Bearer ${token ?? (await testToken())}`);
   if (init.body !== undefined) headers.set("content-type", "application/json");
-  const ctx = createExecutionContext();
-  const req = new Request(`http://edge.test${path}`, { ...init, headers });
-  const res = await worker.fetch(req as Request<unknown, IncomingRequestCfProperties>, testEnv, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
+  return api(path, { ...init, headers }, { env: testEnv });
 }
 
 const post = (testEnv: Env, path: string, body: unknown, token?: string) =>

@@ -1,8 +1,9 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { exportSPKI, generateKeyPair } from "jose";
 import { type AsapAlgorithm, type MintOptions, mintToken, R2_KEY_PREFIX } from "../src/auth/asap";
 import { r2Keys } from "../src/contracts/r2-keys";
+import worker from "../src/index";
 
 /** Issuer of the tokens `api()` signs by default; wrangler.toml's dev policy allows it everything. */
 export const TEST_ISSUER = "edge-inference-tests";
@@ -72,17 +73,39 @@ export async function issuerToken(issuer: string): Promise<string> {
 export interface CallOptions {
   /** Send a fresh token from `testToken()` unless the request has an Authorization header (default true). */
   auth?: boolean;
+  /** Vars or bindings over the test env: the Worker sees a new env object, so its config is parsed afresh. */
+  vars?: Record<string, unknown>;
+  /** A whole env instead of the test env (e.g. one with a failing binding); `vars` still apply over it. */
+  env?: Env;
+  /** With `vars` or `env`: wait for the request's `waitUntil` work (statistics, log) before returning (default true). */
+  wait?: boolean;
 }
 
-/** Calls the Worker's own fetch handler (real router, real bindings), authenticated by default. */
+/**
+ * Calls the Worker's own fetch handler (real router, real bindings), authenticated by default.
+ * `path` is a path on `http://edge.test` or an absolute URL. With `vars` or `env` the Worker runs
+ * with that env (a fresh config) and, unless `wait: false`, its background work is awaited.
+ */
 export async function api(
   path: string,
   init: RequestInit = {},
-  { auth = true }: CallOptions = {},
+  { auth = true, vars, env: baseEnv, wait = true }: CallOptions = {},
 ): Promise<Response> {
   const headers = new Headers(init.headers);
   if (auth && !headers.has("authorization")) headers.set("authorization", `Bearer ${await testToken()}`);
-  return exports.default.fetch(new Request(`http://edge.test${path}`, { ...init, headers }));
+  const request = new Request(path.startsWith("http") ? path : `http://edge.test${path}`, {
+    ...init,
+    headers,
+  });
+  if (vars === undefined && baseEnv === undefined) return exports.default.fetch(request);
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(
+    request as Request<unknown, IncomingRequestCfProperties>,
+    { ...(baseEnv ?? env), ...vars } as Env,
+    ctx,
+  );
+  if (wait) await waitOnExecutionContext(ctx);
+  return res;
 }
 
 /** POSTs `body` as JSON (a string is sent as-is). */

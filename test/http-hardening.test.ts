@@ -1,15 +1,7 @@
-/**
- * HTTP behaviour as the Worker sees it (issue #14 parts 2, 4b, 6): body limits and Content-Length,
- * the headers every response carries, CORS, and whose `CF-Connecting-IP` is believed. What only
- * shows over a real socket (workerd's own parser, `wrangler dev`'s proxy) is in
- * test/socket/http-socket.test.ts.
- */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { readApiStatistics } from "../src/metering/stats";
-import { problem, testToken } from "./helpers";
+import { api, problem } from "./helpers";
 
 const CHUNK = 64 * 1024;
 const MIB = 1024 * 1024;
@@ -45,18 +37,9 @@ async function call(
   vars: Record<string, string> = {},
   { auth = true } = {},
 ): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (auth) headers.set("authorization", `Bearer ${await testToken()}`);
-  const request = new Request(`http://edge.test${path}`, { ...init, headers });
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(
-    request as Parameters<typeof worker.fetch>[0],
-    { ...env, ...vars } as Env,
-    ctx,
-  );
-  // The metering batch this call joined is delivered before the next call (statistics tests).
-  await waitOnExecutionContext(ctx);
-  return res;
+  // With `vars`, `api` waits for the request's background work: the metering batch this call
+  // joined is delivered before the next call (statistics tests).
+  return api(path, init, { auth, vars });
 }
 
 describe("request bodies", () => {

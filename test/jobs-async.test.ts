@@ -4,16 +4,11 @@
  * delivery, retries and the dead-letter queue are driven with `createMessageBatch` (`deliver` of
  * test/queue-helpers.ts). Also the prediction log and the retention purge. ORT-using job/async cases live in this one file.
  */
-import {
-  createExecutionContext,
-  createScheduledController,
-  env,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { createScheduledController, env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { r2Keys } from "../src/contracts/r2-keys";
 import worker from "../src/index";
-import { api, fixtureBytes, postJson, problem, seedShippedModel, testToken } from "./helpers";
+import { api, fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
 import { deliver } from "./queue-helpers";
 import { labelledRows, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";
 
@@ -578,18 +573,13 @@ describe("prediction log and retention", () => {
     const texts = Array.from({ length: 40 }, (_, i) =>
       `${i} ${"é see you at home ".repeat(4_000)}`.slice(0, 60_000),
     );
-    const ctx = createExecutionContext();
-    const res = await worker.fetch(
-      new Request("http://edge.test/api/v1/predict", {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${await testToken()}` },
-        body: JSON.stringify({ model: "spam", texts, request_id: requestId }),
-      }) as Request<unknown, IncomingRequestCfProperties>,
-      { ...env, PREDICTION_LOG_INPUTS: "on", MAX_BODY_BYTES: String(4 * 1024 * 1024) },
-      ctx,
+    const res = await postJson(
+      "/api/v1/predict",
+      { model: "spam", texts, request_id: requestId },
+      {},
+      { vars: { PREDICTION_LOG_INPUTS: "on", MAX_BODY_BYTES: String(4 * 1024 * 1024) } },
     );
     expect(res.status).toBe(200);
-    await waitOnExecutionContext(ctx);
     // The rows may ride on a batch another request opened: wait for all of them.
     const rows = await waitFor(async () => {
       const found = await env.DB.prepare(

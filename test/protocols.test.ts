@@ -3,14 +3,13 @@
  * Inference Protocol v2 (KServe V2 REST). Real shipped models, real R2/D1, ORT in workerd, real
  * signed tokens. ORT-using protocol cases live in this one file (each ORT file costs ~15 s).
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { encode as encodePng } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../src/errors";
-import worker from "../src/index";
 import { openApiPath } from "../src/openapi";
 import { ROUTES } from "../src/router";
-import { api, postJson, problem, seedShippedModel, testToken } from "./helpers";
+import { api, postJson, problem, seedShippedModel } from "./helpers";
 import { waitFor, waitForStatus } from "./registry-helpers";
 
 const versions: Record<string, string> = {};
@@ -449,18 +448,12 @@ describe("online-learning service compatibility routes", () => {
 
 describe("compatibility routes can be switched off", () => {
   it("COMPAT_ROUTES=off → 404 on every compatibility path, native routes unaffected", async () => {
-    const off = { ...env, COMPAT_ROUTES: "off" } as Env;
-    const call = async (method: string, path: string) => {
-      const headers = { authorization: `Bearer ${await testToken()}`, "content-type": "application/json" };
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(
-        new Request(`http://edge.test${path}`, { method, headers, ...(method === "POST" && { body: "{}" }) }),
-        off,
-        ctx,
+    const call = (method: string, path: string) =>
+      api(
+        path,
+        { method, headers: { "content-type": "application/json" }, ...(method === "POST" && { body: "{}" }) },
+        { vars: { COMPAT_ROUTES: "off" } },
       );
-      await waitOnExecutionContext(ctx);
-      return res;
-    };
     for (const [method, path] of [
       ["GET", "/models"],
       ["POST", "/models"],

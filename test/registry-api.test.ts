@@ -2,11 +2,10 @@
  * Registry, job and async-prediction API edges that need no model run: admin-only mutations under
  * ASAP_POLICY, request validation (400/404/405/413/415/422), and the queue retry schedule.
  */
-import { createExecutionContext, env } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { retryDelaySeconds } from "../src/queue/index";
-import { api, postJson, problem, seedShippedModel, testToken } from "./helpers";
+import { api, postJson, problem, seedShippedModel } from "./helpers";
 
 const JOB = { id: "api-model", task: "binary", text_field: "text", label_field: "label" };
 
@@ -17,14 +16,7 @@ beforeAll(async () => {
 describe("mutating registry routes are admin-only (ASAP_POLICY api `models_admin`)", () => {
   /** Calls the Worker with `ASAP_POLICY` set to `policy` (every other var and binding as configured). */
   async function asPolicy(policy: unknown, path: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    headers.set("authorization", `Bearer ${await testToken()}`);
-    const request = new Request(`http://edge.test${path}`, { ...init, headers });
-    return worker.fetch(
-      request as Request<unknown, IncomingRequestCfProperties>,
-      { ...env, ASAP_POLICY: JSON.stringify(policy) },
-      createExecutionContext(),
-    );
+    return api(path, init, { vars: { ASAP_POLICY: JSON.stringify(policy) }, wait: false });
   }
   const reader = {
     issuers: { "edge-inference-tests": ["models:GET", "jobs", "predict", "predictions"] },

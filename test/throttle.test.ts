@@ -1,17 +1,10 @@
-import {
-  abortAllDurableObjects,
-  createExecutionContext,
-  runDurableObjectAlarm,
-  runInDurableObject,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config";
 import type { RateDecision } from "../src/contracts/rate";
 import type { RatePolicy } from "../src/contracts/settings";
-import worker from "../src/index";
-import { issuerToken, problem } from "./helpers";
+import { api, issuerToken, problem } from "./helpers";
 
 const DAY = 86_400_000;
 
@@ -31,14 +24,8 @@ const withVars = (vars: Partial<Record<keyof Env, unknown>>) => ({ ...env, ...va
 
 /** Calls the real Worker with `testEnv` as `issuer` (the caller) and waits for its `waitUntil` work. */
 async function call(testEnv: Env, path: string, issuer: string, init: RequestInit = {}) {
-  const ctx = createExecutionContext();
-  const req = new Request(`http://edge.test${path}`, {
-    ...init,
-    headers: { authorization: `Bearer ${await issuerToken(issuer)}`, ...init.headers },
-  }) as Request<unknown, IncomingRequestCfProperties>;
-  const res = await worker.fetch(req, testEnv, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
+  const headers = { authorization: `Bearer ${await issuerToken(issuer)}`, ...init.headers };
+  return api(path, { ...init, headers }, { env: testEnv });
 }
 
 describe("CallerGuard rate decisions (GCRA, injected clock)", () => {

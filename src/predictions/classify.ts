@@ -51,10 +51,7 @@ export async function classifyTexts(
   choice: ModelChoice,
   texts: readonly string[],
 ): Promise<Classification> {
-  const result = await scoreTextInputs(env.MODELS, state.config, choice, texts);
-  state.model = result.model;
-  logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
-  return result;
+  return recorded(env, ctx, state, await scoreTextInputs(env.MODELS, state.config, choice, texts), texts);
 }
 
 /**
@@ -83,8 +80,18 @@ export async function classifyImages(
   choice: ModelChoice,
   images: readonly ImageSource[],
 ): Promise<Classification> {
-  const result = await scoreImageInputs(env.MODELS, state.config, choice, images);
+  return recorded(env, ctx, state, await scoreImageInputs(env.MODELS, state.config, choice, images));
+}
+
+/** Records the model that answered on the request and logs every item's scores (texts when given). */
+function recorded(
+  env: Env,
+  ctx: ExecutionContext,
+  state: RequestState,
+  result: Classification,
+  texts?: readonly string[],
+): Classification {
   state.model = result.model;
-  logSyncPrediction(env, ctx, state, result.labels, result.scores);
+  logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
   return result;
 }
