@@ -18,10 +18,23 @@ import {
   type TfidfPipeline,
   trainTfidfPipeline,
 } from "../src/training/tfidf";
-import { api, postJson, problem } from "./helpers";
+import { parseManifest, validateModel } from "../src/registry/validate";
+import { api, fixtureBytes, postJson, problem } from "./helpers";
 import { tinyModel, upload, waitForStatus } from "./registry-helpers";
 
 const TOLERANCE = 1e-5;
+
+/** The models shipped in models/<id>/. */
+const SHIPPED_MODELS = [
+  "digits",
+  "moderation-image",
+  "sentiment",
+  "sentiment-mlp",
+  "spam",
+  "spam-mlp",
+  "toxicity",
+  "toxicity-mlp",
+];
 
 /** Hand-written training texts (no dataset rows): two classes for binary, three for multiclass. */
 const CALM = [
@@ -472,6 +485,124 @@ function moveToDomain(bytes: Uint8Array, op: string, domain: string): Uint8Array
   model.opsetImport.push({ domain, version: 1 });
   return onnx.ModelProto.encode(model, new $protobuf.Writer()).finish();
 }
+
+/** A float tensor's ValueInfo. */
+function floatValue(name: string, dims: number[]) {
+  return {
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  };
+}
+
+/**
+ * Keras's ZeroPadding2D → MaxPooling2D as ONNX: x [1, 1, 4, 4] → Pad (zeros, one row/column on
+ * each side) → MaxPool 3×3, stride 1 → y [1, 1, 4, 4]. ORT's optimizer (basic level and up) fuses
+ * the Pad into the MaxPool, which pads with −∞: the border outputs of a negative input change.
+ */
+function zeroPadMaxPool(): Uint8Array {
+  const pads = new Uint8Array(8 * 8);
+  [0, 0, 1, 1, 0, 0, 1, 1].forEach((v, i) => {
+    new DataView(pads.buffer).setBigInt64(i * 8, BigInt(v), true);
+  });
+  return onnx.ModelProto.encode(
+    {
+      irVersion: 8,
+      opsetImport: [{ domain: "", version: 17 }],
+      graph: {
+        name: "zeropad_maxpool",
+        node: [
+          { opType: "Pad", input: ["x", "pads"], output: ["padded"], name: "zero_padding2d" },
+          {
+            opType: "MaxPool",
+            input: ["padded"],
+            output: ["y"],
+            name: "max_pooling2d",
+            attribute: [
+              { name: "kernel_shape", type: 7, ints: [3, 3] },
+              { name: "strides", type: 7, ints: [1, 1] },
+            ],
+          },
+        ],
+        initializer: [{ name: "pads", dataType: 7, dims: [8], rawData: pads }],
+        input: [floatValue("x", [1, 1, 4, 4])],
+        output: [floatValue("y", [1, 1, 4, 4])],
+      },
+    },
+    new $protobuf.Writer(),
+  ).finish();
+}
+
+/** The ZeroPad → MaxPool reference: 3×3 maxima over x padded with zeros. */
+function zeroPadMaxPoolReference(x: readonly number[]): number[] {
+  const at = (r: number, c: number) => (r < 0 || r > 3 || c < 0 || c > 3 ? 0 : (x[r * 4 + c] as number));
+  return Array.from({ length: 16 }, (_, i) => {
+    const r = Math.floor(i / 4);
+    const c = i % 4;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let dr = -1; dr <= 1; dr++) for (let dc = -1; dc <= 1; dc++) max = Math.max(max, at(r + dr, c + dc));
+    return max;
+  });
+}
+
+describe("ORT's graph optimizer never changes a model's answers silently", () => {
+  it("a ZeroPad → MaxPool graph, whose pad ORT fuses wrongly, is served with optimizations disabled", async () => {
+    const x = Array.from({ length: 16 }, (_, i) => -1 - i);
+    const manifest = {
+      kind: "tensor",
+      task: "other",
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 1, 4, 4] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [1, 1, 4, 4] }],
+      output: "y",
+      quantization: "none",
+      examples: [{ inputs: [{ name: "x", shape: [1, 1, 4, 4], data: x }] }],
+    };
+    const res = await upload("byom-zeropad", "1", manifest, zeroPadMaxPool(), "?activate=true");
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(((await res.json()) as { graph_optimization_level: string }).graph_optimization_level).toBe(
+      "disabled",
+    );
+    const detail = (await (await api("/api/v1/models/byom-zeropad")).json()) as {
+      versions: { graph_optimization_level: string; optimization_disagreements: { level: string }[] }[];
+    };
+    expect(detail.versions[0]?.graph_optimization_level).toBe("disabled");
+    expect(detail.versions[0]?.optimization_disagreements.map((d) => d.level)).toEqual([
+      "all",
+      "extended",
+      "basic",
+    ]);
+    const probe = Array.from({ length: 16 }, (_, i) => -((i * 7) % 11) - 0.5);
+    const infer = await postJson("/v2/models/byom-zeropad/infer", {
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 1, 4, 4], data: probe }],
+    });
+    expect(infer.status, await infer.clone().text()).toBe(200);
+    const body = (await infer.json()) as { outputs: { data: number[] }[] };
+    expect(body.outputs[0]?.data).toEqual(zeroPadMaxPoolReference(probe));
+  });
+
+  it("a graph the optimizer computes correctly keeps the Worker's level (all)", async () => {
+    const res = await upload(
+      "byom-mlp-level",
+      "1",
+      MLP_MANIFEST,
+      buildMlpOnnx(mlp(), { id: "byom-mlp-level", version: "1" }),
+    );
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(((await res.json()) as { graph_optimization_level: string }).graph_optimization_level).toBe("all");
+  });
+
+  it("every shipped model computes the same at the level its manifest records as with optimizations disabled", async () => {
+    for (const id of SHIPPED_MODELS) {
+      const raw = JSON.parse(new TextDecoder().decode(await fixtureBytes(`models/${id}/manifest.json`)));
+      const manifest = parseManifest(raw);
+      const bytes = await fixtureBytes(`models/${id}/model.onnx`);
+      const { optimization } = await validateModel(manifest, bytes, 16 * 1024 * 1024);
+      expect(optimization, id).toEqual({
+        level: manifest.graph_optimization_level ?? "all",
+        disagreements: [],
+      });
+    }
+  });
+});
 
 describe("limits", () => {
   it("a model whose load + probe grows the WASM heap past MAX_WASM_HEAP_BYTES is refused with 413", async () => {

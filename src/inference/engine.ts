@@ -46,7 +46,7 @@ export async function withModel<T>(
   const load = async (): Promise<LoadedModel<ModelManifest>> => {
     const bytes = await getModelBytes(bucket, manifest, config.MAX_MODEL_BYTES);
     try {
-      const session = await createSession(bytes);
+      const session = await createSession(bytes, manifest.graph_optimization_level);
       checkSignature(session, manifest);
       return { session, meta: manifest, sizeBytes: bytes.byteLength };
     } catch (cause) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../featurizer/text";
+import { OPTIMIZATION_LEVELS } from "./optimization";
 
 /** Model ids and versions are path segments in R2 keys and URLs: keep them boring. */
 export const MODEL_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -39,6 +40,17 @@ const manifestBaseSchema = z.object({
   metrics: z.record(z.string(), z.number()),
   created_at: z.string().datetime(),
   description: z.string().max(2000).optional(),
+  /**
+   * ORT graph optimization level the Worker creates this model's sessions at (default `all`).
+   * Set by the upload validation: the highest level whose outputs on the probe inputs agree with
+   * optimizations disabled (src/inference/optimization.ts). A manifest may ask for a lower one.
+   */
+  graph_optimization_level: z.enum(OPTIMIZATION_LEVELS).optional(),
+  /** Why higher levels were not used: each level's disagreement with `disabled` (set at upload). */
+  optimization_disagreements: z
+    .array(z.object({ level: z.enum(OPTIMIZATION_LEVELS), output: z.string(), detail: z.string() }))
+    .max(4)
+    .optional(),
 });
 
 /**
