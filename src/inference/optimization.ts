@@ -7,8 +7,6 @@
  * and keeps the highest whose outputs agree with `disabled`; the manifest records it
  * (`graph_optimization_level`) and the engine creates sessions at that level.
  */
-import type { ort } from "./ort";
-
 /** The levels a manifest may record, highest first; `disabled` is the reference. */
 export const OPTIMIZATION_LEVELS = ["all", "extended", "basic", "disabled"] as const;
 
@@ -35,7 +33,9 @@ export interface CapturedOutput {
 }
 
 /** Copies every output of a run. */
-export function captureOutputs(outputs: ort.InferenceSession.ReturnType): CapturedOutput[] {
+export function captureOutputs(
+  outputs: Record<string, { type: string; dims: readonly number[]; data: unknown }>,
+): CapturedOutput[] {
   return Object.entries(outputs).map(([name, tensor]) => {
     const data = tensor.data as ArrayLike<number | bigint | string | boolean>;
     return { name, type: tensor.type, dims: [...tensor.dims], data: Array.from(data) };
