@@ -11,6 +11,7 @@ import $protobuf from "protobufjs/minimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildMlpOnnx, buildTfidfPipelineOnnx, type MlpWeights, SKLEARN_NAMES } from "../src/onnx/export";
 import { onnx } from "../src/onnx/generated/onnx.js";
+import { parseManifest, validateModel } from "../src/registry/validate";
 import { createRng } from "../src/training/prng";
 import {
   scoreTfidfPipeline,
@@ -18,7 +19,6 @@ import {
   type TfidfPipeline,
   trainTfidfPipeline,
 } from "../src/training/tfidf";
-import { parseManifest, validateModel } from "../src/registry/validate";
 import { api, fixtureBytes, postJson, problem } from "./helpers";
 import { tinyModel, upload, waitForStatus } from "./registry-helpers";
 

@@ -154,7 +154,10 @@ async function agreeingLevel(
     let disagreement: Disagreement | undefined;
     try {
       for (const [i, run] of runs.entries()) {
-        disagreement = compareOutputs(expected[i] ?? [], await runProbe(session, { ...run, check: () => {} }));
+        disagreement = compareOutputs(
+          expected[i] ?? [],
+          await runProbe(session, { ...run, check: () => {} }),
+        );
         if (disagreement) break;
       }
     } finally {
