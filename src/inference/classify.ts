@@ -13,7 +13,7 @@ import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
 import { scoreImage, scoreImages } from "./image";
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
 import { flaggedLabels, resolveNetwork } from "./network";
-import { exampleInputs, type WireTensor } from "./tensors";
+import { batchRows, exampleInputs, type OutputTensor, type WireTensor } from "./tensors";
 
 /** Scores of a batch of texts or images by one model version, in the manifest's label order. */
 export interface Classification {
@@ -119,7 +119,8 @@ export async function classifyTexts(
 
 /**
  * Runs a `tensor` model on protocol tensors (no featurizer, no preprocessing); refuses a text or
- * image model with 400 `model_input_mismatch`, more than `MAX_BATCH` rows with 413. Records the
+ * image model with 400 `model_input_mismatch`, more than `MAX_BATCH` rows in a declared batch
+ * dimension (`batchRows`) with 400 `batch_too_large` (checked once the manifest is known). Records the
  * model on the request state. Nothing is logged: the prediction log holds labelled scores.
  */
 export async function inferTensors(
@@ -127,19 +128,20 @@ export async function inferTensors(
   state: RequestState,
   choice: ModelChoice,
   inputs: readonly WireTensor[],
-): Promise<{ model: ModelRef; outputs: WireTensor[] }> {
+): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
   const maxBatch = state.config.MAX_BATCH;
-  const rows = Math.max(...inputs.map((t) => t.shape[0] ?? 0));
-  if (rows > maxBatch) {
-    throw new ApiError("batch_too_large", `${rows} rows in one request; the limit is ${maxBatch}`, {
-      extensions: { limit: maxBatch },
-    });
-  }
   const id = choice.model ?? state.config.DEFAULT_MODEL;
-  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => ({
-    model: { id: m.meta.id, version: m.meta.version },
-    outputs: await runTensors(requireTensorModel(m), inputs),
-  }));
+  const result = await withModel(env.MODELS, state.config, id, choice.version, async (m) => {
+    const model = requireTensorModel(m);
+    // Only declared batch dimensions count: a fixed [100, 3] input is not 100 rows.
+    const rows = batchRows(model.meta.inputs, inputs);
+    if (rows > maxBatch) {
+      throw new ApiError("batch_too_large", `${rows} rows in one request; the limit is ${maxBatch}`, {
+        extensions: { limit: maxBatch },
+      });
+    }
+    return { model: { id: m.meta.id, version: m.meta.version }, outputs: await runTensors(model, inputs) };
+  });
   state.model = result.model;
   return result;
 }

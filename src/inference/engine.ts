@@ -6,7 +6,7 @@ import type { ModelManifest, TensorModelManifest, TextInputManifest, TextModelMa
 import { createSession, ort } from "./ort";
 import { type LoadedModel, SessionCache } from "./session-cache";
 import { signatureProblem } from "./signature";
-import { fromOrtTensor, shapeFits, toOrtTensor, type WireTensor } from "./tensors";
+import { fromOrtTensor, type OutputTensor, shapeFits, toOrtTensor, type WireTensor } from "./tensors";
 
 let cache: SessionCache<ModelManifest> | undefined;
 
@@ -133,7 +133,7 @@ async function runScores(
 export async function runTensors(
   model: LoadedModel<TensorModelManifest>,
   inputs: readonly WireTensor[],
-): Promise<WireTensor[]> {
+): Promise<OutputTensor[]> {
   const { meta, session } = model;
   const names = meta.inputs.map((t) => t.name);
   const given = inputs.map((t) => t.name);

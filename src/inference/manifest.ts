@@ -146,10 +146,27 @@ export const rawTextManifestSchema = manifestBaseSchema.extend({
   thresholds: z.record(z.string().min(1).max(128), z.number().min(0).max(1)).optional(),
 });
 
-/** Tensor datatypes a `tensor` model may declare (Open Inference Protocol names). */
-export const TENSOR_DATATYPES = ["FP32", "FP64", "INT8", "UINT8", "INT32", "INT64", "BOOL"] as const;
+/** Tensor datatypes a `tensor` model may declare (Open Inference Protocol names; BYTES = strings). */
+export const TENSOR_DATATYPES = [
+  "FP32",
+  "FP64",
+  "FP16",
+  "INT8",
+  "UINT8",
+  "INT16",
+  "UINT16",
+  "INT32",
+  "UINT32",
+  "INT64",
+  "UINT64",
+  "BOOL",
+  "BYTES",
+] as const;
 
-/** A declared graph input or output of a `tensor` model; `-1` marks a dynamic dimension. */
+/**
+ * A declared graph input or output of a `tensor` model; `-1` marks a dynamic dimension, `[]` a
+ * scalar (rank 0). A dynamic dimension 0 is a batch dimension (`MAX_BATCH` applies to it).
+ */
 export const tensorSpecSchema = z.object({
   name: z.string().min(1).max(128),
   datatype: z.enum(TENSOR_DATATYPES),
@@ -161,7 +178,6 @@ export const tensorSpecSchema = z.object({
         .min(-1)
         .max(2 ** 31),
     )
-    .min(1)
     .max(8),
 });
 
@@ -179,9 +195,9 @@ export const tensorExampleSchema = z.object({
               .min(0)
               .max(2 ** 16),
           )
-          .min(1)
           .max(8),
-        data: z.array(z.union([z.number(), z.boolean()])).max(65_536),
+        /** Numbers, booleans, or strings (BYTES; INT64/UINT64 as decimal strings; "NaN", "Infinity", "-Infinity"). */
+        data: z.array(z.union([z.number(), z.boolean(), z.string().max(4096)])).max(65_536),
       }),
     )
     .min(1)
