@@ -96,7 +96,8 @@ function tensorData(t: onnx.TensorProto, elemType: number, count: number): TestT
     if (elemType === 1) out[i] = t.floatData[i] as number;
     else if (elemType === 7) out[i] = BigInt(toNumber(t.int64Data[i] as number));
     else if (elemType === 13 || elemType === 12)
-      out[i] = elemType === 13 ? BigInt(toNumber(t.int64Data[i] as number)) : toNumber(t.int64Data[i] as number);
+      out[i] =
+        elemType === 13 ? BigInt(toNumber(t.int64Data[i] as number)) : toNumber(t.int64Data[i] as number);
     else out[i] = t.int32Data[i] as number;
   }
   return out as unknown as ArrayLike<number | bigint>;
@@ -124,11 +125,17 @@ export function loadCase(dir: string): ConformanceCase | string {
         ? toNumber(d.dimValue as number)
         : -1,
     );
-    return { name: v.name ?? "", elemType: tensor.elemType ?? 0, shape, known: tensor.shape !== undefined && tensor.shape !== null };
+    return {
+      name: v.name ?? "",
+      elemType: tensor.elemType ?? 0,
+      shape,
+      known: tensor.shape !== undefined && tensor.shape !== null,
+    };
   };
   const inputs = (graph.input ?? []).filter((v) => !initializers.has(v.name ?? "")).map(declare);
   const outputs = (graph.output ?? []).map(declare);
-  if (inputs.some((i) => !i) || outputs.some((o) => !o)) return "a non-tensor input or output (sequence, map, optional)";
+  if (inputs.some((i) => !i) || outputs.some((o) => !o))
+    return "a non-tensor input or output (sequence, map, optional)";
   const set = path.join(dir, "test_data_set_0");
   const files = (prefix: string) =>
     readdirSync(set)
@@ -144,7 +151,8 @@ export function loadCase(dir: string): ConformanceCase | string {
   }
   const ins = inputs as NonNullable<ReturnType<typeof declare>>[];
   const outs = outputs as NonNullable<ReturnType<typeof declare>>[];
-  if (feeds.length !== ins.length || expected.length !== outs.length) return "test data does not match the graph";
+  if (feeds.length !== ins.length || expected.length !== outs.length)
+    return "test data does not match the graph";
   feeds.forEach((f, i) => {
     f.name = ins[i]?.name ?? f.name;
   });
@@ -158,7 +166,14 @@ export function loadCase(dir: string): ConformanceCase | string {
       elemType: s.elemType,
       shape: s.known ? s.shape : (data[i]?.dims ?? []).map(() => -1),
     }));
-  return { name: path.basename(dir), bytes, inputs: shaped(ins, feeds), outputs: shaped(outs, expected), feeds, expected };
+  return {
+    name: path.basename(dir),
+    bytes,
+    inputs: shaped(ins, feeds),
+    outputs: shaped(outs, expected),
+    feeds,
+    expected,
+  };
 }
 
 function halfToFloat(h: number): number {
@@ -171,10 +186,16 @@ function halfToFloat(h: number): number {
 }
 
 /** Compares an output with the expected tensor; undefined when it matches. */
-function mismatch(expected: TestTensor, dims: readonly number[], data: ArrayLike<unknown>): string | undefined {
-  if (expected.dims.join(",") !== dims.join(",")) return `'${expected.name}' shape [${dims}] ≠ [${expected.dims}]`;
+function mismatch(
+  expected: TestTensor,
+  dims: readonly number[],
+  data: ArrayLike<unknown>,
+): string | undefined {
+  if (expected.dims.join(",") !== dims.join(","))
+    return `'${expected.name}' shape [${dims}] ≠ [${expected.dims}]`;
   const want = expected.data as ArrayLike<unknown>;
-  if (want.length !== data.length) return `'${expected.name}' has ${data.length} elements, expected ${want.length}`;
+  if (want.length !== data.length)
+    return `'${expected.name}' has ${data.length} elements, expected ${want.length}`;
   const float = expected.elemType === 1 || expected.elemType === 10 || expected.elemType === 11;
   for (let i = 0; i < want.length; i++) {
     let a = want[i];
@@ -188,7 +209,8 @@ function mismatch(expected: TestTensor, dims: readonly number[], data: ArrayLike
       const y = Number(b);
       if (Number.isNaN(x) && Number.isNaN(y)) continue;
       if (x === y) continue;
-      if (!(Math.abs(x - y) <= ATOL + RTOL * Math.abs(x))) return `'${expected.name}'[${i}] = ${y}, expected ${x}`;
+      if (!(Math.abs(x - y) <= ATOL + RTOL * Math.abs(x)))
+        return `'${expected.name}'[${i}] = ${y}, expected ${x}`;
     } else if (expected.elemType === 9) {
       if (Boolean(a) !== Boolean(b)) return `'${expected.name}'[${i}] = ${String(b)}, expected ${String(a)}`;
     } else if (String(a) !== String(b)) {
@@ -242,9 +264,9 @@ export interface Service {
   mf: Miniflare;
 }
 
-/** Builds the bundle and starts it in workerd with a signing key the service trusts. */
-export async function startService(): Promise<Service> {
-  const bundle = await build(path.join(root, "dist", "conformance"));
+/** Builds the bundle (into dist/`outdir`) and starts it in workerd with a signing key it trusts. */
+export async function startService(outdir = "conformance"): Promise<Service> {
+  const bundle = await build(path.join(root, "dist", outdir));
   const { mf, url } = await startWorker(bundle, { LOG_LEVEL: "error", REQUEST_LOG: "off" });
   const bucket = await mf.getR2Bucket("MODELS");
   const { privateKey, publicKey } = await generateKeyPair("ES256");
@@ -337,9 +359,14 @@ function modelId(name: string, index: number): string {
 }
 
 /** Uploads the case as a `tensor` model and runs its inputs through OIP infer; undefined on a match. */
-export async function runService(c: ConformanceCase, service: Service, index: number): Promise<string | undefined> {
+export async function runService(
+  c: ConformanceCase,
+  service: Service,
+  index: number,
+): Promise<string | undefined> {
   const unsupported = [...c.inputs, ...c.outputs].find((t) => !TYPES[t.elemType]);
-  if (unsupported) return `'${unsupported.name}' has element type ${unsupported.elemType}, which tensor models do not take`;
+  if (unsupported)
+    return `'${unsupported.name}' has element type ${unsupported.elemType}, which tensor models do not take`;
   const id = modelId(c.name, index);
   const spec = (t: { name: string; elemType: number; shape: number[] }) => ({
     name: t.name,
@@ -347,7 +374,9 @@ export async function runService(c: ConformanceCase, service: Service, index: nu
     shape: t.shape,
   });
   const fits = c.feeds.every(
-    (f) => (f.data as ArrayLike<unknown>).length <= MAX_EXAMPLE_ELEMENTS && (f.elemType !== 8 || (f.data as string[]).every((s) => s.length <= 4096)),
+    (f) =>
+      (f.data as ArrayLike<unknown>).length <= MAX_EXAMPLE_ELEMENTS &&
+      (f.elemType !== 8 || (f.data as string[]).every((s) => s.length <= 4096)),
   );
   const manifest = {
     kind: "tensor",
@@ -355,9 +384,10 @@ export async function runService(c: ConformanceCase, service: Service, index: nu
     outputs: c.outputs.map(spec),
     output: c.outputs[0]?.name,
     quantization: "none",
-    ...(fits && c.feeds.length > 0 && {
-      examples: [{ inputs: c.feeds.map((f) => ({ name: f.name, shape: f.dims, data: exampleData(f) })) }],
-    }),
+    ...(fits &&
+      c.feeds.length > 0 && {
+        examples: [{ inputs: c.feeds.map((f) => ({ name: f.name, shape: f.dims, data: exampleData(f) })) }],
+      }),
   };
   const form = new FormData();
   form.append("manifest", JSON.stringify(manifest));
@@ -431,7 +461,11 @@ export function caseDirs(dir = NODE_TESTS_DIR, every = 1, filter?: RegExp): stri
 }
 
 /** Runs the cases in `dirs` directly and — the ones ORT passes directly — through `service`. */
-export async function runConformance(dirs: readonly string[], service: Service, log = false): Promise<CaseResult[]> {
+export async function runConformance(
+  dirs: readonly string[],
+  service: Service,
+  log = false,
+): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   for (const [i, dir] of dirs.entries()) {
     const c = loadCase(dir);
@@ -443,7 +477,8 @@ export async function runConformance(dirs: readonly string[], service: Service, 
     const result: CaseResult = { name: c.name, direct };
     if (direct === "pass") result.service = (await runService(c, service, i)) ?? "pass";
     results.push(result);
-    if (log && result.service !== undefined && result.service !== "pass") console.log(`${c.name}: ${result.service}`);
+    if (log && result.service !== undefined && result.service !== "pass")
+      console.log(`${c.name}: ${result.service}`);
     if (log && (i + 1) % 100 === 0) console.log(`  ${i + 1}/${dirs.length}`);
   }
   return results;
@@ -471,7 +506,11 @@ async function main(): Promise<void> {
       json: { type: "string" },
     },
   });
-  const dirs = caseDirs(values.data, Number(values.every), values.filter ? new RegExp(values.filter) : undefined);
+  const dirs = caseDirs(
+    values.data,
+    Number(values.every),
+    values.filter ? new RegExp(values.filter) : undefined,
+  );
   if (dirs.length === 0) throw new Error(`no node tests in ${values.data}: apt-get install libonnx-testdata`);
   const started = Date.now();
   const service = await startService();
