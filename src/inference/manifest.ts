@@ -215,7 +215,7 @@ export const tensorManifestSchema = manifestBaseSchema.extend({
   kind: z.literal("tensor"),
   task: z.enum(["multilabel", "multiclass", "binary", "regression", "other"]).default("other"),
   labels: z.array(z.string().min(1).max(128)).max(4096).default([]),
-  inputs: z.array(tensorSpecSchema).min(1).max(8),
+  inputs: z.array(tensorSpecSchema).max(8),
   outputs: z.array(tensorSpecSchema).min(1).max(8),
   examples: z.array(tensorExampleSchema).min(1).max(8).optional(),
 });

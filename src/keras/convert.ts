@@ -726,7 +726,9 @@ export function modelSizeProblem(
   if (quantization === "none") {
     if (int8Bytes !== undefined && int8Bytes <= limit)
       return `${base}. Quantized to int8 (--quantize int8) it is ${sizeText(int8Bytes)}, which fits`;
-    return `${base}. Quantizing to int8 (--quantize int8) makes it about 4× smaller${int8Bytes === undefined ? "" : ` (${sizeText(int8Bytes)}), still over the limit`}: use a smaller model`;
+    return int8Bytes === undefined
+      ? `${base}. Quantizing to int8 (--quantize int8) makes it about 4× smaller`
+      : `${base}. Quantized to int8 (--quantize int8) it would be ${sizeText(int8Bytes)}, still over the limit: use a smaller model`;
   }
   return `${base}: use a smaller model, or raise MAX_MODEL_BYTES (and MAX_WASM_HEAP_BYTES, which the session must fit in) where the isolate's memory allows`;
 }

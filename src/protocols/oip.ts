@@ -75,7 +75,7 @@ const tensorSchema = z.strictObject({
 export const inferRequestSchema = z.strictObject({
   id: z.string().max(128).optional(),
   parameters: parametersSchema,
-  inputs: z.array(tensorSchema).min(1).max(8),
+  inputs: z.array(tensorSchema).max(8),
   outputs: z
     .array(z.strictObject({ name: z.string().min(1).max(128), parameters: parametersSchema }))
     .max(8)
