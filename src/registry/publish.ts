@@ -71,7 +71,8 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
   manifest = {
     ...manifest,
     graph_optimization_level: optimization.level,
-    ...(optimization.disagreements.length > 0 && { optimization_disagreements: optimization.disagreements }),
+    optimization_disagreements:
+      optimization.disagreements.length > 0 ? optimization.disagreements : undefined,
   };
 
   const now = Date.now();
