@@ -15,7 +15,8 @@
  * Options: --id (default: the --out folder's name), --version (1), --labels (required),
  * --quantize none|int8 (none), --fit stretch|contain|cover (stretch), --mean / --std (per channel,
  * comma-separated; default 0 / 1 = pixels scaled to [0, 1]), --layout NHWC|NCHW (NHWC),
- * --description, --reference N (20), --agreement N (100), --seed (20261130), --tolerance (1e-3).
+ * --description, --reference N (20), --agreement N (100), --seed (20261130), --tolerance (1e-3),
+ * --max-bytes (16777216, the Worker's MAX_MODEL_BYTES: a larger export is refused with its size).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -26,7 +27,7 @@ import { type ImagePreprocessSpec, imageInputDims, imageManifestSchema } from ".
 import { sha256Hex } from "../src/hash";
 import { toModelInput } from "../src/image/preprocess";
 import { SYNTHETIC_IMAGE_VERSION, syntheticImage } from "../src/image/synthetic";
-import { kerasToImageGraph } from "../src/keras/convert";
+import { DEFAULT_MAX_MODEL_BYTES, kerasToImageGraph, modelSizeProblem } from "../src/keras/convert";
 import { buildImageGraphOnnx, exportImageGraph } from "../src/onnx/image-graph";
 import { type KerasSource, loadKerasSource } from "./keras-source";
 
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
       seed: { type: "string", default: "20261130" },
       tolerance: { type: "string", default: "1e-3" },
       "no-reference": { type: "boolean", default: false },
+      "max-bytes": { type: "string", default: String(DEFAULT_MAX_MODEL_BYTES) },
     },
   });
   const file = positionals[0];
@@ -132,6 +134,15 @@ async function main(): Promise<void> {
     ...(values.description ? { description: values.description } : {}),
   };
   const floatBytes = buildImageGraphOnnx(graph, "none", meta);
+  // Refuse before the reference run: a model the Worker would not accept is not worth checking.
+  const int8Bytes = buildImageGraphOnnx(graph, "int8", meta).byteLength;
+  const tooLarge = modelSizeProblem(
+    quantization === "int8" ? int8Bytes : floatBytes.byteLength,
+    quantization,
+    Number(values["max-bytes"]),
+    int8Bytes,
+  );
+  if (tooLarge) throw new Error(tooLarge);
   console.log(
     `converted ${file}: ${Object.entries(converted.layerCounts)
       .map(([k, n]) => `${n} ${k}`)

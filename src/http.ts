@@ -192,10 +192,11 @@ export function json(body: unknown, status = 200, headers: Record<string, string
 }
 
 /** Request headers a cross-origin caller may send (preflight `Access-Control-Allow-Headers`). */
-export const CORS_ALLOW_HEADERS = "authorization, content-type, x-request-id, idempotency-key";
+export const CORS_ALLOW_HEADERS =
+  "authorization, content-type, x-request-id, idempotency-key, inference-header-content-length";
 /** Response headers a cross-origin caller may read beyond the CORS-safelisted ones. */
 export const CORS_EXPOSE_HEADERS =
-  "x-request-id, ratelimit, ratelimit-policy, retry-after, location, allow, x-model-version, idempotent-replayed";
+  "x-request-id, ratelimit, ratelimit-policy, retry-after, location, allow, x-model-version, idempotent-replayed, inference-header-content-length";
 /** How long a browser may cache a preflight answer (Chromium caps it at 7200 s). */
 export const CORS_MAX_AGE_S = 7200;
 /** `Strict-Transport-Security` when `HSTS=on`: one year; subdomains are not this service's to pin. */

@@ -10,6 +10,7 @@
 import $protobuf from "protobufjs/minimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { onnx } from "../src/onnx/generated/onnx.js";
+import { parseManifest, validateModel } from "../src/registry/validate";
 import { createRng } from "../src/training/prng";
 import {
   scoreTfidfPipeline,
@@ -17,11 +18,23 @@ import {
   type TfidfPipeline,
   trainTfidfPipeline,
 } from "../src/training/tfidf";
-import { api, postJson, problem } from "./helpers";
+import { api, fixtureBytes, postJson, problem } from "./helpers";
 import { tinyModel, upload, waitForStatus } from "./registry-helpers";
 import { buildMlpOnnx, buildTfidfPipelineOnnx, type MlpWeights, SKLEARN_NAMES } from "./support/sklearn-onnx";
 
 const TOLERANCE = 1e-5;
+
+/** The models shipped in models/<id>/. */
+const SHIPPED_MODELS = [
+  "digits",
+  "moderation-image",
+  "sentiment",
+  "sentiment-mlp",
+  "spam",
+  "spam-mlp",
+  "toxicity",
+  "toxicity-mlp",
+];
 
 /** Hand-written training texts (no dataset rows): two classes for binary, three for multiclass. */
 const CALM = [
@@ -388,6 +401,269 @@ describe("tensor models serve through the Open Inference Protocol", () => {
   });
 });
 
+/** A graph of `nodes` over typed inputs/outputs (`elemType` ONNX codes; `dims` -1 = dynamic). */
+function tensorGraph(
+  name: string,
+  io: { inputs: [string, number, number[]][]; outputs: [string, number, number[]][] },
+  nodes: { opType: string; input: string[]; output: string[]; attribute?: unknown[] }[],
+): Uint8Array {
+  const value = ([n, elemType, dims]: [string, number, number[]]) => ({
+    name: n,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d, i) => (d === -1 ? { dimParam: `d${i}` } : { dimValue: d })) },
+      },
+    },
+  });
+  return onnx.ModelProto.encode(
+    {
+      irVersion: 8,
+      opsetImport: [{ domain: "", version: 17 }],
+      graph: {
+        name,
+        node: nodes.map((n, i) => ({ ...n, name: `n${i}` })) as onnx.INodeProto[],
+        input: io.inputs.map(value),
+        output: io.outputs.map(value),
+      },
+    },
+    new $protobuf.Writer(),
+  ).finish();
+}
+
+const FLOAT = 1;
+const INT64 = 7;
+const UINT64 = 13;
+
+/**
+ * Identities over a scalar, INT64, UINT64 and float vectors, and the sum of a fixed [100, 3] input
+ * (a scalar output).
+ */
+const TENSOR_KINDS = {
+  bytes: () =>
+    tensorGraph(
+      "kinds",
+      {
+        inputs: [
+          ["s", FLOAT, []],
+          ["big", INT64, [-1]],
+          ["u", UINT64, [-1]],
+          ["f", FLOAT, [-1]],
+          ["fixed", FLOAT, [100, 3]],
+        ],
+        outputs: [
+          ["s_out", FLOAT, []],
+          ["big_out", INT64, [-1]],
+          ["u_out", UINT64, [-1]],
+          ["f_out", FLOAT, [-1]],
+          ["total", FLOAT, []],
+        ],
+      },
+      [
+        { opType: "Identity", input: ["s"], output: ["s_out"] },
+        { opType: "Identity", input: ["big"], output: ["big_out"] },
+        { opType: "Identity", input: ["u"], output: ["u_out"] },
+        { opType: "Identity", input: ["f"], output: ["f_out"] },
+        {
+          opType: "ReduceSum",
+          input: ["fixed"],
+          output: ["total"],
+          attribute: [{ name: "keepdims", type: 2, i: 0 }],
+        },
+      ],
+    ),
+  manifest: {
+    kind: "tensor",
+    inputs: [
+      { name: "s", datatype: "FP32", shape: [] },
+      { name: "big", datatype: "INT64", shape: [-1] },
+      { name: "u", datatype: "UINT64", shape: [-1] },
+      { name: "f", datatype: "FP32", shape: [-1] },
+      { name: "fixed", datatype: "FP32", shape: [100, 3] },
+    ],
+    outputs: [
+      { name: "s_out", datatype: "FP32", shape: [] },
+      { name: "big_out", datatype: "INT64", shape: [-1] },
+      { name: "u_out", datatype: "UINT64", shape: [-1] },
+      { name: "f_out", datatype: "FP32", shape: [-1] },
+      { name: "total", datatype: "FP32", shape: [] },
+    ],
+    output: "f_out",
+    quantization: "none",
+  },
+};
+
+describe("tensor models as ONNX defines them", () => {
+  beforeAll(async () => {
+    const res = await upload(
+      "byom-kinds",
+      "1",
+      TENSOR_KINDS.manifest,
+      TENSOR_KINDS.bytes(),
+      "?activate=true",
+    );
+    expect(res.status, await res.clone().text()).toBe(201);
+  });
+  const fixed = Array.from({ length: 300 }, (_, i) => i % 7);
+
+  it("scalars, INT64/UINT64 beyond 2^53 exact both ways, NaN/±∞ as strings, MAX_BATCH only on batch dimensions", async () => {
+    // Raw JSON: 2^53 + 1 and the 64-bit extremes as number literals (JSON.stringify cannot write them).
+    const body = `{"inputs": [
+      {"name": "s", "datatype": "FP32", "shape": [], "data": [2.5]},
+      {"name": "big", "datatype": "INT64", "shape": [4], "data": [9007199254740993, -9223372036854775808, "9223372036854775807", 5]},
+      {"name": "u", "datatype": "UINT64", "shape": [2], "data": [18446744073709551615, "18446744073709551614"]},
+      {"name": "f", "datatype": "FP32", "shape": [4], "data": ["NaN", "Infinity", "-Infinity", 1.5]},
+      {"name": "fixed", "datatype": "FP32", "shape": [100, 3], "data": ${JSON.stringify(fixed)}}
+    ]}`;
+    const res = await postJson("/v2/models/byom-kinds/infer", body);
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    // Exact digits in the answer: JSON numbers, never rounded to the nearest double.
+    expect(text).toContain(
+      '"name":"big_out","datatype":"INT64","shape":[4],"data":[9007199254740993,-9223372036854775808,9223372036854775807,5]',
+    );
+    expect(text).toContain(
+      '"name":"u_out","datatype":"UINT64","shape":[2],"data":[18446744073709551615,18446744073709551614]',
+    );
+    const parsed = JSON.parse(text) as { outputs: { name: string; shape: number[]; data: unknown[] }[] };
+    const out = (name: string) => parsed.outputs.find((o) => o.name === name);
+    expect(out("s_out")).toMatchObject({ shape: [], data: [2.5] });
+    expect(out("f_out")?.data).toEqual(["NaN", "Infinity", "-Infinity", 1.5]);
+    expect(out("total")).toMatchObject({ shape: [], data: [fixed.reduce((a, b) => a + b, 0)] });
+
+    // A declared batch dimension over MAX_BATCH (64) is refused; the fixed [100, 3] above was not.
+    const rows = Array.from({ length: 65 }, () => 1);
+    const tooMany = await postJson("/v2/models/byom-kinds/infer", {
+      inputs: [
+        { name: "s", datatype: "FP32", shape: [], data: [0] },
+        { name: "big", datatype: "INT64", shape: [65], data: rows },
+        { name: "u", datatype: "UINT64", shape: [1], data: [1] },
+        { name: "f", datatype: "FP32", shape: [1], data: [1] },
+        { name: "fixed", datatype: "FP32", shape: [100, 3], data: fixed },
+      ],
+    });
+    expect(tooMany.status, await tooMany.clone().text()).toBe(400);
+    expect(((await tooMany.json()) as { code: string }).code).toBe("batch_too_large");
+    // Out of range: named, with the exact value.
+    const outOfRange = await postJson(
+      "/v2/models/byom-kinds/infer",
+      body.replace('"9223372036854775807"', "9223372036854775808"),
+    );
+    expect(outOfRange.status).toBe(400);
+    expect(((await outOfRange.json()) as { error: string }).error).toContain(
+      "element 2 (9223372036854775808) is not a valid INT64",
+    );
+  });
+
+  it("the binary tensor data extension, for inputs and outputs", async () => {
+    const f = new Float32Array([1.25, Number.NaN, -2, 1e30]);
+    const big = new BigInt64Array([2n ** 62n + 1n, -3n]);
+    const header = new TextEncoder().encode(
+      JSON.stringify({
+        inputs: [
+          { name: "s", datatype: "FP32", shape: [], data: [1] },
+          { name: "big", datatype: "INT64", shape: [2], parameters: { binary_data_size: 16 } },
+          { name: "u", datatype: "UINT64", shape: [1], data: [7] },
+          { name: "f", datatype: "FP32", shape: [4], parameters: { binary_data_size: 16 } },
+          { name: "fixed", datatype: "FP32", shape: [100, 3], data: fixed },
+        ],
+        outputs: [
+          { name: "f_out", parameters: { binary_data: true } },
+          { name: "big_out", parameters: { binary_data: true } },
+          { name: "s_out" },
+        ],
+      }),
+    );
+    const body = new Uint8Array(header.byteLength + 32);
+    body.set(header);
+    body.set(new Uint8Array(big.buffer), header.byteLength);
+    body.set(new Uint8Array(f.buffer), header.byteLength + 16);
+    const res = await api("/v2/models/byom-kinds/infer", {
+      method: "POST",
+      headers: {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": String(header.byteLength),
+      },
+      body,
+    });
+    expect(res.status, res.status === 200 ? "" : await res.clone().text()).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/octet-stream");
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const jsonLength = Number(res.headers.get("inference-header-content-length"));
+    const head = JSON.parse(new TextDecoder().decode(bytes.subarray(0, jsonLength))) as {
+      outputs: { name: string; data?: unknown[]; parameters?: { binary_data_size: number } }[];
+    };
+    // In the model's output order; the binary parts in the same order.
+    expect(head.outputs.map((o) => [o.name, o.parameters?.binary_data_size, o.data])).toEqual([
+      ["s_out", undefined, [1]],
+      ["big_out", 16, undefined],
+      ["f_out", 16, undefined],
+    ]);
+    const rest = bytes.slice(jsonLength);
+    expect(rest.byteLength).toBe(32);
+    expect(Array.from(new BigInt64Array(rest.buffer, 0, 2))).toEqual(Array.from(big));
+    expect(Array.from(new Float32Array(rest.buffer, 16, 4))).toEqual(Array.from(f));
+
+    // A binary_data_size that does not match the bytes sent is a 400 naming it.
+    const short = await api("/v2/models/byom-kinds/infer", {
+      method: "POST",
+      headers: { "inference-header-content-length": String(header.byteLength) },
+      body: body.subarray(0, body.byteLength - 4),
+    });
+    expect(short.status).toBe(400);
+    expect(((await short.json()) as { error: string }).error).toContain("binary_data_size");
+  });
+
+  it("an upload without examples whose zero probe fails says so and suggests adding examples", async () => {
+    // Reshape to a shape given as an input: all zeros ([0, 0]) cannot reshape one element.
+    const bytes = tensorGraph(
+      "reshape",
+      {
+        inputs: [
+          ["x", FLOAT, [-1]],
+          ["shape", INT64, [2]],
+        ],
+        outputs: [["y", FLOAT, [-1, -1]]],
+      },
+      [{ opType: "Reshape", input: ["x", "shape"], output: ["y"] }],
+    );
+    const manifest = {
+      kind: "tensor",
+      inputs: [
+        { name: "x", datatype: "FP32", shape: [-1] },
+        { name: "shape", datatype: "INT64", shape: [2] },
+      ],
+      outputs: [{ name: "y", datatype: "FP32", shape: [-1, -1] }],
+      output: "y",
+      quantization: "none",
+    };
+    const res = await upload("byom-reshape", "1", manifest, bytes);
+    expect(res.status).toBe(422);
+    const { detail } = await problem(res);
+    expect(detail).toContain(
+      "the probe inference on the default probe (all-zero inputs, dynamic dimensions 1: the manifest has no `examples`) failed",
+    );
+    expect(detail).toContain("add `examples` to the manifest");
+    const withExamples = await upload(
+      "byom-reshape",
+      "1",
+      {
+        ...manifest,
+        examples: [
+          {
+            inputs: [
+              { name: "x", shape: [6], data: [1, 2, 3, 4, 5, 6] },
+              { name: "shape", shape: [2], data: [2, 3] },
+            ],
+          },
+        ],
+      },
+      bytes,
+    );
+    expect(withExamples.status, await withExamples.clone().text()).toBe(201);
+  });
+});
+
 describe("graphs the Worker cannot serve are refused at upload with the reason", () => {
   async function refused(res: Response): Promise<{ code: string; detail: string } & Record<string, unknown>> {
     expect(res.status).toBe(422);
@@ -472,6 +748,124 @@ function moveToDomain(bytes: Uint8Array, op: string, domain: string): Uint8Array
   model.opsetImport.push({ domain, version: 1 });
   return onnx.ModelProto.encode(model, new $protobuf.Writer()).finish();
 }
+
+/** A float tensor's ValueInfo. */
+function floatValue(name: string, dims: number[]) {
+  return {
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  };
+}
+
+/**
+ * Keras's ZeroPadding2D → MaxPooling2D as ONNX: x [1, 1, 4, 4] → Pad (zeros, one row/column on
+ * each side) → MaxPool 3×3, stride 1 → y [1, 1, 4, 4]. ORT's optimizer (basic level and up) fuses
+ * the Pad into the MaxPool, which pads with −∞: the border outputs of a negative input change.
+ */
+function zeroPadMaxPool(): Uint8Array {
+  const pads = new Uint8Array(8 * 8);
+  [0, 0, 1, 1, 0, 0, 1, 1].forEach((v, i) => {
+    new DataView(pads.buffer).setBigInt64(i * 8, BigInt(v), true);
+  });
+  return onnx.ModelProto.encode(
+    {
+      irVersion: 8,
+      opsetImport: [{ domain: "", version: 17 }],
+      graph: {
+        name: "zeropad_maxpool",
+        node: [
+          { opType: "Pad", input: ["x", "pads"], output: ["padded"], name: "zero_padding2d" },
+          {
+            opType: "MaxPool",
+            input: ["padded"],
+            output: ["y"],
+            name: "max_pooling2d",
+            attribute: [
+              { name: "kernel_shape", type: 7, ints: [3, 3] },
+              { name: "strides", type: 7, ints: [1, 1] },
+            ],
+          },
+        ],
+        initializer: [{ name: "pads", dataType: 7, dims: [8], rawData: pads }],
+        input: [floatValue("x", [1, 1, 4, 4])],
+        output: [floatValue("y", [1, 1, 4, 4])],
+      },
+    },
+    new $protobuf.Writer(),
+  ).finish();
+}
+
+/** The ZeroPad → MaxPool reference: 3×3 maxima over x padded with zeros. */
+function zeroPadMaxPoolReference(x: readonly number[]): number[] {
+  const at = (r: number, c: number) => (r < 0 || r > 3 || c < 0 || c > 3 ? 0 : (x[r * 4 + c] as number));
+  return Array.from({ length: 16 }, (_, i) => {
+    const r = Math.floor(i / 4);
+    const c = i % 4;
+    let max = Number.NEGATIVE_INFINITY;
+    for (let dr = -1; dr <= 1; dr++) for (let dc = -1; dc <= 1; dc++) max = Math.max(max, at(r + dr, c + dc));
+    return max;
+  });
+}
+
+describe("ORT's graph optimizer never changes a model's answers silently", () => {
+  it("a ZeroPad → MaxPool graph, whose pad ORT fuses wrongly, is served with optimizations disabled", async () => {
+    const x = Array.from({ length: 16 }, (_, i) => -1 - i);
+    const manifest = {
+      kind: "tensor",
+      task: "other",
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 1, 4, 4] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [1, 1, 4, 4] }],
+      output: "y",
+      quantization: "none",
+      examples: [{ inputs: [{ name: "x", shape: [1, 1, 4, 4], data: x }] }],
+    };
+    const res = await upload("byom-zeropad", "1", manifest, zeroPadMaxPool(), "?activate=true");
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(((await res.json()) as { graph_optimization_level: string }).graph_optimization_level).toBe(
+      "disabled",
+    );
+    const detail = (await (await api("/api/v1/models/byom-zeropad")).json()) as {
+      versions: { graph_optimization_level: string; optimization_disagreements: { level: string }[] }[];
+    };
+    expect(detail.versions[0]?.graph_optimization_level).toBe("disabled");
+    expect(detail.versions[0]?.optimization_disagreements.map((d) => d.level)).toEqual([
+      "all",
+      "extended",
+      "basic",
+    ]);
+    const probe = Array.from({ length: 16 }, (_, i) => -((i * 7) % 11) - 0.5);
+    const infer = await postJson("/v2/models/byom-zeropad/infer", {
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 1, 4, 4], data: probe }],
+    });
+    expect(infer.status, await infer.clone().text()).toBe(200);
+    const body = (await infer.json()) as { outputs: { data: number[] }[] };
+    expect(body.outputs[0]?.data).toEqual(zeroPadMaxPoolReference(probe));
+  });
+
+  it("a graph the optimizer computes correctly keeps the Worker's level (all)", async () => {
+    const res = await upload(
+      "byom-mlp-level",
+      "1",
+      MLP_MANIFEST,
+      buildMlpOnnx(mlp(), { id: "byom-mlp-level", version: "1" }),
+    );
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(((await res.json()) as { graph_optimization_level: string }).graph_optimization_level).toBe("all");
+  });
+
+  it("every shipped model computes the same at the level its manifest records as with optimizations disabled", async () => {
+    for (const id of SHIPPED_MODELS) {
+      const raw = JSON.parse(new TextDecoder().decode(await fixtureBytes(`models/${id}/manifest.json`)));
+      const manifest = parseManifest(raw);
+      const bytes = await fixtureBytes(`models/${id}/model.onnx`);
+      const { optimization } = await validateModel(manifest, bytes, 16 * 1024 * 1024);
+      expect(optimization, id).toEqual({
+        level: manifest.graph_optimization_level ?? "all",
+        disagreements: [],
+      });
+    }
+  });
+});
 
 describe("limits", () => {
   it("a model whose load + probe grows the WASM heap past MAX_WASM_HEAP_BYTES is refused with 413", async () => {

@@ -100,7 +100,7 @@ describe("Open Inference Protocol v2", () => {
     expect(await meta.json()).toEqual({
       name: "edge-inference",
       version: expect.any(String),
-      extensions: ["model_repository"],
+      extensions: ["model_repository", "binary_tensor_data"],
     });
     const live = await api("/v2/health/live", {}, { auth: false });
     expect(live.status).toBe(200);

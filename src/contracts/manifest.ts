@@ -1,6 +1,15 @@
 import { z } from "zod";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../featurizer/text";
 
+/** The levels a manifest may record, highest first; `disabled` is the reference. */
+export const OPTIMIZATION_LEVELS = ["all", "extended", "basic", "disabled"] as const;
+
+/** A graph optimization level of ORT. */
+export type OptimizationLevel = (typeof OPTIMIZATION_LEVELS)[number];
+
+/** The level the Worker uses unless a model's manifest records a lower one. */
+export const DEFAULT_OPTIMIZATION_LEVEL: OptimizationLevel = "all";
+
 /** Model ids and versions are path segments in R2 keys and URLs: keep them boring. */
 export const MODEL_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Network names (`"network"` in a predict request). */
@@ -39,6 +48,17 @@ const manifestBaseSchema = z.object({
   metrics: z.record(z.string(), z.number()),
   created_at: z.string().datetime(),
   description: z.string().max(2000).optional(),
+  /**
+   * ORT graph optimization level the Worker creates this model's sessions at (default `all`).
+   * Set by the upload validation: the highest level whose outputs on the probe inputs agree with
+   * optimizations disabled (src/inference/optimization.ts). A manifest may ask for a lower one.
+   */
+  graph_optimization_level: z.enum(OPTIMIZATION_LEVELS).optional(),
+  /** Why higher levels were not used: each level's disagreement with `disabled` (set at upload). */
+  optimization_disagreements: z
+    .array(z.object({ level: z.enum(OPTIMIZATION_LEVELS), output: z.string(), detail: z.string() }))
+    .max(4)
+    .optional(),
 });
 
 /**
@@ -134,10 +154,27 @@ export const rawTextManifestSchema = manifestBaseSchema.extend({
   thresholds: z.record(z.string().min(1).max(128), z.number().min(0).max(1)).optional(),
 });
 
-/** Tensor datatypes a `tensor` model may declare (Open Inference Protocol names). */
-export const TENSOR_DATATYPES = ["FP32", "FP64", "INT8", "UINT8", "INT32", "INT64", "BOOL"] as const;
+/** Tensor datatypes a `tensor` model may declare (Open Inference Protocol names; BYTES = strings). */
+export const TENSOR_DATATYPES = [
+  "FP32",
+  "FP64",
+  "FP16",
+  "INT8",
+  "UINT8",
+  "INT16",
+  "UINT16",
+  "INT32",
+  "UINT32",
+  "INT64",
+  "UINT64",
+  "BOOL",
+  "BYTES",
+] as const;
 
-/** A declared graph input or output of a `tensor` model; `-1` marks a dynamic dimension. */
+/**
+ * A declared graph input or output of a `tensor` model; `-1` marks a dynamic dimension, `[]` a
+ * scalar (rank 0). A dynamic dimension 0 is a batch dimension (`MAX_BATCH` applies to it).
+ */
 export const tensorSpecSchema = z.object({
   name: z.string().min(1).max(128),
   datatype: z.enum(TENSOR_DATATYPES),
@@ -149,7 +186,6 @@ export const tensorSpecSchema = z.object({
         .min(-1)
         .max(2 ** 31),
     )
-    .min(1)
     .max(8),
 });
 
@@ -167,9 +203,9 @@ export const tensorExampleSchema = z.object({
               .min(0)
               .max(2 ** 16),
           )
-          .min(1)
           .max(8),
-        data: z.array(z.union([z.number(), z.boolean()])).max(65_536),
+        /** Numbers, booleans, or strings (BYTES; INT64/UINT64 as decimal strings; "NaN", "Infinity", "-Infinity"). */
+        data: z.array(z.union([z.number(), z.boolean(), z.string().max(4096)])).max(65_536),
       }),
     )
     .min(1)
@@ -187,7 +223,7 @@ export const tensorManifestSchema = manifestBaseSchema.extend({
   kind: z.literal("tensor"),
   task: z.enum(["multilabel", "multiclass", "binary", "regression", "other"]).default("other"),
   labels: z.array(z.string().min(1).max(128)).max(4096).default([]),
-  inputs: z.array(tensorSpecSchema).min(1).max(8),
+  inputs: z.array(tensorSpecSchema).max(8),
   outputs: z.array(tensorSpecSchema).min(1).max(8),
   examples: z.array(tensorExampleSchema).min(1).max(8).optional(),
 });

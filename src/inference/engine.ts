@@ -11,7 +11,7 @@ import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../s
 import { createSession, ort } from "./ort";
 import { type LoadedModel, SessionCache } from "./session-cache";
 import { signatureProblem } from "./signature";
-import { fromOrtTensor, shapeFits, toOrtTensor, type WireTensor } from "./tensors";
+import { fromOrtTensor, type OutputTensor, shapeFits, toOrtTensor, type WireTensor } from "./tensors";
 
 let cache: SessionCache<ModelManifest> | undefined;
 
@@ -45,7 +45,7 @@ export async function withModel<T>(
   const load = async (): Promise<LoadedModel<ModelManifest>> => {
     const bytes = await getModelBytes(bucket, manifest, config.MAX_MODEL_BYTES);
     try {
-      const session = await createSession(bytes);
+      const session = await createSession(bytes, manifest.graph_optimization_level);
       checkSignature(session, manifest);
       return { session, meta: manifest, sizeBytes: bytes.byteLength };
     } catch (cause) {
@@ -132,7 +132,7 @@ async function runScores(
 export async function runTensors(
   model: LoadedModel<TensorModelManifest>,
   inputs: readonly WireTensor[],
-): Promise<WireTensor[]> {
+): Promise<OutputTensor[]> {
   const { meta, session } = model;
   const names = meta.inputs.map((t) => t.name);
   const given = inputs.map((t) => t.name);

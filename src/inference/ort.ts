@@ -16,6 +16,7 @@
 
 import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import * as ort from "onnxruntime-web/wasm";
+import { DEFAULT_OPTIMIZATION_LEVEL, type OptimizationLevel } from "../contracts/manifest";
 
 /**
  * Bytes ORT is told are its binary. ORT copies them (`new Uint8Array(wasmBinary)`) before calling
@@ -92,13 +93,19 @@ function configureOrt(): void {
 
 let configured = false;
 
-/** Creates an ORT inference session (WASM backend) from model bytes. */
-export async function createSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+/**
+ * Creates an ORT inference session (WASM backend) from model bytes, its graph optimized at `level`
+ * (the manifest's `graph_optimization_level`; see src/inference/optimization.ts).
+ */
+export async function createSession(
+  bytes: Uint8Array,
+  level: OptimizationLevel = DEFAULT_OPTIMIZATION_LEVEL,
+): Promise<ort.InferenceSession> {
   if (!configured) {
     configureOrt();
     configured = true;
   }
-  return ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  return ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: level });
 }
 
 export { ort };

@@ -15,7 +15,7 @@ import { runTensors, scoreTexts, withModel } from "./engine";
 import { scoreImage, scoreImages } from "./image";
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
 import { resolveNetwork } from "./network";
-import { exampleInputs, type WireTensor } from "./tensors";
+import { batchRows, exampleInputs, type OutputTensor, type WireTensor } from "./tensors";
 
 /** Scores of a batch of texts or images by one model version, in the manifest's label order. */
 export interface Classification {
@@ -145,26 +145,28 @@ export async function scoreImageInputs(
 
 /**
  * Runs a `tensor` model on protocol tensors (no featurizer, no preprocessing); refuses a text or
- * image model with 400 `model_input_mismatch`, more than `MAX_BATCH` rows with 413.
+ * image model with 400 `model_input_mismatch`, more than `MAX_BATCH` rows in a declared batch
+ * dimension (`batchRows`) with 400 `batch_too_large` (checked once the manifest is known).
  */
 export async function inferTensorInputs(
   bucket: R2Bucket,
   config: Config,
   choice: ModelChoice,
   inputs: readonly WireTensor[],
-): Promise<{ model: ModelRef; outputs: WireTensor[] }> {
+): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
   const maxBatch = config.MAX_BATCH;
-  const rows = Math.max(...inputs.map((t) => t.shape[0] ?? 0));
-  if (rows > maxBatch) {
-    throw new ApiError("batch_too_large", `${rows} rows in one request; the limit is ${maxBatch}`, {
-      extensions: { limit: maxBatch },
-    });
-  }
   const id = choice.model ?? config.DEFAULT_MODEL;
-  return withModel(bucket, config, id, choice.version, async (m) => ({
-    model: { id: m.meta.id, version: m.meta.version },
-    outputs: await runTensors(requireTensorModel(m), inputs),
-  }));
+  return withModel(bucket, config, id, choice.version, async (m) => {
+    const model = requireTensorModel(m);
+    // Only declared batch dimensions count: a fixed [100, 3] input is not 100 rows.
+    const rows = batchRows(model.meta.inputs, inputs);
+    if (rows > maxBatch) {
+      throw new ApiError("batch_too_large", `${rows} rows in one request; the limit is ${maxBatch}`, {
+        extensions: { limit: maxBatch },
+      });
+    }
+    return { model: { id: m.meta.id, version: m.meta.version }, outputs: await runTensors(model, inputs) };
+  });
 }
 
 /**

@@ -1,7 +1,15 @@
 /**
- * Numeric tensors of `tensor` models: Open Inference Protocol datatypes ↔ ORT tensors. Input data
- * arrives as JSON numbers/booleans (flat, row-major) and is checked against the declared datatype
- * (integers in range, finite floats) before ORT sees it.
+ * Tensors of `tensor` models: Open Inference Protocol datatypes ↔ ORT tensors, protocol-agnostic.
+ * Input data arrives either as a list of elements (from JSON: numbers, booleans, strings, bigints)
+ * or as a typed array (from binary tensor data) and is checked against the declared datatype
+ * before ORT sees it:
+ * - integers must be integers in the datatype's range; INT64/UINT64 elements may be JSON numbers
+ *   (exact when the protocol parsed them losslessly: bigints above 2^53), bigints or decimal
+ *   strings ("18446744073709551615"), and are never rounded;
+ * - floats are numbers, or the strings "NaN", "Infinity", "-Infinity";
+ * - BOOL elements are booleans, BYTES elements strings (or bytes).
+ * Outputs come back as typed arrays (`bigint` elements for INT64/UINT64); how they are written
+ * (JSON numbers, strings for NaN/±∞, raw bytes) is the protocol's business (src/protocols/).
  */
 
 import type { TENSOR_DATATYPES, TensorModelManifest, TensorSpec } from "../contracts/manifest";
@@ -11,92 +19,255 @@ import { ort } from "./ort";
 /** An Open Inference Protocol datatype a `tensor` model may use. */
 export type TensorDatatype = (typeof TENSOR_DATATYPES)[number];
 
-/** A tensor as the protocol carries it: flat row-major data. */
+/** Element data: a list of JSON-ish elements, or a typed array (binary tensor data). */
+export type TensorValues =
+  | readonly unknown[]
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array;
+
+/** A tensor as a protocol carries it: flat row-major data. */
 export interface WireTensor {
   name: string;
   datatype: TensorDatatype;
   shape: number[];
-  data: (number | boolean)[];
+  data: TensorValues;
 }
 
 const ORT_TYPES = {
+  FP16: "float16",
   FP32: "float32",
   FP64: "float64",
   INT8: "int8",
   UINT8: "uint8",
+  INT16: "int16",
+  UINT16: "uint16",
   INT32: "int32",
+  UINT32: "uint32",
   INT64: "int64",
+  UINT64: "uint64",
   BOOL: "bool",
+  BYTES: "string",
 } as const satisfies Record<TensorDatatype, string>;
 
-const INT_RANGES: Partial<Record<TensorDatatype, [number, number]>> = {
-  INT8: [-128, 127],
-  UINT8: [0, 255],
-  INT32: [-(2 ** 31), 2 ** 31 - 1],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+/** Ranges of the integer datatypes (bigint, so INT64/UINT64 are exact). */
+const INT_RANGES: Partial<Record<TensorDatatype, [bigint, bigint]>> = {
+  INT8: [-128n, 127n],
+  UINT8: [0n, 255n],
+  INT16: [-32768n, 32767n],
+  UINT16: [0n, 65535n],
+  INT32: [-(2n ** 31n), 2n ** 31n - 1n],
+  UINT32: [0n, 2n ** 32n - 1n],
+  INT64: [-(2n ** 63n), 2n ** 63n - 1n],
+  UINT64: [0n, 2n ** 64n - 1n],
 };
+
+/** Bytes per element of the fixed-size datatypes (BYTES has none). */
+export const ELEMENT_BYTES: Record<Exclude<TensorDatatype, "BYTES">, number> = {
+  FP16: 2,
+  FP32: 4,
+  FP64: 8,
+  INT8: 1,
+  UINT8: 1,
+  INT16: 2,
+  UINT16: 2,
+  INT32: 4,
+  UINT32: 4,
+  INT64: 8,
+  UINT64: 8,
+  BOOL: 1,
+};
+
+/** Strings that stand for non-finite floats (in JSON, which has no NaN or ±∞). */
+export const NON_FINITE = {
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  "-Infinity": Number.NEGATIVE_INFINITY,
+} as const;
 
 /** The protocol datatype of an ORT tensor type, or undefined when a `tensor` model cannot use it. */
 export function datatypeOf(ortType: string): TensorDatatype | undefined {
   return (Object.keys(ORT_TYPES) as TensorDatatype[]).find((d) => ORT_TYPES[d] === ortType);
 }
 
+/** Number of elements of a shape (1 for a scalar, shape `[]`). */
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
 function bad(detail: string): ApiError {
   return new ApiError("invalid_request", detail);
+}
+
+function describe(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v.slice(0, 40)) : String(v).slice(0, 40);
+}
+
+/** An integer element as a bigint, or undefined when it is not an integer. */
+function integerOf(v: unknown, wide: boolean): bigint | undefined {
+  if (typeof v === "bigint") return v;
+  if (typeof v === "number") {
+    // A JSON number above 2^53 that was not parsed losslessly has already lost its digits.
+    return Number.isInteger(v) && (Number.isSafeInteger(v) || !wide) ? BigInt(v) : undefined;
+  }
+  if (wide && typeof v === "string" && /^-?\d{1,20}$/.test(v)) return BigInt(v);
+  return undefined;
+}
+
+/** A float element: a number or one of the non-finite strings. */
+function floatOf(v: unknown): number | undefined {
+  if (typeof v === "number") return v;
+  if (typeof v === "string" && Object.hasOwn(NON_FINITE, v)) return NON_FINITE[v as keyof typeof NON_FINITE];
+  return undefined;
+}
+
+/** float → IEEE half bits (round to nearest even), for runtimes without Float16Array. */
+export function floatToHalf(value: number): number {
+  const f = new Float32Array([value]);
+  const x = new Uint32Array(f.buffer)[0] as number;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rest > mid || (rest === mid && half & 1)) half++;
+    return sign | half;
+  }
+  // A carry out of the mantissa rounds up into the exponent (up to infinity), as it should.
+  let half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** IEEE half bits → float. */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 /** Builds the ORT tensor of `input` (400 `invalid_request` naming the element at fault). */
 export function toOrtTensor(input: WireTensor): ort.Tensor {
   const { name, datatype, shape, data } = input;
-  const size = shape.reduce((a, b) => a * b, 1);
+  const size = elementCount(shape);
   if (data.length !== size) {
     throw bad(`input '${name}': shape [${shape.join(", ")}] holds ${size} elements, data has ${data.length}`);
   }
-  if (datatype === "BOOL") {
-    if (!data.every((v) => typeof v === "boolean"))
-      throw bad(`input '${name}': BOOL elements must be booleans`);
-    return new ort.Tensor(
-      "bool",
-      Uint8Array.from(data as boolean[], (v) => (v ? 1 : 0)),
-      shape,
-    );
-  }
-  const range = INT_RANGES[datatype];
-  data.forEach((v, i) => {
-    const ok =
-      typeof v === "number" &&
-      Number.isFinite(v) &&
-      (!range || (Number.isInteger(v) && v >= range[0] && v <= range[1]));
-    if (!ok) throw bad(`input '${name}': element ${i} (${String(v)}) is not a valid ${datatype}`);
-  });
-  const numbers = data as number[];
-  switch (datatype) {
-    case "FP32":
-      return new ort.Tensor("float32", Float32Array.from(numbers), shape);
-    case "FP64":
-      return new ort.Tensor("float64", Float64Array.from(numbers), shape);
-    case "INT8":
-      return new ort.Tensor("int8", Int8Array.from(numbers), shape);
-    case "UINT8":
-      return new ort.Tensor("uint8", Uint8Array.from(numbers), shape);
-    case "INT32":
-      return new ort.Tensor("int32", Int32Array.from(numbers), shape);
-    case "INT64":
+  const type = ORT_TYPES[datatype];
+  if (!Array.isArray(data)) {
+    // Binary tensor data: already of the datatype's element type (checked by the protocol).
+    if (datatype === "BOOL")
       return new ort.Tensor(
-        "int64",
-        BigInt64Array.from(numbers, (v) => BigInt(v)),
+        "bool",
+        Uint8Array.from(data as Uint8Array, (v) => (v ? 1 : 0)),
         shape,
       );
+    return new ort.Tensor(type as "float32", data as Float32Array, shape);
+  }
+  const list = data as readonly unknown[];
+  const fail = (i: number): never => {
+    const hint =
+      datatype === "INT64" || datatype === "UINT64"
+        ? " (an integer in range; above 2^53 send it as a JSON number or a decimal string)"
+        : datatype.startsWith("FP")
+          ? ' (a number, or "NaN", "Infinity", "-Infinity")'
+          : "";
+    throw bad(`input '${name}': element ${i} (${describe(list[i])}) is not a valid ${datatype}${hint}`);
+  };
+  switch (datatype) {
+    case "BOOL":
+      return new ort.Tensor(
+        "bool",
+        Uint8Array.from(list, (v, i) => (typeof v === "boolean" ? (v ? 1 : 0) : fail(i))),
+        shape,
+      );
+    case "BYTES":
+      return new ort.Tensor(
+        "string",
+        list.map((v, i) =>
+          typeof v === "string" ? v : v instanceof Uint8Array ? new TextDecoder().decode(v) : fail(i),
+        ),
+        shape,
+      );
+    case "FP16":
+    case "FP32":
+    case "FP64": {
+      const values = list.map((v, i) => floatOf(v) ?? fail(i));
+      if (datatype === "FP32") return new ort.Tensor("float32", Float32Array.from(values), shape);
+      if (datatype === "FP64") return new ort.Tensor("float64", Float64Array.from(values), shape);
+      return new ort.Tensor("float16", Uint16Array.from(values, floatToHalf), shape);
+    }
+    default: {
+      const [lo, hi] = INT_RANGES[datatype] as [bigint, bigint];
+      const wide = datatype === "INT64" || datatype === "UINT64";
+      const values = list.map((v, i) => {
+        const n = integerOf(v, wide);
+        return n !== undefined && n >= lo && n <= hi ? n : fail(i);
+      });
+      switch (datatype) {
+        case "INT64":
+          return new ort.Tensor("int64", BigInt64Array.from(values), shape);
+        case "UINT64":
+          return new ort.Tensor("uint64", BigUint64Array.from(values), shape);
+        default: {
+          const numbers = values.map(Number);
+          const arrays = {
+            INT8: Int8Array,
+            UINT8: Uint8Array,
+            INT16: Int16Array,
+            UINT16: Uint16Array,
+            INT32: Int32Array,
+            UINT32: Uint32Array,
+          } as const;
+          return new ort.Tensor(type as "int32", arrays[datatype].from(numbers) as Int32Array, shape);
+        }
+      }
+    }
   }
 }
 
-/** Reads an ORT output tensor back into the protocol's shape (int64 as JSON numbers). */
-export function fromOrtTensor(name: string, tensor: ort.Tensor): WireTensor {
+/** An output read back from ORT: typed data (floats as numbers, FP16 widened; INT64/UINT64 bigint). */
+export interface OutputTensor {
+  name: string;
+  datatype: TensorDatatype;
+  shape: number[];
+  data: Exclude<TensorValues, readonly unknown[]> | readonly string[] | readonly boolean[];
+}
+
+/** Reads an ORT output tensor back (copied: the ORT tensor may be disposed afterwards). */
+export function fromOrtTensor(name: string, tensor: ort.Tensor): OutputTensor {
   const datatype = datatypeOf(tensor.type);
   if (!datatype)
     throw new ApiError("model_unavailable", `output '${name}' has unsupported type ${tensor.type}`);
-  const raw = tensor.data as ArrayLike<number | bigint>;
-  const data = datatype === "BOOL" ? Array.from(raw, (v) => v !== 0) : Array.from(raw, (v) => Number(v));
+  const raw = tensor.data as unknown;
+  let data: OutputTensor["data"];
+  if (datatype === "BOOL") data = Array.from(raw as Uint8Array, (v) => v !== 0);
+  else if (datatype === "BYTES") data = [...(raw as string[])];
+  else if (datatype === "FP16")
+    data =
+      raw instanceof Uint16Array
+        ? Float32Array.from(raw, halfToFloat)
+        : Float32Array.from(raw as ArrayLike<number>);
+  else data = (raw as Float32Array).slice();
   return { name, datatype, shape: [...tensor.dims], data };
 }
 
@@ -105,15 +276,29 @@ export function shapeFits(declared: readonly number[], actual: readonly number[]
   return declared.length === actual.length && declared.every((d, i) => d === -1 || d === actual[i]);
 }
 
+/**
+ * The batch size of a request: the largest size given to a declared batch dimension — dimension 0
+ * of an input declared dynamic there (`[-1, …]`). Inputs of fixed or rank-0 shape have none (0).
+ */
+export function batchRows(specs: readonly TensorSpec[], inputs: readonly WireTensor[]): number {
+  let rows = 0;
+  for (const spec of specs) {
+    if (spec.shape[0] !== -1) continue;
+    const given = inputs.find((t) => t.name === spec.name)?.shape[0] ?? 0;
+    rows = Math.max(rows, given);
+  }
+  return rows;
+}
+
 /** A zero tensor of a declared input (dynamic dimensions 1): the default upload probe. */
 export function zeroInput(spec: TensorSpec): WireTensor {
   const shape = spec.shape.map((d) => (d === -1 ? 1 : d));
-  const size = shape.reduce((a, b) => a * b, 1);
+  const zero = spec.datatype === "BOOL" ? false : spec.datatype === "BYTES" ? "" : 0;
   return {
     name: spec.name,
     datatype: spec.datatype,
     shape,
-    data: new Array<number | boolean>(size).fill(spec.datatype === "BOOL" ? false : 0),
+    data: new Array<unknown>(elementCount(shape)).fill(zero),
   };
 }
 

@@ -33,6 +33,8 @@ export interface WeightSpec {
 
 /** The parsed `model.json` of a TF.js layers model (the fields used here). */
 export interface LayersModelJson {
+  /** `layers-model`, or `graph-model` for a frozen TensorFlow graph (refused: see `graphModelProblem`). */
+  format?: string;
   modelTopology: unknown;
   weightsManifest: { paths: string[]; weights: WeightSpec[] }[];
 }
@@ -123,6 +125,27 @@ function record(v: unknown, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/**
+ * Why `model` is a TF.js *graph* model (a frozen TensorFlow graph: `format: "graph-model"`, a
+ * topology of `node`s instead of Keras layers), or undefined for a layers model. This importer reads
+ * Keras layers; a graph model's ops are TensorFlow ops, which it does not convert.
+ */
+export function graphModelProblem(model: LayersModelJson): string | undefined {
+  const topology = model.modelTopology as { node?: unknown } | null;
+  const isGraph =
+    model.format === "graph-model" ||
+    (typeof topology === "object" && topology !== null && Array.isArray(topology.node));
+  if (!isGraph) return undefined;
+  const nodes = Array.isArray(topology?.node) ? ` of ${topology.node.length} TensorFlow ops` : "";
+  return (
+    `this is a TF.js graph model (format "graph-model": a frozen TensorFlow graph${nodes}), not a ` +
+    'Keras layers model; the importer converts TF.js layers models (format "layers-model", a ' +
+    "Keras topology). Convert the original Keras/SavedModel with `tensorflowjs_converter " +
+    "--output_format tfjs_layers_model`, or to ONNX with tf2onnx and upload that as an `image` or " +
+    "`tensor` model (docs/byom.md)"
+  );
+}
+
 /** The layers of a Keras `Model`/`Functional` or `Sequential` topology, each with its input layers. */
 function parseTopology(topology: unknown): { layers: KerasLayer[]; inputs: string[]; outputs: string[] } {
   const top = record(topology, "modelTopology");
@@ -185,6 +208,34 @@ function parseTopology(topology: unknown): { layers: KerasLayer[]; inputs: strin
   return { layers, inputs: names("input_layers"), outputs: names("output_layers") };
 }
 
+/**
+ * Folds each 2-D `affine` (a BatchNormalization that could not be folded into what precedes it)
+ * whose only reader is a Dense (`gemm`) into that Dense: `W (s ⊙ x + t) + b = (W diag s) x + (W t + b)`.
+ */
+function foldAffineIntoGemm(ops: GraphOp[]): void {
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const affine = ops[i];
+    if (affine?.op !== "affine" || !affine.flat) continue;
+    const readers = ops.filter((o) =>
+      "inputs" in o ? o.inputs.includes(affine.output) : "input" in o && o.input === affine.output,
+    );
+    const gemm = readers[0];
+    if (readers.length !== 1 || gemm?.op !== "gemm") continue;
+    const inputs = affine.scale.length;
+    for (let u = 0; u < gemm.units; u++) {
+      let shifted = gemm.bias[u] as number;
+      for (let j = 0; j < inputs; j++) {
+        const at = u * inputs + j;
+        shifted += (gemm.weights[at] as number) * (affine.shift[j] as number);
+        gemm.weights[at] = (gemm.weights[at] as number) * (affine.scale[j] as number);
+      }
+      gemm.bias[u] = shifted;
+    }
+    gemm.input = affine.input;
+    ops.splice(i, 1);
+  }
+}
+
 /** Shape of a value without the batch axis: `[H, W, C]` (Keras order) or `[C]`. */
 type Shape = [number, number, number] | [number];
 
@@ -226,6 +277,8 @@ export function kerasToImageGraph(
   weightData: Uint8Array,
   options: { labels: string[]; layout?: "NHWC" | "NCHW" },
 ): ConvertedModel {
+  const graphModel = graphModelProblem(model);
+  if (graphModel) throw new Error(graphModel);
   const { layers, inputs, outputs } = parseTopology(model.modelTopology);
   const unknown = layers.filter((l) => !(SUPPORTED_LAYERS as readonly string[]).includes(l.class_name));
   if (unknown.length > 0) {
@@ -465,12 +518,10 @@ export function kerasToImageGraph(
           producers.delete(producer.output);
           producer.output = out;
           producers.set(out, producer);
-        } else if (s.length === 3) {
-          push({ op: "affine", input: x, output: out, scale, shift });
         } else {
-          throw new Error(
-            `layer '${layer.name}': a BatchNormalization on a 2-D value must follow a Dense layer`,
-          );
+          // Not foldable into what precedes it (e.g. Dense with an activation, then BN): a
+          // per-channel multiply-add, folded into a following Dense afterwards when possible.
+          push({ op: "affine", input: x, output: out, scale, shift, ...(s.length === 1 && { flat: true }) });
         }
         values.set(out, out);
         shapes.set(out, s);
@@ -631,6 +682,7 @@ export function kerasToImageGraph(
       `the model outputs ${finalShape?.join("×")} values but ${options.labels.length} labels were given`,
     );
   }
+  foldAffineIntoGemm(ops);
   const unused = [...weights.keys()].filter((k) => !used.has(k));
   if (unused.length > 0) throw new Error(`weights not used by any layer: ${unused.slice(0, 5).join(", ")}`);
   let parameters = 0;
@@ -649,4 +701,34 @@ export function kerasToImageGraph(
     layerCounts,
     parameters,
   };
+}
+
+/** The Worker's upload limit on model bytes (`MAX_MODEL_BYTES` in wrangler.toml). */
+export const DEFAULT_MAX_MODEL_BYTES = 16 * 1024 * 1024;
+
+function sizeText(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB (${bytes.toLocaleString("en-US")} bytes)`;
+}
+
+/**
+ * Why an exported model cannot be uploaded, or undefined when it fits: its size and the limit
+ * (`MAX_MODEL_BYTES`), and for a float export the size of the int8 one (`int8Bytes`) when that
+ * would fit.
+ */
+export function modelSizeProblem(
+  bytes: number,
+  quantization: "none" | "int8",
+  limit = DEFAULT_MAX_MODEL_BYTES,
+  int8Bytes?: number,
+): string | undefined {
+  if (bytes <= limit) return undefined;
+  const base = `the converted model is ${sizeText(bytes)} as ${quantization === "int8" ? "int8" : "float32"}; the upload limit (MAX_MODEL_BYTES) is ${sizeText(limit)}`;
+  if (quantization === "none") {
+    if (int8Bytes !== undefined && int8Bytes <= limit)
+      return `${base}. Quantized to int8 (--quantize int8) it is ${sizeText(int8Bytes)}, which fits`;
+    return int8Bytes === undefined
+      ? `${base}. Quantizing to int8 (--quantize int8) makes it about 4× smaller`
+      : `${base}. Quantized to int8 (--quantize int8) it would be ${sizeText(int8Bytes)}, still over the limit: use a smaller model`;
+  }
+  return `${base}: use a smaller model, or raise MAX_MODEL_BYTES (and MAX_WASM_HEAP_BYTES, which the session must fit in) where the isolate's memory allows`;
 }

@@ -62,7 +62,15 @@ export type GraphOp =
   | { op: "global_avgpool"; input: string; output: string }
   | { op: "transpose"; input: string; output: string; perm: number[] }
   | { op: "unsqueeze_hw"; input: string; output: string }
-  | { op: "affine"; input: string; output: string; scale: Float32Array; shift: Float32Array };
+  | {
+      op: "affine";
+      input: string;
+      output: string;
+      scale: Float32Array;
+      shift: Float32Array;
+      /** On a 2-D value `[batch, C]` (default: NCHW). */
+      flat?: boolean;
+    };
 
 /** An imported image classifier: its ops and the input/output contract. */
 export interface ImageGraph {
@@ -229,8 +237,9 @@ export function buildImageGraphOnnx(
         break;
       case "affine": {
         const c = op.scale.length;
-        const s = floatConst(`op${i}_scale`, [1, c, 1, 1], op.scale);
-        const t = floatConst(`op${i}_shift`, [1, c, 1, 1], op.shift);
+        const dims = op.flat ? [1, c] : [1, c, 1, 1];
+        const s = floatConst(`op${i}_scale`, dims, op.scale);
+        const t = floatConst(`op${i}_shift`, dims, op.shift);
         nodes.push(node("Mul", [op.input, s], [`op${i}_scaled`]), node("Add", [`op${i}_scaled`, t], [y]));
         break;
       }

@@ -16,7 +16,7 @@ import {
   scoreImageInputs,
   scoreTextInputs,
 } from "../inference/score";
-import type { WireTensor } from "../inference/tensors";
+import type { OutputTensor, WireTensor } from "../inference/tensors";
 import { logSyncPrediction } from "./log";
 
 export { type TextAnswer, textAnswer } from "../inference/answers";
@@ -63,7 +63,7 @@ export async function inferTensors(
   state: RequestState,
   choice: ModelChoice,
   inputs: readonly WireTensor[],
-): Promise<{ model: ModelRef; outputs: WireTensor[] }> {
+): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
   const result = await inferTensorInputs(env.MODELS, state.config, choice, inputs);
   state.model = result.model;
   return result;

@@ -11,7 +11,7 @@ import type { AppRequest, Handler } from "../context";
 import type { ModelManifest } from "../contracts/manifest";
 import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, readJsonBody, validate } from "../http";
+import { json, readBodyBytes, readJsonBody, readJsonBodyBytes, validate } from "../http";
 import type { DecodedImage } from "../image/decode";
 import type { WireTensor } from "../inference/tensors";
 import {
@@ -24,6 +24,13 @@ import {
 } from "../predictions/classify";
 import { listModelSummaries, modelVersions } from "../registry/list";
 import { getManifest, resolveVersion } from "../storage/model-store";
+import {
+  attachBinaryInputs,
+  BINARY_HEADER,
+  inferResponse,
+  parseJsonLossless,
+  splitBinaryBody,
+} from "./oip-tensors";
 
 /** Datatypes of the protocol (only some are accepted as inputs; see the module comment). */
 const DATATYPES = [
@@ -44,6 +51,10 @@ const DATATYPES = [
 
 const parametersSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
 
+/**
+ * One input tensor. `shape` `[]` is a scalar (one element). `data` is flat or nested row-major; it
+ * is absent when `parameters.binary_data_size` says the data follows the JSON (binary extension).
+ */
 const tensorSchema = z.strictObject({
   name: z.string().min(1).max(128),
   shape: z
@@ -54,18 +65,17 @@ const tensorSchema = z.strictObject({
         .min(0)
         .max(2 ** 31),
     )
-    .min(1)
     .max(8),
   datatype: z.enum(DATATYPES),
   parameters: parametersSchema,
-  data: z.array(z.unknown()),
+  data: z.array(z.unknown()).optional(),
 });
 
 /** Body of `POST /v2/models/{m}[/versions/{v}]/infer`. */
 export const inferRequestSchema = z.strictObject({
   id: z.string().max(128).optional(),
   parameters: parametersSchema,
-  inputs: z.array(tensorSchema).min(1).max(8),
+  inputs: z.array(tensorSchema).max(8),
   outputs: z
     .array(z.strictObject({ name: z.string().min(1).max(128), parameters: parametersSchema }))
     .max(8)
@@ -84,7 +94,11 @@ interface TensorMetadata {
   shape: number[];
 }
 
-const SERVER = { name: "edge-inference", version: "0.1.0", extensions: ["model_repository"] };
+const SERVER = {
+  name: "edge-inference",
+  version: "0.1.0",
+  extensions: ["model_repository", "binary_tensor_data"],
+};
 
 /** The `{m}` and optional `{v}` of a model route. */
 function modelRef(request: AppRequest): { id: string; version: string | undefined } {
@@ -175,9 +189,15 @@ export const repositoryIndex: Handler = async (request, env) => {
   return json(body.ready ? index.filter((m) => m.state === "READY") : index);
 };
 
-/** Flattens row-major tensor data (nested or flat) and checks it against the declared shape. */
+/**
+ * Flattens row-major tensor data (nested or flat; a typed array from binary data as it is) and
+ * checks it against the declared shape.
+ */
 export function flatData(tensor: InferTensor): unknown[] {
-  const flat = (tensor.data as unknown[]).flat(tensor.shape.length) as unknown[];
+  const data = tensor.data ?? [];
+  const flat = Array.isArray(data)
+    ? (data.flat(tensor.shape.length) as unknown[])
+    : Array.from(data as ArrayLike<unknown>);
   const expected = tensor.shape.reduce((a, b) => a * b, 1);
   if (flat.length !== expected) {
     throw new ApiError(
@@ -208,7 +228,7 @@ function textsOf(input: InferTensor): string[] {
       `input 'text' must be BYTES of shape [n] or [n, 1]; got ${input.datatype} [${input.shape.join(", ")}]`,
     );
   }
-  const data = flatData(input);
+  const data = flatData(input).map((t) => (t instanceof Uint8Array ? new TextDecoder().decode(t) : t));
   if (!data.every((t): t is string => typeof t === "string")) {
     throw new ApiError("invalid_request", "input 'text': every element must be a string");
   }
@@ -221,7 +241,8 @@ function imagesOf(input: InferTensor): ImageSource[] {
     input.datatype === "BYTES" &&
     (input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))
   ) {
-    const data = flatData(input);
+    // Binary BYTES elements are the file's bytes; JSON ones its base64 text.
+    const data = flatData(input).map((t) => (t instanceof Uint8Array ? base64Of(t) : t));
     if (!data.every((t): t is string => typeof t === "string")) {
       throw new ApiError("invalid_request", "input 'image': every element must be a base64 string");
     }
@@ -264,21 +285,68 @@ function imagesOf(input: InferTensor): ImageSource[] {
   );
 }
 
+function base64Of(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000)
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+/**
+ * Reads an infer request: JSON (parsed losslessly, see `parseJsonLossless`), or with
+ * `Inference-Header-Content-Length` the binary tensor extension's JSON + binary data (any content
+ * type). Every input ends up with data.
+ */
+async function readInferRequest(
+  request: AppRequest,
+  maxBytes: number,
+): Promise<z.infer<typeof inferRequestSchema>> {
+  const header = request.headers.get(BINARY_HEADER);
+  let body: z.infer<typeof inferRequestSchema>;
+  if (header === null) {
+    body = validate(inferRequestSchema, parseJsonLossless(await readJsonBodyBytes(request, maxBytes)));
+  } else {
+    const parts = splitBinaryBody(await readBodyBytes(request, maxBytes), header);
+    body = validate(inferRequestSchema, parseJsonLossless(parts.json));
+    attachBinaryInputs(body.inputs, parts.binary);
+  }
+  const missing = body.inputs.find((t) => t.data === undefined);
+  if (missing) {
+    throw new ApiError(
+      "invalid_request",
+      `input '${missing.name}' has no data: give "data", or parameters.binary_data_size with an Inference-Header-Content-Length header and the bytes after the JSON`,
+    );
+  }
+  return body;
+}
+
+/** Whether output `name` is asked for as binary data (its own `binary_data`, else `binary_data_output`). */
+function binaryOutput(body: z.infer<typeof inferRequestSchema>): (name: string) => boolean {
+  const all = body.parameters?.binary_data_output === true;
+  return (name) => {
+    const own = body.outputs?.find((o) => o.name === name)?.parameters?.binary_data;
+    return typeof own === "boolean" ? own : all;
+  };
+}
+
 /** `POST /v2/models/{m}[/versions/{v}]/infer`. */
 export const infer: Handler = async (request, env, ctx) => {
   const { config } = request.state;
-  const body = validate(inferRequestSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  const body = await readInferRequest(request, config.MAX_BODY_BYTES);
   const manifest = await manifestOf(request, env);
   const choice = { model: manifest.id, version: manifest.version };
   if (manifest.kind === "tensor") {
     const inputs = body.inputs.map(wireTensor);
     const { model, outputs } = await inferTensors(env, request.state, choice, inputs);
-    return json({
-      model_name: model.id,
-      model_version: model.version,
-      ...(body.id !== undefined && { id: body.id }),
-      outputs: selectOutputs(outputs, body.outputs),
-    });
+    return inferResponse(
+      {
+        model_name: model.id,
+        model_version: model.version,
+        ...(body.id !== undefined && { id: body.id }),
+      },
+      selectOutputs(outputs, body.outputs),
+      binaryOutput(body),
+    );
   }
   let result: Awaited<ReturnType<typeof classifyTexts>>;
   if (manifest.kind === "image") {
@@ -304,12 +372,15 @@ export const infer: Handler = async (request, env, ctx) => {
     { name: "scores", datatype: "FP32", shape: [scores.length, k], data },
     { name: "labels", datatype: "BYTES", shape: [k], data: [...labels] },
   ];
-  return json({
-    model_name: model.id,
-    model_version: model.version,
-    ...(body.id !== undefined && { id: body.id }),
-    outputs: selectOutputs(outputs, body.outputs),
-  });
+  return inferResponse(
+    {
+      model_name: model.id,
+      model_version: model.version,
+      ...(body.id !== undefined && { id: body.id }),
+    },
+    selectOutputs(outputs, body.outputs),
+    binaryOutput(body),
+  );
 };
 
 /** The outputs a request asks for (all when it names none); 400 for a name the model lacks. */
@@ -338,12 +409,11 @@ function wireTensor(tensor: InferTensor): WireTensor {
       `input '${tensor.name}': datatype ${tensor.datatype} is not supported; use one of ${TENSOR_DATATYPES.join(", ")}`,
     );
   }
-  const data = flatData(tensor);
-  if (!data.every((v): v is number | boolean => typeof v === "number" || typeof v === "boolean")) {
-    throw new ApiError(
-      "invalid_request",
-      `input '${tensor.name}': every element must be a number or boolean`,
-    );
+  // Elements are checked against the datatype by the core (src/inference/tensors.ts); binary data
+  // arrives as a typed array of the datatype already.
+  const data = tensor.data;
+  if (data === undefined || Array.isArray(data)) {
+    return { name: tensor.name, datatype, shape: tensor.shape, data: flatData(tensor) };
   }
-  return { name: tensor.name, datatype, shape: tensor.shape, data };
+  return { name: tensor.name, datatype, shape: tensor.shape, data: data as WireTensor["data"] };
 }

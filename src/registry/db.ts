@@ -5,6 +5,7 @@
 
 import { d1 } from "../contracts/d1";
 import type { ModelManifest } from "../contracts/manifest";
+import { DEFAULT_OPTIMIZATION_LEVEL, type OptimizationLevel } from "../contracts/manifest";
 import { kindName } from "../inference/kinds";
 
 /** Where a version came from. */
@@ -112,6 +113,10 @@ export interface VersionView {
   size_bytes: number;
   created_at: string;
   description?: string;
+  /** ORT graph optimization level the version runs at (src/inference/optimization.ts). */
+  graph_optimization_level: OptimizationLevel;
+  /** Why higher levels are not used (their disagreement with optimizations disabled), if any. */
+  optimization_disagreements?: NonNullable<ModelManifest["optimization_disagreements"]>;
 }
 
 /** Renders a version row for the API. */
@@ -129,5 +134,9 @@ export function versionView(row: VersionRow): VersionView {
     size_bytes: row.size_bytes,
     created_at: new Date(row.created_at).toISOString(),
     ...(manifest.description === undefined ? {} : { description: manifest.description }),
+    graph_optimization_level: manifest.graph_optimization_level ?? DEFAULT_OPTIMIZATION_LEVEL,
+    ...(manifest.optimization_disagreements && {
+      optimization_disagreements: manifest.optimization_disagreements,
+    }),
   };
 }

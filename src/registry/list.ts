@@ -19,6 +19,7 @@ export interface ModelSummary {
   metrics?: Record<string, number>;
   size_bytes?: number;
   sha256?: string;
+  graph_optimization_level?: VersionView["graph_optimization_level"];
   created_at: string;
   updated_at: string;
 }
@@ -63,6 +64,7 @@ export async function listModelSummaries(env: Env, defaultModel: string): Promis
             metrics: active.metrics,
             size_bytes: active.size_bytes,
             sha256: active.sha256,
+            graph_optimization_level: active.graph_optimization_level,
           }
         : {}),
       created_at: new Date(r.created_at).toISOString(),

@@ -4,7 +4,7 @@
  */
 import { loadConfig } from "../config";
 import { d1 } from "../contracts/d1";
-import type { ModelManifest } from "../contracts/manifest";
+import type { ModelManifest, OptimizationLevel } from "../contracts/manifest";
 import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
 import { activateVersion } from "./activate";
@@ -32,7 +32,9 @@ export interface PublishInput {
  *
  * 1. Validation, before anything is written: manifest schema; size ≤ `MAX_MODEL_BYTES` and equal
  *    to `size_bytes`; sha256; ORT session creation; a probe inference through the manifest's
- *    inputs/output giving `[batch, labels]` probabilities. Failure: 422 `invalid_model`.
+ *    inputs/output giving `[batch, labels]` probabilities. Failure: 422 `invalid_model`. The probe's
+ *    outputs with graph optimizations disabled and at the Worker's level are compared: the manifest
+ *    stored records the highest level that agrees (`graph_optimization_level`).
  * 2. The version is reserved in D1 (`pending`), the bytes and manifest are written to R2 at
  *    `models/<id>/<version>/`, and the row becomes `ready`. A failure on the way removes the
  *    reservation and what was written, and rethrows.
@@ -44,7 +46,7 @@ export interface PublishInput {
  */
 export async function publishModelVersion(env: Env, input: PublishInput): Promise<PublishResult> {
   const config = loadConfig(env as unknown as Record<string, unknown>);
-  const manifest = parseManifest(input.manifest);
+  let manifest = parseManifest(input.manifest);
   const { id, version } = manifest;
   await ensureModelImported(env, id);
   const existing = await getVersionRow(env.DB, id, version);
@@ -60,12 +62,19 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
         : `model '${id}' version '${version}' is being published by another request`,
     );
   }
-  const memory = await validateModel(
+  const { memory, optimization } = await validateModel(
     manifest,
     input.bytes,
     config.MAX_MODEL_BYTES,
     config.MAX_WASM_HEAP_BYTES,
   );
+  // The level the outputs agree at is what serving uses (recorded in R2's manifest and D1's copy).
+  manifest = {
+    ...manifest,
+    graph_optimization_level: optimization.level,
+    optimization_disagreements:
+      optimization.disagreements.length > 0 ? optimization.disagreements : undefined,
+  };
 
   const now = Date.now();
   await d1("reserve version", async () => {
@@ -110,12 +119,14 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
     });
   }
   if (input.activate) await activateVersion(env, config, id, version);
-  return { memory };
+  return { memory, graph_optimization_level: optimization.level };
 }
 
 /** What a publish measured: the WASM heap after validating (absent when the version already existed). */
 export interface PublishResult {
   memory?: SessionMemory;
+  /** The ORT graph optimization level the version runs at (absent when it already existed). */
+  graph_optimization_level?: OptimizationLevel;
 }
 
 /** Best-effort removal of a failed publish: R2 objects, the reservation, an empty model row. */

@@ -5,10 +5,11 @@
  */
 
 import type { ModelManifest } from "../contracts/manifest";
+import { DEFAULT_OPTIMIZATION_LEVEL, type OptimizationLevel } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { kindName } from "../inference/kinds";
-import { getModelRow, getVersionRow } from "./db";
+import { getModelRow, getVersionRow, versionView } from "./db";
 import { ensureModelImported } from "./import";
 import { publishModelVersion } from "./publish";
 import { parseManifest, type SessionMemory } from "./validate";
@@ -67,6 +68,8 @@ export interface UploadedVersion {
   active_version: string | null;
   /** ORT's WASM heap around validation (absent when the version already existed). */
   memory?: SessionMemory;
+  /** The ORT graph optimization level it runs at (see src/inference/optimization.ts). */
+  graph_optimization_level: OptimizationLevel;
   existed: boolean;
 }
 
@@ -104,8 +107,10 @@ export async function uploadModelVersion(
   });
   await ensureModelImported(env, id);
   const existed = (await getVersionRow(env.DB, id, version))?.state === "ready";
-  const { memory } = await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
+  const published = await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
+  const { memory } = published;
   const model = await getModelRow(env.DB, id);
+  const stored = await getVersionRow(env.DB, id, version);
   return {
     id,
     version,
@@ -114,6 +119,9 @@ export async function uploadModelVersion(
     kind: kindName(manifest),
     active_version: model?.active_version ?? null,
     ...(memory && { memory }),
+    graph_optimization_level:
+      published.graph_optimization_level ??
+      (stored ? versionView(stored).graph_optimization_level : DEFAULT_OPTIMIZATION_LEVEL),
     existed,
   };
 }

@@ -7,9 +7,12 @@
  */
 
 import {
+  DEFAULT_OPTIMIZATION_LEVEL,
+  type ImagePreprocessSpec,
   imageInputDims,
   imageManifestSchema,
   type ModelManifest,
+  type OptimizationLevel,
   rawTextManifestSchema,
   type TensorModelManifest,
   tensorManifestSchema,
@@ -18,6 +21,13 @@ import {
 import { ApiError } from "../errors";
 import { featurizeBatch } from "../featurizer/text";
 import { sha256Hex } from "../hash";
+import {
+  type CapturedOutput,
+  captureOutputs,
+  compareOutputs,
+  type Disagreement,
+  levelsFrom,
+} from "../inference/optimization";
 import { createSession, ort, wasmHeapBytes } from "../inference/ort";
 import { signatureProblem } from "../inference/signature";
 import { datatypeOf, exampleInputs, shapeFits, toOrtTensor, type WireTensor } from "../inference/tensors";
@@ -70,15 +80,18 @@ export function parseManifest(raw: unknown): ModelManifest {
  * and equal to `size_bytes`, sha256 equal to `sha256`, an ORT session can be created, it has the
  * manifest's signature, and a probe batch (the manifest's examples, if any) yields `[batch, labels]`
  * finite probabilities (rows summing to 1 for multiclass) — for a `tensor` model every declared
- * output with its declared datatype and shape. The probe session is released afterwards; the WASM
- * heap must not have grown past `maxHeapBytes` (413 `model_too_large`). Returns the heap figures.
+ * output with its declared datatype and shape. The probe runs first with graph optimizations
+ * disabled (the reference), then at the manifest's level (default `all`, what the Worker uses) and
+ * lower ones until the outputs agree (src/inference/optimization.ts): the result names the level the
+ * model must run at. Every probe session is released afterwards; the WASM heap must not have grown
+ * past `maxHeapBytes` (413 `model_too_large`).
  */
 export async function validateModel(
   manifest: ModelManifest,
   bytes: Uint8Array,
   maxBytes: number,
   maxHeapBytes = Number.POSITIVE_INFINITY,
-): Promise<SessionMemory> {
+): Promise<Validation> {
   const limits = { limit_bytes: maxBytes };
   if (bytes.byteLength === 0) throw invalid("model bytes are empty");
   if (bytes.byteLength > maxBytes) {
@@ -94,9 +107,77 @@ export async function validateModel(
     throw invalid(`sha256 of the model bytes is ${sha256}, the manifest says ${manifest.sha256}`);
   }
   const heapBefore = wasmHeapBytes();
-  let session: ort.InferenceSession;
+  // The reference: optimizations disabled. Its outputs are the ones the checks look at.
+  const reference = await openSession(bytes, "disabled", maxHeapBytes);
+  let runs: ProbeRun[];
+  const expected: CapturedOutput[][] = [];
   try {
-    session = await createSession(bytes);
+    runs = probeRuns(reference, manifest);
+    for (const run of runs) expected.push(await runProbe(reference, run));
+  } finally {
+    await reference.release();
+  }
+  const optimization = await agreeingLevel(bytes, runs, expected, manifest, maxHeapBytes);
+  const heap = wasmHeapBytes() ?? 0;
+  const grown = heap - (heapBefore ?? 0);
+  // Only a model that made the heap grow past the budget is refused: a heap already that large
+  // (other sessions cached in this isolate) says nothing about this model.
+  if (grown > 0 && heap > maxHeapBytes) throw tooLarge(maxHeapBytes, undefined, heap);
+  return { memory: { wasm_heap_bytes: heap, session_memory_bytes: grown }, optimization };
+}
+
+/** What `validateModel` found: the heap figures and the optimization level the model runs at. */
+export interface Validation {
+  memory: SessionMemory;
+  optimization: OptimizationCheck;
+}
+
+/** The level a model runs at, and why each higher level was not used. */
+export interface OptimizationCheck {
+  level: OptimizationLevel;
+  disagreements: { level: OptimizationLevel; output: string; detail: string }[];
+}
+
+/**
+ * Runs the probe at the manifest's level (default `all`) and each lower one until its outputs agree
+ * with the reference's (`disabled` always does).
+ */
+async function agreeingLevel(
+  bytes: Uint8Array,
+  runs: readonly ProbeRun[],
+  expected: readonly CapturedOutput[][],
+  manifest: ModelManifest,
+  maxHeapBytes: number,
+): Promise<OptimizationCheck> {
+  const disagreements: OptimizationCheck["disagreements"] = [];
+  for (const level of levelsFrom(manifest.graph_optimization_level ?? DEFAULT_OPTIMIZATION_LEVEL)) {
+    const session = await openSession(bytes, level, maxHeapBytes);
+    let disagreement: Disagreement | undefined;
+    try {
+      for (const [i, run] of runs.entries()) {
+        disagreement = compareOutputs(
+          expected[i] ?? [],
+          await runProbe(session, { ...run, check: () => {} }),
+        );
+        if (disagreement) break;
+      }
+    } finally {
+      await session.release();
+    }
+    if (!disagreement) return { level, disagreements };
+    disagreements.push({ level, output: disagreement.output, detail: disagreement.detail });
+  }
+  return { level: "disabled", disagreements };
+}
+
+/** Creates a session at `level`; load failures become 422 (naming a missing operator) or 413. */
+async function openSession(
+  bytes: Uint8Array,
+  level: OptimizationLevel,
+  maxHeapBytes: number,
+): Promise<ort.InferenceSession> {
+  try {
+    return await createSession(bytes, level);
   } catch (cause) {
     if (/bad_alloc|out of memory|\bOOM\b/i.test(errorText(cause))) throw tooLarge(maxHeapBytes, cause);
     const operator = unsupportedOperator(errorText(cause));
@@ -108,17 +189,6 @@ export async function validateModel(
       cause,
     );
   }
-  try {
-    await probe(session, manifest);
-  } finally {
-    await session.release();
-  }
-  const heap = wasmHeapBytes() ?? 0;
-  const grown = heap - (heapBefore ?? 0);
-  // Only a model that made the heap grow past the budget is refused: a heap already that large
-  // (other sessions cached in this isolate) says nothing about this model.
-  if (grown > 0 && heap > maxHeapBytes) throw tooLarge(maxHeapBytes, undefined, heap);
-  return { wasm_heap_bytes: heap, session_memory_bytes: grown };
 }
 
 /**
@@ -143,41 +213,59 @@ function tooLarge(maxHeapBytes: number, cause?: unknown, heap?: number): ApiErro
   );
 }
 
-async function probe(session: ort.InferenceSession, manifest: ModelManifest): Promise<void> {
+/** One probe inference: its feeds, what it is (for messages), and the check of its outputs. */
+interface ProbeRun {
+  feeds: Record<string, ort.Tensor>;
+  /** Names the run in messages: "example 2", "the probe texts", … */
+  what: string;
+  /** What to suggest when it fails (e.g. add `examples`), if anything. */
+  hint?: string;
+  check: (outputs: ort.InferenceSession.ReturnType) => void;
+}
+
+/** The probe runs of `manifest` on `session` (whose signature is checked first: 422 on a mismatch). */
+function probeRuns(session: ort.InferenceSession, manifest: ModelManifest): ProbeRun[] {
   const problem = signatureProblem(session, manifest);
   if (problem !== undefined) throw invalid(problem);
   if (manifest.kind === "tensor") {
-    for (const inputs of exampleInputs(manifest)) await probeTensors(session, manifest, inputs);
-    return;
+    const given = manifest.examples !== undefined;
+    return exampleInputs(manifest).map((inputs, i) =>
+      tensorRun(
+        manifest,
+        inputs,
+        given
+          ? { what: `example ${i + 1}` }
+          : {
+              what: "the default probe (all-zero inputs, dynamic dimensions 1: the manifest has no `examples`)",
+              hint: "add `examples` to the manifest: inputs the model accepts (e.g. a real row), which the upload runs instead",
+            },
+      ),
+    );
   }
   let feeds: Record<string, ort.Tensor>;
   let rows: number;
+  let what: string;
   if (manifest.kind === "image") {
-    const { channels, height, width } = manifest.preprocess;
     rows = PROBE_IMAGES;
-    const dims = imageInputDims(manifest.preprocess, rows);
-    feeds = {
-      [manifest.inputs.image]: new ort.Tensor(
-        "float32",
-        new Float32Array(rows * channels * height * width),
-        dims,
-      ),
-    };
+    what = "the probe images";
+    feeds = { [manifest.inputs.image]: probeImages(manifest.preprocess, rows) };
   } else if (manifest.kind === "raw-text") {
     const texts = manifest.examples ?? PROBE_TEXTS;
     rows = texts.length;
+    what = manifest.examples ? "the examples" : "the probe texts";
     const input = session.inputMetadata.find((m) => m.name === manifest.inputs.text);
     const dims = input?.isTensor && input.shape.length === 1 ? [rows] : [rows, 1];
     feeds = { [manifest.inputs.text]: new ort.Tensor("string", [...texts], dims) };
   } else {
     rows = PROBE_TEXTS.length;
+    what = "the probe texts";
     const batch = featurizeBatch(PROBE_TEXTS, manifest.featurizer);
     feeds = {
       [manifest.inputs.ids]: new ort.Tensor("int64", batch.ids, batch.dims),
       [manifest.inputs.values]: new ort.Tensor("float32", batch.values, batch.dims),
     };
   }
-  await runProbe(session, feeds, (outputs) => {
+  const check = (outputs: ort.InferenceSession.ReturnType) => {
     checkScores(outputs[manifest.output], rows, manifest);
     if (manifest.kind === "raw-text" && manifest.label_output) {
       const labels = outputs[manifest.label_output];
@@ -187,63 +275,83 @@ async function probe(session: ort.InferenceSession, manifest: ModelManifest): Pr
         );
       }
     }
-  });
+  };
+  return [{ feeds, what, check }];
 }
 
-/** Runs `feeds` through the session and hands the outputs to `check`; they are disposed either way. */
-async function runProbe(
-  session: ort.InferenceSession,
-  feeds: Record<string, ort.Tensor>,
-  check: (outputs: ort.InferenceSession.ReturnType) => void,
-): Promise<void> {
+/**
+ * `rows` probe images, already preprocessed: the first all zeros, the others a fixed pseudo-random
+ * pattern of pixel values 0..255 normalized as the manifest says (zeros alone would hide
+ * miscomputations that only show on varied inputs, such as a padding fused wrongly).
+ */
+function probeImages(preprocess: ImagePreprocessSpec, rows: number): ort.Tensor {
+  const { channels, height, width, layout, normalize } = preprocess;
+  const size = channels * height * width;
+  const data = new Float32Array(rows * size);
+  for (let i = size; i < data.length; i++) {
+    const c = layout === "NHWC" ? i % channels : Math.floor((i % size) / (height * width));
+    const pixel = Math.imul(i, 2654435761) >>> 24;
+    data[i] = (pixel / 255 - (normalize.mean[c] as number)) / (normalize.std[c] as number);
+  }
+  return new ort.Tensor("float32", data, imageInputDims(preprocess, rows));
+}
+
+/**
+ * Runs a probe through the session, hands the outputs to its check and returns a copy of them; they
+ * are disposed either way.
+ */
+async function runProbe(session: ort.InferenceSession, run: ProbeRun): Promise<CapturedOutput[]> {
   let outputs: ort.InferenceSession.ReturnType;
   try {
-    outputs = await session.run(feeds);
+    outputs = await session.run(run.feeds);
   } catch (cause) {
-    throw invalid(`the probe inference failed: ${errorText(cause)}`, {}, cause);
+    throw invalid(
+      `the probe inference on ${run.what} failed: ${errorText(cause)}${run.hint ? `; ${run.hint}` : ""}`,
+      {},
+      cause,
+    );
   }
   try {
-    check(outputs);
+    run.check(outputs);
+    return captureOutputs(outputs);
   } finally {
     for (const tensor of Object.values(outputs)) tensor.dispose();
   }
 }
 
-/** Runs one example of a `tensor` model and checks every declared output's datatype and shape. */
-async function probeTensors(
-  session: ort.InferenceSession,
+/** The probe run of one example of a `tensor` model: every declared output's datatype and shape. */
+function tensorRun(
   manifest: TensorModelManifest,
   inputs: readonly WireTensor[],
-): Promise<void> {
+  about: { what: string; hint?: string },
+): ProbeRun {
+  const { what, hint } = about;
   const feeds: Record<string, ort.Tensor> = {};
   for (const spec of manifest.inputs) {
     const input = inputs.find((t) => t.name === spec.name);
-    if (!input) throw invalid(`an example lacks input '${spec.name}'`);
+    if (!input) throw invalid(`${what} lacks input '${spec.name}'`);
     if (!shapeFits(spec.shape, input.shape)) {
       throw invalid(
-        `example input '${spec.name}' has shape [${input.shape.join(", ")}]; declared [${spec.shape.join(", ")}]`,
+        `input '${spec.name}' of ${what} has shape [${input.shape.join(", ")}]; declared [${spec.shape.join(", ")}]`,
       );
     }
     try {
       feeds[spec.name] = toOrtTensor(input);
     } catch (error) {
-      throw invalid(`example ${errorText(error)}`);
+      throw invalid(`${what}: ${errorText(error)}`);
     }
   }
-  await runProbe(session, feeds, (outputs) => {
+  const check = (outputs: ort.InferenceSession.ReturnType) => {
     for (const spec of manifest.outputs) {
       const tensor = outputs[spec.name];
       if (!tensor || datatypeOf(tensor.type) !== spec.datatype || !shapeFits(spec.shape, tensor.dims)) {
         throw invalid(
-          `output '${spec.name}' is ${tensor ? `${tensor.type} [${tensor.dims.join(", ")}]` : "missing"} on an example; declared ${spec.datatype} [${spec.shape.join(", ")}]`,
+          `output '${spec.name}' is ${tensor ? `${tensor.type} [${tensor.dims.join(", ")}]` : "missing"} on ${what}; declared ${spec.datatype} [${spec.shape.join(", ")}]${hint ? `; ${hint}` : ""}`,
         );
       }
-      const data = tensor.data;
-      if ((data instanceof Float32Array || data instanceof Float64Array) && !data.every(Number.isFinite)) {
-        throw invalid(`output '${spec.name}' holds non-finite values on an example`);
-      }
     }
-  });
+  };
+  return { feeds, what, ...(hint === undefined ? {} : { hint }), check };
 }
 
 function checkScores(
