@@ -122,6 +122,10 @@ const JOB_ERRORS = [
   "queue_unavailable",
 ] as const;
 const onlineSampleBody = z.union([bankSampleSchema, z.array(bankSampleSchema)]);
+/** `pandas.DataFrame.to_dict()`: column → {row → value} (or column → [values]); numbers are printed. */
+const pandasColumns = z
+  .record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]))
+  .describe("pandas DataFrame.to_dict() columns: column → {row: value}");
 
 /** Every route of the service, in matching order. */
 export const ROUTES: readonly RouteDef[] = [
@@ -399,13 +403,13 @@ export const ROUTES: readonly RouteDef[] = [
     errors: [...TEXT_ERRORS],
   }),
   compat("POST", "/sample", "compat_sample", seeds.onlineServiceSample, {
-    summary: "Online service: one labelled sample or an array",
-    body: onlineSampleBody,
+    summary: "Online service: labelled samples (records, one record, or pandas columns) → `{message}`",
+    body: z.union([bankSampleSchema, z.array(bankSampleSchema), pandasColumns]),
     errors: [...ONLINE_ERRORS, "payload_too_large", "label_limit_reached"],
   }),
   compat("POST", "/predict", "compat_predict", seeds.onlineServicePredict, {
-    summary: 'Online service: one sample → `["<AccountNumber>"]`',
-    body: bankInputSchema,
+    summary: 'Online service: one sample (a record, a list of one, or pandas columns) → `{"AccountNumber"}`',
+    body: z.union([bankInputSchema, z.array(bankInputSchema), pandasColumns]),
     errors: [...ONLINE_ERRORS],
   }),
   ...["/inference/image", "/inference/image/"].map((path) =>
@@ -422,6 +426,12 @@ export const ROUTES: readonly RouteDef[] = [
       errors: ["prediction_not_found", "registry_unavailable"],
     }),
   ),
+  {
+    ...open("GET", "/getStatus", "health", seeds.onlineServiceStatus, {
+      summary: 'Online service: liveness, `{"message": "Success!"}`',
+    }),
+    compat: true,
+  },
   compat("GET", "/metrics", "compat_metrics", seeds.onlineServiceMetrics, {
     summary: "Online service: monitoring of the last 1,000 predictions",
     errors: ["model_not_found", "learner_unavailable"],

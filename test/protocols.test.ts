@@ -424,7 +424,7 @@ describe("online-learning service compatibility routes", () => {
     AccountTypeName: "Profit and Loss",
   });
 
-  it("POST /sample takes one object or an array, POST /predict answers [AccountNumber], GET /metrics reports", async () => {
+  it('POST /sample takes one object or an array, POST /predict answers {"AccountNumber"}, GET /metrics reports', async () => {
     const one = await postJson("/sample", sample(0));
     expect(one.status).toBe(200);
     const many = await postJson(
@@ -435,12 +435,10 @@ describe("online-learning service compatibility routes", () => {
     const { AccountName: _n, AccountNumber: _a, AccountTypeName: _t, ...input } = sample(1);
     const predicted = await postJson("/predict", input);
     expect(predicted.status).toBe(200);
-    expect(await predicted.json()).toEqual(["4010"]);
+    expect(await predicted.json()).toMatchObject({ AccountNumber: "4010" });
     const top = await postJson("/predict?n_top=2", input);
-    expect(((await top.json()) as { AccountNumber: string }[]).map((p) => p.AccountNumber).sort()).toEqual([
-      "4010",
-      "7300",
-    ]);
+    const { predictions } = (await top.json()) as { predictions: { AccountNumber: string }[] };
+    expect(predictions.map((p) => p.AccountNumber).sort()).toEqual(["4010", "7300"]);
     const metrics = await api("/metrics");
     expect(metrics.status).toBe(200);
     expect(await metrics.json()).toMatchObject({ samples_total: 41 });
