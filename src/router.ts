@@ -15,6 +15,7 @@ import { onlineModelRequestSchema } from "./online/models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
 import { type DocumentedRoute, openApi, type RouteDoc } from "./openapi";
 import * as oip from "./protocols/oip";
+import * as openai from "./protocols/openai";
 import * as seeds from "./protocols/seeds";
 import {
   dashboardBacklog,
@@ -376,6 +377,17 @@ export const ROUTES: readonly RouteDef[] = [
     body: oip.repositoryIndexSchema,
     errors: ["invalid_json", "invalid_request", "registry_unavailable"],
   }),
+  // Clients people already have (docs/clients.md): OpenAI's moderation API.
+  {
+    ...authed("POST", "/v1/moderations", "moderations", openai.moderations, {
+      summary: "OpenAI-compatible moderation: texts → toxicity model, data: URL images → image model",
+      body: openai.moderationRequestSchema,
+      response:
+        "`{id, model, results: [{flagged, categories, category_scores, category_applied_input_types}]}`",
+      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
+    }),
+    speculative: true,
+  },
   // Compatibility routes of the replaced services (docs/protocols.md), switched by COMPAT_ROUTES.
   compat("GET", "/models", "compat_models", seeds.registryListModels, {
     summary: "Registry service: every model",
