@@ -14,6 +14,7 @@ import { meter } from "./metering/meter";
 import { onlineModelRequestSchema } from "./online/models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
 import { type DocumentedRoute, openApi, type RouteDoc } from "./openapi";
+import * as hf from "./protocols/hf";
 import * as oip from "./protocols/oip";
 import * as openai from "./protocols/openai";
 import * as seeds from "./protocols/seeds";
@@ -386,6 +387,49 @@ export const ROUTES: readonly RouteDef[] = [
         "`{id, model, results: [{flagged, categories, category_scores, category_applied_input_types}]}`",
       errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
     }),
+    speculative: true,
+  },
+  // Hugging Face task shapes per model (@huggingface/inference with endpointUrl).
+  {
+    ...authed(
+      "POST",
+      "/hf/models/:model/pipeline/text-classification",
+      "hf_inference",
+      hf.hfTextClassification,
+      {
+        summary: "Hugging Face text classification: `{inputs, parameters: {top_k}}` → `[[{label, score}]]`",
+        body: hf.hfTextRequestSchema,
+        response: "one `[{label, score}]` list per input, best first",
+        errors: [...TEXT_ERRORS],
+      },
+    ),
+    speculative: true,
+  },
+  {
+    ...authed(
+      "POST",
+      "/hf/models/:model/pipeline/image-classification",
+      "hf_inference",
+      hf.hfImageClassification,
+      {
+        summary:
+          "Hugging Face image classification: raw image bytes (or JSON base64 `inputs`) → `[{label, score}]`",
+        body: {
+          mediaType: "application/octet-stream",
+          description: "the PNG or JPEG bytes; or application/json `{inputs: <base64>, parameters: {top_k}}`",
+        },
+        response: "`[{label, score}]`, best first (5 unless `top_k`)",
+        errors: [
+          ...IMAGE_ERRORS,
+          "invalid_json",
+          "invalid_request",
+          "payload_too_large",
+          "model_not_found",
+          "model_input_mismatch",
+          "model_unavailable",
+        ],
+      },
+    ),
     speculative: true,
   },
   // Compatibility routes of the replaced services (docs/protocols.md), switched by COMPAT_ROUTES.

@@ -5,6 +5,7 @@
  * puts a fresh ASAP token on every request and hands it to the Worker's own fetch handler.
  */
 import { exports } from "cloudflare:workers";
+import { InferenceClient, imageClassification, textClassification } from "@huggingface/inference";
 import { encode as encodePng } from "fast-png";
 import OpenAI from "openai";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -131,5 +132,84 @@ describe("openai: moderations.create with baseURL at the Worker", () => {
     };
     const mismatch = await postJson("/v1/moderations", { model: "spam", input: [image] });
     expect((await problem(mismatch)).code).toBe("model_input_mismatch");
+  });
+});
+
+describe("@huggingface/inference: textClassification and imageClassification with endpointUrl", () => {
+  const endpoint = (model: string, task: string) => `${ORIGIN}/hf/models/${model}/pipeline/${task}`;
+  const accessToken = "unused: ASAP tokens are minted per request";
+
+  it("textClassification: every label best first, top_k cuts; the same scores as the native route", async () => {
+    const text = "WIN a FREE prize now!!! call";
+    const all = await textClassification(
+      { endpointUrl: endpoint("spam", "text-classification"), accessToken, inputs: text },
+      { fetch: workerFetch },
+    );
+    const native = (await (await postJson("/api/v1/predict", { model: "spam", text })).json()) as NativeText;
+    expect(all).toEqual(native.predictions);
+    const top = await textClassification(
+      {
+        endpointUrl: endpoint("toxicity", "text-classification"),
+        accessToken,
+        inputs: "you are an idiot",
+        parameters: { top_k: 2 },
+      },
+      { fetch: workerFetch },
+    );
+    expect(top).toHaveLength(2);
+    expect((top[0]?.score ?? 0) >= (top[1]?.score ?? 0)).toBe(true);
+    // The InferenceClient class takes the same endpoint.
+    const client = new InferenceClient(accessToken, {
+      endpointUrl: endpoint("spam", "text-classification"),
+      fetch: workerFetch,
+    });
+    expect(await client.textClassification({ inputs: text })).toEqual(native.predictions);
+  });
+
+  it("a batch of inputs answers one list per input ([[…], […]])", async () => {
+    const res = await postJson("/hf/models/spam/pipeline/text-classification", {
+      inputs: ["hello mum, see you at dinner", "WIN a FREE prize now!!! call"],
+      parameters: { top_k: 1 },
+    });
+    const lists = (await res.json()) as { label: string }[][];
+    expect(lists.map((l) => l.map((p) => p.label))).toEqual([["ham"], ["spam"]]);
+  });
+
+  it("imageClassification: raw bytes (a Blob) → [{label, score}], 5 best; JSON base64 also taken", async () => {
+    const png = pngBytes(11, 0);
+    const answer = await imageClassification(
+      {
+        endpointUrl: endpoint("moderation-image", "image-classification"),
+        accessToken,
+        data: new Blob([png]),
+      },
+      { fetch: workerFetch },
+    );
+    const native = (await (await postJson("/api/v1/predict", { image: toBase64(png) })).json()) as NativeText;
+    expect(answer).toEqual(native.predictions.slice(0, 5));
+    const json = await postJson("/hf/models/moderation-image/pipeline/image-classification", {
+      inputs: toBase64(png),
+      parameters: { top_k: 2 },
+    });
+    expect(await json.json()).toEqual(native.predictions.slice(0, 2));
+  });
+
+  it("errors reach the client with their detail; a text model refuses an image", async () => {
+    await expect(
+      textClassification(
+        { endpointUrl: endpoint("no-such-model", "text-classification"), accessToken, inputs: "x" },
+        { fetch: workerFetch },
+      ),
+    ).rejects.toThrow(/no-such-model/);
+    await expect(
+      imageClassification(
+        {
+          endpointUrl: endpoint("spam", "image-classification"),
+          accessToken,
+          data: new Blob([pngBytes(11, 0)]),
+        },
+        { fetch: workerFetch },
+      ),
+    ).rejects.toThrow(/Failed to perform inference/);
   });
 });
