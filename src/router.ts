@@ -53,6 +53,8 @@ import { getPrediction, listPredictionLog, logQuerySchema, submitPrediction } fr
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
+/** The methods a path answers: its routes' methods, and HEAD wherever GET is. */
+type AllowedMethod = Method | "HEAD";
 
 /** One route: its documented fields (`DocumentedRoute`: api name, auth, throttling, doc) and handler. */
 export interface RouteDef extends DocumentedRoute {
@@ -542,9 +544,14 @@ function toProblem(error: unknown, request: IRequest): Response {
  * Last stage: the headers every response carries (request id, security, CORS: `applyResponseHeaders`
  * is the one place) and the structured log line of the request (per `REQUEST_LOG`).
  */
-function finish(response: Response, request: IRequest): Response {
+function finish(responseIn: Response, request: IRequest): Response {
   const req = request as AppRequest;
   const state = req.state;
+  let response = responseIn;
+  if (request.method === "HEAD" && response.body) {
+    void response.body.cancel();
+    response = new Response(null, { status: response.status, headers: response.headers });
+  }
   // Every response is built by this Worker (json/problemResponse), so its headers are mutable.
   applyResponseHeaders(response.headers, request as unknown as Request, state?.config);
   if (!state) return response;
@@ -578,32 +585,35 @@ export function buildRouter() {
     finally: [finish, meter],
   });
   const admit = createAdmission([...new Set(ROUTES.filter((r) => r.throttle).map((r) => r.api))]);
-  const methodsByPath = new Map<string, Method[]>();
+  const methodsByPath = new Map<string, AllowedMethod[]>();
   for (const route of ROUTES) {
-    methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method]);
-    router[route.method.toLowerCase() as "get"](
-      route.path,
-      async (request: IRequest, env: Env, ctx: ExecutionContext) => {
-        const req = request as AppRequest;
-        req.state.api = route.api;
-        if (route.compat && !req.state.config.COMPAT_ROUTES) throw routeNotFound(request);
-        if (route.html) req.state.html = true;
-        if (route.auth) await authenticate(req, env, route);
-        if (route.session) {
-          const { config } = req.state;
-          const cookie = req.headers.get("cookie");
-          const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
-          req.state.caller = { issuer, subject: "dashboard-session" };
-        }
-        const { replayCheck } = await admit(req, env, ctx, route);
-        if (!replayCheck) return route.handler(req, env, ctx);
-        // Side-effect-free routes run while the token's replay check is under way; the others
-        // wait for it. Either way no result leaves before the check has said yes.
-        if (route.speculative) return afterCheck(replayCheck, () => route.handler(req, env, ctx));
-        await replayCheck;
-        return route.handler(req, env, ctx);
-      },
-    );
+    // HEAD is GET without the body (RFC 9110 §9.3.2): the same stages, handler and headers.
+    const methods: AllowedMethod[] = route.method === "GET" ? ["GET", "HEAD"] : [route.method];
+    methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), ...methods]);
+    for (const method of methods)
+      router[method.toLowerCase() as "get"](
+        route.path,
+        async (request: IRequest, env: Env, ctx: ExecutionContext) => {
+          const req = request as AppRequest;
+          req.state.api = route.api;
+          if (route.compat && !req.state.config.COMPAT_ROUTES) throw routeNotFound(request);
+          if (route.html) req.state.html = true;
+          if (route.auth) await authenticate(req, env, route);
+          if (route.session) {
+            const { config } = req.state;
+            const cookie = req.headers.get("cookie");
+            const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
+            req.state.caller = { issuer, subject: "dashboard-session" };
+          }
+          const { replayCheck } = await admit(req, env, ctx, route);
+          if (!replayCheck) return route.handler(req, env, ctx);
+          // Side-effect-free routes run while the token's replay check is under way; the others
+          // wait for it. Either way no result leaves before the check has said yes.
+          if (route.speculative) return afterCheck(replayCheck, () => route.handler(req, env, ctx));
+          await replayCheck;
+          return route.handler(req, env, ctx);
+        },
+      );
   }
   for (const [path, methods] of methodsByPath) {
     const compatOnly = ROUTES.every((r) => r.path !== path || r.compat);

@@ -188,6 +188,12 @@ describe("Open Inference Protocol v2", () => {
     expect(body.id).toBe("42");
     expect(body.outputs.map((o) => o.name)).toEqual(["scores"]);
     expect(body.outputs[0]?.shape).toEqual([2, 2]);
+    // `"outputs": []` names none: every output, as Triton answers it.
+    const all = await postJson("/v2/models/sentiment/infer", {
+      inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["fine"] }],
+      outputs: [],
+    });
+    expect(((await all.json()) as InferResponse).outputs.map((o) => o.name)).toEqual(["scores", "labels"]);
   });
 
   it("image models: base64 files (BYTES) and raw pixels (UINT8 NHWC) give the native API's scores", async () => {
@@ -274,7 +280,11 @@ describe("Open Inference Protocol v2", () => {
     }
     const unauthenticated = await postJson("/v2/models/toxicity/infer", {}, {}, { auth: false });
     expect(unauthenticated.status).toBe(401);
-    expect(((await unauthenticated.json()) as { error: string }).error).toMatch(/token/i);
+    expect((await unauthenticated.json()) as { error: string }).toMatchObject({
+      error: expect.stringMatching(/token/i),
+      code: "invalid_token",
+      reason: "missing_token",
+    });
     const unknownRoute = await api("/v2/nothing-here");
     expect(unknownRoute.status).toBe(404);
     expect(await unknownRoute.json()).toEqual(expect.objectContaining({ error: expect.any(String) }));

@@ -10,12 +10,35 @@ import { ort } from "./ort";
 /** An Open Inference Protocol datatype a `tensor` model may use. */
 export type TensorDatatype = (typeof TENSOR_DATATYPES)[number];
 
-/** A tensor as the protocol carries it: flat row-major data. */
+/**
+ * A tensor as the protocol carries it: flat row-major data. INT64 elements beyond ±2^53 are
+ * bigints (parsed exactly from the JSON text with `exactIntegers`, written back with `wireJson`).
+ */
 export interface WireTensor {
   name: string;
   datatype: TensorDatatype;
   shape: number[];
-  data: (number | boolean)[];
+  data: (number | boolean | bigint)[];
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const INTEGER_LITERAL = /^-?\d+$/;
+
+/**
+ * A `JSON.parse` reviver keeping integers beyond ±2^53 exact: an integer literal (digits only) that
+ * a double cannot hold becomes a bigint from its source text. Other numbers are left as parsed.
+ */
+export function exactIntegers(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value !== "number" || Number.isSafeInteger(value)) return value;
+  const source = context?.source;
+  return source !== undefined && INTEGER_LITERAL.test(source) ? BigInt(source) : value;
+}
+
+/** A `JSON.stringify` replacer writing bigints as exact JSON integers (`JSON.rawJSON`). */
+export function wireJson(_key: string, value: unknown): unknown {
+  if (typeof value !== "bigint") return value;
+  return (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(value.toString());
 }
 
 const ORT_TYPES = {
@@ -60,42 +83,55 @@ export function toOrtTensor(input: WireTensor): ort.Tensor {
       shape,
     );
   }
+  if (datatype === "INT64") {
+    const values = data.map((v, i) => {
+      const exact = typeof v === "bigint" ? v : Number.isSafeInteger(v) ? BigInt(v as number) : undefined;
+      if (exact === undefined || exact < INT64_MIN || exact > INT64_MAX) {
+        const hint =
+          typeof v === "number" && Number.isInteger(v)
+            ? " (write integers beyond ±2^53 as plain digits, not in exponent form)"
+            : "";
+        throw bad(`input '${name}': element ${i} (${String(v)}) is not a valid INT64${hint}`);
+      }
+      return exact;
+    });
+    return new ort.Tensor("int64", BigInt64Array.from(values), shape);
+  }
   const range = INT_RANGES[datatype];
-  data.forEach((v, i) => {
+  // A float tensor may be written with long integer literals: they are doubles like any number.
+  const numbers = data.map((v) => (typeof v === "bigint" && !range ? Number(v) : v));
+  numbers.forEach((v, i) => {
     const ok =
       typeof v === "number" &&
       Number.isFinite(v) &&
       (!range || (Number.isInteger(v) && v >= range[0] && v <= range[1]));
     if (!ok) throw bad(`input '${name}': element ${i} (${String(v)}) is not a valid ${datatype}`);
   });
-  const numbers = data as number[];
   switch (datatype) {
     case "FP32":
-      return new ort.Tensor("float32", Float32Array.from(numbers), shape);
+      return new ort.Tensor("float32", Float32Array.from(numbers as number[]), shape);
     case "FP64":
-      return new ort.Tensor("float64", Float64Array.from(numbers), shape);
+      return new ort.Tensor("float64", Float64Array.from(numbers as number[]), shape);
     case "INT8":
-      return new ort.Tensor("int8", Int8Array.from(numbers), shape);
+      return new ort.Tensor("int8", Int8Array.from(numbers as number[]), shape);
     case "UINT8":
-      return new ort.Tensor("uint8", Uint8Array.from(numbers), shape);
+      return new ort.Tensor("uint8", Uint8Array.from(numbers as number[]), shape);
     case "INT32":
-      return new ort.Tensor("int32", Int32Array.from(numbers), shape);
-    case "INT64":
-      return new ort.Tensor(
-        "int64",
-        BigInt64Array.from(numbers, (v) => BigInt(v)),
-        shape,
-      );
+      return new ort.Tensor("int32", Int32Array.from(numbers as number[]), shape);
   }
 }
 
-/** Reads an ORT output tensor back into the protocol's shape (int64 as JSON numbers). */
+/** Reads an ORT output tensor back into the protocol's shape (int64 beyond ±2^53 as bigints). */
 export function fromOrtTensor(name: string, tensor: ort.Tensor): WireTensor {
   const datatype = datatypeOf(tensor.type);
   if (!datatype)
     throw new ApiError("model_unavailable", `output '${name}' has unsupported type ${tensor.type}`);
   const raw = tensor.data as ArrayLike<number | bigint>;
-  const data = datatype === "BOOL" ? Array.from(raw, (v) => v !== 0) : Array.from(raw, (v) => Number(v));
+  const exact = (v: number | bigint) => {
+    const n = Number(v);
+    return typeof v === "bigint" && !Number.isSafeInteger(n) ? v : n;
+  };
+  const data = datatype === "BOOL" ? Array.from(raw, (v) => v !== 0) : Array.from(raw, exact);
   return { name, datatype, shape: [...tensor.dims], data };
 }
 

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, readJsonBody, validate } from "../http";
+import { json, parseJsonBytes, readJsonBody, readJsonBodyBytes, validate } from "../http";
 import type { DecodedImage } from "../image/decode";
 import {
   checkTextLimits,
@@ -21,7 +21,7 @@ import {
 } from "../inference/classify";
 import type { ModelManifest } from "../inference/manifest";
 import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../inference/manifest";
-import type { WireTensor } from "../inference/tensors";
+import { exactIntegers, type WireTensor, wireJson } from "../inference/tensors";
 import { listModelSummaries, modelVersions } from "../registry/list";
 import { getManifest, resolveVersion } from "../storage/models";
 
@@ -267,17 +267,26 @@ function imagesOf(input: InferTensor): ImageSource[] {
 /** `POST /v2/models/{m}[/versions/{v}]/infer`. */
 export const infer: Handler = async (request, env, ctx) => {
   const { config } = request.state;
-  const body = validate(inferRequestSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  const bytes = await readJsonBodyBytes(request, config.MAX_BODY_BYTES);
+  // Integers a double cannot hold (16+ digits) are parsed exactly, for INT64 tensors.
+  const body = validate(
+    inferRequestSchema,
+    parseJsonBytes(bytes, hasLongNumber(bytes) ? exactIntegers : undefined),
+  );
   const manifest = await manifestOf(request, env);
   const choice = { model: manifest.id, version: manifest.version };
   if (manifest.kind === "tensor") {
     const inputs = body.inputs.map(wireTensor);
     const { model, outputs } = await inferTensors(env, request.state, choice, inputs);
-    return json({
+    const answer = {
       model_name: model.id,
       model_version: model.version,
       ...(body.id !== undefined && { id: body.id }),
       outputs: selectOutputs(outputs, body.outputs),
+    };
+    // INT64 outputs beyond ±2^53 are bigints, written as exact JSON integers.
+    return new Response(JSON.stringify(answer, wireJson), {
+      headers: { "content-type": "application/json" },
     });
   }
   let result: Awaited<ReturnType<typeof classifyTexts>>;
@@ -312,13 +321,16 @@ export const infer: Handler = async (request, env, ctx) => {
   });
 };
 
-/** The outputs a request asks for (all when it names none); 400 for a name the model lacks. */
+/**
+ * The outputs a request asks for: all when it names none (no `outputs`, or `"outputs": []`, as
+ * Triton answers both); 400 for a name the model lacks.
+ */
 function selectOutputs<T extends { name: string }>(
   outputs: T[],
   requested: readonly { name: string }[] | undefined,
 ): T[] {
   const wanted = requested?.map((o) => o.name);
-  if (!wanted) return outputs;
+  if (!wanted || wanted.length === 0) return outputs;
   const unknown = wanted.filter((name) => !outputs.some((o) => o.name === name));
   if (unknown.length > 0) {
     throw new ApiError(
@@ -339,11 +351,23 @@ function wireTensor(tensor: InferTensor): WireTensor {
     );
   }
   const data = flatData(tensor);
-  if (!data.every((v): v is number | boolean => typeof v === "number" || typeof v === "boolean")) {
+  const element = (v: unknown): v is number | boolean | bigint =>
+    typeof v === "number" || typeof v === "boolean" || typeof v === "bigint";
+  if (!data.every(element)) {
     throw new ApiError(
       "invalid_request",
       `input '${tensor.name}': every element must be a number or boolean`,
     );
   }
   return { name: tensor.name, datatype, shape: tensor.shape, data };
+}
+
+/** Whether a JSON body holds a run of 16+ ASCII digits (a number a double may not hold exactly). */
+function hasLongNumber(bytes: Uint8Array): boolean {
+  let run = 0;
+  for (const b of bytes) {
+    run = b >= 0x30 && b <= 0x39 ? run + 1 : 0;
+    if (run >= 16) return true;
+  }
+  return false;
 }
