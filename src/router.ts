@@ -542,7 +542,8 @@ function toProblem(error: unknown, request: IRequest): Response {
 
 /**
  * Last stage: the headers every response carries (request id, security, CORS: `applyResponseHeaders`
- * is the one place) and the structured log line of the request (per `REQUEST_LOG`).
+ * is the one place) and the structured log line of the request (per `REQUEST_LOG`). A HEAD answer
+ * is the GET answer without its body.
  */
 function finish(responseIn: Response, request: IRequest): Response {
   const req = request as AppRequest;
