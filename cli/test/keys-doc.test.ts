@@ -20,7 +20,8 @@ describe("docs/auth.md step 1", () => {
     expect(existsSync(path.join(ROOT, "cli/dist/index.mjs")), "run npm run build:cli first").toBe(true);
     // Whatever the run writes under .dev/keys/my-service/ is removed afterwards, even on failure.
     const dir = path.join(ROOT, ".dev/keys/my-service");
-    const before = new Set(existsSync(dir) ? readdirSync(dir) : []);
+    const existed = existsSync(dir);
+    const before = new Set(existed ? readdirSync(dir) : []);
     try {
       const { stdout } = await promisify(execFile)(
         "npm",
@@ -35,6 +36,7 @@ describe("docs/auth.md step 1", () => {
     } finally {
       for (const f of existsSync(dir) ? readdirSync(dir) : [])
         if (!before.has(f)) rmSync(path.join(dir, f), { force: true });
+      if (!existed) rmSync(dir, { recursive: true, force: true });
     }
   });
 });
