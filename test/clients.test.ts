@@ -10,7 +10,7 @@ import { encode as encodePng } from "fast-png";
 import OpenAI from "openai";
 import { beforeAll, describe, expect, it } from "vitest";
 import { syntheticImage } from "../src/image/synthetic";
-import { postJson, problem, seedShippedModel, testToken } from "./helpers";
+import { api, postJson, problem, seedShippedModel, testToken } from "./helpers";
 
 const ORIGIN = "http://edge.test";
 
@@ -175,7 +175,7 @@ describe("@huggingface/inference: textClassification and imageClassification wit
     expect(lists.map((l) => l.map((p) => p.label))).toEqual([["ham"], ["spam"]]);
   });
 
-  it("imageClassification: raw bytes (a Blob) → [{label, score}], 5 best; JSON base64 also taken", async () => {
+  it("imageClassification: raw bytes (a Blob) → [{label, score}], 5 best; JSON base64 and base64 text also taken", async () => {
     const png = pngBytes(11, 0);
     const answer = await imageClassification(
       {
@@ -192,6 +192,12 @@ describe("@huggingface/inference: textClassification and imageClassification wit
       parameters: { top_k: 2 },
     });
     expect(await json.json()).toEqual(native.predictions.slice(0, 2));
+    const text = await api("/hf/models/moderation-image/pipeline/image-classification", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: toBase64(png),
+    });
+    expect(await text.json()).toEqual(native.predictions.slice(0, 5));
   });
 
   it("errors reach the client with their detail; a text model refuses an image", async () => {

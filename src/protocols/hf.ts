@@ -8,7 +8,8 @@
  *   string as for an array, which is what HF's hosted API answers and what both HF clients read
  *   (`response[0]`);
  * - `POST /hf/models/:model/pipeline/image-classification` with the raw image bytes (any
- *   Content-Type but JSON), or JSON `{inputs: "<base64 or data: URL>", parameters?: {top_k}}` →
+ *   Content-Type but JSON) or their base64 text, or JSON `{inputs: "<base64 or data: URL>",
+ *   parameters?: {top_k}}` →
  *   `[{label, score}]` (best first; 5 by default, like the HF pipeline).
  *
  * Parse → the classification core (src/inference/classify.ts) → shape. Errors stay problem+json
@@ -82,12 +83,36 @@ export const hfImageClassification: Handler = async (request, env, ctx) => {
     source = { base64: body.inputs };
     topK = body.parameters?.top_k ?? topK;
   } else {
-    const bytes = await readBodyBytes(request, MAX_IMAGE_BYTES);
+    const bytes = await readBodyBytes(request, MAX_IMAGE_BODY_BYTES);
     if (bytes.byteLength === 0) {
       throw new ApiError("invalid_image", "the body is empty: send the image bytes (PNG or JPEG)");
     }
-    source = { pixels: decodeImage(bytes) };
+    // A body that is not a PNG or JPEG file is read as base64 text of one (or a data: URL).
+    source = isImageFile(bytes)
+      ? { pixels: decodeImage(checkedSize(bytes)) }
+      : { base64: new TextDecoder().decode(bytes) };
   }
   const { labels, scores } = await classifyImages(env, ctx, state, { model }, [source]);
   return json(ranked(labels, scores[0] ?? [], topK));
 };
+
+/** Whether `bytes` start with a PNG or JPEG signature. */
+function isImageFile(bytes: Uint8Array): boolean {
+  const png = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
+  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
+  return png || jpeg;
+}
+
+/** Raw image bytes within `MAX_IMAGE_BYTES` (the body limit also admits base64 text of that size). */
+function checkedSize(bytes: Uint8Array): Uint8Array {
+  if (bytes.byteLength > MAX_IMAGE_BYTES) {
+    throw new ApiError(
+      "image_too_large",
+      `image is ${bytes.byteLength} bytes; the limit is ${MAX_IMAGE_BYTES}`,
+      {
+        extensions: { limit_bytes: MAX_IMAGE_BYTES },
+      },
+    );
+  }
+  return bytes;
+}
