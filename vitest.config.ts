@@ -1,6 +1,8 @@
-import { existsSync } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { createInterface } from "node:readline";
+import { createGunzip } from "node:zlib";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { loadKerasSource } from "./scripts/keras-source";
@@ -26,6 +28,21 @@ async function testSplit(id: string): Promise<Response> {
   if (!existsSync(datasetsDir)) return new Response(`${datasetsDir} is absent`, { status: 404 });
   const { test } = config.load();
   return Response.json({ texts: test.map((r) => r.text), targets: test.map((r) => r.target) });
+}
+
+/** The first `n` lines of a text file (gunzipped when it ends in .gz); undefined when absent. */
+async function headLines(file: string, n: number): Promise<string[] | undefined> {
+  if (!existsSync(file)) return undefined;
+  const stream = createReadStream(file);
+  const lines: string[] = [];
+  const reader = createInterface({ input: file.endsWith(".gz") ? stream.pipe(createGunzip()) : stream });
+  for await (const line of reader) {
+    lines.push(line);
+    if (lines.length >= n) break;
+  }
+  reader.close();
+  stream.destroy();
+  return lines;
 }
 
 export default defineConfig({
@@ -66,6 +83,16 @@ export default defineConfig({
               } catch {
                 return new Response("not found", { status: 404 });
               }
+            }
+            // The header and first `?rows=` data lines of a (gzipped) CSV in ../shared/datasets, as
+            // a user would cut a sample file from it (test/online-client.test.ts); 404 when absent.
+            const head = /^dataset-head\/([\w-]+\/[\w.-]+)$/.exec(rel);
+            if (head?.[1]) {
+              const rows = Number(new URL(request.url).searchParams.get("rows") ?? "10");
+              const lines = await headLines(path.join(datasetsDir, head[1]), rows + 1);
+              return lines
+                ? new Response(`${lines.join("\n")}\n`)
+                : new Response("not found", { status: 404 });
             }
             // nsfwjs's MobileNetV2 (the source of models/moderation-image), so the importer's
             // conversion can be checked in workerd: its model.json, and its weight shards concatenated.

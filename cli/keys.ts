@@ -3,11 +3,11 @@
  * and public keys in the LOCAL R2 bucket (`wrangler dev`'s `.wrangler/state`) at `asap-keys/<kid>`.
  */
 import { createPrivateKey } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair, importPKCS8 } from "jose";
 import type { NodeBucket } from "../scripts/local-r2";
+import { repoRoot } from "../scripts/repo-root";
 import {
   ASAP_ALGORITHMS,
   type AsapAlgorithm,
@@ -20,11 +20,7 @@ import {
  * Repository root: the nearest folder above this module with a package.json (this file runs from
  * cli/ under tsx and from the bundle in cli/dist/).
  */
-export const ROOT = (() => {
-  let dir = path.dirname(new URL(import.meta.url).pathname);
-  while (!existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-})();
+export const ROOT = repoRoot(import.meta.url);
 /** Where keypairs are written: `<kid>.pem` (private, PKCS#8) and `<kid>.pub.pem` (SPKI). */
 export const KEYS_DIR = path.join(ROOT, ".dev", "keys");
 

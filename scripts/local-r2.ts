@@ -8,6 +8,7 @@ import path from "node:path";
 import { getPlatformProxy } from "wrangler";
 import { manifestSchema } from "../src/contracts/manifest";
 import { r2Keys } from "../src/contracts/r2-keys";
+import { repoRoot } from "./repo-root";
 
 /** The slice of an R2 bucket used from Node (workers-types are not loaded in Node scripts). */
 export interface NodeBucket {
@@ -18,7 +19,8 @@ export interface NodeBucket {
   ): Promise<unknown>;
 }
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+// Not a fixed "..": this module also runs from the CLI's bundle in cli/dist/.
+const root = repoRoot(import.meta.url);
 
 /** Runs `fn` with the local `MODELS` bucket through wrangler's platform proxy, then disposes it. */
 export async function withLocalR2<T>(fn: (bucket: NodeBucket) => Promise<T>): Promise<T> {

@@ -110,10 +110,14 @@ export function problemResponse(error: ApiError, instance: string, requestId: st
 
 /**
  * Renders an `ApiError` in the Open Inference Protocol's error shape, `{"error": "…"}`, with the
- * same status and headers (the code is kept in `code` for clients that want it).
+ * same status and headers (the code is kept in `code` for clients that want it, an auth failure's
+ * reason in `reason`).
  */
 export function oipErrorResponse(error: ApiError): Response {
-  return new Response(JSON.stringify({ error: error.message, code: error.code }), {
+  // An auth failure's `reason` (docs/auth.md: every auth error carries one) is kept as well.
+  const reason = typeof error.extensions.reason === "string" ? error.extensions.reason : undefined;
+  const body = { error: error.message, code: error.code, ...(reason !== undefined && { reason }) };
+  return new Response(JSON.stringify(body), {
     status: error.status,
     headers: { "content-type": "application/json", ...error.headers },
   });

@@ -10,9 +10,16 @@ const JSON_TYPES =
  * and `+json` types, and for curl's `-d` default (`x-www-form-urlencoded`) and `text/plain`, a body
  * that is JSON.
  */
-export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
-  return parseJsonBytes(await readJsonBodyBytes(request, maxBytes));
+export async function readJsonBody(
+  request: Request,
+  maxBytes: number,
+  reviver?: JsonReviver,
+): Promise<unknown> {
+  return parseJsonBytes(await readJsonBodyBytes(request, maxBytes), reviver);
 }
+
+/** A `JSON.parse` reviver; `context.source` is the value's JSON text (primitives only). */
+export type JsonReviver = (key: string, value: unknown, context?: { source?: string }) => unknown;
 
 /** The raw bytes of a JSON request body, with `readJsonBody`'s media-type and size checks. */
 export async function readJsonBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
@@ -140,7 +147,7 @@ async function drainThenCancel(
 }
 
 /** Parses UTF-8 JSON bytes (400 `invalid_json` when empty, not UTF-8 or not JSON). */
-export function parseJsonBytes(bytes: Uint8Array): unknown {
+export function parseJsonBytes(bytes: Uint8Array, reviver?: JsonReviver): unknown {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -149,7 +156,7 @@ export function parseJsonBytes(bytes: Uint8Array): unknown {
   }
   if (text.trim() === "") throw new ApiError("invalid_json", "request body is empty");
   try {
-    return JSON.parse(text);
+    return JSON.parse(text, reviver as Parameters<typeof JSON.parse>[1]);
   } catch (e) {
     throw new ApiError(
       "invalid_json",

@@ -15,7 +15,9 @@ import { onlineModelRequestSchema } from "./online/online-models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
 import { type DocumentedRoute, openApi, type RouteDoc } from "./openapi";
 import * as compatHandlers from "./protocols/compat";
+import * as hf from "./protocols/hf";
 import * as oip from "./protocols/oip";
+import * as openai from "./protocols/openai";
 import {
   dashboardBacklog,
   dashboardExchange,
@@ -51,6 +53,8 @@ import {
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
+/** The methods a path answers: its routes' methods, and HEAD wherever GET is. */
+type AllowedMethod = Method | "HEAD";
 
 /** One route: its documented fields (`DocumentedRoute`: api name, auth, throttling, doc) and handler. */
 export interface RouteDef extends DocumentedRoute {
@@ -122,6 +126,10 @@ const JOB_ERRORS = [
   "queue_unavailable",
 ] as const;
 const onlineSampleBody = z.union([bankSampleSchema, z.array(bankSampleSchema)]);
+/** `pandas.DataFrame.to_dict()`: column → {row → value} (or column → [values]); numbers are printed. */
+const pandasColumns = z
+  .record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]))
+  .describe("pandas DataFrame.to_dict() columns: column → {row: value}");
 
 /** Every route of the service, in matching order. */
 export const ROUTES: readonly RouteDef[] = [
@@ -372,6 +380,60 @@ export const ROUTES: readonly RouteDef[] = [
     body: oip.repositoryIndexSchema,
     errors: ["invalid_json", "invalid_request", "registry_unavailable"],
   }),
+  // Clients people already have (docs/clients.md): OpenAI's moderation API.
+  {
+    ...authed("POST", "/v1/moderations", "moderations", openai.moderations, {
+      summary: "OpenAI-compatible moderation: texts → toxicity model, data: URL images → image model",
+      body: openai.moderationRequestSchema,
+      response:
+        "`{id, model, results: [{flagged, categories, category_scores, category_applied_input_types}]}`",
+      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
+    }),
+    speculative: true,
+  },
+  // Hugging Face task shapes per model (@huggingface/inference with endpointUrl).
+  {
+    ...authed(
+      "POST",
+      "/hf/models/:model/pipeline/text-classification",
+      "hf_inference",
+      hf.hfTextClassification,
+      {
+        summary: "Hugging Face text classification: `{inputs, parameters: {top_k}}` → `[[{label, score}]]`",
+        body: hf.hfTextRequestSchema,
+        response: "one `[{label, score}]` list per input, best first",
+        errors: [...TEXT_ERRORS],
+      },
+    ),
+    speculative: true,
+  },
+  {
+    ...authed(
+      "POST",
+      "/hf/models/:model/pipeline/image-classification",
+      "hf_inference",
+      hf.hfImageClassification,
+      {
+        summary:
+          "Hugging Face image classification: raw image bytes (or JSON base64 `inputs`) → `[{label, score}]`",
+        body: {
+          mediaType: "application/octet-stream",
+          description: "the PNG or JPEG bytes; or application/json `{inputs: <base64>, parameters: {top_k}}`",
+        },
+        response: "`[{label, score}]`, best first (5 unless `top_k`)",
+        errors: [
+          ...IMAGE_ERRORS,
+          "invalid_json",
+          "invalid_request",
+          "payload_too_large",
+          "model_not_found",
+          "model_input_mismatch",
+          "model_unavailable",
+        ],
+      },
+    ),
+    speculative: true,
+  },
   // Compatibility routes of the replaced services (docs/protocols.md), switched by COMPAT_ROUTES.
   compat("GET", "/models", "compat_models", compatHandlers.registryListModels, {
     summary: "Registry service: every model",
@@ -399,13 +461,13 @@ export const ROUTES: readonly RouteDef[] = [
     errors: [...TEXT_ERRORS],
   }),
   compat("POST", "/sample", "compat_sample", compatHandlers.onlineServiceSample, {
-    summary: "Online service: one labelled sample or an array",
-    body: onlineSampleBody,
+    summary: "Online service: labelled samples (records, one record, or pandas columns) → `{message}`",
+    body: z.union([bankSampleSchema, z.array(bankSampleSchema), pandasColumns]),
     errors: [...ONLINE_ERRORS, "payload_too_large", "label_limit_reached"],
   }),
   compat("POST", "/predict", "compat_predict", compatHandlers.onlineServicePredict, {
-    summary: 'Online service: one sample → `["<AccountNumber>"]`',
-    body: bankInputSchema,
+    summary: 'Online service: one sample (a record, a list of one, or pandas columns) → `{"AccountNumber"}`',
+    body: z.union([bankInputSchema, z.array(bankInputSchema), pandasColumns]),
     errors: [...ONLINE_ERRORS],
   }),
   ...["/inference/image", "/inference/image/"].map((path) =>
@@ -422,6 +484,12 @@ export const ROUTES: readonly RouteDef[] = [
       errors: ["prediction_not_found", "registry_unavailable"],
     }),
   ),
+  {
+    ...open("GET", "/getStatus", "health", compatHandlers.onlineServiceStatus, {
+      summary: 'Online service: liveness, `{"message": "Success!"}`',
+    }),
+    compat: true,
+  },
   compat("GET", "/metrics", "compat_metrics", compatHandlers.onlineServiceMetrics, {
     summary: "Online service: monitoring of the last 1,000 predictions",
     errors: ["model_not_found", "learner_unavailable"],
@@ -474,11 +542,17 @@ function toProblem(error: unknown, request: IRequest): Response {
 
 /**
  * Last stage: the headers every response carries (request id, security, CORS: `applyResponseHeaders`
- * is the one place) and the structured log line of the request (per `REQUEST_LOG`).
+ * is the one place) and the structured log line of the request (per `REQUEST_LOG`). A HEAD answer
+ * is the GET answer without its body.
  */
-function finish(response: Response, request: IRequest): Response {
+function finish(responseIn: Response, request: IRequest): Response {
   const req = request as AppRequest;
   const state = req.state;
+  let response = responseIn;
+  if (request.method === "HEAD" && response.body) {
+    void response.body.cancel();
+    response = new Response(null, { status: response.status, headers: response.headers });
+  }
   // Every response is built by this Worker (json/problemResponse), so its headers are mutable.
   applyResponseHeaders(response.headers, request as unknown as Request, state?.config);
   if (!state) return response;
@@ -512,32 +586,35 @@ export function buildRouter() {
     finally: [finish, meter],
   });
   const admit = createAdmission([...new Set(ROUTES.filter((r) => r.throttle).map((r) => r.api))]);
-  const methodsByPath = new Map<string, Method[]>();
+  const methodsByPath = new Map<string, AllowedMethod[]>();
   for (const route of ROUTES) {
-    methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method]);
-    router[route.method.toLowerCase() as "get"](
-      route.path,
-      async (request: IRequest, env: Env, ctx: ExecutionContext) => {
-        const req = request as AppRequest;
-        req.state.api = route.api;
-        if (route.compat && !req.state.config.COMPAT_ROUTES) throw routeNotFound(request);
-        if (route.html) req.state.html = true;
-        if (route.auth) await authenticate(req, env, route);
-        if (route.session) {
-          const { config } = req.state;
-          const cookie = req.headers.get("cookie");
-          const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
-          req.state.caller = { issuer, subject: "dashboard-session" };
-        }
-        const { replayCheck } = await admit(req, env, ctx, route);
-        if (!replayCheck) return route.handler(req, env, ctx);
-        // Side-effect-free routes run while the token's replay check is under way; the others
-        // wait for it. Either way no result leaves before the check has said yes.
-        if (route.speculative) return afterCheck(replayCheck, () => route.handler(req, env, ctx));
-        await replayCheck;
-        return route.handler(req, env, ctx);
-      },
-    );
+    // HEAD is GET without the body (RFC 9110 §9.3.2): the same stages, handler and headers.
+    const methods: AllowedMethod[] = route.method === "GET" ? ["GET", "HEAD"] : [route.method];
+    methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), ...methods]);
+    for (const method of methods)
+      router[method.toLowerCase() as "get"](
+        route.path,
+        async (request: IRequest, env: Env, ctx: ExecutionContext) => {
+          const req = request as AppRequest;
+          req.state.api = route.api;
+          if (route.compat && !req.state.config.COMPAT_ROUTES) throw routeNotFound(request);
+          if (route.html) req.state.html = true;
+          if (route.auth) await authenticate(req, env, route);
+          if (route.session) {
+            const { config } = req.state;
+            const cookie = req.headers.get("cookie");
+            const issuer = await sessionIssuer(env.DB, cookie, config.ASAP_POLICY, Date.now());
+            req.state.caller = { issuer, subject: "dashboard-session" };
+          }
+          const { replayCheck } = await admit(req, env, ctx, route);
+          if (!replayCheck) return route.handler(req, env, ctx);
+          // Side-effect-free routes run while the token's replay check is under way; the others
+          // wait for it. Either way no result leaves before the check has said yes.
+          if (route.speculative) return afterCheck(replayCheck, () => route.handler(req, env, ctx));
+          await replayCheck;
+          return route.handler(req, env, ctx);
+        },
+      );
   }
   for (const [path, methods] of methodsByPath) {
     const compatOnly = ROUTES.every((r) => r.path !== path || r.compat);

@@ -82,11 +82,20 @@ describe("http key source: hostile or broken key servers", () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
-  it("wrong content type → 401 key_invalid", async () => {
+  it("wrong content type → 401 key_invalid, naming the content type", async () => {
     const key = await newKey();
     await reply(`${PRIMARY}${key.kid}`, pem(key, { contentType: "text/html" }));
     await reply(`${MIRROR}${key.kid}`, pem(key, { contentType: "application/json" }));
-    await expectRefused(await call(key), 401, "invalid_token", "key_invalid");
+    const res = await call(key);
+    expect((await problem(res.clone())).detail).toMatch(/served the token's kid as 'text\/html', not a PEM/);
+    await expectRefused(res, 401, "invalid_token", "key_invalid");
+  });
+
+  it("a PEM served as application/octet-stream (a plain static file server) is accepted", async () => {
+    const key = await newKey();
+    await reply(`${PRIMARY}${key.kid}`, pem(key, { contentType: "application/octet-stream" }));
+    // Authenticated: the call reaches the route, which answers 404 for its unknown model.
+    expect((await problem(await call(key))).code).toBe("model_not_found");
   });
 
   it("non-PEM body → 401 key_invalid", async () => {

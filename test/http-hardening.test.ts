@@ -216,7 +216,7 @@ describe("CORS", () => {
     expect(res.headers.get("access-control-allow-credentials")).toBeNull();
     expect(res.headers.get("vary")).toMatch(/\bOrigin\b/);
     const models = await preflight("http://localhost:5173", APP, "/api/v1/models/x");
-    expect(models.headers.get("access-control-allow-methods")).toBe("GET, DELETE, OPTIONS");
+    expect(models.headers.get("access-control-allow-methods")).toBe("GET, HEAD, DELETE, OPTIONS");
   });
 
   it("a disallowed origin's preflight → 403 problem+json without Access-Control-Allow-Origin", async () => {

@@ -187,6 +187,12 @@ describe("Open Inference Protocol v2", () => {
     expect(body.id).toBe("42");
     expect(body.outputs.map((o) => o.name)).toEqual(["scores"]);
     expect(body.outputs[0]?.shape).toEqual([2, 2]);
+    // `"outputs": []` names none: every output, as Triton answers it.
+    const all = await postJson("/v2/models/sentiment/infer", {
+      inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["fine"] }],
+      outputs: [],
+    });
+    expect(((await all.json()) as InferResponse).outputs.map((o) => o.name)).toEqual(["scores", "labels"]);
   });
 
   it("image models: base64 files (BYTES) and raw pixels (UINT8 NHWC) give the native API's scores", async () => {
@@ -273,7 +279,11 @@ describe("Open Inference Protocol v2", () => {
     }
     const unauthenticated = await postJson("/v2/models/toxicity/infer", {}, {}, { auth: false });
     expect(unauthenticated.status).toBe(401);
-    expect(((await unauthenticated.json()) as { error: string }).error).toMatch(/token/i);
+    expect((await unauthenticated.json()) as { error: string }).toMatchObject({
+      error: expect.stringMatching(/token/i),
+      code: "invalid_token",
+      reason: "missing_token",
+    });
     const unknownRoute = await api("/v2/nothing-here");
     expect(unknownRoute.status).toBe(404);
     expect(await unknownRoute.json()).toEqual(expect.objectContaining({ error: expect.any(String) }));
@@ -423,7 +433,7 @@ describe("online-learning service compatibility routes", () => {
     AccountTypeName: "Profit and Loss",
   });
 
-  it("POST /sample takes one object or an array, POST /predict answers [AccountNumber], GET /metrics reports", async () => {
+  it('POST /sample takes one object or an array, POST /predict answers {"AccountNumber"}, GET /metrics reports', async () => {
     const one = await postJson("/sample", sample(0));
     expect(one.status).toBe(200);
     const many = await postJson(
@@ -434,12 +444,10 @@ describe("online-learning service compatibility routes", () => {
     const { AccountName: _n, AccountNumber: _a, AccountTypeName: _t, ...input } = sample(1);
     const predicted = await postJson("/predict", input);
     expect(predicted.status).toBe(200);
-    expect(await predicted.json()).toEqual(["4010"]);
+    expect(await predicted.json()).toMatchObject({ AccountNumber: "4010" });
     const top = await postJson("/predict?n_top=2", input);
-    expect(((await top.json()) as { AccountNumber: string }[]).map((p) => p.AccountNumber).sort()).toEqual([
-      "4010",
-      "7300",
-    ]);
+    const { predictions } = (await top.json()) as { predictions: { AccountNumber: string }[] };
+    expect(predictions.map((p) => p.AccountNumber).sort()).toEqual(["4010", "7300"]);
     const metrics = await api("/metrics");
     expect(metrics.status).toBe(200);
     expect(await metrics.json()).toMatchObject({ samples_total: 41 });

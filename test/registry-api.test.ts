@@ -178,7 +178,7 @@ describe("async prediction requests", () => {
   it("other methods on registry paths are 405 with Allow", async () => {
     const res = await api("/api/v1/models", { method: "PUT" });
     expect(res.status).toBe(405);
-    expect(res.headers.get("allow")).toBe("GET, POST");
+    expect(res.headers.get("allow")).toBe("GET, HEAD, POST");
   });
 });
 

@@ -26,7 +26,18 @@ const PEM_RE = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBL
 type Failure = "unknown_key" | "key_invalid" | "key_server_unavailable";
 type Entry =
   | { ok: true; pem: string; until: number; imported: Map<string, Promise<CryptoKey>> }
-  | { ok: false; failure: Failure; until: number };
+  | { ok: false; failure: Failure; until: number; detail?: string };
+
+/**
+ * Content types a key repository may serve a PEM with: the ASAP media type, and what plain static
+ * file servers send for a `.pem` file (the body must still be a PEM public key).
+ */
+const PEM_TYPES = new Set([
+  PEM_CONTENT_TYPE,
+  "application/octet-stream",
+  "text/plain",
+  "application/x-x509-ca-cert",
+]);
 
 const cache = new Map<string, Entry>();
 const inflight = new Map<string, Promise<Entry>>();
@@ -61,7 +72,7 @@ export async function getPublicKey(
     entry = await pending;
     if (entry.until > Date.now()) remember(cacheKey, entry);
   }
-  if (!entry.ok) throw new AuthError(entry.failure, DESCRIPTIONS[entry.failure]);
+  if (!entry.ok) throw new AuthError(entry.failure, entry.detail ?? DESCRIPTIONS[entry.failure]);
   let key = entry.imported.get(alg);
   if (!key) {
     key = importSPKI(entry.pem, alg);
@@ -93,11 +104,12 @@ function found(pem: string, cacheControl: string | null | undefined): Entry {
   return { ok: true, pem, until: Date.now() + ttlFrom(cacheControl), imported: new Map() };
 }
 
-function failed(failure: Failure): Entry {
+function failed(failure: Failure, detail?: string): Entry {
   // Outages are not cached: the next request retries.
   return {
     ok: false,
     failure,
+    ...(detail !== undefined && { detail }),
     until: failure === "key_server_unavailable" ? 0 : Date.now() + NEGATIVE_TTL_MS,
   };
 }
@@ -121,13 +133,13 @@ const RANK: Record<Failure, number> = { key_server_unavailable: 0, key_invalid: 
 
 /** Tries each base URL in turn; a definitive answer (404, then unusable key) outranks an outage. */
 async function fromHttp(source: KeySource, kid: string): Promise<Entry> {
-  let failure: Failure = "key_server_unavailable";
+  let worst: Entry & { ok: false } = failed("key_server_unavailable") as Entry & { ok: false };
   for (const base of source.baseUrls) {
     const entry = await fetchKey(`${base}${kid}`, source.timeoutMs);
     if (entry.ok) return entry;
-    if (RANK[entry.failure] > RANK[failure]) failure = entry.failure;
+    if (RANK[entry.failure] > RANK[worst.failure]) worst = entry;
   }
-  return failed(failure);
+  return worst;
 }
 
 async function fetchKey(url: string, timeoutMs: number): Promise<Entry> {
@@ -143,7 +155,14 @@ async function fetchKey(url: string, timeoutMs: number): Promise<Entry> {
     }
     const type = (res.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
     const declared = Number(res.headers.get("content-length") ?? "0");
-    if (type !== PEM_CONTENT_TYPE || declared > MAX_PEM_BYTES) {
+    if (!PEM_TYPES.has(type ?? "")) {
+      await res.body?.cancel();
+      return failed(
+        "key_invalid",
+        `the key repository served the token's kid as '${(type || "no content type").slice(0, 64)}', not a PEM (${[...PEM_TYPES].join(", ")})`,
+      );
+    }
+    if (declared > MAX_PEM_BYTES) {
       await res.body?.cancel();
       return failed("key_invalid");
     }

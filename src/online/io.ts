@@ -5,6 +5,7 @@
 import type { Config } from "../config";
 import { ApiError } from "../errors";
 import { json, readBodyBytes, readJsonBody } from "../http";
+import { frameRecords } from "./frame";
 import { csvRecords, jsonRecords } from "./sample";
 import type { OnlinePrediction } from "./service";
 
@@ -21,12 +22,31 @@ async function readCsvBody(request: Request, maxBytes: number): Promise<string> 
   }
 }
 
-/** The sample records of a JSON (array or one object) or `text/csv` body. */
-export async function readSampleRecords(request: Request, config: Config): Promise<unknown[]> {
-  return CSV_TYPE.test(request.headers.get("content-type") ?? "")
-    ? csvRecords(await readCsvBody(request, config.MAX_BODY_BYTES))
-    : jsonRecords(await readJsonBody(request, config.MAX_BODY_BYTES));
+/**
+ * The sample records of a JSON (array or one object) or `text/csv` body. `frame`: a JSON body may
+ * also be any shape `pandas.DataFrame.from_dict` takes, numbers printed as strings (`frameRecords`),
+ * as the online service's compatibility routes accept it.
+ */
+export async function readSampleRecords(
+  request: Request,
+  config: Config,
+  shape: "native" | "frame" = "native",
+): Promise<unknown[]> {
+  if (CSV_TYPE.test(request.headers.get("content-type") ?? "")) {
+    return csvRecords(await readCsvBody(request, config.MAX_BODY_BYTES));
+  }
+  const body = await readJsonBody(request, config.MAX_BODY_BYTES);
+  if (shape === "native" || isSamplesEnvelope(body)) return jsonRecords(body);
+  return frameRecords(body, config.ONLINE_MAX_SAMPLES);
 }
+
+/** `{"samples": [...]}`, the native envelope, also taken by the compatibility route. */
+const isSamplesEnvelope = (body: unknown): boolean =>
+  body !== null &&
+  typeof body === "object" &&
+  !Array.isArray(body) &&
+  Object.keys(body).length === 1 &&
+  Array.isArray((body as { samples?: unknown }).samples);
 
 /** `n_top` and `source` of a predict call. */
 export function predictOptions(

@@ -19,7 +19,8 @@ import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
 import { createTrainingJob } from "../jobs/create";
 import { DATASET_KEY_RE } from "../jobs/spec";
 import { learnerMetrics } from "../online/client";
-import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
+import { frameRecords } from "../online/frame";
+import { predictOptions, readSampleRecords } from "../online/io";
 import { deleteAnyModel, type OnlineModel, requireOnlineModel } from "../online/online-models";
 import { ingestSamples, predictOnline } from "../online/service";
 import { checkTextLimits, classifyTexts, ranked } from "../predictions/classify";
@@ -131,24 +132,76 @@ function compatOnlineModel(request: AppRequest, env: Env): Promise<OnlineModel> 
   return requireOnlineModel(env, config, config.COMPAT_ONLINE_MODEL);
 }
 
-/** `POST /sample`: one labelled sample or an array of them (or `text/csv`) → the online learner. */
-export const onlineServiceSample: Handler = async (request, env) => {
-  const { config } = request.state;
-  const model = await compatOnlineModel(request, env);
-  return json(await ingestSamples(env, config, model, await readSampleRecords(request, config)));
-};
+/**
+ * The online service's clients read `message` from every answer (`response.json()['message']`), so
+ * a refusal of its routes carries the problem's detail as `message` too.
+ */
+const withMessage =
+  (handler: Handler): Handler =>
+  async (request, env, ctx) => {
+    try {
+      return await handler(request, env, ctx);
+    } catch (error) {
+      if (!(error instanceof ApiError) || "message" in error.extensions) throw error;
+      throw new ApiError(error.code, error.message, {
+        headers: error.headers,
+        extensions: { ...error.extensions, message: error.message },
+        cause: error,
+      });
+    }
+  };
 
 /**
- * `POST /predict`: one sample → `["<AccountNumber>"]` (`?n_top=k`: the top k with scores). As the
- * online service did, the answer comes from the learner itself, which has learned every sample
- * sent so far (`?source=snapshot` uses the edge snapshot, as the native route does by default).
+ * `POST /sample`: labelled samples in any shape `pandas.DataFrame.from_dict` takes (the client
+ * posts `pd.read_csv(path).to_dict()`: columns of `{"<row>": value}`), a list of records, one
+ * record, or `text/csv` → the online learner. Answers `{"message", ...counts}`.
  */
-export const onlineServicePredict: Handler = async (request, env) => {
+export const onlineServiceSample: Handler = withMessage(async (request, env) => {
+  const { config } = request.state;
+  const model = await compatOnlineModel(request, env);
+  const records = await readSampleRecords(request, config, "frame");
+  const result = await ingestSamples(env, config, model, records);
+  return json({
+    message: `${records.length} sample(s) accepted; the model has learned them`,
+    ...result,
+  });
+});
+
+/**
+ * `POST /predict`: one sample, in any `from_dict` shape (the client posts a list of one record) →
+ * `{"AccountNumber": "<str>", "score"}` (`?n_top=k`: also `predictions`, the top k with scores).
+ * As the online service did, the answer comes from the learner itself, which has learned every
+ * sample sent so far (`?source=snapshot` uses the edge snapshot, as the native route does by
+ * default). More or fewer than one record, or no sample learned yet: a problem with `message`.
+ */
+export const onlineServicePredict: Handler = withMessage(async (request, env) => {
   const model = await compatOnlineModel(request, env);
   const { nTop, source } = predictOptions(new URL(request.url), "learner");
-  const body = await readJsonBody(request, request.state.config.MAX_BODY_BYTES);
-  return onlinePredictionResponse(await predictOnline(env, request.state, model, body, nTop, source), nTop);
-};
+  const { config } = request.state;
+  const body = await readJsonBody(request, config.MAX_BODY_BYTES);
+  const records = frameRecords(body, config.ONLINE_MAX_SAMPLES);
+  if (records.length !== 1) {
+    const detail = `/predict takes exactly one sample record; the body has ${records.length}`;
+    throw new ApiError("invalid_request", detail, {
+      extensions: { errors: [{ path: "(body)", message: "exactly one sample record is required" }] },
+    });
+  }
+  const { top, version } = await predictOnline(env, request.state, model, records[0], nTop, source);
+  const best = top[0];
+  return json(
+    {
+      AccountNumber: best?.AccountNumber ?? null,
+      score: best?.score ?? null,
+      version,
+      ...(nTop !== undefined && { predictions: top }),
+    },
+    200,
+    { "x-model-version": version },
+  );
+});
+
+/** `GET /getStatus`: the online service's liveness probe, `{"message": "Success!"}`. */
+export const onlineServiceStatus: Handler = async () => json({ message: "Success!" });
 
 /** `GET /metrics`: the online model's monitoring of its last 1,000 predictions. */
 export const onlineServiceMetrics: Handler = async (request, env) =>

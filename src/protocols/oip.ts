@@ -383,13 +383,16 @@ export const infer: Handler = async (request, env, ctx) => {
   );
 };
 
-/** The outputs a request asks for (all when it names none); 400 for a name the model lacks. */
+/**
+ * The outputs a request asks for: all when it names none (no `outputs`, or `"outputs": []`, as
+ * Triton answers both); 400 for a name the model lacks.
+ */
 function selectOutputs<T extends { name: string }>(
   outputs: T[],
   requested: readonly { name: string }[] | undefined,
 ): T[] {
   const wanted = requested?.map((o) => o.name);
-  if (!wanted) return outputs;
+  if (!wanted || wanted.length === 0) return outputs;
   const unknown = wanted.filter((name) => !outputs.some((o) => o.name === name));
   if (unknown.length > 0) {
     throw new ApiError(
