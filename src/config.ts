@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { replayPolicySchema } from "./admission/replay";
 import { policySchema } from "./auth/policy";
 import { MODEL_ID_RE } from "./inference/manifest";

@@ -1,5 +1,5 @@
 import { type IRequest, Router } from "itty-router";
-import { z } from "zod";
+import * as z from "zod";
 import { afterCheck, createAdmission } from "./admission/stage";
 import { AuthError } from "./auth/failure";
 import { authenticate } from "./auth/stage";

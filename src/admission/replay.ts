@@ -4,7 +4,7 @@
  * being serialised by one object. Ids are kept per issuer (the key holds the issuer), so the same
  * `jti` from two issuers is two ids.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { AuthError } from "../auth/failure";
 import { withTimeout } from "../timeout";
 

@@ -3,7 +3,7 @@
  * methods each issuer may call. Rules: `*`, `<api>`, `<api>:<METHOD>` or `*:<METHOD>`. Issuers not
  * listed get the `default` rules, which default to none: unknown issuers are denied everything.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 const RULE_RE = /^(\*|[a-z][a-z0-9_]*)(:(GET|POST|PUT|DELETE|\*))?$/;
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { FEATURIZER_NAME, FEATURIZER_VERSION } from "../featurizer/text";
 
 /** Model ids and versions are path segments in R2 keys and URLs: keep them boring. */

@@ -1,5 +1,5 @@
 /** D1 rows of training jobs and their API view. */
-import { z } from "zod";
+import * as z from "zod";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";

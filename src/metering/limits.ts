@@ -1,5 +1,5 @@
 /** Rate-limit configuration (`RATE_LIMITS`): schema, policy resolution and route cross-check. */
-import { z } from "zod";
+import * as z from "zod";
 
 const API_NAME = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "must be an API name like `predict`");
 

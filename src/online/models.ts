@@ -5,7 +5,7 @@
  * columns) on the way in, and refusals name the caller's fields. Reset and delete act on the
  * model's learner (and, for delete, its registry entries).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config";
 import { ApiError } from "../errors";
 import { MODEL_ID_RE } from "../inference/manifest";

@@ -3,7 +3,7 @@
  * A message carries only `{kind, id}` (plus the input key of a prediction); everything else is in
  * D1 and R2. Queues whose name ends in `-dlq` are dead-letter queues (wrangler.toml).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { loadConfig } from "../config";
 import { failJob, runJob } from "../jobs/run";
 import { createLogger } from "../log";

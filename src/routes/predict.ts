@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
