@@ -9,7 +9,7 @@ import { sessionIssuer } from "./dashboard/session";
 import { ApiError, authApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
 import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
-import { createLogger, sampleRequest, writeLine } from "./log";
+import { createLogger, sampleRequest, writeRequestLine } from "./log";
 import { meter } from "./metering/meter";
 import { onlineModelRequestSchema } from "./online/models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
@@ -485,13 +485,13 @@ function finish(response: Response, request: IRequest): Response {
   response.headers.set("x-request-id", state.requestId);
   // REQUEST_LOG, not LOG_LEVEL, decides (all lines when the config itself failed to load).
   if (!sampleRequest(state.config?.REQUEST_LOG ?? 1)) return response;
-  writeLine("info", "request", {
+  writeRequestLine({
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
     api: state.api,
     issuer: state.caller?.issuer,
     method: request.method,
-    route: new URL(request.url).pathname,
+    url: request.url,
     status: response.status,
     latency_ms: Date.now() - state.startedAt,
     model: state.model?.id,
