@@ -7,14 +7,17 @@
  * wrangler.toml via wrangler's `unstable_getMiniflareWorkerOptions`), seeded from models/; a
  * hello-world Worker runs in the same way in the same run as the ceiling; autocannon generates
  * the load (concurrency 32; 2.5 s per scenario and round, 10 s for those run once, by default).
- * Prints one JSON document.
+ * Prints one JSON document on stdout, and nothing else (`npm run -s bench > out.json`: `-s` keeps
+ * npm's own banner out); workerd's output (the request log lines, warnings) goes to BENCH_LOG
+ * (default dist/bench-workerd.log), and each Worker scenario reports the lines it wrote per request.
  *
  * Compared scenarios, each its own service, all started up front and loaded in turn for
  * BENCH_ROUNDS rounds (medians reported, every round listed): the hello-world Worker (ceiling);
  * predict single with the full stack (ASAP auth with a warm key cache + statistics + throttling,
- * replay checking `strict`); the same with replay checking `off` for the bench issuer; with ES256
- * instead of RS256 tokens; with auth off; with metering (statistics + throttling) off; with both
- * off; and the Flask + scikit-learn reference service (bench/peer.ts) when its Debian packages are
+ * replay checking `strict`); the same with replay checking `off` for the bench issuer; the same
+ * with one token reused by every request (`reused`); with ES256 instead of RS256 tokens; with auth
+ * off; with metering (statistics + throttling) off; with both off (`bare`); bare without the
+ * request log (`bareNoLog`, the only scenario not as shipped: `request_log_cost`); and the Flask + scikit-learn reference service (bench/peer.ts) when its Debian packages are
  * installed (else the JSON says why it was skipped). Every Worker service runs behind a wrapper
  * (bench/objects.ts) that counts its Durable Object calls: `do_rpcs_per_1000` per scenario.
  * Then the distance phase: the full stack (strict and replay off) with every Durable Object call
@@ -39,8 +42,9 @@
  * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, and the
  * decode/preprocess/model split and ORT WASM memory in Node).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import autocannon from "autocannon";
 import type { Miniflare } from "miniflare";
 import { putShippedModels } from "../scripts/local-r2";
@@ -78,6 +82,29 @@ const DISTANCE_RATE = Number(process.env.BENCH_DISTANCE_RATE ?? 200);
 const PEER_PORT = Number(process.env.BENCH_PEER_PORT ?? 8891);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MODEL = process.env.BENCH_MODEL ?? "toxicity";
+/**
+ * Where the services' workerd stdout/stderr go (their request log lines, warnings, errors): a file,
+ * so that stdout carries the JSON result only.
+ */
+const LOG_FILE = process.env.BENCH_LOG ?? path.join(root, "dist", "bench-workerd.log");
+mkdirSync(path.dirname(LOG_FILE), { recursive: true });
+const logFile = createWriteStream(LOG_FILE, { flags: "w" });
+
+/** Lines a service's workerd wrote to stdout (its request log lines), counted as they pass to `LOG_FILE`. */
+interface LogLines {
+  count: number;
+}
+
+/** Miniflare's `handleRuntimeStdio`: both streams to `LOG_FILE`, stdout's lines counted in `lines`. */
+function toLogFile(lines: LogLines) {
+  return (stdout: Readable, stderr: Readable) => {
+    stdout.on("data", (chunk: Buffer) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines.count++;
+      logFile.write(chunk);
+    });
+    stderr.on("data", (chunk: Buffer) => logFile.write(chunk));
+  };
+}
 
 const SAMPLE_TEXTS = [
   "hello",
@@ -99,6 +126,8 @@ interface LoadResult {
   errors: number;
   /** Durable Object calls per 1,000 requests, by namespace and method (Worker services only). */
   do_rpcs_per_1000?: Record<string, number>;
+  /** Lines the service wrote to stdout per request (its request log; Worker services only). */
+  log_lines_per_req?: number;
 }
 
 interface LoadOptions {
@@ -111,6 +140,8 @@ interface LoadOptions {
   duration?: number;
   /** The service's base URL, to count its Durable Object calls (bench/objects.ts). */
   rpcUrl?: string;
+  /** The service's stdout line counter. */
+  lines?: LogLines;
 }
 
 /**
@@ -138,8 +169,9 @@ function workerdCpuMs(pids?: ReadonlySet<number>): number {
 }
 
 async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
-  const { auth, pids, rpcUrl } = opts;
+  const { auth, pids, rpcUrl, lines } = opts;
   if (rpcUrl) await takeRpcCounts(rpcUrl);
+  const linesBefore = lines?.count ?? 0;
   const cpuBefore = workerdCpuMs(pids);
   const result = await autocannon({
     url,
@@ -161,6 +193,7 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
     }),
   });
   const cpuMs = workerdCpuMs(pids) - cpuBefore;
+  const linesWritten = (lines?.count ?? 0) - linesBefore;
   // Calls made in `waitUntil` after the last response (statistics batches) land in the next count.
   const rpcs = rpcUrl ? await takeRpcCounts(rpcUrl) : undefined;
   if (rpcUrl && !rpcs)
@@ -186,6 +219,9 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
         ),
       ),
     }),
+    ...(lines && {
+      log_lines_per_req: Math.round((linesWritten * 100) / Math.max(1, result.requests.total)) / 100,
+    }),
   };
 }
 
@@ -195,6 +231,8 @@ interface Service {
   pids: Set<number>;
   /** Tokens whose key is in this service's R2 key store (undefined when auth is off). */
   auth?: BenchAuth;
+  /** Lines its workerd wrote to stdout so far. */
+  lines: LogLines;
 }
 
 /**
@@ -208,6 +246,7 @@ async function startService(
   pool: TokenPool,
   warm = true,
 ): Promise<Service> {
+  const lines: LogLines = { count: 0 };
   const { mf, url, pids } = await startWorker(
     bundle,
     {
@@ -216,13 +255,13 @@ async function startService(
       RATE_LIMITS: JSON.stringify({ default: { limit: 1_000_000, window: 1 } }),
       ...vars,
     },
-    {},
+    { handleRuntimeStdio: toLogFile(lines) },
     { BENCH_DELAY: delayService },
   );
   const bucket = await mf.getR2Bucket("MODELS");
   await putShippedModels(bucket);
   const auth = vars.ASAP_AUTH === "off" ? undefined : await useTokenPool(bucket, pool);
-  const service = { mf, url, pids, ...(auth && { auth }) };
+  const service = { mf, url, pids, lines, ...(auth && { auth }) };
   for (let i = 0; warm && i < 20; i++) await post(service, single); // session, key cache, objects
   return service;
 }
@@ -243,6 +282,7 @@ function helloWorld(): Promise<{ mf: Miniflare; url: string; pids: Set<number> }
   return startMiniflare({
     modules: true,
     script: "export default { fetch() { return new Response('hello world'); } };",
+    handleRuntimeStdio: toLogFile({ count: 0 }),
   });
 }
 
@@ -277,13 +317,18 @@ function middle(xs: number[]): number {
   return [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] as number;
 }
 
-/** The round whose RPS is the median, with the median CPU per request and every round's figures. */
-function median(rounds: LoadResult[]): LoadResult & { rounds: { rps: number; cpu_us: number }[] } {
+/**
+ * The round whose RPS is the median, with the median CPU per request, min/median/max of both over
+ * the rounds and every round's figures.
+ */
+function median(rounds: LoadResult[]) {
   const rps = middle(rounds.map((r) => r.rps));
   const mid = rounds.find((r) => r.rps === rps) as LoadResult;
   return {
     ...mid,
     workerd_cpu_us_per_req: middle(rounds.map((r) => r.workerd_cpu_us_per_req)),
+    rps_spread: spread(rounds.map((r) => r.rps)),
+    cpu_us_spread: spread(rounds.map((r) => r.workerd_cpu_us_per_req)),
     rounds: rounds.map((r) => ({ rps: r.rps, cpu_us: r.workerd_cpu_us_per_req })),
   };
 }
@@ -395,19 +440,27 @@ const bundle = await withObjectProxy(built);
 const perService = Math.ceil(3_000 * (DURATION * ROUNDS + 2 * ONCE_DURATION));
 const rs256 = await createTokenPool(perService, "RS256");
 const es256Pool = await createTokenPool(perService, "ES256");
+// One token that every request of the `reused` scenario sends (replay off: an SDK client keeping
+// its token for many requests), valid for the longest lifetime ASAP allows.
+const reusedPool = await createTokenPool(1, "RS256", "edge-inference", 3600);
 const cold = await coldStart(bundle, rs256);
 const moderation = await moderationBench(bundle, rs256);
 const moderationTime = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
 
 const hello = await helloWorld();
 const REPLAY_OFF = { ASAP_REPLAY_POLICY: '{"default":"off"}' };
+const BARE = { ASAP_AUTH: "off", METERING: "off" };
+// Every scenario runs as shipped (wrangler.toml: REQUEST_LOG = "all", one line per request) except
+// `bareNoLog`, the bare one without the request log: the log's own cost.
 const services = {
   full: await startService(bundle, {}, rs256),
   replayOff: await startService(bundle, REPLAY_OFF, rs256),
+  reused: await startService(bundle, REPLAY_OFF, reusedPool),
   es256: await startService(bundle, {}, es256Pool),
   noAuth: await startService(bundle, { ASAP_AUTH: "off" }, rs256),
   noMetering: await startService(bundle, { METERING: "off" }, rs256),
-  bare: await startService(bundle, { ASAP_AUTH: "off", METERING: "off" }, rs256),
+  bare: await startService(bundle, BARE, rs256),
+  bareNoLog: await startService(bundle, { ...BARE, REQUEST_LOG: "off" }, rs256),
 };
 const loadSingle = (s: Service) =>
   load(predictUrl(s), {
@@ -415,6 +468,7 @@ const loadSingle = (s: Service) =>
     body: single,
     pids: s.pids,
     rpcUrl: s.url,
+    lines: s.lines,
     ...(s.auth && { auth: s.auth }),
   });
 const peerSkipped = peerUnavailable();
@@ -433,10 +487,12 @@ const runs: Record<keyof typeof services | "hello" | "flask", LoadResult[]> = {
   flask: [],
   full: [],
   replayOff: [],
+  reused: [],
   es256: [],
   noAuth: [],
   noMetering: [],
   bare: [],
+  bareNoLog: [],
 };
 const order = ["hello", ...(peer ? ["flask"] : []), ...Object.keys(services)] as (keyof typeof runs)[];
 for (let round = 0; round < ROUNDS; round++) {
@@ -580,6 +636,8 @@ const noMetering = median(runs.noMetering);
 const bare = median(runs.bare);
 const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
 const replayOff = median(runs.replayOff);
+const reused = median(runs.reused);
+const bareNoLog = median(runs.bareNoLog);
 const flask = peer ? median(runs.flask) : undefined;
 const ratio = (a: number, b: number) => Math.round((100 * a) / b) / 100;
 /** Admission (CallerGuard) calls per 1,000 requests of a scenario's median round. */
@@ -588,6 +646,15 @@ const guardRpcs = (r: LoadResult, method?: string) =>
     .filter(([k]) => k.startsWith("CALLER_GUARD.") && (!method || k === `CALLER_GUARD.${method}`))
     .reduce((a, [, n]) => a + n, 0);
 const d25 = distances[1];
+/**
+ * The request log's CPU per request as a share of a bare predict's without it: per round (bare
+ * with the log vs the same round's bare without it), median over rounds.
+ */
+const logCostRounds = runs.bare.map((r, i) => {
+  const off = (runs.bareNoLog[i] as LoadResult).workerd_cpu_us_per_req;
+  return pct(r.workerd_cpu_us_per_req - off, off);
+});
+const logCostPct = middle(logCostRounds);
 const targets = {
   full_cpu_x_bare: {
     value: ratio(full.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
@@ -604,6 +671,18 @@ const targets = {
   d25_p50_over_bare_ms_replay_off: { value: d25?.p50_over_bare_ms.replay_off, target: "<= 2" },
   d25_p50_over_bare_ms_strict: { value: d25?.p50_over_bare_ms.strict, target: "<= 27" },
   full_x_flask: flask ? { value: ratio(full.rps, flask.rps), target: ">= 3" } : { skipped: true },
+  // Issue #33.
+  reused_token_cpu_x_bare: {
+    value: ratio(reused.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
+    target: "<= 1.15",
+  },
+  full_rps_x_flask: flask
+    ? { value: ratio(full.rps, flask.rps), target: ">= 2.5 (stretch 3)" }
+    : { skipped: true },
+  full_cpu_share_of_flask: flask
+    ? { value: ratio(full.workerd_cpu_us_per_req, flask.workerd_cpu_us_per_req), target: "<= 0.25" }
+    : { skipped: true },
+  request_log_cpu_pct_of_bare: { value: logCostPct, target: "<= 5" },
 };
 /**
  * The cost of a feature (`on` vs `off` runs of the same rounds), round by round, so each pair was
@@ -619,6 +698,11 @@ function cost(on: LoadResult[], off: LoadResult[]) {
 const authCost = cost(runs.full, runs.noAuth);
 const authCostEs256 = cost(runs.es256, runs.noAuth);
 const meteringCost = cost(runs.full, runs.noMetering);
+const requestLogCost = {
+  ...cost(runs.bare, runs.bareNoLog),
+  cpu_pct_of_bare_without_log: logCostPct,
+  rounds_cpu_pct_of_bare_without_log: logCostRounds,
+};
 console.log(
   JSON.stringify(
     {
@@ -638,12 +722,20 @@ console.log(
       predict_single_no_metering: noMetering,
       predict_single_bare: { ...bare, pct_of_hello_world: pct(bare.rps, helloM.rps) },
       predict_single_replay_off: replayOff,
+      predict_single_reused_token: {
+        ...reused,
+        note: "replay off, every request sends the same token",
+        cpu_x_bare: ratio(reused.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
+      },
+      predict_single_bare_no_request_log: bareNoLog,
       flask_reference: flask
         ? {
             ...flask,
             note: "gunicorn -w 2 (master + workers' CPU in workerd_cpu_us_per_req), same body and load",
             full_x_flask: ratio(full.rps, flask.rps),
+            replay_off_x_flask: ratio(replayOff.rps, flask.rps),
             bare_x_flask: ratio(bare.rps, flask.rps),
+            full_cpu_share: ratio(full.workerd_cpu_us_per_req, flask.workerd_cpu_us_per_req),
           }
         : { skipped: peerSkipped ?? peerError },
       distance: distanceError ? { error: distanceError, measured: distances } : distances,
@@ -653,6 +745,8 @@ console.log(
       auth_cost: authCost,
       auth_cost_es256: authCostEs256,
       metering_cost: meteringCost,
+      // The request log line (REQUEST_LOG=all, as shipped): bare vs bare without it.
+      request_log_cost: requestLogCost,
       bare_pct_of_hello_world_cpu: pct(helloM.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
       cold_start: cold,
       model_time: modelTime,

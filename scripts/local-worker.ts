@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
@@ -92,15 +93,25 @@ export async function applyMigrations(db: Awaited<ReturnType<Miniflare["getD1Dat
   }
 }
 
+/** Miniflare options a caller of `startWorker` may add: where to listen, the inspector, stdio. */
+export interface WorkerListen {
+  host?: string;
+  port?: number;
+  inspectorPort?: number;
+  /** Receives workerd's stdout and stderr (default: piped to this process's). */
+  handleRuntimeStdio?: (stdout: Readable, stderr: Readable) => void;
+}
+
 /**
  * Starts `bundle` in workerd with wrangler.toml's top-level bindings and vars (dev) plus `vars`,
- * on `listen` (default: a free loopback port), and applies the D1 migrations; `services` adds
+ * on `listen` (default: a free loopback port; also the inspector's port and where workerd's
+ * stdout/stderr go, by default this process's), and applies the D1 migrations; `services` adds
  * service bindings answered by Node functions. Stop it with `mf.dispose()`.
  */
 export async function startWorker(
   bundle: Bundle,
   vars: Record<string, string>,
-  listen: { host?: string; port?: number } = {},
+  listen: WorkerListen = {},
   services: Record<string, (request: Request) => Promise<Response>> = {},
 ): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));

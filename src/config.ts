@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { BANK_FEATURIZER, MODEL_ID_RE } from "./contracts/manifest";
 import { policySchema, rateLimitsSchema, replayPolicySchema } from "./contracts/settings";
 import { LOG_LEVELS, parseRequestLog } from "./log";

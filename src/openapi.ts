@@ -4,7 +4,7 @@
  * (summary, request schema, query, answer) is declared beside it in the route table (`RouteDoc`);
  * errors are the one problem+json shape with every stable code (`ERROR_CODES`).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Handler } from "./context";
 import { ERROR_CODES } from "./errors";
 import { json } from "./http";

@@ -1,5 +1,5 @@
 import { type IRequest, Router } from "itty-router";
-import { z } from "zod";
+import * as z from "zod";
 import { afterCheck, createAdmission } from "./admission/stage";
 import { AuthError, authApiError } from "./auth/failure";
 import { authenticate } from "./auth/stage";
@@ -9,7 +9,7 @@ import { sessionIssuer } from "./dashboard/session";
 import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
 import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
-import { createLogger, sampleRequest, writeLine } from "./log";
+import { createLogger, sampleRequest, writeRequestLine } from "./log";
 import { meter } from "./metering/meter";
 import { onlineModelRequestSchema } from "./online/online-models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
@@ -559,13 +559,13 @@ function finish(responseIn: Response, request: IRequest): Response {
   response.headers.set("x-request-id", state.requestId);
   // REQUEST_LOG, not LOG_LEVEL, decides (all lines when the config itself failed to load).
   if (!sampleRequest(state.config?.REQUEST_LOG ?? 1)) return response;
-  writeLine("info", "request", {
+  writeRequestLine({
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
     api: state.api,
     issuer: state.caller?.issuer,
     method: request.method,
-    route: new URL(request.url).pathname,
+    url: request.url,
     status: response.status,
     latency_ms: Date.now() - state.startedAt,
     model: state.model?.id,

@@ -1,3 +1,7 @@
+/**
+ * The `http` key source against external key repositories (test/key-server.ts, reached over the
+ * Worker's real outbound fetch): failures, Cache-Control, coalescing and mirror failover.
+ */
 import { describe, expect, it } from "vitest";
 import { PEM_CONTENT_TYPE } from "../src/auth/asap";
 import { createTestKey, postJson, problem, type TestKey, tokenOf } from "./helpers";

@@ -1,3 +1,9 @@
+/**
+ * HTTP behaviour as the Worker sees it (issue #14 parts 2, 4b, 6): body limits and Content-Length,
+ * the headers every response carries, CORS, and whose `CF-Connecting-IP` is believed. What only
+ * shows over a real socket (workerd's own parser, `wrangler dev`'s proxy) is in
+ * test/socket/http-socket.test.ts.
+ */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { readApiStatistics } from "../src/metering/stats";

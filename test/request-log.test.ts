@@ -1,7 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ConfigError, loadConfig } from "../src/config";
-import { parseRequestLog } from "../src/log";
+import { parseRequestLog, pathOf } from "../src/log";
 import { buildRouter } from "../src/router";
 
 const router = buildRouter();
@@ -34,6 +34,37 @@ describe("REQUEST_LOG", () => {
     const lines = await requestLines({ LOG_LEVEL: "warn", REQUEST_LOG: "all" }, 5);
     expect(lines).toHaveLength(5);
     expect(lines[0]).toMatchObject({ level: "info", api: "health", status: 200, method: "GET" });
+  });
+
+  it("the line carries its fields in a fixed order, without the ones a request has not got", async () => {
+    const [line] = await requestLines({ REQUEST_LOG: "all" }, 1);
+    expect(Object.keys(line ?? {})).toEqual([
+      "ts",
+      "level",
+      "event",
+      "request_id",
+      "api",
+      "method",
+      "route",
+      "status",
+      "latency_ms",
+    ]);
+    expect(line).toMatchObject({ event: "request", route: "/api/v1/health", method: "GET" });
+    expect(new Date(String(line?.ts)).toISOString()).toBe(line?.ts);
+  });
+
+  it("route is the URL's path, cut from the URL string", () => {
+    for (const url of [
+      "http://x/api/v1/health",
+      "https://edge.test/api/v1/predict?model=a&b=c",
+      "http://x/",
+      "http://x",
+      "http://user:pw@host:8080/v2/models/m/infer?x=/y#frag",
+      "http://x/a%20b/c?q#h",
+      "http://x/p#h?x",
+    ]) {
+      expect(pathOf(new Request(url).url), url).toBe(new URL(url).pathname);
+    }
   });
 
   it("off: no request line even when LOG_LEVEL is debug", async () => {

@@ -1,3 +1,9 @@
+/**
+ * Replay protection, sharded: a token id is spent in one of `ASAP_REPLAY_SHARDS` guard objects,
+ * chosen by a hash of issuer and id, so one issuer's traffic is spread over every shard instead of
+ * being serialised by one object. Ids are kept per issuer (the key holds the issuer), so the same
+ * `jti` from two issuers is two ids.
+ */
 import { AuthError } from "../auth/failure";
 import { withTimeout } from "../timeout";
 

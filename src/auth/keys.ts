@@ -55,6 +55,42 @@ export async function getPublicKey(
   kid: string,
   alg: AsapAlgorithm,
 ): Promise<CryptoKey> {
+  return (await resolvePublicKey(bucket, source, kid, alg)).key;
+}
+
+/** `getPublicKey`, with the PEM the key was imported from. */
+export async function resolvePublicKey(
+  bucket: R2Bucket,
+  source: KeySource,
+  kid: string,
+  alg: AsapAlgorithm,
+): Promise<{ key: CryptoKey; pem: string }> {
+  const entry = await publishedKey(bucket, source, kid);
+  let key = entry.imported.get(alg);
+  if (!key) {
+    key = importSPKI(entry.pem, alg);
+    entry.imported.set(alg, key);
+  }
+  try {
+    return { key: await key, pem: entry.pem };
+  } catch {
+    throw new AuthError("key_alg_mismatch", `the issuer's key cannot verify ${alg} signatures`);
+  }
+}
+
+/**
+ * The PEM currently published for `kid` (through the same cache as `getPublicKey`), or throws an
+ * `AuthError`: what a verified token's key is compared with when the token is reused.
+ */
+export async function getPublicKeyPem(bucket: R2Bucket, source: KeySource, kid: string): Promise<string> {
+  return (await publishedKey(bucket, source, kid)).pem;
+}
+
+async function publishedKey(
+  bucket: R2Bucket,
+  source: KeySource,
+  kid: string,
+): Promise<Extract<Entry, { ok: true }>> {
   const cacheKey = source.kind === "r2" ? `r2 ${kid}` : `${source.baseUrls.join(" ")} ${kid}`;
   let entry = cache.get(cacheKey);
   if (entry && entry.until <= Date.now()) entry = undefined;
@@ -73,16 +109,7 @@ export async function getPublicKey(
     if (entry.until > Date.now()) remember(cacheKey, entry);
   }
   if (!entry.ok) throw new AuthError(entry.failure, entry.detail ?? DESCRIPTIONS[entry.failure]);
-  let key = entry.imported.get(alg);
-  if (!key) {
-    key = importSPKI(entry.pem, alg);
-    entry.imported.set(alg, key);
-  }
-  try {
-    return await key;
-  } catch {
-    throw new AuthError("key_alg_mismatch", `the issuer's key cannot verify ${alg} signatures`);
-  }
+  return entry;
 }
 
 function remember(cacheKey: string, entry: Entry): void {

@@ -5,6 +5,7 @@ import { ApiError } from "../errors";
 import { AuthError } from "./failure";
 import { isAllowed } from "./policy";
 import { replayChecked } from "./replay-policy";
+import { verifiedTokens } from "./token-cache";
 import { type AsapClaims, verifyAsap } from "./verify";
 
 /** RFC 6750 `Bearer <b64token>`; the scheme is case-insensitive. */
@@ -15,8 +16,11 @@ const BEARER_RE = /^Bearer +([\w\-.~+/]+=*) *$/i;
  * issuer policy (403 `forbidden`). On success the caller is recorded as `request.state.caller`
  * and, when the issuer's replay checking is `strict` (`ASAP_REPLAY_POLICY`), the token's id as
  * `request.state.token`: the admission stage (src/admission/) spends it in its replay shard and
- * refuses the request if it was used before. Failures log their reason code only, never the token. Does
- * nothing when `ASAP_AUTH` is off (dev/test only, for benchmark baselines).
+ * refuses the request if it was used before. Tokens of issuers whose replay checking is `off`
+ * that pass every check here are kept per isolate (./token-cache.ts), so a reused one skips the
+ * signature check; strict issuers' tokens are verified in full every time, as each is used once.
+ * Failures log their reason code only, never the token. Does nothing when `ASAP_AUTH` is off
+ * (dev/test only, for benchmark baselines).
  */
 export async function authenticate(
   request: AppRequest,
@@ -25,6 +29,8 @@ export async function authenticate(
 ): Promise<void> {
   const { config, logger, requestId } = request.state;
   if (!config.ASAP_AUTH) return;
+  const replayOff = (issuer: string) =>
+    !config.ASAP_REPLAY_PROTECTION || !replayChecked(config.ASAP_REPLAY_POLICY, issuer);
   // An AuthError is rendered by the router's `toProblem`, with every other error.
   const claims: AsapClaims = await verifyAsap(bearerToken(request.headers.get("authorization")), {
     audiences: config.ASAP_AUDIENCE,
@@ -35,6 +41,14 @@ export async function authenticate(
       timeoutMs: config.ASAP_KEY_TIMEOUT_MS,
     },
     bucket: env.MODELS,
+    // Only when some issuer's tokens may be reused: otherwise no token is even hashed.
+    ...(mayReuse(config) && {
+      reuse: {
+        cache: verifiedTokens,
+        accepts: (c: AsapClaims) =>
+          replayOff(c.issuer) && isAllowed(config.ASAP_POLICY, c.issuer, route.api, route.method),
+      },
+    }),
   });
   if (!isAllowed(config.ASAP_POLICY, claims.issuer, route.api, route.method)) {
     logger.log("info", "auth_forbidden", { request_id: requestId, issuer: claims.issuer });
@@ -45,6 +59,16 @@ export async function authenticate(
     // Spent until the token can no longer be accepted anyway (`exp` + leeway).
     request.state.token = { jti: claims.jti, expiresAt: (claims.exp + config.ASAP_LEEWAY_S) * 1000 };
   }
+}
+
+/** Whether any issuer's replay checking is `off` under `config` (so its tokens may be reused). */
+function mayReuse(config: AppRequest["state"]["config"]): boolean {
+  const policy = config.ASAP_REPLAY_POLICY;
+  return (
+    !config.ASAP_REPLAY_PROTECTION ||
+    policy.default === "off" ||
+    Object.values(policy.issuers).includes("off")
+  );
 }
 
 function bearerToken(header: string | null): string {

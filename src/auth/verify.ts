@@ -10,7 +10,8 @@ import {
 } from "jose";
 import { ASAP_ALGORITHMS, type AsapAlgorithm, isSafeKid, MAX_LIFETIME_S, MAX_TOKEN_BYTES } from "./asap";
 import { AuthError } from "./failure";
-import { getPublicKey, type KeySource } from "./keys";
+import { getPublicKeyPem, type KeySource, resolvePublicKey } from "./keys";
+import { type TokenCache, tokenHash } from "./token-cache";
 
 /** What verification needs from the configuration and bindings. */
 export interface VerifyOptions {
@@ -23,6 +24,12 @@ export interface VerifyOptions {
   bucket: R2Bucket;
   /** The clock the time claims are checked against, in ms since the epoch (default `Date.now`). */
   now?: () => number;
+  /**
+   * Reuse of verified tokens (./token-cache.ts): `accepts` says whether a verified token may be
+   * kept (its issuer's replay checking is off, and the caller would accept it); it is asked again
+   * when a kept token comes back. Without it every token is verified in full.
+   */
+  reuse?: { cache: TokenCache; accepts(claims: AsapClaims): boolean };
 }
 
 /** The verified identity and replay facts of a token. */
@@ -169,18 +176,57 @@ export async function verifyAsap(token: string, options: VerifyOptions): Promise
   if (token.length > MAX_TOKEN_BYTES) {
     throw new AuthError("token_too_large", `token exceeds ${MAX_TOKEN_BYTES} bytes`);
   }
+  const { reuse } = options;
+  const hash = reuse ? await tokenHash(token) : undefined;
+  if (reuse && hash !== undefined) {
+    const claims = await reused(hash, reuse, options);
+    if (claims) return claims;
+  }
   checkSyntax(token);
-  let payload: JWTPayload | undefined;
+  let checked: ReturnType<typeof checkHeader> | undefined;
+  let pem = "";
   try {
-    await compactVerify(token, (header) => {
-      const checked = checkHeader(header, token);
-      payload = checked.payload;
-      return getPublicKey(options.bucket, options.keySource, checked.kid, checked.alg);
+    await compactVerify(token, async (header) => {
+      checked = checkHeader(header, token);
+      const resolved = await resolvePublicKey(options.bucket, options.keySource, checked.kid, checked.alg);
+      pem = resolved.pem;
+      return resolved.key;
     });
   } catch (error) {
     throw toAuthError(error);
   }
-  return checkClaims(payload as JWTPayload, options);
+  const { payload, kid, alg } = checked as NonNullable<typeof checked>;
+  const claims = checkClaims(payload, options);
+  if (reuse && hash !== undefined && reuse.accepts(claims)) {
+    const until = (claims.exp + options.leewayS) * 1000;
+    reuse.cache.set(hash, { payload, kid, alg, pem, until });
+  }
+  return claims;
+}
+
+/**
+ * The claims of a token kept in `reuse.cache` under `hash`, checked again: its issuer is still
+ * accepted for reuse, its kid still names the very key it was verified with (a revoked key throws
+ * here, as it would for a fresh token), and its claims hold now. Undefined when it must be
+ * verified in full (not kept, expired, no longer reusable, its kid now names another key).
+ */
+async function reused(
+  hash: string,
+  reuse: NonNullable<VerifyOptions["reuse"]>,
+  options: VerifyOptions,
+): Promise<AsapClaims | undefined> {
+  const entry = reuse.cache.get(hash, (options.now ?? Date.now)());
+  if (!entry) return undefined;
+  try {
+    const pem = await getPublicKeyPem(options.bucket, options.keySource, entry.kid);
+    const claims = pem === entry.pem ? checkClaims(entry.payload, options) : undefined;
+    if (claims && reuse.accepts(claims)) return claims;
+  } catch (error) {
+    reuse.cache.delete(hash);
+    throw error;
+  }
+  reuse.cache.delete(hash);
+  return undefined;
 }
 
 /** Maps jose's errors (and our key errors) to reason codes. */

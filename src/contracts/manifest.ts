@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../featurizer/text";
 
 /** The levels a manifest may record, highest first; `disabled` is the reference. */

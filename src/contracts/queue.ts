@@ -1,5 +1,5 @@
 /** The queue message contract between producers (jobs, async predictions, sweeps) and the consumer. */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Body of a queue message. */
 export const queueMessageSchema = z.discriminatedUnion("kind", [

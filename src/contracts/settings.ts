@@ -4,7 +4,7 @@
  * them live with their stage (`src/auth/policy.ts`, `src/auth/replay-policy.ts`,
  * `src/admission/policy.ts`).
  */
-import { z } from "zod";
+import * as z from "zod";
 
 const RULE_RE = /^(\*|[a-z][a-z0-9_]*)(:(GET|POST|PUT|DELETE|\*))?$/;
 

@@ -110,6 +110,49 @@ export function murmur3Bytes(bytes: Uint8Array, start: number, end: number, seed
 
 /** Growable scratch buffer of hashed bucket ids (reused across calls; featurize is synchronous). */
 let scratch = new Int32Array(4096);
+/** Scratch for the UTF-8 bytes of the joined tokens or chunks and for their offsets (reused likewise). */
+let byteScratch = new Uint8Array(1024);
+let offsetScratch = new Int32Array(1024);
+
+/** `scratch` with room for `extra` more ids after the first `count`. */
+function reserve(count: number, extra: number): Int32Array {
+  if (count + extra > scratch.length) {
+    let size = scratch.length * 2;
+    while (size < count + extra) size *= 2;
+    const bigger = new Int32Array(size);
+    bigger.set(scratch.subarray(0, count));
+    scratch = bigger;
+  }
+  return scratch;
+}
+
+/** `offsetScratch` with room for `n` offsets. */
+function offsets(n: number): Int32Array {
+  if (n > offsetScratch.length) offsetScratch = new Int32Array(Math.max(n, offsetScratch.length * 2));
+  return offsetScratch;
+}
+
+/**
+ * The UTF-8 bytes of `text` (as `TextEncoder` encodes it) in `byteScratch`, which is only valid
+ * until the next call: a view of its first bytes. ASCII is copied by a plain loop; anything else goes
+ * through `encodeInto` (no new buffer either way).
+ */
+function utf8(text: string): Uint8Array {
+  // At most 3 bytes per UTF-16 code unit.
+  if (text.length * 3 > byteScratch.length) {
+    byteScratch = new Uint8Array(Math.max(text.length * 3, byteScratch.length * 2));
+  }
+  const out = byteScratch;
+  let i = 0;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) break;
+    out[i] = c;
+  }
+  if (i === text.length) return out.subarray(0, i);
+  const { written } = encoder.encodeInto(text.slice(i), out.subarray(i));
+  return out.subarray(0, i + written);
+}
 
 /**
  * Hashes `text` into a sparse vector as described in the module comment.
@@ -127,29 +170,24 @@ export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeature
   const mask = (blocks ? half : spec.buckets) - 1;
   const charOffset = blocks ? half : 0;
   let count = 0;
-  const push = (id: number): void => {
-    if (count === scratch.length) {
-      const bigger = new Int32Array(scratch.length * 2);
-      bigger.set(scratch);
-      scratch = bigger;
-    }
-    scratch[count++] = id;
-  };
   const normalized = normalizeText(text);
 
   if (spec.word_ngrams) {
     const [lo, hi] = spec.word_ngrams;
     const words = wordTokens(normalized);
     if (words.length > 0) {
-      const bytes = encoder.encode(words.join(" "));
+      const bytes = utf8(words.join(" "));
       // Byte offset of each word's start, plus a sentinel one past the end (as if followed by a space).
-      const starts = new Int32Array(words.length + 1);
+      const starts = offsets(words.length + 1);
+      starts[0] = 0;
       let w = 1;
       for (let b = 0; b < bytes.length; b++) if (bytes[b] === 0x20) starts[w++] = b + 1;
       starts[words.length] = bytes.length + 1;
+      const ids = reserve(count, Math.max(0, hi - lo + 1) * words.length);
       for (let n = lo; n <= hi; n++) {
         for (let i = 0; i + n <= words.length; i++) {
-          push(murmur3Bytes(bytes, starts[i] as number, (starts[i + n] as number) - 1, spec.seed) & mask);
+          ids[count++] =
+            murmur3Bytes(bytes, starts[i] as number, (starts[i + n] as number) - 1, spec.seed) & mask;
         }
       }
     }
@@ -158,13 +196,16 @@ export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeature
     const [lo, hi] = spec.char_ngrams;
     const chunks = normalized.match(CHUNK_RE);
     if (chunks) {
-      const bytes = encoder.encode(` ${chunks.join(" ")} `);
+      const bytes = utf8(` ${chunks.join(" ")} `);
       // Byte offset of every code point, plus a sentinel.
-      const cp = new Int32Array(bytes.length + 1);
+      const cp = offsets(bytes.length + 1);
       let ncp = 0;
       for (let b = 0; b < bytes.length; b++) if (((bytes[b] as number) & 0xc0) !== 0x80) cp[ncp++] = b;
       cp[ncp] = bytes.length;
       const seed = spec.seed + 1;
+      // Each padded chunk of len code points has at most (hi − lo + 1) · len n-grams, and the chunks'
+      // lengths add up to less than 2 · ncp (neighbours share their space).
+      const ids = reserve(count, Math.max(0, hi - lo + 1) * 2 * ncp);
       // Each padded chunk runs from one space code point to the next one, both included.
       let first = 0;
       for (let c = 1; c < ncp; c++) {
@@ -172,7 +213,8 @@ export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeature
         const len = c - first + 1; // code points of " chunk "
         for (let n = lo; n <= hi && n <= len; n++) {
           for (let i = first; i + n <= c + 1; i++) {
-            push(charOffset + (murmur3Bytes(bytes, cp[i] as number, cp[i + n] as number, seed) & mask));
+            ids[count++] =
+              charOffset + (murmur3Bytes(bytes, cp[i] as number, cp[i + n] as number, seed) & mask);
           }
         }
         first = c;

@@ -2,7 +2,7 @@
  * The body of `POST /api/v1/models` (a training job) and its translation into the trainer's
  * options, plus the memory estimate that keeps a job within a Worker isolate.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../featurizer/text";
 import { DEFAULT_HYPERPARAMETERS, type TrainHyperparameters } from "../training/trainer";

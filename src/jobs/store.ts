@@ -1,6 +1,6 @@
 /** D1 rows of training jobs and their API view. */
 
-import { z } from "zod";
+import * as z from "zod";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
 import { d1 } from "../contracts/d1";

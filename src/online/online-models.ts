@@ -5,7 +5,7 @@
  * columns) on the way in, and refusals name the caller's fields. Reset and delete act on the
  * model's learner (and, for delete, its registry entries).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Config } from "../config";
 import { d1 } from "../contracts/d1";
 import { MODEL_ID_RE } from "../contracts/manifest";

@@ -5,7 +5,7 @@
  * request with any bad row is refused as a whole.
  */
 import { parse as parseCsv } from "csv-parse/browser/esm/sync";
-import { z } from "zod";
+import * as z from "zod";
 import { ApiError } from "../errors";
 
 /** Longest accepted value per field, in UTF-16 units (the dataset's longest text has 179). */

@@ -7,7 +7,7 @@
  * prediction back. Reading one back (`readPrediction`) is limited to its submitter and admins.
  */
 
-import { z } from "zod";
+import * as z from "zod";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
 import { d1 } from "../contracts/d1";

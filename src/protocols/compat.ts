@@ -10,7 +10,7 @@
  * - Async image service (FastAPI): `POST /inference/image` `{"name", "data"}` → `{"uuid"}`,
  *   `GET /predictions/<uuid>` → `{"prediction": "<top label>"}`, with `DEFAULT_IMAGE_MODEL`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { AppRequest, Handler } from "../context";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";

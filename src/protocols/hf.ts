@@ -15,7 +15,7 @@
  * Parse → the classification core (src/inference/classify.ts) → shape. Errors stay problem+json
  * (`detail` is what the HF clients print).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Handler } from "../context";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";

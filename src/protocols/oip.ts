@@ -6,7 +6,7 @@
  * Every model answers `scores` (`FP32 [n, labels]`) and `labels` (`BYTES [labels]`). Errors are
  * rendered as `{"error": "…"}` by the router (src/errors.ts `oipErrorResponse`).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { AppRequest, Handler } from "../context";
 import type { ModelManifest } from "../contracts/manifest";
 import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/manifest";

@@ -10,7 +10,7 @@
  * threshold (manifest `thresholds`); a multiclass model without thresholds (the imported image
  * model) decides by its top class. `flagged` is any flagged category.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Handler } from "../context";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";

@@ -1,5 +1,5 @@
 /** Training datasets in R2 (`datasets/<name>`): upload, list, delete. Core in src/datasets/. */
-import { z } from "zod";
+import * as z from "zod";
 import type { AppRequest, Handler } from "../context";
 import { deleteDataset, listDatasets, uploadDataset } from "../datasets/store";
 import { ApiError } from "../errors";

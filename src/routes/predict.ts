@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { Handler } from "../context";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";

@@ -1,5 +1,5 @@
 /** Async predictions (`POST`/`GET /api/v1/predictions/:id`) and the prediction log (`GET /api/v1/predictions`). */
-import { z } from "zod";
+import * as z from "zod";
 import { ownerScope } from "../auth/scope";
 import type { Handler } from "../context";
 import { d1 } from "../contracts/d1";

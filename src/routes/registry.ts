@@ -2,7 +2,7 @@
  * The model registry API: list and show models, upload a version, activate (or roll back), delete,
  * and start a training job (`POST /api/v1/models`).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, validate } from "../http";
