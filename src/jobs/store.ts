@@ -1,5 +1,6 @@
 /** D1 rows of training jobs and their API view. */
 import { z } from "zod";
+import type { JobSchema } from "../answers";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";
@@ -29,7 +30,7 @@ export const jobRowsKey = (jobId: string): string => `jobs/${jobId}/rows.json`;
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** A job as `GET /api/v1/jobs/:id` shows it. */
-export function jobView(row: JobRow): Record<string, unknown> {
+export function jobView(row: JobRow): z.input<typeof JobSchema> {
   const spec = JSON.parse(row.spec) as StoredJobSpec;
   return {
     id: row.id,
@@ -39,7 +40,7 @@ export function jobView(row: JobRow): Record<string, unknown> {
     model: { id: row.model_id, version: row.version },
     activate: spec.activate,
     task: spec.task,
-    dataset: spec.dataset,
+    dataset: spec.dataset as Record<string, unknown>,
     metrics: row.metrics === null ? null : (JSON.parse(row.metrics) as Record<string, number>),
     error: row.error,
     error_code: row.error_code,

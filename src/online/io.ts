@@ -2,9 +2,11 @@
  * Request parsing and response shapes shared by the native online routes (src/routes/online.ts)
  * and the online service's compatibility routes (src/protocols/seeds.ts).
  */
+import { z } from "zod";
+import { OnlinePredictionSchema } from "../answers";
 import type { Config } from "../config";
 import { ApiError } from "../errors";
-import { json, readBodyBytes, readJsonBody } from "../http";
+import { readBodyBytes, readJsonBody, reply } from "../http";
 import { csvRecords, jsonRecords } from "./sample";
 import type { OnlinePrediction } from "./service";
 
@@ -27,6 +29,19 @@ export async function readSampleRecords(request: Request, config: Config): Promi
     ? csvRecords(await readCsvBody(request, config.MAX_BODY_BYTES))
     : jsonRecords(await readJsonBody(request, config.MAX_BODY_BYTES));
 }
+
+/** The query of a predict call, as the document shows it (`predictOptions` parses it). */
+export const onlinePredictQuerySchema = z.strictObject({
+  n_top: z
+    .string()
+    .regex(/^\d+$/)
+    .optional()
+    .describe('1..4096: answer the top n as [{AccountNumber, score}] instead of ["<AccountNumber>"]'),
+  source: z
+    .enum(["snapshot", "learner"])
+    .optional()
+    .describe("who predicts: the edge snapshot (native default) or the learner (compatibility default)"),
+});
 
 /** `n_top` and `source` of a predict call. */
 export function predictOptions(
@@ -63,6 +78,7 @@ export function onlinePredictionResponse(
   nTop: number | undefined,
 ): Response {
   const headers = { "x-model-version": version };
-  if (nTop === undefined) return json([top[0]?.AccountNumber], 200, headers);
-  return json(top, 200, headers);
+  // An empty learner has no top account: `[null]`, as the online service answered.
+  if (nTop === undefined) return reply(OnlinePredictionSchema, [top[0]?.AccountNumber ?? null], 200, headers);
+  return reply(OnlinePredictionSchema, top, 200, headers);
 }

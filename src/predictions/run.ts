@@ -1,6 +1,8 @@
 /**
  * Async predictions: D1 rows, the stored input, and running one in the queue consumer.
  */
+import type { z } from "zod";
+import type { PredictionResultSchema, PredictionSchema } from "../answers";
 import type { Config } from "../config";
 import { ApiError } from "../errors";
 import { textAnswer } from "../inference/classify";
@@ -64,15 +66,17 @@ export const inputKey = (id: string): string => `inputs/${id}`;
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** A prediction as `GET /api/v1/predictions/:id` shows it. */
-export function predictionView(row: PredictionRow): Record<string, unknown> {
+export function predictionView(row: PredictionRow): z.input<typeof PredictionSchema> {
   return {
     id: row.id,
     status: row.status,
-    ...(row.result === null ? {} : { result: JSON.parse(row.result) as unknown }),
+    ...(row.result === null
+      ? {}
+      : { result: JSON.parse(row.result) as z.input<typeof PredictionResultSchema> }),
     ...(row.error === null ? {} : { error: row.error }),
     ...(row.error_code === null ? {} : { error_code: row.error_code }),
     model: { id: row.model_id, version: row.model_version },
-    ...(row.request_id === null ? {} : { request_id: JSON.parse(row.request_id) as unknown }),
+    ...(row.request_id === null ? {} : { request_id: JSON.parse(row.request_id) as string | number }),
     attempts: row.attempts,
     created_at: iso(row.created_at),
     finished_at: iso(row.finished_at),

@@ -7,9 +7,15 @@
  * rendered as `{"error": "…"}` by the router (src/errors.ts `oipErrorResponse`).
  */
 import { z } from "zod";
+import {
+  OipInferResponseSchema,
+  OipModelMetadataSchema,
+  OipRepositoryIndexSchema,
+  OipServerMetadataSchema,
+} from "../answers";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, readJsonBody, validate } from "../http";
+import { readJsonBody, reply, validate } from "../http";
 import type { DecodedImage } from "../image/decode";
 import {
   checkTextLimits,
@@ -129,7 +135,7 @@ export function tensorMetadata(manifest: ModelManifest): {
 const ok = (): Response => new Response(null, { status: 200 });
 
 /** `GET /v2`: server metadata. */
-export const serverMetadata: Handler = () => json(SERVER);
+export const serverMetadata: Handler = () => reply(OipServerMetadataSchema, SERVER);
 
 /** `GET /v2/health/live`: the Worker answers, so it is live. */
 export const serverLive: Handler = () => ok();
@@ -151,7 +157,7 @@ export const modelReady: Handler = async (request, env) => {
 /** `GET /v2/models/{m}[/versions/{v}]`: name, versions, platform, inputs and outputs. */
 export const modelMetadata: Handler = async (request, env) => {
   const manifest = await manifestOf(request, env);
-  return json({
+  return reply(OipModelMetadataSchema, {
     name: manifest.id,
     versions: await modelVersions(env, manifest.id),
     platform: "onnx_onnxv1",
@@ -169,10 +175,10 @@ export const repositoryIndex: Handler = async (request, env) => {
   const index = models.map((m) => ({
     name: m.id,
     ...(m.active_version !== null && { version: m.active_version }),
-    state: m.active_version === null ? "UNAVAILABLE" : "READY",
+    state: m.active_version === null ? ("UNAVAILABLE" as const) : ("READY" as const),
     reason: m.active_version === null ? "no active version" : "",
   }));
-  return json(body.ready ? index.filter((m) => m.state === "READY") : index);
+  return reply(OipRepositoryIndexSchema, body.ready ? index.filter((m) => m.state === "READY") : index);
 };
 
 /** Flattens row-major tensor data (nested or flat) and checks it against the declared shape. */
@@ -273,7 +279,7 @@ export const infer: Handler = async (request, env, ctx) => {
   if (manifest.kind === "tensor") {
     const inputs = body.inputs.map(wireTensor);
     const { model, outputs } = await inferTensors(env, request.state, choice, inputs);
-    return json({
+    return reply(OipInferResponseSchema, {
       model_name: model.id,
       model_version: model.version,
       ...(body.id !== undefined && { id: body.id }),
@@ -301,10 +307,10 @@ export const infer: Handler = async (request, env, ctx) => {
     for (let j = 0; j < k; j++) data[i * k + j] = row[j] as number;
   });
   const outputs = [
-    { name: "scores", datatype: "FP32", shape: [scores.length, k], data },
-    { name: "labels", datatype: "BYTES", shape: [k], data: [...labels] },
+    { name: "scores", datatype: "FP32" as const, shape: [scores.length, k], data },
+    { name: "labels", datatype: "BYTES" as const, shape: [k], data: [...labels] },
   ];
-  return json({
+  return reply(OipInferResponseSchema, {
     model_name: model.id,
     model_version: model.version,
     ...(body.id !== undefined && { id: body.id }),

@@ -11,9 +11,20 @@
  *   `GET /predictions/<uuid>` → `{"prediction": "<top label>"}`, with `DEFAULT_IMAGE_MODEL`.
  */
 import { z } from "zod";
+import {
+  CreatedJobSchema,
+  DeletionSchema,
+  ImageServicePendingSchema,
+  ImageServiceResultSchema,
+  ImageServiceSubmitSchema,
+  IngestResultSchema,
+  ModelListSchema,
+  OnlineMetricsSchema,
+  RegistryPredictionSchema,
+} from "../answers";
 import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, readJsonBody, validate } from "../http";
+import { readJsonBody, reply, validate } from "../http";
 import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
 import { checkTextLimits, classifyTexts, ranked } from "../inference/classify";
 import { MODEL_ID_RE } from "../inference/manifest";
@@ -74,7 +85,7 @@ export function registryDatasetKey(bucket: string, object: string): string {
 
 /** `GET /models`: every model (as `GET /api/v1/models`). */
 export const registryListModels: Handler = async (request, env) =>
-  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
+  reply(ModelListSchema, { models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /**
  * `POST /models` `{"id", "s3bucket", "training_object", "force_update"?}`: a multiclass training
@@ -96,14 +107,14 @@ export const registryTrain: Handler = async (request, env) => {
     force_update: body.force_update ?? false,
     ...(body.force_update && { activate: true }),
   });
-  return json(job, 202, { location: job.status_url });
+  return reply(CreatedJobSchema, job, 202, { location: job.status_url });
 };
 
 /** `DELETE /models/<id>`: the model and every related object (as `DELETE /api/v1/models/:id`). */
 export const registryDeleteModel: Handler = async (request, env) => {
   const id = String(request.params.id ?? "");
   if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id.slice(0, 80)}'`);
-  return json({ deleted: await deleteAnyModel(env, request.state.config, id) });
+  return reply(DeletionSchema, { deleted: await deleteAnyModel(env, request.state.config, id) });
 };
 
 /**
@@ -118,7 +129,7 @@ export const registryPrediction: Handler = async (request, env, ctx) => {
     body.text,
   ]);
   const predictions = ranked(labels, scores[0] ?? [], body.n_top);
-  return json({
+  return reply(RegistryPredictionSchema, {
     model_id: model.id,
     version: model.version,
     cats: Object.fromEntries(predictions.map((p) => [p.label, p.score])),
@@ -135,7 +146,10 @@ function compatOnlineModel(request: AppRequest, env: Env): Promise<OnlineModel> 
 export const onlineServiceSample: Handler = async (request, env) => {
   const { config } = request.state;
   const model = await compatOnlineModel(request, env);
-  return json(await ingestSamples(env, config, model, await readSampleRecords(request, config)));
+  return reply(
+    IngestResultSchema,
+    await ingestSamples(env, config, model, await readSampleRecords(request, config)),
+  );
 };
 
 /**
@@ -152,7 +166,7 @@ export const onlineServicePredict: Handler = async (request, env) => {
 
 /** `GET /metrics`: the online model's monitoring of its last 1,000 predictions. */
 export const onlineServiceMetrics: Handler = async (request, env) =>
-  json(await learnerMetrics(env, (await compatOnlineModel(request, env)).id));
+  reply(OnlineMetricsSchema, await learnerMetrics(env, (await compatOnlineModel(request, env)).id));
 
 /** Body of the image service's `POST /inference/image` (sent as `text/plain` or JSON). */
 export const imageServiceRequestSchema = z.strictObject({
@@ -177,7 +191,9 @@ export const imageServiceSubmit: Handler = async (request, env) => {
     nTop: 1,
     requestId: body.name,
   });
-  return json({ uuid: prediction.id }, 200, { location: `/predictions/${prediction.id}` });
+  return reply(ImageServiceSubmitSchema, { uuid: prediction.id }, 200, {
+    location: `/predictions/${prediction.id}`,
+  });
 };
 
 /**
@@ -191,10 +207,14 @@ export const imageServiceResult: Handler = async (request, env) => {
   if (row.status === "done") {
     const result = JSON.parse(row.result ?? "{}") as { predictions?: { label: string; score: number }[] };
     const top = result.predictions?.[0];
-    return json({ uuid, prediction: top?.label ?? null, score: top?.score ?? null });
+    return reply(ImageServiceResultSchema, {
+      uuid,
+      prediction: top?.label ?? null,
+      score: top?.score ?? null,
+    });
   }
   if (row.status === "failed") {
-    return json({
+    return reply(ImageServiceResultSchema, {
       uuid,
       status: "failed",
       prediction: null,
@@ -202,5 +222,5 @@ export const imageServiceResult: Handler = async (request, env) => {
       error_code: row.error_code ?? null,
     });
   }
-  return json({ uuid, status: row.status, prediction: null }, 202);
+  return reply(ImageServicePendingSchema, { uuid, status: row.status, prediction: null }, 202);
 };

@@ -1,9 +1,10 @@
 /** Async predictions (`POST`/`GET /api/v1/predictions/:id`) and the prediction log (`GET /api/v1/predictions`). */
 import { z } from "zod";
+import { AcceptedPredictionSchema, PredictionLogPageSchema, PredictionSchema } from "../answers";
 import { ownerScope } from "../auth/scope";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, validate } from "../http";
+import { reply, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { readLog } from "../predictions/log";
 import { type PredictionInput, predictionView } from "../predictions/run";
@@ -47,7 +48,10 @@ export const submitPrediction: Handler = async (request, env) => {
     },
     keyed,
   );
-  return json(prediction, 202, { location: prediction.status_url, ...(replayed && REPLAYED_HEADERS) });
+  return reply(AcceptedPredictionSchema, prediction, 202, {
+    location: prediction.status_url,
+    ...(replayed && REPLAYED_HEADERS),
+  });
 };
 
 /**
@@ -55,7 +59,7 @@ export const submitPrediction: Handler = async (request, env) => {
  * submitted a prediction, and admins, see it (any other gets 404, as for an unknown id).
  */
 export const getPrediction: Handler = async (request, env) =>
-  json(predictionView(await readPrediction(env, request.state, request.params.id ?? "")));
+  reply(PredictionSchema, predictionView(await readPrediction(env, request.state, request.params.id ?? "")));
 
 export const logQuerySchema = z.strictObject({
   model: z.string().max(64).optional(),
@@ -88,5 +92,5 @@ export const listPredictionLog: Handler = async (request, env) => {
       limit: query.limit ?? 100,
     }),
   );
-  return json(page);
+  return reply(PredictionLogPageSchema, page);
 };
