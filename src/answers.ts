@@ -442,3 +442,20 @@ export const ImageServicePendingSchema = z.object({
   status: z.enum(["queued", "running"]),
   prediction: z.null(),
 });
+
+// Webhook deliveries (docs/webhooks.md).
+export const WebhookDeliverySchema = z
+  .object({
+    id: z.string().describe("the Standard Webhooks webhook-id: the same on every attempt"),
+    subject: z.object({ kind: z.enum(["prediction", "job"]), id: z.string() }),
+    url: z.string(),
+    status: z.enum(["waiting", "pending", "delivered", "failed"]),
+    attempts: z.number().int(),
+    last_status: z.number().int().nullable().describe("HTTP status of the last attempt (null: no answer)"),
+    last_error: z.string().nullable(),
+    created_at: isoTime,
+    next_attempt_at: isoTime.nullable(),
+    delivered_at: isoTime.nullable(),
+  })
+  .meta({ id: "WebhookDelivery" });
+export const WebhookDeliveryListSchema = z.object({ deliveries: z.array(WebhookDeliverySchema) });

@@ -50,8 +50,15 @@ import {
 } from "./routes/models";
 import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
 import { predict, predictRequestSchema } from "./routes/predict";
-import { getPrediction, listPredictionLog, logQuerySchema, submitPrediction } from "./routes/predictions";
+import {
+  asyncPredictionRequestSchema,
+  getPrediction,
+  listPredictionLog,
+  logQuerySchema,
+  submitPrediction,
+} from "./routes/predictions";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
+import { deliveriesQuerySchema, getDeliveries, getDelivery } from "./routes/webhooks";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 
@@ -124,6 +131,7 @@ const JOB_ERRORS = [
   "registry_unavailable",
   "queue_unavailable",
 ] as const;
+const CALLBACK_ERRORS = ["invalid_callback_url", "callback_not_allowed"] as const;
 const onlineSampleBody = z.union([bankSampleSchema, z.array(bankSampleSchema)]);
 const CSV_SAMPLES = {
   mediaType: "text/csv",
@@ -197,7 +205,7 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "Queue a training job, or (task `online`) create an online model (201)",
     body: z.union([jobRequestSchema, onlineModelRequestSchema]),
     responses: { 201: A.CreatedOnlineModelSchema, 202: A.CreatedJobSchema },
-    errors: [...JOB_ERRORS],
+    errors: [...JOB_ERRORS, ...CALLBACK_ERRORS],
   }),
   authed("PUT", "/api/v1/models/:id/versions/:version", "models_admin", putVersion, {
     summary: "Upload a model version (validated before it is stored)",
@@ -233,8 +241,8 @@ export const ROUTES: readonly RouteDef[] = [
     errors: ["job_not_found", "registry_unavailable"],
   }),
   authed("POST", "/api/v1/predictions", "predictions", submitPrediction, {
-    summary: "Submit an async prediction",
-    body: predictRequestSchema,
+    summary: "Submit an async prediction (a signed webhook to `callback_url` when it finishes)",
+    body: asyncPredictionRequestSchema,
     responses: { 202: A.AcceptedPredictionSchema },
     errors: [
       ...TEXT_ERRORS,
@@ -243,6 +251,7 @@ export const ROUTES: readonly RouteDef[] = [
       "unknown_network",
       "queue_unavailable",
       "registry_unavailable",
+      ...CALLBACK_ERRORS,
     ],
   }),
   authed("GET", "/api/v1/predictions", "prediction_log", listPredictionLog, {
@@ -255,6 +264,18 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "An async prediction's status and result",
     responses: { 200: A.PredictionSchema },
     errors: ["prediction_not_found", "registry_unavailable"],
+  }),
+  // Signed webhooks (docs/webhooks.md): the caller's deliveries and their status.
+  authed("GET", "/api/v1/webhooks/deliveries", "webhooks", getDeliveries, {
+    summary: "Webhook deliveries of the caller's jobs and predictions, newest first",
+    query: deliveriesQuerySchema,
+    responses: { 200: A.WebhookDeliveryListSchema },
+    errors: ["invalid_request", "registry_unavailable"],
+  }),
+  authed("GET", "/api/v1/webhooks/deliveries/:id", "webhooks", getDelivery, {
+    summary: "One webhook delivery: status, attempts, last answer",
+    responses: { 200: A.WebhookDeliverySchema },
+    errors: ["webhook_delivery_not_found", "registry_unavailable"],
   }),
   // Dashboard (docs/dashboard.md): an ASAP caller gets a one-time login URL; the page and its
   // read-only data routes accept only the session cookie that URL sets.

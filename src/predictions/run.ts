@@ -12,6 +12,7 @@ import { inputMismatch, modelInput } from "../inference/kinds";
 import type { ModelManifest, TextInputManifest } from "../inference/manifest";
 import type { LoadedModel } from "../inference/session-cache";
 import type { Logger } from "../log";
+import { subjectFinished } from "../webhooks/deliveries";
 import { logPredictions } from "./log";
 
 /** A redelivered prediction whose first run may still be going is taken over after this long. */
@@ -171,6 +172,7 @@ export async function runPrediction(
       )
       .bind(JSON.stringify(result), Date.now(), id)
       .run();
+    if (written.meta.changes === 1) await subjectFinished(env, id, logger);
     if (written.meta.changes === 1 && config.PREDICTION_LOG) {
       const latencyMs = Date.now() - started;
       logPredictions(
@@ -230,5 +232,7 @@ export async function failPrediction(
   )
     .bind(error.slice(0, 2000), code, Date.now(), id)
     .run();
-  return done.meta.changes === 1;
+  if (done.meta.changes !== 1) return false;
+  await subjectFinished(env, id);
+  return true;
 }

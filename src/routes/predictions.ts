@@ -12,6 +12,12 @@ import { readPrediction, submitPrediction as submit } from "../predictions/submi
 import { d1 } from "../registry/db";
 import { predictRequestSchema, readPredictBody, textsOf } from "./predict";
 
+/** Body of `POST /api/v1/predictions`: the predict body and an optional `callback_url`. */
+export const asyncPredictionRequestSchema = predictRequestSchema.extend({
+  /** Signed webhook when the prediction finishes (docs/webhooks.md). */
+  callback_url: z.string().max(2048).optional(),
+});
+
 /**
  * `POST /api/v1/predictions`: `{model?, version?, text | texts | image, n_top?, request_id?}`,
  * validated like `POST /api/v1/predict` → 202 `{id, status, status_url, model}` (see
@@ -20,7 +26,7 @@ import { predictRequestSchema, readPredictBody, textsOf } from "./predict";
 export const submitPrediction: Handler = async (request, env) => {
   const { config } = request.state;
   const idempotency = idempotencyKey(request.headers);
-  const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
+  const body = validate(asyncPredictionRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
   const keyed = await idempotentRequest(idempotency, request.state.caller?.issuer ?? null, body);
   let input: PredictionInput;
@@ -45,6 +51,7 @@ export const submitPrediction: Handler = async (request, env) => {
       input,
       nTop: body.n_top,
       requestId: body.request_id,
+      callbackUrl: body.callback_url,
     },
     keyed,
   );
