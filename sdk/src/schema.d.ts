@@ -186,7 +186,7 @@ export interface paths {
         /** The prediction log, cursor-paged */
         get: operations["get_prediction_log__api_v1_predictions"];
         put?: never;
-        /** Submit an async prediction */
+        /** Submit an async prediction (a signed webhook to `callback_url` when it finishes) */
         post: operations["post_predictions__api_v1_predictions"];
         delete?: never;
         options?: never;
@@ -203,6 +203,40 @@ export interface paths {
         };
         /** An async prediction's status and result */
         get: operations["get_predictions__api_v1_predictions_id_"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Webhook deliveries of the caller's jobs and predictions, newest first */
+        get: operations["get_webhooks__api_v1_webhooks_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/deliveries/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One webhook delivery: status, attempts, last answer */
+        get: operations["get_webhooks__api_v1_webhooks_deliveries_id_"];
         put?: never;
         post?: never;
         delete?: never;
@@ -804,7 +838,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -816,7 +850,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -991,6 +1025,26 @@ export interface components {
             results: components["schemas"]["TextScores"][];
         } | {
             predictions: components["schemas"]["LabelScore"][];
+        };
+        WebhookDelivery: {
+            /** @description the Standard Webhooks webhook-id: the same on every attempt */
+            id: string;
+            subject: {
+                /** @enum {string} */
+                kind: "prediction" | "job";
+                id: string;
+            };
+            url: string;
+            /** @enum {string} */
+            status: "waiting" | "pending" | "delivered" | "failed";
+            attempts: number;
+            /** @description HTTP status of the last attempt (null: no answer) */
+            last_status: number | null;
+            last_error: string | null;
+            /** @description ISO 8601 date-time (UTC) */
+            created_at: string;
+            next_attempt_at: string | null;
+            delivered_at: string | null;
         };
         Dataset: {
             name: string;
@@ -1521,6 +1575,7 @@ export interface operations {
                     activate?: boolean;
                     /** @default false */
                     force_update?: boolean;
+                    callback_url?: string;
                     description?: string;
                 } | {
                     id: string;
@@ -1557,7 +1612,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedJob"];
                 };
             };
-            /** @description Codes: invalid_json, invalid_request */
+            /** @description Codes: invalid_json, invalid_request, invalid_callback_url */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1575,7 +1630,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: forbidden */
+            /** @description Codes: forbidden, callback_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2292,6 +2347,7 @@ export interface operations {
                     model?: string;
                     version?: string;
                     n_top?: number;
+                    callback_url?: string;
                 };
             };
         };
@@ -2305,7 +2361,7 @@ export interface operations {
                     "application/json": components["schemas"]["AcceptedPrediction"];
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network, invalid_callback_url */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2323,7 +2379,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: forbidden */
+            /** @description Codes: forbidden, callback_not_allowed */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2427,6 +2483,161 @@ export interface operations {
                 };
             };
             /** @description Codes: prediction_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_webhooks__api_v1_webhooks_deliveries: {
+        parameters: {
+            query?: {
+                subject?: string;
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deliveries: components["schemas"]["WebhookDelivery"][];
+                    };
+                };
+            };
+            /** @description Codes: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_webhooks__api_v1_webhooks_deliveries_id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: webhook_delivery_not_found */
             404: {
                 headers: {
                     [name: string]: unknown;

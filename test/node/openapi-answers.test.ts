@@ -32,7 +32,14 @@ const seen = new Set<string>();
 
 beforeAll(async () => {
   const bundle = await build(path.join(root, "dist", "test-node-answers"));
-  worker = await startWorker(bundle, { LOG_LEVEL: "error", REQUEST_LOG: "off" });
+  // A webhook destination nobody listens on: its delivery is recorded and retried, which is all
+  // the delivery routes need to answer.
+  worker = await startWorker(bundle, {
+    LOG_LEVEL: "error",
+    REQUEST_LOG: "off",
+    WEBHOOK_DESTINATIONS: JSON.stringify({ "answers-tests": ["http://127.0.0.1:9/"] }),
+    WEBHOOK_SECRETS: JSON.stringify({ "answers-tests": `whsec_${Buffer.alloc(32, 3).toString("base64")}` }),
+  });
   const bucket = await worker.mf.getR2Bucket("MODELS");
   await putShippedModels(bucket);
   const { privateKey, publicKey } = await generateKeyPair("ES256");
@@ -257,6 +264,7 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     const accepted = await answer("POST", "/api/v1/predictions", "/api/v1/predictions", {
       texts: ["hello", "buy now"],
       request_id: "r-1",
+      callback_url: "http://127.0.0.1:9/hook",
     });
     const statusUrl = (accepted.json as { status_url: string }).status_url;
     await until(async () => {
@@ -264,6 +272,13 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
       return (got.json as { status: string }).status === "done" ? got : undefined;
     });
     await answer("GET", "/api/v1/predictions", "/api/v1/predictions?limit=5");
+    const predictionId = (accepted.json as { id: string }).id;
+    await answer("GET", "/api/v1/webhooks/deliveries", `/api/v1/webhooks/deliveries?subject=${predictionId}`);
+    await answer(
+      "GET",
+      "/api/v1/webhooks/deliveries/{id}",
+      `/api/v1/webhooks/deliveries/msg_${predictionId}`,
+    );
 
     const csv = "text,label\nhello there,calm\nbuy pills now,loud\n";
     for (const [tmpl, name] of [
