@@ -3,8 +3,10 @@
  * private / loopback / link-local hosts outside dev, and the refusals the API answers. Deliveries
  * themselves (signed POSTs to a real receiver, retries) are test/node/webhooks.test.ts.
  */
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/errors";
+import { deliveryId, insertDelivery, sweepDeliveries } from "../src/webhooks/deliveries";
 import { checkCallbackUrl } from "../src/webhooks/destination";
 import { postJson, problem } from "./helpers";
 
@@ -95,5 +97,41 @@ describe("callback_url destinations", () => {
       callback_url: "https://hooks.example.com/x",
     });
     expect((await problem(job)).code).toBe("callback_not_allowed");
+  });
+
+  it("the sweep queues a delivery whose subject finished without a message, and no other", async () => {
+    const now = Date.now();
+    const finished = crypto.randomUUID();
+    const running = crypto.randomUUID();
+    for (const [id, status] of [
+      [finished, "failed"],
+      [running, "running"],
+    ] as const) {
+      await env.DB.prepare(
+        "INSERT INTO predictions (id, model_id, model_version, status, input_key, created_at) VALUES (?, 'spam', '3', ?, 'k', ?)",
+      )
+        .bind(id, status, now)
+        .run();
+      await insertDelivery(
+        env.DB,
+        "prediction",
+        id,
+        "acme",
+        new URL("https://hooks.example.com/x"),
+        now,
+      ).run();
+    }
+    const status = async (id: string) =>
+      (
+        await env.DB.prepare("SELECT status FROM webhook_deliveries WHERE id = ?")
+          .bind(deliveryId(id))
+          .first<{
+            status: string;
+          }>()
+      )?.status;
+    expect(await status(finished)).toBe("waiting");
+    expect((await sweepDeliveries(env, now)).requeued).toBeGreaterThanOrEqual(1);
+    expect(await status(finished)).toBe("pending");
+    expect(await status(running)).toBe("waiting");
   });
 });
