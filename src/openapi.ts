@@ -5,6 +5,7 @@
  * errors are the one problem+json shape with every stable code (`ERROR_CODES`).
  */
 import { z } from "zod";
+import { JobSchema, PredictionSchema } from "./answers";
 import type { Handler } from "./context";
 import { ERROR_CODES } from "./errors";
 import { json } from "./http";
@@ -225,6 +226,51 @@ function operation(route: DocumentedRoute, components: Components): Record<strin
   };
 }
 
+/**
+ * The signed webhooks the service sends (docs/webhooks.md): a finished async prediction or training
+ * job, POSTed with the body its `GET` returns and the Standard Webhooks headers.
+ */
+function webhookOperations(components: Components): Record<string, unknown> {
+  const headers = [
+    ["webhook-id", "`msg_<id>`: the same on every attempt; deduplicate on it"],
+    ["webhook-timestamp", "Unix seconds of this attempt"],
+    ["webhook-signature", "`v1,<base64 HMAC-SHA256>` of `<id>.<timestamp>.<body>` with the issuer's secret"],
+  ].map(([name, description]) => ({
+    name,
+    in: "header",
+    required: true,
+    description,
+    schema: { type: "string" },
+  }));
+  const operation = (id: string, summary: string, body: z.ZodType) => ({
+    post: {
+      operationId: id,
+      summary,
+      security: [],
+      parameters: headers,
+      requestBody: {
+        required: true,
+        content: { "application/json": { schema: schema(body, "output", components) } },
+      },
+      responses: {
+        "200": { description: "Any 2xx: delivered. Anything else (or no answer in 10 s): retried." },
+      },
+    },
+  });
+  return {
+    predictionFinished: operation(
+      "webhook_prediction_finished",
+      "An async prediction submitted with callback_url is done or failed",
+      PredictionSchema,
+    ),
+    jobFinished: operation(
+      "webhook_job_finished",
+      "A training job submitted with callback_url succeeded or failed",
+      JobSchema,
+    ),
+  };
+}
+
 /** The OpenAPI 3.1 document of `routes` (aliases left out; operation ids must be unique). */
 export function openApiDocument(routes: readonly DocumentedRoute[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -255,6 +301,7 @@ export function openApiDocument(routes: readonly DocumentedRoute[]): Record<stri
     ],
     security: [{ asap: [] }],
     paths,
+    webhooks: webhookOperations(components),
     components: {
       securitySchemes: {
         asap: {

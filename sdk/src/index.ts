@@ -29,6 +29,9 @@ export type PredictAnswer = Schemas["PredictAnswer"];
 export type PredictTextAnswer = Schemas["PredictTextAnswer"];
 export type PredictBatchAnswer = Schemas["PredictBatchAnswer"];
 export type PredictImageAnswer = Schemas["PredictImageAnswer"];
+/** What a signed webhook POSTs (docs/webhooks.md): a finished prediction or job, as `GET` shows it. */
+export type PredictionWebhook = Schemas["Prediction"];
+export type JobWebhook = Schemas["Job"];
 /** An RFC 9457 problem (every error outside `/v2`). */
 export type Problem = Schemas["Problem"];
 
