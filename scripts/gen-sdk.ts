@@ -2,7 +2,7 @@
  * Generates the SDK's inputs from the code (docs/sdk.md): `sdk/openapi.json`, the document
  * `GET /api/v1/openapi.json` serves (built from src/router.ts's route table and src/answers.ts's
  * schemas, bundled for Node with esbuild; the WASM runtime is left out, nothing runs a model), and
- * `sdk/src/schema.d.ts`, its types from openapi-typescript.
+ * `sdk/src/schema.ts`, its types from openapi-typescript.
  *
  *   npm run sdk:gen           write both files
  *   npm run sdk:check         exit 1 when either differs from what the code generates now (npm test
@@ -17,7 +17,7 @@ import openapiTS, { astToString } from "openapi-typescript";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const DOCUMENT = path.join(root, "sdk", "openapi.json");
-const TYPES = path.join(root, "sdk", "src", "schema.d.ts");
+const TYPES = path.join(root, "sdk", "src", "schema.ts");
 
 /** The OpenAPI document of the current route table, as the Worker serves it. */
 export async function currentDocument(): Promise<Record<string, unknown>> {
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
-  console.log("sdk/openapi.json and sdk/src/schema.d.ts match the routes");
+  console.log("sdk/openapi.json and sdk/src/schema.ts match the routes");
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await main();

@@ -1,6 +1,6 @@
 /**
  * @edge-inference/sdk: a typed client of the edge-inference API. Its types are generated from the
- * service's OpenAPI document (`schema.d.ts`, by openapi-typescript); requests go through
+ * service's OpenAPI document (`schema.ts`, by openapi-typescript); requests go through
  * openapi-fetch, so every path, body, query and answer is checked by TypeScript:
  *
  * ```ts

@@ -4,6 +4,7 @@
  * workerd through the built package, with an ASAP token minted per request from a PEM key.
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { encode } from "fast-png";
 import { exportPKCS8, exportSPKI, generateKeyPair } from "jose";
@@ -71,6 +72,12 @@ describe("@edge-inference/sdk against the Worker", () => {
     // One token per request, never reused (the service refuses a replayed jti).
     expect(new Set(minted).size).toBe(minted.length);
     expect(minted.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it("the built package carries its types (dist/index.d.ts and the generated dist/schema.d.ts)", () => {
+    const dist = path.join(root, "sdk/dist");
+    expect(readFileSync(path.join(dist, "index.d.ts"), "utf8")).toContain('from "./schema"');
+    expect(readFileSync(path.join(dist, "schema.d.ts"), "utf8")).toContain("PredictAnswer");
   });
 
   it("without a token the typed error is the service's 401 problem", async () => {
