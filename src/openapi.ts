@@ -94,7 +94,12 @@ function schema(
   const relink = <T>(value: T): T =>
     JSON.parse(JSON.stringify(value).replaceAll('"#/$defs/', '"#/components/schemas/')) as T;
   for (const [id, def] of Object.entries($defs ?? {})) {
-    if (components) components[id] = relink(def);
+    if (!components) continue;
+    const named = relink(def);
+    if (id in components && JSON.stringify(components[id]) !== JSON.stringify(named)) {
+      throw new Error(`two different schemas are named '${id}' (.meta({ id }))`);
+    }
+    components[id] = named;
   }
   return relink(rest);
 }
