@@ -227,7 +227,12 @@ export const JobSchema = z
     model: ModelRefSchema,
     activate: z.boolean(),
     task: z.string(),
-    dataset: z.record(z.string(), z.unknown()).describe("the job's dataset reference (r2_key, or inline)"),
+    dataset: z
+      .union([
+        z.object({ r2_key: z.string(), format: z.enum(["csv", "jsonl", "json"]).optional() }),
+        z.object({ inline_rows: z.number().int() }),
+      ])
+      .describe("the job's dataset: its R2 key, or how many rows were sent inline"),
     metrics: z.record(z.string(), z.number()).nullable(),
     error: z.string().nullable(),
     error_code: failureCode.nullable(),

@@ -1021,9 +1021,13 @@ export interface components {
             model: components["schemas"]["ModelRef"];
             activate: boolean;
             task: string;
-            /** @description the job's dataset reference (r2_key, or inline) */
+            /** @description the job's dataset: its R2 key, or how many rows were sent inline */
             dataset: {
-                [key: string]: unknown;
+                r2_key: string;
+                /** @enum {string} */
+                format?: "csv" | "jsonl" | "json";
+            } | {
+                inline_rows: number;
             };
             metrics: {
                 [key: string]: number;

@@ -40,7 +40,7 @@ export function jobView(row: JobRow): z.input<typeof JobSchema> {
     model: { id: row.model_id, version: row.version },
     activate: spec.activate,
     task: spec.task,
-    dataset: spec.dataset as Record<string, unknown>,
+    dataset: spec.dataset,
     metrics: row.metrics === null ? null : (JSON.parse(row.metrics) as Record<string, number>),
     error: row.error,
     error_code: row.error_code,

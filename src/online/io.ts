@@ -78,7 +78,7 @@ export function onlinePredictionResponse(
   nTop: number | undefined,
 ): Response {
   const headers = { "x-model-version": version };
-  // An empty learner has no top account: `[null]`, as the online service answered.
+  // A learner with no accounts yet has no top one: `[null]` (what `[undefined]` always serialised to).
   if (nTop === undefined) return reply(OnlinePredictionSchema, [top[0]?.AccountNumber ?? null], 200, headers);
   return reply(OnlinePredictionSchema, top, 200, headers);
 }
