@@ -49,6 +49,47 @@ function keyBaseUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/** `WEBHOOK_DESTINATIONS`: issuer (or `default`) → allowed URL prefixes (https, or http in dev). */
+const webhookDestinationsSchema = z.record(
+  z.string().min(1),
+  z.array(
+    z.string().refine((entry) => {
+      try {
+        const url = new URL(entry);
+        return (url.protocol === "https:" || url.protocol === "http:") && !url.search && !url.hash;
+      } catch {
+        return false;
+      }
+    }, "each WEBHOOK_DESTINATIONS entry must be an http(s) URL prefix without query or fragment"),
+  ),
+);
+
+/**
+ * `WEBHOOK_SECRETS`: issuer → Standard Webhooks secret (`whsec_` + base64 of 24-64 random bytes).
+ * Parsed without echoing the text: a JSON error message would quote the secret.
+ */
+const webhookSecretsVar = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "WEBHOOK_SECRETS is not valid JSON (its text is not shown)" });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z.record(
+      z.string().min(1),
+      z
+        .string()
+        .regex(
+          /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/,
+          "each WEBHOOK_SECRETS value must be whsec_ + base64 of 24-64 random bytes",
+        ),
+    ),
+  );
+
 /** Why `entry` is not a usable `CORS_ORIGINS` entry, or undefined when it is. */
 function corsOriginProblem(entry: string): string | undefined {
   if (entry === "*") return undefined;
@@ -174,6 +215,13 @@ const configSchema = z.object({
   STUCK_PREDICTION_SECONDS: intVar("STUCK_PREDICTION_SECONDS", 180, 7 * 86_400).prefault("900"),
   STUCK_JOB_SECONDS: intVar("STUCK_JOB_SECONDS", 960, 7 * 86_400).prefault("1800"),
   STUCK_MAX_REQUEUES: intVar("STUCK_MAX_REQUEUES", 0, 10).prefault("2"),
+  // Signed webhooks (docs/webhooks.md): allowed `callback_url` destinations per issuer (URL
+  // prefixes; "default" for every issuer), each issuer's signing secret (a Worker secret, never a
+  // var), and how often and how far apart a failed delivery is retried.
+  WEBHOOK_DESTINATIONS: jsonVar("WEBHOOK_DESTINATIONS", webhookDestinationsSchema).prefault("{}"),
+  WEBHOOK_SECRETS: webhookSecretsVar.prefault("{}"),
+  WEBHOOK_MAX_ATTEMPTS: intVar("WEBHOOK_MAX_ATTEMPTS", 1, 20).prefault("8"),
+  WEBHOOK_RETRY_BASE_SECONDS: intVar("WEBHOOK_RETRY_BASE_SECONDS", 1, 3600).prefault("30"),
   // Online learning (docs/online.md): which model ids learn from streamed samples, when
   // a snapshot is exported (every K samples or T seconds after the first unexported sample), rows
   // per samples request, and the largest label set (the snapshot is buckets × labels int8 bytes).

@@ -190,6 +190,20 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown): z.infe
   });
 }
 
+/**
+ * A JSON answer described by `schema` (src/answers.ts): `body` must be the schema's input type, so
+ * `tsc` checks every handler against the schema its route documents in /api/v1/openapi.json.
+ * Nothing is parsed at run time (test/node/openapi-answers.test.ts checks real answers instead).
+ */
+export function reply<S extends z.ZodType>(
+  _schema: S,
+  body: z.input<S>,
+  status = 200,
+  headers: Record<string, string> = {},
+): Response {
+  return json(body, status, headers);
+}
+
 /** A JSON response. */
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {

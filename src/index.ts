@@ -5,6 +5,7 @@ import { sweepStuckPredictions } from "./predictions/sweep";
 import { handleQueue } from "./queue/index";
 import { purgeExpired } from "./retention";
 import { buildRouter } from "./router";
+import { sweepDeliveries } from "./webhooks/deliveries";
 
 export { CallerGuard } from "../durable-objects/caller-guard";
 export { OnlineLearner } from "../durable-objects/online-learner";
@@ -28,6 +29,8 @@ export default {
       ["retention_purge", () => purgeExpired(env, config)],
       ["stuck_predictions_sweep", () => sweepStuckPredictions(env, config)],
       ["stuck_jobs_sweep", () => sweepStuckJobs(env, config)],
+      // After the stuck-work sweeps: subjects they failed get their webhooks queued here.
+      ["webhook_sweep", () => sweepDeliveries(env)],
     ] as const;
     let firstError: unknown;
     for (const [event, task] of tasks) {

@@ -5,22 +5,47 @@
  * errors are the one problem+json shape with every stable code (`ERROR_CODES`).
  */
 import * as z from "zod";
+import { JobSchema, PredictionSchema } from "./answers";
 import type { Handler } from "./context";
 import { ERROR_CODES } from "./errors";
 import { json } from "./http";
+
+/**
+ * One success answer of a route: a zod schema of its JSON body (from src/answers.ts, the schema the
+ * handler replies with, see `reply`), or another media type / no body with a description.
+ */
+export type Answer = z.ZodType | { description: string; mediaType?: string; schema?: z.ZodType };
+
+/** A request body of another media type than JSON. */
+export interface BodyDoc {
+  mediaType: string;
+  description: string;
+  schema?: z.ZodType;
+}
 
 /** What the document says of one route. */
 export interface RouteDoc {
   summary: string;
   /** Request body: a zod schema of JSON, or another media type with a description. */
-  body?: z.ZodType | { mediaType: string; description: string };
+  body?: z.ZodType | BodyDoc;
+  /** Further media types the same body may be sent as (e.g. `text/csv` samples). */
+  bodyAlso?: BodyDoc[];
   /** Query parameters (a strict object of strings). */
   query?: z.ZodObject;
-  /** Success status (default 200) and the answer's schema (a zod schema, or a description). */
-  status?: number;
-  response?: z.ZodType | string;
+  /**
+   * Every success answer by status, e.g. `{ 200: ModelListSchema }` or `{ 201: A, 202: B }`. A new
+   * route declares its answer schema in src/answers.ts, replies with `reply(Schema, …)` and lists
+   * it here: the document and test/node/openapi-answers.test.ts then cover it with no more work.
+   */
+  responses: Record<number, Answer>;
   /** Error codes this route answers besides the common ones of its stages. */
   errors?: (keyof typeof ERROR_CODES)[];
+  /**
+   * The same operation as another route under a second path (a trailing slash the replaced
+   * service's clients send): served, but left out of the document (OpenAPI forbids neither, but
+   * generators would emit the operation twice).
+   */
+  alias?: boolean;
 }
 
 /** What the document needs of a route; src/router.ts's `RouteDef` adds the handler. */
@@ -48,12 +73,35 @@ export function openApiPath(path: string): string {
   return path.replace(/:([A-Za-z_]\w*)/g, "{$1}");
 }
 
-function schema(type: z.ZodType): Record<string, unknown> {
-  const { $schema: _, ...rest } = z.toJSONSchema(type, { io: "input", unrepresentable: "any" }) as Record<
-    string,
-    unknown
-  >;
-  return rest;
+/** Named schemas (`.meta({ id })`) met while rendering, for `components.schemas`. */
+type Components = Record<string, unknown>;
+
+/**
+ * `type` as JSON Schema: requests as their input (what a caller may send), answers as their output;
+ * named schemas are moved to `components` and referenced from there.
+ */
+function schema(
+  type: z.ZodType,
+  io: "input" | "output" = "input",
+  components?: Components,
+): Record<string, unknown> {
+  const rendered = z.toJSONSchema(type, { io, unrepresentable: "any" }) as Record<string, unknown>;
+  const {
+    $schema: _,
+    $defs,
+    ...rest
+  } = rendered as { $defs?: Record<string, unknown> } & Record<string, unknown>;
+  const relink = <T>(value: T): T =>
+    JSON.parse(JSON.stringify(value).replaceAll('"#/$defs/', '"#/components/schemas/')) as T;
+  for (const [id, def] of Object.entries($defs ?? {})) {
+    if (!components) continue;
+    const named = relink(def);
+    if (id in components && JSON.stringify(components[id]) !== JSON.stringify(named)) {
+      throw new Error(`two different schemas are named '${id}' (.meta({ id }))`);
+    }
+    components[id] = named;
+  }
+  return relink(rest);
 }
 
 const problem = {
@@ -90,7 +138,29 @@ function stageCodes(route: DocumentedRoute): (keyof typeof ERROR_CODES)[] {
   return codes;
 }
 
-function operation(route: DocumentedRoute): Record<string, unknown> {
+/** One success response of the document. */
+function successResponse(answer: Answer, components: Components): Record<string, unknown> {
+  if (answer instanceof z.ZodType) {
+    return {
+      description: "OK",
+      content: { "application/json": { schema: schema(answer, "output", components) } },
+    };
+  }
+  if (!answer.mediaType) return { description: answer.description };
+  return {
+    description: answer.description,
+    content: {
+      [answer.mediaType]: answer.schema ? { schema: schema(answer.schema, "output", components) } : {},
+    },
+  };
+}
+
+/** The operation id of a route: method, API name and path (unique: `openApiDocument` checks). */
+function operationId(route: DocumentedRoute): string {
+  return `${route.method.toLowerCase()}_${route.api}_${openApiPath(route.path).replace(/[^A-Za-z0-9]+/g, "_")}`;
+}
+
+function operation(route: DocumentedRoute, components: Components): Record<string, unknown> {
   const { doc } = route;
   const oip = route.path === "/v2" || route.path.startsWith("/v2/");
   const params = [...route.path.matchAll(/:([A-Za-z_]\w*)/g)].map((m) => ({
@@ -100,12 +170,14 @@ function operation(route: DocumentedRoute): Record<string, unknown> {
     schema: { type: "string" },
   }));
   const query = doc.query
-    ? Object.entries((schema(doc.query).properties ?? {}) as Record<string, unknown>).map(([name, s]) => ({
-        name,
-        in: "query",
-        required: false,
-        schema: s,
-      }))
+    ? Object.entries((schema(doc.query, "input").properties ?? {}) as Record<string, unknown>).map(
+        ([name, s]) => ({
+          name,
+          in: "query",
+          required: false,
+          schema: s,
+        }),
+      )
     : [];
   const codes = [...new Set([...stageCodes(route), ...(doc.errors ?? [])])];
   const byStatus = new Map<number, string[]>();
@@ -126,43 +198,97 @@ function operation(route: DocumentedRoute): Record<string, unknown> {
         },
       ]),
   );
-  const success =
-    typeof doc.response === "string" || doc.response === undefined
-      ? { description: doc.response ?? "OK" }
-      : { description: "OK", content: { "application/json": { schema: schema(doc.response) } } };
+  const successes = Object.fromEntries(
+    Object.entries(doc.responses).map(([status, answer]) => [status, successResponse(answer, components)]),
+  );
   let requestBody: Record<string, unknown> | undefined;
-  if (doc.body && "mediaType" in doc.body) {
+  const content: Record<string, unknown> = {};
+  for (const body of [...(doc.body ? [doc.body] : []), ...(doc.bodyAlso ?? [])]) {
+    if ("mediaType" in body) {
+      content[body.mediaType] = body.schema ? { schema: schema(body.schema, "input", components) } : {};
+    } else content["application/json"] = { schema: schema(body as z.ZodType, "input", components) };
+  }
+  if (Object.keys(content).length > 0) {
+    const described = [doc.body, ...(doc.bodyAlso ?? [])]
+      .filter((b): b is BodyDoc => b !== undefined && "mediaType" in b)
+      .map((b) => `${b.mediaType}: ${b.description}`);
     requestBody = {
       required: true,
-      description: doc.body.description,
-      content: { [doc.body.mediaType]: {} },
-    };
-  } else if (doc.body) {
-    requestBody = {
-      required: true,
-      content: { "application/json": { schema: schema(doc.body as z.ZodType) } },
+      ...(described.length > 0 && { description: described.join("; ") }),
+      content,
     };
   }
   return {
-    operationId: `${route.method.toLowerCase()}_${route.api}_${openApiPath(route.path).replace(/[^A-Za-z0-9]+/g, "_")}`,
+    operationId: operationId(route),
     summary: doc.summary,
     tags: [route.compat ? "compatibility" : oip ? "open-inference-protocol" : route.api],
     ...(route.session ? { security: [{ dashboardSession: [] }] } : route.auth ? {} : { security: [] }),
     ...(params.length + query.length > 0 && { parameters: [...params, ...query] }),
     ...(requestBody && { requestBody }),
-    responses: { [String(doc.status ?? 200)]: success, ...errorResponses },
+    responses: { ...successes, ...errorResponses },
     "x-api": route.api,
     "x-throttled": route.throttle,
   };
 }
 
-/** The OpenAPI 3.1 document of `routes`. */
+/**
+ * The signed webhooks the service sends (docs/webhooks.md): a finished async prediction or training
+ * job, POSTed with the body its `GET` returns and the Standard Webhooks headers.
+ */
+function webhookOperations(components: Components): Record<string, unknown> {
+  const headers = [
+    ["webhook-id", "`msg_<id>`: the same on every attempt; deduplicate on it"],
+    ["webhook-timestamp", "Unix seconds of this attempt"],
+    ["webhook-signature", "`v1,<base64 HMAC-SHA256>` of `<id>.<timestamp>.<body>` with the issuer's secret"],
+  ].map(([name, description]) => ({
+    name,
+    in: "header",
+    required: true,
+    description,
+    schema: { type: "string" },
+  }));
+  const operation = (id: string, summary: string, body: z.ZodType) => ({
+    post: {
+      operationId: id,
+      summary,
+      security: [],
+      parameters: headers,
+      requestBody: {
+        required: true,
+        content: { "application/json": { schema: schema(body, "output", components) } },
+      },
+      responses: {
+        "200": { description: "Any 2xx: delivered. Anything else (or no answer in 10 s): retried." },
+      },
+    },
+  });
+  return {
+    predictionFinished: operation(
+      "webhook_prediction_finished",
+      "An async prediction submitted with callback_url is done or failed",
+      PredictionSchema,
+    ),
+    jobFinished: operation(
+      "webhook_job_finished",
+      "A training job submitted with callback_url succeeded or failed",
+      JobSchema,
+    ),
+  };
+}
+
+/** The OpenAPI 3.1 document of `routes` (aliases left out; operation ids must be unique). */
 export function openApiDocument(routes: readonly DocumentedRoute[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
+  const components: Components = {};
+  const ids = new Set<string>();
   for (const route of routes) {
+    if (route.doc.alias) continue;
+    const id = operationId(route);
+    if (ids.has(id)) throw new Error(`duplicate operationId ${id}`);
+    ids.add(id);
     const key = openApiPath(route.path);
     paths[key] ??= {};
-    (paths[key] as Record<string, unknown>)[route.method.toLowerCase()] = operation(route);
+    (paths[key] as Record<string, unknown>)[route.method.toLowerCase()] = operation(route, components);
   }
   return {
     openapi: "3.1.0",
@@ -172,9 +298,15 @@ export function openApiDocument(routes: readonly DocumentedRoute[]): Record<stri
       description:
         "ML inference at the edge: native /api/v1 routes, Open Inference Protocol v2 (/v2) and the " +
         "replaced services' compatibility routes. Errors are application/problem+json (on /v2: {error}).",
+      license: { name: "UNLICENSED (proprietary; no license is granted)" },
     },
+    servers: [
+      { url: "/", description: "the origin that serves this document" },
+      { url: "http://localhost:8787", description: "local development (npm start)" },
+    ],
     security: [{ asap: [] }],
     paths,
+    webhooks: webhookOperations(components),
     components: {
       securitySchemes: {
         asap: {
@@ -189,7 +321,7 @@ export function openApiDocument(routes: readonly DocumentedRoute[]): Record<stri
           description: "Set by GET /dashboard/login from a one-time code (docs/dashboard.md)",
         },
       },
-      schemas: { Problem: problem, OipError: oipError },
+      schemas: { Problem: problem, OipError: oipError, ...components },
     },
   };
 }

@@ -13,6 +13,7 @@ const MAX_ROUNDS = 100;
 /** What one purge removed. */
 export interface PurgeReport {
   predictions: number;
+  webhook_deliveries: number;
   log_rows: number;
   jobs: number;
   r2_objects: number;
@@ -28,7 +29,14 @@ export interface PurgeReport {
  */
 export async function purgeExpired(env: Env, config: Config, now = Date.now()): Promise<PurgeReport> {
   const cutoff = now - config.RETENTION_DAYS * 86_400_000;
-  const report: PurgeReport = { predictions: 0, log_rows: 0, jobs: 0, r2_objects: 0, dashboard_logins: 0 };
+  const report: PurgeReport = {
+    predictions: 0,
+    webhook_deliveries: 0,
+    log_rows: 0,
+    jobs: 0,
+    r2_objects: 0,
+    dashboard_logins: 0,
+  };
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const { results } = await env.DB.prepare(
       "SELECT id, input_key FROM predictions WHERE created_at < ? LIMIT ?",
@@ -68,6 +76,16 @@ export async function purgeExpired(env: Env, config: Config, now = Date.now()): 
       .run();
     report.jobs += done.meta.changes;
     if (results.length < CHUNK) break;
+  }
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const done = await env.DB.prepare(
+      `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+         WHERE status IN ('delivered', 'failed') AND created_at < ? LIMIT ?)`,
+    )
+      .bind(cutoff, CHUNK * 10)
+      .run();
+    report.webhook_deliveries += done.meta.changes;
+    if (done.meta.changes < CHUNK * 10) break;
   }
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const removed = await purgeDashboardLogins(env.DB, now, CHUNK * 10);

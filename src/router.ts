@@ -1,6 +1,7 @@
 import { type IRequest, Router } from "itty-router";
 import * as z from "zod";
 import { afterCheck, createAdmission } from "./admission/stage";
+import * as A from "./answers";
 import { AuthError, authApiError } from "./auth/failure";
 import { authenticate } from "./auth/stage";
 import { ConfigError, loadConfig } from "./config";
@@ -11,6 +12,7 @@ import { applyResponseHeaders, optionsResponse } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger, sampleRequest, writeRequestLine } from "./log";
 import { meter } from "./metering/meter";
+import { onlinePredictQuerySchema } from "./online/io";
 import { onlineModelRequestSchema } from "./online/online-models";
 import { bankInputSchema, bankSampleSchema } from "./online/sample";
 import { type DocumentedRoute, openApi, type RouteDoc } from "./openapi";
@@ -40,7 +42,13 @@ import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
 import { predict, predictRequestSchema } from "./routes/predict";
-import { getPrediction, listPredictionLog, logQuerySchema, submitPrediction } from "./routes/predictions";
+import {
+  asyncPredictionRequestSchema,
+  getPrediction,
+  listPredictionLog,
+  logQuerySchema,
+  submitPrediction,
+} from "./routes/predictions";
 import {
   activate,
   activateSchema,
@@ -49,8 +57,10 @@ import {
   listModels,
   putVersion,
   removeModel,
+  versionUploadQuerySchema,
 } from "./routes/registry";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
+import { deliveriesQuerySchema, getDeliveries, getDelivery } from "./routes/webhooks";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 /** The methods a path answers: its routes' methods, and HEAD wherever GET is. */
@@ -125,25 +135,37 @@ const JOB_ERRORS = [
   "registry_unavailable",
   "queue_unavailable",
 ] as const;
+const CALLBACK_ERRORS = ["invalid_callback_url", "callback_not_allowed"] as const;
 const onlineSampleBody = z.union([bankSampleSchema, z.array(bankSampleSchema)]);
 /** `pandas.DataFrame.to_dict()`: column → {row → value} (or column → [values]); numbers are printed. */
 const pandasColumns = z
   .record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]))
   .describe("pandas DataFrame.to_dict() columns: column → {row: value}");
+const CSV_SAMPLES = {
+  mediaType: "text/csv",
+  description: "samples as CSV with a header line (the bank dataset's columns)",
+  schema: z.string(),
+};
+/** An answer that is its status alone (the Open Inference Protocol's health and readiness). */
+const STATUS_ONLY = { description: "OK (no body)" };
 
 /** Every route of the service, in matching order. */
 export const ROUTES: readonly RouteDef[] = [
-  open("GET", "/api/v1/health", "health", health, { summary: "Liveness; never loads a model" }),
+  open("GET", "/api/v1/health", "health", health, {
+    summary: "Liveness; never loads a model",
+    responses: { 200: A.HealthSchema },
+  }),
   open("GET", "/api/v1/health/ready", "health_ready", ready, {
     summary: "200 when the default model loads and runs",
+    responses: { 200: A.ReadySchema },
     errors: ["not_ready"],
   }),
   {
     ...authed("POST", "/api/v1/predict", "predict", predict, {
       summary: "Classify one text, a batch of texts, or one image",
       body: predictRequestSchema,
-      response: "`{request_id, sentiment, predictions, model}` (texts: `results[]`; image: `predictions`)",
-      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS, "unsupported_encoding"],
+      responses: { 200: A.PredictAnswerSchema },
+      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS, "unsupported_encoding", "unknown_network"],
     }),
     speculative: true,
   },
@@ -155,6 +177,7 @@ export const ROUTES: readonly RouteDef[] = [
     {
       summary: "Per-API call statistics and per-caller metering",
       query: statisticsQuerySchema,
+      responses: { 200: A.StatisticsSchema },
       errors: ["invalid_request", "api_not_found", "statistics_unavailable"],
     },
   ),
@@ -165,24 +188,32 @@ export const ROUTES: readonly RouteDef[] = [
     openApi(() => ROUTES),
     {
       summary: "This OpenAPI 3.1 document",
+      responses: {
+        200: {
+          description: "OpenAPI 3.1 document",
+          mediaType: "application/json",
+          schema: z.looseObject({}),
+        },
+      },
     },
   ),
   // Registry (docs/registry.md). Reads are `models`; every mutation is `models_admin`, which
   // ASAP_POLICY should grant to admin issuers only.
   authed("GET", "/api/v1/models", "models", listModels, {
     summary: "Every model with its active version",
+    responses: { 200: A.ModelListSchema },
     errors: ["registry_unavailable"],
   }),
   authed("GET", "/api/v1/models/:id", "models", getModel, {
     summary: "A model, all its versions and its latest jobs",
+    responses: { 200: A.ModelDetailSchema },
     errors: ["model_not_found", "registry_unavailable"],
   }),
   authed("POST", "/api/v1/models", "models_admin", createModel, {
     summary: "Queue a training job, or (task `online`) create an online model (201)",
     body: z.union([jobRequestSchema, onlineModelRequestSchema]),
-    status: 202,
-    response: "`{job_id, status, status_url, model, activate}`",
-    errors: [...JOB_ERRORS],
+    responses: { 201: A.CreatedOnlineModelSchema, 202: A.CreatedJobSchema },
+    errors: [...JOB_ERRORS, ...CALLBACK_ERRORS],
   }),
   authed("PUT", "/api/v1/models/:id/versions/:version", "models_admin", putVersion, {
     summary: "Upload a model version (validated before it is stored)",
@@ -190,7 +221,8 @@ export const ROUTES: readonly RouteDef[] = [
       mediaType: "multipart/form-data",
       description: "parts `manifest` (JSON) and `model` (ONNX bytes)",
     },
-    status: 201,
+    query: versionUploadQuerySchema,
+    responses: { 200: A.UploadedVersionSchema, 201: A.UploadedVersionSchema },
     errors: [
       ...MODEL_ADMIN_ERRORS,
       "unsupported_media_type",
@@ -203,51 +235,73 @@ export const ROUTES: readonly RouteDef[] = [
   authed("POST", "/api/v1/models/:id/activate", "models_admin", activate, {
     summary: "Switch the active version (or roll back)",
     body: activateSchema,
+    responses: { 200: A.ActivationSchema },
     errors: [...MODEL_ADMIN_ERRORS, "model_version_not_found"],
   }),
   authed("DELETE", "/api/v1/models/:id", "models_admin", removeModel, {
     summary: "Delete a model and every related object",
+    responses: { 200: A.DeletionSchema },
     errors: [...MODEL_ADMIN_ERRORS, "model_is_default", "model_is_online"],
   }),
   authed("GET", "/api/v1/jobs/:id", "jobs", getJob, {
     summary: "Training job status, progress, metrics, error",
+    responses: { 200: A.JobSchema },
     errors: ["job_not_found", "registry_unavailable"],
   }),
   authed("POST", "/api/v1/predictions", "predictions", submitPrediction, {
-    summary: "Submit an async prediction",
-    body: predictRequestSchema,
-    status: 202,
-    response: "`{id, status, status_url, model}`",
+    summary: "Submit an async prediction (a signed webhook to `callback_url` when it finishes)",
+    body: asyncPredictionRequestSchema,
+    responses: { 202: A.AcceptedPredictionSchema },
     errors: [
       ...TEXT_ERRORS,
       ...IMAGE_ERRORS,
       "unsupported_encoding",
+      "unknown_network",
       "queue_unavailable",
       "registry_unavailable",
+      ...CALLBACK_ERRORS,
     ],
   }),
   authed("GET", "/api/v1/predictions", "prediction_log", listPredictionLog, {
     summary: "The prediction log, cursor-paged",
     query: logQuerySchema,
+    responses: { 200: A.PredictionLogPageSchema },
     errors: ["invalid_request", "registry_unavailable"],
   }),
   authed("GET", "/api/v1/predictions/:id", "predictions", getPrediction, {
     summary: "An async prediction's status and result",
+    responses: { 200: A.PredictionSchema },
     errors: ["prediction_not_found", "registry_unavailable"],
+  }),
+  // Signed webhooks (docs/webhooks.md): the caller's deliveries and their status.
+  authed("GET", "/api/v1/webhooks/deliveries", "webhooks", getDeliveries, {
+    summary: "Webhook deliveries of the caller's jobs and predictions, newest first",
+    query: deliveriesQuerySchema,
+    responses: { 200: A.WebhookDeliveryListSchema },
+    errors: ["invalid_request", "registry_unavailable"],
+  }),
+  authed("GET", "/api/v1/webhooks/deliveries/:id", "webhooks", getDelivery, {
+    summary: "One webhook delivery: status, attempts, last answer",
+    responses: { 200: A.WebhookDeliverySchema },
+    errors: ["webhook_delivery_not_found", "registry_unavailable"],
   }),
   // Dashboard (docs/dashboard.md): an ASAP caller gets a one-time login URL; the page and its
   // read-only data routes accept only the session cookie that URL sets.
   authed("POST", "/api/v1/dashboard/login", "dashboard", dashboardLogin, {
     summary: "A one-time dashboard login URL (valid 60 s) for the calling issuer",
-    response: "`{url, expires_at}`",
+    responses: { 200: A.LoginUrlSchema },
     errors: ["registry_unavailable"],
   }),
   {
     ...open("GET", "/dashboard/login", "dashboard_page", dashboardExchange, {
       summary: "Exchange a one-time code for a session cookie → 303 to /dashboard",
       query: z.strictObject({ code: z.string() }),
-      status: 303,
-      response: "redirect to /dashboard with `Set-Cookie` (HttpOnly, SameSite=Strict, Path=/dashboard)",
+      responses: {
+        303: {
+          description:
+            "redirect to /dashboard with `Set-Cookie` (HttpOnly, SameSite=Strict, Path=/dashboard)",
+        },
+      },
       errors: ["login_code_invalid", "registry_unavailable"],
     }),
     throttle: true,
@@ -263,7 +317,7 @@ export const ROUTES: readonly RouteDef[] = [
         description: "the dataset file; Content-Length required",
       },
       query: uploadDatasetQuerySchema,
-      status: 201,
+      responses: { 201: A.UploadedDatasetSchema },
       errors: [
         "invalid_request",
         "length_required",
@@ -277,25 +331,27 @@ export const ROUTES: readonly RouteDef[] = [
   authed("GET", "/api/v1/datasets", "models_admin", getDatasets, {
     summary: "Training datasets in name order, 1,000 per page",
     query: listDatasetsQuerySchema,
+    responses: { 200: A.DatasetListSchema },
     errors: ["invalid_request"],
   }),
   ...["/api/v1/datasets/:id", "/api/v1/datasets/:folder/:id"].map((path) =>
     authed("DELETE", path, "models_admin", removeDataset, {
       summary: "Delete a training dataset",
+      responses: { 200: A.DatasetDeletionSchema },
       errors: ["dataset_not_found"],
     }),
   ),
   ...(
     [
-      ["/dashboard", dashboardPage, "The dashboard page (HTML)"],
-      ["/dashboard/app.js", dashboardScript, "The dashboard's script"],
-      ["/dashboard/app.css", dashboardStyles, "The dashboard's styles"],
+      ["/dashboard", dashboardPage, "The dashboard page (HTML)", "text/html"],
+      ["/dashboard/app.js", dashboardScript, "The dashboard's script", "text/javascript"],
+      ["/dashboard/app.css", dashboardStyles, "The dashboard's styles", "text/css"],
     ] as const
   ).map(
-    ([path, handler, summary]): RouteDef => ({
+    ([path, handler, summary, mediaType]): RouteDef => ({
       ...open("GET", path, "dashboard_page", handler, {
         summary,
-        response: summary,
+        responses: { 200: { description: summary, mediaType, schema: z.string() } },
         errors: ["dashboard_login_required", "registry_unavailable"],
       }),
       throttle: true,
@@ -309,15 +365,22 @@ export const ROUTES: readonly RouteDef[] = [
         "/dashboard/api/statistics",
         dashboardStatistics(() => ROUTES.map((r) => r.api)),
         "Every API's statistics",
+        A.AllStatisticsSchema,
       ],
-      ["/dashboard/api/models", dashboardModels, "Models and their active versions"],
-      ["/dashboard/api/online", dashboardOnline, "Online learners' metrics"],
-      ["/dashboard/api/backlog", dashboardBacklog, "Queued and running jobs and async predictions"],
+      ["/dashboard/api/models", dashboardModels, "Models and their active versions", A.ModelListSchema],
+      ["/dashboard/api/online", dashboardOnline, "Online learners' metrics", A.OnlineDashboardSchema],
+      [
+        "/dashboard/api/backlog",
+        dashboardBacklog,
+        "Queued and running jobs and async predictions",
+        A.BacklogSchema,
+      ],
     ] as const
   ).map(
-    ([path, handler, summary]): RouteDef => ({
+    ([path, handler, summary, answer]): RouteDef => ({
       ...open("GET", path, "dashboard_data", handler, {
         summary: `Dashboard data (session cookie only): ${summary}`,
+        responses: { 200: answer },
         errors: [
           "dashboard_login_required",
           "registry_unavailable",
@@ -333,36 +396,51 @@ export const ROUTES: readonly RouteDef[] = [
   authed("POST", "/api/v1/models/:id/samples", "online_samples", onlineSamples, {
     summary: "Labelled samples (one, an array, or text/csv) → predict, store, learn each",
     body: onlineSampleBody,
+    bodyAlso: [CSV_SAMPLES],
+    responses: { 200: A.IngestResultSchema },
     errors: [...ONLINE_ERRORS, "payload_too_large", "label_limit_reached"],
   }),
   authed("POST", "/api/v1/models/:id/predict", "online_predict", onlinePredict, {
     summary: 'One sample → `["<AccountNumber>"]` (top k with `?n_top=k`)',
     body: bankInputSchema,
+    query: onlinePredictQuerySchema,
+    responses: { 200: A.OnlinePredictionSchema },
     errors: [...ONLINE_ERRORS, "model_unavailable"],
   }),
   authed("POST", "/api/v1/models/:id/reset", "models_admin", onlineReset, {
     summary: "Reset an online model's learner (weights, samples, metrics)",
+    responses: { 200: A.OnlineResetSchema },
     errors: ["model_not_found", "learner_unavailable", "registry_unavailable"],
   }),
   authed("GET", "/api/v1/models/:id/metrics", "online_metrics", onlineMetrics, {
     summary: "Precision/recall/accuracy of the last 1,000 predictions, and series",
+    responses: { 200: A.OnlineMetricsSchema },
     errors: ["model_not_found", "learner_unavailable"],
   }),
   // Open Inference Protocol v2 (KServe V2 REST; docs/protocols.md). Health probes need no token,
   // like /api/v1/health; errors are `{"error": "…"}` (see `toProblem`).
-  authed("GET", "/v2", "oip_server", oip.serverMetadata, { summary: "Server metadata" }),
-  open("GET", "/v2/health/live", "health", oip.serverLive, { summary: "Liveness (status only)" }),
+  authed("GET", "/v2", "oip_server", oip.serverMetadata, {
+    summary: "Server metadata",
+    responses: { 200: A.OipServerMetadataSchema },
+  }),
+  open("GET", "/v2/health/live", "health", oip.serverLive, {
+    summary: "Liveness (status only)",
+    responses: { 200: STATUS_ONLY },
+  }),
   open("GET", "/v2/health/ready", "health_ready", oip.serverReady, {
     summary: "Readiness: the default model loads and runs (status only)",
+    responses: { 200: STATUS_ONLY },
     errors: ["model_unavailable"],
   }),
   ...["/v2/models/:model", "/v2/models/:model/versions/:version"].flatMap((base): RouteDef[] => [
     authed("GET", base, "oip_metadata", oip.modelMetadata, {
       summary: "Model metadata: versions, platform, inputs and outputs",
+      responses: { 200: A.OipModelMetadataSchema },
       errors: ["model_not_found", "model_version_not_found", "model_unavailable"],
     }),
     authed("GET", `${base}/ready`, "oip_ready", oip.modelReady, {
       summary: "Model readiness (status only)",
+      responses: { 200: STATUS_ONLY },
       errors: ["model_not_found", "model_version_not_found", "model_unavailable"],
     }),
     {
@@ -370,6 +448,7 @@ export const ROUTES: readonly RouteDef[] = [
         summary:
           "Inference: BYTES texts, or images as BYTES files or UINT8 pixels → FP32 scores + labels; tensor models: their own tensors",
         body: oip.inferRequestSchema,
+        responses: { 200: A.OipInferResponseSchema },
         errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
       }),
       speculative: true,
@@ -378,6 +457,7 @@ export const ROUTES: readonly RouteDef[] = [
   authed("POST", "/v2/repository/index", "oip_repository", oip.repositoryIndex, {
     summary: "Model repository index",
     body: oip.repositoryIndexSchema,
+    responses: { 200: A.OipRepositoryIndexSchema },
     errors: ["invalid_json", "invalid_request", "registry_unavailable"],
   }),
   // Clients people already have (docs/clients.md): OpenAI's moderation API.
@@ -385,8 +465,7 @@ export const ROUTES: readonly RouteDef[] = [
     ...authed("POST", "/v1/moderations", "moderations", openai.moderations, {
       summary: "OpenAI-compatible moderation: texts → toxicity model, data: URL images → image model",
       body: openai.moderationRequestSchema,
-      response:
-        "`{id, model, results: [{flagged, categories, category_scores, category_applied_input_types}]}`",
+      responses: { 200: A.ModerationAnswerSchema },
       errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
     }),
     speculative: true,
@@ -401,7 +480,7 @@ export const ROUTES: readonly RouteDef[] = [
       {
         summary: "Hugging Face text classification: `{inputs, parameters: {top_k}}` → `[[{label, score}]]`",
         body: hf.hfTextRequestSchema,
-        response: "one `[{label, score}]` list per input, best first",
+        responses: { 200: A.HfTextAnswerSchema },
         errors: [...TEXT_ERRORS],
       },
     ),
@@ -420,7 +499,7 @@ export const ROUTES: readonly RouteDef[] = [
           mediaType: "application/octet-stream",
           description: "the PNG or JPEG bytes; or application/json `{inputs: <base64>, parameters: {top_k}}`",
         },
-        response: "`[{label, score}]`, best first (5 unless `top_k`)",
+        responses: { 200: A.HfImageAnswerSchema },
         errors: [
           ...IMAGE_ERRORS,
           "invalid_json",
@@ -437,61 +516,81 @@ export const ROUTES: readonly RouteDef[] = [
   // Compatibility routes of the replaced services (docs/protocols.md), switched by COMPAT_ROUTES.
   compat("GET", "/models", "compat_models", compatHandlers.registryListModels, {
     summary: "Registry service: every model",
+    responses: { 200: A.ModelListSchema },
     errors: ["registry_unavailable"],
   }),
   compat("POST", "/models", "compat_models_admin", compatHandlers.registryTrain, {
     summary: "Registry service: train on datasets/<s3bucket>/<training_object>",
     body: compatHandlers.registryTrainSchema,
-    status: 202,
+    responses: { 202: A.CreatedJobSchema },
     errors: [...JOB_ERRORS],
   }),
   compat("DELETE", "/models/:id", "compat_models_admin", compatHandlers.registryDeleteModel, {
     summary: "Registry service: delete a model and everything related",
+    responses: { 200: A.DeletionSchema },
     errors: [...MODEL_ADMIN_ERRORS, "model_is_default", "model_is_online"],
   }),
   compat("GET", "/prediction", "compat_prediction", compatHandlers.registryPrediction, {
     summary: "Registry service: a model's categories for a text (JSON body on GET)",
     body: compatHandlers.registryPredictionSchema,
+    responses: { 200: A.RegistryPredictionSchema },
     errors: [...TEXT_ERRORS],
   }),
   // The same, for HTTP clients that cannot send a body with GET (fetch, browsers).
   compat("POST", "/prediction", "compat_prediction", compatHandlers.registryPrediction, {
     summary: "Registry service: a model's categories for a text",
     body: compatHandlers.registryPredictionSchema,
+    responses: { 200: A.RegistryPredictionSchema },
     errors: [...TEXT_ERRORS],
   }),
   compat("POST", "/sample", "compat_sample", compatHandlers.onlineServiceSample, {
     summary: "Online service: labelled samples (records, one record, or pandas columns) → `{message}`",
     body: z.union([bankSampleSchema, z.array(bankSampleSchema), pandasColumns]),
+    bodyAlso: [CSV_SAMPLES],
+    responses: { 200: A.CompatSampleAnswerSchema },
     errors: [...ONLINE_ERRORS, "payload_too_large", "label_limit_reached"],
   }),
   compat("POST", "/predict", "compat_predict", compatHandlers.onlineServicePredict, {
     summary: 'Online service: one sample (a record, a list of one, or pandas columns) → `{"AccountNumber"}`',
     body: z.union([bankInputSchema, z.array(bankInputSchema), pandasColumns]),
+    query: onlinePredictQuerySchema,
+    responses: { 200: A.CompatPredictAnswerSchema },
     errors: [...ONLINE_ERRORS],
   }),
   ...["/inference/image", "/inference/image/"].map((path) =>
     compat("POST", path, "compat_image", compatHandlers.imageServiceSubmit, {
-      summary: "Image service: an async prediction with the general image model → {uuid}",
+      summary: "Image service: an async prediction with the general image model → {uuid} (also at …/image/)",
       body: compatHandlers.imageServiceRequestSchema,
-      response: '`{"uuid"}`',
+      bodyAlso: [
+        {
+          mediaType: "text/plain",
+          description: "the same JSON, as the image service's clients send it",
+          schema: compatHandlers.imageServiceRequestSchema,
+        },
+      ],
+      responses: { 200: A.ImageServiceSubmitSchema },
+      alias: path.endsWith("/"),
       errors: [...IMAGE_ERRORS, "invalid_json", "invalid_request", "payload_too_large", "queue_unavailable"],
     }),
   ),
   ...["/predictions/:uuid", "/predictions/:uuid/"].map((path) =>
     compat("GET", path, "compat_image_result", compatHandlers.imageServiceResult, {
-      summary: 'Image service: `{"prediction": "<label>"}` when done (202 while queued)',
+      summary: 'Image service: `{"prediction": "<label>"}` when done (202 while queued; also at …/<uuid>/)',
+      responses: { 200: A.ImageServiceResultSchema, 202: A.ImageServicePendingSchema },
+      alias: path.endsWith("/"),
       errors: ["prediction_not_found", "registry_unavailable"],
     }),
   ),
   {
     ...open("GET", "/getStatus", "health", compatHandlers.onlineServiceStatus, {
       summary: 'Online service: liveness, `{"message": "Success!"}`',
+      responses: { 200: A.MessageSchema },
     }),
     compat: true,
   },
   compat("GET", "/metrics", "compat_metrics", compatHandlers.onlineServiceMetrics, {
     summary: "Online service: monitoring of the last 1,000 predictions",
+    responses: { 200: A.OnlineMetricsSchema },
     errors: ["model_not_found", "learner_unavailable"],
   }),
 ];

@@ -12,6 +12,8 @@ import { ApiError } from "../errors";
 import { findReplay, type IdempotentRequest } from "../idempotency";
 import { getModelRow, getVersionRows } from "../registry/db";
 import { ensureModelImported } from "../registry/import";
+import { insertDelivery } from "../webhooks/deliveries";
+import { checkCallbackUrl } from "../webhooks/destination";
 import {
   columnsOf,
   type JobRequest,
@@ -94,6 +96,8 @@ export async function createTrainingJob(
   if (versions.some((v) => v.version === version)) {
     throw new ApiError("model_version_exists", `model '${body.id}' already has a version '${version}'`);
   }
+  const callback =
+    body.callback_url === undefined ? undefined : checkCallbackUrl(body.callback_url, caller, config);
   const jobId = crypto.randomUUID();
   const { dataset, ...rest } = body;
   const spec: StoredJobSpec = {
@@ -137,9 +141,13 @@ export async function createTrainingJob(
     );
   }
   try {
+    if (callback) await insertDelivery(env.DB, "job", jobId, caller, callback, now).run();
     await env.JOBS_QUEUE.send({ kind: "job", id: jobId });
   } catch (cause) {
-    await env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(jobId).run();
+    await env.DB.batch([
+      env.DB.prepare("DELETE FROM jobs WHERE id = ?").bind(jobId),
+      env.DB.prepare("DELETE FROM webhook_deliveries WHERE subject_id = ?").bind(jobId),
+    ]);
     await env.MODELS.delete(jobRowsKey(jobId));
     throw new ApiError("queue_unavailable", "the training queue is unavailable; retry later", {
       cause,

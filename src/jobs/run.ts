@@ -13,6 +13,7 @@ import { exportModel } from "../onnx/text";
 import { publishModelVersion } from "../registry/publish";
 import { trainWithValidation, validationFoldOf } from "../training/select";
 import { isTestRow } from "../training/split";
+import { subjectFinished } from "../webhooks/deliveries";
 import { DatasetError, formatOf, parseRecords, readDatasetText, toTrainingData } from "./dataset";
 import {
   columnsOf,
@@ -149,7 +150,7 @@ export async function runJob(
         throw new PermanentError(`publishing failed: ${error.message}`);
       throw error;
     }
-    await db
+    const succeeded = await db
       .prepare(
         `UPDATE jobs SET status = 'succeeded', stage = 'done', progress = 1, metrics = ?1, finished_at = ?2,
            updated_at = ?2, error = NULL
@@ -157,6 +158,7 @@ export async function runJob(
       )
       .bind(JSON.stringify(manifest.metrics), Date.now(), jobId)
       .run();
+    if (succeeded.meta.changes === 1) await subjectFinished(env, jobId, logger);
     await env.MODELS.delete(jobRowsKey(jobId));
     logger.log("info", "job_succeeded", {
       job_id: jobId,
@@ -199,6 +201,7 @@ export async function failJob(env: Env, jobId: string, error: string, code: Fail
     .run();
   if (done.meta.changes !== 1) return false;
   await env.MODELS.delete(jobRowsKey(jobId));
+  await subjectFinished(env, jobId);
   return true;
 }
 

@@ -83,6 +83,8 @@ export const jobRequestSchema = z
     version: z.string().regex(MODEL_VERSION_RE, "version must be a model version").optional(),
     activate: z.boolean().optional(),
     force_update: z.boolean().default(false),
+    /** Signed webhook when the job finishes (docs/webhooks.md); checked against WEBHOOK_DESTINATIONS. */
+    callback_url: z.string().max(2048).optional(),
     description: z.string().max(2000).optional(),
   })
   .superRefine((body, ctx) => {

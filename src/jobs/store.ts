@@ -1,6 +1,6 @@
 /** D1 rows of training jobs and their API view. */
-
 import * as z from "zod";
+import type { JobSchema } from "../answers";
 import { canSee } from "../auth/scope";
 import type { RequestState } from "../context";
 import { d1 } from "../contracts/d1";
@@ -11,7 +11,7 @@ import type { StoredJobSpec } from "./spec";
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** A job as `GET /api/v1/jobs/:id` shows it. */
-export function jobView(row: JobRow): Record<string, unknown> {
+export function jobView(row: JobRow): z.input<typeof JobSchema> {
   const spec = JSON.parse(row.spec) as StoredJobSpec;
   return {
     id: row.id,

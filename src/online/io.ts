@@ -2,9 +2,11 @@
  * Request parsing and response shapes shared by the native online routes (src/routes/online.ts)
  * and the online service's compatibility routes (src/protocols/compat.ts).
  */
+import * as z from "zod";
+import { OnlinePredictionSchema } from "../answers";
 import type { Config } from "../config";
 import { ApiError } from "../errors";
-import { json, readBodyBytes, readJsonBody } from "../http";
+import { json, readBodyBytes, readJsonBody, reply } from "../http";
 import { frameRecords } from "./frame";
 import { csvRecords, jsonRecords } from "./sample";
 import type { OnlinePrediction } from "./service";
@@ -48,6 +50,19 @@ const isSamplesEnvelope = (body: unknown): boolean =>
   Object.keys(body).length === 1 &&
   Array.isArray((body as { samples?: unknown }).samples);
 
+/** The query of a predict call, as the document shows it (`predictOptions` parses it). */
+export const onlinePredictQuerySchema = z.strictObject({
+  n_top: z
+    .string()
+    .regex(/^\d+$/)
+    .optional()
+    .describe('1..4096: answer the top n as [{AccountNumber, score}] instead of ["<AccountNumber>"]'),
+  source: z
+    .enum(["snapshot", "learner"])
+    .optional()
+    .describe("who predicts: the edge snapshot (native default) or the learner (compatibility default)"),
+});
+
 /** `n_top` and `source` of a predict call. */
 export function predictOptions(
   url: URL,
@@ -83,6 +98,7 @@ export function onlinePredictionResponse(
   nTop: number | undefined,
 ): Response {
   const headers = { "x-model-version": version };
-  if (nTop === undefined) return json([top[0]?.AccountNumber], 200, headers);
-  return json(top, 200, headers);
+  // A learner with no accounts yet has no top one: `[null]` (what `[undefined]` always serialised to).
+  if (nTop === undefined) return reply(OnlinePredictionSchema, [top[0]?.AccountNumber ?? null], 200, headers);
+  return reply(OnlinePredictionSchema, top, 200, headers);
 }

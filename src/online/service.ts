@@ -33,6 +33,8 @@ export async function ingestSamples(env: Env, config: Config, model: OnlineModel
       extensions: { limit: refused.limit },
     });
   }
+  if (!result)
+    throw new ApiError("learner_unavailable", "the learner answered neither a result nor a refusal");
   return result;
 }
 

@@ -4,6 +4,8 @@
  * (one round trip) that the request opening the batch leaves to `ctx.waitUntil`. A failed insert
  * is logged and dropped: the log never fails or slows a prediction.
  */
+import type { z } from "zod";
+import type { PredictionLogPageSchema } from "../answers";
 import { IsolateBatches } from "../batch";
 import type { RequestState } from "../context";
 import type { Logger } from "../log";
@@ -187,7 +189,7 @@ function row(e: PredictionLogEntry): (string | number | null)[] {
 interface LogRow {
   seq: number;
   at: number;
-  kind: string;
+  kind: PredictionLogEntry["kind"];
   caller: string | null;
   model_id: string;
   model_version: string;
@@ -202,10 +204,7 @@ interface LogRow {
 }
 
 /** A page of the log, oldest first, and the cursor of the next page (null at the end). */
-export interface LogPage {
-  items: Record<string, unknown>[];
-  next_cursor: string | null;
-}
+export type LogPage = z.input<typeof PredictionLogPageSchema>;
 
 /**
  * Reads up to `limit` rows after `cursor` (a `seq`), optionally of one caller (issuer), of one
@@ -247,7 +246,7 @@ export async function readLog(
       kind: r.kind,
       caller: r.caller,
       model: { id: r.model_id, version: r.model_version },
-      request_id: r.request_id === null ? null : (JSON.parse(r.request_id) as unknown),
+      request_id: r.request_id === null ? null : (JSON.parse(r.request_id) as string | number),
       prediction_id: r.prediction_id,
       item: r.item,
       latency_ms: r.latency_ms,

@@ -1,13 +1,15 @@
 /**
  * Async predictions: D1 rows, the stored input, and running one in the queue consumer.
  */
-
+import type { z } from "zod";
+import type { PredictionResultSchema, PredictionSchema } from "../answers";
 import type { Config } from "../config";
 import type { FailureCode, PredictionRow } from "../contracts/rows";
 import { ApiError } from "../errors";
 import { textAnswer } from "../inference/answers";
 import { type Classification, ranked, scoreImageInputs, scoreTextInputs } from "../inference/score";
 import type { Logger } from "../log";
+import { subjectFinished } from "../webhooks/deliveries";
 import { logPredictions, predictionLogEntries } from "./log";
 
 /** A redelivered prediction whose first run may still be going is taken over after this long. */
@@ -24,15 +26,17 @@ export interface PredictionInput {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** A prediction as `GET /api/v1/predictions/:id` shows it. */
-export function predictionView(row: PredictionRow): Record<string, unknown> {
+export function predictionView(row: PredictionRow): z.input<typeof PredictionSchema> {
   return {
     id: row.id,
     status: row.status,
-    ...(row.result === null ? {} : { result: JSON.parse(row.result) as unknown }),
+    ...(row.result === null
+      ? {}
+      : { result: JSON.parse(row.result) as z.input<typeof PredictionResultSchema> }),
     ...(row.error === null ? {} : { error: row.error }),
     ...(row.error_code === null ? {} : { error_code: row.error_code }),
     model: { id: row.model_id, version: row.model_version },
-    ...(row.request_id === null ? {} : { request_id: JSON.parse(row.request_id) as unknown }),
+    ...(row.request_id === null ? {} : { request_id: JSON.parse(row.request_id) as string | number }),
     attempts: row.attempts,
     created_at: iso(row.created_at),
     finished_at: iso(row.finished_at),
@@ -105,6 +109,7 @@ export async function runPrediction(
       )
       .bind(JSON.stringify(result), Date.now(), id)
       .run();
+    if (written.meta.changes === 1) await subjectFinished(env, id, logger);
     if (written.meta.changes === 1 && config.PREDICTION_LOG) {
       const entries = predictionLogEntries(
         {
@@ -159,5 +164,7 @@ export async function failPrediction(
   )
     .bind(error.slice(0, 2000), code, Date.now(), id)
     .run();
-  return done.meta.changes === 1;
+  if (done.meta.changes !== 1) return false;
+  await subjectFinished(env, id);
+  return true;
 }

@@ -19,6 +19,8 @@ import { checkImage, decodeBase64Image } from "../image/decode";
 import { inputMismatch, modelInput } from "../inference/kinds";
 import { resolveNetwork } from "../inference/network";
 import { getManifest, resolveVersion } from "../storage/model-store";
+import { insertDelivery } from "../webhooks/deliveries";
+import { checkCallbackUrl } from "../webhooks/destination";
 import { checkTextLimits } from "./classify";
 import type { PredictionInput } from "./run";
 
@@ -34,6 +36,8 @@ export interface Submission {
   input: PredictionInput;
   nTop?: number | undefined;
   requestId?: string | number | undefined;
+  /** Signed webhook when it finishes (docs/webhooks.md), checked against WEBHOOK_DESTINATIONS. */
+  callbackUrl?: string | undefined;
 }
 
 /** An accepted prediction, as the 202 of `POST /api/v1/predictions` shows it. */
@@ -78,6 +82,10 @@ export async function submitPrediction(
   if (replayed) return replayed;
   const { input } = submission;
   checkInput(state, input);
+  const callback =
+    submission.callbackUrl === undefined
+      ? undefined
+      : checkCallbackUrl(submission.callbackUrl, state.caller?.issuer, config);
   const modelId = await resolveNetwork(
     env.MODELS,
     config,
@@ -129,9 +137,13 @@ export async function submitPrediction(
     throw keyInProgress();
   }
   try {
+    if (callback) await insertDelivery(env.DB, "prediction", id, state.caller?.issuer, callback, now).run();
     await env.PREDICTIONS_QUEUE.send({ kind: "prediction", id, key });
   } catch (cause) {
-    await env.DB.prepare("DELETE FROM predictions WHERE id = ?").bind(id).run();
+    await env.DB.batch([
+      env.DB.prepare("DELETE FROM predictions WHERE id = ?").bind(id),
+      env.DB.prepare("DELETE FROM webhook_deliveries WHERE subject_id = ?").bind(id),
+    ]);
     await env.MODELS.delete(key);
     throw new ApiError("queue_unavailable", "the prediction queue is unavailable; retry later", {
       cause,

@@ -11,10 +11,23 @@
  *   `GET /predictions/<uuid>` → `{"prediction": "<top label>"}`, with `DEFAULT_IMAGE_MODEL`.
  */
 import * as z from "zod";
+import {
+  CompatPredictAnswerSchema,
+  CompatSampleAnswerSchema,
+  CreatedJobSchema,
+  DeletionSchema,
+  ImageServicePendingSchema,
+  ImageServiceResultSchema,
+  ImageServiceSubmitSchema,
+  MessageSchema,
+  ModelListSchema,
+  OnlineMetricsSchema,
+  RegistryPredictionSchema,
+} from "../answers";
 import type { AppRequest, Handler } from "../context";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, readJsonBody, validate } from "../http";
+import { readJsonBody, reply, validate } from "../http";
 import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
 import { createTrainingJob } from "../jobs/create";
 import { DATASET_KEY_RE } from "../jobs/spec";
@@ -75,7 +88,7 @@ export function registryDatasetKey(bucket: string, object: string): string {
 
 /** `GET /models`: every model (as `GET /api/v1/models`). */
 export const registryListModels: Handler = async (request, env) =>
-  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
+  reply(ModelListSchema, { models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /**
  * `POST /models` `{"id", "s3bucket", "training_object", "force_update"?}`: a multiclass training
@@ -97,14 +110,14 @@ export const registryTrain: Handler = async (request, env) => {
     force_update: body.force_update ?? false,
     ...(body.force_update && { activate: true }),
   });
-  return json(job, 202, { location: job.status_url });
+  return reply(CreatedJobSchema, job, 202, { location: job.status_url });
 };
 
 /** `DELETE /models/<id>`: the model and every related object (as `DELETE /api/v1/models/:id`). */
 export const registryDeleteModel: Handler = async (request, env) => {
   const id = String(request.params.id ?? "");
   if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id.slice(0, 80)}'`);
-  return json({ deleted: await deleteAnyModel(env, request.state.config, id) });
+  return reply(DeletionSchema, { deleted: await deleteAnyModel(env, request.state.config, id) });
 };
 
 /**
@@ -119,7 +132,7 @@ export const registryPrediction: Handler = async (request, env, ctx) => {
     body.text,
   ]);
   const predictions = ranked(labels, scores[0] ?? [], body.n_top);
-  return json({
+  return reply(RegistryPredictionSchema, {
     model_id: model.id,
     version: model.version,
     cats: Object.fromEntries(predictions.map((p) => [p.label, p.score])),
@@ -161,7 +174,7 @@ export const onlineServiceSample: Handler = withMessage(async (request, env) => 
   const model = await compatOnlineModel(request, env);
   const records = await readSampleRecords(request, config, "frame");
   const result = await ingestSamples(env, config, model, records);
-  return json({
+  return reply(CompatSampleAnswerSchema, {
     message: `${records.length} sample(s) accepted; the model has learned them`,
     ...result,
   });
@@ -188,7 +201,8 @@ export const onlineServicePredict: Handler = withMessage(async (request, env) =>
   }
   const { top, version } = await predictOnline(env, request.state, model, records[0], nTop, source);
   const best = top[0];
-  return json(
+  return reply(
+    CompatPredictAnswerSchema,
     {
       AccountNumber: best?.AccountNumber ?? null,
       score: best?.score ?? null,
@@ -201,11 +215,11 @@ export const onlineServicePredict: Handler = withMessage(async (request, env) =>
 });
 
 /** `GET /getStatus`: the online service's liveness probe, `{"message": "Success!"}`. */
-export const onlineServiceStatus: Handler = async () => json({ message: "Success!" });
+export const onlineServiceStatus: Handler = async () => reply(MessageSchema, { message: "Success!" });
 
 /** `GET /metrics`: the online model's monitoring of its last 1,000 predictions. */
 export const onlineServiceMetrics: Handler = async (request, env) =>
-  json(await learnerMetrics(env, (await compatOnlineModel(request, env)).id));
+  reply(OnlineMetricsSchema, await learnerMetrics(env, (await compatOnlineModel(request, env)).id));
 
 /** Body of the image service's `POST /inference/image` (sent as `text/plain` or JSON). */
 export const imageServiceRequestSchema = z.strictObject({
@@ -230,7 +244,9 @@ export const imageServiceSubmit: Handler = async (request, env) => {
     nTop: 1,
     requestId: body.name,
   });
-  return json({ uuid: prediction.id }, 200, { location: `/predictions/${prediction.id}` });
+  return reply(ImageServiceSubmitSchema, { uuid: prediction.id }, 200, {
+    location: `/predictions/${prediction.id}`,
+  });
 };
 
 /**
@@ -244,10 +260,14 @@ export const imageServiceResult: Handler = async (request, env) => {
   if (row.status === "done") {
     const result = JSON.parse(row.result ?? "{}") as { predictions?: { label: string; score: number }[] };
     const top = result.predictions?.[0];
-    return json({ uuid, prediction: top?.label ?? null, score: top?.score ?? null });
+    return reply(ImageServiceResultSchema, {
+      uuid,
+      prediction: top?.label ?? null,
+      score: top?.score ?? null,
+    });
   }
   if (row.status === "failed") {
-    return json({
+    return reply(ImageServiceResultSchema, {
       uuid,
       status: "failed",
       prediction: null,
@@ -255,5 +275,5 @@ export const imageServiceResult: Handler = async (request, env) => {
       error_code: row.error_code ?? null,
     });
   }
-  return json({ uuid, status: row.status, prediction: null }, 202);
+  return reply(ImageServicePendingSchema, { uuid, status: row.status, prediction: null }, 202);
 };

@@ -16,10 +16,11 @@
  * (`detail` is what the HF clients print).
  */
 import * as z from "zod";
+import { HfImageAnswerSchema, HfTextAnswerSchema } from "../answers";
 import type { Handler } from "../context";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, parseJsonBytes, readBodyBytes, validate } from "../http";
+import { parseJsonBytes, readBodyBytes, reply, validate } from "../http";
 import { decodeImage, MAX_IMAGE_BODY_BYTES, MAX_IMAGE_BYTES } from "../image/decode";
 import {
   checkTextLimits,
@@ -66,7 +67,10 @@ export const hfTextClassification: Handler = async (request, env, ctx) => {
   const texts = typeof body.inputs === "string" ? [body.inputs] : body.inputs;
   checkTextLimits(texts, state, (i) => (typeof body.inputs === "string" ? "inputs" : `inputs.${i}`));
   const { labels, scores } = await classifyTexts(env, ctx, state, { model }, texts);
-  return json(scores.map((s) => ranked(labels, s, body.parameters?.top_k)));
+  return reply(
+    HfTextAnswerSchema,
+    scores.map((s) => ranked(labels, s, body.parameters?.top_k)),
+  );
 };
 
 /** `POST /hf/models/:model/pipeline/image-classification`. */
@@ -93,7 +97,7 @@ export const hfImageClassification: Handler = async (request, env, ctx) => {
       : { base64: new TextDecoder().decode(bytes) };
   }
   const { labels, scores } = await classifyImages(env, ctx, state, { model }, [source]);
-  return json(ranked(labels, scores[0] ?? [], topK));
+  return reply(HfImageAnswerSchema, ranked(labels, scores[0] ?? [], topK));
 };
 
 /** Whether `bytes` start with a PNG or JPEG signature. */

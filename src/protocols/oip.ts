@@ -7,11 +7,17 @@
  * rendered as `{"error": "…"}` by the router (src/errors.ts `oipErrorResponse`).
  */
 import * as z from "zod";
+import {
+  OipInferResponseSchema,
+  OipModelMetadataSchema,
+  OipRepositoryIndexSchema,
+  OipServerMetadataSchema,
+} from "../answers";
 import type { AppRequest, Handler } from "../context";
 import type { ModelManifest } from "../contracts/manifest";
 import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, readBodyBytes, readJsonBody, readJsonBodyBytes, validate } from "../http";
+import { json, readBodyBytes, readJsonBody, readJsonBodyBytes, reply, validate } from "../http";
 import type { DecodedImage } from "../image/decode";
 import type { WireTensor } from "../inference/tensors";
 import {
@@ -143,7 +149,7 @@ export function tensorMetadata(manifest: ModelManifest): {
 const ok = (): Response => new Response(null, { status: 200 });
 
 /** `GET /v2`: server metadata. */
-export const serverMetadata: Handler = () => json(SERVER);
+export const serverMetadata: Handler = () => reply(OipServerMetadataSchema, SERVER);
 
 /** `GET /v2/health/live`: the Worker answers, so it is live. */
 export const serverLive: Handler = () => ok();
@@ -165,7 +171,7 @@ export const modelReady: Handler = async (request, env) => {
 /** `GET /v2/models/{m}[/versions/{v}]`: name, versions, platform, inputs and outputs. */
 export const modelMetadata: Handler = async (request, env) => {
   const manifest = await manifestOf(request, env);
-  return json({
+  return reply(OipModelMetadataSchema, {
     name: manifest.id,
     versions: await modelVersions(env, manifest.id),
     platform: "onnx_onnxv1",
@@ -183,10 +189,10 @@ export const repositoryIndex: Handler = async (request, env) => {
   const index = models.map((m) => ({
     name: m.id,
     ...(m.active_version !== null && { version: m.active_version }),
-    state: m.active_version === null ? "UNAVAILABLE" : "READY",
+    state: m.active_version === null ? ("UNAVAILABLE" as const) : ("READY" as const),
     reason: m.active_version === null ? "no active version" : "",
   }));
-  return json(body.ready ? index.filter((m) => m.state === "READY") : index);
+  return reply(OipRepositoryIndexSchema, body.ready ? index.filter((m) => m.state === "READY") : index);
 };
 
 /**
@@ -369,8 +375,8 @@ export const infer: Handler = async (request, env, ctx) => {
     for (let j = 0; j < k; j++) data[i * k + j] = row[j] as number;
   });
   const outputs = [
-    { name: "scores", datatype: "FP32", shape: [scores.length, k], data },
-    { name: "labels", datatype: "BYTES", shape: [k], data: [...labels] },
+    { name: "scores", datatype: "FP32" as const, shape: [scores.length, k], data },
+    { name: "labels", datatype: "BYTES" as const, shape: [k], data: [...labels] },
   ];
   return inferResponse(
     {

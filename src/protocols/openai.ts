@@ -11,10 +11,11 @@
  * model) decides by its top class. `flagged` is any flagged category.
  */
 import * as z from "zod";
+import { ModerationAnswerSchema, type ModerationResultSchema } from "../answers";
 import type { Handler } from "../context";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, readJsonBody, validate } from "../http";
+import { readJsonBody, reply, validate } from "../http";
 import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
 import { flaggedLabels } from "../inference/network";
 import {
@@ -125,12 +126,7 @@ function itemsOf(input: z.infer<typeof moderationRequestSchema>["input"]): Item[
 }
 
 /** One OpenAI result. */
-interface ModerationResult {
-  flagged: boolean;
-  categories: Record<string, boolean>;
-  category_scores: Record<string, number>;
-  category_applied_input_types: Record<string, ("text" | "image")[]>;
-}
+type ModerationResult = z.infer<typeof ModerationResultSchema>;
 
 /** Each label's flag: its threshold when the model declares one, else (multiclass) its top class. */
 function labelFlags(c: Classification, scores: ArrayLike<number>): Set<string> {
@@ -223,7 +219,7 @@ export const moderations: Handler = async (request, env, ctx) => {
     for (const s of imageScores.scores) addScores(results[0] as ModerationResult, imageScores, s, "image");
   }
   const models = [textScores?.model, imageScores?.model].filter((m) => m !== undefined);
-  return json({
+  return reply(ModerationAnswerSchema, {
     id: `modr-${state.requestId}`,
     model: models.map((m) => m.id).join("+"),
     models,

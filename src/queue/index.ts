@@ -6,12 +6,15 @@
 
 import { loadConfig } from "../config";
 import { type QueueMessageBody, queueMessageSchema } from "../contracts/queue";
+import type { JobRow, PredictionRow } from "../contracts/rows";
 import { failJob, runJob } from "../jobs/run";
+import { jobView } from "../jobs/store";
 import { createLogger } from "../log";
-import { failPrediction, runPrediction } from "../predictions/run";
+import { failPrediction, predictionView, runPrediction } from "../predictions/run";
+import { attemptDelivery, failDelivery, type SubjectKind } from "../webhooks/deliveries";
 
 /** Retry delay of the n-th failed delivery: exponential from the kind's base, at most 10 minutes. */
-export function retryDelaySeconds(kind: QueueMessageBody["kind"], attempts: number): number {
+export function retryDelaySeconds(kind: "job" | "prediction" | "webhook", attempts: number): number {
   const base = kind === "job" ? 30 : 5;
   return Math.min(600, base * 2 ** Math.max(0, attempts - 1));
 }
@@ -40,6 +43,13 @@ export async function handleQueue(
       }
       const body = parsed.data;
       try {
+        if (body.kind === "webhook") {
+          // Retries are the delivery's own (re-sent with its backoff), not the queue's.
+          if (deadLetter) await failDelivery(env, body.id, "gave up after the queue's retries");
+          else await attemptDelivery(env, config, body.id, (kind, id) => subjectView(env, kind, id), logger);
+          message.ack();
+          return;
+        }
         if (deadLetter) {
           const error = `gave up after the queue's retries (${message.attempts > 1 ? "repeated failures" : "delivery failed"})`;
           // A row already final (done, failed, or deleted) is left as it is.
@@ -72,6 +82,18 @@ export async function handleQueue(
       }
     }),
   );
+}
+
+/** The body `GET` answers for a webhook's subject (what the webhook POSTs), or null when it is gone. */
+async function subjectView(env: Env, kind: SubjectKind, id: string): Promise<unknown | null> {
+  if (kind === "prediction") {
+    const row = await env.DB.prepare("SELECT * FROM predictions WHERE id = ?")
+      .bind(id)
+      .first<PredictionRow>();
+    return row ? predictionView(row) : null;
+  }
+  const row = await env.DB.prepare("SELECT * FROM jobs WHERE id = ?").bind(id).first<JobRow>();
+  return row ? jobView(row) : null;
 }
 
 /** The final error of a dead-lettered job/prediction: its last recorded attempt error, if any. */

@@ -5,10 +5,18 @@
  *   GET  /dashboard[/app.js|/app.css]   the page (session cookie required)
  *   GET  /dashboard/api/{statistics,models,online,backlog}   its read-only data (session cookie only)
  */
+
+import {
+  AllStatisticsSchema,
+  BacklogSchema,
+  LoginUrlSchema,
+  ModelListSchema,
+  OnlineDashboardSchema,
+} from "../answers";
 import type { Handler } from "../context";
 import { APP_CSS, APP_JS, DASHBOARD_CSP, PAGE_HTML } from "../dashboard/assets";
 import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/session";
-import { json } from "../http";
+import { reply } from "../http";
 import { readAllStatistics, statisticsApis } from "../metering/stats";
 import { learnerMetrics } from "../online/client";
 import { listOnlineModelIds } from "../online/online-models";
@@ -27,7 +35,12 @@ export const dashboardLogin: Handler = async (request, env) => {
   const { code, expiresAt } = await createLoginCode(env.DB, issuer, Date.now());
   const url = new URL("/dashboard/login", request.url);
   url.searchParams.set("code", code);
-  return json({ url: url.toString(), expires_at: new Date(expiresAt).toISOString() }, 200, NO_STORE);
+  return reply(
+    LoginUrlSchema,
+    { url: url.toString(), expires_at: new Date(expiresAt).toISOString() },
+    200,
+    NO_STORE,
+  );
 };
 
 /** `GET /dashboard/login?code=…`: consumes the code, sets the session cookie, 303 to the page. */
@@ -73,7 +86,8 @@ export const dashboardStyles = asset(APP_CSS, "text/css; charset=utf-8");
 /** `GET /dashboard/api/statistics`: every API's statistics, as `GET /api/v1/statistics` lists them. */
 export function dashboardStatistics(routeApis: () => readonly string[]): Handler {
   return async (request, env) =>
-    json(
+    reply(
+      AllStatisticsSchema,
       await readAllStatistics(
         env,
         statisticsApis(routeApis()),
@@ -87,14 +101,24 @@ export function dashboardStatistics(routeApis: () => readonly string[]): Handler
 
 /** `GET /dashboard/api/models`: the registry's models, as `GET /api/v1/models` lists them. */
 export const dashboardModels: Handler = async (request, env) =>
-  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) }, 200, NO_STORE);
+  reply(
+    ModelListSchema,
+    { models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) },
+    200,
+    NO_STORE,
+  );
 
 /** `GET /dashboard/api/online`: each online model's metrics report (`GET /api/v1/models/:id/metrics`). */
 export const dashboardOnline: Handler = async (request, env) => {
   const ids = await listOnlineModelIds(env, request.state.config);
-  return json({ models: await Promise.all(ids.map((id) => learnerMetrics(env, id))) }, 200, NO_STORE);
+  return reply(
+    OnlineDashboardSchema,
+    { models: await Promise.all(ids.map((id) => learnerMetrics(env, id))) },
+    200,
+    NO_STORE,
+  );
 };
 
 /** `GET /dashboard/api/backlog`: unfinished training jobs and async predictions. */
 export const dashboardBacklog: Handler = async (_request, env) =>
-  json(await readBacklog(env.DB, Date.now()), 200, NO_STORE);
+  reply(BacklogSchema, await readBacklog(env.DB, Date.now()), 200, NO_STORE);

@@ -1,9 +1,10 @@
 /** Training datasets in R2 (`datasets/<name>`): upload, list, delete. Core in src/datasets/. */
 import * as z from "zod";
+import { DatasetDeletionSchema, DatasetListSchema, UploadedDatasetSchema } from "../answers";
 import type { AppRequest, Handler } from "../context";
 import { deleteDataset, listDatasets, uploadDataset } from "../datasets/store";
 import { ApiError } from "../errors";
-import { json, validate } from "../http";
+import { reply, validate } from "../http";
 
 /** The dataset name of `/api/v1/datasets/:id` or `/api/v1/datasets/:folder/:id`. */
 function datasetName(request: AppRequest): string {
@@ -46,7 +47,9 @@ export const putDataset: Handler = async (request, env) => {
     length,
     required: query.columns ?? [],
   });
-  return json(dataset, 201, { location: `/api/v1/datasets/${encodeURIComponent(name)}` });
+  return reply(UploadedDatasetSchema, dataset, 201, {
+    location: `/api/v1/datasets/${encodeURIComponent(name)}`,
+  });
 };
 
 export const listDatasetsQuerySchema = z.strictObject({
@@ -56,10 +59,10 @@ export const listDatasetsQuerySchema = z.strictObject({
 /** `GET /api/v1/datasets[?cursor=]`: datasets in name order, 1,000 per page. */
 export const getDatasets: Handler = async (request, env) => {
   const query = validate(listDatasetsQuerySchema, { ...request.query });
-  return json(await listDatasets(env.MODELS, query.cursor));
+  return reply(DatasetListSchema, await listDatasets(env.MODELS, query.cursor));
 };
 
 /** `DELETE /api/v1/datasets/:name`. */
 export const removeDataset: Handler = async (request, env) => {
-  return json({ deleted: await deleteDataset(env.MODELS, datasetName(request)) });
+  return reply(DatasetDeletionSchema, { deleted: await deleteDataset(env.MODELS, datasetName(request)) });
 };

@@ -1,11 +1,12 @@
+import { HealthSchema, ReadySchema } from "../answers";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
-import { json } from "../http";
+import { json, reply } from "../http";
 import { probeModel } from "../predictions/classify";
 
 /** `GET /api/v1/health`: liveness only; touches no model and needs no auth. */
 export const health: Handler = (request) =>
-  json({
+  reply(HealthSchema, {
     message: "Application is up and running",
     status: "ok",
     environment: request.state.config.ENVIRONMENT,
@@ -18,7 +19,7 @@ export const ready: Handler = async (request, env) => {
   try {
     const model = await probeModel(env.MODELS, config, config.DEFAULT_MODEL, undefined);
     request.state.model = model;
-    return json({ status: "ready", model });
+    return reply(ReadySchema, { status: "ready", model });
   } catch (cause) {
     const reason = cause instanceof ApiError ? cause.code : "internal_error";
     throw new ApiError("not_ready", `default model '${config.DEFAULT_MODEL}' is not loadable (${reason})`, {

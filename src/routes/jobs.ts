@@ -1,5 +1,6 @@
+import { JobSchema } from "../answers";
 import type { Handler } from "../context";
-import { json } from "../http";
+import { reply } from "../http";
 import { jobView, readJob } from "../jobs/store";
 
 /**
@@ -7,4 +8,4 @@ import { jobView, readJob } from "../jobs/store";
  * issuer that created the job, and admins, see it (any other gets 404, as for an unknown id).
  */
 export const getJob: Handler = async (request, env) =>
-  json(jobView(await readJob(env, request.state, request.params.id ?? "")));
+  reply(JobSchema, jobView(await readJob(env, request.state, request.params.id ?? "")));

@@ -7,8 +7,10 @@
  * Online models are those ONLINE_MODELS lists and those created with `POST /api/v1/models`
  * (`task: "online"`); any other id is 404 `model_not_found`.
  */
+
+import { IngestResultSchema, OnlineMetricsSchema, OnlineResetSchema } from "../answers";
 import type { AppRequest, Handler } from "../context";
-import { json, readJsonBody } from "../http";
+import { readJsonBody, reply } from "../http";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
 import { type OnlineModel, requireOnlineModel, resetOnlineModel } from "../online/online-models";
@@ -26,7 +28,10 @@ function onlineModel(request: AppRequest, env: Env): Promise<OnlineModel> {
 export const onlineSamples: Handler = async (request, env) => {
   const { config } = request.state;
   const model = await onlineModel(request, env);
-  return json(await ingestSamples(env, config, model, await readSampleRecords(request, config)));
+  return reply(
+    IngestResultSchema,
+    await ingestSamples(env, config, model, await readSampleRecords(request, config)),
+  );
 };
 
 /**
@@ -45,11 +50,11 @@ export const onlinePredict: Handler = async (request, env) => {
 /** `GET /api/v1/models/:id/metrics`: see `MetricsReport`. */
 export const onlineMetrics: Handler = async (request, env) => {
   const model = await onlineModel(request, env);
-  return json(await learnerMetrics(env, model.id));
+  return reply(OnlineMetricsSchema, await learnerMetrics(env, model.id));
 };
 
 /** `POST /api/v1/models/:id/reset`: the learner starts again from nothing (see `resetOnlineModel`). */
 export const onlineReset: Handler = async (request, env) => {
   const model = await onlineModel(request, env);
-  return json(await resetOnlineModel(env, request.state.config, model.id));
+  return reply(OnlineResetSchema, await resetOnlineModel(env, request.state.config, model.id));
 };

@@ -1,8 +1,9 @@
 import * as z from "zod";
+import { PredictBatchAnswerSchema, PredictImageAnswerSchema, PredictTextAnswerSchema } from "../answers";
 import type { Handler } from "../context";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, parseJsonBytes, payloadTooLarge, readJsonBodyBytes, validate } from "../http";
+import { parseJsonBytes, payloadTooLarge, readJsonBodyBytes, reply, validate } from "../http";
 import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
 import { checkTextLimits, classifyImages, classifyTexts, ranked, textAnswer } from "../predictions/classify";
 
@@ -91,15 +92,20 @@ export const predict: Handler = async (request, env, ctx) => {
     const { model, labels, scores } = await classifyImages(env, ctx, request.state, choice, [
       { base64: body.image },
     ]);
-    return json({ request_id: requestId, predictions: ranked(labels, scores[0] ?? [], body.n_top), model });
+    return reply(PredictImageAnswerSchema, {
+      kind: "image",
+      request_id: requestId,
+      predictions: ranked(labels, scores[0] ?? [], body.n_top),
+      model,
+    });
   }
   const texts = textsOf(body);
   checkTextLimits(texts, request.state, (i) => (body.texts ? `texts.${i}` : "text"));
   const { model, labels, scores, thresholds } = await classifyTexts(env, ctx, request.state, choice, texts);
   const tail = { ...(body.language !== undefined && { language: body.language }), model };
-  return json({
-    request_id: requestId,
-    ...textAnswer(labels, scores, body.n_top, body.texts !== undefined, thresholds),
-    ...tail,
-  });
+  const answer = textAnswer(labels, scores, body.n_top, body.texts !== undefined, thresholds);
+  // `kind` first: a typed client (sdk/) narrows the answer on it.
+  return "results" in answer
+    ? reply(PredictBatchAnswerSchema, { kind: "batch", request_id: requestId, ...answer, ...tail })
+    : reply(PredictTextAnswerSchema, { kind: "text", request_id: requestId, ...answer, ...tail });
 };

@@ -1,15 +1,22 @@
 /** Async predictions (`POST`/`GET /api/v1/predictions/:id`) and the prediction log (`GET /api/v1/predictions`). */
 import * as z from "zod";
+import { AcceptedPredictionSchema, PredictionLogPageSchema, PredictionSchema } from "../answers";
 import { ownerScope } from "../auth/scope";
 import type { Handler } from "../context";
 import { d1 } from "../contracts/d1";
 import { ApiError } from "../errors";
-import { json, validate } from "../http";
+import { reply, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { readLog } from "../predictions/log";
 import { type PredictionInput, predictionView } from "../predictions/run";
 import { readPrediction, submitPrediction as submit } from "../predictions/submit";
 import { predictRequestSchema, readPredictBody, textsOf } from "./predict";
+
+/** Body of `POST /api/v1/predictions`: the predict body and an optional `callback_url`. */
+export const asyncPredictionRequestSchema = predictRequestSchema.extend({
+  /** Signed webhook when the prediction finishes (docs/webhooks.md). */
+  callback_url: z.string().max(2048).optional(),
+});
 
 /**
  * `POST /api/v1/predictions`: `{model?, version?, text | texts | image, n_top?, request_id?}`,
@@ -19,7 +26,7 @@ import { predictRequestSchema, readPredictBody, textsOf } from "./predict";
 export const submitPrediction: Handler = async (request, env) => {
   const { config } = request.state;
   const idempotency = idempotencyKey(request.headers);
-  const body = validate(predictRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
+  const body = validate(asyncPredictionRequestSchema, await readPredictBody(request, config.MAX_BODY_BYTES));
   request.state.clientRequestId = body.request_id;
   const keyed = await idempotentRequest(idempotency, request.state.caller?.issuer ?? null, body);
   let input: PredictionInput;
@@ -44,10 +51,14 @@ export const submitPrediction: Handler = async (request, env) => {
       input,
       nTop: body.n_top,
       requestId: body.request_id,
+      callbackUrl: body.callback_url,
     },
     keyed,
   );
-  return json(prediction, 202, { location: prediction.status_url, ...(replayed && REPLAYED_HEADERS) });
+  return reply(AcceptedPredictionSchema, prediction, 202, {
+    location: prediction.status_url,
+    ...(replayed && REPLAYED_HEADERS),
+  });
 };
 
 /**
@@ -55,7 +66,7 @@ export const submitPrediction: Handler = async (request, env) => {
  * submitted a prediction, and admins, see it (any other gets 404, as for an unknown id).
  */
 export const getPrediction: Handler = async (request, env) =>
-  json(predictionView(await readPrediction(env, request.state, request.params.id ?? "")));
+  reply(PredictionSchema, predictionView(await readPrediction(env, request.state, request.params.id ?? "")));
 
 export const logQuerySchema = z.strictObject({
   model: z.string().max(64).optional(),
@@ -88,5 +99,5 @@ export const listPredictionLog: Handler = async (request, env) => {
       limit: query.limit ?? 100,
     }),
   );
-  return json(page);
+  return reply(PredictionLogPageSchema, page);
 };

@@ -3,11 +3,20 @@
  * and start a training job (`POST /api/v1/models`).
  */
 import * as z from "zod";
+import {
+  ActivationSchema,
+  CreatedJobSchema,
+  CreatedOnlineModelSchema,
+  DeletionSchema,
+  ModelDetailSchema,
+  ModelListSchema,
+  UploadedVersionSchema,
+} from "../answers";
 import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, readBodyBytes, readJsonBody, validate } from "../http";
+import { readBodyBytes, readJsonBody, reply, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
 import { createTrainingJob } from "../jobs/create";
 import { jobRequestSchema, MAX_INLINE_ROWS } from "../jobs/spec";
@@ -27,13 +36,18 @@ function modelId(request: AppRequest): string {
 
 /** `GET /api/v1/models`: every model with its active version's task, labels, metrics and size. */
 export const listModels: Handler = async (request, env) =>
-  json({ models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
+  reply(ModelListSchema, { models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
 /** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
 export const getModel: Handler = async (request, env) =>
-  json(
+  reply(
+    ModelDetailSchema,
     await modelDetail(env, request.state.config.DEFAULT_MODEL, modelId(request), ownerScope(request.state)),
   );
+
+export const versionUploadQuerySchema = z.object({
+  activate: z.enum(["true", "false"]).optional().describe("activate the version once stored"),
+});
 
 /**
  * `PUT /api/v1/models/:id/versions/:version`: uploads a version as `multipart/form-data` with a
@@ -56,9 +70,7 @@ export const putVersion: Handler = async (request, env) => {
     });
   }
   const activate =
-    validate(z.object({ activate: z.enum(["true", "false"]).optional() }), {
-      activate: request.query.activate,
-    }).activate === "true";
+    validate(versionUploadQuerySchema, { activate: request.query.activate }).activate === "true";
   const type = request.headers.get("content-type") ?? "";
   if (!/^multipart\/form-data\s*;/i.test(type)) {
     throw new ApiError(
@@ -83,7 +95,7 @@ export const putVersion: Handler = async (request, env) => {
     await readModelUpload(raw, type),
   );
   request.state.model = { id, version };
-  return json(uploaded, existed ? 200 : 201, { location: `/api/v1/models/${id}` });
+  return reply(UploadedVersionSchema, uploaded, existed ? 200 : 201, { location: `/api/v1/models/${id}` });
 };
 
 export const activateSchema = z.strictObject({
@@ -97,12 +109,12 @@ export const activate: Handler = async (request, env) => {
   const body = validate(activateSchema, await readJsonBody(request, config.MAX_BODY_BYTES));
   const result = await activateVersion(env, config, id, body.version);
   request.state.model = { id, version: body.version };
-  return json({ ...result, effective_within_ms: config.ACTIVE_POINTER_TTL_MS });
+  return reply(ActivationSchema, { ...result, effective_within_ms: config.ACTIVE_POINTER_TTL_MS });
 };
 
 /** `DELETE /api/v1/models/:id`: removes the model and every related object (see `deleteAnyModel`). */
 export const removeModel: Handler = async (request, env) =>
-  json({ deleted: await deleteAnyModel(env, request.state.config, modelId(request)) });
+  reply(DeletionSchema, { deleted: await deleteAnyModel(env, request.state.config, modelId(request)) });
 
 /**
  * `POST /api/v1/models`: queues a training job (body: `jobRequestSchema`, see `createTrainingJob`)
@@ -125,10 +137,12 @@ export const createModel: Handler = async (request, env) => {
   if ((raw as { task?: unknown } | null)?.task === "online") {
     const online = validate(onlineModelRequestSchema, raw);
     const created = await createOnlineModel(env, config, request.state.caller?.issuer, online);
-    return json(created, 201, { location: `/api/v1/models/${created.id}/metrics` });
+    return reply(CreatedOnlineModelSchema, created, 201, {
+      location: `/api/v1/models/${created.id}/metrics`,
+    });
   }
   const body = validate(jobRequestSchema, raw);
   const keyed = await idempotentRequest(idempotency, request.state.caller?.issuer ?? null, body);
   const { job, replayed } = await createTrainingJob(env, config, request.state.caller?.issuer, body, keyed);
-  return json(job, 202, { location: job.status_url, ...(replayed && REPLAYED_HEADERS) });
+  return reply(CreatedJobSchema, job, 202, { location: job.status_url, ...(replayed && REPLAYED_HEADERS) });
 };

@@ -1,7 +1,8 @@
 import * as z from "zod";
+import { StatisticsSchema } from "../answers";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, validate } from "../http";
+import { reply, validate } from "../http";
 import { readAllStatistics, readApiStatistics, statisticsApis } from "../metering/stats";
 
 export const statisticsQuerySchema = z.strictObject({
@@ -26,8 +27,8 @@ export function statistics(routeApis: () => readonly string[]): Handler {
     const shards = request.state.config.STATS_SHARDS;
     if (query.api !== undefined) {
       const stats = await readApiStatistics(env, query.api, shards, now);
-      return json({ ...stats, as_of: new Date(now).toISOString() });
+      return reply(StatisticsSchema, { ...stats, as_of: new Date(now).toISOString() });
     }
-    return json(await readAllStatistics(env, known, shards, now));
+    return reply(StatisticsSchema, await readAllStatistics(env, known, shards, now));
   };
 }

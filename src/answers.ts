@@ -1,0 +1,504 @@
+/**
+ * The answer (success response) schemas of every route. They are what `/api/v1/openapi.json`
+ * documents and what handlers are checked against, so the document cannot drift from the code:
+ *
+ * - a handler builds its answer with `reply(Schema, body, status?, headers?)` (src/http.ts): `body`
+ *   must be `z.input<typeof Schema>`, so `tsc` refuses an answer the schema does not describe;
+ * - the route's `RouteDoc` (src/router.ts) names the same schema under that status
+ *   (`responses: { 200: Schema }`), and src/openapi.ts renders it with `z.toJSONSchema`;
+ * - objects are `z.object` (rendered with `additionalProperties: false`), so a field a handler adds
+ *   without adding it here fails test/node/openapi-answers.test.ts, which validates real answers of
+ *   every route against the served document.
+ *
+ * Adding a route: declare its answer here (or beside its core, if only that core builds it), reply
+ * with it in the handler, and list it in the route's `responses`. A non-JSON answer is a
+ * `{ mediaType, description }` entry instead. Schemas with `.meta({ id })` become named
+ * `components.schemas` entries (and named types in the SDK, sdk/).
+ *
+ * Leaf module: imports nothing of the service, so core modules may type their views with it.
+ */
+import * as z from "zod";
+
+const isoTime = z.string().describe("ISO 8601 date-time (UTC)");
+
+/** Which model version served a request. */
+export const ModelRefSchema = z.object({ id: z.string(), version: z.string() }).meta({ id: "ModelRef" });
+
+/** A label and its probability. */
+export const LabelScoreSchema = z.object({ label: z.string(), score: z.number() }).meta({ id: "LabelScore" });
+
+/** One text's scores (seed-000 `sentiment`, `predictions` best first, `flagged` when calibrated). */
+export const TextScoresSchema = z
+  .object({
+    sentiment: z.array(z.object({ sentiment_type: z.string(), sentiment_score: z.number() })),
+    predictions: z.array(LabelScoreSchema),
+    flagged: z
+      .array(z.string())
+      .optional()
+      .describe("labels at or over their calibrated threshold (models that declare thresholds only)"),
+  })
+  .meta({ id: "TextScores" });
+
+/** An async prediction's stored result: one text, a batch, or an image. */
+export const PredictionResultSchema = z
+  .union([
+    TextScoresSchema,
+    z.object({ results: z.array(TextScoresSchema) }),
+    z.object({ predictions: z.array(LabelScoreSchema) }),
+  ])
+  .meta({ id: "PredictionResult" });
+
+const requestId = z.union([z.string(), z.number()]).describe("the body's request_id, else the server's");
+
+/**
+ * `POST /api/v1/predict`: `kind` tells the three answers apart (`text`: one text; `batch`: `texts`;
+ * `image`), so a typed client narrows on it.
+ */
+export const PredictTextAnswerSchema = TextScoresSchema.extend({
+  kind: z.literal("text"),
+  request_id: requestId,
+  language: z.string().optional(),
+  model: ModelRefSchema,
+}).meta({ id: "PredictTextAnswer" });
+export const PredictBatchAnswerSchema = z
+  .object({
+    kind: z.literal("batch"),
+    request_id: requestId,
+    results: z.array(TextScoresSchema),
+    language: z.string().optional(),
+    model: ModelRefSchema,
+  })
+  .meta({ id: "PredictBatchAnswer" });
+export const PredictImageAnswerSchema = z
+  .object({
+    kind: z.literal("image"),
+    request_id: requestId,
+    predictions: z.array(LabelScoreSchema),
+    model: ModelRefSchema,
+  })
+  .meta({ id: "PredictImageAnswer" });
+export const PredictAnswerSchema = z
+  .discriminatedUnion("kind", [PredictTextAnswerSchema, PredictBatchAnswerSchema, PredictImageAnswerSchema])
+  .meta({ id: "PredictAnswer" });
+
+export const HealthSchema = z.object({
+  message: z.string(),
+  status: z.literal("ok"),
+  environment: z.string(),
+  default_model: z.string(),
+});
+export const ReadySchema = z.object({ status: z.literal("ready"), model: ModelRefSchema });
+
+/** Statistics of one API. */
+export const ApiStatisticsSchema = z
+  .object({
+    api: z.string(),
+    "number of calls in current minute": z.number().int(),
+    per_second: z.array(z.number().int()),
+    per_minute: z.array(z.number().int()),
+    per_hour: z.array(z.number().int()),
+    status: z.object({ "2xx": z.number(), "3xx": z.number(), "4xx": z.number(), "5xx": z.number() }),
+    avg_latency_ms: z.number().nullable(),
+    callers_current_minute: z.array(z.object({ caller: z.string(), calls: z.number().int() })),
+  })
+  .meta({ id: "ApiStatistics" });
+export const AllStatisticsSchema = z.object({ as_of: isoTime, apis: z.array(ApiStatisticsSchema) });
+export const StatisticsSchema = z.union([
+  ApiStatisticsSchema.extend({ as_of: isoTime }),
+  AllStatisticsSchema,
+]);
+
+const modelKind = z.enum(["text", "raw-text", "image", "tensor"]);
+
+export const ModelSummarySchema = z
+  .object({
+    id: z.string(),
+    default: z.boolean(),
+    active_version: z.string().nullable(),
+    versions: z.number().int().describe("ready versions"),
+    kind: modelKind.optional(),
+    task: z.string().optional(),
+    labels: z.array(z.string()).optional(),
+    metrics: z.record(z.string(), z.number()).optional(),
+    size_bytes: z.number().int().optional(),
+    sha256: z.string().optional(),
+    created_at: isoTime,
+    updated_at: isoTime,
+  })
+  .meta({ id: "ModelSummary" });
+export const ModelListSchema = z.object({ models: z.array(ModelSummarySchema) });
+
+export const VersionViewSchema = z
+  .object({
+    version: z.string(),
+    state: z.enum(["pending", "ready"]),
+    source: z.enum(["upload", "training", "import"]),
+    kind: modelKind,
+    task: z.string(),
+    labels: z.array(z.string()),
+    metrics: z.record(z.string(), z.number()),
+    sha256: z.string(),
+    size_bytes: z.number().int(),
+    created_at: isoTime,
+    description: z.string().optional(),
+  })
+  .meta({ id: "ModelVersion" });
+
+const jobStatus = z.enum(["queued", "running", "succeeded", "failed"]);
+const failureCode = z.enum(["invalid", "retries_exhausted", "stuck"]);
+
+export const ModelDetailSchema = z.object({
+  id: z.string(),
+  default: z.boolean(),
+  active_version: z.string().nullable(),
+  created_at: isoTime,
+  updated_at: isoTime,
+  versions: z.array(VersionViewSchema),
+  jobs: z.array(
+    z.object({
+      id: z.string(),
+      version: z.string(),
+      status: jobStatus,
+      created_at: isoTime,
+      status_url: z.string(),
+    }),
+  ),
+});
+
+export const UploadedVersionSchema = z.object({
+  id: z.string(),
+  version: z.string(),
+  sha256: z.string(),
+  size_bytes: z.number().int(),
+  kind: modelKind,
+  active_version: z.string().nullable(),
+  memory: z
+    .object({ wasm_heap_bytes: z.number().int(), session_memory_bytes: z.number().int() })
+    .optional()
+    .describe("ORT's WASM heap around validation (absent when the version already existed)"),
+});
+
+export const ActivationSchema = z.object({
+  id: z.string(),
+  active_version: z.string(),
+  previous_version: z.string().nullable(),
+  effective_within_ms: z.number(),
+});
+
+export const DeletionSchema = z.object({
+  deleted: z.object({
+    id: z.string(),
+    versions: z.number().int(),
+    jobs: z.number().int(),
+    predictions: z.number().int(),
+    log_rows: z.number().int(),
+    r2_objects: z.number().int(),
+  }),
+});
+
+/** `POST /api/v1/models` (training): the queued job (202). */
+export const CreatedJobSchema = z
+  .object({
+    job_id: z.string(),
+    status: z.literal("queued"),
+    status_url: z.string(),
+    model: ModelRefSchema,
+    activate: z.boolean(),
+  })
+  .meta({ id: "CreatedJob" });
+
+/** `POST /api/v1/models` (`task: "online"`): the created online model (201). */
+export const CreatedOnlineModelSchema = z
+  .object({
+    id: z.string(),
+    task: z.literal("online"),
+    fields: z.record(z.string(), z.string()),
+    created_at: isoTime,
+  })
+  .meta({ id: "CreatedOnlineModel" });
+
+/** `GET /api/v1/jobs/:id`. */
+export const JobSchema = z
+  .object({
+    id: z.string(),
+    status: jobStatus,
+    stage: z.string(),
+    progress: z.number(),
+    model: ModelRefSchema,
+    activate: z.boolean(),
+    task: z.string(),
+    dataset: z
+      .union([
+        z.object({ r2_key: z.string(), format: z.enum(["csv", "jsonl", "json"]).optional() }),
+        z.object({ inline_rows: z.number().int() }),
+      ])
+      .describe("the job's dataset: its R2 key, or how many rows were sent inline"),
+    metrics: z.record(z.string(), z.number()).nullable(),
+    error: z.string().nullable(),
+    error_code: failureCode.nullable(),
+    attempts: z.number().int(),
+    created_at: isoTime.nullable(),
+    started_at: isoTime.nullable(),
+    finished_at: isoTime.nullable(),
+  })
+  .meta({ id: "Job" });
+
+/** `POST /api/v1/predictions` (202). */
+export const AcceptedPredictionSchema = z
+  .object({
+    id: z.string(),
+    status: z.literal("queued"),
+    status_url: z.string(),
+    model: ModelRefSchema,
+  })
+  .meta({ id: "AcceptedPrediction" });
+
+/** `GET /api/v1/predictions/:id`. */
+export const PredictionSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(["queued", "running", "done", "failed"]),
+    result: PredictionResultSchema.optional(),
+    error: z.string().optional(),
+    error_code: failureCode.optional(),
+    model: ModelRefSchema,
+    request_id: z.union([z.string(), z.number()]).optional(),
+    attempts: z.number().int(),
+    created_at: isoTime.nullable(),
+    finished_at: isoTime.nullable(),
+  })
+  .meta({ id: "Prediction" });
+
+export const PredictionLogPageSchema = z.object({
+  items: z.array(
+    z.object({
+      at: isoTime,
+      kind: z.enum(["sync", "async"]),
+      caller: z.string().nullable(),
+      model: ModelRefSchema,
+      request_id: z.union([z.string(), z.number()]).nullable(),
+      prediction_id: z.string().nullable(),
+      item: z.number().int(),
+      latency_ms: z.number(),
+      top_label: z.string(),
+      top_score: z.number(),
+      scores: z.record(z.string(), z.number()),
+      input: z.string().optional(),
+    }),
+  ),
+  next_cursor: z.string().nullable(),
+});
+
+export const LoginUrlSchema = z.object({ url: z.string(), expires_at: isoTime });
+
+export const DatasetSchema = z
+  .object({
+    name: z.string(),
+    r2_key: z.string(),
+    format: z.string(),
+    size_bytes: z.number().int(),
+    uploaded_at: isoTime,
+  })
+  .meta({ id: "Dataset" });
+export const UploadedDatasetSchema = DatasetSchema.extend({
+  rows: z.number().int(),
+  columns: z.array(z.string()),
+});
+export const DatasetListSchema = z.object({
+  datasets: z.array(DatasetSchema),
+  next_cursor: z.string().nullable(),
+});
+export const DatasetDeletionSchema = z.object({ deleted: DatasetSchema });
+
+const backlogCounts = z.object({
+  queued: z.number().int(),
+  running: z.number().int(),
+  oldest_queued_s: z.number().nullable(),
+});
+export const BacklogSchema = z.object({ as_of: isoTime, jobs: backlogCounts, predictions: backlogCounts });
+
+// Online learning (docs/online.md).
+const snapshotInfo = z.object({ version: z.string(), samples: z.number().int(), created_at: isoTime });
+const summary = {
+  accuracy: z.number().nullable(),
+  precision_macro: z.number().nullable(),
+  recall_macro: z.number().nullable(),
+  precision_weighted: z.number().nullable(),
+  recall_weighted: z.number().nullable(),
+};
+
+export const IngestResultSchema = z
+  .object({
+    model: z.string(),
+    accepted: z.number().int(),
+    samples_total: z.number().int(),
+    version: z.number().int(),
+    classes_seen: z.number().int(),
+    new_classes: z.number().int(),
+    accuracy_last_1000: z.number().nullable(),
+    snapshot: snapshotInfo.nullable(),
+  })
+  .meta({ id: "IngestResult" });
+
+/** The online service's `/sample` answer: the learner's counts and the `message` its client reads. */
+export const CompatSampleAnswerSchema = IngestResultSchema.extend({ message: z.string() }).meta({
+  id: "CompatSampleAnswer",
+});
+
+/** The online service's `/predict` answer: the best account (`predictions`: the top n with `?n_top`). */
+export const CompatPredictAnswerSchema = z
+  .object({
+    AccountNumber: z.string().nullable(),
+    score: z.number().nullable(),
+    version: z.string(),
+    predictions: z.array(z.object({ AccountNumber: z.string(), score: z.number() })).optional(),
+  })
+  .meta({ id: "CompatPredictAnswer" });
+
+/** The online service's liveness answer. */
+export const MessageSchema = z.object({ message: z.string() }).meta({ id: "Message" });
+
+export const OnlineMetricsSchema = z
+  .object({
+    model: z.string(),
+    version: z.number().int(),
+    samples_total: z.number().int(),
+    classes_seen: z.number().int(),
+    window: z.object({ rows: z.number().int(), ...summary }),
+    cumulative: z.object({
+      samples: z.number().int(),
+      correct: z.number().int(),
+      accuracy: z.number().nullable(),
+    }),
+    snapshot: snapshotInfo.nullable(),
+    snapshot_pending_samples: z.number().int(),
+    snapshot_error: z.string().nullable(),
+    series: z.array(
+      z.object({ samples: z.number().int(), at: isoTime, classes: z.number().int(), ...summary }),
+    ),
+  })
+  .meta({ id: "OnlineMetrics" });
+
+/** `POST …/predict`: `["<AccountNumber>"]`, or with `?n_top=k` the top k with scores. */
+export const OnlinePredictionSchema = z.union([
+  z.array(z.string().nullable()).describe('["<AccountNumber>"]; [null] before the model has learned any'),
+  z.array(z.object({ AccountNumber: z.string(), score: z.number() })),
+]);
+
+export const OnlineResetSchema = z.object({ model: z.string(), reset: z.literal(true) });
+export const OnlineDashboardSchema = z.object({ models: z.array(OnlineMetricsSchema) });
+
+// Open Inference Protocol v2.
+const oipDatatype = z.enum([
+  "BOOL",
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+  "FP16",
+  "FP32",
+  "FP64",
+  "BYTES",
+]);
+const tensorMetadata = z.object({
+  name: z.string(),
+  datatype: oipDatatype,
+  shape: z.array(z.number().int()),
+});
+export const OipServerMetadataSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  extensions: z.array(z.string()),
+});
+export const OipModelMetadataSchema = z.object({
+  name: z.string(),
+  versions: z.array(z.string()),
+  platform: z.string(),
+  inputs: z.array(tensorMetadata),
+  outputs: z.array(tensorMetadata),
+});
+export const OipInferResponseSchema = z.object({
+  model_name: z.string(),
+  model_version: z.string(),
+  id: z.string().optional(),
+  outputs: z.array(
+    tensorMetadata.extend({
+      parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+      data: z.array(z.unknown()),
+    }),
+  ),
+});
+export const OipRepositoryIndexSchema = z.array(
+  z.object({
+    name: z.string(),
+    version: z.string().optional(),
+    state: z.enum(["READY", "UNAVAILABLE"]),
+    reason: z.string(),
+  }),
+);
+
+// Compatibility routes of the replaced services (docs/protocols.md).
+export const RegistryPredictionSchema = z.object({
+  model_id: z.string(),
+  version: z.string(),
+  cats: z.record(z.string(), z.number()),
+  predictions: z.array(LabelScoreSchema),
+});
+export const ImageServiceSubmitSchema = z.object({ uuid: z.string() });
+/** `GET /predictions/<uuid>`: done (200), failed (200 with `status`), pending (202). */
+export const ImageServiceResultSchema = z.union([
+  z.object({ uuid: z.string(), prediction: z.string().nullable(), score: z.number().nullable() }),
+  z.object({
+    uuid: z.string(),
+    status: z.literal("failed"),
+    prediction: z.null(),
+    error: z.string().nullable(),
+    error_code: failureCode.nullable(),
+  }),
+]);
+export const ImageServicePendingSchema = z.object({
+  uuid: z.string(),
+  status: z.enum(["queued", "running"]),
+  prediction: z.null(),
+});
+
+// Webhook deliveries (docs/webhooks.md).
+export const WebhookDeliverySchema = z
+  .object({
+    id: z.string().describe("the Standard Webhooks webhook-id: the same on every attempt"),
+    subject: z.object({ kind: z.enum(["prediction", "job"]), id: z.string() }),
+    url: z.string(),
+    status: z.enum(["waiting", "pending", "delivered", "failed"]),
+    attempts: z.number().int(),
+    last_status: z.number().int().nullable().describe("HTTP status of the last attempt (null: no answer)"),
+    last_error: z.string().nullable(),
+    created_at: isoTime,
+    next_attempt_at: isoTime.nullable(),
+    delivered_at: isoTime.nullable(),
+  })
+  .meta({ id: "WebhookDelivery" });
+export const WebhookDeliveryListSchema = z.object({ deliveries: z.array(WebhookDeliverySchema) });
+
+// Clients people already have (docs/clients.md).
+export const ModerationResultSchema = z.object({
+  flagged: z.boolean(),
+  categories: z.record(z.string(), z.boolean()),
+  category_scores: z.record(z.string(), z.number()),
+  category_applied_input_types: z.record(z.string(), z.array(z.enum(["text", "image"]))),
+});
+export const ModerationAnswerSchema = z
+  .object({
+    id: z.string(),
+    model: z.string(),
+    models: z.array(ModelRefSchema),
+    results: z.array(ModerationResultSchema),
+  })
+  .meta({ id: "ModerationAnswer" });
+export const HfTextAnswerSchema = z
+  .array(z.array(LabelScoreSchema))
+  .describe("one [{label, score}] list per input, best first");
+export const HfImageAnswerSchema = z.array(LabelScoreSchema).describe("[{label, score}], best first");
