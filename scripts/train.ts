@@ -61,6 +61,14 @@ import {
   validationFoldOf,
 } from "../src/training/select";
 import { isTestRow } from "../src/training/split";
+import {
+  type FairnessReport,
+  fairnessReport,
+  fairnessSummary,
+  identityEvalSet,
+  scoredFromLabels,
+} from "../src/training/fairness";
+import { cleanTweet, identityAugmentation } from "../src/training/fairness-augment";
 import type { EncodedTargets } from "../src/training/trainer";
 import { trainDigits } from "./train-digits";
 import { trainMlp } from "./train-mlp";
@@ -86,6 +94,8 @@ export interface Dataset {
   trainIndex: number[];
   test: TrainingRow[];
   notes: string[];
+  /** Generated or borrowed rows (issue #28's augmentation): fit only, and not in the sample rates. */
+  augmented?: WeakSet<TrainingRow>;
 }
 
 /**
@@ -141,6 +151,14 @@ export interface ModelConfig {
   borrowFrom?: number;
   /** Training rows weighted so no word-count bucket leans to a label (`lengthBalancedWeights`). */
   lengthBalance?: boolean;
+  /**
+   * Issue #28's augmentation (toxicity): `identity` adds `identityAugmentation()`'s generated rows
+   * with loss weight `identityWeight`; `tweets` adds that many benign positive tweets of the
+   * sentiment data's train split (folds 0–2 only: fold 3 is the selection's check, fold 4 its test).
+   */
+  augment?: { identity: boolean; identityWeight: number; tweets: number };
+  /** Multilabel models scored on the identity evaluation (`src/training/fairness.ts`) in every run. */
+  fairness?: boolean;
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */
@@ -171,6 +189,48 @@ const spec = (buckets: number, over: Partial<TextFeaturizerSpec> = {}): TextFeat
 
 const TOX_LABELS = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"];
 const sameText = (t: string): string => t.trim().replace(/\s+/g, " ");
+
+/**
+ * Positive tweets of the sentiment data whose data row i has `i % 5` in `folds` (4 = its test
+ * split; 3 = the fold the toxicity selection checks its flag rate on; 0–2 = the augmentation's).
+ */
+export function positiveTweets(folds: readonly number[]): string[] {
+  return readCsvGz("sentiment/tweets_sentiment.csv.gz").flatMap((r, i) =>
+    (r.Sentiment ?? "").trim() === "1" && folds.includes(i % 5) ? [r.SentimentText ?? ""] : [],
+  );
+}
+
+/**
+ * Appends issue #28's augmentation rows to `data` (never in a validation fold, index −2; the
+ * sample rates of the prior correction skip them). Tweets: every k-th clean positive tweet of folds
+ * 0–2, labelled non-toxic on every label.
+ */
+function augmentToxicity(data: Dataset, a: NonNullable<ModelConfig["augment"]>): Dataset {
+  const augmented = new WeakSet<TrainingRow>();
+  const add = (row: TrainingRow) => {
+    data.train.push(row);
+    data.trainIndex.push(-2);
+    augmented.add(row);
+  };
+  const notes = [...data.notes];
+  if (a.identity) {
+    const rows = identityAugmentation();
+    for (const r of rows) add({ text: r.text, target: r.target });
+    notes.push(
+      `Identity augmentation (issue #28, \`src/training/fairness-augment.ts\`): ${rows.length} generated sentences (${rows.filter((r) => r.target[0] === 0).length} benign, ${rows.filter((r) => r.target[0] === 1).length} toxic), loss weight ${a.identityWeight}; other templates and filler words than the evaluation, and none of its held-out terms.`,
+    );
+  }
+  if (a.tweets > 0) {
+    const clean = positiveTweets([0, 1, 2]).filter(cleanTweet);
+    const step = Math.max(1, Math.floor(clean.length / a.tweets));
+    const picked = clean.filter((_, i) => i % step === 0).slice(0, a.tweets);
+    for (const text of picked) add({ text, target: [0, 0, 0, 0, 0, 0] });
+    notes.push(
+      `Benign tweets (issue #28): ${picked.length} positive tweets from \`sentiment/tweets_sentiment.csv.gz\` (data rows with i % 5 ∈ {0, 1, 2} only; every ${step}th of the ${clean.length} without a profanity word), labelled non-toxic on every label.`,
+    );
+  }
+  return { ...data, notes, augmented };
+}
 
 /**
  * `extraBinary` adds jigsaw_toxic_binary rows to the `toxic` head (texts not in the multi-label set;
@@ -264,6 +324,7 @@ export const MODELS: Record<string, ModelConfig> = {
   toxicity: {
     id: "toxicity",
     version: "4",
+    fairness: true,
     task: "multilabel",
     labels: TOX_LABELS,
     description:
@@ -475,6 +536,14 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
         .map((name) => cfg.candidates.find((c) => c.name === name) ?? parseCandidate(name))
     : cfg.candidates;
   const lengthBalance = over["length-balance"] ? over["length-balance"] === "1" : cfg.lengthBalance;
+  const augment =
+    over["augment-identity"] !== undefined || over["augment-tweets"] !== undefined
+      ? {
+          identity: (over["augment-identity"] ?? "0") !== "0",
+          identityWeight: Number(over["augment-identity"] ?? "0") || 1,
+          tweets: Number(over["augment-tweets"] ?? 0),
+        }
+      : cfg.augment;
   const borrow =
     over.borrow === undefined ? {} : { borrowFrom: over.borrow === "none" ? undefined : Number(over.borrow) };
   const base = {
@@ -483,6 +552,7 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
     candidates,
     ...(lengthBalance !== undefined && { lengthBalance }),
     ...borrow,
+    ...(augment && { augment }),
   };
   if (over.extra && cfg.id === "toxicity") return { ...base, load: () => loadToxicity(over.extra === "1") };
   return base;
@@ -540,17 +610,30 @@ interface TextTrainingOutcome {
 
 async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, string>): Promise<void> {
   const t0 = Date.now();
-  const data = cfg.load();
+  const data = cfg.augment ? augmentToxicity(cfg.load(), cfg.augment) : cfg.load();
+  const augmentWeight = cfg.augment?.identityWeight ?? 1;
+  const identityRowTexts = new Set(cfg.augment?.identity ? identityAugmentation().map((r) => r.text) : []);
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
   const enc = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
   // Targets to fit on: with `lengthBalance`, the mask carries the length-balancing row weights.
-  const forFitting = (rows: readonly TrainingRow[], targets: EncodedTargets): EncodedTargets =>
-    cfg.lengthBalance
+  const forFitting = (rows: readonly TrainingRow[], targets: EncodedTargets): EncodedTargets => {
+    const balanced = cfg.lengthBalance
       ? lengthBalancedWeights(
           rows.map((r) => wordTokens(normalizeText(r.text)).length),
           targets,
         )
       : targets;
+    if (augmentWeight === 1 || !data.augmented) return balanced;
+    // Generated identity rows carry `identityWeight` (tweets: weight 1, they are real text).
+    const m = Float64Array.from(balanced.m);
+    const C = balanced.columns;
+    rows.forEach((r, i) => {
+      if (!data.augmented?.has(r) || !Array.isArray(r.target) || r.target.length !== C) return;
+      if (identityRowTexts.has(r.text))
+        for (let k = 0; k < C; k++) m[i * C + k] = (m[i * C + k] as number) * augmentWeight;
+    });
+    return { ...balanced, m };
+  };
   const feat = (rows: readonly TrainingRow[]) =>
     featurizeTexts(
       rows.map((r) => r.text),
@@ -581,11 +664,12 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
     log,
   });
   const C = valTargets.columns;
-  // Sample rates per column on the whole train split (known labels only).
+  // Sample rates per column on the whole train split (known labels only; augmentation rows left out,
+  // so adding them does not move the prior correction).
   const allTargets = enc(data.train);
   const sampleRates = Array.from({ length: C }, (_, k) => {
     const { y, known } = columnTruth(allTargets, k);
-    const ys = y.filter((_, i) => known[i]);
+    const ys = y.filter((_, i) => known[i] && !data.augmented?.has(data.train[i] as TrainingRow));
     return ys.reduce((a, b) => a + b, 0) / ys.length;
   });
   const deploy = cfg.deploymentPrior?.rates;
@@ -647,6 +731,36 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
   });
   const trainingMs = Date.now() - trainStart;
   const quantized = quantizeInt8(model);
+  // Issue #28: the identity evaluation and the flag rate on positive tweets of the sentiment data's
+  // fold 3 (never augmentation), at this run's thresholds; part of every selection run's criterion.
+  let fairness: { report: FairnessReport; devTweets: number; testTweets?: number } | undefined;
+  if (cfg.fairness) {
+    const scoreAll = (texts: readonly string[]) => texts.map((t) => scoreText(quantized, t));
+    const flagRate = (texts: readonly string[]) =>
+      scoredFromLabels(scoreAll(texts), cfg.labels, thresholds).filter((e) => e.flagged).length /
+      Math.max(1, texts.length);
+    const set = identityEvalSet();
+    const report = fairnessReport(
+      set,
+      scoredFromLabels(scoreAll(set.map((e) => e.text)), cfg.labels, thresholds),
+    );
+    fairness = { report, devTweets: flagRate(positiveTweets([3])) };
+    if (!over["no-test"]) fairness.testTweets = flagRate(positiveTweets([4]));
+    log(
+      `fairness ${fairnessSummary(report)}; positive tweets (sentiment fold 3) flagged ${fairness.devTweets.toFixed(4)}${fairness.testTweets === undefined ? "" : `; (sentiment test split) ${fairness.testTweets.toFixed(4)}`}`,
+    );
+    log(
+      `fairness families ${JSON.stringify(report.per_family.map((f) => [f.family, Number(f.fpr.toFixed(4)), Number(f.tpr.toFixed(4))]))}`,
+    );
+    log(
+      `fairness worst terms ${JSON.stringify(
+        [...report.per_term]
+          .sort((a, b) => a.bpsn_auc - b.bpsn_auc)
+          .slice(0, 12)
+          .map((t) => [t.term, Number(t.bpsn_auc.toFixed(3)), Number(t.fpr.toFixed(3))]),
+      )}`,
+    );
+  }
   if (over["no-test"]) {
     // Selection runs: the validation figures above and the probes, never the test split.
     for (const t of [...cfg.referenceTexts, ...(cfg.probes ?? [])]) {
