@@ -18,6 +18,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { deserialize, serialize } from "node:v8";
 import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
 import {
@@ -639,97 +640,140 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
       rows.map((r) => r.text),
       cfg.spec,
     );
-  const trainX = feat(data.train);
-  const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
-  const rowsOf = (idx: readonly number[]) => idx.map((t) => data.train[t] as TrainingRow);
-  const folds: Fold[] = cuts.map(({ fit, val }) => ({
-    fitX: sparseRows(trainX, fit),
-    fitTargets: forFitting(rowsOf(fit), enc(rowsOf(fit))),
-    valX: sparseRows(trainX, val),
-    valTargets: enc(rowsOf(val)),
-  }));
-  const fitRowCount = cuts[0]?.fit.length ?? 0;
-  const valRowCount = cuts.reduce((n, c) => n + c.val.length, 0);
-  log(
-    `${cuts.length === 1 ? "fixed validation fold" : `${cuts.length}-fold CV`}: fit ${fitRowCount} rows, validation ${valRowCount}, test ${data.test.length} (load + featurize ${Date.now() - t0} ms)`,
-  );
-  const { selection, valProbabilities, valTargets } = selectLinear({
-    folds,
-    task: cfg.task,
-    labels: cfg.labels,
-    spec: cfg.spec,
-    candidates: cfg.candidates,
-    seed: SEED,
-    ...(cfg.borrowFrom !== undefined && { borrowFrom: cfg.borrowFrom }),
-    log,
-  });
-  const C = valTargets.columns;
-  // Sample rates per column on the whole train split (known labels only; augmentation rows left out,
-  // so adding them does not move the prior correction).
-  const allTargets = enc(data.train);
-  const sampleRates = Array.from({ length: C }, (_, k) => {
-    const { y, known } = columnTruth(allTargets, k);
-    const ys = y.filter((_, i) => known[i] && !data.augmented?.has(data.train[i] as TrainingRow));
-    return ys.reduce((a, b) => a + b, 0) / ys.length;
-  });
-  const deploy = cfg.deploymentPrior?.rates;
-  const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
-  const thresholds: Record<string, number> = {};
-  const validation: Record<string, number> = {};
-  for (let k = 0; k < C; k++) {
-    const { y, known } = columnTruth(valTargets, k);
-    const p = valProbabilities
-      .map((row) =>
-        sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, row[k] as number))) + (shift[k] as number)),
-      )
-      .filter((_, i) => known[i]);
-    const yk = y.filter((_, i) => known[i]);
-    const w = deploy ? priorWeights(yk, sampleRates[k] as number, deploy[k] as number) : undefined;
-    const t = chooseThreshold(cfg.thresholdRule, p, yk, w);
-    thresholds[columnLabel(cfg, k)] = Number(t.toFixed(4));
-    const col = selection.columns[k];
-    const name = cfg.task === "binary" ? "" : `_${cfg.labels[k]}`;
-    validation[`roc_auc${name}`] = col?.validation_auc as number;
-    validation[`roc_auc${name}_sd`] = col?.validation_auc_sd as number;
+  /** What selection and the final fit hand to the test-split scoring (`--save-state` / `--resume`). */
+  interface RunState {
+    selection: Selection;
+    thresholds: Record<string, number>;
+    validation: Record<string, number>;
+    shift: number[];
+    sampleRates: number[];
+    model: ReturnType<typeof assembleSelected>;
+    trainingMs: number;
+    fitRowCount: number;
+    valRowCount: number;
   }
-  if (cfg.task === "multilabel") {
-    validation.roc_auc_mean = finiteMean(selection.columns.map((c) => c.validation_auc));
-  } else {
-    const { y } = columnTruth(valTargets, 0);
-    const p = valProbabilities.map((r) => r[0] as number);
-    validation.accuracy = accuracy(
-      p.map((v) => (v >= 0.5 ? 1 : 0)),
-      y,
+  const selectAndFit = (): RunState => {
+    const trainX = feat(data.train);
+    const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
+    const rowsOf = (idx: readonly number[]) => idx.map((t) => data.train[t] as TrainingRow);
+    const folds: Fold[] = cuts.map(({ fit, val }) => ({
+      fitX: sparseRows(trainX, fit),
+      fitTargets: forFitting(rowsOf(fit), enc(rowsOf(fit))),
+      valX: sparseRows(trainX, val),
+      valTargets: enc(rowsOf(val)),
+    }));
+    const fitRowCount = cuts[0]?.fit.length ?? 0;
+    const valRowCount = cuts.reduce((n, c) => n + c.val.length, 0);
+    log(
+      `${cuts.length === 1 ? "fixed validation fold" : `${cuts.length}-fold CV`}: fit ${fitRowCount} rows, validation ${valRowCount}, test ${data.test.length} (load + featurize ${Date.now() - t0} ms)`,
     );
-    const t = Object.values(thresholds)[0] as number;
-    validation.f1_macro_at_threshold = precisionRecallF1Macro(
-      p.map((v) => (v >= t ? 1 : 0)),
-      y,
-      2,
-    ).f1;
-  }
-  log(
-    `selection ${JSON.stringify(selection.columns.map((c) => c.parts.join("+") + (c.borrow ? ` + ${c.borrow.weight.toFixed(3)}·${cfg.labels[c.borrow.from]}` : "") + (c.validation_auc_folds ? ` folds ${c.validation_auc_folds.map((v) => v.toFixed(4)).join("/")}` : "")))}`,
-  );
-  log(`validation ${JSON.stringify(validation)}`);
-  log(
-    `thresholds ${JSON.stringify(thresholds)} shift ${JSON.stringify(shift.map((x) => Number(x.toFixed(3))))}`,
-  );
+    const { selection, valProbabilities, valTargets } = selectLinear({
+      folds,
+      task: cfg.task,
+      labels: cfg.labels,
+      spec: cfg.spec,
+      candidates: cfg.candidates,
+      seed: SEED,
+      ...(cfg.borrowFrom !== undefined && { borrowFrom: cfg.borrowFrom }),
+      log,
+    });
+    const C = valTargets.columns;
+    // Sample rates per column on the whole train split (known labels only; augmentation rows left out,
+    // so adding them does not move the prior correction).
+    const allTargets = enc(data.train);
+    const sampleRates = Array.from({ length: C }, (_, k) => {
+      const { y, known } = columnTruth(allTargets, k);
+      const ys = y.filter((_, i) => known[i] && !data.augmented?.has(data.train[i] as TrainingRow));
+      return ys.reduce((a, b) => a + b, 0) / ys.length;
+    });
+    const deploy = cfg.deploymentPrior?.rates;
+    const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
+    const thresholds: Record<string, number> = {};
+    const validation: Record<string, number> = {};
+    for (let k = 0; k < C; k++) {
+      const { y, known } = columnTruth(valTargets, k);
+      const p = valProbabilities
+        .map((row) =>
+          sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, row[k] as number))) + (shift[k] as number)),
+        )
+        .filter((_, i) => known[i]);
+      const yk = y.filter((_, i) => known[i]);
+      const w = deploy ? priorWeights(yk, sampleRates[k] as number, deploy[k] as number) : undefined;
+      const t = chooseThreshold(cfg.thresholdRule, p, yk, w);
+      thresholds[columnLabel(cfg, k)] = Number(t.toFixed(4));
+      const col = selection.columns[k];
+      const name = cfg.task === "binary" ? "" : `_${cfg.labels[k]}`;
+      validation[`roc_auc${name}`] = col?.validation_auc as number;
+      validation[`roc_auc${name}_sd`] = col?.validation_auc_sd as number;
+    }
+    if (cfg.task === "multilabel") {
+      validation.roc_auc_mean = finiteMean(selection.columns.map((c) => c.validation_auc));
+    } else {
+      const { y } = columnTruth(valTargets, 0);
+      const p = valProbabilities.map((r) => r[0] as number);
+      validation.accuracy = accuracy(
+        p.map((v) => (v >= 0.5 ? 1 : 0)),
+        y,
+      );
+      const t = Object.values(thresholds)[0] as number;
+      validation.f1_macro_at_threshold = precisionRecallF1Macro(
+        p.map((v) => (v >= t ? 1 : 0)),
+        y,
+        2,
+      ).f1;
+    }
+    log(
+      `selection ${JSON.stringify(selection.columns.map((c) => c.parts.join("+") + (c.borrow ? ` + ${c.borrow.weight.toFixed(3)}·${cfg.labels[c.borrow.from]}` : "") + (c.validation_auc_folds ? ` folds ${c.validation_auc_folds.map((v) => v.toFixed(4)).join("/")}` : "")))}`,
+    );
+    log(`validation ${JSON.stringify(validation)}`);
+    log(
+      `thresholds ${JSON.stringify(thresholds)} shift ${JSON.stringify(shift.map((x) => Number(x.toFixed(3))))}`,
+    );
 
-  const trainStart = Date.now();
-  const model = assembleSelected({
-    X: trainX,
-    targets: forFitting(data.train, allTargets),
-    task: cfg.task,
-    labels: cfg.labels,
-    spec: cfg.spec,
-    candidates: cfg.candidates,
+    const trainStart = Date.now();
+    const model = assembleSelected({
+      X: trainX,
+      targets: forFitting(data.train, allTargets),
+      task: cfg.task,
+      labels: cfg.labels,
+      spec: cfg.spec,
+      candidates: cfg.candidates,
+      selection,
+      shift,
+      seed: SEED,
+      log,
+    });
+    const trainingMs = Date.now() - trainStart;
+
+    return {
+      selection,
+      thresholds,
+      validation,
+      shift,
+      sampleRates,
+      model,
+      trainingMs,
+      fitRowCount,
+      valRowCount,
+    };
+  };
+  // `--resume=<file>`: a selection run's state saved by `--no-test --save-state=<file>` (same flags),
+  // so the chosen run's test split is scored without repeating its cross-validation.
+  const state: RunState = over.resume ? (deserialize(readFileSync(over.resume)) as RunState) : selectAndFit();
+  if (over.resume) log(`resumed the selection run's state from ${over.resume} (no refit)`);
+  const {
     selection,
+    thresholds,
+    validation,
     shift,
-    seed: SEED,
-    log,
-  });
-  const trainingMs = Date.now() - trainStart;
+    sampleRates,
+    model,
+    trainingMs,
+    fitRowCount,
+    valRowCount,
+  } = state;
+  const C = selection.columns.length;
+  const deploy = cfg.deploymentPrior?.rates;
   const quantized = quantizeInt8(model);
   // Issue #28: the identity evaluation and the flag rate on positive tweets of the sentiment data's
   // fold 3 (never augmentation), at this run's thresholds; part of every selection run's criterion.
@@ -763,6 +807,12 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
   }
   if (over["no-test"]) {
     // Selection runs: the validation figures above and the probes, never the test split.
+    if (over["save-state"]) {
+      writeFileSync(over["save-state"], serialize(state));
+      log(
+        `state saved to ${over["save-state"]} (finish with the same flags and --resume=${over["save-state"]})`,
+      );
+    }
     for (const t of [...cfg.referenceTexts, ...(cfg.probes ?? [])]) {
       log(`${JSON.stringify(Array.from(scoreText(quantized, t), (x) => Number(x.toFixed(3))))} ${t}`);
     }

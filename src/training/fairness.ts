@@ -270,7 +270,11 @@ export function identityEvalSet(): IdentityExample[] {
   }
   // A template filled twice may come out the same when it has no filler slots: keep one of each.
   const seen = new Set<string>();
-  return out.filter((e) => (seen.has(e.text) ? false : (seen.add(e.text), true)));
+  return out.filter((e) => {
+    if (seen.has(e.text)) return false;
+    seen.add(e.text);
+    return true;
+  });
 }
 
 /** Scores of one text: `score` ranks (the `toxic` label's probability), `flagged` = any label ≥ its threshold. */
