@@ -12,12 +12,10 @@
 import { feeds, loadShippedModel } from "../bench/model-time";
 import { textManifestSchema } from "../src/inference/manifest";
 import {
-  type FairnessReport,
-  FAIRNESS_TARGETS,
+  fairnessMarkdown,
   fairnessReport,
   identityEvalSet,
   scoredFromLabels,
-  targetsMet,
 } from "../src/training/fairness";
 import { positiveTweets, ROOT } from "./train";
 
@@ -31,55 +29,6 @@ async function scoreShipped(id: string, texts: readonly string[]) {
     for (let r = 0; r < data.length / L; r++) scores.push(data.slice(r * L, (r + 1) * L));
   }
   return { manifest, scores };
-}
-
-const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-const f4 = (x: number) => x.toFixed(4);
-
-function markdown(
-  id: string,
-  version: string,
-  r: FairnessReport,
-  tweets: number,
-  tweetCount: number,
-  terms: boolean,
-): string {
-  const met = targetsMet(r, tweets);
-  const mark = (k: keyof typeof met) => (met[k] ? "met" : "**missed**");
-  const lines = [
-    `### \`${id}\` version ${version}: ${r.sentences} sentences, ${r.terms} terms`,
-    "",
-    "| figure | value | target |",
-    "|---|---|---|",
-    `| overall ROC-AUC (\`toxic\` score) | ${f4(r.overall_auc)} | – |`,
-    `| subgroup AUC, min / mean | ${f4(r.min_subgroup_auc)} / ${f4(r.mean_subgroup_auc)} | min ≥ ${FAIRNESS_TARGETS.min_subgroup_auc}: ${mark("min_subgroup_auc")} |`,
-    `| BPSN AUC, min / mean | ${f4(r.min_bpsn_auc)} / ${f4(r.mean_bpsn_auc)} | min ≥ ${FAIRNESS_TARGETS.min_bpsn_auc}: ${mark("min_bpsn_auc")}; mean ≥ ${FAIRNESS_TARGETS.mean_bpsn_auc}: ${mark("mean_bpsn_auc")} |`,
-    `| BNSP AUC, min / mean | ${f4(r.min_bnsp_auc)} / ${f4(r.mean_bnsp_auc)} | – |`,
-    `| false-positive rate, worst term | ${pct(r.max_term_fpr)} (${r.per_term.reduce((a, b) => (b.fpr > a.fpr ? b : a)).term}) | ≤ 5 %: ${mark("max_term_fpr")} |`,
-    `| false-positive rate, worst template family | ${pct(r.max_family_fpr)} | ≤ 5 %: ${mark("max_family_fpr")} |`,
-    `| all benign sentences flagged / all toxic sentences flagged | ${pct(r.overall_fpr)} / ${pct(r.overall_tpr)} | – |`,
-    `| held-out terms (${r.per_term.filter((t) => t.held_out).length}, never in the augmentation): BPSN min / mean, worst FPR | ${f4(r.held_out.min_bpsn_auc)} / ${f4(r.held_out.mean_bpsn_auc)}, ${pct(r.held_out.max_term_fpr)} | – |`,
-    `| positive tweets flagged (sentiment test split, ${tweetCount} tweets) | ${pct(tweets)} | ≤ 2 %: ${mark("positive_tweet_flag_rate")} |`,
-    "",
-    "| template family | benign flagged (FPR) | toxic flagged (TPR) |",
-    "|---|---|---|",
-    ...r.per_family.map(
-      (f) => `| ${f.family} | ${pct(f.fpr)} of ${f.benign} | ${pct(f.tpr)} of ${f.toxic} |`,
-    ),
-  ];
-  const rows = terms ? r.per_term : [...r.per_term].sort((a, b) => a.bpsn_auc - b.bpsn_auc).slice(0, 10);
-  lines.push(
-    "",
-    terms ? "Every term:" : "The 10 terms with the lowest BPSN AUC:",
-    "",
-    "| term | category | subgroup AUC | BPSN | BNSP | FPR | TPR |",
-    "|---|---|---|---|---|---|---|",
-    ...rows.map(
-      (t) =>
-        `| ${t.term}${t.held_out ? " (held out)" : ""} | ${t.category} | ${f4(t.subgroup_auc)} | ${f4(t.bpsn_auc)} | ${f4(t.bnsp_auc)} | ${pct(t.fpr)} | ${pct(t.tpr)} |`,
-    ),
-  );
-  return lines.join("\n");
 }
 
 async function main(): Promise<void> {
@@ -99,7 +48,7 @@ async function main(): Promise<void> {
       );
     else
       process.stdout.write(
-        `${markdown(id, manifest.version, report, tweetRate, tweets.length, args.includes("--terms"))}\n\n`,
+        `${fairnessMarkdown(`\`${id}\` version ${manifest.version}`, report, tweetRate, tweets.length, args.includes("--terms"))}\n\n`,
       );
   }
 }

@@ -64,6 +64,7 @@ import {
 import { isTestRow } from "../src/training/split";
 import {
   type FairnessReport,
+  fairnessMarkdown,
   fairnessReport,
   fairnessSummary,
   identityEvalSet,
@@ -160,6 +161,8 @@ export interface ModelConfig {
   augment?: { identity: boolean; identityWeight: number; tweets: number };
   /** Multilabel models scored on the identity evaluation (`src/training/fairness.ts`) in every run. */
   fairness?: boolean;
+  /** The card's fairness section: before/after and the known remaining failures. */
+  fairnessNotes?: string[];
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */
@@ -607,6 +610,7 @@ interface TextTrainingOutcome {
   calibration: { label: string; setting: string; brier: number; ece15: number }[];
   classTable?: { label: string; precision: number; recall: number; f1: number; support: number }[];
   trainingMs: number;
+  fairness?: { report: FairnessReport; devTweets: number; testTweets?: number };
 }
 
 async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, string>): Promise<void> {
@@ -906,6 +910,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
     calibration,
     trainingMs,
     ...(classTable && { classTable }),
+    ...(fairness && { fairness }),
   };
   if (dryRun) return;
 
@@ -1070,7 +1075,7 @@ Platt scaling per logit (p = sigmoid(a·z + b)), fitted on ${o.selection.folds =
 |---|---|---|---|
 ${o.calibration.map((c) => `| ${c.label} | ${c.setting} | ${fmt(c.brier)} | ${fmt(c.ece15)} |`).join("\n")}
 
-## Featurizer
+${o.fairness ? fairnessSection(cfg, o.fairness) : ""}## Featurizer
 
 \`src/featurizer/text.ts\` (version 1${cfg.spec.norm === "l2-blocks" ? '; `norm: "l2-blocks"`: word n-grams hash into the lower half of the buckets, character n-grams into the upper half, and each half is L2-normalised on its own' : ""}):
 
@@ -1083,6 +1088,23 @@ ${JSON.stringify(cfg.spec, null, 2)}
 ${cfg.limitations.map((l) => `- ${l}`).join("\n")}
 
 \`reference.json\` holds hand-written texts (not from the dataset) with the trainer's int8 (dequantized) and float scores, for the Worker's parity tests.
+`;
+}
+
+/** The card's section on issue #28's identity-and-address evaluation of the shipped int8 model. */
+function fairnessSection(cfg: ModelConfig, f: NonNullable<TextTrainingOutcome["fairness"]>): string {
+  const tweetCount = positiveTweets([4]).length;
+  const title = ["`", cfg.id, "` version ", cfg.version].join("");
+  return `## Fairness: identity and address (issue #28)
+
+The shipped int8 model at its thresholds on the identity-and-address set of \`src/training/fairness.ts\` (generated for this project: ${f.report.terms} identity terms in 7 categories — sexuality, gender, ethnicity, religion, age, disability, nationality — in benign and toxic templates of 5 families: first person, second person, third person with a name, third person with an occupation, short phrases; every sentence mentions one term). AUCs rank by the \`toxic\` score; a sentence counts as **flagged** when any label reaches its threshold (a non-empty \`flagged\` in a response). Subgroup, BPSN and BNSP AUC as defined by Borkan et al. 2019, the background of a term being the sentences of the other terms (with the same number of sentences per term, the mean BPSN and the mean BNSP are the same number). Held-out terms never occur in the training augmentation. Reproduce: \`npm run fairness -- ${cfg.id} --terms\`; \`test/predict-models.test.ts\` asserts the figures through the Worker.
+
+${fairnessMarkdown(title, f.report, f.testTweets ?? Number.NaN, tweetCount, true)}
+
+Positive tweets flagged on the sentiment data's fold 3 (the selection's check, never augmentation): ${(100 * f.devTweets).toFixed(1)} %.
+
+${(cfg.fairnessNotes ?? []).map((n) => `- ${n}`).join("\n")}
+
 `;
 }
 

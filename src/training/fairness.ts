@@ -473,3 +473,55 @@ export function fairnessSummary(r: FairnessReport, tweetFlagRate?: number): stri
     ...(tweetFlagRate === undefined ? [] : [`positive tweets flagged ${f(tweetFlagRate)}`]),
   ].join("; ");
 }
+
+const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+const f4 = (x: number) => x.toFixed(4);
+
+/**
+ * The evaluation as Markdown (headline figures against the targets, per template family, and the
+ * terms with the lowest BPSN AUC, or every term with `allTerms`), for `npm run fairness` and the card.
+ */
+export function fairnessMarkdown(
+  title: string,
+  r: FairnessReport,
+  tweets: number,
+  tweetCount: number,
+  allTerms: boolean,
+): string {
+  const met = targetsMet(r, tweets);
+  const mark = (k: keyof typeof met) => (met[k] ? "met" : "**missed**");
+  const lines = [
+    `### ${title}: ${r.sentences} sentences, ${r.terms} terms`,
+    "",
+    "| figure | value | target |",
+    "|---|---|---|",
+    `| overall ROC-AUC (\`toxic\` score) | ${f4(r.overall_auc)} | – |`,
+    `| subgroup AUC, min / mean | ${f4(r.min_subgroup_auc)} / ${f4(r.mean_subgroup_auc)} | min ≥ ${FAIRNESS_TARGETS.min_subgroup_auc}: ${mark("min_subgroup_auc")} |`,
+    `| BPSN AUC, min / mean | ${f4(r.min_bpsn_auc)} / ${f4(r.mean_bpsn_auc)} | min ≥ ${FAIRNESS_TARGETS.min_bpsn_auc}: ${mark("min_bpsn_auc")}; mean ≥ ${FAIRNESS_TARGETS.mean_bpsn_auc}: ${mark("mean_bpsn_auc")} |`,
+    `| BNSP AUC, min / mean | ${f4(r.min_bnsp_auc)} / ${f4(r.mean_bnsp_auc)} | – |`,
+    `| false-positive rate, worst term | ${pct(r.max_term_fpr)} (${r.per_term.reduce((a, b) => (b.fpr > a.fpr ? b : a)).term}) | ≤ 5 %: ${mark("max_term_fpr")} |`,
+    `| false-positive rate, worst template family | ${pct(r.max_family_fpr)} | ≤ 5 %: ${mark("max_family_fpr")} |`,
+    `| all benign sentences flagged / all toxic sentences flagged | ${pct(r.overall_fpr)} / ${pct(r.overall_tpr)} | – |`,
+    `| held-out terms (${r.per_term.filter((t) => t.held_out).length}, never in the augmentation): BPSN min / mean, worst FPR | ${f4(r.held_out.min_bpsn_auc)} / ${f4(r.held_out.mean_bpsn_auc)}, ${pct(r.held_out.max_term_fpr)} | – |`,
+    `| positive tweets flagged (sentiment test split, ${tweetCount} tweets) | ${pct(tweets)} | ≤ 2 %: ${mark("positive_tweet_flag_rate")} |`,
+    "",
+    "| template family | benign flagged (FPR) | toxic flagged (TPR) |",
+    "|---|---|---|",
+    ...r.per_family.map(
+      (f) => `| ${f.family} | ${pct(f.fpr)} of ${f.benign} | ${pct(f.tpr)} of ${f.toxic} |`,
+    ),
+  ];
+  const rows = allTerms ? r.per_term : [...r.per_term].sort((a, b) => a.bpsn_auc - b.bpsn_auc).slice(0, 10);
+  lines.push(
+    "",
+    allTerms ? "Every term:" : "The 10 terms with the lowest BPSN AUC:",
+    "",
+    "| term | category | subgroup AUC | BPSN | BNSP | FPR | TPR |",
+    "|---|---|---|---|---|---|---|",
+    ...rows.map(
+      (t) =>
+        `| ${t.term}${t.held_out ? " (held out)" : ""} | ${t.category} | ${f4(t.subgroup_auc)} | ${f4(t.bpsn_auc)} | ${f4(t.bnsp_auc)} | ${pct(t.fpr)} | ${pct(t.tpr)} |`,
+    ),
+  );
+  return lines.join("\n");
+}
