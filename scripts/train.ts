@@ -36,6 +36,15 @@ import {
   priorWeights,
 } from "../src/training/calibration";
 import {
+  type FairnessReport,
+  fairnessMarkdown,
+  fairnessReport,
+  fairnessSummary,
+  identityEvalSet,
+  scoredFromLabels,
+} from "../src/training/fairness";
+import { cleanTweet, identityAugmentation } from "../src/training/fairness-augment";
+import {
   accuracy,
   encodeTargets,
   evaluateModel,
@@ -62,15 +71,6 @@ import {
   validationFoldOf,
 } from "../src/training/select";
 import { isTestRow } from "../src/training/split";
-import {
-  type FairnessReport,
-  fairnessMarkdown,
-  fairnessReport,
-  fairnessSummary,
-  identityEvalSet,
-  scoredFromLabels,
-} from "../src/training/fairness";
-import { cleanTweet, identityAugmentation } from "../src/training/fairness-augment";
 import type { EncodedTargets } from "../src/training/trainer";
 import { trainDigits } from "./train-digits";
 import { trainMlp } from "./train-mlp";
