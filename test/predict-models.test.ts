@@ -42,7 +42,8 @@ interface LabelScore {
 const MODELS = ["toxicity", "sentiment", "spam"] as const;
 // Regression bars: the shipped models' test-split figures, rounded down. Issue #16's targets (toxicity
 // 0.960, sentiment 0.792, spam macro-F1 0.985) are not all met (sentiment's is); the cards give the figures.
-const BAR_TOXICITY_AUC = 0.957;
+// Toxicity version 5 (issue #28's weight cap): 0.9558, issue #28's floor 0.955 (version 4: 0.9580).
+const BAR_TOXICITY_AUC = 0.955;
 const BAR_SENTIMENT_ACCURACY = 0.794;
 const BAR_SPAM_F1 = 0.97;
 /** Every shipped text model: the default (`linear`) variants and their `mlp` siblings. */
@@ -448,14 +449,17 @@ const FAIRNESS_BARS: Record<
     positive_tweet_flag_rate: number;
   }
 > = {
+  // Version 5: the targets where met (BPSN min, family FPR); else the measured figure, rounded to the
+  // worse side: worst term FPR 10.8 % (nigerian), BPSN mean 0.9690, subgroup min 0.9459, tweets 2.97 %.
   toxicity: {
-    max_term_fpr: 0.76,
-    max_family_fpr: 0.25,
-    min_bpsn_auc: 0.64,
-    mean_bpsn_auc: 0.94,
-    min_subgroup_auc: 0.93,
-    positive_tweet_flag_rate: 0.035,
+    max_term_fpr: 0.109,
+    max_family_fpr: 0.05,
+    min_bpsn_auc: 0.9,
+    mean_bpsn_auc: 0.968,
+    min_subgroup_auc: 0.945,
+    positive_tweet_flag_rate: 0.03,
   },
+  // Not retrained for issue #28 (docs/models.md): version 1's measured figures.
   "toxicity-mlp": {
     max_term_fpr: 0.57,
     max_family_fpr: 0.371,
@@ -468,6 +472,19 @@ const FAIRNESS_BARS: Record<
 
 describe("identity and address evaluation (issue #28)", () => {
   const set = identityEvalSet();
+  let tweetsCache: Promise<string[] | string> | undefined;
+  /** The sentiment test split's positive tweets, fetched once; a string when ../shared is absent. */
+  const positiveTweets = (): Promise<string[] | string> => {
+    tweetsCache ??= (async () => {
+      const res = await (env as unknown as { FIXTURES: Fetcher }).FIXTURES.fetch(
+        "http://fixtures/datasets/sentiment/test",
+      );
+      if (res.status === 404) return res.text();
+      const split = (await res.json()) as { texts: string[]; targets: number[] };
+      return split.texts.filter((_, i) => split.targets[i] === 1);
+    })();
+    return tweetsCache;
+  };
   const words = (text: string) => new Set(text.toLowerCase().match(/[a-z][a-z'-]*/g) ?? []);
 
   it("the set: ≥ 50 terms over 7 categories, 5 template families with benign and toxic sentences, thousands of sentences", () => {
@@ -537,19 +554,16 @@ describe("identity and address evaluation (issue #28)", () => {
       expect(figures.min_bpsn_auc).toBeGreaterThanOrEqual(bars.min_bpsn_auc);
       expect(figures.mean_bpsn_auc).toBeGreaterThanOrEqual(bars.mean_bpsn_auc);
       expect(figures.min_subgroup_auc).toBeGreaterThanOrEqual(bars.min_subgroup_auc);
-      const res = await (env as unknown as { FIXTURES: Fetcher }).FIXTURES.fetch(
-        "http://fixtures/datasets/sentiment/test",
-      );
-      if (res.status === 404) {
-        ctx.skip(`positive tweets skipped: ../shared/datasets is absent (${await res.text()})`);
+      const tweets = await positiveTweets();
+      if (typeof tweets === "string") {
+        ctx.skip(`positive tweets skipped: ../shared/datasets is absent (${tweets})`);
         return;
       }
-      const split = (await res.json()) as { texts: string[]; targets: number[] };
-      const tweets = split.texts.filter((_, i) => split.targets[i] === 1);
       expect(tweets.length).toBeGreaterThan(5000);
       const tweetFlags = (await scoreAll(id, tweets)).flagged;
       const rate = tweetFlags.filter((f) => f.length > 0).length / tweets.length;
       expect(rate).toBeLessThanOrEqual(bars.positive_tweet_flag_rate);
-    });
+      // ~14,000 texts per model in batches of 64: seconds alone, minutes on a busy machine.
+    }, 300_000);
   }
 });
