@@ -1,21 +1,19 @@
 /**
- * Issue #28's weight cap: limits what a single identity (or address) token can carry in a linear
- * text model by setting its **positive** weights, on every label, to 0 in the hashed buckets of:
+ * Issue #28's weight cap (`src/training/cap.ts`) on a shipped linear int8 text model: read back from
+ * its ONNX graph, capped, checked, and (for `toxicity` version 5) written.
  *
- * - identity (`--identity`): the word unigram of each word of each augmentation term
- *   (`augmentTerms()` of `src/training/fairness-augment.ts`, so never the evaluation's held-out
- *   terms), the word bigram of two-word terms, and the character 4- and 5-grams of " word ";
- * - address (`--address`): the same for "you", "your", "u", "ur", "yourself" and the word bigrams
- *   "you are", "you re", "are a", "are an".
+ *   npx tsx scripts/cap-identity.ts --check     round 1 on train data only: version 4 as is, D
+ *                                               (identity buckets' positive weights to 0), D+ (and the
+ *                                               address buckets' to 0)
+ *   npx tsx scripts/cap-identity.ts --round2    round 2: E(0.25), E(0.5) (address buckets scaled)
+ *   npx tsx scripts/cap-identity.ts --write --version=5 --address-scale=0.5
+ *                                               writes models/toxicity/ (scores the public test split once)
+ *   [--from=models/toxicity]                    the base model's folder
  *
- * Negative weights stay: a token may still count against a label. The int8 scales and bias stay, so
- * every other text scores exactly as before.
- *
- *   npx tsx scripts/cap-identity.ts --from=models/toxicity [--identity] [--address] [--check] [--write=<dir> --version=5]
- *
- * `--check` measures on train data only (never the test split): in-sample ROC-AUC on the train
- * split's multi-label rows, the 40 probes, the identity set and the positive tweets of the sentiment
- * data's fold 3.
+ * Checks use train data only (never the test split): in-sample ROC-AUC on the train split's
+ * multi-label rows, the 40 probes, the identity set and the positive tweets of the sentiment data's
+ * fold 3. Run `--check`/`--round2` against version 4's files (git show <v4 commit>:models/toxicity/…)
+ * to repeat the choice; against version 5 they cap an already capped model.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
