@@ -7,6 +7,8 @@
  *                    [--class-weight=none|balanced] [--max-iter=300] [--idf=1] [--column-c=…] [--extra]
  *                    [--folds=1|4 (fixed validation fold or 4-fold CV)] [--candidates=lr-c0.1,nb-c4-a0.1,… (configured or parsed names)]
  *                    [--no-test (selection runs: validation figures and probes only; the test split is not scored)]
+ *                    [--save-state=<file> (with --no-test) | --resume=<file> (same flags: score that run's test split)]
+ *                    [--augment-identity=<weight> --augment-tweets=<n> (toxicity, issue #28)] [--cap=none|<address scale>]
  *
  * Reads `../shared/datasets/` (relative to the project root; never copied into the repository),
  * applies the split rule (data row i is TEST when i % 5 == 4), trains on the train split with a
@@ -566,6 +568,10 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
     ...(lengthBalance !== undefined && { lengthBalance }),
     ...borrow,
     ...(augment && { augment }),
+    // `--cap=none` trains without issue #28's weight cap, `--cap=<address scale>` with another scale.
+    ...(over.cap !== undefined && {
+      cap: over.cap === "none" ? undefined : { addressScale: Number(over.cap) },
+    }),
   };
   if (over.extra && cfg.id === "toxicity") return { ...base, load: () => loadToxicity(over.extra === "1") };
   return base;
