@@ -7,6 +7,8 @@
  *                    [--class-weight=none|balanced] [--max-iter=300] [--idf=1] [--column-c=…] [--extra]
  *                    [--folds=1|4 (fixed validation fold or 4-fold CV)] [--candidates=lr-c0.1,nb-c4-a0.1,… (configured or parsed names)]
  *                    [--no-test (selection runs: validation figures and probes only; the test split is not scored)]
+ *                    [--save-state=<file> (with --no-test) | --resume=<file> (same flags: score that run's test split)]
+ *                    [--augment-identity=<weight> --augment-tweets=<n> (toxicity, issue #28)] [--cap=none|<address scale>]
  *
  * Reads `../shared/datasets/` (relative to the project root; never copied into the repository),
  * applies the split rule (data row i is TEST when i % 5 == 4), trains on the train split with a
@@ -18,6 +20,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { deserialize, serialize } from "node:v8";
 import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
 import { textManifestSchema } from "../src/contracts/manifest";
@@ -35,6 +38,16 @@ import {
   lengthBalancedWeights,
   priorWeights,
 } from "../src/training/calibration";
+import { capIdentityAndAddress } from "../src/training/cap";
+import {
+  type FairnessReport,
+  fairnessMarkdown,
+  fairnessReport,
+  fairnessSummary,
+  identityEvalSet,
+  scoredFromLabels,
+} from "../src/training/fairness";
+import { cleanTweet, identityAugmentation } from "../src/training/fairness-augment";
 import {
   accuracy,
   encodeTargets,
@@ -86,6 +99,8 @@ export interface Dataset {
   trainIndex: number[];
   test: TrainingRow[];
   notes: string[];
+  /** Generated or borrowed rows (issue #28's augmentation): fit only, and not in the sample rates. */
+  augmented?: WeakSet<TrainingRow>;
 }
 
 /**
@@ -141,6 +156,22 @@ export interface ModelConfig {
   borrowFrom?: number;
   /** Training rows weighted so no word-count bucket leans to a label (`lengthBalancedWeights`). */
   lengthBalance?: boolean;
+  /**
+   * Issue #28's augmentation (toxicity): `identity` adds `identityAugmentation()`'s generated rows
+   * with loss weight `identityWeight`; `tweets` adds that many benign positive tweets of the
+   * sentiment data's train split (folds 0–2 only: fold 3 is the selection's check, fold 4 its test).
+   */
+  augment?: { identity: boolean; identityWeight: number; tweets: number };
+  /** Multilabel models scored on the identity evaluation (`src/training/fairness.ts`) in every run. */
+  fairness?: boolean;
+  /** The card's fairness section: before/after and the known remaining failures. */
+  fairnessNotes?: string[];
+  /**
+   * Issue #28's weight cap on the int8 model (`src/training/cap.ts`): identity buckets' positive
+   * weights to 0, address buckets' scaled by `addressScale`. Version 5 was made from version 4's files
+   * by `scripts/cap-identity.ts`; a full `npm run train -- toxicity` applies the same cap.
+   */
+  cap?: { addressScale: number };
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */
@@ -171,6 +202,48 @@ const spec = (buckets: number, over: Partial<TextFeaturizerSpec> = {}): TextFeat
 
 const TOX_LABELS = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"];
 const sameText = (t: string): string => t.trim().replace(/\s+/g, " ");
+
+/**
+ * Positive tweets of the sentiment data whose data row i has `i % 5` in `folds` (4 = its test
+ * split; 3 = the fold the toxicity selection checks its flag rate on; 0–2 = the augmentation's).
+ */
+export function positiveTweets(folds: readonly number[]): string[] {
+  return readCsvGz("sentiment/tweets_sentiment.csv.gz").flatMap((r, i) =>
+    (r.Sentiment ?? "").trim() === "1" && folds.includes(i % 5) ? [r.SentimentText ?? ""] : [],
+  );
+}
+
+/**
+ * Appends issue #28's augmentation rows to `data` (never in a validation fold, index −2; the
+ * sample rates of the prior correction skip them). Tweets: every k-th clean positive tweet of folds
+ * 0–2, labelled non-toxic on every label.
+ */
+function augmentToxicity(data: Dataset, a: NonNullable<ModelConfig["augment"]>): Dataset {
+  const augmented = new WeakSet<TrainingRow>();
+  const add = (row: TrainingRow) => {
+    data.train.push(row);
+    data.trainIndex.push(-2);
+    augmented.add(row);
+  };
+  const notes = [...data.notes];
+  if (a.identity) {
+    const rows = identityAugmentation();
+    for (const r of rows) add({ text: r.text, target: r.target });
+    notes.push(
+      `Identity augmentation (issue #28, \`src/training/fairness-augment.ts\`): ${rows.length} generated sentences (${rows.filter((r) => r.target[0] === 0).length} benign, ${rows.filter((r) => r.target[0] === 1).length} toxic), loss weight ${a.identityWeight}; other templates and filler words than the evaluation, and none of its held-out terms.`,
+    );
+  }
+  if (a.tweets > 0) {
+    const clean = positiveTweets([0, 1, 2]).filter(cleanTweet);
+    const step = Math.max(1, Math.floor(clean.length / a.tweets));
+    const picked = clean.filter((_, i) => i % step === 0).slice(0, a.tweets);
+    for (const text of picked) add({ text, target: [0, 0, 0, 0, 0, 0] });
+    notes.push(
+      `Benign tweets (issue #28): ${picked.length} positive tweets from \`sentiment/tweets_sentiment.csv.gz\` (data rows with i % 5 ∈ {0, 1, 2} only; every ${step}th of the ${clean.length} without a profanity word), labelled non-toxic on every label.`,
+    );
+  }
+  return { ...data, notes, augmented };
+}
 
 /**
  * `extraBinary` adds jigsaw_toxic_binary rows to the `toxic` head (texts not in the multi-label set;
@@ -263,7 +336,9 @@ function labelIndex(value: string | undefined, labels: string[], raw: string[]):
 export const MODELS: Record<string, ModelConfig> = {
   toxicity: {
     id: "toxicity",
-    version: "4",
+    version: "5",
+    fairness: true,
+    cap: { addressScale: 0.5 },
     task: "multilabel",
     labels: TOX_LABELS,
     description:
@@ -281,6 +356,7 @@ export const MODELS: Record<string, ModelConfig> = {
     lengthBalance: true,
     borrowFrom: 0,
     selectionNotes: [
+      "Version 5 (issue #28) = version 4's selection with the identity/address weight cap (`cap`, `src/training/cap.ts`) on the int8 weights; made from version 4's files by `scripts/cap-identity.ts --write` (its card explains the choice). A full run of this script reproduces version 4's fit and applies the same cap.",
       "Version 4 is chosen by 4-fold CV on the train split, as issue #16 asks; decided before any 4-fold figure existed: version 4 is the 4-fold pick (probes must pass), scored once on the test split and shipped whatever that figure. Version 3 was chosen on the fixed fold `i % 5 == 3`, where `threat` has 18 positives: it ranked `nb-c1` above `lr-c0.1` for `threat` (0.9502 against 0.9446); over four folds (86 positives) the order is reversed (0.9225 against 0.9564) — the fixed fold's noise that cost version 3 0.027 on `threat` in its test figure.",
       "4-fold runs (`npx tsx scripts/train.ts toxicity --folds=4 --no-test [--candidates=…]`; none scored the test split): (A) version 3's four candidates: CV mean ROC-AUC 0.9614; max benign 0.064 (`Hello there!`). (B) + `lr-c0.03` and `lr-c0.3` (this card's candidates): 0.9620 (`threat` 0.9590, `identity_hate` 0.9427 with `lr-c0.3`); max benign 0.064 (`Hello there!`); lowest toxic-probe `toxic` score 0.942. Shipped: (B).",
       "Earlier runs for version 3 on the fixed fold `i % 5 == 3` (not comparable in level with 4-fold figures), in order (validation mean ROC-AUC; `max benign` = the highest score of the 20 benign probes on any label, from the refitted model; none of these runs scored the test split):",
@@ -475,6 +551,14 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
         .map((name) => cfg.candidates.find((c) => c.name === name) ?? parseCandidate(name))
     : cfg.candidates;
   const lengthBalance = over["length-balance"] ? over["length-balance"] === "1" : cfg.lengthBalance;
+  const augment =
+    over["augment-identity"] !== undefined || over["augment-tweets"] !== undefined
+      ? {
+          identity: (over["augment-identity"] ?? "0") !== "0",
+          identityWeight: Number(over["augment-identity"] ?? "0") || 1,
+          tweets: Number(over["augment-tweets"] ?? 0),
+        }
+      : cfg.augment;
   const borrow =
     over.borrow === undefined ? {} : { borrowFrom: over.borrow === "none" ? undefined : Number(over.borrow) };
   const base = {
@@ -483,6 +567,11 @@ function applyOverrides(cfg: ModelConfig, over: Record<string, string>): ModelCo
     candidates,
     ...(lengthBalance !== undefined && { lengthBalance }),
     ...borrow,
+    ...(augment && { augment }),
+    // `--cap=none` trains without issue #28's weight cap, `--cap=<address scale>` with another scale.
+    ...(over.cap !== undefined && {
+      cap: over.cap === "none" ? undefined : { addressScale: Number(over.cap) },
+    }),
   };
   if (over.extra && cfg.id === "toxicity") return { ...base, load: () => loadToxicity(over.extra === "1") };
   return base;
@@ -536,119 +625,216 @@ interface TextTrainingOutcome {
   calibration: { label: string; setting: string; brier: number; ece15: number }[];
   classTable?: { label: string; precision: number; recall: number; f1: number; support: number }[];
   trainingMs: number;
+  fairness?: { report: FairnessReport; devTweets: number; testTweets?: number };
 }
 
 async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, string>): Promise<void> {
   const t0 = Date.now();
-  const data = cfg.load();
+  const data = cfg.augment ? augmentToxicity(cfg.load(), cfg.augment) : cfg.load();
+  const augmentWeight = cfg.augment?.identityWeight ?? 1;
+  const identityRowTexts = new Set(cfg.augment?.identity ? identityAugmentation().map((r) => r.text) : []);
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
   const enc = (rows: readonly TrainingRow[]) => encodeRows(cfg, rows);
   // Targets to fit on: with `lengthBalance`, the mask carries the length-balancing row weights.
-  const forFitting = (rows: readonly TrainingRow[], targets: EncodedTargets): EncodedTargets =>
-    cfg.lengthBalance
+  const forFitting = (rows: readonly TrainingRow[], targets: EncodedTargets): EncodedTargets => {
+    const balanced = cfg.lengthBalance
       ? lengthBalancedWeights(
           rows.map((r) => wordTokens(normalizeText(r.text)).length),
           targets,
         )
       : targets;
+    if (augmentWeight === 1 || !data.augmented) return balanced;
+    // Generated identity rows carry `identityWeight` (tweets: weight 1, they are real text).
+    const m = Float64Array.from(balanced.m);
+    const C = balanced.columns;
+    rows.forEach((r, i) => {
+      if (!data.augmented?.has(r) || !Array.isArray(r.target) || r.target.length !== C) return;
+      if (identityRowTexts.has(r.text))
+        for (let k = 0; k < C; k++) m[i * C + k] = (m[i * C + k] as number) * augmentWeight;
+    });
+    return { ...balanced, m };
+  };
   const feat = (rows: readonly TrainingRow[]) =>
     featurizeTexts(
       rows.map((r) => r.text),
       cfg.spec,
     );
-  const trainX = feat(data.train);
-  const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
-  const rowsOf = (idx: readonly number[]) => idx.map((t) => data.train[t] as TrainingRow);
-  const folds: Fold[] = cuts.map(({ fit, val }) => ({
-    fitX: sparseRows(trainX, fit),
-    fitTargets: forFitting(rowsOf(fit), enc(rowsOf(fit))),
-    valX: sparseRows(trainX, val),
-    valTargets: enc(rowsOf(val)),
-  }));
-  const fitRowCount = cuts[0]?.fit.length ?? 0;
-  const valRowCount = cuts.reduce((n, c) => n + c.val.length, 0);
-  log(
-    `${cuts.length === 1 ? "fixed validation fold" : `${cuts.length}-fold CV`}: fit ${fitRowCount} rows, validation ${valRowCount}, test ${data.test.length} (load + featurize ${Date.now() - t0} ms)`,
-  );
-  const { selection, valProbabilities, valTargets } = selectLinear({
-    folds,
-    task: cfg.task,
-    labels: cfg.labels,
-    spec: cfg.spec,
-    candidates: cfg.candidates,
-    seed: SEED,
-    ...(cfg.borrowFrom !== undefined && { borrowFrom: cfg.borrowFrom }),
-    log,
-  });
-  const C = valTargets.columns;
-  // Sample rates per column on the whole train split (known labels only).
-  const allTargets = enc(data.train);
-  const sampleRates = Array.from({ length: C }, (_, k) => {
-    const { y, known } = columnTruth(allTargets, k);
-    const ys = y.filter((_, i) => known[i]);
-    return ys.reduce((a, b) => a + b, 0) / ys.length;
-  });
-  const deploy = cfg.deploymentPrior?.rates;
-  const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
-  const thresholds: Record<string, number> = {};
-  const validation: Record<string, number> = {};
-  for (let k = 0; k < C; k++) {
-    const { y, known } = columnTruth(valTargets, k);
-    const p = valProbabilities
-      .map((row) =>
-        sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, row[k] as number))) + (shift[k] as number)),
-      )
-      .filter((_, i) => known[i]);
-    const yk = y.filter((_, i) => known[i]);
-    const w = deploy ? priorWeights(yk, sampleRates[k] as number, deploy[k] as number) : undefined;
-    const t = chooseThreshold(cfg.thresholdRule, p, yk, w);
-    thresholds[columnLabel(cfg, k)] = Number(t.toFixed(4));
-    const col = selection.columns[k];
-    const name = cfg.task === "binary" ? "" : `_${cfg.labels[k]}`;
-    validation[`roc_auc${name}`] = col?.validation_auc as number;
-    validation[`roc_auc${name}_sd`] = col?.validation_auc_sd as number;
+  /** What selection and the final fit hand to the test-split scoring (`--save-state` / `--resume`). */
+  interface RunState {
+    selection: Selection;
+    thresholds: Record<string, number>;
+    validation: Record<string, number>;
+    shift: number[];
+    sampleRates: number[];
+    model: ReturnType<typeof assembleSelected>;
+    trainingMs: number;
+    fitRowCount: number;
+    valRowCount: number;
   }
-  if (cfg.task === "multilabel") {
-    validation.roc_auc_mean = finiteMean(selection.columns.map((c) => c.validation_auc));
-  } else {
-    const { y } = columnTruth(valTargets, 0);
-    const p = valProbabilities.map((r) => r[0] as number);
-    validation.accuracy = accuracy(
-      p.map((v) => (v >= 0.5 ? 1 : 0)),
-      y,
+  const selectAndFit = (): RunState => {
+    const trainX = feat(data.train);
+    const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
+    const rowsOf = (idx: readonly number[]) => idx.map((t) => data.train[t] as TrainingRow);
+    const folds: Fold[] = cuts.map(({ fit, val }) => ({
+      fitX: sparseRows(trainX, fit),
+      fitTargets: forFitting(rowsOf(fit), enc(rowsOf(fit))),
+      valX: sparseRows(trainX, val),
+      valTargets: enc(rowsOf(val)),
+    }));
+    const fitRowCount = cuts[0]?.fit.length ?? 0;
+    const valRowCount = cuts.reduce((n, c) => n + c.val.length, 0);
+    log(
+      `${cuts.length === 1 ? "fixed validation fold" : `${cuts.length}-fold CV`}: fit ${fitRowCount} rows, validation ${valRowCount}, test ${data.test.length} (load + featurize ${Date.now() - t0} ms)`,
     );
-    const t = Object.values(thresholds)[0] as number;
-    validation.f1_macro_at_threshold = precisionRecallF1Macro(
-      p.map((v) => (v >= t ? 1 : 0)),
-      y,
-      2,
-    ).f1;
-  }
-  log(
-    `selection ${JSON.stringify(selection.columns.map((c) => c.parts.join("+") + (c.borrow ? ` + ${c.borrow.weight.toFixed(3)}·${cfg.labels[c.borrow.from]}` : "") + (c.validation_auc_folds ? ` folds ${c.validation_auc_folds.map((v) => v.toFixed(4)).join("/")}` : "")))}`,
-  );
-  log(`validation ${JSON.stringify(validation)}`);
-  log(
-    `thresholds ${JSON.stringify(thresholds)} shift ${JSON.stringify(shift.map((x) => Number(x.toFixed(3))))}`,
-  );
+    const { selection, valProbabilities, valTargets } = selectLinear({
+      folds,
+      task: cfg.task,
+      labels: cfg.labels,
+      spec: cfg.spec,
+      candidates: cfg.candidates,
+      seed: SEED,
+      ...(cfg.borrowFrom !== undefined && { borrowFrom: cfg.borrowFrom }),
+      log,
+    });
+    const C = valTargets.columns;
+    // Sample rates per column on the whole train split (known labels only; augmentation rows left out,
+    // so adding them does not move the prior correction).
+    const allTargets = enc(data.train);
+    const sampleRates = Array.from({ length: C }, (_, k) => {
+      const { y, known } = columnTruth(allTargets, k);
+      const ys = y.filter((_, i) => known[i] && !data.augmented?.has(data.train[i] as TrainingRow));
+      return ys.reduce((a, b) => a + b, 0) / ys.length;
+    });
+    const deploy = cfg.deploymentPrior?.rates;
+    const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
+    const thresholds: Record<string, number> = {};
+    const validation: Record<string, number> = {};
+    for (let k = 0; k < C; k++) {
+      const { y, known } = columnTruth(valTargets, k);
+      const p = valProbabilities
+        .map((row) =>
+          sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, row[k] as number))) + (shift[k] as number)),
+        )
+        .filter((_, i) => known[i]);
+      const yk = y.filter((_, i) => known[i]);
+      const w = deploy ? priorWeights(yk, sampleRates[k] as number, deploy[k] as number) : undefined;
+      const t = chooseThreshold(cfg.thresholdRule, p, yk, w);
+      thresholds[columnLabel(cfg, k)] = Number(t.toFixed(4));
+      const col = selection.columns[k];
+      const name = cfg.task === "binary" ? "" : `_${cfg.labels[k]}`;
+      validation[`roc_auc${name}`] = col?.validation_auc as number;
+      validation[`roc_auc${name}_sd`] = col?.validation_auc_sd as number;
+    }
+    if (cfg.task === "multilabel") {
+      validation.roc_auc_mean = finiteMean(selection.columns.map((c) => c.validation_auc));
+    } else {
+      const { y } = columnTruth(valTargets, 0);
+      const p = valProbabilities.map((r) => r[0] as number);
+      validation.accuracy = accuracy(
+        p.map((v) => (v >= 0.5 ? 1 : 0)),
+        y,
+      );
+      const t = Object.values(thresholds)[0] as number;
+      validation.f1_macro_at_threshold = precisionRecallF1Macro(
+        p.map((v) => (v >= t ? 1 : 0)),
+        y,
+        2,
+      ).f1;
+    }
+    log(
+      `selection ${JSON.stringify(selection.columns.map((c) => c.parts.join("+") + (c.borrow ? ` + ${c.borrow.weight.toFixed(3)}·${cfg.labels[c.borrow.from]}` : "") + (c.validation_auc_folds ? ` folds ${c.validation_auc_folds.map((v) => v.toFixed(4)).join("/")}` : "")))}`,
+    );
+    log(`validation ${JSON.stringify(validation)}`);
+    log(
+      `thresholds ${JSON.stringify(thresholds)} shift ${JSON.stringify(shift.map((x) => Number(x.toFixed(3))))}`,
+    );
 
-  const trainStart = Date.now();
-  const model = assembleSelected({
-    X: trainX,
-    targets: forFitting(data.train, allTargets),
-    task: cfg.task,
-    labels: cfg.labels,
-    spec: cfg.spec,
-    candidates: cfg.candidates,
+    const trainStart = Date.now();
+    const model = assembleSelected({
+      X: trainX,
+      targets: forFitting(data.train, allTargets),
+      task: cfg.task,
+      labels: cfg.labels,
+      spec: cfg.spec,
+      candidates: cfg.candidates,
+      selection,
+      shift,
+      seed: SEED,
+      log,
+    });
+    const trainingMs = Date.now() - trainStart;
+
+    return {
+      selection,
+      thresholds,
+      validation,
+      shift,
+      sampleRates,
+      model,
+      trainingMs,
+      fitRowCount,
+      valRowCount,
+    };
+  };
+  // `--resume=<file>`: a selection run's state saved by `--no-test --save-state=<file>` (same flags),
+  // so the chosen run's test split is scored without repeating its cross-validation.
+  const state: RunState = over.resume ? (deserialize(readFileSync(over.resume)) as RunState) : selectAndFit();
+  if (over.resume) log(`resumed the selection run's state from ${over.resume} (no refit)`);
+  const {
     selection,
+    thresholds,
+    validation,
     shift,
-    seed: SEED,
-    log,
-  });
-  const trainingMs = Date.now() - trainStart;
-  const quantized = quantizeInt8(model);
+    sampleRates,
+    model,
+    trainingMs,
+    fitRowCount,
+    valRowCount,
+  } = state;
+  const C = selection.columns.length;
+  const deploy = cfg.deploymentPrior?.rates;
+  // The float figures below are the uncapped float model's; the shipped int8 model carries the cap.
+  const quantized = cfg.cap
+    ? capIdentityAndAddress(quantizeInt8(model), cfg.cap.addressScale)
+    : quantizeInt8(model);
+  // Issue #28: the identity evaluation and the flag rate on positive tweets of the sentiment data's
+  // fold 3 (never augmentation), at this run's thresholds; part of every selection run's criterion.
+  let fairness: { report: FairnessReport; devTweets: number; testTweets?: number } | undefined;
+  if (cfg.fairness) {
+    const scoreAll = (texts: readonly string[]) => texts.map((t) => scoreText(quantized, t));
+    const flagRate = (texts: readonly string[]) =>
+      scoredFromLabels(scoreAll(texts), cfg.labels, thresholds).filter((e) => e.flagged).length /
+      Math.max(1, texts.length);
+    const set = identityEvalSet();
+    const report = fairnessReport(
+      set,
+      scoredFromLabels(scoreAll(set.map((e) => e.text)), cfg.labels, thresholds),
+    );
+    fairness = { report, devTweets: flagRate(positiveTweets([3])) };
+    if (!over["no-test"]) fairness.testTweets = flagRate(positiveTweets([4]));
+    log(
+      `fairness ${fairnessSummary(report)}; positive tweets (sentiment fold 3) flagged ${fairness.devTweets.toFixed(4)}${fairness.testTweets === undefined ? "" : `; (sentiment test split) ${fairness.testTweets.toFixed(4)}`}`,
+    );
+    log(
+      `fairness families ${JSON.stringify(report.per_family.map((f) => [f.family, Number(f.fpr.toFixed(4)), Number(f.tpr.toFixed(4))]))}`,
+    );
+    log(
+      `fairness worst terms ${JSON.stringify(
+        [...report.per_term]
+          .sort((a, b) => a.bpsn_auc - b.bpsn_auc)
+          .slice(0, 12)
+          .map((t) => [t.term, Number(t.bpsn_auc.toFixed(3)), Number(t.fpr.toFixed(3))]),
+      )}`,
+    );
+  }
   if (over["no-test"]) {
     // Selection runs: the validation figures above and the probes, never the test split.
+    if (over["save-state"]) {
+      writeFileSync(over["save-state"], serialize(state));
+      log(
+        `state saved to ${over["save-state"]} (finish with the same flags and --resume=${over["save-state"]})`,
+      );
+    }
     for (const t of [...cfg.referenceTexts, ...(cfg.probes ?? [])]) {
       log(`${JSON.stringify(Array.from(scoreText(quantized, t), (x) => Number(x.toFixed(3))))} ${t}`);
     }
@@ -742,6 +928,7 @@ async function trainOne(cfg: ModelConfig, dryRun: boolean, over: Record<string, 
     calibration,
     trainingMs,
     ...(classTable && { classTable }),
+    ...(fairness && { fairness }),
   };
   if (dryRun) return;
 
@@ -906,7 +1093,7 @@ Platt scaling per logit (p = sigmoid(a·z + b)), fitted on ${o.selection.folds =
 |---|---|---|---|
 ${o.calibration.map((c) => `| ${c.label} | ${c.setting} | ${fmt(c.brier)} | ${fmt(c.ece15)} |`).join("\n")}
 
-## Featurizer
+${o.fairness ? fairnessSection(cfg, o.fairness) : ""}## Featurizer
 
 \`src/featurizer/text.ts\` (version 1${cfg.spec.norm === "l2-blocks" ? '; `norm: "l2-blocks"`: word n-grams hash into the lower half of the buckets, character n-grams into the upper half, and each half is L2-normalised on its own' : ""}):
 
@@ -919,6 +1106,23 @@ ${JSON.stringify(cfg.spec, null, 2)}
 ${cfg.limitations.map((l) => `- ${l}`).join("\n")}
 
 \`reference.json\` holds hand-written texts (not from the dataset) with the trainer's int8 (dequantized) and float scores, for the Worker's parity tests.
+`;
+}
+
+/** The card's section on issue #28's identity-and-address evaluation of the shipped int8 model. */
+function fairnessSection(cfg: ModelConfig, f: NonNullable<TextTrainingOutcome["fairness"]>): string {
+  const tweetCount = positiveTweets([4]).length;
+  const title = ["`", cfg.id, "` version ", cfg.version].join("");
+  return `## Fairness: identity and address (issue #28)
+
+The shipped int8 model at its thresholds on the identity-and-address set of \`src/training/fairness.ts\` (generated for this project: ${f.report.terms} identity terms in 7 categories — sexuality, gender, ethnicity, religion, age, disability, nationality — in benign and toxic templates of 5 families: first person, second person, third person with a name, third person with an occupation, short phrases; every sentence mentions one term). AUCs rank by the \`toxic\` score; a sentence counts as **flagged** when any label reaches its threshold (a non-empty \`flagged\` in a response). Subgroup, BPSN and BNSP AUC as defined by Borkan et al. 2019, the background of a term being the sentences of the other terms (with the same number of sentences per term, the mean BPSN and the mean BNSP are the same number). Held-out terms never occur in the training augmentation. Reproduce: \`npm run fairness -- ${cfg.id} --terms\`; \`test/predict-models.test.ts\` asserts the figures through the Worker.
+
+${fairnessMarkdown(title, f.report, f.testTweets ?? Number.NaN, tweetCount, true)}
+
+Positive tweets flagged on the sentiment data's fold 3 (the selection's check, never augmentation): ${(100 * f.devTweets).toFixed(1)} %.
+
+${(cfg.fairnessNotes ?? []).map((n) => `- ${n}`).join("\n")}
+
 `;
 }
 

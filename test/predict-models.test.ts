@@ -10,6 +10,22 @@ import { sha256Hex } from "../src/hash";
 import { sessionCache } from "../src/inference/engine";
 import { createSession } from "../src/inference/ort";
 import { SessionCache } from "../src/inference/session-cache";
+import {
+  EVAL_TEMPLATES,
+  EVAL_VOCABULARY,
+  type FairnessReport,
+  fairnessReport,
+  HELD_OUT_TERMS,
+  IDENTITY_TERMS,
+  identityEvalSet,
+  TEMPLATE_FAMILIES,
+} from "../src/training/fairness";
+import {
+  AUGMENT_TEMPLATES,
+  AUGMENT_VOCABULARY,
+  augmentTerms,
+  identityAugmentation,
+} from "../src/training/fairness-augment";
 import { accuracy, precisionRecallF1Macro, rocAuc } from "../src/training/metrics";
 import probes from "./fixtures/toxicity-probes.json";
 import { api, fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
@@ -26,7 +42,8 @@ interface LabelScore {
 const MODELS = ["toxicity", "sentiment", "spam"] as const;
 // Regression bars: the shipped models' test-split figures, rounded down. Issue #16's targets (toxicity
 // 0.960, sentiment 0.792, spam macro-F1 0.985) are not all met (sentiment's is); the cards give the figures.
-const BAR_TOXICITY_AUC = 0.957;
+// Toxicity version 5 (issue #28's weight cap): 0.9558, issue #28's floor 0.955 (version 4: 0.9580).
+const BAR_TOXICITY_AUC = 0.955;
 const BAR_SENTIMENT_ACCURACY = 0.794;
 const BAR_SPAM_F1 = 0.97;
 /** Every shipped text model: the default (`linear`) variants and their `mlp` siblings. */
@@ -351,35 +368,35 @@ describe("loading, integrity and the session cache", () => {
   });
 });
 
+/** Scores every text through the real API, in batches of 64, a few requests at a time. */
+async function scoreAll(
+  model: string,
+  texts: string[],
+): Promise<{ scores: number[][]; flagged: string[][] }> {
+  const out: number[][] = new Array(texts.length);
+  const flagged: string[][] = new Array(texts.length);
+  const batches = Array.from({ length: Math.ceil(texts.length / 64) }, (_, b) => b);
+  for (let i = 0; i < batches.length; i += 8) {
+    await Promise.all(
+      batches.slice(i, i + 8).map(async (b) => {
+        const chunk = texts.slice(b * 64, b * 64 + 64).map((t) => (t.trim() === "" ? "." : t));
+        const res = await postJson("/api/v1/predict", { model, texts: chunk });
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { results: { sentiment: LabelScore[]; flagged: string[] }[] };
+        body.results.forEach((r, j) => {
+          out[b * 64 + j] = r.sentiment.map((s) => s.sentiment_score);
+          flagged[b * 64 + j] = r.flagged;
+        });
+      }),
+    );
+  }
+  return { scores: out, flagged };
+}
+
 describe("quality bars on the public test split (needs ../shared/datasets)", () => {
   // scikit-learn baseline on the same split (TF-IDF word 1–2 + char_wb 2–5, LogisticRegression C=4):
   // toxicity 0.9531, sentiment 0.7869, spam macro-F1 0.9811 (at 0.5).
   const bars = { toxicity: BAR_TOXICITY_AUC, sentiment: BAR_SENTIMENT_ACCURACY, spam: BAR_SPAM_F1 } as const;
-
-  /** Scores every text through the real API, in batches of 64, a few requests at a time. */
-  async function scoreAll(
-    model: string,
-    texts: string[],
-  ): Promise<{ scores: number[][]; flagged: string[][] }> {
-    const out: number[][] = new Array(texts.length);
-    const flagged: string[][] = new Array(texts.length);
-    const batches = Array.from({ length: Math.ceil(texts.length / 64) }, (_, b) => b);
-    for (let i = 0; i < batches.length; i += 8) {
-      await Promise.all(
-        batches.slice(i, i + 8).map(async (b) => {
-          const chunk = texts.slice(b * 64, b * 64 + 64).map((t) => (t.trim() === "" ? "." : t));
-          const res = await postJson("/api/v1/predict", { model, texts: chunk });
-          expect(res.status).toBe(200);
-          const body = (await res.json()) as { results: { sentiment: LabelScore[]; flagged: string[] }[] };
-          body.results.forEach((r, j) => {
-            out[b * 64 + j] = r.sentiment.map((s) => s.sentiment_score);
-            flagged[b * 64 + j] = r.flagged;
-          });
-        }),
-      );
-    }
-    return { scores: out, flagged };
-  }
 
   for (const id of MODELS) {
     it(`${id} reaches its bar through the Worker`, async (ctx) => {
@@ -412,5 +429,141 @@ describe("quality bars on the public test split (needs ../shared/datasets)", () 
         expect(predicted.filter((p, i) => p === 1 && truth[i] === 0)).toHaveLength(0);
       }
     });
+  }
+});
+
+/**
+ * Issue #28's figures per shipped model on the identity-and-address set (`src/training/fairness.ts`)
+ * and the sentiment test split's positive tweets, through the Worker at the manifest's thresholds
+ * (a sentence counts as flagged when `flagged` is not empty). Each bar is the issue's target where
+ * the model meets it, else the measured figure rounded to the worse side (the miss is in the card).
+ */
+const FAIRNESS_BARS: Record<
+  string,
+  {
+    max_term_fpr: number;
+    max_family_fpr: number;
+    min_bpsn_auc: number;
+    mean_bpsn_auc: number;
+    min_subgroup_auc: number;
+    positive_tweet_flag_rate: number;
+  }
+> = {
+  // Version 5: the targets where met (BPSN min, family FPR); else the measured figure, rounded to the
+  // worse side: worst term FPR 10.8 % (nigerian), BPSN mean 0.9690, subgroup min 0.9459, tweets 2.97 %.
+  toxicity: {
+    max_term_fpr: 0.109,
+    max_family_fpr: 0.05,
+    min_bpsn_auc: 0.9,
+    mean_bpsn_auc: 0.968,
+    min_subgroup_auc: 0.945,
+    positive_tweet_flag_rate: 0.03,
+  },
+  // Not retrained for issue #28 (docs/models.md): version 1's measured figures.
+  "toxicity-mlp": {
+    max_term_fpr: 0.57,
+    max_family_fpr: 0.371,
+    min_bpsn_auc: 0.63,
+    mean_bpsn_auc: 0.86,
+    min_subgroup_auc: 0.8,
+    positive_tweet_flag_rate: 0.06,
+  },
+};
+
+describe("identity and address evaluation (issue #28)", () => {
+  const set = identityEvalSet();
+  let tweetsCache: Promise<string[] | string> | undefined;
+  /** The sentiment test split's positive tweets, fetched once; a string when ../shared is absent. */
+  const positiveTweets = (): Promise<string[] | string> => {
+    tweetsCache ??= (async () => {
+      const res = await (env as unknown as { FIXTURES: Fetcher }).FIXTURES.fetch(
+        "http://fixtures/datasets/sentiment/test",
+      );
+      if (res.status === 404) return res.text();
+      const split = (await res.json()) as { texts: string[]; targets: number[] };
+      return split.texts.filter((_, i) => split.targets[i] === 1);
+    })();
+    return tweetsCache;
+  };
+  const words = (text: string) => new Set(text.toLowerCase().match(/[a-z][a-z'-]*/g) ?? []);
+
+  it("the set: ≥ 50 terms over 7 categories, 5 template families with benign and toxic sentences, thousands of sentences", () => {
+    const terms = Object.values(IDENTITY_TERMS).flat();
+    expect(terms.length).toBeGreaterThanOrEqual(50);
+    expect(new Set(terms).size).toBe(terms.length);
+    expect(Object.keys(IDENTITY_TERMS).sort()).toEqual(
+      ["age", "disability", "ethnicity", "gender", "nationality", "religion", "sexuality"].sort(),
+    );
+    expect(set.length).toBeGreaterThanOrEqual(3000);
+    expect(new Set(set.map((e) => e.term)).size).toBe(terms.length);
+    for (const family of TEMPLATE_FAMILIES) {
+      expect(set.filter((e) => e.family === family && e.toxic === 0).length).toBeGreaterThan(100);
+      expect(set.filter((e) => e.family === family && e.toxic === 1).length).toBeGreaterThan(100);
+    }
+    expect(set.every((e) => e.text.toLowerCase().includes(e.term))).toBe(true);
+    expect(set.map((e) => e.text)).toContain("I am a gay lawyer and I love my job.");
+  });
+
+  it("the training augmentation shares no template, filler word, sentence or held-out term with the set", () => {
+    const aug = identityAugmentation();
+    expect(aug.length).toBeGreaterThan(1000);
+    const evalTemplates = new Set(
+      TEMPLATE_FAMILIES.flatMap((f) => [...EVAL_TEMPLATES[f].benign, ...EVAL_TEMPLATES[f].toxic]),
+    );
+    const augTemplates = [...AUGMENT_TEMPLATES.benign, ...AUGMENT_TEMPLATES.toxic.map((t) => t.text)];
+    expect(augTemplates.filter((t) => evalTemplates.has(t))).toEqual([]);
+    const evalFillers = Object.values(EVAL_VOCABULARY)
+      .flat()
+      .map((w) => w.toLowerCase());
+    const augFillers = Object.values(AUGMENT_VOCABULARY)
+      .flat()
+      .map((w) => w.toLowerCase());
+    expect(augFillers.filter((w) => evalFillers.includes(w))).toEqual([]);
+    const augWords = new Set(aug.flatMap((r) => [...words(r.text)]));
+    expect(evalFillers.filter((w) => augWords.has(w))).toEqual([]);
+    const augTexts = new Set(aug.map((r) => r.text.toLowerCase()));
+    expect(set.filter((e) => augTexts.has(e.text.toLowerCase()))).toEqual([]);
+    expect(augmentTerms().filter((t) => HELD_OUT_TERMS.includes(t))).toEqual([]);
+    const augText = aug.map((r) => ` ${r.text.toLowerCase()} `).join("\n");
+    expect(HELD_OUT_TERMS.filter((t) => augText.includes(` ${t} `))).toEqual([]);
+  });
+
+  for (const id of ["toxicity", "toxicity-mlp"]) {
+    it(`${id}: the figures through the Worker meet their bars`, async (ctx) => {
+      const bars = FAIRNESS_BARS[id];
+      if (!bars) throw new Error(`no fairness bars for ${id}`);
+      const { scores, flagged } = await scoreAll(
+        id,
+        set.map((e) => e.text),
+      );
+      const manifest = await manifestOf(id);
+      const toxic = manifest.labels.indexOf("toxic");
+      const report: FairnessReport = fairnessReport(
+        set,
+        scores.map((s, i) => ({ score: s[toxic] as number, flagged: (flagged[i] as string[]).length > 0 })),
+      );
+      const figures = {
+        max_term_fpr: report.max_term_fpr,
+        max_family_fpr: report.max_family_fpr,
+        min_bpsn_auc: report.min_bpsn_auc,
+        mean_bpsn_auc: report.mean_bpsn_auc,
+        min_subgroup_auc: report.min_subgroup_auc,
+      };
+      expect(figures.max_term_fpr).toBeLessThanOrEqual(bars.max_term_fpr);
+      expect(figures.max_family_fpr).toBeLessThanOrEqual(bars.max_family_fpr);
+      expect(figures.min_bpsn_auc).toBeGreaterThanOrEqual(bars.min_bpsn_auc);
+      expect(figures.mean_bpsn_auc).toBeGreaterThanOrEqual(bars.mean_bpsn_auc);
+      expect(figures.min_subgroup_auc).toBeGreaterThanOrEqual(bars.min_subgroup_auc);
+      const tweets = await positiveTweets();
+      if (typeof tweets === "string") {
+        ctx.skip(`positive tweets skipped: ../shared/datasets is absent (${tweets})`);
+        return;
+      }
+      expect(tweets.length).toBeGreaterThan(5000);
+      const tweetFlags = (await scoreAll(id, tweets)).flagged;
+      const rate = tweetFlags.filter((f) => f.length > 0).length / tweets.length;
+      expect(rate).toBeLessThanOrEqual(bars.positive_tweet_flag_rate);
+      // ~14,000 texts per model in batches of 64: seconds alone, minutes on a busy machine.
+    }, 300_000);
   }
 });

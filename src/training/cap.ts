@@ -1,0 +1,91 @@
+/**
+ * Issue #28's weight cap for linear hashed n-gram models: limits what a single identity or address
+ * token can carry by changing only **positive** weights (on every label) in the hashed buckets of:
+ *
+ * - identity: the word unigram of each word of each augmentation term (`augmentTerms()` of
+ *   `fairness-augment.ts`, so never the evaluation's held-out terms), the word bigram of two-word
+ *   terms, and the character 4- and 5-grams of " word " — set to 0;
+ * - address: the same for "you", "your", "u", "ur", "yourself" and the word bigrams "you are",
+ *   "you re", "are a", "are an" — multiplied by a scale (version 5: 0.5).
+ *
+ * Negative weights stay (a token may still count against a label); scales and bias stay, so a text
+ * without these n-grams scores exactly as before. Chosen in two rounds on train data only
+ * (scripts/cap-identity.ts, the toxicity card).
+ */
+import { murmur3, type TextFeaturizerSpec } from "../featurizer/text";
+import { augmentTerms } from "./fairness-augment";
+import type { Int8LinearModel } from "./model";
+
+export const ADDRESS_WORDS = ["you", "your", "u", "ur", "yourself"];
+export const ADDRESS_BIGRAMS = ["you are", "you re", "are a", "are an"];
+
+/** The buckets of `words`' unigrams and character 4/5-grams of " word ", and of `bigrams`. */
+export function bucketsOf(
+  spec: TextFeaturizerSpec,
+  words: readonly string[],
+  bigrams: readonly string[],
+): Set<number> {
+  if (spec.norm !== "l2-blocks") throw new Error("the cap is written for l2-blocks featurizers");
+  const half = spec.buckets >>> 1;
+  const mask = half - 1;
+  const out = new Set<number>();
+  for (const g of [...words, ...bigrams]) out.add(murmur3(g, spec.seed) & mask);
+  for (const word of words) {
+    const padded = [...` ${word} `];
+    for (const n of [4, 5])
+      for (let i = 0; i + n <= padded.length; i++)
+        out.add(half + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
+  }
+  return out;
+}
+
+/** The cap's buckets for `identity` and/or `address`. */
+export function capBuckets(
+  spec: TextFeaturizerSpec,
+  opts: { identity: boolean; address: boolean },
+): Set<number> {
+  const words: string[] = [];
+  const bigrams: string[] = [];
+  if (opts.identity)
+    for (const term of augmentTerms()) {
+      const parts = term.toLowerCase().split(/[\s-]+/);
+      words.push(...parts.filter((p) => p.length >= 2));
+      if (parts.length === 2) bigrams.push(parts.join(" "));
+    }
+  if (opts.address) {
+    words.push(...ADDRESS_WORDS);
+    bigrams.push(...ADDRESS_BIGRAMS);
+  }
+  return bucketsOf(spec, words, bigrams);
+}
+
+/**
+ * A copy of `model` whose positive weights in `buckets` are multiplied by `scale` (0: set to 0;
+ * rounded to int8), every column; counts the changed weights.
+ */
+export function capModel(
+  model: Int8LinearModel,
+  buckets: Set<number>,
+  scale = 0,
+): { model: Int8LinearModel; changed: number } {
+  const weights = Int8Array.from(model.weights);
+  const C = model.columns;
+  let changed = 0;
+  for (const b of buckets)
+    for (let k = 0; k < C; k++) {
+      const w = weights[b * C + k] as number;
+      if (w > 0) {
+        const v = Math.round(w * scale);
+        if (v !== w) changed++;
+        weights[b * C + k] = v;
+      }
+    }
+  return { model: { ...model, weights }, changed };
+}
+
+/** D: identity buckets' positive weights to 0; E(s): and the address buckets' scaled by `s`. */
+export function capIdentityAndAddress(model: Int8LinearModel, addressScale?: number): Int8LinearModel {
+  const identity = capModel(model, capBuckets(model.spec, { identity: true, address: false })).model;
+  if (addressScale === undefined) return identity;
+  return capModel(identity, capBuckets(model.spec, { identity: false, address: true }), addressScale).model;
+}
