@@ -17,9 +17,10 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { textManifestSchema } from "../src/contracts/manifest";
 import type { TextFeaturizerSpec } from "../src/featurizer/text";
-import { textManifestSchema } from "../src/inference/manifest";
 import { onnx } from "../src/onnx/generated/onnx.js";
+import { exportModel } from "../src/onnx/text";
 import { capBuckets, capIdentityAndAddress, capModel } from "../src/training/cap";
 import {
   fairnessMarkdown,
@@ -29,9 +30,9 @@ import {
   scoredFromLabels,
 } from "../src/training/fairness";
 import { augmentTerms } from "../src/training/fairness-augment";
-import { evaluateModel, exportModel, featurizeTexts, scoreMatrix } from "../src/training/index";
+import { evaluateModel, featurizeTexts, scoreMatrix } from "../src/training/index";
+import { type Int8LinearModel, scoreText } from "../src/training/linear-model";
 import { finiteMean, rocAuc } from "../src/training/metrics";
-import { type Int8LinearModel, scoreText } from "../src/training/model";
 import { MODELS, positiveTweets, ROOT } from "./train";
 
 /** Reads a shipped linear int8 text model back from its ONNX graph (initializers W, W_scale, bias). */

@@ -10,7 +10,7 @@
  * `test/fairness.test.ts` asserts the same figures through the Worker.
  */
 import { feeds, loadShippedModel } from "../bench/model-time";
-import { textManifestSchema } from "../src/inference/manifest";
+import { textManifestSchema } from "../src/contracts/manifest";
 import {
   fairnessMarkdown,
   fairnessReport,

@@ -14,7 +14,7 @@
  */
 import { murmur3, type TextFeaturizerSpec } from "../featurizer/text";
 import { augmentTerms } from "./fairness-augment";
-import type { Int8LinearModel } from "./model";
+import type { Int8LinearModel } from "./linear-model";
 
 export const ADDRESS_WORDS = ["you", "your", "u", "ur", "yourself"];
 export const ADDRESS_BIGRAMS = ["you are", "you re", "are a", "are an"];
