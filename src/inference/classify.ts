@@ -7,8 +7,9 @@
 import type { Config } from "../config";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";
-import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
+import { type DecodedImage, decodeBase64Image, decodeImage, readImageHeader } from "../image/decode";
 import { logSyncPrediction } from "../predictions/log";
+import { checkImagePixels, checkImageRuns, checkTextBudget } from "./budget";
 import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
 import { scoreImage, scoreImages } from "./image";
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
@@ -49,7 +50,8 @@ export function ranked(labels: readonly string[], scores: ArrayLike<number>, nTo
 
 /**
  * Checks texts against the configured limits: 1..`MAX_BATCH` texts, none blank, each at most
- * `MAX_TEXT_BYTES` of UTF-8. `path(i)` names text i in error messages (e.g. `texts.3`).
+ * `MAX_TEXT_BYTES` of UTF-8, all together at most the request's work budget
+ * (`MAX_REQUEST_TEXT_BYTES`, ./budget.ts). `path(i)` names text i in error messages (e.g. `texts.3`).
  */
 export function checkTextLimits(
   texts: readonly string[],
@@ -81,6 +83,7 @@ export function checkTextLimits(
       });
     }
   });
+  checkTextBudget(state.config, texts);
 }
 
 /**
@@ -147,15 +150,33 @@ export async function inferTensors(
 /** An image as the protocols carry it: base64 file text, or pixels already decoded. */
 export type ImageSource = { base64: string } | { pixels: DecodedImage };
 
-/** Decodes an image source, refusing bad input (400/413/415) before any model work. */
-export function decodeImageSource(source: ImageSource): DecodedImage {
-  return "pixels" in source ? source.pixels : decodeImage(decodeBase64Image(source.base64));
+/**
+ * Decodes image sources within the request's work budget (./budget.ts): the count of images
+ * (model runs) first, then every file's base64 and header for its pixel count, and only then the
+ * pixels. Bad input is refused (400/413/415) before any model work, a batch over the budget
+ * (413 `work_budget_exceeded`) before any decode.
+ */
+export function decodeImageSources(config: Config, sources: readonly ImageSource[]): DecodedImage[] {
+  checkImageRuns(config, sources.length);
+  const files = sources.map((source) => {
+    if ("pixels" in source) return { size: source.pixels, bytes: undefined };
+    const bytes = decodeBase64Image(source.base64);
+    return { size: readImageHeader(bytes), bytes };
+  });
+  checkImagePixels(
+    config,
+    files.map((f) => f.size),
+  );
+  return files.map((f, i) =>
+    f.bytes ? decodeImage(f.bytes) : (sources[i] as { pixels: DecodedImage }).pixels,
+  );
 }
 
 /**
  * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named);
- * refuses a text model with 400 `model_input_mismatch`. Every image is decoded before the model
- * is loaded, so bad input never costs a model load.
+ * refuses a text model with 400 `model_input_mismatch`. The batch must fit the request's work
+ * budget (`decodeImageSources`); every image is decoded before the model is loaded, so bad input
+ * never costs a model load.
  */
 export async function classifyImages(
   env: Env,
@@ -164,7 +185,7 @@ export async function classifyImages(
   choice: ModelChoice,
   images: readonly ImageSource[],
 ): Promise<Classification> {
-  const decoded = images.map(decodeImageSource);
+  const decoded = decodeImageSources(state.config, images);
   const id = choice.model ?? state.config.DEFAULT_IMAGE_MODEL;
   const result = await scoreImages(env.MODELS, state.config, id, choice.version, decoded);
   state.model = result.model;

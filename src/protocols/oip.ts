@@ -11,6 +11,7 @@ import type { AppRequest, Handler } from "../context";
 import { ApiError } from "../errors";
 import { json, readJsonBody, validate } from "../http";
 import type { DecodedImage } from "../image/decode";
+import { checkImagePixels, checkImageRuns, type WorkBudget } from "../inference/budget";
 import {
   checkTextLimits,
   classifyImages,
@@ -216,7 +217,7 @@ function textsOf(input: InferTensor): string[] {
 }
 
 /** The images of an `image` input: `BYTES` base64 files `[n]`, or `UINT8` pixels `[n, h, w, c]`. */
-function imagesOf(input: InferTensor): ImageSource[] {
+function imagesOf(input: InferTensor, budget: WorkBudget): ImageSource[] {
   if (
     input.datatype === "BYTES" &&
     (input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))
@@ -241,6 +242,9 @@ function imagesOf(input: InferTensor): ImageSource[] {
         extensions: { limit_side: 1024 },
       });
     }
+    // The budget from the shape alone, before the data is copied (the core checks it again).
+    checkImageRuns(budget, n);
+    checkImagePixels(budget, new Array<{ width: number; height: number }>(n).fill({ width, height }));
     const data = flatData(input);
     const size = height * width * channels;
     const pixels = Uint8Array.from(data as number[]);
@@ -282,12 +286,7 @@ export const infer: Handler = async (request, env, ctx) => {
   }
   let result: Awaited<ReturnType<typeof classifyTexts>>;
   if (manifest.kind === "image") {
-    const images = imagesOf(inputNamed(body.inputs, "image"));
-    if (images.length > config.MAX_BATCH) {
-      throw new ApiError("batch_too_large", `${images.length} images; the limit is ${config.MAX_BATCH}`, {
-        extensions: { limit: config.MAX_BATCH },
-      });
-    }
+    const images = imagesOf(inputNamed(body.inputs, "image"), config);
     result = await classifyImages(env, ctx, request.state, choice, images);
   } else {
     const texts = textsOf(inputNamed(body.inputs, "text"));
