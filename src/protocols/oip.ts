@@ -176,16 +176,43 @@ export const repositoryIndex: Handler = async (request, env) => {
   return json(body.ready ? index.filter((m) => m.state === "READY") : index);
 };
 
-/** Flattens row-major tensor data (nested or flat) and checks it against the declared shape. */
+/**
+ * Row-major tensor data checked against the declared shape: either flat (no element is an array)
+ * with as many elements as the shape holds, or nested to exactly the declared rank, every level as
+ * long as its dimension. Anything else (deeper, shallower or ragged nesting) is a 400.
+ */
 export function flatData(tensor: InferTensor): unknown[] {
-  const flat = (tensor.data as unknown[]).flat(tensor.shape.length) as unknown[];
-  const expected = tensor.shape.reduce((a, b) => a * b, 1);
-  if (flat.length !== expected) {
-    throw new ApiError(
-      "invalid_request",
-      `input '${tensor.name}': shape [${tensor.shape.join(", ")}] holds ${expected} elements, data has ${flat.length}`,
-    );
+  const data = tensor.data as unknown[];
+  const { shape } = tensor;
+  const expected = shape.reduce((a, b) => a * b, 1);
+  const where = `input '${tensor.name}': shape [${shape.join(", ")}]`;
+  if (!data.some(Array.isArray)) {
+    if (data.length !== expected) {
+      throw new ApiError("invalid_request", `${where} holds ${expected} elements, data has ${data.length}`);
+    }
+    return data;
   }
+  const flat: unknown[] = [];
+  const walk = (value: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(value)) {
+        throw new ApiError(
+          "invalid_request",
+          `${where}: data is nested deeper than the shape's ${shape.length} dimensions (at ${path})`,
+        );
+      }
+      flat.push(value);
+      return;
+    }
+    if (!Array.isArray(value) || value.length !== shape[depth]) {
+      throw new ApiError(
+        "invalid_request",
+        `${where}: nested data must be flat or nested to exactly ${shape.length} dimensions; ${path} should be a list of ${shape[depth]}`,
+      );
+    }
+    for (const [i, v] of value.entries()) walk(v, depth + 1, `${path}[${i}]`);
+  };
+  walk(data, 0, "data");
   return flat;
 }
 
