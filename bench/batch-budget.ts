@@ -88,18 +88,51 @@ function scenarios(): Scenario[] {
   const words = "you are a wonderful person and this is a test of the batch budget ";
   const text = words.repeat(Math.floor(62_000 / words.length));
   return [
-    { name: "native: one 2048² RGBA PNG (reference)", path: "/api/v1/predict", body: JSON.stringify({ model: "moderation-image", image: big }) },
+    {
+      name: "native: one 2048² RGBA PNG (reference)",
+      path: "/api/v1/predict",
+      body: JSON.stringify({ model: "moderation-image", image: big }),
+    },
     { name: "oip BYTES: one 2048² RGBA PNG", ...oip("moderation-image", bytesInput([big])) },
-    { name: "oip BYTES: 8 × 724² RGBA PNGs (pixel and run budget)", ...oip("moderation-image", bytesInput(Array(8).fill(eighth))) },
-    { name: "oip BYTES: 8 × 224² RGBA PNGs (8 model runs)", ...oip("moderation-image", bytesInput(Array(8).fill(flatPng(224, 224)))) },
+    {
+      name: "oip BYTES: 8 × 724² RGBA PNGs (pixel and run budget)",
+      ...oip("moderation-image", bytesInput(Array(8).fill(eighth))),
+    },
+    {
+      name: "oip BYTES: 8 × 224² RGBA PNGs (8 model runs)",
+      ...oip("moderation-image", bytesInput(Array(8).fill(flatPng(224, 224)))),
+    },
     {
       name: "oip UINT8: [8, 252, 252, 1] (largest under the 1 MiB body)",
-      ...oip("moderation-image", { name: "image", datatype: "UINT8", shape: [8, 252, 252, 1], data: new Array(8 * 252 * 252).fill(7) }),
+      ...oip("moderation-image", {
+        name: "image",
+        datatype: "UINT8",
+        shape: [8, 252, 252, 1],
+        data: new Array(8 * 252 * 252).fill(7),
+      }),
     },
-    { name: "refused: oip BYTES 48 × 2048² RGBA PNGs", ...oip("moderation-image", bytesInput(Array(48).fill(big))) },
-    { name: "refused: oip UINT8 [64, 1, 1, 1]", ...oip("moderation-image", { name: "image", datatype: "UINT8", shape: [64, 1, 1, 1], data: new Array(64).fill(0) }) },
-    { name: "texts: 16 × 62 kB to toxicity-mlp (≈ 1 MiB, the text budget)", path: "/api/v1/predict", body: JSON.stringify({ model: "toxicity-mlp", texts: Array(16).fill(text) }) },
-    { name: "oip texts: 16 × 62 kB to toxicity", ...oip("toxicity", { name: "text", datatype: "BYTES", shape: [16], data: Array(16).fill(text) }) },
+    {
+      name: "refused: oip BYTES 48 × 2048² RGBA PNGs",
+      ...oip("moderation-image", bytesInput(Array(48).fill(big))),
+    },
+    {
+      name: "refused: oip UINT8 [64, 1, 1, 1]",
+      ...oip("moderation-image", {
+        name: "image",
+        datatype: "UINT8",
+        shape: [64, 1, 1, 1],
+        data: new Array(64).fill(0),
+      }),
+    },
+    {
+      name: "texts: 16 × 62 kB to toxicity-mlp (≈ 1 MiB, the text budget)",
+      path: "/api/v1/predict",
+      body: JSON.stringify({ model: "toxicity-mlp", texts: Array(16).fill(text) }),
+    },
+    {
+      name: "oip texts: 16 × 62 kB to toxicity",
+      ...oip("toxicity", { name: "text", datatype: "BYTES", shape: [16], data: Array(16).fill(text) }),
+    },
   ];
 }
 
@@ -112,7 +145,10 @@ export interface BudgetFigure {
 }
 
 /** Runs the scenarios against `bundle` in a fresh workerd; one figure per scenario. */
-export async function measureBatchBudget(bundle: Bundle, rounds = ROUNDS): Promise<Record<string, BudgetFigure>> {
+export async function measureBatchBudget(
+  bundle: Bundle,
+  rounds = ROUNDS,
+): Promise<Record<string, BudgetFigure>> {
   const { mf, url, pids } = await startWorker(bundle, {
     ASAP_AUTH: "off",
     METERING: "off",
@@ -125,7 +161,11 @@ export async function measureBatchBudget(bundle: Bundle, rounds = ROUNDS): Promi
     const out: Record<string, BudgetFigure> = {};
     for (const s of scenarios()) {
       const send = () =>
-        fetch(`${url}${s.path}`, { method: "POST", body: s.body, headers: { "content-type": "application/json" } });
+        fetch(`${url}${s.path}`, {
+          method: "POST",
+          body: s.body,
+          headers: { "content-type": "application/json" },
+        });
       process.stderr.write(`${s.name} (${s.body.length} bytes)\n`);
       const warm = await send(); // the model's session, the shape's allocations
       await warm.arrayBuffer();
@@ -158,7 +198,11 @@ export async function measureBatchBudget(bundle: Bundle, rounds = ROUNDS): Promi
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(root, "bench/batch-budget.ts")) {
-  const bundle = await build(path.join(root, "dist", "bench-budget"));
+  const outdir = path.join(root, "dist", "bench-budget");
+  // BENCH_BUDGET_PREBUILT=1 reuses the bundle of an earlier run.
+  const bundle = process.env.BENCH_BUDGET_PREBUILT
+    ? { outdir, entry: path.join(outdir, "index.js"), bytes: 0, gzip_bytes: 0 }
+    : await build(outdir);
   console.log(JSON.stringify(await measureBatchBudget(bundle), null, 2));
   process.exit(0);
 }
