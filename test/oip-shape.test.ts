@@ -14,8 +14,14 @@ describe("OIP data against its declared shape", () => {
     for (const [shape, data] of [
       [[2], [["a", "b"]]],
       [[1], [["a"]]],
-      [[2, 1], [[["a"]], [["b"]]]],
-      [[2, 1], [["a"], "b"]],
+      [
+        [2, 1],
+        [[["a"]], [["b"]]],
+      ],
+      [
+        [2, 1],
+        [["a"], "b"],
+      ],
       [[2, 1], [["a", "b"]]],
     ] as [number[], unknown[]][]) {
       const res = await infer(shape, data);
@@ -27,8 +33,14 @@ describe("OIP data against its declared shape", () => {
   it("accepts flat data and data nested to exactly the declared rank", async () => {
     for (const [shape, data] of [
       [[2], ["a", "b"]],
-      [[2, 1], ["a", "b"]],
-      [[2, 1], [["a"], ["b"]]],
+      [
+        [2, 1],
+        ["a", "b"],
+      ],
+      [
+        [2, 1],
+        [["a"], ["b"]],
+      ],
     ] as [number[], unknown[]][]) {
       expect((await infer(shape, data)).status, JSON.stringify({ shape, data })).toBe(200);
     }
