@@ -585,7 +585,12 @@ describe("prediction log and retention", () => {
         headers: { "content-type": "application/json", authorization: `Bearer ${await testToken()}` },
         body: JSON.stringify({ model: "spam", texts, request_id: requestId }),
       }) as Request<unknown, IncomingRequestCfProperties>,
-      { ...env, PREDICTION_LOG_INPUTS: "on", MAX_BODY_BYTES: String(4 * 1024 * 1024) },
+      {
+        ...env,
+        PREDICTION_LOG_INPUTS: "on",
+        MAX_BODY_BYTES: String(4 * 1024 * 1024),
+        MAX_REQUEST_TEXT_BYTES: String(4 * 1024 * 1024),
+      } as Env,
       ctx,
     );
     expect(res.status).toBe(200);
