@@ -19,13 +19,26 @@ const overridesSchema = z.record(API_NAME, policySchema).default({});
 export const rateLimitsSchema = z.strictObject({
   default: policySchema,
   apis: overridesSchema,
+  /**
+   * Optional: every caller's total over all throttled APIs together, besides each API's own limit,
+   * so spreading one workload over several protocols cannot exceed it.
+   */
+  total: policySchema.optional(),
   callers: z
     .record(
       z.string().min(1).max(256),
-      z.strictObject({ default: policySchema.optional(), apis: overridesSchema }),
+      z.strictObject({
+        default: policySchema.optional(),
+        apis: overridesSchema,
+        /** This caller's total over all throttled APIs (overrides the top-level `total`). */
+        total: policySchema.optional(),
+      }),
     )
     .default({}),
 });
+
+/** The name the total is kept under in a caller's guard (never an API name: those start with a letter). */
+export const TOTAL_API = "*";
 
 /** Validated rate-limit configuration. */
 export type RateLimits = z.infer<typeof rateLimitsSchema>;
@@ -42,6 +55,12 @@ export function resolvePolicy(limits: RateLimits, api: string, caller: string): 
     (Object.hasOwn(limits.apis, api) ? limits.apis[api] : undefined) ??
     limits.default
   );
+}
+
+/** The total over all APIs that applies to `caller`: its own, else the top-level one; none when neither is set. */
+export function resolveTotal(limits: RateLimits, caller: string): RatePolicy | undefined {
+  const own = Object.hasOwn(limits.callers, caller) ? limits.callers[caller] : undefined;
+  return own?.total ?? limits.total;
 }
 
 /** Config paths of API overrides in `limits` that name no throttled API (typos such as `"predcit"`). */
