@@ -7,6 +7,7 @@ import { ApiError } from "../errors";
 import { type ModelManifest, r2Keys } from "../inference/manifest";
 import { activateVersion } from "./activate";
 import { d1, getVersionRow, insertVersionStatements, type VersionSource } from "./db";
+import { checkWorkBounds } from "./graph-bounds";
 import { ensureModelImported } from "./import";
 import { parseManifest, type SessionMemory, validateModel } from "./validate";
 
@@ -29,7 +30,8 @@ export interface PublishInput {
  * Validates and stores a model version, then activates it when asked.
  *
  * 1. Validation, before anything is written: manifest schema; size ≤ `MAX_MODEL_BYTES` and equal
- *    to `size_bytes`; sha256; ORT session creation; a probe inference through the manifest's
+ *    to `size_bytes`; sha256; data-dependent work within the manifest's `work_bounds`
+ *    (./graph-bounds.ts); ORT session creation; a probe inference through the manifest's
  *    inputs/output giving `[batch, labels]` probabilities. Failure: 422 `invalid_model`.
  * 2. The version is reserved in D1 (`pending`), the bytes and manifest are written to R2 at
  *    `models/<id>/<version>/`, and the row becomes `ready`. A failure on the way removes the
@@ -58,6 +60,8 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
         : `model '${id}' version '${version}' is being published by another request`,
     );
   }
+  // Data-dependent allocation and iteration must be bounded before ORT ever loads the graph.
+  checkWorkBounds(input.bytes, manifest);
   const memory = await validateModel(
     manifest,
     input.bytes,
