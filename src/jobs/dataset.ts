@@ -145,7 +145,9 @@ function tooManyColumns(where: string, count: number): DatasetError {
 }
 
 function tooManyRows(maxRows: number): DatasetError {
-  return new DatasetError(`dataset has more than ${maxRows} rows; the limit is ${maxRows} (MAX_DATASET_ROWS)`);
+  return new DatasetError(
+    `dataset has more than ${maxRows} rows; the limit is ${maxRows} (MAX_DATASET_ROWS)`,
+  );
 }
 
 /**
