@@ -14,6 +14,7 @@ import path from "node:path";
 import { encode as encodePng } from "fast-png";
 import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startWorker } from "../scripts/local-worker";
+import { buildMlpOnnx } from "../src/onnx/export";
 
 const ROUNDS = Number(process.env.BENCH_BUDGET_ROUNDS ?? 5);
 
@@ -136,6 +137,61 @@ function scenarios(): Scenario[] {
   ];
 }
 
+/** The tensor model of the tensor scenario: an MLP 4096 → 512 → 10 (8 MiB of float32 weights). */
+const MLP = { inputs: 4096, hidden: 512, outputs: 10 };
+
+/** Uploads the bench MLP as tensor model `bench-mlp` (auth off) and activates it. */
+async function uploadMlp(url: string): Promise<void> {
+  const { inputs: D, hidden: H, outputs: K } = MLP;
+  let seed = 7;
+  const r = (n: number) =>
+    Float32Array.from({ length: n }, () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return (seed / 2 ** 31 - 0.5) * 0.1;
+    });
+  const bytes = buildMlpOnnx(
+    { inputs: D, hidden: H, outputs: K, w1: r(H * D), b1: r(H), w2: r(K * H), b2: r(K) },
+    { id: "bench-mlp", version: "1" },
+  );
+  const manifest = {
+    kind: "tensor",
+    inputs: [{ name: "features", datatype: "FP32", shape: [-1, D] }],
+    outputs: [
+      { name: "probabilities", datatype: "FP32", shape: [-1, K] },
+      { name: "logits", datatype: "FP32", shape: [-1, K] },
+    ],
+    output: "probabilities",
+    quantization: "none",
+  };
+  const form = new FormData();
+  form.append("manifest", JSON.stringify(manifest));
+  form.append("model", new Blob([new Uint8Array(bytes)]), "model.onnx");
+  const res = await fetch(`${url}/api/v1/models/bench-mlp/versions/1?activate=true`, {
+    method: "PUT",
+    body: form,
+  });
+  if (res.status !== 201) throw new Error(`bench MLP upload: ${res.status} ${await res.text()}`);
+}
+
+/** The tensor scenario: MAX_BATCH (64) rows of the MLP's 4096 features, the most one request may send. */
+function tensorScenario(): Scenario {
+  const rows = 64;
+  return {
+    name: `oip tensor: [${rows}, ${MLP.inputs}] FP32 to an uploaded MLP ${MLP.inputs}→${MLP.hidden}→${MLP.outputs} (MAX_BATCH rows)`,
+    path: "/v2/models/bench-mlp/infer",
+    body: JSON.stringify({
+      inputs: [
+        {
+          name: "features",
+          datatype: "FP32",
+          shape: [rows, MLP.inputs],
+          data: new Array(rows * MLP.inputs).fill(0.5),
+        },
+      ],
+    }),
+  };
+}
+
 export interface BudgetFigure {
   status: number;
   body_bytes: number;
@@ -158,8 +214,9 @@ export async function measureBatchBudget(
   });
   try {
     await putShippedModels(await mf.getR2Bucket("MODELS"));
+    await uploadMlp(url);
     const out: Record<string, BudgetFigure> = {};
-    for (const s of scenarios()) {
+    for (const s of [...scenarios(), tensorScenario()]) {
       const send = () =>
         fetch(`${url}${s.path}`, {
           method: "POST",
