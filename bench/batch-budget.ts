@@ -185,7 +185,7 @@ function tensorScenario(): Scenario {
           name: "features",
           datatype: "FP32",
           shape: [rows, MLP.inputs],
-          data: new Array(rows * MLP.inputs).fill(0.5),
+          data: new Array(rows * MLP.inputs).fill(1),
         },
       ],
     }),
@@ -216,7 +216,9 @@ export async function measureBatchBudget(
     await putShippedModels(await mf.getR2Bucket("MODELS"));
     await uploadMlp(url);
     const out: Record<string, BudgetFigure> = {};
-    for (const s of [...scenarios(), tensorScenario()]) {
+    // BENCH_BUDGET_ONLY=<text>: only the scenarios whose name contains it.
+    const only = process.env.BENCH_BUDGET_ONLY;
+    for (const s of [...scenarios(), tensorScenario()].filter((s) => !only || s.name.includes(only))) {
       const send = () =>
         fetch(`${url}${s.path}`, {
           method: "POST",
