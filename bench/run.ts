@@ -29,7 +29,9 @@
  * without it. Also, once each, on
  * the full-stack service: health, predict batch of 32, image predict (digits model) with a 28×28
  * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times,
- * and the decoder's time to refuse decode bombs (`image_bombs`; alone: `npx tsx bench/image-bombs.ts`).
+ * and the decoder's time to refuse decode bombs (`image_bombs`; alone: `npx tsx bench/image-bombs.ts`),
+ * and the worst batch requests the per-request work budget lets through (`batch_budget`; alone:
+ * `npx tsx bench/batch-budget.ts`).
  *
  * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
@@ -50,6 +52,7 @@ import type { Miniflare } from "miniflare";
 import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startMiniflare, startWorker } from "../scripts/local-worker";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
+import { measureBatchBudget } from "./batch-budget";
 import {
   benchImages,
   measureBombTimes,
@@ -446,6 +449,7 @@ const reusedPool = await createTokenPool(1, "RS256", "edge-inference", 3600);
 const cold = await coldStart(bundle, rs256);
 const moderation = await moderationBench(bundle, rs256);
 const moderationTime = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
+const batchBudget = await measureBatchBudget(built); // the worst batch requests (bench/batch-budget.ts)
 
 const hello = await helloWorld();
 const REPLAY_OFF = { ASAP_REPLAY_POLICY: '{"default":"off"}' };
@@ -754,6 +758,7 @@ console.log(
       predict_image_jpeg640: once.jpeg640,
       image_time: imageTime,
       image_bombs: imageBombs,
+      batch_budget: batchBudget,
       moderation_image: { ...moderation, image_time: moderationTime },
       bundle: { bytes: built.bytes, gzip_bytes: built.gzip_bytes },
     },

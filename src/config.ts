@@ -135,6 +135,11 @@ const configSchema = z.object({
   MAX_BODY_BYTES: intVar("MAX_BODY_BYTES", 1024, 100 * 1024 * 1024),
   MAX_TEXT_BYTES: intVar("MAX_TEXT_BYTES", 1, 10 * 1024 * 1024),
   MAX_BATCH: intVar("MAX_BATCH", 1, 1024),
+  // The per-request work budget of the classification core (src/inference/budget.ts,
+  // docs/configuration.md): image model runs, decoded pixels and text bytes of one request.
+  MAX_REQUEST_IMAGES: intVar("MAX_REQUEST_IMAGES", 1, 64).prefault("8"),
+  MAX_REQUEST_PIXELS: intVar("MAX_REQUEST_PIXELS", 1, 64 * 1024 * 1024).prefault("4194304"),
+  MAX_REQUEST_TEXT_BYTES: intVar("MAX_REQUEST_TEXT_BYTES", 1, 64 * 1024 * 1024).prefault("1048576"),
   MODEL_CACHE_BYTES: intVar("MODEL_CACHE_BYTES", 1024, 1024 * 1024 * 1024),
   MAX_MODEL_BYTES: intVar("MAX_MODEL_BYTES", 1024, 1024 * 1024 * 1024),
   // Upload validation: the WASM heap a model's load + probe may grow the isolate to (docs/byom.md).

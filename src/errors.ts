@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   invalid_content_length: { status: 400, title: "Invalid Content-Length" },
   payload_too_large: { status: 413, title: "Request body too large" },
   text_too_large: { status: 413, title: "Text too large" },
+  work_budget_exceeded: { status: 413, title: "Request exceeds the per-request work budget" },
   invalid_image: { status: 400, title: "Image is not a valid PNG or JPEG" },
   image_too_large: { status: 413, title: "Image too large" },
   unsupported_image_format: { status: 415, title: "Unsupported image format" },

@@ -34,14 +34,40 @@ export async function readJsonBodyBytes(request: Request, maxBytes: number): Pro
 }
 
 /**
- * A refused request body that is still arriving is read and thrown away for up to this many bytes
- * and this long before it is cancelled. Responding while the client is still sending and then
- * abandoning the stream leaves the connection that carried it unusable: behind `wrangler dev`'s
- * proxy (`npm start`) the next POST on it failed with 503 "Your worker restarted mid-request".
- * Draining a bounded remainder lets the connection be reused; past the bound it is cut.
+ * A request body the Worker did not read to its end — refused over a limit (declared or while
+ * streaming), or never looked at (401, 404, 429, a refused dataset upload) — is read and thrown
+ * away for up to this many bytes and this long before it is cancelled.
+ *
+ * Why: answering while the client is still sending and abandoning the body leaves the connection
+ * that carried it unusable. Behind `wrangler dev`'s proxy (`npm start`) every request passes one
+ * pooled connection from the proxy Worker to this Worker; after a cancelled body that connection
+ * is reset, and the next request — from any client — failed with 503 "Your worker restarted
+ * mid-request" (a GET was retried with its used body: a 25 s hang, then 500). A body never read
+ * at all was instead drained whole by wrangler's body-draining middleware before the answer went
+ * out, so a declared length that never arrived got no answer. Draining a bounded remainder lets
+ * the connection be reused; a declared length past the bound is cancelled at once (it could not be
+ * drained within bounds anyway).
  */
 export const REFUSED_BODY_DRAIN_BYTES = 16 * 1024 * 1024;
 export const REFUSED_BODY_DRAIN_MS = 3000;
+
+/**
+ * Last stage of every request (the router's `finally`): drains an unread request body within
+ * `REFUSED_BODY_DRAIN_BYTES` / `REFUSED_BODY_DRAIN_MS`, then cancels what is left; cancels at once
+ * a body whose declared length is over the bound. Never throws.
+ */
+export async function settleRequestBody(request: Request): Promise<void> {
+  const body = request.body;
+  if (!body || request.bodyUsed || body.locked) return;
+  const raw = request.headers.get("content-length");
+  const declared = raw !== null && /^\d{1,16}$/.test(raw.trim()) ? Number(raw.trim()) : undefined;
+  const reader = body.getReader();
+  if (declared !== undefined && declared > REFUSED_BODY_DRAIN_BYTES) {
+    await reader.cancel().catch(() => undefined);
+    return;
+  }
+  await drainThenCancel(reader, REFUSED_BODY_DRAIN_BYTES, REFUSED_BODY_DRAIN_MS);
+}
 
 /**
  * The declared `Content-Length` of `request`: undefined when absent; 400 `invalid_content_length`
@@ -58,10 +84,11 @@ export function declaredLength(request: Request): number | undefined {
 
 /**
  * Reads a request body of at most `maxBytes` (empty when there is none). A declared
- * `Content-Length` over the limit is refused at once without reading (the body is cancelled, so
- * nothing waits for it); a body without one (chunked) is streamed with a running count and refused
- * as soon as it passes the limit (the rest drained within bounds, see `REFUSED_BODY_DRAIN_BYTES`).
- * `tooLarge` builds the refusal (default: 413 `payload_too_large`).
+ * `Content-Length` over the limit is refused at once without reading (the router's last stage,
+ * `settleRequestBody`, drains or cancels the body within bounds); a body without one (chunked) is
+ * streamed with a running count and refused as soon as it passes the limit (the rest drained
+ * within bounds, see `REFUSED_BODY_DRAIN_BYTES`). `tooLarge` builds the refusal (default: 413
+ * `payload_too_large`).
  */
 export async function readBodyBytes(
   request: Request,
@@ -69,24 +96,12 @@ export async function readBodyBytes(
   tooLarge: () => Error = () => payloadTooLarge(maxBytes),
 ): Promise<Uint8Array> {
   const declared = declaredLength(request);
-  if (declared !== undefined && declared > maxBytes) {
-    await discardBody(request);
-    throw tooLarge();
-  }
+  if (declared !== undefined && declared > maxBytes) throw tooLarge();
   if (!request.body) return new Uint8Array(0);
   // With a valid declared length the runtime enforces it, so the native read is safe; it also
   // skips materialising the body as a JS stream on the hot path.
   if (declared !== undefined) return new Uint8Array(await request.arrayBuffer());
   return readCapped(request.body, maxBytes, tooLarge, { drainBytes: REFUSED_BODY_DRAIN_BYTES });
-}
-
-/**
- * Cancels an unread request body, so that nothing (e.g. `wrangler dev`'s body-draining middleware)
- * waits for a body declared too large before the refusal is sent; never throws.
- */
-export async function discardBody(request: Request): Promise<void> {
-  if (!request.body || request.bodyUsed) return;
-  await request.body.cancel().catch(() => undefined);
 }
 
 /**

@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from "./config";
 import type { AppRequest, Handler } from "./context";
 import { sessionIssuer } from "./dashboard/session";
 import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
-import { applyResponseHeaders, optionsResponse } from "./http";
+import { applyResponseHeaders, optionsResponse, settleRequestBody } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
 import { createLogger, sampleRequest, writeRequestLine } from "./log";
 import { meter } from "./metering/meter";
@@ -639,6 +639,12 @@ function toProblem(error: unknown, request: IRequest): Response {
   return problemResponse(apiError, path, requestId);
 }
 
+/** First of the last stages: an unread request body is drained within bounds (`settleRequestBody`). */
+async function settleBody(_response: Response, request: IRequest): Promise<undefined> {
+  await settleRequestBody(request as unknown as Request);
+  return undefined;
+}
+
 /**
  * Last stage: the headers every response carries (request id, security, CORS: `applyResponseHeaders`
  * is the one place) and the structured log line of the request (per `REQUEST_LOG`). A HEAD answer
@@ -682,7 +688,7 @@ export function buildRouter() {
   const router = Router<IRequest, [Env, ExecutionContext]>({
     before: [withState],
     catch: toProblem,
-    finally: [finish, meter],
+    finally: [settleBody, finish, meter],
   });
   const admit = createAdmission([...new Set(ROUTES.filter((r) => r.throttle).map((r) => r.api))]);
   const methodsByPath = new Map<string, AllowedMethod[]>();

@@ -906,6 +906,8 @@ describe("limits", () => {
       outputs: [{ name: "y", datatype: "FP32", shape: [1] }],
       output: "y",
       quantization: "none",
+      // Expand's constant size must be declared (src/registry/graph-bounds.ts) to reach the probe.
+      work_bounds: { max_elements: elements },
     };
     const res = await upload("byom-hungry", "1", manifest, bytes);
     expect(res.status, await res.clone().text()).toBe(413);

@@ -577,7 +577,13 @@ describe("prediction log and retention", () => {
       "/api/v1/predict",
       { model: "spam", texts, request_id: requestId },
       {},
-      { vars: { PREDICTION_LOG_INPUTS: "on", MAX_BODY_BYTES: String(4 * 1024 * 1024) } },
+      {
+        vars: {
+          PREDICTION_LOG_INPUTS: "on",
+          MAX_BODY_BYTES: String(4 * 1024 * 1024),
+          MAX_REQUEST_TEXT_BYTES: String(4 * 1024 * 1024),
+        },
+      },
     );
     expect(res.status).toBe(200);
     // The rows may ride on a batch another request opened: wait for all of them.

@@ -2,6 +2,9 @@
 
 import type { RateLimits, RatePolicy } from "../contracts/settings";
 
+/** The name the total is kept under in a caller's guard (never an API name: those start with a letter). */
+export const TOTAL_API = "*";
+
 /**
  * The policy for `caller` on `api`, most specific first: the caller's API override, the caller's
  * default, the API override, the global default.
@@ -14,6 +17,12 @@ export function resolvePolicy(limits: RateLimits, api: string, caller: string): 
     (Object.hasOwn(limits.apis, api) ? limits.apis[api] : undefined) ??
     limits.default
   );
+}
+
+/** The total over all APIs that applies to `caller`: its own, else the top-level one; none when neither is set. */
+export function resolveTotal(limits: RateLimits, caller: string): RatePolicy | undefined {
+  const own = Object.hasOwn(limits.callers, caller) ? limits.callers[caller] : undefined;
+  return own?.total ?? limits.total;
 }
 
 /** Config paths of API overrides in `limits` that name no throttled API (typos such as `"predcit"`). */

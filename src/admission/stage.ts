@@ -12,7 +12,7 @@ import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
 import { callerIdentity } from "./caller";
 import { LeaseHolder, type QuotaSource } from "./leases";
-import { resolvePolicy, unknownApiOverrides } from "./policy";
+import { resolvePolicy, resolveTotal, TOTAL_API, unknownApiOverrides } from "./policy";
 import { spendToken } from "./replay";
 
 /** This isolate's leases, one holder per lease setting (a config change starts afresh). */
@@ -89,10 +89,48 @@ async function throttle(
   ctx: Pick<ExecutionContext, "waitUntil">,
   api: string,
 ): Promise<void> {
-  const { config, logger } = request.state;
+  const { config } = request.state;
   const caller = callerIdentity(request);
   const policy: RatePolicy = resolvePolicy(config.RATE_LIMITS, api, caller);
-  let decision: RateDecision;
+  const decision = await decide(request, env, ctx, caller, api, policy);
+  if (!decision) return;
+  request.state.rateLimit = { api, policy, decision };
+  if (!decision.allowed) {
+    throw new ApiError(
+      "rate_limited",
+      `rate limit of ${policy.limit} requests per ${policy.window} s for '${api}' exceeded; retry in ${decision.retryAfterSeconds} s`,
+      { headers: { "retry-after": String(decision.retryAfterSeconds) } },
+    );
+  }
+  // The caller's total over all APIs (`RATE_LIMITS.total`), when one is configured: kept in the
+  // same guard under `TOTAL_API`, leased like any API's quota.
+  const total = resolveTotal(config.RATE_LIMITS, caller);
+  if (!total) return;
+  const overall = await decide(request, env, ctx, caller, TOTAL_API, total);
+  if (!overall) return;
+  if (!overall.allowed) {
+    request.state.rateLimit = { api: "total", policy: total, decision: overall };
+    throw new ApiError(
+      "rate_limited",
+      `rate limit of ${total.limit} requests per ${total.window} s over all APIs (RATE_LIMITS total) exceeded; retry in ${overall.retryAfterSeconds} s`,
+      { headers: { "retry-after": String(overall.retryAfterSeconds) } },
+    );
+  }
+}
+
+/**
+ * One decision of `caller`'s guard for `api` under `policy`, from the isolate's lease; undefined
+ * when the guard cannot be reached and `RATE_LIMIT_FAILURE_MODE` is `open` (503 when `closed`).
+ */
+async function decide(
+  request: AppRequest,
+  env: Env,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  caller: string,
+  api: string,
+  policy: RatePolicy,
+): Promise<RateDecision | undefined> {
+  const { config, logger } = request.state;
   try {
     const holder = leaseHolder(config.RATE_LEASE_MS, config.RATE_LEASE_MAX_SHARE_PCT);
     const background = (work: Promise<unknown>) =>
@@ -104,7 +142,7 @@ async function throttle(
           }),
         ),
       );
-    decision = await withTimeout(
+    return await withTimeout(
       holder.admit(caller, api, policy, guardSource(env, caller), Date.now(), background),
       config.RATE_LIMIT_TIMEOUT_MS,
       "caller guard",
@@ -117,19 +155,11 @@ async function throttle(
       failure_mode: mode,
       error: cause instanceof Error ? cause.message : String(cause),
     });
-    if (mode === "open") return;
+    if (mode === "open") return undefined;
     throw new ApiError("rate_limiter_unavailable", "the rate limiter could not be reached; retry shortly", {
       cause,
       headers: { "retry-after": "1" },
     });
-  }
-  request.state.rateLimit = { api, policy, decision };
-  if (!decision.allowed) {
-    throw new ApiError(
-      "rate_limited",
-      `rate limit of ${policy.limit} requests per ${policy.window} s for '${api}' exceeded; retry in ${decision.retryAfterSeconds} s`,
-      { headers: { "retry-after": String(decision.retryAfterSeconds) } },
-    );
   }
 }
 

@@ -59,6 +59,23 @@ const manifestBaseSchema = z.object({
     .array(z.object({ level: z.enum(OPTIMIZATION_LEVELS), output: z.string(), detail: z.string() }))
     .max(4)
     .optional(),
+  /**
+   * Bounds of the graph's data-dependent work (src/registry/graph-bounds.ts, docs/byom.md): needed
+   * by a graph with ConstantOfShape, Expand, Tile, Range, Resize, Upsample, OneHot or Loop, whose
+   * size-deciding inputs the upload then checks against them.
+   */
+  work_bounds: z
+    .strictObject({
+      /** Most elements one such node may produce (or multiply its input by). */
+      max_elements: z
+        .number()
+        .int()
+        .min(1)
+        .max(2 ** 28),
+      /** Most iterations of one Loop. */
+      max_iterations: z.number().int().min(1).max(1_000_000).default(1),
+    })
+    .optional(),
 });
 
 /**

@@ -49,10 +49,20 @@ const overridesSchema = z.record(API_NAME, ratePolicySchema).default({});
 export const rateLimitsSchema = z.strictObject({
   default: ratePolicySchema,
   apis: overridesSchema,
+  /**
+   * Optional: every caller's total over all throttled APIs together, besides each API's own limit,
+   * so spreading one workload over several protocols cannot exceed it.
+   */
+  total: ratePolicySchema.optional(),
   callers: z
     .record(
       z.string().min(1).max(256),
-      z.strictObject({ default: ratePolicySchema.optional(), apis: overridesSchema }),
+      z.strictObject({
+        default: ratePolicySchema.optional(),
+        apis: overridesSchema,
+        /** This caller's total over all throttled APIs (overrides the top-level `total`). */
+        total: ratePolicySchema.optional(),
+      }),
     )
     .default({}),
 });

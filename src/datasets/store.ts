@@ -5,9 +5,12 @@
  * An upload is streamed to R2 while a second branch of the same body is parsed with the training
  * jobs' own reader and parser (src/jobs/dataset.ts): the format of the name's extension (CSV with a
  * header line or JSON Lines, optionally gzipped), at least one and at most `MAX_DATASET_ROWS` rows,
- * and the required columns in every row. A dataset that fails is deleted again, so nothing invalid
- * stays. Names are never replaced (409; delete first), so a failed upload cannot destroy a good
- * dataset and a job never sees a dataset change under it.
+ * and the required columns in every row, within caps on line length, columns and rows checked
+ * while parsing and on the inflated size (src/jobs/dataset.ts). A dataset that fails is deleted
+ * again, so nothing invalid stays. Names are never replaced (409; delete first): the put is
+ * create-only in R2 itself (`If-None-Match: *`), so of concurrent uploads of one name exactly one
+ * is stored, a failed upload only ever deletes its own object, and a job never sees a dataset
+ * change under it.
  */
 import type { Config } from "../config";
 import { ApiError } from "../errors";
@@ -85,13 +88,8 @@ async function validate(
   config: Config,
 ): Promise<{ rows: number; columns: string[] }> {
   const text = await readDatasetStream(body, name.toLowerCase().endsWith(".gz"), config.MAX_DATASET_BYTES);
-  const records = parseRecords(text, format);
+  const records = parseRecords(text, format, config.MAX_DATASET_ROWS);
   if (records.length === 0) throw new DatasetError("dataset has no rows");
-  if (records.length > config.MAX_DATASET_ROWS) {
-    throw new DatasetError(
-      `dataset has ${records.length} rows; the limit is ${config.MAX_DATASET_ROWS} (MAX_DATASET_ROWS)`,
-    );
-  }
   for (const column of required) {
     const row = records.findIndex((r) => r[column] === undefined || r[column] === null);
     if (row >= 0) {
@@ -131,13 +129,19 @@ export async function uploadDataset(
   // R2 needs the length of a streamed body up front.
   const sized = new FixedLengthStream(upload.length);
   const piped = toStore.pipeTo(sized.writable);
+  // Create-only, atomically: R2 writes the object only if none exists at commit (`If-None-Match: *`),
+  // else returns null. Of concurrent uploads of one name exactly one is stored.
   const stored = bucket.put(key, sized.readable, {
     httpMetadata: { contentType: format === "csv" ? "text/csv" : "application/x-ndjson" },
+    onlyIf: new Headers({ "if-none-match": "*" }),
   });
   const checked = validate(toCheck, upload.name, format, upload.required, config);
   const [store, pipe, check] = await Promise.allSettled([stored, piped, checked]);
+  // Only this upload's own object is ever deleted: when R2 stored nothing (another upload holds
+  // the name), there is nothing of ours to remove.
+  const ours = store.status === "fulfilled" ? store.value : null;
   if (check.status === "rejected" || store.status === "rejected" || pipe.status === "rejected") {
-    await bucket.delete(key);
+    if (ours) await bucket.delete(key);
     const error =
       check.status === "rejected"
         ? check.reason
@@ -160,8 +164,10 @@ export async function uploadDataset(
     }
     throw error; // R2 failed: a logged 500
   }
-  if (!store.value) throw new ApiError("internal_error", `dataset '${upload.name}' was not stored`);
-  return { ...view(store.value), ...check.value };
+  if (!ours) {
+    throw new ApiError("dataset_exists", `dataset '${upload.name}' exists; delete it first to replace it`);
+  }
+  return { ...view(ours), ...check.value };
 }
 
 /** Datasets in name order, up to 1,000 per page (`cursor` pages on). */

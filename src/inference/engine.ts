@@ -159,6 +159,13 @@ export async function runTensors(
       const tensor = outputs[spec.name];
       if (!tensor)
         throw new ApiError("model_unavailable", `model '${meta.id}' did not return '${spec.name}'`);
+      // An output must have its declared shape (-1: any size) before it is copied into an answer.
+      if (!shapeFits(spec.shape, tensor.dims)) {
+        throw new ApiError(
+          "model_unavailable",
+          `model '${meta.id}' returned '${spec.name}' of shape [${tensor.dims.join(", ")}]; its manifest declares [${spec.shape.join(", ")}]`,
+        );
+      }
       return fromOrtTensor(spec.name, tensor);
     });
   } finally {

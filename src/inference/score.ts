@@ -10,7 +10,8 @@
 import type { Config } from "../config";
 import type { ModelRef, TextInputManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
+import { type DecodedImage, decodeBase64Image, decodeImage, readImageHeader } from "../image/decode";
+import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreTexts, withModel } from "./engine";
 import { scoreImage, scoreImages } from "./image";
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
@@ -50,11 +51,12 @@ export function ranked(labels: readonly string[], scores: ArrayLike<number>, nTo
 }
 
 /** The input limits the core applies (a `Config` has them). */
-export type TextLimits = Pick<Config, "MAX_BATCH" | "MAX_TEXT_BYTES">;
+export type TextLimits = Pick<Config, "MAX_BATCH" | "MAX_TEXT_BYTES"> & WorkBudget;
 
 /**
  * Checks texts against the configured limits: 1..`MAX_BATCH` texts, none blank, each at most
- * `MAX_TEXT_BYTES` of UTF-8. `path(i)` names text i in error messages (e.g. `texts.3`).
+ * `MAX_TEXT_BYTES` of UTF-8, all together at most the request's work budget
+ * (`MAX_REQUEST_TEXT_BYTES`, ./budget.ts). `path(i)` names text i in error messages (e.g. `texts.3`).
  */
 export function checkTexts(texts: readonly string[], limits: TextLimits, path: (i: number) => string): void {
   const { MAX_BATCH: maxBatch, MAX_TEXT_BYTES: maxTextBytes } = limits;
@@ -82,6 +84,7 @@ export function checkTexts(texts: readonly string[], limits: TextLimits, path: (
       });
     }
   });
+  checkTextBudget(limits, texts);
 }
 
 /** Options of `scoreTextInputs`. */
@@ -123,15 +126,33 @@ export async function scoreTextInputs(
 /** An image as the protocols carry it: base64 file text, or pixels already decoded. */
 export type ImageSource = { base64: string } | { pixels: DecodedImage };
 
-/** Decodes an image source, refusing bad input (400/413/415) before any model work. */
-export function decodeImageSource(source: ImageSource): DecodedImage {
-  return "pixels" in source ? source.pixels : decodeImage(decodeBase64Image(source.base64));
+/**
+ * Decodes image sources within the request's work budget (./budget.ts): the count of images
+ * (model runs) first, then every file's base64 and header for its pixel count, and only then the
+ * pixels. Bad input is refused (400/413/415) before any model work, a batch over the budget
+ * (413 `work_budget_exceeded`) before any decode.
+ */
+export function decodeImageSources(config: Config, sources: readonly ImageSource[]): DecodedImage[] {
+  checkImageRuns(config, sources.length);
+  const files = sources.map((source) => {
+    if ("pixels" in source) return { size: source.pixels, bytes: undefined };
+    const bytes = decodeBase64Image(source.base64);
+    return { size: readImageHeader(bytes), bytes };
+  });
+  checkImagePixels(
+    config,
+    files.map((f) => f.size),
+  );
+  return files.map((f, i) =>
+    f.bytes ? decodeImage(f.bytes) : (sources[i] as { pixels: DecodedImage }).pixels,
+  );
 }
 
 /**
- * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named); refuses a text
- * model with 400 `model_input_mismatch`. Every image is decoded before the model is loaded, so bad
- * input never costs a model load.
+ * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named);
+ * refuses a text model with 400 `model_input_mismatch`. The batch must fit the request's work
+ * budget (`decodeImageSources`); every image is decoded before the model is loaded, so bad input
+ * never costs a model load.
  */
 export async function scoreImageInputs(
   bucket: R2Bucket,
@@ -139,7 +160,7 @@ export async function scoreImageInputs(
   choice: ModelChoice,
   images: readonly ImageSource[],
 ): Promise<Classification> {
-  const decoded = images.map(decodeImageSource);
+  const decoded = decodeImageSources(config, images);
   return scoreImages(bucket, config, choice.model ?? config.DEFAULT_IMAGE_MODEL, choice.version, decoded);
 }
 

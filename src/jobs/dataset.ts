@@ -8,7 +8,8 @@
  * workerd without `nodejs_compat`.
  */
 import { CsvError, parse as parseCsv } from "csv-parse/browser/esm/sync";
-import { readCapped } from "../http";
+import { Gunzip } from "fflate";
+import { concatBytes } from "../bytes";
 import type { TrainingRow } from "../training/trainer";
 
 /** A dataset that cannot be trained on; `message` says why (shown as the job's error). */
@@ -58,36 +59,95 @@ export async function readDatasetText(object: R2ObjectBody, maxBytes: number): P
   return readDatasetStream(object.body, object.key.toLowerCase().endsWith(".gz"), maxBytes);
 }
 
+/** Longest line of a CSV or JSON Lines dataset, in UTF-16 code units (a text is at most 64 KiB). */
+export const MAX_DATASET_LINE_CHARS = 256 * 1024;
+/** Most columns (CSV header fields, JSON keys per record and in all) of a dataset. */
+export const MAX_DATASET_COLUMNS = 256;
+/** Compressed bytes inflated per step: DEFLATE's best ratio (1032:1) bounds one step's output to ~264 KiB. */
+const INFLATE_STEP = 256;
+
 /**
  * Reads dataset bytes as text (gunzipped when `gzipped`), refusing more than `maxBytes` read or
- * decompressed (`DatasetTooLargeError`) and invalid UTF-8.
+ * decompressed (`DatasetTooLargeError`) and invalid UTF-8. The stream is read chunk by chunk and
+ * gzip is inflated in small steps (fflate), each counted before the next, so a decompression bomb
+ * costs one step past the limit, never its inflated size; memory stays within `maxBytes` plus a
+ * step. Past the limit the rest of the stream is cancelled.
  */
 export async function readDatasetStream(
   body: ReadableStream<Uint8Array>,
   gzipped: boolean,
   maxBytes: number,
 ): Promise<string> {
-  let stream = body;
-  if (gzipped) stream = stream.pipeThrough(new DecompressionStream("gzip"));
-  let bytes: Uint8Array;
-  try {
-    bytes = await readCapped(
-      stream,
-      maxBytes,
-      () =>
-        new DatasetTooLargeError(
-          `dataset ${gzipped ? "decompresses to" : "is"} more than ${maxBytes} bytes (MAX_DATASET_BYTES)`,
-        ),
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let ended = false;
+  const gunzip = gzipped
+    ? new Gunzip((data, final) => {
+        size += data.length;
+        if (size <= maxBytes) chunks.push(data);
+        if (final) ended = true;
+      })
+    : undefined;
+  const tooLarge = () =>
+    new DatasetTooLargeError(
+      `dataset ${gzipped ? "decompresses to" : "is"} more than ${maxBytes} bytes (MAX_DATASET_BYTES)`,
     );
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!gunzip) {
+        size += value.byteLength;
+        if (size > maxBytes) throw tooLarge();
+        chunks.push(value);
+        continue;
+      }
+      for (let i = 0; i < value.length; i += INFLATE_STEP) {
+        gunzip.push(value.subarray(i, i + INFLATE_STEP), false);
+        if (size > maxBytes) throw tooLarge();
+      }
+    }
+    if (gunzip) {
+      gunzip.push(new Uint8Array(0), true);
+      if (size > maxBytes) throw tooLarge();
+      if (!ended) throw new Error("unexpected end of gzip data");
+    }
   } catch (error) {
+    await reader.cancel().catch(() => undefined);
     if (error instanceof DatasetError) throw error;
     throw new DatasetError(`dataset could not be decompressed: ${(error as Error).message}`);
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(concatBytes(chunks));
   } catch {
     throw new DatasetError("dataset is not valid UTF-8");
   }
+}
+
+/** Refuses a line longer than `MAX_DATASET_LINE_CHARS` (naming it) before anything is parsed. */
+function checkLineLengths(text: string): void {
+  let start = 0;
+  for (let line = 1; start <= text.length; line++) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    if (end - start > MAX_DATASET_LINE_CHARS) {
+      throw new DatasetError(
+        `line ${line} is longer than ${MAX_DATASET_LINE_CHARS} characters (the limit of one dataset line)`,
+      );
+    }
+    start = end + 1;
+  }
+}
+
+function tooManyColumns(where: string, count: number): DatasetError {
+  return new DatasetError(`${where} has ${count} columns; the limit is ${MAX_DATASET_COLUMNS}`);
+}
+
+function tooManyRows(maxRows: number): DatasetError {
+  return new DatasetError(
+    `dataset has more than ${maxRows} rows; the limit is ${maxRows} (MAX_DATASET_ROWS)`,
+  );
 }
 
 /**
@@ -118,9 +178,15 @@ function jsonItemRecord(item: unknown, i: number): Record<string, unknown> {
 
 /**
  * Parses dataset text into records: CSV with a header row, one JSON object per line (`jsonl`), or
- * a JSON array (`json`: objects, or spaCy textcat items, see `jsonItemRecord`).
+ * a JSON array (`json`: objects, or spaCy textcat items, see `jsonItemRecord`). Bounded before and
+ * while parsing: lines (CSV, JSON Lines) of at most `MAX_DATASET_LINE_CHARS`, at most
+ * `MAX_DATASET_COLUMNS` columns, and parsing stops past `maxRows` records (a `DatasetError`).
  */
-export function parseRecords(text: string, format: DatasetFormat): Record<string, unknown>[] {
+export function parseRecords(
+  text: string,
+  format: DatasetFormat,
+  maxRows = Number.POSITIVE_INFINITY,
+): Record<string, unknown>[] {
   if (format === "json") {
     let value: unknown;
     try {
@@ -129,24 +195,38 @@ export function parseRecords(text: string, format: DatasetFormat): Record<string
       throw new DatasetError(`dataset is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
     }
     if (!Array.isArray(value)) throw new DatasetError("a .json dataset must be a JSON array");
-    return value.map(jsonItemRecord);
+    if (value.length > maxRows) throw tooManyRows(maxRows);
+    return value.map((item, i) => {
+      const record = jsonItemRecord(item, i);
+      const keys = Object.keys(record).length;
+      if (keys > MAX_DATASET_COLUMNS) throw tooManyColumns(`item ${i + 1}`, keys);
+      return record;
+    });
   }
+  checkLineLengths(text);
   if (format === "csv") {
     try {
-      return parseCsv(text, {
+      const options = { skip_empty_lines: true, relax_quotes: true, bom: true } as const;
+      const header = (parseCsv(text, { ...options, to: 1 }) as string[][])[0] ?? [];
+      if (header.length > MAX_DATASET_COLUMNS) throw tooManyColumns("the CSV header", header.length);
+      const records = parseCsv(text, {
+        ...options,
         columns: true,
-        skip_empty_lines: true,
-        relax_quotes: true,
-        bom: true,
+        max_record_size: MAX_DATASET_LINE_CHARS,
+        ...(Number.isFinite(maxRows) && { to: maxRows + 1 }),
       }) as Record<string, string>[];
+      if (records.length > maxRows) throw tooManyRows(maxRows);
+      return records;
     } catch (error) {
       if (error instanceof CsvError) throw new DatasetError(`CSV could not be parsed: ${error.message}`);
       throw error;
     }
   }
   const records: Record<string, unknown>[] = [];
+  const columns = new Set<string>();
   text.split(/\r?\n/).forEach((line, i) => {
     if (line.trim() === "") return;
+    if (records.length === maxRows) throw tooManyRows(maxRows);
     let value: unknown;
     try {
       value = JSON.parse(line);
@@ -156,6 +236,8 @@ export function parseRecords(text: string, format: DatasetFormat): Record<string
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw new DatasetError(`line ${i + 1} is not a JSON object`);
     }
+    for (const key of Object.keys(value)) columns.add(key);
+    if (columns.size > MAX_DATASET_COLUMNS) throw tooManyColumns("the dataset's records", columns.size);
     records.push(value as Record<string, unknown>);
   });
   return records;

@@ -12,7 +12,7 @@
  *   parameters?: {top_k}}` →
  *   `[{label, score}]` (best first; 5 by default, like the HF pipeline).
  *
- * Parse → the classification core (src/inference/classify.ts) → shape. Errors stay problem+json
+ * Parse → the classification core (src/predictions/classify.ts over src/inference/score.ts) → shape. Errors stay problem+json
  * (`detail` is what the HF clients print).
  */
 import * as z from "zod";

@@ -19,6 +19,7 @@ import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/ma
 import { ApiError } from "../errors";
 import { json, readBodyBytes, readJsonBody, readJsonBodyBytes, reply, validate } from "../http";
 import type { DecodedImage } from "../image/decode";
+import { checkImagePixels, checkImageRuns, type WorkBudget } from "../inference/budget";
 import type { WireTensor } from "../inference/tensors";
 import {
   checkTextLimits,
@@ -196,21 +197,44 @@ export const repositoryIndex: Handler = async (request, env) => {
 };
 
 /**
- * Flattens row-major tensor data (nested or flat; a typed array from binary data as it is) and
- * checks it against the declared shape.
+ * Row-major tensor data checked against the declared shape: a typed array (binary tensor data) or a
+ * flat list (no element is an array) with as many elements as the shape holds, or a list nested to
+ * exactly the declared rank, every level as long as its dimension. Anything else (deeper, shallower
+ * or ragged nesting) is a 400.
  */
 export function flatData(tensor: InferTensor): unknown[] {
-  const data = tensor.data ?? [];
-  const flat = Array.isArray(data)
-    ? (data.flat(tensor.shape.length) as unknown[])
-    : Array.from(data as ArrayLike<unknown>);
-  const expected = tensor.shape.reduce((a, b) => a * b, 1);
-  if (flat.length !== expected) {
-    throw new ApiError(
-      "invalid_request",
-      `input '${tensor.name}': shape [${tensor.shape.join(", ")}] holds ${expected} elements, data has ${flat.length}`,
-    );
+  const raw = tensor.data ?? [];
+  const { shape } = tensor;
+  const expected = shape.reduce((a, b) => a * b, 1);
+  const where = `input '${tensor.name}': shape [${shape.join(", ")}]`;
+  const data = Array.isArray(raw) ? (raw as unknown[]) : Array.from(raw as ArrayLike<unknown>);
+  if (!data.some(Array.isArray)) {
+    if (data.length !== expected) {
+      throw new ApiError("invalid_request", `${where} holds ${expected} elements, data has ${data.length}`);
+    }
+    return data;
   }
+  const flat: unknown[] = [];
+  const walk = (value: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(value)) {
+        throw new ApiError(
+          "invalid_request",
+          `${where}: data is nested deeper than the shape's ${shape.length} dimensions (at ${path})`,
+        );
+      }
+      flat.push(value);
+      return;
+    }
+    if (!Array.isArray(value) || value.length !== shape[depth]) {
+      throw new ApiError(
+        "invalid_request",
+        `${where}: nested data must be flat or nested to exactly ${shape.length} dimensions; ${path} should be a list of ${shape[depth]}`,
+      );
+    }
+    for (const [i, v] of value.entries()) walk(v, depth + 1, `${path}[${i}]`);
+  };
+  walk(data, 0, "data");
   return flat;
 }
 
@@ -242,7 +266,7 @@ function textsOf(input: InferTensor): string[] {
 }
 
 /** The images of an `image` input: `BYTES` base64 files `[n]`, or `UINT8` pixels `[n, h, w, c]`. */
-function imagesOf(input: InferTensor): ImageSource[] {
+function imagesOf(input: InferTensor, budget: WorkBudget): ImageSource[] {
   if (
     input.datatype === "BYTES" &&
     (input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))
@@ -268,6 +292,9 @@ function imagesOf(input: InferTensor): ImageSource[] {
         extensions: { limit_side: 1024 },
       });
     }
+    // The budget from the shape alone, before the data is copied (the core checks it again).
+    checkImageRuns(budget, n);
+    checkImagePixels(budget, new Array<{ width: number; height: number }>(n).fill({ width, height }));
     const data = flatData(input);
     const size = height * width * channels;
     const pixels = Uint8Array.from(data as number[]);
@@ -356,12 +383,7 @@ export const infer: Handler = async (request, env, ctx) => {
   }
   let result: Awaited<ReturnType<typeof classifyTexts>>;
   if (manifest.kind === "image") {
-    const images = imagesOf(inputNamed(body.inputs, "image"));
-    if (images.length > config.MAX_BATCH) {
-      throw new ApiError("batch_too_large", `${images.length} images; the limit is ${config.MAX_BATCH}`, {
-        extensions: { limit: config.MAX_BATCH },
-      });
-    }
+    const images = imagesOf(inputNamed(body.inputs, "image"), config);
     result = await classifyImages(env, ctx, request.state, choice, images);
   } else {
     const texts = textsOf(inputNamed(body.inputs, "text"));

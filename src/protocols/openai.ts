@@ -3,7 +3,7 @@
  * shapes of OpenAI's Moderations API, so the official `openai` package (`moderations.create`) works
  * with `baseURL` at this service. Texts go to the toxicity model (or a named text model), images to
  * `DEFAULT_IMAGE_MODEL` (or a named image model) through the one classification core
- * (src/inference/classify.ts); this adapter parses, calls the core, and shapes the answer.
+ * (src/predictions/classify.ts over src/inference/score.ts); this adapter parses, calls the core, and shapes the answer.
  *
  * Categories are our labels as they are, plus OpenAI's category names where the meaning matches
  * (`OPENAI_CATEGORIES`). A label is over its line when its score reaches the model's calibrated

@@ -34,6 +34,10 @@ export async function listModelSummaries(env: Env, defaultModel: string): Promis
               v.model_id, v.version, v.state, v.source, v.task, v.labels, v.metrics, v.sha256, v.size_bytes,
               v.manifest, v.created_at AS version_created_at
        FROM models m LEFT JOIN model_versions v ON v.model_id = m.id AND v.version = m.active_version
+       -- A model row with no ready version and none active is only a publish's reservation (in
+       -- flight, or left by a process that died mid-upload): not a model yet.
+       WHERE m.active_version IS NOT NULL
+          OR EXISTS (SELECT 1 FROM model_versions r WHERE r.model_id = m.id AND r.state = 'ready')
        ORDER BY m.id`,
     ).all<
       Omit<VersionRow, "created_at"> & {

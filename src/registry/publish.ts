@@ -9,6 +9,7 @@ import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
 import { activateVersion } from "./activate";
 import { getVersionRow, insertVersionStatements, type VersionSource } from "./db";
+import { checkWorkBounds } from "./graph-bounds";
 import { ensureModelImported } from "./import";
 import { parseManifest, type SessionMemory, validateModel } from "./validate";
 
@@ -31,7 +32,8 @@ export interface PublishInput {
  * Validates and stores a model version, then activates it when asked.
  *
  * 1. Validation, before anything is written: manifest schema; size ≤ `MAX_MODEL_BYTES` and equal
- *    to `size_bytes`; sha256; ORT session creation; a probe inference through the manifest's
+ *    to `size_bytes`; sha256; data-dependent work within the manifest's `work_bounds`
+ *    (./graph-bounds.ts); ORT session creation; a probe inference through the manifest's
  *    inputs/output giving `[batch, labels]` probabilities. Failure: 422 `invalid_model`. The probe's
  *    outputs with graph optimizations disabled and at the Worker's level are compared: the manifest
  *    stored records the highest level that agrees (`graph_optimization_level`).
@@ -62,6 +64,8 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
         : `model '${id}' version '${version}' is being published by another request`,
     );
   }
+  // Data-dependent allocation and iteration must be bounded before ORT ever loads the graph.
+  checkWorkBounds(input.bytes, manifest);
   const { memory, optimization } = await validateModel(
     manifest,
     input.bytes,

@@ -4,6 +4,10 @@
  *   GET  /dashboard/login?code=…   code → session cookie, 303 to /dashboard
  *   GET  /dashboard[/app.js|/app.css]   the page (session cookie required)
  *   GET  /dashboard/api/{statistics,models,online,backlog}   its read-only data (session cookie only)
+ *
+ * A session shows its issuer only what `ASAP_POLICY` lets that issuer read through the API: each
+ * data route needs the policy's `GET` of the API it mirrors (`statistics`, `models`,
+ * `online_metrics`), else 403 `forbidden`; other callers' names in the statistics only for admins.
  */
 
 import {
@@ -13,9 +17,11 @@ import {
   ModelListSchema,
   OnlineDashboardSchema,
 } from "../answers";
-import type { Handler } from "../context";
+import { isAdmin, isAllowed } from "../auth/policy";
+import type { AppRequest, Handler } from "../context";
 import { APP_CSS, APP_JS, DASHBOARD_CSP, PAGE_HTML } from "../dashboard/assets";
 import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/session";
+import { ApiError } from "../errors";
 import { reply } from "../http";
 import { readAllStatistics, statisticsApis } from "../metering/stats";
 import { learnerMetrics } from "../online/client";
@@ -83,33 +89,58 @@ export const dashboardScript = asset(APP_JS, "text/javascript; charset=utf-8");
 /** `GET /dashboard/app.css`. */
 export const dashboardStyles = asset(APP_CSS, "text/css; charset=utf-8");
 
-/** `GET /dashboard/api/statistics`: every API's statistics, as `GET /api/v1/statistics` lists them. */
-export function dashboardStatistics(routeApis: () => readonly string[]): Handler {
-  return async (request, env) =>
-    reply(
-      AllStatisticsSchema,
-      await readAllStatistics(
-        env,
-        statisticsApis(routeApis()),
-        request.state.config.STATS_SHARDS,
-        Date.now(),
-      ),
-      200,
-      NO_STORE,
+/**
+ * The session's issuer, after checking that its policy lets it `GET` `api` through the API (403
+ * `forbidden` otherwise): the dashboard never widens what an issuer may read. With `ASAP_AUTH=off`
+ * (dev/test only) there is no policy to apply, as on the API.
+ */
+function readerOf(request: AppRequest, api: string): string {
+  const { config } = request.state;
+  const issuer = request.state.caller?.issuer ?? "anonymous";
+  if (config.ASAP_AUTH && !isAllowed(config.ASAP_POLICY, issuer, api, "GET")) {
+    throw new ApiError(
+      "forbidden",
+      `issuer '${issuer}' may not read '${api}' (ASAP_POLICY), so the dashboard does not show it`,
     );
+  }
+  return issuer;
 }
 
-/** `GET /dashboard/api/models`: the registry's models, as `GET /api/v1/models` lists them. */
-export const dashboardModels: Handler = async (request, env) =>
-  reply(
+/**
+ * `GET /dashboard/api/statistics`: every API's statistics, as `GET /api/v1/statistics` lists them
+ * (needs `statistics:GET`); callers other than the session's issuer are listed only to admins.
+ */
+export function dashboardStatistics(routeApis: () => readonly string[]): Handler {
+  return async (request, env) => {
+    const issuer = readerOf(request, "statistics");
+    const { config } = request.state;
+    const stats = await readAllStatistics(env, statisticsApis(routeApis()), config.STATS_SHARDS, Date.now());
+    if (config.ASAP_AUTH && !isAdmin(config.ASAP_POLICY, issuer)) {
+      for (const api of stats.apis) {
+        api.callers_current_minute = api.callers_current_minute.filter((c) => c.caller === issuer);
+      }
+    }
+    return reply(AllStatisticsSchema, stats, 200, NO_STORE);
+  };
+}
+
+/** `GET /dashboard/api/models`: the registry's models, as `GET /api/v1/models` lists them (`models:GET`). */
+export const dashboardModels: Handler = async (request, env) => {
+  readerOf(request, "models");
+  return reply(
     ModelListSchema,
     { models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) },
     200,
     NO_STORE,
   );
+};
 
-/** `GET /dashboard/api/online`: each online model's metrics report (`GET /api/v1/models/:id/metrics`). */
+/**
+ * `GET /dashboard/api/online`: each online model's metrics report (`GET /api/v1/models/:id/metrics`,
+ * so `online_metrics:GET`).
+ */
 export const dashboardOnline: Handler = async (request, env) => {
+  readerOf(request, "online_metrics");
   const ids = await listOnlineModelIds(env, request.state.config);
   return reply(
     OnlineDashboardSchema,
