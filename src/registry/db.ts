@@ -125,6 +125,8 @@ export interface VersionView {
   size_bytes: number;
   created_at: string;
   description?: string;
+  /** Per-label decision thresholds the manifest declares (what `flagged` compares against). */
+  thresholds?: Record<string, number>;
 }
 
 /** Renders a version row for the API. */
@@ -142,5 +144,8 @@ export function versionView(row: VersionRow): VersionView {
     size_bytes: row.size_bytes,
     created_at: new Date(row.created_at).toISOString(),
     ...(manifest.description === undefined ? {} : { description: manifest.description }),
+    ...("thresholds" in manifest && manifest.thresholds !== undefined
+      ? { thresholds: manifest.thresholds }
+      : {}),
   };
 }
