@@ -21,10 +21,17 @@ async function readCsvBody(request: Request, maxBytes: number): Promise<string> 
   }
 }
 
-/** The sample records of a JSON (array or one object) or `text/csv` body. */
-export async function readSampleRecords(request: Request, config: Config): Promise<unknown[]> {
+/**
+ * The sample records of a JSON (array or one object) or `text/csv` body; a CSV header must have
+ * the `required` columns (default: the bank CSV's).
+ */
+export async function readSampleRecords(
+  request: Request,
+  config: Config,
+  required?: readonly string[],
+): Promise<unknown[]> {
   return CSV_TYPE.test(request.headers.get("content-type") ?? "")
-    ? csvRecords(await readCsvBody(request, config.MAX_BODY_BYTES))
+    ? csvRecords(await readCsvBody(request, config.MAX_BODY_BYTES), required)
     : jsonRecords(await readJsonBody(request, config.MAX_BODY_BYTES));
 }
 
@@ -57,12 +64,21 @@ export function predictOptions(
   return { nTop, source: source as "snapshot" | "learner" };
 }
 
-/** The online service's answer shape: `["<AccountNumber>"]`, or the top n with scores. */
+/**
+ * The online service's answer shape: `["<AccountNumber>"]`, or the top n with scores, keyed
+ * `labelKey` (an API-created model's label field; default `AccountNumber`).
+ */
 export function onlinePredictionResponse(
   { top, version }: OnlinePrediction,
   nTop: number | undefined,
+  labelKey = "AccountNumber",
 ): Response {
   const headers = { "x-model-version": version };
   if (nTop === undefined) return json([top[0]?.AccountNumber], 200, headers);
-  return json(top, 200, headers);
+  if (labelKey === "AccountNumber") return json(top, 200, headers);
+  return json(
+    top.map((t) => ({ [labelKey]: t.AccountNumber, score: t.score })),
+    200,
+    headers,
+  );
 }
