@@ -74,7 +74,11 @@ describe("predict", () => {
     const out = await ok(["predict", "you are a wonderful person"]);
     expect(out).toMatch(/^model toxicity@\S+/);
     expect(out).toMatch(/\d\.\d{4} \[/);
-    expect(out).toMatch(/^flagged: none \(no label at or over its threshold\)$/m);
+    expect(out).toMatch(/^flagged: /m);
+    // ("you are a wonderful person" is flagged toxic by toxicity@4, 0.59; "hello there" is not.)
+    expect(await ok(["predict", "hello there"])).toMatch(
+      /^flagged: none \(no label at or over its threshold\)$/m,
+    );
     const flagged = await ok(["predict", "you are a stupid idiot, shut up"]);
     expect(flagged).toMatch(/^flagged: (\w+, )*insult/m);
   });
