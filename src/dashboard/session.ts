@@ -9,8 +9,11 @@ import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { d1 } from "../registry/db";
 
-/** How long a login code can be exchanged. */
-export const LOGIN_CODE_TTL_S = 60;
+/**
+ * How long a login code can be exchanged: long enough to open the link `npm start` prints a while
+ * later (it is single-use; `edge-inference dashboard` mints a fresh one at any time).
+ */
+export const LOGIN_CODE_TTL_S = 900;
 /** How long a dashboard session lasts (the cookie's `Max-Age`). */
 export const SESSION_TTL_S = 3600;
 /** Name of the session cookie (scoped to `Path=/dashboard`). */
