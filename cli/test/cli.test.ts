@@ -14,7 +14,7 @@ import { ISSUER, ROOT, startService, type TestService } from "./service";
 let service: TestService;
 
 beforeAll(async () => {
-  service = await startService(8863);
+  service = await startService(0); // a free loopback port
 });
 
 afterAll(async () => {
@@ -91,7 +91,10 @@ describe("predict", () => {
 
   it("a model with versions but none active says so (not 'no model named')", async () => {
     const dir = path.join(ROOT, "models", "spam");
-    await ok(["models", "upload", "cli-parked", "1", "--dir", dir]);
+    const parked = await service.cli(["models", "upload", "cli-parked", "1", "--dir", dir]);
+    expect(parked.stderr).toContain(
+      "(not serving: activate it with `edge-inference models activate cli-parked 1`",
+    );
     const run = await service.cli(["predict", "hi", "--model", "cli-parked"]);
     expect(run.code).toBe(EXIT.notFound);
     expect(run.stderr).toMatch(/model 'cli-parked' exists but has no active version \(versions: 1\)/);
@@ -293,7 +296,8 @@ describe("train", () => {
     const file = path.join(service.dir, "train.csv");
     const args = ["train", "cli-trained", "--task", "binary", "--data", file, "--text-field", "text"];
     const out = await ok([...args, "--label-field", "label", "--force-update", "--no-follow"]);
-    const id = out.split("\n")[0] as string;
+    expect(out).toMatch(/^[0-9a-f-]{36}\n$/); // only the id on stdout
+    const id = out.trim();
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(await ok(["job", id, "--follow", "--interval", "300"])).toMatch(
       new RegExp(`^job ${id}: cli-trained@2 succeeded \\(done, 100%\\)`),
