@@ -9,6 +9,36 @@ import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
 import { Progress, printJson, scoreCell, sleep, table, withJson } from "./output";
 
+/**
+ * Opens `url` with the platform's opener (`BROWSER`, else xdg-open / open / start); true, or why
+ * it could not (no opener, or it exited non-zero: e.g. xdg-open without a desktop).
+ */
+function openInBrowser(url: string): Promise<true | string> {
+  const [command, args] = process.env.BROWSER
+    ? [process.env.BROWSER, [url]]
+    : process.platform === "darwin"
+      ? ["open", [url]]
+      : process.platform === "win32"
+        ? ["cmd", ["/c", "start", "", url]]
+        : ["xdg-open", [url]];
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: "ignore" });
+    const timer = setTimeout(() => {
+      // Still running after 3 s: a browser that stays in the foreground; leave it be.
+      child.unref();
+      resolve(true);
+    }, 3000);
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(`${command}: ${error.code === "ENOENT" ? "not installed" : error.message}`);
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code === 0 ? true : `${command} exited ${code}`);
+    });
+  });
+}
+
 /** A whole number ≥ 1 (commander argument parser). */
 export function positive(value: string): number {
   const n = Number(value);
@@ -48,27 +78,73 @@ type LabelScore = { sentiment_type: string; sentiment_score: number };
 interface PredictAnswer {
   model?: { id: string; version: string };
   sentiment?: LabelScore[];
-  results?: { sentiment: LabelScore[] }[];
+  flagged?: string[];
+  results?: { sentiment: LabelScore[]; flagged?: string[] }[];
   predictions?: { label: string; score: number }[];
 }
 
-/** Human lines of a predict answer (text, batch or image); scores best first. */
-export function formatPrediction(answer: PredictAnswer, texts: string[]): string {
+/**
+ * The verdict line: the labels at or over their thresholds (`flagged`), "none" when nothing is,
+ * and nothing for a model that declares no thresholds (its answer has no `flagged`).
+ */
+function flaggedLine(flagged: string[] | undefined, indent = ""): string[] {
+  if (flagged === undefined) return [];
+  return [
+    `${indent}flagged: ${flagged.length > 0 ? flagged.join(", ") : "none (no label at or over its threshold)"}`,
+  ];
+}
+
+/**
+ * Human lines of a predict answer (text, batch or image); scores best first, then the verdict
+ * (`flagged`). With `thresholds` (--verbose), each label's threshold is shown next to its score.
+ */
+export function formatPrediction(
+  answer: PredictAnswer,
+  texts: string[],
+  thresholds?: Record<string, number>,
+): string {
   const rows = (scores: { label: string; score: number }[]) =>
-    table([...scores].sort((a, b) => b.score - a.score).map((s) => [`  ${s.label}`, scoreCell(s.score)]));
+    table(
+      [...scores]
+        .sort((a, b) => b.score - a.score)
+        .map((s) => {
+          const t = thresholds?.[s.label];
+          return [
+            `  ${s.label}`,
+            scoreCell(s.score),
+            ...(thresholds
+              ? [t === undefined ? "" : `threshold ${t.toFixed(4)}${s.score >= t ? " ✔" : ""}`]
+              : []),
+          ];
+        }),
+    );
   const fromSentiment = (s: LabelScore[]) =>
     s.map((x) => ({ label: x.sentiment_type, score: x.sentiment_score }));
   const lines = [`model ${answer.model?.id ?? "?"}@${answer.model?.version ?? "?"}`];
-  if (answer.predictions) lines.push(rows(answer.predictions));
-  else if (answer.sentiment) lines.push(rows(fromSentiment(answer.sentiment)));
+  if (answer.predictions) lines.push(rows(answer.predictions), ...flaggedLine(answer.flagged));
+  else if (answer.sentiment)
+    lines.push(rows(fromSentiment(answer.sentiment)), ...flaggedLine(answer.flagged));
   else {
     (answer.results ?? []).forEach((r, i) => {
       const text = texts[i] ?? "";
       lines.push(`${JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text)}`);
-      lines.push(rows(fromSentiment(r.sentiment)));
+      lines.push(rows(fromSentiment(r.sentiment)), ...flaggedLine(r.flagged, "  "));
     });
   }
+  if (thresholds && Object.keys(thresholds).length === 0)
+    lines.push("(this model declares no thresholds: no verdict, only scores)");
   return lines.join("\n");
+}
+
+/** The thresholds of the model version that answered (GET /api/v1/models/:id); `{}` when none. */
+async function thresholdsOf(
+  client: Client,
+  model: { id: string; version: string },
+): Promise<Record<string, number>> {
+  const { body } = await client.request<{
+    versions: { version: string; thresholds?: Record<string, number> }[];
+  }>("GET", `/api/v1/models/${encodeURIComponent(model.id)}`);
+  return body.versions.find((v) => v.version === model.version)?.thresholds ?? {};
 }
 
 interface PredictionStatus {
@@ -153,14 +229,21 @@ export function registerApiCommands(program: Command): void {
       .option("--n-top <k>", "only the k best labels", positive);
 
   withJson(withConnection(inputOptions(program.command("predict"))))
-    .description("classify text(s) or an image now (POST /api/v1/predict)")
-    .action(async (texts: string[], opts: ConnectionFlags & InputFlags & { json?: boolean }) => {
-      const body = await predictBody(texts, opts);
-      const client = await Client.create(opts);
-      const { body: answer } = await client.request<PredictAnswer>("POST", "/api/v1/predict", { json: body });
-      if (opts.json) printJson(answer);
-      else console.log(formatPrediction(answer, texts));
-    });
+    .description("classify text(s) or an image now (POST /api/v1/predict); shows the verdict (`flagged`)")
+    .option("--verbose", "also each label's threshold (from GET /api/v1/models/:id)")
+    .action(
+      async (texts: string[], opts: ConnectionFlags & InputFlags & { json?: boolean; verbose?: boolean }) => {
+        const body = await predictBody(texts, opts);
+        const client = await Client.create(opts);
+        const { body: answer } = await client.request<PredictAnswer>("POST", "/api/v1/predict", {
+          json: body,
+        });
+        if (opts.json) return printJson(answer);
+        const thresholds =
+          opts.verbose && answer.model ? await thresholdsOf(client, answer.model) : undefined;
+        console.log(formatPrediction(answer, texts, thresholds));
+      },
+    );
 
   withJson(withConnection(inputOptions(program.command("submit"))))
     .description("queue an async prediction (POST /api/v1/predictions) and print its id")
@@ -180,8 +263,11 @@ export function registerApiCommands(program: Command): void {
         );
         if (!opts.wait) {
           if (opts.json) printJson(queued);
-          else
-            console.log(`${queued.id}\n(${queued.status}; \`edge-inference result ${queued.id}\` shows it)`);
+          else {
+            // Only the id on stdout (ID=$(edge-inference submit …) captures it); the hint on stderr.
+            console.log(queued.id);
+            console.error(`(${queued.status}; \`edge-inference result ${queued.id}\` shows it)`);
+          }
           return;
         }
         reportPrediction(await waitForPrediction(client, queued.id, opts.timeout), opts.json);
@@ -255,11 +341,12 @@ export function registerApiCommands(program: Command): void {
       if (!res.ok) throw await client.failure(res);
       const login = (await res.json()) as { url: string; expires_at: string };
       if (opts.json) printJson(login);
-      else console.log(`${login.url}\n(one-time link, valid until ${login.expires_at})`);
+      else console.log(login.url);
+      console.error(`(one-time link, valid until ${login.expires_at})`);
       if (opts.open) {
-        spawn("xdg-open", [login.url], { stdio: "ignore", detached: true })
-          .on("error", () => console.error("could not run xdg-open; open the URL yourself"))
-          .unref();
+        const opened = await openInBrowser(login.url);
+        if (opened !== true)
+          console.error(`could not open a browser (${opened}); open the URL above yourself`);
       }
     });
 }

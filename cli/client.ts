@@ -93,7 +93,11 @@ export class Client {
    */
   static async create(flags: ConnectionFlags, options: { alg?: string } = {}): Promise<Client> {
     const connection = await resolveConnection(flags);
-    const key = await loadSigningKey(connection.key, { kid: connection.kid, alg: options.alg });
+    const key = await loadSigningKey(connection.key, {
+      kid: connection.kid,
+      alg: options.alg,
+      issuer: connection.issuer,
+    });
     checkKid(connection.issuer, key.kid);
     return new Client(connection, key);
   }

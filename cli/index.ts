@@ -3,13 +3,15 @@
  * (docs/cli.md). Built into cli/dist/ by `npm install` (scripts/build-cli.mjs) and run as plain
  * JavaScript, so a command starts in tens of milliseconds.
  */
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ASAP_ALGORITHMS, MAX_LIFETIME_S } from "../src/auth/asap";
 import { registerApiCommands } from "./api";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
 import { registerDatasetCommands } from "./datasets";
-import { generateKeyFiles, publishLocal } from "./keys";
+import { generateKeyFiles, publishLocal, ROOT } from "./keys";
 import { registerOnlineCommands } from "./online";
 import { printJson } from "./output";
 import { registerModelCommands } from "./registry";
@@ -27,6 +29,13 @@ const program = new Command("edge-inference")
     "client of the edge-inference service. After `npm start` every command works without flags " +
       "(it writes .dev/cli.json); see docs/cli.md for the options, the config file and exit codes.",
   )
+  .version(
+    (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version,
+    "-V, --version",
+    "the CLI's version (package.json)",
+  )
+  // Program options only before a subcommand: `predict --version 2` is the model version.
+  .enablePositionalOptions()
   .showHelpAfterError("(add --help for usage)")
   // Usage errors exit 2 (see the catch below), not commander's 1.
   .exitOverride();

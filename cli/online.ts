@@ -4,6 +4,8 @@
  *   online stream  --file <csv[.gz]> [--model bank] [--batch 100] [--limit N] [--from-row N]
  *   online predict --sample '{"CompanyId": …}' [--n-top k] [--source snapshot|learner]
  *   online metrics [--json]
+ *   online create <id> --label-field <f> [--company <f>] [--text <f>] [--amount <f>] [--date <f>]
+ *   online reset  [--model bank] --yes
  * Connection options as for every command (docs/cli.md).
  */
 import { createReadStream } from "node:fs";
@@ -188,12 +190,14 @@ function metricsTable(m: MetricsBody): string {
 
 /** Registers `online stream | predict | metrics`. */
 export function registerOnlineCommands(program: Command): void {
-  const online = program.command("online").description("online learning (bank accounts; docs/online.md)");
+  const online = program
+    .command("online")
+    .description("online learning: the bank model or your own (online create); docs/online.md");
   const withModel = (cmd: Command) => withConnection(cmd).option("--model <id>", "online model id", "bank");
 
   withModel(online.command("stream"))
     .description("stream a CSV (or .csv.gz) of labelled samples to /samples in batches, in file order")
-    .requiredOption("--file <path>", "CSV with the dataset's header (.gz is decompressed)")
+    .requiredOption("--file <path>", "CSV with a header of the model's field names (.gz is decompressed)")
     .option("--batch <n>", "rows per request (≤ the server's ONLINE_MAX_SAMPLES)", positiveInt, 100)
     .option("--limit <n>", "stop after this many rows", positiveInt)
     .option("--from-row <n>", "skip the first n data rows (resume)", positiveInt, 0)
@@ -207,7 +211,7 @@ export function registerOnlineCommands(program: Command): void {
     );
 
   withModel(online.command("predict"))
-    .description("predict the account of one sample (JSON with CompanyId, BankEntryText, BankEntryAmount)")
+    .description("predict the label of one sample (JSON with the model's company, text and amount fields)")
     .requiredOption("--sample <json>", "the sample as JSON")
     .option("--n-top <k>", "the k best accounts with scores", positiveInt)
     .option("--source <source>", "snapshot (edge, default) or learner", "snapshot")
@@ -229,6 +233,72 @@ export function registerOnlineCommands(program: Command): void {
         console.error(`model version ${res.headers.get("x-model-version")}`);
       },
     );
+
+  withConnection(online.command("create"))
+    .description("create an online model that reads your own field names (POST /api/v1/models, task online)")
+    .argument("<id>", "model id (lowercase letters, digits, '-', '_')")
+    .option("--label-field <field>", "the label your samples carry (what is predicted)", "AccountNumber")
+    .option("--company <field>", "field of the company (or customer) id", "CompanyId")
+    .option("--text <field>", "field of the entry's text", "BankEntryText")
+    .option("--amount <field>", "field of the amount", "BankEntryAmount")
+    .option("--date <field>", "field of the date (optional in samples; not a feature)")
+    .option("--label-name <field>", "field of the label's name (optional in samples)")
+    .option("--label-type <field>", "field of the label's type (optional in samples)")
+    .option("--json", "print the service's JSON answer")
+    .action(
+      async (
+        id: string,
+        opts: ConnectionFlags & {
+          labelField: string;
+          company: string;
+          text: string;
+          amount: string;
+          date?: string;
+          labelName?: string;
+          labelType?: string;
+          json?: boolean;
+        },
+      ) => {
+        const client = await Client.create(opts);
+        const { body } = await client.request<{ id: string; fields: Record<string, string> }>(
+          "POST",
+          "/api/v1/models",
+          {
+            json: {
+              id,
+              task: "online",
+              label_field: opts.labelField,
+              feature_fields: {
+                company: opts.company,
+                text: opts.text,
+                amount: opts.amount,
+                ...(opts.date !== undefined && { date: opts.date }),
+                ...(opts.labelName !== undefined && { label_name: opts.labelName }),
+                ...(opts.labelType !== undefined && { label_type: opts.labelType }),
+              },
+            },
+          },
+        );
+        if (opts.json) return printJson(body);
+        console.log(`created online model ${body.id}`);
+        console.error(
+          `(samples need ${[opts.company, opts.text, opts.amount, opts.labelField].join(", ")}; ` +
+            `stream a CSV with \`edge-inference online stream --model ${body.id} --file <csv>\`)`,
+        );
+      },
+    );
+
+  withModel(online.command("reset"))
+    .description("the learner forgets everything it learned (POST /api/v1/models/:id/reset; admin)")
+    .option("--yes", "confirm")
+    .action(async (opts: OnlineOptions & { yes?: boolean }) => {
+      if (!opts.yes)
+        throw new CliError(`this forgets everything '${opts.model}' learned; add --yes`, EXIT.usage);
+      const client = await Client.create(opts);
+      const res = await call(client, opts.model, "reset", { method: "POST" });
+      if (!res.ok) throw await client.failure(res);
+      console.log(`reset ${opts.model}: weights, samples and metrics start again from nothing`);
+    });
 
   withModel(online.command("metrics"))
     .description("precision/recall/accuracy of the last 1,000 predictions, counters and the series")

@@ -267,6 +267,11 @@ export function registerModelCommands(program: Command): void {
         console.log(
           `${status === 201 ? "uploaded" : "already there:"} ${body.id}@${body.version} (sha256 ${body.sha256.slice(0, 12)}…); active version ${body.active_version ?? "none"}`,
         );
+        if (body.active_version !== body.version) {
+          console.error(
+            `(not serving: activate it with \`edge-inference models activate ${body.id} ${body.version}\`, or upload with --activate)`,
+          );
+        }
       },
     );
 
@@ -401,10 +406,13 @@ export function registerModelCommands(program: Command): void {
         }>("POST", "/api/v1/models", { json: body });
         if (!opts.follow) {
           if (opts.json) printJson(created);
-          else
-            console.log(
-              `${created.job_id}\n(training ${created.model.id}@${created.model.version}; \`edge-inference job ${created.job_id} --follow\` follows it)`,
+          else {
+            // Only the id on stdout (JOB=$(edge-inference train … --no-follow)); the hint on stderr.
+            console.log(created.job_id);
+            console.error(
+              `(training ${created.model.id}@${created.model.version}; \`edge-inference job ${created.job_id} --follow\` follows it)`,
             );
+          }
           return;
         }
         process.stderr.write(

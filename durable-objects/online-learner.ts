@@ -79,6 +79,8 @@ export interface MetricsReport {
   cumulative: { samples: number; correct: number; accuracy: number | null };
   snapshot: SnapshotInfo | null;
   snapshot_pending_samples: number;
+  /** When the oldest sample not yet in a snapshot arrived (the next snapshot is due from it). */
+  snapshot_pending_since: string | null;
   snapshot_error: string | null;
   series: SeriesPoint[];
 }
@@ -322,6 +324,8 @@ export class OnlineLearner extends DurableObject<Env> {
       },
       snapshot: this.state.snapshot,
       snapshot_pending_samples: this.state.samples - (this.state.snapshot?.samples ?? 0),
+      snapshot_pending_since:
+        this.state.pending_since === null ? null : new Date(this.state.pending_since).toISOString(),
       snapshot_error: this.state.snapshot_error,
       series,
     };

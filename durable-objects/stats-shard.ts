@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { LATENCY_BINS, latencyBin } from "../src/metering/latency";
 
 /** One finished request, as counted by a shard. */
 export interface CallEvent {
@@ -20,6 +21,11 @@ export interface ShardSnapshot {
   latencyMsSum: number;
   /** Calls per caller in the current minute. */
   callers: Record<string, number>;
+  /** Calls per status class per minute (`perMinute`'s window), e.g. `{"5xx": [0, 2, …]}`. */
+  perMinuteStatus: Record<string, number[]>;
+  /** Latency histograms (`src/metering/latency.ts` bins) over the last 60 minutes and the last 24 h. */
+  latencyLastHour: number[];
+  latencyLastDay: number[];
 }
 
 /** Bucket size, number of buckets reported, and retention before pruning, per unit. */
@@ -63,6 +69,10 @@ export class StatsShard extends DurableObject<Env> {
         PRIMARY KEY (minute, caller)
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS latency (
+        unit TEXT NOT NULL, start INTEGER NOT NULL, bin INTEGER NOT NULL, calls INTEGER NOT NULL,
+        PRIMARY KEY (unit, start, bin)
+      ) WITHOUT ROWID;
     `);
   }
 
@@ -86,7 +96,16 @@ export class StatsShard extends DurableObject<Env> {
       { unit: Unit; start: number; cls: string; calls: number; latencyMs: number }
     >();
     const callers = new Map<string, { minute: number; caller: string; calls: number }>();
+    const latency = new Map<string, { unit: Unit; start: number; bin: number; calls: number }>();
     for (const event of batch.events) {
+      const bin = latencyBin(event.latencyMs);
+      for (const unit of ["m", "h"] as const) {
+        const start = bucketStart(event.at, unit);
+        const key = `${unit}|${start}|${bin}`;
+        const entry = latency.get(key) ?? { unit, start, bin, calls: 0 };
+        entry.calls++;
+        latency.set(key, entry);
+      }
       const cls = `${Math.floor(event.status / 100)}xx`;
       for (const unit of Object.keys(UNITS) as Unit[]) {
         const start = bucketStart(event.at, unit);
@@ -120,6 +139,16 @@ export class StatsShard extends DurableObject<Env> {
         c.minute,
         c.caller,
         c.calls,
+      );
+    }
+    for (const l of latency.values()) {
+      sql.exec(
+        `INSERT INTO latency (unit, start, bin, calls) VALUES (?, ?, ?, ?)
+         ON CONFLICT DO UPDATE SET calls = calls + excluded.calls`,
+        l.unit,
+        l.start,
+        l.bin,
+        l.calls,
       );
     }
     await this.scheduleAlarm();
@@ -162,6 +191,29 @@ export class StatsShard extends DurableObject<Env> {
     )) {
       callers[row.caller] = row.calls;
     }
+    const lastMinute = bucketStart(now, "m");
+    const firstMinute = lastMinute - (UNITS.m.count - 1) * UNITS.m.size;
+    const perMinuteStatus: Record<string, number[]> = {};
+    for (const row of sql.exec<{ start: number; class: string; calls: number }>(
+      "SELECT start, class, calls FROM buckets WHERE unit = 'm' AND start BETWEEN ? AND ?",
+      firstMinute,
+      lastMinute,
+    )) {
+      perMinuteStatus[row.class] ??= new Array<number>(UNITS.m.count).fill(0);
+      (perMinuteStatus[row.class] as number[])[(row.start - firstMinute) / UNITS.m.size] = row.calls;
+    }
+    const histogram = (unit: "m" | "h", first: number, last: number): number[] => {
+      const out = new Array<number>(LATENCY_BINS).fill(0);
+      for (const row of sql.exec<{ bin: number; calls: number }>(
+        "SELECT bin, SUM(calls) AS calls FROM latency WHERE unit = ? AND start BETWEEN ? AND ? GROUP BY bin",
+        unit,
+        first,
+        last,
+      )) {
+        out[row.bin] = row.calls;
+      }
+      return out;
+    };
     return {
       perSecond: series("s"),
       perMinute: series("m"),
@@ -169,6 +221,9 @@ export class StatsShard extends DurableObject<Env> {
       status,
       latencyMsSum,
       callers,
+      perMinuteStatus,
+      latencyLastHour: histogram("m", firstMinute, lastMinute),
+      latencyLastDay: histogram("h", lastHour - (UNITS.h.count - 1) * UNITS.h.size, lastHour),
     };
   }
 
@@ -178,6 +233,7 @@ export class StatsShard extends DurableObject<Env> {
     const now = Date.now();
     for (const unit of Object.keys(UNITS) as Unit[]) {
       sql.exec("DELETE FROM buckets WHERE unit = ? AND start < ?", unit, now - UNITS[unit].keepMs);
+      sql.exec("DELETE FROM latency WHERE unit = ? AND start < ?", unit, now - UNITS[unit].keepMs);
     }
     sql.exec("DELETE FROM callers WHERE minute < ?", now - CALLERS_KEEP_MS);
     sql.exec("DELETE FROM seen WHERE at < ?", now - SEEN_KEEP_MS);

@@ -226,5 +226,5 @@ Try:
   curl -s ${url}/api/v1/health
   curl -s -X POST ${url}/api/v1/predict -H 'Content-Type: application/json' -H "Authorization: Bearer $(node cli/bin.mjs token)" -d '${body}'
   node cli/bin.mjs predict "hello"        # the CLI (npx edge-inference …; docs/cli.md), no flags needed
-${dashboard.status === 0 ? `Dashboard (one-time login): ${dashboard.stdout.trim().split("\n")[0]}\n` : ""}`);
+${dashboard.status === 0 ? `Dashboard (one-time login, valid 15 min): ${dashboard.stdout.trim().split("\n")[0]}\n  a fresh link at any time: npx edge-inference dashboard --open\n` : ""}`);
 }

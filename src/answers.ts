@@ -383,6 +383,9 @@ export const OnlineMetricsSchema = z
 export const OnlinePredictionSchema = z.union([
   z.array(z.string().nullable()).describe('["<AccountNumber>"]; [null] before the model has learned any'),
   z.array(z.object({ AccountNumber: z.string(), score: z.number() })),
+  z
+    .array(z.record(z.string(), z.union([z.string(), z.number()])))
+    .describe("with n_top, for a model created with its own label field: [{<label field>, score}]"),
 ]);
 
 export const OnlineResetSchema = z.object({ model: z.string(), reset: z.literal(true) });

@@ -22,7 +22,11 @@ export async function readJsonBody(
 export type JsonReviver = (key: string, value: unknown, context?: { source?: string }) => unknown;
 
 /** The raw bytes of a JSON request body, with `readJsonBody`'s media-type and size checks. */
-export async function readJsonBodyBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+export async function readJsonBodyBytes(
+  request: Request,
+  maxBytes: number,
+  tooLarge?: () => Error,
+): Promise<Uint8Array> {
   const type = request.headers.get("content-type");
   if (type && !JSON_TYPES.test(type)) {
     throw new ApiError(
@@ -30,7 +34,7 @@ export async function readJsonBodyBytes(request: Request, maxBytes: number): Pro
       `expected a JSON body, got Content-Type '${type.slice(0, 100)}'`,
     );
   }
-  return readBodyBytes(request, maxBytes);
+  return readBodyBytes(request, maxBytes, tooLarge);
 }
 
 /**

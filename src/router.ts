@@ -61,6 +61,7 @@ import {
 } from "./routes/registry";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
 import { deliveriesQuerySchema, getDeliveries, getDelivery } from "./routes/webhooks";
+import { closest, didYouMean } from "./suggest";
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 /** The methods a path answers: its routes' methods, and HEAD wherever GET is. */
@@ -679,8 +680,43 @@ function finish(responseIn: Response, request: IRequest): Response {
   return response;
 }
 
+/**
+ * 404 for a path no route serves, with the closest routes (`suggestions`, "METHOD /path"): each
+ * route's pattern with its parameters filled from the request's segments, compared by edit
+ * distance; a route of the request's method wins a tie.
+ */
 function routeNotFound(request: IRequest): ApiError {
-  return new ApiError("route_not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+  const path = new URL(request.url).pathname;
+  const segments = path.split("/");
+  const concrete = ROUTES.filter(
+    (r) => !r.compat || (request as AppRequest).state?.config?.COMPAT_ROUTES,
+  ).map((r) => {
+    const filled = r.path
+      .split("/")
+      .map((s, i) => (s.startsWith(":") ? (segments[i] ?? s) : s))
+      .join("/");
+    return { label: `${r.method} ${r.path}`, filled, method: r.method };
+  });
+  const near = closest(
+    path,
+    concrete.map((c) => c.filled),
+    6,
+  );
+  const suggestions = [
+    ...new Set(
+      near.flatMap((f) =>
+        concrete
+          .filter((c) => c.filled === f)
+          .sort((a, b) => Number(b.method === request.method) - Number(a.method === request.method))
+          .map((c) => c.label),
+      ),
+    ),
+  ].slice(0, 3);
+  return new ApiError(
+    "route_not_found",
+    `no route for ${request.method} ${path}${didYouMean(suggestions)} (GET /api/v1/openapi.json lists every route)`,
+    { extensions: { suggestions } },
+  );
 }
 
 /** Builds the router: each route, 405 for known paths with other methods, 404 otherwise. */

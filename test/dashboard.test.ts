@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createLoginCode, purgeDashboardLogins } from "../src/dashboard/session";
+import { createLoginCode, LOGIN_CODE_TTL_S, purgeDashboardLogins } from "../src/dashboard/session";
 import { sha256Hex } from "../src/hash";
 import { api, createTestKey, problem, seedShippedModel, TEST_ISSUER, testToken, tokenOf } from "./helpers";
 
@@ -54,7 +54,7 @@ describe("POST /api/v1/dashboard/login", () => {
     expect((await problem(res)).code).toBe("invalid_token");
   });
 
-  it("returns an absolute one-time URL valid for 60 s, not cacheable", async () => {
+  it("returns an absolute one-time URL valid for 15 min (long enough after npm start), not cacheable", async () => {
     const before = Date.now();
     const res = await api("/api/v1/dashboard/login", { method: "POST" });
     expect(res.status).toBe(200);
@@ -65,8 +65,9 @@ describe("POST /api/v1/dashboard/login", () => {
     expect(url.origin + url.pathname).toBe("http://edge.test/dashboard/login");
     expect(url.searchParams.get("code")).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const expires = Date.parse(body.expires_at);
-    expect(expires).toBeGreaterThanOrEqual(before + 60_000);
-    expect(expires).toBeLessThanOrEqual(Date.now() + 60_000);
+    expect(LOGIN_CODE_TTL_S).toBe(900);
+    expect(expires).toBeGreaterThanOrEqual(before + LOGIN_CODE_TTL_S * 1000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + LOGIN_CODE_TTL_S * 1000);
   });
 
   it("stores only the code's hash", async () => {
@@ -138,7 +139,7 @@ describe("GET /dashboard/login?code=…", () => {
   });
 
   it("refuses an expired code, and unknown, malformed or missing codes", async () => {
-    const { code } = await createLoginCode(env.DB, TEST_ISSUER, Date.now() - 61_000);
+    const { code } = await createLoginCode(env.DB, TEST_ISSUER, Date.now() - LOGIN_CODE_TTL_S * 1000 - 1000);
     for (const query of [`?code=${code}`, `?code=${"A".repeat(43)}`, "?code=short", ""]) {
       const res = await call(`http://edge.test/dashboard/login${query}`);
       expect(res.status, query).toBe(401);

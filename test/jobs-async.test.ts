@@ -244,7 +244,7 @@ describe("training jobs", () => {
     expect((await problem(res)).code).toBe("job_in_progress");
   });
 
-  it("R2 datasets: CSV (multiclass), gzipped JSON lines (multilabel)", async () => {
+  it("R2 datasets: CSV (multiclass, default settings: buckets sized from the task), gzipped JSON lines (multilabel)", async () => {
     const csv = [
       "id,comment,topic",
       ...Array.from({ length: 60 }, (_, i) => {
@@ -263,7 +263,6 @@ describe("training jobs", () => {
       task: "multiclass",
       text_field: "comment",
       label_field: "topic",
-      featurizer: { buckets: 2048 },
       dataset: { r2_key: "datasets/topics.csv" },
     });
     const done = await waitForStatus<Job>(`/api/v1/jobs/${multi.job_id}`, ["succeeded", "failed"]);
@@ -273,6 +272,11 @@ describe("training jobs", () => {
       versions: { labels: string[] }[];
     };
     expect(topics.versions[0]?.labels).toEqual(["food", "sport", "travel"]);
+    // Three classes with L-BFGS (memory 10): 2^18 buckets would need 157 MiB; 2^17 fit 96 MiB.
+    const manifest = (await (
+      await env.MODELS.get(r2Keys.manifest("job-topics", multi.model.version))
+    )?.json()) as { featurizer: { buckets: number } };
+    expect(manifest.featurizer.buckets).toBe(2 ** 17);
 
     const jsonl = Array.from({ length: 50 }, (_, i) =>
       JSON.stringify({

@@ -459,6 +459,76 @@ describe("online models through the API: create with its own field names, reset,
     expect((await metrics("acme-ledger")).samples_total).toBe(0);
   });
 
+  it("in the user's own words end to end: CSV and JSON with their names, no date needed, 'no snapshot yet' with when, answers keyed by their label", async () => {
+    expect(
+      (
+        await create({
+          id: "own-words",
+          label_field: "Account",
+          feature_fields: { company: "Company", text: "Description", amount: "Amount" },
+        })
+      ).status,
+    ).toBe(201);
+    // CSV with only the fields the features and the label need (no date, no label name/type).
+    const csv = [
+      "Company,Description,Amount,Account",
+      ...Array.from({ length: 40 }, (_, i) => {
+        const s = sample(i);
+        return `${s.CompanyId},"${s.BankEntryText.replaceAll('"', '""')}",${s.BankEntryAmount},${s.AccountNumber}`;
+      }),
+    ].join("\n");
+    const posted = await api("/api/v1/models/own-words/samples", {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+      body: csv,
+    });
+    expect(posted.status, await posted.clone().text()).toBe(200);
+    expect(((await posted.json()) as IngestBody).samples_total).toBe(40);
+    // A CSV missing a needed column is refused naming it in the user's words.
+    const missing = await problem(
+      await api("/api/v1/models/own-words/samples", {
+        method: "POST",
+        headers: { "content-type": "text/csv" },
+        body: "Company,Description,Amount\nc,t,1\n",
+      }),
+    );
+    expect(missing.detail).toBe("the CSV header lacks column(s) Account");
+    // JSON without a date.
+    const { CompanyId, BankEntryText, BankEntryAmount, AccountNumber } = sample(40);
+    const json = {
+      Company: CompanyId,
+      Description: BankEntryText,
+      Amount: BankEntryAmount,
+      Account: AccountNumber,
+    };
+    expect((await ingest("own-words", [json])).samples_total).toBe(41);
+
+    // Before the first snapshot: the model exists, and the answer says when its snapshot is due.
+    const input = { Company: CompanyId, Description: BankEntryText, Amount: BankEntryAmount };
+    const early = await postJson("/api/v1/models/own-words/predict", input);
+    expect(early.status).toBe(404);
+    const p = await problem(early);
+    expect(p.detail).toMatch(
+      /^online model 'own-words' exists but has no snapshot yet: it has learned 41 sample\(s\); the first snapshot is due at \d{4}-\d\d-\d\dT.*\?source=learner/,
+    );
+    expect(p.detail).not.toMatch(/no model named/);
+    expect(Date.parse(p.snapshot_due_at as string)).toBeGreaterThan(Date.now() - 120_000);
+    expect(early.headers.get("retry-after")).toMatch(/^\d+$/);
+
+    // Answers with scores are keyed by the user's label field, from the learner and the snapshot.
+    const fromLearner = (await (
+      await postJson("/api/v1/models/own-words/predict?source=learner&n_top=2", input)
+    ).json()) as Record<string, unknown>[];
+    expect(Object.keys(fromLearner[0] ?? {})).toEqual(["Account", "score"]);
+    expect(await runDurableObjectAlarm(learner("own-words"))).toBe(true);
+    const fromSnapshot = await postJson("/api/v1/models/own-words/predict?n_top=2", input);
+    expect(fromSnapshot.status).toBe(200);
+    const top = (await fromSnapshot.json()) as Record<string, unknown>[];
+    expect(top).toHaveLength(2);
+    expect(Object.keys(top[0] ?? {})).toEqual(["Account", "score"]);
+    expect(top[0]?.Account).toBe(fromLearner[0]?.Account);
+  });
+
   it("a configured model (ONLINE_MODELS) can be reset but not deleted; unknown ids are 404", async () => {
     expect((await problem(await api("/api/v1/models/bank-labels", { method: "DELETE" }))).code).toBe(
       "model_is_online",

@@ -9,6 +9,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { CallEvent } from "../durable-objects/stats-shard";
 import worker from "../src/index";
+import { binUpperMs, latencyBin, percentiles } from "../src/metering/latency";
 import { readApiStatistics } from "../src/metering/stats";
 import { ROUTES } from "../src/router";
 import { problem, testToken } from "./helpers";
@@ -259,4 +260,43 @@ describe("GET /api/v1/statistics", () => {
       expect((await problem(res)).code).toBe("invalid_request");
     });
   }
+});
+
+describe("latency percentiles and the error rate over time (#32)", () => {
+  it("histogram bins: each latency falls in a bin whose upper edge is ≥ it and < 1.19 × it", () => {
+    for (const ms of [0.2, 1, 3, 17, 250, 999, 4321]) {
+      const upper = binUpperMs(latencyBin(ms));
+      expect(upper).toBeGreaterThanOrEqual(ms);
+      expect(upper).toBeLessThan(ms * 2 ** 0.25 + 1e-9);
+    }
+    expect(percentiles([])).toBeNull();
+  });
+
+  it("p50/p95/p99 over shards and per-minute 4xx/5xx, summed across shards", async () => {
+    const t0 = Date.UTC(2031, 0, 1, 10, 0, 30);
+    // 100 calls: latencies 1..100 ms over two shards; 7 are 4xx and 3 are 5xx in the current minute.
+    const events = Array.from({ length: 100 }, (_, i) =>
+      event(t0 - 20 * MINUTE + (i % 2) * 20 * MINUTE, i < 7 ? 404 : i < 10 ? 503 : 200, i + 1),
+    );
+    await record("lat:0", ...events.slice(0, 50));
+    await record("lat:1", ...events.slice(50));
+    const stats = await readApiStatistics(env, "lat", 2, t0 + 100);
+    const hour = stats.latency_ms.last_hour;
+    expect(hour?.calls).toBe(100);
+    // Exact p50 = 50 ms, p95 = 95 ms, p99 = 99 ms; the bins report their upper edges (≤ 19 % over).
+    expect(hour?.p50).toBeGreaterThanOrEqual(50);
+    expect(hour?.p50).toBeLessThan(50 * 1.19);
+    expect(hour?.p95).toBeGreaterThanOrEqual(95);
+    expect(hour?.p95).toBeLessThan(95 * 1.19);
+    expect(hour?.p99).toBeGreaterThanOrEqual(99);
+    expect(hour?.p99).toBeLessThan(99 * 1.19);
+    expect(stats.latency_ms.last_24h?.calls).toBe(100);
+    // Even i are 20 minutes ago, odd i now: the 4xx (i 0..6) and 5xx (i 7..9) split between them.
+    expect(stats.per_minute_errors["4xx"].at(-1)).toBe(3); // i = 1, 3, 5
+    expect(stats.per_minute_errors["4xx"].at(-21)).toBe(4); // i = 0, 2, 4, 6
+    expect(stats.per_minute_errors["5xx"].at(-1)).toBe(2); // i = 7, 9
+    expect(stats.per_minute_errors["5xx"].at(-21)).toBe(1); // i = 8
+    expect(total(stats.per_minute_errors["4xx"])).toBe(7);
+    expect(stats.per_minute_errors["4xx"]).toHaveLength(stats.per_minute.length);
+  });
 });

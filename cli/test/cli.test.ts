@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { encode } from "fast-png";
-import { decodeJwt, decodeProtectedHeader } from "jose";
+import { decodeJwt, decodeProtectedHeader, exportSPKI, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../client";
 import { ISSUER, ROOT, startService, type TestService } from "./service";
@@ -14,7 +14,7 @@ import { ISSUER, ROOT, startService, type TestService } from "./service";
 let service: TestService;
 
 beforeAll(async () => {
-  service = await startService(8863);
+  service = await startService(0); // a free loopback port
 });
 
 afterAll(async () => {
@@ -27,6 +27,32 @@ async function ok(args: string[], env?: Record<string, string>): Promise<string>
   expect(run.code, `edge-inference ${args.join(" ")} exited ${run.code}: ${run.stderr}${run.stdout}`).toBe(0);
   return run.stdout;
 }
+
+describe("version and keys", () => {
+  it("--version prints package.json's version", async () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string };
+    expect((await ok(["--version"])).trim()).toBe(pkg.version);
+  });
+
+  it("--key reports a missing file as given, and explains keys of the wrong kind", async () => {
+    const missing = await service.cli(["token", "--key", "/missing.pem"]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain("no private key file at /missing.pem;");
+    expect(missing.stderr).not.toContain(".pem.pem");
+    const pub = path.join(service.dir, "public.pem");
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    await writeFile(pub, await exportSPKI(publicKey));
+    const wrong = await service.cli(["token", "--key", pub, "--kid", `${ISSUER}/x`]);
+    expect(wrong.stderr).toContain(`${pub} is a public key, not a private key`);
+  });
+
+  it("token --alg PS256 with the EC key explains the mismatch", async () => {
+    const run = await service.cli(["token", "--alg", "PS256"]);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/--alg PS256 needs an RSA key, but .* is an EC P-256 key, which signs ES256/);
+    expect(run.stderr).toMatch(/keys generate --issuer edge-inference-cli-tests --alg PS256/);
+  });
+});
 
 describe("token", () => {
   it("prints a token of the configured issuer and key, with no flags", async () => {
@@ -43,10 +69,37 @@ describe("token", () => {
 });
 
 describe("predict", () => {
-  it("classifies one text (human output: model and labels, best first)", async () => {
+  it("classifies one text (human output: model and labels, best first, then the verdict)", async () => {
     const out = await ok(["predict", "you are a wonderful person"]);
     expect(out).toMatch(/^model toxicity@\S+/);
     expect(out).toMatch(/\d\.\d{4} \[/);
+    expect(out).toMatch(/^flagged: /m);
+    // ("you are a wonderful person" is flagged toxic by toxicity@4, 0.59; "hello there" is not.)
+    expect(await ok(["predict", "hello there"])).toMatch(
+      /^flagged: none \(no label at or over its threshold\)$/m,
+    );
+    const flagged = await ok(["predict", "you are a stupid idiot, shut up"]);
+    expect(flagged).toMatch(/^flagged: (\w+, )*insult/m);
+  });
+
+  it("--verbose shows each label's threshold next to its score", async () => {
+    const out = await ok(["predict", "you are a stupid idiot, shut up", "--verbose"]);
+    expect(out).toMatch(/^ {2}insult\s+\d\.\d{4} \[[#-]{10}\]\s+threshold 0\.\d{4} ✔$/m);
+    expect(out).toMatch(/^flagged: /m);
+  });
+
+  it("a model with versions but none active says so (not 'no model named')", async () => {
+    const dir = path.join(ROOT, "models", "spam");
+    const parked = await service.cli(["models", "upload", "cli-parked", "1", "--dir", dir]);
+    expect(parked.stderr).toContain(
+      "(not serving: activate it with `edge-inference models activate cli-parked 1`",
+    );
+    const run = await service.cli(["predict", "hi", "--model", "cli-parked"]);
+    expect(run.code).toBe(EXIT.notFound);
+    expect(run.stderr).toMatch(/model 'cli-parked' exists but has no active version \(versions: 1\)/);
+    expect(run.stderr).toMatch(/edge-inference models activate cli-parked 1/);
+    const typo = await service.cli(["predict", "hi", "--model", "toxicty"]);
+    expect(typo.stderr).toMatch(/did you mean 'toxicity'\?/);
   });
 
   it("--json, --n-top and a batch of several texts", async () => {
@@ -133,9 +186,11 @@ describe("connection", () => {
 });
 
 describe("async predictions", () => {
-  it("submit prints an id; result --wait prints the result", async () => {
-    const id = (await ok(["submit", "queued text", "--model", "sentiment"])).split("\n")[0] as string;
-    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+  it("submit prints only the id on stdout (hint on stderr); result --wait prints the result", async () => {
+    const submitted = await service.cli(["submit", "queued text", "--model", "sentiment"]);
+    expect(submitted.stdout).toMatch(/^[0-9a-f-]{36}\n$/);
+    expect(submitted.stderr).toMatch(/edge-inference result [0-9a-f-]{36}/);
+    const id = submitted.stdout.trim();
     const status = JSON.parse(await ok(["result", id, "--wait", "--json"]));
     expect(status).toMatchObject({ id, status: "done", model: { id: "sentiment" } });
     expect(status.result.sentiment.length).toBeGreaterThan(0);
@@ -240,7 +295,8 @@ describe("train", () => {
     const file = path.join(service.dir, "train.csv");
     const args = ["train", "cli-trained", "--task", "binary", "--data", file, "--text-field", "text"];
     const out = await ok([...args, "--label-field", "label", "--force-update", "--no-follow"]);
-    const id = out.split("\n")[0] as string;
+    expect(out).toMatch(/^[0-9a-f-]{36}\n$/); // only the id on stdout
+    const id = out.trim();
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(await ok(["job", id, "--follow", "--interval", "300"])).toMatch(
       new RegExp(`^job ${id}: cli-trained@2 succeeded \\(done, 100%\\)`),
@@ -330,6 +386,55 @@ describe("online", () => {
   });
 });
 
+describe("online models of your own", () => {
+  it("create, stream your CSV (no date column), predict keyed by your label, reset", async () => {
+    expect(
+      await ok([
+        "online",
+        "create",
+        "cli-ledger",
+        "--label-field",
+        "Account",
+        "--company",
+        "Customer",
+        "--text",
+        "Memo",
+        "--amount",
+        "Sum",
+      ]),
+    ).toBe("created online model cli-ledger\n");
+    const file = path.join(service.dir, "ledger.csv");
+    const rows = Array.from({ length: 20 }, (_, i) =>
+      i % 2 ? `c1,coffee beans ${i},${5 + i},6100` : `c1,office rent ${i},${900 + i},4000`,
+    );
+    await writeFile(file, `Customer,Memo,Sum,Account\n${rows.join("\n")}\n`);
+    expect(await ok(["online", "stream", "--model", "cli-ledger", "--file", file])).toContain(
+      "streamed 20 rows",
+    );
+    const answer = JSON.parse(
+      await ok([
+        "online",
+        "predict",
+        "--model",
+        "cli-ledger",
+        "--sample",
+        JSON.stringify({ Customer: "c1", Memo: "office rent 99", Sum: "950" }),
+        "--source",
+        "learner",
+        "--n-top",
+        "1",
+        "--json",
+      ]),
+    );
+    expect(answer).toEqual([{ Account: "4000", score: expect.any(Number) }]);
+    expect((await service.cli(["online", "reset", "--model", "cli-ledger"])).code).toBe(EXIT.usage);
+    expect(await ok(["online", "reset", "--model", "cli-ledger", "--yes"])).toMatch(/^reset cli-ledger/);
+    expect(JSON.parse(await ok(["online", "metrics", "--model", "cli-ledger", "--json"])).samples_total).toBe(
+      0,
+    );
+  });
+});
+
 describe("dashboard", () => {
   // The route is another branch's work: until it is merged the command must report its absence.
   const hasRoute = readFileSync(path.join(ROOT, "src", "router.ts"), "utf8").includes(
@@ -346,7 +451,18 @@ describe("dashboard", () => {
     const login = JSON.parse(await ok(["dashboard", "--json"]));
     expect(new URL(login.url).protocol).toMatch(/^https?:$/);
     expect(Number.isNaN(Date.parse(login.expires_at))).toBe(false);
-    const out = await ok(["dashboard"]);
-    expect(out).toMatch(/^https?:\/\/\S+\n\(one-time link, valid until \S+\)\n$/);
+    const run = await service.cli(["dashboard"]);
+    expect(run.stdout).toMatch(/^https?:\/\/\S+\n$/);
+    expect(run.stderr).toMatch(/^\(one-time link, valid until \S+\)\n$/);
   });
+
+  it.runIf(hasRoute)(
+    "--open without a browser still prints the URL and says it could not open one",
+    async () => {
+      const run = await service.cli(["dashboard", "--open"], { BROWSER: "false" });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^https?:\/\/\S+\/dashboard\/login\S*\n$/);
+      expect(run.stderr).toMatch(/could not open a browser \(false exited 1\); open the URL above yourself/);
+    },
+  );
 });

@@ -6,13 +6,25 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ROOT, runCli } from "./service";
 
-const PORT = "8864";
 let dir: string;
+
+/** A loopback port free right now (wrangler dev needs a number; other checkouts run this test too). */
+function freePort(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(String(port)));
+    });
+  });
+}
 const started: ChildProcess[] = [];
 
 interface Started {
@@ -20,12 +32,14 @@ interface Started {
   output: () => string;
   exited: Promise<number | null>;
   configFile: string;
+  port: string;
 }
 
 /** Starts scripts/start.ts and waits until it prints that the service is ready. */
 async function start(): Promise<Started> {
   dir ??= await mkdtemp(path.join(tmpdir(), "edge-inference-start-"));
   const configFile = path.join(dir, "cli.json");
+  const PORT = await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "scripts", "start.ts")], {
     cwd: ROOT,
     env: { ...process.env, PORT, EDGE_INFERENCE_CONFIG: configFile },
@@ -46,7 +60,7 @@ async function start(): Promise<Started> {
       throw new Error(`npm start did not get ready:\n${text}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  return { child, output: () => text, exited, configFile };
+  return { child, output: () => text, exited, configFile, port: PORT };
 }
 
 /** Every process as `{ pid, pgrp, ppid, comm }` (Linux /proc). */
@@ -86,7 +100,7 @@ describe("npm start", () => {
   it("writes the CLI config; SIGTERM stops wrangler and workerd (no orphans)", async () => {
     const s = await start();
     const config = JSON.parse(await readFile(s.configFile, "utf8"));
-    expect(config.url).toBe(`http://localhost:${PORT}`);
+    expect(config.url).toBe(`http://localhost:${s.port}`);
     const run = await runCli(["predict", "hello"], { EDGE_INFERENCE_CONFIG: s.configFile });
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^model toxicity@/);

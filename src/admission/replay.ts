@@ -44,5 +44,9 @@ export async function spendToken(
   } catch {
     throw new AuthError("replay_guard_unavailable", "replay protection is unavailable; retry later");
   }
-  if (replayed) throw new AuthError("replayed_token", "token jti has been used before");
+  if (replayed)
+    throw new AuthError(
+      "replayed_token",
+      "token jti has been used before: mint one token per request (each with a fresh jti, e.g. `npx edge-inference token` per call)",
+    );
 }

@@ -73,7 +73,11 @@ function mayReuse(config: AppRequest["state"]["config"]): boolean {
 
 function bearerToken(header: string | null): string {
   if (header === null || header.trim() === "") {
-    throw new AuthError("missing_token", "send 'Authorization: Bearer <ASAP token>'");
+    throw new AuthError(
+      "missing_token",
+      "send 'Authorization: Bearer <ASAP token>'; locally, `npx edge-inference token` prints one " +
+        '(curl -H "Authorization: Bearer $(npx edge-inference token)" ...; see docs/auth.md)',
+    );
   }
   const match = BEARER_RE.exec(header);
   if (!match?.[1])

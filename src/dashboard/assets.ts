@@ -40,21 +40,34 @@ export const PAGE_HTML = `<!doctype html>
     <h2>Calls per minute <small>(last 60 min, per API)</small></h2>
     <div id="chart-per-minute" class="chart"></div>
   </section>
-  <section class="card">
-    <h2>Status mix <small>(24 h)</small></h2>
-    <div id="chart-status" class="chart"></div>
+  <section class="card wide">
+    <h2>Error rate <small>(share of all calls per minute, last 60 min)</small></h2>
+    <div id="chart-errors" class="chart"></div>
   </section>
   <section class="card">
-    <h2>Mean latency <small>(ms, 24 h)</small></h2>
-    <div id="chart-latency" class="chart"></div>
+    <h2>Status mix <small>(24 h, every API with traffic)</small></h2>
+    <div id="chart-status" class="chart scroll"></div>
+  </section>
+  <section class="card">
+    <h2>Latency <small>(ms, last hour: p50 · p95 · p99)</small></h2>
+    <div id="chart-latency" class="chart scroll"></div>
   </section>
   <section class="card wide">
-    <h2>APIs</h2>
-    <table id="table-apis"><thead><tr><th>API</th><th class="num">this minute</th><th class="num">last 10 s</th><th class="num">24 h</th><th class="num">2xx</th><th class="num">4xx</th><th class="num">5xx</th><th class="num">mean ms</th></tr></thead><tbody></tbody></table>
+    <h2>APIs <small>(every API with traffic in 24 h; latency percentiles of the last hour)</small></h2>
+    <div class="scroll"><table id="table-apis"><thead><tr><th>API</th><th class="num">this minute</th><th class="num">last 10 s</th><th class="num">24 h</th><th class="num">errors 24 h</th><th class="num">2xx</th><th class="num">4xx</th><th class="num">5xx</th><th class="num">p50 ms</th><th class="num">p95 ms</th><th class="num">p99 ms</th></tr></thead><tbody></tbody></table></div>
   </section>
   <section class="card wide">
     <h2>Models</h2>
-    <table id="table-models"><thead><tr><th>model</th><th>active version</th><th class="num">versions</th><th>kind</th><th>task</th><th>metrics</th></tr></thead><tbody></tbody></table>
+    <table id="table-models"><thead><tr><th>model</th><th>active version</th><th class="num">versions</th><th>kind</th><th>task</th><th>headline</th><th>other metrics</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="card">
+    <h2>Failed work <small>(24 h; dead-lettered = failed after the queue's retries)</small></h2>
+    <table id="table-failed"><thead><tr><th>queue</th><th class="num">invalid</th><th class="num">dead-lettered</th><th class="num">stuck</th></tr></thead><tbody></tbody></table>
+    <table id="table-failures"><thead><tr><th>when</th><th>what</th><th>model</th><th>why</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="card">
+    <h2>Callers <small>(this minute, all APIs)</small></h2>
+    <table id="table-callers"><thead><tr><th>caller</th><th class="num">calls</th><th>busiest APIs</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="card">
     <h2>Online learners <small>(accuracy by samples seen)</small></h2>
@@ -86,6 +99,8 @@ h2 { margin: 0 0 8px; font-size: 15px; }
 h2 small { color: var(--muted); font-weight: normal; }
 table { width: 100%; border-collapse: collapse; margin-top: 8px; }
 th, td { text-align: left; padding: 3px 12px 3px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
+td.wrap { white-space: normal; color: var(--muted); font-size: 12px; }
+.scroll { max-height: 420px; overflow-y: auto; }
 td.num, th.num { text-align: right; }
 .chart svg { width: 100%; height: auto; display: block; }
 .chart text { font-size: 11px; fill: var(--muted); }
@@ -99,8 +114,12 @@ export const APP_JS = `"use strict";
 (function () {
   var REFRESH_MS = ${REFRESH_MS};
   var SVG = "http://www.w3.org/2000/svg";
-  var COLORS = ["#2f6fdf", "#e0672b", "#2aa876", "#b5359c", "#d4a514", "#5b5fc7", "#3aa6b9", "#c2413a", "#7a8a1f", "#8d6e63"];
-  var STATUS_COLORS = { "2xx": "#2aa876", "3xx": "#5b5fc7", "4xx": "#d4a514", "5xx": "#c2413a" };
+  // API colours avoid the status colours' hues (green, grey, amber, red): a colour means one thing.
+  var COLORS = ["#2f6fdf", "#b5359c", "#3aa6b9", "#8d6e63", "#5b5fc7", "#1f4e79", "#c51b7d", "#607d8b", "#7b3294"];
+  var OTHERS_COLOR = "#c7ccd1";
+  var STATUS_COLORS = { "2xx": "#1a9850", "3xx": "#9e9e9e", "4xx": "#f39c12", "5xx": "#d73027" };
+  var LATENCY_COLORS = { p50: "#9ecae1", p95: "#4292c6", p99: "#08519c" };
+  var HEADLINE = ["test_roc_auc_mean", "test_roc_auc", "test_accuracy", "test_f1_macro", "accuracy"];
   var backlogHistory = [];
 
   function el(tag, attrs, text) {
@@ -123,12 +142,12 @@ export const APP_JS = `"use strict";
   }
   function sum(a) { var s = 0; for (var i = 0; i < a.length; i++) s += a[i]; return s; }
 
-  function legend(names) {
+  function legend(names, colors) {
     var box = el("div", { class: "legend" });
     names.forEach(function (name, i) {
       var item = el("span");
       var sw = el("span", { class: "swatch" });
-      sw.style.background = colorOf(i);
+      sw.style.background = colors ? colors[i] : colorOf(i);
       item.appendChild(sw);
       item.appendChild(document.createTextNode(name));
       box.appendChild(item);
@@ -170,7 +189,7 @@ export const APP_JS = `"use strict";
         var y = bottom - (Math.min(p[1], yMax) / yMax) * (bottom - top);
         return x.toFixed(1) + "," + y.toFixed(1);
       });
-      var color = colorOf(series.indexOf(s));
+      var color = s.color || colorOf(series.indexOf(s));
       svg.appendChild(svgEl("polyline", { points: coords.join(" "), fill: "none", stroke: color, "stroke-width": 1.6, "data-name": s.name }));
       if (s.points.length === 1) {
         var only = coords[0].split(",");
@@ -178,7 +197,7 @@ export const APP_JS = `"use strict";
       }
     });
     target.appendChild(svg);
-    target.appendChild(legend(series.map(function (s) { return s.name; })));
+    target.appendChild(legend(series.map(function (s) { return s.name; }), series.map(function (s, i) { return s.color || colorOf(i); })));
   }
 
   // Horizontal bars: rows = [{ name, parts: [{ label, value, color }] }] (stacked).
@@ -221,6 +240,7 @@ export const APP_JS = `"use strict";
     rows.forEach(function (cells) {
       var tr = el("tr");
       cells.forEach(function (c) {
+        if (c !== null && typeof c === "object") { tr.appendChild(el("td", { class: "wrap" }, c.wrap)); return; }
         var numeric = typeof c === "number" || /^[\\d.,]+( %| s)?$/.test(c);
         tr.appendChild(el("td", numeric ? { class: "num" } : null, typeof c === "number" ? fmt(c) : c));
       });
@@ -228,32 +248,82 @@ export const APP_JS = `"use strict";
     });
   }
 
-  function busiest(apis) {
+  // Every API with traffic in 24 h, busiest first.
+  function withTraffic(apis) {
     return apis.filter(function (a) { return sum(a.per_hour) > 0; })
-      .sort(function (a, b) { return sum(b.per_hour) - sum(a.per_hour); }).slice(0, COLORS.length);
+      .sort(function (a, b) { return sum(b.per_hour) - sum(a.per_hour); });
   }
+  // The busiest APIs as their own series, the rest summed as "others (n)".
+  function topAndOthers(apis, pick) {
+    var top = apis.slice(0, COLORS.length - 1).map(function (a, i) { return { name: a.api, values: pick(a), color: colorOf(i) }; });
+    var rest = apis.slice(COLORS.length - 1);
+    if (rest.length > 0) {
+      var values = pick(rest[0]).map(function (_, i) { return sum(rest.map(function (a) { return pick(a)[i] || 0; })); });
+      top.push({ name: "others (" + rest.length + ")", values: values, color: OTHERS_COLOR });
+    }
+    return top.map(function (s) { return { name: s.name, color: s.color, points: s.values.map(function (v, i) { return [i - s.values.length + 1, v]; }) }; });
+  }
+  function pct(part, whole) { return whole > 0 ? (Math.round((1000 * part) / whole) / 10).toFixed(1) + " %" : "–"; }
+  function lat(a, k) { return a.latency_ms && a.latency_ms.last_hour ? a.latency_ms.last_hour[k] : null; }
 
   function showStatistics(data) {
-    var apis = busiest(data.apis);
-    var perSecond = apis.map(function (a) { return { name: a.api, points: a.per_second.map(function (v, i) { return [i - a.per_second.length + 1, v]; }) }; });
-    lineChart(document.getElementById("chart-per-second"), perSecond, { width: 1200, xFrom: "-60 s", xTo: "now", yLabel: "calls/s", empty: "no calls yet" });
-    var perMinute = apis.map(function (a) { return { name: a.api, points: a.per_minute.map(function (v, i) { return [i - a.per_minute.length + 1, v]; }) }; });
-    lineChart(document.getElementById("chart-per-minute"), perMinute, { width: 1200, xFrom: "-60 min", xTo: "now", yLabel: "calls/min", empty: "no calls yet" });
+    var apis = withTraffic(data.apis);
+    document.getElementById("table-apis").setAttribute("data-apis", String(apis.length));
+    lineChart(document.getElementById("chart-per-second"), topAndOthers(apis, function (a) { return a.per_second; }), { width: 1200, xFrom: "-60 s", xTo: "now", yLabel: "calls/s", empty: "no calls yet" });
+    lineChart(document.getElementById("chart-per-minute"), topAndOthers(apis, function (a) { return a.per_minute; }), { width: 1200, xFrom: "-60 min", xTo: "now", yLabel: "calls/min", empty: "no calls yet" });
+    var minutes = apis.length > 0 ? apis[0].per_minute.length : 0;
+    var calls = [], e4 = [], e5 = [];
+    for (var i = 0; i < minutes; i++) {
+      var c = 0, f = 0, v = 0;
+      apis.forEach(function (a) {
+        c += a.per_minute[i] || 0;
+        if (a.per_minute_errors) { f += a.per_minute_errors["4xx"][i] || 0; v += a.per_minute_errors["5xx"][i] || 0; }
+      });
+      calls.push(c); e4.push(c > 0 ? (100 * f) / c : 0); e5.push(c > 0 ? (100 * v) / c : 0);
+    }
+    var active = calls.some(function (c) { return c > 0; });
+    lineChart(document.getElementById("chart-errors"), active ? [
+      { name: "4xx % of calls", color: STATUS_COLORS["4xx"], points: e4.map(function (v, i) { return [i - minutes + 1, v]; }) },
+      { name: "5xx % of calls", color: STATUS_COLORS["5xx"], points: e5.map(function (v, i) { return [i - minutes + 1, v]; }) },
+    ] : [], { width: 1200, xFrom: "-60 min", xTo: "now", yLabel: "% of calls", yMax: 100, empty: "no calls yet" });
     barChart(document.getElementById("chart-status"), apis.map(function (a) {
       return { name: a.api, parts: ["2xx", "3xx", "4xx", "5xx"].map(function (k) { return { label: k, value: a.status[k], color: STATUS_COLORS[k] }; }) };
     }), { normalise: true, legend: ["2xx", "3xx", "4xx", "5xx"].map(function (k) { return { label: k, color: STATUS_COLORS[k] }; }) });
-    barChart(document.getElementById("chart-latency"), apis.map(function (a, i) {
-      return { name: a.api, parts: [{ label: "ms", value: a.avg_latency_ms || 0, color: colorOf(i) }] };
-    }), { total: function (r) { return fmt(r.parts[0].value) + " ms"; } });
+    barChart(document.getElementById("chart-latency"), apis.filter(function (a) { return lat(a, "p99") !== null; }).map(function (a) {
+      var p50 = lat(a, "p50"), p95 = lat(a, "p95"), p99 = lat(a, "p99");
+      return { name: a.api, p: [p50, p95, p99], parts: [
+        { label: "p50", value: p50, color: LATENCY_COLORS.p50 },
+        { label: "p95", value: Math.max(0, p95 - p50), color: LATENCY_COLORS.p95 },
+        { label: "p99", value: Math.max(0, p99 - p95), color: LATENCY_COLORS.p99 },
+      ] };
+    }), { total: function (r) { return fmt(r.p[0]) + " · " + fmt(r.p[1]) + " · " + fmt(r.p[2]) + " ms"; },
+          legend: ["p50", "p95", "p99"].map(function (k) { return { label: k, color: LATENCY_COLORS[k] }; }) });
     fillTable("table-apis", apis.map(function (a) {
-      return [a.api, a["number of calls in current minute"], sum(a.per_second.slice(-10)), sum(a.per_hour), a.status["2xx"], a.status["4xx"], a.status["5xx"], a.avg_latency_ms];
+      var total = sum(a.per_hour);
+      return [a.api, a["number of calls in current minute"], sum(a.per_second.slice(-10)), total, pct(a.status["4xx"] + a.status["5xx"], total), a.status["2xx"], a.status["4xx"], a.status["5xx"], lat(a, "p50"), lat(a, "p95"), lat(a, "p99")];
+    }));
+    var byCaller = {};
+    data.apis.forEach(function (a) {
+      (a.callers_current_minute || []).forEach(function (c) {
+        var entry = byCaller[c.caller] || (byCaller[c.caller] = { calls: 0, apis: [] });
+        entry.calls += c.calls; entry.apis.push([a.api, c.calls]);
+      });
+    });
+    fillTable("table-callers", Object.keys(byCaller).sort(function (x, y) { return byCaller[y].calls - byCaller[x].calls; }).slice(0, 50).map(function (k) {
+      var e = byCaller[k];
+      e.apis.sort(function (x, y) { return y[1] - x[1]; });
+      return [k, e.calls, { wrap: e.apis.slice(0, 4).map(function (p) { return p[0] + " " + p[1]; }).join(", ") }];
     }));
   }
 
   function showModels(data) {
     fillTable("table-models", data.models.map(function (m) {
-      var metrics = Object.keys(m.metrics || {}).slice(0, 4).map(function (k) { return k + " " + fmt(m.metrics[k]); }).join(", ");
-      return [m.id + (m.default ? " (default)" : ""), m.active_version || "–", m.versions, m.kind || "–", m.task || "–", metrics || "–"];
+      var metrics = m.metrics || {};
+      var head = HEADLINE.filter(function (k) { return typeof metrics[k] === "number"; })[0];
+      var others = Object.keys(metrics).filter(function (k) { return k !== head && /^test_/.test(k); }).slice(0, 6)
+        .map(function (k) { return k.replace(/^test_/, "") + " " + fmt(metrics[k]); }).join(", ");
+      return [m.id + (m.default ? " (default)" : ""), m.active_version || "–", m.versions, m.kind || "–", m.task || "–",
+        head ? head.replace(/^test_/, "") + " " + (Math.round(metrics[head] * 10000) / 10000).toFixed(4) : "–", { wrap: others || "–" }];
     }));
   }
 
@@ -282,6 +352,16 @@ export const APP_JS = `"use strict";
       ["training jobs", data.jobs.queued, data.jobs.running, age(data.jobs.oldest_queued_s)],
       ["async predictions", data.predictions.queued, data.predictions.running, age(data.predictions.oldest_queued_s)],
     ]);
+    var failed = data.failed_24h || { jobs: {}, predictions: {} };
+    function n(x) { return x || 0; }
+    fillTable("table-failed", [
+      ["training jobs", n(failed.jobs.invalid), n(failed.jobs.retries_exhausted), n(failed.jobs.stuck)],
+      ["async predictions", n(failed.predictions.invalid), n(failed.predictions.retries_exhausted), n(failed.predictions.stuck)],
+    ]);
+    fillTable("table-failures", (data.recent_failures || []).map(function (f) {
+      var code = f.error_code === "retries_exhausted" ? "dead-lettered" : (f.error_code || "failed");
+      return [f.finished_at ? f.finished_at.slice(11, 19) : "–", f.kind + " " + f.id.slice(0, 8), f.model, { wrap: code + ": " + (f.error || "") }];
+    }));
   }
 
   function get(path) {

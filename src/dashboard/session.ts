@@ -10,8 +10,11 @@ import type { Policy } from "../contracts/settings";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 
-/** How long a login code can be exchanged. */
-export const LOGIN_CODE_TTL_S = 60;
+/**
+ * How long a login code can be exchanged: long enough to open the link `npm start` prints a while
+ * later (it is single-use; `edge-inference dashboard` mints a fresh one at any time).
+ */
+export const LOGIN_CODE_TTL_S = 900;
 /** How long a dashboard session lasts (the cookie's `Max-Age`). */
 export const SESSION_TTL_S = 3600;
 /** Name of the session cookie (scoped to `Path=/dashboard`). */

@@ -22,6 +22,7 @@ import {
   optimizerStateBytes,
   type StoredJobSpec,
   TRAINING_MEMORY_BUDGET,
+  whatFits,
 } from "./spec";
 
 /** A queued job, as `POST /api/v1/models` answers it (202). */
@@ -57,13 +58,24 @@ export async function createTrainingJob(
   const hp = jobHyperparameters(body);
   const labelCount =
     body.task === "multilabel" ? (body.label_fields?.length ?? 1) : (body.labels?.length ?? 2);
-  const state = optimizerStateBytes(jobFeaturizer(body).buckets, columnsOf(body.task, labelCount), hp);
+  const columns = columnsOf(body.task, labelCount);
+  // Default buckets are sized from the task (jobFeaturizer); explicit ones must fit as asked.
+  const buckets = jobFeaturizer(body, columns).buckets;
+  const state = optimizerStateBytes(buckets, columns, hp);
   if (state > TRAINING_MEMORY_BUDGET) {
+    const fixes = whatFits(buckets, columns, hp, TRAINING_MEMORY_BUDGET);
     throw new ApiError(
       "invalid_request",
-      `the optimizer would need about ${Math.ceil(state / 2 ** 20)} MiB, more than the training budget of ${TRAINING_MEMORY_BUDGET / 2 ** 20} MiB: use fewer featurizer.buckets, hyperparameters.memory, or optimizer 'adagrad'`,
+      `the optimizer would need about ${Math.ceil(state / 2 ** 20)} MiB for ${buckets} buckets × ${columns} columns, more than the training budget of ${TRAINING_MEMORY_BUDGET / 2 ** 20} MiB` +
+        (fixes.length ? `; these fit: ${fixes.join(", ")}` : `; no setting fits ${columns} columns`) +
+        (body.featurizer?.buckets === undefined
+          ? ""
+          : "; or leave featurizer.buckets out to size it from the task"),
       {
-        extensions: { errors: [{ path: "featurizer.buckets", message: "too large for a Worker's memory" }] },
+        extensions: {
+          errors: [{ path: "featurizer.buckets", message: "too large for a Worker's memory" }],
+          fits: fixes,
+        },
       },
     );
   }

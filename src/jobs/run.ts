@@ -24,6 +24,7 @@ import {
   optimizerStateBytes,
   type StoredJobSpec,
   TRAINING_MEMORY_BUDGET,
+  whatFits,
 } from "./spec";
 
 /** A job whose consumer died is taken over by a duplicate delivery only after this long. */
@@ -72,7 +73,6 @@ export async function runJob(
       .run();
   try {
     const records = await loadRecords(env, config, jobId, spec);
-    const featurizer = jobFeaturizer(spec);
     const hyperparameters = jobHyperparameters(spec);
     const data = (() => {
       try {
@@ -87,16 +87,20 @@ export async function runJob(
       throw new PermanentError(
         `dataset has ${data.rows.length} rows; at least 5 are needed for a held-out split`,
       );
-    const memory =
-      optimizerStateBytes(featurizer.buckets, columnsOf(spec.task, data.labels.length), hyperparameters) +
-      featureBytes(
-        data.rows.map((r) => r.text),
-        featurizer,
-      );
+    // Default buckets are sized from the task: what the featurized rows leave of the budget.
+    const columns = columnsOf(spec.task, data.labels.length);
+    const features = featureBytes(
+      data.rows.map((r) => r.text),
+      jobFeaturizer(spec),
+    );
+    const featurizer = jobFeaturizer(spec, columns, TRAINING_MEMORY_BUDGET - features);
+    const memory = optimizerStateBytes(featurizer.buckets, columns, hyperparameters) + features;
     if (memory > TRAINING_MEMORY_BUDGET) {
+      const fixes = whatFits(featurizer.buckets, columns, hyperparameters, TRAINING_MEMORY_BUDGET - features);
       throw new PermanentError(
-        `training would need about ${MiB(memory)} (optimizer state + features), more than the Worker budget of ` +
-          `${MiB(TRAINING_MEMORY_BUDGET)}: use fewer rows, fewer buckets, or a smaller L-BFGS memory`,
+        `training would need about ${MiB(memory)} (optimizer state for ${featurizer.buckets} buckets × ${columns} columns + ${MiB(features)} of features), more than the Worker budget of ` +
+          `${MiB(TRAINING_MEMORY_BUDGET)}: ` +
+          (fixes.length ? `these fit: ${fixes.join(", ")}` : "use fewer or shorter rows"),
       );
     }
     await stage("training", 0.2);

@@ -138,15 +138,81 @@ export type StoredJobSpec = Omit<JobRequest, "dataset"> & {
   activate: boolean;
 };
 
-/** The featurizer spec of a job. */
-export function jobFeaturizer(spec: Pick<JobRequest, "featurizer">): TextFeaturizerSpec {
+/** Fewest hash buckets a job may use (the request schema's minimum). */
+export const MIN_BUCKETS = 2 ** 8;
+
+/**
+ * The featurizer spec of a job. Without an explicit `featurizer.buckets`, the buckets are sized
+ * from the task: the largest power of two up to the default 2^18 whose optimizer state for
+ * `columns` logit columns fits `available` bytes (never below 2^8). A binary task keeps 2^18;
+ * three classes with L-BFGS get 2^17, ten get 2^15.
+ */
+export function jobFeaturizer(
+  spec: Pick<JobRequest, "featurizer" | "hyperparameters">,
+  columns = 1,
+  available = TRAINING_MEMORY_BUDGET,
+): TextFeaturizerSpec {
+  const buckets =
+    spec.featurizer?.buckets ??
+    fittingBuckets(columns, jobHyperparameters(spec), available, JOB_FEATURIZER_DEFAULTS.buckets) ??
+    MIN_BUCKETS;
   return {
     name: FEATURIZER_NAME,
     version: FEATURIZER_VERSION,
     seed: 0,
     ...JOB_FEATURIZER_DEFAULTS,
     ...spec.featurizer,
+    buckets,
   };
+}
+
+/**
+ * The largest power-of-two bucket count in [2^8, `max`] whose optimizer state fits `available`
+ * bytes; undefined when even 2^8 does not.
+ */
+export function fittingBuckets(
+  columns: number,
+  hp: TrainHyperparameters,
+  available: number,
+  max = 2 ** 20,
+): number | undefined {
+  for (let b = max; b >= MIN_BUCKETS; b /= 2) if (optimizerStateBytes(b, columns, hp) <= available) return b;
+  return undefined;
+}
+
+/** The largest L-BFGS `memory` (1–20) whose optimizer state fits `available` bytes; undefined when none. */
+export function fittingMemory(
+  buckets: number,
+  columns: number,
+  hp: TrainHyperparameters,
+  available: number,
+): number | undefined {
+  for (let m = 20; m >= 1; m--)
+    if (optimizerStateBytes(buckets, columns, { ...hp, optimizer: "lbfgs", memory: m }) <= available)
+      return m;
+  return undefined;
+}
+
+/**
+ * What fits when a job's optimizer state does not, each named with its value (for the error's
+ * hint): the largest buckets; at these buckets, the largest L-BFGS memory, or Adagrad.
+ */
+export function whatFits(
+  buckets: number,
+  columns: number,
+  hp: TrainHyperparameters,
+  available: number,
+): string[] {
+  const fixes: string[] = [];
+  const b = fittingBuckets(columns, hp, available);
+  if (b !== undefined) fixes.push(`featurizer.buckets: ${b} (or less)`);
+  if (hp.optimizer === "lbfgs") {
+    const m = fittingMemory(buckets, columns, hp, available);
+    if (m !== undefined) fixes.push(`hyperparameters.memory: ${m} (or less)`);
+    if (optimizerStateBytes(buckets, columns, { ...hp, optimizer: "adagrad" }) <= available)
+      fixes.push(`hyperparameters.optimizer: "adagrad"`);
+  }
+  return fixes;
 }
 
 /** The trainer's hyperparameters of a job (snake_case request names → `TrainHyperparameters`). */

@@ -3,6 +3,7 @@ import type { CallBatch, CallEvent, ShardSnapshot, StatsShard } from "../../dura
 import { IsolateBatches } from "../batch";
 import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
+import { addHistograms, percentiles } from "./latency";
 
 /** API name of requests that matched no route (404, 405); `withState`'s initial `state.api`. */
 export const UNMATCHED_API = "unknown";
@@ -69,6 +70,16 @@ export interface ApiStatistics {
   avg_latency_ms: number | null;
   /** Calls per caller in the current minute, busiest first (metering). */
   callers_current_minute: { caller: string; calls: number }[];
+  /** 4xx and 5xx calls per UTC minute (`per_minute`'s window): the error rate over time. */
+  per_minute_errors: { "4xx": number[]; "5xx": number[] };
+  /**
+   * Latency percentiles from histograms (upper bin edges: at most 19 % above the true value), over
+   * the last 60 minutes and the last 24 h; null without calls.
+   */
+  latency_ms: {
+    last_hour: { p50: number; p95: number; p99: number; calls: number } | null;
+    last_24h: { p50: number; p95: number; p99: number; calls: number } | null;
+  };
 }
 
 /** How long a statistics read waits for its shards before answering 503 (a hung object). */
@@ -116,6 +127,8 @@ export async function readApiStatistics(
     for (const [caller, n] of Object.entries(s.callers)) callers.set(caller, (callers.get(caller) ?? 0) + n);
   }
   const perMinute = sum((s) => s.perMinute);
+  const minuteClass = (cls: string) =>
+    perMinute.map((_, i) => snapshots.reduce((n, s) => n + (s.perMinuteStatus?.[cls]?.[i] ?? 0), 0));
   return {
     api,
     "number of calls in current minute": perMinute.at(-1) ?? 0,
@@ -128,6 +141,11 @@ export async function readApiStatistics(
       .map(([caller, n]) => ({ caller, calls: n }))
       .sort((a, b) => b.calls - a.calls || a.caller.localeCompare(b.caller))
       .slice(0, MAX_CALLERS),
+    per_minute_errors: { "4xx": minuteClass("4xx"), "5xx": minuteClass("5xx") },
+    latency_ms: {
+      last_hour: percentiles(addHistograms(snapshots.map((s) => s.latencyLastHour ?? []))),
+      last_24h: percentiles(addHistograms(snapshots.map((s) => s.latencyLastDay ?? []))),
+    },
   };
 }
 

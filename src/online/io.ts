@@ -25,17 +25,19 @@ async function readCsvBody(request: Request, maxBytes: number): Promise<string> 
 }
 
 /**
- * The sample records of a JSON (array or one object) or `text/csv` body. `frame`: a JSON body may
- * also be any shape `pandas.DataFrame.from_dict` takes, numbers printed as strings (`frameRecords`),
- * as the online service's compatibility routes accept it.
+ * The sample records of a JSON (array or one object) or `text/csv` body; a CSV header must have
+ * the `required` columns (default: the bank CSV's). `frame`: a JSON body may also be any shape
+ * `pandas.DataFrame.from_dict` takes, numbers printed as strings (`frameRecords`), as the online
+ * service's compatibility routes accept it.
  */
 export async function readSampleRecords(
   request: Request,
   config: Config,
   shape: "native" | "frame" = "native",
+  required?: readonly string[],
 ): Promise<unknown[]> {
   if (CSV_TYPE.test(request.headers.get("content-type") ?? "")) {
-    return csvRecords(await readCsvBody(request, config.MAX_BODY_BYTES));
+    return csvRecords(await readCsvBody(request, config.MAX_BODY_BYTES), required);
   }
   const body = await readJsonBody(request, config.MAX_BODY_BYTES);
   if (shape === "native" || isSamplesEnvelope(body)) return jsonRecords(body);
@@ -92,13 +94,23 @@ export function predictOptions(
   return { nTop, source: source as "snapshot" | "learner" };
 }
 
-/** The online service's answer shape: `["<AccountNumber>"]`, or the top n with scores. */
+/**
+ * The online service's answer shape: `["<AccountNumber>"]`, or the top n with scores, keyed
+ * `labelKey` (an API-created model's label field; default `AccountNumber`).
+ */
 export function onlinePredictionResponse(
   { top, version }: OnlinePrediction,
   nTop: number | undefined,
+  labelKey = "AccountNumber",
 ): Response {
   const headers = { "x-model-version": version };
   // A learner with no accounts yet has no top one: `[null]` (what `[undefined]` always serialised to).
   if (nTop === undefined) return reply(OnlinePredictionSchema, [top[0]?.AccountNumber ?? null], 200, headers);
-  return reply(OnlinePredictionSchema, top, 200, headers);
+  if (labelKey === "AccountNumber") return reply(OnlinePredictionSchema, top, 200, headers);
+  return reply(
+    OnlinePredictionSchema,
+    top.map((t) => ({ [labelKey]: t.AccountNumber, score: t.score })),
+    200,
+    headers,
+  );
 }

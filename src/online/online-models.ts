@@ -14,7 +14,7 @@ import { getModelRow } from "../registry/db";
 import { type DeletionReport, deleteModel } from "../registry/delete";
 import { ensureModelImported } from "../registry/import";
 import { callLearner, learner } from "./client";
-import { SAMPLE_COLUMNS } from "./sample";
+import { REQUIRED_OWN_COLUMNS, SAMPLE_COLUMNS } from "./sample";
 
 /** A learner field (a column of the bank dataset). */
 export type SampleField = (typeof SAMPLE_COLUMNS)[number];
@@ -75,6 +75,14 @@ function fieldMap(body: OnlineModelRequest): FieldMap {
     });
   }
   return fields;
+}
+
+/**
+ * The columns a CSV of samples must have, in the caller's names: a configured model takes the
+ * bank CSV's seven; an API-created one only what its features and label need.
+ */
+export function requiredColumns(model: OnlineModel): string[] {
+  return model.configured ? [...SAMPLE_COLUMNS] : REQUIRED_OWN_COLUMNS.map((c) => model.fields[c]);
 }
 
 /** Online model `id`, or null when it is not one. */
@@ -194,9 +202,6 @@ export function toLearnerFields(record: unknown, fields: FieldMap): unknown {
   for (const [learnerField, callerField] of Object.entries(fields)) {
     if (Object.hasOwn(source, callerField)) renamed[learnerField] = source[callerField];
   }
-  // The label's name and type are optional for API-created models: the learner only stores them.
-  renamed.AccountName ??= "";
-  renamed.AccountTypeName ??= "";
   return renamed;
 }
 

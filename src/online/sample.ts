@@ -42,6 +42,24 @@ export const bankSampleSchema = bankInputSchema.extend({
   AccountTypeName: field("AccountTypeName", MAX_FIELD_CHARS.other, false),
 });
 
+/**
+ * A labelled sample of an API-created model: only what the learner's features and label need is
+ * required (company, text, amount, label); the date, the label's name and type may be left out.
+ */
+export const ownSampleSchema = bankSampleSchema.extend({
+  BankEntryDate: bankInputSchema.shape.BankEntryDate.transform((v) => v ?? ""),
+  AccountName: field("AccountName", MAX_FIELD_CHARS.other, false).default(""),
+  AccountTypeName: field("AccountTypeName", MAX_FIELD_CHARS.other, false).default(""),
+});
+
+/** The fields `ownSampleSchema` requires. */
+export const REQUIRED_OWN_COLUMNS = [
+  "CompanyId",
+  "BankEntryText",
+  "BankEntryAmount",
+  "AccountNumber",
+] as const;
+
 /** A validated prediction input. */
 export type BankPredictInput = z.infer<typeof bankInputSchema>;
 /** A validated labelled sample (only the seven known fields are kept). */
@@ -83,7 +101,11 @@ function refuse(errors: RowError[]): never {
  * Validates every record as a labelled sample; returns them all or throws one 400 `invalid_request`
  * listing each bad row (`errors: [{row, path, message}]`). `maxRows` bounds the request.
  */
-export function validateSamples(records: readonly unknown[], maxRows: number): BankSample[] {
+export function validateSamples(
+  records: readonly unknown[],
+  maxRows: number,
+  schema: z.ZodType<BankSample, unknown> = bankSampleSchema,
+): BankSample[] {
   if (records.length === 0) {
     throw new ApiError("invalid_request", "no samples: send at least one row", {
       extensions: { errors: [{ row: 0, path: "(body)", message: "at least one sample is required" }] },
@@ -101,7 +123,7 @@ export function validateSamples(records: readonly unknown[], maxRows: number): B
   const samples: BankSample[] = [];
   const errors: RowError[] = [];
   records.forEach((record, i) => {
-    const parsed = bankSampleSchema.safeParse(record);
+    const parsed = schema.safeParse(record);
     if (parsed.success) samples.push(parsed.data);
     else {
       for (const issue of parsed.error.issues) {
@@ -130,9 +152,13 @@ export function jsonRecords(body: unknown): unknown[] {
 
 /**
  * The records of a `text/csv` body with a header row. Unknown columns (such as the dataset's unnamed
- * index column) are ignored; a missing required column is reported once for every row.
+ * index column) are ignored; each `required` column (the caller's names) missing from the header
+ * is reported once.
  */
-export function csvRecords(text: string): Record<string, string>[] {
+export function csvRecords(
+  text: string,
+  required: readonly string[] = SAMPLE_COLUMNS,
+): Record<string, string>[] {
   let rows: string[][];
   try {
     rows = parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: false }) as string[][];
@@ -152,7 +178,7 @@ export function csvRecords(text: string): Record<string, string>[] {
   }
   const [header, ...data] = rows;
   if (!header) throw new ApiError("invalid_request", "the CSV body is empty: a header row is required");
-  const missing = SAMPLE_COLUMNS.filter((c) => !header.includes(c));
+  const missing = required.filter((c) => !header.includes(c));
   if (missing.length > 0) {
     throw new ApiError("invalid_request", `the CSV header lacks column(s) ${missing.join(", ")}`, {
       extensions: {

@@ -7,10 +7,10 @@ import type { Config } from "../config";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";
 import { ranked, scoreTextInputs } from "../inference/score";
-import { callLearner, learner } from "./client";
+import { callLearner, learner, learnerMetrics } from "./client";
 import { BANK_INPUT_TAG, bankText } from "./features";
 import { inCallerFields, type OnlineModel, toLearnerFields } from "./online-models";
-import { bankInputSchema, validateSamples } from "./sample";
+import { bankInputSchema, ownSampleSchema, validateSamples } from "./sample";
 
 /**
  * Validates every record (all or nothing), then the model's learner predicts, stores and learns
@@ -23,6 +23,8 @@ export async function ingestSamples(env: Env, config: Config, model: OnlineModel
     samples = validateSamples(
       records.map((r) => toLearnerFields(r, fields)),
       config.ONLINE_MAX_SAMPLES,
+      // An API-created model requires only what its features and label need.
+      model.configured ? undefined : ownSampleSchema,
     );
   } catch (error) {
     throw inCallerFields(error, fields);
@@ -92,6 +94,10 @@ export async function predictOnline(
           );
         }
       },
+    }).catch(async (error: unknown) => {
+      throw error instanceof ApiError && error.code === "model_not_found"
+        ? await noSnapshotYet(env, config, id)
+        : error;
     });
     // `ranked` is a stable sort: ties keep label order, as the learner's argmax does.
     top = ranked(scored.labels, scored.scores[0] ?? [], nTop ?? 1).map((p) => ({
@@ -102,4 +108,40 @@ export async function predictOnline(
     state.model = { id, version };
   }
   return { top, version };
+}
+
+/**
+ * The 404 of an online model that exists but has published no snapshot yet: how many samples it
+ * has learned and when its first snapshot is due (`ONLINE_SNAPSHOT_SECONDS` after the first sample,
+ * or at once when `ONLINE_SNAPSHOT_SAMPLES` have arrived), and that `?source=learner` answers now.
+ */
+async function noSnapshotYet(env: Env, config: Config, id: string): Promise<ApiError> {
+  const m = await learnerMetrics(env, id).catch(() => undefined);
+  const since = m?.snapshot_pending_since ? Date.parse(m.snapshot_pending_since) : undefined;
+  const due =
+    m === undefined || since === undefined
+      ? undefined
+      : m.snapshot_pending_samples >= config.ONLINE_SNAPSHOT_SAMPLES
+        ? Date.now()
+        : since + config.ONLINE_SNAPSHOT_SECONDS * 1000;
+  const when =
+    m === undefined
+      ? ""
+      : m.samples_total === 0
+        ? `: it has learned no sample yet; the first snapshot is published ${config.ONLINE_SNAPSHOT_SECONDS} s after the first sample (or at ${config.ONLINE_SNAPSHOT_SAMPLES} samples)`
+        : `: it has learned ${m.samples_total} sample(s)${due === undefined ? "" : `; the first snapshot is due at ${new Date(due).toISOString()}`}`;
+  const retryS =
+    due === undefined ? config.ONLINE_SNAPSHOT_SECONDS : Math.max(1, Math.ceil((due - Date.now()) / 1000));
+  return new ApiError(
+    "model_not_found",
+    `online model '${id}' exists but has no snapshot yet${when}. Ask the learner now with ?source=learner`,
+    {
+      headers: { "retry-after": String(retryS) },
+      extensions: {
+        snapshot: null,
+        samples_total: m?.samples_total ?? null,
+        snapshot_due_at: due === undefined ? null : new Date(due).toISOString(),
+      },
+    },
+  );
 }

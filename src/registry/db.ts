@@ -117,6 +117,8 @@ export interface VersionView {
   graph_optimization_level: OptimizationLevel;
   /** Why higher levels are not used (their disagreement with optimizations disabled), if any. */
   optimization_disagreements?: NonNullable<ModelManifest["optimization_disagreements"]>;
+  /** Per-label decision thresholds the manifest declares (what `flagged` compares against). */
+  thresholds?: Record<string, number>;
 }
 
 /** Renders a version row for the API. */
@@ -138,5 +140,8 @@ export function versionView(row: VersionRow): VersionView {
     ...(manifest.optimization_disagreements && {
       optimization_disagreements: manifest.optimization_disagreements,
     }),
+    ...("thresholds" in manifest && manifest.thresholds !== undefined
+      ? { thresholds: manifest.thresholds }
+      : {}),
   };
 }

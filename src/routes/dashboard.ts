@@ -33,7 +33,7 @@ import { listModelSummaries } from "../registry/list";
 const NO_STORE = { "cache-control": "no-store" };
 
 /**
- * `POST /api/v1/dashboard/login`: a single-use code for the authenticated issuer, valid 60 s, as
+ * `POST /api/v1/dashboard/login`: a single-use code for the authenticated issuer, valid `LOGIN_CODE_TTL_S` (15 min), as
  * the absolute URL a browser opens. With `ASAP_AUTH=off` (dev/test only) the issuer is `anonymous`.
  */
 export const dashboardLogin: Handler = async (request, env) => {

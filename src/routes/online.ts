@@ -13,7 +13,12 @@ import type { AppRequest, Handler } from "../context";
 import { readJsonBody, reply } from "../http";
 import { learnerMetrics } from "../online/client";
 import { onlinePredictionResponse, predictOptions, readSampleRecords } from "../online/io";
-import { type OnlineModel, requireOnlineModel, resetOnlineModel } from "../online/online-models";
+import {
+  type OnlineModel,
+  requiredColumns,
+  requireOnlineModel,
+  resetOnlineModel,
+} from "../online/online-models";
 import { ingestSamples, predictOnline } from "../online/service";
 
 /** The online model of the route, or 404 when there is none of that id. */
@@ -28,10 +33,8 @@ function onlineModel(request: AppRequest, env: Env): Promise<OnlineModel> {
 export const onlineSamples: Handler = async (request, env) => {
   const { config } = request.state;
   const model = await onlineModel(request, env);
-  return reply(
-    IngestResultSchema,
-    await ingestSamples(env, config, model, await readSampleRecords(request, config)),
-  );
+  const records = await readSampleRecords(request, config, "native", requiredColumns(model));
+  return reply(IngestResultSchema, await ingestSamples(env, config, model, records));
 };
 
 /**
@@ -44,7 +47,11 @@ export const onlinePredict: Handler = async (request, env) => {
   const model = await onlineModel(request, env);
   const { nTop, source } = predictOptions(new URL(request.url));
   const body = await readJsonBody(request, config.MAX_BODY_BYTES);
-  return onlinePredictionResponse(await predictOnline(env, request.state, model, body, nTop, source), nTop);
+  return onlinePredictionResponse(
+    await predictOnline(env, request.state, model, body, nTop, source),
+    nTop,
+    model.fields.AccountNumber,
+  );
 };
 
 /** `GET /api/v1/models/:id/metrics`: see `MetricsReport`. */

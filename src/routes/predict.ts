@@ -4,7 +4,7 @@ import type { Handler } from "../context";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { parseJsonBytes, payloadTooLarge, readJsonBodyBytes, reply, validate } from "../http";
-import { MAX_IMAGE_BODY_BYTES } from "../image/decode";
+import { MAX_IMAGE_BODY_BYTES, MAX_IMAGE_BYTES } from "../image/decode";
 import { checkTextLimits, classifyImages, classifyTexts, ranked, textAnswer } from "../predictions/classify";
 
 const SUPPORTED_ENCODINGS = new Set(["utf-8", "utf8"]);
@@ -35,7 +35,16 @@ type PredictRequest = z.infer<typeof predictRequestSchema>;
  * 1.33 MiB), up to `MAX_IMAGE_BODY_BYTES`; any other body over `maxBodyBytes` is 413 as before.
  */
 export async function readPredictBody(request: Request, maxBodyBytes: number): Promise<unknown> {
-  const bytes = await readJsonBodyBytes(request, Math.max(maxBodyBytes, MAX_IMAGE_BODY_BYTES));
+  const limit = Math.max(maxBodyBytes, MAX_IMAGE_BODY_BYTES);
+  // Only an image body gets this far, so the refusal names the image limit a user can act on.
+  const imageTooLarge = () =>
+    new ApiError(
+      "payload_too_large",
+      `request body exceeds ${limit} bytes: an image may be at most ${MAX_IMAGE_BYTES} bytes (1 MiB) before base64 ` +
+        `(${limit} bytes of JSON with its base64); scale or re-encode it (e.g. JPEG), and other bodies may be at most ${maxBodyBytes} bytes`,
+      { extensions: { limit_bytes: limit, image_limit_bytes: MAX_IMAGE_BYTES } },
+    );
+  const bytes = await readJsonBodyBytes(request, limit, imageTooLarge);
   if (bytes.byteLength <= maxBodyBytes) return parseJsonBytes(bytes);
   let value: unknown;
   try {

@@ -8,6 +8,7 @@ import {
 import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
+import { closest, didYouMean } from "../suggest";
 
 const activeCache = new Map<string, { version: string; until: number }>();
 const manifestCache = new Map<string, { manifest: ModelManifest; etag: string; until: number }>();
@@ -49,7 +50,7 @@ export async function resolveVersion(
   version: string | undefined,
   ttlMs: number,
 ): Promise<string> {
-  if (!MODEL_ID_RE.test(id)) throw new ApiError("model_not_found", `no model named '${id}'`);
+  if (!MODEL_ID_RE.test(id)) throw await modelNotFound(bucket, id);
   if (version !== undefined) {
     if (!MODEL_VERSION_RE.test(version)) {
       throw new ApiError("model_version_not_found", `model '${id}' has no version '${version}'`);
@@ -71,7 +72,7 @@ export async function resolveVersion(
   }
   if (!object) {
     if (hit) invalidateModel(id, [hit.version]);
-    throw new ApiError("model_not_found", `no model named '${id}'`);
+    throw await modelNotFound(bucket, id);
   }
   const parsed = activePointerSchema.safeParse(await parseJsonOrNull(object));
   if (!parsed.success) {
@@ -81,6 +82,43 @@ export async function resolveVersion(
   // The pointer moved (activation or rollback elsewhere): release the previous version's session.
   if (hit && hit.version !== parsed.data.version) stale(id, hit.version);
   return parsed.data.version;
+}
+
+/**
+ * The 404 of a model id without an active pointer, saying how to fix it (error path only: one or
+ * two R2 lists): a model whose versions exist but none is active says so and how to activate one;
+ * otherwise the closest model ids are suggested (`suggestions`).
+ */
+export async function modelNotFound(bucket: R2Bucket, id: string): Promise<ApiError> {
+  const shown = id.slice(0, 80);
+  try {
+    if (MODEL_ID_RE.test(id)) {
+      const listed = await bucket.list({ prefix: `models/${id}/`, delimiter: "/" });
+      const versions = listed.delimitedPrefixes
+        .map((p) => p.slice(`models/${id}/`.length, -1))
+        .filter((v) => MODEL_VERSION_RE.test(v));
+      if (versions.length > 0) {
+        return new ApiError(
+          "model_not_found",
+          `model '${id}' exists but has no active version (versions: ${versions.slice(0, 10).join(", ")}): ` +
+            `activate one with POST /api/v1/models/${id}/activate {"version": "…"} ` +
+            `(CLI: edge-inference models activate ${id} ${versions.at(-1)}), or name one with "version"`,
+          { extensions: { versions, active_version: null } },
+        );
+      }
+    }
+    const ids = (await bucket.list({ prefix: "models/", delimiter: "/" })).delimitedPrefixes.map((p) =>
+      p.slice("models/".length, -1),
+    );
+    const suggestions = closest(id, ids);
+    return new ApiError(
+      "model_not_found",
+      `no model named '${shown}'${didYouMean(suggestions)} (GET /api/v1/models lists the models)`,
+      { extensions: { suggestions } },
+    );
+  } catch {
+    return new ApiError("model_not_found", `no model named '${shown}'`);
+  }
 }
 
 /**
@@ -113,7 +151,7 @@ export async function getManifest(
   if (!object) {
     // Tell "no such model" from "no such version" with one cheap extra lookup.
     const anyVersion = await bucket.head(r2Keys.active(id));
-    if (!anyVersion) throw new ApiError("model_not_found", `no model named '${id}'`);
+    if (!anyVersion) throw await modelNotFound(bucket, id);
     throw new ApiError("model_version_not_found", `model '${id}' has no version '${version}'`);
   }
   const parsed = manifestSchema.safeParse(await parseJsonOrNull(object));

@@ -19,8 +19,8 @@ import { build, root, startWorker } from "../../scripts/local-worker";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
-/** In this project's port range for the browser test (loopback only). */
-const PORT = Number(process.env.DASHBOARD_TEST_PORT ?? 8871);
+/** Loopback port of the browser test's Worker: a free one unless DASHBOARD_TEST_PORT says. */
+const PORT = Number(process.env.DASHBOARD_TEST_PORT ?? 0);
 const ARTIFACTS = path.join(root, "test-artifacts");
 
 if (!hasChromium) {
@@ -83,7 +83,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     ({ mf, url: base } = await startWorker(bundle, { LOG_LEVEL: "warn" }, { host: "127.0.0.1", port: PORT }));
     const bucket = await mf.getR2Bucket("MODELS");
     await putShippedModels(bucket);
-    auth = await useTokenPool(bucket, await createTokenPool(80, "ES256"));
+    auth = await useTokenPool(bucket, await createTokenPool(300, "ES256"));
 
     // Traffic: predicts (one invalid, for the status mix) and two batches of online samples.
     for (let i = 0; i < 24; i++) {
@@ -96,6 +96,46 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
       expect(res.status).toBe(i === 5 ? 400 : 200);
       await res.arrayBuffer();
     }
+    // More APIs with traffic than the charts have colours: OIP (its 4xx too), the compatibility
+    // routes, online predict, the registry, an unknown route; and a training job that fails.
+    const json = { "content-type": "application/json" };
+    const traffic: [string, RequestInit, number][] = [
+      ["/v2", {}, 200],
+      ["/v2/models/toxicity", {}, 200],
+      ["/v2/models/toxicity/ready", {}, 200],
+      [
+        "/v2/models/toxicity/infer",
+        {
+          method: "POST",
+          headers: json,
+          body: JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["hi"] }] }),
+        },
+        200,
+      ],
+      ["/v2/models/toxicity/infer", { method: "POST", headers: json, body: "{}" }, 400],
+      ["/v2/repository/index", { method: "POST", headers: json, body: "{}" }, 200],
+      ["/models", {}, 200],
+      [
+        "/prediction",
+        { method: "POST", headers: json, body: JSON.stringify({ model_id: "spam", text: "hi" }) },
+        200,
+      ],
+      ["/metrics", {}, 200],
+      ["/api/v1/models", {}, 200],
+      ["/api/v1/models/spam", {}, 200],
+      ["/api/v1/statistics", {}, 200],
+      [
+        "/api/v1/predictions",
+        { method: "POST", headers: json, body: JSON.stringify({ text: "later" }) },
+        202,
+      ],
+      ["/api/v1/prediction", { method: "POST", headers: json, body: "{}" }, 404],
+    ];
+    for (const [pathname, init, status] of traffic) {
+      const res = await call(pathname, init);
+      expect(res.status, `${pathname}: ${await res.clone().text()}`).toBe(status);
+      await res.arrayBuffer();
+    }
     for (const from of [0, 1000]) {
       const res = await call("/api/v1/models/bank/samples", {
         method: "POST",
@@ -104,6 +144,32 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
       });
       expect(res.status, await res.clone().text()).toBe(200);
       await res.arrayBuffer();
+    }
+    const predicted = await call("/api/v1/models/bank/predict?source=learner", {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify(bankSamples(5, 1)[0]),
+    });
+    expect(predicted.status).toBe(200);
+    await predicted.arrayBuffer();
+    // A training job that fails (one class only): `failed` with error_code `invalid`.
+    const created = await call("/api/v1/models", {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({
+        id: "dash-failing",
+        task: "binary",
+        text_field: "text",
+        label_field: "label",
+        dataset: { rows: Array.from({ length: 20 }, (_, i) => ({ text: `row ${i}`, label: "same" })) },
+      }),
+    });
+    expect(created.status).toBe(202);
+    const { job_id } = (await created.json()) as { job_id: string };
+    for (let i = 0; i < 60; i++) {
+      const job = (await (await call(`/api/v1/jobs/${job_id}`)).json()) as { status: string };
+      if (job.status === "failed") break;
+      await new Promise((r) => setTimeout(r, 250));
     }
 
     userDataDir = await mkdtemp(path.join(tmpdir(), "dashboard-chromium-"));
@@ -173,6 +239,69 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     expect(await points("chart-per-minute")).toBeGreaterThan(0);
     expect(await points("chart-status")).toBeGreaterThan(0);
     expect(await points("chart-latency")).toBeGreaterThan(0);
+    expect(await points("chart-errors")).toBeGreaterThan(0);
+    // Every API with traffic is listed (not only the 10 busiest), OIP and compatibility included.
+    const apiNames = await page.$$eval("#table-apis tbody tr td:first-child", (tds) =>
+      tds.map((t) => t.textContent),
+    );
+    expect(apiNames.length).toBeGreaterThan(10);
+    for (const api of [
+      "predict",
+      "oip_infer",
+      "oip_metadata",
+      "compat_prediction",
+      "compat_metrics",
+      "online_predict",
+      "online_samples",
+      "unknown",
+      "models_admin",
+    ]) {
+      expect(apiNames, api).toContain(api);
+    }
+    // The charts show the busiest APIs and sum the rest as "others (n)".
+    const perMinuteNames = await page.$$eval("#chart-per-minute polyline", (l) =>
+      l.map((p) => p.getAttribute("data-name") ?? ""),
+    );
+    expect(perMinuteNames.some((n) => /^others \(\d+\)$/.test(n))).toBe(true);
+    // Status colours are used by nothing else: no API series shares a colour with a status class.
+    const statusColors = await page.$$eval("#chart-status rect", (r) => [
+      ...new Set(r.map((x) => x.getAttribute("fill"))),
+    ]);
+    const apiColors = await page.$$eval("#chart-per-minute polyline", (l) =>
+      l.map((p) => p.getAttribute("stroke")),
+    );
+    expect(statusColors.length).toBeGreaterThanOrEqual(2);
+    for (const c of apiColors) expect(statusColors).not.toContain(c);
+    // Latency percentiles per API, from the statistics' histograms.
+    const predictRow = await page.$$eval("#table-apis tbody tr", (trs) =>
+      trs
+        .map((t) => [...t.querySelectorAll("td")].map((td) => td.textContent ?? ""))
+        .find((cells) => cells[0] === "predict"),
+    );
+    const [p50, p95, p99] = (predictRow ?? []).slice(8, 11).map((v) => Number(v.replaceAll(",", "")));
+    expect(p50).toBeGreaterThan(0);
+    expect(p95).toBeGreaterThanOrEqual(p50 as number);
+    expect(p99).toBeGreaterThanOrEqual(p95 as number);
+    expect(predictRow?.[4]).toMatch(/^\d+\.\d %$/); // error rate (the invalid body is a 4xx)
+    // Each model's headline metric.
+    const spamRow = await page.$$eval("#table-models tbody tr", (trs) =>
+      trs
+        .map((t) => [...t.querySelectorAll("td")].map((td) => td.textContent ?? ""))
+        .find((cells) => cells[0] === "spam"),
+    );
+    expect(spamRow?.[5]).toMatch(/^(roc_auc|accuracy|f1_macro) 0\.\d{4}$/);
+    // Failed work: the failed job is counted and listed with its reason.
+    const failedRows = await page.$$eval("#table-failed tbody tr", (trs) =>
+      trs.map((t) => t.textContent ?? ""),
+    );
+    expect(failedRows[0]).toMatch(/^training jobs1/);
+    const failures = await page.$$eval("#table-failures tbody tr", (trs) =>
+      trs.map((t) => t.textContent ?? ""),
+    );
+    expect(failures.some((f) => f.includes("dash-failing") && f.includes("invalid: "))).toBe(true);
+    // Callers of this minute, across APIs.
+    const callers = await page.$$eval("#table-callers tbody tr", (trs) => trs.length);
+    expect(callers).toBeGreaterThan(0);
     expect(await points("chart-online")).toBeGreaterThanOrEqual(2);
     expect(await points("chart-backlog")).toBeGreaterThanOrEqual(2);
     expect(
@@ -189,6 +318,8 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
 
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });
+    await page.setViewport({ width: 1280, height: 900 });
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-top.png") });
     expect(errors).toEqual([]);
 
     // Measurement, not asserted: each data route's latency with the session, 10 calls each.
