@@ -7,13 +7,16 @@
 import type { Config } from "../config";
 import type { RequestState } from "../context";
 import { ApiError } from "../errors";
-import { type DecodedImage, decodeBase64Image, decodeImage } from "../image/decode";
+import type { DecodedImage } from "../image/decode";
 import { logSyncPrediction } from "../predictions/log";
 import { type ModelRef, runTensors, scoreTexts, withModel } from "./engine";
-import { scoreImage, scoreImages } from "./image";
+import { checkImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
+
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
 import { flaggedLabels, resolveNetwork } from "./network";
 import { exampleInputs, type WireTensor } from "./tensors";
+
+export type { ImageSource } from "./image";
 
 /** Scores of a batch of texts or images by one model version, in the manifest's label order. */
 export interface Classification {
@@ -144,18 +147,11 @@ export async function inferTensors(
   return result;
 }
 
-/** An image as the protocols carry it: base64 file text, or pixels already decoded. */
-export type ImageSource = { base64: string } | { pixels: DecodedImage };
-
-/** Decodes an image source, refusing bad input (400/413/415) before any model work. */
-export function decodeImageSource(source: ImageSource): DecodedImage {
-  return "pixels" in source ? source.pixels : decodeImage(decodeBase64Image(source.base64));
-}
-
 /**
  * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named);
- * refuses a text model with 400 `model_input_mismatch`. Every image is decoded before the model
- * is loaded, so bad input never costs a model load.
+ * refuses a text model with 400 `model_input_mismatch`. Every image is checked (header, limits,
+ * decode budget) before the model is loaded, so bad input never costs a model load; the pixels are
+ * decoded for the model's input once it is known (`decodeForModel`).
  */
 export async function classifyImages(
   env: Env,
@@ -164,9 +160,9 @@ export async function classifyImages(
   choice: ModelChoice,
   images: readonly ImageSource[],
 ): Promise<Classification> {
-  const decoded = images.map(decodeImageSource);
+  const checked = images.map(checkImageSource);
   const id = choice.model ?? state.config.DEFAULT_IMAGE_MODEL;
-  const result = await scoreImages(env.MODELS, state.config, id, choice.version, decoded);
+  const result = await scoreImages(env.MODELS, state.config, id, choice.version, checked);
   state.model = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores);
   return result;
