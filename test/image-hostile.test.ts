@@ -9,7 +9,7 @@
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { checkImage, decodeImage, MAX_IMAGE_BYTES } from "../src/image/decode";
+import { checkImage, decodeForModel, decodeImage, MAX_IMAGE_BYTES } from "../src/image/decode";
 import { JPEG_WORK_FACTOR, MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS } from "../src/image/jpeg";
 import { MAX_PNG_CHUNKS } from "../src/image/png";
 import worker from "../src/index";
@@ -326,6 +326,16 @@ describe("valid files at the edges still decode", () => {
               }
             }
             expect(Array.from(image.data), label).toEqual(want);
+            // The model path streams a plain PNG row by row (src/image/png-rows.ts): same pixels.
+            const spec = {
+              width: w,
+              height: h,
+              channels: 3 as const,
+              layout: "NHWC" as const,
+              resize: { filter: "triangle" as const, fit: "stretch" as const },
+              normalize: { mean: [0, 0, 0], std: [1, 1, 1] },
+            };
+            expect(Array.from(decodeForModel(png, spec).data), `${label} (streamed)`).toEqual(want);
           }
         }
       }

@@ -28,6 +28,7 @@ import {
   swapsAxes,
 } from "./orientation";
 import { checkPng, type PngLayout } from "./png";
+import { pngRows } from "./png-rows";
 import { sampleGrid } from "./preprocess";
 
 /** Largest accepted image file, in decoded bytes (10 MiB: a 12 MP phone JPEG is 3–6 MB). */
@@ -273,6 +274,68 @@ function gather(image: DecodedImage, rows: Int32Array, cols: Int32Array): Decode
 }
 
 /**
+ * A non-interlaced PNG, row by row (./png-rows.ts), reduced as it streams: the pixels at stored
+ * `rows × cols`, or block means of `scale × scale` (1: every pixel). Memory: the result and two rows.
+ */
+function pngStreamed(
+  png: PngLayout,
+  target: { rows: Int32Array; cols: Int32Array } | { scale: number },
+): DecodedImage {
+  const { width, height } = png;
+  let data: Uint8Array | undefined;
+  if ("rows" in target) {
+    const { rows, cols } = target;
+    const rowOf = new Int32Array(height).fill(-1);
+    rows.forEach((r, i) => {
+      rowOf[r] = i;
+    });
+    const channels = pngRows(png, (y, row) => {
+      const r = rowOf[y] as number;
+      if (r < 0) return;
+      const ch = row.length / width;
+      data ??= new Uint8Array(rows.length * cols.length * ch);
+      let o = r * cols.length * ch;
+      for (const x of cols) for (let c = 0; c < ch; c++) data[o++] = row[x * ch + c] as number;
+    });
+    return {
+      format: "png",
+      width: cols.length,
+      height: rows.length,
+      channels,
+      data: data ?? new Uint8Array(0),
+    };
+  }
+  const s = target.scale;
+  const w = Math.ceil(width / s);
+  const h = Math.ceil(height / s);
+  let sums: Float64Array | undefined;
+  const channels = pngRows(png, (y, row) => {
+    const ch = row.length / width;
+    data ??= new Uint8Array(w * h * ch);
+    if (s === 1) {
+      data.set(row, y * width * ch);
+      return;
+    }
+    sums ??= new Float64Array(w * ch);
+    for (let x = 0; x < width; x++) {
+      const to = Math.floor(x / s) * ch;
+      for (let c = 0; c < ch; c++) sums[to + c] = (sums[to + c] as number) + (row[x * ch + c] as number);
+    }
+    if ((y + 1) % s === 0 || y === height - 1) {
+      const oy = Math.floor(y / s);
+      const n = y - oy * s + 1;
+      for (let x = 0; x < w; x++) {
+        const area = n * (Math.min(width, (x + 1) * s) - x * s);
+        for (let c = 0; c < ch; c++)
+          data[(oy * w + x) * ch + c] = Math.round((sums[x * ch + c] as number) / area);
+      }
+      sums.fill(0);
+    }
+  });
+  return { format: "png", width: w, height: h, channels, data: data ?? new Uint8Array(0) };
+}
+
+/**
  * Decodes a PNG or JPEG file for a model whose input is `spec`: upright (EXIF orientation applied
  * first), and only as much of it as `toModelInput` reads:
  * - point-sampled filters (`bilinear_*`) read 2 source rows and columns per output row and column:
@@ -303,13 +366,10 @@ export function decodeForModel(
         if (info.progressive && progressiveBytes(info) > MAX_COEFFICIENT_BYTES) return undefined;
         return { format: "jpeg" as const, ...decodeJpegTo(bytes, stored) };
       });
-    } else if (checked.png) {
-      // Decoded in full (bounded by MAX_PNG_RAW_BYTES); only the sampled pixels are kept.
+    } else if (checked.png && !checked.png.interlaced) {
+      // Streamed row by row; only the sampled pixels are kept.
       const png = checked.png;
-      const full = guarded("png", () => pngPixels(png.pixelChunks));
-      if (full.width !== sw || full.height !== sh)
-        throw invalid("image dimensions in the header and the image data differ");
-      sampled = gather(full, stored.rows, stored.cols);
+      sampled = guarded("png", () => pngStreamed(png, stored));
     } else if (sw * sh <= MAX_DECODED_PIXELS) {
       sampled = gather(storedPixels(bytes, checked), stored.rows, stored.cols);
     }
@@ -317,13 +377,14 @@ export function decodeForModel(
   }
   let image: DecodedImage;
   if (ours) {
-    image = guarded("jpeg", () => ({ format: "jpeg" as const, ...decodeJpegTo(bytes, { scale }) }));
-  } else if (checked.png && sw * sh > MAX_DECODED_PIXELS) {
-    // Decoded in full (bounded by MAX_PNG_RAW_BYTES), then reduced before anything else holds it.
-    image = boxReduce(
-      guarded("png", () => pngPixels((checked.png as PngLayout).pixelChunks)),
-      scale,
-    );
+    // A progressive file keeps its coefficients until its last scan: too many, and only the DC
+    // coefficients are kept (1/8 scale, the AC scans skipped).
+    const s = info.progressive && progressiveBytes(info) > MAX_COEFFICIENT_BYTES ? 8 : scale;
+    image = guarded("jpeg", () => ({ format: "jpeg" as const, ...decodeJpegTo(bytes, { scale: s }) }));
+  } else if (checked.png && !checked.png.interlaced) {
+    // Streamed row by row, reduced as it goes.
+    const png = checked.png;
+    image = guarded("png", () => pngStreamed(png, { scale }));
   } else {
     image = boxReduce(storedPixels(bytes, checked), scale);
   }
