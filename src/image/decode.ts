@@ -18,7 +18,7 @@ import { decode as decodeJpeg } from "jpeg-js";
 import { ApiError } from "../errors";
 import type { ImagePreprocessSpec } from "../inference/manifest";
 import { checkJpeg } from "./jpeg";
-import { decodeJpegTo, type JpegInfo, MAX_COEFFICIENT_BYTES, readJpegInfo } from "./jpeg-decode";
+import { decodeJpegTo, JpegBudgetError, readJpegInfo } from "./jpeg-decode";
 import {
   jpegOrientation,
   type Orientation,
@@ -362,10 +362,9 @@ export function decodeForModel(
     const stored = storedGrid(o, grid.rows, grid.cols, sw, sh);
     let sampled: DecodedImage | undefined;
     if (ours) {
-      sampled = guarded("jpeg", () => {
-        if (info.progressive && progressiveBytes(info) > MAX_COEFFICIENT_BYTES) return undefined;
-        return { format: "jpeg" as const, ...decodeJpegTo(bytes, stored) };
-      });
+      sampled = guarded("jpeg", () =>
+        withinBudget(() => ({ format: "jpeg" as const, ...decodeJpegTo(bytes, stored) })),
+      );
     } else if (checked.png && !checked.png.interlaced) {
       // Streamed row by row; only the sampled pixels are kept.
       const png = checked.png;
@@ -379,8 +378,14 @@ export function decodeForModel(
   if (ours) {
     // A progressive file keeps its coefficients until its last scan: too many, and only the DC
     // coefficients are kept (1/8 scale, the AC scans skipped).
-    const s = info.progressive && progressiveBytes(info) > MAX_COEFFICIENT_BYTES ? 8 : scale;
-    image = guarded("jpeg", () => ({ format: "jpeg" as const, ...decodeJpegTo(bytes, { scale: s }) }));
+    image = guarded(
+      "jpeg",
+      () =>
+        withinBudget(() => ({ format: "jpeg" as const, ...decodeJpegTo(bytes, { scale }) })) ?? {
+          format: "jpeg" as const,
+          ...decodeJpegTo(bytes, { scale: 8 }),
+        },
+    );
   } else if (checked.png && !checked.png.interlaced) {
     // Streamed row by row, reduced as it goes.
     const png = checked.png;
@@ -391,9 +396,17 @@ export function decodeForModel(
   return orientImage(image, o);
 }
 
-/** Bytes a progressive JPEG's coefficients take (all kept until its last scan; 2 per coefficient). */
-function progressiveBytes(info: JpegInfo): number {
-  return info.blocks * 64 * 2;
+/**
+ * `decode()`, or undefined when a progressive JPEG's coefficients would exceed
+ * `MAX_COEFFICIENT_BYTES` at that target (the caller then decodes at 1/8: DC coefficients only).
+ */
+function withinBudget<T>(decode: () => T): T | undefined {
+  try {
+    return decode();
+  } catch (error) {
+    if (error instanceof JpegBudgetError) return undefined;
+    throw error;
+  }
 }
 
 function pngPixels(bytes: Uint8Array): DecodedImage {

@@ -53,6 +53,9 @@ const ZIGZAG = new Int32Array([
 
 class JpegError extends Error {}
 
+/** Thrown when a progressive file's coefficients would exceed `MAX_COEFFICIENT_BYTES` at this target. */
+export class JpegBudgetError extends Error {}
+
 interface Huffman {
   /** 16-bit lookahead: (length << 8) | symbol, 0 = invalid code. */
   lookup: Uint16Array;
@@ -70,6 +73,13 @@ interface Component {
   /** Every block's coefficients (progressive), or one block's, reused (baseline: rendered at once). */
   coefs: Int16Array;
   stored: boolean;
+  /**
+   * Sampled progressive decode: block → slot in `coefs` (−1: no needed pixel, only its nonzero
+   * history is kept, 1 bit per coefficient in `history`, as AC refinement scans need it to parse).
+   * The last slot of `coefs` is the scratch block those are decoded in.
+   */
+  slot?: Int32Array;
+  history?: Uint8Array;
   dcTable?: Huffman;
   acTable?: Huffman;
   pred: number;
@@ -302,16 +312,58 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
         // At 1/8 only the DC coefficient is kept (and a progressive file's AC scans are skipped);
         // a baseline file's blocks are rendered as they are decoded, so only progressive ones are stored.
         const stride = dcOnly ? 1 : 64;
-        const blocks = raw.reduce((sum, c) => sum + mcusPerLine * c.h * mcusPerColumn * c.v, 0);
-        if (progressive && blocks * stride * 2 > MAX_COEFFICIENT_BYTES) {
-          throw new JpegError(`progressive JPEG needs ${blocks * stride * 2} bytes of coefficients`);
-        }
+        const sampled = !("scale" in target);
+        let bytesNeeded = 0;
         components = raw.map((c) => {
           const blocksPerLine = mcusPerLine * c.h;
           const blocksPerColumn = mcusPerColumn * c.v;
+          const blocks = blocksPerLine * blocksPerColumn;
           const sink = makeSink(target, n, blocksPerLine, blocksPerColumn, c.h / maxH, c.v / maxV);
-          const coefs = new Int16Array(progressive ? blocksPerLine * blocksPerColumn * stride : 64);
-          return { ...c, blocksPerLine, blocksPerColumn, stride, coefs, stored: progressive, sink, pred: 0 };
+          if (!progressive) {
+            return {
+              ...c,
+              blocksPerLine,
+              blocksPerColumn,
+              stride,
+              coefs: new Int16Array(64),
+              stored: false,
+              sink,
+              pred: 0,
+            };
+          }
+          if (!sampled) {
+            bytesNeeded += blocks * stride * 2;
+            if (bytesNeeded > MAX_COEFFICIENT_BYTES)
+              throw new JpegBudgetError("progressive JPEG coefficients over budget");
+            const coefs = new Int16Array(blocks * stride);
+            return { ...c, blocksPerLine, blocksPerColumn, stride, coefs, stored: true, sink, pred: 0 };
+          }
+          // Sampled: full coefficients only for the blocks holding a needed pixel.
+          const slot = new Int32Array(blocks).fill(-1);
+          const rowsNeeded = blockNeeds(sink.rowOf as Int32Array, blocksPerColumn);
+          const colsNeeded = blockNeeds(sink.colOf as Int32Array, blocksPerLine);
+          let count = 0;
+          for (let by = 0; by < blocksPerColumn; by++)
+            if (rowsNeeded[by])
+              for (let bx = 0; bx < blocksPerLine; bx++)
+                if (colsNeeded[bx]) slot[by * blocksPerLine + bx] = count++;
+          bytesNeeded += (count + 1) * 128 + blocks * 8;
+          if (bytesNeeded > MAX_COEFFICIENT_BYTES)
+            throw new JpegBudgetError("progressive JPEG coefficients over budget");
+          const coefs = new Int16Array((count + 1) * 64);
+          const history = new Uint8Array(blocks * 8);
+          return {
+            ...c,
+            blocksPerLine,
+            blocksPerColumn,
+            stride,
+            coefs,
+            stored: true,
+            slot,
+            history,
+            sink,
+            pred: 0,
+          };
         });
         break;
       }
@@ -381,9 +433,13 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
   for (const c of components) {
     if (!c.stored) continue;
     const q = qt[c.tq] as Int32Array;
-    for (let by = 0; by < c.blocksPerColumn; by++)
-      for (let bx = 0; bx < c.blocksPerLine; bx++)
-        renderBlock(c, by, bx, c.coefs, (by * c.blocksPerLine + bx) * c.stride, q);
+    for (let by = 0; by < c.blocksPerColumn; by++) {
+      for (let bx = 0; bx < c.blocksPerLine; bx++) {
+        const index = by * c.blocksPerLine + bx;
+        const at = c.slot ? (c.slot[index] as number) * 64 : index * c.stride;
+        if (at >= 0) renderBlock(c, by, bx, c.coefs, at, q);
+      }
+    }
   }
   if ("scale" in target) {
     // Output pixel (x, y) of the scaled image is full-size pixel (x · s, y · s)'s block sample.
@@ -437,7 +493,15 @@ function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: Scan
   type BlockDecoder = (c: Component, offset: number) => void;
   /** Decodes block (row, col) of `c`: into its stored coefficients, or decoded and rendered at once. */
   const block = (c: Component, row: number, col: number) => {
-    if (c.stored) decode(c, (row * c.blocksPerLine + col) * c.stride);
+    if (c.slot && c.history) {
+      const index = row * c.blocksPerLine + col;
+      const at = c.slot[index] as number;
+      if (at >= 0) decode(c, at * 64);
+      // A block no pixel needs: its DC parsed in the scratch slot, its AC only as nonzero history.
+      else if (ss === 0) decode(c, c.coefs.length - 64);
+      else if (ah === 0) acFirstHistory(c, index);
+      else acRefineHistory(c, index);
+    } else if (c.stored) decode(c, (row * c.blocksPerLine + col) * c.stride);
     else {
       decode(c, 0);
       renderBlock(c, row, col, c.coefs, 0, p.qt[c.tq] as Int32Array);
@@ -546,6 +610,71 @@ function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: Scan
         const z = o + (ZIGZAG[k] as number);
         if (coefs[z] !== 0) refine(z);
       }
+      eobrun--;
+    }
+  };
+  // The same two AC decoders for a block no pixel needs: only whether each coefficient is nonzero
+  // is kept (bit k of `history`, zigzag order), which is all later refinement scans need to parse.
+  const acFirstHistory = (c: Component, index: number) => {
+    if (eobrun > 0) {
+      eobrun--;
+      return;
+    }
+    const ac = c.acTable;
+    const h = c.history as Uint8Array;
+    if (!ac) throw new JpegError("JPEG scan uses a missing Huffman table");
+    for (let k = ss; k <= se; k++) {
+      const rs = reader.decode(ac);
+      const s = rs & 15;
+      const r = rs >> 4;
+      if (s === 0) {
+        if (r < 15) {
+          eobrun = (1 << r) - 1 + reader.get(r);
+          break;
+        }
+        k += 15;
+        continue;
+      }
+      k += r;
+      if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+      reader.get(s);
+      h[index * 8 + (k >> 3)] = (h[index * 8 + (k >> 3)] as number) | (1 << (k & 7));
+    }
+  };
+  const acRefineHistory = (c: Component, index: number) => {
+    const h = c.history as Uint8Array;
+    const base = index * 8;
+    let k = ss;
+    if (eobrun === 0) {
+      const ac = c.acTable;
+      if (!ac) throw new JpegError("JPEG scan uses a missing Huffman table");
+      for (; k <= se; k++) {
+        const rs = reader.decode(ac);
+        let r = rs >> 4;
+        const s = rs & 15;
+        if (s) {
+          if (s !== 1) throw new JpegError("JPEG refinement scan is corrupt");
+          reader.bit();
+        } else if (r !== 15) {
+          eobrun = (1 << r) + reader.get(r);
+          break;
+        }
+        while (k <= se) {
+          if ((((h[base + (k >> 3)] as number) >> (k & 7)) & 1) === 1) reader.bit();
+          else {
+            if (r === 0) break;
+            r--;
+          }
+          k++;
+        }
+        if (s) {
+          if (k > se) throw new JpegError("JPEG refinement scan is corrupt");
+          h[base + (k >> 3)] = (h[base + (k >> 3)] as number) | (1 << (k & 7));
+        }
+      }
+    }
+    if (eobrun > 0) {
+      for (; k <= se; k++) if ((((h[base + (k >> 3)] as number) >> (k & 7)) & 1) === 1) reader.bit();
       eobrun--;
     }
   };
@@ -741,6 +870,13 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
 
 const IDCT_WORK = new Int32Array(64);
 const IDCT_OUT = new Uint8Array(64);
+
+/** Per block row (or column): whether any of its 8 pixel rows (columns) is needed. */
+function blockNeeds(of: Int32Array, blocks: number): Uint8Array {
+  const need = new Uint8Array(blocks);
+  for (let i = 0; i < of.length; i++) if ((of[i] as number) >= 0) need[i >> 3] = 1;
+  return need;
+}
 
 /** The scaled plane of a component, or the plane of its sampled pixels (`target.rows × cols`). */
 function makeSink(

@@ -6,7 +6,9 @@
  * Steps, in order:
  * 1. colour: `channels: 1` → gray, ITU-R BT.601 luma `0.299 R + 0.587 G + 0.114 B` (gray taken as
  *    is); `channels: 3` → R, G, B planes (gray replicated into all three);
- * 2. alpha: composited over black (the background of MNIST-style white-on-black digits);
+ * 2. alpha (`alpha`): composited over black (`black`, the default: the background of MNIST-style
+ *    white-on-black digits), or ignored (`ignore`: the colour as stored, what TF.js's
+ *    `tf.browser.fromPixels(image, 3)` gives a TF.js model);
  * 3. resize to the model's height × width, by `fit`:
  *    - `contain`: one factor for both axes so the whole image fits, centred, the rest black
  *      (letterbox);
@@ -40,8 +42,11 @@ export interface GrayPlane {
   grid?: PlaneGrid;
 }
 
-/** Steps 1–2: BT.601 luma, alpha composited over black. */
-export function toGray(image: DecodedImage): GrayPlane {
+/** How alpha is treated: composited over black, or ignored (the colour as stored; TF.js `fromPixels`). */
+export type AlphaMode = "black" | "ignore";
+
+/** Steps 1–2: BT.601 luma, alpha composited over black (or ignored). */
+export function toGray(image: DecodedImage, alphaMode: AlphaMode = "black"): GrayPlane {
   const { width, height, channels, data } = image;
   const out = new Float32Array(width * height);
   for (let i = 0, p = 0; i < out.length; i++, p += channels) {
@@ -54,7 +59,7 @@ export function toGray(image: DecodedImage): GrayPlane {
       v = 0.299 * (data[p] as number) + 0.587 * (data[p + 1] as number) + 0.114 * (data[p + 2] as number);
       if (channels === 4) alpha = data[p + 3] as number;
     }
-    out[i] = alpha === 255 ? v : (v * alpha) / 255;
+    out[i] = alpha === 255 || alphaMode === "ignore" ? v : (v * alpha) / 255;
   }
   return { width, height, data: out };
 }
@@ -311,14 +316,17 @@ export function gridIndex(held: Int32Array, size: number): Int32Array {
 }
 
 /** Steps 1–2 for `channels: 3`: R, G, B planes (gray replicated), alpha composited over black. */
-export function toRgbPlanes(image: DecodedImage): [GrayPlane, GrayPlane, GrayPlane] {
+export function toRgbPlanes(
+  image: DecodedImage,
+  alphaMode: AlphaMode = "black",
+): [GrayPlane, GrayPlane, GrayPlane] {
   const { width, height, channels, data } = image;
   const n = width * height;
   const r = new Float32Array(n);
   const g = new Float32Array(n);
   const b = new Float32Array(n);
   const color = channels >= 3;
-  const alphaAt = channels === 2 ? 1 : channels === 4 ? 3 : -1;
+  const alphaAt = alphaMode === "ignore" ? -1 : channels === 2 ? 1 : channels === 4 ? 3 : -1;
   for (let i = 0, p = 0; i < n; i++, p += channels) {
     const alpha = alphaAt < 0 ? 255 : (data[p + alphaAt] as number);
     const f = alpha === 255 ? 1 : alpha / 255;
@@ -368,7 +376,8 @@ export function resizePlane(plane: GrayPlane, spec: ImagePreprocessSpec): GrayPl
  * for one image (the graph input's dims are `imageInputDims(spec, 1)`).
  */
 export function toModelInput(image: DecodedImage, spec: ImagePreprocessSpec): Float32Array {
-  const planes: GrayPlane[] = spec.channels === 1 ? [toGray(image)] : toRgbPlanes(image);
+  const alpha = spec.alpha ?? "black";
+  const planes: GrayPlane[] = spec.channels === 1 ? [toGray(image, alpha)] : toRgbPlanes(image, alpha);
   if (image.grid) {
     const { width, height, rows, cols } = image.grid;
     const grid = { width, height, colOf: gridIndex(cols, width), rowOf: gridIndex(rows, height) };

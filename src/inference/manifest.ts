@@ -85,6 +85,8 @@ export const imagePreprocessSchema = z
     width: z.number().int().min(1).max(1024),
     channels: z.union([z.literal(1), z.literal(3)]),
     layout: z.enum(["NCHW", "NHWC"]),
+    /** Alpha: composited over black (default), or ignored (the stored colour, as TF.js's fromPixels). */
+    alpha: z.enum(["black", "ignore"]).optional(),
     resize: z.object({
       filter: z.enum(RESIZE_FILTERS),
       fit: z.enum(["contain", "stretch", "cover"]),

@@ -2,8 +2,9 @@
  * The preprocessing an imported TF.js layers model is declared with: its origin's. TF.js apps feed
  * image classifiers through `tf.image.resizeBilinear(x, size, alignCorners = true)` (nsfwjs, the
  * tfjs-models classifiers), point-sampled with aligned corners: the importer declares
- * `bilinear_align_corners` unless told otherwise, so the Worker computes the model's input as the
- * model's authors serve it (docs/images.md).
+ * `bilinear_align_corners` unless told otherwise, and `alpha: "ignore"` (`fromPixels(image, 3)` drops
+ * the alpha channel), so the Worker computes the model's input as the model's authors serve it
+ * (docs/images.md).
  */
 import type { ImagePreprocessSpec } from "../inference/manifest";
 
@@ -27,6 +28,8 @@ export function importedPreprocess(
     width,
     channels,
     layout: options.layout,
+    // TF.js apps read pixels with tf.browser.fromPixels(image, 3): the alpha channel is dropped.
+    alpha: "ignore",
     resize: { filter: options.filter ?? TFJS_RESIZE_FILTER, fit: options.fit },
     normalize: {
       mean: options.mean ?? new Array(channels).fill(0),
