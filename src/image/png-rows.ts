@@ -131,8 +131,15 @@ export function pngRows(layout: PngLayout, onRow: (y: number, row: Uint8Array) =
       if (filled === rowBytes) finishRow();
     }
   });
+  // Small input slices: fflate inflates each push at once, so a file written as one huge IDAT
+  // would otherwise come out whole (DEFLATE's best ratio, 1032:1, bounds a 4 KiB slice's output).
+  const SLICE = 4096;
   idat.forEach((part, i) => {
-    inflater.push(part, i === idat.length - 1);
+    const last = i === idat.length - 1;
+    if (part.length === 0) inflater.push(part, last);
+    for (let at = 0; at < part.length; at += SLICE) {
+      inflater.push(part.subarray(at, at + SLICE), last && at + SLICE >= part.length);
+    }
   });
   if (y !== height) throw new Error("PNG data is truncated");
   return channels;
