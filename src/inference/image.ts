@@ -30,7 +30,7 @@ export interface ImagePrediction {
 export interface ImageInput {
   model: string;
   version?: string | undefined;
-  /** Base64 PNG or JPEG (standard or URL-safe, optional `data:` prefix), ≤ 1 MiB decoded. */
+  /** Base64 PNG or JPEG (standard or URL-safe, optional `data:` prefix), ≤ 10 MiB decoded. */
   imageBase64: string;
   /** Keep the n best labels (default: all), clamped to the label count. */
   nTop?: number | undefined;
