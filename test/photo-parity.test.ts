@@ -17,6 +17,8 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/hash";
+import { resizeBilinear } from "../src/image/preprocess";
+import { importedPreprocess } from "../src/keras/preprocess";
 import { fixtureBytes, postJson, seedShippedModel } from "./helpers";
 
 interface PhotoReference {
@@ -94,4 +96,34 @@ describe.skipIf(skip !== undefined)("moderation-image agrees with nsfwjs (TF.js)
     expect(agree / present.length).toBeGreaterThanOrEqual(0.99);
     expect(p95).toBeLessThanOrEqual(0.05);
   }, 600_000);
+});
+
+describe("preprocessing as the model's origin computes it", () => {
+  it("the Keras importer declares TF.js's resize (bilinear, aligned corners) and drops alpha like fromPixels", () => {
+    const spec = importedPreprocess(
+      { height: 224, width: 224, channels: 3 },
+      { layout: "NHWC", fit: "stretch" },
+    );
+    expect(spec).toMatchObject({
+      alpha: "ignore",
+      resize: { filter: "bilinear_align_corners", fit: "stretch" },
+    });
+    expect(
+      importedPreprocess(
+        { height: 8, width: 8, channels: 1 },
+        { layout: "NCHW", fit: "cover", filter: "triangle" },
+      ).resize,
+    ).toEqual({ filter: "triangle", fit: "cover" });
+  });
+
+  it("bilinear_align_corners samples as TF.js's resizeBilinear(alignCorners): corners kept, interior interpolated", () => {
+    // 4 → 3 columns: source positions 0, 1.5, 3 (TF.js: (in − 1) / (out − 1) = 1.5).
+    const plane = { width: 4, height: 1, data: Float32Array.from([0, 10, 20, 40]) };
+    expect(Array.from(resizeBilinear(plane, 3, 1, true).data)).toEqual([0, 15, 40]);
+    // Half-pixel (OpenCV): positions (o + 0.5) · 4/3 − 0.5 = 1/6, 1.5, 17/6.
+    const half = Array.from(resizeBilinear(plane, 3, 1, false).data);
+    expect(half[0]).toBeCloseTo(10 / 6, 5);
+    expect(half[1]).toBeCloseTo(15, 5);
+    expect(half[2]).toBeCloseTo(20 + (20 * 5) / 6, 4);
+  });
 });
