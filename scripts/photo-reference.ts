@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   await tf.setBackend("cpu");
   const model = await nsfwjs.load("MobileNetV2");
   const packages = Object.fromEntries(
-    PHOTO_PACKAGES.map((p) => [p, execFileSync("dpkg-query", ["-W", "-f=${Version}", p]).toString()]),
+    PHOTO_PACKAGES.map((p) => [p, execFileSync("dpkg-query", ["-W", `-f=$\{Version}`, p]).toString()]),
   );
   const photos = [];
   for (const file of files(PHOTO_ROOT).sort()) {
