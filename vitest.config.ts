@@ -105,6 +105,17 @@ export default defineConfig({
                 ? Response.json(source.model)
                 : new Response(new Uint8Array(source.weightData));
             }
+            // Real photographs from Debian packages (.ci/run installs them; test/photo-parity.test.ts).
+            const photo = /^photos\/((?:[\w.-]+\/)*[\w.-]+\.(?:jpe?g|png))$/i.exec(rel);
+            if (photo?.[1] && !photo[1].split("/").includes("..")) {
+              try {
+                return new Response(await readFile(path.join("/usr/share/backgrounds", photo[1])));
+              } catch {
+                return new Response("not found", { status: 404 });
+              }
+            }
+            if (rel === "fixtures/photo-parity.json")
+              return new Response(await readFile(path.join(root, "test", rel)));
             if (!/^models\/[\w.-]+\/[\w.-]+$/.test(rel)) return new Response("bad path", { status: 400 });
             try {
               return new Response(await readFile(path.join(root, rel)));

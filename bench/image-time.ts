@@ -10,7 +10,7 @@ import { encode as encodeJpeg } from "jpeg-js";
 import * as ort from "onnxruntime-web";
 import { base64, drawDigit, grayJpeg, grayPng } from "../scripts/digit-images";
 import { imageInputDims, imageManifestSchema } from "../src/contracts/manifest";
-import { decodeImage } from "../src/image/decode";
+import { decodeForModel, decodeImage } from "../src/image/decode";
 import { toModelInput } from "../src/image/preprocess";
 import { syntheticImage } from "../src/image/synthetic";
 import {
@@ -106,7 +106,7 @@ export async function measureImageTime(
   const r = (x: number) => Math.round(x * 1000) / 1000;
   const decoded = Object.entries(images).map(([name, b64]) => {
     const bytes = new Uint8Array(Buffer.from(b64, "base64"));
-    return { name, bytes, image: decodeImage(bytes) };
+    return { name, bytes, image: decodeForModel(bytes, manifest.preprocess) };
   });
   // Model first, before the decoders' allocations can put the GC inside the timed loop.
   const first = decoded[0];
@@ -131,7 +131,7 @@ export async function measureImageTime(
   };
   for (const { name, bytes, image } of decoded) {
     out.images[name] = {
-      decode_ms: r(mean(() => decodeImage(bytes), Math.ceil(iterations / 4))),
+      decode_ms: r(mean(() => decodeForModel(bytes, manifest.preprocess), Math.ceil(iterations / 4))),
       preprocess_ms: r(mean(() => toModelInput(image, manifest.preprocess), Math.ceil(iterations / 4))),
     };
   }

@@ -31,7 +31,8 @@
  * PNG and a 640×480 JPEG; then cold start, model-only time, and image decode/preprocess/model times,
  * and the decoder's time to refuse decode bombs (`image_bombs`; alone: `npx tsx bench/image-bombs.ts`),
  * and the worst batch requests the per-request work budget lets through (`batch_budget`; alone:
- * `npx tsx bench/batch-budget.ts`).
+ * `npx tsx bench/batch-budget.ts`), and what a 12 MP phone photo costs next to a 640×480 one
+ * (`phone_photos`; alone: `npx tsx bench/phone-photos.ts`).
  *
  * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
@@ -63,6 +64,7 @@ import {
 import { measureModelTime } from "./model-time";
 import { delayService, takeRpcCounts, withObjectProxy } from "./objects";
 import { type Peer, peerUnavailable, startPeer } from "./peer";
+import { measurePhonePhotos } from "./phone-photos";
 
 watchOrtMemory();
 const outdir = path.join(root, "dist", "bench");
@@ -435,6 +437,7 @@ const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
 const imageBombs = measureBombTimes();
+const phonePhotos = await measurePhonePhotos(root);
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
 const built = await build(outdir);
 const bundle = await withObjectProxy(built);
@@ -759,6 +762,7 @@ console.log(
       image_time: imageTime,
       image_bombs: imageBombs,
       batch_budget: batchBudget,
+      phone_photos: phonePhotos,
       moderation_image: { ...moderation, image_time: moderationTime },
       bundle: { bytes: built.bytes, gzip_bytes: built.gzip_bytes },
     },

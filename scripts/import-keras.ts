@@ -13,7 +13,8 @@
  * and prints the figures (also stored in the manifest's `metrics`).
  *
  * Options: --id (default: the --out folder's name), --version (1), --labels (required),
- * --quantize none|int8 (none), --fit stretch|contain|cover (stretch), --mean / --std (per channel,
+ * --quantize none|int8 (none), --fit stretch|contain|cover (stretch), --filter (the resize method;
+ * default TF.js's `bilinear_align_corners`, see src/keras/preprocess.ts), --mean / --std (per channel,
  * comma-separated; default 0 / 1 = pixels scaled to [0, 1]), --layout NHWC|NCHW (NHWC),
  * --description, --reference N (20), --agreement N (100), --seed (20261130), --tolerance (1e-3),
  * --max-bytes (16777216, the Worker's MAX_MODEL_BYTES: a larger export is refused with its size).
@@ -23,11 +24,17 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-web";
-import { type ImagePreprocessSpec, imageInputDims, imageManifestSchema } from "../src/contracts/manifest";
+import {
+  type ImagePreprocessSpec,
+  imageInputDims,
+  imageManifestSchema,
+  RESIZE_FILTERS,
+} from "../src/contracts/manifest";
 import { sha256Hex } from "../src/hash";
 import { toModelInput } from "../src/image/preprocess";
 import { SYNTHETIC_IMAGE_VERSION, syntheticImage } from "../src/image/synthetic";
 import { DEFAULT_MAX_MODEL_BYTES, kerasToImageGraph, modelSizeProblem } from "../src/keras/convert";
+import { importedPreprocess } from "../src/keras/preprocess";
 import { buildImageGraphOnnx, exportImageGraph } from "../src/onnx/image-graph";
 import { type KerasSource, loadKerasSource } from "./keras-source";
 
@@ -85,6 +92,7 @@ async function main(): Promise<void> {
       labels: { type: "string" },
       quantize: { type: "string", default: "none" },
       fit: { type: "string", default: "stretch" },
+      filter: { type: "string" },
       mean: { type: "string" },
       std: { type: "string" },
       layout: { type: "string", default: "NHWC" },
@@ -116,17 +124,20 @@ async function main(): Promise<void> {
   const { graph } = converted;
   const channels = graph.channels === 1 ? 1 : graph.channels === 3 ? 3 : undefined;
   if (!channels) throw new Error(`the model takes ${graph.channels} channels; images give 1 or 3`);
-  const preprocess: ImagePreprocessSpec = {
-    height: graph.height,
-    width: graph.width,
-    channels,
-    layout,
-    resize: { filter: "triangle", fit: values.fit as "stretch" | "contain" | "cover" },
-    normalize: {
-      mean: list(values.mean, "--mean") ?? new Array(channels).fill(0),
-      std: list(values.std, "--std") ?? new Array(channels).fill(1),
+  const filter = values.filter as ImagePreprocessSpec["resize"]["filter"] | undefined;
+  if (filter !== undefined && !(RESIZE_FILTERS as readonly string[]).includes(filter)) {
+    throw new Error(`--filter must be one of ${RESIZE_FILTERS.join(", ")}`);
+  }
+  const preprocess = importedPreprocess(
+    { height: graph.height, width: graph.width, channels },
+    {
+      layout,
+      fit: values.fit as "stretch" | "contain" | "cover",
+      filter,
+      mean: list(values.mean, "--mean"),
+      std: list(values.std, "--std"),
     },
-  };
+  );
   const metrics: Record<string, number> = { parameters: converted.parameters };
   const meta = {
     id,

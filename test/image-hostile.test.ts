@@ -9,7 +9,7 @@
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { checkImage, decodeImage, MAX_IMAGE_BYTES } from "../src/image/decode";
+import { checkImage, decodeForModel, decodeImage, MAX_IMAGE_BYTES } from "../src/image/decode";
 import { JPEG_WORK_FACTOR, MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS } from "../src/image/jpeg";
 import { MAX_PNG_CHUNKS } from "../src/image/png";
 import worker from "../src/index";
@@ -269,18 +269,18 @@ describe("valid files at the edges still decode", () => {
     const level = (bx: number, by: number, c: number) => (c === 0 ? 20 + bx * 30 + by * 7 : 128);
     for (const components of [3, 1] as const) {
       const image = decodeImage(progressiveJpeg({ width: 40, height: 24, components, level }));
-      expect(image).toMatchObject({ format: "jpeg", width: 40, height: 24, channels: 3 });
+      // Gray files decode to one channel (jpeg-js expanded them to RGB).
+      expect(image).toMatchObject({ format: "jpeg", width: 40, height: 24, channels: components });
       for (const [x, y] of [
         [0, 0],
         [13, 5],
         [39, 23],
       ] as const) {
         const want = level(Math.floor(x / 8), Math.floor(y / 8), 0);
-        expect(Array.from(image.data.subarray((y * 40 + x) * 3, (y * 40 + x) * 3 + 3))).toEqual([
-          want,
-          want,
-          want,
-        ]);
+        const at = (y * 40 + x) * components;
+        expect(Array.from(image.data.subarray(at, at + components))).toEqual(
+          new Array(components).fill(want),
+        );
       }
     }
   });
@@ -326,6 +326,16 @@ describe("valid files at the edges still decode", () => {
               }
             }
             expect(Array.from(image.data), label).toEqual(want);
+            // The model path streams a plain PNG row by row (src/image/png-rows.ts): same pixels.
+            const spec = {
+              width: w,
+              height: h,
+              channels: 3 as const,
+              layout: "NHWC" as const,
+              resize: { filter: "triangle" as const, fit: "stretch" as const },
+              normalize: { mean: [0, 0, 0], std: [1, 1, 1] },
+            };
+            expect(Array.from(decodeForModel(png, spec).data), `${label} (streamed)`).toEqual(want);
           }
         }
       }

@@ -7,7 +7,7 @@ import { env } from "cloudflare:test";
 import { encode as encodePng } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
-import { decodeImage, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from "../src/image/decode";
+import { decodeImage, MAX_IMAGE_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from "../src/image/decode";
 import { resizeContain, resizeTriangle, toGray } from "../src/image/preprocess";
 import { createSession, ort } from "../src/inference/ort";
 import { ranked, scoreImageInputs } from "../src/inference/score";
@@ -385,7 +385,7 @@ describe("digits through the Worker", () => {
       expect(await problem(res)).toMatchObject({ code: "image_too_large", limit_pixels: MAX_IMAGE_PIXELS });
     });
 
-    it("more than 1 MiB of image bytes → 413 image_too_large (the body may exceed MAX_BODY_BYTES for this)", async () => {
+    it("more than MAX_IMAGE_BYTES (10 MiB) of image bytes → 413 image_too_large (the body may exceed MAX_BODY_BYTES for this)", async () => {
       const big = new Uint8Array(MAX_IMAGE_BYTES + 3);
       big.set(png());
       const res = await post({ image: toBase64(big) });
@@ -394,7 +394,7 @@ describe("digits through the Worker", () => {
     });
 
     it("a body over the image allowance, or a large body that is not an image request → 413 payload_too_large", async () => {
-      const huge = await post({ image: "A".repeat(2 * 1024 * 1024) });
+      const huge = await post({ image: "A".repeat(MAX_IMAGE_BODY_BYTES + 1) });
       expect(huge.status).toBe(413);
       expect((await problem(huge)).code).toBe("payload_too_large");
       const text = await postJson("/api/v1/predict", { text: "a".repeat(1024 * 1024 + 100), image: "AAAA" });

@@ -4,6 +4,7 @@
  */
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { MAX_IMAGE_BYTES } from "../src/image/decode";
 import { retryDelaySeconds } from "../src/queue/index";
 import { api, postJson, problem, seedShippedModel } from "./helpers";
 
@@ -153,7 +154,7 @@ describe("async prediction requests", () => {
       [{ model: "spam", version: "7", text: "a" }, 404, "model_version_not_found"],
       [{ model: "spam", image: "iVBORw0KGgo=" }, 400, "invalid_image"],
       [{ model: "spam", image: "a", text: "b" }, 400, "invalid_request"],
-      [{ model: "spam", image: btoa("x".repeat(1024 * 1024 + 1)) }, 413, "image_too_large"],
+      [{ model: "spam", image: btoa("x".repeat(MAX_IMAGE_BYTES + 1)) }, 413, "image_too_large"],
     ];
     for (const [body, status, code] of cases) {
       const res = await postJson("/api/v1/predictions", body);

@@ -103,8 +103,15 @@ export const textManifestSchema = manifestBaseSchema.extend({
 });
 
 /**
+ * Resampling methods (`resize.filter`), named after what they compute, so a model is fed as its origin
+ * fed it: `triangle` antialiased (Pillow's BILINEAR), `bilinear_align_corners` (TF.js
+ * `resizeBilinear(alignCorners)`), `bilinear_half_pixel` (OpenCV INTER_LINEAR, TF2 without antialias).
+ */
+export const RESIZE_FILTERS = ["triangle", "bilinear_align_corners", "bilinear_half_pixel"] as const;
+
+/**
  * How an image becomes the model's input (see `src/image/preprocess.ts`): `channels` 1 = gray (BT.601
- * luma) or 3 = RGB, alpha composited over black; resized to `height × width` with a triangle filter,
+ * luma) or 3 = RGB, alpha composited over black; resized to `height × width` with `filter`,
  * `fit` `contain` (whole image, letterboxed with black), `stretch` (both axes scaled to fit, aspect
  * ratio not kept) or `cover` (shorter side to fit, centre crop); then `(v / 255 − mean[c]) / std[c]`
  * per channel (`mean 0, std 1` = [0, 1]; `mean 0.5, std 0.5` = [−1, 1]), laid out `NCHW` or `NHWC`.
@@ -115,7 +122,12 @@ export const imagePreprocessSchema = z
     width: z.number().int().min(1).max(1024),
     channels: z.union([z.literal(1), z.literal(3)]),
     layout: z.enum(["NCHW", "NHWC"]),
-    resize: z.object({ filter: z.literal("triangle"), fit: z.enum(["contain", "stretch", "cover"]) }),
+    /** Alpha: composited over black (default), or ignored (the stored colour, as TF.js's fromPixels). */
+    alpha: z.enum(["black", "ignore"]).optional(),
+    resize: z.object({
+      filter: z.enum(RESIZE_FILTERS),
+      fit: z.enum(["contain", "stretch", "cover"]),
+    }),
     normalize: z.object({
       mean: z.array(z.number().finite()).min(1).max(3),
       std: z.array(z.number().finite().positive()).min(1).max(3),

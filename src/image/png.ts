@@ -14,6 +14,11 @@ import { ApiError } from "../errors";
 
 /** Most chunks a PNG may have (libpng writes 8 KiB IDAT chunks: ~128 for a 1 MiB file). */
 export const MAX_PNG_CHUNKS = 16_384;
+/**
+ * Most decompressed image data a PNG may imply (48 MiB: a 12.5 MP RGBA or 16 MP RGB image at 8 bits).
+ * fast-png holds it and the unfiltered pixels at once, so this bounds a PNG decode at ~100 MB.
+ */
+export const MAX_PNG_RAW_BYTES = 48 * 1024 * 1024;
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 /** Chunks fast-png reads to produce pixels; every other chunk is dropped before it runs. */
@@ -135,6 +140,13 @@ export function checkPng(bytes: Uint8Array): PngLayout {
   if (idat.length === 0) throw invalid("PNG has no image data (IDAT)");
   const { channels, ...rest } = header;
   const rawBytes = pngRawSize(rest.width, rest.height, channels, rest.depth, rest.interlaced);
+  if (rawBytes > MAX_PNG_RAW_BYTES) {
+    throw new ApiError(
+      "image_too_large",
+      `PNG image data is ${rawBytes} bytes decompressed; the limit is ${MAX_PNG_RAW_BYTES} (send a JPEG, or 8-bit samples)`,
+      { extensions: { limit_raw_bytes: MAX_PNG_RAW_BYTES } },
+    );
+  }
   inflateExactly(idat, rawBytes);
   return { ...rest, rawBytes, pixelChunks: kept.length === chunks + 1 ? bytes : concatBytes(kept) };
 }

@@ -6,7 +6,13 @@
 import type { Config } from "../config";
 import { type ImageModelManifest, imageInputDims, type ModelRef } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import type { DecodedImage } from "../image/decode";
+import {
+  type CheckedImage,
+  checkImage,
+  type DecodedImage,
+  decodeBase64Image,
+  decodeForModel,
+} from "../image/decode";
 import { toModelInput } from "../image/preprocess";
 import { withModel } from "./engine";
 import { requireImageModel } from "./kinds";
@@ -35,21 +41,43 @@ export async function scoreImage(
   return result;
 }
 
+/** An image as the protocols carry it: base64 file text, or pixels already decoded. */
+export type ImageSource = { base64: string } | { pixels: DecodedImage };
+
+/** An image whose file passed `checkImage` (decoded once the model's input is known), or pixels. */
+export type CheckedImageSource = { bytes: Uint8Array; checked: CheckedImage } | { pixels: DecodedImage };
+
 /**
- * Runs image model `id` (at `version`, else its active one) on decoded `images`, one run each:
- * the probabilities in label order. Refuses a text model with 400 `model_input_mismatch`.
+ * Refuses a bad image (400/413/415) without decoding its pixels: base64, header, size limits and
+ * the format's decode budget. The pixels are decoded later, for the model (`decodeForModel`).
+ */
+export function checkImageSource(source: ImageSource): CheckedImageSource {
+  if ("pixels" in source) return source;
+  const bytes = decodeBase64Image(source.base64);
+  return { bytes, checked: checkImage(bytes) };
+}
+
+/**
+ * Runs image model `id` (at `version`, else its active one) on checked `images`, one run each,
+ * each decoded for the model's input (`decodeForModel`: upright, at the scale or samples its
+ * resize reads): the probabilities in label order. Refuses a text model with 400
+ * `model_input_mismatch`.
  */
 export async function scoreImages(
   bucket: R2Bucket,
   config: Config,
   id: string,
   version: string | undefined,
-  images: readonly DecodedImage[],
+  images: readonly CheckedImageSource[],
 ): Promise<{ model: ModelRef; labels: readonly string[]; scores: Float32Array[] }> {
   return withModel(bucket, config, id, version, async (loaded) => {
     const model = requireImageModel(loaded);
     const scores: Float32Array[] = [];
-    for (const image of images) scores.push(await scoreImage(model, image));
+    for (const image of images) {
+      const pixels =
+        "pixels" in image ? image.pixels : decodeForModel(image.bytes, model.meta.preprocess, image.checked);
+      scores.push(await scoreImage(model, pixels));
+    }
     return { model: { id: model.meta.id, version: model.meta.version }, labels: model.meta.labels, scores };
   });
 }

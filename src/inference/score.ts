@@ -10,10 +10,19 @@
 import type { Config } from "../config";
 import type { ModelRef, TextInputManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { type DecodedImage, decodeBase64Image, decodeImage, readImageHeader } from "../image/decode";
+import { type DecodedImage, MAX_DECODED_PIXELS } from "../image/decode";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreTexts, withModel } from "./engine";
-import { scoreImage, scoreImages } from "./image";
+import {
+  type CheckedImageSource,
+  checkImageSource,
+  type ImageSource,
+  scoreImage,
+  scoreImages,
+} from "./image";
+
+export type { ImageSource } from "./image";
+
 import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
 import { resolveNetwork } from "./network";
 import { batchRows, exampleInputs, type OutputTensor, type WireTensor } from "./tensors";
@@ -123,35 +132,32 @@ export async function scoreTextInputs(
   });
 }
 
-/** An image as the protocols carry it: base64 file text, or pixels already decoded. */
-export type ImageSource = { base64: string } | { pixels: DecodedImage };
-
 /**
- * Decodes image sources within the request's work budget (./budget.ts): the count of images
- * (model runs) first, then every file's base64 and header for its pixel count, and only then the
- * pixels. Bad input is refused (400/413/415) before any model work, a batch over the budget
- * (413 `work_budget_exceeded`) before any decode.
+ * Checks image sources within the request's work budget (./budget.ts): the count of images (model
+ * runs) first, then every file's base64, header, size limits and decode budget (`checkImageSource`,
+ * no pixels decoded) and the batch's pixel count, each image counted as the pixels that reach
+ * preprocessing (at most `MAX_DECODED_PIXELS`: larger photos are decoded at a reduced scale). Bad
+ * input is refused (400/413/415) before any model work, a batch over the budget (413
+ * `work_budget_exceeded`) before any decode.
  */
-export function decodeImageSources(config: Config, sources: readonly ImageSource[]): DecodedImage[] {
+export function checkImageSources(config: Config, sources: readonly ImageSource[]): CheckedImageSource[] {
   checkImageRuns(config, sources.length);
-  const files = sources.map((source) => {
-    if ("pixels" in source) return { size: source.pixels, bytes: undefined };
-    const bytes = decodeBase64Image(source.base64);
-    return { size: readImageHeader(bytes), bytes };
-  });
+  const checked = sources.map(checkImageSource);
   checkImagePixels(
     config,
-    files.map((f) => f.size),
+    checked.map((c) => {
+      const { width, height } = "pixels" in c ? c.pixels : c.checked;
+      const scale = Math.min(1, Math.sqrt(MAX_DECODED_PIXELS / (width * height)));
+      return { width: Math.ceil(width * scale), height: Math.ceil(height * scale) };
+    }),
   );
-  return files.map((f, i) =>
-    f.bytes ? decodeImage(f.bytes) : (sources[i] as { pixels: DecodedImage }).pixels,
-  );
+  return checked;
 }
 
 /**
  * Classifies images with an image model (`DEFAULT_IMAGE_MODEL` when none is named);
  * refuses a text model with 400 `model_input_mismatch`. The batch must fit the request's work
- * budget (`decodeImageSources`); every image is decoded before the model is loaded, so bad input
+ * budget (`checkImageSources`); every image is decoded before the model is loaded, so bad input
  * never costs a model load.
  */
 export async function scoreImageInputs(
@@ -160,8 +166,8 @@ export async function scoreImageInputs(
   choice: ModelChoice,
   images: readonly ImageSource[],
 ): Promise<Classification> {
-  const decoded = decodeImageSources(config, images);
-  return scoreImages(bucket, config, choice.model ?? config.DEFAULT_IMAGE_MODEL, choice.version, decoded);
+  const checked = checkImageSources(config, images);
+  return scoreImages(bucket, config, choice.model ?? config.DEFAULT_IMAGE_MODEL, choice.version, checked);
 }
 
 /**

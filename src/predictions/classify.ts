@@ -22,7 +22,7 @@ import { logSyncPrediction } from "./log";
 export { type TextAnswer, textAnswer } from "../inference/answers";
 export {
   type Classification,
-  decodeImageSources,
+  checkImageSources,
   type ImageSource,
   type LabelScore,
   type ModelChoice,

@@ -31,8 +31,8 @@ export const predictRequestSchema = z.strictObject({
 type PredictRequest = z.infer<typeof predictRequestSchema>;
 
 /**
- * Reads the JSON body. Only an image request may exceed `maxBodyBytes` (base64 of a 1 MiB image is
- * 1.33 MiB), up to `MAX_IMAGE_BODY_BYTES`; any other body over `maxBodyBytes` is 413 as before.
+ * Reads the JSON body. Only an image request may exceed `maxBodyBytes` (base64 of a 10 MiB image is
+ * 13.3 MiB), up to `MAX_IMAGE_BODY_BYTES`; any other body over `maxBodyBytes` is 413 as before.
  */
 export async function readPredictBody(request: Request, maxBodyBytes: number): Promise<unknown> {
   const limit = Math.max(maxBodyBytes, MAX_IMAGE_BODY_BYTES);
