@@ -689,6 +689,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/moderations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** OpenAI-compatible moderation: texts → toxicity model, data: URL images → image model */
+        post: operations["post_moderations__v1_moderations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hf/models/{model}/pipeline/text-classification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Hugging Face text classification: `{inputs, parameters: {top_k}}` → `[[{label, score}]]` */
+        post: operations["post_hf_inference__hf_models_model_pipeline_text_classification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hf/models/{model}/pipeline/image-classification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Hugging Face image classification: raw image bytes (or JSON base64 `inputs`) → `[{label, score}]` */
+        post: operations["post_hf_inference__hf_models_model_pipeline_image_classification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/models": {
         parameters: {
             query?: never;
@@ -751,7 +802,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Online service: one labelled sample or an array */
+        /** Online service: labelled samples (records, one record, or pandas columns) → `{message}` */
         post: operations["post_compat_sample__sample"];
         delete?: never;
         options?: never;
@@ -768,7 +819,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Online service: one sample → `["<AccountNumber>"]` */
+        /** Online service: one sample (a record, a list of one, or pandas columns) → `{"AccountNumber"}` */
         post: operations["post_compat_predict__predict"];
         delete?: never;
         options?: never;
@@ -802,6 +853,23 @@ export interface paths {
         };
         /** Image service: `{"prediction": "<label>"}` when done (202 while queued; also at …/<uuid>/) */
         get: operations["get_compat_image_result__predictions_uuid_"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/getStatus": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Online service: liveness, `{"message": "Success!"}` */
+        get: operations["get_health__getStatus"];
         put?: never;
         post?: never;
         delete?: never;
@@ -873,7 +941,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -885,7 +953,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -1145,6 +1213,51 @@ export interface components {
                 /** @description ISO 8601 date-time (UTC) */
                 created_at: string;
             } | null;
+        };
+        ModerationAnswer: {
+            id: string;
+            model: string;
+            models: components["schemas"]["ModelRef"][];
+            results: {
+                flagged: boolean;
+                categories: {
+                    [key: string]: boolean;
+                };
+                category_scores: {
+                    [key: string]: number;
+                };
+                category_applied_input_types: {
+                    [key: string]: ("text" | "image")[];
+                };
+            }[];
+        };
+        CompatSampleAnswer: {
+            model: string;
+            accepted: number;
+            samples_total: number;
+            version: number;
+            classes_seen: number;
+            new_classes: number;
+            accuracy_last_1000: number | null;
+            snapshot: {
+                version: string;
+                samples: number;
+                /** @description ISO 8601 date-time (UTC) */
+                created_at: string;
+            } | null;
+            message: string;
+        };
+        CompatPredictAnswer: {
+            AccountNumber: string | null;
+            score: number | null;
+            version: string;
+            predictions?: {
+                AccountNumber: string;
+                score: number;
+            }[];
+        };
+        Message: {
+            message: string;
         };
     };
     responses: never;
@@ -3902,6 +4015,8 @@ export interface operations {
                     "application/json": (string | null)[] | {
                         AccountNumber: string;
                         score: number;
+                    }[] | {
+                        [key: string]: string | number;
                     }[];
                 };
             };
@@ -4448,7 +4563,7 @@ export interface operations {
                         parameters?: {
                             [key: string]: string | number | boolean;
                         };
-                        data: unknown[];
+                        data?: unknown[];
                     }[];
                     outputs?: {
                         name: string;
@@ -4759,7 +4874,7 @@ export interface operations {
                         parameters?: {
                             [key: string]: string | number | boolean;
                         };
-                        data: unknown[];
+                        data?: unknown[];
                     }[];
                     outputs?: {
                         name: string;
@@ -4959,6 +5074,346 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OipError"];
+                };
+            };
+        };
+    };
+    post_moderations__v1_moderations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    input: string | string[] | ({
+                        /** @constant */
+                        type: "text";
+                        text: string;
+                    } | {
+                        /** @constant */
+                        type: "image_url";
+                        image_url: {
+                            url: string;
+                            detail?: string;
+                        };
+                    })[];
+                    model?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModerationAnswer"];
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large, text_too_large, image_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type, unsupported_image_format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_hf_inference__hf_models_model_pipeline_text_classification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    inputs: string | string[];
+                    /** @description only top_k: our scores are the model's own probabilities (no function_to_apply) */
+                    parameters?: {
+                        top_k?: number;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelScore"][][];
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large, text_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_hf_inference__hf_models_model_pipeline_image_classification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        /** @description application/octet-stream: the PNG or JPEG bytes; or application/json `{inputs: <base64>, parameters: {top_k}}` */
+        requestBody: {
+            content: {
+                "application/octet-stream": unknown;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelScore"][];
+                };
+            };
+            /** @description Codes: invalid_image, invalid_json, invalid_request, model_input_mismatch */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: image_too_large, payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_image_format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -5501,7 +5956,11 @@ export interface operations {
                     AccountName: string;
                     AccountNumber: string;
                     AccountTypeName: string;
-                }[];
+                }[] | {
+                    [key: string]: {
+                        [key: string]: unknown;
+                    } | unknown[];
+                };
                 "text/csv": string;
             };
         };
@@ -5512,7 +5971,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["IngestResult"];
+                    "application/json": components["schemas"]["CompatSampleAnswer"];
                 };
             };
             /** @description Codes: invalid_json, invalid_request */
@@ -5615,6 +6074,15 @@ export interface operations {
                     BankEntryDate?: string;
                     BankEntryText: string;
                     BankEntryAmount: string;
+                } | {
+                    CompanyId: string;
+                    BankEntryDate?: string;
+                    BankEntryText: string;
+                    BankEntryAmount: string;
+                }[] | {
+                    [key: string]: {
+                        [key: string]: unknown;
+                    } | unknown[];
                 };
             };
         };
@@ -5625,10 +6093,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": (string | null)[] | {
-                        AccountNumber: string;
-                        score: number;
-                    }[];
+                    "application/json": components["schemas"]["CompatPredictAnswer"];
                 };
             };
             /** @description Codes: invalid_json, invalid_request */
@@ -5894,6 +6359,35 @@ export interface operations {
             };
             /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_health__getStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
