@@ -10,7 +10,7 @@ import { encode as encodePng } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type ImageModelManifest, type ImagePreprocessSpec, imageInputDims } from "../src/contracts/manifest";
 import { sha256Hex } from "../src/hash";
-import type { DecodedImage } from "../src/image/decode";
+import type { DecodedImage } from "../src/image/pixels";
 import { cropToAspect, toModelInput } from "../src/image/preprocess";
 import { syntheticImage } from "../src/image/synthetic";
 import { createSession, ort } from "../src/inference/ort";

@@ -27,6 +27,7 @@ import {
   storedGrid,
   swapsAxes,
 } from "./orientation";
+import type { DecodedImage, ImageFormat } from "./pixels";
 import { checkPng, type PngLayout } from "./png";
 import { pngRows } from "./png-rows";
 import { sampleGrid } from "./preprocess";
@@ -47,24 +48,6 @@ export const MAX_DECODED_PIXELS = 4 * 1024 * 1024;
 export const MAX_IMAGE_BASE64_CHARS = Math.ceil((Math.ceil(MAX_IMAGE_BYTES / 3) * 4 * 105) / 100) + 256;
 /** Room for the base64 of a `MAX_IMAGE_BYTES` image plus the rest of a JSON request body. */
 export const MAX_IMAGE_BODY_BYTES = MAX_IMAGE_BASE64_CHARS + 64 * 1024;
-
-/** Image formats the decoder accepts. */
-export type ImageFormat = "png" | "jpeg";
-
-/**
- * Decoded pixels: 8-bit, interleaved, `channels` per pixel (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA),
- * `width × height` of them. With `grid`, they are the pixels at `grid.rows × grid.cols` (sorted full
- * indices; `width = cols.length`, `height = rows.length`) of a `grid.width × grid.height` image:
- * what a point-sampled resize reads (see `decodeForModel`).
- */
-export interface DecodedImage {
-  format: ImageFormat;
-  width: number;
-  height: number;
-  channels: 1 | 2 | 3 | 4;
-  data: Uint8Array;
-  grid?: { width: number; height: number; rows: Int32Array; cols: Int32Array };
-}
 
 const DATA_URL = /^data:([^,]*?),/i;
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;

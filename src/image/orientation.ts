@@ -10,7 +10,7 @@
  * 8 left-bottom (turned 90° counter-clockwise). Anything else (absent, 0, > 8, malformed) is 1.
  */
 
-import type { DecodedImage } from "./decode";
+import type { DecodedImage } from "./pixels";
 
 /** EXIF orientation, 1 to 8. */
 export type Orientation = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;

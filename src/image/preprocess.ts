@@ -31,7 +31,7 @@
  */
 
 import type { ImagePreprocessSpec } from "../contracts/manifest";
-import type { DecodedImage } from "./decode";
+import type { DecodedImage } from "./pixels";
 
 /** One colour plane (gray, or R, G or B) in [0, 255] (float), row-major. */
 export interface GrayPlane {

@@ -10,7 +10,7 @@
  */
 
 import { createRng } from "../training/prng";
-import type { DecodedImage } from "./decode";
+import type { DecodedImage } from "./pixels";
 
 /** Version of the generator: change it when the pixels change (references record it). */
 export const SYNTHETIC_IMAGE_VERSION = 1;

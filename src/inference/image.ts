@@ -6,13 +6,8 @@
 import type { Config } from "../config";
 import { type ImageModelManifest, imageInputDims, type ModelRef } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import {
-  type CheckedImage,
-  checkImage,
-  type DecodedImage,
-  decodeBase64Image,
-  decodeForModel,
-} from "../image/decode";
+import { type CheckedImage, checkImage, decodeBase64Image, decodeForModel } from "../image/decode";
+import type { DecodedImage } from "../image/pixels";
 import { toModelInput } from "../image/preprocess";
 import { withModel } from "./engine";
 import { requireImageModel } from "./kinds";

@@ -10,7 +10,8 @@
 import type { Config } from "../config";
 import type { ModelRef, TextInputManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { type DecodedImage, MAX_DECODED_PIXELS } from "../image/decode";
+import { MAX_DECODED_PIXELS } from "../image/decode";
+import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreTexts, withModel } from "./engine";
 import {

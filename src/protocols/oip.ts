@@ -18,7 +18,7 @@ import type { ModelManifest } from "../contracts/manifest";
 import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { json, readBodyBytes, readJsonBody, readJsonBodyBytes, reply, validate } from "../http";
-import type { DecodedImage } from "../image/decode";
+import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, type WorkBudget } from "../inference/budget";
 import type { WireTensor } from "../inference/tensors";
 import {
