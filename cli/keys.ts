@@ -3,7 +3,6 @@
  * and public keys in the LOCAL R2 bucket (`wrangler dev`'s `.wrangler/state`) at `asap-keys/<kid>`.
  */
 import { createPrivateKey, type KeyObject } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { exportPKCS8, exportSPKI, generateKeyPair, importPKCS8 } from "jose";

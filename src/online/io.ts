@@ -6,7 +6,7 @@ import * as z from "zod";
 import { OnlinePredictionSchema } from "../answers";
 import type { Config } from "../config";
 import { ApiError } from "../errors";
-import { json, readBodyBytes, readJsonBody, reply } from "../http";
+import { readBodyBytes, readJsonBody, reply } from "../http";
 import { frameRecords } from "./frame";
 import { csvRecords, jsonRecords } from "./sample";
 import type { OnlinePrediction } from "./service";

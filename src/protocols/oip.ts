@@ -7,17 +7,12 @@
  * rendered as `{"error": "…"}` by the router (src/errors.ts `oipErrorResponse`).
  */
 import * as z from "zod";
-import {
-  OipInferResponseSchema,
-  OipModelMetadataSchema,
-  OipRepositoryIndexSchema,
-  OipServerMetadataSchema,
-} from "../answers";
+import { OipModelMetadataSchema, OipRepositoryIndexSchema, OipServerMetadataSchema } from "../answers";
 import type { AppRequest, Handler } from "../context";
 import type { ModelManifest } from "../contracts/manifest";
 import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { json, readBodyBytes, readJsonBody, readJsonBodyBytes, reply, validate } from "../http";
+import { readBodyBytes, readJsonBody, readJsonBodyBytes, reply, validate } from "../http";
 import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, type WorkBudget } from "../inference/budget";
 import type { WireTensor } from "../inference/tensors";

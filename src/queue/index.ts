@@ -5,7 +5,7 @@
  */
 
 import { loadConfig } from "../config";
-import { type QueueMessageBody, queueMessageSchema } from "../contracts/queue";
+import { queueMessageSchema } from "../contracts/queue";
 import type { JobRow, PredictionRow } from "../contracts/rows";
 import { failJob, runJob } from "../jobs/run";
 import { jobView } from "../jobs/store";

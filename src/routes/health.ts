@@ -1,7 +1,7 @@
 import { HealthSchema, ReadySchema } from "../answers";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
-import { json, reply } from "../http";
+import { reply } from "../http";
 import { probeModel } from "../predictions/classify";
 
 /** `GET /api/v1/health`: liveness only; touches no model and needs no auth. */
