@@ -149,7 +149,10 @@ export function checkImageSources(config: Config, sources: readonly ImageSource[
     checked.map((c) => {
       const { width, height } = "pixels" in c ? c.pixels : c.checked;
       const scale = Math.min(1, Math.sqrt(MAX_DECODED_PIXELS / (width * height)));
-      return { width: Math.ceil(width * scale), height: Math.ceil(height * scale) };
+      return {
+        width: Math.max(1, Math.floor(width * scale)),
+        height: Math.max(1, Math.floor(height * scale)),
+      };
     }),
   );
   return checked;
