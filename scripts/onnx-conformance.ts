@@ -13,12 +13,14 @@
  * Needs `apt-get install libonnx-testdata` (data in /usr/share/libonnx-testdata/data/node);
  * test/node/onnx-conformance.test.ts runs a sample of it in `npm test`.
  */
+
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { exportSPKI, generateKeyPair, SignJWT } from "jose";
 import type { Miniflare } from "miniflare";
 import * as ort from "onnxruntime-web";
+import { halfToFloat } from "../src/float16";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { build, root, startWorker } from "./local-worker";
 
@@ -174,15 +176,6 @@ export function loadCase(dir: string): ConformanceCase | string {
     feeds,
     expected,
   };
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 /** Compares an output with the expected tensor; undefined when it matches. */

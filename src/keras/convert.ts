@@ -20,6 +20,7 @@
  * first unless it is 1 × 1).
  */
 
+import { halfToFloat } from "../float16";
 import type { GraphOp, ImageGraph } from "../onnx/image-graph";
 
 /** One weight's entry in a TF.js weights manifest. */
@@ -43,15 +44,6 @@ export interface LayersModelJson {
 export interface Weight {
   shape: number[];
   values: Float32Array;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 /**

@@ -11,8 +11,10 @@
  *   little-endian length then the bytes). Outputs asked for with `parameters.binary_data: true` (or
  *   every output with the request's `parameters.binary_data_output: true`) come back the same way.
  */
+
 import { concatBytes } from "../bytes";
 import { ApiError } from "../errors";
+import { floatToHalf, halfToFloat } from "../float16";
 import { ELEMENT_BYTES, type TensorDatatype } from "../inference/tensors";
 
 /** The header naming the JSON part's length in a binary tensor body (request and response). */
@@ -138,7 +140,7 @@ function decodeBinary(name: string, datatype: string, bytes: Uint8Array): unknow
     case "FP64":
       return new Float64Array(buffer);
     case "FP16":
-      return Array.from(new Uint16Array(buffer), halfBitsToFloat);
+      return Array.from(new Uint16Array(buffer), halfToFloat);
     case "INT8":
       return new Int8Array(buffer);
     case "UINT8":
@@ -158,15 +160,6 @@ function decodeBinary(name: string, datatype: string, bytes: Uint8Array): unknow
     case "BOOL":
       return Array.from(new Uint8Array(buffer), (v) => v !== 0);
   }
-}
-
-function halfBitsToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 /** An output to write: its datatype and flat data. */
@@ -213,7 +206,7 @@ export function binaryData(tensor: OutgoingTensor): Uint8Array {
     case "BOOL":
       return Uint8Array.from(values, (v) => (v ? 1 : 0));
     case "FP16": // held widened to float32: back to half bits
-      return new Uint8Array(Uint16Array.from(values as number[], floatToHalfBits).buffer);
+      return new Uint8Array(Uint16Array.from(values as number[], floatToHalf).buffer);
     case "FP32":
       return new Uint8Array(Float32Array.from(values as number[]).buffer);
     case "FP64":
@@ -237,31 +230,6 @@ export function binaryData(tensor: OutgoingTensor): Uint8Array {
     default:
       throw new ApiError("internal_error", `no binary form for ${datatype}`);
   }
-}
-
-function floatToHalfBits(value: number): number {
-  const f = new Float32Array([value]);
-  const x = new Uint32Array(f.buffer)[0] as number;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rest > mid || (rest === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  return sign | half;
 }
 
 /**
