@@ -95,12 +95,12 @@ describe("Open Inference Protocol: INT64 beyond 2^53", () => {
     expect(text).toContain('"data":[9007199254740994,-9223372036854775807,9223372036854775807,6]');
     const over = await infer("[9223372036854775808, 1, 2, 3]");
     expect(over.status).toBe(400);
-    expect(((await over.json()) as { error: string }).error).toBe(
-      "input 'x': element 0 (9223372036854775808) is not a valid INT64",
+    expect(((await over.json()) as { error: string }).error).toMatch(
+      /^input 'x': element 0 \(9223372036854775808\) is not a valid INT64/,
     );
     const exponent = await infer("[1e19, 1, 2, 3]");
     expect(((await exponent.json()) as { error: string }).error).toMatch(
-      /element 0 \(10000000000000000000\) is not a valid INT64 \(write integers beyond ±2\^53 as plain digits/,
+      /element 0 \(10000000000000000000\) is not a valid INT64/,
     );
   });
 });

@@ -3,7 +3,9 @@
  * a model that exists without an active version, the image limit on oversized image bodies, and
  * the token hints (missing token → `edge-inference token`, replayed jti → one token per request).
  */
+
 import { beforeAll, describe, expect, it } from "vitest";
+import { MAX_IMAGE_BODY_BYTES, MAX_IMAGE_BYTES } from "../src/image/decode";
 import { api, postJson, problem, seedShippedModel, testToken } from "./helpers";
 import { tinyModel, upload } from "./registry-helpers";
 
@@ -61,14 +63,14 @@ describe("a model that exists but has no active version", () => {
 });
 
 describe("oversized image bodies name the image limit", () => {
-  it("a body over the image body limit says an image may be at most 1 MiB", async () => {
-    const image = "A".repeat(2 * 1024 * 1024);
+  it("a body over the image body limit says how large an image may be (10 MiB)", async () => {
+    const image = "A".repeat(MAX_IMAGE_BODY_BYTES + 1);
     const res = await postJson("/api/v1/predict", { model: "digits", image });
     expect(res.status).toBe(413);
     const p = await problem(res);
     expect(p.code).toBe("payload_too_large");
-    expect(p.detail).toMatch(/an image may be at most 1048576 bytes \(1 MiB\) before base64/);
-    expect(p.image_limit_bytes).toBe(1048576);
+    expect(p.detail).toMatch(/an image may be at most 10485760 bytes \(10 MiB\) before base64/);
+    expect(p.image_limit_bytes).toBe(MAX_IMAGE_BYTES);
   });
 });
 

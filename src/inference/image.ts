@@ -6,7 +6,7 @@
 import type { Config } from "../config";
 import { type ImageModelManifest, imageInputDims, type ModelRef } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { type CheckedImage, checkImage, decodeBase64Image, decodeForModel } from "../image/decode";
+import { type CheckedImage, decodeForModel } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
 import { toModelInput } from "../image/preprocess";
 import { withModel } from "./engine";
@@ -41,16 +41,6 @@ export type ImageSource = { base64: string } | { pixels: DecodedImage };
 
 /** An image whose file passed `checkImage` (decoded once the model's input is known), or pixels. */
 export type CheckedImageSource = { bytes: Uint8Array; checked: CheckedImage } | { pixels: DecodedImage };
-
-/**
- * Refuses a bad image (400/413/415) without decoding its pixels: base64, header, size limits and
- * the format's decode budget. The pixels are decoded later, for the model (`decodeForModel`).
- */
-export function checkImageSource(source: ImageSource): CheckedImageSource {
-  if ("pixels" in source) return source;
-  const bytes = decodeBase64Image(source.base64);
-  return { bytes, checked: checkImage(bytes) };
-}
 
 /**
  * Runs image model `id` (at `version`, else its active one) on checked `images`, one run each,

@@ -10,17 +10,11 @@
 import type { Config } from "../config";
 import type { ModelRef, TextInputManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { MAX_DECODED_PIXELS } from "../image/decode";
+import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreTexts, withModel } from "./engine";
-import {
-  type CheckedImageSource,
-  checkImageSource,
-  type ImageSource,
-  scoreImage,
-  scoreImages,
-} from "./image";
+import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
 
 export type { ImageSource } from "./image";
 
@@ -135,19 +129,20 @@ export async function scoreTextInputs(
 
 /**
  * Checks image sources within the request's work budget (./budget.ts): the count of images (model
- * runs) first, then every file's base64, header, size limits and decode budget (`checkImageSource`,
- * no pixels decoded) and the batch's pixel count, each image counted as the pixels that reach
+ * runs) first, then every file's base64, header, size limits and decode budget (headers only), then each file's decode budget (`checkImage`; no pixels decoded) and the batch's pixel count, each image counted as the pixels that reach
  * preprocessing (at most `MAX_DECODED_PIXELS`: larger photos are decoded at a reduced scale). Bad
  * input is refused (400/413/415) before any model work, a batch over the budget (413
  * `work_budget_exceeded`) before any decode.
  */
 export function checkImageSources(config: Config, sources: readonly ImageSource[]): CheckedImageSource[] {
   checkImageRuns(config, sources.length);
-  const checked = sources.map(checkImageSource);
+  const files = sources.map((source) =>
+    "pixels" in source ? source : { bytes: decodeBase64Image(source.base64) },
+  );
   checkImagePixels(
     config,
-    checked.map((c) => {
-      const { width, height } = "pixels" in c ? c.pixels : c.checked;
+    files.map((file) => {
+      const { width, height } = "pixels" in file ? file.pixels : readImageHeader(file.bytes);
       const scale = Math.min(1, Math.sqrt(MAX_DECODED_PIXELS / (width * height)));
       return {
         width: Math.max(1, Math.floor(width * scale)),
@@ -155,7 +150,9 @@ export function checkImageSources(config: Config, sources: readonly ImageSource[
       };
     }),
   );
-  return checked;
+  return files.map((file) =>
+    "pixels" in file ? file : { bytes: file.bytes, checked: checkImage(file.bytes) },
+  );
 }
 
 /**

@@ -40,7 +40,7 @@ export async function readPredictBody(request: Request, maxBodyBytes: number): P
   const imageTooLarge = () =>
     new ApiError(
       "payload_too_large",
-      `request body exceeds ${limit} bytes: an image may be at most ${MAX_IMAGE_BYTES} bytes (1 MiB) before base64 ` +
+      `request body exceeds ${limit} bytes: an image may be at most ${MAX_IMAGE_BYTES} bytes (${MAX_IMAGE_BYTES / 1048576} MiB) before base64 ` +
         `(${limit} bytes of JSON with its base64); scale or re-encode it (e.g. JPEG), and other bodies may be at most ${maxBodyBytes} bytes`,
       { extensions: { limit_bytes: limit, image_limit_bytes: MAX_IMAGE_BYTES } },
     );
