@@ -116,6 +116,8 @@ export class Client {
    * `call` turns its answers into the CLI's results and errors.
    */
   readonly api: EdgeInferenceClient;
+  /** The SDK's last request and its answer (for the message when that answer is not JSON). */
+  private last?: { method: string; url: URL; response: HttpResponse };
 
   private constructor(
     readonly connection: Connection,
@@ -131,11 +133,13 @@ export class Client {
         request.headers.forEach((value, name) => {
           headers[name] = value;
         });
-        const response = await this.send(new URL(request.url), {
+        const url = new URL(request.url);
+        const response = await this.send(url, {
           method: request.method,
           headers,
           ...(request.body !== undefined && { body: request.body }),
         });
+        this.last = { method: request.method, url, response };
         return response as unknown as Response;
       },
     });
@@ -223,8 +227,12 @@ export class Client {
     try {
       result = await pending;
     } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      throw new CliError(`the answer is not JSON: ${error.message}`, EXIT.server);
+      if (!(error instanceof SyntaxError) || !this.last) throw error;
+      const { method, url, response } = this.last;
+      throw new CliError(
+        `${method} ${url.pathname}: the answer is not JSON (${response.status}): ${(await response.text()).slice(0, 200)}`,
+        EXIT.server,
+      );
     }
     const res = result.response as unknown as HttpResponse;
     if (!res.ok) throw await this.failure(res, firstRow);
