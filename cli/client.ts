@@ -86,18 +86,18 @@ export interface ApiResponse<T> {
 /**
  * The slice of a fetch `Request` that openapi-fetch builds and the CLI's `fetch` reads. Passed to
  * openapi-fetch as its `Request` class so that no request constructs Node's global `Request`
- * (undici); the headers are openapi-fetch's own `Headers`.
+ * (undici); its headers are openapi-fetch's (cli/web-globals.ts in the bundle).
  */
 class SdkRequest {
   readonly url: string;
   readonly method: string;
-  readonly headers: Headers;
+  readonly headers: Pick<Headers, "forEach" | "set" | "get">;
   readonly body: string | Uint8Array | undefined;
 
-  constructor(url: string, init: { method?: string; headers?: Headers; body?: unknown }) {
+  constructor(url: string, init: { method?: string; headers: SdkRequest["headers"]; body?: unknown }) {
     this.url = url;
     this.method = init.method ?? "GET";
-    this.headers = init.headers ?? new Headers();
+    this.headers = init.headers;
     if (init.body !== undefined && typeof init.body !== "string" && !(init.body instanceof Uint8Array)) {
       throw new Error("the CLI's SDK transport sends JSON or bytes only");
     }
