@@ -141,10 +141,12 @@ async function thresholdsOf(
   client: Client,
   model: { id: string; version: string },
 ): Promise<Record<string, number>> {
-  const { body } = await client.request<{
-    versions: { version: string; thresholds?: Record<string, number> }[];
-  }>("GET", `/api/v1/models/${encodeURIComponent(model.id)}`);
-  return body.versions.find((v) => v.version === model.version)?.thresholds ?? {};
+  const { body } = await client.call(
+    client.api.GET("/api/v1/models/{id}", { params: { path: { id: model.id } } }),
+  );
+  // The OpenAPI document does not list a version's `thresholds` (docs/models.md does).
+  const versions = body.versions as { version: string; thresholds?: Record<string, number> }[];
+  return versions.find((v) => v.version === model.version)?.thresholds ?? {};
 }
 
 interface PredictionStatus {
@@ -155,15 +157,20 @@ interface PredictionStatus {
   model: { id: string; version: string };
 }
 
+/** An async prediction's status (GET /api/v1/predictions/:id). */
+async function predictionStatus(client: Client, id: string): Promise<PredictionStatus> {
+  const { body } = await client.call(
+    client.api.GET("/api/v1/predictions/{id}", { params: { path: { id } } }),
+  );
+  return body as PredictionStatus;
+}
+
 /** Polls an async prediction until it is done or failed (or `timeoutS` passes). */
 async function waitForPrediction(client: Client, id: string, timeoutS: number): Promise<PredictionStatus> {
   const progress = new Progress();
   const deadline = Date.now() + timeoutS * 1000;
   for (let delay = 200; ; delay = Math.min(delay * 1.5, 2000)) {
-    const { body } = await client.request<PredictionStatus>(
-      "GET",
-      `/api/v1/predictions/${encodeURIComponent(id)}`,
-    );
+    const body = await predictionStatus(client, id);
     if (body.status === "done" || body.status === "failed") {
       progress.done("");
       return body;
@@ -235,9 +242,7 @@ export function registerApiCommands(program: Command): void {
       async (texts: string[], opts: ConnectionFlags & InputFlags & { json?: boolean; verbose?: boolean }) => {
         const body = await predictBody(texts, opts);
         const client = await Client.create(opts);
-        const { body: answer } = await client.request<PredictAnswer>("POST", "/api/v1/predict", {
-          json: body,
-        });
+        const { body: answer } = await client.call(client.api.POST("/api/v1/predict", { body }));
         if (opts.json) return printJson(answer);
         const thresholds =
           opts.verbose && answer.model ? await thresholdsOf(client, answer.model) : undefined;
@@ -256,11 +261,7 @@ export function registerApiCommands(program: Command): void {
       ) => {
         const body = await predictBody(texts, opts);
         const client = await Client.create(opts);
-        const { body: queued } = await client.request<{ id: string; status: string; status_url: string }>(
-          "POST",
-          "/api/v1/predictions",
-          { json: body },
-        );
+        const { body: queued } = await client.call(client.api.POST("/api/v1/predictions", { body }));
         if (!opts.wait) {
           if (opts.json) printJson(queued);
           else {
@@ -284,8 +285,7 @@ export function registerApiCommands(program: Command): void {
         const client = await Client.create(opts);
         const status = opts.wait
           ? await waitForPrediction(client, id, opts.timeout)
-          : (await client.request<PredictionStatus>("GET", `/api/v1/predictions/${encodeURIComponent(id)}`))
-              .body;
+          : await predictionStatus(client, id);
         if (status.status === "queued" || status.status === "running") {
           if (opts.json) printJson(status);
           else console.log(`prediction ${status.id}: ${status.status}`);
@@ -301,10 +301,11 @@ export function registerApiCommands(program: Command): void {
     .action(async (opts: ConnectionFlags & { json?: boolean; api?: string }) => {
       const client = await Client.create(opts);
       if (opts.api !== undefined) {
-        const { body } = await client.request<ApiStatistics>("GET", "/api/v1/statistics", {
-          query: { api: opts.api },
-        });
+        const { body } = await client.call(
+          client.api.GET("/api/v1/statistics", { params: { query: { api: opts.api } } }),
+        );
         if (opts.json) return printJson(body);
+        if ("apis" in body) throw new CliError("GET /api/v1/statistics?api= answered every API", EXIT.server);
         console.log(statisticsTable([body]));
         if (body.callers_current_minute.length > 0) {
           console.log(
@@ -313,11 +314,9 @@ export function registerApiCommands(program: Command): void {
         }
         return;
       }
-      const { body } = await client.request<{ as_of: string; apis: ApiStatistics[] }>(
-        "GET",
-        "/api/v1/statistics",
-      );
+      const { body } = await client.call(client.api.GET("/api/v1/statistics"));
       if (opts.json) return printJson(body);
+      if (!("apis" in body)) throw new CliError("GET /api/v1/statistics answered one API", EXIT.server);
       console.log(`as of ${body.as_of}\n${statisticsTable(body.apis)}`);
     });
 
@@ -326,10 +325,11 @@ export function registerApiCommands(program: Command): void {
     .option("--open", "open it in the browser (xdg-open)")
     .action(async (opts: ConnectionFlags & { json?: boolean; open?: boolean }) => {
       const client = await Client.create(opts);
-      const res = await client.fetch("POST", "/api/v1/dashboard/login");
-      if (res.status === 404) {
-        const error = await client.failure(res);
-        if (error.problem?.code === "route_not_found") {
+      let login: { url: string; expires_at: string };
+      try {
+        login = (await client.call(client.api.POST("/api/v1/dashboard/login"))).body;
+      } catch (error) {
+        if (error instanceof CliError && error.problem?.code === "route_not_found") {
           throw new CliError(
             `${client.connection.url} has no dashboard (POST /api/v1/dashboard/login answered 404 route_not_found): this version of the service does not serve one`,
             EXIT.notFound,
@@ -338,8 +338,6 @@ export function registerApiCommands(program: Command): void {
         }
         throw error;
       }
-      if (!res.ok) throw await client.failure(res);
-      const login = (await res.json()) as { url: string; expires_at: string };
       if (opts.json) printJson(login);
       else console.log(login.url);
       console.error(`(one-time link, valid until ${login.expires_at})`);

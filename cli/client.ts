@@ -1,9 +1,12 @@
 /**
- * The CLI's HTTP client: every request carries a fresh ASAP token (replay protection refuses a
- * reused `jti`); a failed request becomes a `CliError` built from the problem+json body, with the
- * exit code of its kind (see `EXIT`).
+ * The CLI's HTTP client: API calls go through the typed client of the SDK (`sdk/`,
+ * `@edge-inference/sdk`: openapi-fetch over the service's OpenAPI document), whose token provider
+ * mints a fresh ASAP token per request (replay protection refuses a reused `jti`); a failed request
+ * becomes a `CliError` built from the problem+json body, with the exit code of its kind (see `EXIT`).
+ * The SDK's requests are sent by `send` (node:http), not by Node's global `fetch` (see ./http.ts).
  */
 import type { Command } from "commander";
+import { createEdgeInferenceClient, type EdgeInferenceClient } from "../sdk/src/index";
 import { mintToken } from "../src/auth/asap";
 import { type Connection, type ConnectionFlags, resolveConnection } from "./config";
 import { type HttpResponse, send } from "./http";
@@ -80,12 +83,67 @@ export interface ApiResponse<T> {
   body: T;
 }
 
+/**
+ * The slice of a fetch `Request` that openapi-fetch builds and the CLI's `fetch` reads. Passed to
+ * openapi-fetch as its `Request` class so that no request constructs Node's global `Request`
+ * (undici); its headers are openapi-fetch's (cli/web-globals.ts in the bundle).
+ */
+class SdkRequest {
+  readonly url: string;
+  readonly method: string;
+  readonly headers: Pick<Headers, "forEach" | "set" | "get">;
+  readonly body: string | Uint8Array | undefined;
+
+  constructor(url: string, init: { method?: string; headers: SdkRequest["headers"]; body?: unknown }) {
+    this.url = url;
+    this.method = init.method ?? "GET";
+    this.headers = init.headers;
+    if (init.body !== undefined && typeof init.body !== "string" && !(init.body instanceof Uint8Array)) {
+      throw new Error("the CLI's SDK transport sends JSON or bytes only");
+    }
+    this.body = init.body;
+  }
+}
+
+/** A successful SDK call's data, status and headers (`data` is typed by the SDK's schema). */
+type SdkResult<D> = Promise<{ data?: D; error?: unknown; response: Response }>;
+
 /** The service at a resolved connection, signing each request with the connection's key. */
 export class Client {
+  /**
+   * The SDK's typed client of this connection: every request carries a fresh token, is sent by
+   * `send` (node:http) and, when the service cannot be reached, fails with `EXIT.unreachable`.
+   * `call` turns its answers into the CLI's results and errors.
+   */
+  readonly api: EdgeInferenceClient;
+  /** The SDK's last request and its answer (for the message when that answer is not JSON). */
+  private last?: { method: string; url: URL; response: HttpResponse };
+
   private constructor(
     readonly connection: Connection,
     private readonly key: SigningKey,
-  ) {}
+  ) {
+    this.api = createEdgeInferenceClient({
+      baseUrl: connection.url,
+      token: () => this.token(),
+      Request: SdkRequest as unknown as typeof Request,
+      fetch: async (input) => {
+        const request = input as unknown as SdkRequest;
+        const headers: Record<string, string> = {};
+        request.headers.forEach((value, name) => {
+          headers[name] = value;
+        });
+        const url = new URL(request.url);
+        const response = await this.send(url, {
+          method: request.method,
+          headers,
+          ...(request.body !== undefined && { body: request.body }),
+        });
+        this.last = { method: request.method, url, response };
+        return response as unknown as Response;
+      },
+    });
+  }
 
   /**
    * Resolves the connection (flags → env → .dev/cli.json → defaults) and loads its key; `alg`
@@ -143,8 +201,13 @@ export class Client {
       headers["content-type"] = encoded.headers.get("content-type") ?? "multipart/form-data";
       body = new Uint8Array(await encoded.arrayBuffer());
     } else body = options.body;
+    return this.send(url, { method, headers, ...(body !== undefined && { body }) });
+  }
+
+  /** Sends one request; throws `CliError` (`EXIT.unreachable`) when the service cannot be reached. */
+  private async send(url: URL, init: Parameters<typeof send>[1]): Promise<HttpResponse> {
     try {
-      return await send(url, { method, headers, ...(body !== undefined && { body }) });
+      return await send(url, init);
     } catch (error) {
       const code = (error as { code?: string }).code ?? (error as Error).message;
       throw new CliError(
@@ -155,7 +218,28 @@ export class Client {
     }
   }
 
-  /** A JSON request; a non-2xx answer throws `CliError` with the problem's code and detail. */
+  /**
+   * The result of an SDK call (`client.call(client.api.GET("/api/v1/models"))`); a non-2xx answer
+   * throws `CliError` with the problem's code and detail, an answer that is not JSON `EXIT.server`.
+   */
+  async call<D>(pending: SdkResult<D>, firstRow?: number): Promise<ApiResponse<D>> {
+    let result: Awaited<SdkResult<D>>;
+    try {
+      result = await pending;
+    } catch (error) {
+      if (!(error instanceof SyntaxError) || !this.last) throw error;
+      const { method, url, response } = this.last;
+      throw new CliError(
+        `${method} ${url.pathname}: the answer is not JSON (${response.status}): ${(await response.text()).slice(0, 200)}`,
+        EXIT.server,
+      );
+    }
+    const res = result.response as unknown as HttpResponse;
+    if (!res.ok) throw await this.failure(res, firstRow);
+    return { status: res.status, headers: res.headers, body: result.data as D };
+  }
+
+  /** A JSON request outside the SDK; a non-2xx answer throws `CliError` with the problem's code and detail. */
   async request<T>(method: string, route: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
     const res = await this.fetch(method, route, options);
     if (!res.ok) throw await this.failure(res);

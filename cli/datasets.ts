@@ -64,10 +64,8 @@ export function registerDatasetCommands(program: Command): void {
       const all: DatasetView[] = [];
       let cursor: string | undefined;
       do {
-        const { body } = await client.request<{ datasets: DatasetView[]; next_cursor: string | null }>(
-          "GET",
-          "/api/v1/datasets",
-          { query: { cursor } },
+        const { body } = await client.call(
+          client.api.GET("/api/v1/datasets", { params: { query: { cursor } } }),
         );
         all.push(...body.datasets);
         cursor = body.next_cursor ?? undefined;
@@ -91,9 +89,13 @@ export function registerDatasetCommands(program: Command): void {
         throw new CliError("not deleted: confirm with --yes", EXIT.usage);
       }
       const client = await Client.create(opts);
-      const { body } = await client.request<{ deleted: DatasetView }>(
-        "DELETE",
-        `/api/v1/datasets/${name.split("/").map(encodeURIComponent).join("/")}`,
+      const segments = name.split("/");
+      const { body } = await client.call(
+        segments.length === 2
+          ? client.api.DELETE("/api/v1/datasets/{folder}/{id}", {
+              params: { path: { folder: segments[0] ?? "", id: segments[1] ?? "" } },
+            })
+          : client.api.DELETE("/api/v1/datasets/{id}", { params: { path: { id: name } } }),
       );
       if (opts.json) return printJson(body);
       console.log(`deleted ${body.deleted.name}`);

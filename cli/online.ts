@@ -260,11 +260,9 @@ export function registerOnlineCommands(program: Command): void {
         },
       ) => {
         const client = await Client.create(opts);
-        const { body } = await client.request<{ id: string; fields: Record<string, string> }>(
-          "POST",
-          "/api/v1/models",
-          {
-            json: {
+        const { body: answer } = await client.call(
+          client.api.POST("/api/v1/models", {
+            body: {
               id,
               task: "online",
               label_field: opts.labelField,
@@ -277,8 +275,12 @@ export function registerOnlineCommands(program: Command): void {
                 ...(opts.labelType !== undefined && { label_type: opts.labelType }),
               },
             },
-          },
+          }),
         );
+        if ("job_id" in answer) {
+          throw new CliError("POST /api/v1/models answered a training job, not an online model", EXIT.server);
+        }
+        const body = answer;
         if (opts.json) return printJson(body);
         console.log(`created online model ${body.id}`);
         console.error(
@@ -295,8 +297,9 @@ export function registerOnlineCommands(program: Command): void {
       if (!opts.yes)
         throw new CliError(`this forgets everything '${opts.model}' learned; add --yes`, EXIT.usage);
       const client = await Client.create(opts);
-      const res = await call(client, opts.model, "reset", { method: "POST" });
-      if (!res.ok) throw await client.failure(res);
+      await client.call(
+        client.api.POST("/api/v1/models/{id}/reset", { params: { path: { id: opts.model } } }),
+      );
       console.log(`reset ${opts.model}: weights, samples and metrics start again from nothing`);
     });
 
@@ -311,7 +314,9 @@ export function registerOnlineCommands(program: Command): void {
 }
 
 async function getMetrics(client: Client, model: string): Promise<MetricsBody> {
-  const res = await call(client, model, "metrics");
-  if (!res.ok) throw await client.failure(res);
-  return (await res.json()) as MetricsBody;
+  const { body } = await client.call(
+    client.api.GET("/api/v1/models/{id}/metrics", { params: { path: { id: model } } }),
+  );
+  // MetricsBody is the slice the table reads (its `series` rows are read by name, `at` aside).
+  return body as unknown as MetricsBody;
 }

@@ -6,6 +6,7 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
+import type { paths } from "../sdk/src/index";
 import { positive } from "./api";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
@@ -145,11 +146,20 @@ export async function readRows(file: string): Promise<Record<string, unknown>[]>
   }
 }
 
+/** The body of `POST /api/v1/models` (training or an online model). */
+type TrainRequest = paths["/api/v1/models"]["post"]["requestBody"]["content"]["application/json"];
+
+/** A training job's status (GET /api/v1/jobs/:id). */
+async function jobView(client: Client, id: string): Promise<JobView> {
+  const { body } = await client.call(client.api.GET("/api/v1/jobs/{id}", { params: { path: { id } } }));
+  return body as JobView;
+}
+
 /** Follows a training job with a progress bar until it succeeds or fails. */
 async function followJob(client: Client, jobId: string, intervalMs: number): Promise<JobView> {
   const progress = new Progress();
   for (;;) {
-    const { body: job } = await client.request<JobView>("GET", `/api/v1/jobs/${encodeURIComponent(jobId)}`);
+    const job = await jobView(client, jobId);
     const line = `${bar(job.progress)} ${Math.round(job.progress * 100)
       .toString()
       .padStart(3)}%  ${job.status} (${job.stage})${job.attempts > 1 ? `, attempt ${job.attempts}` : ""}`;
@@ -200,7 +210,7 @@ export function registerModelCommands(program: Command): void {
     .description("every model with its active version (GET /api/v1/models)")
     .action(async (opts: ConnectionFlags & { json?: boolean }) => {
       const client = await Client.create(opts);
-      const { body } = await client.request<{ models: ModelSummary[] }>("GET", "/api/v1/models");
+      const { body } = await client.call(client.api.GET("/api/v1/models"));
       if (opts.json) printJson(body);
       else console.log(modelsTable(body.models));
     });
@@ -210,7 +220,7 @@ export function registerModelCommands(program: Command): void {
     .argument("<id>", "model id")
     .action(async (id: string, opts: ConnectionFlags & { json?: boolean }) => {
       const client = await Client.create(opts);
-      const { body } = await client.request<ModelDetail>("GET", `/api/v1/models/${encodeURIComponent(id)}`);
+      const { body } = await client.call(client.api.GET("/api/v1/models/{id}", { params: { path: { id } } }));
       if (opts.json) printJson(body);
       else console.log(modelDetail(body));
     });
@@ -281,11 +291,9 @@ export function registerModelCommands(program: Command): void {
     .argument("<version>", "version to serve")
     .action(async (id: string, version: string, opts: ConnectionFlags & { json?: boolean }) => {
       const client = await Client.create(opts);
-      const { body } = await client.request<{
-        active_version: string;
-        previous_version: string | null;
-        effective_within_ms: number;
-      }>("POST", `/api/v1/models/${encodeURIComponent(id)}/activate`, { json: { version } });
+      const { body } = await client.call(
+        client.api.POST("/api/v1/models/{id}/activate", { params: { path: { id } }, body: { version } }),
+      );
       if (opts.json) return printJson(body);
       console.log(
         `${id}: active version ${body.active_version} (was ${body.previous_version ?? "none"}); every isolate serves it within ${body.effective_within_ms} ms`,
@@ -301,9 +309,8 @@ export function registerModelCommands(program: Command): void {
         throw new CliError(`not deleted: confirm with --yes`, EXIT.usage);
       }
       const client = await Client.create(opts);
-      const { body } = await client.request<{ deleted: Record<string, number | string> }>(
-        "DELETE",
-        `/api/v1/models/${encodeURIComponent(id)}`,
+      const { body } = await client.call(
+        client.api.DELETE("/api/v1/models/{id}", { params: { path: { id } } }),
       );
       if (opts.json) return printJson(body);
       const d = body.deleted;
@@ -320,9 +327,7 @@ export function registerModelCommands(program: Command): void {
     .action(
       async (id: string, opts: ConnectionFlags & { json?: boolean; follow?: boolean; interval: number }) => {
         const client = await Client.create(opts);
-        const job = opts.follow
-          ? await followJob(client, id, opts.interval)
-          : (await client.request<JobView>("GET", `/api/v1/jobs/${encodeURIComponent(id)}`)).body;
+        const job = opts.follow ? await followJob(client, id, opts.interval) : await jobView(client, id);
         if (opts.json) printJson(job);
         else {
           console.log(
@@ -399,11 +404,14 @@ export function registerModelCommands(program: Command): void {
           ...(opts.featurizer && { featurizer: opts.featurizer }),
         };
         const client = await Client.create(opts);
-        const { body: created } = await client.request<{
-          job_id: string;
-          model: { id: string; version: string };
-          activate: boolean;
-        }>("POST", "/api/v1/models", { json: body });
+        // The service validates the options (e.g. an unknown --task is its 400 with a hint).
+        const { body: answer } = await client.call(
+          client.api.POST("/api/v1/models", { body: body as TrainRequest }),
+        );
+        if (!("job_id" in answer)) {
+          throw new CliError("POST /api/v1/models answered an online model, not a training job", EXIT.server);
+        }
+        const created = answer;
         if (!opts.follow) {
           if (opts.json) printJson(created);
           else {

@@ -4,6 +4,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { encode } from "fast-png";
 import { decodeJwt, decodeProtectedHeader, exportSPKI, generateKeyPair } from "jose";
@@ -149,6 +151,28 @@ describe("connection", () => {
     const run = await service.cli(["predict", "hi", "--url", "http://127.0.0.1:8869"]);
     expect(run.code).toBe(EXIT.unreachable);
     expect(run.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:8869 .*--url/);
+  });
+
+  it("API calls go through the SDK's typed client (bundled from sdk/src); a 2xx that is not JSON exits 7", async () => {
+    const inputs = JSON.parse(
+      readFileSync(path.join(ROOT, "cli", "dist", "inputs.json"), "utf8"),
+    ) as string[];
+    expect(inputs).toContain("sdk/src/index.ts");
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("<html>a proxy page</html>");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const run = await service.cli(["stats", "--url", `http://127.0.0.1:${port}`]);
+      expect(run.code).toBe(EXIT.server);
+      expect(run.stderr).toContain(
+        "GET /api/v1/statistics: the answer is not JSON (200): <html>a proxy page",
+      );
+    } finally {
+      server.close();
+    }
   });
 
   it("EDGE_INFERENCE_URL overrides the config file", async () => {
