@@ -17,7 +17,9 @@
  *
  * Leaf module: imports nothing of the service, so core modules may type their views with it.
  */
+
 import * as z from "zod";
+import { OPTIMIZATION_LEVELS } from "./contracts/manifest";
 
 const isoTime = z.string().describe("ISO 8601 date-time (UTC)");
 
@@ -90,6 +92,14 @@ export const HealthSchema = z.object({
 export const ReadySchema = z.object({ status: z.literal("ready"), model: ModelRefSchema });
 
 /** Statistics of one API. */
+/** Latency percentiles from histograms (upper bin edges), with the calls they cover. */
+const latencyPercentiles = z.object({
+  p50: z.number(),
+  p95: z.number(),
+  p99: z.number(),
+  calls: z.number().int(),
+});
+
 export const ApiStatisticsSchema = z
   .object({
     api: z.string(),
@@ -100,6 +110,11 @@ export const ApiStatisticsSchema = z
     status: z.object({ "2xx": z.number(), "3xx": z.number(), "4xx": z.number(), "5xx": z.number() }),
     avg_latency_ms: z.number().nullable(),
     callers_current_minute: z.array(z.object({ caller: z.string(), calls: z.number().int() })),
+    per_minute_errors: z.object({ "4xx": z.array(z.number().int()), "5xx": z.array(z.number().int()) }),
+    latency_ms: z.object({
+      last_hour: latencyPercentiles.nullable(),
+      last_24h: latencyPercentiles.nullable(),
+    }),
   })
   .meta({ id: "ApiStatistics" });
 export const AllStatisticsSchema = z.object({ as_of: isoTime, apis: z.array(ApiStatisticsSchema) });
@@ -109,6 +124,9 @@ export const StatisticsSchema = z.union([
 ]);
 
 const modelKind = z.enum(["text", "raw-text", "image", "tensor"]);
+
+/** The ORT graph optimization level a version runs at (src/inference/optimization.ts). */
+const optimizationLevel = z.enum(OPTIMIZATION_LEVELS);
 
 export const ModelSummarySchema = z
   .object({
@@ -122,6 +140,7 @@ export const ModelSummarySchema = z
     metrics: z.record(z.string(), z.number()).optional(),
     size_bytes: z.number().int().optional(),
     sha256: z.string().optional(),
+    graph_optimization_level: optimizationLevel.optional(),
     created_at: isoTime,
     updated_at: isoTime,
   })
@@ -141,6 +160,11 @@ export const VersionViewSchema = z
     size_bytes: z.number().int(),
     created_at: isoTime,
     description: z.string().optional(),
+    graph_optimization_level: optimizationLevel,
+    optimization_disagreements: z
+      .array(z.object({ level: optimizationLevel, output: z.string(), detail: z.string() }))
+      .optional(),
+    thresholds: z.record(z.string(), z.number()).optional(),
   })
   .meta({ id: "ModelVersion" });
 
@@ -176,6 +200,7 @@ export const UploadedVersionSchema = z.object({
     .object({ wasm_heap_bytes: z.number().int(), session_memory_bytes: z.number().int() })
     .optional()
     .describe("ORT's WASM heap around validation (absent when the version already existed)"),
+  graph_optimization_level: optimizationLevel.describe("the ORT graph optimization level it runs at"),
 });
 
 export const ActivationSchema = z.object({
@@ -315,7 +340,24 @@ const backlogCounts = z.object({
   running: z.number().int(),
   oldest_queued_s: z.number().nullable(),
 });
-export const BacklogSchema = z.object({ as_of: isoTime, jobs: backlogCounts, predictions: backlogCounts });
+const failedWork = z.object({
+  kind: z.enum(["job", "prediction"]),
+  id: z.string(),
+  model: z.string(),
+  error_code: z.string().nullable(),
+  error: z.string().nullable(),
+  finished_at: z.string().nullable(),
+});
+export const BacklogSchema = z.object({
+  as_of: isoTime,
+  jobs: backlogCounts,
+  predictions: backlogCounts,
+  failed_24h: z.object({
+    jobs: z.record(z.string(), z.number().int()),
+    predictions: z.record(z.string(), z.number().int()),
+  }),
+  recent_failures: z.array(failedWork).describe("the 10 most recent failures of the last 24 h, newest first"),
+});
 
 // Online learning (docs/online.md).
 const snapshotInfo = z.object({ version: z.string(), samples: z.number().int(), created_at: isoTime });
@@ -372,6 +414,7 @@ export const OnlineMetricsSchema = z
     }),
     snapshot: snapshotInfo.nullable(),
     snapshot_pending_samples: z.number().int(),
+    snapshot_pending_since: z.string().nullable(),
     snapshot_error: z.string().nullable(),
     series: z.array(
       z.object({ samples: z.number().int(), at: isoTime, classes: z.number().int(), ...summary }),

@@ -1022,6 +1022,24 @@ export interface components {
                 caller: string;
                 calls: number;
             }[];
+            per_minute_errors: {
+                "4xx": number[];
+                "5xx": number[];
+            };
+            latency_ms: {
+                last_hour: {
+                    p50: number;
+                    p95: number;
+                    p99: number;
+                    calls: number;
+                } | null;
+                last_24h: {
+                    p50: number;
+                    p95: number;
+                    p99: number;
+                    calls: number;
+                } | null;
+            };
         };
         ModelSummary: {
             id: string;
@@ -1038,6 +1056,8 @@ export interface components {
             };
             size_bytes?: number;
             sha256?: string;
+            /** @enum {string} */
+            graph_optimization_level?: "all" | "extended" | "basic" | "disabled";
             /** @description ISO 8601 date-time (UTC) */
             created_at: string;
             /** @description ISO 8601 date-time (UTC) */
@@ -1061,6 +1081,17 @@ export interface components {
             /** @description ISO 8601 date-time (UTC) */
             created_at: string;
             description?: string;
+            /** @enum {string} */
+            graph_optimization_level: "all" | "extended" | "basic" | "disabled";
+            optimization_disagreements?: {
+                /** @enum {string} */
+                level: "all" | "extended" | "basic" | "disabled";
+                output: string;
+                detail: string;
+            }[];
+            thresholds?: {
+                [key: string]: number;
+            };
         };
         CreatedOnlineModel: {
             id: string;
@@ -1186,6 +1217,7 @@ export interface components {
                 created_at: string;
             } | null;
             snapshot_pending_samples: number;
+            snapshot_pending_since: string | null;
             snapshot_error: string | null;
             series: {
                 samples: number;
@@ -1495,6 +1527,24 @@ export interface operations {
                             caller: string;
                             calls: number;
                         }[];
+                        per_minute_errors: {
+                            "4xx": number[];
+                            "5xx": number[];
+                        };
+                        latency_ms: {
+                            last_hour: {
+                                p50: number;
+                                p95: number;
+                                p99: number;
+                                calls: number;
+                            } | null;
+                            last_24h: {
+                                p50: number;
+                                p95: number;
+                                p99: number;
+                                calls: number;
+                            } | null;
+                        };
                         /** @description ISO 8601 date-time (UTC) */
                         as_of: string;
                     } | {
@@ -2082,6 +2132,11 @@ export interface operations {
                             wasm_heap_bytes: number;
                             session_memory_bytes: number;
                         };
+                        /**
+                         * @description the ORT graph optimization level it runs at
+                         * @enum {string}
+                         */
+                        graph_optimization_level: "all" | "extended" | "basic" | "disabled";
                     };
                 };
             };
@@ -2104,6 +2159,11 @@ export interface operations {
                             wasm_heap_bytes: number;
                             session_memory_bytes: number;
                         };
+                        /**
+                         * @description the ORT graph optimization level it runs at
+                         * @enum {string}
+                         */
+                        graph_optimization_level: "all" | "extended" | "basic" | "disabled";
                     };
                 };
             };
@@ -3817,6 +3877,24 @@ export interface operations {
                             running: number;
                             oldest_queued_s: number | null;
                         };
+                        failed_24h: {
+                            jobs: {
+                                [key: string]: number;
+                            };
+                            predictions: {
+                                [key: string]: number;
+                            };
+                        };
+                        /** @description the 10 most recent failures of the last 24 h, newest first */
+                        recent_failures: {
+                            /** @enum {string} */
+                            kind: "job" | "prediction";
+                            id: string;
+                            model: string;
+                            error_code: string | null;
+                            error: string | null;
+                            finished_at: string | null;
+                        }[];
                     };
                 };
             };

@@ -36,6 +36,9 @@ describe.skipIf(!present)("ONNX backend node tests served as tensor models", () 
     console.log(`node tests: ${JSON.stringify({ ...s, service_fail: s.service_fail.length })}`);
     expect(s.direct_pass).toBeGreaterThan(90);
     expect(s.service_fail).toEqual([]);
-    expect(s.service_pass).toBe(s.direct_pass);
+    // Every test ORT passes passes through the service, except graphs whose allocation or
+    // iteration is sized by an input's values: the upload refuses those by design (#26).
+    expect(s.service_pass + s.refused_unbounded.length).toBe(s.direct_pass);
+    expect(s.refused_unbounded.length).toBeLessThan(s.direct_pass / 5);
   });
 });

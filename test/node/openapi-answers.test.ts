@@ -189,6 +189,21 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     expect((batch.json as { kind: string }).kind).toBe("batch");
     const image = await answer("POST", "/api/v1/predict", "/api/v1/predict", { image: imageBase64() });
     expect((image.json as { kind: string }).kind).toBe("image");
+    // Clients people already have (docs/clients.md).
+    await answer("POST", "/v1/moderations", "/v1/moderations", { input: ["you are lovely", "hello"] });
+    const hf = "/hf/models/{model}/pipeline";
+    await answer("POST", `${hf}/text-classification`, "/hf/models/toxicity/pipeline/text-classification", {
+      inputs: "you are lovely",
+    });
+    await answer(
+      "POST",
+      `${hf}/image-classification`,
+      "/hf/models/moderation-image/pipeline/image-classification",
+      {
+        inputs: imageBase64(),
+      },
+    );
+    await answer("GET", "/getStatus", "/getStatus");
     await answer("GET", "/api/v1/statistics", "/api/v1/statistics");
     await answer("GET", "/api/v1/statistics", "/api/v1/statistics?api=predict");
     await answer("GET", "/api/v1/models", "/api/v1/models");
