@@ -11,9 +11,9 @@ import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../../src/featurizer/text";
 import { cleanTweet, identityAugmentation } from "../../src/training/fairness-augment";
+import { isTestRow, partOf } from "../../src/training/folds";
 import type { Task, TrainingRow } from "../../src/training/index";
 import type { Candidate } from "../../src/training/select";
-import { isTestRow } from "../../src/training/split";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const DATASETS = path.resolve(ROOT, "../shared/datasets");
@@ -109,7 +109,7 @@ const sameText = (t: string): string => t.trim().replace(/\s+/g, " ");
  */
 export function positiveTweets(folds: readonly number[]): string[] {
   return readCsvGz("sentiment/tweets_sentiment.csv.gz").flatMap((r, i) =>
-    (r.Sentiment ?? "").trim() === "1" && folds.includes(i % 5) ? [r.SentimentText ?? ""] : [],
+    (r.Sentiment ?? "").trim() === "1" && folds.includes(partOf(i)) ? [r.SentimentText ?? ""] : [],
   );
 }
 

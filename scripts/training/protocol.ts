@@ -1,6 +1,6 @@
 import { bestF1Threshold } from "../../src/training/calibration";
+import { validationFoldOf } from "../../src/training/folds";
 import { accuracy, encodeTargets, type TrainingRow } from "../../src/training/index";
-import { validationFoldOf } from "../../src/training/select";
 import type { Dataset, ModelConfig } from "./catalogue";
 
 /**
