@@ -153,7 +153,7 @@ export function calibrationFigures(
 
 /** What `selectLinear` decided and measured on the validation fold(s). */
 export interface Selection {
-  /** Number of validation folds: 1 = the fixed fold (`isValidationRow`), k > 1 = k-fold CV. */
+  /** Number of validation folds: 1 = the fixed fold (`isValidationRow`, src/training/folds.ts), k > 1 = k-fold CV. */
   folds: number;
   /** Per column: the candidate names mixed (averaged logits) and their weights. */
   columns: {
