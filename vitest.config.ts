@@ -6,8 +6,8 @@ import { createGunzip } from "node:zlib";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { loadKerasSource } from "./scripts/keras-source";
-import { MODELS } from "./scripts/train";
 import { digitsTestSplit } from "./scripts/train-digits";
+import { TRAINING_CATALOGUE } from "./scripts/training/catalogue";
 import { keyServer } from "./test/key-server";
 
 const root = path.dirname(new URL(import.meta.url).pathname);
@@ -23,7 +23,7 @@ async function testSplit(id: string): Promise<Response> {
     const split = existsSync(datasetsDir) ? digitsTestSplit() : undefined;
     return split ? Response.json(split) : new Response(`${datasetsDir}/mnist is absent`, { status: 404 });
   }
-  const config = MODELS[id];
+  const config = TRAINING_CATALOGUE[id];
   if (!config) return new Response("unknown dataset", { status: 400 });
   if (!existsSync(datasetsDir)) return new Response(`${datasetsDir} is absent`, { status: 404 });
   const { test } = config.load();

@@ -11,8 +11,8 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-web";
-import { readCsvGz } from "../scripts/train";
-import { isTestRow } from "../src/training/split";
+import { readCsvGz } from "../scripts/training/catalogue";
+import { isTestRow } from "../src/training/folds";
 import { scoreTfidfPipeline, TFIDF_TOKEN_PATTERN, trainTfidfPipeline } from "../src/training/tfidf";
 import { buildTfidfPipelineOnnx, SKLEARN_NAMES } from "../test/support/sklearn-onnx";
 

@@ -33,7 +33,7 @@ import { augmentTerms } from "../src/training/fairness-augment";
 import { evaluateModel, featurizeTexts, scoreMatrix } from "../src/training/index";
 import { type Int8LinearModel, scoreText } from "../src/training/linear-model";
 import { finiteMean, rocAuc } from "../src/training/metrics";
-import { MODELS, positiveTweets, ROOT } from "./train";
+import { positiveTweets, ROOT, TRAINING_CATALOGUE } from "./training/catalogue";
 
 /** Reads a shipped linear int8 text model back from its ONNX graph (initializers W, W_scale, bias). */
 export function readInt8Model(dir: string): { model: Int8LinearModel; thresholds: Record<string, number> } {
@@ -65,7 +65,7 @@ export function readInt8Model(dir: string): { model: Int8LinearModel; thresholds
 }
 
 function check(name: string, model: Int8LinearModel, thresholds: Record<string, number>): void {
-  const cfg = MODELS.toxicity;
+  const cfg = TRAINING_CATALOGUE.toxicity;
   if (!cfg) throw new Error("no toxicity config");
   const score = (texts: readonly string[]) => texts.map((t) => scoreText(model, t));
   const probes = JSON.parse(readFileSync(path.join(ROOT, "test/fixtures/toxicity-probes.json"), "utf8")) as {
@@ -127,7 +127,7 @@ async function write(
   version: string,
   addressScale: number,
 ): Promise<void> {
-  const cfg = MODELS.toxicity;
+  const cfg = TRAINING_CATALOGUE.toxicity;
   if (!cfg) throw new Error("no toxicity config");
   const oldManifest = textManifestSchema.parse(
     JSON.parse(readFileSync(path.join(from, "manifest.json"), "utf8")),

@@ -17,7 +17,7 @@ import {
   identityEvalSet,
   scoredFromLabels,
 } from "../src/training/fairness";
-import { positiveTweets, ROOT } from "./train";
+import { positiveTweets, ROOT } from "./training/catalogue";
 
 async function scoreShipped(id: string, texts: readonly string[]) {
   const { manifest, session } = await loadShippedModel(ROOT, id, textManifestSchema);

@@ -26,8 +26,8 @@ import {
   quantizeCnn,
   trainCnn,
 } from "../src/training/cnn";
+import { isTestRow } from "../src/training/folds";
 import { accuracy, precisionRecallF1Macro } from "../src/training/metrics";
-import { isTestRow } from "../src/training/split";
 import { base64, DRAWN_DIGITS, drawDigit, grayJpeg, grayPng } from "./digit-images";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

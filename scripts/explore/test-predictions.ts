@@ -8,10 +8,10 @@
  */
 import { feeds, loadShippedModel } from "../../bench/model-time";
 import { textManifestSchema } from "../../src/contracts/manifest";
-import { MODELS, ROOT } from "../train";
+import { ROOT, TRAINING_CATALOGUE } from "../training/catalogue";
 
 const id = process.argv[2] ?? "sentiment";
-const cfg = MODELS[id];
+const cfg = TRAINING_CATALOGUE[id];
 if (cfg?.task !== "binary") throw new Error(`${id} is not a shipped binary text model`);
 const { manifest, session } = await loadShippedModel(ROOT, id, textManifestSchema);
 const texts = cfg.load().test.map((r) => r.text);

@@ -11,8 +11,8 @@ import { ApiError } from "../errors";
 import type { Logger } from "../log";
 import { exportModel } from "../onnx/text";
 import { publishModelVersion } from "../registry/publish";
-import { trainWithValidation, validationFoldOf } from "../training/select";
-import { isTestRow } from "../training/split";
+import { isTestRow, validationFoldOf } from "../training/folds";
+import { trainWithValidation } from "../training/select";
 import { subjectFinished } from "../webhooks/deliveries";
 import { DatasetError, formatOf, parseRecords, readDatasetText, toTrainingData } from "./dataset";
 import {

@@ -13,6 +13,8 @@
  *   GlobalAveragePooling2D; Dense (on 2-D values); Flatten;
  *   Reshape (only reshapes that do not move data: `[C]` ↔ `[1, 1, C]`); Dropout (identity).
  * Any other layer is refused, all unknown layers named in one error, before any conversion work.
+ * Each layer class has its handler in `LAYER_HANDLERS` (src/keras/layers.ts); this file parses the
+ * topology and weights, runs the handlers in order and checks the result.
  *
  * Layouts: Keras is NHWC with kernels `[kh, kw, in, out]` (depthwise `[kh, kw, in, multiplier]`),
  * dense `[in, units]`; the graph is NCHW with ONNX kernels `[out, in / group, kh, kw]` and Gemm
@@ -22,6 +24,14 @@
 
 import { halfToFloat } from "../float16";
 import type { GraphOp, ImageGraph } from "../onnx/image-graph";
+import {
+  type Conversion,
+  type KerasLayer,
+  LAYER_HANDLERS,
+  layerHandler,
+  type Shape,
+  type SupportedLayer,
+} from "./layers";
 
 /** One weight's entry in a TF.js weights manifest. */
 export interface WeightSpec {
@@ -84,33 +94,8 @@ export function decodeWeights(specs: readonly WeightSpec[], data: Uint8Array): M
   return out;
 }
 
-interface KerasLayer {
-  name: string;
-  class_name: string;
-  config: Record<string, unknown>;
-  inbound: string[];
-}
-
-/** Layer classes this importer converts. */
-export const SUPPORTED_LAYERS = [
-  "InputLayer",
-  "Conv2D",
-  "DepthwiseConv2D",
-  "BatchNormalization",
-  "ReLU",
-  "Activation",
-  "Softmax",
-  "ZeroPadding2D",
-  "Add",
-  "Concatenate",
-  "AveragePooling2D",
-  "MaxPooling2D",
-  "GlobalAveragePooling2D",
-  "Dense",
-  "Flatten",
-  "Reshape",
-  "Dropout",
-] as const;
+/** Layer classes this importer converts (the keys of `LAYER_HANDLERS`, src/keras/layers.ts). */
+export const SUPPORTED_LAYERS = Object.keys(LAYER_HANDLERS) as readonly SupportedLayer[];
 
 function record(v: unknown, what: string): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`${what} is not an object`);
@@ -228,27 +213,6 @@ function foldAffineIntoGemm(ops: GraphOp[]): void {
   }
 }
 
-/** Shape of a value without the batch axis: `[H, W, C]` (Keras order) or `[C]`. */
-type Shape = [number, number, number] | [number];
-
-function pair(v: unknown, what: string): [number, number] {
-  if (typeof v === "number") return [v, v];
-  if (Array.isArray(v) && v.length === 2 && v.every((n) => Number.isInteger(n))) return [v[0], v[1]];
-  throw new Error(`${what} must be an integer or a pair of integers`);
-}
-
-/** TF's `same` padding: output `ceil(in / stride)`, the odd pixel of padding at the end. */
-function samePads(size: number, k: number, stride: number, dilation: number): [number, number, number] {
-  const out = Math.ceil(size / stride);
-  const total = Math.max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0);
-  const before = Math.floor(total / 2);
-  return [before, total - before, out];
-}
-
-function windowOut(size: number, k: number, stride: number, dilation: number, pads: number): number {
-  return Math.floor((size + pads - dilation * (k - 1) - 1) / stride) + 1;
-}
-
 /** What `kerasToImageGraph` returns: the graph and a summary of the converted layers. */
 export interface ConvertedModel {
   graph: ImageGraph;
@@ -362,302 +326,32 @@ export function kerasToImageGraph(
     return y;
   };
 
+  const conversion: Conversion = {
+    inputName,
+    height,
+    width,
+    channels,
+    consumers,
+    values,
+    shapes,
+    pendingPads,
+    producers,
+    push,
+    inputValue,
+    shapeOf,
+    spatial,
+    activation,
+    weight,
+  };
   for (const layer of layers) {
     layerCounts[layer.class_name] = (layerCounts[layer.class_name] ?? 0) + 1;
-    const c = layer.config;
-    const out = layer.name;
-    if (c.data_format !== undefined && c.data_format !== "channels_last") {
+    const format = layer.config.data_format;
+    if (format !== undefined && format !== "channels_last") {
       throw new Error(`layer '${layer.name}': only channels_last data is supported`);
     }
-    switch (layer.class_name) {
-      case "InputLayer": {
-        if (layer.name !== inputName) throw new Error(`a second input layer '${layer.name}'`);
-        values.set(out, "input_nchw");
-        shapes.set(out, [height, width, channels]);
-        break;
-      }
-      case "Dropout": {
-        values.set(out, inputValue(layer));
-        shapes.set(out, shapeOf(layer));
-        break;
-      }
-      case "ZeroPadding2D": {
-        const [h, w, ch] = spatial(layer, shapeOf(layer));
-        const p = c.padding;
-        let pads: [number, number, number, number];
-        if (Array.isArray(p) && Array.isArray(p[0])) {
-          const [[t, b], [l, r]] = p as [[number, number], [number, number]];
-          pads = [t, l, b, r];
-        } else {
-          const [ph, pw] = pair(p ?? 1, `layer '${layer.name}' padding`);
-          pads = [ph, pw, ph, pw];
-        }
-        const source = inputValue(layer);
-        values.set(out, out);
-        shapes.set(out, [h + pads[0] + pads[2], w + pads[1] + pads[3], ch]);
-        pendingPads.set(out, { source, pads });
-        break;
-      }
-      case "Conv2D":
-      case "DepthwiseConv2D": {
-        // A ZeroPadding2D read only by this conv becomes part of the conv's own pads.
-        const from = layer.inbound[0] ?? "";
-        const pending = consumers.get(from) === 1 ? pendingPads.get(from) : undefined;
-        if (pending) pendingPads.delete(from);
-        const extra = pending?.pads ?? ([0, 0, 0, 0] as const);
-        const x = pending ? pending.source : inputValue(layer);
-        // The padded size: what Keras's conv sees.
-        const [h, w, inC] = spatial(layer, shapeOf(layer));
-        const [kh, kw] = pair(c.kernel_size, `layer '${layer.name}' kernel_size`);
-        const [sh, sw] = pair(c.strides ?? 1, `layer '${layer.name}' strides`);
-        const [dh, dw] = pair(c.dilation_rate ?? 1, `layer '${layer.name}' dilation_rate`);
-        let pads: [number, number, number, number];
-        let oh: number;
-        let ow: number;
-        if (c.padding === "same") {
-          const [pt, pb, hOut] = samePads(h, kh, sh, dh);
-          const [pl, pr, wOut] = samePads(w, kw, sw, dw);
-          pads = [pt + extra[0], pl + extra[1], pb + extra[2], pr + extra[3]];
-          oh = hOut;
-          ow = wOut;
-        } else if (c.padding === "valid") {
-          pads = [extra[0], extra[1], extra[2], extra[3]];
-          oh = windowOut(h, kh, sh, dh, 0);
-          ow = windowOut(w, kw, sw, dw, 0);
-        } else {
-          throw new Error(`layer '${layer.name}': unsupported padding '${String(c.padding)}'`);
-        }
-        const depthwise = layer.class_name === "DepthwiseConv2D";
-        const mult = depthwise ? Number(c.depth_multiplier ?? 1) : 1;
-        const outC = depthwise ? inC * mult : Number(c.filters);
-        const inPer = depthwise ? 1 : inC;
-        const k = weight(
-          layer,
-          depthwise ? "depthwise_kernel" : "kernel",
-          kh * kw * inC * (depthwise ? mult : outC),
-        );
-        // Keras [kh, kw, in, out] (depthwise [kh, kw, in, mult], out channel = in · mult + m) → [out, in/group, kh, kw].
-        const onnxW = new Float32Array(outC * inPer * kh * kw);
-        for (let y = 0; y < kh; y++)
-          for (let xk = 0; xk < kw; xk++)
-            for (let i = 0; i < inC; i++)
-              for (let o = 0; o < (depthwise ? mult : outC); o++) {
-                const src = ((y * kw + xk) * inC + i) * (depthwise ? mult : outC) + o;
-                const oc = depthwise ? i * mult + o : o;
-                const ic = depthwise ? 0 : i;
-                onnxW[((oc * inPer + ic) * kh + y) * kw + xk] = k[src] as number;
-              }
-        const bias = c.use_bias === false ? new Float32Array(outC) : weight(layer, "bias", outC).slice();
-        push({
-          op: "conv",
-          input: x,
-          output: out,
-          weights: onnxW,
-          dims: [outC, inPer, kh, kw],
-          bias,
-          strides: [sh, sw],
-          dilations: [dh, dw],
-          pads,
-          group: depthwise ? inC : 1,
-        });
-        values.set(out, activation(layer, out, c.activation as string | undefined));
-        shapes.set(out, [oh, ow, outC]);
-        break;
-      }
-      case "BatchNormalization": {
-        const s = shapeOf(layer);
-        const ch = s[s.length - 1] as number;
-        const axis = c.axis;
-        if (
-          !(
-            axis === -1 ||
-            axis === s.length ||
-            (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === s.length))
-          )
-        ) {
-          throw new Error(
-            `layer '${layer.name}': only batch normalization over the channel axis is supported`,
-          );
-        }
-        const eps = Number(c.epsilon ?? 1e-3);
-        const gamma = c.scale === false ? new Float32Array(ch).fill(1) : weight(layer, "gamma", ch);
-        const beta = c.center === false ? new Float32Array(ch) : weight(layer, "beta", ch);
-        const mean = weight(layer, "moving_mean", ch);
-        const variance = weight(layer, "moving_variance", ch);
-        const scale = new Float32Array(ch);
-        const shift = new Float32Array(ch);
-        for (let i = 0; i < ch; i++) {
-          scale[i] = (gamma[i] as number) / Math.sqrt((variance[i] as number) + eps);
-          shift[i] = (beta[i] as number) - (mean[i] as number) * (scale[i] as number);
-        }
-        const x = inputValue(layer);
-        const producer = producers.get(x);
-        const from = layer.inbound[0] ?? "";
-        if (
-          producer &&
-          (producer.op === "conv" || producer.op === "gemm") &&
-          consumers.get(from) === 1 &&
-          values.get(from) === producer.output
-        ) {
-          // y = scale · (W x + b) + shift: scale each output channel's weights, fold into the bias.
-          const per = producer.weights.length / ch;
-          for (let o = 0; o < ch; o++) {
-            const f = scale[o] as number;
-            for (let i = o * per; i < (o + 1) * per; i++)
-              producer.weights[i] = (producer.weights[i] as number) * f;
-            producer.bias[o] = (producer.bias[o] as number) * f + (shift[o] as number);
-          }
-          producers.delete(producer.output);
-          producer.output = out;
-          producers.set(out, producer);
-        } else {
-          // Not foldable into what precedes it (e.g. Dense with an activation, then BN): a
-          // per-channel multiply-add, folded into a following Dense afterwards when possible.
-          push({ op: "affine", input: x, output: out, scale, shift, ...(s.length === 1 && { flat: true }) });
-        }
-        values.set(out, out);
-        shapes.set(out, s);
-        break;
-      }
-      case "ReLU": {
-        const x = inputValue(layer);
-        const max = c.max_value === null || c.max_value === undefined ? undefined : Number(c.max_value);
-        const slope = Number(c.negative_slope ?? 0);
-        if (Number(c.threshold ?? 0) !== 0)
-          throw new Error(`layer '${layer.name}': ReLU threshold ≠ 0 is not supported`);
-        if (slope !== 0 && max !== undefined)
-          throw new Error(
-            `layer '${layer.name}': ReLU with both negative_slope and max_value is not supported`,
-          );
-        if (max !== undefined) push({ op: "clip", input: x, output: out, min: 0, max });
-        else if (slope !== 0) push({ op: "leaky_relu", input: x, output: out, alpha: slope });
-        else push({ op: "relu", input: x, output: out });
-        values.set(out, out);
-        shapes.set(out, shapeOf(layer));
-        break;
-      }
-      case "Activation":
-      case "Softmax": {
-        const s = shapeOf(layer);
-        const act = layer.class_name === "Softmax" ? "softmax" : String(c.activation);
-        if (act === "softmax" && s.length !== 1)
-          throw new Error(`layer '${layer.name}': softmax over a 4-D value is not supported`);
-        const y = activation(layer, inputValue(layer), act);
-        values.set(out, y);
-        shapes.set(out, s);
-        break;
-      }
-      case "Add":
-      case "Concatenate": {
-        const xs = layer.inbound.map((_, i) => inputValue(layer, i));
-        const ss = layer.inbound.map((_, i) => shapeOf(layer, i));
-        const first = ss[0] as Shape;
-        if (layer.class_name === "Add") {
-          if (!ss.every((s) => s.join() === first.join()))
-            throw new Error(`layer '${layer.name}': Add inputs differ in shape`);
-          push({ op: "add", inputs: xs, output: out });
-          shapes.set(out, first);
-        } else {
-          const axis = Number(c.axis ?? -1);
-          if (axis !== -1 && axis !== first.length)
-            throw new Error(`layer '${layer.name}': only concatenation over channels is supported`);
-          push({ op: "concat", inputs: xs, output: out });
-          const total = ss.reduce((n, s) => n + (s[s.length - 1] as number), 0);
-          shapes.set(out, first.length === 3 ? [first[0], first[1] as number, total] : [total]);
-        }
-        values.set(out, out);
-        break;
-      }
-      case "AveragePooling2D":
-      case "MaxPooling2D": {
-        const [h, w, ch] = spatial(layer, shapeOf(layer));
-        const [kh, kw] = pair(c.pool_size ?? 2, `layer '${layer.name}' pool_size`);
-        const [sh, sw] = pair(c.strides ?? [kh, kw], `layer '${layer.name}' strides`);
-        let pads: [number, number, number, number] = [0, 0, 0, 0];
-        let oh = windowOut(h, kh, sh, 1, 0);
-        let ow = windowOut(w, kw, sw, 1, 0);
-        if (c.padding === "same") {
-          const [pt, pb, hOut] = samePads(h, kh, sh, 1);
-          const [pl, pr, wOut] = samePads(w, kw, sw, 1);
-          pads = [pt, pl, pb, pr];
-          oh = hOut;
-          ow = wOut;
-        } else if (c.padding !== "valid") {
-          throw new Error(`layer '${layer.name}': unsupported padding '${String(c.padding)}'`);
-        }
-        const op = layer.class_name === "AveragePooling2D" ? "avgpool" : "maxpool";
-        push({ op, input: inputValue(layer), output: out, kernel: [kh, kw], strides: [sh, sw], pads });
-        values.set(out, out);
-        shapes.set(out, [oh, ow, ch]);
-        break;
-      }
-      case "GlobalAveragePooling2D": {
-        const [, , ch] = spatial(layer, shapeOf(layer));
-        const pooled = `${out}_pooled`;
-        push({ op: "global_avgpool", input: inputValue(layer), output: pooled });
-        if (c.keepdims === true) {
-          values.set(out, pooled);
-          shapes.set(out, [1, 1, ch]);
-        } else {
-          push({ op: "flatten", input: pooled, output: out });
-          values.set(out, out);
-          shapes.set(out, [ch]);
-        }
-        break;
-      }
-      case "Flatten":
-      case "Reshape": {
-        const s = shapeOf(layer);
-        const x = inputValue(layer);
-        const size = s.reduce((a, b) => a * b, 1);
-        const target = layer.class_name === "Flatten" ? [size] : ((c.target_shape ?? []) as number[]);
-        if (target.join() === s.join()) {
-          values.set(out, x);
-        } else if (target.length === 1 && target[0] === size && s.length === 3) {
-          let flat = x;
-          if (s[0] * s[1] !== 1) {
-            // Keras flattens in H, W, C order; the graph holds C, H, W.
-            flat = `${out}_nhwc`;
-            push({ op: "transpose", input: x, output: flat, perm: [0, 2, 3, 1] });
-          }
-          push({ op: "flatten", input: flat, output: out });
-          values.set(out, out);
-        } else if (
-          target.length === 3 &&
-          target[0] === 1 &&
-          target[1] === 1 &&
-          s.length === 1 &&
-          target[2] === s[0]
-        ) {
-          push({ op: "unsqueeze_hw", input: x, output: out });
-          values.set(out, out);
-        } else {
-          throw new Error(
-            `layer '${layer.name}': ${layer.class_name} from [${s}] to [${target}] is not supported (only [C] ↔ [1, 1, C] and flattening)`,
-          );
-        }
-        shapes.set(out, target.length === 3 ? (target as [number, number, number]) : [size]);
-        break;
-      }
-      case "Dense": {
-        const s = shapeOf(layer);
-        if (s.length !== 1)
-          throw new Error(`layer '${layer.name}': Dense on a 4-D value is not supported (flatten first)`);
-        const inputs = s[0];
-        const units = Number(c.units);
-        const k = weight(layer, "kernel", inputs * units);
-        const w = new Float32Array(units * inputs);
-        for (let i = 0; i < inputs; i++)
-          for (let u = 0; u < units; u++) w[u * inputs + i] = k[i * units + u] as number;
-        const bias = c.use_bias === false ? new Float32Array(units) : weight(layer, "bias", units).slice();
-        push({ op: "gemm", input: inputValue(layer), output: out, weights: w, units, bias });
-        values.set(out, activation(layer, out, c.activation as string | undefined));
-        shapes.set(out, [units]);
-        break;
-      }
-      default:
-        throw new Error(`unsupported Keras layer ${layer.class_name} ('${layer.name}')`);
-    }
+    const handler = layerHandler(layer.class_name);
+    if (!handler) throw new Error(`unsupported Keras layer ${layer.class_name} ('${layer.name}')`);
+    handler(layer, conversion);
   }
 
   const outputName = outputs[0] as string;

@@ -41,20 +41,6 @@ import {
   type TrainingRow,
 } from "./trainer";
 
-/** True when data row `i` belongs to the validation fold (it must not be a test row). */
-export const isValidationRow = (i: number): boolean => i % 5 === 3;
-
-/**
- * The validation fold of data row `i` (file order; −1 for rows that only fit, including rows
- * without a data index): `k = 1`, the fixed fold `isValidationRow`; `k = 4`, 4-fold CV, fold
- * `i % 5` ∈ {0, 1, 2, 3}. Test rows (`i % 5 == 4`) are never in a fold (callers keep them out).
- */
-export function validationFoldOf(i: number, k: 1 | 4): number {
-  if (i < 0 || i % 5 === 4) return -1;
-  if (k === 1) return isValidationRow(i) ? 0 : -1;
-  return i % 5;
-}
-
 /** One linear variant to compare. `nb`: NB-weighted features; `lr`: plain features, IDF-scaled L2. */
 export interface Candidate {
   name: string;
@@ -167,7 +153,7 @@ export function calibrationFigures(
 
 /** What `selectLinear` decided and measured on the validation fold(s). */
 export interface Selection {
-  /** Number of validation folds: 1 = the fixed fold (`isValidationRow`), k > 1 = k-fold CV. */
+  /** Number of validation folds: 1 = the fixed fold (`isValidationRow`, src/training/folds.ts), k > 1 = k-fold CV. */
   folds: number;
   /** Per column: the candidate names mixed (averaged logits) and their weights. */
   columns: {

@@ -11,10 +11,10 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { textManifestSchema } from "../src/contracts/manifest";
-import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
-import { exportEmbedBagModel } from "../src/onnx/text";
-import { priorWeights } from "../src/training/calibration";
+import { textManifestSchema } from "../../src/contracts/manifest";
+import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../../src/featurizer/text";
+import { exportEmbedBagModel } from "../../src/onnx/text";
+import { priorWeights } from "../../src/training/calibration";
 import {
   DEFAULT_EMBEDBAG,
   type EmbedBagHyperparameters,
@@ -23,7 +23,7 @@ import {
   embedBagScoreText,
   quantizeEmbedBag,
   trainEmbedBag,
-} from "../src/training/embedbag";
+} from "../../src/training/embedbag";
 import {
   accuracy,
   featurizeTexts,
@@ -33,13 +33,12 @@ import {
   type SparseMatrix,
   sparseRow,
   type TrainingRow,
-} from "../src/training/index";
-import { priorShift } from "../src/training/nb";
-import { calibrationFigures, columnTruth, fitPlatt } from "../src/training/select";
-import { chooseThreshold, columnLabel, encodeRows, MODELS, ROOT, SEED, validationSplit } from "./train";
-
-const sig = (z: number): number => 1 / (1 + Math.exp(-z));
-const fmt = (x: number | undefined, d = 4): string => (x === undefined ? "–" : x.toFixed(d));
+} from "../../src/training/index";
+import { priorShift } from "../../src/training/nb";
+import { calibrationFigures, columnTruth, fitPlatt } from "../../src/training/select";
+import { fmt } from "./card";
+import { ROOT, SEED, TRAINING_CATALOGUE } from "./catalogue";
+import { chooseThreshold, columnLabel, encodeRows, sig, validationSplit } from "./protocol";
 
 /** 2^17 buckets × 32 dimensions of int8 embeddings = 4 MiB, under the 5 MB model limit. */
 const MLP_SPEC: TextFeaturizerSpec = {
@@ -64,7 +63,7 @@ function logitsOf(model: EmbedBagModel, X: SparseMatrix): Float64Array[] {
 }
 
 export async function trainMlp(baseId: string, dryRun: boolean): Promise<void> {
-  const cfg = MODELS[baseId];
+  const cfg = TRAINING_CATALOGUE[baseId];
   if (!cfg) throw new Error(`unknown model ${baseId}`);
   const id = `${baseId}-mlp`;
   const log = (line: string): void => console.log(`[${id}] ${line}`);
