@@ -19,7 +19,7 @@
  */
 
 import * as z from "zod";
-import { OPTIMIZATION_LEVELS } from "./contracts/manifest";
+import { OIP_DATATYPES, OPTIMIZATION_LEVELS } from "./contracts/manifest";
 
 const isoTime = z.string().describe("ISO 8601 date-time (UTC)");
 
@@ -435,21 +435,7 @@ export const OnlineResetSchema = z.object({ model: z.string(), reset: z.literal(
 export const OnlineDashboardSchema = z.object({ models: z.array(OnlineMetricsSchema) });
 
 // Open Inference Protocol v2.
-const oipDatatype = z.enum([
-  "BOOL",
-  "UINT8",
-  "UINT16",
-  "UINT32",
-  "UINT64",
-  "INT8",
-  "INT16",
-  "INT32",
-  "INT64",
-  "FP16",
-  "FP32",
-  "FP64",
-  "BYTES",
-]);
+const oipDatatype = z.enum(OIP_DATATYPES);
 const tensorMetadata = z.object({
   name: z.string(),
   datatype: oipDatatype,

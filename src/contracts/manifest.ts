@@ -304,3 +304,20 @@ export const BANK_FEATURIZER: TextFeaturizerSpec = {
   tf: "binary",
   norm: "l2",
 };
+
+/** Datatypes of the Open Inference Protocol (only some are accepted as inputs; see src/protocols/oip.ts). */
+export const OIP_DATATYPES = [
+  "BOOL",
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+  "FP16",
+  "FP32",
+  "FP64",
+  "BYTES",
+] as const;

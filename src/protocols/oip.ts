@@ -10,7 +10,7 @@ import * as z from "zod";
 import { OipModelMetadataSchema, OipRepositoryIndexSchema, OipServerMetadataSchema } from "../answers";
 import type { AppRequest, Handler } from "../context";
 import type { ModelManifest } from "../contracts/manifest";
-import { MODEL_ID_RE, MODEL_VERSION_RE, TENSOR_DATATYPES } from "../contracts/manifest";
+import { MODEL_ID_RE, MODEL_VERSION_RE, OIP_DATATYPES, TENSOR_DATATYPES } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { readBodyBytes, readJsonBody, readJsonBodyBytes, reply, validate } from "../http";
 import type { DecodedImage } from "../image/pixels";
@@ -30,26 +30,10 @@ import {
   attachBinaryInputs,
   BINARY_HEADER,
   inferResponse,
+  type OutgoingTensor,
   parseJsonLossless,
   splitBinaryBody,
 } from "./oip-tensors";
-
-/** Datatypes of the protocol (only some are accepted as inputs; see the module comment). */
-const DATATYPES = [
-  "BOOL",
-  "UINT8",
-  "UINT16",
-  "UINT32",
-  "UINT64",
-  "INT8",
-  "INT16",
-  "INT32",
-  "INT64",
-  "FP16",
-  "FP32",
-  "FP64",
-  "BYTES",
-] as const;
 
 const parametersSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
 
@@ -68,7 +52,7 @@ const tensorSchema = z.strictObject({
         .max(2 ** 31),
     )
     .max(8),
-  datatype: z.enum(DATATYPES),
+  datatype: z.enum(OIP_DATATYPES),
   parameters: parametersSchema,
   data: z.array(z.unknown()).optional(),
 });
@@ -92,7 +76,7 @@ export const repositoryIndexSchema = z.strictObject({ ready: z.boolean().optiona
 /** One tensor's metadata. */
 interface TensorMetadata {
   name: string;
-  datatype: (typeof DATATYPES)[number];
+  datatype: (typeof OIP_DATATYPES)[number];
   shape: number[];
 }
 
@@ -363,10 +347,8 @@ export const infer: Handler = async (request, env, ctx) => {
   const body = await readInferRequest(request, config.MAX_BODY_BYTES);
   const manifest = await manifestOf(request, env);
   const choice = { model: manifest.id, version: manifest.version };
-  if (manifest.kind === "tensor") {
-    const inputs = body.inputs.map(wireTensor);
-    const { model, outputs } = await inferTensors(env, request.state, choice, inputs);
-    return inferResponse(
+  const respond = (model: { id: string; version: string }, outputs: OutgoingTensor[]) =>
+    inferResponse(
       {
         model_name: model.id,
         model_version: model.version,
@@ -375,6 +357,10 @@ export const infer: Handler = async (request, env, ctx) => {
       selectOutputs(outputs, body.outputs),
       binaryOutput(body),
     );
+  if (manifest.kind === "tensor") {
+    const inputs = body.inputs.map(wireTensor);
+    const { model, outputs } = await inferTensors(env, request.state, choice, inputs);
+    return respond(model, outputs);
   }
   let result: Awaited<ReturnType<typeof classifyTexts>>;
   if (manifest.kind === "image") {
@@ -395,15 +381,7 @@ export const infer: Handler = async (request, env, ctx) => {
     { name: "scores", datatype: "FP32" as const, shape: [scores.length, k], data },
     { name: "labels", datatype: "BYTES" as const, shape: [k], data: [...labels] },
   ];
-  return inferResponse(
-    {
-      model_name: model.id,
-      model_version: model.version,
-      ...(body.id !== undefined && { id: body.id }),
-    },
-    selectOutputs(outputs, body.outputs),
-    binaryOutput(body),
-  );
+  return respond(model, outputs);
 };
 
 /**
