@@ -10,12 +10,8 @@ const JSON_TYPES =
  * and `+json` types, and for curl's `-d` default (`x-www-form-urlencoded`) and `text/plain`, a body
  * that is JSON.
  */
-export async function readJsonBody(
-  request: Request,
-  maxBytes: number,
-  reviver?: JsonReviver,
-): Promise<unknown> {
-  return parseJsonBytes(await readJsonBodyBytes(request, maxBytes), reviver);
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  return parseJsonBytes(await readJsonBodyBytes(request, maxBytes));
 }
 
 /** A `JSON.parse` reviver; `context.source` is the value's JSON text (primitives only). */

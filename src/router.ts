@@ -289,7 +289,7 @@ export const ROUTES: readonly RouteDef[] = [
   // Dashboard (docs/dashboard.md): an ASAP caller gets a one-time login URL; the page and its
   // read-only data routes accept only the session cookie that URL sets.
   authed("POST", "/api/v1/dashboard/login", "dashboard", dashboardLogin, {
-    summary: "A one-time dashboard login URL (valid 60 s) for the calling issuer",
+    summary: "A one-time dashboard login URL (valid 15 min) for the calling issuer",
     responses: { 200: A.LoginUrlSchema },
     errors: ["registry_unavailable"],
   }),

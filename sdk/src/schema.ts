@@ -254,7 +254,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A one-time dashboard login URL (valid 60 s) for the calling issuer */
+        /** A one-time dashboard login URL (valid 15 min) for the calling issuer */
         post: operations["post_dashboard__api_v1_dashboard_login"];
         delete?: never;
         options?: never;

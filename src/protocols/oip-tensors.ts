@@ -15,6 +15,7 @@
 import { concatBytes } from "../bytes";
 import { ApiError } from "../errors";
 import { floatToHalf, halfToFloat } from "../float16";
+import { type JsonReviver, parseJsonBytes } from "../http";
 import { ELEMENT_BYTES, type TensorDatatype } from "../inference/tensors";
 
 /** The header naming the JSON part's length in a binary tensor body (request and response). */
@@ -32,29 +33,17 @@ const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
  * each number's source text). 400 `invalid_json` when empty, not UTF-8 or not JSON.
  */
 export function parseJsonLossless(bytes: Uint8Array): unknown {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
-  } catch {
-    throw new ApiError("invalid_json", "request body is not valid UTF-8");
-  }
-  if (text.trim() === "") throw new ApiError("invalid_json", "request body is empty");
-  try {
-    return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
-      typeof value === "number" &&
-      !Number.isSafeInteger(value) &&
-      context?.source !== undefined &&
-      /^-?\d+$/.test(context.source)
-        ? BigInt(context.source)
-        : value,
-    );
-  } catch (e) {
-    throw new ApiError(
-      "invalid_json",
-      `request body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
-    );
-  }
+  return parseJsonBytes(bytes, exactIntegers);
 }
+
+/** A `JSON.parse` reviver: an integer literal a double cannot hold becomes a bigint from its source. */
+const exactIntegers: JsonReviver = (_key, value, context) =>
+  typeof value === "number" &&
+  !Number.isSafeInteger(value) &&
+  context?.source !== undefined &&
+  /^-?\d+$/.test(context.source)
+    ? BigInt(context.source)
+    : value;
 
 /**
  * Splits a binary-extension body at `header` (the `Inference-Header-Content-Length` value): the
