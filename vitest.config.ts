@@ -4,7 +4,9 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { createGunzip } from "node:zlib";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { build } from "esbuild";
 import { defineConfig } from "vitest/config";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { loadKerasSource } from "./scripts/keras-source";
 import { digitsTestSplit } from "./scripts/train-digits";
 import { TRAINING_CATALOGUE } from "./scripts/training/catalogue";
@@ -45,12 +47,58 @@ async function headLines(file: string, n: number): Promise<string[] | undefined>
   return lines;
 }
 
+/**
+ * Bundles the isolated BYOM Worker (workers/byom/) for Miniflare, which runs auxiliary Workers from
+ * built JavaScript: one ES module plus ORT's `.wasm` beside it (a CompiledWasm module, as wrangler
+ * makes it). Returns the bundle's path. ~1 s.
+ */
+async function buildByomWorker() {
+  const outdir = path.join(root, "node_modules/.cache/edge-inference-byom");
+  await build({
+    entryPoints: [path.join(root, "workers/byom/index.ts")],
+    outdir,
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    conditions: ["workerd", "worker", "browser"],
+    target: "es2022",
+    external: ["cloudflare:*"],
+    loader: { ".wasm": "copy" },
+    assetNames: "[name]",
+    logLevel: "error",
+  });
+  return {
+    modulesRoot: outdir,
+    modules: [
+      { type: "ESModule" as const, path: path.join(outdir, "index.js") },
+      { type: "CompiledWasm" as const, path: path.join(outdir, "ort-wasm-simd-threaded.wasm") },
+    ],
+  };
+}
+
+/** The isolated BYOM Worker's compatibility date, vars and bindings from workers/byom/wrangler.toml. */
+function byomOptions() {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "workers/byom/wrangler.toml"));
+  const { compatibilityDate, bindings, r2Buckets } = workerOptions;
+  return { compatibilityDate, bindings: { ...bindings, ACTIVE_POINTER_TTL_MS: "0" }, r2Buckets };
+}
+
 export default defineConfig({
   plugins: [
     cloudflareTest(async () => ({
       main: "./src/index.ts",
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
+        // The isolated BYOM Worker (workers/byom/), which the main Worker's BYOM service binding
+        // (wrangler.toml) reaches: its own isolate, on the same local R2 bucket.
+        workers: [
+          {
+            name: "edge-inference-byom",
+            ...(await buildByomWorker()),
+            // Its vars and R2 binding as workers/byom/wrangler.toml declares them.
+            ...byomOptions(),
+          },
+        ],
         // Tests see pointer switches at once; everything else is wrangler.toml's top-level config.
         // TEST_MIGRATIONS: migrations/ for test/setup-d1.ts, which applies them to the D1 binding.
         bindings: {

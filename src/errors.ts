@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   not_ready: { status: 503, title: "Service not ready" },
   invalid_model: { status: 422, title: "Model upload failed validation" },
   model_too_large: { status: 413, title: "Model would not fit an isolate's memory" },
+  model_resource_limit: { status: 503, title: "Uploaded model exceeded its Worker's CPU or memory limit" },
   model_exists: { status: 409, title: "Model already exists" },
   model_version_exists: { status: 409, title: "Model version already exists" },
   model_is_default: { status: 409, title: "The default model cannot be deleted" },

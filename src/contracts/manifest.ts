@@ -64,6 +64,13 @@ const manifestBaseSchema = z.object({
    * by a graph with ConstantOfShape, Expand, Tile, Range, Resize, Upsample, OneHot or Loop, whose
    * size-deciding inputs the upload then checks against them.
    */
+  /**
+   * Where the version came from, written by the registry's publish (never taken from an upload's
+   * manifest): `upload` (bring your own model) runs in the isolated BYOM Worker
+   * (src/inference/isolation.ts); trained and shipped models (`training`, `import`, or absent) run in
+   * the main Worker.
+   */
+  source: z.enum(["upload", "training", "import"]).optional(),
   work_bounds: z
     .strictObject({
       /** Most elements one such node may produce (or multiply its input by). */

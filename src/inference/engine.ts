@@ -8,18 +8,22 @@ import type {
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
 import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/model-store";
+import { openIsolatedSession, runsIsolated } from "./isolation";
 import { createSession, ort } from "./ort";
-import { type LoadedModel, SessionCache } from "./session-cache";
+import { type LoadedModel, type ModelSession, SessionCache } from "./session-cache";
 import { signatureProblem } from "./signature";
 import { fromOrtTensor, type OutputTensor, shapeFits, toOrtTensor, type WireTensor } from "./tensors";
 
 let cache: SessionCache<ModelManifest> | undefined;
 
+/** The settings the engine reads (the isolated BYOM Worker has only these). */
+export type EngineConfig = Pick<Config, "MODEL_CACHE_BYTES" | "MAX_MODEL_BYTES" | "ACTIVE_POINTER_TTL_MS">;
+
 /**
  * The isolate's session cache (created on first use with the configured byte budget). A version
  * that stops being current (switched away from, deleted, replaced) has its session dropped.
  */
-export function sessionCache(config: Config): SessionCache<ModelManifest> {
+export function sessionCache(config: Pick<Config, "MODEL_CACHE_BYTES">): SessionCache<ModelManifest> {
   if (!cache) {
     const created = new SessionCache<ModelManifest>(config.MODEL_CACHE_BYTES);
     onStaleVersion((id, version) => created.drop((key) => key.startsWith(`${id}/${version}@`)));
@@ -35,7 +39,7 @@ export function sessionCache(config: Config): SessionCache<ModelManifest> {
  */
 export async function withModel<T>(
   bucket: R2Bucket,
-  config: Config,
+  config: EngineConfig,
   id: string,
   version: string | undefined,
   fn: (model: LoadedModel<ModelManifest>) => Promise<T>,
@@ -43,6 +47,13 @@ export async function withModel<T>(
   const resolved = await resolveVersion(bucket, id, version, config.ACTIVE_POINTER_TTL_MS);
   const manifest = await getManifest(bucket, id, resolved, config.ACTIVE_POINTER_TTL_MS);
   const load = async (): Promise<LoadedModel<ModelManifest>> => {
+    if (runsIsolated(manifest)) {
+      // An uploaded model: its bytes are loaded and run by the BYOM Worker (./isolation.ts); this
+      // isolate holds a handle, counted as 0 bytes of its cache.
+      const session = await openIsolatedSession({ id, version: resolved, sha256: manifest.sha256 });
+      checkSignature(session, manifest);
+      return { session, meta: manifest, sizeBytes: 0 };
+    }
     const bytes = await getModelBytes(bucket, manifest, config.MAX_MODEL_BYTES);
     try {
       const session = await createSession(bytes, manifest.graph_optimization_level);
@@ -60,7 +71,7 @@ export async function withModel<T>(
   return sessionCache(config).use(`${id}/${resolved}@${manifest.sha256}`, load, fn);
 }
 
-function checkSignature(session: ort.InferenceSession, manifest: ModelManifest): void {
+function checkSignature(session: ModelSession, manifest: ModelManifest): void {
   if (signatureProblem(session, manifest) !== undefined) {
     void session.release();
     throw new ApiError(

@@ -1,8 +1,21 @@
 import type { InferenceSession } from "onnxruntime-web/wasm";
 
+/**
+ * What the engine uses of a session: an ORT `InferenceSession` in this isolate, or a handle to one in
+ * the isolated BYOM Worker (src/inference/isolation.ts) with the same metadata and `run`.
+ */
+export interface ModelSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly InferenceSession.ValueMetadata[];
+  readonly outputMetadata: readonly InferenceSession.ValueMetadata[];
+  run(feeds: InferenceSession.FeedsType): Promise<InferenceSession.ReturnType>;
+  release(): Promise<void>;
+}
+
 /** A loaded model: its session plus what the cache needs to account for it. */
 export interface LoadedModel<M> {
-  session: InferenceSession;
+  session: ModelSession;
   meta: M;
   sizeBytes: number;
 }

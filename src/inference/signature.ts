@@ -4,6 +4,7 @@
  */
 import type { ModelManifest, TensorSpec } from "../contracts/manifest";
 import type { ort } from "./ort";
+import type { ModelSession } from "./session-cache";
 import { datatypeOf } from "./tensors";
 
 type Metadata = ort.InferenceSession.ValueMetadata;
@@ -54,7 +55,7 @@ function tensorProblem(kind: "input" | "output", spec: TensorSpec, meta: Metadat
  * types and shapes the session reports), or undefined when it fits. A non-tensor output — e.g. the
  * sequence of maps skl2onnx's ZipMap produces — is refused: ORT cannot hand it back to the Worker.
  */
-export function signatureProblem(session: ort.InferenceSession, manifest: ModelManifest): string | undefined {
+export function signatureProblem(session: ModelSession, manifest: ModelManifest): string | undefined {
   const wanted = declaredInputs(manifest);
   const missing = wanted.filter((name) => !session.inputNames.includes(name));
   const extra = session.inputNames.filter((name) => !wanted.includes(name));

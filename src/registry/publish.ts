@@ -7,6 +7,7 @@ import { d1 } from "../contracts/d1";
 import type { ModelManifest, OptimizationLevel } from "../contracts/manifest";
 import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
+import { runsIsolated, validateIsolated } from "../inference/isolation";
 import { activateVersion } from "./activate";
 import { getVersionRow, insertVersionStatements, type VersionSource } from "./db";
 import { checkWorkBounds } from "./graph-bounds";
@@ -48,7 +49,9 @@ export interface PublishInput {
  */
 export async function publishModelVersion(env: Env, input: PublishInput): Promise<PublishResult> {
   const config = loadConfig(env as unknown as Record<string, unknown>);
-  let manifest = parseManifest(input.manifest);
+  // `source` is the registry's, never the manifest's: it decides where the model runs (uploads in the
+  // isolated BYOM Worker, src/inference/isolation.ts), so a given one is overwritten.
+  let manifest = parseManifest({ ...input.manifest, source: input.source ?? "upload" });
   const { id, version } = manifest;
   await ensureModelImported(env, id);
   const existing = await getVersionRow(env.DB, id, version);
@@ -66,12 +69,13 @@ export async function publishModelVersion(env: Env, input: PublishInput): Promis
   }
   // Data-dependent allocation and iteration must be bounded before ORT ever loads the graph.
   checkWorkBounds(input.bytes, manifest);
-  const { memory, optimization } = await validateModel(
-    manifest,
-    input.bytes,
-    config.MAX_MODEL_BYTES,
-    config.MAX_WASM_HEAP_BYTES,
-  );
+  // Validation loads and probes the graph where it will run: an upload's in the BYOM Worker.
+  const { memory, optimization } = runsIsolated(manifest)
+    ? await validateIsolated(manifest, input.bytes, {
+        max_model_bytes: config.MAX_MODEL_BYTES,
+        max_heap_bytes: config.MAX_WASM_HEAP_BYTES,
+      })
+    : await validateModel(manifest, input.bytes, config.MAX_MODEL_BYTES, config.MAX_WASM_HEAP_BYTES);
   // The level the outputs agree at is what serving uses (recorded in R2's manifest and D1's copy).
   manifest = {
     ...manifest,
