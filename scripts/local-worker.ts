@@ -102,8 +102,33 @@ export interface WorkerListen {
   handleRuntimeStdio?: (stdout: Readable, stderr: Readable) => void;
 }
 
+const byomBuilds = new Map<string, Promise<Bundle>>();
+
+/**
+ * Builds the isolated BYOM Worker (workers/byom/, where uploaded models run) beside `bundle`, once
+ * per process: `wrangler deploy --dry-run` of its own config.
+ */
+function buildByom(bundle: Bundle): Promise<Bundle> {
+  const outdir = `${bundle.outdir}-byom`;
+  let built = byomBuilds.get(outdir);
+  if (!built) {
+    built = (async () => {
+      await rm(outdir, { recursive: true, force: true });
+      execFileSync(
+        "npx",
+        ["wrangler", "deploy", "--dry-run", "-c", "workers/byom/wrangler.toml", "--outdir", outdir],
+        { cwd: root, stdio: "pipe" },
+      );
+      return { outdir, entry: path.join(outdir, "index.js"), bytes: 0, gzip_bytes: 0 };
+    })();
+    byomBuilds.set(outdir, built);
+  }
+  return built;
+}
+
 /**
  * Starts `bundle` in workerd with wrangler.toml's top-level bindings and vars (dev) plus `vars`,
+ * beside the isolated BYOM Worker (workers/byom/wrangler.toml's config) that its BYOM binding calls,
  * on `listen` (default: a free loopback port; also the inspector's port and where workerd's
  * stdout/stderr go, by default this process's), and applies the D1 migrations; `services` adds
  * service bindings answered by Node functions. Stop it with `mf.dispose()`.
@@ -115,18 +140,30 @@ export async function startWorker(
   services: Record<string, (request: Request) => Promise<Response>> = {},
 ): Promise<{ mf: Miniflare; url: string; pids: Set<number> }> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml"));
+  const byom = await buildByom(bundle);
+  const byomOptions = unstable_getMiniflareWorkerOptions(path.join(root, "workers/byom/wrangler.toml"));
   const started = await startMiniflare({
-    ...(workerOptions as object),
-    name: "edge-inference",
     ...listen,
-    // Explicit module list: ORT's glue contains a dynamic import() that Miniflare will not trace.
-    modules: await bundleModules(bundle),
-    modulesRoot: bundle.outdir,
-    bindings: { ...(workerOptions.bindings ?? {}), ...vars },
-    serviceBindings: {
-      ...((workerOptions as { serviceBindings?: object }).serviceBindings ?? {}),
-      ...services,
-    },
+    workers: [
+      {
+        ...(workerOptions as object),
+        name: "edge-inference",
+        // Explicit module list: ORT's glue contains a dynamic import() that Miniflare will not trace.
+        modules: await bundleModules(bundle),
+        modulesRoot: bundle.outdir,
+        bindings: { ...(workerOptions.bindings ?? {}), ...vars },
+        serviceBindings: {
+          ...((workerOptions as { serviceBindings?: object }).serviceBindings ?? {}),
+          ...services,
+        },
+      },
+      {
+        ...(byomOptions.workerOptions as object),
+        name: "edge-inference-byom",
+        modules: await bundleModules(byom),
+        modulesRoot: byom.outdir,
+      },
+    ],
   } as ConstructorParameters<typeof Miniflare>[0]);
   await applyMigrations(await started.mf.getD1Database("DB"));
   return started;

@@ -6,7 +6,8 @@
  *    (.dev/keys/, git-ignored) whose public key is in local R2;
  * 2. writes the CLI config (.dev/cli.json, or $EDGE_INFERENCE_CONFIG): URL, issuer, key, audience,
  *    so every `edge-inference` command works with no flags;
- * 3. runs `wrangler dev` on `PORT` (default 8787; arguments after `--` go to wrangler dev) in its
+ * 3. runs `wrangler dev` on `PORT` (default 8787; arguments after `--` go to wrangler dev) with both
+ *    Workers (wrangler.toml and workers/byom/wrangler.toml, where uploaded models run) in its
  *    own process group, waits until it answers, and prints a curl line, the CLI and the dashboard
  *    login URL (when the service has a dashboard).
  *
@@ -71,6 +72,12 @@ const child: ChildProcess = spawn(
   [
     path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"),
     "dev",
+    // Both Workers in one session: the main one (first: its port, its bindings) and the isolated
+    // BYOM Worker its BYOM service binding calls (uploaded models run there; docs/byom.md#isolation).
+    "-c",
+    "wrangler.toml",
+    "-c",
+    "workers/byom/wrangler.toml",
     "--port",
     PORT,
     "--show-interactive-dev-session=false",
