@@ -4,8 +4,9 @@
  * service binding; this isolate — the main Worker's — keeps its ORT heap and keeps serving shipped
  * models when an uploaded model blows its limits.
  */
-import $protobuf from "protobufjs/minimal.js";
+
 import { env } from "cloudflare:workers";
+import $protobuf from "protobufjs/minimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { r2Keys } from "../src/contracts/r2-keys";
 import { wasmHeapBytes } from "../src/inference/ort";
@@ -70,7 +71,13 @@ const infer = (n: number) =>
 beforeAll(async () => {
   await seedShippedModel("toxicity");
   // A manifest may not say where its model runs: `source` is the registry's.
-  const res = await upload("byom-outer", "1", { ...manifest, source: "training" }, outerProduct(), "?activate=true");
+  const res = await upload(
+    "byom-outer",
+    "1",
+    { ...manifest, source: "training" },
+    outerProduct(),
+    "?activate=true",
+  );
   expect(res.status, await res.clone().text()).toBe(201);
 });
 

@@ -77,4 +77,35 @@ describe("dashboard data under the issuer's policy", () => {
     const readerSees = await callers(reader);
     expect([...readerSees].every((c) => c === TEST_ISSUER)).toBe(true);
   });
+
+  it("GET /api/v1/statistics, all APIs or one, lists other callers only to admins", async () => {
+    const other = { ASAP_AUTH: "off" };
+    const reader = { ASAP_POLICY: JSON.stringify({ issuers: { [TEST_ISSUER]: ["statistics:GET"] } }) };
+    const admin = { ASAP_POLICY: JSON.stringify({ issuers: { [TEST_ISSUER]: ["*"] } }) };
+    const callers = async (vars: Record<string, string>, query = "") => {
+      const res = await call(
+        `http://edge.test/api/v1/statistics${query}`,
+        { headers: { authorization: `Bearer ${await testToken()}` } },
+        vars,
+      );
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Stats | Stats["apis"][number];
+      const apis = "apis" in body ? body.apis : [body];
+      return new Set(apis.flatMap((a) => a.callers_current_minute.map((c) => c.caller)));
+    };
+    let seen = new Set<string>();
+    for (let attempt = 0; attempt < 50 && !seen.has("anonymous"); attempt++) {
+      await call("http://edge.test/api/v1/health", {}, other);
+      seen = await callers(admin);
+      if (!seen.has("anonymous")) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seen.has("anonymous")).toBe(true);
+    for (const query of ["", "?api=health"]) {
+      const readerSees = await callers(reader, query);
+      expect(
+        [...readerSees].every((c) => c === TEST_ISSUER),
+        query,
+      ).toBe(true);
+    }
+  });
 });

@@ -26,11 +26,7 @@ import type { ModelSession } from "../inference/session-cache";
 import { parseManifest, validateModel } from "../registry/validate";
 
 const intVar = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/)
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
 
 const runnerConfigSchema = z.object({
   MAX_MODEL_BYTES: intVar(1024, 1024 * 1024 * 1024),
@@ -108,7 +104,8 @@ async function withinHeap<T>(config: RunnerConfig, what: string, work: () => Pro
     result = await work();
   } catch (error) {
     // ORT ran out of memory: what this isolate holds goes, so the next request starts afresh.
-    if (!(error instanceof ApiError) && OUT_OF_MEMORY.test(String(error))) sessionCache(config).drop(() => true);
+    if (!(error instanceof ApiError) && OUT_OF_MEMORY.test(String(error)))
+      sessionCache(config).drop(() => true);
     throw error;
   }
   const heap = wasmHeapBytes() ?? 0;

@@ -131,8 +131,13 @@ const MAX_RANK = 16;
  * the right typed array (strings: an array of strings) with as many elements as its dims say, and
  * at most `maxBytes` of data in all. Throws `fail(reason)`.
  */
-export function checkBoundTensors(value: unknown, maxBytes: number, fail: (reason: string) => Error): BoundTensor[] {
-  if (!Array.isArray(value) || value.length > MAX_TENSORS) throw fail(`not a list of at most ${MAX_TENSORS} tensors`);
+export function checkBoundTensors(
+  value: unknown,
+  maxBytes: number,
+  fail: (reason: string) => Error,
+): BoundTensor[] {
+  if (!Array.isArray(value) || value.length > MAX_TENSORS)
+    throw fail(`not a list of at most ${MAX_TENSORS} tensors`);
   let bytes = 0;
   return value.map((item: unknown, i) => {
     const t = item as Partial<BoundTensor> | null;
@@ -149,15 +154,19 @@ export function checkBoundTensors(value: unknown, maxBytes: number, fail: (reaso
     }
     const elements = dims.reduce((a: number, d: number) => a * d, 1);
     if (type === "string") {
-      if (!Array.isArray(data) || !data.every((s) => typeof s === "string")) throw fail(`tensor '${name}' is not strings`);
+      if (!Array.isArray(data) || !data.every((s) => typeof s === "string"))
+        throw fail(`tensor '${name}' is not strings`);
       bytes += data.reduce((a: number, s: string) => a + s.length * 2, 0);
     } else {
       const classes = type === undefined ? undefined : DATA_CLASSES[type];
-      if (!classes || !classes.some((c) => data instanceof c)) throw fail(`tensor '${name}' has type ${String(type)} with other data`);
+      if (!classes?.some((c) => data instanceof c))
+        throw fail(`tensor '${name}' has type ${String(type)} with other data`);
       bytes += (data as ArrayBufferView).byteLength;
     }
     if ((data as ArrayLike<unknown>).length !== elements) {
-      throw fail(`tensor '${name}' has ${(data as ArrayLike<unknown>).length} elements; its dims [${dims.join(", ")}] say ${elements}`);
+      throw fail(
+        `tensor '${name}' has ${(data as ArrayLike<unknown>).length} elements; its dims [${dims.join(", ")}] say ${elements}`,
+      );
     }
     if (bytes > maxBytes) throw fail(`tensors of more than ${maxBytes} bytes`);
     return { name, type: type as ort.Tensor.Type, dims: [...dims], data: data as ort.Tensor.DataType };
@@ -225,7 +234,10 @@ function resourceLimit(key: Pick<ModelKey, "id" | "version">, cause: unknown): A
 }
 
 /** Runs one RPC: a refusal becomes its `ApiError` again, a failed call `model_resource_limit`. */
-async function call<T>(key: Pick<ModelKey, "id" | "version">, rpc: () => Promise<RunnerAnswer<T>>): Promise<T> {
+async function call<T>(
+  key: Pick<ModelKey, "id" | "version">,
+  rpc: () => Promise<RunnerAnswer<T>>,
+): Promise<T> {
   let answer: RunnerAnswer<T>;
   try {
     answer = await rpc();
@@ -235,7 +247,9 @@ async function call<T>(key: Pick<ModelKey, "id" | "version">, rpc: () => Promise
   if (typeof answer !== "object" || answer === null) throw resourceLimit(key, "no answer");
   if (answer.ok) return answer.value;
   const { problem } = answer;
-  const code = PASSED_CODES.has(problem?.code as ErrorCode) ? (problem.code as ErrorCode) : "model_unavailable";
+  const code = PASSED_CODES.has(problem?.code as ErrorCode)
+    ? (problem.code as ErrorCode)
+    : "model_unavailable";
   const plain = (v: unknown): Record<string, never> =>
     typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, never>) : {};
   throw new ApiError(code, String(problem?.detail ?? "the BYOM Worker refused").slice(0, 4000), {
@@ -248,7 +262,10 @@ async function call<T>(key: Pick<ModelKey, "id" | "version">, rpc: () => Promise
 
 /** Fails a check of what the isolated Worker sent back: that Worker misbehaved (503). */
 const badAnswer = (key: ModelKey) => (reason: string) =>
-  new ApiError("model_unavailable", `model '${key.id}' version '${key.version}': the BYOM Worker answered ${reason}`);
+  new ApiError(
+    "model_unavailable",
+    `model '${key.id}' version '${key.version}': the BYOM Worker answered ${reason}`,
+  );
 
 /** A handle to a session in the isolated Worker; `run` and `release` go over the binding. */
 class IsolatedSession implements ModelSession {
@@ -278,7 +295,8 @@ class IsolatedSession implements ModelSession {
     const checked = checkBoundTensors(outputs, MAX_BOUND_TENSOR_BYTES, badAnswer(this.key));
     const result: Record<string, ort.Tensor> = {};
     for (const t of checked) {
-      if (!this.outputNames.includes(t.name)) throw badAnswer(this.key)(`an output '${t.name}' the graph does not have`);
+      if (!this.outputNames.includes(t.name))
+        throw badAnswer(this.key)(`an output '${t.name}' the graph does not have`);
       result[t.name] = new ort.Tensor(t.type, t.data, t.dims);
     }
     return result;

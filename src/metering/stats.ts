@@ -82,6 +82,22 @@ export interface ApiStatistics {
   };
 }
 
+/**
+ * What a reader who is not an admin may see of the statistics: of `callers_current_minute`, only its
+ * own calls (other callers' names only to admins). `issuer` undefined (authentication off): all.
+ * The one rule for `GET /api/v1/statistics` and the dashboard's statistics.
+ */
+export function onlyOwnCallers<T extends Pick<ApiStatistics, "callers_current_minute">>(
+  apis: readonly T[],
+  issuer: string | undefined,
+  admin: boolean,
+): void {
+  if (issuer === undefined || admin) return;
+  for (const api of apis) {
+    api.callers_current_minute = api.callers_current_minute.filter((c) => c.caller === issuer);
+  }
+}
+
 /** How long a statistics read waits for its shards before answering 503 (a hung object). */
 const READ_TIMEOUT_MS = 10_000;
 

@@ -23,7 +23,7 @@ import { APP_CSS, APP_JS, DASHBOARD_CSP, PAGE_HTML } from "../dashboard/assets";
 import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/session";
 import { ApiError } from "../errors";
 import { reply } from "../http";
-import { readAllStatistics, statisticsApis } from "../metering/stats";
+import { onlyOwnCallers, readAllStatistics, statisticsApis } from "../metering/stats";
 import { learnerMetrics } from "../online/client";
 import { listOnlineModelIds } from "../online/online-models";
 import { readBacklog } from "../queue/backlog";
@@ -115,11 +115,7 @@ export function dashboardStatistics(routeApis: () => readonly string[]): Handler
     const issuer = readerOf(request, "statistics");
     const { config } = request.state;
     const stats = await readAllStatistics(env, statisticsApis(routeApis()), config.STATS_SHARDS, Date.now());
-    if (config.ASAP_AUTH && !isAdmin(config.ASAP_POLICY, issuer)) {
-      for (const api of stats.apis) {
-        api.callers_current_minute = api.callers_current_minute.filter((c) => c.caller === issuer);
-      }
-    }
+    onlyOwnCallers(stats.apis, config.ASAP_AUTH ? issuer : undefined, isAdmin(config.ASAP_POLICY, issuer));
     return reply(AllStatisticsSchema, stats, 200, NO_STORE);
   };
 }

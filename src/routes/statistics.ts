@@ -1,9 +1,10 @@
 import * as z from "zod";
 import { StatisticsSchema } from "../answers";
+import { isAdmin } from "../auth/policy";
 import type { Handler } from "../context";
 import { ApiError } from "../errors";
 import { reply, validate } from "../http";
-import { readAllStatistics, readApiStatistics, statisticsApis } from "../metering/stats";
+import { onlyOwnCallers, readAllStatistics, readApiStatistics, statisticsApis } from "../metering/stats";
 
 export const statisticsQuerySchema = z.strictObject({
   api: z
@@ -24,11 +25,18 @@ export function statistics(routeApis: () => readonly string[]): Handler {
       throw new ApiError("api_not_found", `no API named '${query.api}'`, { extensions: { apis: known } });
     }
     const now = Date.now();
-    const shards = request.state.config.STATS_SHARDS;
+    const { config, caller } = request.state;
+    const shards = config.STATS_SHARDS;
+    // Other callers' names only to admins (the dashboard shows the same).
+    const issuer = config.ASAP_AUTH ? caller?.issuer : undefined;
+    const admin = issuer !== undefined && isAdmin(config.ASAP_POLICY, issuer);
     if (query.api !== undefined) {
       const stats = await readApiStatistics(env, query.api, shards, now);
+      onlyOwnCallers([stats], issuer, admin);
       return reply(StatisticsSchema, { ...stats, as_of: new Date(now).toISOString() });
     }
-    return reply(StatisticsSchema, await readAllStatistics(env, known, shards, now));
+    const all = await readAllStatistics(env, known, shards, now);
+    onlyOwnCallers(all.apis, issuer, admin);
+    return reply(StatisticsSchema, all);
   };
 }

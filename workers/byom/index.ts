@@ -5,7 +5,14 @@
  * core (src/byom/runner.ts); the client side is src/inference/isolation.ts. docs/byom.md#isolation.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { answer, loadRunnerConfig, openModel, releaseModel, runModel, validateUpload } from "../../src/byom/runner";
+import {
+  answer,
+  loadRunnerConfig,
+  openModel,
+  releaseModel,
+  runModel,
+  validateUpload,
+} from "../../src/byom/runner";
 import { markIsolatedRunner } from "../../src/inference/isolation";
 
 markIsolatedRunner();
