@@ -13,7 +13,6 @@
  * out of CPU time or memory, or died — is a 503 `model_resource_limit`, without touching this
  * isolate's models.
  */
-import { env } from "cloudflare:workers";
 import * as z from "zod";
 import type { ModelManifest, OptimizationLevel } from "../contracts/manifest";
 import { OPTIMIZATION_LEVELS } from "../contracts/manifest";
@@ -205,8 +204,13 @@ const validationSchema = z.object({
   }),
 });
 
-/** The bound runner, or a 503 when this Worker has none (uploaded models never run here instead). */
-function runner(id: string): IsolatedRunner {
+/**
+ * The bound runner (the Worker's `BYOM` binding, read from `cloudflare:workers`' env, imported when
+ * first needed so that Node-side tools importing the route table never load it), or a 503 when this
+ * Worker has none: uploaded models never run here instead.
+ */
+async function runner(id: string): Promise<IsolatedRunner> {
+  const { env } = await import("cloudflare:workers");
   const bound = (env as unknown as { BYOM?: IsolatedRunner }).BYOM;
   if (!bound) {
     throw new ApiError(
@@ -242,6 +246,7 @@ async function call<T>(
   try {
     answer = await rpc();
   } catch (cause) {
+    if (cause instanceof ApiError) throw cause;
     throw resourceLimit(key, cause);
   }
   if (typeof answer !== "object" || answer === null) throw resourceLimit(key, "no answer");
@@ -291,7 +296,7 @@ class IsolatedSession implements ModelSession {
       dims: [...t.dims],
       data: t.data,
     }));
-    const outputs = await call(this.key, () => runner(this.key.id).run(this.key, bound));
+    const outputs = await call(this.key, () => runner(this.key.id).then((r) => r.run(this.key, bound)));
     const checked = checkBoundTensors(outputs, MAX_BOUND_TENSOR_BYTES, badAnswer(this.key));
     const result: Record<string, ort.Tensor> = {};
     for (const t of checked) {
@@ -305,14 +310,14 @@ class IsolatedSession implements ModelSession {
   async release(): Promise<void> {
     // Best effort: the isolated Worker's own cache evicts it anyway.
     await runner(this.key.id)
-      .release(this.key)
+      .then((r) => r.release(this.key))
       .catch(() => undefined);
   }
 }
 
 /** Opens model `key` in the isolated Worker: a session handle the engine uses like a local one. */
 export async function openIsolatedSession(key: ModelKey): Promise<ModelSession> {
-  const answer = await call(key, () => runner(key.id).open(key));
+  const answer = await call(key, () => runner(key.id).then((r) => r.open(key)));
   const shape = shapeSchema.safeParse(answer);
   if (!shape.success) throw badAnswer(key)("a graph description that is not one");
   return new IsolatedSession(key, shape.data as SessionShape);
@@ -325,7 +330,7 @@ export async function validateIsolated(
   limits: { max_model_bytes: number; max_heap_bytes: number },
 ): Promise<IsolatedValidation> {
   const key = { id: manifest.id, version: manifest.version, sha256: manifest.sha256 };
-  const answer = await call(key, () => runner(key.id).validate(manifest, bytes, limits));
+  const answer = await call(key, () => runner(key.id).then((r) => r.validate(manifest, bytes, limits)));
   const parsed = validationSchema.safeParse(answer);
   if (!parsed.success) throw badAnswer(key)("a validation result that is not one");
   return parsed.data;
