@@ -87,7 +87,7 @@ function failure(error: unknown): ApiError {
     return new ApiError(
       "model_resource_limit",
       `the model ran out of memory in the isolated BYOM Worker (${message.slice(0, 200)}); send fewer or smaller inputs`,
-      { extensions: { limit: "wasm_heap" } },
+      { extensions: { resource: "wasm_heap" } },
     );
   }
   return new ApiError("model_unavailable", `the isolated BYOM Worker failed: ${message.slice(0, 200)}`);
@@ -114,7 +114,9 @@ async function withinHeap<T>(config: RunnerConfig, what: string, work: () => Pro
     throw new ApiError(
       "model_resource_limit",
       `${what} grew the isolated BYOM Worker's WASM heap to ${heap} bytes, past its bound MAX_WASM_HEAP_BYTES (${config.MAX_WASM_HEAP_BYTES}); send fewer or smaller inputs. Its sessions were dropped; shipped models are not affected.`,
-      { extensions: { limit: "wasm_heap", wasm_heap_bytes: heap, limit_bytes: config.MAX_WASM_HEAP_BYTES } },
+      {
+        extensions: { resource: "wasm_heap", wasm_heap_bytes: heap, limit_bytes: config.MAX_WASM_HEAP_BYTES },
+      },
     );
   }
   return result;
@@ -184,7 +186,7 @@ export function runModel(
             throw new ApiError(
               "model_resource_limit",
               `model '${key.id}' returned more than ${MAX_BOUND_TENSOR_BYTES} bytes of outputs`,
-              { extensions: { limit: "outputs", limit_bytes: MAX_BOUND_TENSOR_BYTES } },
+              { extensions: { resource: "outputs", limit_bytes: MAX_BOUND_TENSOR_BYTES } },
             );
           }
           return { name, type: t.type, dims: [...t.dims], data };

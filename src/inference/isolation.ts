@@ -233,7 +233,7 @@ function resourceLimit(key: Pick<ModelKey, "id" | "version">, cause: unknown): A
     "model_resource_limit",
     `uploaded model '${key.id}' version '${key.version}' stopped the isolated BYOM Worker it runs in (${what}: ${message.slice(0, 200)}); ` +
       "send fewer or smaller inputs, or re-export the model with less work per input (docs/byom.md#limits). Shipped models are not affected.",
-    { cause, extensions: { limit: "byom_worker" }, headers: { "retry-after": "1" } },
+    { cause, extensions: { resource: "byom_worker" }, headers: { "retry-after": "1" } },
   );
 }
 
