@@ -98,6 +98,9 @@ const PASSED_CODES = new Set<ErrorCode>([
   "model_version_not_found",
 ]);
 
+/** Members of a problem+json body that a refusal's extensions may not set. */
+const RESERVED_MEMBERS = new Set(["type", "title", "status", "code", "detail", "instance", "request_id"]);
+
 /** The typed-array class each ORT tensor type's data has (float16: Uint16Array or Float16Array). */
 const DATA_CLASSES: Partial<Record<ort.Tensor.Type, readonly (abstract new (...a: never[]) => unknown)[]>> = {
   float32: [Float32Array],
@@ -157,7 +160,8 @@ export function checkBoundTensors(
         throw fail(`tensor '${name}' is not strings`);
       bytes += data.reduce((a: number, s: string) => a + s.length * 2, 0);
     } else {
-      const classes = type === undefined ? undefined : DATA_CLASSES[type];
+      const classes =
+        typeof type === "string" && Object.hasOwn(DATA_CLASSES, type) ? DATA_CLASSES[type] : undefined;
       if (!classes?.some((c) => data instanceof c))
         throw fail(`tensor '${name}' has type ${String(type)} with other data`);
       bytes += (data as ArrayBufferView).byteLength;
@@ -257,8 +261,12 @@ async function call<T>(
     : "model_unavailable";
   const plain = (v: unknown): Record<string, never> =>
     typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, never>) : {};
+  // Extensions never replace the problem's own members.
+  const extensions = Object.fromEntries(
+    Object.entries(plain(problem?.extensions)).filter(([k]) => !RESERVED_MEMBERS.has(k)),
+  );
   throw new ApiError(code, String(problem?.detail ?? "the BYOM Worker refused").slice(0, 4000), {
-    extensions: plain(problem?.extensions),
+    extensions,
     headers: Object.fromEntries(
       Object.entries(plain(problem?.headers)).filter(([, v]) => typeof v === "string"),
     ),
