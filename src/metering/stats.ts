@@ -5,6 +5,12 @@ import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
 import { addHistograms, percentiles } from "./latency";
 
+/**
+ * The statistics series of the requests model version `id`@`version` scored (kept beside the
+ * APIs' series in the same shards; never listed by `GET /api/v1/statistics`).
+ */
+export const versionApi = (id: string, version: string): string => `model:${id}@${version}`;
+
 /** API name of requests that matched no route (404, 405); `withState`'s initial `state.api`. */
 export const UNMATCHED_API = "unknown";
 

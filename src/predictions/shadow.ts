@@ -1,0 +1,70 @@
+/**
+ * Shadow versions (docs/rollout.md): after the answer is sent, a sampled request is also scored by
+ * each of the model's shadow versions on the same inputs, and the comparison with the version that
+ * answered is added to the model's `ShadowShard` sums. Everything here runs in `ctx.waitUntil`: it
+ * never delays or changes the answer, and it is not a request (no admission, quota or metering).
+ * Text and image models only: tensor models have no labelled scores to compare.
+ */
+import type { Config } from "../config";
+import type { Shadow } from "../contracts/rollout";
+import { type Classification, type ImageSource, scoreImageInputs, scoreTextInputs } from "../inference/score";
+import type { Logger } from "../log";
+import { compareScores, failedRun, type ShadowObservation } from "../rollout/comparison";
+import { recordShadowObservations } from "../rollout/shadow-stats";
+import { readActivePointer } from "../storage/model-store";
+
+/** The inputs a request was scored on. */
+export type ShadowInputs = { texts: readonly string[] } | { images: readonly ImageSource[] };
+
+/** The shadows of the pointer that score this request: sampled, and never the serving version. */
+export function sampledShadows(
+  shadows: readonly Shadow[] | undefined,
+  serving: string,
+  random: () => number = Math.random,
+): Shadow[] {
+  return (shadows ?? []).filter((s) => s.version !== serving && random() < s.sample_rate);
+}
+
+/**
+ * Schedules the shadow runs of a request that `served` answered (see the module comment). The
+ * model's pointer is read from this isolate's cache (the request just resolved it).
+ */
+export function shadowAfter(
+  env: Env,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  config: Config,
+  served: Classification,
+  inputs: ShadowInputs,
+  logger: Logger,
+): void {
+  ctx.waitUntil(
+    runShadows(env, config, served, inputs).catch((error: unknown) =>
+      logger.log("warn", "shadow_failed", {
+        model: served.model.id,
+        error: error instanceof Error ? error.message.slice(0, 300) : String(error),
+      }),
+    ),
+  );
+}
+
+async function runShadows(env: Env, config: Config, served: Classification, inputs: ShadowInputs) {
+  const { id, version: serving } = served.model;
+  const pointer = await readActivePointer(env.MODELS, id, config.ACTIVE_POINTER_TTL_MS);
+  const shadows = sampledShadows(pointer.shadows, serving);
+  if (shadows.length === 0) return;
+  const observations: ShadowObservation[] = [];
+  for (const { version } of shadows) {
+    const started = Date.now();
+    try {
+      const choice = { model: id, version };
+      const shadowed =
+        "texts" in inputs
+          ? await scoreTextInputs(env.MODELS, config, choice, inputs.texts)
+          : await scoreImageInputs(env.MODELS, config, choice, inputs.images);
+      observations.push(compareScores(version, serving, served, shadowed, Date.now() - started));
+    } catch {
+      observations.push(failedRun(version, serving));
+    }
+  }
+  await recordShadowObservations(env, id, config.STATS_SHARDS, observations);
+}
