@@ -13,6 +13,9 @@ import { r2Keys } from "../contracts/r2-keys";
 import { MAX_SHADOWS, MAX_SPLIT_VERSIONS, type Shadow, type Split, splitOrder } from "../contracts/rollout";
 import { ApiError } from "../errors";
 import { withModel } from "../inference/engine";
+import { readVersionTraffic } from "../metering/stats";
+import { comparisonView } from "../rollout/comparison";
+import { readShadowSums } from "../rollout/shadow-stats";
 import { invalidateModel, versionsInUse } from "../storage/model-store";
 import { getModelRow, getVersionRows, rolloutColumns, rolloutOfRow } from "./db";
 import { ensureModelImported } from "./import";
@@ -290,4 +293,58 @@ export async function clearShadows(env: Env, id: string): Promise<{ id: string; 
 export async function readRollout(env: Env, id: string): Promise<RolloutView> {
   const { model } = await readyVersions(env, id, []);
   return { id, active_version: model.active_version, ...rolloutOfRow(model) };
+}
+
+/**
+ * `GET /api/v1/models/:id/shadow`: the model's shadow versions, each with its running comparisons
+ * against every version that answered while it was a shadow (summed over the `ShadowShard`s).
+ */
+export async function shadowReport(env: Env, config: Config, id: string) {
+  const { shadows } = await readRollout(env, id);
+  const sums = await readShadowSums(env, id, config.STATS_SHARDS);
+  return {
+    id,
+    shadows: shadows.map((s) => ({
+      ...s,
+      comparisons: sums
+        .filter((p) => p.shadow === s.version)
+        .sort((a, b) => (a.serving < b.serving ? -1 : a.serving > b.serving ? 1 : 0))
+        .map(comparisonView),
+    })),
+  };
+}
+
+/** At most this many versions (the newest, besides those in use) are shown by `modelTraffic`. */
+const TRAFFIC_VERSIONS = 10;
+
+/**
+ * `GET /api/v1/models/:id/traffic`: per version (those in use and the newest ready ones), the
+ * share the split or activation gives it and the requests it scored (`readVersionTraffic`).
+ */
+export async function modelTraffic(env: Env, config: Config, id: string, now: number) {
+  const { model, rows } = await readyVersions(env, id, []);
+  const { split, shadows } = rolloutOfRow(model);
+  const inUse = new Set([
+    ...(model.active_version === null ? [] : [model.active_version]),
+    ...Object.keys(split ?? {}),
+    ...shadows.map((s) => s.version),
+  ]);
+  const versions = rows
+    .map((r) => r.version)
+    .filter((v, i, all) => inUse.has(v) || i >= all.length - TRAFFIC_VERSIONS);
+  const traffic = await Promise.all(
+    versions.map((v) => readVersionTraffic(env, id, v, config.STATS_SHARDS, now)),
+  );
+  return {
+    id,
+    as_of: new Date(now).toISOString(),
+    active_version: model.active_version,
+    split,
+    versions: versions.map((version, i) => ({
+      version,
+      share: split ? (split[version] ?? 0) : version === model.active_version ? 100 : 0,
+      shadow_sample_rate: shadows.find((s) => s.version === version)?.sample_rate ?? null,
+      ...(traffic[i] as Awaited<ReturnType<typeof readVersionTraffic>>),
+    })),
+  };
 }
