@@ -11,7 +11,7 @@ import { type Classification, type ImageSource, scoreImageInputs, scoreTextInput
 import type { Logger } from "../log";
 import { compareScores, failedRun, type ShadowObservation } from "../rollout/comparison";
 import { recordShadowObservations } from "../rollout/shadow-stats";
-import { readActivePointer } from "../storage/model-store";
+import { activePointerOrNull } from "../storage/model-store";
 
 /** The inputs a request was scored on. */
 export type ShadowInputs = { texts: readonly string[] } | { images: readonly ImageSource[] };
@@ -49,9 +49,12 @@ export function shadowAfter(
 
 async function runShadows(env: Env, config: Config, served: Classification, inputs: ShadowInputs) {
   const { id, version: serving } = served.model;
-  const pointer = await readActivePointer(env.MODELS, id, config.ACTIVE_POINTER_TTL_MS);
-  const shadows = sampledShadows(pointer.shadows, serving);
+  const pointer = await activePointerOrNull(env.MODELS, id, config.ACTIVE_POINTER_TTL_MS);
+  const shadows = sampledShadows(pointer?.shadows, serving);
   if (shadows.length === 0) return;
+  // Yield to the event loop first: the model runs below are synchronous CPU work, and queued as
+  // microtasks they would run before the answer is written out.
+  await new Promise((resolve) => setTimeout(resolve, 0));
   const observations: ShadowObservation[] = [];
   for (const { version } of shadows) {
     const started = Date.now();

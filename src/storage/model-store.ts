@@ -83,6 +83,17 @@ export function versionsInUse(pointer: ActivePointer): Set<string> {
  * `ttlMs`; 404 when the model has none, 503 when R2 cannot be read and nothing is cached.
  */
 export async function readActivePointer(bucket: R2Bucket, id: string, ttlMs: number): Promise<ActivePointer> {
+  const pointer = await activePointerOrNull(bucket, id, ttlMs);
+  if (pointer === null) throw await modelNotFound(bucket, id);
+  return pointer;
+}
+
+/** `readActivePointer`, but null (and no 404 to build) when the model has no pointer. */
+export async function activePointerOrNull(
+  bucket: R2Bucket,
+  id: string,
+  ttlMs: number,
+): Promise<ActivePointer | null> {
   const now = Date.now();
   const hit = activeCache.get(id);
   if (hit && hit.until > now) return hit.pointer;
@@ -98,7 +109,7 @@ export async function readActivePointer(bucket: R2Bucket, id: string, ttlMs: num
   }
   if (!object) {
     if (hit) invalidateModel(id, [...versionsInUse(hit.pointer)]);
-    throw await modelNotFound(bucket, id);
+    return null;
   }
   const parsed = activePointerSchema.safeParse(await parseJsonOrNull(object));
   if (!parsed.success) {
