@@ -43,8 +43,8 @@ export function invalidateModel(id: string, staleVersions: readonly string[]): v
 
 /**
  * Resolves which version of model `id` to serve: `version` when given (it must exist); else, when
- * the model has a traffic split and the request names its `caller` (the ASAP issuer, or the
- * caller identity of an unauthenticated request), the split's version for that caller
+ * the model has a traffic split and the request names its `caller` (the ASAP issuer; an
+ * unauthenticated request names none), the split's version for that caller
  * (`assignVersion`: sticky per caller and model); else the model's active version. This is the one
  * place a request's version is chosen, for every path (native, Open Inference Protocol, replaced
  * services' routes, async submit). The pointer is cached per isolate for `ttlMs`, which bounds how
