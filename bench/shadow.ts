@@ -1,8 +1,9 @@
 /**
  * Shadow scoring's cost on the answering path (#30's target): the full stack as shipped (ASAP auth,
- * replay `strict`, statistics, throttling) on the default text model, once with no shadow and once
- * with a 10 % shadow (a second version of the same model, so the shadow's run costs what the
- * serving run costs), started side by side and loaded in turn for `rounds` interleaved rounds
+ * replay `strict`, statistics, throttling) on the default text model, with no shadow, with a 10 %
+ * shadow, and with a 100 % one (the shadow's own cost, ten times what 10 % adds); the shadow is a
+ * second version of the same model, so its run costs what the serving run costs. The services are
+ * started side by side and loaded in turn for `rounds` interleaved rounds
  * (every other round in reverse order):
  * - a closed load (autocannon, `connections`, `duration` s): RPS, p50/p99 and workerd CPU per
  *   answered request;
@@ -156,6 +157,9 @@ export async function shadowBench(bundle: Bundle, pool: TokenPool, opts: ShadowB
   const services = {
     none: await startShadowService(bundle, pool, opts.model, undefined),
     shadow10: await startShadowService(bundle, pool, opts.model, 0.1),
+    // Every request shadowed: the shadow's own cost per run, ten times what 10 % adds, so it
+    // stands out of the shared machine's noise.
+    shadow100: await startShadowService(bundle, pool, opts.model, 1),
   };
   const names = Object.keys(services) as (keyof typeof services)[];
   for (const name of names) {
@@ -170,19 +174,24 @@ export async function shadowBench(bundle: Bundle, pool: TokenPool, opts: ShadowB
   }
   type Closed = Awaited<ReturnType<typeof closedLoad>>;
   type Open = Awaited<ReturnType<typeof openLoad>>;
-  const closed: Record<string, Closed[]> = { none: [], shadow10: [] };
-  const open: Record<string, Open[]> = { none: [], shadow10: [] };
+  const closed: Record<string, Closed[]> = { none: [], shadow10: [], shadow100: [] };
+  const open: Record<string, Open[]> = { none: [], shadow10: [], shadow100: [] };
   for (let round = 0; round < opts.rounds; round++) {
     for (const name of round % 2 === 0 ? names : [...names].reverse()) {
       closed[name]?.push(await closedLoad(services[name], body, opts));
       open[name]?.push(await openLoad(services[name], body, opts));
     }
   }
-  const shadowReport = (await (
-    await fetch(`${services.shadow10.url}/api/v1/models/${opts.model}/shadow`, {
-      headers: services.shadow10.auth.nextHeaders(),
-    })
-  ).json()) as { shadows: { comparisons: { requests: number; latency_ms: unknown; errors: number }[] }[] };
+  const comparison = async (s: ShadowService) =>
+    (
+      (await (
+        await fetch(`${s.url}/api/v1/models/${opts.model}/shadow`, { headers: s.auth.nextHeaders() })
+      ).json()) as { shadows: { comparisons: unknown[] }[] }
+    ).shadows[0]?.comparisons[0] ?? null;
+  const comparisons = {
+    shadow10: await comparison(services.shadow10),
+    shadow100: await comparison(services.shadow100),
+  };
   await Promise.all(Object.values(services).map((s) => s.mf.dispose()));
   const summary = (name: string) => ({
     closed_load: {
@@ -200,9 +209,12 @@ export async function shadowBench(bundle: Bundle, pool: TokenPool, opts: ShadowB
     },
   });
   const pct = (a: number, b: number) => Math.round(((a - b) / b) * 1000) / 10;
-  const cpuRise = (closed.shadow10 ?? []).map((r, i) =>
-    pct(r.cpu_us_per_answer, (closed.none?.[i] as Closed).cpu_us_per_answer),
-  );
+  const cpuRise = (name: string) => {
+    const rounds = (closed[name] ?? []).map((r, i) =>
+      pct(r.cpu_us_per_answer, (closed.none?.[i] as Closed).cpu_us_per_answer),
+    );
+    return { ...spread(rounds), rounds };
+  };
   return {
     model: opts.model,
     rounds: opts.rounds,
@@ -210,8 +222,10 @@ export async function shadowBench(bundle: Bundle, pool: TokenPool, opts: ShadowB
     connections: opts.connections,
     none: summary("none"),
     shadow10: summary("shadow10"),
-    cpu_per_answer_rise_pct: { ...spread(cpuRise), rounds: cpuRise },
-    shadow_comparison: shadowReport.shadows[0]?.comparisons[0] ?? null,
+    shadow100: summary("shadow100"),
+    // Per round against the same round's no-shadow run.
+    cpu_per_answer_rise_pct: { shadow10: cpuRise("shadow10"), shadow100: cpuRise("shadow100") },
+    shadow_comparisons: comparisons,
   };
 }
 
