@@ -1,11 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { LATENCY_BINS } from "../src/metering/latency";
-import { emptySums, observationBin, type PairSums, type ShadowObservation } from "../src/rollout/comparison";
+import { emptySums, type PairSums } from "../src/rollout/comparison";
 
-/** Observations sent together; the id (reused on retries) makes a batch count once. */
+/** Observations summed per pair, sent together; the id (reused on retries) makes a batch count once. */
 export interface ShadowBatch {
   id: string;
-  observations: ShadowObservation[];
+  sums: PairSums[];
 }
 
 /** Delivery ids are kept this long to drop retried duplicates. */
@@ -44,7 +44,10 @@ export class ShadowShard extends DurableObject<Env> {
     `);
   }
 
-  /** Adds the observations of `batch` unless its id was already counted; whether it was new. */
+  /**
+   * Adds the sums of `batch` unless its id was already counted; whether it was new. A batch costs
+   * a few writes per pair and label, however many shadow runs it sums.
+   */
   async recordBatch(batch: ShadowBatch): Promise<boolean> {
     const sql = this.ctx.storage.sql;
     const fresh = sql
@@ -55,7 +58,7 @@ export class ShadowShard extends DurableObject<Env> {
       )
       .toArray();
     if (fresh.length === 0) return false;
-    for (const o of batch.observations) {
+    for (const o of batch.sums) {
       sql.exec(
         `INSERT INTO pairs (shadow, serving, runs, errors, items, agree, flagged_serving, flagged_shadow, latency_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -66,15 +69,14 @@ export class ShadowShard extends DurableObject<Env> {
            latency_ms = latency_ms + excluded.latency_ms`,
         o.shadow,
         o.serving,
-        1 - o.error,
-        o.error,
+        o.runs,
+        o.errors,
         o.items,
         o.agree,
         o.flaggedServing,
         o.flaggedShadow,
         o.latencyMs,
       );
-      if (o.error === 1) continue;
       for (const [label, diff] of Object.entries(o.absDiff)) {
         sql.exec(
           `INSERT INTO labels (shadow, serving, label, abs_diff) VALUES (?, ?, ?, ?)
@@ -85,13 +87,17 @@ export class ShadowShard extends DurableObject<Env> {
           diff,
         );
       }
-      sql.exec(
-        `INSERT INTO latency (shadow, serving, bin, runs) VALUES (?, ?, ?, 1)
-         ON CONFLICT DO UPDATE SET runs = runs + 1`,
-        o.shadow,
-        o.serving,
-        observationBin(o),
-      );
+      o.latency.forEach((runs, bin) => {
+        if (runs <= 0 || bin >= LATENCY_BINS) return;
+        sql.exec(
+          `INSERT INTO latency (shadow, serving, bin, runs) VALUES (?, ?, ?, ?)
+           ON CONFLICT DO UPDATE SET runs = runs + excluded.runs`,
+          o.shadow,
+          o.serving,
+          bin,
+          runs,
+        );
+      });
     }
     await this.scheduleAlarm();
     return true;

@@ -147,8 +147,32 @@ export function addSums(a: PairSums, b: PairSums): PairSums {
   return a;
 }
 
-/** The bin an observation's latency goes to. */
-export const observationBin = (o: ShadowObservation): number => latencyBin(o.latencyMs);
+/** An observation as sums of its pair (one run or one error). */
+export function observationSums(o: ShadowObservation): PairSums {
+  const sums = emptySums(o.shadow, o.serving);
+  sums.runs = 1 - o.error;
+  sums.errors = o.error;
+  sums.items = o.items;
+  sums.agree = o.agree;
+  sums.flaggedServing = o.flaggedServing;
+  sums.flaggedShadow = o.flaggedShadow;
+  sums.latencyMs = o.latencyMs;
+  sums.absDiff = { ...o.absDiff };
+  if (o.error === 0) sums.latency[latencyBin(o.latencyMs)] = 1;
+  return sums;
+}
+
+/** Observations summed per (shadow, serving) pair: what one delivery to a shard carries. */
+export function sumObservations(observations: readonly ShadowObservation[]): PairSums[] {
+  const pairs = new Map<string, PairSums>();
+  for (const o of observations) {
+    const key = `${o.shadow}\n${o.serving}`;
+    const sums = observationSums(o);
+    const seen = pairs.get(key);
+    pairs.set(key, seen ? addSums(seen, sums) : sums);
+  }
+  return [...pairs.values()];
+}
 
 /** A comparison as `GET /api/v1/models/:id/shadow` shows it. */
 export interface ComparisonView {

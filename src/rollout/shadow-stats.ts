@@ -2,7 +2,7 @@
 import type { ShadowBatch, ShadowShard } from "../../durable-objects/shadow-shard";
 import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
-import { addSums, emptySums, type PairSums, type ShadowObservation } from "./comparison";
+import { addSums, emptySums, type PairSums } from "./comparison";
 
 const ATTEMPTS = 3;
 const READ_TIMEOUT_MS = 10_000;
@@ -12,16 +12,16 @@ function shard(env: Env, model: string, index: number): DurableObjectStub<Shadow
 }
 
 /**
- * Adds `observations` of `model` to a random one of its `shards` shards; a failed delivery is
+ * Adds `sums` (per pair) of `model` to a random one of its `shards` shards; a failed delivery is
  * retried to the same shard with the same batch id (counted once).
  */
-export async function recordShadowObservations(
+export async function recordShadowSums(
   env: Env,
   model: string,
   shards: number,
-  observations: ShadowObservation[],
+  sums: PairSums[],
 ): Promise<void> {
-  const batch: ShadowBatch = { id: crypto.randomUUID(), observations };
+  const batch: ShadowBatch = { id: crypto.randomUUID(), sums };
   const stub = shard(env, model, Math.floor(Math.random() * shards));
   for (let attempt = 1; ; attempt++) {
     try {
