@@ -43,9 +43,11 @@
  * (default 32), BENCH_MODEL (default toxicity), BENCH_TMPDIR (where local storage lives; default
  * /dev/shm when present), BENCH_ONLY=moderation (only the image moderation model's figures: cold
  * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, and the
- * decode/preprocess/model split and ORT WASM memory in Node).
+ * decode/preprocess/model split and ORT WASM memory in Node), BENCH_ONLY=shadow (only the shadow
+ * scoring comparison, bench/shadow.ts: a 10 % shadow on BENCH_MODEL against none, BENCH_SHADOW_ROUNDS
+ * rounds, default 6, open load at BENCH_SHADOW_RATE requests/s, default 100).
  */
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import autocannon from "autocannon";
@@ -54,6 +56,7 @@ import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startMiniflare, startWorker } from "../scripts/local-worker";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { measureBatchBudget } from "./batch-budget";
+import { workerdCpuMs } from "./cpu";
 import {
   benchImages,
   measureBombTimes,
@@ -65,6 +68,7 @@ import { measureModelTime } from "./model-time";
 import { delayService, takeRpcCounts, withObjectProxy } from "./objects";
 import { type Peer, peerUnavailable, startPeer } from "./peer";
 import { measurePhonePhotos } from "./phone-photos";
+import { shadowBench } from "./shadow";
 
 watchOrtMemory();
 const outdir = path.join(root, "dist", "bench");
@@ -147,30 +151,6 @@ interface LoadOptions {
   rpcUrl?: string;
   /** The service's stdout line counter. */
   lines?: LogLines;
-}
-
-/**
- * User + system CPU time (ms) of this process's workerd children (Miniflare's runtime), from /proc;
- * only of `pids` when given (one service's processes).
- */
-function workerdCpuMs(pids?: ReadonlySet<number>): number {
-  let total = 0;
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      continue; // exited meanwhile
-    }
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // fields[1] = ppid, fields[11] = utime, fields[12] = stime, in clock ticks (100 per second).
-    const mine = pids ? pids.has(Number(pid)) : comm.includes("workerd") && Number(fields[1]) === process.pid;
-    if (mine) {
-      total += (Number(fields[11]) + Number(fields[12])) * 10;
-    }
-  }
-  return total;
 }
 
 async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
@@ -433,6 +413,30 @@ if (process.env.BENCH_ONLY === "moderation") {
   console.log(JSON.stringify({ moderation: { ...moderation, image_time: time } }, null, 2));
   process.exit(0);
 }
+/** The shadow scoring comparison (bench/shadow.ts): a 10 % shadow against none, same run. */
+const shadowOptions = {
+  model: MODEL,
+  rounds: Number(process.env.BENCH_SHADOW_ROUNDS ?? 6),
+  duration: DURATION,
+  connections: CONNECTIONS,
+  rate: Number(process.env.BENCH_SHADOW_RATE ?? 100),
+  text: SAMPLE_TEXTS[1] as string,
+};
+const shadowTokens = () =>
+  createTokenPool(
+    Math.ceil(
+      2_500 * shadowOptions.duration * shadowOptions.rounds +
+        2 * shadowOptions.rate * shadowOptions.duration * shadowOptions.rounds +
+        100,
+    ),
+  );
+if (process.env.BENCH_ONLY === "shadow") {
+  const shadowBuilt = await build(outdir);
+  console.log(
+    JSON.stringify({ shadow: await shadowBench(shadowBuilt, await shadowTokens(), shadowOptions) }, null, 2),
+  );
+  process.exit(0);
+}
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
@@ -627,6 +631,7 @@ async function distance(delay: number) {
     },
   };
 }
+const shadow = await shadowBench(built, await shadowTokens(), shadowOptions);
 const distances: Awaited<ReturnType<typeof distance>>[] = [];
 let distanceError: string | undefined;
 try {
@@ -764,6 +769,7 @@ console.log(
       batch_budget: batchBudget,
       phone_photos: phonePhotos,
       moderation_image: { ...moderation, image_time: moderationTime },
+      shadow_scoring: shadow,
       bundle: { bytes: built.bytes, gzip_bytes: built.gzip_bytes },
     },
     null,

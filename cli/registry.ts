@@ -11,6 +11,7 @@ import { positive } from "./api";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
 import { bar, Progress, printJson, sleep, table, withJson } from "./output";
+import { registerRolloutCommands } from "./rollout";
 
 interface VersionView {
   version: string;
@@ -205,6 +206,7 @@ const list = (value: string) =>
 /** Registers `models …` and `train`. */
 export function registerModelCommands(program: Command): void {
   const models = program.command("models").description("the model registry");
+  registerRolloutCommands(models);
 
   withJson(withConnection(models.command("list")))
     .description("every model with its active version (GET /api/v1/models)")

@@ -171,10 +171,23 @@ export const VersionViewSchema = z
 const jobStatus = z.enum(["queued", "running", "succeeded", "failed"]);
 const failureCode = z.enum(["invalid", "retries_exhausted", "stuck"]);
 
+/** A traffic split: model version → integer percent of callers (summing to 100). */
+export const SplitSchema = z
+  .record(z.string(), z.number().int())
+  .describe("model version → integer percent of callers, summing to 100 (docs/rollout.md)")
+  .meta({ id: "Split" });
+
+/** A shadow version and the share of requests it also scores. */
+export const ShadowSchema = z
+  .object({ version: z.string(), sample_rate: z.number().describe("in (0, 1]") })
+  .meta({ id: "Shadow" });
+
 export const ModelDetailSchema = z.object({
   id: z.string(),
   default: z.boolean(),
   active_version: z.string().nullable(),
+  split: SplitSchema.nullable().describe("the traffic split, null when the active version serves everyone"),
+  shadows: z.array(ShadowSchema).describe("shadow versions (empty when none)"),
   created_at: isoTime,
   updated_at: isoTime,
   versions: z.array(VersionViewSchema),
@@ -534,3 +547,69 @@ export const HfTextAnswerSchema = z
   .array(z.array(LabelScoreSchema))
   .describe("one [{label, score}] list per input, best first");
 export const HfImageAnswerSchema = z.array(LabelScoreSchema).describe("[{label, score}], best first");
+
+/** `PUT`/`DELETE /api/v1/models/:id/split`. */
+export const SplitAnswerSchema = z.object({
+  id: z.string(),
+  active_version: z.string().nullable(),
+  split: SplitSchema.nullable().describe("null once cleared, or after a 100 % split promoted its version"),
+});
+
+/** `PUT`/`DELETE /api/v1/models/:id/shadow`. */
+export const ShadowsAnswerSchema = z.object({ id: z.string(), shadows: z.array(ShadowSchema) });
+
+const errorCounts = z.object({ "4xx": z.number().int(), "5xx": z.number().int() });
+const latencyQuantiles = { p50: z.number(), p95: z.number(), p99: z.number() };
+
+/** One shadow version's running comparison with one serving version. */
+export const ShadowComparisonSchema = z
+  .object({
+    serving_version: z.string(),
+    requests: z.number().int().describe("sampled requests the shadow scored or failed on"),
+    items: z.number().int().describe("inputs compared (a batch request has several)"),
+    top1_agreement: z.number().nullable().describe("share of inputs with the same top label"),
+    mean_abs_diff: z.record(z.string(), z.number()).describe("label → mean |shadow − serving| score"),
+    flagged_rate: z.object({ serving: z.number(), shadow: z.number() }).nullable(),
+    flagged_rate_diff: z
+      .number()
+      .nullable()
+      .describe("shadow's flagged rate − serving's (flagged: some label at or over its threshold, else 0.5)"),
+    latency_ms: z
+      .object({ mean: z.number(), ...latencyQuantiles })
+      .nullable()
+      .describe("the shadow's own wall time per request (percentiles: histogram bin upper edges)"),
+    errors: z.number().int().describe("shadow runs that failed"),
+  })
+  .meta({ id: "ShadowComparison" });
+
+/** `GET /api/v1/models/:id/shadow`. */
+export const ShadowReportSchema = z.object({
+  id: z.string(),
+  shadows: z.array(ShadowSchema.extend({ comparisons: z.array(ShadowComparisonSchema) })),
+});
+
+const trafficWindow = z.object({
+  requests: z.number().int(),
+  errors: errorCounts,
+  latency_ms: z
+    .object({ mean: z.number().nullable(), ...latencyQuantiles })
+    .nullable()
+    .describe("percentiles are histogram bin upper edges (≤ 19 % high); mean over the last 24 h only"),
+});
+
+/** `GET /api/v1/models/:id/traffic`: requests, errors and latency per version. */
+export const TrafficSchema = z.object({
+  id: z.string(),
+  as_of: isoTime,
+  active_version: z.string().nullable(),
+  split: SplitSchema.nullable(),
+  versions: z.array(
+    z.object({
+      version: z.string(),
+      share: z.number().int().describe("percent of identified callers the split (or activation) assigns it"),
+      shadow_sample_rate: z.number().nullable().describe("its sample rate when it is a shadow"),
+      last_hour: trafficWindow.describe("the last 60 UTC minutes"),
+      last_24h: trafficWindow.describe("the last 24 UTC hours"),
+    }),
+  ),
+});

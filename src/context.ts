@@ -14,6 +14,11 @@ export interface RequestState {
   logger: Logger;
   /** Model and version that served the request, when one did. */
   model?: ModelRef;
+  /**
+   * The model version that scored this request's inputs (prediction paths only, unlike `model`,
+   * which registry routes set too): the meter counts the request per version as well.
+   */
+  served?: ModelRef;
   /** Client-supplied `request_id` from the body, when given. */
   clientRequestId?: string | number;
   /** The authenticated caller (ASAP issuer and subject), set by the auth stage. */

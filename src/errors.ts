@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   model_resource_limit: { status: 503, title: "Uploaded model exceeded its Worker's CPU or memory limit" },
   model_exists: { status: 409, title: "Model already exists" },
   model_version_exists: { status: 409, title: "Model version already exists" },
+  invalid_split: { status: 400, title: "Traffic split is not valid" },
+  invalid_shadow: { status: 400, title: "Shadow versions are not valid" },
   model_is_default: { status: 409, title: "The default model cannot be deleted" },
   model_is_online: { status: 409, title: "An online model cannot be deleted" },
   job_in_progress: { status: 409, title: "A training job for this model is already queued or running" },

@@ -9,6 +9,7 @@ import { sweepDeliveries } from "./webhooks/deliveries";
 
 export { CallerGuard } from "../durable-objects/caller-guard";
 export { OnlineLearner } from "../durable-objects/online-learner";
+export { ShadowShard } from "../durable-objects/shadow-shard";
 export { StatsShard } from "../durable-objects/stats-shard";
 
 const router = buildRouter();

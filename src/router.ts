@@ -59,6 +59,7 @@ import {
   removeModel,
   versionUploadQuerySchema,
 } from "./routes/registry";
+import * as rollout from "./routes/rollout";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
 import { deliveriesQuerySchema, getDeliveries, getDelivery } from "./routes/webhooks";
 import { closest, didYouMean } from "./suggest";
@@ -243,6 +244,40 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "Delete a model and every related object",
     responses: { 200: A.DeletionSchema },
     errors: [...MODEL_ADMIN_ERRORS, "model_is_default", "model_is_online"],
+  }),
+  // Safe rollout (docs/rollout.md): split and shadows are registry writes (`models_admin`), like
+  // activation; their reads are `models`.
+  authed("PUT", "/api/v1/models/:id/split", "models_admin", rollout.putSplit, {
+    summary: "Set the traffic split (sticky per caller; a 100 % split promotes its version)",
+    body: rollout.splitRequestSchema,
+    responses: { 200: A.SplitAnswerSchema },
+    errors: [...MODEL_ADMIN_ERRORS, "invalid_split", "model_version_not_found", "model_unavailable"],
+  }),
+  authed("DELETE", "/api/v1/models/:id/split", "models_admin", rollout.deleteSplit, {
+    summary: "Clear the traffic split (every caller gets the active version)",
+    responses: { 200: A.SplitAnswerSchema },
+    errors: [...MODEL_ADMIN_ERRORS],
+  }),
+  authed("PUT", "/api/v1/models/:id/shadow", "models_admin", rollout.putShadow, {
+    summary: "Set shadow versions that also score a sample of requests after the answer",
+    body: rollout.shadowRequestSchema,
+    responses: { 200: A.ShadowsAnswerSchema },
+    errors: [...MODEL_ADMIN_ERRORS, "invalid_shadow", "model_version_not_found", "model_unavailable"],
+  }),
+  authed("DELETE", "/api/v1/models/:id/shadow", "models_admin", rollout.deleteShadow, {
+    summary: "Clear the shadow versions (their comparisons are kept)",
+    responses: { 200: A.ShadowsAnswerSchema },
+    errors: [...MODEL_ADMIN_ERRORS],
+  }),
+  authed("GET", "/api/v1/models/:id/shadow", "models", rollout.getShadow, {
+    summary: "Shadow versions and their comparisons with the versions that answered",
+    responses: { 200: A.ShadowReportSchema },
+    errors: ["model_not_found", "registry_unavailable", "statistics_unavailable"],
+  }),
+  authed("GET", "/api/v1/models/:id/traffic", "models", rollout.getTraffic, {
+    summary: "Requests, errors and latency per version (last hour, last 24 h)",
+    responses: { 200: A.TrafficSchema },
+    errors: ["model_not_found", "registry_unavailable", "statistics_unavailable"],
   }),
   authed("GET", "/api/v1/jobs/:id", "jobs", getJob, {
     summary: "Training job status, progress, metrics, error",

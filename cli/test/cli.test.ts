@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { encode } from "fast-png";
 import { decodeJwt, decodeProtectedHeader, exportSPKI, generateKeyPair } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { EXIT } from "../client";
 import { ISSUER, ROOT, startService, type TestService } from "./service";
 
@@ -267,6 +267,31 @@ describe("models", () => {
     expect(unconfirmed.code).toBe(EXIT.usage);
     expect(await ok(["models", "delete", "cli-copy", "--yes"])).toMatch(/^deleted cli-copy: 2 versions/);
     expect((await service.cli(["models", "show", "cli-copy"])).code).toBe(EXIT.notFound);
+  });
+
+  it("split, shadow (set, comparisons, clear) and traffic", async () => {
+    const dir = path.join(ROOT, "models", "spam");
+    await ok(["models", "upload", "cli-roll", "1", "--dir", dir, "--activate"]);
+    await ok(["models", "upload", "cli-roll", "2", "--dir", dir]);
+    expect(await ok(["models", "split", "cli-roll", "1=90", "2=10"])).toMatch(
+      /^cli-roll: 1 90 %, 2 10 % of callers \(active: 1\)$/m,
+    );
+    const bad = await service.cli(["models", "split", "cli-roll", "1=90", "2=5"]);
+    expect(bad.code).toBe(EXIT.rejected);
+    expect(bad.stderr).toContain("invalid_split");
+    expect((await service.cli(["models", "split", "cli-roll", "1:90"])).code).toBe(EXIT.usage);
+    expect(await ok(["models", "split", "cli-roll", "--clear"])).toMatch(/every caller gets version 1/);
+    expect(await ok(["models", "shadow", "cli-roll", "2=1"])).toMatch(/shadows 2 \(100 % of requests\)/);
+    await ok(["predict", "WINNER!! claim your free prize now", "--model", "cli-roll"]);
+    await vi.waitUntil(
+      async () => /^2\s+1\s+1\s+1\s+1\.000/m.test(await ok(["models", "shadow", "cli-roll"])),
+      { timeout: 20_000, interval: 200 },
+    );
+    const report = JSON.parse(await ok(["models", "shadow", "cli-roll", "--json"]));
+    expect(report.shadows[0].comparisons[0]).toMatchObject({ serving_version: "1", top1_agreement: 1 });
+    expect(await ok(["models", "traffic", "cli-roll"])).toMatch(/^1\s+100 %\s+-\s+\d+/m);
+    expect(await ok(["models", "shadow", "cli-roll", "--clear"])).toMatch(/no shadow versions/);
+    await ok(["models", "delete", "cli-roll", "--yes"]);
   });
 
   it("a bad upload exits 6 with the service's reason", async () => {

@@ -159,6 +159,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/{id}/split": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the traffic split (sticky per caller; a 100 % split promotes its version) */
+        put: operations["put_models_admin__api_v1_models_id_split"];
+        post?: never;
+        /** Clear the traffic split (every caller gets the active version) */
+        delete: operations["delete_models_admin__api_v1_models_id_split"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{id}/shadow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Shadow versions and their comparisons with the versions that answered */
+        get: operations["get_models__api_v1_models_id_shadow"];
+        /** Set shadow versions that also score a sample of requests after the answer */
+        put: operations["put_models_admin__api_v1_models_id_shadow"];
+        post?: never;
+        /** Clear the shadow versions (their comparisons are kept) */
+        delete: operations["delete_models_admin__api_v1_models_id_shadow"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{id}/traffic": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Requests, errors and latency per version (last hour, last 24 h) */
+        get: operations["get_models__api_v1_models_id_traffic"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/{id}": {
         parameters: {
             query?: never;
@@ -941,7 +995,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -953,7 +1007,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -1063,6 +1117,15 @@ export interface components {
             /** @description ISO 8601 date-time (UTC) */
             updated_at: string;
         };
+        /** @description model version → integer percent of callers, summing to 100 (docs/rollout.md) */
+        Split: {
+            [key: string]: number;
+        };
+        Shadow: {
+            version: string;
+            /** @description in (0, 1] */
+            sample_rate: number;
+        };
         ModelVersion: {
             version: string;
             /** @enum {string} */
@@ -1110,6 +1173,34 @@ export interface components {
             status_url: string;
             model: components["schemas"]["ModelRef"];
             activate: boolean;
+        };
+        ShadowComparison: {
+            serving_version: string;
+            /** @description sampled requests the shadow scored or failed on */
+            requests: number;
+            /** @description inputs compared (a batch request has several) */
+            items: number;
+            /** @description share of inputs with the same top label */
+            top1_agreement: number | null;
+            /** @description label → mean |shadow − serving| score */
+            mean_abs_diff: {
+                [key: string]: number;
+            };
+            flagged_rate: {
+                serving: number;
+                shadow: number;
+            } | null;
+            /** @description shadow's flagged rate − serving's (flagged: some label at or over its threshold, else 0.5) */
+            flagged_rate_diff: number | null;
+            /** @description the shadow's own wall time per request (percentiles: histogram bin upper edges) */
+            latency_ms: {
+                mean: number;
+                p50: number;
+                p95: number;
+                p99: number;
+            } | null;
+            /** @description shadow runs that failed */
+            errors: number;
         };
         Job: {
             id: string;
@@ -1918,6 +2009,10 @@ export interface operations {
                         id: string;
                         default: boolean;
                         active_version: string | null;
+                        /** @description the traffic split, null when the active version serves everyone */
+                        split: components["schemas"]["Split"] | null;
+                        /** @description shadow versions (empty when none) */
+                        shadows: components["schemas"]["Shadow"][];
                         /** @description ISO 8601 date-time (UTC) */
                         created_at: string;
                         /** @description ISO 8601 date-time (UTC) */
@@ -2354,6 +2449,585 @@ export interface operations {
                 };
             };
             /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_models_admin__api_v1_models_id_split: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description model version → integer percent of callers, summing to 100, e.g. {"4": 90, "5": 10} */
+                    split: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        active_version: string | null;
+                        /** @description null once cleared, or after a 100 % split promoted its version */
+                        split: components["schemas"]["Split"] | null;
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, invalid_split */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_models_admin__api_v1_models_id_split: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        active_version: string | null;
+                        /** @description null once cleared, or after a 100 % split promoted its version */
+                        split: components["schemas"]["Split"] | null;
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_models__api_v1_models_id_shadow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        shadows: {
+                            version: string;
+                            /** @description in (0, 1] */
+                            sample_rate: number;
+                            comparisons: components["schemas"]["ShadowComparison"][];
+                        }[];
+                    };
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, statistics_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_models_admin__api_v1_models_id_shadow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description e.g. [{"version": "5", "sample_rate": 0.1}] */
+                    shadows: {
+                        version: string;
+                        /** @description share of requests the shadow also scores, in (0, 1] */
+                        sample_rate: unknown;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        shadows: components["schemas"]["Shadow"][];
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, invalid_shadow */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_models_admin__api_v1_models_id_shadow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        shadows: components["schemas"]["Shadow"][];
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_models__api_v1_models_id_traffic: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description ISO 8601 date-time (UTC) */
+                        as_of: string;
+                        active_version: string | null;
+                        split: components["schemas"]["Split"] | null;
+                        versions: {
+                            version: string;
+                            /** @description percent of identified callers the split (or activation) assigns it */
+                            share: number;
+                            /** @description its sample rate when it is a shadow */
+                            shadow_sample_rate: number | null;
+                            /** @description the last 60 UTC minutes */
+                            last_hour: {
+                                requests: number;
+                                errors: {
+                                    "4xx": number;
+                                    "5xx": number;
+                                };
+                                /** @description percentiles are histogram bin upper edges (≤ 19 % high); mean over the last 24 h only */
+                                latency_ms: {
+                                    mean: number | null;
+                                    p50: number;
+                                    p95: number;
+                                    p99: number;
+                                } | null;
+                            };
+                            /** @description the last 24 UTC hours */
+                            last_24h: {
+                                requests: number;
+                                errors: {
+                                    "4xx": number;
+                                    "5xx": number;
+                                };
+                                /** @description percentiles are histogram bin upper edges (≤ 19 % high); mean over the last 24 h only */
+                                latency_ms: {
+                                    mean: number | null;
+                                    p50: number;
+                                    p95: number;
+                                    p99: number;
+                                } | null;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, statistics_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../featurizer/text";
+import { storedShadowSchema, storedSplitSchema } from "./rollout";
 
 /** The levels a manifest may record, highest first; `disabled` is the reference. */
 export const OPTIMIZATION_LEVELS = ["all", "extended", "basic", "disabled"] as const;
@@ -291,8 +292,18 @@ export type ModelManifest =
   | RawTextModelManifest
   | TensorModelManifest;
 
-/** The per-model active-version pointer, `models/<id>/active.json` in R2. */
-export const activePointerSchema = z.object({ version: z.string().regex(MODEL_VERSION_RE) });
+/**
+ * The per-model active-version pointer, `models/<id>/active.json` in R2: the active version and,
+ * when set, the traffic split and the shadow versions (src/contracts/rollout.ts, docs/rollout.md).
+ */
+export const activePointerSchema = z.object({
+  version: z.string().regex(MODEL_VERSION_RE),
+  split: storedSplitSchema.optional(),
+  shadows: z.array(storedShadowSchema).optional(),
+});
+
+/** A parsed active pointer. */
+export type ActivePointer = z.infer<typeof activePointerSchema>;
 
 /** Which model version a request resolved to. */
 export interface ModelRef {

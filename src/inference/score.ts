@@ -12,6 +12,7 @@ import type { ModelRef, TextInputManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
+import { resolveVersion } from "../storage/model-store";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreTexts, withModel } from "./engine";
 import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
@@ -32,12 +33,33 @@ export interface Classification {
   thresholds?: Record<string, number> | undefined;
 }
 
-/** Which model to use: `model` (else the configured default) at `version` (else the active one). */
+/**
+ * Which model to use: `model` (else the configured default) at `version` (else the version the
+ * model's traffic split assigns to `caller`, else the active one; see `chooseVersion`).
+ */
 export interface ModelChoice {
   model?: string | undefined;
   version?: string | undefined;
+  /**
+   * Who asks (the ASAP issuer; adapters fill it from the request state): a model with a traffic
+   * split serves each caller one version (docs/rollout.md). Absent: the active version.
+   */
+  caller?: string | undefined;
   /** A network variant the model declares (`networks` in its manifest; see `resolveNetwork`). */
   network?: string | undefined;
+}
+
+/**
+ * The version of model `id` that serves `choice`: the explicit `version`, else the split's version
+ * for `choice.caller`, else the active one (`resolveVersion`, the one place this is decided).
+ */
+export function chooseVersion(
+  bucket: R2Bucket,
+  config: Pick<Config, "ACTIVE_POINTER_TTL_MS">,
+  id: string,
+  choice: ModelChoice,
+): Promise<string> {
+  return resolveVersion(bucket, id, choice.version, config.ACTIVE_POINTER_TTL_MS, choice.caller);
 }
 
 /** A labelled score. */
@@ -115,7 +137,8 @@ export async function scoreTextInputs(
     choice.version,
     choice.network,
   );
-  return withModel(bucket, config, id, choice.version, async (m) => {
+  const version = await chooseVersion(bucket, config, id, choice);
+  return withModel(bucket, config, id, version, async (m) => {
     const model = requireTextModel(m);
     options.accept?.(model.meta);
     return {
@@ -168,7 +191,8 @@ export async function scoreImageInputs(
   images: readonly ImageSource[],
 ): Promise<Classification> {
   const checked = checkImageSources(config, images);
-  return scoreImages(bucket, config, choice.model ?? config.DEFAULT_IMAGE_MODEL, choice.version, checked);
+  const id = choice.model ?? config.DEFAULT_IMAGE_MODEL;
+  return scoreImages(bucket, config, id, await chooseVersion(bucket, config, id, choice), checked);
 }
 
 /**
@@ -184,7 +208,8 @@ export async function inferTensorInputs(
 ): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
   const maxBatch = config.MAX_BATCH;
   const id = choice.model ?? config.DEFAULT_MODEL;
-  return withModel(bucket, config, id, choice.version, async (m) => {
+  const version = await chooseVersion(bucket, config, id, choice);
+  return withModel(bucket, config, id, version, async (m) => {
     const model = requireTensorModel(m);
     // Only declared batch dimensions count: a fixed [100, 3] input is not 100 rows.
     const rows = batchRows(model.meta.inputs, inputs);

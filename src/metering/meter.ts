@@ -2,7 +2,7 @@ import type { IRequest } from "itty-router";
 import { callerIdentity } from "../admission/caller";
 import { rateLimitHeaders } from "../admission/headers";
 import type { AppRequest } from "../context";
-import { recordCall } from "./stats";
+import { recordCall, versionApi } from "./stats";
 
 /**
  * Router `finally` stage: adds the `RateLimit` headers the admission stage decided (also on error
@@ -19,13 +19,18 @@ export function meter(response: Response, request: IRequest, env: Env, ctx: Exec
     latencyMs: Date.now() - state.startedAt,
     caller: callerIdentity(request as AppRequest),
   };
-  recordCall(ctx, env, state.api, state.config.STATS_SHARDS, event, (error, calls) =>
+  const onError = (api: string) => (error: unknown, calls: number) =>
     state.logger.log("error", "statistics_record_failed", {
-      api: state.api,
+      api,
       calls,
       error: error instanceof Error ? error.message : String(error),
-    }),
-  );
+    });
+  recordCall(ctx, env, state.api, state.config.STATS_SHARDS, event, onError(state.api));
+  // Per model version as well (`GET /api/v1/models/:id/traffic`), for requests a version scored.
+  if (state.served) {
+    const api = versionApi(state.served.id, state.served.version);
+    recordCall(ctx, env, api, state.config.STATS_SHARDS, event, onError(api));
+  }
   if (!state.rateLimit) return response;
   // Built by this Worker, so its headers are mutable.
   for (const [name, value] of Object.entries(rateLimitHeaders(state.rateLimit)))

@@ -5,6 +5,12 @@ import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
 import { addHistograms, percentiles } from "./latency";
 
+/**
+ * The statistics series of the requests model version `id`@`version` scored (kept beside the
+ * APIs' series in the same shards; never listed by `GET /api/v1/statistics`).
+ */
+export const versionApi = (id: string, version: string): string => `model:${id}@${version}`;
+
 /** API name of requests that matched no route (404, 405); `withState`'s initial `state.api`. */
 export const UNMATCHED_API = "unknown";
 
@@ -179,4 +185,40 @@ export async function readAllStatistics(
 /** The APIs statistics are kept for: the route table's (`routeApis`) and `UNMATCHED_API`. */
 export function statisticsApis(routeApis: readonly string[]): string[] {
   return [...new Set([...routeApis, UNMATCHED_API])];
+}
+
+/** One window of a version's traffic, as `GET /api/v1/models/:id/traffic` shows it. */
+export interface TrafficWindow {
+  requests: number;
+  errors: { "4xx": number; "5xx": number };
+  latency_ms: { mean: number | null; p50: number; p95: number; p99: number } | null;
+}
+
+/**
+ * The requests model version `id`@`version` scored (`versionApi` series), over the last 60 UTC
+ * minutes and the last 24 UTC hours: counts, 4xx/5xx, latency percentiles (and the 24 h mean).
+ */
+export async function readVersionTraffic(
+  env: Env,
+  id: string,
+  version: string,
+  shards: number,
+  now: number,
+): Promise<{ last_hour: TrafficWindow; last_24h: TrafficWindow }> {
+  const s = await readApiStatistics(env, versionApi(id, version), shards, now);
+  const total = (series: readonly number[]) => series.reduce((a, b) => a + b, 0);
+  const quantiles = (q: { p50: number; p95: number; p99: number } | null, mean: number | null) =>
+    q === null ? null : { mean, p50: q.p50, p95: q.p95, p99: q.p99 };
+  return {
+    last_hour: {
+      requests: total(s.per_minute),
+      errors: { "4xx": total(s.per_minute_errors["4xx"]), "5xx": total(s.per_minute_errors["5xx"]) },
+      latency_ms: quantiles(s.latency_ms.last_hour, null),
+    },
+    last_24h: {
+      requests: total(s.per_hour),
+      errors: { "4xx": s.status["4xx"], "5xx": s.status["5xx"] },
+      latency_ms: quantiles(s.latency_ms.last_24h, s.avg_latency_ms),
+    },
+  };
 }

@@ -18,6 +18,7 @@ import {
 } from "../inference/score";
 import type { OutputTensor, WireTensor } from "../inference/tensors";
 import { logSyncPrediction } from "./log";
+import { type ShadowInputs, shadowAfter } from "./shadow";
 
 export { type TextAnswer, textAnswer } from "../inference/answers";
 export {
@@ -29,6 +30,14 @@ export {
   probeModel,
   ranked,
 } from "../inference/score";
+
+/**
+ * `choice` with the request's caller: a model with a traffic split serves each caller (ASAP issuer)
+ * one version; an unauthenticated request has none and gets the active version.
+ */
+export function callerChoice(state: RequestState, choice: ModelChoice): ModelChoice {
+  return { ...choice, caller: choice.caller ?? state.caller?.issuer };
+}
 
 /** `checkTexts` with the request's configured limits. */
 export function checkTextLimits(
@@ -51,7 +60,8 @@ export async function classifyTexts(
   choice: ModelChoice,
   texts: readonly string[],
 ): Promise<Classification> {
-  return recorded(env, ctx, state, await scoreTextInputs(env.MODELS, state.config, choice, texts), texts);
+  const result = await scoreTextInputs(env.MODELS, state.config, callerChoice(state, choice), texts);
+  return recorded(env, ctx, state, result, { texts }, texts);
 }
 
 /**
@@ -64,8 +74,9 @@ export async function inferTensors(
   choice: ModelChoice,
   inputs: readonly WireTensor[],
 ): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
-  const result = await inferTensorInputs(env.MODELS, state.config, choice, inputs);
+  const result = await inferTensorInputs(env.MODELS, state.config, callerChoice(state, choice), inputs);
   state.model = result.model;
+  state.served = result.model;
   return result;
 }
 
@@ -80,18 +91,25 @@ export async function classifyImages(
   choice: ModelChoice,
   images: readonly ImageSource[],
 ): Promise<Classification> {
-  return recorded(env, ctx, state, await scoreImageInputs(env.MODELS, state.config, choice, images));
+  const result = await scoreImageInputs(env.MODELS, state.config, callerChoice(state, choice), images);
+  return recorded(env, ctx, state, result, { images });
 }
 
-/** Records the model that answered on the request and logs every item's scores (texts when given). */
+/**
+ * Records the model that answered on the request, logs every item's scores (texts when given) and
+ * schedules the model's shadow versions on the same inputs (after the answer; `shadowAfter`).
+ */
 function recorded(
   env: Env,
   ctx: ExecutionContext,
   state: RequestState,
   result: Classification,
+  inputs: ShadowInputs,
   texts?: readonly string[],
 ): Classification {
   state.model = result.model;
+  state.served = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
+  shadowAfter(env, ctx, state.config, result, inputs, state.logger);
   return result;
 }

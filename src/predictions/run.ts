@@ -11,6 +11,7 @@ import { type Classification, ranked, scoreImageInputs, scoreTextInputs } from "
 import type { Logger } from "../log";
 import { subjectFinished } from "../webhooks/deliveries";
 import { logPredictions, predictionLogEntries } from "./log";
+import { shadowAfter } from "./shadow";
 
 /** A redelivered prediction whose first run may still be going is taken over after this long. */
 const PREDICTION_LEASE_MS = 2 * 60_000;
@@ -110,6 +111,14 @@ export async function runPrediction(
       .bind(JSON.stringify(result), Date.now(), id)
       .run();
     if (written.meta.changes === 1) await subjectFinished(env, id, logger);
+    // Shadow versions score a sampled async prediction too, after its result is stored.
+    if (written.meta.changes === 1) {
+      const inputs =
+        input.image === undefined
+          ? { texts: input.texts ?? [input.text ?? ""] }
+          : { images: [{ base64: input.image }] };
+      shadowAfter(env, ctx, config, scored, inputs, logger);
+    }
     if (written.meta.changes === 1 && config.PREDICTION_LOG) {
       const entries = predictionLogEntries(
         {

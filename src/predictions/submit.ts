@@ -93,11 +93,20 @@ export async function submitPrediction(
     submission.version,
     submission.network,
   );
-  const version = await resolveVersion(env.MODELS, modelId, submission.version, config.ACTIVE_POINTER_TTL_MS);
+  // The version is chosen here, at submit time (the caller's split version, as on the sync paths),
+  // and pinned: the consumer runs the prediction on it whatever the pointer says by then.
+  const version = await resolveVersion(
+    env.MODELS,
+    modelId,
+    submission.version,
+    config.ACTIVE_POINTER_TTL_MS,
+    state.caller?.issuer,
+  );
   const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
   const sent = input.image !== undefined ? "image" : "text";
   if (modelInput(manifest) !== sent) throw inputMismatch(manifest, sent);
   state.model = { id: modelId, version };
+  state.served = state.model;
   const id = crypto.randomUUID();
   const key = inputKey(id);
   await env.MODELS.put(key, JSON.stringify(input), { httpMetadata: { contentType: "application/json" } });

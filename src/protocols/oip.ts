@@ -97,11 +97,14 @@ function modelRef(request: AppRequest): { id: string; version: string | undefine
   return { id, version };
 }
 
-/** The manifest of the model version a route names (its active version when none). */
-async function manifestOf(request: AppRequest, env: Env): Promise<ModelManifest> {
+/**
+ * The manifest of the model version a route names (its active version when none; with `caller`,
+ * the version the model's traffic split gives that caller, as inference serves it).
+ */
+async function manifestOf(request: AppRequest, env: Env, caller?: string): Promise<ModelManifest> {
   const { id, version } = modelRef(request);
   const ttl = request.state.config.ACTIVE_POINTER_TTL_MS;
-  const resolved = await resolveVersion(env.MODELS, id, version, ttl);
+  const resolved = await resolveVersion(env.MODELS, id, version, ttl, caller);
   return getManifest(env.MODELS, id, resolved, ttl);
 }
 
@@ -345,7 +348,7 @@ function binaryOutput(body: z.infer<typeof inferRequestSchema>): (name: string) 
 export const infer: Handler = async (request, env, ctx) => {
   const { config } = request.state;
   const body = await readInferRequest(request, config.MAX_BODY_BYTES);
-  const manifest = await manifestOf(request, env);
+  const manifest = await manifestOf(request, env, request.state.caller?.issuer);
   const choice = { model: manifest.id, version: manifest.version };
   const respond = (model: { id: string; version: string }, outputs: OutgoingTensor[]) =>
     inferResponse(

@@ -4,13 +4,11 @@
  * `models.active_version` mirrors it for the registry API.
  */
 import type { Config } from "../config";
-import { d1 } from "../contracts/d1";
-import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
 import { withModel } from "../inference/engine";
-import { invalidateModel } from "../storage/model-store";
 import { getModelRow, getVersionRow } from "./db";
 import { ensureModelImported } from "./import";
+import { updatePointer } from "./rollout";
 
 /** Result of an activation. */
 export interface Activation {
@@ -25,7 +23,8 @@ export interface Activation {
  * cannot serve is refused and the current one keeps serving. Then the R2 pointer is written
  * (serving follows within `ACTIVE_POINTER_TTL_MS` in every isolate, at once in this one), D1 is
  * updated, and this isolate drops the previous version's session (released when its last request
- * finishes; other isolates drop it when they see the new pointer).
+ * finishes; other isolates drop it when they see the new pointer); see `updatePointer`. A traffic
+ * split is cleared, and `version` is no longer a shadow.
  */
 export async function activateVersion(
   env: Env,
@@ -43,22 +42,11 @@ export async function activateVersion(
   await withModel(env.MODELS, config, id, version, async () => undefined);
   const previous = model.active_version;
   // Written even when D1 already says `version`: re-activating repairs a pointer that disagrees.
-  await env.MODELS.put(r2Keys.active(id), JSON.stringify({ version }), {
-    httpMetadata: { contentType: "application/json" },
+  // An activation sends every caller to `version`: it clears a traffic split, and `version` stops
+  // being a shadow (the other shadows stay; docs/rollout.md).
+  await updatePointer(env, id, (current) => {
+    const shadows = (current?.shadows ?? []).filter((s) => s.version !== version);
+    return { version, ...(shadows.length > 0 ? { shadows } : {}) };
   });
-  try {
-    await d1("activate", () =>
-      env.DB.prepare("UPDATE models SET active_version = ?, updated_at = ? WHERE id = ?")
-        .bind(version, Date.now(), id)
-        .run(),
-    );
-  } catch (error) {
-    // Keep R2 and D1 in agreement: put the previous pointer back (best effort).
-    if (previous !== null) {
-      await env.MODELS.put(r2Keys.active(id), JSON.stringify({ version: previous })).catch(() => undefined);
-    }
-    throw error;
-  }
-  invalidateModel(id, previous === null || previous === version ? [] : [previous]);
   return { id, active_version: version, previous_version: previous };
 }

@@ -4,8 +4,9 @@
  */
 
 import { d1 } from "../contracts/d1";
-import type { ModelManifest } from "../contracts/manifest";
+import type { ActivePointer, ModelManifest } from "../contracts/manifest";
 import { DEFAULT_OPTIMIZATION_LEVEL, type OptimizationLevel } from "../contracts/manifest";
+import type { Shadow, Split } from "../contracts/rollout";
 import { kindName } from "../inference/kinds";
 
 /** Where a version came from. */
@@ -15,6 +16,9 @@ export type VersionSource = "upload" | "training" | "import";
 export interface ModelRow {
   id: string;
   active_version: string | null;
+  /** The traffic split (JSON) and shadow versions (JSON) the active pointer holds (docs/rollout.md). */
+  split: string | null;
+  shadows: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -143,5 +147,24 @@ export function versionView(row: VersionRow): VersionView {
     ...("thresholds" in manifest && manifest.thresholds !== undefined
       ? { thresholds: manifest.thresholds }
       : {}),
+  };
+}
+
+/** D1's mirror of a pointer's split and shadows. */
+export function rolloutColumns(pointer: ActivePointer): { split: string | null; shadows: string | null } {
+  return {
+    split: pointer.split === undefined ? null : JSON.stringify(pointer.split),
+    shadows: pointer.shadows === undefined ? null : JSON.stringify(pointer.shadows),
+  };
+}
+
+/** A `models` row's split and shadows (D1's mirror of the pointer). */
+export function rolloutOfRow(row: { split?: string | null; shadows?: string | null }): {
+  split: Split | null;
+  shadows: Shadow[];
+} {
+  return {
+    split: row.split ? (JSON.parse(row.split) as Split) : null,
+    shadows: row.shadows ? (JSON.parse(row.shadows) as Shadow[]) : [],
   };
 }

@@ -9,7 +9,7 @@
 import { d1 } from "../contracts/d1";
 import { activePointerSchema, MODEL_ID_RE, manifestSchema } from "../contracts/manifest";
 import { r2Keys } from "../contracts/r2-keys";
-import { getModelRow, insertVersionStatements } from "./db";
+import { getModelRow, insertVersionStatements, rolloutColumns } from "./db";
 
 /** Imports model `id` from R2 when D1 does not know it; a no-op otherwise. */
 export async function ensureModelImported(env: Env, id: string): Promise<void> {
@@ -29,10 +29,11 @@ export async function ensureModelImported(env: Env, id: string): Promise<void> {
     statements.push(...insertVersionStatements(env.DB, parsed.data, "ready", "import", now, true));
   }
   if (statements.length === 0) return;
+  const { split, shadows } = rolloutColumns(pointer.data);
   statements.push(
     env.DB.prepare(
-      "UPDATE models SET active_version = ?, updated_at = ? WHERE id = ? AND active_version IS NULL",
-    ).bind(pointer.data.version, now, id),
+      "UPDATE models SET active_version = ?, split = ?, shadows = ?, updated_at = ? WHERE id = ? AND active_version IS NULL",
+    ).bind(pointer.data.version, split, shadows, now, id),
   );
   await d1("import model", () => env.DB.batch(statements));
 }

@@ -3,7 +3,14 @@
 import { d1 } from "../contracts/d1";
 import type { JobRow } from "../contracts/rows";
 import { ApiError } from "../errors";
-import { getModelRow, getVersionRows, type VersionRow, type VersionView, versionView } from "./db";
+import {
+  getModelRow,
+  getVersionRows,
+  rolloutOfRow,
+  type VersionRow,
+  type VersionView,
+  versionView,
+} from "./db";
 import { ensureModelImported, importAllModels } from "./import";
 
 /** One model with its active version's task, labels, metrics and size. */
@@ -105,6 +112,7 @@ export async function modelDetail(env: Env, defaultModel: string, id: string, ow
     id,
     default: id === defaultModel,
     active_version: model.active_version,
+    ...rolloutOfRow(model),
     created_at: new Date(model.created_at).toISOString(),
     updated_at: new Date(model.updated_at).toISOString(),
     versions: versions.map(versionView),

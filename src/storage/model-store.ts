@@ -1,4 +1,5 @@
 import {
+  type ActivePointer,
   activePointerSchema,
   MODEL_ID_RE,
   MODEL_VERSION_RE,
@@ -6,11 +7,12 @@ import {
   manifestSchema,
 } from "../contracts/manifest";
 import { r2Keys } from "../contracts/r2-keys";
+import { assignVersion } from "../contracts/rollout";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { closest, didYouMean } from "../suggest";
 
-const activeCache = new Map<string, { version: string; until: number }>();
+const activeCache = new Map<string, { pointer: ActivePointer; until: number }>();
 const manifestCache = new Map<string, { manifest: ModelManifest; etag: string; until: number }>();
 const MANIFEST_CACHE_MAX = 256;
 const staleListeners: ((id: string, version: string) => void)[] = [];
@@ -40,15 +42,20 @@ export function invalidateModel(id: string, staleVersions: readonly string[]): v
 }
 
 /**
- * Resolves which version of model `id` to serve: `version` when given (it must exist), else the
- * model's active pointer. The pointer is cached per isolate for `ttlMs`, which bounds how long an
- * isolate keeps serving a previous version after a switch.
+ * Resolves which version of model `id` to serve: `version` when given (it must exist); else, when
+ * the model has a traffic split and the request names its `caller` (the ASAP issuer; an
+ * unauthenticated request names none), the split's version for that caller
+ * (`assignVersion`: sticky per caller and model); else the model's active version. This is the one
+ * place a request's version is chosen, for every path (native, Open Inference Protocol, replaced
+ * services' routes, async submit). The pointer is cached per isolate for `ttlMs`, which bounds how
+ * long an isolate keeps serving a previous version (or split) after a switch.
  */
 export async function resolveVersion(
   bucket: R2Bucket,
   id: string,
   version: string | undefined,
   ttlMs: number,
+  caller?: string,
 ): Promise<string> {
   if (!MODEL_ID_RE.test(id)) throw await modelNotFound(bucket, id);
   if (version !== undefined) {
@@ -57,9 +64,39 @@ export async function resolveVersion(
     }
     return version;
   }
+  const pointer = await readActivePointer(bucket, id, ttlMs);
+  if (pointer.split !== undefined && caller !== undefined) return assignVersion(pointer.split, caller, id);
+  return pointer.version;
+}
+
+/** The versions a pointer keeps in use: the active one, the split's and the shadows'. */
+export function versionsInUse(pointer: ActivePointer): Set<string> {
+  return new Set([
+    pointer.version,
+    ...Object.keys(pointer.split ?? {}),
+    ...(pointer.shadows ?? []).map((s) => s.version),
+  ]);
+}
+
+/**
+ * The active pointer of model `id` (active version, split, shadows), cached per isolate for
+ * `ttlMs`; 404 when the model has none, 503 when R2 cannot be read and nothing is cached.
+ */
+export async function readActivePointer(bucket: R2Bucket, id: string, ttlMs: number): Promise<ActivePointer> {
+  const pointer = await activePointerOrNull(bucket, id, ttlMs);
+  if (pointer === null) throw await modelNotFound(bucket, id);
+  return pointer;
+}
+
+/** `readActivePointer`, but null (and no 404 to build) when the model has no pointer. */
+export async function activePointerOrNull(
+  bucket: R2Bucket,
+  id: string,
+  ttlMs: number,
+): Promise<ActivePointer | null> {
   const now = Date.now();
   const hit = activeCache.get(id);
-  if (hit && hit.until > now) return hit.version;
+  if (hit && hit.until > now) return hit.pointer;
   let object: R2ObjectBody | null;
   try {
     object = await getOrUnavailable(bucket, r2Keys.active(id), id);
@@ -68,20 +105,24 @@ export async function resolveVersion(
     // TTL, so a loaded model survives an outage; with nothing cached, the request gets the 503.
     if (!hit) throw error;
     hit.until = now + ttlMs;
-    return hit.version;
+    return hit.pointer;
   }
   if (!object) {
-    if (hit) invalidateModel(id, [hit.version]);
-    throw await modelNotFound(bucket, id);
+    if (hit) invalidateModel(id, [...versionsInUse(hit.pointer)]);
+    return null;
   }
   const parsed = activePointerSchema.safeParse(await parseJsonOrNull(object));
   if (!parsed.success) {
     throw new ApiError("model_unavailable", `model '${id}' has a corrupt active-version pointer`);
   }
-  activeCache.set(id, { version: parsed.data.version, until: now + ttlMs });
-  // The pointer moved (activation or rollback elsewhere): release the previous version's session.
-  if (hit && hit.version !== parsed.data.version) stale(id, hit.version);
-  return parsed.data.version;
+  activeCache.set(id, { pointer: parsed.data, until: now + ttlMs });
+  // The pointer moved (activation, rollback, a new split elsewhere): release the sessions of the
+  // versions it no longer uses.
+  if (hit) {
+    const inUse = versionsInUse(parsed.data);
+    for (const version of versionsInUse(hit.pointer)) if (!inUse.has(version)) stale(id, version);
+  }
+  return parsed.data;
 }
 
 /**

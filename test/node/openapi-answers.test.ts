@@ -257,6 +257,32 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     await answer("POST", "/api/v1/models/{id}/activate", "/api/v1/models/oa-upload/activate", {
       version: "1",
     });
+    // Rollout (docs/rollout.md): a second version, a split, shadows with a comparison, traffic.
+    const second = multipart();
+    const v2 = await answer("PUT", template, "/api/v1/models/oa-upload/versions/2", second.body, {
+      "content-type": `multipart/form-data; boundary=${second.boundary}`,
+    });
+    expect(v2.status).toBe(201);
+    await answer("PUT", "/api/v1/models/{id}/split", "/api/v1/models/oa-upload/split", {
+      split: { "1": 90, "2": 10 },
+    });
+    await answer("GET", "/api/v1/models/{id}", "/api/v1/models/oa-upload");
+    await answer("DELETE", "/api/v1/models/{id}/split", "/api/v1/models/oa-upload/split");
+    await answer("PUT", "/api/v1/models/{id}/shadow", "/api/v1/models/oa-upload/shadow", {
+      shadows: [{ version: "2", sample_rate: 1 }],
+    });
+    await answer("POST", "/api/v1/predict", "/api/v1/predict", { model: "oa-upload", text: "win cash now" });
+    await until(async () => {
+      const got = await answer("GET", "/api/v1/models/{id}/shadow", "/api/v1/models/oa-upload/shadow");
+      const report = got.json as { shadows: { comparisons: unknown[] }[] };
+      return (report.shadows[0]?.comparisons.length ?? 0) > 0 ? got : undefined;
+    });
+    await until(async () => {
+      const got = await answer("GET", "/api/v1/models/{id}/traffic", "/api/v1/models/oa-upload/traffic");
+      const traffic = got.json as { versions: { last_24h: { requests: number } }[] };
+      return traffic.versions.some((v) => v.last_24h.requests > 0) ? got : undefined;
+    });
+    await answer("DELETE", "/api/v1/models/{id}/shadow", "/api/v1/models/oa-upload/shadow");
     await answer("DELETE", "/api/v1/models/{id}", "/api/v1/models/oa-upload");
   });
 
