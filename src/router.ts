@@ -38,6 +38,13 @@ import {
   removeDataset,
   uploadDatasetQuerySchema,
 } from "./routes/datasets";
+import {
+  feedback,
+  feedbackSchema,
+  predictionFeedback,
+  predictionFeedbackSchema,
+  quality,
+} from "./routes/feedback";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
@@ -137,6 +144,17 @@ const JOB_ERRORS = [
   "queue_unavailable",
 ] as const;
 const CALLBACK_ERRORS = ["invalid_callback_url", "callback_not_allowed"] as const;
+const FEEDBACK_ERRORS = [
+  "invalid_json",
+  "invalid_request",
+  "payload_too_large",
+  "unsupported_media_type",
+  "prediction_not_found",
+  "model_version_not_found",
+  "unknown_label",
+  "feedback_conflict",
+  "registry_unavailable",
+] as const;
 const onlineSampleBody = z.union([bankSampleSchema, z.array(bankSampleSchema)]);
 /** `pandas.DataFrame.to_dict()`: column → {row → value} (or column → [values]); numbers are printed. */
 const pandasColumns = z
@@ -273,6 +291,24 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "An async prediction's status and result",
     responses: { 200: A.PredictionSchema },
     errors: ["prediction_not_found", "registry_unavailable"],
+  }),
+  // Feedback and live quality per version (docs/rollout.md).
+  authed("POST", "/api/v1/predictions/:id/feedback", "feedback", predictionFeedback, {
+    summary: "Record the true label(s) of an async prediction (once per item; 201, or 200 when identical)",
+    body: predictionFeedbackSchema,
+    responses: { 200: A.FeedbackAnswerSchema, 201: A.FeedbackAnswerSchema },
+    errors: [...FEEDBACK_ERRORS],
+  }),
+  authed("POST", "/api/v1/feedback", "feedback", feedback, {
+    summary: "Record the true label(s) of a prediction by the X-Request-Id of its sync answer",
+    body: feedbackSchema,
+    responses: { 200: A.FeedbackAnswerSchema, 201: A.FeedbackAnswerSchema },
+    errors: [...FEEDBACK_ERRORS],
+  }),
+  authed("GET", "/api/v1/models/:id/quality", "models", quality, {
+    summary: "Live quality per version from feedback: accuracy, per-label precision/recall, ROC-AUC",
+    responses: { 200: A.ModelQualitySchema },
+    errors: ["model_not_found", "registry_unavailable"],
   }),
   // Signed webhooks (docs/webhooks.md): the caller's deliveries and their status.
   authed("GET", "/api/v1/webhooks/deliveries", "webhooks", getDeliveries, {
