@@ -258,6 +258,11 @@ export const JobSchema = z
         z.object({ inline_rows: z.number().int() }),
       ])
       .describe("the job's dataset: its R2 key, or how many rows were sent inline"),
+    feedback: z
+      .boolean()
+      .describe(
+        "whether the model's labelled feedback was added to the dataset (metrics.feedback_rows: how many)",
+      ),
     metrics: z.record(z.string(), z.number()).nullable(),
     error: z.string().nullable(),
     error_code: failureCode.nullable(),
