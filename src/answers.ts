@@ -604,3 +604,14 @@ export const ModelQualitySchema = z
     ),
   })
   .meta({ id: "ModelQuality" });
+
+/**
+ * `GET /dashboard/api/models/:id`: the per-model view's data, each part the answer of the API route
+ * it names, or null when this deployment has no such route or the session's policy does not grant it.
+ */
+export const DashboardModelViewSchema = z.object({
+  model: ModelDetailSchema.describe("GET /api/v1/models/:id"),
+  quality: ModelQualitySchema.nullable().describe("GET /api/v1/models/:id/quality"),
+  shadow: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/shadow"),
+  traffic: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/traffic"),
+});

@@ -25,6 +25,7 @@ import {
   dashboardExchange,
   dashboardLogin,
   dashboardModels,
+  dashboardModelView,
   dashboardOnline,
   dashboardPage,
   dashboardScript,
@@ -429,6 +430,23 @@ export const ROUTES: readonly RouteDef[] = [
       session: true,
     }),
   ),
+  // The dashboard's per-model view (docs/dashboard.md): GET /api/v1/models/:id and its quality, shadow, traffic.
+  {
+    ...open(
+      "GET",
+      "/dashboard/api/models/:id",
+      "dashboard_data",
+      dashboardModelView((apiPath) => ROUTES.find((r) => r.method === "GET" && r.path === apiPath)),
+      {
+        summary:
+          "Dashboard data (session cookie only): a model's detail, live quality, shadow comparisons and traffic per version",
+        responses: { 200: A.DashboardModelViewSchema },
+        errors: ["dashboard_login_required", "forbidden", "model_not_found", "registry_unavailable"],
+      },
+    ),
+    throttle: true,
+    session: true,
+  },
   // Online learning (docs/online.md): models of ONLINE_MODELS and those created with task "online".
   authed("POST", "/api/v1/models/:id/samples", "online_samples", onlineSamples, {
     summary: "Labelled samples (one, an array, or text/csv) → predict, store, learn each",

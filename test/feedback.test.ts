@@ -367,3 +367,46 @@ describe("retention", () => {
     expect(left?.n).toBe(0);
   });
 });
+
+describe("the dashboard's per-model view data", () => {
+  /** A dashboard session cookie of the default test issuer under `vars`. */
+  async function session(vars: Record<string, string> = {}): Promise<string> {
+    const login = await api("/api/v1/dashboard/login", { method: "POST" }, { vars });
+    const { url } = (await login.json()) as { url: string };
+    const res = await api(url, { redirect: "manual" }, { auth: false, vars });
+    expect(res.status).toBe(303);
+    return (res.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  }
+
+  it("is the model's API answers in one JSON; a view without a route or without the policy's grant is null", async () => {
+    const cookie = await session();
+    const res = await api(`/dashboard/api/models/${MODEL}`, { headers: { cookie } }, { auth: false });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const view = (await res.json()) as {
+      model: unknown;
+      quality: unknown;
+      shadow: unknown;
+      traffic: unknown;
+    };
+    expect(view.model).toEqual(await (await api(`/api/v1/models/${MODEL}`)).json());
+    expect(view.quality).toEqual(await (await api(`/api/v1/models/${MODEL}/quality`)).json());
+    // The rollout routes of issue 30 items 1-2: null while this deployment has none, else their answers.
+    for (const name of ["shadow", "traffic"] as const) {
+      const direct = await api(`/api/v1/models/${MODEL}/${name}`);
+      expect(view[name]).toEqual(direct.status === 200 ? await direct.json() : null);
+    }
+    expect(
+      (await api("/dashboard/api/models/fb-no-such", { headers: { cookie } }, { auth: false })).status,
+    ).toBe(404);
+    expect((await api(`/dashboard/api/models/${MODEL}`)).status).toBe(401);
+  });
+
+  it("follows the policy: no models:GET is 403", async () => {
+    const vars = { ASAP_POLICY: JSON.stringify({ default: ["dashboard", "statistics:GET"] }) };
+    const cookie = await session(vars);
+    const res = await api(`/dashboard/api/models/${MODEL}`, { headers: { cookie } }, { auth: false, vars });
+    expect(res.status).toBe(403);
+    expect((await problem(res)).code).toBe("forbidden");
+  });
+});
