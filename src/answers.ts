@@ -564,7 +564,11 @@ export const FeedbackAnswerSchema = z
 export const LabelQualitySchema = z
   .object({
     label: z.string(),
-    rule: z.enum(["threshold", "argmax"]).describe("how the version decides this label"),
+    rule: z
+      .enum(["threshold", "complement", "argmax"])
+      .describe(
+        "how the version decides this label: its score at or over `threshold`; `complement` (a binary model's negative label): the positive label's score under `threshold`; or the argmax",
+      ),
     threshold: z.number().nullable().describe("the threshold used (null for argmax)"),
     positives: z.number().int().describe("feedback items whose true labels include this label"),
     negatives: z.number().int(),

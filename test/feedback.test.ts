@@ -307,7 +307,11 @@ describe("live quality per version", () => {
     expect(loud).toMatchObject({ rule: "threshold", threshold: 0.5, positives: 12, negatives: 12 });
     expect(loud?.roc_auc).toBeCloseTo(wins / 144, 12);
     expect(loud?.roc_auc).toBeGreaterThan(0.9);
-    expect(one?.labels.find((l) => l.label === "calm")?.roc_auc).toBeNull();
+    expect(one?.labels.find((l) => l.label === "calm")).toMatchObject({
+      rule: "complement",
+      threshold: 0.5,
+      roc_auc: null,
+    });
     // Version 2 is wrong on both and has too few labels for an AUC.
     expect(two).toMatchObject({ version: "2", feedback: 2, correct: 0, accuracy: 0 });
     expect(two?.labels.find((l) => l.label === "loud")).toMatchObject({ recall: 0, roc_auc: null });

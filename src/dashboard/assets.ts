@@ -128,6 +128,7 @@ td.num, th.num { text-align: right; }
 h3 { margin: 12px 0 4px; font-size: 14px; }
 h3 small { color: var(--muted); font-weight: normal; }
 #model-pick { margin-left: 6px; font: inherit; }
+#model-view .chart { max-width: 640px; }
 `;
 
 // Plain ES2020 in a string; no template literals inside it (it lives in one).
@@ -465,7 +466,7 @@ export const APP_JS = `"use strict";
       var rows = [];
       rated.forEach(function (v) {
         v.labels.forEach(function (l) {
-          rows.push([v.version, l.label, l.rule === "argmax" ? "argmax" : "≥ " + fmt(l.threshold), l.positives, l.negatives, percent(l.precision), percent(l.recall), l.roc_auc === null ? "–" : fmt(l.roc_auc)]);
+          rows.push([v.version, l.label, l.rule === "argmax" ? "argmax" : (l.rule === "complement" ? "positive < " : "≥ ") + fmt(l.threshold), l.positives, l.negatives, percent(l.precision), percent(l.recall), l.roc_auc === null ? "–" : fmt(l.roc_auc)]);
         });
       });
       fillTable("table-model-quality", rows);

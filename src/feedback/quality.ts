@@ -120,10 +120,13 @@ export function versionQuality(rule: DecisionRule, items: readonly LabelledItem[
             truth,
           )
         : undefined;
-    const threshold = thresholdOf(rule, label);
+    // A binary model's negative label is predicted when the positive one is under its threshold.
+    const positive = rule.task === "binary" ? rule.labels[rule.labels.length - 1] : undefined;
+    const complement = positive !== undefined && label !== positive;
+    const threshold = thresholdOf(rule, complement ? positive : label);
     return {
       label,
-      rule: threshold === undefined ? "argmax" : "threshold",
+      rule: threshold === undefined ? "argmax" : complement ? "complement" : "threshold",
       threshold: threshold ?? null,
       positives,
       negatives,
