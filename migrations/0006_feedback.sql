@@ -2,8 +2,9 @@
 -- The prediction log gains the X-Request-Id of the HTTP request that scored a sync prediction, so
 -- a caller can give feedback by the id it got in the answer's `X-Request-Id` header.
 ALTER TABLE prediction_log ADD COLUMN http_request_id TEXT;
-CREATE INDEX prediction_log_by_http_request ON prediction_log (http_request_id);
-CREATE INDEX prediction_log_by_prediction ON prediction_log (prediction_id);
+-- Partial indexes: only the rows that can be looked up by that id pay for the index on insert.
+CREATE INDEX prediction_log_by_http_request ON prediction_log (http_request_id) WHERE http_request_id IS NOT NULL;
+CREATE INDEX prediction_log_by_prediction ON prediction_log (prediction_id) WHERE prediction_id IS NOT NULL;
 
 -- One row per prediction-log row (one scored item) that a caller labelled: the true labels, and a
 -- copy of what the quality figures need (version, scores) so they never re-read the log. `text` is
@@ -24,5 +25,5 @@ CREATE TABLE feedback (
   predicted_at INTEGER NOT NULL,
   created_at INTEGER NOT NULL
 );
-CREATE INDEX feedback_by_model ON feedback (model_id, model_version);
+CREATE INDEX feedback_by_model ON feedback (model_id, predicted_at);
 CREATE INDEX feedback_by_predicted ON feedback (predicted_at);
