@@ -11,6 +11,7 @@ import { registerApiCommands } from "./api";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
 import { registerDatasetCommands } from "./datasets";
+import { registerFeedbackCommands } from "./feedback";
 import { generateKeyFiles, publishLocal, ROOT } from "./keys";
 import { registerOnlineCommands } from "./online";
 import { printJson } from "./output";
@@ -95,6 +96,7 @@ registerApiCommands(program);
 registerModelCommands(program);
 registerDatasetCommands(program);
 registerOnlineCommands(program);
+registerFeedbackCommands(program);
 
 try {
   await program.parseAsync();

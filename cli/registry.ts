@@ -356,6 +356,7 @@ export function registerModelCommands(program: Command): void {
     .option("--activate", "serve the new version when done (default: only for a new model)")
     .option("--no-activate", "keep serving the current version")
     .option("--force-update", "train a new version of an existing model")
+    .option("--feedback", "add the model's labelled feedback to the dataset (docs/rollout.md)")
     .option("--hyperparameters <json>", 'trainer settings, e.g. \'{"c":4,"optimizer":"lbfgs"}\'', jsonObject)
     .option("--featurizer <json>", "featurizer settings, e.g. '{\"buckets\":65536}'", jsonObject)
     .option("--no-follow", "print the job id and return at once")
@@ -376,6 +377,7 @@ export function registerModelCommands(program: Command): void {
           version?: string;
           activate?: boolean;
           forceUpdate?: boolean;
+          feedback?: boolean;
           hyperparameters?: Record<string, unknown>;
           featurizer?: Record<string, unknown>;
           follow: boolean;
@@ -402,6 +404,7 @@ export function registerModelCommands(program: Command): void {
           ...(opts.version !== undefined && { version: opts.version }),
           ...(activateSource === "cli" && { activate: opts.activate === true }),
           ...(opts.forceUpdate && { force_update: true }),
+          ...(opts.feedback && { feedback: true }),
           ...(opts.hyperparameters && { hyperparameters: opts.hyperparameters }),
           ...(opts.featurizer && { featurizer: opts.featurizer }),
         };

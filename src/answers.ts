@@ -271,6 +271,11 @@ export const JobSchema = z
         z.object({ inline_rows: z.number().int() }),
       ])
       .describe("the job's dataset: its R2 key, or how many rows were sent inline"),
+    feedback: z
+      .boolean()
+      .describe(
+        "whether the model's labelled feedback was added to the dataset (metrics.feedback_rows: how many)",
+      ),
     metrics: z.record(z.string(), z.number()).nullable(),
     error: z.string().nullable(),
     error_code: failureCode.nullable(),
@@ -612,4 +617,84 @@ export const TrafficSchema = z.object({
       last_24h: trafficWindow.describe("the last 24 UTC hours"),
     }),
   ),
+});
+
+// Feedback and live quality per model version (docs/rollout.md, issue 30 item 3).
+/** `POST /api/v1/predictions/:id/feedback` and `POST /api/v1/feedback`: what is recorded. */
+export const FeedbackAnswerSchema = z
+  .object({
+    model: ModelRefSchema,
+    prediction_id: z.string().nullable().describe("the async prediction (null for a sync one)"),
+    request_id: z.string().nullable().describe("the X-Request-Id of the sync prediction (null for async)"),
+    items: z.array(
+      z.object({
+        index: z.number().int().describe("the item (text) of the prediction, 0 for a single text"),
+        labels: z.array(z.string()).describe("the true labels, in the model's label order"),
+        predicted: z.array(z.string()).describe("what the version predicted, at its shipped thresholds"),
+        correct: z.boolean(),
+        text_stored: z.boolean().describe("whether the input text is kept for training (`feedback: true`)"),
+        recorded_at: isoTime,
+      }),
+    ),
+  })
+  .meta({ id: "Feedback" });
+
+/** One label's live quality in one version. */
+export const LabelQualitySchema = z
+  .object({
+    label: z.string(),
+    rule: z
+      .enum(["threshold", "complement", "argmax"])
+      .describe(
+        "how the version decides this label: its score at or over `threshold`; `complement` (a binary model's negative label): the positive label's score under `threshold`; or the argmax",
+      ),
+    threshold: z.number().nullable().describe("the threshold used (null for argmax)"),
+    positives: z.number().int().describe("feedback items whose true labels include this label"),
+    negatives: z.number().int(),
+    predicted_positive: z.number().int(),
+    true_positives: z.number().int(),
+    precision: z.number().nullable().describe("null while nothing was predicted positive"),
+    recall: z.number().nullable().describe("null while there are no positives"),
+    roc_auc: z
+      .number()
+      .nullable()
+      .describe("rank-based ROC-AUC (binary: the positive label; multilabel: each), null below the minimum"),
+  })
+  .meta({ id: "LabelQuality" });
+
+/** `GET /api/v1/models/:id/quality`. */
+export const ModelQualitySchema = z
+  .object({
+    id: z.string(),
+    active_version: z.string().nullable(),
+    min_auc_class: z.number().int().describe("positives and negatives each needed before roc_auc is given"),
+    window: z.object({
+      rows: z.number().int().describe("feedback rows read"),
+      limit: z.number().int().describe("the most recent feedback rows read per request"),
+    }),
+    versions: z.array(
+      z.object({
+        version: z.string(),
+        task: z.string(),
+        feedback: z.number().int().describe("labelled items of this version"),
+        correct: z.number().int(),
+        accuracy: z
+          .number()
+          .nullable()
+          .describe("top-1 (binary, multiclass) or exact-set (multilabel); null without feedback"),
+        labels: z.array(LabelQualitySchema),
+      }),
+    ),
+  })
+  .meta({ id: "ModelQuality" });
+
+/**
+ * `GET /dashboard/api/models/:id`: the per-model view's data, each part the answer of the API route
+ * it names, or null when this deployment has no such route or the session's policy does not grant it.
+ */
+export const DashboardModelViewSchema = z.object({
+  model: ModelDetailSchema.describe("GET /api/v1/models/:id"),
+  quality: ModelQualitySchema.nullable().describe("GET /api/v1/models/:id/quality"),
+  shadow: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/shadow"),
+  traffic: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/traffic"),
 });

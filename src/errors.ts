@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   job_in_progress: { status: 409, title: "A training job for this model is already queued or running" },
   job_not_found: { status: 404, title: "Unknown job" },
   prediction_not_found: { status: 404, title: "Unknown prediction" },
+  unknown_label: { status: 400, title: "The model has no such label" },
+  feedback_conflict: { status: 409, title: "Different feedback was already recorded for this prediction" },
   webhook_delivery_not_found: { status: 404, title: "Unknown webhook delivery" },
   invalid_callback_url: { status: 400, title: "Callback URL refused" },
   callback_not_allowed: { status: 403, title: "Callback destination not allowed for this issuer" },

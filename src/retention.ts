@@ -1,6 +1,6 @@
 /**
  * Retention: the scheduled (cron) purge of async predictions (D1 rows and R2 inputs), prediction
- * log rows and finished jobs older than `RETENTION_DAYS`, and of expired dashboard logins.
+ * log rows, feedback on them and finished jobs older than `RETENTION_DAYS`, and of expired dashboard logins.
  */
 import type { Config } from "./config";
 import { jobRowsKey } from "./contracts/r2-keys";
@@ -15,6 +15,8 @@ export interface PurgeReport {
   predictions: number;
   webhook_deliveries: number;
   log_rows: number;
+  /** Feedback rows whose prediction is older than RETENTION_DAYS (with any text they keep). */
+  feedback_rows: number;
   jobs: number;
   r2_objects: number;
   /** Expired dashboard login codes and sessions. */
@@ -33,6 +35,7 @@ export async function purgeExpired(env: Env, config: Config, now = Date.now()): 
     predictions: 0,
     webhook_deliveries: 0,
     log_rows: 0,
+    feedback_rows: 0,
     jobs: 0,
     r2_objects: 0,
     dashboard_logins: 0,
@@ -60,6 +63,16 @@ export async function purgeExpired(env: Env, config: Config, now = Date.now()): 
       .bind(cutoff, CHUNK * 10)
       .run();
     report.log_rows += done.meta.changes;
+    if (done.meta.changes < CHUNK * 10) break;
+  }
+  // Feedback lives as long as the prediction it labels: its text never outlives the log's.
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const done = await env.DB.prepare(
+      "DELETE FROM feedback WHERE log_seq IN (SELECT log_seq FROM feedback WHERE predicted_at < ? LIMIT ?)",
+    )
+      .bind(cutoff, CHUNK * 10)
+      .run();
+    report.feedback_rows += done.meta.changes;
     if (done.meta.changes < CHUNK * 10) break;
   }
   for (let round = 0; round < MAX_ROUNDS; round++) {

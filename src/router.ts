@@ -25,6 +25,7 @@ import {
   dashboardExchange,
   dashboardLogin,
   dashboardModels,
+  dashboardModelView,
   dashboardOnline,
   dashboardPage,
   dashboardScript,
@@ -38,6 +39,13 @@ import {
   removeDataset,
   uploadDatasetQuerySchema,
 } from "./routes/datasets";
+import {
+  feedback,
+  feedbackSchema,
+  predictionFeedback,
+  predictionFeedbackSchema,
+  quality,
+} from "./routes/feedback";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
@@ -138,6 +146,17 @@ const JOB_ERRORS = [
   "queue_unavailable",
 ] as const;
 const CALLBACK_ERRORS = ["invalid_callback_url", "callback_not_allowed"] as const;
+const FEEDBACK_ERRORS = [
+  "invalid_json",
+  "invalid_request",
+  "payload_too_large",
+  "unsupported_media_type",
+  "prediction_not_found",
+  "model_version_not_found",
+  "unknown_label",
+  "feedback_conflict",
+  "registry_unavailable",
+] as const;
 const onlineSampleBody = z.union([bankSampleSchema, z.array(bankSampleSchema)]);
 /** `pandas.DataFrame.to_dict()`: column → {row → value} (or column → [values]); numbers are printed. */
 const pandasColumns = z
@@ -309,6 +328,24 @@ export const ROUTES: readonly RouteDef[] = [
     responses: { 200: A.PredictionSchema },
     errors: ["prediction_not_found", "registry_unavailable"],
   }),
+  // Feedback and live quality per version (docs/rollout.md).
+  authed("POST", "/api/v1/predictions/:id/feedback", "feedback", predictionFeedback, {
+    summary: "Record the true label(s) of an async prediction (once per item; 201, or 200 when identical)",
+    body: predictionFeedbackSchema,
+    responses: { 200: A.FeedbackAnswerSchema, 201: A.FeedbackAnswerSchema },
+    errors: [...FEEDBACK_ERRORS],
+  }),
+  authed("POST", "/api/v1/feedback", "feedback", feedback, {
+    summary: "Record the true label(s) of a prediction by the X-Request-Id of its sync answer",
+    body: feedbackSchema,
+    responses: { 200: A.FeedbackAnswerSchema, 201: A.FeedbackAnswerSchema },
+    errors: [...FEEDBACK_ERRORS],
+  }),
+  authed("GET", "/api/v1/models/:id/quality", "models", quality, {
+    summary: "Live quality per version from feedback: accuracy, per-label precision/recall, ROC-AUC",
+    responses: { 200: A.ModelQualitySchema },
+    errors: ["model_not_found", "registry_unavailable"],
+  }),
   // Signed webhooks (docs/webhooks.md): the caller's deliveries and their status.
   authed("GET", "/api/v1/webhooks/deliveries", "webhooks", getDeliveries, {
     summary: "Webhook deliveries of the caller's jobs and predictions, newest first",
@@ -428,6 +465,23 @@ export const ROUTES: readonly RouteDef[] = [
       session: true,
     }),
   ),
+  // The dashboard's per-model view (docs/dashboard.md): GET /api/v1/models/:id and its quality, shadow, traffic.
+  {
+    ...open(
+      "GET",
+      "/dashboard/api/models/:id",
+      "dashboard_data",
+      dashboardModelView((apiPath) => ROUTES.find((r) => r.method === "GET" && r.path === apiPath)),
+      {
+        summary:
+          "Dashboard data (session cookie only): a model's detail, live quality, shadow comparisons and traffic per version",
+        responses: { 200: A.DashboardModelViewSchema },
+        errors: ["dashboard_login_required", "forbidden", "model_not_found", "registry_unavailable"],
+      },
+    ),
+    throttle: true,
+    session: true,
+  },
   // Online learning (docs/online.md): models of ONLINE_MODELS and those created with task "online".
   authed("POST", "/api/v1/models/:id/samples", "online_samples", onlineSamples, {
     summary: "Labelled samples (one, an array, or text/csv) → predict, store, learn each",

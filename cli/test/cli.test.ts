@@ -231,6 +231,33 @@ describe("async predictions", () => {
   });
 });
 
+describe("feedback and quality", () => {
+  it("feedback on an async prediction, then models quality shows the version's live quality", async () => {
+    const id = (await ok(["submit", "buy cheap pills now", "--model", "spam"])).trim();
+    await ok(["result", id, "--wait"]);
+    // The log row is written just after the prediction finishes: poll while it is not there yet.
+    let run = await service.cli(["feedback", id, "--label", "spam"]);
+    for (let i = 0; i < 40 && run.code === EXIT.notFound; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      run = await service.cli(["feedback", id, "--label", "spam"]);
+    }
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      /^recorded spam@\S+ item 0: \["spam"\] \(predicted \["\w+"\], (correct|wrong), text kept for training\)$/m,
+    );
+    expect(await ok(["feedback", id, "--label", "spam"])).toMatch(/^already recorded: /);
+    const conflict = await service.cli(["feedback", id, "--label", "ham"]);
+    expect(conflict.code).toBe(EXIT.rejected);
+    expect(conflict.stderr).toContain("feedback_conflict");
+    const unknown = await service.cli(["feedback", id, "--label", "eggs"]);
+    expect(unknown.stderr).toContain("unknown_label");
+    const quality = JSON.parse(await ok(["models", "quality", "spam", "--json"]));
+    const active = quality.versions.find((v: { version: string }) => v.version === quality.active_version);
+    expect(active.feedback).toBeGreaterThanOrEqual(1);
+    expect(await ok(["models", "quality", "spam"])).toMatch(/^version\s+feedback\s+accuracy/m);
+  });
+});
+
 describe("stats", () => {
   it("a table of every API, and one API as JSON", async () => {
     await ok(["predict", "count me"]);

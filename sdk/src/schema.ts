@@ -265,6 +265,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/predictions/{id}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Record the true label(s) of an async prediction (once per item; 201, or 200 when identical) */
+        post: operations["post_feedback__api_v1_predictions_id_feedback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Record the true label(s) of a prediction by the X-Request-Id of its sync answer */
+        post: operations["post_feedback__api_v1_feedback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{id}/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live quality per version from feedback: accuracy, per-label precision/recall, ROC-AUC */
+        get: operations["get_models__api_v1_models_id_quality"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhooks/deliveries": {
         parameters: {
             query?: never;
@@ -497,6 +548,23 @@ export interface paths {
         };
         /** Dashboard data (session cookie only): Queued and running jobs and async predictions */
         get: operations["get_dashboard_data__dashboard_api_backlog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboard/api/models/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Dashboard data (session cookie only): a model's detail, live quality, shadow comparisons and traffic per version */
+        get: operations["get_dashboard_data__dashboard_api_models_id_"];
         put?: never;
         post?: never;
         delete?: never;
@@ -995,7 +1063,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -1007,7 +1075,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -1219,6 +1287,8 @@ export interface components {
             } | {
                 inline_rows: number;
             };
+            /** @description whether the model's labelled feedback was added to the dataset (metrics.feedback_rows: how many) */
+            feedback: boolean;
             metrics: {
                 [key: string]: number;
             } | null;
@@ -1254,6 +1324,69 @@ export interface components {
             results: components["schemas"]["TextScores"][];
         } | {
             predictions: components["schemas"]["LabelScore"][];
+        };
+        Feedback: {
+            model: components["schemas"]["ModelRef"];
+            /** @description the async prediction (null for a sync one) */
+            prediction_id: string | null;
+            /** @description the X-Request-Id of the sync prediction (null for async) */
+            request_id: string | null;
+            items: {
+                /** @description the item (text) of the prediction, 0 for a single text */
+                index: number;
+                /** @description the true labels, in the model's label order */
+                labels: string[];
+                /** @description what the version predicted, at its shipped thresholds */
+                predicted: string[];
+                correct: boolean;
+                /** @description whether the input text is kept for training (`feedback: true`) */
+                text_stored: boolean;
+                /** @description ISO 8601 date-time (UTC) */
+                recorded_at: string;
+            }[];
+        };
+        ModelQuality: {
+            id: string;
+            active_version: string | null;
+            /** @description positives and negatives each needed before roc_auc is given */
+            min_auc_class: number;
+            window: {
+                /** @description feedback rows read */
+                rows: number;
+                /** @description the most recent feedback rows read per request */
+                limit: number;
+            };
+            versions: {
+                version: string;
+                task: string;
+                /** @description labelled items of this version */
+                feedback: number;
+                correct: number;
+                /** @description top-1 (binary, multiclass) or exact-set (multilabel); null without feedback */
+                accuracy: number | null;
+                labels: components["schemas"]["LabelQuality"][];
+            }[];
+        };
+        LabelQuality: {
+            label: string;
+            /**
+             * @description how the version decides this label: its score at or over `threshold`; `complement` (a binary model's negative label): the positive label's score under `threshold`; or the argmax
+             * @enum {string}
+             */
+            rule: "threshold" | "complement" | "argmax";
+            /** @description the threshold used (null for argmax) */
+            threshold: number | null;
+            /** @description feedback items whose true labels include this label */
+            positives: number;
+            negatives: number;
+            predicted_positive: number;
+            true_positives: number;
+            /** @description null while nothing was predicted positive */
+            precision: number | null;
+            /** @description null while there are no positives */
+            recall: number | null;
+            /** @description rank-based ROC-AUC (binary: the positive label; multilabel: each), null below the minimum */
+            roc_auc: number | null;
         };
         WebhookDelivery: {
             /** @description the Standard Webhooks webhook-id: the same on every attempt */
@@ -1870,6 +2003,7 @@ export interface operations {
                     force_update?: boolean;
                     callback_url?: string;
                     description?: string;
+                    feedback?: boolean;
                 } | {
                     id: string;
                     /** @constant */
@@ -3406,6 +3540,366 @@ export interface operations {
             };
         };
     };
+    post_feedback__api_v1_predictions_id_feedback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                    labels?: string[];
+                    /** @description which item of a batch (texts[index]); may be left out for a single text */
+                    index?: number;
+                    /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                    text?: string;
+                    /** @description one entry per labelled item of a batch, instead of labels/index/text */
+                    items?: {
+                        /** @description which item of a batch (texts[index]); may be left out for a single text */
+                        index?: number;
+                        /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                        labels: string[];
+                        /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                        text?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, unknown_label */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: prediction_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: feedback_conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_feedback__api_v1_feedback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the X-Request-Id header of the sync answer */
+                    request_id?: string;
+                    /** @description an async prediction's id */
+                    prediction_id?: string;
+                    /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                    labels?: string[];
+                    /** @description which item of a batch (texts[index]); may be left out for a single text */
+                    index?: number;
+                    /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                    text?: string;
+                    /** @description one entry per labelled item of a batch, instead of labels/index/text */
+                    items?: {
+                        /** @description which item of a batch (texts[index]); may be left out for a single text */
+                        index?: number;
+                        /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                        labels: string[];
+                        /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                        text?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, unknown_label */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: prediction_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: feedback_conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_models__api_v1_models_id_quality: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelQuality"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_webhooks__api_v1_webhooks_deliveries: {
         parameters: {
             query?: {
@@ -4600,6 +5094,117 @@ export interface operations {
                 };
             };
             /** @description Codes: rate_limiter_unavailable, registry_unavailable, statistics_unavailable, learner_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_dashboard_data__dashboard_api_models_id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description GET /api/v1/models/:id */
+                        model: {
+                            id: string;
+                            default: boolean;
+                            active_version: string | null;
+                            /** @description the traffic split, null when the active version serves everyone */
+                            split: components["schemas"]["Split"] | null;
+                            /** @description shadow versions (empty when none) */
+                            shadows: components["schemas"]["Shadow"][];
+                            /** @description ISO 8601 date-time (UTC) */
+                            created_at: string;
+                            /** @description ISO 8601 date-time (UTC) */
+                            updated_at: string;
+                            versions: components["schemas"]["ModelVersion"][];
+                            jobs: {
+                                id: string;
+                                version: string;
+                                /** @enum {string} */
+                                status: "queued" | "running" | "succeeded" | "failed";
+                                /** @description ISO 8601 date-time (UTC) */
+                                created_at: string;
+                                status_url: string;
+                            }[];
+                        };
+                        /** @description GET /api/v1/models/:id/quality */
+                        quality: components["schemas"]["ModelQuality"] | null;
+                        /** @description GET /api/v1/models/:id/shadow */
+                        shadow: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** @description GET /api/v1/models/:id/traffic */
+                        traffic: {
+                            [key: string]: unknown;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Codes: dashboard_login_required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limiter_unavailable, registry_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

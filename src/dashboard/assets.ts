@@ -79,6 +79,23 @@ export const PAGE_HTML = `<!doctype html>
     <div id="chart-backlog" class="chart"></div>
     <table id="table-backlog"><thead><tr><th>queue</th><th class="num">queued</th><th class="num">running</th><th class="num">oldest queued</th></tr></thead><tbody></tbody></table>
   </section>
+  <!-- ==== Per-model view (issue 30: rollout, feedback, live quality) ==== -->
+  <section class="card wide" id="model-view">
+    <h2>Model rollout <small>(versions, traffic share, shadow comparisons, live quality from feedback)</small></h2>
+    <label>model <select id="model-pick"></select></label>
+    <div id="chart-model-share" class="chart"></div>
+    <table id="table-model-versions"><thead><tr><th>version</th><th>role</th><th class="num">traffic share</th><th class="num">feedback</th><th class="num">accuracy</th><th class="num">requests</th><th class="num">error rate</th><th class="num">p50 ms</th><th class="num">p99 ms</th></tr></thead><tbody></tbody></table>
+    <div id="model-quality">
+      <h3>Live quality <small>(from feedback, at each version's shipped thresholds)</small></h3>
+      <div id="chart-model-quality" class="chart"></div>
+      <table id="table-model-quality"><thead><tr><th>version</th><th>label</th><th>rule</th><th class="num">positives</th><th class="num">negatives</th><th class="num">precision</th><th class="num">recall</th><th class="num">ROC-AUC</th></tr></thead><tbody></tbody></table>
+    </div>
+    <div id="model-shadow" hidden>
+      <h3>Shadow comparisons <small>(shadow version against the version that answered)</small></h3>
+      <table id="table-model-shadow"><thead><tr><th>shadow</th><th>vs serving</th><th class="num">sample</th><th class="num">requests</th><th class="num">top-1 agreement</th><th class="num">flagged-rate diff</th><th class="num">mean latency ms</th><th class="num">errors</th></tr></thead><tbody></tbody></table>
+    </div>
+  </section>
+  <!-- ==== end of the per-model view ==== -->
 </main>
 </body>
 </html>
@@ -107,6 +124,11 @@ td.num, th.num { text-align: right; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 4px; color: var(--muted); font-size: 12px; }
 .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; vertical-align: -1px; }
 .empty { color: var(--muted); padding: 24px 0; text-align: center; }
+/* Per-model view (issue 30) */
+h3 { margin: 12px 0 4px; font-size: 14px; }
+h3 small { color: var(--muted); font-weight: normal; }
+#model-pick { margin-left: 6px; font: inherit; }
+#model-view .chart { max-width: 640px; }
 `;
 
 // Plain ES2020 in a string; no template literals inside it (it lives in one).
@@ -205,7 +227,7 @@ export const APP_JS = `"use strict";
     var shown = rows.filter(function (r) { return sum(r.parts.map(function (p) { return p.value; })) > 0; });
     target.textContent = "";
     target.setAttribute("data-points", String(shown.length));
-    if (shown.length === 0) { target.appendChild(el("div", { class: "empty" }, "no calls yet")); return; }
+    if (shown.length === 0) { target.appendChild(el("div", { class: "empty" }, opts.empty || "no calls yet")); return; }
     var W = 420, rowH = 18, left = 120, right = W - 80;
     var H = shown.length * rowH + 8;
     var max = Math.max.apply(null, shown.map(function (r) { return sum(r.parts.map(function (p) { return p.value; })); }));
@@ -364,6 +386,113 @@ export const APP_JS = `"use strict";
     }));
   }
 
+  // ==== Per-model view (issue 30): rollout, shadow comparisons, live quality, latency and errors per version ====
+  // Reads /dashboard/api/models/:id: the registry detail (with split and shadows once the rollout
+  // routes exist) and the model's quality, shadow and traffic views; a view that is null (this
+  // deployment has no such route, or the policy does not grant it) hides its panel.
+  var modelPick = { id: null, ids: [] };
+  var VERSION_COLORS = ["#1f4e79", "#c51b7d", "#3aa6b9", "#8d6e63", "#5b5fc7", "#7b3294"];
+
+  function percent(x) { return x === null || x === undefined ? "–" : (Math.round(x * 1000) / 10).toFixed(1) + " %"; }
+  function byVersion(list) {
+    var out = {};
+    if (Array.isArray(list)) list.forEach(function (v) { if (v && v.version !== undefined) out[String(v.version)] = v; });
+    else if (list && typeof list === "object") Object.keys(list).forEach(function (k) { out[k] = Object.assign({ version: k }, list[k]); });
+    return out;
+  }
+  function shareOf(detail, version) {
+    if (detail.split) return detail.split[version] || 0;
+    return version === detail.active_version ? 100 : 0;
+  }
+  function pickModel(models) {
+    var select = document.getElementById("model-pick");
+    var ids = models.map(function (m) { return m.id; });
+    if (ids.join(",") !== modelPick.ids.join(",")) {
+      modelPick.ids = ids;
+      select.textContent = "";
+      ids.forEach(function (id) { select.appendChild(el("option", { value: id }, id)); });
+    }
+    var hash = decodeURIComponent((location.hash.match(/model=([^&]+)/) || [])[1] || "");
+    if (modelPick.id === null || ids.indexOf(modelPick.id) < 0) {
+      var several = models.filter(function (m) { return m.versions > 1; })[0];
+      modelPick.id = ids.indexOf(hash) >= 0 ? hash : several ? several.id : ids[0] || null;
+    }
+    if (modelPick.id !== null) select.value = modelPick.id;
+    return modelPick.id;
+  }
+  function showModelView(models) {
+    var id = pickModel(models.models);
+    var view = document.getElementById("model-view");
+    if (id === null) { view.setAttribute("data-model", ""); return null; }
+    return get("/dashboard/api/models/" + encodeURIComponent(id)).then(function (r) {
+      if (id === modelPick.id) drawModelView(id, r.model, r.quality, r.shadow, r.traffic);
+    });
+  }
+  function drawModelView(id, detail, quality, shadow, traffic) {
+    var view = document.getElementById("model-view");
+    view.setAttribute("data-model", id);
+    var versions = detail.versions.map(function (v) { return String(v.version); });
+    var q = byVersion(quality ? quality.versions : null);
+    var t = byVersion(traffic ? (traffic.versions || traffic) : null);
+    var shadows = {};
+    (detail.shadows || []).forEach(function (s) { shadows[String(s.version)] = s.sample_rate; });
+    barChart(document.getElementById("chart-model-share"), [{ name: "traffic share", parts: versions.map(function (v, i) {
+      return { label: v, value: shareOf(detail, v), color: VERSION_COLORS[i % VERSION_COLORS.length] };
+    }) }], { normalise: true, total: function () { return detail.split ? "split" : "active " + (detail.active_version || "–"); },
+      legend: versions.map(function (v, i) { return { label: "version " + v, color: VERSION_COLORS[i % VERSION_COLORS.length] }; }), empty: "no active version" });
+    fillTable("table-model-versions", versions.slice().reverse().map(function (v) {
+      var role = [];
+      if (v === detail.active_version) role.push("active");
+      if (detail.split && detail.split[v] !== undefined && v !== detail.active_version) role.push("canary");
+      if (shadows[v] !== undefined) role.push("shadow " + percent(shadows[v]));
+      var qv = q[v] || {};
+      var tv = t[v] || null;
+      var lat = tv && tv.latency_ms ? tv.latency_ms : {};
+      var requests = tv ? tv.requests : null;
+      return [v, role.join(", ") || "–", shareOf(detail, v) + " %", qv.feedback || 0, percent(qv.accuracy),
+        requests === null || requests === undefined ? "–" : requests,
+        tv && requests ? percent((tv.errors || 0) / requests) : "–", fmt(lat.p50), fmt(lat.p99)];
+    }));
+    var qualityBox = document.getElementById("model-quality");
+    qualityBox.hidden = quality === null;
+    if (quality) {
+      var rated = quality.versions.filter(function (v) { return v.feedback > 0; });
+      barChart(document.getElementById("chart-model-quality"), rated.map(function (v) {
+        return { name: "version " + v.version, parts: [
+          { label: "correct", value: v.correct, color: STATUS_COLORS["2xx"] },
+          { label: "wrong", value: v.feedback - v.correct, color: STATUS_COLORS["5xx"] }] };
+      }), { normalise: true, total: function (r) { return percent(r.parts[0].value / (r.parts[0].value + r.parts[1].value)) + " of " + (r.parts[0].value + r.parts[1].value); },
+        legend: [{ label: "correct", color: STATUS_COLORS["2xx"] }, { label: "wrong", color: STATUS_COLORS["5xx"] }], empty: "no feedback yet" });
+      var rows = [];
+      rated.forEach(function (v) {
+        v.labels.forEach(function (l) {
+          rows.push([v.version, l.label, l.rule === "argmax" ? "argmax" : (l.rule === "complement" ? "positive < " : "≥ ") + fmt(l.threshold), l.positives, l.negatives, percent(l.precision), percent(l.recall), l.roc_auc === null ? "–" : fmt(l.roc_auc)]);
+        });
+      });
+      fillTable("table-model-quality", rows);
+    }
+    var shadowBox = document.getElementById("model-shadow");
+    shadowBox.hidden = shadow === null;
+    if (shadow) {
+      var srows = [];
+      (shadow.shadows || []).forEach(function (s) {
+        (s.comparisons || []).forEach(function (c) {
+          srows.push([String(s.version), String(c.serving_version), percent(s.sample_rate), c.requests, percent(c.top1_agreement),
+            c.flagged_rate_diff === undefined || c.flagged_rate_diff === null ? "–" : fmt(c.flagged_rate_diff), fmt(c.latency_ms ? c.latency_ms.mean : null), c.errors === undefined ? "–" : c.errors]);
+        });
+      });
+      fillTable("table-model-shadow", srows);
+    }
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "model-pick") {
+      modelPick.id = event.target.value;
+      location.hash = "model=" + encodeURIComponent(modelPick.id);
+      refresh();
+    }
+  });
+  // ==== end of the per-model view ====
+
   function get(path) {
     return fetch(path, { credentials: "same-origin", cache: "no-store" }).then(function (res) {
       if (res.status === 401) { var e = new Error("session expired: run edge-inference dashboard to log in again"); e.stop = true; throw e; }
@@ -381,7 +510,7 @@ export const APP_JS = `"use strict";
     var status = document.getElementById("status");
     Promise.all([
       get("/dashboard/api/statistics").then(showStatistics),
-      get("/dashboard/api/models").then(showModels),
+      get("/dashboard/api/models").then(function (d) { showModels(d); return showModelView(d); }),
       get("/dashboard/api/online").then(showOnline),
       get("/dashboard/api/backlog").then(showBacklog),
     ]).then(function () {

@@ -8,6 +8,7 @@ import { textManifestSchema } from "../contracts/manifest";
 import { jobRowsKey } from "../contracts/r2-keys";
 import type { FailureCode, JobRow } from "../contracts/rows";
 import { ApiError } from "../errors";
+import { feedbackRecords } from "../feedback/read";
 import type { Logger } from "../log";
 import { exportModel } from "../onnx/text";
 import { publishModelVersion } from "../registry/publish";
@@ -73,6 +74,11 @@ export async function runJob(
       .run();
   try {
     const records = await loadRecords(env, config, jobId, spec);
+    // Labelled feedback of the model (`feedback: true`), after the dataset's rows, within MAX_DATASET_ROWS.
+    const feedback = spec.feedback
+      ? await feedbackRecords(db, claimed.model_id, spec, config.MAX_DATASET_ROWS - records.length)
+      : [];
+    records.push(...feedback);
     const hyperparameters = jobHyperparameters(spec);
     const data = (() => {
       try {
@@ -127,6 +133,7 @@ export async function runJob(
     await stage("exporting", 0.8);
     const metrics: Record<string, number> = { ...result.metrics };
     metrics.train_rows = train.length;
+    if (spec.feedback) metrics.feedback_rows = feedback.length;
     metrics.training_ms = result.trainingMs;
     const exported = await exportModel(result.quantized, {
       id: claimed.model_id,
@@ -169,6 +176,7 @@ export async function runJob(
       model: claimed.model_id,
       model_version: claimed.version,
       rows: data.rows.length,
+      feedback_rows: feedback.length,
       training_ms: result.trainingMs,
       duration_ms: Date.now() - now,
     });

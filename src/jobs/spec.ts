@@ -86,6 +86,11 @@ export const jobRequestSchema = z
     /** Signed webhook when the job finishes (docs/webhooks.md); checked against WEBHOOK_DESTINATIONS. */
     callback_url: z.string().max(2048).optional(),
     description: z.string().max(2000).optional(),
+    /**
+     * Add the model's labelled feedback (docs/rollout.md) to the dataset: every feedback item with
+     * a stored text, as rows of `text_field` and the label field(s); the metrics say how many.
+     */
+    feedback: z.boolean().optional(),
   })
   .superRefine((body, ctx) => {
     if (body.task === "multilabel") {

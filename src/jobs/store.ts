@@ -22,6 +22,7 @@ export function jobView(row: JobRow): z.input<typeof JobSchema> {
     activate: spec.activate,
     task: spec.task,
     dataset: spec.dataset,
+    feedback: spec.feedback ?? false,
     metrics: row.metrics === null ? null : (JSON.parse(row.metrics) as Record<string, number>),
     error: row.error,
     error_code: row.error_code,

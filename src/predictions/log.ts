@@ -26,6 +26,8 @@ export interface PredictionLogEntry {
   scores: ArrayLike<number>;
   /** The input text, only when `PREDICTION_LOG_INPUTS` is on. */
   input: string | null;
+  /** The `X-Request-Id` of the HTTP request that scored a sync prediction (feedback finds it by it). */
+  httpRequestId: string | null;
 }
 
 /** Rows collected for 10 ms are inserted together, at most 200 per flush. */
@@ -68,6 +70,8 @@ export interface LoggedScoring {
   scores: readonly ArrayLike<number>[];
   /** The input texts (logged only with `PREDICTION_LOG_INPUTS`); images are never logged. */
   inputs?: readonly string[] | undefined;
+  /** The `X-Request-Id` of a sync prediction's HTTP request. */
+  httpRequestId?: string | undefined;
 }
 
 /** The log entries of one scoring, one per item: the one builder of prediction-log rows. */
@@ -89,6 +93,7 @@ export function predictionLogEntries(
     labels: scoring.labels,
     scores,
     input: logInputs ? (scoring.inputs?.[item] ?? null) : null,
+    httpRequestId: scoring.httpRequestId ?? null,
   }));
 }
 
@@ -118,6 +123,7 @@ export function logSyncPrediction(
       labels,
       scores,
       inputs,
+      httpRequestId: state.requestId,
     },
     config.PREDICTION_LOG_INPUTS,
     at,
@@ -145,9 +151,9 @@ function insert(db: D1Database, entries: readonly PredictionLogEntry[]): Promise
       db
         .prepare(
           `INSERT INTO prediction_log (at, kind, caller, model_id, model_version, request_id, prediction_id,
-             item, latency_ms, top_label, top_score, scores, input)
+             item, latency_ms, top_label, top_score, scores, input, http_request_id)
            SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6,
-             value->>7, value->>8, value->>9, value->>10, value->>11, value->>12 FROM json_each(?)`,
+             value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, value->>13 FROM json_each(?)`,
         )
         .bind(`[${chunk.join(",")}]`),
     );
@@ -183,6 +189,7 @@ function row(e: PredictionLogEntry): (string | number | null)[] {
     (e.scores[top] as number) ?? 0,
     JSON.stringify(scores),
     e.input,
+    e.httpRequestId,
   ];
 }
 

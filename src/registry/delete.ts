@@ -73,6 +73,8 @@ export async function deleteModel(env: Env, config: Config, id: string): Promise
       db.prepare("DELETE FROM jobs WHERE model_id = ?").bind(id),
       db.prepare("DELETE FROM model_versions WHERE model_id = ?").bind(id),
       db.prepare("DELETE FROM models WHERE id = ?").bind(id),
+      // Feedback on the model's predictions (docs/rollout.md); last, so the counts above keep their places.
+      db.prepare("DELETE FROM feedback WHERE model_id = ?").bind(id),
     ]),
   );
   const changes = results.map((r) => r.meta.changes);

@@ -10,9 +10,11 @@
  * `online_metrics`), else 403 `forbidden`; other callers' names in the statistics only for admins.
  */
 
+import type { z } from "zod";
 import {
   AllStatisticsSchema,
   BacklogSchema,
+  DashboardModelViewSchema,
   LoginUrlSchema,
   ModelListSchema,
   OnlineDashboardSchema,
@@ -149,3 +151,55 @@ export const dashboardOnline: Handler = async (request, env) => {
 /** `GET /dashboard/api/backlog`: unfinished training jobs and async predictions. */
 export const dashboardBacklog: Handler = async (_request, env) =>
   reply(BacklogSchema, await readBacklog(env.DB, Date.now()), 200, NO_STORE);
+
+// ---- Per-model view (docs/dashboard.md, issue 30): the model's rollout, read through its API routes ----
+
+/** The per-model API reads the view gathers besides `GET /api/v1/models/:id`. */
+export const MODEL_VIEWS = ["quality", "shadow", "traffic"] as const;
+
+/** An API route the per-model view reads: its api name (for the policy) and its handler. */
+export interface MirroredRoute {
+  api: string;
+  handler: Handler;
+}
+
+/** The per-model view's answer: each part is the API route's answer, or null. */
+type ModelView = { model: unknown } & Record<(typeof MODEL_VIEWS)[number], unknown>;
+
+/**
+ * `GET /dashboard/api/models/:id`: the answers of `GET /api/v1/models/:id` and of its `/quality`,
+ * `/shadow` and `/traffic` views for the session's issuer, in one JSON. `lookup` finds an API route
+ * by path; a view this deployment has no route for, or one the issuer's policy does not let it
+ * `GET`, is null (the page hides its panel). The model itself needs `models:GET` (403) and must
+ * exist (404 `model_not_found`).
+ */
+export function dashboardModelView(lookup: (path: string) => MirroredRoute | undefined): Handler {
+  return async (request, env, ctx) => {
+    const { config } = request.state;
+    const issuer = request.state.caller?.issuer ?? "anonymous";
+    const read = async (path: string, required: boolean): Promise<unknown> => {
+      const route = lookup(path);
+      if (!route) return null;
+      if (config.ASAP_AUTH && !isAllowed(config.ASAP_POLICY, issuer, route.api, "GET")) {
+        if (required) readerOf(request, route.api);
+        return null;
+      }
+      try {
+        const res = await route.handler(request, env, ctx);
+        return res.status === 200 ? await res.json() : null;
+      } catch (error) {
+        if (required || !(error instanceof ApiError) || error.status >= 500) throw error;
+        return null;
+      }
+    };
+    const [model, ...views] = await Promise.all([
+      read("/api/v1/models/:id", true),
+      ...MODEL_VIEWS.map((view) => read(`/api/v1/models/:id/${view}`, false)),
+    ]);
+    const body = {
+      model,
+      ...Object.fromEntries(MODEL_VIEWS.map((v, i) => [v, views[i] ?? null])),
+    } as ModelView;
+    return reply(DashboardModelViewSchema, body as z.input<typeof DashboardModelViewSchema>, 200, NO_STORE);
+  };
+}

@@ -66,6 +66,77 @@ function bankSamples(from: number, count: number): Record<string, string>[] {
   });
 }
 
+/** Calls `pathname` with a JSON body. */
+function postJsonCall(pathname: string, body: unknown): Promise<Response> {
+  return call(pathname, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Polls `fn` every 250 ms until it returns a value, up to 30 s. */
+async function poll<T>(fn: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 120; i++) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error("timed out");
+}
+
+const ROLLOUT_MODEL = "dash-rollout";
+
+/**
+ * Model `dash-rollout`: versions 1 and 2 trained by jobs (version 1 active), a batch predicted by
+ * each, and feedback on every item (so the per-model view has live quality for both versions).
+ */
+async function rolloutModel(): Promise<void> {
+  const rows = Array.from({ length: 30 }, (_, i) => [
+    { text: `quiet tea morning ${i}`, label: "calm" },
+    { text: `cheap pills cash now ${i}`, label: "loud" },
+  ]).flat();
+  for (const version of ["1", "2"]) {
+    const created = await postJsonCall("/api/v1/models", {
+      id: ROLLOUT_MODEL,
+      task: "binary",
+      text_field: "text",
+      label_field: "label",
+      featurizer: { buckets: 1024 },
+      dataset: { rows: version === "1" ? rows.slice(0, 20) : rows },
+      version,
+      activate: version === "1",
+      force_update: version === "2",
+    });
+    expect(created.status, await created.clone().text()).toBe(202);
+    const { job_id } = (await created.json()) as { job_id: string };
+    await poll(async () => {
+      const job = (await (await call(`/api/v1/jobs/${job_id}`)).json()) as {
+        status: string;
+        error: string | null;
+      };
+      if (job.status === "failed") throw new Error(`job failed: ${job.error}`);
+      return job.status === "succeeded" ? job : undefined;
+    });
+  }
+  const texts = ["quiet tea with friends", "cheap cash pills", "a calm quiet morning", "win cash now"];
+  const truth = ["calm", "loud", "calm", "loud"];
+  for (const version of ["1", "2"]) {
+    const res = await postJsonCall("/api/v1/predict", { model: ROLLOUT_MODEL, version, texts });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const requestId = res.headers.get("x-request-id");
+    await poll(async () => {
+      const fb = await postJsonCall("/api/v1/feedback", {
+        request_id: requestId,
+        items: truth.map((label, index) => ({ index, labels: [label] })),
+      });
+      await fb.arrayBuffer();
+      return fb.status === 201 ? true : undefined;
+    });
+  }
+}
+
 /** Console errors, page errors and failed requests seen by `page`. */
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
@@ -171,6 +242,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
       if (job.status === "failed") break;
       await new Promise((r) => setTimeout(r, 250));
     }
+
+    // The per-model view (issue 30): a model with two versions trained by jobs, traffic on both and feedback.
+    await rolloutModel();
 
     userDataDir = await mkdtemp(path.join(tmpdir(), "dashboard-chromium-"));
     browser = await puppeteer.launch({
@@ -316,8 +390,31 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     expect(online.some((row) => row.startsWith("bank2,000"))).toBe(true);
     expect(await page.$eval("#status", (s) => s.className)).toBe("status");
 
+    // The per-model view: the model with two versions is picked; its versions, traffic share and
+    // live quality are drawn; the shadow panel shows exactly when the deployment has the shadow route.
+    await page.waitForSelector(`#model-view[data-model='${ROLLOUT_MODEL}']`, { timeout: 20_000 });
+    const versionRows = await page.$$eval("#table-model-versions tbody tr", (trs) =>
+      trs.map((t) => [...t.querySelectorAll("td")].map((td) => td.textContent ?? "")),
+    );
+    expect(versionRows.map((r) => r[0])).toEqual(["2", "1"]);
+    expect(versionRows[1]?.slice(1, 5)).toEqual(["active", "100 %", "4", expect.stringMatching(/ %$/)]);
+    expect(versionRows[0]?.[3]).toBe("4");
+    expect(await points("chart-model-share")).toBe(1);
+    expect(await points("chart-model-quality")).toBe(2);
+    const qualityRows = await page.$$eval("#table-model-quality tbody tr", (trs) => trs.length);
+    expect(qualityRows).toBe(4); // two labels × two versions
+    const viewData = (await (
+      await fetch(`${base}/dashboard/api/models/${ROLLOUT_MODEL}`, {
+        headers: { cookie: `${cookie?.name}=${cookie?.value}` },
+      })
+    ).json()) as { shadow: unknown; traffic: unknown };
+    expect(await page.$eval("#model-shadow", (d) => (d as HTMLElement).hidden)).toBe(
+      viewData.shadow === null,
+    );
+
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });
+    await (await page.$("#model-view"))?.screenshot({ path: path.join(ARTIFACTS, "dashboard-model.png") });
     await page.setViewport({ width: 1280, height: 900 });
     await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-top.png") });
     expect(errors).toEqual([]);
@@ -325,7 +422,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     // Measurement, not asserted: each data route's latency with the session, 10 calls each.
     const headers = { cookie: `${cookie?.name}=${cookie?.value}` };
     const timings: Record<string, { min: number; median: number; max: number }> = {};
-    for (const route of ["statistics", "models", "online", "backlog"]) {
+    for (const route of ["statistics", "models", "online", "backlog", `models/${ROLLOUT_MODEL}`]) {
       const ms: number[] = [];
       for (let i = 0; i < 10; i++) {
         const started = performance.now();

@@ -329,6 +329,43 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
       `/api/v1/webhooks/deliveries/msg_${predictionId}`,
     );
 
+    // Feedback (docs/rollout.md): 201 recorded, 200 the same again; by prediction id and by X-Request-Id.
+    const logged = async (body: Record<string, unknown>) =>
+      // A label no model has: 404 while the log row is not written yet, then 400 (nothing recorded).
+      until(async () =>
+        (await send("POST", "/api/v1/feedback", JSON.stringify({ ...body, labels: ["?"] }))).status === 400
+          ? true
+          : undefined,
+      );
+    await logged({ prediction_id: predictionId, index: 0 });
+    for (const expected of [201, 200]) {
+      const fb = await answer(
+        "POST",
+        "/api/v1/predictions/{id}/feedback",
+        `/api/v1/predictions/${predictionId}/feedback`,
+        {
+          index: 0,
+          labels: ["toxic"],
+        },
+      );
+      expect(fb.status).toBe(expected);
+    }
+    const sync = await send(
+      "POST",
+      "/api/v1/predict",
+      JSON.stringify({ model: "spam", text: "win cash now" }),
+    );
+    const requestId = String(sync.headers["x-request-id"]);
+    await logged({ request_id: requestId });
+    for (const expected of [201, 200]) {
+      const fb = await answer("POST", "/api/v1/feedback", "/api/v1/feedback", {
+        request_id: requestId,
+        labels: ["spam"],
+      });
+      expect(fb.status).toBe(expected);
+    }
+    await answer("GET", "/api/v1/models/{id}/quality", "/api/v1/models/spam/quality");
+
     const csv = "text,label\nhello there,calm\nbuy pills now,loud\n";
     for (const [tmpl, name] of [
       ["/api/v1/datasets/{id}", "oa-set.csv"],
@@ -445,6 +482,7 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     for (const data of ["statistics", "models", "online", "backlog"]) {
       await answer("GET", `/dashboard/api/${data}`, `/dashboard/api/${data}`, undefined, { cookie });
     }
+    await answer("GET", "/dashboard/api/models/{id}", "/dashboard/api/models/spam", undefined, { cookie });
   });
 
   it("met every documented success status of every operation", () => {
