@@ -91,6 +91,14 @@ export async function scoreTexts(
   );
 }
 
+/** Runs a hashed n-gram text model once on featurized `rows` (explanations featurize themselves). */
+export function scoreFeatureRows(
+  model: LoadedModel<TextModelManifest>,
+  rows: readonly SparseFeatures[],
+): Promise<Float32Array[]> {
+  return runRows(model, rows);
+}
+
 /** Runs the model once on `rows` (zero-padded to the widest). */
 async function runRows(
   model: LoadedModel<TextModelManifest>,

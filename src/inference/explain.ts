@@ -1,0 +1,363 @@
+/**
+ * Explanations of text scores (issue #31, docs/explanations.md): per label, the n-grams that moved
+ * the label's logit most, with their contributions and where they are in the input text.
+ *
+ * - `exact-linear`: the model's graph is the linear text graph of `src/onnx/text.ts` (checked node by
+ *   node). Its logit is `bias + Σ_b W[b]·x_b` over the text's buckets b, with `x` the featurizer's
+ *   values after the tf transform and L2 normalisation (a scaling of the whole vector or of each
+ *   half: still a per-bucket value, so the logit stays a sum of per-bucket terms). The weights are
+ *   read from the graph's own initializers (int8 `W` × `W_scale`, as DequantizeLinear computes it in
+ *   float32), once per loaded session, and kept beside it. A bucket's term is shared equally by the
+ *   n-gram occurrences of this text that hash into it (several n-grams can collide in a bucket, and
+ *   an n-gram repeated k times is k occurrences); an n-gram's contribution is the sum over its
+ *   occurrences. So `bias + Σ contributions = logit` exactly (up to float32 rounding of the graph).
+ * - `leave-one-out` (any other hashed n-gram text graph, e.g. the `mlp` networks): approximate. Each
+ *   distinct word (at most `LOO_MAX_WORDS`, first ones first) is removed from the text (all its
+ *   occurrences, replaced by a space); its contribution is `logit(text) − logit(text without it)`,
+ *   all variants scored in one batched run. The "logit" is ln(p / (1 − p)) of the score
+ *   (ln p for softmax models).
+ *
+ * Spans are `[start, end)` UTF-16 code-unit offsets into the input text (`src/featurizer/spans.ts`).
+ * The cost is counted in the request's work budget: leave-one-out scores `1 + words` texts per text.
+ */
+import type { Config } from "../config";
+import type { TextModelManifest } from "../contracts/manifest";
+import { ApiError } from "../errors";
+import { ngramOccurrences, wordOccurrences } from "../featurizer/spans";
+import { featurize, type SparseFeatures } from "../featurizer/text";
+import { onnx } from "../onnx/generated/onnx.js";
+import { getModelBytes } from "../storage/model-store";
+import type { WorkBudget } from "./budget";
+import type { LoadedModel } from "./session-cache";
+
+/** N-grams per label when the caller does not say (`explain_top`). */
+export const EXPLAIN_TOP_DEFAULT = 10;
+/** Largest `explain_top`. */
+export const EXPLAIN_TOP_MAX = 200;
+/** Leave-one-out removes at most this many distinct words per text (the first ones). */
+export const LOO_MAX_WORDS = 64;
+
+/** One n-gram (or, for leave-one-out, one word) and what it adds to a label's logit. */
+export interface NgramContribution {
+  ngram: string;
+  kind: "word" | "char";
+  contribution: number;
+  /** Every occurrence in the input: `[start, end)` UTF-16 offsets. */
+  spans: [number, number][];
+}
+
+/** One label's explanation. */
+export interface LabelExplanation {
+  label: string;
+  /** The label's logit for this text. */
+  logit: number;
+  /** `exact-linear` only: the graph's bias for the label. */
+  bias?: number;
+  /** `exact-linear` only: the sum of the contributions not in `top` (bias + Σ top + other = logit). */
+  other?: number;
+  /** The n-grams with the largest |contribution|, largest first. */
+  top: NgramContribution[];
+}
+
+/** One text's explanation. */
+export interface TextExplanation {
+  method: "exact-linear" | "leave-one-out";
+  approximate: boolean;
+  labels: LabelExplanation[];
+}
+
+/** Options of an explanation. */
+export interface ExplainOptions {
+  /** N-grams per label (1..`EXPLAIN_TOP_MAX`, default `EXPLAIN_TOP_DEFAULT`). */
+  top?: number | undefined;
+  /**
+   * Names the models that can explain, for the refusal of a model that cannot (the request level
+   * lists the registry's text models; the core has no registry).
+   */
+  explainable?: (() => Promise<string[]>) | undefined;
+}
+
+/** 400 `explain_unsupported` for a model that takes no hashed n-gram text. */
+export async function explainUnsupported(
+  id: string,
+  kind: string,
+  options: ExplainOptions,
+): Promise<ApiError> {
+  const names = (await options.explainable?.().catch(() => undefined)) ?? [];
+  const which = names.length > 0 ? `: ${names.map((n) => `'${n}'`).join(", ")}` : "";
+  return new ApiError(
+    "explain_unsupported",
+    `model '${id}' is a${kind === "image" ? "n" : ""} ${kind} model; explanations are for text models over hashed n-grams${which}. Drop 'explain' or name one of them in 'model'`,
+    { extensions: { explainable_models: names } },
+  );
+}
+
+/** The weights of a linear text graph, as its initializers hold them. */
+interface LinearGraph {
+  columns: number;
+  /** `[buckets, columns]` row-major: int8 (× `scales` per column) or float32. */
+  weights: Int8Array | Float32Array;
+  scales: Float32Array | undefined;
+  bias: Float32Array;
+}
+
+/** Per loaded session: its linear weights (or `null`: not the linear graph → leave-one-out). */
+const graphs = new WeakMap<object, Promise<LinearGraph | null>>();
+
+function dimsOf(t: onnx.ITensorProto): number[] {
+  return (t.dims ?? []).map((d) => Number(d));
+}
+
+function float32s(raw: Uint8Array): Float32Array {
+  const copy = raw.slice();
+  return new Float32Array(copy.buffer, 0, copy.byteLength >>> 2);
+}
+
+/**
+ * The linear text graph's weights, or `null` when `bytes` is any other graph. The node list must be
+ * exactly the one `buildOnnxModel` (src/onnx/text.ts) writes, so the weights read are the logit the
+ * graph computes.
+ */
+export function readLinearGraph(bytes: Uint8Array, manifest: TextModelManifest): LinearGraph | null {
+  const graph = onnx.ModelProto.decode(bytes).graph;
+  if (!graph) return null;
+  const init = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
+  const nodes = (graph.node ?? []).map(
+    (n) => `${n.opType}(${(n.input ?? []).join(",")})->${(n.output ?? []).join(",")}`,
+  );
+  const { ids, values } = manifest.inputs;
+  const int8 = init.has("W_scale");
+  const head = [
+    ...(int8
+      ? [`Gather(W,${ids})->w_q`, "DequantizeLinear(w_q,W_scale,W_zero_point)->w_rows"]
+      : [`Gather(W,${ids})->w_rows`]),
+    `Unsqueeze(${values},unsqueeze_axes)->values_3d`,
+    "Mul(w_rows,values_3d)->weighted",
+    "ReduceSum(weighted,reduce_axes)->logits_nobias",
+    "Add(logits_nobias,bias)->logits",
+  ];
+  const out = manifest.output;
+  const tails = [
+    [`Softmax(logits)->${out}`],
+    [`Sigmoid(logits)->${out}`],
+    ["Sigmoid(logits)->p_last", "Sub(one,p_last)->p_first", `Concat(p_first,p_last)->${out}`],
+  ];
+  const tail = nodes.slice(head.length);
+  if (nodes.slice(0, head.length).join(";") !== head.join(";")) return null;
+  if (!tails.some((t) => t.join(";") === tail.join(";"))) return null;
+  const W = init.get("W");
+  const bias = init.get("bias");
+  if (!W?.rawData || !bias?.rawData) return null;
+  const [rows, columns] = dimsOf(W);
+  if (rows !== manifest.featurizer.buckets || columns === undefined) return null;
+  const biasValues = float32s(bias.rawData);
+  if (biasValues.length !== columns) return null;
+  if (int8) {
+    const scale = init.get("W_scale");
+    const zero = init.get("W_zero_point");
+    if (!scale?.rawData || !zero?.rawData || zero.rawData.some((z) => z !== 0)) return null;
+    const scales = float32s(scale.rawData);
+    if (W.rawData.byteLength !== rows * columns || scales.length !== columns) return null;
+    const w = W.rawData.slice();
+    return { columns, weights: new Int8Array(w.buffer, 0, w.byteLength), scales, bias: biasValues };
+  }
+  const weights = float32s(W.rawData);
+  if (weights.length !== rows * columns) return null;
+  return { columns, weights, scales: undefined, bias: biasValues };
+}
+
+/** The linear weights of a loaded model's graph (read once per session), or `null`. */
+function linearGraphOf(
+  bucket: R2Bucket,
+  config: Pick<Config, "MAX_MODEL_BYTES">,
+  model: LoadedModel<TextModelManifest>,
+): Promise<LinearGraph | null> {
+  let graph = graphs.get(model.session);
+  if (!graph) {
+    graph = getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES).then((bytes) =>
+      readLinearGraph(bytes, model.meta),
+    );
+    graphs.set(model.session, graph);
+    graph.catch(() => graphs.delete(model.session));
+  }
+  return graph;
+}
+
+/** Which logit column label `k` reads, and its sign (a two-label binary graph has one logit). */
+function columnOf(meta: TextModelManifest, columns: number, k: number): { column: number; sign: number } {
+  if (columns === 1 && meta.labels.length === 2) return { column: 0, sign: k === 1 ? 1 : -1 };
+  return { column: k, sign: 1 };
+}
+
+/** Cuts contributions to the `top` largest by magnitude (ties: input order). */
+function topOf(all: NgramContribution[], top: number): { top: NgramContribution[]; other: number } {
+  const sorted = [...all].sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution));
+  let other = 0;
+  for (const c of sorted.slice(top)) other += c.contribution;
+  return { top: sorted.slice(0, top), other };
+}
+
+/** The exact explanation of one text by a linear graph. */
+export function explainLinear(
+  meta: TextModelManifest,
+  graph: LinearGraph,
+  text: string,
+  features: SparseFeatures,
+  top: number,
+): TextExplanation {
+  const { columns, weights, scales, bias } = graph;
+  const occurrences = ngramOccurrences(text, meta.featurizer);
+  // Feature index of each bucket, and the occurrences sharing it.
+  const index = new Map<number, number>();
+  features.ids.forEach((id, j) => index.set(id, j));
+  const shares = new Int32Array(features.ids.length);
+  for (const o of occurrences) {
+    const j = index.get(o.bucket);
+    if (j !== undefined) shares[j] = (shares[j] as number) + 1;
+  }
+  // term[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
+  const terms = new Float64Array(features.ids.length * columns);
+  for (let j = 0; j < features.ids.length; j++) {
+    const row = (features.ids[j] as number) * columns;
+    const v = features.values[j] as number;
+    for (let c = 0; c < columns; c++) {
+      const w = scales
+        ? Math.fround((weights[row + c] as number) * (scales[c] as number))
+        : (weights[row + c] as number);
+      terms[j * columns + c] = Math.fround(w * v);
+    }
+  }
+  // Group occurrences by n-gram (an n-gram always hashes to the same bucket).
+  const grams = new Map<
+    string,
+    { ngram: string; kind: "word" | "char"; j: number; spans: [number, number][] }
+  >();
+  for (const o of occurrences) {
+    const j = index.get(o.bucket);
+    if (j === undefined) continue;
+    const key = `${o.kind}:${o.ngram}`;
+    let g = grams.get(key);
+    if (!g) {
+      g = { ngram: o.ngram, kind: o.kind, j, spans: [] };
+      grams.set(key, g);
+    }
+    g.spans.push([o.start, o.end]);
+  }
+  const labels = meta.labels.map((label, k) => {
+    const { column, sign } = columnOf(meta, columns, k);
+    let logit = bias[column] as number;
+    let unattributed = 0;
+    for (let j = 0; j < features.ids.length; j++) {
+      const t = terms[j * columns + column] as number;
+      logit += t;
+      if (shares[j] === 0) unattributed += t;
+    }
+    const all: NgramContribution[] = [];
+    for (const g of grams.values()) {
+      const t = terms[g.j * columns + column] as number;
+      const contribution = (sign * t * g.spans.length) / (shares[g.j] as number);
+      all.push({ ngram: g.ngram, kind: g.kind, contribution, spans: g.spans });
+    }
+    const cut = topOf(all, top);
+    return {
+      label,
+      logit: sign * logit,
+      bias: sign * (bias[column] as number),
+      other: cut.other + sign * unattributed,
+      top: cut.top,
+    };
+  });
+  return { method: "exact-linear", approximate: false, labels };
+}
+
+/** Logit of a probability as the graph's output tail inverts it (clamped away from 0 and 1). */
+function logitOf(task: string, p: number): number {
+  const q = Math.min(1 - 1e-7, Math.max(1e-7, p));
+  return task === "multiclass" ? Math.log(q) : Math.log(q) - Math.log1p(-q);
+}
+
+/** The texts leave-one-out scores for `text`: the distinct words and the text without each. */
+function looVariants(text: string): {
+  words: { word: string; spans: [number, number][] }[];
+  texts: string[];
+} {
+  const byWord = new Map<string, [number, number][]>();
+  for (const w of wordOccurrences(text)) {
+    const spans = byWord.get(w.word);
+    if (spans) spans.push([w.start, w.end]);
+    else if (byWord.size < LOO_MAX_WORDS) byWord.set(w.word, [[w.start, w.end]]);
+  }
+  const words = [...byWord].map(([word, spans]) => ({ word, spans }));
+  const texts = words.map(({ spans }) => {
+    let out = "";
+    let at = 0;
+    // Spans of one word never overlap and come in order.
+    for (const [s, e] of spans) {
+      out += `${text.slice(at, s)} `;
+      at = e;
+    }
+    return out + text.slice(at);
+  });
+  return { words, texts };
+}
+
+/** Refuses a leave-one-out explanation whose scored text exceeds the request's work budget. */
+function checkLooBudget(budget: WorkBudget, texts: readonly string[]): void {
+  const encoder = new TextEncoder();
+  let work = 0;
+  for (const t of texts) {
+    const words = new Set(wordOccurrences(t).map((w) => w.word)).size;
+    work += encoder.encode(t).byteLength * (1 + Math.min(words, LOO_MAX_WORDS));
+  }
+  if (work > budget.MAX_REQUEST_TEXT_BYTES) {
+    throw new ApiError(
+      "work_budget_exceeded",
+      `explaining these texts by leave-one-out scores ${work} bytes of text (each text once more per distinct word, up to ${LOO_MAX_WORDS}); the limit is ${budget.MAX_REQUEST_TEXT_BYTES} per request (MAX_REQUEST_TEXT_BYTES): explain fewer or shorter texts, or use the linear network (exact, no extra runs)`,
+      { extensions: { limit_bytes: budget.MAX_REQUEST_TEXT_BYTES } },
+    );
+  }
+}
+
+/**
+ * Explains `texts` (their `features` and `scores` already computed by the one scoring run) with a
+ * hashed n-gram text model: exact for the linear graph, leave-one-out otherwise (`score` runs the
+ * model on featurized rows: one batched run for all the variants of all the texts).
+ */
+export async function explainTexts(
+  bucket: R2Bucket,
+  config: Pick<Config, "MAX_MODEL_BYTES"> & WorkBudget,
+  model: LoadedModel<TextModelManifest>,
+  texts: readonly string[],
+  features: readonly SparseFeatures[],
+  scores: readonly Float32Array[],
+  options: ExplainOptions,
+  score: (rows: readonly SparseFeatures[]) => Promise<Float32Array[]>,
+): Promise<TextExplanation[]> {
+  const top = options.top ?? EXPLAIN_TOP_DEFAULT;
+  const { meta } = model;
+  const graph = await linearGraphOf(bucket, config, model);
+  if (graph) {
+    return texts.map((t, i) => explainLinear(meta, graph, t, features[i] as SparseFeatures, top));
+  }
+  checkLooBudget(config, texts);
+  const variants = texts.map(looVariants);
+  const rows = variants.flatMap((v) => v.texts.map((t) => featurize(t, meta.featurizer)));
+  const variantScores = rows.length > 0 ? await score(rows) : [];
+  let next = 0;
+  return variants.map((v, i) => {
+    const full = scores[i] as Float32Array;
+    const own = variantScores.slice(next, next + v.texts.length);
+    next += v.texts.length;
+    const labels = meta.labels.map((label, k) => {
+      const logit = logitOf(meta.task, full[k] as number);
+      const all = v.words.map((w, u) => ({
+        ngram: w.word,
+        kind: "word" as const,
+        contribution: logit - logitOf(meta.task, (own[u] as Float32Array)[k] as number),
+        spans: w.spans,
+      }));
+      return { label, logit, top: topOf(all, top).top };
+    });
+    return { method: "leave-one-out", approximate: true, labels };
+  });
+}
