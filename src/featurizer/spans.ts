@@ -31,7 +31,6 @@ export interface NgramOccurrence {
 
 const WORD_RE = /[\p{L}\p{N}\p{M}_]+/gu;
 const CHUNK_RE = /\S+/gu;
-const ASCII_RE = /^[\x00-\x7f]*$/;
 const MARK_SEGMENTS = /\p{M}+|\P{M}\p{M}*/gu;
 const SPACE_SEGMENTS = /\s+|\S+/gu;
 
@@ -62,7 +61,9 @@ function bySegments(text: string, target: string, segments: RegExp): Normalised 
 
 /** Normalises `text` as `featurize` does, keeping where each normalised unit came from. */
 export function normaliseWithOffsets(text: string): Normalised {
-  if (ASCII_RE.test(text)) {
+  let ascii = true;
+  for (let i = 0; i < text.length && ascii; i++) ascii = text.charCodeAt(i) < 0x80;
+  if (ascii) {
     // ASCII: NFKC is the identity and lowercasing keeps every offset.
     const from = new Int32Array(text.length);
     const to = new Int32Array(text.length);

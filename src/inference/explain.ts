@@ -209,7 +209,9 @@ export function explainLinear(
   const occurrences = ngramOccurrences(text, meta.featurizer);
   // Feature index of each bucket, and the occurrences sharing it.
   const index = new Map<number, number>();
-  features.ids.forEach((id, j) => index.set(id, j));
+  features.ids.forEach((id, j) => {
+    index.set(id, j);
+  });
   const shares = new Int32Array(features.ids.length);
   for (const o of occurrences) {
     const j = index.get(o.bucket);
