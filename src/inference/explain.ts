@@ -23,7 +23,7 @@
 import type { Config } from "../config";
 import type { TextModelManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
-import { ngramOccurrences, wordOccurrences } from "../featurizer/spans";
+import { ngramOf, occurrencesOf, sameNgram, wordOccurrences } from "../featurizer/spans";
 import { featurize, type SparseFeatures } from "../featurizer/text";
 import { onnx } from "../onnx/generated/onnx.js";
 import { getModelBytes } from "../storage/model-store";
@@ -93,7 +93,7 @@ export async function explainUnsupported(
 }
 
 /** The weights of a linear text graph, as its initializers hold them. */
-interface LinearGraph {
+export interface LinearGraph {
   columns: number;
   /** `[buckets, columns]` row-major: int8 (× `scales` per column) or float32. */
   weights: Int8Array | Float32Array;
@@ -167,7 +167,7 @@ export function readLinearGraph(bytes: Uint8Array, manifest: TextModelManifest):
 }
 
 /** The linear weights of a loaded model's graph (read once per session), or `null`. */
-function linearGraphOf(
+export function linearGraphOf(
   bucket: R2Bucket,
   config: Pick<Config, "MAX_MODEL_BYTES">,
   model: LoadedModel<TextModelManifest>,
@@ -197,6 +197,22 @@ function topOf(all: NgramContribution[], top: number): { top: NgramContribution[
   return { top: sorted.slice(0, top), other };
 }
 
+/** Indices of the `k` largest `|values[i]|`, largest first (ties: lower index first). */
+function topIndices(values: Float64Array, k: number): number[] {
+  const best: number[] = [];
+  let floor = -1; // |value| of the k-th best once there are k
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.abs(values[i] as number);
+    if (v <= floor) continue;
+    let at = best.length;
+    while (at > 0 && Math.abs(values[best[at - 1] as number] as number) < v) at--;
+    best.splice(at, 0, i);
+    if (best.length > k) best.pop();
+    if (best.length === k) floor = Math.abs(values[best[k - 1] as number] as number);
+  }
+  return best;
+}
+
 /** The exact explanation of one text by a linear graph. */
 export function explainLinear(
   meta: TextModelManifest,
@@ -206,70 +222,112 @@ export function explainLinear(
   top: number,
 ): TextExplanation {
   const { columns, weights, scales, bias } = graph;
-  const occurrences = ngramOccurrences(text, meta.featurizer);
-  // Feature index of each bucket, and the occurrences sharing it.
-  const index = new Map<number, number>();
-  features.ids.forEach((id, j) => {
-    index.set(id, j);
-  });
-  const shares = new Int32Array(features.ids.length);
-  for (const o of occurrences) {
-    const j = index.get(o.bucket);
-    if (j !== undefined) shares[j] = (shares[j] as number) + 1;
+  const occ = occurrencesOf(text, meta.featurizer);
+  const nFeatures = features.ids.length;
+  // Each occurrence's feature (ids are sorted: binary search) and n-gram group.
+  const ids = features.ids;
+  const featureOf = (bucket: number): number => {
+    let lo = 0;
+    let hi = nFeatures - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const id = ids[mid] as number;
+      if (id === bucket) return mid;
+      if (id < bucket) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  };
+  const shares = new Int32Array(nFeatures);
+  const groupOf = new Int32Array(occ.count);
+  // Groups of occurrences of one n-gram: chained per feature (a bucket almost always holds one).
+  const head = new Int32Array(nFeatures).fill(-1);
+  const groupFeature: number[] = [];
+  const groupCount: number[] = [];
+  const groupFirst: number[] = [];
+  const groupNext: number[] = [];
+  for (let i = 0; i < occ.count; i++) {
+    const j = featureOf(occ.bucket[i] as number);
+    groupOf[i] = -1;
+    if (j < 0) continue;
+    shares[j] = (shares[j] as number) + 1;
+    let g = head[j] as number;
+    while (g >= 0 && !sameNgram(occ, groupFirst[g] as number, i)) g = groupNext[g] as number;
+    if (g < 0) {
+      g = groupFeature.length;
+      groupFeature.push(j);
+      groupCount.push(0);
+      groupFirst.push(i);
+      groupNext.push(head[j] as number);
+      head[j] = g;
+    }
+    groupCount[g] = (groupCount[g] as number) + 1;
+    groupOf[i] = g;
   }
-  // term[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
-  const terms = new Float64Array(features.ids.length * columns);
-  for (let j = 0; j < features.ids.length; j++) {
-    const row = (features.ids[j] as number) * columns;
+  const nGroups = groupFeature.length;
+  const contributions = new Float64Array(nGroups);
+  // terms[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
+  const terms = new Float64Array(nFeatures * columns);
+  for (let j = 0; j < nFeatures; j++) {
+    const row = (ids[j] as number) * columns;
     const v = features.values[j] as number;
     for (let c = 0; c < columns; c++) {
-      const w = scales
-        ? Math.fround((weights[row + c] as number) * (scales[c] as number))
-        : (weights[row + c] as number);
-      terms[j * columns + c] = Math.fround(w * v);
+      const q = weights[row + c] as number;
+      terms[j * columns + c] = Math.fround((scales ? Math.fround(q * (scales[c] as number)) : q) * v);
     }
-  }
-  // Group occurrences by n-gram (an n-gram always hashes to the same bucket).
-  const grams = new Map<
-    string,
-    { ngram: string; kind: "word" | "char"; j: number; spans: [number, number][] }
-  >();
-  for (const o of occurrences) {
-    const j = index.get(o.bucket);
-    if (j === undefined) continue;
-    const key = `${o.kind}:${o.ngram}`;
-    let g = grams.get(key);
-    if (!g) {
-      g = { ngram: o.ngram, kind: o.kind, j, spans: [] };
-      grams.set(key, g);
-    }
-    g.spans.push([o.start, o.end]);
   }
   const labels = meta.labels.map((label, k) => {
     const { column, sign } = columnOf(meta, columns, k);
     let logit = bias[column] as number;
     let unattributed = 0;
-    for (let j = 0; j < features.ids.length; j++) {
+    for (let j = 0; j < nFeatures; j++) {
       const t = terms[j * columns + column] as number;
       logit += t;
       if (shares[j] === 0) unattributed += t;
     }
-    const all: NgramContribution[] = [];
-    for (const g of grams.values()) {
-      const t = terms[g.j * columns + column] as number;
-      const contribution = (sign * t * g.spans.length) / (shares[g.j] as number);
-      all.push({ ngram: g.ngram, kind: g.kind, contribution, spans: g.spans });
+    let total = 0;
+    for (let g = 0; g < nGroups; g++) {
+      const j = groupFeature[g] as number;
+      const c =
+        (sign * (terms[j * columns + column] as number) * (groupCount[g] as number)) / (shares[j] as number);
+      contributions[g] = c;
+      total += c;
     }
-    const cut = topOf(all, top);
+    const best = topIndices(contributions, top);
+    let shown = 0;
+    for (const g of best) shown += contributions[g] as number;
+    // The contributions not shown, so that bias + Σ top + other = logit.
+    const other = total - shown + sign * unattributed;
     return {
       label,
       logit: sign * logit,
       bias: sign * (bias[column] as number),
-      other: cut.other + sign * unattributed,
-      top: cut.top,
+      other,
+      best: best.map((g) => ({ g, contribution: contributions[g] as number })),
     };
   });
-  return { method: "exact-linear", approximate: false, labels };
+  // Spans only for the groups shown.
+  const spans = new Map<number, [number, number][]>();
+  for (const l of labels) for (const { g } of l.best) spans.set(g, []);
+  for (let i = 0; i < occ.count; i++) {
+    spans.get(groupOf[i] as number)?.push([occ.start[i] as number, occ.end[i] as number]);
+  }
+  return {
+    method: "exact-linear",
+    approximate: false,
+    labels: labels.map(({ best, ...l }) => ({
+      ...l,
+      top: best.map(({ g, contribution }) => {
+        const first = groupFirst[g] as number;
+        return {
+          ngram: ngramOf(occ, first),
+          kind: occ.kind[first] === 0 ? ("word" as const) : ("char" as const),
+          contribution,
+          spans: spans.get(g) as [number, number][],
+        };
+      }),
+    })),
+  };
 }
 
 /** Logit of a probability as the graph's output tail inverts it (clamped away from 0 and 1). */
@@ -326,9 +384,9 @@ function checkLooBudget(budget: WorkBudget, texts: readonly string[]): void {
  * model on featurized rows: one batched run for all the variants of all the texts).
  */
 export async function explainTexts(
-  bucket: R2Bucket,
-  config: Pick<Config, "MAX_MODEL_BYTES"> & WorkBudget,
-  model: LoadedModel<TextModelManifest>,
+  budget: WorkBudget,
+  meta: TextModelManifest,
+  graph: LinearGraph | null,
   texts: readonly string[],
   features: readonly SparseFeatures[],
   scores: readonly Float32Array[],
@@ -336,12 +394,10 @@ export async function explainTexts(
   score: (rows: readonly SparseFeatures[]) => Promise<Float32Array[]>,
 ): Promise<TextExplanation[]> {
   const top = options.top ?? EXPLAIN_TOP_DEFAULT;
-  const { meta } = model;
-  const graph = await linearGraphOf(bucket, config, model);
   if (graph) {
     return texts.map((t, i) => explainLinear(meta, graph, t, features[i] as SparseFeatures, top));
   }
-  checkLooBudget(config, texts);
+  checkLooBudget(budget, texts);
   const variants = texts.map(looVariants);
   const rows = variants.flatMap((v) => v.texts.map((t) => featurize(t, meta.featurizer)));
   const variantScores = rows.length > 0 ? await score(rows) : [];

@@ -15,7 +15,13 @@ import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } fr
 import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreFeatureRows, scoreTexts, withModel } from "./engine";
-import { type ExplainOptions, explainTexts, explainUnsupported, type TextExplanation } from "./explain";
+import {
+  type ExplainOptions,
+  explainTexts,
+  explainUnsupported,
+  linearGraphOf,
+  type TextExplanation,
+} from "./explain";
 import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
 
 export type { ImageSource } from "./image";
@@ -133,10 +139,11 @@ export async function scoreTextInputs(
       const text = model as LoadedModel<TextModelManifest>;
       const features = texts.map((t) => featurize(t, text.meta.featurizer));
       const scores = await scoreFeatureRows(text, features);
+      const graph = await linearGraphOf(bucket, config, text);
       const explanations = await explainTexts(
-        bucket,
         config,
-        text,
+        text.meta,
+        graph,
         texts,
         features,
         scores,

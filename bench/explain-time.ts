@@ -1,0 +1,121 @@
+/**
+ * What an explanation costs next to the scoring it explains (issue #31: "adds at most 2× the model
+ * time"). In Node with onnxruntime-web (the Worker's WASM build, one thread) on the shipped models,
+ * per text, side by side in one loop:
+ *
+ * - `score_ms`: what the Worker does to score a text without `explain`: featurize + one run;
+ * - `explain_ms`: what `explain: true` adds on top of that (the core's `explainTexts`: for linear
+ *   graphs the n-gram enumeration with spans and the per-bucket terms, for the `-mlp` graphs the
+ *   leave-one-out variants featurized and scored in one batched run);
+ * - `ratio`: explain_ms / score_ms, per round.
+ *
+ * BENCH_EXPLAIN_ROUNDS rounds (default 5) of BENCH_EXPLAIN_ITERATIONS texts (default 400) after a
+ * warm-up; min / median / max over the rounds. Reading a linear graph's weights (once per loaded
+ * session in the Worker) is reported apart as `weights_load_ms`.
+ *
+ * Alone: `npx tsx bench/explain-time.ts` (prints JSON); `npm run bench` includes it as `explain_time`.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import * as ort from "onnxruntime-web";
+import { root } from "../scripts/local-worker";
+import { textManifestSchema } from "../src/contracts/manifest";
+import { featurize, padRows, type SparseFeatures } from "../src/featurizer/text";
+import { explainTexts, readLinearGraph } from "../src/inference/explain";
+import { loadShippedModel } from "./model-time";
+
+const ROUNDS = Number(process.env.BENCH_EXPLAIN_ROUNDS ?? 5);
+const ITERATIONS = Number(process.env.BENCH_EXPLAIN_ITERATIONS ?? 400);
+const MODELS = ["toxicity", "sentiment", "spam", "toxicity-mlp", "sentiment-mlp", "spam-mlp"];
+
+/** Texts of the bench's usual lengths (a greeting to a long comment). */
+export const EXPLAIN_TEXTS = [
+  "hello",
+  "You are a wonderful person and I enjoyed reading your edit.",
+  "This is the worst article I have ever seen, what an idiot wrote it",
+  "Please stop changing the page without discussing it on the talk page first.",
+  "WINNER!! You have been selected to receive a £1000 cash prize. Call 09061701461 now to claim, T&C apply.",
+];
+
+interface Spread {
+  min: number;
+  median: number;
+  max: number;
+}
+
+function spread(xs: number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 10_000) / 10_000;
+  return {
+    min: r(s[0] as number),
+    median: r(s[Math.floor(s.length / 2)] as number),
+    max: r(s[s.length - 1] as number),
+  };
+}
+
+/** Per model: score and explain time per text (ms), their ratio, and the method. */
+export async function measureExplainTime(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const id of MODELS) {
+    const { manifest, session } = await loadShippedModel(root, id, textManifestSchema);
+    const t0 = performance.now();
+    const graph = readLinearGraph(await readFile(path.join(root, "models", id, "model.onnx")), manifest);
+    const weightsMs = performance.now() - t0;
+    const run = async (rows: readonly SparseFeatures[]): Promise<Float32Array[]> => {
+      const batch = padRows(rows);
+      const res = await session.run({
+        ids: new ort.Tensor("int64", batch.ids, batch.dims),
+        values: new ort.Tensor("float32", batch.values, batch.dims),
+      });
+      const data = res.scores?.data as Float32Array;
+      const k = manifest.labels.length;
+      return rows.map((_, i) => data.slice(i * k, (i + 1) * k));
+    };
+    const budget = { MAX_REQUEST_TEXT_BYTES: 1 << 30, MAX_REQUEST_IMAGES: 0, MAX_REQUEST_PIXELS: 0 };
+    let method = "";
+    const once = async (text: string, explain: boolean): Promise<void> => {
+      const features = [featurize(text, manifest.featurizer)];
+      const scores = await run(features);
+      if (!explain) return;
+      const [e] = await explainTexts(budget, manifest, graph, [text], features, scores, {}, run);
+      method = e?.method ?? "";
+    };
+    const scoreMs: number[] = [];
+    const explainMs: number[] = [];
+    const ratios: number[] = [];
+    for (let round = -1; round < ROUNDS; round++) {
+      // Interleaved: every text scored, then scored and explained, so drift hits both alike.
+      let plain = 0;
+      let explained = 0;
+      for (let i = 0; i < ITERATIONS; i++) {
+        const text = EXPLAIN_TEXTS[i % EXPLAIN_TEXTS.length] as string;
+        const a = performance.now();
+        await once(text, false);
+        const b = performance.now();
+        await once(text, true);
+        const c = performance.now();
+        plain += b - a;
+        explained += c - b;
+      }
+      if (round < 0) continue; // warm-up
+      const score = plain / ITERATIONS;
+      const extra = Math.max(0, explained / ITERATIONS - score);
+      scoreMs.push(score);
+      explainMs.push(extra);
+      ratios.push(extra / score);
+    }
+    await session.release();
+    out[id] = {
+      method,
+      score_ms: spread(scoreMs),
+      explain_ms: spread(explainMs),
+      ratio: spread(ratios),
+      weights_load_ms: graph ? Math.round(weightsMs * 10) / 10 : null,
+    };
+  }
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(JSON.stringify(await measureExplainTime(), null, 2));
+}
