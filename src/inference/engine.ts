@@ -8,6 +8,7 @@ import type {
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
 import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/model-store";
+import { type LinearGraph, readLinearGraph } from "./explain";
 import { createSession, ort } from "./ort";
 import { type LoadedModel, SessionCache } from "./session-cache";
 import { signatureProblem } from "./signature";
@@ -89,6 +90,29 @@ export async function scoreTexts(
     model as LoadedModel<TextModelManifest>,
     texts.map((t) => featurize(t, meta.featurizer)),
   );
+}
+
+/**
+ * Per loaded session: its linear weights (or `null`: not the linear graph → leave-one-out). The
+ * value is kept, not a promise: a promise made in one request must not be awaited by another
+ * (workerd); concurrent first explanations of one session each read the bytes once.
+ */
+const graphs = new WeakMap<object, LinearGraph | null>();
+
+/**
+ * The linear weights of a loaded model's graph, or `null`: read from the model's verified bytes on
+ * the first explanation and kept as long as the session (int8: buckets × labels bytes beside it).
+ */
+export async function linearGraphOf(
+  bucket: R2Bucket,
+  config: Pick<Config, "MAX_MODEL_BYTES">,
+  model: LoadedModel<TextModelManifest>,
+): Promise<LinearGraph | null> {
+  const known = graphs.get(model.session);
+  if (known !== undefined) return known;
+  const graph = readLinearGraph(await getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES), model.meta);
+  graphs.set(model.session, graph);
+  return graph;
 }
 
 /** Runs a hashed n-gram text model once on featurized `rows` (explanations featurize themselves). */

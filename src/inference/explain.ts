@@ -20,15 +20,12 @@
  * Spans are `[start, end)` UTF-16 code-unit offsets into the input text (`src/featurizer/spans.ts`).
  * The cost is counted in the request's work budget: leave-one-out scores `1 + words` texts per text.
  */
-import type { Config } from "../config";
 import type { TextModelManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { ngramOf, occurrencesOf, sameNgram, wordOccurrences } from "../featurizer/spans";
 import { featurize, type SparseFeatures } from "../featurizer/text";
 import { onnx } from "../onnx/generated/onnx.js";
-import { getModelBytes } from "../storage/model-store";
 import type { WorkBudget } from "./budget";
-import type { LoadedModel } from "./session-cache";
 
 /** N-grams per label when the caller does not say (`explain_top`). */
 export const EXPLAIN_TOP_DEFAULT = 10;
@@ -101,9 +98,6 @@ export interface LinearGraph {
   bias: Float32Array;
 }
 
-/** Per loaded session: its linear weights (or `null`: not the linear graph → leave-one-out). */
-const graphs = new WeakMap<object, Promise<LinearGraph | null>>();
-
 function dimsOf(t: onnx.ITensorProto): number[] {
   return (t.dims ?? []).map((d) => Number(d));
 }
@@ -164,23 +158,6 @@ export function readLinearGraph(bytes: Uint8Array, manifest: TextModelManifest):
   const weights = float32s(W.rawData);
   if (weights.length !== rows * columns) return null;
   return { columns, weights, scales: undefined, bias: biasValues };
-}
-
-/** The linear weights of a loaded model's graph (read once per session), or `null`. */
-export function linearGraphOf(
-  bucket: R2Bucket,
-  config: Pick<Config, "MAX_MODEL_BYTES">,
-  model: LoadedModel<TextModelManifest>,
-): Promise<LinearGraph | null> {
-  let graph = graphs.get(model.session);
-  if (!graph) {
-    graph = getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES).then((bytes) =>
-      readLinearGraph(bytes, model.meta),
-    );
-    graphs.set(model.session, graph);
-    graph.catch(() => graphs.delete(model.session));
-  }
-  return graph;
 }
 
 /** Which logit column label `k` reads, and its sign (a two-label binary graph has one logit). */

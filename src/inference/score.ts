@@ -14,14 +14,8 @@ import { featurize } from "../featurizer/text";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
-import { runTensors, scoreFeatureRows, scoreTexts, withModel } from "./engine";
-import {
-  type ExplainOptions,
-  explainTexts,
-  explainUnsupported,
-  linearGraphOf,
-  type TextExplanation,
-} from "./explain";
+import { linearGraphOf, runTensors, scoreFeatureRows, scoreTexts, withModel } from "./engine";
+import { type ExplainOptions, explainTexts, explainUnsupported, type TextExplanation } from "./explain";
 import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
 
 export type { ImageSource } from "./image";
