@@ -36,7 +36,7 @@ export const NgramContributionSchema = z
     kind: z.enum(["word", "char"]),
     contribution: z.number().describe("what it adds to the label's logit"),
     spans: z
-      .array(z.tuple([z.number().int(), z.number().int()]))
+      .array(z.array(z.number().int()).length(2))
       .describe("every occurrence as [start, end) UTF-16 code-unit offsets into the input text"),
   })
   .meta({ id: "NgramContribution" });

@@ -941,7 +941,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -953,7 +953,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -968,6 +968,8 @@ export interface components {
             predictions: components["schemas"]["LabelScore"][];
             /** @description labels at or over their calibrated threshold (models that declare thresholds only) */
             flagged?: string[];
+            /** @description with explain: true */
+            explanation?: components["schemas"]["TextExplanation"];
             /** @constant */
             kind: "text";
             /** @description the body's request_id, else the server's */
@@ -978,6 +980,30 @@ export interface components {
         LabelScore: {
             label: string;
             score: number;
+        };
+        TextExplanation: {
+            /** @enum {string} */
+            method: "exact-linear" | "leave-one-out";
+            approximate: boolean;
+            labels: {
+                label: string;
+                logit: number;
+                /** @description exact-linear: the label's bias */
+                bias?: number;
+                /** @description exact-linear: the sum of contributions not in top (bias + Σ top + other = logit) */
+                other?: number;
+                top: components["schemas"]["NgramContribution"][];
+            }[];
+        };
+        NgramContribution: {
+            /** @description the n-gram as hashed (normalised words, or padded characters) */
+            ngram: string;
+            /** @enum {string} */
+            kind: "word" | "char";
+            /** @description what it adds to the label's logit */
+            contribution: number;
+            /** @description every occurrence as [start, end) UTF-16 code-unit offsets into the input text */
+            spans: number[][];
         };
         PredictBatchAnswer: {
             /** @constant */
@@ -996,6 +1022,8 @@ export interface components {
             predictions: components["schemas"]["LabelScore"][];
             /** @description labels at or over their calibrated threshold (models that declare thresholds only) */
             flagged?: string[];
+            /** @description with explain: true */
+            explanation?: components["schemas"]["TextExplanation"];
         };
         PredictImageAnswer: {
             /** @constant */
@@ -1397,6 +1425,8 @@ export interface operations {
                     model?: string;
                     version?: string;
                     n_top?: number;
+                    explain?: boolean;
+                    explain_top?: number;
                 };
             };
         };
@@ -2559,6 +2589,8 @@ export interface operations {
                     model?: string;
                     version?: string;
                     n_top?: number;
+                    explain?: boolean;
+                    explain_top?: number;
                     callback_url?: string;
                 };
             };
