@@ -102,8 +102,13 @@ function dimsOf(t: onnx.ITensorProto): number[] {
   return (t.dims ?? []).map((d) => Number(d));
 }
 
+/** A copy of `raw` at offset 0 of its own buffer (`slice` of a Node Buffer would be a view). */
+function copyOf(raw: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(raw);
+}
+
 function float32s(raw: Uint8Array): Float32Array {
-  const copy = raw.slice();
+  const copy = copyOf(raw);
   return new Float32Array(copy.buffer, 0, copy.byteLength >>> 2);
 }
 
@@ -152,7 +157,7 @@ export function readLinearGraph(bytes: Uint8Array, manifest: TextModelManifest):
     if (!scale?.rawData || !zero?.rawData || zero.rawData.some((z) => z !== 0)) return null;
     const scales = float32s(scale.rawData);
     if (W.rawData.byteLength !== rows * columns || scales.length !== columns) return null;
-    const w = W.rawData.slice();
+    const w = copyOf(W.rawData);
     return { columns, weights: new Int8Array(w.buffer, 0, w.byteLength), scales, bias: biasValues };
   }
   const weights = float32s(W.rawData);
