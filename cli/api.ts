@@ -93,13 +93,13 @@ interface PredictAnswer {
 /** Explanation lines of one text: for its flagged labels, else its best-scoring label. */
 function explanationLines(
   text: string,
-  scores: LabelScore[],
+  scores: { label: string; score: number }[],
   flagged: string[] | undefined,
   explanation: Explanation | undefined,
   indent: string,
 ): string[] {
   if (!explanation) return [];
-  const best = [...scores].sort((a, b) => b.sentiment_score - a.sentiment_score)[0]?.sentiment_type;
+  const best = [...scores].sort((a, b) => b.score - a.score)[0]?.label;
   const labels = flagged && flagged.length > 0 ? flagged : best !== undefined ? [best] : [];
   return formatExplanation(text, explanation, labels, useColour(), indent);
 }
@@ -142,12 +142,23 @@ export function formatPrediction(
   const fromSentiment = (s: LabelScore[]) =>
     s.map((x) => ({ label: x.sentiment_type, score: x.sentiment_score }));
   const lines = [`model ${answer.model?.id ?? "?"}@${answer.model?.version ?? "?"}`];
-  if (answer.predictions) lines.push(rows(answer.predictions), ...flaggedLine(answer.flagged));
+  if (answer.predictions)
+    lines.push(
+      rows(answer.predictions),
+      ...flaggedLine(answer.flagged),
+      ...explanationLines(texts[0] ?? "", answer.predictions, answer.flagged, answer.explanation, ""),
+    );
   else if (answer.sentiment)
     lines.push(
       rows(fromSentiment(answer.sentiment)),
       ...flaggedLine(answer.flagged),
-      ...explanationLines(texts[0] ?? "", answer.sentiment, answer.flagged, answer.explanation, ""),
+      ...explanationLines(
+        texts[0] ?? "",
+        fromSentiment(answer.sentiment),
+        answer.flagged,
+        answer.explanation,
+        "",
+      ),
     );
   else {
     (answer.results ?? []).forEach((r, i) => {
@@ -156,7 +167,7 @@ export function formatPrediction(
       lines.push(
         rows(fromSentiment(r.sentiment)),
         ...flaggedLine(r.flagged, "  "),
-        ...explanationLines(text, r.sentiment, r.flagged, r.explanation, "  "),
+        ...explanationLines(text, fromSentiment(r.sentiment), r.flagged, r.explanation, "  "),
       );
     });
   }
