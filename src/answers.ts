@@ -61,6 +61,14 @@ export const TextExplanationSchema = z
   })
   .meta({ id: "TextExplanation" });
 
+/** `POST /dashboard/api/explain`: one text's scores and explanation. */
+export const DashboardExplainSchema = z.object({
+  model: ModelRefSchema,
+  predictions: z.array(LabelScoreSchema),
+  flagged: z.array(z.string()).optional(),
+  explanation: TextExplanationSchema,
+});
+
 /** One text's scores (seed-000 `sentiment`, `predictions` best first, `flagged` when calibrated). */
 export const TextScoresSchema = z
   .object({

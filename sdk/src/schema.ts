@@ -451,6 +451,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/dashboard/api/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dashboard (session cookie only): score and explain one text (the issuer needs predict:POST) */
+        post: operations["post_dashboard_data__dashboard_api_explain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{id}/samples": {
         parameters: {
             query?: never;
@@ -1440,7 +1457,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictAnswer"];
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3968,6 +3985,119 @@ export interface operations {
             };
         };
     };
+    post_dashboard_data__dashboard_api_explain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    text: string;
+                    model?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        model: components["schemas"]["ModelRef"];
+                        predictions: components["schemas"]["LabelScore"][];
+                        flagged?: string[];
+                        explanation: components["schemas"]["TextExplanation"];
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, explain_unsupported */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: dashboard_login_required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large, text_too_large, work_budget_exceeded */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limiter_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     post_online_samples__api_v1_models_id_samples: {
         parameters: {
             query?: never;
@@ -4708,7 +4838,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5019,7 +5149,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
