@@ -16,7 +16,7 @@ import {
 } from "../src/featurizer/text";
 import { createSession, ort } from "../src/inference/ort";
 import { onnx } from "../src/onnx/generated/onnx.js";
-import { fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
+import { api, fixtureBytes, postJson, problem, seedShippedModel, testToken } from "./helpers";
 
 interface Contribution {
   ngram: string;
@@ -309,5 +309,46 @@ describe("explain: other shapes and refusals", () => {
       { vars },
     );
     expect(exact.status).toBe(200);
+  });
+});
+
+describe("the dashboard's Explain a text box", () => {
+  /** A dashboard session cookie of the test issuer (login URL → 303 with the cookie). */
+  async function sessionCookie(): Promise<string> {
+    const login = await api("/api/v1/dashboard/login", { method: "POST" });
+    const { url } = (await login.json()) as { url: string };
+    const exchanged = await api(url, { redirect: "manual" }, { auth: false });
+    expect(exchanged.status).toBe(303);
+    return (exchanged.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  }
+  const post = (body: unknown, headers: Record<string, string>) =>
+    api(
+      "/dashboard/api/explain",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      },
+      { auth: false },
+    );
+
+  it("explains a text for a session, as predict with explain: true does; refuses without one", async () => {
+    const cookie = await sessionCookie();
+    const text = "You are an idiot";
+    const res = await post({ text, model: "toxicity" }, { cookie });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { explanation: Explanation; flagged: string[] };
+    const native = (await (await explain({ model: "toxicity", text })).json()) as TextResult & {
+      flagged: string[];
+    };
+    expect(body.explanation).toEqual(native.explanation);
+    expect(body.flagged).toEqual(native.flagged);
+    expect((await post({ text }, {})).status).toBe(401);
+    const bearer = await post({ text }, { authorization: `Bearer ${await testToken()}` });
+    expect(bearer.status).toBe(401);
+    const image = await post({ text, model: "digits" }, { cookie });
+    expect(image.status).toBe(400);
+    expect((await problem(image)).code).toBe("explain_unsupported");
+    expect((await post({ text, extra: 1 }, { cookie })).status).toBe(400);
   });
 });
