@@ -352,3 +352,11 @@ describe("the dashboard's Explain a text box", () => {
     expect((await post({ text, extra: 1 }, { cookie })).status).toBe(400);
   });
 });
+
+describe("explain elsewhere", () => {
+  it("async predictions refuse explain (400 listing it) instead of ignoring it", async () => {
+    const res = await postJson("/api/v1/predictions", { text: "hello", explain: true });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(await problem(res))).toContain("explain");
+  });
+});
