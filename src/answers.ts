@@ -44,17 +44,24 @@ export const NgramContributionSchema = z
 /** Why a text model scored a text so (`explain: true`, docs/explanations.md). */
 export const TextExplanationSchema = z
   .object({
-    method: z.enum(["exact-linear", "leave-one-out"]),
+    method: z.enum(["exact-linear", "linearized", "leave-one-out"]),
     approximate: z.boolean(),
     labels: z.array(
       z.object({
         label: z.string(),
         logit: z.number(),
-        bias: z.number().optional().describe("exact-linear: the label's bias"),
+        bias: z
+          .number()
+          .optional()
+          .describe(
+            "exact-linear, linearized: the label's bias (linearized: at this text's activation pattern)",
+          ),
         other: z
           .number()
           .optional()
-          .describe("exact-linear: the sum of contributions not in top (bias + Σ top + other = logit)"),
+          .describe(
+            "exact-linear, linearized: the sum of contributions not in top (bias + Σ top + other = logit)",
+          ),
         top: z.array(NgramContributionSchema),
       }),
     ),

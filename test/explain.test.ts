@@ -6,14 +6,17 @@
  */
 import $protobuf from "protobufjs/minimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
+import { textManifestSchema } from "../src/contracts/manifest";
 import { ngramOccurrences } from "../src/featurizer/spans";
 import {
   featurize,
   normalizeText,
   padRows,
+  type SparseFeatures,
   type TextFeaturizerSpec,
   wordTokens,
 } from "../src/featurizer/text";
+import { explainTexts } from "../src/inference/explain";
 import { createSession, ort } from "../src/inference/ort";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { api, fixtureBytes, postJson, problem, seedShippedModel, testToken } from "./helpers";
@@ -42,6 +45,7 @@ interface TextResult {
 }
 
 const LINEAR = ["toxicity", "sentiment", "spam"] as const;
+const NETWORKS = ["toxicity-mlp", "sentiment-mlp", "spam-mlp"] as const;
 const TEXTS = [
   "You are a complete idiot and everybody in this thread knows it, stop posting your garbage opinions here.",
   // Repeated n-grams: "so" ×3, "good" ×2 (sublinear tf: one bucket's term shared by its occurrences).
@@ -94,11 +98,11 @@ async function explain(body: Record<string, unknown>): Promise<Response> {
 }
 
 beforeAll(async () => {
-  for (const id of [...LINEAR, "toxicity-mlp", "sentiment-mlp", "digits"]) await seedShippedModel(id);
-  for (const id of [...LINEAR, "toxicity-mlp"]) {
+  for (const id of [...LINEAR, ...NETWORKS, "digits"]) await seedShippedModel(id);
+  for (const id of [...LINEAR, ...NETWORKS]) {
     manifests[id] = JSON.parse(new TextDecoder().decode(await fixtureBytes(`models/${id}/manifest.json`)));
   }
-  for (const id of LINEAR) logitSessions[id] = await logitSession(id);
+  for (const id of [...LINEAR, ...NETWORKS]) logitSessions[id] = await logitSession(id);
 });
 
 describe("exact explanations of the linear models", () => {
@@ -215,24 +219,86 @@ describe("exact explanations of the linear models", () => {
 });
 
 describe("explain: other shapes and refusals", () => {
-  it("mlp variants are explained by leave-one-out, labelled approximate", async () => {
+  it("mlp variants: linearized at the text's ReLU pattern, labelled approximate, summing to the graph's logit", async () => {
+    for (const id of NETWORKS) {
+      for (const text of TEXTS) {
+        const res = await explain({ model: id, text, explain_top: 200 });
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as TextResult;
+        expect(body.explanation.method).toBe("linearized");
+        expect(body.explanation.approximate).toBe(true);
+        const logits = await graphLogits(id, text);
+        body.explanation.labels.forEach((l, k) => {
+          const graph = labelLogit(id, logits, k);
+          const sum =
+            (l.bias as number) + l.top.reduce((x, c) => x + c.contribution, 0) + (l.other as number);
+          expect(Math.abs(sum - graph), `${id} ${l.label} "${text}"`).toBeLessThan(1e-4);
+          expect(Math.abs(l.logit - graph)).toBeLessThan(1e-4);
+        });
+      }
+    }
     const text = "You are a complete idiot, stop posting";
-    const res = await explain({ model: "toxicity", network: "mlp", text });
-    expect(res.status).toBe(200);
+    const res = await explain({ model: "toxicity", network: "mlp", text, explain_top: 200 });
     const body = (await res.json()) as TextResult & { model: { id: string } };
     expect(body.model.id).toBe("toxicity-mlp");
-    expect(body.explanation.method).toBe("leave-one-out");
-    expect(body.explanation.approximate).toBe(true);
     const toxic = body.explanation.labels[0] as LabelExplanation;
+    const idiot = toxic.top.find((c) => c.kind === "word" && c.ngram === "idiot");
+    expect(idiot?.contribution).toBeGreaterThan(0);
+  });
+
+  it("leave-one-out (graphs of no known family): one batched run of the text without each word; budgeted", async () => {
+    const id = "toxicity-mlp";
+    const manifest = textManifestSchema.parse(
+      JSON.parse(new TextDecoder().decode(await fixtureBytes(`models/${id}/manifest.json`))),
+    );
+    const session = await createSession(await fixtureBytes(`models/${id}/model.onnx`));
+    const runs: number[] = [];
+    const run = async (rows: readonly SparseFeatures[]): Promise<Float32Array[]> => {
+      runs.push(rows.length);
+      const batch = padRows(rows);
+      const out = await session.run({
+        ids: new ort.Tensor("int64", batch.ids, batch.dims),
+        values: new ort.Tensor("float32", batch.values, batch.dims),
+      });
+      const data = (out.scores as ort.Tensor).data as Float32Array;
+      return rows.map((_, i) => data.slice(i * 6, (i + 1) * 6));
+    };
+    const texts = ["You are a complete idiot, stop posting", "so so so good"];
+    const features = texts.map((t) => featurize(t, manifest.featurizer));
+    const scores = await run(features);
+    const budget = { MAX_REQUEST_TEXT_BYTES: 1 << 20, MAX_REQUEST_IMAGES: 1, MAX_REQUEST_PIXELS: 1 };
+    const [a, b] = await explainTexts(budget, manifest, null, texts, features, scores, {}, run);
+    expect(runs).toEqual([2, 7 + 2]); // the texts, then every variant of both in one run
+    expect(a?.method).toBe("leave-one-out");
+    expect(a?.approximate).toBe(true);
+    const toxic = a?.labels[0] as LabelExplanation;
     expect(toxic.bias).toBeUndefined();
     expect(toxic.top.length).toBe(7);
-    const score = body.predictions.find((p) => p.label === "toxic")?.score as number;
+    const score = (scores[0] as Float32Array)[0] as number;
     expect(toxic.logit).toBeCloseTo(Math.log(score / (1 - score)), 3);
-    const idiot = toxic.top.find((c) => c.ngram === "idiot") as Contribution;
-    expect(text.slice(...(idiot.spans[0] as [number, number]))).toBe("idiot");
     // Removing "idiot" lowers the toxic logit most.
     expect(toxic.top[0]?.ngram).toBe("idiot");
-    expect(idiot.contribution).toBeGreaterThan(0);
+    expect(texts[0]?.slice(...(toxic.top[0]?.spans[0] as [number, number]))).toBe("idiot");
+    expect((b?.labels[0] as LabelExplanation).top.find((c) => c.ngram === "so")?.spans).toEqual([
+      [0, 2],
+      [3, 5],
+      [6, 8],
+    ]);
+    // Each text once more per distinct word counts in the work budget: 413 before any extra run.
+    const long = [Array.from({ length: 30 }, (_, i) => `word${i}`).join(" ")];
+    const small = { ...budget, MAX_REQUEST_TEXT_BYTES: 2000 };
+    const over = explainTexts(
+      small,
+      manifest,
+      null,
+      long,
+      [featurize(long[0] as string, manifest.featurizer)],
+      scores,
+      {},
+      run,
+    );
+    await expect(over).rejects.toMatchObject({ code: "work_budget_exceeded", status: 413 });
+    await session.release();
   });
 
   it("a batch explains each text", async () => {
@@ -289,26 +355,6 @@ describe("explain: other shapes and refusals", () => {
       inputs: [{ name: "image", shape: [1, 28, 28, 1], datatype: "UINT8", data: new Array(784).fill(0) }],
     });
     expect(oip.status).toBe(400);
-  });
-
-  it("leave-one-out counts its extra runs in the work budget (413); the exact method does not", async () => {
-    const text = Array.from({ length: 30 }, (_, i) => `word${i}`).join(" ");
-    const vars = { MAX_REQUEST_TEXT_BYTES: "2000" };
-    const loo = await postJson(
-      "/api/v1/predict",
-      { model: "sentiment-mlp", text, explain: true },
-      {},
-      { vars },
-    );
-    expect(loo.status).toBe(413);
-    expect((await problem(loo)).code).toBe("work_budget_exceeded");
-    const exact = await postJson(
-      "/api/v1/predict",
-      { model: "sentiment", text, explain: true },
-      {},
-      { vars },
-    );
-    expect(exact.status).toBe(200);
   });
 });
 

@@ -149,7 +149,7 @@ describe("predict", () => {
     expect(out).not.toContain("\x1b[");
     expect(out).toMatch(/^ {2}\+\d\.\d{3} {2}word idiot$/m);
     const mlp = await ok(["predict", "You are an idiot", "--explain", "--model", "toxicity-mlp"]);
-    expect(mlp).toMatch(/^explanation \(leave-one-out, approximate\):$/m);
+    expect(mlp).toMatch(/^explanation \(linearized, approximate\):$/m);
   });
 
   it("bad usage exits 2", async () => {

@@ -1000,14 +1000,14 @@ export interface components {
         };
         TextExplanation: {
             /** @enum {string} */
-            method: "exact-linear" | "leave-one-out";
+            method: "exact-linear" | "linearized" | "leave-one-out";
             approximate: boolean;
             labels: {
                 label: string;
                 logit: number;
-                /** @description exact-linear: the label's bias */
+                /** @description exact-linear, linearized: the label's bias (linearized: at this text's activation pattern) */
                 bias?: number;
-                /** @description exact-linear: the sum of contributions not in top (bias + Σ top + other = logit) */
+                /** @description exact-linear, linearized: the sum of contributions not in top (bias + Σ top + other = logit) */
                 other?: number;
                 top: components["schemas"]["NgramContribution"][];
             }[];
@@ -2606,8 +2606,6 @@ export interface operations {
                     model?: string;
                     version?: string;
                     n_top?: number;
-                    explain?: boolean;
-                    explain_top?: number;
                     callback_url?: string;
                 };
             };

@@ -8,7 +8,7 @@ import type {
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
 import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/model-store";
-import { type LinearGraph, readLinearGraph } from "./explain";
+import { type LinearGraph, type NetworkGraph, readLinearGraph, readNetworkGraph } from "./explain";
 import { createSession, ort } from "./ort";
 import { type LoadedModel, SessionCache } from "./session-cache";
 import { signatureProblem } from "./signature";
@@ -97,7 +97,7 @@ export async function scoreTexts(
  * value is kept, not a promise: a promise made in one request must not be awaited by another
  * (workerd); concurrent first explanations of one session each read the bytes once.
  */
-const graphs = new WeakMap<object, LinearGraph | null>();
+const graphs = new WeakMap<object, LinearGraph | NetworkGraph | null>();
 
 /**
  * The linear weights of a loaded model's graph, or `null`: read from the model's verified bytes on
@@ -107,10 +107,11 @@ export async function linearGraphOf(
   bucket: R2Bucket,
   config: Pick<Config, "MAX_MODEL_BYTES">,
   model: LoadedModel<TextModelManifest>,
-): Promise<LinearGraph | null> {
+): Promise<LinearGraph | NetworkGraph | null> {
   const known = graphs.get(model.session);
   if (known !== undefined) return known;
-  const graph = readLinearGraph(await getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES), model.meta);
+  const bytes = await getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES);
+  const graph = readLinearGraph(bytes, model.meta) ?? readNetworkGraph(bytes, model.meta);
   graphs.set(model.session, graph);
   return graph;
 }

@@ -58,7 +58,7 @@ export interface LabelExplanation {
 
 /** One text's explanation. */
 export interface TextExplanation {
-  method: "exact-linear" | "leave-one-out";
+  method: "exact-linear" | "linearized" | "leave-one-out";
   approximate: boolean;
   labels: LabelExplanation[];
 }
@@ -91,6 +91,7 @@ export async function explainUnsupported(
 
 /** The weights of a linear text graph, as its initializers hold them. */
 export interface LinearGraph {
+  kind: "linear";
   columns: number;
   /** `[buckets, columns]` row-major: int8 (× `scales` per column) or float32. */
   weights: Int8Array | Float32Array;
@@ -158,11 +159,17 @@ export function readLinearGraph(bytes: Uint8Array, manifest: TextModelManifest):
     const scales = float32s(scale.rawData);
     if (W.rawData.byteLength !== rows * columns || scales.length !== columns) return null;
     const w = copyOf(W.rawData);
-    return { columns, weights: new Int8Array(w.buffer, 0, w.byteLength), scales, bias: biasValues };
+    return {
+      kind: "linear",
+      columns,
+      weights: new Int8Array(w.buffer, 0, w.byteLength),
+      scales,
+      bias: biasValues,
+    };
   }
   const weights = float32s(W.rawData);
   if (weights.length !== rows * columns) return null;
-  return { columns, weights, scales: undefined, bias: biasValues };
+  return { kind: "linear", columns, weights, scales: undefined, bias: biasValues };
 }
 
 /** Which logit column label `k` reads, and its sign (a two-label binary graph has one logit). */
@@ -204,6 +211,35 @@ export function explainLinear(
   top: number,
 ): TextExplanation {
   const { columns, weights, scales, bias } = graph;
+  const ids = features.ids;
+  const nFeatures = ids.length;
+  // terms[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
+  const terms = new Float64Array(nFeatures * columns);
+  for (let j = 0; j < nFeatures; j++) {
+    const row = (ids[j] as number) * columns;
+    const v = features.values[j] as number;
+    for (let c = 0; c < columns; c++) {
+      const q = weights[row + c] as number;
+      terms[j * columns + c] = Math.fround((scales ? Math.fround(q * (scales[c] as number)) : q) * v);
+    }
+  }
+  return explainAdditive(meta, columns, terms, bias, text, features, top, "exact-linear");
+}
+
+/**
+ * Explains a logit that is `bias + Σ_j terms[j]` over the text's buckets j: each bucket's term
+ * shared equally by the n-gram occurrences of this text in it, the `top` n-grams per label.
+ */
+function explainAdditive(
+  meta: TextModelManifest,
+  columns: number,
+  terms: Float64Array,
+  bias: ArrayLike<number>,
+  text: string,
+  features: SparseFeatures,
+  top: number,
+  method: "exact-linear" | "linearized",
+): TextExplanation {
   const occ = occurrencesOf(text, meta.featurizer);
   const nFeatures = features.ids.length;
   // Each occurrence's feature (ids are sorted: binary search) and n-gram group.
@@ -248,16 +284,6 @@ export function explainLinear(
   }
   const nGroups = groupFeature.length;
   const contributions = new Float64Array(nGroups);
-  // terms[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
-  const terms = new Float64Array(nFeatures * columns);
-  for (let j = 0; j < nFeatures; j++) {
-    const row = (ids[j] as number) * columns;
-    const v = features.values[j] as number;
-    for (let c = 0; c < columns; c++) {
-      const q = weights[row + c] as number;
-      terms[j * columns + c] = Math.fround((scales ? Math.fround(q * (scales[c] as number)) : q) * v);
-    }
-  }
   const labels = meta.labels.map((label, k) => {
     const { column, sign } = columnOf(meta, columns, k);
     let logit = bias[column] as number;
@@ -295,8 +321,8 @@ export function explainLinear(
     spans.get(groupOf[i] as number)?.push([occ.start[i] as number, occ.end[i] as number]);
   }
   return {
-    method: "exact-linear",
-    approximate: false,
+    method,
+    approximate: method !== "exact-linear",
     labels: labels.map(({ best, ...l }) => ({
       ...l,
       top: best.map(({ g, contribution }) => {
@@ -310,6 +336,172 @@ export function explainLinear(
       }),
     })),
   };
+}
+
+/** The weights of the embedding-bag network graph (src/onnx/text.ts `buildEmbedBagOnnxModel`), dequantized. */
+export interface NetworkGraph {
+  kind: "network";
+  dim: number;
+  hidden: number;
+  columns: number;
+  /** int8 embedding `[buckets, dim]` and its per-dimension scales. */
+  embedding: Int8Array;
+  embeddingScales: Float32Array;
+  /** `[hidden, dim]` and `[columns, hidden]`, dequantized as DequantizeLinear does (float32). */
+  w1: Float32Array;
+  b1: Float32Array;
+  w2: Float32Array;
+  b2: Float32Array;
+}
+
+/** The network graph's weights, or `null` when `bytes` is another graph. */
+export function readNetworkGraph(bytes: Uint8Array, manifest: TextModelManifest): NetworkGraph | null {
+  const graph = onnx.ModelProto.decode(bytes).graph;
+  if (!graph) return null;
+  const init = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
+  const nodes = (graph.node ?? []).map(
+    (n) => `${n.opType}(${(n.input ?? []).join(",")})->${(n.output ?? []).join(",")}`,
+  );
+  const { ids, values } = manifest.inputs;
+  const out = manifest.output;
+  const head = [
+    `Gather(E,${ids})->e_q`,
+    "DequantizeLinear(e_q,E_scale,E_zero_point)->e_rows",
+    `Unsqueeze(${values},unsqueeze_axes)->values_3d`,
+    "Mul(e_rows,values_3d)->e_weighted",
+    "ReduceSum(e_weighted,reduce_axes)->bag",
+    "DequantizeLinear(W1_q,W1_scale,W1_zero_point)->W1",
+    "Gemm(bag,W1,B1)->hidden_pre",
+    "Relu(hidden_pre)->hidden",
+    "DequantizeLinear(W2_q,W2_scale,W2_zero_point)->W2",
+    "Gemm(hidden,W2,B2)->logits",
+  ];
+  const tails = [
+    [`Sigmoid(logits)->${out}`],
+    ["Sigmoid(logits)->p_last", "Sub(one,p_last)->p_first", `Concat(p_first,p_last)->${out}`],
+  ];
+  if (nodes.slice(0, head.length).join(";") !== head.join(";")) return null;
+  if (!tails.some((t) => t.join(";") === nodes.slice(head.length).join(";"))) return null;
+  // Both Gemms multiply by the transposed weight and nothing else (the exporter's only attribute).
+  for (const n of graph.node ?? []) {
+    if (n.opType !== "Gemm") continue;
+    const attrs = (n.attribute ?? []).map((a) => `${a.name}=${Number(a.i ?? 0)}`);
+    if (attrs.join(",") !== "transB=1") return null;
+  }
+  const raw = (name: string) => init.get(name)?.rawData ?? undefined;
+  const need = [
+    "E",
+    "E_scale",
+    "E_zero_point",
+    "W1_q",
+    "W1_scale",
+    "W1_zero_point",
+    "B1",
+    "W2_q",
+    "W2_scale",
+  ];
+  if (![...need, "W2_zero_point", "B2"].every((n) => raw(n) !== undefined)) return null;
+  for (const z of ["E_zero_point", "W1_zero_point", "W2_zero_point"]) {
+    if ((raw(z) as Uint8Array).some((b) => b !== 0)) return null;
+  }
+  const [buckets, dim] = dimsOf(init.get("E") as onnx.ITensorProto);
+  const [hidden, dim1] = dimsOf(init.get("W1_q") as onnx.ITensorProto);
+  const [columns, hidden2] = dimsOf(init.get("W2_q") as onnx.ITensorProto);
+  if (buckets !== manifest.featurizer.buckets || !dim || dim1 !== dim || !hidden || hidden2 !== hidden)
+    return null;
+  if (!columns) return null;
+  const int8 = (name: string) => {
+    const c = copyOf(raw(name) as Uint8Array);
+    return new Int8Array(c.buffer, 0, c.byteLength);
+  };
+  const dequantRows = (q: Int8Array, scales: Float32Array, rows: number, cols: number) => {
+    const w = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) w[r * cols + c] = (q[r * cols + c] as number) * (scales[r] as number);
+    return w;
+  };
+  const embedding = int8("E");
+  const embeddingScales = float32s(raw("E_scale") as Uint8Array);
+  const b1 = float32s(raw("B1") as Uint8Array);
+  const b2 = float32s(raw("B2") as Uint8Array);
+  const s1 = float32s(raw("W1_scale") as Uint8Array);
+  const s2 = float32s(raw("W2_scale") as Uint8Array);
+  if (embedding.length !== buckets * dim || embeddingScales.length !== dim) return null;
+  if (b1.length !== hidden || s1.length !== hidden || b2.length !== columns || s2.length !== columns)
+    return null;
+  return {
+    kind: "network",
+    dim,
+    hidden,
+    columns,
+    embedding,
+    embeddingScales,
+    w1: dequantRows(int8("W1_q"), s1, hidden, dim),
+    b1,
+    w2: dequantRows(int8("W2_q"), s2, columns, hidden),
+    b2,
+  };
+}
+
+/**
+ * The network's explanation of one text, linearized at the text's own ReLU pattern: with
+ * `a = [W1·bag + b1 > 0]`, the logit is exactly `W2·diag(a)·W1·bag + (W2·diag(a)·b1 + b2)`, and
+ * `bag = Σ_j v_j E[id_j]`, so each bucket's term is `W2·diag(a)·W1·(v_j E[id_j])` and the bias is
+ * `W2·diag(a)·b1 + b2` (it depends on the text through `a`). The sum is the logit; a term is what
+ * the bucket adds with the pattern held fixed (approximate: removing it could switch units).
+ */
+export function explainNetwork(
+  meta: TextModelManifest,
+  net: NetworkGraph,
+  text: string,
+  features: SparseFeatures,
+  top: number,
+): TextExplanation {
+  const { dim, hidden, columns, embedding, embeddingScales, w1, b1, w2, b2 } = net;
+  const n = features.ids.length;
+  // Each bucket's weighted embedding row, as the graph computes it (float32), and the bag.
+  const rows = new Float64Array(n * dim);
+  const bag = new Float64Array(dim);
+  for (let j = 0; j < n; j++) {
+    const base = (features.ids[j] as number) * dim;
+    const v = features.values[j] as number;
+    for (let k = 0; k < dim; k++) {
+      const e = Math.fround(
+        Math.fround((embedding[base + k] as number) * (embeddingScales[k] as number)) * v,
+      );
+      rows[j * dim + k] = e;
+      bag[k] = (bag[k] as number) + e;
+    }
+  }
+  // The active units, then M = W2·diag(a)·W1 ([columns, dim]) and the text's bias.
+  const active = new Uint8Array(hidden);
+  for (let h = 0; h < hidden; h++) {
+    let pre = b1[h] as number;
+    for (let k = 0; k < dim; k++) pre += (w1[h * dim + k] as number) * (bag[k] as number);
+    active[h] = pre > 0 ? 1 : 0;
+  }
+  const m = new Float64Array(columns * dim);
+  const bias = new Float64Array(columns);
+  for (let c = 0; c < columns; c++) {
+    let b = b2[c] as number;
+    for (let h = 0; h < hidden; h++) {
+      if (!active[h]) continue;
+      const w = w2[c * hidden + h] as number;
+      b += w * (b1[h] as number);
+      for (let k = 0; k < dim; k++)
+        m[c * dim + k] = (m[c * dim + k] as number) + w * (w1[h * dim + k] as number);
+    }
+    bias[c] = b;
+  }
+  const terms = new Float64Array(n * columns);
+  for (let j = 0; j < n; j++) {
+    for (let c = 0; c < columns; c++) {
+      let t = 0;
+      for (let k = 0; k < dim; k++) t += (m[c * dim + k] as number) * (rows[j * dim + k] as number);
+      terms[j * columns + c] = t;
+    }
+  }
+  return explainAdditive(meta, columns, terms, bias, text, features, top, "linearized");
 }
 
 /** Logit of a probability as the graph's output tail inverts it (clamped away from 0 and 1). */
@@ -368,7 +560,7 @@ function checkLooBudget(budget: WorkBudget, texts: readonly string[]): void {
 export async function explainTexts(
   budget: WorkBudget,
   meta: TextModelManifest,
-  graph: LinearGraph | null,
+  graph: LinearGraph | NetworkGraph | null,
   texts: readonly string[],
   features: readonly SparseFeatures[],
   scores: readonly Float32Array[],
@@ -376,9 +568,10 @@ export async function explainTexts(
   score: (rows: readonly SparseFeatures[]) => Promise<Float32Array[]>,
 ): Promise<TextExplanation[]> {
   const top = options.top ?? EXPLAIN_TOP_DEFAULT;
-  if (graph) {
-    return texts.map((t, i) => explainLinear(meta, graph, t, features[i] as SparseFeatures, top));
+  if (graph?.kind === "network") {
+    return texts.map((t, i) => explainNetwork(meta, graph, t, features[i] as SparseFeatures, top));
   }
+  if (graph) return texts.map((t, i) => explainLinear(meta, graph, t, features[i] as SparseFeatures, top));
   checkLooBudget(budget, texts);
   const variants = texts.map(looVariants);
   const rows = variants.flatMap((v) => v.texts.map((t) => featurize(t, meta.featurizer)));
