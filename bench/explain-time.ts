@@ -7,7 +7,7 @@
  * - `explain_ms`: what `explain: true` adds on top of that, timed on its own right after the
  *   scoring of the same text (the core's `explainTexts` from those features and scores: for linear
  *   graphs the n-gram enumeration with spans and the per-bucket terms, for the `-mlp` graphs the
- *   leave-one-out variants featurized and scored in one batched run);
+ *   same after the network's linearization at the text's ReLU pattern);
  * - `ratio`: explain_ms / score_ms, per round.
  *
  * BENCH_EXPLAIN_ROUNDS rounds (default 5) of BENCH_EXPLAIN_ITERATIONS texts (default 400) after a
@@ -22,7 +22,7 @@ import * as ort from "onnxruntime-web";
 import { root } from "../scripts/local-worker";
 import { textManifestSchema } from "../src/contracts/manifest";
 import { featurize, padRows, type SparseFeatures } from "../src/featurizer/text";
-import { explainTexts, readLinearGraph } from "../src/inference/explain";
+import { explainTexts, readLinearGraph, readNetworkGraph } from "../src/inference/explain";
 import { loadShippedModel } from "./model-time";
 
 const ROUNDS = Number(process.env.BENCH_EXPLAIN_ROUNDS ?? 5);
@@ -57,10 +57,16 @@ function spread(xs: number[]): Spread {
 /** Per model: score and explain time per text (ms), their ratio, and the method. */
 export async function measureExplainTime(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const id of MODELS) {
+  // The -mlp models once more by leave-one-out (what a graph of no known family gets), to compare.
+  const cases = [
+    ...MODELS.map((id) => ({ id, loo: false })),
+    ...MODELS.filter((id) => id.endsWith("-mlp")).map((id) => ({ id, loo: true })),
+  ];
+  for (const { id, loo } of cases) {
     const { manifest, session } = await loadShippedModel(root, id, textManifestSchema);
     const t0 = performance.now();
-    const graph = readLinearGraph(await readFile(path.join(root, "models", id, "model.onnx")), manifest);
+    const bytes = await readFile(path.join(root, "models", id, "model.onnx"));
+    const graph = loo ? null : (readLinearGraph(bytes, manifest) ?? readNetworkGraph(bytes, manifest));
     const weightsMs = performance.now() - t0;
     const run = async (rows: readonly SparseFeatures[]): Promise<Float32Array[]> => {
       const batch = padRows(rows);
@@ -100,7 +106,7 @@ export async function measureExplainTime(): Promise<Record<string, unknown>> {
       ratios.push(explaining / scoring);
     }
     await session.release();
-    out[id] = {
+    out[loo ? `${id} (leave-one-out)` : id] = {
       method,
       score_ms: spread(scoreMs),
       explain_ms: spread(explainMs),
