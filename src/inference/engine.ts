@@ -93,17 +93,18 @@ export async function scoreTexts(
 }
 
 /**
- * Per loaded session: its linear weights (or `null`: not the linear graph → leave-one-out). The
- * value is kept, not a promise: a promise made in one request must not be awaited by another
- * (workerd); concurrent first explanations of one session each read the bytes once.
+ * Per loaded session: the weights its explanations read (a linear graph's or the embedding-bag
+ * network's; `null`: neither → leave-one-out). The value is kept, not a promise: a promise made in
+ * one request must not be awaited by another (workerd); concurrent first explanations of one
+ * session each read the bytes once.
  */
 const graphs = new WeakMap<object, LinearGraph | NetworkGraph | null>();
 
 /**
- * The linear weights of a loaded model's graph, or `null`: read from the model's verified bytes on
- * the first explanation and kept as long as the session (int8: buckets × labels bytes beside it).
+ * The weights an explanation of a loaded model reads (./explain.ts), or `null`: read from the
+ * model's verified bytes on its first explanation and kept as long as the session.
  */
-export async function linearGraphOf(
+export async function explainGraphOf(
   bucket: R2Bucket,
   config: Pick<Config, "MAX_MODEL_BYTES">,
   model: LoadedModel<TextModelManifest>,

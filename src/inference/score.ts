@@ -14,7 +14,7 @@ import { featurize } from "../featurizer/text";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
-import { linearGraphOf, runTensors, scoreFeatureRows, scoreTexts, withModel } from "./engine";
+import { explainGraphOf, runTensors, scoreFeatureRows, scoreTexts, withModel } from "./engine";
 import { type ExplainOptions, explainTexts, explainUnsupported, type TextExplanation } from "./explain";
 import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
 
@@ -133,7 +133,7 @@ export async function scoreTextInputs(
       const text = model as LoadedModel<TextModelManifest>;
       const features = texts.map((t) => featurize(t, text.meta.featurizer));
       const scores = await scoreFeatureRows(text, features);
-      const graph = await linearGraphOf(bucket, config, text);
+      const graph = await explainGraphOf(bucket, config, text);
       const explanations = await explainTexts(
         config,
         text.meta,
