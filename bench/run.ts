@@ -32,7 +32,8 @@
  * and the decoder's time to refuse decode bombs (`image_bombs`; alone: `npx tsx bench/image-bombs.ts`),
  * and the worst batch requests the per-request work budget lets through (`batch_budget`; alone:
  * `npx tsx bench/batch-budget.ts`), and what a 12 MP phone photo costs next to a 640×480 one
- * (`phone_photos`; alone: `npx tsx bench/phone-photos.ts`).
+ * (`phone_photos`; alone: `npx tsx bench/phone-photos.ts`), and what `explain: true` adds per text
+ * next to scoring it (`explain_time`; alone: `npx tsx bench/explain-time.ts`).
  *
  * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
@@ -57,6 +58,7 @@ import { type Bundle, build, root, startMiniflare, startWorker } from "../script
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { measureBatchBudget } from "./batch-budget";
 import { workerdCpuMs } from "./cpu";
+import { measureExplainTime } from "./explain-time";
 import {
   benchImages,
   measureBombTimes,
@@ -438,6 +440,8 @@ if (process.env.BENCH_ONLY === "shadow") {
   process.exit(0);
 }
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
+// What explain: true adds per text next to scoring it (bench/explain-time.ts).
+const explainTime = await measureExplainTime();
 const images = benchImages();
 const imageTime = await measureImageTime(root, "digits", images);
 const imageBombs = measureBombTimes();
@@ -762,6 +766,7 @@ console.log(
       bare_pct_of_hello_world_cpu: pct(helloM.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
       cold_start: cold,
       model_time: modelTime,
+      explain_time: explainTime,
       predict_image_png28: once.png28,
       predict_image_jpeg640: once.jpeg640,
       image_time: imageTime,

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { type Command, InvalidArgumentError } from "commander";
 import { CliError, Client, EXIT, withConnection } from "./client";
 import type { ConnectionFlags } from "./config";
+import { type Explanation, formatExplanation, useColour } from "./explain";
 import { Progress, printJson, scoreCell, sleep, table, withJson } from "./output";
 
 /**
@@ -51,6 +52,9 @@ interface InputFlags {
   version?: string;
   nTop?: number;
   image?: string;
+  /** `predict --explain [--explain-top k]` only. */
+  explain?: boolean;
+  explainTop?: number;
 }
 
 /** The body of a predict or submit: `text`, `texts` (several arguments) or `image` (a file, base64). */
@@ -59,6 +63,8 @@ async function predictBody(texts: string[], opts: InputFlags): Promise<Record<st
     ...(opts.model !== undefined && { model: opts.model }),
     ...(opts.version !== undefined && { version: opts.version }),
     ...(opts.nTop !== undefined && { n_top: opts.nTop }),
+    ...(opts.explain && { explain: true }),
+    ...(opts.explainTop !== undefined && { explain_top: opts.explainTop }),
   };
   if (opts.image !== undefined) {
     if (texts.length > 0) throw new CliError("give either --image or text, not both", EXIT.usage);
@@ -79,8 +85,23 @@ interface PredictAnswer {
   model?: { id: string; version: string };
   sentiment?: LabelScore[];
   flagged?: string[];
-  results?: { sentiment: LabelScore[]; flagged?: string[] }[];
+  explanation?: Explanation;
+  results?: { sentiment: LabelScore[]; flagged?: string[]; explanation?: Explanation }[];
   predictions?: { label: string; score: number }[];
+}
+
+/** Explanation lines of one text: for its flagged labels, else its best-scoring label. */
+function explanationLines(
+  text: string,
+  scores: { label: string; score: number }[],
+  flagged: string[] | undefined,
+  explanation: Explanation | undefined,
+  indent: string,
+): string[] {
+  if (!explanation) return [];
+  const best = [...scores].sort((a, b) => b.score - a.score)[0]?.label;
+  const labels = flagged && flagged.length > 0 ? flagged : best !== undefined ? [best] : [];
+  return formatExplanation(text, explanation, labels, useColour(), indent);
 }
 
 /**
@@ -121,14 +142,33 @@ export function formatPrediction(
   const fromSentiment = (s: LabelScore[]) =>
     s.map((x) => ({ label: x.sentiment_type, score: x.sentiment_score }));
   const lines = [`model ${answer.model?.id ?? "?"}@${answer.model?.version ?? "?"}`];
-  if (answer.predictions) lines.push(rows(answer.predictions), ...flaggedLine(answer.flagged));
+  if (answer.predictions)
+    lines.push(
+      rows(answer.predictions),
+      ...flaggedLine(answer.flagged),
+      ...explanationLines(texts[0] ?? "", answer.predictions, answer.flagged, answer.explanation, ""),
+    );
   else if (answer.sentiment)
-    lines.push(rows(fromSentiment(answer.sentiment)), ...flaggedLine(answer.flagged));
+    lines.push(
+      rows(fromSentiment(answer.sentiment)),
+      ...flaggedLine(answer.flagged),
+      ...explanationLines(
+        texts[0] ?? "",
+        fromSentiment(answer.sentiment),
+        answer.flagged,
+        answer.explanation,
+        "",
+      ),
+    );
   else {
     (answer.results ?? []).forEach((r, i) => {
       const text = texts[i] ?? "";
       lines.push(`${JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text)}`);
-      lines.push(rows(fromSentiment(r.sentiment)), ...flaggedLine(r.flagged, "  "));
+      lines.push(
+        rows(fromSentiment(r.sentiment)),
+        ...flaggedLine(r.flagged, "  "),
+        ...explanationLines(text, fromSentiment(r.sentiment), r.flagged, r.explanation, "  "),
+      );
     });
   }
   if (thresholds && Object.keys(thresholds).length === 0)
@@ -238,6 +278,11 @@ export function registerApiCommands(program: Command): void {
   withJson(withConnection(inputOptions(program.command("predict"))))
     .description("classify text(s) or an image now (POST /api/v1/predict); shows the verdict (`flagged`)")
     .option("--verbose", "also each label's threshold (from GET /api/v1/models/:id)")
+    .option(
+      "--explain",
+      "also why: the text highlighted by the n-grams that moved the score (docs/explanations.md)",
+    )
+    .option("--explain-top <k>", "n-grams shown per label with --explain (default 10)", positive)
     .action(
       async (texts: string[], opts: ConnectionFlags & InputFlags & { json?: boolean; verbose?: boolean }) => {
         const body = await predictBody(texts, opts);

@@ -29,6 +29,53 @@ export const ModelRefSchema = z.object({ id: z.string(), version: z.string() }).
 /** A label and its probability. */
 export const LabelScoreSchema = z.object({ label: z.string(), score: z.number() }).meta({ id: "LabelScore" });
 
+/** One n-gram's (or word's) contribution to a label's logit, with its spans in the input. */
+export const NgramContributionSchema = z
+  .object({
+    ngram: z.string().describe("the n-gram as hashed (normalised words, or padded characters)"),
+    kind: z.enum(["word", "char"]),
+    contribution: z.number().describe("what it adds to the label's logit"),
+    spans: z
+      .array(z.array(z.number().int()).length(2))
+      .describe("every occurrence as [start, end) UTF-16 code-unit offsets into the input text"),
+  })
+  .meta({ id: "NgramContribution" });
+
+/** Why a text model scored a text so (`explain: true`, docs/explanations.md). */
+export const TextExplanationSchema = z
+  .object({
+    method: z.enum(["exact-linear", "linearized", "leave-one-out"]),
+    approximate: z.boolean(),
+    labels: z.array(
+      z.object({
+        label: z.string(),
+        logit: z.number(),
+        bias: z
+          .number()
+          .optional()
+          .describe(
+            "exact-linear, linearized: the label's bias (linearized: at this text's activation pattern)",
+          ),
+        other: z
+          .number()
+          .optional()
+          .describe(
+            "exact-linear, linearized: the sum of contributions not in top (bias + Σ top + other = logit)",
+          ),
+        top: z.array(NgramContributionSchema),
+      }),
+    ),
+  })
+  .meta({ id: "TextExplanation" });
+
+/** `POST /dashboard/api/explain`: one text's scores and explanation. */
+export const DashboardExplainSchema = z.object({
+  model: ModelRefSchema,
+  predictions: z.array(LabelScoreSchema),
+  flagged: z.array(z.string()).optional(),
+  explanation: TextExplanationSchema,
+});
+
 /** One text's scores (seed-000 `sentiment`, `predictions` best first, `flagged` when calibrated). */
 export const TextScoresSchema = z
   .object({
@@ -38,6 +85,7 @@ export const TextScoresSchema = z
       .array(z.string())
       .optional()
       .describe("labels at or over their calibrated threshold (models that declare thresholds only)"),
+    explanation: TextExplanationSchema.optional().describe("with explain: true"),
   })
   .meta({ id: "TextScores" });
 

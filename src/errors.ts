@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   unsupported_image_format: { status: 415, title: "Unsupported image format" },
   model_input_mismatch: { status: 400, title: "Model does not take this kind of input" },
   unknown_network: { status: 400, title: "Model has no such network variant" },
+  explain_unsupported: { status: 400, title: "Model cannot explain its scores" },
   unsupported_media_type: { status: 415, title: "Unsupported Content-Type" },
   invalid_token: { status: 401, title: "Missing or invalid bearer token" },
   forbidden: { status: 403, title: "Caller is not allowed this API" },

@@ -23,6 +23,8 @@ import * as openai from "./protocols/openai";
 import {
   dashboardBacklog,
   dashboardExchange,
+  dashboardExplain,
+  dashboardExplainBodySchema,
   dashboardLogin,
   dashboardModels,
   dashboardModelView,
@@ -186,7 +188,13 @@ export const ROUTES: readonly RouteDef[] = [
       summary: "Classify one text, a batch of texts, or one image",
       body: predictRequestSchema,
       responses: { 200: A.PredictAnswerSchema },
-      errors: [...TEXT_ERRORS, ...IMAGE_ERRORS, "unsupported_encoding", "unknown_network"],
+      errors: [
+        ...TEXT_ERRORS,
+        ...IMAGE_ERRORS,
+        "unsupported_encoding",
+        "unknown_network",
+        "explain_unsupported",
+      ],
     }),
     speculative: true,
   },
@@ -482,6 +490,23 @@ export const ROUTES: readonly RouteDef[] = [
     throttle: true,
     session: true,
   },
+  // The dashboard's "Explain a text" box (docs/explanations.md).
+  {
+    ...open("POST", "/dashboard/api/explain", "dashboard_data", dashboardExplain, {
+      summary: "Dashboard (session cookie only): score and explain one text (the issuer needs predict:POST)",
+      body: dashboardExplainBodySchema,
+      responses: { 200: A.DashboardExplainSchema },
+      errors: [
+        ...TEXT_ERRORS,
+        "dashboard_login_required",
+        "explain_unsupported",
+        "forbidden",
+        "work_budget_exceeded",
+      ],
+    }),
+    throttle: true,
+    session: true,
+  },
   // Online learning (docs/online.md): models of ONLINE_MODELS and those created with task "online".
   authed("POST", "/api/v1/models/:id/samples", "online_samples", onlineSamples, {
     summary: "Labelled samples (one, an array, or text/csv) → predict, store, learn each",
@@ -539,7 +564,7 @@ export const ROUTES: readonly RouteDef[] = [
           "Inference: BYTES texts, or images as BYTES files or UINT8 pixels → FP32 scores + labels; tensor models: their own tensors",
         body: oip.inferRequestSchema,
         responses: { 200: A.OipInferResponseSchema },
-        errors: [...TEXT_ERRORS, ...IMAGE_ERRORS],
+        errors: [...TEXT_ERRORS, ...IMAGE_ERRORS, "explain_unsupported"],
       }),
       speculative: true,
     },

@@ -140,6 +140,18 @@ describe("predict", () => {
     expect(run.stderr).toContain("400 invalid_request");
   });
 
+  it("--explain highlights the text with plain markers when stdout is not a terminal", async () => {
+    const out = await ok(["predict", "You are an idiot", "--explain", "--explain-top", "3"]);
+    expect(out).toMatch(/^explanation \(exact-linear, exact\):$/m);
+    expect(out).toMatch(/^toxic: logit \d+\.\d{3} = bias -?\d+\.\d{3} \+ shown /m);
+    // The word n-gram "idiot" (+) covers its characters: marked, not coloured (no TTY).
+    expect(out).toContain("[+idiot+]");
+    expect(out).not.toContain("\x1b[");
+    expect(out).toMatch(/^ {2}\+\d\.\d{3} {2}word idiot$/m);
+    const mlp = await ok(["predict", "You are an idiot", "--explain", "--model", "toxicity-mlp"]);
+    expect(mlp).toMatch(/^explanation \(linearized, approximate\):$/m);
+  });
+
   it("bad usage exits 2", async () => {
     expect((await service.cli(["predict", "hi", "--no-such-flag"])).code).toBe(EXIT.usage);
     expect((await service.cli(["predict"])).code).toBe(EXIT.usage);

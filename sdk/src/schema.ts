@@ -573,6 +573,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/dashboard/api/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dashboard (session cookie only): score and explain one text (the issuer needs predict:POST) */
+        post: operations["post_dashboard_data__dashboard_api_explain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{id}/samples": {
         parameters: {
             query?: never;
@@ -1063,7 +1080,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -1075,7 +1092,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -1090,6 +1107,8 @@ export interface components {
             predictions: components["schemas"]["LabelScore"][];
             /** @description labels at or over their calibrated threshold (models that declare thresholds only) */
             flagged?: string[];
+            /** @description with explain: true */
+            explanation?: components["schemas"]["TextExplanation"];
             /** @constant */
             kind: "text";
             /** @description the body's request_id, else the server's */
@@ -1100,6 +1119,30 @@ export interface components {
         LabelScore: {
             label: string;
             score: number;
+        };
+        TextExplanation: {
+            /** @enum {string} */
+            method: "exact-linear" | "linearized" | "leave-one-out";
+            approximate: boolean;
+            labels: {
+                label: string;
+                logit: number;
+                /** @description exact-linear, linearized: the label's bias (linearized: at this text's activation pattern) */
+                bias?: number;
+                /** @description exact-linear, linearized: the sum of contributions not in top (bias + Σ top + other = logit) */
+                other?: number;
+                top: components["schemas"]["NgramContribution"][];
+            }[];
+        };
+        NgramContribution: {
+            /** @description the n-gram as hashed (normalised words, or padded characters) */
+            ngram: string;
+            /** @enum {string} */
+            kind: "word" | "char";
+            /** @description what it adds to the label's logit */
+            contribution: number;
+            /** @description every occurrence as [start, end) UTF-16 code-unit offsets into the input text */
+            spans: number[][];
         };
         PredictBatchAnswer: {
             /** @constant */
@@ -1118,6 +1161,8 @@ export interface components {
             predictions: components["schemas"]["LabelScore"][];
             /** @description labels at or over their calibrated threshold (models that declare thresholds only) */
             flagged?: string[];
+            /** @description with explain: true */
+            explanation?: components["schemas"]["TextExplanation"];
         };
         PredictImageAnswer: {
             /** @constant */
@@ -1621,6 +1666,8 @@ export interface operations {
                     model?: string;
                     version?: string;
                     n_top?: number;
+                    explain?: boolean;
+                    explain_top?: number;
                 };
             };
         };
@@ -1634,7 +1681,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictAnswer"];
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5215,6 +5262,119 @@ export interface operations {
             };
         };
     };
+    post_dashboard_data__dashboard_api_explain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    text: string;
+                    model?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        model: components["schemas"]["ModelRef"];
+                        predictions: components["schemas"]["LabelScore"][];
+                        flagged?: string[];
+                        explanation: components["schemas"]["TextExplanation"];
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, explain_unsupported */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: dashboard_login_required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large, text_too_large, work_budget_exceeded */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limiter_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     post_online_samples__api_v1_models_id_samples: {
         parameters: {
             query?: never;
@@ -5955,7 +6115,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6266,7 +6426,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -96,6 +96,16 @@ export const PAGE_HTML = `<!doctype html>
     </div>
   </section>
   <!-- ==== end of the per-model view ==== -->
+  <!-- Explain a text (docs/explanations.md): its own section, script block and styles (xp-*). -->
+  <section class="card wide" id="explain">
+    <h2>Explain a text <small>(why a text model scored it so; POST /dashboard/api/explain)</small></h2>
+    <form id="xp-form" class="xp-form">
+      <textarea id="xp-text" rows="3" maxlength="4000" placeholder="Type a text…"></textarea>
+      <select id="xp-model"></select>
+      <button type="submit" id="xp-go">Explain</button>
+    </form>
+    <div id="xp-result" class="xp-result"></div>
+  </section>
 </main>
 </body>
 </html>
@@ -129,6 +139,16 @@ h3 { margin: 12px 0 4px; font-size: 14px; }
 h3 small { color: var(--muted); font-weight: normal; }
 #model-pick { margin-left: 6px; font: inherit; }
 #model-view .chart { max-width: 640px; }
+/* Explain a text */
+.xp-form { display: flex; gap: 8px; align-items: flex-start; }
+.xp-form textarea { flex: 1; font: inherit; padding: 6px; }
+.xp-text { margin: 6px 0; padding: 6px; border: 1px solid var(--line); border-radius: 4px; white-space: pre-wrap; line-height: 1.8; }
+.xp-pos { background: #f8c9c4; }
+.xp-neg { background: #c8ecd0; }
+.xp-strong.xp-pos { background: #e8786b; }
+.xp-strong.xp-neg { background: #6cc784; }
+.xp-label { margin-top: 10px; font-weight: 600; }
+.xp-error { color: #b3261e; }
 `;
 
 // Plain ES2020 in a string; no template literals inside it (it lives in one).
@@ -525,5 +545,99 @@ export const APP_JS = `"use strict";
   }
   refresh();
   timer = setInterval(refresh, REFRESH_MS);
+})();
+
+// Explain a text (docs/explanations.md): self-contained; only the #explain section is touched.
+(function () {
+  var form = document.getElementById("xp-form");
+  if (!form) return;
+  var select = document.getElementById("xp-model");
+  var result = document.getElementById("xp-result");
+  function xpEl(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  // The text models of the registry (kind text: hashed n-grams), the default first.
+  fetch("/dashboard/api/models", { credentials: "same-origin", cache: "no-store" }).then(function (res) {
+    return res.ok ? res.json() : { models: [] };
+  }).then(function (data) {
+    data.models.filter(function (m) { return m.kind === "text" && m.active_version; })
+      .sort(function (a, b) { return (b.default ? 1 : 0) - (a.default ? 1 : 0); })
+      .forEach(function (m) {
+        var o = xpEl("option", "", m.id);
+        o.value = m.id;
+        select.appendChild(o);
+      });
+  });
+  // The text with each character shaded by the sum of the shown n-grams covering it.
+  function highlighted(text, top) {
+    var w = new Array(text.length).fill(0);
+    top.forEach(function (g) {
+      g.spans.forEach(function (s) { for (var i = s[0]; i < s[1] && i < text.length; i++) w[i] += g.contribution; });
+    });
+    var max = 0;
+    w.forEach(function (v) { max = Math.max(max, Math.abs(v)); });
+    var box = xpEl("div", "xp-text");
+    var i = 0;
+    while (i < text.length) {
+      var sign = Math.sign(w[i]);
+      var j = i + 1;
+      while (j < text.length && Math.sign(w[j]) === sign) j++;
+      var run = text.slice(i, j);
+      if (sign === 0) box.appendChild(document.createTextNode(run));
+      else {
+        var peak = 0;
+        for (var k = i; k < j; k++) peak = Math.max(peak, Math.abs(w[k]));
+        var span = xpEl("span", (sign > 0 ? "xp-pos" : "xp-neg") + (peak >= max / 2 ? " xp-strong" : ""), run);
+        span.title = (sign > 0 ? "+" : "") + (Math.round(w[i] * 1000) / 1000);
+        box.appendChild(span);
+      }
+      i = j;
+    }
+    return box;
+  }
+  function show(text, answer) {
+    result.textContent = "";
+    var e = answer.explanation;
+    result.appendChild(xpEl("div", "", answer.model.id + "@" + answer.model.version + " · " + e.method + (e.approximate ? " (approximate)" : " (exact)") +
+      (answer.flagged ? " · flagged: " + (answer.flagged.join(", ") || "none") : "")));
+    var best = answer.predictions[0] ? answer.predictions[0].label : "";
+    var shown = answer.flagged && answer.flagged.length > 0 ? answer.flagged : [best];
+    e.labels.filter(function (l) { return shown.indexOf(l.label) >= 0; }).forEach(function (l) {
+      var score = answer.predictions.filter(function (p) { return p.label === l.label; })[0];
+      result.appendChild(xpEl("div", "xp-label", l.label + " · score " + (score ? score.score.toFixed(4) : "?") + " · logit " + l.logit.toFixed(3)));
+      result.appendChild(highlighted(text, l.top));
+      var table = xpEl("table", "xp-top");
+      l.top.forEach(function (g) {
+        var tr = xpEl("tr");
+        tr.appendChild(xpEl("td", "num", (g.contribution >= 0 ? "+" : "") + g.contribution.toFixed(3)));
+        tr.appendChild(xpEl("td", "", g.kind));
+        tr.appendChild(xpEl("td", "", JSON.stringify(g.ngram)));
+        table.appendChild(tr);
+      });
+      result.appendChild(table);
+    });
+    result.setAttribute("data-explained", String(Number(result.getAttribute("data-explained") || 0) + 1));
+  }
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = document.getElementById("xp-text").value;
+    if (text.trim() === "") return;
+    fetch("/dashboard/api/explain", {
+      method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: text, model: select.value || undefined }),
+    }).then(function (res) {
+      return res.json().then(function (body) {
+        if (!res.ok) throw new Error(body.detail || "HTTP " + res.status);
+        show(text, body);
+      });
+    }).catch(function (err) {
+      result.textContent = "";
+      result.appendChild(xpEl("div", "xp-error", err.message));
+    });
+  });
 })();
 `;

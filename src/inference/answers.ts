@@ -2,6 +2,7 @@
  * The native text answer (`POST /api/v1/predict`, and the result of an async text prediction):
  * the seed-000 `sentiment` array, `predictions` best first and `flagged`.
  */
+import type { TextExplanation } from "./explain";
 import { flaggedLabels } from "./network";
 import { type LabelScore, ranked } from "./score";
 
@@ -19,6 +20,8 @@ export interface TextAnswer {
   sentiment: SeedLabelScore[];
   predictions: LabelScore[];
   flagged?: string[];
+  /** Why the model scored the text so (`explain: true`). */
+  explanation?: TextExplanation;
 }
 
 /**
@@ -33,8 +36,9 @@ export function textAnswer(
   nTop: number | undefined,
   batch: boolean,
   thresholds?: Record<string, number>,
+  explanations?: readonly TextExplanation[],
 ): { results: TextAnswer[] } | TextAnswer {
-  const answers = scores.map((s) => {
+  const answers = scores.map((s, i) => {
     const best = ranked(labels, s, nTop);
     const sentiment = (
       nTop === undefined ? labels.map((label, i) => ({ label, score: s[i] as number })) : best
@@ -44,6 +48,7 @@ export function textAnswer(
       sentiment,
       predictions: best,
       ...(thresholds && { flagged: flaggedLabels(labels, s, thresholds) }),
+      ...(explanations?.[i] && { explanation: explanations[i] }),
     };
   });
   return batch ? { results: answers } : (answers[0] as TextAnswer);

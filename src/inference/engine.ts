@@ -8,6 +8,7 @@ import type {
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
 import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/model-store";
+import { type LinearGraph, type NetworkGraph, readLinearGraph, readNetworkGraph } from "./explain";
 import { openIsolatedSession, runsIsolated } from "./isolation";
 import { createSession, ort } from "./ort";
 import { type LoadedModel, type ModelSession, SessionCache } from "./session-cache";
@@ -100,6 +101,39 @@ export async function scoreTexts(
     model as LoadedModel<TextModelManifest>,
     texts.map((t) => featurize(t, meta.featurizer)),
   );
+}
+
+/**
+ * Per loaded session: the weights its explanations read (a linear graph's or the embedding-bag
+ * network's; `null`: neither → leave-one-out). The value is kept, not a promise: a promise made in
+ * one request must not be awaited by another (workerd); concurrent first explanations of one
+ * session each read the bytes once.
+ */
+const graphs = new WeakMap<object, LinearGraph | NetworkGraph | null>();
+
+/**
+ * The weights an explanation of a loaded model reads (./explain.ts), or `null`: read from the
+ * model's verified bytes on its first explanation and kept as long as the session.
+ */
+export async function explainGraphOf(
+  bucket: R2Bucket,
+  config: Pick<Config, "MAX_MODEL_BYTES">,
+  model: LoadedModel<TextModelManifest>,
+): Promise<LinearGraph | NetworkGraph | null> {
+  const known = graphs.get(model.session);
+  if (known !== undefined) return known;
+  const bytes = await getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES);
+  const graph = readLinearGraph(bytes, model.meta) ?? readNetworkGraph(bytes, model.meta);
+  graphs.set(model.session, graph);
+  return graph;
+}
+
+/** Runs a hashed n-gram text model once on featurized `rows` (explanations featurize themselves). */
+export function scoreFeatureRows(
+  model: LoadedModel<TextModelManifest>,
+  rows: readonly SparseFeatures[],
+): Promise<Float32Array[]> {
+  return runRows(model, rows);
 }
 
 /** Runs the model once on `rows` (zero-padded to the widest). */

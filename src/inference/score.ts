@@ -8,19 +8,22 @@
  * both through `predictionLogEntries`. Shaping (ranking, `n_top`, protocol answers) is the caller's.
  */
 import type { Config } from "../config";
-import type { ModelRef, TextInputManifest } from "../contracts/manifest";
+import type { ModelRef, TextInputManifest, TextModelManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
+import { featurize } from "../featurizer/text";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
 import { resolveVersion } from "../storage/model-store";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
-import { runTensors, scoreTexts, withModel } from "./engine";
+import { explainGraphOf, runTensors, scoreFeatureRows, scoreTexts, withModel } from "./engine";
+import { type ExplainOptions, explainTexts, explainUnsupported, type TextExplanation } from "./explain";
 import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
 
 export type { ImageSource } from "./image";
 
-import { requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
+import { modelInput, requireImageModel, requireTensorModel, requireTextModel } from "./kinds";
 import { resolveNetwork } from "./network";
+import type { LoadedModel } from "./session-cache";
 import { batchRows, exampleInputs, type OutputTensor, type WireTensor } from "./tensors";
 
 /** Scores of a batch of texts or images by one model version, in the manifest's label order. */
@@ -31,6 +34,8 @@ export interface Classification {
   scores: Float32Array[];
   /** Per-label decision thresholds the model declares (text models with calibration), if any. */
   thresholds?: Record<string, number> | undefined;
+  /** Per text, why the model scored it so (`TextScoring.explain`; text models only). */
+  explanations?: TextExplanation[] | undefined;
 }
 
 /**
@@ -117,6 +122,8 @@ export function checkTexts(texts: readonly string[], limits: TextLimits, path: (
 export interface TextScoring {
   /** Checks the loaded text model's manifest before it runs (throw to refuse it). */
   accept?: (manifest: TextInputManifest) => void;
+  /** Explain each text's scores (./explain.ts); a model without hashed n-grams is refused (400). */
+  explain?: ExplainOptions | undefined;
 }
 
 /**
@@ -139,8 +146,35 @@ export async function scoreTextInputs(
   );
   const version = await chooseVersion(bucket, config, id, choice);
   return withModel(bucket, config, id, version, async (m) => {
+    const explain = options.explain;
+    if (explain && (modelInput(m.meta) !== "text" || m.meta.kind === "raw-text")) {
+      throw await explainUnsupported(m.meta.id, m.meta.kind ?? "text", explain);
+    }
     const model = requireTextModel(m);
     options.accept?.(model.meta);
+    if (explain) {
+      const text = model as LoadedModel<TextModelManifest>;
+      const features = texts.map((t) => featurize(t, text.meta.featurizer));
+      const scores = await scoreFeatureRows(text, features);
+      const graph = await explainGraphOf(bucket, config, text);
+      const explanations = await explainTexts(
+        config,
+        text.meta,
+        graph,
+        texts,
+        features,
+        scores,
+        explain,
+        (rows) => scoreFeatureRows(text, rows),
+      );
+      return {
+        model: { id: m.meta.id, version: m.meta.version },
+        labels: m.meta.labels,
+        scores,
+        thresholds: text.meta.thresholds,
+        explanations,
+      };
+    }
     return {
       model: { id: m.meta.id, version: m.meta.version },
       labels: m.meta.labels,
@@ -189,7 +223,9 @@ export async function scoreImageInputs(
   config: Config,
   choice: ModelChoice,
   images: readonly ImageSource[],
+  explain?: ExplainOptions,
 ): Promise<Classification> {
+  if (explain) throw await explainUnsupported(choice.model ?? config.DEFAULT_IMAGE_MODEL, "image", explain);
   const checked = checkImageSources(config, images);
   const id = choice.model ?? config.DEFAULT_IMAGE_MODEL;
   return scoreImages(bucket, config, id, await chooseVersion(bucket, config, id, choice), checked);
@@ -205,7 +241,9 @@ export async function inferTensorInputs(
   config: Config,
   choice: ModelChoice,
   inputs: readonly WireTensor[],
+  explain?: ExplainOptions,
 ): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
+  if (explain) throw await explainUnsupported(choice.model ?? config.DEFAULT_MODEL, "tensor", explain);
   const maxBatch = config.MAX_BATCH;
   const id = choice.model ?? config.DEFAULT_MODEL;
   const version = await chooseVersion(bucket, config, id, choice);

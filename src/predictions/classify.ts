@@ -7,6 +7,7 @@
  */
 import type { RequestState } from "../context";
 import type { ModelRef } from "../contracts/manifest";
+import type { ExplainOptions } from "../inference/explain";
 import {
   type Classification,
   checkTexts,
@@ -17,8 +18,29 @@ import {
   scoreTextInputs,
 } from "../inference/score";
 import type { OutputTensor, WireTensor } from "../inference/tensors";
+import { listModelSummaries } from "../registry/list";
 import { logSyncPrediction } from "./log";
 import { type ShadowInputs, shadowAfter } from "./shadow";
+
+/**
+ * A request's `explain` (`explain_top` n-grams per label) as the core's option, with the registry's
+ * text models to name when the model cannot explain.
+ */
+export function explainOption(
+  env: Env,
+  state: RequestState,
+  explain: boolean | undefined,
+  top: number | undefined,
+): ExplainOptions | undefined {
+  if (!explain) return undefined;
+  return {
+    top,
+    explainable: async () =>
+      (await listModelSummaries(env, state.config.DEFAULT_MODEL))
+        .filter((m) => m.kind === "text" && m.active_version !== null)
+        .map((m) => m.id),
+  };
+}
 
 export { type TextAnswer, textAnswer } from "../inference/answers";
 export {
@@ -59,8 +81,11 @@ export async function classifyTexts(
   state: RequestState,
   choice: ModelChoice,
   texts: readonly string[],
+  explain?: ExplainOptions,
 ): Promise<Classification> {
-  const result = await scoreTextInputs(env.MODELS, state.config, callerChoice(state, choice), texts);
+  const result = await scoreTextInputs(env.MODELS, state.config, callerChoice(state, choice), texts, {
+    explain,
+  });
   return recorded(env, ctx, state, result, { texts }, texts);
 }
 
@@ -73,8 +98,15 @@ export async function inferTensors(
   state: RequestState,
   choice: ModelChoice,
   inputs: readonly WireTensor[],
+  explain?: ExplainOptions,
 ): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
-  const result = await inferTensorInputs(env.MODELS, state.config, callerChoice(state, choice), inputs);
+  const result = await inferTensorInputs(
+    env.MODELS,
+    state.config,
+    callerChoice(state, choice),
+    inputs,
+    explain,
+  );
   state.model = result.model;
   state.served = result.model;
   return result;
@@ -90,8 +122,15 @@ export async function classifyImages(
   state: RequestState,
   choice: ModelChoice,
   images: readonly ImageSource[],
+  explain?: ExplainOptions,
 ): Promise<Classification> {
-  const result = await scoreImageInputs(env.MODELS, state.config, callerChoice(state, choice), images);
+  const result = await scoreImageInputs(
+    env.MODELS,
+    state.config,
+    callerChoice(state, choice),
+    images,
+    explain,
+  );
   return recorded(env, ctx, state, result, { images });
 }
 

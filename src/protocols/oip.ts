@@ -15,11 +15,13 @@ import { ApiError } from "../errors";
 import { readBodyBytes, readJsonBody, readJsonBodyBytes, reply, validate } from "../http";
 import type { DecodedImage } from "../image/pixels";
 import { checkImagePixels, checkImageRuns, type WorkBudget } from "../inference/budget";
+import { EXPLAIN_TOP_MAX } from "../inference/explain";
 import type { WireTensor } from "../inference/tensors";
 import {
   checkTextLimits,
   classifyImages,
   classifyTexts,
+  explainOption,
   type ImageSource,
   inferTensors,
   probeModel,
@@ -360,21 +362,27 @@ export const infer: Handler = async (request, env, ctx) => {
       selectOutputs(outputs, body.outputs),
       binaryOutput(body),
     );
+  const explain = explainOption(
+    env,
+    request.state,
+    explainParameter(body.parameters),
+    explainTop(body.parameters),
+  );
   if (manifest.kind === "tensor") {
     const inputs = body.inputs.map(wireTensor);
-    const { model, outputs } = await inferTensors(env, request.state, choice, inputs);
+    const { model, outputs } = await inferTensors(env, request.state, choice, inputs, explain);
     return respond(model, outputs);
   }
   let result: Awaited<ReturnType<typeof classifyTexts>>;
   if (manifest.kind === "image") {
     const images = imagesOf(inputNamed(body.inputs, "image"), config);
-    result = await classifyImages(env, ctx, request.state, choice, images);
+    result = await classifyImages(env, ctx, request.state, choice, images, explain);
   } else {
     const texts = textsOf(inputNamed(body.inputs, "text"));
     checkTextLimits(texts, request.state, (i) => `inputs.0.data.${i}`);
-    result = await classifyTexts(env, ctx, request.state, choice, texts);
+    result = await classifyTexts(env, ctx, request.state, choice, texts, explain);
   }
-  const { labels, scores, model } = result;
+  const { labels, scores, model, explanations } = result;
   const k = labels.length;
   const data = new Array<number>(scores.length * k);
   scores.forEach((row, i) => {
@@ -383,9 +391,41 @@ export const infer: Handler = async (request, env, ctx) => {
   const outputs = [
     { name: "scores", datatype: "FP32" as const, shape: [scores.length, k], data },
     { name: "labels", datatype: "BYTES" as const, shape: [k], data: [...labels] },
+    // With parameters.explain: one JSON string per text (the native answer's `explanation`).
+    ...(explanations
+      ? [
+          {
+            name: "explanation",
+            datatype: "BYTES" as const,
+            shape: [explanations.length],
+            data: explanations.map((e) => JSON.stringify(e)),
+          },
+        ]
+      : []),
   ];
   return respond(model, outputs);
 };
+
+/** `parameters.explain` (a boolean; "true"/"false" strings as some clients send them). */
+function explainParameter(parameters: Record<string, unknown> | undefined): boolean {
+  const value = parameters?.explain;
+  if (value === undefined || value === false || value === "false") return false;
+  if (value === true || value === "true") return true;
+  throw new ApiError("invalid_request", "parameters.explain must be a boolean");
+}
+
+/** `parameters.explain_top`: n-grams per label, 1..`EXPLAIN_TOP_MAX`. */
+function explainTop(parameters: Record<string, unknown> | undefined): number | undefined {
+  const value = parameters?.explain_top;
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > EXPLAIN_TOP_MAX) {
+    throw new ApiError(
+      "invalid_request",
+      `parameters.explain_top must be an integer from 1 to ${EXPLAIN_TOP_MAX}`,
+    );
+  }
+  return value;
+}
 
 /**
  * The outputs a request asks for: all when it names none (no `outputs`, or `"outputs": []`, as

@@ -4,16 +4,18 @@
  *   GET  /dashboard/login?code=…   code → session cookie, 303 to /dashboard
  *   GET  /dashboard[/app.js|/app.css]   the page (session cookie required)
  *   GET  /dashboard/api/{statistics,models,online,backlog}   its read-only data (session cookie only)
+ *   POST /dashboard/api/explain   explain one text (session cookie only; the issuer needs predict:POST)
  *
  * A session shows its issuer only what `ASAP_POLICY` lets that issuer read through the API: each
  * data route needs the policy's `GET` of the API it mirrors (`statistics`, `models`,
  * `online_metrics`), else 403 `forbidden`; other callers' names in the statistics only for admins.
  */
 
-import type { z } from "zod";
+import * as z from "zod";
 import {
   AllStatisticsSchema,
   BacklogSchema,
+  DashboardExplainSchema,
   DashboardModelViewSchema,
   LoginUrlSchema,
   ModelListSchema,
@@ -21,13 +23,17 @@ import {
 } from "../answers";
 import { isAdmin, isAllowed } from "../auth/policy";
 import type { AppRequest, Handler } from "../context";
+import { MODEL_ID_RE } from "../contracts/manifest";
 import { APP_CSS, APP_JS, DASHBOARD_CSP, PAGE_HTML } from "../dashboard/assets";
 import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/session";
 import { ApiError } from "../errors";
-import { reply } from "../http";
+import { readJsonBody, reply, validate } from "../http";
+import type { TextExplanation } from "../inference/explain";
+import { flaggedLabels } from "../inference/network";
 import { onlyOwnCallers, readAllStatistics, statisticsApis } from "../metering/stats";
 import { learnerMetrics } from "../online/client";
 import { listOnlineModelIds } from "../online/online-models";
+import { checkTextLimits, classifyTexts, explainOption, ranked } from "../predictions/classify";
 import { readBacklog } from "../queue/backlog";
 import { listModelSummaries } from "../registry/list";
 
@@ -203,3 +209,42 @@ export function dashboardModelView(lookup: (path: string) => MirroredRoute | und
     return reply(DashboardModelViewSchema, body as z.input<typeof DashboardModelViewSchema>, 200, NO_STORE);
   };
 }
+// Explain a text (docs/explanations.md): the dashboard's "Explain a text" box.
+
+/** Body of `POST /dashboard/api/explain`: one text and, optionally, the text model. */
+export const dashboardExplainBodySchema = z.strictObject({
+  text: z.string(),
+  model: z.string().regex(MODEL_ID_RE, "model must be a model id").optional(),
+});
+
+/**
+ * `POST /dashboard/api/explain`: scores and explains one text (`explain: true` of
+ * `POST /api/v1/predict`, top 10 n-grams per label) for a session whose issuer may `POST` predict.
+ * The session cookie is `SameSite=Strict`, so another site cannot make a browser send it here.
+ */
+export const dashboardExplain: Handler = async (request, env, ctx) => {
+  const { config } = request.state;
+  const issuer = request.state.caller?.issuer ?? "anonymous";
+  if (config.ASAP_AUTH && !isAllowed(config.ASAP_POLICY, issuer, "predict", "POST")) {
+    throw new ApiError(
+      "forbidden",
+      `issuer '${issuer}' may not call 'predict' (ASAP_POLICY), so the dashboard cannot explain for it`,
+    );
+  }
+  const body = validate(dashboardExplainBodySchema, await readJsonBody(request, config.MAX_BODY_BYTES));
+  checkTextLimits([body.text], request.state, () => "text");
+  const explain = explainOption(env, request.state, true, undefined);
+  const result = await classifyTexts(env, ctx, request.state, { model: body.model }, [body.text], explain);
+  const scores = result.scores[0] ?? new Float32Array();
+  return reply(
+    DashboardExplainSchema,
+    {
+      model: result.model,
+      predictions: ranked(result.labels, scores),
+      ...(result.thresholds && { flagged: flaggedLabels(result.labels, scores, result.thresholds) }),
+      explanation: result.explanations?.[0] as TextExplanation,
+    },
+    200,
+    NO_STORE,
+  );
+};

@@ -5,7 +5,15 @@ import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { parseJsonBytes, payloadTooLarge, readJsonBodyBytes, reply, validate } from "../http";
 import { MAX_IMAGE_BODY_BYTES, MAX_IMAGE_BYTES } from "../image/decode";
-import { checkTextLimits, classifyImages, classifyTexts, ranked, textAnswer } from "../predictions/classify";
+import { EXPLAIN_TOP_MAX } from "../inference/explain";
+import {
+  checkTextLimits,
+  classifyImages,
+  classifyTexts,
+  explainOption,
+  ranked,
+  textAnswer,
+} from "../predictions/classify";
 
 const SUPPORTED_ENCODINGS = new Set(["utf-8", "utf8"]);
 
@@ -26,6 +34,10 @@ export const predictRequestSchema = z.strictObject({
   model: z.string().regex(MODEL_ID_RE, "model must be a model id").optional(),
   version: z.string().regex(MODEL_VERSION_RE, "version must be a model version").optional(),
   n_top: z.number().int().min(1).max(4096).optional(),
+  /** Explain each text's scores (docs/explanations.md); text models only. */
+  explain: z.boolean().optional(),
+  /** N-grams per label in an explanation (default 10). */
+  explain_top: z.number().int().min(1).max(EXPLAIN_TOP_MAX).optional(),
 });
 
 type PredictRequest = z.infer<typeof predictRequestSchema>;
@@ -92,15 +104,21 @@ export const predict: Handler = async (request, env, ctx) => {
   request.state.clientRequestId = body.request_id;
   const choice = { model: body.model, version: body.version, network: body.network };
   const requestId = body.request_id ?? request.state.requestId;
+  const explain = explainOption(env, request.state, body.explain, body.explain_top);
   if (body.image !== undefined) {
     if (body.text !== undefined || body.texts !== undefined) {
       throw new ApiError("invalid_request", "give either 'image' or 'text'/'texts', not both", {
         extensions: { errors: [{ path: "image", message: "image cannot be combined with text or texts" }] },
       });
     }
-    const { model, labels, scores } = await classifyImages(env, ctx, request.state, choice, [
-      { base64: body.image },
-    ]);
+    const { model, labels, scores } = await classifyImages(
+      env,
+      ctx,
+      request.state,
+      choice,
+      [{ base64: body.image }],
+      explain,
+    );
     return reply(PredictImageAnswerSchema, {
       kind: "image",
       request_id: requestId,
@@ -110,9 +128,16 @@ export const predict: Handler = async (request, env, ctx) => {
   }
   const texts = textsOf(body);
   checkTextLimits(texts, request.state, (i) => (body.texts ? `texts.${i}` : "text"));
-  const { model, labels, scores, thresholds } = await classifyTexts(env, ctx, request.state, choice, texts);
+  const { model, labels, scores, thresholds, explanations } = await classifyTexts(
+    env,
+    ctx,
+    request.state,
+    choice,
+    texts,
+    explain,
+  );
   const tail = { ...(body.language !== undefined && { language: body.language }), model };
-  const answer = textAnswer(labels, scores, body.n_top, body.texts !== undefined, thresholds);
+  const answer = textAnswer(labels, scores, body.n_top, body.texts !== undefined, thresholds, explanations);
   // `kind` first: a typed client (sdk/) narrows the answer on it.
   return "results" in answer
     ? reply(PredictBatchAnswerSchema, { kind: "batch", request_id: requestId, ...answer, ...tail })

@@ -12,11 +12,16 @@ import { type PredictionInput, predictionView } from "../predictions/run";
 import { readPrediction, submitPrediction as submit } from "../predictions/submit";
 import { predictRequestSchema, readPredictBody, textsOf } from "./predict";
 
-/** Body of `POST /api/v1/predictions`: the predict body and an optional `callback_url`. */
-export const asyncPredictionRequestSchema = predictRequestSchema.extend({
-  /** Signed webhook when the prediction finishes (docs/webhooks.md). */
-  callback_url: z.string().max(2048).optional(),
-});
+/**
+ * Body of `POST /api/v1/predictions`: the predict body and an optional `callback_url`. Without
+ * `explain`/`explain_top` (explanations are synchronous only): sent here they are a 400, not ignored.
+ */
+export const asyncPredictionRequestSchema = predictRequestSchema
+  .omit({ explain: true, explain_top: true })
+  .extend({
+    /** Signed webhook when the prediction finishes (docs/webhooks.md). */
+    callback_url: z.string().max(2048).optional(),
+  });
 
 /**
  * `POST /api/v1/predictions`: `{model?, version?, text | texts | image, n_top?, request_id?}`,

@@ -442,4 +442,33 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     console.log(`dashboard data route latency (ms, 10 calls each): ${JSON.stringify(timings)}`);
     await page.close();
   });
+
+  it("explains a typed text in the 'Explain a text' box (highlighted spans, no console errors)", async () => {
+    const login = await call("/api/v1/dashboard/login", { method: "POST" });
+    const { url } = (await login.json()) as { url: string };
+    const page = await (browser as Browser).newPage();
+    const errors = watchErrors(page);
+    await page.goto(url);
+    await page.waitForFunction(() => document.querySelectorAll("#xp-model option").length > 0, {
+      timeout: 20_000,
+    });
+    const options = await page.$$eval("#xp-model option", (o) => o.map((x) => x.textContent));
+    expect(options).toContain("toxicity-mlp");
+    expect(options).not.toContain("digits");
+    await page.select("#xp-model", "toxicity");
+    await page.type("#xp-text", "You are an idiot");
+    await page.click("#xp-go");
+    await page.waitForFunction(
+      () => Number(document.getElementById("xp-result")?.getAttribute("data-explained") ?? 0) >= 1,
+      { timeout: 20_000 },
+    );
+    const pushedUp = await page.$$eval("#xp-result .xp-pos", (s) => s.map((x) => x.textContent ?? ""));
+    expect(pushedUp.join(" ")).toContain("idiot");
+    expect(await page.$eval("#xp-result", (r) => r.textContent)).toContain("exact-linear (exact)");
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.$eval("#explain", (e) => e.scrollIntoView());
+    await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-explain.png"), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });

@@ -189,6 +189,16 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     expect((batch.json as { kind: string }).kind).toBe("batch");
     const image = await answer("POST", "/api/v1/predict", "/api/v1/predict", { image: imageBase64() });
     expect((image.json as { kind: string }).kind).toBe("image");
+    // Explanations (docs/explanations.md): exact (linear) in a batch, leave-one-out (mlp).
+    await answer("POST", "/api/v1/predict", "/api/v1/predict", {
+      texts: ["a b", "you idiot"],
+      explain: true,
+    });
+    await answer("POST", "/api/v1/predict", "/api/v1/predict", {
+      text: "free prize",
+      model: "spam-mlp",
+      explain: true,
+    });
     // Clients people already have (docs/clients.md).
     await answer("POST", "/v1/moderations", "/v1/moderations", { input: ["you are lovely", "hello"] });
     const hf = "/hf/models/{model}/pipeline";
@@ -483,6 +493,16 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
       await answer("GET", `/dashboard/api/${data}`, `/dashboard/api/${data}`, undefined, { cookie });
     }
     await answer("GET", "/dashboard/api/models/{id}", "/dashboard/api/models/spam", undefined, { cookie });
+    await answer(
+      "POST",
+      "/dashboard/api/explain",
+      "/dashboard/api/explain",
+      { text: "you idiot" },
+      {
+        cookie,
+        "content-type": "application/json",
+      },
+    );
   });
 
   it("met every documented success status of every operation", () => {

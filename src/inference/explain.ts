@@ -1,0 +1,596 @@
+/**
+ * Explanations of text scores (issue #31, docs/explanations.md): per label, the n-grams that moved
+ * the label's logit most, with their contributions and where they are in the input text.
+ *
+ * - `exact-linear`: the model's graph is the linear text graph of `src/onnx/text.ts` (checked node by
+ *   node). Its logit is `bias + Σ_b W[b]·x_b` over the text's buckets b, with `x` the featurizer's
+ *   values after the tf transform and L2 normalisation (a scaling of the whole vector or of each
+ *   half: still a per-bucket value, so the logit stays a sum of per-bucket terms). The weights are
+ *   read from the graph's own initializers (int8 `W` × `W_scale`, as DequantizeLinear computes it in
+ *   float32), once per loaded session, and kept beside it. A bucket's term is shared equally by the
+ *   n-gram occurrences of this text that hash into it (several n-grams can collide in a bucket, and
+ *   an n-gram repeated k times is k occurrences); an n-gram's contribution is the sum over its
+ *   occurrences. So `bias + Σ contributions = logit` exactly (up to float32 rounding of the graph).
+ * - `leave-one-out` (any other hashed n-gram text graph, e.g. the `mlp` networks): approximate. Each
+ *   distinct word (at most `LOO_MAX_WORDS`, first ones first) is removed from the text (all its
+ *   occurrences, replaced by a space); its contribution is `logit(text) − logit(text without it)`,
+ *   all variants scored in one batched run. The "logit" is ln(p / (1 − p)) of the score
+ *   (ln p for softmax models).
+ *
+ * Spans are `[start, end)` UTF-16 code-unit offsets into the input text (`src/featurizer/spans.ts`).
+ * The cost is counted in the request's work budget: leave-one-out scores `1 + words` texts per text.
+ */
+import type { TextModelManifest } from "../contracts/manifest";
+import { ApiError } from "../errors";
+import { ngramOf, occurrencesOf, sameNgram, wordOccurrences } from "../featurizer/spans";
+import { featurize, type SparseFeatures } from "../featurizer/text";
+import { onnx } from "../onnx/generated/onnx.js";
+import type { WorkBudget } from "./budget";
+
+/** N-grams per label when the caller does not say (`explain_top`). */
+export const EXPLAIN_TOP_DEFAULT = 10;
+/** Largest `explain_top`. */
+export const EXPLAIN_TOP_MAX = 200;
+/** Leave-one-out removes at most this many distinct words per text (the first ones). */
+export const LOO_MAX_WORDS = 64;
+
+/** One n-gram (or, for leave-one-out, one word) and what it adds to a label's logit. */
+export interface NgramContribution {
+  ngram: string;
+  kind: "word" | "char";
+  contribution: number;
+  /** Every occurrence in the input: `[start, end)` UTF-16 offsets. */
+  spans: [number, number][];
+}
+
+/** One label's explanation. */
+export interface LabelExplanation {
+  label: string;
+  /** The label's logit for this text. */
+  logit: number;
+  /** `exact-linear` only: the graph's bias for the label. */
+  bias?: number;
+  /** `exact-linear` only: the sum of the contributions not in `top` (bias + Σ top + other = logit). */
+  other?: number;
+  /** The n-grams with the largest |contribution|, largest first. */
+  top: NgramContribution[];
+}
+
+/** One text's explanation. */
+export interface TextExplanation {
+  method: "exact-linear" | "linearized" | "leave-one-out";
+  approximate: boolean;
+  labels: LabelExplanation[];
+}
+
+/** Options of an explanation. */
+export interface ExplainOptions {
+  /** N-grams per label (1..`EXPLAIN_TOP_MAX`, default `EXPLAIN_TOP_DEFAULT`). */
+  top?: number | undefined;
+  /**
+   * Names the models that can explain, for the refusal of a model that cannot (the request level
+   * lists the registry's text models; the core has no registry).
+   */
+  explainable?: (() => Promise<string[]>) | undefined;
+}
+
+/** 400 `explain_unsupported` for a model that takes no hashed n-gram text. */
+export async function explainUnsupported(
+  id: string,
+  kind: string,
+  options: ExplainOptions,
+): Promise<ApiError> {
+  const names = (await options.explainable?.().catch(() => undefined)) ?? [];
+  const which = names.length > 0 ? `: ${names.map((n) => `'${n}'`).join(", ")}` : "";
+  return new ApiError(
+    "explain_unsupported",
+    `model '${id}' is a${kind === "image" ? "n" : ""} ${kind} model; explanations are for text models over hashed n-grams${which}. Drop 'explain' or name one of them in 'model'`,
+    { extensions: { explainable_models: names } },
+  );
+}
+
+/** The weights of a linear text graph, as its initializers hold them. */
+export interface LinearGraph {
+  kind: "linear";
+  columns: number;
+  /** `[buckets, columns]` row-major: int8 (× `scales` per column) or float32. */
+  weights: Int8Array | Float32Array;
+  scales: Float32Array | undefined;
+  bias: Float32Array;
+}
+
+function dimsOf(t: onnx.ITensorProto): number[] {
+  return (t.dims ?? []).map((d) => Number(d));
+}
+
+/** A copy of `raw` at offset 0 of its own buffer (`slice` of a Node Buffer would be a view). */
+function copyOf(raw: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(raw);
+}
+
+function float32s(raw: Uint8Array): Float32Array {
+  const copy = copyOf(raw);
+  return new Float32Array(copy.buffer, 0, copy.byteLength >>> 2);
+}
+
+/**
+ * The linear text graph's weights, or `null` when `bytes` is any other graph. The node list must be
+ * exactly the one `buildOnnxModel` (src/onnx/text.ts) writes, so the weights read are the logit the
+ * graph computes.
+ */
+export function readLinearGraph(bytes: Uint8Array, manifest: TextModelManifest): LinearGraph | null {
+  const graph = onnx.ModelProto.decode(bytes).graph;
+  if (!graph) return null;
+  const init = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
+  const nodes = (graph.node ?? []).map(
+    (n) => `${n.opType}(${(n.input ?? []).join(",")})->${(n.output ?? []).join(",")}`,
+  );
+  const { ids, values } = manifest.inputs;
+  const int8 = init.has("W_scale");
+  const head = [
+    ...(int8
+      ? [`Gather(W,${ids})->w_q`, "DequantizeLinear(w_q,W_scale,W_zero_point)->w_rows"]
+      : [`Gather(W,${ids})->w_rows`]),
+    `Unsqueeze(${values},unsqueeze_axes)->values_3d`,
+    "Mul(w_rows,values_3d)->weighted",
+    "ReduceSum(weighted,reduce_axes)->logits_nobias",
+    "Add(logits_nobias,bias)->logits",
+  ];
+  const out = manifest.output;
+  const tails = [
+    [`Softmax(logits)->${out}`],
+    [`Sigmoid(logits)->${out}`],
+    ["Sigmoid(logits)->p_last", "Sub(one,p_last)->p_first", `Concat(p_first,p_last)->${out}`],
+  ];
+  const tail = nodes.slice(head.length);
+  if (nodes.slice(0, head.length).join(";") !== head.join(";")) return null;
+  if (!tails.some((t) => t.join(";") === tail.join(";"))) return null;
+  const W = init.get("W");
+  const bias = init.get("bias");
+  if (!W?.rawData || !bias?.rawData) return null;
+  const [rows, columns] = dimsOf(W);
+  if (rows !== manifest.featurizer.buckets || columns === undefined) return null;
+  const biasValues = float32s(bias.rawData);
+  if (biasValues.length !== columns) return null;
+  if (int8) {
+    const scale = init.get("W_scale");
+    const zero = init.get("W_zero_point");
+    if (!scale?.rawData || !zero?.rawData || zero.rawData.some((z) => z !== 0)) return null;
+    const scales = float32s(scale.rawData);
+    if (W.rawData.byteLength !== rows * columns || scales.length !== columns) return null;
+    const w = copyOf(W.rawData);
+    return {
+      kind: "linear",
+      columns,
+      weights: new Int8Array(w.buffer, 0, w.byteLength),
+      scales,
+      bias: biasValues,
+    };
+  }
+  const weights = float32s(W.rawData);
+  if (weights.length !== rows * columns) return null;
+  return { kind: "linear", columns, weights, scales: undefined, bias: biasValues };
+}
+
+/** Which logit column label `k` reads, and its sign (a two-label binary graph has one logit). */
+function columnOf(meta: TextModelManifest, columns: number, k: number): { column: number; sign: number } {
+  if (columns === 1 && meta.labels.length === 2) return { column: 0, sign: k === 1 ? 1 : -1 };
+  return { column: k, sign: 1 };
+}
+
+/** Cuts contributions to the `top` largest by magnitude (ties: input order). */
+function topOf(all: NgramContribution[], top: number): { top: NgramContribution[]; other: number } {
+  const sorted = [...all].sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution));
+  let other = 0;
+  for (const c of sorted.slice(top)) other += c.contribution;
+  return { top: sorted.slice(0, top), other };
+}
+
+/** Indices of the `k` largest `|values[i]|`, largest first (ties: lower index first). */
+function topIndices(values: Float64Array, k: number): number[] {
+  const best: number[] = [];
+  let floor = -1; // |value| of the k-th best once there are k
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.abs(values[i] as number);
+    if (v <= floor) continue;
+    let at = best.length;
+    while (at > 0 && Math.abs(values[best[at - 1] as number] as number) < v) at--;
+    best.splice(at, 0, i);
+    if (best.length > k) best.pop();
+    if (best.length === k) floor = Math.abs(values[best[k - 1] as number] as number);
+  }
+  return best;
+}
+
+/** The exact explanation of one text by a linear graph. */
+export function explainLinear(
+  meta: TextModelManifest,
+  graph: LinearGraph,
+  text: string,
+  features: SparseFeatures,
+  top: number,
+): TextExplanation {
+  const { columns, weights, scales, bias } = graph;
+  const ids = features.ids;
+  const nFeatures = ids.length;
+  // terms[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
+  const terms = new Float64Array(nFeatures * columns);
+  for (let j = 0; j < nFeatures; j++) {
+    const row = (ids[j] as number) * columns;
+    const v = features.values[j] as number;
+    for (let c = 0; c < columns; c++) {
+      const q = weights[row + c] as number;
+      terms[j * columns + c] = Math.fround((scales ? Math.fround(q * (scales[c] as number)) : q) * v);
+    }
+  }
+  return explainAdditive(meta, columns, terms, bias, text, features, top, "exact-linear");
+}
+
+/**
+ * Explains a logit that is `bias + Σ_j terms[j]` over the text's buckets j: each bucket's term
+ * shared equally by the n-gram occurrences of this text in it, the `top` n-grams per label.
+ */
+function explainAdditive(
+  meta: TextModelManifest,
+  columns: number,
+  terms: Float64Array,
+  bias: ArrayLike<number>,
+  text: string,
+  features: SparseFeatures,
+  top: number,
+  method: "exact-linear" | "linearized",
+): TextExplanation {
+  const occ = occurrencesOf(text, meta.featurizer);
+  const nFeatures = features.ids.length;
+  // Each occurrence's feature (ids are sorted: binary search) and n-gram group.
+  const ids = features.ids;
+  const featureOf = (bucket: number): number => {
+    let lo = 0;
+    let hi = nFeatures - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const id = ids[mid] as number;
+      if (id === bucket) return mid;
+      if (id < bucket) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  };
+  const shares = new Int32Array(nFeatures);
+  const groupOf = new Int32Array(occ.count);
+  // Groups of occurrences of one n-gram: chained per feature (a bucket almost always holds one).
+  const head = new Int32Array(nFeatures).fill(-1);
+  const groupFeature: number[] = [];
+  const groupCount: number[] = [];
+  const groupFirst: number[] = [];
+  const groupNext: number[] = [];
+  for (let i = 0; i < occ.count; i++) {
+    const j = featureOf(occ.bucket[i] as number);
+    groupOf[i] = -1;
+    if (j < 0) continue;
+    shares[j] = (shares[j] as number) + 1;
+    let g = head[j] as number;
+    while (g >= 0 && !sameNgram(occ, groupFirst[g] as number, i)) g = groupNext[g] as number;
+    if (g < 0) {
+      g = groupFeature.length;
+      groupFeature.push(j);
+      groupCount.push(0);
+      groupFirst.push(i);
+      groupNext.push(head[j] as number);
+      head[j] = g;
+    }
+    groupCount[g] = (groupCount[g] as number) + 1;
+    groupOf[i] = g;
+  }
+  const nGroups = groupFeature.length;
+  const contributions = new Float64Array(nGroups);
+  const labels = meta.labels.map((label, k) => {
+    const { column, sign } = columnOf(meta, columns, k);
+    let logit = bias[column] as number;
+    let unattributed = 0;
+    for (let j = 0; j < nFeatures; j++) {
+      const t = terms[j * columns + column] as number;
+      logit += t;
+      if (shares[j] === 0) unattributed += t;
+    }
+    let total = 0;
+    for (let g = 0; g < nGroups; g++) {
+      const j = groupFeature[g] as number;
+      const c =
+        (sign * (terms[j * columns + column] as number) * (groupCount[g] as number)) / (shares[j] as number);
+      contributions[g] = c;
+      total += c;
+    }
+    const best = topIndices(contributions, top);
+    let shown = 0;
+    for (const g of best) shown += contributions[g] as number;
+    // The contributions not shown, so that bias + Σ top + other = logit.
+    const other = total - shown + sign * unattributed;
+    return {
+      label,
+      logit: sign * logit,
+      bias: sign * (bias[column] as number),
+      other,
+      best: best.map((g) => ({ g, contribution: contributions[g] as number })),
+    };
+  });
+  // Spans only for the groups shown.
+  const spans = new Map<number, [number, number][]>();
+  for (const l of labels) for (const { g } of l.best) spans.set(g, []);
+  for (let i = 0; i < occ.count; i++) {
+    spans.get(groupOf[i] as number)?.push([occ.start[i] as number, occ.end[i] as number]);
+  }
+  return {
+    method,
+    approximate: method !== "exact-linear",
+    labels: labels.map(({ best, ...l }) => ({
+      ...l,
+      top: best.map(({ g, contribution }) => {
+        const first = groupFirst[g] as number;
+        return {
+          ngram: ngramOf(occ, first),
+          kind: occ.kind[first] === 0 ? ("word" as const) : ("char" as const),
+          contribution,
+          spans: spans.get(g) as [number, number][],
+        };
+      }),
+    })),
+  };
+}
+
+/** The weights of the embedding-bag network graph (src/onnx/text.ts `buildEmbedBagOnnxModel`), dequantized. */
+export interface NetworkGraph {
+  kind: "network";
+  dim: number;
+  hidden: number;
+  columns: number;
+  /** int8 embedding `[buckets, dim]` and its per-dimension scales. */
+  embedding: Int8Array;
+  embeddingScales: Float32Array;
+  /** `[hidden, dim]` and `[columns, hidden]`, dequantized as DequantizeLinear does (float32). */
+  w1: Float32Array;
+  b1: Float32Array;
+  w2: Float32Array;
+  b2: Float32Array;
+}
+
+/** The network graph's weights, or `null` when `bytes` is another graph. */
+export function readNetworkGraph(bytes: Uint8Array, manifest: TextModelManifest): NetworkGraph | null {
+  const graph = onnx.ModelProto.decode(bytes).graph;
+  if (!graph) return null;
+  const init = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
+  const nodes = (graph.node ?? []).map(
+    (n) => `${n.opType}(${(n.input ?? []).join(",")})->${(n.output ?? []).join(",")}`,
+  );
+  const { ids, values } = manifest.inputs;
+  const out = manifest.output;
+  const head = [
+    `Gather(E,${ids})->e_q`,
+    "DequantizeLinear(e_q,E_scale,E_zero_point)->e_rows",
+    `Unsqueeze(${values},unsqueeze_axes)->values_3d`,
+    "Mul(e_rows,values_3d)->e_weighted",
+    "ReduceSum(e_weighted,reduce_axes)->bag",
+    "DequantizeLinear(W1_q,W1_scale,W1_zero_point)->W1",
+    "Gemm(bag,W1,B1)->hidden_pre",
+    "Relu(hidden_pre)->hidden",
+    "DequantizeLinear(W2_q,W2_scale,W2_zero_point)->W2",
+    "Gemm(hidden,W2,B2)->logits",
+  ];
+  const tails = [
+    [`Sigmoid(logits)->${out}`],
+    ["Sigmoid(logits)->p_last", "Sub(one,p_last)->p_first", `Concat(p_first,p_last)->${out}`],
+  ];
+  if (nodes.slice(0, head.length).join(";") !== head.join(";")) return null;
+  if (!tails.some((t) => t.join(";") === nodes.slice(head.length).join(";"))) return null;
+  // Both Gemms multiply by the transposed weight and nothing else (the exporter's only attribute).
+  for (const n of graph.node ?? []) {
+    if (n.opType !== "Gemm") continue;
+    const attrs = (n.attribute ?? []).map((a) => `${a.name}=${Number(a.i ?? 0)}`);
+    if (attrs.join(",") !== "transB=1") return null;
+  }
+  const raw = (name: string) => init.get(name)?.rawData ?? undefined;
+  const need = [
+    "E",
+    "E_scale",
+    "E_zero_point",
+    "W1_q",
+    "W1_scale",
+    "W1_zero_point",
+    "B1",
+    "W2_q",
+    "W2_scale",
+  ];
+  if (![...need, "W2_zero_point", "B2"].every((n) => raw(n) !== undefined)) return null;
+  for (const z of ["E_zero_point", "W1_zero_point", "W2_zero_point"]) {
+    if ((raw(z) as Uint8Array).some((b) => b !== 0)) return null;
+  }
+  const [buckets, dim] = dimsOf(init.get("E") as onnx.ITensorProto);
+  const [hidden, dim1] = dimsOf(init.get("W1_q") as onnx.ITensorProto);
+  const [columns, hidden2] = dimsOf(init.get("W2_q") as onnx.ITensorProto);
+  if (buckets !== manifest.featurizer.buckets || !dim || dim1 !== dim || !hidden || hidden2 !== hidden)
+    return null;
+  if (!columns) return null;
+  const int8 = (name: string) => {
+    const c = copyOf(raw(name) as Uint8Array);
+    return new Int8Array(c.buffer, 0, c.byteLength);
+  };
+  const dequantRows = (q: Int8Array, scales: Float32Array, rows: number, cols: number) => {
+    const w = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) w[r * cols + c] = (q[r * cols + c] as number) * (scales[r] as number);
+    return w;
+  };
+  const embedding = int8("E");
+  const embeddingScales = float32s(raw("E_scale") as Uint8Array);
+  const b1 = float32s(raw("B1") as Uint8Array);
+  const b2 = float32s(raw("B2") as Uint8Array);
+  const s1 = float32s(raw("W1_scale") as Uint8Array);
+  const s2 = float32s(raw("W2_scale") as Uint8Array);
+  if (embedding.length !== buckets * dim || embeddingScales.length !== dim) return null;
+  if (b1.length !== hidden || s1.length !== hidden || b2.length !== columns || s2.length !== columns)
+    return null;
+  return {
+    kind: "network",
+    dim,
+    hidden,
+    columns,
+    embedding,
+    embeddingScales,
+    w1: dequantRows(int8("W1_q"), s1, hidden, dim),
+    b1,
+    w2: dequantRows(int8("W2_q"), s2, columns, hidden),
+    b2,
+  };
+}
+
+/**
+ * The network's explanation of one text, linearized at the text's own ReLU pattern: with
+ * `a = [W1·bag + b1 > 0]`, the logit is exactly `W2·diag(a)·W1·bag + (W2·diag(a)·b1 + b2)`, and
+ * `bag = Σ_j v_j E[id_j]`, so each bucket's term is `W2·diag(a)·W1·(v_j E[id_j])` and the bias is
+ * `W2·diag(a)·b1 + b2` (it depends on the text through `a`). The sum is the logit; a term is what
+ * the bucket adds with the pattern held fixed (approximate: removing it could switch units).
+ */
+export function explainNetwork(
+  meta: TextModelManifest,
+  net: NetworkGraph,
+  text: string,
+  features: SparseFeatures,
+  top: number,
+): TextExplanation {
+  const { dim, hidden, columns, embedding, embeddingScales, w1, b1, w2, b2 } = net;
+  const n = features.ids.length;
+  // Each bucket's weighted embedding row, as the graph computes it (float32), and the bag.
+  const rows = new Float64Array(n * dim);
+  const bag = new Float64Array(dim);
+  for (let j = 0; j < n; j++) {
+    const base = (features.ids[j] as number) * dim;
+    const v = features.values[j] as number;
+    for (let k = 0; k < dim; k++) {
+      const e = Math.fround(
+        Math.fround((embedding[base + k] as number) * (embeddingScales[k] as number)) * v,
+      );
+      rows[j * dim + k] = e;
+      bag[k] = (bag[k] as number) + e;
+    }
+  }
+  // The active units, then M = W2·diag(a)·W1 ([columns, dim]) and the text's bias.
+  const active = new Uint8Array(hidden);
+  for (let h = 0; h < hidden; h++) {
+    let pre = b1[h] as number;
+    for (let k = 0; k < dim; k++) pre += (w1[h * dim + k] as number) * (bag[k] as number);
+    active[h] = pre > 0 ? 1 : 0;
+  }
+  const m = new Float64Array(columns * dim);
+  const bias = new Float64Array(columns);
+  for (let c = 0; c < columns; c++) {
+    let b = b2[c] as number;
+    for (let h = 0; h < hidden; h++) {
+      if (!active[h]) continue;
+      const w = w2[c * hidden + h] as number;
+      b += w * (b1[h] as number);
+      for (let k = 0; k < dim; k++)
+        m[c * dim + k] = (m[c * dim + k] as number) + w * (w1[h * dim + k] as number);
+    }
+    bias[c] = b;
+  }
+  const terms = new Float64Array(n * columns);
+  for (let j = 0; j < n; j++) {
+    for (let c = 0; c < columns; c++) {
+      let t = 0;
+      for (let k = 0; k < dim; k++) t += (m[c * dim + k] as number) * (rows[j * dim + k] as number);
+      terms[j * columns + c] = t;
+    }
+  }
+  return explainAdditive(meta, columns, terms, bias, text, features, top, "linearized");
+}
+
+/** Logit of a probability as the graph's output tail inverts it (clamped away from 0 and 1). */
+function logitOf(task: string, p: number): number {
+  const q = Math.min(1 - 1e-7, Math.max(1e-7, p));
+  return task === "multiclass" ? Math.log(q) : Math.log(q) - Math.log1p(-q);
+}
+
+/** The texts leave-one-out scores for `text`: the distinct words and the text without each. */
+function looVariants(text: string): {
+  words: { word: string; spans: [number, number][] }[];
+  texts: string[];
+} {
+  const byWord = new Map<string, [number, number][]>();
+  for (const w of wordOccurrences(text)) {
+    const spans = byWord.get(w.word);
+    if (spans) spans.push([w.start, w.end]);
+    else if (byWord.size < LOO_MAX_WORDS) byWord.set(w.word, [[w.start, w.end]]);
+  }
+  const words = [...byWord].map(([word, spans]) => ({ word, spans }));
+  const texts = words.map(({ spans }) => {
+    let out = "";
+    let at = 0;
+    // Spans of one word never overlap and come in order.
+    for (const [s, e] of spans) {
+      out += `${text.slice(at, s)} `;
+      at = e;
+    }
+    return out + text.slice(at);
+  });
+  return { words, texts };
+}
+
+/** Refuses a leave-one-out explanation whose scored text exceeds the request's work budget. */
+function checkLooBudget(budget: WorkBudget, texts: readonly string[]): void {
+  const encoder = new TextEncoder();
+  let work = 0;
+  for (const t of texts) {
+    const words = new Set(wordOccurrences(t).map((w) => w.word)).size;
+    work += encoder.encode(t).byteLength * (1 + Math.min(words, LOO_MAX_WORDS));
+  }
+  if (work > budget.MAX_REQUEST_TEXT_BYTES) {
+    throw new ApiError(
+      "work_budget_exceeded",
+      `explaining these texts by leave-one-out scores ${work} bytes of text (each text once more per distinct word, up to ${LOO_MAX_WORDS}); the limit is ${budget.MAX_REQUEST_TEXT_BYTES} per request (MAX_REQUEST_TEXT_BYTES): explain fewer or shorter texts, or use the linear network (exact, no extra runs)`,
+      { extensions: { limit_bytes: budget.MAX_REQUEST_TEXT_BYTES } },
+    );
+  }
+}
+
+/**
+ * Explains `texts` (their `features` and `scores` already computed by the one scoring run) with a
+ * hashed n-gram text model: exact for the linear graph, leave-one-out otherwise (`score` runs the
+ * model on featurized rows: one batched run for all the variants of all the texts).
+ */
+export async function explainTexts(
+  budget: WorkBudget,
+  meta: TextModelManifest,
+  graph: LinearGraph | NetworkGraph | null,
+  texts: readonly string[],
+  features: readonly SparseFeatures[],
+  scores: readonly Float32Array[],
+  options: ExplainOptions,
+  score: (rows: readonly SparseFeatures[]) => Promise<Float32Array[]>,
+): Promise<TextExplanation[]> {
+  const top = options.top ?? EXPLAIN_TOP_DEFAULT;
+  if (graph?.kind === "network") {
+    return texts.map((t, i) => explainNetwork(meta, graph, t, features[i] as SparseFeatures, top));
+  }
+  if (graph) return texts.map((t, i) => explainLinear(meta, graph, t, features[i] as SparseFeatures, top));
+  checkLooBudget(budget, texts);
+  const variants = texts.map(looVariants);
+  const rows = variants.flatMap((v) => v.texts.map((t) => featurize(t, meta.featurizer)));
+  const variantScores = rows.length > 0 ? await score(rows) : [];
+  let next = 0;
+  return variants.map((v, i) => {
+    const full = scores[i] as Float32Array;
+    const own = variantScores.slice(next, next + v.texts.length);
+    next += v.texts.length;
+    const labels = meta.labels.map((label, k) => {
+      const logit = logitOf(meta.task, full[k] as number);
+      const all = v.words.map((w, u) => ({
+        ngram: w.word,
+        kind: "word" as const,
+        contribution: logit - logitOf(meta.task, (own[u] as Float32Array)[k] as number),
+        spans: w.spans,
+      }));
+      return { label, logit, top: topOf(all, top).top };
+    });
+    return { method: "leave-one-out", approximate: true, labels };
+  });
+}
