@@ -60,6 +60,7 @@ import {
   versionUploadQuerySchema,
 } from "./routes/registry";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
+import { driftQuerySchema, getDrift } from "./routes/drift";
 import { deliveriesQuerySchema, getDeliveries, getDelivery } from "./routes/webhooks";
 import { closest, didYouMean } from "./suggest";
 
@@ -209,6 +210,12 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "A model, all its versions and its latest jobs",
     responses: { 200: A.ModelDetailSchema },
     errors: ["model_not_found", "registry_unavailable"],
+  }),
+  authed("GET", "/api/v1/models/:id/drift", "models", getDrift, {
+    summary: "PSI per signal per hour of a version's live inputs against its reference profile",
+    query: driftQuerySchema,
+    responses: { 200: A.DriftSchema },
+    errors: ["invalid_request", "model_not_found", "model_version_not_found", "statistics_unavailable"],
   }),
   authed("POST", "/api/v1/models", "models_admin", createModel, {
     summary: "Queue a training job, or (task `online`) create an online model (201)",

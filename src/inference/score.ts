@@ -12,6 +12,7 @@ import type { ModelRef, TextInputManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
+import { observeText, type Signals } from "../drift/profile";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreTexts, withModel } from "./engine";
 import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";
@@ -30,6 +31,11 @@ export interface Classification {
   scores: Float32Array[];
   /** Per-label decision thresholds the model declares (text models with calibration), if any. */
   thresholds?: Record<string, number> | undefined;
+  /**
+   * The inputs' drift signals (src/drift/profile.ts: text length and hashed-bucket groups, or image
+   * pixels and brightness) summed over the batch; absent when `DRIFT=off`.
+   */
+  inputSignals?: Signals | undefined;
 }
 
 /** Which model to use: `model` (else the configured default) at `version` (else the active one). */
@@ -118,11 +124,29 @@ export async function scoreTextInputs(
   return withModel(bucket, config, id, choice.version, async (m) => {
     const model = requireTextModel(m);
     options.accept?.(model.meta);
+    const profile = config.DRIFT !== "off";
+    const inputSignals: Signals | undefined = profile ? {} : undefined;
+    const buckets = model.meta.kind === "text" ? model.meta.featurizer.buckets : 0;
+    let featurized = false;
+    const scores = await scoreTexts(
+      model,
+      texts,
+      inputSignals &&
+        ((rows) => {
+          featurized = true;
+          rows.forEach((row, i) => {
+            observeText(inputSignals, texts[i] as string, { ids: row.ids, buckets });
+          });
+        }),
+    );
+    // A raw-text graph has no featurized rows: length only.
+    if (inputSignals && !featurized) for (const t of texts) observeText(inputSignals, t);
     return {
       model: { id: m.meta.id, version: m.meta.version },
       labels: m.meta.labels,
-      scores: await scoreTexts(model, texts),
+      scores,
       thresholds: model.meta.thresholds,
+      inputSignals,
     };
   });
 }
@@ -168,7 +192,14 @@ export async function scoreImageInputs(
   images: readonly ImageSource[],
 ): Promise<Classification> {
   const checked = checkImageSources(config, images);
-  return scoreImages(bucket, config, choice.model ?? config.DEFAULT_IMAGE_MODEL, choice.version, checked);
+  return scoreImages(
+    bucket,
+    config,
+    choice.model ?? config.DEFAULT_IMAGE_MODEL,
+    choice.version,
+    checked,
+    config.DRIFT !== "off",
+  );
 }
 
 /**

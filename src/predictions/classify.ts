@@ -7,6 +7,7 @@
  */
 import type { RequestState } from "../context";
 import type { ModelRef } from "../contracts/manifest";
+import { recordLiveProfile } from "../drift/live";
 import {
   type Classification,
   checkTexts,
@@ -83,7 +84,10 @@ export async function classifyImages(
   return recorded(env, ctx, state, await scoreImageInputs(env.MODELS, state.config, choice, images));
 }
 
-/** Records the model that answered on the request and logs every item's scores (texts when given). */
+/**
+ * Records the model that answered on the request, logs every item's scores (texts when given) and
+ * adds the inputs to the version's live profile (src/drift/live.ts; sent after the answer).
+ */
 function recorded(
   env: Env,
   ctx: ExecutionContext,
@@ -93,5 +97,12 @@ function recorded(
 ): Classification {
   state.model = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
+  recordLiveProfile(ctx, env, state.config, result, (error, inputs) =>
+    state.logger.log("error", "drift_record_failed", {
+      model: result.model.id,
+      inputs,
+      error: error instanceof Error ? error.message : String(error),
+    }),
+  );
   return result;
 }

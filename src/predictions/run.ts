@@ -5,6 +5,7 @@ import type { z } from "zod";
 import type { PredictionResultSchema, PredictionSchema } from "../answers";
 import type { Config } from "../config";
 import type { FailureCode, PredictionRow } from "../contracts/rows";
+import { recordLiveProfile } from "../drift/live";
 import { ApiError } from "../errors";
 import { textAnswer } from "../inference/answers";
 import { type Classification, ranked, scoreImageInputs, scoreTextInputs } from "../inference/score";
@@ -109,7 +110,17 @@ export async function runPrediction(
       )
       .bind(JSON.stringify(result), Date.now(), id)
       .run();
-    if (written.meta.changes === 1) await subjectFinished(env, id, logger);
+    if (written.meta.changes === 1) {
+      // Once per prediction (a redelivery that lost the race adds nothing), like the sync path.
+      recordLiveProfile(ctx, env, config, scored, (error, inputs) =>
+        logger.log("error", "drift_record_failed", {
+          model: scored.model.id,
+          inputs,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      );
+      await subjectFinished(env, id, logger);
+    }
     if (written.meta.changes === 1 && config.PREDICTION_LOG) {
       const entries = predictionLogEntries(
         {
