@@ -45,7 +45,7 @@ export async function profileModel(id: string): Promise<ReferenceProfile | undef
   const cfg = TRAINING_CATALOGUE[base];
   if (!cfg) return undefined;
   const { manifest, session } = await open(id);
-  if (manifest.kind !== "text") throw new Error(`${id}: expected a hashed n-gram text model`);
+  if (manifest.kind === "raw-text" || manifest.kind === "image" || manifest.kind === "tensor") throw new Error(`${id}: expected a hashed n-gram text model`);
   const train = cfg.load().train.map((r) => r.text);
   const rows: SparseFeatures[] = [];
   const scores: Float32Array[] = [];

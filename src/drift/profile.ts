@@ -232,3 +232,28 @@ export const referenceProfileSchema = z.strictObject({
     .record(z.string().max(200), histogram)
     .refine((s) => Object.keys(s).length <= MAX_PROFILED_LABELS + 4, "too many signals"),
 });
+
+/** The bins each signal name must have for a model of `kind` with `labels`; undefined for an unknown name. */
+export function signalBins(name: string, kind: "text" | "image", labels: readonly string[]): number | undefined {
+  if (name.startsWith("score:")) return profiledLabels(labels).includes(name.slice(6)) ? SCORE_BINS : undefined;
+  if (kind === "text") return name === "length" ? LENGTH_BINS : name === "buckets" ? BUCKET_GROUPS : undefined;
+  return name === "pixels" ? PIXEL_BINS : name === "brightness" ? BRIGHTNESS_BINS : undefined;
+}
+
+/**
+ * Why `profile` cannot be the reference of a `kind` model with `labels` (a signal it would never
+ * collect, or with other bins), or undefined when it can.
+ */
+export function profileProblem(
+  profile: ReferenceProfile,
+  kind: "text" | "image",
+  labels: readonly string[],
+): string | undefined {
+  if (profile.kind !== kind) return `profile.kind is '${profile.kind}'; the model takes ${kind} input`;
+  for (const [name, bins] of Object.entries(profile.signals)) {
+    const want = signalBins(name, kind, labels);
+    if (want === undefined) return `profile.signals.${name}: not a signal of this model`;
+    if (bins.length !== want) return `profile.signals.${name}: ${bins.length} bins; expected ${want}`;
+  }
+  return undefined;
+}

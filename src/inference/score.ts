@@ -126,7 +126,7 @@ export async function scoreTextInputs(
     options.accept?.(model.meta);
     const profile = config.DRIFT !== "off";
     const inputSignals: Signals | undefined = profile ? {} : undefined;
-    const buckets = model.meta.kind === "text" ? model.meta.featurizer.buckets : 0;
+    const buckets = model.meta.kind === "raw-text" ? 0 : model.meta.featurizer.buckets;
     let featurized = false;
     const scores = await scoreTexts(
       model,
