@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { DRIFT_KEEP_HOURS, type DriftBatch, HOUR_MS, type HourProfile } from "../src/drift/live";
 import type { Signals } from "../src/drift/profile";
-import { DRIFT_KEEP_HOURS, type DriftBatch, type HourProfile, HOUR_MS } from "../src/drift/live";
 
 /** Delivery ids are kept this long to drop retried duplicates. */
 const SEEN_KEEP_MS = 10 * 60_000;
@@ -40,7 +40,11 @@ export class DriftShard extends DurableObject<Env> {
   async record(batch: DriftBatch): Promise<boolean> {
     const sql = this.ctx.storage.sql;
     const fresh = sql
-      .exec("INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id", batch.id, Date.now())
+      .exec(
+        "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        batch.id,
+        Date.now(),
+      )
       .toArray();
     if (fresh.length === 0) return false;
     for (const p of batch.profiles) {
@@ -105,7 +109,11 @@ export class DriftShard extends DurableObject<Env> {
   /** True the first time it is asked about (`version`, `hour`): the caller logs the warning then. */
   async warnOnce(version: string, hour: number): Promise<boolean> {
     const rows = this.ctx.storage.sql
-      .exec("INSERT INTO warned (version, hour) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING hour", version, hour)
+      .exec(
+        "INSERT INTO warned (version, hour) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING hour",
+        version,
+        hour,
+      )
       .toArray();
     if (rows.length > 0) await this.scheduleAlarm();
     return rows.length > 0;
@@ -132,6 +140,7 @@ export class DriftShard extends DurableObject<Env> {
   private async scheduleAlarm(): Promise<void> {
     if (this.alarmSet) return;
     this.alarmSet = true;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
+    if ((await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
   }
 }

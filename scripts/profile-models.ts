@@ -27,14 +27,18 @@ const CHUNK = 256;
 
 /** The dataset files a catalogue entry's `source` lines name (`toxicity/….csv.gz`). */
 const files = (source: readonly string[]): string =>
-  [...new Set(source.flatMap((line) => [...line.matchAll(/`([\w/.-]+\.csv\.gz)`/g)].map((m) => m[1])))].join(" + ");
+  [...new Set(source.flatMap((line) => [...line.matchAll(/`([\w/.-]+\.csv\.gz)`/g)].map((m) => m[1])))].join(
+    " + ",
+  );
 
 /** Reads `models/<id>/{manifest.json,model.onnx}` and opens an onnxruntime-web session. */
 async function open(id: string) {
   const dir = path.join(ROOT, "models", id);
   const manifest = manifestSchema.parse(JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8")));
   ort.env.wasm.numThreads = 1;
-  const session = await ort.InferenceSession.create(new Uint8Array(readFileSync(path.join(dir, "model.onnx"))));
+  const session = await ort.InferenceSession.create(
+    new Uint8Array(readFileSync(path.join(dir, "model.onnx"))),
+  );
   return { dir, manifest, session };
 }
 
@@ -45,7 +49,8 @@ export async function profileModel(id: string): Promise<ReferenceProfile | undef
   const cfg = TRAINING_CATALOGUE[base];
   if (!cfg) return undefined;
   const { manifest, session } = await open(id);
-  if (manifest.kind === "raw-text" || manifest.kind === "image" || manifest.kind === "tensor") throw new Error(`${id}: expected a hashed n-gram text model`);
+  if (manifest.kind === "raw-text" || manifest.kind === "image" || manifest.kind === "tensor")
+    throw new Error(`${id}: expected a hashed n-gram text model`);
   const train = cfg.load().train.map((r) => r.text);
   const rows: SparseFeatures[] = [];
   const scores: Float32Array[] = [];

@@ -38,6 +38,7 @@ import {
   removeDataset,
   uploadDatasetQuerySchema,
 } from "./routes/datasets";
+import { driftQuerySchema, getDrift } from "./routes/drift";
 import { health, ready } from "./routes/health";
 import { getJob } from "./routes/jobs";
 import { onlineMetrics, onlinePredict, onlineReset, onlineSamples } from "./routes/online";
@@ -60,7 +61,6 @@ import {
   versionUploadQuerySchema,
 } from "./routes/registry";
 import { statistics, statisticsQuerySchema } from "./routes/statistics";
-import { driftQuerySchema, getDrift } from "./routes/drift";
 import { deliveriesQuerySchema, getDeliveries, getDelivery } from "./routes/webhooks";
 import { closest, didYouMean } from "./suggest";
 

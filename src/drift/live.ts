@@ -78,7 +78,11 @@ export function recordLiveProfile(
   batches.add(ctx, id, [profile], (profiles) => {
     const merged = mergeProfiles(profiles);
     return deliver(env, id, config.STATS_SHARDS, { id: crypto.randomUUID(), profiles: merged }).catch(
-      (error: unknown) => onError(error, merged.reduce((n, p) => n + p.count, 0)),
+      (error: unknown) =>
+        onError(
+          error,
+          merged.reduce((n, p) => n + p.count, 0),
+        ),
     );
   });
 }
@@ -89,7 +93,8 @@ export function mergeProfiles(profiles: readonly HourProfile[]): HourProfile[] {
   for (const p of profiles) {
     const key = `${p.version}|${p.hour}`;
     const into = out.get(key);
-    if (!into) out.set(key, { version: p.version, hour: p.hour, count: p.count, signals: addSignals({}, p.signals) });
+    if (!into)
+      out.set(key, { version: p.version, hour: p.hour, count: p.count, signals: addSignals({}, p.signals) });
     else {
       into.count += p.count;
       addSignals(into.signals, p.signals);

@@ -84,7 +84,11 @@ function add(signals: Signals, name: string, bins: number, bin: number, n = 1): 
 }
 
 /** Adds each input's scores (one vector per input, label order) to `signals`. */
-export function observeScores(signals: Signals, labels: readonly string[], scores: readonly ArrayLike<number>[]): void {
+export function observeScores(
+  signals: Signals,
+  labels: readonly string[],
+  scores: readonly ArrayLike<number>[],
+): void {
   const n = Math.min(labels.length, MAX_PROFILED_LABELS);
   for (const row of scores) {
     for (let i = 0; i < n; i++) add(signals, `score:${labels[i]}`, SCORE_BINS, scoreBin(row[i] as number));
@@ -116,7 +120,12 @@ export function observeText(
 }
 
 /** Mean luma (BT.601: 0.299 R + 0.587 G + 0.114 B; gray as is) of at most `BRIGHTNESS_SAMPLES` pixels. */
-export function meanLuma(image: { width: number; height: number; channels: number; data: Uint8Array }): number {
+export function meanLuma(image: {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}): number {
   const pixels = image.width * image.height;
   if (pixels === 0) return 0;
   const step = Math.max(1, Math.floor(pixels / BRIGHTNESS_SAMPLES));
@@ -126,7 +135,10 @@ export function meanLuma(image: { width: number; height: number; channels: numbe
   let n = 0;
   for (let p = 0; p < pixels; p += step) {
     const o = p * c;
-    sum += c >= 3 ? 0.299 * (d[o] as number) + 0.587 * (d[o + 1] as number) + 0.114 * (d[o + 2] as number) : (d[o] as number);
+    sum +=
+      c >= 3
+        ? 0.299 * (d[o] as number) + 0.587 * (d[o + 1] as number) + 0.114 * (d[o + 2] as number)
+        : (d[o] as number);
     n++;
   }
   return sum / n;
@@ -135,7 +147,12 @@ export function meanLuma(image: { width: number; height: number; channels: numbe
 /** Adds one image to `signals`: its pixel count as sent (`width × height`) and its mean luma. */
 export function observeImage(signals: Signals, width: number, height: number, luma: number): void {
   add(signals, "pixels", PIXEL_BINS, log2Bin(width * height, PIXEL_BINS));
-  add(signals, "brightness", BRIGHTNESS_BINS, Math.min(BRIGHTNESS_BINS - 1, Math.max(0, Math.floor(luma / (256 / BRIGHTNESS_BINS)))));
+  add(
+    signals,
+    "brightness",
+    BRIGHTNESS_BINS,
+    Math.min(BRIGHTNESS_BINS - 1, Math.max(0, Math.floor(luma / (256 / BRIGHTNESS_BINS)))),
+  );
 }
 
 /** Adds `from` into `into` (bin by bin; a signal only `from` has is copied). */
@@ -197,11 +214,7 @@ export function buildProfile(args: {
   const signals: Signals = {};
   observeScores(signals, args.labels, args.scores);
   for (const t of args.texts ?? []) {
-    observeText(
-      signals,
-      t.text,
-      t.ids && args.buckets ? { ids: t.ids, buckets: args.buckets } : undefined,
-    );
+    observeText(signals, t.text, t.ids && args.buckets ? { ids: t.ids, buckets: args.buckets } : undefined);
   }
   for (const i of args.images ?? []) observeImage(signals, i.width, i.height, i.luma);
   return {
@@ -234,9 +247,15 @@ export const referenceProfileSchema = z.strictObject({
 });
 
 /** The bins each signal name must have for a model of `kind` with `labels`; undefined for an unknown name. */
-export function signalBins(name: string, kind: "text" | "image", labels: readonly string[]): number | undefined {
-  if (name.startsWith("score:")) return profiledLabels(labels).includes(name.slice(6)) ? SCORE_BINS : undefined;
-  if (kind === "text") return name === "length" ? LENGTH_BINS : name === "buckets" ? BUCKET_GROUPS : undefined;
+export function signalBins(
+  name: string,
+  kind: "text" | "image",
+  labels: readonly string[],
+): number | undefined {
+  if (name.startsWith("score:"))
+    return profiledLabels(labels).includes(name.slice(6)) ? SCORE_BINS : undefined;
+  if (kind === "text")
+    return name === "length" ? LENGTH_BINS : name === "buckets" ? BUCKET_GROUPS : undefined;
   return name === "pixels" ? PIXEL_BINS : name === "brightness" ? BRIGHTNESS_BINS : undefined;
 }
 

@@ -9,7 +9,7 @@ import { d1 } from "../contracts/d1";
 import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
 import type { Logger } from "../log";
-import { resolveVersion } from "../storage/model-store";
+import { getManifest, resolveVersion } from "../storage/model-store";
 import { withTimeout } from "../timeout";
 import { DRIFT_KEEP_HOURS, driftShard, HOUR_MS, type HourProfile, mergeProfiles } from "./live";
 import {
@@ -136,6 +136,8 @@ export async function readDrift(
   now = Date.now(),
 ): Promise<DriftReport> {
   const resolved = await resolveVersion(env.MODELS, id, version, config.ACTIVE_POINTER_TTL_MS);
+  // 404 for a version that does not exist (the manifest is cached by the serving path).
+  await getManifest(env.MODELS, id, resolved, config.ACTIVE_POINTER_TTL_MS);
   const span = Math.max(1, Math.min(DRIFT_KEEP_HOURS, hours));
   const last = Math.floor(now / HOUR_MS) * HOUR_MS;
   const from = last - (span - 1) * HOUR_MS;
@@ -150,7 +152,11 @@ export async function readDrift(
     threshold: PSI_WARNING,
     min_count: MIN_DRIFT_COUNT,
     epsilon: PSI_EPSILON,
-    reference: reference && { source: reference.source, count: reference.count, created_at: reference.created_at },
+    reference: reference && {
+      source: reference.source,
+      count: reference.count,
+      created_at: reference.created_at,
+    },
     hours: windows,
   };
 }
@@ -213,7 +219,9 @@ export async function checkDrift(
 ): Promise<{ models: number; warnings: number; failed: number }> {
   if (config.DRIFT === "off") return { models: 0, warnings: 0, failed: 0 };
   const { results } = await d1("list models", () =>
-    env.DB.prepare("SELECT id, active_version FROM models WHERE active_version IS NOT NULL ORDER BY id LIMIT ?")
+    env.DB.prepare(
+      "SELECT id, active_version FROM models WHERE active_version IS NOT NULL ORDER BY id LIMIT ?",
+    )
       .bind(MAX_CHECKED_MODELS)
       .all<{ id: string; active_version: string }>(),
   );

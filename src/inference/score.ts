@@ -9,10 +9,10 @@
  */
 import type { Config } from "../config";
 import type { ModelRef, TextInputManifest } from "../contracts/manifest";
+import { observeText, type Signals } from "../drift/profile";
 import { ApiError } from "../errors";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
-import { observeText, type Signals } from "../drift/profile";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { runTensors, scoreTexts, withModel } from "./engine";
 import { type CheckedImageSource, type ImageSource, scoreImage, scoreImages } from "./image";

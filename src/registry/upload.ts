@@ -7,7 +7,12 @@
 import type { ModelManifest } from "../contracts/manifest";
 import { DEFAULT_OPTIMIZATION_LEVEL, type OptimizationLevel } from "../contracts/manifest";
 import { r2Keys } from "../contracts/r2-keys";
-import { MAX_PROFILE_BYTES, profileProblem, type ReferenceProfile, referenceProfileSchema } from "../drift/profile";
+import {
+  MAX_PROFILE_BYTES,
+  profileProblem,
+  type ReferenceProfile,
+  referenceProfileSchema,
+} from "../drift/profile";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { kindName } from "../inference/kinds";
@@ -123,7 +128,8 @@ export async function uploadModelVersion(
     id,
     version,
   });
-  const profile = upload.profile === undefined ? undefined : checkProfile(upload.profile, manifest, id, version);
+  const profile =
+    upload.profile === undefined ? undefined : checkProfile(upload.profile, manifest, id, version);
   await ensureModelImported(env, id);
   const existed = (await getVersionRow(env.DB, id, version))?.state === "ready";
   const published = await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
@@ -157,7 +163,10 @@ function checkProfile(raw: unknown, manifest: ModelManifest, id: string, version
   );
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ApiError("invalid_model", `profile.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
+    throw new ApiError(
+      "invalid_model",
+      `profile.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+    );
   }
   const kind = kindName(manifest);
   if (kind === "tensor") throw new ApiError("invalid_model", "a tensor model takes no reference profile");

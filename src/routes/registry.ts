@@ -44,7 +44,8 @@ export const getModel: Handler = async (request, env) => {
   const { config, logger } = request.state;
   const detail = await modelDetail(env, config.DEFAULT_MODEL, modelId(request), ownerScope(request.state));
   // The active version's drift status (src/drift/report.ts): "unknown" when it cannot be told.
-  const drift = detail.active_version === null ? undefined : await modelDriftStatus(env, config, detail.id, logger);
+  const drift =
+    detail.active_version === null ? undefined : await modelDriftStatus(env, config, detail.id, logger);
   return reply(ModelDetailSchema, { ...detail, ...(drift && { drift }) });
 };
 
