@@ -99,7 +99,8 @@ export class DriftShard extends DurableObject<Env> {
       const h = hours.get(row.hour);
       if (!h) continue;
       const signals: Signals = h.signals;
-      const bins = (signals[row.signal] ??= []);
+      const bins = signals[row.signal] ?? [];
+      signals[row.signal] = bins;
       while (bins.length <= row.bin) bins.push(0);
       bins[row.bin] = row.n;
     }

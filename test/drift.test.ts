@@ -18,7 +18,7 @@ import {
 } from "../src/drift/profile";
 import type { DriftReport } from "../src/drift/report";
 import { api, fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
-import { upload, waitFor, waitForStatus } from "./registry-helpers";
+import { waitFor, waitForStatus } from "./registry-helpers";
 
 const MAX_BATCH = 64;
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -198,6 +198,16 @@ describe("proof on real shift (needs ../shared/datasets)", () => {
       lines.push(String(line));
     });
     ctx.onTestFinished(() => spy.mockRestore());
+    // A profile that is not this model's is refused before anything is stored.
+    const bad = new FormData();
+    bad.append("manifest", JSON.stringify({ ...manifest, version: "5-bad" }));
+    bad.append("model", new Blob([bytes]), "model.onnx");
+    bad.append("profile", JSON.stringify({ ...JSON.parse(profile), signals: { pixels: [1, 2] } }));
+    const refused = await api("/api/v1/models/toxicity/versions/5-bad", { method: "PUT", body: bad });
+    expect(refused.status).toBe(422);
+    expect((await problem(refused)).detail).toMatch(/not a signal of this model|takes text input/);
+    expect(await env.MODELS.head(r2Keys.manifest("toxicity", "5-bad"))).toBeNull();
+
     await clearOfHourEnd(120_000);
     await send(heldOut, "toxicity");
     await send(tweetTexts, "toxicity", "5-tweets");
