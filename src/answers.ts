@@ -564,3 +564,6 @@ export const DriftSchema = z
     ),
   })
   .meta({ id: "Drift" });
+
+/** `GET /dashboard/api/drift`: each model's drift report (active version, last 24 h). */
+export const DriftDashboardSchema = z.object({ models: z.array(DriftSchema) });

@@ -22,6 +22,7 @@ import * as oip from "./protocols/oip";
 import * as openai from "./protocols/openai";
 import {
   dashboardBacklog,
+  dashboardDrift,
   dashboardExchange,
   dashboardLogin,
   dashboardModels,
@@ -383,6 +384,7 @@ export const ROUTES: readonly RouteDef[] = [
         "Queued and running jobs and async predictions",
         A.BacklogSchema,
       ],
+      ["/dashboard/api/drift", dashboardDrift, "Each model's PSI per hour (drift)", A.DriftDashboardSchema],
     ] as const
   ).map(
     ([path, handler, summary, answer]): RouteDef => ({

@@ -125,6 +125,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/{id}/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** PSI per signal per hour of a version's live inputs against its reference profile */
+        get: operations["get_models__api_v1_models_id_drift"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{id}/versions/{version}": {
         parameters: {
             query?: never;
@@ -1093,6 +1110,40 @@ export interface components {
                 [key: string]: number;
             };
         };
+        Drift: {
+            model: {
+                id: string;
+                version: string;
+            };
+            /**
+             * @description warning: PSI at or above the threshold in the current or previous hour
+             * @enum {string}
+             */
+            drift: "ok" | "warning" | "unknown";
+            /** @description the PSI warning threshold (0.2) */
+            threshold: number;
+            /** @description inputs an hour needs before its PSI is reported */
+            min_count: number;
+            /** @description the share an empty bin counts as */
+            epsilon: number;
+            /** @description the version's reference profile; null when it has none */
+            reference: {
+                source: string;
+                count: number;
+                created_at: string;
+            } | null;
+            hours: {
+                /** @description ISO 8601 date-time (UTC) */
+                start: string;
+                count: number;
+                psi: {
+                    [key: string]: number;
+                } | null;
+                max_psi: number | null;
+                /** @enum {string} */
+                status: "ok" | "warning" | "insufficient";
+            }[];
+        };
         CreatedOnlineModel: {
             id: string;
             /** @constant */
@@ -1918,6 +1969,11 @@ export interface operations {
                         id: string;
                         default: boolean;
                         active_version: string | null;
+                        /**
+                         * @description the active version's drift status (GET /api/v1/models/:id/drift)
+                         * @enum {string}
+                         */
+                        drift?: "ok" | "warning" | "unknown";
                         /** @description ISO 8601 date-time (UTC) */
                         created_at: string;
                         /** @description ISO 8601 date-time (UTC) */
@@ -2084,6 +2140,94 @@ export interface operations {
                 };
             };
             /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_models__api_v1_models_id_drift: {
+        parameters: {
+            query?: {
+                version?: string;
+                hours?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Drift"];
+                };
+            };
+            /** @description Codes: invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, statistics_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -3,7 +3,7 @@
  *   POST /api/v1/dashboard/login   ASAP caller → one-time login URL
  *   GET  /dashboard/login?code=…   code → session cookie, 303 to /dashboard
  *   GET  /dashboard[/app.js|/app.css]   the page (session cookie required)
- *   GET  /dashboard/api/{statistics,models,online,backlog}   its read-only data (session cookie only)
+ *   GET  /dashboard/api/{statistics,models,online,backlog,drift}   its read-only data (session cookie only)
  *
  * A session shows its issuer only what `ASAP_POLICY` lets that issuer read through the API: each
  * data route needs the policy's `GET` of the API it mirrors (`statistics`, `models`,
@@ -13,6 +13,7 @@
 import {
   AllStatisticsSchema,
   BacklogSchema,
+  DriftDashboardSchema,
   LoginUrlSchema,
   ModelListSchema,
   OnlineDashboardSchema,
@@ -21,6 +22,7 @@ import { isAdmin, isAllowed } from "../auth/policy";
 import type { AppRequest, Handler } from "../context";
 import { APP_CSS, APP_JS, DASHBOARD_CSP, PAGE_HTML } from "../dashboard/assets";
 import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/session";
+import { readDrift } from "../drift/report";
 import { ApiError } from "../errors";
 import { reply } from "../http";
 import { readAllStatistics, statisticsApis } from "../metering/stats";
@@ -153,3 +155,23 @@ export const dashboardOnline: Handler = async (request, env) => {
 /** `GET /dashboard/api/backlog`: unfinished training jobs and async predictions. */
 export const dashboardBacklog: Handler = async (_request, env) =>
   reply(BacklogSchema, await readBacklog(env.DB, Date.now()), 200, NO_STORE);
+
+/** Most models the dashboard's drift chart reads (the registry's first, by id). */
+const DRIFT_CHART_MODELS = 20;
+
+/**
+ * `GET /dashboard/api/drift`: each model's drift over the last 24 h (its active version, as
+ * `GET /api/v1/models/:id/drift` shows it; `models:GET`), for the PSI chart (docs/drift.md). A model
+ * whose drift cannot be read is left out.
+ */
+export const dashboardDrift: Handler = async (request, env) => {
+  readerOf(request, "models");
+  const { config } = request.state;
+  const models = (await listModelSummaries(env, config.DEFAULT_MODEL))
+    .filter((m) => m.active_version !== null && m.kind !== "tensor")
+    .slice(0, DRIFT_CHART_MODELS);
+  const reports = await Promise.all(
+    models.map((m) => readDrift(env, config, m.id, m.active_version ?? undefined, 24).catch(() => null)),
+  );
+  return reply(DriftDashboardSchema, { models: reports.filter((r) => r !== null) }, 200, NO_STORE);
+};
