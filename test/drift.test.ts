@@ -8,7 +8,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import type { DriftShard } from "../durable-objects/drift-shard";
 import { r2Keys } from "../src/contracts/r2-keys";
-import { driftShard, HOUR_MS } from "../src/drift/live";
+import { driftShard, HOUR_MS, mergeProfiles } from "../src/drift/live";
 import {
   buildProfile,
   MIN_DRIFT_COUNT,
@@ -134,6 +134,26 @@ describe("live profiles and the drift endpoint", () => {
     expect(hour.count).toBe(before + 5);
     // Below the minimum count: no PSI yet.
     expect(hour).toMatchObject({ psi: null, status: "insufficient" });
+  });
+
+  it("an image model's inputs add pixels and brightness (and its scores) to the live profile", async () => {
+    const { version } = await seedShippedModel("digits");
+    const { probes } = JSON.parse(decode(await fixtureBytes("models/digits/reference.json"))) as {
+      probes: { image: string }[];
+    };
+    const res = await postJson("/api/v1/predict", { model: "digits", image: probes[0]?.image });
+    expect(res.status).toBe(200);
+    await currentHour("/api/v1/models/digits/drift?hours=1", 1);
+    const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+    const parts = await Promise.all(
+      [0, 1, 2, 3].map((i) => driftShard(env, "digits", i).read(version, hour, hour)),
+    );
+    const [live] = mergeProfiles(parts.flat());
+    expect(live?.count).toBe(1);
+    expect(Object.keys(live?.signals ?? {}).sort()).toEqual(
+      ["brightness", "pixels", ...Array.from({ length: 10 }, (_, i) => `score:${i}`)].sort(),
+    );
+    expect(live?.signals.pixels?.reduce((a, b) => a + b, 0)).toBe(1);
   });
 
   it("a shard counts a batch once (retried delivery) and sums concurrent batches exactly", async () => {
