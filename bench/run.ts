@@ -34,6 +34,9 @@
  * `npx tsx bench/batch-budget.ts`), and what a 12 MP phone photo costs next to a 640×480 one
  * (`phone_photos`; alone: `npx tsx bench/phone-photos.ts`), and what `explain: true` adds per text
  * next to scoring it (`explain_time`; alone: `npx tsx bench/explain-time.ts`).
+ * (`phone_photos`; alone: `npx tsx bench/phone-photos.ts`). Last, live profiling's cost (`drift_cost`:
+ * `DRIFT` on vs off, single and batch of 32, BENCH_DRIFT_ROUNDS rounds, default 6; alone:
+ * `BENCH_ONLY=drift npm run -s bench`).
  *
  * Tokens are RS256 (ASAP's usual algorithm; RSA verification is the cheapest of the allowed ones)
  * unless a scenario says otherwise, pre-signed once before the load (RSA signing in Node does
@@ -55,6 +58,8 @@ import autocannon from "autocannon";
 import type { Miniflare } from "miniflare";
 import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startMiniflare, startWorker } from "../scripts/local-worker";
+import { observeScores, observeText } from "../src/drift/profile";
+import { featurize, type SparseFeatures } from "../src/featurizer/text";
 import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { measureBatchBudget } from "./batch-budget";
 import { workerdCpuMs } from "./cpu";
@@ -439,6 +444,96 @@ if (process.env.BENCH_ONLY === "shadow") {
   );
   process.exit(0);
 }
+
+/**
+ * What live profiling (docs/drift.md) costs: the full stack with `DRIFT` on (as shipped) and off,
+ * loaded in turn for `rounds` rounds (every other one backwards) with a single text and a batch of
+ * 32; workerd CPU µs per request min/median/max per side, and the added CPU round by round against
+ * the same round's run without it.
+ */
+function inRequestDriftCost() {
+  // What the request itself adds per text (the rest runs in waitUntil): the input signals from the
+  // featurized row and one score histogram per label, as the core and `recordLiveProfile` do.
+  const manifest = JSON.parse(readFileSync(path.join(root, "models", MODEL, "manifest.json"), "utf8"));
+  const rows = SAMPLE_TEXTS.map((t) => featurize(t, manifest.featurizer));
+  const labels: string[] = manifest.labels;
+  const scores = labels.map((_, i) => (i + 1) / (labels.length + 1));
+  const n = 20_000;
+  const us: number[] = [];
+  for (let repeat = 0; repeat < 7; repeat++) {
+    const signals = {};
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const k = i % SAMPLE_TEXTS.length;
+      observeText(signals, SAMPLE_TEXTS[k] as string, {
+        ids: (rows[k] as SparseFeatures).ids,
+        buckets: manifest.featurizer.buckets,
+      });
+      observeScores(signals, labels, [scores]);
+    }
+    us.push(Math.round(((performance.now() - t0) * 1000 * 100) / n) / 100);
+  }
+  return {
+    us_per_text: spread(us),
+    note: `Node, ${MODEL}'s featurizer and labels, sample texts, 7 × ${n} texts`,
+  };
+}
+
+async function driftCost(bundle: Bundle, pool: TokenPool, rounds: number) {
+  const on = await startService(bundle, {}, pool);
+  const off = await startService(bundle, { DRIFT: "off" }, pool);
+  const bodies = { single, batch32: batch } as const;
+  const out: Record<string, unknown> = {};
+  try {
+    for (const [name, body] of Object.entries(bodies)) {
+      const runs = { on: [] as LoadResult[], off: [] as LoadResult[] };
+      for (let round = 0; round < rounds; round++) {
+        const sides = round % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const);
+        for (const side of sides) {
+          const service = side === "on" ? on : off;
+          runs[side].push(
+            await load(predictUrl(service), {
+              method: "POST",
+              body,
+              pids: service.pids,
+              rpcUrl: service.url,
+              ...(service.auth && { auth: service.auth }),
+            }),
+          );
+        }
+      }
+      const added = runs.on.map((r, i) => {
+        const base = (runs.off[i] as LoadResult).workerd_cpu_us_per_req;
+        return r.workerd_cpu_us_per_req - base;
+      });
+      out[name] = {
+        drift_on_cpu_us: spread(runs.on.map((r) => r.workerd_cpu_us_per_req)),
+        drift_off_cpu_us: spread(runs.off.map((r) => r.workerd_cpu_us_per_req)),
+        added_cpu_us_per_request: spread(added),
+        added_cpu_pct: spread(
+          added.map(
+            (a, i) => Math.round((1000 * a) / (runs.off[i] as LoadResult).workerd_cpu_us_per_req) / 10,
+          ),
+        ),
+        rps_on: spread(runs.on.map((r) => r.rps)),
+        rps_off: spread(runs.off.map((r) => r.rps)),
+        do_rpcs_per_1000_on: runs.on.at(-1)?.do_rpcs_per_1000,
+      };
+    }
+  } finally {
+    await Promise.all([on.mf.dispose(), off.mf.dispose()]);
+  }
+  return { rounds, in_request: inRequestDriftCost(), ...out };
+}
+
+const DRIFT_ROUNDS = Number(process.env.BENCH_DRIFT_ROUNDS ?? 6);
+if (process.env.BENCH_ONLY === "drift") {
+  // Only live profiling's cost (docs/drift.md).
+  const built = await withObjectProxy(await build(outdir));
+  const pool = await createTokenPool(Math.ceil(3_000 * DURATION * DRIFT_ROUNDS * 2) + 200, "RS256");
+  console.log(JSON.stringify({ drift_cost: await driftCost(built, pool, DRIFT_ROUNDS) }, null, 2));
+  process.exit(0);
+}
 const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 // What explain: true adds per text next to scoring it (bench/explain-time.ts).
 const explainTime = await measureExplainTime();
@@ -644,6 +739,8 @@ try {
   distanceError = error instanceof Error ? error.stack : String(error);
 }
 await services.bare.mf.dispose();
+// Live profiling's cost (docs/drift.md): DRIFT on vs off, same run (alone: BENCH_ONLY=drift).
+const driftCosts = await driftCost(bundle, rs256, DRIFT_ROUNDS);
 const helloM = median(runs.hello);
 const full = median(runs.full);
 const es256 = median(runs.es256);
@@ -744,6 +841,7 @@ console.log(
         cpu_x_bare: ratio(reused.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
       },
       predict_single_bare_no_request_log: bareNoLog,
+      drift_cost: driftCosts,
       flask_reference: flask
         ? {
             ...flask,

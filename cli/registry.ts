@@ -234,6 +234,7 @@ export function registerModelCommands(program: Command): void {
     .option("--dir <dir>", "a folder with model.onnx and manifest.json (like models/<id>/)")
     .option("--onnx <file>", "the ONNX model (default <dir>/model.onnx)")
     .option("--manifest <file>", "the manifest JSON (default <dir>/manifest.json)")
+    .option("--profile <file>", "the reference profile for drift (default <dir>/profile.json when present)")
     .option("--activate", "serve this version at once")
     .action(
       async (
@@ -244,6 +245,7 @@ export function registerModelCommands(program: Command): void {
           dir?: string;
           onnx?: string;
           manifest?: string;
+          profile?: string;
           activate?: boolean;
         },
       ) => {
@@ -263,6 +265,12 @@ export function registerModelCommands(program: Command): void {
         const form = new FormData();
         form.set("manifest", JSON.stringify(manifest));
         form.set("model", new Blob([new Uint8Array(await read(onnxFile))]), "model.onnx");
+        // The reference profile (docs/drift.md): --profile, else <dir>/profile.json if there is one.
+        const dirProfile = opts.dir && path.join(opts.dir, "profile.json");
+        const profileText = opts.profile
+          ? (await read(opts.profile)).toString("utf8")
+          : dirProfile && (await readFile(dirProfile, "utf8").catch(() => undefined));
+        if (profileText) form.set("profile", profileText);
         const size = (await stat(onnxFile)).size;
         const client = await Client.create(opts);
         process.stderr.write(`uploading ${onnxFile} (${kib(size)})…\n`);

@@ -36,7 +36,7 @@ export async function withLocalR2<T>(fn: (bucket: NodeBucket) => Promise<T>): Pr
 }
 
 /**
- * Uploads every `models/<id>/` (model.onnx + manifest.json) to `bucket` under its manifest's
+ * Uploads every `models/<id>/` (model.onnx + manifest.json, and profile.json when present) to `bucket` under its manifest's
  * version and points the model's active version at it; returns the `{ id, version }` pairs.
  */
 export async function putShippedModels(bucket: NodeBucket): Promise<{ id: string; version: string }[]> {
@@ -53,6 +53,9 @@ export async function putShippedModels(bucket: NodeBucket): Promise<{ id: string
     // A plain copy: Miniflare's proxies cannot serialise Node's pooled Buffers.
     await bucket.put(r2Keys.model(id, version), new Uint8Array(await readFile(path.join(dir, "model.onnx"))));
     await bucket.put(r2Keys.manifest(id, version), manifestText);
+    // The reference profile (docs/drift.md), when the model has one.
+    const profile = await readFile(path.join(dir, "profile.json"), "utf8").catch(() => undefined);
+    if (profile !== undefined) await bucket.put(r2Keys.profile(id, version), profile);
     await bucket.put(r2Keys.active(id), JSON.stringify({ version }));
     seeded.push({ id, version });
   }

@@ -13,12 +13,14 @@
  * Reads `../shared/datasets/` (relative to the project root; never copied into the repository),
  * applies the split rule (data row i is TEST when i % 5 == 4), trains on the train split with a
  * fixed seed, measures the float and int8 models on the test split and writes
- * `models/<id>/{model.onnx,manifest.json,MODEL_CARD.md,reference.json}` (unless --dry-run).
+ * `models/<id>/{model.onnx,manifest.json,MODEL_CARD.md,reference.json,profile.json}` (unless --dry-run;
+ * profile.json: the reference profile for drift, `scripts/profile-models.ts`).
  * Overrides are for experiments; the committed models use the defaults in
  * `TRAINING_CATALOGUE` (`scripts/training/catalogue.ts`); the library is `scripts/training/`.
  */
 
 import { pathToFileURL } from "node:url";
+import { writeProfile } from "./profile-models";
 import { trainDigits } from "./train-digits";
 import { TRAINING_CATALOGUE } from "./training/catalogue";
 import { trainMlp } from "./training/mlp";
@@ -49,20 +51,18 @@ function parseArgs(argv: string[]): { ids: string[]; dryRun: boolean; over: Reco
 async function main(): Promise<void> {
   const { ids, dryRun, over } = parseArgs(process.argv.slice(2));
   for (const id of ids) {
-    if (id === "digits") {
-      await trainDigits(dryRun, over);
-      continue;
+    if (id === "digits") await trainDigits(dryRun, over);
+    else if (id.endsWith("-mlp")) await trainMlp(id.slice(0, -4), dryRun);
+    else {
+      const cfg = TRAINING_CATALOGUE[id];
+      if (!cfg)
+        throw new Error(
+          `unknown model ${id} (known: ${Object.keys(TRAINING_CATALOGUE).join(", ")}, digits, all)`,
+        );
+      await trainTextModel(applyOverrides(cfg, over), dryRun, over);
     }
-    if (id.endsWith("-mlp")) {
-      await trainMlp(id.slice(0, -4), dryRun);
-      continue;
-    }
-    const cfg = TRAINING_CATALOGUE[id];
-    if (!cfg)
-      throw new Error(
-        `unknown model ${id} (known: ${Object.keys(TRAINING_CATALOGUE).join(", ")}, digits, all)`,
-      );
-    await trainTextModel(applyOverrides(cfg, over), dryRun, over);
+    // The new model's reference profile over its train split (docs/drift.md).
+    if (!dryRun) console.log(`${id}: models/${id}/profile.json, ${await writeProfile(id)} bytes`);
   }
 }
 

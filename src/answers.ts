@@ -236,6 +236,10 @@ export const ModelDetailSchema = z.object({
   active_version: z.string().nullable(),
   split: SplitSchema.nullable().describe("the traffic split, null when the active version serves everyone"),
   shadows: z.array(ShadowSchema).describe("shadow versions (empty when none)"),
+  drift: z
+    .enum(["ok", "warning", "unknown"])
+    .optional()
+    .describe("the active version's drift status (GET /api/v1/models/:id/drift)"),
   created_at: isoTime,
   updated_at: isoTime,
   versions: z.array(VersionViewSchema),
@@ -746,3 +750,31 @@ export const DashboardModelViewSchema = z.object({
   shadow: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/shadow"),
   traffic: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/traffic"),
 });
+/** `GET /api/v1/models/:id/drift` (src/drift/report.ts, docs/drift.md). */
+export const DriftSchema = z
+  .object({
+    model: z.object({ id: z.string(), version: z.string() }),
+    drift: z
+      .enum(["ok", "warning", "unknown"])
+      .describe("warning: PSI at or above the threshold in the current or previous hour"),
+    threshold: z.number().describe("the PSI warning threshold (0.2)"),
+    min_count: z.number().int().describe("inputs an hour needs before its PSI is reported"),
+    epsilon: z.number().describe("the share an empty bin counts as"),
+    reference: z
+      .object({ source: z.string(), count: z.number().int(), created_at: z.string() })
+      .nullable()
+      .describe("the version's reference profile; null when it has none"),
+    hours: z.array(
+      z.object({
+        start: isoTime,
+        count: z.number().int(),
+        psi: z.record(z.string(), z.number()).nullable(),
+        max_psi: z.number().nullable(),
+        status: z.enum(["ok", "warning", "insufficient"]),
+      }),
+    ),
+  })
+  .meta({ id: "Drift" });
+
+/** `GET /dashboard/api/drift`: each model's drift report (active version, last 24 h). */
+export const DriftDashboardSchema = z.object({ models: z.array(DriftSchema) });

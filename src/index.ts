@@ -1,4 +1,5 @@
 import { loadConfig } from "./config";
+import { checkDrift } from "./drift/report";
 import { sweepStuckJobs } from "./jobs/sweep";
 import { createLogger } from "./log";
 import { sweepStuckPredictions } from "./predictions/sweep";
@@ -8,6 +9,7 @@ import { buildRouter } from "./router";
 import { sweepDeliveries } from "./webhooks/deliveries";
 
 export { CallerGuard } from "../durable-objects/caller-guard";
+export { DriftShard } from "../durable-objects/drift-shard";
 export { OnlineLearner } from "../durable-objects/online-learner";
 export { ShadowShard } from "../durable-objects/shadow-shard";
 export { StatsShard } from "../durable-objects/stats-shard";
@@ -32,6 +34,8 @@ export default {
       ["stuck_jobs_sweep", () => sweepStuckJobs(env, config)],
       // After the stuck-work sweeps: subjects they failed get their webhooks queued here.
       ["webhook_sweep", () => sweepDeliveries(env)],
+      // Logs `model_drift` once per hour for each drifting model (src/drift/report.ts).
+      ["drift_check", () => checkDrift(env, config, logger)],
     ] as const;
     let firstError: unknown;
     for (const [event, task] of tasks) {

@@ -22,6 +22,7 @@ import * as oip from "./protocols/oip";
 import * as openai from "./protocols/openai";
 import {
   dashboardBacklog,
+  dashboardDrift,
   dashboardExchange,
   dashboardExplain,
   dashboardExplainBodySchema,
@@ -41,6 +42,7 @@ import {
   removeDataset,
   uploadDatasetQuerySchema,
 } from "./routes/datasets";
+import { driftQuerySchema, getDrift } from "./routes/drift";
 import {
   feedback,
   feedbackSchema,
@@ -237,6 +239,12 @@ export const ROUTES: readonly RouteDef[] = [
     summary: "A model, all its versions and its latest jobs",
     responses: { 200: A.ModelDetailSchema },
     errors: ["model_not_found", "registry_unavailable"],
+  }),
+  authed("GET", "/api/v1/models/:id/drift", "models", getDrift, {
+    summary: "PSI per signal per hour of a version's live inputs against its reference profile",
+    query: driftQuerySchema,
+    responses: { 200: A.DriftSchema },
+    errors: ["invalid_request", "model_not_found", "model_version_not_found", "statistics_unavailable"],
   }),
   authed("POST", "/api/v1/models", "models_admin", createModel, {
     summary: "Queue a training job, or (task `online`) create an online model (201)",
@@ -456,6 +464,7 @@ export const ROUTES: readonly RouteDef[] = [
         "Queued and running jobs and async predictions",
         A.BacklogSchema,
       ],
+      ["/dashboard/api/drift", dashboardDrift, "Each model's PSI per hour (drift)", A.DriftDashboardSchema],
     ] as const
   ).map(
     ([path, handler, summary, answer]): RouteDef => ({

@@ -139,6 +139,9 @@ export async function seedShippedModel(id: string): Promise<{ version: string }>
   const manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as { version: string };
   await env.MODELS.put(r2Keys.model(id, manifest.version), await fixtureBytes(`models/${id}/model.onnx`));
   await env.MODELS.put(r2Keys.manifest(id, manifest.version), manifestBytes);
+  // The reference profile (docs/drift.md), when the model has one.
+  const profile = await fixtureBytes(`models/${id}/profile.json`).catch(() => undefined);
+  if (profile) await env.MODELS.put(r2Keys.profile(id, manifest.version), profile);
   await env.MODELS.put(r2Keys.active(id), JSON.stringify({ version: manifest.version }));
   return { version: manifest.version };
 }

@@ -109,6 +109,12 @@ describe("training jobs", () => {
     expect(shown.versions[0]?.metrics.test_accuracy).toBe(1);
     // The inline rows were only needed by the job.
     expect(await env.MODELS.head(`jobs/${accepted.job_id}/rows.json`)).toBeNull();
+    // The reference profile for drift (docs/drift.md): the 64 train rows and the model's scores.
+    const drift = (await (await api("/api/v1/models/job-inline/drift?hours=1")).json()) as {
+      reference: { count: number; source: string } | null;
+    };
+    expect(drift.reference).toMatchObject({ count: 64 });
+    expect(drift.reference?.source).toMatch(/^train split of job /);
   });
 
   it('featurizer norm "l2-blocks": the job trains on word and character halves apart, the manifest records it, the model serves', async () => {

@@ -357,12 +357,13 @@ describe("delete", () => {
     await waitFor(async () =>
       (await count("prediction_log", "model_id", "doomed")) >= 2 ? true : undefined,
     );
-    expect((await r2Keys_("models/doomed/")).length).toBe(7); // 3 versions × 2 + active.json
+    // 3 versions × 2 + the trained version's reference profile (docs/drift.md) + active.json
+    expect((await r2Keys_("models/doomed/")).length).toBe(8);
 
     const res = await api("/api/v1/models/doomed", { method: "DELETE" });
     expect(res.status).toBe(200);
     const { deleted } = (await res.json()) as { deleted: Record<string, number> };
-    expect(deleted).toMatchObject({ id: "doomed", versions: 3, jobs: 1, predictions: 1, r2_objects: 8 });
+    expect(deleted).toMatchObject({ id: "doomed", versions: 3, jobs: 1, predictions: 1, r2_objects: 9 });
     expect(deleted.log_rows).toBeGreaterThanOrEqual(2);
 
     expect(await r2Keys_("models/doomed/")).toEqual([]);

@@ -13,7 +13,7 @@ import { api, postJson, problem } from "./helpers";
 import { CALM, LOUD, labelledRows, tinyModel, upload, waitFor, waitForStatus } from "./registry-helpers";
 
 /** Set to true once the traffic-split and shadow routes (`PUT /api/v1/models/:id/split|shadow`) are merged. */
-const ROLLOUT_ROUTES_MERGED = false;
+const ROLLOUT_ROUTES_MERGED = true;
 
 const MODEL = "rollout-story";
 

@@ -299,6 +299,9 @@ describe("models", () => {
       /^uploaded cli-copy@1 .*active version 1$/m,
     );
     expect(await ok(["models", "upload", "cli-copy", "2", "--dir", dir])).toContain("cli-copy@2");
+    // --dir sends the folder's profile.json too (docs/drift.md), stored next to the manifest.
+    const profile = await (await service.mf.getR2Bucket("MODELS")).get("models/cli-copy/2/profile.json");
+    expect(await profile?.json()).toMatchObject({ model: { id: "cli-copy", version: "2" }, kind: "text" });
     expect(await ok(["models", "activate", "cli-copy", "2"])).toMatch(/active version 2 \(was 1\)/);
     const shown = JSON.parse(await ok(["models", "show", "cli-copy", "--json"]));
     expect(shown.active_version).toBe("2");

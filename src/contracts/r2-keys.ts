@@ -10,6 +10,8 @@ export const r2Keys = {
   model: (id: string, version: string): string => `models/${id}/${version}/model.onnx`,
   manifest: (id: string, version: string): string => `models/${id}/${version}/manifest.json`,
   active: (id: string): string => `models/${id}/active.json`,
+  /** The version's reference profile (src/drift/profile.ts; a few KB of JSON), next to its manifest. */
+  profile: (id: string, version: string): string => `models/${id}/${version}/profile.json`,
 };
 
 /** R2 key of a job's inline rows. */

@@ -105,6 +105,11 @@ export const PAGE_HTML = `<!doctype html>
       <button type="submit" id="xp-go">Explain</button>
     </form>
     <div id="xp-result" class="xp-result"></div>
+  <!-- Drift (issue #31, docs/drift.md): drawn by the drift block at the end of APP_JS. -->
+  <section class="card wide">
+    <h2>Drift <small>(largest PSI per hour of each model's active version against its reference profile, last 24 h; dashed: warning threshold)</small></h2>
+    <div id="chart-drift" class="chart"></div>
+    <table id="table-drift"><thead><tr><th>model</th><th>version</th><th>drift</th><th class="num">inputs this hour</th><th>signals over the threshold (last hour with PSI)</th></tr></thead><tbody></tbody></table>
   </section>
 </main>
 </body>
@@ -639,5 +644,95 @@ export const APP_JS = `"use strict";
       result.appendChild(xpEl("div", "xp-error", err.message));
     });
   });
+// ---- Drift (issue #31, docs/drift.md): PSI per hour per model, self-contained. ----
+(function () {
+  var NS = "http://www.w3.org/2000/svg";
+  var COLORS = ["#2f6fdf", "#b5359c", "#3aa6b9", "#8d6e63", "#5b5fc7", "#1f4e79", "#c51b7d", "#607d8b", "#7b3294"];
+  var DRIFT_REFRESH_MS = 6 * ${REFRESH_MS};
+  function node(tag, attrs, text) {
+    var n = document.createElementNS(NS, tag);
+    for (var k in attrs) n.setAttribute(k, String(attrs[k]));
+    if (text !== undefined) n.textContent = String(text);
+    return n;
+  }
+  function driftChart(target, models) {
+    target.textContent = "";
+    var withPsi = models.filter(function (m) { return m.hours.some(function (h) { return h.max_psi !== null; }); });
+    if (withPsi.length === 0) {
+      var empty = document.createElement("div");
+      empty.className = "empty";
+      empty.textContent = "no hour with enough inputs yet (PSI needs " + (models[0] ? models[0].min_count : 100) + " per hour and a reference profile)";
+      target.appendChild(empty);
+      return;
+    }
+    var threshold = withPsi[0].threshold;
+    var W = 1200, H = 220, L = 48, R = 12, T = 10, B = 26;
+    var n = withPsi[0].hours.length;
+    var yMax = threshold * 2;
+    withPsi.forEach(function (m) { m.hours.forEach(function (h) { if (h.max_psi !== null && h.max_psi > yMax) yMax = h.max_psi; }); });
+    var x = function (i) { return L + (n > 1 ? (i * (W - L - R)) / (n - 1) : 0); };
+    var y = function (v) { return T + (H - T - B) * (1 - Math.min(v, yMax) / yMax); };
+    var svg = node("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "PSI per hour" });
+    svg.appendChild(node("line", { x1: L, y1: y(0), x2: W - R, y2: y(0), stroke: "#dde2e8" }));
+    svg.appendChild(node("line", { x1: L, y1: T, x2: L, y2: y(0), stroke: "#dde2e8" }));
+    svg.appendChild(node("text", { x: L - 6, y: y(yMax) + 10, "text-anchor": "end" }, Math.round(yMax * 100) / 100));
+    svg.appendChild(node("text", { x: L - 6, y: y(0), "text-anchor": "end" }, "0"));
+    svg.appendChild(node("line", { x1: L, y1: y(threshold), x2: W - R, y2: y(threshold), stroke: "#d73027", "stroke-dasharray": "6 4", "data-threshold": threshold }));
+    svg.appendChild(node("text", { x: W - R, y: y(threshold) - 4, "text-anchor": "end" }, "warning " + threshold));
+    svg.appendChild(node("text", { x: L, y: H - 6 }, withPsi[0].hours[0].start.slice(5, 13).replace("T", " ") + "h"));
+    svg.appendChild(node("text", { x: W - R, y: H - 6, "text-anchor": "end" }, "this hour"));
+    var legend = document.createElement("div");
+    legend.className = "legend";
+    withPsi.forEach(function (m, k) {
+      var color = COLORS[k % COLORS.length];
+      var points = [];
+      m.hours.forEach(function (h, i) { if (h.max_psi !== null) points.push([x(i), y(h.max_psi), h]); });
+      if (points.length > 1) {
+        svg.appendChild(node("polyline", { points: points.map(function (p) { return p[0] + "," + p[1]; }).join(" "), fill: "none", stroke: color, "stroke-width": 2 }));
+      }
+      points.forEach(function (p) {
+        var dot = node("circle", { cx: p[0], cy: p[1], r: 3.5, fill: color, "data-model": m.model.id, "data-psi": p[2].max_psi });
+        dot.appendChild(node("title", {}, m.model.id + " " + p[2].start.slice(0, 13) + "h: PSI " + p[2].max_psi + " (" + p[2].count + " inputs)"));
+        svg.appendChild(dot);
+      });
+      var item = document.createElement("span");
+      var sw = document.createElement("span");
+      sw.className = "swatch";
+      sw.style.background = color;
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(m.model.id + (m.drift === "warning" ? " (warning)" : "")));
+      legend.appendChild(item);
+    });
+    target.appendChild(svg);
+    target.appendChild(legend);
+  }
+  function driftTable(models) {
+    var body = document.querySelector("#table-drift tbody");
+    body.textContent = "";
+    models.forEach(function (m) {
+      var last = m.hours.filter(function (h) { return h.psi !== null; }).pop();
+      var over = last ? Object.keys(last.psi).filter(function (k) { return last.psi[k] >= m.threshold; }).map(function (k) { return k + " " + last.psi[k]; }).join(", ") : "";
+      var row = document.createElement("tr");
+      [m.model.id, m.model.version, m.drift, m.hours[m.hours.length - 1].count, over || "–"].forEach(function (v, i) {
+        var td = document.createElement("td");
+        if (i === 3) td.className = "num";
+        td.textContent = String(v);
+        row.appendChild(td);
+      });
+      body.appendChild(row);
+    });
+  }
+  function refreshDrift() {
+    fetch("/dashboard/api/drift", { credentials: "same-origin", cache: "no-store" }).then(function (res) {
+      if (!res.ok) throw new Error("drift: HTTP " + res.status);
+      return res.json();
+    }).then(function (data) {
+      driftChart(document.getElementById("chart-drift"), data.models);
+      driftTable(data.models);
+      document.getElementById("chart-drift").setAttribute("data-refreshed", "1");
+    }, function () { /* the main block reports the session state */ });
+  }
+  refreshDrift();
+  setInterval(refreshDrift, DRIFT_REFRESH_MS);
 })();
 `;

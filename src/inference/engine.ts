@@ -85,11 +85,13 @@ function checkSignature(session: ModelSession, manifest: ModelManifest): void {
 /**
  * Scores `texts` with a text model, one probability vector per text in the manifest's label order,
  * in one run for the whole batch. The kind picks the path: hashed n-grams are featurized with the
- * model's own featurizer spec; a `raw-text` graph receives the strings as they are.
+ * model's own featurizer spec; a `raw-text` graph receives the strings as they are. `onRows` sees
+ * the featurized rows (hashed n-gram models only) before the run.
  */
 export async function scoreTexts(
   model: LoadedModel<TextInputManifest>,
   texts: readonly string[],
+  onRows?: (rows: readonly SparseFeatures[]) => void,
 ): Promise<Float32Array[]> {
   const { meta } = model;
   if (meta.kind === "raw-text") {
@@ -97,10 +99,9 @@ export async function scoreTexts(
     const dims = input?.isTensor && input.shape.length === 1 ? [texts.length] : [texts.length, 1];
     return runScores(model, texts.length, { [meta.inputs.text]: new ort.Tensor("string", [...texts], dims) });
   }
-  return runRows(
-    model as LoadedModel<TextModelManifest>,
-    texts.map((t) => featurize(t, meta.featurizer)),
-  );
+  const rows = texts.map((t) => featurize(t, meta.featurizer));
+  onRows?.(rows);
+  return runRows(model as LoadedModel<TextModelManifest>, rows);
 }
 
 /**

@@ -5,6 +5,7 @@
 
 import type { Config } from "../config";
 import { type ImageModelManifest, imageInputDims, type ModelRef } from "../contracts/manifest";
+import { meanLuma, observeImage, type Signals } from "../drift/profile";
 import { ApiError } from "../errors";
 import { type CheckedImage, decodeForModel } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
@@ -46,7 +47,7 @@ export type CheckedImageSource = { bytes: Uint8Array; checked: CheckedImage } | 
  * Runs image model `id` (at `version`, else its active one) on checked `images`, one run each,
  * each decoded for the model's input (`decodeForModel`: upright, at the scale or samples its
  * resize reads): the probabilities in label order. Refuses a text model with 400
- * `model_input_mismatch`.
+ * `model_input_mismatch`. With `profile`, also the inputs' drift signals (src/drift/profile.ts).
  */
 export async function scoreImages(
   bucket: R2Bucket,
@@ -54,15 +55,27 @@ export async function scoreImages(
   id: string,
   version: string | undefined,
   images: readonly CheckedImageSource[],
-): Promise<{ model: ModelRef; labels: readonly string[]; scores: Float32Array[] }> {
+  profile = false,
+): Promise<{ model: ModelRef; labels: readonly string[]; scores: Float32Array[]; inputSignals?: Signals }> {
   return withModel(bucket, config, id, version, async (loaded) => {
     const model = requireImageModel(loaded);
     const scores: Float32Array[] = [];
+    const inputSignals: Signals | undefined = profile ? {} : undefined;
     for (const image of images) {
       const pixels =
         "pixels" in image ? image.pixels : decodeForModel(image.bytes, model.meta.preprocess, image.checked);
+      if (inputSignals) {
+        // The size as sent; the brightness of the pixels the model reads.
+        const sent = "pixels" in image ? image.pixels : image.checked;
+        observeImage(inputSignals, sent.width, sent.height, meanLuma(pixels));
+      }
       scores.push(await scoreImage(model, pixels));
     }
-    return { model: { id: model.meta.id, version: model.meta.version }, labels: model.meta.labels, scores };
+    return {
+      model: { id: model.meta.id, version: model.meta.version },
+      labels: model.meta.labels,
+      scores,
+      ...(inputSignals && { inputSignals }),
+    };
   });
 }

@@ -9,6 +9,7 @@
  */
 import type { Config } from "../config";
 import type { ModelRef, TextInputManifest, TextModelManifest } from "../contracts/manifest";
+import { observeText, type Signals } from "../drift/profile";
 import { ApiError } from "../errors";
 import { featurize } from "../featurizer/text";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
@@ -36,6 +37,11 @@ export interface Classification {
   thresholds?: Record<string, number> | undefined;
   /** Per text, why the model scored it so (`TextScoring.explain`; text models only). */
   explanations?: TextExplanation[] | undefined;
+  /**
+   * The inputs' drift signals (src/drift/profile.ts: text length and hashed-bucket groups, or image
+   * pixels and brightness) summed over the batch; absent when `DRIFT=off`.
+   */
+  inputSignals?: Signals | undefined;
 }
 
 /**
@@ -152,9 +158,17 @@ export async function scoreTextInputs(
     }
     const model = requireTextModel(m);
     options.accept?.(model.meta);
+    const profile = config.DRIFT !== "off";
+    const inputSignals: Signals | undefined = profile ? {} : undefined;
     if (explain) {
       const text = model as LoadedModel<TextModelManifest>;
       const features = texts.map((t) => featurize(t, text.meta.featurizer));
+      const buckets = text.meta.featurizer.buckets;
+      if (inputSignals) {
+        features.forEach((row, i) => {
+          observeText(inputSignals, texts[i] as string, { ids: row.ids, buckets });
+        });
+      }
       const scores = await scoreFeatureRows(text, features);
       const graph = await explainGraphOf(bucket, config, text);
       const explanations = await explainTexts(
@@ -173,13 +187,30 @@ export async function scoreTextInputs(
         scores,
         thresholds: text.meta.thresholds,
         explanations,
+        inputSignals,
       };
     }
+    const buckets = model.meta.kind === "raw-text" ? 0 : model.meta.featurizer.buckets;
+    let featurized = false;
+    const scores = await scoreTexts(
+      model,
+      texts,
+      inputSignals &&
+        ((rows) => {
+          featurized = true;
+          rows.forEach((row, i) => {
+            observeText(inputSignals, texts[i] as string, { ids: row.ids, buckets });
+          });
+        }),
+    );
+    // A raw-text graph has no featurized rows: length only.
+    if (inputSignals && !featurized) for (const t of texts) observeText(inputSignals, t);
     return {
       model: { id: m.meta.id, version: m.meta.version },
       labels: m.meta.labels,
-      scores: await scoreTexts(model, texts),
+      scores,
       thresholds: model.meta.thresholds,
+      inputSignals,
     };
   });
 }
@@ -228,7 +259,8 @@ export async function scoreImageInputs(
   if (explain) throw await explainUnsupported(choice.model ?? config.DEFAULT_IMAGE_MODEL, "image", explain);
   const checked = checkImageSources(config, images);
   const id = choice.model ?? config.DEFAULT_IMAGE_MODEL;
-  return scoreImages(bucket, config, id, await chooseVersion(bucket, config, id, choice), checked);
+  const version = await chooseVersion(bucket, config, id, choice);
+  return scoreImages(bucket, config, id, version, checked, config.DRIFT !== "off");
 }
 
 /**

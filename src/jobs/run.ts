@@ -5,14 +5,17 @@
  */
 import type { Config } from "../config";
 import { textManifestSchema } from "../contracts/manifest";
-import { jobRowsKey } from "../contracts/r2-keys";
+import { jobRowsKey, r2Keys } from "../contracts/r2-keys";
 import type { FailureCode, JobRow } from "../contracts/rows";
+import { buildProfile } from "../drift/profile";
 import { ApiError } from "../errors";
+import { featurize, type SparseFeatures } from "../featurizer/text";
 import { feedbackRecords } from "../feedback/read";
 import type { Logger } from "../log";
 import { exportModel } from "../onnx/text";
 import { publishModelVersion } from "../registry/publish";
 import { isTestRow, validationFoldOf } from "../training/folds";
+import { scoreFeatures } from "../training/linear-model";
 import { trainWithValidation } from "../training/select";
 import { subjectFinished } from "../webhooks/deliveries";
 import { DatasetError, formatOf, parseRecords, readDatasetText, toTrainingData } from "./dataset";
@@ -147,6 +150,19 @@ export async function runJob(
       network: "linear",
       ...(result.thresholds && { thresholds: result.thresholds }),
     });
+    // The version's reference profile for drift (docs/drift.md): the train split's inputs and the
+    // int8 model's scores on them (the exported graph's arithmetic). Written before the version is
+    // published, so a served version never lacks it.
+    const trainFeatures = train.map((row) => featurize(row.text, featurizer));
+    const profile = buildProfile({
+      model: { id: claimed.model_id, version: claimed.version },
+      source: `train split of job ${jobId}'s dataset (${train.length} rows; row % 5 == 4 excluded)`,
+      labels: manifest.labels,
+      texts: train.map((row, i) => ({ text: row.text, ids: (trainFeatures[i] as SparseFeatures).ids })),
+      scores: trainFeatures.map((f) => scoreFeatures(result.quantized, f)),
+      buckets: featurizer.buckets,
+    });
+    await env.MODELS.put(r2Keys.profile(claimed.model_id, claimed.version), JSON.stringify(profile));
     await stage("publishing", 0.9);
     // A model deleted while this job trained takes its jobs with it: do not resurrect it.
     const still = await db

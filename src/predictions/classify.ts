@@ -7,6 +7,7 @@
  */
 import type { RequestState } from "../context";
 import type { ModelRef } from "../contracts/manifest";
+import { recordLiveProfile } from "../drift/live";
 import type { ExplainOptions } from "../inference/explain";
 import {
   type Classification,
@@ -135,8 +136,9 @@ export async function classifyImages(
 }
 
 /**
- * Records the model that answered on the request, logs every item's scores (texts when given) and
- * schedules the model's shadow versions on the same inputs (after the answer; `shadowAfter`).
+ * Records the model that answered on the request, logs every item's scores (texts when given),
+ * schedules the model's shadow versions on the same inputs (after the answer; `shadowAfter`) and
+ * adds the inputs to the version's live profile (src/drift/live.ts; sent after the answer).
  */
 function recorded(
   env: Env,
@@ -150,5 +152,12 @@ function recorded(
   state.served = result.model;
   logSyncPrediction(env, ctx, state, result.labels, result.scores, texts);
   shadowAfter(env, ctx, state.config, result, inputs, state.logger);
+  recordLiveProfile(ctx, env, state.config, result, (error, items) =>
+    state.logger.log("error", "drift_record_failed", {
+      model: result.model.id,
+      inputs: items,
+      error: error instanceof Error ? error.message : String(error),
+    }),
+  );
   return result;
 }

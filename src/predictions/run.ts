@@ -5,6 +5,7 @@ import type { z } from "zod";
 import type { PredictionResultSchema, PredictionSchema } from "../answers";
 import type { Config } from "../config";
 import type { FailureCode, PredictionRow } from "../contracts/rows";
+import { recordLiveProfile } from "../drift/live";
 import { ApiError } from "../errors";
 import { textAnswer } from "../inference/answers";
 import { type Classification, ranked, scoreImageInputs, scoreTextInputs } from "../inference/score";
@@ -110,14 +111,22 @@ export async function runPrediction(
       )
       .bind(JSON.stringify(result), Date.now(), id)
       .run();
-    if (written.meta.changes === 1) await subjectFinished(env, id, logger);
-    // Shadow versions score a sampled async prediction too, after its result is stored.
     if (written.meta.changes === 1) {
-      const inputs =
+      // Shadow versions score a sampled async prediction too, after its result is stored.
+      const shadowInputs =
         input.image === undefined
           ? { texts: input.texts ?? [input.text ?? ""] }
           : { images: [{ base64: input.image }] };
-      shadowAfter(env, ctx, config, scored, inputs, logger);
+      shadowAfter(env, ctx, config, scored, shadowInputs, logger);
+      // Once per prediction (a redelivery that lost the race adds nothing), like the sync path.
+      recordLiveProfile(ctx, env, config, scored, (error, items) =>
+        logger.log("error", "drift_record_failed", {
+          model: scored.model.id,
+          inputs: items,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      );
+      await subjectFinished(env, id, logger);
     }
     if (written.meta.changes === 1 && config.PREDICTION_LOG) {
       const entries = predictionLogEntries(

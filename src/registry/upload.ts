@@ -6,6 +6,13 @@
 
 import type { ModelManifest } from "../contracts/manifest";
 import { DEFAULT_OPTIMIZATION_LEVEL, type OptimizationLevel } from "../contracts/manifest";
+import { r2Keys } from "../contracts/r2-keys";
+import {
+  MAX_PROFILE_BYTES,
+  profileProblem,
+  type ReferenceProfile,
+  referenceProfileSchema,
+} from "../drift/profile";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { kindName } from "../inference/kinds";
@@ -18,6 +25,8 @@ import { parseManifest, type SessionMemory } from "./validate";
 export interface ModelUpload {
   given: Record<string, unknown>;
   bytes: Uint8Array;
+  /** The optional `profile` part: the version's reference profile (docs/drift.md), unchecked JSON. */
+  profile?: unknown;
 }
 
 /**
@@ -46,12 +55,25 @@ export async function readModelUpload(body: Uint8Array, contentType: string): Pr
     );
   }
   const bytes = new Uint8Array(await modelPart.arrayBuffer());
+  const profilePart = form.get("profile") as File | string | null;
+  let profile: unknown;
+  if (profilePart !== null) {
+    const text = typeof profilePart === "string" ? profilePart : await profilePart.text();
+    if (text.length > MAX_PROFILE_BYTES) {
+      throw new ApiError("invalid_model", `the 'profile' part exceeds ${MAX_PROFILE_BYTES} bytes`);
+    }
+    try {
+      profile = JSON.parse(text) as unknown;
+    } catch {
+      throw new ApiError("invalid_model", "the 'profile' part is not JSON");
+    }
+  }
   try {
     const text = typeof manifestPart === "string" ? manifestPart : await manifestPart.text();
     const parsed = JSON.parse(text) as unknown;
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
       throw new Error("not an object");
-    return { given: parsed as Record<string, unknown>, bytes };
+    return { given: parsed as Record<string, unknown>, bytes, ...(profilePart !== null && { profile }) };
   } catch {
     throw new ApiError("invalid_model", "the 'manifest' part is not a JSON object");
   }
@@ -76,7 +98,8 @@ export interface UploadedVersion {
 /**
  * Completes the manifest (`id`/`version` from the URL, which a given one must match; `sha256`,
  * `size_bytes`, `created_at`, `metrics` from the bytes and now unless given), validates the model
- * (422 `invalid_model`) and publishes it, activating it when asked.
+ * (422 `invalid_model`) and publishes it, activating it when asked. A `profile` part, when given,
+ * must be a reference profile of this model (`checkProfile`) and is stored next to the manifest.
  */
 export async function uploadModelVersion(
   env: Env,
@@ -105,10 +128,13 @@ export async function uploadModelVersion(
     id,
     version,
   });
+  const profile =
+    upload.profile === undefined ? undefined : checkProfile(upload.profile, manifest, id, version);
   await ensureModelImported(env, id);
   const existed = (await getVersionRow(env.DB, id, version))?.state === "ready";
   const published = await publishModelVersion(env, { manifest, bytes, activate, source: "upload" });
   const { memory } = published;
+  if (profile) await env.MODELS.put(r2Keys.profile(id, version), JSON.stringify(profile));
   const model = await getModelRow(env.DB, id);
   const stored = await getVersionRow(env.DB, id, version);
   return {
@@ -124,4 +150,27 @@ export async function uploadModelVersion(
       (stored ? versionView(stored).graph_optimization_level : DEFAULT_OPTIMIZATION_LEVEL),
     existed,
   };
+}
+
+/**
+ * The upload's `profile` part as the version's reference profile (docs/drift.md): a profile in the
+ * format of src/drift/profile.ts whose signals this model collects, with their bins; its `model` is
+ * set to the URL's. 422 `invalid_model` otherwise; a tensor model takes no profile.
+ */
+function checkProfile(raw: unknown, manifest: ModelManifest, id: string, version: string): ReferenceProfile {
+  const parsed = referenceProfileSchema.safeParse(
+    typeof raw === "object" && raw !== null ? { ...raw, model: { id, version } } : raw,
+  );
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ApiError(
+      "invalid_model",
+      `profile.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  const kind = kindName(manifest);
+  if (kind === "tensor") throw new ApiError("invalid_model", "a tensor model takes no reference profile");
+  const problem = profileProblem(parsed.data, kind === "image" ? "image" : "text", manifest.labels);
+  if (problem) throw new ApiError("invalid_model", problem);
+  return parsed.data;
 }

@@ -3,7 +3,8 @@
  *   POST /api/v1/dashboard/login   ASAP caller → one-time login URL
  *   GET  /dashboard/login?code=…   code → session cookie, 303 to /dashboard
  *   GET  /dashboard[/app.js|/app.css]   the page (session cookie required)
- *   GET  /dashboard/api/{statistics,models,online,backlog}   its read-only data (session cookie only)
+ *   GET  /dashboard/api/{statistics,models,online,backlog,drift}   its read-only data (session cookie only)
+ *   GET  /dashboard/api/models/:id   the per-model view (session cookie only)
  *   POST /dashboard/api/explain   explain one text (session cookie only; the issuer needs predict:POST)
  *
  * A session shows its issuer only what `ASAP_POLICY` lets that issuer read through the API: each
@@ -17,6 +18,7 @@ import {
   BacklogSchema,
   DashboardExplainSchema,
   DashboardModelViewSchema,
+  DriftDashboardSchema,
   LoginUrlSchema,
   ModelListSchema,
   OnlineDashboardSchema,
@@ -26,6 +28,7 @@ import type { AppRequest, Handler } from "../context";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { APP_CSS, APP_JS, DASHBOARD_CSP, PAGE_HTML } from "../dashboard/assets";
 import { createLoginCode, exchangeLoginCode, sessionCookie } from "../dashboard/session";
+import { readDrift } from "../drift/report";
 import { ApiError } from "../errors";
 import { readJsonBody, reply, validate } from "../http";
 import type { TextExplanation } from "../inference/explain";
@@ -247,4 +250,24 @@ export const dashboardExplain: Handler = async (request, env, ctx) => {
     200,
     NO_STORE,
   );
+};
+
+/** Most models the dashboard's drift chart reads (the registry's first, by id). */
+const DRIFT_CHART_MODELS = 20;
+
+/**
+ * `GET /dashboard/api/drift`: each model's drift over the last 24 h (its active version, as
+ * `GET /api/v1/models/:id/drift` shows it; `models:GET`), for the PSI chart (docs/drift.md). A model
+ * whose drift cannot be read is left out.
+ */
+export const dashboardDrift: Handler = async (request, env) => {
+  readerOf(request, "models");
+  const { config } = request.state;
+  const models = (await listModelSummaries(env, config.DEFAULT_MODEL))
+    .filter((m) => m.active_version !== null && m.kind !== "tensor")
+    .slice(0, DRIFT_CHART_MODELS);
+  const reports = await Promise.all(
+    models.map((m) => readDrift(env, config, m.id, m.active_version ?? undefined, 24).catch(() => null)),
+  );
+  return reply(DriftDashboardSchema, { models: reports.filter((r) => r !== null) }, 200, NO_STORE);
 };

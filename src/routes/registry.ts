@@ -15,6 +15,7 @@ import {
 import { ownerScope } from "../auth/scope";
 import type { AppRequest, Handler } from "../context";
 import { MODEL_ID_RE, MODEL_VERSION_RE } from "../contracts/manifest";
+import { modelDriftStatus } from "../drift/report";
 import { ApiError } from "../errors";
 import { readBodyBytes, readJsonBody, reply, validate } from "../http";
 import { idempotencyKey, idempotentRequest, REPLAYED_HEADERS } from "../idempotency";
@@ -38,12 +39,15 @@ function modelId(request: AppRequest): string {
 export const listModels: Handler = async (request, env) =>
   reply(ModelListSchema, { models: await listModelSummaries(env, request.state.config.DEFAULT_MODEL) });
 
-/** `GET /api/v1/models/:id`: the model, all its versions, and its latest jobs. */
-export const getModel: Handler = async (request, env) =>
-  reply(
-    ModelDetailSchema,
-    await modelDetail(env, request.state.config.DEFAULT_MODEL, modelId(request), ownerScope(request.state)),
-  );
+/** `GET /api/v1/models/:id`: the model, all its versions, its latest jobs and its drift status. */
+export const getModel: Handler = async (request, env) => {
+  const { config, logger } = request.state;
+  const detail = await modelDetail(env, config.DEFAULT_MODEL, modelId(request), ownerScope(request.state));
+  // The active version's drift status (src/drift/report.ts): "unknown" when it cannot be told.
+  const drift =
+    detail.active_version === null ? undefined : await modelDriftStatus(env, config, detail.id, logger);
+  return reply(ModelDetailSchema, { ...detail, ...(drift && { drift }) });
+};
 
 export const versionUploadQuerySchema = z.object({
   activate: z.enum(["true", "false"]).optional().describe("activate the version once stored"),

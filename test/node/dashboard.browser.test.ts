@@ -167,6 +167,19 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
       expect(res.status).toBe(i === 5 ? 400 : 200);
       await res.arrayBuffer();
     }
+    // Drift (docs/drift.md): 128 spam predictions in this hour, enough for a PSI point.
+    for (let i = 0; i < 2; i++) {
+      const res = await call("/api/v1/predict", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "spam",
+          texts: Array.from({ length: 64 }, (_, k) => `free entry ${k} to win, reply now or see you at ${i}`),
+        }),
+      });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
     // More APIs with traffic than the charts have colours: OIP (its 4xx too), the compatibility
     // routes, online predict, the registry, an unknown route; and a training job that fails.
     const json = { "content-type": "application/json" };
@@ -277,7 +290,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     expect(await page.$eval("h1", (h) => h.textContent)).toBe("Dashboard login required");
     expect(await page.$("#chart-per-second")).toBeNull();
     // The error page's CSP allows no fetches at all, so the data route is opened directly.
-    for (const route of ["statistics", "models", "online", "backlog"]) {
+    for (const route of ["statistics", "models", "online", "backlog", "drift"]) {
       const data = await page.goto(`${base}/dashboard/api/${route}`);
       expect(data?.status(), route).toBe(401);
       expect(await data?.json(), route).toMatchObject({ code: "dashboard_login_required" });
@@ -389,6 +402,21 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     const online = await page.$$eval("#table-online tbody tr", (trs) => trs.map((t) => t.textContent ?? ""));
     expect(online.some((row) => row.startsWith("bank2,000"))).toBe(true);
     expect(await page.$eval("#status", (s) => s.className)).toBe("status");
+    // Drift: spam's PSI point of this hour, the dashed threshold, and spam's row.
+    await page.waitForSelector("#chart-drift circle[data-model='spam']", { timeout: 20_000 });
+    expect(
+      Number(await page.$eval("#chart-drift circle[data-model='spam']", (c) => c.getAttribute("data-psi"))),
+    ).toBeGreaterThan(0);
+    expect(
+      await page.$eval("#chart-drift line[data-threshold]", (l) => l.getAttribute("data-threshold")),
+    ).toBe("0.2");
+    const driftRow = await page.$$eval("#table-drift tbody tr", (trs) =>
+      trs
+        .map((t) => [...t.querySelectorAll("td")].map((td) => td.textContent ?? ""))
+        .find((c) => c[0] === "spam"),
+    );
+    expect(driftRow?.[2]).toMatch(/^(ok|warning)$/);
+    expect(Number(driftRow?.[3])).toBeGreaterThanOrEqual(128);
 
     // The per-model view: the model with two versions is picked; its versions, traffic share and
     // live quality are drawn; the shadow panel shows exactly when the deployment has the shadow route.
@@ -422,7 +450,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     // Measurement, not asserted: each data route's latency with the session, 10 calls each.
     const headers = { cookie: `${cookie?.name}=${cookie?.value}` };
     const timings: Record<string, { min: number; median: number; max: number }> = {};
-    for (const route of ["statistics", "models", "online", "backlog", `models/${ROLLOUT_MODEL}`]) {
+    for (const route of ["statistics", "models", "online", "backlog", "drift", `models/${ROLLOUT_MODEL}`]) {
       const ms: number[] = [];
       for (let i = 0; i < 10; i++) {
         const started = performance.now();

@@ -218,6 +218,7 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     await answer("GET", "/api/v1/statistics", "/api/v1/statistics?api=predict");
     await answer("GET", "/api/v1/models", "/api/v1/models");
     await answer("GET", "/api/v1/models/{id}", "/api/v1/models/spam");
+    await answer("GET", "/api/v1/models/{id}/drift", "/api/v1/models/spam/drift?hours=2");
 
     // Open Inference Protocol v2.
     await answer("GET", "/v2", "/v2");
@@ -489,7 +490,7 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     for (const page of ["/dashboard", "/dashboard/app.js", "/dashboard/app.css"]) {
       await answer("GET", page, page, undefined, { cookie });
     }
-    for (const data of ["statistics", "models", "online", "backlog"]) {
+    for (const data of ["statistics", "models", "online", "backlog", "drift"]) {
       await answer("GET", `/dashboard/api/${data}`, `/dashboard/api/${data}`, undefined, { cookie });
     }
     await answer("GET", "/dashboard/api/models/{id}", "/dashboard/api/models/spam", undefined, { cookie });
