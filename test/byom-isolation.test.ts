@@ -12,7 +12,7 @@ import { r2Keys } from "../src/contracts/r2-keys";
 import { wasmHeapBytes } from "../src/inference/ort";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { postJson, problem, seedShippedModel } from "./helpers";
-import { upload } from "./registry-helpers";
+import { tinyModel, upload } from "./registry-helpers";
 
 const value = (name: string, dims: (number | string)[]) => ({
   name,
@@ -82,6 +82,23 @@ beforeAll(async () => {
 });
 
 describe("uploaded models run in the BYOM Worker", () => {
+  it("activating versions back and forth: each request opens its session over the binding and none hangs", async () => {
+    // A session dropped by an activation used to send a release call from that request without
+    // awaiting it; left pending when the request ended, it made the binding's next calls hang.
+    const id = "byom-flip";
+    for (const version of ["1", "2", "3"]) {
+      const { manifest, bytes } = await tinyModel(id, version, version === "2");
+      const res = await upload(id, version, manifest, bytes, version === "1" ? "?activate=true" : "");
+      expect(res.status, await res.clone().text()).toBe(201);
+    }
+    for (const version of ["3", "1", "2", "3", "1"]) {
+      const res = await postJson(`/api/v1/models/${id}/activate`, { version });
+      expect(res.status, await res.clone().text()).toBe(200);
+      const predicted = await postJson("/api/v1/predict", { text: "hello there", model: id });
+      expect(((await predicted.json()) as { model: { version: string } }).model.version).toBe(version);
+    }
+  }, 30_000);
+
   it("the stored manifest says `upload` whatever the upload claimed, and the model answers through the binding", async () => {
     const stored = await env.MODELS.get(r2Keys.manifest("byom-outer", "1"));
     expect(((await stored?.json()) as { source: string }).source).toBe("upload");

@@ -315,12 +315,14 @@ class IsolatedSession implements ModelSession {
     return result;
   }
 
-  async release(): Promise<void> {
-    // Best effort: the isolated Worker's own cache evicts it anyway.
-    await runner(this.key.id)
-      .then((r) => r.release(this.key))
-      .catch(() => undefined);
-  }
+  /**
+   * Nothing crosses the binding: the BYOM Worker's own session cache (bounded by its
+   * MODEL_CACHE_BYTES, least recently used first) lets go of a version no request uses. A release
+   * call here would be sent from whichever request dropped the session, without being awaited
+   * (`SessionCache.drop`), and such a call left pending when its request ended made the binding's
+   * later calls hang in workerd (test/byom-isolation.test.ts, "activating versions back and forth").
+   */
+  async release(): Promise<void> {}
 }
 
 /** Opens model `key` in the isolated Worker: a session handle the engine uses like a local one. */
