@@ -4,13 +4,17 @@
  * socket tests (test/node/http-socket.test.ts, test/node/refused-body.test.ts). Every exchange is
  * bounded in time; the server is stopped after the file that called `useDevWorker()`.
  */
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, expect } from "vitest";
 import { unstable_startWorker } from "wrangler";
 
 type DevWorker = Awaited<ReturnType<typeof unstable_startWorker>>;
 
 let worker: DevWorker | undefined;
+let registry: string | undefined;
 let port = 0;
 
 /** Starts the Worker as `npm start` does for the calling test file (stopped after it). */
@@ -33,6 +37,9 @@ export function useDevWorker(): void {
         persist: false,
         liveReload: false,
         logLevel: "error",
+        // A dev registry of its own: the main Worker's BYOM service binding (uploaded models, which
+        // these tests do not use) resolves through it instead of failing the runtime's start.
+        registry: (registry = mkdtempSync(path.join(tmpdir(), "edge-inference-registry-"))),
       },
     });
     await worker.ready;
@@ -41,6 +48,7 @@ export function useDevWorker(): void {
 
   afterAll(async () => {
     await worker?.dispose();
+    if (registry) rmSync(registry, { recursive: true, force: true });
   });
 }
 
