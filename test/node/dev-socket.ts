@@ -22,6 +22,7 @@ export function useDevWorker(): void {
   beforeAll(async () => {
     // No `Request.cf` download: the machine has no network, and the tests do not read `cf`.
     process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+    registry = mkdtempSync(path.join(tmpdir(), "edge-inference-registry-"));
     worker = await unstable_startWorker({
       config: "wrangler.toml",
       sendMetrics: false,
@@ -39,7 +40,7 @@ export function useDevWorker(): void {
         logLevel: "error",
         // A dev registry of its own: the main Worker's BYOM service binding (uploaded models, which
         // these tests do not use) resolves through it instead of failing the runtime's start.
-        registry: (registry = mkdtempSync(path.join(tmpdir(), "edge-inference-registry-"))),
+        registry,
       },
     });
     await worker.ready;
