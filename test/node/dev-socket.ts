@@ -4,13 +4,17 @@
  * socket tests (test/node/http-socket.test.ts, test/node/refused-body.test.ts). Every exchange is
  * bounded in time; the server is stopped after the file that called `useDevWorker()`.
  */
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, expect } from "vitest";
 import { unstable_startWorker } from "wrangler";
 
 type DevWorker = Awaited<ReturnType<typeof unstable_startWorker>>;
 
 let worker: DevWorker | undefined;
+let registry: string | undefined;
 let port = 0;
 
 /** Starts the Worker as `npm start` does for the calling test file (stopped after it). */
@@ -18,6 +22,7 @@ export function useDevWorker(): void {
   beforeAll(async () => {
     // No `Request.cf` download: the machine has no network, and the tests do not read `cf`.
     process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+    registry = mkdtempSync(path.join(tmpdir(), "edge-inference-registry-"));
     worker = await unstable_startWorker({
       config: "wrangler.toml",
       sendMetrics: false,
@@ -33,6 +38,9 @@ export function useDevWorker(): void {
         persist: false,
         liveReload: false,
         logLevel: "error",
+        // A dev registry of its own: the main Worker's BYOM service binding (uploaded models, which
+        // these tests do not use) resolves through it instead of failing the runtime's start.
+        registry,
       },
     });
     await worker.ready;
@@ -41,6 +49,7 @@ export function useDevWorker(): void {
 
   afterAll(async () => {
     await worker?.dispose();
+    if (registry) rmSync(registry, { recursive: true, force: true });
   });
 }
 
