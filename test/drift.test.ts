@@ -255,7 +255,10 @@ describe("proof on real shift (needs ../shared/datasets)", () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l.event === "model_drift");
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ level: "warn", model: "toxicity", version: "5-tweets", count: 2000 });
+    // Logged by the first read over the threshold: waiting for all 2,000 above polls the drift
+    // route, which may log it while the last batches are still on their way.
+    expect(warnings[0]).toMatchObject({ level: "warn", model: "toxicity", version: "5-tweets" });
+    expect(warnings[0]?.count as number).toBeGreaterThanOrEqual(100);
     expect(JSON.stringify(warnings[0])).not.toMatch(/@|http/);
     await postJson("/api/v1/models/toxicity/activate", { version });
   });

@@ -286,8 +286,14 @@ describe("shadow versions", () => {
       ((await (await api(`/api/v1/models/${ID}/shadow`)).json()) as Report).shadows[0]?.comparisons[0];
     // Earlier tests' requests finish their after-the-answer work in the background: a request whose
     // hook reads the pointer after this PUT is shadowed too. Let them land, then count from here.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const base = (await comparisonNow()) ?? { requests: 0, items: 0 };
+    // (Until two reads 400 ms apart agree: a loaded machine can take longer than one pause.)
+    let base = (await comparisonNow()) ?? { requests: 0, items: 0 };
+    for (let attempt = 0; attempt < 20; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const now = (await comparisonNow()) ?? { requests: 0, items: 0 };
+      if (now.requests === base.requests && attempt > 0) break;
+      base = now;
+    }
 
     // `vars: {}` runs the request on its own execution context and waits for its waitUntil work.
     const during = await postJson("/api/v1/predict", body, await caller(), { vars: {} });
