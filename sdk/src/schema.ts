@@ -176,6 +176,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/{id}/split": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the traffic split (sticky per caller; a 100 % split promotes its version) */
+        put: operations["put_models_admin__api_v1_models_id_split"];
+        post?: never;
+        /** Clear the traffic split (every caller gets the active version) */
+        delete: operations["delete_models_admin__api_v1_models_id_split"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{id}/shadow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Shadow versions and their comparisons with the versions that answered */
+        get: operations["get_models__api_v1_models_id_shadow"];
+        /** Set shadow versions that also score a sample of requests after the answer */
+        put: operations["put_models_admin__api_v1_models_id_shadow"];
+        post?: never;
+        /** Clear the shadow versions (their comparisons are kept) */
+        delete: operations["delete_models_admin__api_v1_models_id_shadow"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{id}/traffic": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Requests, errors and latency per version (last hour, last 24 h) */
+        get: operations["get_models__api_v1_models_id_traffic"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/{id}": {
         parameters: {
             query?: never;
@@ -220,6 +274,57 @@ export interface paths {
         };
         /** An async prediction's status and result */
         get: operations["get_predictions__api_v1_predictions_id_"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/predictions/{id}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Record the true label(s) of an async prediction (once per item; 201, or 200 when identical) */
+        post: operations["post_feedback__api_v1_predictions_id_feedback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Record the true label(s) of a prediction by the X-Request-Id of its sync answer */
+        post: operations["post_feedback__api_v1_feedback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{id}/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live quality per version from feedback: accuracy, per-label precision/recall, ROC-AUC */
+        get: operations["get_models__api_v1_models_id_quality"];
         put?: never;
         post?: never;
         delete?: never;
@@ -479,6 +584,40 @@ export interface paths {
         get: operations["get_dashboard_data__dashboard_api_drift"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboard/api/models/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Dashboard data (session cookie only): a model's detail, live quality, shadow comparisons and traffic per version */
+        get: operations["get_dashboard_data__dashboard_api_models_id_"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboard/api/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dashboard (session cookie only): score and explain one text (the issuer needs predict:POST) */
+        post: operations["post_dashboard_data__dashboard_api_explain"];
         delete?: never;
         options?: never;
         head?: never;
@@ -975,7 +1114,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -987,7 +1126,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_exists" | "model_version_exists" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -1002,6 +1141,8 @@ export interface components {
             predictions: components["schemas"]["LabelScore"][];
             /** @description labels at or over their calibrated threshold (models that declare thresholds only) */
             flagged?: string[];
+            /** @description with explain: true */
+            explanation?: components["schemas"]["TextExplanation"];
             /** @constant */
             kind: "text";
             /** @description the body's request_id, else the server's */
@@ -1012,6 +1153,30 @@ export interface components {
         LabelScore: {
             label: string;
             score: number;
+        };
+        TextExplanation: {
+            /** @enum {string} */
+            method: "exact-linear" | "linearized" | "leave-one-out";
+            approximate: boolean;
+            labels: {
+                label: string;
+                logit: number;
+                /** @description exact-linear, linearized: the label's bias (linearized: at this text's activation pattern) */
+                bias?: number;
+                /** @description exact-linear, linearized: the sum of contributions not in top (bias + Σ top + other = logit) */
+                other?: number;
+                top: components["schemas"]["NgramContribution"][];
+            }[];
+        };
+        NgramContribution: {
+            /** @description the n-gram as hashed (normalised words, or padded characters) */
+            ngram: string;
+            /** @enum {string} */
+            kind: "word" | "char";
+            /** @description what it adds to the label's logit */
+            contribution: number;
+            /** @description every occurrence as [start, end) UTF-16 code-unit offsets into the input text */
+            spans: number[][];
         };
         PredictBatchAnswer: {
             /** @constant */
@@ -1030,6 +1195,8 @@ export interface components {
             predictions: components["schemas"]["LabelScore"][];
             /** @description labels at or over their calibrated threshold (models that declare thresholds only) */
             flagged?: string[];
+            /** @description with explain: true */
+            explanation?: components["schemas"]["TextExplanation"];
         };
         PredictImageAnswer: {
             /** @constant */
@@ -1096,6 +1263,15 @@ export interface components {
             created_at: string;
             /** @description ISO 8601 date-time (UTC) */
             updated_at: string;
+        };
+        /** @description model version → integer percent of callers, summing to 100 (docs/rollout.md) */
+        Split: {
+            [key: string]: number;
+        };
+        Shadow: {
+            version: string;
+            /** @description in (0, 1] */
+            sample_rate: number;
         };
         ModelVersion: {
             version: string;
@@ -1179,6 +1355,34 @@ export interface components {
             model: components["schemas"]["ModelRef"];
             activate: boolean;
         };
+        ShadowComparison: {
+            serving_version: string;
+            /** @description sampled requests the shadow scored or failed on */
+            requests: number;
+            /** @description inputs compared (a batch request has several) */
+            items: number;
+            /** @description share of inputs with the same top label */
+            top1_agreement: number | null;
+            /** @description label → mean |shadow − serving| score */
+            mean_abs_diff: {
+                [key: string]: number;
+            };
+            flagged_rate: {
+                serving: number;
+                shadow: number;
+            } | null;
+            /** @description shadow's flagged rate − serving's (flagged: some label at or over its threshold, else 0.5) */
+            flagged_rate_diff: number | null;
+            /** @description the shadow's own wall time per request (percentiles: histogram bin upper edges) */
+            latency_ms: {
+                mean: number;
+                p50: number;
+                p95: number;
+                p99: number;
+            } | null;
+            /** @description shadow runs that failed */
+            errors: number;
+        };
         Job: {
             id: string;
             /** @enum {string} */
@@ -1196,6 +1400,8 @@ export interface components {
             } | {
                 inline_rows: number;
             };
+            /** @description whether the model's labelled feedback was added to the dataset (metrics.feedback_rows: how many) */
+            feedback: boolean;
             metrics: {
                 [key: string]: number;
             } | null;
@@ -1231,6 +1437,69 @@ export interface components {
             results: components["schemas"]["TextScores"][];
         } | {
             predictions: components["schemas"]["LabelScore"][];
+        };
+        Feedback: {
+            model: components["schemas"]["ModelRef"];
+            /** @description the async prediction (null for a sync one) */
+            prediction_id: string | null;
+            /** @description the X-Request-Id of the sync prediction (null for async) */
+            request_id: string | null;
+            items: {
+                /** @description the item (text) of the prediction, 0 for a single text */
+                index: number;
+                /** @description the true labels, in the model's label order */
+                labels: string[];
+                /** @description what the version predicted, at its shipped thresholds */
+                predicted: string[];
+                correct: boolean;
+                /** @description whether the input text is kept for training (`feedback: true`) */
+                text_stored: boolean;
+                /** @description ISO 8601 date-time (UTC) */
+                recorded_at: string;
+            }[];
+        };
+        ModelQuality: {
+            id: string;
+            active_version: string | null;
+            /** @description positives and negatives each needed before roc_auc is given */
+            min_auc_class: number;
+            window: {
+                /** @description feedback rows read */
+                rows: number;
+                /** @description the most recent feedback rows read per request */
+                limit: number;
+            };
+            versions: {
+                version: string;
+                task: string;
+                /** @description labelled items of this version */
+                feedback: number;
+                correct: number;
+                /** @description top-1 (binary, multiclass) or exact-set (multilabel); null without feedback */
+                accuracy: number | null;
+                labels: components["schemas"]["LabelQuality"][];
+            }[];
+        };
+        LabelQuality: {
+            label: string;
+            /**
+             * @description how the version decides this label: its score at or over `threshold`; `complement` (a binary model's negative label): the positive label's score under `threshold`; or the argmax
+             * @enum {string}
+             */
+            rule: "threshold" | "complement" | "argmax";
+            /** @description the threshold used (null for argmax) */
+            threshold: number | null;
+            /** @description feedback items whose true labels include this label */
+            positives: number;
+            negatives: number;
+            predicted_positive: number;
+            true_positives: number;
+            /** @description null while nothing was predicted positive */
+            precision: number | null;
+            /** @description null while there are no positives */
+            recall: number | null;
+            /** @description rank-based ROC-AUC (binary: the positive label; multilabel: each), null below the minimum */
+            roc_auc: number | null;
         };
         WebhookDelivery: {
             /** @description the Standard Webhooks webhook-id: the same on every attempt */
@@ -1465,6 +1734,8 @@ export interface operations {
                     model?: string;
                     version?: string;
                     n_top?: number;
+                    explain?: boolean;
+                    explain_top?: number;
                 };
             };
         };
@@ -1478,7 +1749,7 @@ export interface operations {
                     "application/json": components["schemas"]["PredictAnswer"];
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, unsupported_encoding, unknown_network, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1847,6 +2118,7 @@ export interface operations {
                     force_update?: boolean;
                     callback_url?: string;
                     description?: string;
+                    feedback?: boolean;
                 } | {
                     id: string;
                     /** @constant */
@@ -1986,6 +2258,10 @@ export interface operations {
                         id: string;
                         default: boolean;
                         active_version: string | null;
+                        /** @description the traffic split, null when the active version serves everyone */
+                        split: components["schemas"]["Split"] | null;
+                        /** @description shadow versions (empty when none) */
+                        shadows: components["schemas"]["Shadow"][];
                         /**
                          * @description the active version's drift status (GET /api/v1/models/:id/drift)
                          * @enum {string}
@@ -2525,6 +2801,585 @@ export interface operations {
             };
         };
     };
+    put_models_admin__api_v1_models_id_split: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description model version → integer percent of callers, summing to 100, e.g. {"4": 90, "5": 10} */
+                    split: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        active_version: string | null;
+                        /** @description null once cleared, or after a 100 % split promoted its version */
+                        split: components["schemas"]["Split"] | null;
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, invalid_split */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_models_admin__api_v1_models_id_split: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        active_version: string | null;
+                        /** @description null once cleared, or after a 100 % split promoted its version */
+                        split: components["schemas"]["Split"] | null;
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_models__api_v1_models_id_shadow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        shadows: {
+                            version: string;
+                            /** @description in (0, 1] */
+                            sample_rate: number;
+                            comparisons: components["schemas"]["ShadowComparison"][];
+                        }[];
+                    };
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, statistics_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_models_admin__api_v1_models_id_shadow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description e.g. [{"version": "5", "sample_rate": 0.1}] */
+                    shadows: {
+                        version: string;
+                        /** @description share of requests the shadow also scores, in (0, 1] */
+                        sample_rate: unknown;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        shadows: components["schemas"]["Shadow"][];
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, invalid_shadow */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_models_admin__api_v1_models_id_shadow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        shadows: components["schemas"]["Shadow"][];
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_models__api_v1_models_id_traffic: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description ISO 8601 date-time (UTC) */
+                        as_of: string;
+                        active_version: string | null;
+                        split: components["schemas"]["Split"] | null;
+                        versions: {
+                            version: string;
+                            /** @description percent of identified callers the split (or activation) assigns it */
+                            share: number;
+                            /** @description its sample rate when it is a shadow */
+                            shadow_sample_rate: number | null;
+                            /** @description the last 60 UTC minutes */
+                            last_hour: {
+                                requests: number;
+                                errors: {
+                                    "4xx": number;
+                                    "5xx": number;
+                                };
+                                /** @description percentiles are histogram bin upper edges (≤ 19 % high); mean over the last 24 h only */
+                                latency_ms: {
+                                    mean: number | null;
+                                    p50: number;
+                                    p95: number;
+                                    p99: number;
+                                } | null;
+                            };
+                            /** @description the last 24 UTC hours */
+                            last_24h: {
+                                requests: number;
+                                errors: {
+                                    "4xx": number;
+                                    "5xx": number;
+                                };
+                                /** @description percentiles are histogram bin upper edges (≤ 19 % high); mean over the last 24 h only */
+                                latency_ms: {
+                                    mean: number | null;
+                                    p50: number;
+                                    p95: number;
+                                    p99: number;
+                                } | null;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, statistics_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_jobs__api_v1_jobs_id_: {
         parameters: {
             query?: never;
@@ -2856,6 +3711,366 @@ export interface operations {
                 };
             };
             /** @description Codes: prediction_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_feedback__api_v1_predictions_id_feedback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                    labels?: string[];
+                    /** @description which item of a batch (texts[index]); may be left out for a single text */
+                    index?: number;
+                    /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                    text?: string;
+                    /** @description one entry per labelled item of a batch, instead of labels/index/text */
+                    items?: {
+                        /** @description which item of a batch (texts[index]); may be left out for a single text */
+                        index?: number;
+                        /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                        labels: string[];
+                        /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                        text?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, unknown_label */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: prediction_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: feedback_conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_feedback__api_v1_feedback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the X-Request-Id header of the sync answer */
+                    request_id?: string;
+                    /** @description an async prediction's id */
+                    prediction_id?: string;
+                    /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                    labels?: string[];
+                    /** @description which item of a batch (texts[index]); may be left out for a single text */
+                    index?: number;
+                    /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                    text?: string;
+                    /** @description one entry per labelled item of a batch, instead of labels/index/text */
+                    items?: {
+                        /** @description which item of a batch (texts[index]); may be left out for a single text */
+                        index?: number;
+                        /** @description the true label(s): one for binary/multiclass, any subset (even none) for multilabel */
+                        labels: string[];
+                        /** @description the input text, kept for training when the log does not hold it (PREDICTION_LOG_INPUTS off) */
+                        text?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, unknown_label */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: prediction_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: feedback_conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_models__api_v1_models_id_quality: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelQuality"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4155,6 +5370,235 @@ export interface operations {
             };
         };
     };
+    get_dashboard_data__dashboard_api_models_id_: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description GET /api/v1/models/:id */
+                        model: {
+                            id: string;
+                            default: boolean;
+                            active_version: string | null;
+                            /** @description the traffic split, null when the active version serves everyone */
+                            split: components["schemas"]["Split"] | null;
+                            /** @description shadow versions (empty when none) */
+                            shadows: components["schemas"]["Shadow"][];
+                            /**
+                             * @description the active version's drift status (GET /api/v1/models/:id/drift)
+                             * @enum {string}
+                             */
+                            drift?: "ok" | "warning" | "unknown";
+                            /** @description ISO 8601 date-time (UTC) */
+                            created_at: string;
+                            /** @description ISO 8601 date-time (UTC) */
+                            updated_at: string;
+                            versions: components["schemas"]["ModelVersion"][];
+                            jobs: {
+                                id: string;
+                                version: string;
+                                /** @enum {string} */
+                                status: "queued" | "running" | "succeeded" | "failed";
+                                /** @description ISO 8601 date-time (UTC) */
+                                created_at: string;
+                                status_url: string;
+                            }[];
+                        };
+                        /** @description GET /api/v1/models/:id/quality */
+                        quality: components["schemas"]["ModelQuality"] | null;
+                        /** @description GET /api/v1/models/:id/shadow */
+                        shadow: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** @description GET /api/v1/models/:id/traffic */
+                        traffic: {
+                            [key: string]: unknown;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Codes: dashboard_login_required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limiter_unavailable, registry_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_dashboard_data__dashboard_api_explain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    text: string;
+                    model?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        model: components["schemas"]["ModelRef"];
+                        predictions: components["schemas"]["LabelScore"][];
+                        flagged?: string[];
+                        explanation: components["schemas"]["TextExplanation"];
+                    };
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, explain_unsupported */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: dashboard_login_required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: payload_too_large, text_too_large, work_budget_exceeded */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limiter_unavailable, model_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     post_online_samples__api_v1_models_id_samples: {
         parameters: {
             query?: never;
@@ -4895,7 +6339,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5206,7 +6650,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image */
+            /** @description Codes: invalid_json, invalid_request, batch_too_large, model_input_mismatch, invalid_image, explain_unsupported */
             400: {
                 headers: {
                     [name: string]: unknown;
