@@ -105,6 +105,7 @@ export const PAGE_HTML = `<!doctype html>
       <button type="submit" id="xp-go">Explain</button>
     </form>
     <div id="xp-result" class="xp-result"></div>
+  </section>
   <!-- Drift (issue #31, docs/drift.md): drawn by the drift block at the end of APP_JS. -->
   <section class="card wide">
     <h2>Drift <small>(largest PSI per hour of each model's active version against its reference profile, last 24 h; dashed: warning threshold)</small></h2>
@@ -644,6 +645,7 @@ export const APP_JS = `"use strict";
       result.appendChild(xpEl("div", "xp-error", err.message));
     });
   });
+})();
 // ---- Drift (issue #31, docs/drift.md): PSI per hour per model, self-contained. ----
 (function () {
   var NS = "http://www.w3.org/2000/svg";
