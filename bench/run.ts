@@ -429,11 +429,15 @@ const shadowOptions = {
   rate: Number(process.env.BENCH_SHADOW_RATE ?? 100),
   text: SAMPLE_TEXTS[1] as string,
 };
+// One token per request (strict replay): three services (none, 10 %, 100 %), each loaded every round
+// by the closed load (up to ~2,500 RPS here) and the open load. (A pool sized for one service ran
+// out on a quiet machine: the last service loaded got replayed tokens, i.e. refusals.)
 const shadowTokens = () =>
   createTokenPool(
     Math.ceil(
-      2_500 * shadowOptions.duration * shadowOptions.rounds +
-        2 * shadowOptions.rate * shadowOptions.duration * shadowOptions.rounds +
+      3 *
+        (2_500 * shadowOptions.duration * shadowOptions.rounds +
+          2 * shadowOptions.rate * shadowOptions.duration * shadowOptions.rounds) +
         100,
     ),
   );
