@@ -1,9 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
+import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
 import { DRIFT_KEEP_HOURS, type DriftBatch, HOUR_MS, type HourProfile } from "../src/drift/live";
 import type { Signals } from "../src/drift/profile";
 
-/** Delivery ids are kept this long to drop retried duplicates. */
-const SEEN_KEEP_MS = 10 * 60_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
 
 /**
@@ -29,7 +28,7 @@ export class DriftShard extends DurableObject<Env> {
         version TEXT NOT NULL, hour INTEGER NOT NULL, signal TEXT NOT NULL, bin INTEGER NOT NULL,
         n INTEGER NOT NULL, PRIMARY KEY (version, hour, signal, bin)
       ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+      ${DELIVERIES_TABLE}
       CREATE TABLE IF NOT EXISTS warned (
         version TEXT NOT NULL, hour INTEGER NOT NULL, PRIMARY KEY (version, hour)
       ) WITHOUT ROWID;
@@ -39,14 +38,7 @@ export class DriftShard extends DurableObject<Env> {
   /** Adds the batch's profiles unless its id was already counted; returns whether it was new. */
   async record(batch: DriftBatch): Promise<boolean> {
     const sql = this.ctx.storage.sql;
-    const fresh = sql
-      .exec(
-        "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id",
-        batch.id,
-        Date.now(),
-      )
-      .toArray();
-    if (fresh.length === 0) return false;
+    if (!firstDelivery(sql, batch.id)) return false;
     for (const p of batch.profiles) {
       sql.exec(
         "INSERT INTO counts (version, hour, n) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
@@ -128,7 +120,7 @@ export class DriftShard extends DurableObject<Env> {
     sql.exec("DELETE FROM counts WHERE hour < ?", oldest);
     sql.exec("DELETE FROM bins WHERE hour < ?", oldest);
     sql.exec("DELETE FROM warned WHERE hour < ?", oldest);
-    sql.exec("DELETE FROM seen WHERE at < ?", now - SEEN_KEEP_MS);
+    pruneDeliveries(sql, now);
     const left = sql
       .exec<{ n: number }>(
         "SELECT (SELECT COUNT(*) FROM counts) + (SELECT COUNT(*) FROM seen) + (SELECT COUNT(*) FROM warned) AS n",

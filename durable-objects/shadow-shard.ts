@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
 import { LATENCY_BINS } from "../src/metering/latency";
 import { emptySums, type PairSums } from "../src/rollout/comparison";
 
@@ -8,8 +9,6 @@ export interface ShadowBatch {
   sums: PairSums[];
 }
 
-/** Delivery ids are kept this long to drop retried duplicates. */
-const SEEN_KEEP_MS = 10 * 60_000;
 const PRUNE_EVERY_MS = 60_000;
 
 /**
@@ -40,7 +39,7 @@ export class ShadowShard extends DurableObject<Env> {
         shadow TEXT NOT NULL, serving TEXT NOT NULL, bin INTEGER NOT NULL, runs INTEGER NOT NULL,
         PRIMARY KEY (shadow, serving, bin)
       ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+      ${DELIVERIES_TABLE}
     `);
   }
 
@@ -50,14 +49,7 @@ export class ShadowShard extends DurableObject<Env> {
    */
   async recordBatch(batch: ShadowBatch): Promise<boolean> {
     const sql = this.ctx.storage.sql;
-    const fresh = sql
-      .exec(
-        "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id",
-        batch.id,
-        Date.now(),
-      )
-      .toArray();
-    if (fresh.length === 0) return false;
+    if (!firstDelivery(sql, batch.id)) return false;
     for (const o of batch.sums) {
       sql.exec(
         `INSERT INTO pairs (shadow, serving, runs, errors, items, agree, flagged_serving, flagged_shadow, latency_ms)
@@ -154,7 +146,7 @@ export class ShadowShard extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
     const now = Date.now();
-    sql.exec("DELETE FROM seen WHERE at < ?", now - SEEN_KEEP_MS);
+    pruneDeliveries(sql, now);
     const left = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n;
     this.alarmSet = left > 0;
     if (left > 0) await this.ctx.storage.setAlarm(now + PRUNE_EVERY_MS);

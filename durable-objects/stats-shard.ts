@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
 import { LATENCY_BINS, latencyBin } from "../src/metering/latency";
 
 /** One finished request, as counted by a shard. */
@@ -36,8 +37,6 @@ const UNITS = {
 } as const;
 type Unit = keyof typeof UNITS;
 
-/** Delivery ids are kept this long to drop retried duplicates. */
-const SEEN_KEEP_MS = 10 * 60_000;
 const CALLERS_KEEP_MS = 2 * 60_000;
 const PRUNE_EVERY_MS = 60_000;
 
@@ -68,7 +67,7 @@ export class StatsShard extends DurableObject<Env> {
         minute INTEGER NOT NULL, caller TEXT NOT NULL, calls INTEGER NOT NULL,
         PRIMARY KEY (minute, caller)
       ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+      ${DELIVERIES_TABLE}
       CREATE TABLE IF NOT EXISTS latency (
         unit TEXT NOT NULL, start INTEGER NOT NULL, bin INTEGER NOT NULL, calls INTEGER NOT NULL,
         PRIMARY KEY (unit, start, bin)
@@ -83,14 +82,7 @@ export class StatsShard extends DurableObject<Env> {
    */
   async recordBatch(batch: CallBatch): Promise<boolean> {
     const sql = this.ctx.storage.sql;
-    const fresh = sql
-      .exec(
-        "INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id",
-        batch.id,
-        Date.now(),
-      )
-      .toArray();
-    if (fresh.length === 0) return false;
+    if (!firstDelivery(sql, batch.id)) return false;
     const buckets = new Map<
       string,
       { unit: Unit; start: number; cls: string; calls: number; latencyMs: number }
@@ -236,7 +228,7 @@ export class StatsShard extends DurableObject<Env> {
       sql.exec("DELETE FROM latency WHERE unit = ? AND start < ?", unit, now - UNITS[unit].keepMs);
     }
     sql.exec("DELETE FROM callers WHERE minute < ?", now - CALLERS_KEEP_MS);
-    sql.exec("DELETE FROM seen WHERE at < ?", now - SEEN_KEEP_MS);
+    pruneDeliveries(sql, now);
     const left = sql
       .exec<{ n: number }>("SELECT (SELECT COUNT(*) FROM buckets) + (SELECT COUNT(*) FROM seen) AS n")
       .one().n;

@@ -39,3 +39,28 @@ export class IsolateBatches<T> {
     );
   }
 }
+
+/**
+ * The receiving side of those batches: a shard object counts each batch once, even when its
+ * delivery is retried, by claiming the batch id in its `seen` table (`DELIVERIES_TABLE`) within the
+ * same implicit transaction as its writes. Ids are kept `DELIVERY_KEEP_MS` (`pruneDeliveries`).
+ */
+export const DELIVERIES_TABLE =
+  "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;";
+
+/** How long a shard remembers a delivered batch id (retries come well within it). */
+export const DELIVERY_KEEP_MS = 10 * 60_000;
+
+/** Claims batch `id`: true the first time, false for a retried delivery (count nothing). */
+export function firstDelivery(sql: SqlStorage, id: string): boolean {
+  return (
+    sql
+      .exec("INSERT INTO seen (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id", id, Date.now())
+      .toArray().length > 0
+  );
+}
+
+/** Forgets batch ids older than `DELIVERY_KEEP_MS` (a shard's alarm calls it). */
+export function pruneDeliveries(sql: SqlStorage, now: number): void {
+  sql.exec("DELETE FROM seen WHERE at < ?", now - DELIVERY_KEEP_MS);
+}
