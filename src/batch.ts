@@ -64,3 +64,20 @@ export function firstDelivery(sql: SqlStorage, id: string): boolean {
 export function pruneDeliveries(sql: SqlStorage, now: number): void {
   sql.exec("DELETE FROM seen WHERE at < ?", now - DELIVERY_KEEP_MS);
 }
+
+/**
+ * Sends a batch with `send` (an RPC to one shard; the same batch id on every attempt, so a shard
+ * counts it once: `firstDelivery`), up to `attempts` times with 50 ms × 4ⁿ back-off; an overloaded
+ * object is not retried.
+ */
+export async function deliverBatch(send: () => Promise<unknown>, attempts = 3): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await send();
+      return;
+    } catch (error) {
+      if (attempt >= attempts || (error as { overloaded?: boolean }).overloaded) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)));
+    }
+  }
+}

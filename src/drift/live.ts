@@ -6,7 +6,7 @@
  * same batch id (counted once). Readers sum the shards (src/drift/report.ts).
  */
 import type { DriftShard } from "../../durable-objects/drift-shard";
-import { IsolateBatches } from "../batch";
+import { deliverBatch, IsolateBatches } from "../batch";
 import type { Config } from "../config";
 import type { ModelRef } from "../contracts/manifest";
 import { addSignals, observeScores, type Signals } from "./profile";
@@ -105,13 +105,5 @@ export function mergeProfiles(profiles: readonly HourProfile[]): HourProfile[] {
 
 async function deliver(env: Env, id: string, shards: number, batch: DriftBatch): Promise<void> {
   const stub = driftShard(env, id, Math.floor(Math.random() * shards));
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await stub.record(batch);
-      return;
-    } catch (error) {
-      if (attempt >= ATTEMPTS || (error as { overloaded?: boolean }).overloaded) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)));
-    }
-  }
+  await deliverBatch(() => stub.record(batch), ATTEMPTS);
 }

@@ -1,6 +1,6 @@
 /** Recording calls into, and reading aggregates out of, the sharded `StatsShard` objects. */
 import type { CallBatch, CallEvent, ShardSnapshot, StatsShard } from "../../durable-objects/stats-shard";
-import { IsolateBatches } from "../batch";
+import { deliverBatch, IsolateBatches } from "../batch";
 import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
 import { addHistograms, percentiles } from "./latency";
@@ -51,15 +51,7 @@ export function recordCall(
 
 async function deliver(env: Env, api: string, shards: number, batch: CallBatch): Promise<void> {
   const stub = shard(env, api, Math.floor(Math.random() * shards));
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await stub.recordBatch(batch);
-      return;
-    } catch (error) {
-      if (attempt >= ATTEMPTS || (error as { overloaded?: boolean }).overloaded) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)));
-    }
-  }
+  await deliverBatch(() => stub.recordBatch(batch), ATTEMPTS);
 }
 
 /** Statistics of one API as served by `GET /api/v1/statistics`. */

@@ -1,5 +1,6 @@
 /** Recording shadow observations into, and reading comparisons out of, the `ShadowShard` objects. */
 import type { ShadowBatch, ShadowShard } from "../../durable-objects/shadow-shard";
+import { deliverBatch } from "../batch";
 import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
 import { addSums, emptySums, type PairSums } from "./comparison";
@@ -23,15 +24,7 @@ export async function recordShadowSums(
 ): Promise<void> {
   const batch: ShadowBatch = { id: crypto.randomUUID(), sums };
   const stub = shard(env, model, Math.floor(Math.random() * shards));
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await stub.recordBatch(batch);
-      return;
-    } catch (error) {
-      if (attempt >= ATTEMPTS || (error as { overloaded?: boolean }).overloaded) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** (attempt - 1)));
-    }
-  }
+  await deliverBatch(() => stub.recordBatch(batch), ATTEMPTS);
 }
 
 /** Every (shadow, serving) pair of `model`, summed over its `shards` shards. */
