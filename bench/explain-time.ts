@@ -22,7 +22,7 @@ import * as ort from "onnxruntime-web";
 import { root } from "../scripts/local-worker";
 import { textManifestSchema } from "../src/contracts/manifest";
 import { featurize, padRows, type SparseFeatures } from "../src/featurizer/text";
-import { explainTexts, readLinearGraph, readNetworkGraph } from "../src/inference/explain";
+import { explainTexts, readExplainGraph } from "../src/inference/explain";
 import { loadShippedModel } from "./model-time";
 
 const ROUNDS = Number(process.env.BENCH_EXPLAIN_ROUNDS ?? 5);
@@ -66,7 +66,7 @@ export async function measureExplainTime(): Promise<Record<string, unknown>> {
     const { manifest, session } = await loadShippedModel(root, id, textManifestSchema);
     const t0 = performance.now();
     const bytes = await readFile(path.join(root, "models", id, "model.onnx"));
-    const graph = loo ? null : (readLinearGraph(bytes, manifest) ?? readNetworkGraph(bytes, manifest));
+    const graph = loo ? null : readExplainGraph(bytes, manifest);
     const weightsMs = performance.now() - t0;
     const run = async (rows: readonly SparseFeatures[]): Promise<Float32Array[]> => {
       const batch = padRows(rows);

@@ -8,7 +8,7 @@ import type {
 import { ApiError } from "../errors";
 import { featurize, padRows, type SparseFeatures } from "../featurizer/text";
 import { getManifest, getModelBytes, onStaleVersion, resolveVersion } from "../storage/model-store";
-import { type LinearGraph, type NetworkGraph, readLinearGraph, readNetworkGraph } from "./explain";
+import { type LinearGraph, type NetworkGraph, readExplainGraph } from "./explain";
 import { openIsolatedSession, runsIsolated } from "./isolation";
 import { createSession, ort } from "./ort";
 import { type LoadedModel, type ModelSession, SessionCache } from "./session-cache";
@@ -124,7 +124,7 @@ export async function explainGraphOf(
   const known = graphs.get(model.session);
   if (known !== undefined) return known;
   const bytes = await getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES);
-  const graph = readLinearGraph(bytes, model.meta) ?? readNetworkGraph(bytes, model.meta);
+  const graph = readExplainGraph(bytes, model.meta);
   graphs.set(model.session, graph);
   return graph;
 }

@@ -113,18 +113,39 @@ function float32s(raw: Uint8Array): Float32Array {
   return new Float32Array(copy.buffer, 0, copy.byteLength >>> 2);
 }
 
+/** A decoded graph with its initializers by name and its nodes as `Op(inputs)->outputs`. */
+interface GraphParts {
+  graph: onnx.IGraphProto;
+  init: Map<string, onnx.ITensorProto>;
+  nodes: string[];
+}
+
 /**
- * The linear text graph's weights, or `null` when `bytes` is any other graph. The node list must be
+ * The weights an exact or linearized explanation reads from a text model's bytes (decoded once):
+ * the linear graph's, else the network graph's, else `null` (explained by leave-one-out).
+ */
+export function readExplainGraph(
+  bytes: Uint8Array,
+  manifest: TextModelManifest,
+): LinearGraph | NetworkGraph | null {
+  const graph = onnx.ModelProto.decode(bytes).graph;
+  if (!graph) return null;
+  const parts: GraphParts = {
+    graph,
+    init: new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t])),
+    nodes: (graph.node ?? []).map(
+      (n) => `${n.opType}(${(n.input ?? []).join(",")})->${(n.output ?? []).join(",")}`,
+    ),
+  };
+  return readLinearGraph(parts, manifest) ?? readNetworkGraph(parts, manifest);
+}
+
+/**
+ * The linear text graph's weights, or `null` for any other graph. The node list must be
  * exactly the one `buildOnnxModel` (src/onnx/text.ts) writes, so the weights read are the logit the
  * graph computes.
  */
-export function readLinearGraph(bytes: Uint8Array, manifest: TextModelManifest): LinearGraph | null {
-  const graph = onnx.ModelProto.decode(bytes).graph;
-  if (!graph) return null;
-  const init = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
-  const nodes = (graph.node ?? []).map(
-    (n) => `${n.opType}(${(n.input ?? []).join(",")})->${(n.output ?? []).join(",")}`,
-  );
+function readLinearGraph({ init, nodes }: GraphParts, manifest: TextModelManifest): LinearGraph | null {
   const { ids, values } = manifest.inputs;
   const int8 = init.has("W_scale");
   const head = [
@@ -354,14 +375,11 @@ export interface NetworkGraph {
   b2: Float32Array;
 }
 
-/** The network graph's weights, or `null` when `bytes` is another graph. */
-export function readNetworkGraph(bytes: Uint8Array, manifest: TextModelManifest): NetworkGraph | null {
-  const graph = onnx.ModelProto.decode(bytes).graph;
-  if (!graph) return null;
-  const init = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
-  const nodes = (graph.node ?? []).map(
-    (n) => `${n.opType}(${(n.input ?? []).join(",")})->${(n.output ?? []).join(",")}`,
-  );
+/** The network graph's weights, or `null` for another graph. */
+function readNetworkGraph(
+  { graph, init, nodes }: GraphParts,
+  manifest: TextModelManifest,
+): NetworkGraph | null {
   const { ids, values } = manifest.inputs;
   const out = manifest.output;
   const head = [
