@@ -198,12 +198,6 @@ export function runModel(
   );
 }
 
-/** `release`: drops `key`'s session here (the main Worker let go of it). */
-export function releaseModel(config: RunnerConfig, rawKey: unknown): void {
-  const key = checkKey(rawKey);
-  sessionCache(config).drop((k) => k === `${key.id}/${key.version}@${key.sha256}`);
-}
-
 const limitsSchema = z.object({
   max_model_bytes: z.number().int().positive(),
   max_heap_bytes: z.number().int().positive(),

@@ -7,7 +7,7 @@
  * `runsIsolated` is the one decision; the engine (./engine.ts) and the registry's publish ask it.
  *
  * The binding is a narrow RPC (`IsolatedRunner`): `open` a model version (its graph's metadata), `run`
- * it on tensors, `release` it, `validate` an upload. Both directions are checked here: tensors and
+ * it on tensors, `validate` an upload. Both directions are checked here: tensors and
  * metadata coming back are validated before they become ORT tensors, a refusal is re-thrown as the
  * `ApiError` it was (codes allowed below), and a call that fails outright — the isolated Worker ran
  * out of CPU time or memory, or died — is a 503 `model_resource_limit`, without touching this
@@ -79,7 +79,6 @@ export type RunnerAnswer<T> = { ok: true; value: T } | { ok: false; problem: Bou
 export interface IsolatedRunner {
   open(key: ModelKey): Promise<RunnerAnswer<SessionShape>>;
   run(key: ModelKey, feeds: BoundTensor[]): Promise<RunnerAnswer<BoundTensor[]>>;
-  release(key: ModelKey): Promise<void>;
   validate(
     manifest: ModelManifest,
     bytes: Uint8Array,
@@ -280,7 +279,7 @@ const badAnswer = (key: ModelKey) => (reason: string) =>
     `model '${key.id}' version '${key.version}': the BYOM Worker answered ${reason}`,
   );
 
-/** A handle to a session in the isolated Worker; `run` and `release` go over the binding. */
+/** A handle to a session in the isolated Worker; `run` goes over the binding. */
 class IsolatedSession implements ModelSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];

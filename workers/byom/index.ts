@@ -5,14 +5,7 @@
  * core (src/byom/runner.ts); the client side is src/inference/isolation.ts. docs/byom.md#isolation.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
-import {
-  answer,
-  loadRunnerConfig,
-  openModel,
-  releaseModel,
-  runModel,
-  validateUpload,
-} from "../../src/byom/runner";
+import { answer, loadRunnerConfig, openModel, runModel, validateUpload } from "../../src/byom/runner";
 import { markIsolatedRunner } from "../../src/inference/isolation";
 
 markIsolatedRunner();
@@ -35,10 +28,6 @@ export default class ByomRunner extends WorkerEntrypoint<ByomEnv> {
 
   run(key: unknown, feeds: unknown) {
     return answer(() => runModel(this.env.MODELS, loadRunnerConfig(this.env), key, feeds));
-  }
-
-  async release(key: unknown): Promise<void> {
-    await answer(async () => releaseModel(loadRunnerConfig(this.env), key));
   }
 
   validate(manifest: unknown, bytes: unknown, limits: unknown) {
