@@ -747,9 +747,10 @@ export const ModelQualitySchema = z
 export const DashboardModelViewSchema = z.object({
   model: ModelDetailSchema.describe("GET /api/v1/models/:id"),
   quality: ModelQualitySchema.nullable().describe("GET /api/v1/models/:id/quality"),
-  shadow: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/shadow"),
-  traffic: z.looseObject({}).nullable().describe("GET /api/v1/models/:id/traffic"),
+  shadow: ShadowReportSchema.nullable().describe("GET /api/v1/models/:id/shadow"),
+  traffic: TrafficSchema.nullable().describe("GET /api/v1/models/:id/traffic"),
 });
+
 /** `GET /api/v1/models/:id/drift` (src/drift/report.ts, docs/drift.md). */
 export const DriftSchema = z
   .object({

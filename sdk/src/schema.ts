@@ -5421,11 +5421,58 @@ export interface operations {
                         quality: components["schemas"]["ModelQuality"] | null;
                         /** @description GET /api/v1/models/:id/shadow */
                         shadow: {
-                            [key: string]: unknown;
+                            id: string;
+                            shadows: {
+                                version: string;
+                                /** @description in (0, 1] */
+                                sample_rate: number;
+                                comparisons: components["schemas"]["ShadowComparison"][];
+                            }[];
                         } | null;
                         /** @description GET /api/v1/models/:id/traffic */
                         traffic: {
-                            [key: string]: unknown;
+                            id: string;
+                            /** @description ISO 8601 date-time (UTC) */
+                            as_of: string;
+                            active_version: string | null;
+                            split: components["schemas"]["Split"] | null;
+                            versions: {
+                                version: string;
+                                /** @description percent of identified callers the split (or activation) assigns it */
+                                share: number;
+                                /** @description its sample rate when it is a shadow */
+                                shadow_sample_rate: number | null;
+                                /** @description the last 60 UTC minutes */
+                                last_hour: {
+                                    requests: number;
+                                    errors: {
+                                        "4xx": number;
+                                        "5xx": number;
+                                    };
+                                    /** @description percentiles are histogram bin upper edges (≤ 19 % high); mean over the last 24 h only */
+                                    latency_ms: {
+                                        mean: number | null;
+                                        p50: number;
+                                        p95: number;
+                                        p99: number;
+                                    } | null;
+                                };
+                                /** @description the last 24 UTC hours */
+                                last_24h: {
+                                    requests: number;
+                                    errors: {
+                                        "4xx": number;
+                                        "5xx": number;
+                                    };
+                                    /** @description percentiles are histogram bin upper edges (≤ 19 % high); mean over the last 24 h only */
+                                    latency_ms: {
+                                        mean: number | null;
+                                        p50: number;
+                                        p95: number;
+                                        p99: number;
+                                    } | null;
+                                };
+                            }[];
                         } | null;
                     };
                 };
