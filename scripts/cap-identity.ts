@@ -9,6 +9,14 @@
  *   npx tsx scripts/cap-identity.ts --write --version=5 --address-scale=0.5
  *                                               writes models/toxicity/ (scores the public test split once)
  *   [--from=models/toxicity]                    the base model's folder
+ *   npx tsx scripts/cap-identity.ts --check --from-state=<file> [--address-scale=0.5]
+ *                                               the base is a selection run's state instead
+ *                                               (`scripts/train.ts --no-test --save-state=<file>`):
+ *                                               its refitted float model quantized to int8 as train.ts
+ *                                               does, and its thresholds (chosen on its pooled
+ *                                               out-of-fold scores before any cap, as version 4's that
+ *                                               version 5 kept); checks the base as is and with the
+ *                                               cap E(address scale), nothing else (issue #28's "B+cap")
  *
  * Checks use train data only (never the test split): in-sample ROC-AUC on the train split's
  * multi-label rows, the 40 probes, the identity set and the positive tweets of the sentiment data's
@@ -23,17 +31,20 @@ import { onnx } from "../src/onnx/generated/onnx.js";
 import { exportModel } from "../src/onnx/text";
 import { capBuckets, capIdentityAndAddress, capModel } from "../src/training/cap";
 import {
+  FAIRNESS_TARGETS,
   fairnessMarkdown,
   fairnessReport,
   fairnessSummary,
   identityEvalSet,
   scoredFromLabels,
+  targetsMet,
 } from "../src/training/fairness";
 import { augmentTerms } from "../src/training/fairness-augment";
-import { evaluateModel, featurizeTexts, scoreMatrix } from "../src/training/index";
+import { evaluateModel, featurizeTexts, quantizeInt8, scoreMatrix } from "../src/training/index";
 import { type Int8LinearModel, scoreText } from "../src/training/linear-model";
 import { finiteMean, rocAuc } from "../src/training/metrics";
 import { positiveTweets, ROOT, TRAINING_CATALOGUE } from "./training/catalogue";
+import { readRunState } from "./training/text";
 
 /** Reads a shipped linear int8 text model back from its ONNX graph (initializers W, W_scale, bias). */
 export function readInt8Model(dir: string): { model: Int8LinearModel; thresholds: Record<string, number> } {
@@ -62,6 +73,15 @@ export function readInt8Model(dir: string): { model: Int8LinearModel; thresholds
     },
     thresholds: manifest.thresholds ?? {},
   };
+}
+
+/**
+ * The int8 model and thresholds of a selection run's saved state (`--save-state`): its float model
+ * quantized exactly as `scripts/training/text.ts` quantizes before export, its thresholds unchanged.
+ */
+export function readStateModel(file: string): { model: Int8LinearModel; thresholds: Record<string, number> } {
+  const state = readRunState(file);
+  return { model: quantizeInt8(state.model), thresholds: { ...state.thresholds } };
 }
 
 function check(name: string, model: Int8LinearModel, thresholds: Record<string, number>): void {
@@ -103,6 +123,10 @@ function check(name: string, model: Int8LinearModel, thresholds: Record<string, 
     `${name}: probes ${probesPass ? "pass" : "FAIL"} (max benign ${maxBenign.toFixed(3)}, min toxic ${minToxic.toFixed(3)}, benign flagged ${flaggedBenign}, toxic unflagged ${unflaggedToxic}); train in-sample mean AUC ${finiteMean(aucs).toFixed(4)} ${JSON.stringify(aucs.map((a) => Number(a.toFixed(4))))}`,
   );
   console.log(`${name}: ${fairnessSummary(report, tweetRate)}`);
+  const met = targetsMet(report, tweetRate);
+  console.log(
+    `${name}: issue #28's targets met ${Object.values(met).filter(Boolean).length} of ${Object.keys(FAIRNESS_TARGETS).length} ${JSON.stringify(met)}`,
+  );
   console.log(
     `${name}: families ${JSON.stringify(report.per_family.map((f) => [f.family, Number(f.fpr.toFixed(3)), Number(f.tpr.toFixed(3))]))}; worst terms ${JSON.stringify(
       [...report.per_term]
@@ -260,7 +284,18 @@ async function main(): Promise<void> {
     }),
   );
   const from = path.resolve(ROOT, args.from ?? "models/toxicity");
-  const { model, thresholds } = readInt8Model(from);
+  const stateFile = args["from-state"];
+  const { model, thresholds } = stateFile
+    ? readStateModel(path.resolve(ROOT, stateFile))
+    : readInt8Model(from);
+  if (stateFile && args.check) {
+    // Issue #28's "B+cap": the state's model as is and with version 5's cap unchanged; no other choice.
+    const scale = Number(args["address-scale"] ?? 0.5);
+    console.log(`${stateFile}: thresholds ${JSON.stringify(thresholds)} (the run's own, unchanged)`);
+    check("state (no cap)", model, thresholds);
+    check(`state + cap E(${scale})`, capIdentityAndAddress(model, scale), thresholds);
+    return;
+  }
   if (args.write) {
     const version = args.version ?? "5";
     const scale = Number(args["address-scale"] ?? 0.5);

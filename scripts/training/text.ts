@@ -46,6 +46,29 @@ import { fmt, modelCard, type TextTrainingOutcome } from "./card";
 import { augmentToxicity, type ModelConfig, positiveTweets, ROOT, SEED } from "./catalogue";
 import { chooseThreshold, columnLabel, encodeRows, sig, validationFolds } from "./protocol";
 
+/**
+ * What selection and the final fit hand to the test-split scoring (`--save-state` / `--resume`; the
+ * file is `node:v8`'s serialization of this object). `scripts/cap-identity.ts --from-state` reads it too.
+ */
+export interface RunState {
+  selection: Selection;
+  /** Chosen on the pooled out-of-fold (or validation-fold) scores of the uncapped model. */
+  thresholds: Record<string, number>;
+  validation: Record<string, number>;
+  shift: number[];
+  sampleRates: number[];
+  /** The float model refitted on the whole train split (before int8 and before any cap). */
+  model: ReturnType<typeof assembleSelected>;
+  trainingMs: number;
+  fitRowCount: number;
+  valRowCount: number;
+}
+
+/** A selection run's saved state (`--no-test --save-state=<file>`). */
+export function readRunState(file: string): RunState {
+  return deserialize(readFileSync(file)) as RunState;
+}
+
 export async function trainTextModel(
   cfg: ModelConfig,
   dryRun: boolean,
@@ -81,18 +104,6 @@ export async function trainTextModel(
       rows.map((r) => r.text),
       cfg.spec,
     );
-  /** What selection and the final fit hand to the test-split scoring (`--save-state` / `--resume`). */
-  interface RunState {
-    selection: Selection;
-    thresholds: Record<string, number>;
-    validation: Record<string, number>;
-    shift: number[];
-    sampleRates: number[];
-    model: ReturnType<typeof assembleSelected>;
-    trainingMs: number;
-    fitRowCount: number;
-    valRowCount: number;
-  }
   const selectAndFit = (): RunState => {
     const trainX = feat(data.train);
     const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
@@ -200,7 +211,7 @@ export async function trainTextModel(
   };
   // `--resume=<file>`: a selection run's state saved by `--no-test --save-state=<file>` (same flags),
   // so the chosen run's test split is scored without repeating its cross-validation.
-  const state: RunState = over.resume ? (deserialize(readFileSync(over.resume)) as RunState) : selectAndFit();
+  const state: RunState = over.resume ? readRunState(over.resume) : selectAndFit();
   if (over.resume) log(`resumed the selection run's state from ${over.resume} (no refit)`);
   const {
     selection,
