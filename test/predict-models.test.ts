@@ -286,6 +286,33 @@ describe("loading, integrity and the session cache", () => {
     expect(cache.loads - before).toBe(1);
   });
 
+  it("an explanation's weights are charged to the model's session in the cache's byte budget", async () => {
+    // A fresh id (cache key), so this session has no explanation graph yet.
+    const manifest = await manifestOf("spam");
+    const id = "spam-explain-bytes";
+    const bytes = await fixtureBytes("models/spam/model.onnx");
+    await env.MODELS.put(r2Keys.model(id, "1"), bytes);
+    await env.MODELS.put(r2Keys.manifest(id, "1"), JSON.stringify({ ...manifest, id, version: "1" }));
+    await env.MODELS.put(r2Keys.active(id), JSON.stringify({ version: "1" }));
+    const cache = sessionCache(loadConfig(env as unknown as Record<string, unknown>));
+    expect((await postJson("/api/v1/predict", { model: id, text: "free prize" })).status).toBe(200);
+    const loaded = cache.bytes;
+    // The first explanation keeps the int8 weights (one byte per weight: the size of W) and the bias.
+    const first = await postJson("/api/v1/predict", {
+      model: id,
+      text: "free prize, call now",
+      explain: true,
+    });
+    expect(first.status).toBe(200);
+    const charged = cache.bytes - loaded;
+    expect(charged).toBeGreaterThan((manifest.featurizer as { buckets: number }).buckets);
+    expect(charged).toBeLessThan(bytes.byteLength);
+    // Later explanations reuse them: nothing more is charged.
+    const again = await postJson("/api/v1/predict", { model: id, text: "call now", explain: true });
+    expect(again.status).toBe(200);
+    expect(cache.bytes - loaded).toBe(charged);
+  });
+
   it("corrupt bytes (sha256 mismatch) → 503, other models keep serving, the next good version serves", async () => {
     // A model id no test has loaded: a session already verified for this sha256 would be reused.
     const id = "sentiment-integrity";

@@ -125,8 +125,20 @@ export async function explainGraphOf(
   if (known !== undefined) return known;
   const bytes = await getModelBytes(bucket, model.meta, config.MAX_MODEL_BYTES);
   const graph = readExplainGraph(bytes, model.meta);
+  // A concurrent first explanation may have kept its own meanwhile: keep (and charge) one.
+  const kept = graphs.get(model.session);
+  if (kept !== undefined) return kept;
   graphs.set(model.session, graph);
+  // The weights live as long as the session: the cache's byte budget counts them.
+  if (cache && graph) cache.charge(model, heldBytes(graph));
   return graph;
+}
+
+/** Bytes of the typed arrays an explanation graph holds. */
+function heldBytes(graph: LinearGraph | NetworkGraph): number {
+  let bytes = 0;
+  for (const value of Object.values(graph)) if (ArrayBuffer.isView(value)) bytes += value.byteLength;
+  return bytes;
 }
 
 /** Runs a hashed n-gram text model once on featurized `rows` (explanations featurize themselves). */

@@ -26,6 +26,8 @@ interface Entry<M> {
   lastUsed: number;
   inFlight: number;
   evicted: boolean;
+  /** Bytes held beside the session and charged to it (`charge`), e.g. an explanation's weights. */
+  extraBytes: number;
 }
 
 /**
@@ -84,13 +86,28 @@ export class SessionCache<M> {
       entry.evicted = true;
       dropped++;
       if (!entry.loaded) continue;
-      this.totalBytes -= entry.loaded.sizeBytes;
+      this.totalBytes -= entry.loaded.sizeBytes + entry.extraBytes;
       if (entry.inFlight === 0) void this.release(entry.loaded);
     }
     return dropped;
   }
 
-  /** Bytes of models currently held. */
+  /**
+   * Charges `bytes` kept beside `loaded`'s session (and freed with it) to its entry, so the budget
+   * bounds them too; evicts other models if that goes over it. Nothing when the session is no
+   * longer held (dropped or evicted: what was kept for it goes with it).
+   */
+  charge(loaded: LoadedModel<M>, bytes: number): void {
+    for (const [key, entry] of this.entries) {
+      if (entry.loaded !== loaded || entry.evicted) continue;
+      entry.extraBytes += bytes;
+      this.totalBytes += bytes;
+      this.evict(key);
+      return;
+    }
+  }
+
+  /** Bytes of models currently held (with what was charged to them). */
   get bytes(): number {
     return this.totalBytes;
   }
@@ -105,7 +122,13 @@ export class SessionCache<M> {
     if (existing) return existing;
     this.failures.delete(key);
     this.loads++;
-    const entry: Entry<M> = { promise: load(), lastUsed: this.now(), inFlight: 0, evicted: false };
+    const entry: Entry<M> = {
+      promise: load(),
+      lastUsed: this.now(),
+      inFlight: 0,
+      evicted: false,
+      extraBytes: 0,
+    };
     this.entries.set(key, entry);
     entry.promise.then(
       (loaded) => {
@@ -141,7 +164,7 @@ export class SessionCache<M> {
     for (const [k, e] of candidates) {
       if (this.totalBytes <= this.maxBytes) break;
       this.entries.delete(k);
-      this.totalBytes -= e.loaded?.sizeBytes ?? 0;
+      this.totalBytes -= (e.loaded?.sizeBytes ?? 0) + e.extraBytes;
       e.evicted = true;
       if (e.inFlight === 0 && e.loaded) void this.release(e.loaded);
     }
