@@ -149,6 +149,16 @@ export async function freezeBaseline(
   return { reference: parsed.success ? parsed.data : null, stored: false };
 }
 
+/** 409 `reference_is_training`: the version's reference is of its training inputs and is kept. */
+export function trainingReference(id: string, version: string): ApiError {
+  return new ApiError(
+    "reference_is_training",
+    `version '${version}' of model '${id}' has a reference profile of its training inputs, which a live ` +
+      "window never replaces; to compare against live traffic instead, upload the same model as a new " +
+      "version without a profile",
+  );
+}
+
 /**
  * Sets (or resets) the version's baseline to `profile` (the admin route): created where the
  * version has no profile, else replacing only a baseline — 409 `reference_is_training` for a
@@ -165,12 +175,7 @@ export async function replaceBaseline(bucket: R2Bucket, profile: ReferenceProfil
     else {
       const parsed = referenceProfileSchema.safeParse(await object.json().catch(() => null));
       if (!parsed.success || referenceOrigin(parsed.data) !== "baseline") {
-        throw new ApiError(
-          "reference_is_training",
-          `version '${profile.model.version}' of model '${profile.model.id}' has a reference profile of its ` +
-            "training inputs, which a live window never replaces; to compare against live traffic instead, " +
-            "upload the same model as a new version without a profile",
-        );
+        throw trainingReference(profile.model.id, profile.model.version);
       }
       onlyIf = { etagMatches: object.etag };
     }

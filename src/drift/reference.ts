@@ -8,9 +8,15 @@ import type { Config } from "../config";
 import { ApiError } from "../errors";
 import { modelInput } from "../inference/kinds";
 import { getManifest, resolveVersion } from "../storage/model-store";
-import { BASELINE_SETTLE_MS, baselineProfile, replaceBaseline } from "./baseline";
+import {
+  BASELINE_SETTLE_MS,
+  baselineProfile,
+  referenceOrigin,
+  replaceBaseline,
+  trainingReference,
+} from "./baseline";
 import { DRIFT_KEEP_HOURS, HOUR_MS } from "./live";
-import { readLive } from "./report";
+import { readLive, readReferenceProfile } from "./report";
 
 /** Sets the baseline of model `id` at `version` (else its active one) to its live hours [`from`, `to`). */
 export async function setBaselineReference(
@@ -50,6 +56,9 @@ export async function setBaselineReference(
       `model '${id}' takes tensors: it has no input profile to take a reference from`,
     );
   }
+  // A training profile is never replaced (checked again, atomically, when the baseline is stored).
+  const existing = await readReferenceProfile(env.MODELS, id, resolved);
+  if (existing && referenceOrigin(existing) !== "baseline") throw trainingReference(id, resolved);
   const live = await readLive(env, id, resolved, config.STATS_SHARDS, from, to - HOUR_MS);
   const hours = [...live.values()];
   const count = hours.reduce((n, h) => n + h.count, 0);
