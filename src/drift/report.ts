@@ -166,16 +166,14 @@ export async function readDrift(
   const span = Math.max(1, Math.min(DRIFT_KEEP_HOURS, hours));
   const last = Math.floor(now / HOUR_MS) * HOUR_MS;
   const from = last - (span - 1) * HOUR_MS;
-  let reference = await readReferenceProfile(env.MODELS, id, resolved);
+  let [reference, live] = await Promise.all([
+    readReferenceProfile(env.MODELS, id, resolved),
+    readLive(env, id, resolved, config.STATS_SHARDS, from, last),
+  ]);
   // Without a reference, every kept hour is read: the baseline is the first complete one with enough inputs.
-  const live = await readLive(
-    env,
-    id,
-    resolved,
-    config.STATS_SHARDS,
-    reference ? from : last - (DRIFT_KEEP_HOURS - 1) * HOUR_MS,
-    last,
-  );
+  const oldest = last - (DRIFT_KEEP_HOURS - 1) * HOUR_MS;
+  if (!reference && from > oldest)
+    live = await readLive(env, id, resolved, config.STATS_SHARDS, oldest, last);
   const kind = modelInput(manifest);
   let pending: BaselinePending | null = null;
   if (!reference) {
