@@ -240,6 +240,12 @@ export const ModelDetailSchema = z.object({
     .enum(["ok", "warning", "unknown"])
     .optional()
     .describe("the active version's drift status (GET /api/v1/models/:id/drift)"),
+  drift_reference: z
+    .enum(["training", "baseline", "pending"])
+    .optional()
+    .describe(
+      "the active version's drift reference: its training inputs, a baseline of its live inputs, or pending (no reference yet)",
+    ),
   created_at: isoTime,
   updated_at: isoTime,
   versions: z.array(VersionViewSchema),
@@ -762,9 +768,32 @@ export const DriftSchema = z
     min_count: z.number().int().describe("inputs an hour needs before its PSI is reported"),
     epsilon: z.number().describe("the share an empty bin counts as"),
     reference: z
-      .object({ source: z.string(), count: z.number().int(), created_at: z.string() })
+      .object({
+        origin: z
+          .enum(["training", "baseline"])
+          .describe("training: its training inputs (or the upload's profile); baseline: its own live inputs"),
+        source: z.string(),
+        count: z.number().int(),
+        created_at: z.string(),
+        window: z
+          .object({ start: isoTime, end: isoTime })
+          .optional()
+          .describe("a baseline's live hours (end exclusive)"),
+      })
       .nullable()
-      .describe("the version's reference profile; null when it has none"),
+      .describe("the version's reference profile; null when it has none yet"),
+    reference_pending: z
+      .object({
+        min_count: z.number().int().describe("inputs a complete UTC hour needs to become the baseline"),
+        best_hour: z
+          .object({ start: isoTime, count: z.number().int() })
+          .nullable()
+          .describe("the kept complete hour with the most inputs so far"),
+        current_count: z.number().int().describe("inputs in the current hour so far"),
+        detail: z.string(),
+      })
+      .nullable()
+      .describe("without a reference: how far the version is from its baseline; null with one"),
     hours: z.array(
       z.object({
         start: isoTime,
@@ -776,6 +805,21 @@ export const DriftSchema = z
     ),
   })
   .meta({ id: "Drift" });
+
+/** `PUT /api/v1/models/:id/drift/reference`: the version's new baseline reference. */
+export const DriftReferenceSchema = z
+  .object({
+    model: z.object({ id: z.string(), version: z.string() }),
+    reference: z.object({
+      origin: z.literal("baseline"),
+      source: z.string(),
+      count: z.number().int(),
+      created_at: z.string(),
+      window: z.object({ start: isoTime, end: isoTime }),
+    }),
+    bytes: z.number().int().describe("the stored profile's size"),
+  })
+  .meta({ id: "DriftReference" });
 
 /** `GET /dashboard/api/drift`: each model's drift report (active version, last 24 h). */
 export const DriftDashboardSchema = z.object({ models: z.array(DriftSchema) });

@@ -152,6 +152,8 @@ const configSchema = z.object({
   STATS_SHARDS: intVar("STATS_SHARDS", 1, 64).prefault("4"),
   // Live input profiles for drift (docs/drift.md): collected per scored input when "on".
   DRIFT: z.enum(["on", "off"]).default("on"),
+  // Inputs one complete hour needs to become the baseline reference of a version without one.
+  DRIFT_BASELINE_MIN: intVar("DRIFT_BASELINE_MIN", 100, 1_000_000).prefault("1000"),
   RATE_LIMITS: jsonVar("RATE_LIMITS", rateLimitsSchema).prefault('{"default":{"limit":600,"window":60}}'),
   RATE_LIMIT_FAILURE_MODE: z.enum(["open", "closed"]).default("open"),
   RATE_LIMIT_TIMEOUT_MS: intVar("RATE_LIMIT_TIMEOUT_MS", 10, 10_000).prefault("1000"),

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   model_resource_limit: { status: 503, title: "Uploaded model exceeded its Worker's CPU or memory limit" },
   model_exists: { status: 409, title: "Model already exists" },
   model_version_exists: { status: 409, title: "Model version already exists" },
+  reference_is_training: { status: 409, title: "The version's reference profile is of its training inputs" },
+  drift_window_too_small: { status: 422, title: "Too few live inputs in the chosen hours for a reference" },
   invalid_split: { status: 400, title: "Traffic split is not valid" },
   invalid_shadow: { status: 400, title: "Shadow versions are not valid" },
   model_is_default: { status: 409, title: "The default model cannot be deleted" },

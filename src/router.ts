@@ -42,7 +42,7 @@ import {
   removeDataset,
   uploadDatasetQuerySchema,
 } from "./routes/datasets";
-import { driftQuerySchema, getDrift } from "./routes/drift";
+import { driftQuerySchema, driftReferenceRequestSchema, getDrift, putDriftReference } from "./routes/drift";
 import {
   feedback,
   feedbackSchema,
@@ -245,6 +245,18 @@ export const ROUTES: readonly RouteDef[] = [
     query: driftQuerySchema,
     responses: { 200: A.DriftSchema },
     errors: ["invalid_request", "model_not_found", "model_version_not_found", "statistics_unavailable"],
+  }),
+  authed("PUT", "/api/v1/models/:id/drift/reference", "models_admin", putDriftReference, {
+    summary: "Set (or reset) a version's baseline drift reference from chosen complete live hours",
+    body: driftReferenceRequestSchema,
+    responses: { 200: A.DriftReferenceSchema },
+    errors: [
+      ...MODEL_ADMIN_ERRORS,
+      "model_version_not_found",
+      "drift_window_too_small",
+      "reference_is_training",
+      "statistics_unavailable",
+    ],
   }),
   authed("POST", "/api/v1/models", "models_admin", createModel, {
     summary: "Queue a training job, or (task `online`) create an online model (201)",

@@ -142,6 +142,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/{id}/drift/reference": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set (or reset) a version's baseline drift reference from chosen complete live hours */
+        put: operations["put_models_admin__api_v1_models_id_drift_reference"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{id}/versions/{version}": {
         parameters: {
             query?: never;
@@ -1114,7 +1131,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "reference_is_training" | "drift_window_too_small" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -1126,7 +1143,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "reference_is_training" | "drift_window_too_small" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -1319,11 +1336,37 @@ export interface components {
             min_count: number;
             /** @description the share an empty bin counts as */
             epsilon: number;
-            /** @description the version's reference profile; null when it has none */
+            /** @description the version's reference profile; null when it has none yet */
             reference: {
+                /**
+                 * @description training: its training inputs (or the upload's profile); baseline: its own live inputs
+                 * @enum {string}
+                 */
+                origin: "training" | "baseline";
                 source: string;
                 count: number;
                 created_at: string;
+                /** @description a baseline's live hours (end exclusive) */
+                window?: {
+                    /** @description ISO 8601 date-time (UTC) */
+                    start: string;
+                    /** @description ISO 8601 date-time (UTC) */
+                    end: string;
+                };
+            } | null;
+            /** @description without a reference: how far the version is from its baseline; null with one */
+            reference_pending: {
+                /** @description inputs a complete UTC hour needs to become the baseline */
+                min_count: number;
+                /** @description the kept complete hour with the most inputs so far */
+                best_hour: {
+                    /** @description ISO 8601 date-time (UTC) */
+                    start: string;
+                    count: number;
+                } | null;
+                /** @description inputs in the current hour so far */
+                current_count: number;
+                detail: string;
             } | null;
             hours: {
                 /** @description ISO 8601 date-time (UTC) */
@@ -1336,6 +1379,27 @@ export interface components {
                 /** @enum {string} */
                 status: "ok" | "warning" | "insufficient";
             }[];
+        };
+        DriftReference: {
+            model: {
+                id: string;
+                version: string;
+            };
+            reference: {
+                /** @constant */
+                origin: "baseline";
+                source: string;
+                count: number;
+                created_at: string;
+                window: {
+                    /** @description ISO 8601 date-time (UTC) */
+                    start: string;
+                    /** @description ISO 8601 date-time (UTC) */
+                    end: string;
+                };
+            };
+            /** @description the stored profile's size */
+            bytes: number;
         };
         CreatedOnlineModel: {
             id: string;
@@ -2267,6 +2331,11 @@ export interface operations {
                          * @enum {string}
                          */
                         drift?: "ok" | "warning" | "unknown";
+                        /**
+                         * @description the active version's drift reference: its training inputs, a baseline of its live inputs, or pending (no reference yet)
+                         * @enum {string}
+                         */
+                        drift_reference?: "training" | "baseline" | "pending";
                         /** @description ISO 8601 date-time (UTC) */
                         created_at: string;
                         /** @description ISO 8601 date-time (UTC) */
@@ -2521,6 +2590,126 @@ export interface operations {
                 };
             };
             /** @description Codes: auth_unavailable, rate_limiter_unavailable, statistics_unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_models_admin__api_v1_models_id_drift_reference: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the version (default: the active one) */
+                    version?: string;
+                    /**
+                     * Format: date-time
+                     * @description the window's first hour (a UTC hour start, within the 48 h kept)
+                     */
+                    from: string;
+                    /**
+                     * Format: date-time
+                     * @description the window's end, exclusive (a UTC hour start, at most the current hour's)
+                     */
+                    to: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriftReference"];
+                };
+            };
+            /** @description Codes: invalid_json, invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: invalid_token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: model_not_found, model_version_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: reference_is_training */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: drift_window_too_small */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: internal_error, config_invalid */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, registry_unavailable, statistics_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5402,6 +5591,11 @@ export interface operations {
                              * @enum {string}
                              */
                             drift?: "ok" | "warning" | "unknown";
+                            /**
+                             * @description the active version's drift reference: its training inputs, a baseline of its live inputs, or pending (no reference yet)
+                             * @enum {string}
+                             */
+                            drift_reference?: "training" | "baseline" | "pending";
                             /** @description ISO 8601 date-time (UTC) */
                             created_at: string;
                             /** @description ISO 8601 date-time (UTC) */

@@ -108,9 +108,9 @@ export const PAGE_HTML = `<!doctype html>
   </section>
   <!-- Drift (issue #31, docs/drift.md): drawn by the drift block at the end of APP_JS. -->
   <section class="card wide">
-    <h2>Drift <small>(largest PSI per hour of each model's active version against its reference profile, last 24 h; dashed: warning threshold)</small></h2>
+    <h2>Drift <small>(largest PSI per hour of each model's active version against its reference profile — its training inputs, or a baseline of its own live traffic when it has no training data — last 24 h; dashed: warning threshold)</small></h2>
     <div id="chart-drift" class="chart"></div>
-    <table id="table-drift"><thead><tr><th>model</th><th>version</th><th>drift</th><th class="num">inputs this hour</th><th>signals over the threshold (last hour with PSI)</th></tr></thead><tbody></tbody></table>
+    <table id="table-drift"><thead><tr><th>model</th><th>version</th><th>drift</th><th class="num">inputs this hour</th><th>signals over the threshold (last hour with PSI)</th><th>reference</th></tr></thead><tbody></tbody></table>
   </section>
 </main>
 </body>
@@ -702,7 +702,8 @@ export const APP_JS = `"use strict";
       sw.className = "swatch";
       sw.style.background = color;
       item.appendChild(sw);
-      item.appendChild(document.createTextNode(m.model.id + (m.drift === "warning" ? " (warning)" : "")));
+      item.appendChild(document.createTextNode(m.model.id + (m.reference && m.reference.origin === "baseline" ? " (vs live baseline)" : "") + (m.drift === "warning" ? " (warning)" : "")));
+      if (m.reference && m.reference.origin === "baseline") item.setAttribute("data-reference", "baseline");
       legend.appendChild(item);
     });
     target.appendChild(svg);
@@ -715,7 +716,10 @@ export const APP_JS = `"use strict";
       var last = m.hours.filter(function (h) { return h.psi !== null; }).pop();
       var over = last ? Object.keys(last.psi).filter(function (k) { return last.psi[k] >= m.threshold; }).map(function (k) { return k + " " + last.psi[k]; }).join(", ") : "";
       var row = document.createElement("tr");
-      [m.model.id, m.model.version, m.drift, m.hours[m.hours.length - 1].count, over || "–"].forEach(function (v, i) {
+      // The reference (docs/drift.md): training inputs, a baseline of live hours, or pending.
+      var ref = m.reference ? (m.reference.origin === "baseline" ? "live baseline " + m.reference.window.start.slice(0, 13) + "h (" + m.reference.count + " inputs)" : "training (" + m.reference.count + " inputs)")
+        : "pending (" + (m.reference_pending && m.reference_pending.best_hour ? m.reference_pending.best_hour.count : 0) + " of " + (m.reference_pending ? m.reference_pending.min_count : "?") + " inputs in an hour)";
+      [m.model.id, m.model.version, m.drift, m.hours[m.hours.length - 1].count, over || "–", ref].forEach(function (v, i) {
         var td = document.createElement("td");
         if (i === 3) td.className = "num";
         td.textContent = String(v);

@@ -55,6 +55,13 @@ export interface ReferenceProfile {
   /** Inputs profiled. */
   count: number;
   signals: Signals;
+  /**
+   * `baseline`: taken from the version's own live inputs (src/drift/baseline.ts), not from its
+   * training inputs; absent (or `training`) for training, profiling-script and uploaded profiles.
+   */
+  origin?: "training" | "baseline";
+  /** A baseline's live hours: `start` inclusive, `end` exclusive (UTC hour starts). */
+  window?: { start: string; end: string };
 }
 
 /** Label names that get a score histogram. */
@@ -244,6 +251,8 @@ export const referenceProfileSchema = z.strictObject({
   signals: z
     .record(z.string().max(200), histogram)
     .refine((s) => Object.keys(s).length <= MAX_PROFILED_LABELS + 4, "too many signals"),
+  origin: z.enum(["training", "baseline"]).optional(),
+  window: z.strictObject({ start: z.string().max(40), end: z.string().max(40) }).optional(),
 });
 
 /** The bins each signal name must have for a model of `kind` with `labels`; undefined for an unknown name. */

@@ -8,9 +8,19 @@ import type { Config } from "../config";
 import { d1 } from "../contracts/d1";
 import { r2Keys } from "../contracts/r2-keys";
 import { ApiError } from "../errors";
+import { modelInput } from "../inference/kinds";
 import type { Logger } from "../log";
 import { getManifest, resolveVersion } from "../storage/model-store";
 import { withTimeout } from "../timeout";
+import {
+  type BaselinePending,
+  baselineHour,
+  baselinePending,
+  baselineProfile,
+  freezeBaseline,
+  type ReferenceOrigin,
+  referenceOrigin,
+} from "./baseline";
 import { DRIFT_KEEP_HOURS, driftShard, HOUR_MS, type HourProfile, mergeProfiles } from "./live";
 import {
   MAX_PROFILE_BYTES,
@@ -46,8 +56,20 @@ export interface DriftReport {
   threshold: number;
   min_count: number;
   epsilon: number;
-  /** The reference profile's origin and size; null when the version has none. */
-  reference: { source: string; count: number; created_at: string } | null;
+  /**
+   * The reference profile: `origin` `training` (training inputs, the profiling script or the
+   * upload's profile) or `baseline` (the version's own live inputs of `window`); null when the
+   * version has none yet.
+   */
+  reference: {
+    origin: ReferenceOrigin;
+    source: string;
+    count: number;
+    created_at: string;
+    window?: { start: string; end: string };
+  } | null;
+  /** Without a reference: why, and how far the version is from a baseline; null with one. */
+  reference_pending: BaselinePending | null;
   /** The requested hours, oldest first, the current (partial) hour last; hours without traffic have count 0. */
   hours: DriftHour[];
 }
@@ -68,7 +90,7 @@ export async function readReferenceProfile(
 }
 
 /** Live profiles of `version` for hours [`from`, `to`], summed over all `shards` shards. */
-async function readLive(
+export async function readLive(
   env: Env,
   id: string,
   version: string,
@@ -125,11 +147,14 @@ export function driftStatus(hours: readonly DriftHour[]): DriftStatus {
 
 /**
  * Drift of model `id` at `version` (else its active version) over the last `hours` hours ending
- * with `now`'s. 404 for an unknown model or version (through `resolveVersion`).
+ * with `now`'s. 404 for an unknown model or version (through `resolveVersion`). A version without
+ * a reference profile gets its baseline here (src/drift/baseline.ts): its live hours of the whole
+ * 48 h kept are read, and the first complete one with `DRIFT_BASELINE_MIN` inputs is frozen (once:
+ * create-only in R2); until then `reference_pending` says how far it is.
  */
 export async function readDrift(
   env: Env,
-  config: Pick<Config, "STATS_SHARDS" | "ACTIVE_POINTER_TTL_MS">,
+  config: Pick<Config, "STATS_SHARDS" | "ACTIVE_POINTER_TTL_MS" | "DRIFT_BASELINE_MIN">,
   id: string,
   version: string | undefined,
   hours: number,
@@ -137,14 +162,37 @@ export async function readDrift(
 ): Promise<DriftReport> {
   const resolved = await resolveVersion(env.MODELS, id, version, config.ACTIVE_POINTER_TTL_MS);
   // 404 for a version that does not exist (the manifest is cached by the serving path).
-  await getManifest(env.MODELS, id, resolved, config.ACTIVE_POINTER_TTL_MS);
+  const manifest = await getManifest(env.MODELS, id, resolved, config.ACTIVE_POINTER_TTL_MS);
   const span = Math.max(1, Math.min(DRIFT_KEEP_HOURS, hours));
   const last = Math.floor(now / HOUR_MS) * HOUR_MS;
   const from = last - (span - 1) * HOUR_MS;
-  const [reference, live] = await Promise.all([
+  let [reference, live] = await Promise.all([
     readReferenceProfile(env.MODELS, id, resolved),
     readLive(env, id, resolved, config.STATS_SHARDS, from, last),
   ]);
+  // Without a reference, every kept hour is read: the baseline is the first complete one with enough inputs.
+  const oldest = last - (DRIFT_KEEP_HOURS - 1) * HOUR_MS;
+  if (!reference && from > oldest)
+    live = await readLive(env, id, resolved, config.STATS_SHARDS, oldest, last);
+  const kind = modelInput(manifest);
+  let pending: BaselinePending | null = null;
+  if (!reference) {
+    const hour = kind === "tensor" ? undefined : baselineHour(live.values(), config.DRIFT_BASELINE_MIN, now);
+    if (hour && kind !== "tensor") {
+      const profile = baselineProfile({
+        model: { id, version: resolved },
+        kind,
+        labels: manifest.labels,
+        hours: [hour],
+        from: hour.hour,
+        to: hour.hour + HOUR_MS,
+        how: "automatic",
+        now,
+      });
+      reference = (await freezeBaseline(env.MODELS, profile)).reference;
+    }
+    if (!reference) pending = baselinePending(live.values(), config.DRIFT_BASELINE_MIN, now, kind);
+  }
   const windows = driftHours(reference, live, from, span);
   return {
     model: { id, version: resolved },
@@ -153,10 +201,13 @@ export async function readDrift(
     min_count: MIN_DRIFT_COUNT,
     epsilon: PSI_EPSILON,
     reference: reference && {
+      origin: referenceOrigin(reference),
       source: reference.source,
       count: reference.count,
       created_at: reference.created_at,
+      ...(reference.window && { window: reference.window }),
     },
+    reference_pending: pending,
     hours: windows,
   };
 }
@@ -185,23 +236,30 @@ export async function warnDrift(env: Env, report: DriftReport, logger: Logger): 
   return warned;
 }
 
+/** The active version's drift for the model's metadata: its status and where its reference comes from. */
+export interface ModelDrift {
+  drift: DriftStatus;
+  /** `pending`: no reference yet (a baseline is taken from live traffic, docs/drift.md). */
+  reference?: ReferenceOrigin | "pending";
+}
+
 /**
  * The model's drift status for its metadata (active version, last two hours), logging the warning
  * once per hour; "unknown" when it cannot be read (the metadata never fails on it).
  */
 export async function modelDriftStatus(
   env: Env,
-  config: Pick<Config, "STATS_SHARDS" | "ACTIVE_POINTER_TTL_MS" | "DRIFT">,
+  config: Pick<Config, "STATS_SHARDS" | "ACTIVE_POINTER_TTL_MS" | "DRIFT" | "DRIFT_BASELINE_MIN">,
   id: string,
   logger: Logger,
-): Promise<DriftStatus> {
-  if (config.DRIFT === "off") return "unknown";
+): Promise<ModelDrift> {
+  if (config.DRIFT === "off") return { drift: "unknown" };
   try {
     const report = await readDrift(env, config, id, undefined, 2);
     if (report.drift === "warning") await warnDrift(env, report, logger);
-    return report.drift;
+    return { drift: report.drift, reference: report.reference?.origin ?? "pending" };
   } catch {
-    return "unknown";
+    return { drift: "unknown" };
   }
 }
 
@@ -214,7 +272,7 @@ const MAX_CHECKED_MODELS = 200;
  */
 export async function checkDrift(
   env: Env,
-  config: Pick<Config, "STATS_SHARDS" | "ACTIVE_POINTER_TTL_MS" | "DRIFT">,
+  config: Pick<Config, "STATS_SHARDS" | "ACTIVE_POINTER_TTL_MS" | "DRIFT" | "DRIFT_BASELINE_MIN">,
   logger: Logger,
 ): Promise<{ models: number; warnings: number; failed: number }> {
   if (config.DRIFT === "off") return { models: 0, warnings: 0, failed: 0 };

@@ -43,10 +43,14 @@ export const listModels: Handler = async (request, env) =>
 export const getModel: Handler = async (request, env) => {
   const { config, logger } = request.state;
   const detail = await modelDetail(env, config.DEFAULT_MODEL, modelId(request), ownerScope(request.state));
-  // The active version's drift status (src/drift/report.ts): "unknown" when it cannot be told.
+  // The active version's drift status (src/drift/report.ts): "unknown" when it cannot be told;
+  // and where its reference comes from (training, a live baseline, or pending).
   const drift =
     detail.active_version === null ? undefined : await modelDriftStatus(env, config, detail.id, logger);
-  return reply(ModelDetailSchema, { ...detail, ...(drift && { drift }) });
+  return reply(ModelDetailSchema, {
+    ...detail,
+    ...(drift && { drift: drift.drift, ...(drift.reference && { drift_reference: drift.reference }) }),
+  });
 };
 
 export const versionUploadQuerySchema = z.object({

@@ -435,6 +435,8 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     );
     expect(driftRow?.[2]).toMatch(/^(ok|warning)$/);
     expect(Number(driftRow?.[3])).toBeGreaterThanOrEqual(128);
+    // The reference's origin (spam's is its train split's profile; a model without one is pending).
+    expect(driftRow?.[5]).toMatch(/^training \(\d+ inputs\)$/);
 
     // The per-model view: the model with two versions is picked; its versions, traffic share and
     // live quality are drawn; the shadow panel shows exactly when the deployment has the shadow route.

@@ -219,6 +219,37 @@ describe("every route's real answers match /api/v1/openapi.json", () => {
     await answer("GET", "/api/v1/models", "/api/v1/models");
     await answer("GET", "/api/v1/models/{id}", "/api/v1/models/spam");
     await answer("GET", "/api/v1/models/{id}/drift", "/api/v1/models/spam/drift?hours=2");
+    // A baseline drift reference (docs/drift.md): moderation-image has no training profile, so its
+    // drift is pending; 1,000 inputs placed two hours ago in its live profile (the DriftShard takes
+    // the hour with the batch) make a window an admin can set it from.
+    await answer("GET", "/api/v1/models/{id}/drift", "/api/v1/models/moderation-image/drift?hours=1");
+    const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 2 * 3_600_000;
+    const shards = await worker.mf.getDurableObjectNamespace("DRIFT_SHARD");
+    const shard = shards.get(shards.idFromName("moderation-image:0")) as unknown as {
+      record(batch: unknown): Promise<boolean>;
+    };
+    const bins = (n: number, at: number) => Array.from({ length: n }, (_, i) => (i === at ? 1000 : 0));
+    await shard.record({
+      id: crypto.randomUUID(),
+      profiles: [
+        {
+          version: "2",
+          hour,
+          count: 1000,
+          signals: { pixels: bins(28, 16), brightness: bins(16, 8), "score:Neutral": bins(20, 19) },
+        },
+      ],
+    });
+    await answer(
+      "PUT",
+      "/api/v1/models/{id}/drift/reference",
+      "/api/v1/models/moderation-image/drift/reference",
+      {
+        from: new Date(hour).toISOString(),
+        to: new Date(hour + 3_600_000).toISOString(),
+      },
+    );
+    await answer("GET", "/api/v1/models/{id}/drift", "/api/v1/models/moderation-image/drift?hours=3");
 
     // Open Inference Protocol v2.
     await answer("GET", "/v2", "/v2");
