@@ -84,6 +84,12 @@ describe("positions (pure)", () => {
       if (n === 100) expect([100 - (below[90] as number), below[10]]).toEqual([9, 11]);
     }
     expect(worst).toBeLessThanOrEqual(4.5);
+    // Every 100 callers first seen one after another: 10 ± 1 on a 10 % canary.
+    for (let from = 0; from < 10_000; from += 100) {
+      let canary = 0;
+      for (let k = from; k < from + 100; k++) if (ordinalPosition(k) * 100 >= 90 * POSITION_SCALE) canary++;
+      expect(Math.abs(canary - 10), `ordinals ${from}…${from + 99}`).toBeLessThanOrEqual(1);
+    }
     // A stateless hash cannot promise this (each caller lands on the canary independently: 10 ± 3
     // of 100). The previous rule (hash mod 100 ≥ 90) put 16 of these 100 names on the canary; their
     // hash positions (the fallback past the cap) put 7.
