@@ -13,7 +13,9 @@ export const MAX_CALLER_LENGTH = 1024;
  *
  * The object runs one call at a time and `ordinal` is synchronous SQL (no await inside), so two
  * isolates that ask for a new caller at once get the same ordinal: the second finds the first's row.
- * The insert is `ON CONFLICT DO NOTHING` followed by a read-back, so a row is never replaced.
+ * The insert is `ON CONFLICT DO NOTHING` followed by a read-back, so a row is never replaced, and
+ * the answer leaves the object only once the row is committed (the output gate), so an ordinal
+ * handed out survives a restart.
  * Storage is bounded: at most `maxCallers` rows of at most `MAX_CALLER_LENGTH` characters (about
  * 100 bytes each for typical issuers: ~10 MB at the cap); a caller beyond either gets null, and
  * the client falls back to the caller's hash position.
