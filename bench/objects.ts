@@ -13,7 +13,7 @@ import type { Bundle } from "../scripts/local-worker";
 const WRAPPER = `import worker from "./index.js";
 export * from "./index.js";
 
-const NAMESPACES = ["CALLER_GUARD", "STATS_SHARD", "ONLINE_LEARNER", "DRIFT_SHARD"];
+const NAMESPACES = ["CALLER_GUARD", "STATS_SHARD", "ONLINE_LEARNER", "DRIFT_SHARD", "ROLLOUT_CALLERS"];
 const counts = {};
 const wrapped = new WeakMap();
 

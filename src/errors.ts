@@ -66,6 +66,7 @@ export const ERROR_CODES = {
   queue_unavailable: { status: 503, title: "Queue unavailable" },
   label_limit_reached: { status: 422, title: "The online model's label set is full" },
   learner_unavailable: { status: 503, title: "Online learner unavailable" },
+  rollout_unavailable: { status: 503, title: "Traffic split assignment unavailable" },
   login_code_invalid: { status: 401, title: "Login code is invalid, expired or already used" },
   dashboard_login_required: { status: 401, title: "Dashboard login required" },
   config_invalid: { status: 500, title: "Server configuration is invalid" },

@@ -11,6 +11,7 @@ import { sweepDeliveries } from "./webhooks/deliveries";
 export { CallerGuard } from "../durable-objects/caller-guard";
 export { DriftShard } from "../durable-objects/drift-shard";
 export { OnlineLearner } from "../durable-objects/online-learner";
+export { RolloutCallers } from "../durable-objects/rollout-callers";
 export { ShadowShard } from "../durable-objects/shadow-shard";
 export { StatsShard } from "../durable-objects/stats-shard";
 

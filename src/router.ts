@@ -128,6 +128,8 @@ const TEXT_ERRORS = [
   "model_version_not_found",
   "model_input_mismatch",
   "model_unavailable",
+  // A model with a traffic split, when its callers' object fails (docs/rollout.md).
+  "rollout_unavailable",
 ] as const;
 const IMAGE_ERRORS = ["invalid_image", "image_too_large", "unsupported_image_format"] as const;
 const ONLINE_ERRORS = ["invalid_json", "invalid_request", "model_not_found", "learner_unavailable"] as const;
@@ -706,7 +708,14 @@ export const ROUTES: readonly RouteDef[] = [
       ],
       responses: { 200: A.ImageServiceSubmitSchema },
       alias: path.endsWith("/"),
-      errors: [...IMAGE_ERRORS, "invalid_json", "invalid_request", "payload_too_large", "queue_unavailable"],
+      errors: [
+        ...IMAGE_ERRORS,
+        "invalid_json",
+        "invalid_request",
+        "payload_too_large",
+        "queue_unavailable",
+        "rollout_unavailable",
+      ],
     }),
   ),
   ...["/predictions/:uuid", "/predictions/:uuid/"].map((path) =>

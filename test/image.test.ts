@@ -299,7 +299,7 @@ describe("digits through the Worker", () => {
   it("the scoring core (for queue consumers) needs no request and answers like the route", async () => {
     const p = probe("digit-3-28.jpg");
     const config = loadConfig(env as unknown as Record<string, unknown>);
-    const scored = await scoreImageInputs(env.MODELS, config, { model: "digits" }, [{ base64: p.image }]);
+    const scored = await scoreImageInputs(env, config, { model: "digits" }, [{ base64: p.image }]);
     const result = { model: scored.model, predictions: ranked(scored.labels, scored.scores[0] ?? [], 2) };
     expect(result.model.id).toBe("digits");
     expect(result.predictions).toHaveLength(2);
@@ -440,7 +440,7 @@ describe("digits through the Worker", () => {
     const config = loadConfig(env as unknown as Record<string, unknown>);
     const predicted: number[] = [];
     for (const image of split.images) {
-      const scored = await scoreImageInputs(env.MODELS, config, { model: "digits" }, [{ base64: image }]);
+      const scored = await scoreImageInputs(env, config, { model: "digits" }, [{ base64: image }]);
       predicted.push(Number(ranked(scored.labels, scored.scores[0] ?? [], 1)[0]?.label));
     }
     await Promise.all(

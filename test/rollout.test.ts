@@ -7,8 +7,9 @@
  */
 import { abortAllDurableObjects, env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { assignVersion, callerBucket } from "../src/contracts/rollout";
+import { ordinalPosition, versionAt } from "../src/contracts/rollout";
 import { sampledShadows } from "../src/predictions/shadow";
+import { rolloutCallers } from "../src/rollout/callers";
 import { clearModelMetadataCache } from "../src/storage/model-store";
 import { api, issuerToken, postJson, problem } from "./helpers";
 import { CALM, tinyModel, upload, waitForStatus } from "./registry-helpers";
@@ -44,41 +45,7 @@ interface TextAnswer {
 }
 
 describe("the assignment rule", () => {
-  it("90/10 over 10,000 requests from 100 callers: every caller always on one version", () => {
-    const split = { "4": 90, "5": 10 };
-    const seen = new Map<string, Set<string>>();
-    for (let r = 0; r < 10_000; r++) {
-      const caller = `service-${r % 100}`;
-      const version = assignVersion(split, caller, "toxicity");
-      seen.set(caller, (seen.get(caller) ?? new Set()).add(version));
-    }
-    expect(seen.size).toBe(100);
-    for (const versions of seen.values()) expect(versions.size).toBe(1);
-    // A stateless hash puts each caller on the canary with probability 10 %, independently: over
-    // 100 callers that is 10 ± 3 (one standard deviation), so "10 % ± 2 %" of 100 callers is not
-    // a property any sticky hash can promise (these 100 names give 16; docs/rollout.md). Over
-    // 10,000 callers the share is 10 % ± 0.3 %: checked below to ± 1 %.
-    const canary = [...seen.values()].filter((v) => v.has("5")).length;
-    expect(canary).toBeGreaterThan(0);
-    let many = 0;
-    for (let c = 0; c < 10_000; c++) if (assignVersion(split, `caller-${c}`, "toxicity") === "5") many++;
-    expect(Math.abs(many - 1000)).toBeLessThanOrEqual(100);
-  });
-
-  it("buckets spread evenly and the JSON order of a split does not matter", () => {
-    const counts = new Array<number>(10).fill(0);
-    for (let i = 0; i < 10_000; i++) {
-      const decile = Math.floor(callerBucket(`issuer-${i}`, "m") / 10);
-      counts[decile] = (counts[decile] ?? 0) + 1;
-    }
-    for (const n of counts) expect(Math.abs(n - 1000)).toBeLessThan(150);
-    for (let i = 0; i < 50; i++) {
-      expect(assignVersion({ "5": 10, "4": 90 }, `c${i}`, "m")).toBe(
-        assignVersion({ "4": 90, "5": 10 }, `c${i}`, "m"),
-      );
-    }
-  });
-
+  // The caller-to-version rule and its bound: test/rollout-callers.test.ts.
   it("shadows are sampled at their rate and never the serving version", () => {
     const shadows = [
       { version: "2", sample_rate: 0.25 },
@@ -147,19 +114,24 @@ describe("traffic split", () => {
   it("is sticky per caller on the native, OIP, compatibility and async paths; an explicit version overrides", async () => {
     expect((await put(`/api/v1/models/${ID}/split`, { split: { "1": 50, "2": 50 } })).status).toBe(200);
     const callers = Array.from({ length: 6 }, (_, i) => `rollout-caller-${i}`);
-    const expected = callers.map((c) => assignVersion({ "1": 50, "2": 50 }, c, ID));
-    expect(new Set(expected).size).toBe(2); // both versions are exercised
+    // Each caller's version follows from its stored ordinal (order of first sight: its first
+    // request below), read back from the model's RolloutCallers object after that request.
+    const expected: string[] = [];
     for (const [i, caller] of callers.entries()) {
-      const want = expected[i];
       const text = CALM[0];
       for (let round = 0; round < 2; round++) {
         const native = (await (
           await postJson("/api/v1/predict", { model: ID, text }, await as(caller))
         ).json()) as TextAnswer;
-        expect(native.model.version, caller).toBe(want);
+        if (round === 0) {
+          const ordinal = await rolloutCallers(env, ID).ordinal(caller);
+          expected[i] = versionAt({ "1": 50, "2": 50 }, ordinalPosition(ordinal as number));
+        }
+        expect(native.model.version, caller).toBe(expected[i]);
         // The versions answer oppositely, so the scores show which one ran.
-        expect(native.predictions[0]?.label).toBe(want === "1" ? V1_CALM : "loud");
+        expect(native.predictions[0]?.label).toBe(expected[i] === "1" ? V1_CALM : "loud");
       }
+      const want = expected[i] as string;
       const oip = (await (
         await postJson(
           `/v2/models/${ID}/infer`,
@@ -189,6 +161,7 @@ describe("traffic split", () => {
       ).json()) as TextAnswer;
       expect(pinned.model.version).toBe(other);
     }
+    expect(new Set(expected).size).toBe(2); // both versions are exercised
     // The prediction log names the version that served each row.
     const { results } = await env.DB.prepare(
       "SELECT DISTINCT caller, model_version FROM prediction_log WHERE model_id = ? AND caller = ?",

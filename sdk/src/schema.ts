@@ -1131,7 +1131,7 @@ export interface components {
             title: string;
             status: number;
             /** @enum {string} */
-            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "reference_is_training" | "drift_window_too_small" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "reference_is_training" | "drift_window_too_small" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "rollout_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
             detail: string;
             instance?: string;
             request_id?: string;
@@ -1143,7 +1143,7 @@ export interface components {
         OipError: {
             error: string;
             /** @enum {string} */
-            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "reference_is_training" | "drift_window_too_small" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
+            code?: "invalid_json" | "invalid_request" | "unsupported_encoding" | "batch_too_large" | "invalid_content_length" | "payload_too_large" | "text_too_large" | "work_budget_exceeded" | "invalid_image" | "image_too_large" | "unsupported_image_format" | "model_input_mismatch" | "unknown_network" | "explain_unsupported" | "unsupported_media_type" | "invalid_token" | "forbidden" | "origin_not_allowed" | "route_not_found" | "method_not_allowed" | "model_not_found" | "model_version_not_found" | "model_unavailable" | "api_not_found" | "rate_limited" | "rate_limiter_unavailable" | "statistics_unavailable" | "auth_unavailable" | "not_ready" | "invalid_model" | "model_too_large" | "model_resource_limit" | "model_exists" | "model_version_exists" | "reference_is_training" | "drift_window_too_small" | "invalid_split" | "invalid_shadow" | "model_is_default" | "model_is_online" | "job_in_progress" | "job_not_found" | "prediction_not_found" | "unknown_label" | "feedback_conflict" | "webhook_delivery_not_found" | "invalid_callback_url" | "callback_not_allowed" | "invalid_idempotency_key" | "idempotency_key_reused" | "idempotency_key_in_progress" | "invalid_dataset" | "dataset_too_large" | "dataset_exists" | "dataset_not_found" | "length_required" | "registry_unavailable" | "queue_unavailable" | "label_limit_reached" | "learner_unavailable" | "rollout_unavailable" | "login_code_invalid" | "dashboard_login_required" | "config_invalid" | "internal_error";
         };
         ModelRef: {
             id: string;
@@ -1885,7 +1885,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3850,7 +3850,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, queue_unavailable, registry_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable, queue_unavailable, registry_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5829,7 +5829,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6652,7 +6652,7 @@ export interface operations {
                     "application/json": components["schemas"]["OipError"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6963,7 +6963,7 @@ export interface operations {
                     "application/json": components["schemas"]["OipError"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7168,7 +7168,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7281,7 +7281,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7785,7 +7785,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7901,7 +7901,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, model_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8238,7 +8238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Codes: auth_unavailable, rate_limiter_unavailable, queue_unavailable */
+            /** @description Codes: auth_unavailable, rate_limiter_unavailable, queue_unavailable, rollout_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

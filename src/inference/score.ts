@@ -14,6 +14,7 @@ import { ApiError } from "../errors";
 import { featurize } from "../featurizer/text";
 import { checkImage, decodeBase64Image, MAX_DECODED_PIXELS, readImageHeader } from "../image/decode";
 import type { DecodedImage } from "../image/pixels";
+import { assignCaller, type RolloutCallersEnv } from "../rollout/callers";
 import { resolveVersion } from "../storage/model-store";
 import { checkImagePixels, checkImageRuns, checkTextBudget, type WorkBudget } from "./budget";
 import { explainGraphOf, runTensors, scoreFeatureRows, scoreTexts, withModel } from "./engine";
@@ -60,17 +61,33 @@ export interface ModelChoice {
   network?: string | undefined;
 }
 
+/** The bindings the scoring core uses: model bytes in R2, and the split's callers (`chooseVersion`). */
+export interface ScoringEnv extends RolloutCallersEnv {
+  MODELS: R2Bucket;
+}
+
 /**
- * The version of model `id` that serves `choice`: the explicit `version`, else the split's version
- * for `choice.caller`, else the active one (`resolveVersion`, the one place this is decided).
+ * The version of model `id` that serves `choice`: the explicit `version`; else, when the model has
+ * a traffic split and `choice.caller` is known, the split's version for that caller (its stored
+ * position, src/rollout/callers.ts: one `RolloutCallers` RPC per new caller per isolate; 503
+ * `rollout_unavailable` when that object fails); else the active one. The one place a request's
+ * version is chosen, for every path (native, Open Inference Protocol, replaced services' routes,
+ * async submit).
  */
 export function chooseVersion(
-  bucket: R2Bucket,
+  env: ScoringEnv,
   config: Pick<Config, "ACTIVE_POINTER_TTL_MS">,
   id: string,
-  choice: ModelChoice,
+  choice: Pick<ModelChoice, "version" | "caller">,
 ): Promise<string> {
-  return resolveVersion(bucket, id, choice.version, config.ACTIVE_POINTER_TTL_MS, choice.caller);
+  const { caller } = choice;
+  return resolveVersion(
+    env.MODELS,
+    id,
+    choice.version,
+    config.ACTIVE_POINTER_TTL_MS,
+    caller === undefined ? undefined : (split) => assignCaller(env, id, caller, split),
+  );
 }
 
 /** A labelled score. */
@@ -137,12 +154,13 @@ export interface TextScoring {
  * `choice.model` is absent); refuses an image or tensor model with 400 `model_input_mismatch`.
  */
 export async function scoreTextInputs(
-  bucket: R2Bucket,
+  env: ScoringEnv,
   config: Config,
   choice: ModelChoice,
   texts: readonly string[],
   options: TextScoring = {},
 ): Promise<Classification> {
+  const bucket = env.MODELS;
   const id = await resolveNetwork(
     bucket,
     config,
@@ -150,7 +168,7 @@ export async function scoreTextInputs(
     choice.version,
     choice.network,
   );
-  const version = await chooseVersion(bucket, config, id, choice);
+  const version = await chooseVersion(env, config, id, choice);
   return withModel(bucket, config, id, version, async (m) => {
     const explain = options.explain;
     if (explain && (modelInput(m.meta) !== "text" || m.meta.kind === "raw-text")) {
@@ -250,7 +268,7 @@ export function checkImageSources(config: Config, sources: readonly ImageSource[
  * never costs a model load.
  */
 export async function scoreImageInputs(
-  bucket: R2Bucket,
+  env: ScoringEnv,
   config: Config,
   choice: ModelChoice,
   images: readonly ImageSource[],
@@ -259,8 +277,8 @@ export async function scoreImageInputs(
   if (explain) throw await explainUnsupported(choice.model ?? config.DEFAULT_IMAGE_MODEL, "image", explain);
   const checked = checkImageSources(config, images);
   const id = choice.model ?? config.DEFAULT_IMAGE_MODEL;
-  const version = await chooseVersion(bucket, config, id, choice);
-  return scoreImages(bucket, config, id, version, checked, config.DRIFT !== "off");
+  const version = await chooseVersion(env, config, id, choice);
+  return scoreImages(env.MODELS, config, id, version, checked, config.DRIFT !== "off");
 }
 
 /**
@@ -269,7 +287,7 @@ export async function scoreImageInputs(
  * dimension (`batchRows`) with 400 `batch_too_large` (checked once the manifest is known).
  */
 export async function inferTensorInputs(
-  bucket: R2Bucket,
+  env: ScoringEnv,
   config: Config,
   choice: ModelChoice,
   inputs: readonly WireTensor[],
@@ -278,8 +296,8 @@ export async function inferTensorInputs(
   if (explain) throw await explainUnsupported(choice.model ?? config.DEFAULT_MODEL, "tensor", explain);
   const maxBatch = config.MAX_BATCH;
   const id = choice.model ?? config.DEFAULT_MODEL;
-  const version = await chooseVersion(bucket, config, id, choice);
-  return withModel(bucket, config, id, version, async (m) => {
+  const version = await chooseVersion(env, config, id, choice);
+  return withModel(env.MODELS, config, id, version, async (m) => {
     const model = requireTensorModel(m);
     // Only declared batch dimensions count: a fixed [100, 3] input is not 100 rows.
     const rows = batchRows(model.meta.inputs, inputs);

@@ -85,7 +85,7 @@ export async function predictOnline(
     version = `learner-${prediction.version}`;
   } else {
     // Through the scoring core, accepting only a snapshot of this model's features.
-    const scored = await scoreTextInputs(env.MODELS, config, { model: id }, [bankText(input)], {
+    const scored = await scoreTextInputs(env, config, { model: id }, [bankText(input)], {
       accept: (manifest) => {
         if (!manifest.description?.includes(BANK_INPUT_TAG)) {
           throw new ApiError(

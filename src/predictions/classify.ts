@@ -47,6 +47,7 @@ export { type TextAnswer, textAnswer } from "../inference/answers";
 export {
   type Classification,
   checkImageSources,
+  chooseVersion,
   type ImageSource,
   type LabelScore,
   type ModelChoice,
@@ -84,7 +85,7 @@ export async function classifyTexts(
   texts: readonly string[],
   explain?: ExplainOptions,
 ): Promise<Classification> {
-  const result = await scoreTextInputs(env.MODELS, state.config, callerChoice(state, choice), texts, {
+  const result = await scoreTextInputs(env, state.config, callerChoice(state, choice), texts, {
     explain,
   });
   return recorded(env, ctx, state, result, { texts }, texts);
@@ -101,13 +102,7 @@ export async function inferTensors(
   inputs: readonly WireTensor[],
   explain?: ExplainOptions,
 ): Promise<{ model: ModelRef; outputs: OutputTensor[] }> {
-  const result = await inferTensorInputs(
-    env.MODELS,
-    state.config,
-    callerChoice(state, choice),
-    inputs,
-    explain,
-  );
+  const result = await inferTensorInputs(env, state.config, callerChoice(state, choice), inputs, explain);
   state.model = result.model;
   state.served = result.model;
   return result;
@@ -125,13 +120,7 @@ export async function classifyImages(
   images: readonly ImageSource[],
   explain?: ExplainOptions,
 ): Promise<Classification> {
-  const result = await scoreImageInputs(
-    env.MODELS,
-    state.config,
-    callerChoice(state, choice),
-    images,
-    explain,
-  );
+  const result = await scoreImageInputs(env, state.config, callerChoice(state, choice), images, explain);
   return recorded(env, ctx, state, result, { images });
 }
 

@@ -62,11 +62,11 @@ async function score(
   const choice = { model: row.model_id, version: row.model_version };
   const nTop = row.n_top ?? undefined;
   if (input.image !== undefined) {
-    const scored = await scoreImageInputs(env.MODELS, config, choice, [{ base64: input.image }]);
+    const scored = await scoreImageInputs(env, config, choice, [{ base64: input.image }]);
     return { scored, result: { predictions: ranked(scored.labels, scored.scores[0] ?? [], nTop) } };
   }
   const texts = input.texts ?? [input.text ?? ""];
-  const scored = await scoreTextInputs(env.MODELS, config, choice, texts);
+  const scored = await scoreTextInputs(env, config, choice, texts);
   const result = textAnswer(scored.labels, scored.scores, nTop, input.texts !== undefined, scored.thresholds);
   return { scored, result };
 }

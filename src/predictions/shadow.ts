@@ -82,8 +82,8 @@ async function runShadows(
       const choice = { model: id, version };
       const shadowed =
         "texts" in inputs
-          ? await scoreTextInputs(env.MODELS, config, choice, inputs.texts)
-          : await scoreImageInputs(env.MODELS, config, choice, inputs.images);
+          ? await scoreTextInputs(env, config, choice, inputs.texts)
+          : await scoreImageInputs(env, config, choice, inputs.images);
       observations.push(compareScores(version, serving, served, shadowed, Date.now() - started));
     } catch {
       observations.push(failedRun(version, serving));

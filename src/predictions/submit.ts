@@ -18,7 +18,8 @@ import { findReplay, type IdempotentRequest, keyInProgress } from "../idempotenc
 import { checkImage, decodeBase64Image } from "../image/decode";
 import { inputMismatch, modelInput } from "../inference/kinds";
 import { resolveNetwork } from "../inference/network";
-import { getManifest, resolveVersion } from "../storage/model-store";
+import { chooseVersion } from "../inference/score";
+import { getManifest } from "../storage/model-store";
 import { insertDelivery } from "../webhooks/deliveries";
 import { checkCallbackUrl } from "../webhooks/destination";
 import { checkTextLimits } from "./classify";
@@ -95,13 +96,10 @@ export async function submitPrediction(
   );
   // The version is chosen here, at submit time (the caller's split version, as on the sync paths),
   // and pinned: the consumer runs the prediction on it whatever the pointer says by then.
-  const version = await resolveVersion(
-    env.MODELS,
-    modelId,
-    submission.version,
-    config.ACTIVE_POINTER_TTL_MS,
-    state.caller?.issuer,
-  );
+  const version = await chooseVersion(env, config, modelId, {
+    version: submission.version,
+    caller: state.caller?.issuer,
+  });
   const manifest = await getManifest(env.MODELS, modelId, version, config.ACTIVE_POINTER_TTL_MS);
   const sent = input.image !== undefined ? "image" : "text";
   if (modelInput(manifest) !== sent) throw inputMismatch(manifest, sent);

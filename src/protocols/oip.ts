@@ -19,6 +19,7 @@ import { EXPLAIN_TOP_MAX } from "../inference/explain";
 import type { WireTensor } from "../inference/tensors";
 import {
   checkTextLimits,
+  chooseVersion,
   classifyImages,
   classifyTexts,
   explainOption,
@@ -27,7 +28,7 @@ import {
   probeModel,
 } from "../predictions/classify";
 import { listModelSummaries, modelVersions } from "../registry/list";
-import { getManifest, resolveVersion } from "../storage/model-store";
+import { getManifest } from "../storage/model-store";
 import {
   attachBinaryInputs,
   BINARY_HEADER,
@@ -106,7 +107,7 @@ function modelRef(request: AppRequest): { id: string; version: string | undefine
 async function manifestOf(request: AppRequest, env: Env, caller?: string): Promise<ModelManifest> {
   const { id, version } = modelRef(request);
   const ttl = request.state.config.ACTIVE_POINTER_TTL_MS;
-  const resolved = await resolveVersion(env.MODELS, id, version, ttl, caller);
+  const resolved = await chooseVersion(env, request.state.config, id, { version, caller });
   return getManifest(env.MODELS, id, resolved, ttl);
 }
 

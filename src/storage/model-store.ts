@@ -7,7 +7,7 @@ import {
   manifestSchema,
 } from "../contracts/manifest";
 import { r2Keys } from "../contracts/r2-keys";
-import { assignVersion } from "../contracts/rollout";
+import type { Split } from "../contracts/rollout";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../hash";
 import { closest, didYouMean } from "../suggest";
@@ -43,19 +43,17 @@ export function invalidateModel(id: string, staleVersions: readonly string[]): v
 
 /**
  * Resolves which version of model `id` to serve: `version` when given (it must exist); else, when
- * the model has a traffic split and the request names its `caller` (the ASAP issuer; an
- * unauthenticated request names none), the split's version for that caller
- * (`assignVersion`: sticky per caller and model); else the model's active version. This is the one
- * place a request's version is chosen, for every path (native, Open Inference Protocol, replaced
- * services' routes, async submit). The pointer is cached per isolate for `ttlMs`, which bounds how
- * long an isolate keeps serving a previous version (or split) after a switch.
+ * the model has a traffic split and `assign` is given (the scoring core's `chooseVersion` passes
+ * one for a request that names its caller), the version `assign` picks from the split; else the
+ * model's active version. The pointer is cached per isolate for `ttlMs`, which bounds how long an
+ * isolate keeps serving a previous version (or split) after a switch.
  */
 export async function resolveVersion(
   bucket: R2Bucket,
   id: string,
   version: string | undefined,
   ttlMs: number,
-  caller?: string,
+  assign?: (split: Split) => Promise<string>,
 ): Promise<string> {
   if (!MODEL_ID_RE.test(id)) throw await modelNotFound(bucket, id);
   if (version !== undefined) {
@@ -65,7 +63,7 @@ export async function resolveVersion(
     return version;
   }
   const pointer = await readActivePointer(bucket, id, ttlMs);
-  if (pointer.split !== undefined && caller !== undefined) return assignVersion(pointer.split, caller, id);
+  if (pointer.split !== undefined && assign !== undefined) return assign(pointer.split);
   return pointer.version;
 }
 
