@@ -207,20 +207,60 @@ function topOf(all: NgramContribution[], top: number): { top: NgramContribution[
   return { top: sorted.slice(0, top), other };
 }
 
-/** Indices of the `k` largest `|values[i]|`, largest first (ties: lower index first). */
-function topIndices(values: Float64Array, k: number): number[] {
-  const best: number[] = [];
+/**
+ * Scratch buffers of the explanation's hot path, reused across texts (it is synchronous: nothing
+ * awaits while one is in use, so concurrent requests in one isolate cannot share one mid-way).
+ * `grow*` returns a buffer of at least `size` elements (its contents are not cleared).
+ */
+const scratch: { top: Int32Array; f64: Float64Array[]; i32: Int32Array[]; i32b: Int32Array[] } = {
+  top: new Int32Array(16),
+  f64: [new Float64Array(1024), new Float64Array(1024), new Float64Array(1024), new Float64Array(1024)],
+  i32: [new Int32Array(1024), new Int32Array(1024), new Int32Array(1024), new Int32Array(1024)],
+  i32b: [new Int32Array(1024), new Int32Array(1024), new Int32Array(1024), new Int32Array(1024)],
+};
+
+function growF64(slot: number, size: number): Float64Array {
+  let a = scratch.f64[slot] as Float64Array;
+  if (a.length < size) {
+    a = new Float64Array(Math.max(size, a.length * 2));
+    scratch.f64[slot] = a;
+  }
+  return a;
+}
+
+function growI32(pool: Int32Array[], slot: number, size: number): Int32Array {
+  let a = pool[slot] as Int32Array;
+  if (a.length < size) {
+    a = new Int32Array(Math.max(size, a.length * 2));
+    pool[slot] = a;
+  }
+  return a;
+}
+
+/**
+ * Indices of the `k` largest `|values[i]|` among the first `count`, largest first (ties: lower
+ * index first).
+ */
+function topIndices(values: Float64Array, count: number, k: number): number[] {
+  if (scratch.top.length < k + 1) scratch.top = new Int32Array(k + 1);
+  const best = scratch.top;
+  let size = 0;
   let floor = -1; // |value| of the k-th best once there are k
-  for (let i = 0; i < values.length; i++) {
+  for (let i = 0; i < count; i++) {
     const v = Math.abs(values[i] as number);
     if (v <= floor) continue;
-    let at = best.length;
-    while (at > 0 && Math.abs(values[best[at - 1] as number] as number) < v) at--;
-    best.splice(at, 0, i);
-    if (best.length > k) best.pop();
-    if (best.length === k) floor = Math.abs(values[best[k - 1] as number] as number);
+    // Insertion: shift the smaller ones down one place.
+    let at = size;
+    while (at > 0 && Math.abs(values[best[at - 1] as number] as number) < v) {
+      best[at] = best[at - 1] as number;
+      at--;
+    }
+    best[at] = i;
+    size++;
+    if (size > k) size--;
+    if (size === k) floor = Math.abs(values[best[k - 1] as number] as number);
   }
-  return best;
+  return Array.from(best.subarray(0, size));
 }
 
 /** The exact explanation of one text by a linear graph. */
@@ -250,6 +290,7 @@ export function explainLinear(
 /**
  * Explains a logit that is `bias + Σ_j terms[j]` over the text's buckets j: each bucket's term
  * shared equally by the n-gram occurrences of this text in it, the `top` n-grams per label.
+ * `terms[j * columns + c]` is bucket j's term in logit column c.
  */
 function explainAdditive(
   meta: TextModelManifest,
@@ -262,50 +303,59 @@ function explainAdditive(
   method: "exact-linear" | "linearized",
 ): TextExplanation {
   const occ = occurrencesOf(text, meta.featurizer);
-  const nFeatures = features.ids.length;
-  // Each occurrence's feature (ids are sorted: binary search) and n-gram group.
   const ids = features.ids;
-  const featureOf = (bucket: number): number => {
+  const nFeatures = ids.length;
+  const nOcc = occ.count;
+  // Per feature: occurrences in it, and the first of its chain of groups (-1: none).
+  const shares = growI32(scratch.i32, 0, nFeatures).fill(0, 0, nFeatures);
+  const head = growI32(scratch.i32, 1, nFeatures).fill(-1, 0, nFeatures);
+  // Per occurrence: its group (-1: its bucket is not a feature, which featurize rules out).
+  const groupOf = growI32(scratch.i32, 2, nOcc);
+  // Groups of occurrences of one n-gram, chained per feature (a bucket almost always holds one):
+  // feature, occurrence count, first occurrence, next group of the feature.
+  const groupFeature = growI32(scratch.i32b, 0, nOcc);
+  const groupCount = growI32(scratch.i32b, 1, nOcc);
+  const groupFirst = growI32(scratch.i32b, 2, nOcc);
+  const groupNext = growI32(scratch.i32b, 3, nOcc);
+  let nGroups = 0;
+  for (let i = 0; i < nOcc; i++) {
+    // The occurrence's feature: ids are sorted, binary search.
+    const bucket = occ.bucket[i] as number;
     let lo = 0;
     let hi = nFeatures - 1;
+    let j = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const id = ids[mid] as number;
-      if (id === bucket) return mid;
+      if (id === bucket) {
+        j = mid;
+        break;
+      }
       if (id < bucket) lo = mid + 1;
       else hi = mid - 1;
     }
-    return -1;
-  };
-  const shares = new Int32Array(nFeatures);
-  const groupOf = new Int32Array(occ.count);
-  // Groups of occurrences of one n-gram: chained per feature (a bucket almost always holds one).
-  const head = new Int32Array(nFeatures).fill(-1);
-  const groupFeature: number[] = [];
-  const groupCount: number[] = [];
-  const groupFirst: number[] = [];
-  const groupNext: number[] = [];
-  for (let i = 0; i < occ.count; i++) {
-    const j = featureOf(occ.bucket[i] as number);
     groupOf[i] = -1;
     if (j < 0) continue;
     shares[j] = (shares[j] as number) + 1;
     let g = head[j] as number;
     while (g >= 0 && !sameNgram(occ, groupFirst[g] as number, i)) g = groupNext[g] as number;
     if (g < 0) {
-      g = groupFeature.length;
-      groupFeature.push(j);
-      groupCount.push(0);
-      groupFirst.push(i);
-      groupNext.push(head[j] as number);
+      g = nGroups++;
+      groupFeature[g] = j;
+      groupCount[g] = 0;
+      groupFirst[g] = i;
+      groupNext[g] = head[j] as number;
       head[j] = g;
     }
     groupCount[g] = (groupCount[g] as number) + 1;
     groupOf[i] = g;
   }
-  const nGroups = groupFeature.length;
-  const contributions = new Float64Array(nGroups);
-  const labels = meta.labels.map((label, k) => {
+  const contributions = growF64(2, nGroups);
+  // Per group shown in some label's top: its index in `shownSpans` (-1: not shown).
+  const shownSlot = growI32(scratch.i32, 3, nGroups).fill(-1, 0, nGroups);
+  const shownSpans: [number, number][][] = [];
+  const labels: LabelExplanation[] = [];
+  for (let k = 0; k < meta.labels.length; k++) {
     const { column, sign } = columnOf(meta, columns, k);
     let logit = bias[column] as number;
     let unattributed = 0;
@@ -322,41 +372,42 @@ function explainAdditive(
       contributions[g] = c;
       total += c;
     }
-    const best = topIndices(contributions, top);
+    const best = topIndices(contributions, nGroups, top);
     let shown = 0;
     for (const g of best) shown += contributions[g] as number;
     // The contributions not shown, so that bias + Σ top + other = logit.
     const other = total - shown + sign * unattributed;
-    return {
-      label,
+    const entries: NgramContribution[] = [];
+    for (const g of best) {
+      if (shownSlot[g] === -1) {
+        shownSlot[g] = shownSpans.length;
+        shownSpans.push([]);
+      }
+      const first = groupFirst[g] as number;
+      entries.push({
+        ngram: ngramOf(occ, first),
+        kind: occ.kind[first] === 0 ? "word" : "char",
+        contribution: contributions[g] as number,
+        spans: shownSpans[shownSlot[g] as number] as [number, number][],
+      });
+    }
+    labels.push({
+      label: meta.labels[k] as string,
       logit: sign * logit,
       bias: sign * (bias[column] as number),
       other,
-      best: best.map((g) => ({ g, contribution: contributions[g] as number })),
-    };
-  });
-  // Spans only for the groups shown.
-  const spans = new Map<number, [number, number][]>();
-  for (const l of labels) for (const { g } of l.best) spans.set(g, []);
-  for (let i = 0; i < occ.count; i++) {
-    spans.get(groupOf[i] as number)?.push([occ.start[i] as number, occ.end[i] as number]);
+      top: entries,
+    });
   }
-  return {
-    method,
-    approximate: method !== "exact-linear",
-    labels: labels.map(({ best, ...l }) => ({
-      ...l,
-      top: best.map(({ g, contribution }) => {
-        const first = groupFirst[g] as number;
-        return {
-          ngram: ngramOf(occ, first),
-          kind: occ.kind[first] === 0 ? ("word" as const) : ("char" as const),
-          contribution,
-          spans: spans.get(g) as [number, number][],
-        };
-      }),
-    })),
-  };
+  // Spans only for the groups shown.
+  for (let i = 0; i < nOcc; i++) {
+    const g = groupOf[i] as number;
+    if (g < 0) continue;
+    const slot = shownSlot[g] as number;
+    if (slot >= 0)
+      (shownSpans[slot] as [number, number][]).push([occ.start[i] as number, occ.end[i] as number]);
+  }
+  return { method, approximate: method !== "exact-linear", labels };
 }
 
 /** The weights of the embedding-bag network graph (src/onnx/text.ts `buildEmbedBagOnnxModel`), dequantized. */
@@ -476,47 +527,69 @@ export function explainNetwork(
   top: number,
 ): TextExplanation {
   const { dim, hidden, columns, embedding, embeddingScales, w1, b1, w2, b2 } = net;
-  const n = features.ids.length;
+  const { ids, values } = features;
+  const n = ids.length;
   // Each bucket's weighted embedding row, as the graph computes it (float32), and the bag.
-  const rows = new Float64Array(n * dim);
-  const bag = new Float64Array(dim);
+  const rows = growF64(0, n * dim + dim);
+  const bag = rows.subarray(n * dim, n * dim + dim).fill(0);
   for (let j = 0; j < n; j++) {
-    const base = (features.ids[j] as number) * dim;
-    const v = features.values[j] as number;
+    const base = (ids[j] as number) * dim;
+    const v = values[j] as number;
+    const at = j * dim;
     for (let k = 0; k < dim; k++) {
       const e = Math.fround(
         Math.fround((embedding[base + k] as number) * (embeddingScales[k] as number)) * v,
       );
-      rows[j * dim + k] = e;
+      rows[at + k] = e;
       bag[k] = (bag[k] as number) + e;
     }
   }
-  // The active units, then M = W2·diag(a)·W1 ([columns, dim]) and the text's bias.
-  const active = new Uint8Array(hidden);
+  // M = W2·diag(a)·W1 ([columns, dim]) over the active units a, and the text's bias: each sum
+  // over the units in unit order.
+  const m = growF64(1, columns * dim + columns).fill(0, 0, columns * dim);
+  const bias = m.subarray(columns * dim, columns * dim + columns);
+  for (let c = 0; c < columns; c++) bias[c] = b2[c] as number;
   for (let h = 0; h < hidden; h++) {
+    const wh = h * dim;
     let pre = b1[h] as number;
-    for (let k = 0; k < dim; k++) pre += (w1[h * dim + k] as number) * (bag[k] as number);
-    active[h] = pre > 0 ? 1 : 0;
-  }
-  const m = new Float64Array(columns * dim);
-  const bias = new Float64Array(columns);
-  for (let c = 0; c < columns; c++) {
-    let b = b2[c] as number;
-    for (let h = 0; h < hidden; h++) {
-      if (!active[h]) continue;
-      const w = w2[c * hidden + h] as number;
-      b += w * (b1[h] as number);
-      for (let k = 0; k < dim; k++)
-        m[c * dim + k] = (m[c * dim + k] as number) + w * (w1[h * dim + k] as number);
-    }
-    bias[c] = b;
-  }
-  const terms = new Float64Array(n * columns);
-  for (let j = 0; j < n; j++) {
+    for (let k = 0; k < dim; k++) pre += (w1[wh + k] as number) * (bag[k] as number);
+    if (!(pre > 0)) continue;
     for (let c = 0; c < columns; c++) {
-      let t = 0;
-      for (let k = 0; k < dim; k++) t += (m[c * dim + k] as number) * (rows[j * dim + k] as number);
-      terms[j * columns + c] = t;
+      const w = w2[c * hidden + h] as number;
+      bias[c] = (bias[c] as number) + w * (b1[h] as number);
+      const mc = c * dim;
+      for (let k = 0; k < dim; k++) m[mc + k] = (m[mc + k] as number) + w * (w1[wh + k] as number);
+    }
+  }
+  // Each bucket's term per column: M·row, up to three columns per pass over the row (each sum
+  // in dimension order).
+  const terms = growF64(3, n * columns);
+  for (let j = 0; j < n; j++) {
+    const at = j * dim;
+    const out = j * columns;
+    let c = 0;
+    for (; c + 2 < columns; c += 3) {
+      const m0 = c * dim;
+      const m1 = m0 + dim;
+      const m2 = m1 + dim;
+      let t0 = 0;
+      let t1 = 0;
+      let t2 = 0;
+      for (let k = 0; k < dim; k++) {
+        const x = rows[at + k] as number;
+        t0 += (m[m0 + k] as number) * x;
+        t1 += (m[m1 + k] as number) * x;
+        t2 += (m[m2 + k] as number) * x;
+      }
+      terms[out + c] = t0;
+      terms[out + c + 1] = t1;
+      terms[out + c + 2] = t2;
+    }
+    for (; c < columns; c++) {
+      const m0 = c * dim;
+      let t0 = 0;
+      for (let k = 0; k < dim; k++) t0 += (m[m0 + k] as number) * (rows[at + k] as number);
+      terms[out + c] = t0;
     }
   }
   return explainAdditive(meta, columns, terms, bias, text, features, top, "linearized");
