@@ -260,7 +260,9 @@ function topIndices(values: Float64Array, count: number, k: number): number[] {
     if (size > k) size--;
     if (size === k) floor = Math.abs(values[best[k - 1] as number] as number);
   }
-  return Array.from(best.subarray(0, size));
+  const out: number[] = [];
+  for (let i = 0; i < size; i++) out.push(best[i] as number);
+  return out;
 }
 
 /** The exact explanation of one text by a linear graph. */
@@ -424,6 +426,13 @@ export interface NetworkGraph {
   b1: Float32Array;
   w2: Float32Array;
   b2: Float32Array;
+  /**
+   * Per hidden unit h, what it adds to M = W2·diag(a)·W1 and to the bias when active, precomputed
+   * (the same float64 products the per-text sums would form): `outer[h][c][k] = W2[c,h]·W1[h,k]`
+   * (`[hidden, columns, dim]`) and `unitBias[h][c] = W2[c,h]·b1[h]` (`[hidden, columns]`).
+   */
+  outer: Float64Array;
+  unitBias: Float64Array;
 }
 
 /** The network graph's weights, or `null` for another graph. */
@@ -498,6 +507,18 @@ function readNetworkGraph(
   if (embedding.length !== buckets * dim || embeddingScales.length !== dim) return null;
   if (b1.length !== hidden || s1.length !== hidden || b2.length !== columns || s2.length !== columns)
     return null;
+  const w1 = dequantRows(int8("W1_q"), s1, hidden, dim);
+  const w2 = dequantRows(int8("W2_q"), s2, columns, hidden);
+  const outer = new Float64Array(hidden * columns * dim);
+  const unitBias = new Float64Array(hidden * columns);
+  for (let h = 0; h < hidden; h++) {
+    for (let c = 0; c < columns; c++) {
+      const w = w2[c * hidden + h] as number;
+      unitBias[h * columns + c] = w * (b1[h] as number);
+      const at = (h * columns + c) * dim;
+      for (let k = 0; k < dim; k++) outer[at + k] = w * (w1[h * dim + k] as number);
+    }
+  }
   return {
     kind: "network",
     dim,
@@ -505,10 +526,12 @@ function readNetworkGraph(
     columns,
     embedding,
     embeddingScales,
-    w1: dequantRows(int8("W1_q"), s1, hidden, dim),
+    w1,
     b1,
-    w2: dequantRows(int8("W2_q"), s2, columns, hidden),
+    w2,
     b2,
+    outer,
+    unitBias,
   };
 }
 
@@ -526,7 +549,7 @@ export function explainNetwork(
   features: SparseFeatures,
   top: number,
 ): TextExplanation {
-  const { dim, hidden, columns, embedding, embeddingScales, w1, b1, w2, b2 } = net;
+  const { dim, hidden, columns, embedding, embeddingScales, w1, b1, b2, outer, unitBias } = net;
   const { ids, values } = features;
   const n = ids.length;
   // Each bucket's weighted embedding row, as the graph computes it (float32), and the bag.
@@ -546,20 +569,19 @@ export function explainNetwork(
   }
   // M = W2·diag(a)·W1 ([columns, dim]) over the active units a, and the text's bias: each sum
   // over the units in unit order.
-  const m = growF64(1, columns * dim + columns).fill(0, 0, columns * dim);
-  const bias = m.subarray(columns * dim, columns * dim + columns);
+  const size = columns * dim;
+  const m = growF64(1, size + columns).fill(0, 0, size);
+  const bias = m.subarray(size, size + columns);
   for (let c = 0; c < columns; c++) bias[c] = b2[c] as number;
   for (let h = 0; h < hidden; h++) {
     const wh = h * dim;
     let pre = b1[h] as number;
     for (let k = 0; k < dim; k++) pre += (w1[wh + k] as number) * (bag[k] as number);
     if (!(pre > 0)) continue;
-    for (let c = 0; c < columns; c++) {
-      const w = w2[c * hidden + h] as number;
-      bias[c] = (bias[c] as number) + w * (b1[h] as number);
-      const mc = c * dim;
-      for (let k = 0; k < dim; k++) m[mc + k] = (m[mc + k] as number) + w * (w1[wh + k] as number);
-    }
+    const ub = h * columns;
+    for (let c = 0; c < columns; c++) bias[c] = (bias[c] as number) + (unitBias[ub + c] as number);
+    const at = h * size;
+    for (let i = 0; i < size; i++) m[i] = (m[i] as number) + (outer[at + i] as number);
   }
   // Each bucket's term per column: M·row, up to three columns per pass over the row (each sum
   // in dimension order).
