@@ -210,14 +210,26 @@ function topOf(all: NgramContribution[], top: number): { top: NgramContribution[
 /**
  * Scratch buffers of the explanation's hot path, reused across texts (it is synchronous: nothing
  * awaits while one is in use, so concurrent requests in one isolate cannot share one mid-way).
- * `grow*` returns a buffer of at least `size` elements (its contents are not cleared).
+ * One slot per use, named below; `growF64`/`growI32` return a slot's buffer with at least `size`
+ * elements, contents not cleared.
  */
-const scratch: { top: Int32Array; f64: Float64Array[]; i32: Int32Array[]; i32b: Int32Array[] } = {
+const scratch: { top: Int32Array; f64: Float64Array[]; i32: Int32Array[] } = {
   top: new Int32Array(16),
-  f64: [new Float64Array(1024), new Float64Array(1024), new Float64Array(1024), new Float64Array(1024)],
-  i32: [new Int32Array(1024), new Int32Array(1024), new Int32Array(1024), new Int32Array(1024)],
-  i32b: [new Int32Array(1024), new Int32Array(1024), new Int32Array(1024), new Int32Array(1024)],
+  f64: Array.from({ length: 4 }, () => new Float64Array(1024)),
+  i32: Array.from({ length: 8 }, () => new Int32Array(1024)),
 };
+const F64_ROWS = 0;
+const F64_M = 1;
+const F64_TERMS = 2;
+const F64_CONTRIBUTIONS = 3;
+const I32_SHARES = 0;
+const I32_HEAD = 1;
+const I32_GROUP_OF = 2;
+const I32_SHOWN = 3;
+const I32_GROUP_FEATURE = 4;
+const I32_GROUP_COUNT = 5;
+const I32_GROUP_FIRST = 6;
+const I32_GROUP_NEXT = 7;
 
 function growF64(slot: number, size: number): Float64Array {
   let a = scratch.f64[slot] as Float64Array;
@@ -228,11 +240,11 @@ function growF64(slot: number, size: number): Float64Array {
   return a;
 }
 
-function growI32(pool: Int32Array[], slot: number, size: number): Int32Array {
-  let a = pool[slot] as Int32Array;
+function growI32(slot: number, size: number): Int32Array {
+  let a = scratch.i32[slot] as Int32Array;
   if (a.length < size) {
     a = new Int32Array(Math.max(size, a.length * 2));
-    pool[slot] = a;
+    scratch.i32[slot] = a;
   }
   return a;
 }
@@ -277,7 +289,7 @@ export function explainLinear(
   const ids = features.ids;
   const nFeatures = ids.length;
   // terms[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
-  const terms = new Float64Array(nFeatures * columns);
+  const terms = growF64(F64_TERMS, nFeatures * columns);
   for (let j = 0; j < nFeatures; j++) {
     const row = (ids[j] as number) * columns;
     const v = features.values[j] as number;
@@ -309,16 +321,16 @@ function explainAdditive(
   const nFeatures = ids.length;
   const nOcc = occ.count;
   // Per feature: occurrences in it, and the first of its chain of groups (-1: none).
-  const shares = growI32(scratch.i32, 0, nFeatures).fill(0, 0, nFeatures);
-  const head = growI32(scratch.i32, 1, nFeatures).fill(-1, 0, nFeatures);
+  const shares = growI32(I32_SHARES, nFeatures).fill(0, 0, nFeatures);
+  const head = growI32(I32_HEAD, nFeatures).fill(-1, 0, nFeatures);
   // Per occurrence: its group (-1: its bucket is not a feature, which featurize rules out).
-  const groupOf = growI32(scratch.i32, 2, nOcc);
+  const groupOf = growI32(I32_GROUP_OF, nOcc);
   // Groups of occurrences of one n-gram, chained per feature (a bucket almost always holds one):
   // feature, occurrence count, first occurrence, next group of the feature.
-  const groupFeature = growI32(scratch.i32b, 0, nOcc);
-  const groupCount = growI32(scratch.i32b, 1, nOcc);
-  const groupFirst = growI32(scratch.i32b, 2, nOcc);
-  const groupNext = growI32(scratch.i32b, 3, nOcc);
+  const groupFeature = growI32(I32_GROUP_FEATURE, nOcc);
+  const groupCount = growI32(I32_GROUP_COUNT, nOcc);
+  const groupFirst = growI32(I32_GROUP_FIRST, nOcc);
+  const groupNext = growI32(I32_GROUP_NEXT, nOcc);
   let nGroups = 0;
   for (let i = 0; i < nOcc; i++) {
     // The occurrence's feature: ids are sorted, binary search.
@@ -352,9 +364,9 @@ function explainAdditive(
     groupCount[g] = (groupCount[g] as number) + 1;
     groupOf[i] = g;
   }
-  const contributions = growF64(2, nGroups);
+  const contributions = growF64(F64_CONTRIBUTIONS, nGroups);
   // Per group shown in some label's top: its index in `shownSpans` (-1: not shown).
-  const shownSlot = growI32(scratch.i32, 3, nGroups).fill(-1, 0, nGroups);
+  const shownSlot = growI32(I32_SHOWN, nGroups).fill(-1, 0, nGroups);
   const shownSpans: [number, number][][] = [];
   const labels: LabelExplanation[] = [];
   for (let k = 0; k < meta.labels.length; k++) {
@@ -553,7 +565,7 @@ export function explainNetwork(
   const { ids, values } = features;
   const n = ids.length;
   // Each bucket's weighted embedding row, as the graph computes it (float32), and the bag.
-  const rows = growF64(0, n * dim + dim);
+  const rows = growF64(F64_ROWS, n * dim + dim);
   const bag = rows.subarray(n * dim, n * dim + dim).fill(0);
   for (let j = 0; j < n; j++) {
     const base = (ids[j] as number) * dim;
@@ -570,7 +582,7 @@ export function explainNetwork(
   // M = W2·diag(a)·W1 ([columns, dim]) over the active units a, and the text's bias: each sum
   // over the units in unit order.
   const size = columns * dim;
-  const m = growF64(1, size + columns).fill(0, 0, size);
+  const m = growF64(F64_M, size + columns).fill(0, 0, size);
   const bias = m.subarray(size, size + columns);
   for (let c = 0; c < columns; c++) bias[c] = b2[c] as number;
   for (let h = 0; h < hidden; h++) {
@@ -583,13 +595,42 @@ export function explainNetwork(
     const at = h * size;
     for (let i = 0; i < size; i++) m[i] = (m[i] as number) + (outer[at + i] as number);
   }
-  // Each bucket's term per column: M·row, up to three columns per pass over the row (each sum
-  // in dimension order).
-  const terms = growF64(3, n * columns);
+  // Each bucket's term per column: M·row. Six columns per pass over the row (then three, then
+  // one): independent sums that share the row's loads; each sum still runs in dimension order.
+  const terms = growF64(F64_TERMS, n * columns);
   for (let j = 0; j < n; j++) {
     const at = j * dim;
     const out = j * columns;
     let c = 0;
+    for (; c + 5 < columns; c += 6) {
+      const m0 = c * dim;
+      const m1 = m0 + dim;
+      const m2 = m1 + dim;
+      const m3 = m2 + dim;
+      const m4 = m3 + dim;
+      const m5 = m4 + dim;
+      let t0 = 0;
+      let t1 = 0;
+      let t2 = 0;
+      let t3 = 0;
+      let t4 = 0;
+      let t5 = 0;
+      for (let k = 0; k < dim; k++) {
+        const x = rows[at + k] as number;
+        t0 += (m[m0 + k] as number) * x;
+        t1 += (m[m1 + k] as number) * x;
+        t2 += (m[m2 + k] as number) * x;
+        t3 += (m[m3 + k] as number) * x;
+        t4 += (m[m4 + k] as number) * x;
+        t5 += (m[m5 + k] as number) * x;
+      }
+      terms[out + c] = t0;
+      terms[out + c + 1] = t1;
+      terms[out + c + 2] = t2;
+      terms[out + c + 3] = t3;
+      terms[out + c + 4] = t4;
+      terms[out + c + 5] = t5;
+    }
     for (; c + 2 < columns; c += 3) {
       const m0 = c * dim;
       const m1 = m0 + dim;
