@@ -216,7 +216,7 @@ function topOf(all: NgramContribution[], top: number): { top: NgramContribution[
 const scratch: { top: Int32Array; f64: Float64Array[]; i32: Int32Array[] } = {
   top: new Int32Array(16),
   f64: Array.from({ length: 4 }, () => new Float64Array(1024)),
-  i32: Array.from({ length: 8 }, () => new Int32Array(1024)),
+  i32: Array.from({ length: 9 }, () => new Int32Array(1024)),
 };
 const F64_ROWS = 0;
 const F64_M = 1;
@@ -230,6 +230,7 @@ const I32_GROUP_FEATURE = 4;
 const I32_GROUP_COUNT = 5;
 const I32_GROUP_FIRST = 6;
 const I32_GROUP_NEXT = 7;
+const I32_TABLE = 8;
 
 function growF64(slot: number, size: number): Float64Array {
   let a = scratch.f64[slot] as Float64Array;
@@ -331,22 +332,26 @@ function explainAdditive(
   const groupCount = growI32(I32_GROUP_COUNT, nOcc);
   const groupFirst = growI32(I32_GROUP_FIRST, nOcc);
   const groupNext = growI32(I32_GROUP_NEXT, nOcc);
+  // Each feature by its bucket: an open-addressing table at most half full (a bucket's slot is
+  // its multiplicative hash; a collision takes the next free slot).
+  let bits = 1;
+  while (1 << bits < 2 * nFeatures) bits++;
+  const tableMask = (1 << bits) - 1;
+  const table = growI32(I32_TABLE, tableMask + 1).fill(-1, 0, tableMask + 1);
+  for (let j = 0; j < nFeatures; j++) {
+    let at = Math.imul(ids[j] as number, 0x9e3779b1) >>> (32 - bits);
+    while ((table[at] as number) >= 0) at = (at + 1) & tableMask;
+    table[at] = j;
+  }
   let nGroups = 0;
   for (let i = 0; i < nOcc; i++) {
-    // The occurrence's feature: ids are sorted, binary search.
+    // The occurrence's feature.
     const bucket = occ.bucket[i] as number;
-    let lo = 0;
-    let hi = nFeatures - 1;
-    let j = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const id = ids[mid] as number;
-      if (id === bucket) {
-        j = mid;
-        break;
-      }
-      if (id < bucket) lo = mid + 1;
-      else hi = mid - 1;
+    let at = Math.imul(bucket, 0x9e3779b1) >>> (32 - bits);
+    let j = table[at] as number;
+    while (j >= 0 && ids[j] !== bucket) {
+      at = (at + 1) & tableMask;
+      j = table[at] as number;
     }
     groupOf[i] = -1;
     if (j < 0) continue;
