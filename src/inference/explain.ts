@@ -215,13 +215,14 @@ function topOf(all: NgramContribution[], top: number): { top: NgramContribution[
  */
 const scratch: { top: Int32Array; f64: Float64Array[]; i32: Int32Array[] } = {
   top: new Int32Array(16),
-  f64: Array.from({ length: 4 }, () => new Float64Array(1024)),
+  f64: Array.from({ length: 5 }, () => new Float64Array(1024)),
   i32: Array.from({ length: 9 }, () => new Int32Array(1024)),
 };
 const F64_ROWS = 0;
 const F64_M = 1;
 const F64_TERMS = 2;
 const F64_CONTRIBUTIONS = 3;
+const F64_LOGITS = 4;
 const I32_SHARES = 0;
 const I32_HEAD = 1;
 const I32_GROUP_OF = 2;
@@ -369,35 +370,53 @@ function explainAdditive(
     groupCount[g] = (groupCount[g] as number) + 1;
     groupOf[i] = g;
   }
+  // Per logit column (a two-label binary graph's labels share its one column, with opposite
+  // signs: negation is exact, so the column's sums and top serve both): the logit, the terms of
+  // buckets no occurrence maps to, each group's contribution, their total and the top ones.
+  const logits = growF64(F64_LOGITS, 2 * columns);
+  for (let c = 0; c < columns; c++) {
+    logits[c] = bias[c] as number;
+    logits[columns + c] = 0;
+  }
+  for (let j = 0; j < nFeatures; j++) {
+    const at = j * columns;
+    const none = shares[j] === 0;
+    for (let c = 0; c < columns; c++) {
+      const t = terms[at + c] as number;
+      logits[c] = (logits[c] as number) + t;
+      if (none) logits[columns + c] = (logits[columns + c] as number) + t;
+    }
+  }
   const contributions = growF64(F64_CONTRIBUTIONS, nGroups);
   // Per group shown in some label's top: its index in `shownSpans` (-1: not shown).
   const shownSlot = growI32(I32_SHOWN, nGroups).fill(-1, 0, nGroups);
   const shownSpans: [number, number][][] = [];
-  const labels: LabelExplanation[] = [];
-  for (let k = 0; k < meta.labels.length; k++) {
-    const { column, sign } = columnOf(meta, columns, k);
-    let logit = bias[column] as number;
-    let unattributed = 0;
-    for (let j = 0; j < nFeatures; j++) {
-      const t = terms[j * columns + column] as number;
-      logit += t;
-      if (shares[j] === 0) unattributed += t;
-    }
+  const perColumn: { total: number; shown: number; best: number[]; values: number[] }[] = [];
+  for (let c = 0; c < columns; c++) {
     let total = 0;
     for (let g = 0; g < nGroups; g++) {
       const j = groupFeature[g] as number;
-      const c =
-        (sign * (terms[j * columns + column] as number) * (groupCount[g] as number)) / (shares[j] as number);
-      contributions[g] = c;
-      total += c;
+      const x = ((terms[j * columns + c] as number) * (groupCount[g] as number)) / (shares[j] as number);
+      contributions[g] = x;
+      total += x;
     }
     const best = topIndices(contributions, nGroups, top);
     let shown = 0;
-    for (const g of best) shown += contributions[g] as number;
-    // The contributions not shown, so that bias + Σ top + other = logit.
-    const other = total - shown + sign * unattributed;
-    const entries: NgramContribution[] = [];
+    const values: number[] = [];
     for (const g of best) {
+      shown += contributions[g] as number;
+      values.push(contributions[g] as number);
+    }
+    perColumn.push({ total, shown, best, values });
+  }
+  const labels: LabelExplanation[] = [];
+  for (let k = 0; k < meta.labels.length; k++) {
+    const { column, sign } = columnOf(meta, columns, k);
+    const { total, shown, best, values } = perColumn[column] as (typeof perColumn)[number];
+    // The contributions not shown, so that bias + Σ top + other = logit.
+    const other = sign * total - sign * shown + sign * (logits[columns + column] as number);
+    const entries: NgramContribution[] = [];
+    best.forEach((g, r) => {
       if (shownSlot[g] === -1) {
         shownSlot[g] = shownSpans.length;
         shownSpans.push([]);
@@ -406,13 +425,13 @@ function explainAdditive(
       entries.push({
         ngram: ngramOf(occ, first),
         kind: occ.kind[first] === 0 ? "word" : "char",
-        contribution: contributions[g] as number,
+        contribution: sign * (values[r] as number),
         spans: shownSpans[shownSlot[g] as number] as [number, number][],
       });
-    }
+    });
     labels.push({
       label: meta.labels[k] as string,
-      logit: sign * logit,
+      logit: sign * (logits[column] as number),
       bias: sign * (bias[column] as number),
       other,
       top: entries,
