@@ -75,6 +75,12 @@ interface Normalised {
   to: Int32Array;
 }
 
+/**
+ * Largest scratch array kept between calls, in elements: a longer text gets arrays of its own (as
+ * garbage after it), so one long text never pins megabytes in the isolate.
+ */
+const SCRATCH_KEEP = 1 << 15;
+
 /** The offset arrays of `normaliseWithOffsets`, reused (valid until its next call). */
 let fromScratch = new Int32Array(1024);
 let toScratch = new Int32Array(1024);
@@ -82,7 +88,8 @@ let toScratch = new Int32Array(1024);
 /** `fromScratch` and `toScratch` with room for `n` units. */
 function offsetArrays(n: number): { from: Int32Array; to: Int32Array } {
   if (n > fromScratch.length) {
-    fromScratch = new Int32Array(Math.max(n, fromScratch.length * 2));
+    if (n > SCRATCH_KEEP) return { from: new Int32Array(n), to: new Int32Array(n) };
+    fromScratch = new Int32Array(Math.min(SCRATCH_KEEP, Math.max(n, fromScratch.length * 2)));
     toScratch = new Int32Array(fromScratch.length);
   }
   return { from: fromScratch, to: toScratch };
@@ -198,14 +205,10 @@ class Builder {
     this.from[i] = from;
     this.to[i] = to;
   }
-  /** Empties it for the next text (keeps the arrays). */
-  reset(): void {
-    this.count = 0;
-    this.sources = [];
-  }
 }
 
-const builder = new Builder();
+/** The builder `occurrencesOf` reuses (replaced after a text that grew it past `SCRATCH_KEEP`). */
+let builder = new Builder();
 
 /**
  * Every n-gram occurrence `featurize(text, spec)` hashes, in the featurizer's order (word n-grams
@@ -223,7 +226,8 @@ export function occurrencesOf(text: string, spec: TextFeaturizerSpec): Occurrenc
   const norm = normaliseWithOffsets(text);
   const { from, to } = norm;
   const out = builder;
-  out.reset();
+  out.count = 0;
+  out.sources = [];
 
   if (spec.word_ngrams) {
     const [lo, hi] = spec.word_ngrams;
@@ -308,6 +312,8 @@ export function occurrencesOf(text: string, spec: TextFeaturizerSpec): Occurrenc
       }
     }
   }
+  // Grown past what is kept: the caller holds these arrays, the next call gets a fresh builder.
+  if (out.bucket.length > SCRATCH_KEEP) builder = new Builder();
   const { count, kind, bucket, start, end, sources, source } = out;
   return { count, kind, bucket, start, end, sources, source, from: out.from, to: out.to };
 }

@@ -233,10 +233,18 @@ const I32_GROUP_FIRST = 6;
 const I32_GROUP_NEXT = 7;
 const I32_TABLE = 8;
 
+/**
+ * Largest scratch buffer kept between texts, in elements (256 KiB of float64: a text of ~1,000
+ * buckets with a 32-wide embedding). A longer text gets buffers of its own, as garbage after it,
+ * so one long text never pins megabytes in the isolate.
+ */
+export const SCRATCH_KEEP = 1 << 15;
+
 function growF64(slot: number, size: number): Float64Array {
   let a = scratch.f64[slot] as Float64Array;
   if (a.length < size) {
-    a = new Float64Array(Math.max(size, a.length * 2));
+    if (size > SCRATCH_KEEP) return new Float64Array(size);
+    a = new Float64Array(Math.min(SCRATCH_KEEP, Math.max(size, a.length * 2)));
     scratch.f64[slot] = a;
   }
   return a;
@@ -245,7 +253,8 @@ function growF64(slot: number, size: number): Float64Array {
 function growI32(slot: number, size: number): Int32Array {
   let a = scratch.i32[slot] as Int32Array;
   if (a.length < size) {
-    a = new Int32Array(Math.max(size, a.length * 2));
+    if (size > SCRATCH_KEEP) return new Int32Array(size);
+    a = new Int32Array(Math.min(SCRATCH_KEEP, Math.max(size, a.length * 2)));
     scratch.i32[slot] = a;
   }
   return a;
