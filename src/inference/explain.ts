@@ -238,7 +238,7 @@ const I32_TABLE = 8;
  * buckets with a 32-wide embedding). A longer text gets buffers of its own, as garbage after it,
  * so one long text never pins megabytes in the isolate.
  */
-export const SCRATCH_KEEP = 1 << 15;
+const SCRATCH_KEEP = 1 << 15;
 
 function growF64(slot: number, size: number): Float64Array {
   let a = scratch.f64[slot] as Float64Array;
