@@ -8,24 +8,35 @@
  *   scoring of the same text (the core's `explainTexts` from those features and scores: for linear
  *   graphs the n-gram enumeration with spans and the per-bucket terms, for the `-mlp` graphs the
  *   same after the network's linearization at the text's ReLU pattern);
- * - `ratio`: explain_ms / score_ms, per round.
+ * - `ratio`: explain_ms / score_ms, per round (each round times both on the same texts, one after
+ *   the other per text, so a slow stretch of a shared machine hits both).
  *
- * BENCH_EXPLAIN_ROUNDS rounds (default 5) of BENCH_EXPLAIN_ITERATIONS texts (default 400) after a
- * warm-up; min / median / max over the rounds. Reading a linear graph's weights (once per loaded
- * session in the Worker) is reported apart as `weights_load_ms`.
+ * Two text sets: `short` (five texts of 5–104 characters, always) and, when `../shared/datasets`
+ * is present, `dataset` (the first 200 test-split texts, `row % 5 == 4`, of the model's own
+ * dataset: Jigsaw comments for toxicity, tweets for sentiment, SMS for spam; comments average
+ * ≈ 380 characters, so the explanation's per-n-gram work weighs more there).
+ *
+ * BENCH_EXPLAIN_ROUNDS rounds (default 15) of BENCH_EXPLAIN_ITERATIONS texts (default 400) after a
+ * warm-up round; min / median / max over the rounds. Reading a graph's weights (once per loaded
+ * session in the Worker) is reported apart as `weights_load_ms`. The leave-one-out rows (the
+ * method a graph of no known family gets, shown for the networks to compare) use the short set
+ * only: each of their texts is scored once more per distinct word.
  *
  * Alone: `npx tsx bench/explain-time.ts` (prints JSON); `npm run bench` includes it as `explain_time`.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-web";
 import { root } from "../scripts/local-worker";
+import { readCsvGz } from "../scripts/training/catalogue";
 import { textManifestSchema } from "../src/contracts/manifest";
 import { featurize, padRows, type SparseFeatures } from "../src/featurizer/text";
 import { explainTexts, readExplainGraph } from "../src/inference/explain";
+import { isTestRow } from "../src/training/folds";
 import { loadShippedModel } from "./model-time";
 
-const ROUNDS = Number(process.env.BENCH_EXPLAIN_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_EXPLAIN_ROUNDS ?? 15);
 const ITERATIONS = Number(process.env.BENCH_EXPLAIN_ITERATIONS ?? 400);
 const MODELS = ["toxicity", "sentiment", "spam", "toxicity-mlp", "sentiment-mlp", "spam-mlp"];
 
@@ -37,6 +48,24 @@ export const EXPLAIN_TEXTS = [
   "Please stop changing the page without discussing it on the talk page first.",
   "WINNER!! You have been selected to receive a £1000 cash prize. Call 09061701461 now to claim, T&C apply.",
 ];
+
+/** Per model family: its dataset file and text column in `../shared/datasets`. */
+const DATASETS: Record<string, [string, string]> = {
+  toxicity: ["toxicity/jigsaw_multilabel.csv.gz", "comment_text"],
+  sentiment: ["sentiment/tweets_sentiment.csv.gz", "SentimentText"],
+  spam: ["spam/sms_spam.csv.gz", "SMS"],
+};
+const DATASET_TEXTS = 200;
+
+/** The first `DATASET_TEXTS` test-split texts of model `id`'s dataset, or `undefined` without it. */
+function datasetTexts(id: string): string[] | undefined {
+  const [file, column] = DATASETS[id.replace(/-mlp$/, "")] ?? [];
+  if (!file || !column || !existsSync(path.resolve(root, "../shared/datasets", file))) return undefined;
+  return readCsvGz(file)
+    .filter((_, i) => isTestRow(i))
+    .slice(0, DATASET_TEXTS)
+    .map((r) => r[column] ?? "");
+}
 
 interface Spread {
   min: number;
@@ -80,37 +109,43 @@ export async function measureExplainTime(): Promise<Record<string, unknown>> {
     };
     const budget = { MAX_REQUEST_TEXT_BYTES: 1 << 30, MAX_REQUEST_IMAGES: 0, MAX_REQUEST_PIXELS: 0 };
     let method = "";
-    const scoreMs: number[] = [];
-    const explainMs: number[] = [];
-    const ratios: number[] = [];
-    for (let round = -1; round < ROUNDS; round++) {
-      // Per text: score it as the Worker does (featurize + one run), then explain it from those
-      // features and scores (all that explain: true adds), each timed on its own.
-      let scoring = 0;
-      let explaining = 0;
-      for (let i = 0; i < ITERATIONS; i++) {
-        const text = EXPLAIN_TEXTS[i % EXPLAIN_TEXTS.length] as string;
-        const a = performance.now();
-        const features = [featurize(text, manifest.featurizer)];
-        const scores = await run(features);
-        const b = performance.now();
-        const [e] = await explainTexts(budget, manifest, graph, [text], features, scores, {}, run);
-        const c = performance.now();
-        method = e?.method ?? "";
-        scoring += b - a;
-        explaining += c - b;
+    /** Rounds of scoring then explaining each text of `texts` (cycled), each timed on its own. */
+    const measure = async (texts: readonly string[]) => {
+      const scoreMs: number[] = [];
+      const explainMs: number[] = [];
+      const ratios: number[] = [];
+      for (let round = -1; round < ROUNDS; round++) {
+        // Per text: score it as the Worker does (featurize + one run), then explain it from those
+        // features and scores (all that explain: true adds), each timed on its own.
+        let scoring = 0;
+        let explaining = 0;
+        for (let i = 0; i < ITERATIONS; i++) {
+          const text = texts[i % texts.length] as string;
+          const a = performance.now();
+          const features = [featurize(text, manifest.featurizer)];
+          const scores = await run(features);
+          const b = performance.now();
+          const [e] = await explainTexts(budget, manifest, graph, [text], features, scores, {}, run);
+          const c = performance.now();
+          method = e?.method ?? "";
+          scoring += b - a;
+          explaining += c - b;
+        }
+        if (round < 0) continue; // warm-up
+        scoreMs.push(scoring / ITERATIONS);
+        explainMs.push(explaining / ITERATIONS);
+        ratios.push(explaining / scoring);
       }
-      if (round < 0) continue; // warm-up
-      scoreMs.push(scoring / ITERATIONS);
-      explainMs.push(explaining / ITERATIONS);
-      ratios.push(explaining / scoring);
-    }
+      return { score_ms: spread(scoreMs), explain_ms: spread(explainMs), ratio: spread(ratios) };
+    };
+    const short = await measure(EXPLAIN_TEXTS);
+    const real = loo ? undefined : datasetTexts(id);
+    const dataset = real ? await measure(real) : undefined;
     await session.release();
     out[loo ? `${id} (leave-one-out)` : id] = {
       method,
-      score_ms: spread(scoreMs),
-      explain_ms: spread(explainMs),
-      ratio: spread(ratios),
+      ...short,
+      ...(dataset ? { dataset } : {}),
       weights_load_ms: graph ? Math.round(weightsMs * 10) / 10 : null,
     };
   }

@@ -320,6 +320,25 @@ describe("explain: other shapes and refusals", () => {
     expect(plain.results[0]?.explanation).toBeUndefined();
   });
 
+  it("a long text between two short ones: each explained as alone (reused scratch buffers), the long one exact too", async () => {
+    // ≈ 14,000 characters: over 32,768 n-gram occurrences and 1,024 buckets, past the buffers an
+    // explanation keeps between texts; the short text after it must come out as it did before.
+    const long = Array.from({ length: 1200 }, (_, i) => `w${i} z${(i * 7919) % 10007}`).join(" ");
+    const short = TEXTS[0] as string;
+    for (const id of ["toxicity-mlp", "toxicity"]) {
+      const res = await explain({ model: id, texts: [short, long, short], explain_top: 200 });
+      expect(res.status).toBe(200);
+      const { results } = (await res.json()) as { results: TextResult[] };
+      expect(results[2]?.explanation).toEqual(results[0]?.explanation);
+      const logits = await graphLogits(id, long);
+      results[1]?.explanation.labels.forEach((l, k) => {
+        const graph = labelLogit(id, logits, k);
+        const sum = (l.bias as number) + l.top.reduce((x, c) => x + c.contribution, 0) + (l.other as number);
+        expect(Math.abs(sum - graph), `${id} ${l.label}`).toBeLessThan(1e-4);
+      });
+    }
+  });
+
   it("Open Inference Protocol: parameters.explain adds an explanation output equal to the native one", async () => {
     const text = TEXTS[0] as string;
     const res = await postJson("/v2/models/toxicity/infer", {

@@ -75,9 +75,28 @@ interface Normalised {
   to: Int32Array;
 }
 
+/**
+ * Largest scratch array kept between calls, in elements: a longer text gets arrays of its own (as
+ * garbage after it), so one long text never pins megabytes in the isolate.
+ */
+const SCRATCH_KEEP = 1 << 15;
+
+/** The offset arrays of `normaliseWithOffsets`, reused (valid until its next call). */
+let fromScratch = new Int32Array(1024);
+let toScratch = new Int32Array(1024);
+
+/** `fromScratch` and `toScratch` with room for `n` units. */
+function offsetArrays(n: number): { from: Int32Array; to: Int32Array } {
+  if (n > fromScratch.length) {
+    if (n > SCRATCH_KEEP) return { from: new Int32Array(n), to: new Int32Array(n) };
+    fromScratch = new Int32Array(Math.min(SCRATCH_KEEP, Math.max(n, fromScratch.length * 2)));
+    toScratch = new Int32Array(fromScratch.length);
+  }
+  return { from: fromScratch, to: toScratch };
+}
+
 function bySegments(text: string, target: string, segments: RegExp): Normalised | undefined {
-  const from = new Int32Array(target.length);
-  const to = new Int32Array(target.length);
+  const { from, to } = offsetArrays(target.length);
   let out = "";
   for (const m of text.matchAll(segments)) {
     const piece = normalizeText(m[0]);
@@ -93,14 +112,16 @@ function bySegments(text: string, target: string, segments: RegExp): Normalised 
   return out === target ? { text: out, from, to } : undefined;
 }
 
-/** Normalises `text` as `featurize` does, keeping where each normalised unit came from. */
+/**
+ * Normalises `text` as `featurize` does, keeping where each normalised unit came from. The offset
+ * arrays are scratch buffers, valid until the next call (at least `text.length` long).
+ */
 export function normaliseWithOffsets(text: string): Normalised {
   let ascii = true;
   for (let i = 0; i < text.length && ascii; i++) ascii = text.charCodeAt(i) < 0x80;
   if (ascii) {
     // ASCII: NFKC is the identity and lowercasing keeps every offset.
-    const from = new Int32Array(text.length);
-    const to = new Int32Array(text.length);
+    const { from, to } = offsetArrays(text.length);
     for (let i = 0; i < text.length; i++) {
       from[i] = i;
       to[i] = i + 1;
@@ -112,8 +133,8 @@ export function normaliseWithOffsets(text: string): Normalised {
     bySegments(text, target, MARK_SEGMENTS) ??
     bySegments(text, target, SPACE_SEGMENTS) ?? {
       text: target,
-      from: new Int32Array(target.length),
-      to: new Int32Array(target.length).fill(text.length),
+      from: offsetArrays(target.length).from.fill(0, 0, target.length),
+      to: offsetArrays(target.length).to.fill(text.length, 0, target.length),
     }
   );
 }
@@ -147,7 +168,7 @@ function encode(s: string): Uint8Array {
 let unitScratch = new Int32Array(256);
 let byteScratch = new Int32Array(256);
 
-/** Growable parallel arrays of occurrences. */
+/** Growable parallel arrays of occurrences (one, reused: see `occurrencesOf`). */
 class Builder {
   count = 0;
   kind = new Uint8Array(256);
@@ -186,11 +207,16 @@ class Builder {
   }
 }
 
+/** The builder `occurrencesOf` reuses (replaced after a text that grew it past `SCRATCH_KEEP`). */
+let builder = new Builder();
+
 /**
  * Every n-gram occurrence `featurize(text, spec)` hashes, in the featurizer's order (word n-grams
  * by order then position, then character n-grams chunk by chunk), with its bucket and input span.
  * Hashed as `featurize` hashes (byte ranges of one UTF-8 buffer), so the buckets, counted, are
- * exactly the ones `featurize` counts (test/explain.test.ts checks it).
+ * exactly the ones `featurize` counts (test/explain.test.ts checks it). The arrays are scratch
+ * buffers reused by the next call (the explanation reads them synchronously; `ngramOccurrences`
+ * copies them), and may be longer than `count`.
  */
 export function occurrencesOf(text: string, spec: TextFeaturizerSpec): Occurrences {
   const blocks = spec.norm === "l2-blocks";
@@ -199,7 +225,9 @@ export function occurrencesOf(text: string, spec: TextFeaturizerSpec): Occurrenc
   const charOffset = blocks ? half : 0;
   const norm = normaliseWithOffsets(text);
   const { from, to } = norm;
-  const out = new Builder();
+  const out = builder;
+  out.count = 0;
+  out.sources = [];
 
   if (spec.word_ngrams) {
     const [lo, hi] = spec.word_ngrams;
@@ -284,6 +312,8 @@ export function occurrencesOf(text: string, spec: TextFeaturizerSpec): Occurrenc
       }
     }
   }
+  // Grown past what is kept: the caller holds these arrays, the next call gets a fresh builder.
+  if (out.bucket.length > SCRATCH_KEEP) builder = new Builder();
   const { count, kind, bucket, start, end, sources, source } = out;
   return { count, kind, bucket, start, end, sources, source, from: out.from, to: out.to };
 }

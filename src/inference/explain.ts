@@ -207,20 +207,85 @@ function topOf(all: NgramContribution[], top: number): { top: NgramContribution[
   return { top: sorted.slice(0, top), other };
 }
 
-/** Indices of the `k` largest `|values[i]|`, largest first (ties: lower index first). */
-function topIndices(values: Float64Array, k: number): number[] {
-  const best: number[] = [];
+/**
+ * Scratch buffers of the explanation's hot path, reused across texts (it is synchronous: nothing
+ * awaits while one is in use, so concurrent requests in one isolate cannot share one mid-way).
+ * One slot per use, named below; `growF64`/`growI32` return a slot's buffer with at least `size`
+ * elements, contents not cleared.
+ */
+const scratch: { top: Int32Array; f64: Float64Array[]; i32: Int32Array[] } = {
+  top: new Int32Array(16),
+  f64: Array.from({ length: 5 }, () => new Float64Array(1024)),
+  i32: Array.from({ length: 9 }, () => new Int32Array(1024)),
+};
+const F64_ROWS = 0;
+const F64_M = 1;
+const F64_TERMS = 2;
+const F64_CONTRIBUTIONS = 3;
+const F64_LOGITS = 4;
+const I32_SHARES = 0;
+const I32_HEAD = 1;
+const I32_GROUP_OF = 2;
+const I32_SHOWN = 3;
+const I32_GROUP_FEATURE = 4;
+const I32_GROUP_COUNT = 5;
+const I32_GROUP_FIRST = 6;
+const I32_GROUP_NEXT = 7;
+const I32_TABLE = 8;
+
+/**
+ * Largest scratch buffer kept between texts, in elements (256 KiB of float64: a text of ~1,000
+ * buckets with a 32-wide embedding). A longer text gets buffers of its own, as garbage after it,
+ * so one long text never pins megabytes in the isolate.
+ */
+const SCRATCH_KEEP = 1 << 15;
+
+function growF64(slot: number, size: number): Float64Array {
+  let a = scratch.f64[slot] as Float64Array;
+  if (a.length < size) {
+    if (size > SCRATCH_KEEP) return new Float64Array(size);
+    a = new Float64Array(Math.min(SCRATCH_KEEP, Math.max(size, a.length * 2)));
+    scratch.f64[slot] = a;
+  }
+  return a;
+}
+
+function growI32(slot: number, size: number): Int32Array {
+  let a = scratch.i32[slot] as Int32Array;
+  if (a.length < size) {
+    if (size > SCRATCH_KEEP) return new Int32Array(size);
+    a = new Int32Array(Math.min(SCRATCH_KEEP, Math.max(size, a.length * 2)));
+    scratch.i32[slot] = a;
+  }
+  return a;
+}
+
+/**
+ * Indices of the `k` largest `|values[i]|` among the first `count`, largest first (ties: lower
+ * index first).
+ */
+function topIndices(values: Float64Array, count: number, k: number): number[] {
+  if (scratch.top.length < k + 1) scratch.top = new Int32Array(k + 1);
+  const best = scratch.top;
+  let size = 0;
   let floor = -1; // |value| of the k-th best once there are k
-  for (let i = 0; i < values.length; i++) {
+  for (let i = 0; i < count; i++) {
     const v = Math.abs(values[i] as number);
     if (v <= floor) continue;
-    let at = best.length;
-    while (at > 0 && Math.abs(values[best[at - 1] as number] as number) < v) at--;
-    best.splice(at, 0, i);
-    if (best.length > k) best.pop();
-    if (best.length === k) floor = Math.abs(values[best[k - 1] as number] as number);
+    // Insertion: shift the smaller ones down one place.
+    let at = size;
+    while (at > 0 && Math.abs(values[best[at - 1] as number] as number) < v) {
+      best[at] = best[at - 1] as number;
+      at--;
+    }
+    best[at] = i;
+    size++;
+    if (size > k) size--;
+    if (size === k) floor = Math.abs(values[best[k - 1] as number] as number);
   }
-  return best;
+  const out: number[] = [];
+  for (let i = 0; i < size; i++) out.push(best[i] as number);
+  return out;
 }
 
 /** The exact explanation of one text by a linear graph. */
@@ -235,7 +300,7 @@ export function explainLinear(
   const ids = features.ids;
   const nFeatures = ids.length;
   // terms[j * columns + c]: bucket j's term in logit column c, as the graph computes it in float32.
-  const terms = new Float64Array(nFeatures * columns);
+  const terms = growF64(F64_TERMS, nFeatures * columns);
   for (let j = 0; j < nFeatures; j++) {
     const row = (ids[j] as number) * columns;
     const v = features.values[j] as number;
@@ -250,6 +315,7 @@ export function explainLinear(
 /**
  * Explains a logit that is `bias + Σ_j terms[j]` over the text's buckets j: each bucket's term
  * shared equally by the n-gram occurrences of this text in it, the `top` n-grams per label.
+ * `terms[j * columns + c]` is bucket j's term in logit column c.
  */
 function explainAdditive(
   meta: TextModelManifest,
@@ -262,101 +328,133 @@ function explainAdditive(
   method: "exact-linear" | "linearized",
 ): TextExplanation {
   const occ = occurrencesOf(text, meta.featurizer);
-  const nFeatures = features.ids.length;
-  // Each occurrence's feature (ids are sorted: binary search) and n-gram group.
   const ids = features.ids;
-  const featureOf = (bucket: number): number => {
-    let lo = 0;
-    let hi = nFeatures - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const id = ids[mid] as number;
-      if (id === bucket) return mid;
-      if (id < bucket) lo = mid + 1;
-      else hi = mid - 1;
+  const nFeatures = ids.length;
+  const nOcc = occ.count;
+  // Per feature: occurrences in it, and the first of its chain of groups (-1: none).
+  const shares = growI32(I32_SHARES, nFeatures).fill(0, 0, nFeatures);
+  const head = growI32(I32_HEAD, nFeatures).fill(-1, 0, nFeatures);
+  // Per occurrence: its group (-1: its bucket is not a feature, which featurize rules out).
+  const groupOf = growI32(I32_GROUP_OF, nOcc);
+  // Groups of occurrences of one n-gram, chained per feature (a bucket almost always holds one):
+  // feature, occurrence count, first occurrence, next group of the feature.
+  const groupFeature = growI32(I32_GROUP_FEATURE, nOcc);
+  const groupCount = growI32(I32_GROUP_COUNT, nOcc);
+  const groupFirst = growI32(I32_GROUP_FIRST, nOcc);
+  const groupNext = growI32(I32_GROUP_NEXT, nOcc);
+  // Each feature by its bucket: an open-addressing table at most half full (a bucket's slot is
+  // its multiplicative hash; a collision takes the next free slot).
+  let bits = 1;
+  while (1 << bits < 2 * nFeatures) bits++;
+  const tableMask = (1 << bits) - 1;
+  const table = growI32(I32_TABLE, tableMask + 1).fill(-1, 0, tableMask + 1);
+  for (let j = 0; j < nFeatures; j++) {
+    let at = Math.imul(ids[j] as number, 0x9e3779b1) >>> (32 - bits);
+    while ((table[at] as number) >= 0) at = (at + 1) & tableMask;
+    table[at] = j;
+  }
+  let nGroups = 0;
+  for (let i = 0; i < nOcc; i++) {
+    // The occurrence's feature.
+    const bucket = occ.bucket[i] as number;
+    let at = Math.imul(bucket, 0x9e3779b1) >>> (32 - bits);
+    let j = table[at] as number;
+    while (j >= 0 && ids[j] !== bucket) {
+      at = (at + 1) & tableMask;
+      j = table[at] as number;
     }
-    return -1;
-  };
-  const shares = new Int32Array(nFeatures);
-  const groupOf = new Int32Array(occ.count);
-  // Groups of occurrences of one n-gram: chained per feature (a bucket almost always holds one).
-  const head = new Int32Array(nFeatures).fill(-1);
-  const groupFeature: number[] = [];
-  const groupCount: number[] = [];
-  const groupFirst: number[] = [];
-  const groupNext: number[] = [];
-  for (let i = 0; i < occ.count; i++) {
-    const j = featureOf(occ.bucket[i] as number);
     groupOf[i] = -1;
     if (j < 0) continue;
     shares[j] = (shares[j] as number) + 1;
     let g = head[j] as number;
     while (g >= 0 && !sameNgram(occ, groupFirst[g] as number, i)) g = groupNext[g] as number;
     if (g < 0) {
-      g = groupFeature.length;
-      groupFeature.push(j);
-      groupCount.push(0);
-      groupFirst.push(i);
-      groupNext.push(head[j] as number);
+      g = nGroups++;
+      groupFeature[g] = j;
+      groupCount[g] = 0;
+      groupFirst[g] = i;
+      groupNext[g] = head[j] as number;
       head[j] = g;
     }
     groupCount[g] = (groupCount[g] as number) + 1;
     groupOf[i] = g;
   }
-  const nGroups = groupFeature.length;
-  const contributions = new Float64Array(nGroups);
-  const labels = meta.labels.map((label, k) => {
-    const { column, sign } = columnOf(meta, columns, k);
-    let logit = bias[column] as number;
-    let unattributed = 0;
-    for (let j = 0; j < nFeatures; j++) {
-      const t = terms[j * columns + column] as number;
-      logit += t;
-      if (shares[j] === 0) unattributed += t;
+  // Per logit column (a two-label binary graph's labels share its one column, with opposite
+  // signs: negation is exact, so the column's sums and top serve both): the logit, the terms of
+  // buckets no occurrence maps to, each group's contribution, their total and the top ones.
+  const logits = growF64(F64_LOGITS, 2 * columns);
+  for (let c = 0; c < columns; c++) {
+    logits[c] = bias[c] as number;
+    logits[columns + c] = 0;
+  }
+  for (let j = 0; j < nFeatures; j++) {
+    const at = j * columns;
+    const none = shares[j] === 0;
+    for (let c = 0; c < columns; c++) {
+      const t = terms[at + c] as number;
+      logits[c] = (logits[c] as number) + t;
+      if (none) logits[columns + c] = (logits[columns + c] as number) + t;
     }
+  }
+  const contributions = growF64(F64_CONTRIBUTIONS, nGroups);
+  // Per group shown in some label's top: its index in `shownSpans` (-1: not shown).
+  const shownSlot = growI32(I32_SHOWN, nGroups).fill(-1, 0, nGroups);
+  const shownSpans: [number, number][][] = [];
+  const perColumn: { total: number; shown: number; best: number[]; values: number[] }[] = [];
+  for (let c = 0; c < columns; c++) {
     let total = 0;
     for (let g = 0; g < nGroups; g++) {
       const j = groupFeature[g] as number;
-      const c =
-        (sign * (terms[j * columns + column] as number) * (groupCount[g] as number)) / (shares[j] as number);
-      contributions[g] = c;
-      total += c;
+      const x = ((terms[j * columns + c] as number) * (groupCount[g] as number)) / (shares[j] as number);
+      contributions[g] = x;
+      total += x;
     }
-    const best = topIndices(contributions, top);
+    const best = topIndices(contributions, nGroups, top);
     let shown = 0;
-    for (const g of best) shown += contributions[g] as number;
+    const values: number[] = [];
+    for (const g of best) {
+      shown += contributions[g] as number;
+      values.push(contributions[g] as number);
+    }
+    perColumn.push({ total, shown, best, values });
+  }
+  const labels: LabelExplanation[] = [];
+  for (let k = 0; k < meta.labels.length; k++) {
+    const { column, sign } = columnOf(meta, columns, k);
+    const { total, shown, best, values } = perColumn[column] as (typeof perColumn)[number];
     // The contributions not shown, so that bias + Σ top + other = logit.
-    const other = total - shown + sign * unattributed;
-    return {
-      label,
-      logit: sign * logit,
+    const other = sign * total - sign * shown + sign * (logits[columns + column] as number);
+    const entries: NgramContribution[] = [];
+    best.forEach((g, r) => {
+      if (shownSlot[g] === -1) {
+        shownSlot[g] = shownSpans.length;
+        shownSpans.push([]);
+      }
+      const first = groupFirst[g] as number;
+      entries.push({
+        ngram: ngramOf(occ, first),
+        kind: occ.kind[first] === 0 ? "word" : "char",
+        contribution: sign * (values[r] as number),
+        spans: shownSpans[shownSlot[g] as number] as [number, number][],
+      });
+    });
+    labels.push({
+      label: meta.labels[k] as string,
+      logit: sign * (logits[column] as number),
       bias: sign * (bias[column] as number),
       other,
-      best: best.map((g) => ({ g, contribution: contributions[g] as number })),
-    };
-  });
-  // Spans only for the groups shown.
-  const spans = new Map<number, [number, number][]>();
-  for (const l of labels) for (const { g } of l.best) spans.set(g, []);
-  for (let i = 0; i < occ.count; i++) {
-    spans.get(groupOf[i] as number)?.push([occ.start[i] as number, occ.end[i] as number]);
+      top: entries,
+    });
   }
-  return {
-    method,
-    approximate: method !== "exact-linear",
-    labels: labels.map(({ best, ...l }) => ({
-      ...l,
-      top: best.map(({ g, contribution }) => {
-        const first = groupFirst[g] as number;
-        return {
-          ngram: ngramOf(occ, first),
-          kind: occ.kind[first] === 0 ? ("word" as const) : ("char" as const),
-          contribution,
-          spans: spans.get(g) as [number, number][],
-        };
-      }),
-    })),
-  };
+  // Spans only for the groups shown.
+  for (let i = 0; i < nOcc; i++) {
+    const g = groupOf[i] as number;
+    if (g < 0) continue;
+    const slot = shownSlot[g] as number;
+    if (slot >= 0)
+      (shownSpans[slot] as [number, number][]).push([occ.start[i] as number, occ.end[i] as number]);
+  }
+  return { method, approximate: method !== "exact-linear", labels };
 }
 
 /** The weights of the embedding-bag network graph (src/onnx/text.ts `buildEmbedBagOnnxModel`), dequantized. */
@@ -373,6 +471,13 @@ export interface NetworkGraph {
   b1: Float32Array;
   w2: Float32Array;
   b2: Float32Array;
+  /**
+   * Per hidden unit h, what it adds to M = W2·diag(a)·W1 and to the bias when active, precomputed
+   * (the same float64 products the per-text sums would form): `outer[h][c][k] = W2[c,h]·W1[h,k]`
+   * (`[hidden, columns, dim]`) and `unitBias[h][c] = W2[c,h]·b1[h]` (`[hidden, columns]`).
+   */
+  outer: Float64Array;
+  unitBias: Float64Array;
 }
 
 /** The network graph's weights, or `null` for another graph. */
@@ -447,6 +552,18 @@ function readNetworkGraph(
   if (embedding.length !== buckets * dim || embeddingScales.length !== dim) return null;
   if (b1.length !== hidden || s1.length !== hidden || b2.length !== columns || s2.length !== columns)
     return null;
+  const w1 = dequantRows(int8("W1_q"), s1, hidden, dim);
+  const w2 = dequantRows(int8("W2_q"), s2, columns, hidden);
+  const outer = new Float64Array(hidden * columns * dim);
+  const unitBias = new Float64Array(hidden * columns);
+  for (let h = 0; h < hidden; h++) {
+    for (let c = 0; c < columns; c++) {
+      const w = w2[c * hidden + h] as number;
+      unitBias[h * columns + c] = w * (b1[h] as number);
+      const at = (h * columns + c) * dim;
+      for (let k = 0; k < dim; k++) outer[at + k] = w * (w1[h * dim + k] as number);
+    }
+  }
   return {
     kind: "network",
     dim,
@@ -454,10 +571,12 @@ function readNetworkGraph(
     columns,
     embedding,
     embeddingScales,
-    w1: dequantRows(int8("W1_q"), s1, hidden, dim),
+    w1,
     b1,
-    w2: dequantRows(int8("W2_q"), s2, columns, hidden),
+    w2,
     b2,
+    outer,
+    unitBias,
   };
 }
 
@@ -475,48 +594,113 @@ export function explainNetwork(
   features: SparseFeatures,
   top: number,
 ): TextExplanation {
-  const { dim, hidden, columns, embedding, embeddingScales, w1, b1, w2, b2 } = net;
-  const n = features.ids.length;
+  const { dim, hidden, columns, embedding, embeddingScales, w1, b1, b2, outer, unitBias } = net;
+  const { ids, values } = features;
+  const n = ids.length;
   // Each bucket's weighted embedding row, as the graph computes it (float32), and the bag.
-  const rows = new Float64Array(n * dim);
-  const bag = new Float64Array(dim);
+  const rows = growF64(F64_ROWS, n * dim + dim);
+  const bag = rows.subarray(n * dim, n * dim + dim).fill(0);
+  const s = embeddingScales;
   for (let j = 0; j < n; j++) {
-    const base = (features.ids[j] as number) * dim;
-    const v = features.values[j] as number;
-    for (let k = 0; k < dim; k++) {
-      const e = Math.fround(
-        Math.fround((embedding[base + k] as number) * (embeddingScales[k] as number)) * v,
-      );
-      rows[j * dim + k] = e;
+    const base = (ids[j] as number) * dim;
+    const v = values[j] as number;
+    const at = j * dim;
+    let k = 0;
+    // Four dimensions per step (the same operations per value, a quarter of the loop overhead).
+    for (; k + 3 < dim; k += 4) {
+      const e0 = Math.fround(Math.fround((embedding[base + k] as number) * (s[k] as number)) * v);
+      const e1 = Math.fround(Math.fround((embedding[base + k + 1] as number) * (s[k + 1] as number)) * v);
+      const e2 = Math.fround(Math.fround((embedding[base + k + 2] as number) * (s[k + 2] as number)) * v);
+      const e3 = Math.fround(Math.fround((embedding[base + k + 3] as number) * (s[k + 3] as number)) * v);
+      rows[at + k] = e0;
+      rows[at + k + 1] = e1;
+      rows[at + k + 2] = e2;
+      rows[at + k + 3] = e3;
+      bag[k] = (bag[k] as number) + e0;
+      bag[k + 1] = (bag[k + 1] as number) + e1;
+      bag[k + 2] = (bag[k + 2] as number) + e2;
+      bag[k + 3] = (bag[k + 3] as number) + e3;
+    }
+    for (; k < dim; k++) {
+      const e = Math.fround(Math.fround((embedding[base + k] as number) * (s[k] as number)) * v);
+      rows[at + k] = e;
       bag[k] = (bag[k] as number) + e;
     }
   }
-  // The active units, then M = W2·diag(a)·W1 ([columns, dim]) and the text's bias.
-  const active = new Uint8Array(hidden);
+  // M = W2·diag(a)·W1 ([columns, dim]) over the active units a, and the text's bias: each sum
+  // over the units in unit order.
+  const size = columns * dim;
+  const m = growF64(F64_M, size + columns).fill(0, 0, size);
+  const bias = m.subarray(size, size + columns);
+  for (let c = 0; c < columns; c++) bias[c] = b2[c] as number;
   for (let h = 0; h < hidden; h++) {
+    const wh = h * dim;
     let pre = b1[h] as number;
-    for (let k = 0; k < dim; k++) pre += (w1[h * dim + k] as number) * (bag[k] as number);
-    active[h] = pre > 0 ? 1 : 0;
+    for (let k = 0; k < dim; k++) pre += (w1[wh + k] as number) * (bag[k] as number);
+    if (!(pre > 0)) continue;
+    const ub = h * columns;
+    for (let c = 0; c < columns; c++) bias[c] = (bias[c] as number) + (unitBias[ub + c] as number);
+    const at = h * size;
+    for (let i = 0; i < size; i++) m[i] = (m[i] as number) + (outer[at + i] as number);
   }
-  const m = new Float64Array(columns * dim);
-  const bias = new Float64Array(columns);
-  for (let c = 0; c < columns; c++) {
-    let b = b2[c] as number;
-    for (let h = 0; h < hidden; h++) {
-      if (!active[h]) continue;
-      const w = w2[c * hidden + h] as number;
-      b += w * (b1[h] as number);
-      for (let k = 0; k < dim; k++)
-        m[c * dim + k] = (m[c * dim + k] as number) + w * (w1[h * dim + k] as number);
-    }
-    bias[c] = b;
-  }
-  const terms = new Float64Array(n * columns);
+  // Each bucket's term per column: M·row. Six columns per pass over the row (then three, then
+  // one): independent sums that share the row's loads; each sum still runs in dimension order.
+  const terms = growF64(F64_TERMS, n * columns);
   for (let j = 0; j < n; j++) {
-    for (let c = 0; c < columns; c++) {
-      let t = 0;
-      for (let k = 0; k < dim; k++) t += (m[c * dim + k] as number) * (rows[j * dim + k] as number);
-      terms[j * columns + c] = t;
+    const at = j * dim;
+    const out = j * columns;
+    let c = 0;
+    for (; c + 5 < columns; c += 6) {
+      const m0 = c * dim;
+      const m1 = m0 + dim;
+      const m2 = m1 + dim;
+      const m3 = m2 + dim;
+      const m4 = m3 + dim;
+      const m5 = m4 + dim;
+      let t0 = 0;
+      let t1 = 0;
+      let t2 = 0;
+      let t3 = 0;
+      let t4 = 0;
+      let t5 = 0;
+      for (let k = 0; k < dim; k++) {
+        const x = rows[at + k] as number;
+        t0 += (m[m0 + k] as number) * x;
+        t1 += (m[m1 + k] as number) * x;
+        t2 += (m[m2 + k] as number) * x;
+        t3 += (m[m3 + k] as number) * x;
+        t4 += (m[m4 + k] as number) * x;
+        t5 += (m[m5 + k] as number) * x;
+      }
+      terms[out + c] = t0;
+      terms[out + c + 1] = t1;
+      terms[out + c + 2] = t2;
+      terms[out + c + 3] = t3;
+      terms[out + c + 4] = t4;
+      terms[out + c + 5] = t5;
+    }
+    for (; c + 2 < columns; c += 3) {
+      const m0 = c * dim;
+      const m1 = m0 + dim;
+      const m2 = m1 + dim;
+      let t0 = 0;
+      let t1 = 0;
+      let t2 = 0;
+      for (let k = 0; k < dim; k++) {
+        const x = rows[at + k] as number;
+        t0 += (m[m0 + k] as number) * x;
+        t1 += (m[m1 + k] as number) * x;
+        t2 += (m[m2 + k] as number) * x;
+      }
+      terms[out + c] = t0;
+      terms[out + c + 1] = t1;
+      terms[out + c + 2] = t2;
+    }
+    for (; c < columns; c++) {
+      const m0 = c * dim;
+      let t0 = 0;
+      for (let k = 0; k < dim; k++) t0 += (m[m0 + k] as number) * (rows[at + k] as number);
+      terms[out + c] = t0;
     }
   }
   return explainAdditive(meta, columns, terms, bias, text, features, top, "linearized");
