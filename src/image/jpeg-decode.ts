@@ -59,7 +59,18 @@ export class JpegBudgetError extends Error {}
 interface Huffman {
   /** 16-bit lookahead: (length << 8) | symbol, 0 = invalid code. */
   lookup: Uint16Array;
+  /**
+   * The same 16-bit lookahead with the symbol's extra bits decoded too (libjpeg-turbo's approach),
+   * for the baseline decoder: `(value << 16) | (symbol << 8) | FAST | (code length + size)` when the
+   * code and its extra bits (`size`: the DC symbol, or an AC symbol's low 4 bits) fit in 16 bits and
+   * it is not an AC end-of-block or run of 16 zeros (value: the extended coefficient or DC
+   * difference), else `(symbol << 8) | code length`; 0 = invalid code.
+   */
+  fast: Int32Array;
 }
+
+/** Flag of a `Huffman.fast` entry whose value is decoded. */
+const FAST = 32;
 
 interface Component {
   id: number;
@@ -94,9 +105,13 @@ interface Sink {
   /** Sampled: component column / row → plane column / row (−1: not needed). */
   colOf?: Int32Array;
   rowOf?: Int32Array;
+  /** Sampled: per block column / row, the bit mask of its 8 columns / rows that are needed. */
+  colBits?: Uint8Array;
+  rowBits?: Uint8Array;
 }
 
-function buildHuffman(counts: Uint8Array, symbols: Uint8Array): Huffman {
+/** A Huffman table from its DHT counts and symbols (`dc`: symbols are sizes, else run/size). */
+function buildHuffman(counts: Uint8Array, symbols: Uint8Array, dc: boolean): Huffman {
   const lookup = new Uint16Array(65536);
   let code = 0;
   let k = 0;
@@ -111,7 +126,20 @@ function buildHuffman(counts: Uint8Array, symbols: Uint8Array): Huffman {
     }
     code <<= 1;
   }
-  return { lookup };
+  const fast = new Int32Array(65536);
+  for (let i = 0; i < 65536; i++) {
+    const entry = lookup[i] as number;
+    if (entry === 0) continue;
+    const len = entry >> 8;
+    const size = dc ? entry & 0xff : entry & 15;
+    if ((size === 0 && !dc) || len + size > 16) fast[i] = entry;
+    else if (size === 0) fast[i] = FAST | len; // a DC difference of 0
+    else {
+      const v = (i >> (16 - len - size)) & ((1 << size) - 1);
+      fast[i] = (extend(v, size) << 16) | ((entry & 0xff) << 8) | FAST | (len + size);
+    }
+  }
+  return { lookup, fast };
 }
 
 /** Entropy-coded data reader: 0xFF00 unstuffing, zero bits after a marker (libjpeg's behaviour). */
@@ -276,7 +304,7 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
           const counts = seg.subarray(i + 1, i + 17);
           let total = 0;
           for (const c of counts) total += c;
-          const table = buildHuffman(counts, seg.subarray(i + 17, i + 17 + total));
+          const table = buildHuffman(counts, seg.subarray(i + 17, i + 17 + total), tc === 0);
           (tc === 0 ? dcTables : acTables)[th] = table;
           i += 17 + total;
         }
@@ -743,7 +771,18 @@ const SQRT2 = 5793;
 const SQRT1D2 = 2896;
 
 /** Dequantizes and inverse-transforms the block at `coefs[o…]` into `out` (64 samples, 0–255). */
-function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: Uint8Array): void {
+function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: Uint8Array, rows = 0xff): void {
+  idctRows(coefs, o, q, p, rows);
+  idctCols(p, 0xff);
+  for (let i = 0; i < 64; ++i) out[i] = clamp8(128 + (((p[i] as number) + 8) >> 4));
+}
+
+/**
+ * The IDCT's first pass: the dequantized rows of the block at `coefs[o…]` into `p`. Only the rows
+ * in the bit mask `rows` may hold nonzero coefficients (the others are all zero: their result is 0,
+ * as the full pass would give).
+ */
+function idctRows(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, rows: number): void {
   let v0: number;
   let v1: number;
   let v2: number;
@@ -753,30 +792,33 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
   let v6: number;
   let v7: number;
   let t: number;
-  for (let i = 0; i < 64; i++) p[i] = (coefs[o + i] as number) * (q[i] as number);
   for (let i = 0; i < 8; ++i) {
     const r = 8 * i;
-    if (
-      p[1 + r] === 0 &&
-      p[2 + r] === 0 &&
-      p[3 + r] === 0 &&
-      p[4 + r] === 0 &&
-      p[5 + r] === 0 &&
-      p[6 + r] === 0 &&
-      p[7 + r] === 0
-    ) {
-      t = (SQRT2 * (p[r] as number) + 512) >> 10;
+    if (((rows >> i) & 1) === 0) {
+      p.fill(0, r, r + 8);
+      continue;
+    }
+    const d0 = ((coefs[o + r] as number) * (q[r] as number)) | 0;
+    const d1 = ((coefs[o + r + 1] as number) * (q[r + 1] as number)) | 0;
+    const d2 = ((coefs[o + r + 2] as number) * (q[r + 2] as number)) | 0;
+    const d3 = ((coefs[o + r + 3] as number) * (q[r + 3] as number)) | 0;
+    const d4 = ((coefs[o + r + 4] as number) * (q[r + 4] as number)) | 0;
+    const d5 = ((coefs[o + r + 5] as number) * (q[r + 5] as number)) | 0;
+    const d6 = ((coefs[o + r + 6] as number) * (q[r + 6] as number)) | 0;
+    const d7 = ((coefs[o + r + 7] as number) * (q[r + 7] as number)) | 0;
+    if (d1 === 0 && d2 === 0 && d3 === 0 && d4 === 0 && d5 === 0 && d6 === 0 && d7 === 0) {
+      t = (SQRT2 * d0 + 512) >> 10;
       p.fill(t, r, r + 8);
       continue;
     }
-    v0 = (SQRT2 * (p[r] as number) + 128) >> 8;
-    v1 = (SQRT2 * (p[4 + r] as number) + 128) >> 8;
-    v2 = p[2 + r] as number;
-    v3 = p[6 + r] as number;
-    v4 = (SQRT1D2 * ((p[1 + r] as number) - (p[7 + r] as number)) + 128) >> 8;
-    v7 = (SQRT1D2 * ((p[1 + r] as number) + (p[7 + r] as number)) + 128) >> 8;
-    v5 = (p[3 + r] as number) << 4;
-    v6 = (p[5 + r] as number) << 4;
+    v0 = (SQRT2 * d0 + 128) >> 8;
+    v1 = (SQRT2 * d4 + 128) >> 8;
+    v2 = d2;
+    v3 = d6;
+    v4 = (SQRT1D2 * (d1 - d7) + 128) >> 8;
+    v7 = (SQRT1D2 * (d1 + d7) + 128) >> 8;
+    v5 = d3 << 4;
+    v6 = d5 << 4;
     t = (v0 - v1 + 1) >> 1;
     v0 = (v0 + v1 + 1) >> 1;
     v1 = t;
@@ -810,7 +852,21 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
     p[3 + r] = v3 + v4;
     p[4 + r] = v3 - v4;
   }
+}
+
+/** The IDCT's second pass, in place, on the columns in the bit mask `cols` only. */
+function idctCols(p: Int32Array, cols: number): void {
+  let v0: number;
+  let v1: number;
+  let v2: number;
+  let v3: number;
+  let v4: number;
+  let v5: number;
+  let v6: number;
+  let v7: number;
+  let t: number;
   for (let c = 0; c < 8; ++c) {
+    if (((cols >> c) & 1) === 0) continue;
     if (
       p[8 + c] === 0 &&
       p[16 + c] === 0 &&
@@ -865,7 +921,6 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
     p[24 + c] = v3 + v4;
     p[32 + c] = v3 - v4;
   }
-  for (let i = 0; i < 64; ++i) out[i] = clamp8(128 + (((p[i] as number) + 8) >> 4));
 }
 
 const IDCT_WORK = new Int32Array(64);
@@ -902,15 +957,25 @@ function makeSink(
   };
   const cols = axis(target.cols, sx, blocksPerLine * 8);
   const rows = axis(target.rows, sy, blocksPerColumn * 8);
+  const bitsOf = (of: Int32Array) => {
+    const bits = new Uint8Array(of.length >> 3);
+    for (let i = 0; i < of.length; i++) if ((of[i] as number) >= 0) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7));
+    return bits;
+  };
   return {
     plane: new Uint8Array(cols.count * rows.count),
     width: cols.count,
     colOf: cols.of,
     rowOf: rows.of,
+    colBits: bitsOf(cols.of),
+    rowBits: bitsOf(rows.of),
   };
 }
 
-/** Renders block (row, col) of `c` (coefficients at `coefs[o…]`) into its sink. */
+/**
+ * Renders block (row, col) of `c` (coefficients at `coefs[o…]`) into its sink; `rows`: bit mask of
+ * the block's coefficient rows that may be nonzero (the others are all zero).
+ */
 function renderBlock(
   c: Component,
   by: number,
@@ -918,25 +983,14 @@ function renderBlock(
   coefs: Int16Array,
   o: number,
   q: Int32Array,
+  rows = 0xff,
 ): void {
-  const { plane, width, colOf, rowOf } = c.sink;
-  if (colOf && rowOf) {
-    // Sampled: the block is transformed only if it holds a needed pixel; only those are kept.
-    let any = false;
-    for (let y = 0; y < 8 && !any; y++) any = (rowOf[by * 8 + y] as number) >= 0;
-    if (!any) return;
-    any = false;
-    for (let x = 0; x < 8 && !any; x++) any = (colOf[bx * 8 + x] as number) >= 0;
-    if (!any) return;
-    idct8(coefs, o, q, IDCT_WORK, IDCT_OUT);
-    for (let y = 0; y < 8; y++) {
-      const r = rowOf[by * 8 + y] as number;
-      if (r < 0) continue;
-      for (let x = 0; x < 8; x++) {
-        const col = colOf[bx * 8 + x] as number;
-        if (col >= 0) plane[r * width + col] = IDCT_OUT[y * 8 + x] as number;
-      }
-    }
+  const { plane, width, colBits, rowBits } = c.sink;
+  if (colBits && rowBits) {
+    // Sampled: only a block holding a needed pixel is transformed, and only its needed columns.
+    const needRows = rowBits[by] as number;
+    const needCols = colBits[bx] as number;
+    if (needRows !== 0 && needCols !== 0) renderSampled(c.sink, by, bx, coefs, o, q, rows, needRows, needCols);
     return;
   }
   const n = width / c.blocksPerLine;
@@ -946,7 +1000,7 @@ function renderBlock(
     return;
   }
   if (n === 8) {
-    idct8(coefs, o, q, IDCT_WORK, IDCT_OUT);
+    idct8(coefs, o, q, IDCT_WORK, IDCT_OUT, rows);
     for (let y = 0; y < 8; y++) plane.set(IDCT_OUT.subarray(y * 8, y * 8 + 8), base + y * width);
     return;
   }
@@ -966,6 +1020,38 @@ function renderBlock(
       let acc = 0;
       for (let v = 0; v < n; v++) acc += (tmp[v * n + x] as number) * (t[y * n + v] as number);
       plane[base + y * width + x] = clamp8(Math.round(acc + 128));
+    }
+  }
+}
+
+/**
+ * The needed pixels of a block (`needRows × needCols`, bit masks), exactly as the full IDCT gives
+ * them: the row pass on its nonzero rows, the column pass on the needed columns only.
+ */
+function renderSampled(
+  sink: Sink,
+  by: number,
+  bx: number,
+  coefs: Int16Array,
+  o: number,
+  q: Int32Array,
+  rows: number,
+  needRows: number,
+  needCols: number,
+): void {
+  const p = IDCT_WORK;
+  const plane = sink.plane;
+  const width = sink.width;
+  const rowOf = sink.rowOf as Int32Array;
+  const colOf = sink.colOf as Int32Array;
+  idctRows(coefs, o, q, p, rows);
+  idctCols(p, needCols);
+  for (let y = 0; y < 8; y++) {
+    if (((needRows >> y) & 1) === 0) continue;
+    const r = (rowOf[by * 8 + y] as number) * width;
+    for (let x = 0; x < 8; x++) {
+      if (((needCols >> x) & 1) === 0) continue;
+      plane[r + (colOf[bx * 8 + x] as number)] = clamp8(128 + (((p[y * 8 + x] as number) + 8) >> 4));
     }
   }
 }
