@@ -132,7 +132,7 @@ function buildHuffman(counts: Uint8Array, symbols: Uint8Array, dc: boolean): Huf
     if (entry === 0) continue;
     const len = entry >> 8;
     const size = dc ? entry & 0xff : entry & 15;
-    if ((size === 0 && !dc) || len + size > 16) fast[i] = entry;
+    if ((size === 0 && !dc) || len + size > 16) fast[i] = ((entry & 0xff) << 8) | len;
     else if (size === 0) fast[i] = FAST | len; // a DC difference of 0
     else {
       const v = (i >> (16 - len - size)) & ((1 << size) - 1);
@@ -514,7 +514,219 @@ interface ScanParams {
 }
 
 /** Decodes one scan's entropy data into the components' coefficients; returns where it stopped. */
+/**
+ * A baseline scan's entropy data, each block rendered as soon as it is decoded: one loop with the
+ * bit buffer in locals and the combined lookup (`Huffman.fast`: code and value bits in one step);
+ * a block that no output needs (sampled) or whose AC coefficients are not needed (1/8) is parsed
+ * without storing them. Returns where it stopped. Same results as the general `decodeScan` path.
+ */
+function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[], p: ScanParams): number {
+  const end = bytes.length;
+  let pos = from;
+  let buf = 0;
+  let bits = 0;
+  const count = comps.length;
+  // The blocks of one unit (an MCU, or one block of a single-component scan): component, row, column.
+  const unitComp: number[] = [];
+  const unitRow: number[] = [];
+  const unitCol: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = comps[i] as Component;
+    const v = count === 1 ? 1 : c.v;
+    const h = count === 1 ? 1 : c.h;
+    for (let y = 0; y < v; y++) {
+      for (let x = 0; x < h; x++) {
+        unitComp.push(i);
+        unitRow.push(y);
+        unitCol.push(x);
+      }
+    }
+  }
+  const dcs: Int32Array[] = [];
+  const acs: Int32Array[] = [];
+  const qs: Int32Array[] = [];
+  const preds: number[] = [];
+  for (const c of comps) {
+    if (!c.dcTable || !c.acTable) throw new JpegError("JPEG scan uses a missing Huffman table");
+    dcs.push(c.dcTable.fast);
+    acs.push(c.acTable.fast);
+    qs.push(p.qt[c.tq] as Int32Array);
+    preds.push(c.pred);
+  }
+  let unitsPerLine: number;
+  let unitLines: number;
+  if (count === 1) {
+    // Non-interleaved: the component's own blocks in raster order (not padded to whole MCUs).
+    const c = comps[0] as Component;
+    unitsPerLine = Math.ceil(Math.ceil((p.width * c.h) / p.maxH) / 8);
+    unitLines = Math.ceil(Math.ceil((p.height * c.v) / p.maxV) / 8);
+  } else {
+    unitsPerLine = p.mcusPerLine;
+    unitLines = p.mcusPerColumn;
+  }
+  const blocksPerUnit = unitComp.length;
+  const interval = p.restartInterval;
+  const written = new Int32Array(64);
+  let units = 0;
+  for (let ur = 0; ur < unitLines; ur++) {
+    for (let uc = 0; uc < unitsPerLine; uc++) {
+      if (interval && units > 0 && units % interval === 0) {
+        // Restart: drop the buffered bits, move past the RSTn marker, reset the DC predictions.
+        buf = 0;
+        bits = 0;
+        while (
+          pos + 1 < end &&
+          !(bytes[pos] === 0xff && (bytes[pos + 1] as number) >= 0xd0 && (bytes[pos + 1] as number) <= 0xd7)
+        ) {
+          if (bytes[pos] === 0xff && bytes[pos + 1] !== 0x00 && bytes[pos + 1] !== 0xff) break;
+          pos++;
+        }
+        if (
+          pos + 1 < end &&
+          bytes[pos] === 0xff &&
+          (bytes[pos + 1] as number) >= 0xd0 &&
+          (bytes[pos + 1] as number) <= 0xd7
+        )
+          pos += 2;
+        for (let i = 0; i < count; i++) preds[i] = 0;
+      }
+      for (let b = 0; b < blocksPerUnit; b++) {
+        const ci = unitComp[b] as number;
+        const c = comps[ci] as Component;
+        const by = count === 1 ? ur : ur * c.v + (unitRow[b] as number);
+        const bx = count === 1 ? uc : uc * c.h + (unitCol[b] as number);
+        const sink = c.sink;
+        // Whether this block's AC coefficients are needed.
+        const store =
+          c.stride === 64 &&
+          (sink.rowBits === undefined ||
+            ((sink.rowBits[by] as number) !== 0 && (sink.colBits?.[bx] as number) !== 0));
+        const coefs = c.coefs;
+        const dc = dcs[ci] as Int32Array;
+        const ac = acs[ci] as Int32Array;
+        // DC difference.
+        if (bits < 16) {
+          while (bits <= 24) {
+            let byte = 0;
+            if (pos < end) {
+              byte = bytes[pos] as number;
+              if (byte === 0xff) {
+                if (bytes[pos + 1] === 0x00) pos += 2;
+                else byte = 0; // a marker: feed zeros, stay on it
+              } else pos++;
+            }
+            buf = (buf << 8) | byte;
+            bits += 8;
+          }
+        }
+        let e = dc[(buf >>> (bits - 16)) & 0xffff] as number;
+        if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+        let diff: number;
+        if ((e & FAST) !== 0) {
+          bits -= e & 31;
+          diff = e >> 16;
+        } else {
+          bits -= e & 31;
+          const t = (e >> 8) & 0xff;
+          if (t > 16) throw new JpegError("JPEG DC difference is corrupt");
+          if (bits < t) {
+            while (bits <= 24) {
+              let byte = 0;
+              if (pos < end) {
+                byte = bytes[pos] as number;
+                if (byte === 0xff) {
+                  if (bytes[pos + 1] === 0x00) pos += 2;
+                  else byte = 0;
+                } else pos++;
+              }
+              buf = (buf << 8) | byte;
+              bits += 8;
+            }
+          }
+          bits -= t;
+          diff = extend((buf >>> bits) & ((1 << t) - 1), t);
+        }
+        const pred = (preds[ci] as number) + diff;
+        preds[ci] = pred;
+        coefs[0] = pred;
+        // AC coefficients (zigzag order); `rows`: bit mask of the block rows holding one.
+        let rows = 1;
+        let nw = 0;
+        for (let k = 1; k < 64; ) {
+          if (bits < 16) {
+            while (bits <= 24) {
+              let byte = 0;
+              if (pos < end) {
+                byte = bytes[pos] as number;
+                if (byte === 0xff) {
+                  if (bytes[pos + 1] === 0x00) pos += 2;
+                  else byte = 0;
+                } else pos++;
+              }
+              buf = (buf << 8) | byte;
+              bits += 8;
+            }
+          }
+          e = ac[(buf >>> (bits - 16)) & 0xffff] as number;
+          if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+          bits -= e & 31;
+          if ((e & FAST) !== 0) {
+            k += (e >> 12) & 15;
+            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+            if (store) {
+              const z = ZIGZAG[k] as number;
+              coefs[z] = e >> 16;
+              written[nw++] = z;
+              rows |= 1 << (z >> 3);
+            }
+            k++;
+            continue;
+          }
+          const s = (e >> 8) & 15;
+          const r = (e >> 12) & 15;
+          if (s === 0) {
+            if (r < 15) break;
+            k += 16;
+            continue;
+          }
+          k += r;
+          if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+          if (bits < s) {
+            while (bits <= 24) {
+              let byte = 0;
+              if (pos < end) {
+                byte = bytes[pos] as number;
+                if (byte === 0xff) {
+                  if (bytes[pos + 1] === 0x00) pos += 2;
+                  else byte = 0;
+                } else pos++;
+              }
+              buf = (buf << 8) | byte;
+              bits += 8;
+            }
+          }
+          bits -= s;
+          if (store) {
+            const z = ZIGZAG[k] as number;
+            coefs[z] = extend((buf >>> bits) & ((1 << s) - 1), s);
+            written[nw++] = z;
+            rows |= 1 << (z >> 3);
+          }
+          k++;
+        }
+        if (store || c.stride === 1) renderBlock(c, by, bx, coefs, 0, qs[ci] as Int32Array, rows);
+        for (let i = 0; i < nw; i++) coefs[written[i] as number] = 0;
+      }
+      units++;
+    }
+  }
+  for (let i = 0; i < count; i++) (comps[i] as Component).pred = preds[i] as number;
+  return pos;
+}
+
+/** Decodes one scan's entropy data into the components' coefficients; returns where it stopped. */
 function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: ScanParams): number {
+  if (!p.progressive) return decodeBaselineScan(bytes, from, comps, p);
   const reader = new BitReader(bytes, from);
   const { ss, se, ah, al } = p;
   let eobrun = 0;
