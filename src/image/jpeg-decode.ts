@@ -596,11 +596,10 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         const by = count === 1 ? ur : ur * c.v + (unitRow[b] as number);
         const bx = count === 1 ? uc : uc * c.h + (unitCol[b] as number);
         const sink = c.sink;
-        // Whether this block's AC coefficients are needed.
-        const store =
-          c.stride === 64 &&
-          (sink.rowBits === undefined ||
-            ((sink.rowBits[by] as number) !== 0 && (sink.colBits?.[bx] as number) !== 0));
+        // Whether this block's AC coefficients are needed (sampled: the block holds a needed pixel).
+        const needRows = sink.rowBits === undefined ? 0xff : (sink.rowBits[by] as number);
+        const needCols = sink.colBits === undefined ? 0xff : (sink.colBits[bx] as number);
+        const store = c.stride === 64 && needRows !== 0 && needCols !== 0;
         const coefs = c.coefs;
         const dc = dcs[ci] as Int32Array;
         const ac = acs[ci] as Int32Array;
@@ -714,7 +713,9 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
           }
           k++;
         }
-        if (store || c.stride === 1) renderBlock(c, by, bx, coefs, 0, qs[ci] as Int32Array, rows);
+        if (store && sink.rowBits !== undefined)
+          renderSampled(sink, by, bx, coefs, 0, qs[ci] as Int32Array, rows, needRows, needCols);
+        else if (store || c.stride === 1) renderBlock(c, by, bx, coefs, 0, qs[ci] as Int32Array, rows);
         for (let i = 0; i < nw; i++) coefs[written[i] as number] = 0;
       }
       units++;
@@ -983,16 +984,35 @@ const SQRT2 = 5793;
 const SQRT1D2 = 2896;
 
 /** Dequantizes and inverse-transforms the block at `coefs[o…]` into `out` (64 samples, 0–255). */
-function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: Uint8Array, rows = 0xff): void {
+function idct8(coefs: Int16Array, o: number, q: Int32Array, out: Uint8Array, rows = 0xff): void {
+  const p = IDCT_WORK;
+  const w = IDCT_COLS;
   idctRows(coefs, o, q, p, rows);
-  idctCols(p, 0xff);
-  for (let i = 0; i < 64; ++i) out[i] = clamp8(128 + (((p[i] as number) + 8) >> 4));
+  idctCols(p, 0xff, w);
+  clearRows(p, rows);
+  for (let i = 0; i < 64; ++i) out[i] = clamp8(128 + (((w[i] as number) + 8) >> 4));
+}
+
+/** Zeroes the rows in the bit mask `rows` of `p` (the IDCT's work area is all zero between blocks). */
+function clearRows(p: Int32Array, rows: number): void {
+  for (let i = 0; i < 8; i++) {
+    if (((rows >> i) & 1) === 0) continue;
+    const r = 8 * i;
+    p[r] = 0;
+    p[r + 1] = 0;
+    p[r + 2] = 0;
+    p[r + 3] = 0;
+    p[r + 4] = 0;
+    p[r + 5] = 0;
+    p[r + 6] = 0;
+    p[r + 7] = 0;
+  }
 }
 
 /**
  * The IDCT's first pass: the dequantized rows of the block at `coefs[o…]` into `p`. Only the rows
- * in the bit mask `rows` may hold nonzero coefficients (the others are all zero: their result is 0,
- * as the full pass would give).
+ * in the bit mask `rows` may hold nonzero coefficients: the others are all zero, their result is 0
+ * (as the full pass would give), and they are left as they are in `p`, which must be zero there.
  */
 function idctRows(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, rows: number): void {
   let v0: number;
@@ -1006,10 +1026,7 @@ function idctRows(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, ro
   let t: number;
   for (let i = 0; i < 8; ++i) {
     const r = 8 * i;
-    if (((rows >> i) & 1) === 0) {
-      p.fill(0, r, r + 8);
-      continue;
-    }
+    if (((rows >> i) & 1) === 0) continue;
     const d0 = ((coefs[o + r] as number) * (q[r] as number)) | 0;
     const d1 = ((coefs[o + r + 1] as number) * (q[r + 1] as number)) | 0;
     const d2 = ((coefs[o + r + 2] as number) * (q[r + 2] as number)) | 0;
@@ -1066,8 +1083,8 @@ function idctRows(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, ro
   }
 }
 
-/** The IDCT's second pass, in place, on the columns in the bit mask `cols` only. */
-function idctCols(p: Int32Array, cols: number): void {
+/** The IDCT's second pass from `p` into `out`, on the columns in the bit mask `cols` only. */
+function idctCols(p: Int32Array, cols: number, out: Int32Array): void {
   let v0: number;
   let v1: number;
   let v2: number;
@@ -1089,7 +1106,7 @@ function idctCols(p: Int32Array, cols: number): void {
       p[56 + c] === 0
     ) {
       t = (SQRT2 * (p[c] as number) + 8192) >> 14;
-      for (let k = 0; k < 8; k++) p[8 * k + c] = t;
+      for (let k = 0; k < 8; k++) out[8 * k + c] = t;
       continue;
     }
     v0 = (SQRT2 * (p[c] as number) + 2048) >> 12;
@@ -1124,18 +1141,20 @@ function idctCols(p: Int32Array, cols: number): void {
     t = (v5 * SIN1 + v6 * COS1 + 2048) >> 12;
     v5 = (v5 * COS1 - v6 * SIN1 + 2048) >> 12;
     v6 = t;
-    p[c] = v0 + v7;
-    p[56 + c] = v0 - v7;
-    p[8 + c] = v1 + v6;
-    p[48 + c] = v1 - v6;
-    p[16 + c] = v2 + v5;
-    p[40 + c] = v2 - v5;
-    p[24 + c] = v3 + v4;
-    p[32 + c] = v3 - v4;
+    out[c] = v0 + v7;
+    out[56 + c] = v0 - v7;
+    out[8 + c] = v1 + v6;
+    out[48 + c] = v1 - v6;
+    out[16 + c] = v2 + v5;
+    out[40 + c] = v2 - v5;
+    out[24 + c] = v3 + v4;
+    out[32 + c] = v3 - v4;
   }
 }
 
+/** The IDCT's work area (all zero between blocks), its output, and the clamped samples. */
 const IDCT_WORK = new Int32Array(64);
+const IDCT_COLS = new Int32Array(64);
 const IDCT_OUT = new Uint8Array(64);
 
 /** Per block row (or column): whether any of its 8 pixel rows (columns) is needed. */
@@ -1212,7 +1231,7 @@ function renderBlock(
     return;
   }
   if (n === 8) {
-    idct8(coefs, o, q, IDCT_WORK, IDCT_OUT, rows);
+    idct8(coefs, o, q, IDCT_OUT, rows);
     for (let y = 0; y < 8; y++) plane.set(IDCT_OUT.subarray(y * 8, y * 8 + 8), base + y * width);
     return;
   }
@@ -1251,19 +1270,20 @@ function renderSampled(
   needRows: number,
   needCols: number,
 ): void {
-  const p = IDCT_WORK;
+  const w = IDCT_COLS;
   const plane = sink.plane;
   const width = sink.width;
   const rowOf = sink.rowOf as Int32Array;
   const colOf = sink.colOf as Int32Array;
-  idctRows(coefs, o, q, p, rows);
-  idctCols(p, needCols);
+  idctRows(coefs, o, q, IDCT_WORK, rows);
+  idctCols(IDCT_WORK, needCols, w);
+  clearRows(IDCT_WORK, rows);
   for (let y = 0; y < 8; y++) {
     if (((needRows >> y) & 1) === 0) continue;
     const r = (rowOf[by * 8 + y] as number) * width;
     for (let x = 0; x < 8; x++) {
       if (((needCols >> x) & 1) === 0) continue;
-      plane[r + (colOf[bx * 8 + x] as number)] = clamp8(128 + (((p[y * 8 + x] as number) + 8) >> 4));
+      plane[r + (colOf[bx * 8 + x] as number)] = clamp8(128 + (((w[y * 8 + x] as number) + 8) >> 4));
     }
   }
 }
