@@ -133,7 +133,8 @@ function buildHuffman(counts: Uint8Array, symbols: Uint8Array, dc: boolean): Huf
     const len = entry >> 8;
     const size = dc ? entry & 0xff : entry & 15;
     if ((size === 0 && !dc) || len + size > 16) fast[i] = ((entry & 0xff) << 8) | len;
-    else if (size === 0) fast[i] = FAST | len; // a DC difference of 0
+    else if (size === 0)
+      fast[i] = FAST | len; // a DC difference of 0
     else {
       const v = (i >> (16 - len - size)) & ((1 << size) - 1);
       fast[i] = (extend(v, size) << 16) | ((entry & 0xff) << 8) | FAST | (len + size);
@@ -605,18 +606,25 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         const ac = acs[ci] as Int32Array;
         // DC difference.
         if (bits < 16) {
-          while (bits <= 24) {
-            let byte = 0;
-            if (pos < end) {
-              byte = bytes[pos] as number;
-              if (byte === 0xff) {
-                if (bytes[pos + 1] === 0x00) pos += 2;
-                else byte = 0; // a marker: feed zeros, stay on it
-              } else pos++;
+          const b0 = bytes[pos] as number;
+          const b1 = bytes[pos + 1] as number;
+          if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
+            buf = (buf << 16) | (b0 << 8) | b1;
+            bits += 16;
+            pos += 2;
+          } else
+            while (bits <= 24) {
+              let byte = 0;
+              if (pos < end) {
+                byte = bytes[pos] as number;
+                if (byte === 0xff) {
+                  if (bytes[pos + 1] === 0x00) pos += 2;
+                  else byte = 0; // a marker: feed zeros, stay on it
+                } else pos++;
+              }
+              buf = (buf << 8) | byte;
+              bits += 8;
             }
-            buf = (buf << 8) | byte;
-            bits += 8;
-          }
         }
         let e = dc[(buf >>> (bits - 16)) & 0xffff] as number;
         if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
@@ -653,21 +661,28 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         let nw = 0;
         for (let k = 1; k < 64; ) {
           if (bits < 16) {
-            while (bits <= 24) {
-              let byte = 0;
-              if (pos < end) {
-                byte = bytes[pos] as number;
-                if (byte === 0xff) {
-                  if (bytes[pos + 1] === 0x00) pos += 2;
-                  else byte = 0;
-                } else pos++;
+            // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
+            const b0 = bytes[pos] as number;
+            const b1 = bytes[pos + 1] as number;
+            if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
+              buf = (buf << 16) | (b0 << 8) | b1;
+              bits += 16;
+              pos += 2;
+            } else
+              while (bits <= 24) {
+                let byte = 0;
+                if (pos < end) {
+                  byte = bytes[pos] as number;
+                  if (byte === 0xff) {
+                    if (bytes[pos + 1] === 0x00) pos += 2;
+                    else byte = 0;
+                  } else pos++;
+                }
+                buf = (buf << 8) | byte;
+                bits += 8;
               }
-              buf = (buf << 8) | byte;
-              bits += 8;
-            }
           }
           e = ac[(buf >>> (bits - 16)) & 0xffff] as number;
-          if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
           bits -= e & 31;
           if ((e & FAST) !== 0) {
             k += (e >> 12) & 15;
@@ -681,6 +696,7 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
             k++;
             continue;
           }
+          if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
           const s = (e >> 8) & 15;
           const r = (e >> 12) & 15;
           if (s === 0) {
@@ -1190,7 +1206,8 @@ function makeSink(
   const rows = axis(target.rows, sy, blocksPerColumn * 8);
   const bitsOf = (of: Int32Array) => {
     const bits = new Uint8Array(of.length >> 3);
-    for (let i = 0; i < of.length; i++) if ((of[i] as number) >= 0) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7));
+    for (let i = 0; i < of.length; i++)
+      if ((of[i] as number) >= 0) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7));
     return bits;
   };
   return {
@@ -1221,7 +1238,8 @@ function renderBlock(
     // Sampled: only a block holding a needed pixel is transformed, and only its needed columns.
     const needRows = rowBits[by] as number;
     const needCols = colBits[bx] as number;
-    if (needRows !== 0 && needCols !== 0) renderSampled(c.sink, by, bx, coefs, o, q, rows, needRows, needCols);
+    if (needRows !== 0 && needCols !== 0)
+      renderSampled(c.sink, by, bx, coefs, o, q, rows, needRows, needCols);
     return;
   }
   const n = width / c.blocksPerLine;
