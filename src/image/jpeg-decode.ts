@@ -627,12 +627,12 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
             }
         }
         let e = dc[(buf >>> (bits - 16)) & 0xffff] as number;
-        if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
         let diff: number;
         if ((e & FAST) !== 0) {
           bits -= e & 31;
           diff = e >> 16;
         } else {
+          if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
           bits -= e & 31;
           const t = (e >> 8) & 0xff;
           if (t > 16) throw new JpegError("JPEG DC difference is corrupt");
@@ -656,19 +656,57 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         const pred = (preds[ci] as number) + diff;
         preds[ci] = pred;
         coefs[0] = pred;
-        // AC coefficients (zigzag order); `rows`: bit mask of the block rows holding one.
+        // AC coefficients (zigzag order): stored when needed (`rows`: bit mask of the block rows
+        // holding one), else only parsed.
         let rows = 1;
         let nw = 0;
-        for (let k = 1; k < 64; ) {
-          if (bits < 16) {
-            // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
-            const b0 = bytes[pos] as number;
-            const b1 = bytes[pos + 1] as number;
-            if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
-              buf = (buf << 16) | (b0 << 8) | b1;
-              bits += 16;
-              pos += 2;
-            } else
+        if (store) {
+          for (let k = 1; k < 64; ) {
+            if (bits < 16) {
+              // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
+              const b0 = bytes[pos] as number;
+              const b1 = bytes[pos + 1] as number;
+              if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
+                buf = (buf << 16) | (b0 << 8) | b1;
+                bits += 16;
+                pos += 2;
+              } else
+                while (bits <= 24) {
+                  let byte = 0;
+                  if (pos < end) {
+                    byte = bytes[pos] as number;
+                    if (byte === 0xff) {
+                      if (bytes[pos + 1] === 0x00) pos += 2;
+                      else byte = 0;
+                    } else pos++;
+                  }
+                  buf = (buf << 8) | byte;
+                  bits += 8;
+                }
+            }
+            e = ac[(buf >>> (bits - 16)) & 0xffff] as number;
+            bits -= e & 31;
+            if ((e & FAST) !== 0) {
+              k += (e >> 12) & 15;
+              if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+              const z = ZIGZAG[k] as number;
+              coefs[z] = e >> 16;
+              written[nw++] = z;
+              rows |= 1 << (z >> 3);
+              k++;
+              continue;
+            }
+            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+            const s = (e >> 8) & 15;
+            const r = (e >> 12) & 15;
+            if (s === 0) {
+              if (r < 15) break;
+              k += 16;
+              continue;
+            }
+            k += r;
+            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+            if (bits < s) {
               while (bits <= 24) {
                 let byte = 0;
                 if (pos < end) {
@@ -681,58 +719,85 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
                 buf = (buf << 8) | byte;
                 bits += 8;
               }
-          }
-          e = ac[(buf >>> (bits - 16)) & 0xffff] as number;
-          bits -= e & 31;
-          if ((e & FAST) !== 0) {
-            k += (e >> 12) & 15;
-            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
-            if (store) {
-              const z = ZIGZAG[k] as number;
-              coefs[z] = e >> 16;
-              written[nw++] = z;
-              rows |= 1 << (z >> 3);
             }
-            k++;
-            continue;
-          }
-          if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
-          const s = (e >> 8) & 15;
-          const r = (e >> 12) & 15;
-          if (s === 0) {
-            if (r < 15) break;
-            k += 16;
-            continue;
-          }
-          k += r;
-          if (k > 63) throw new JpegError("JPEG block has too many coefficients");
-          if (bits < s) {
-            while (bits <= 24) {
-              let byte = 0;
-              if (pos < end) {
-                byte = bytes[pos] as number;
-                if (byte === 0xff) {
-                  if (bytes[pos + 1] === 0x00) pos += 2;
-                  else byte = 0;
-                } else pos++;
-              }
-              buf = (buf << 8) | byte;
-              bits += 8;
-            }
-          }
-          bits -= s;
-          if (store) {
+            bits -= s;
             const z = ZIGZAG[k] as number;
             coefs[z] = extend((buf >>> bits) & ((1 << s) - 1), s);
             written[nw++] = z;
             rows |= 1 << (z >> 3);
+            k++;
           }
-          k++;
+        } else {
+          for (let k = 1; k < 64; ) {
+            if (bits < 16) {
+              // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
+              const b0 = bytes[pos] as number;
+              const b1 = bytes[pos + 1] as number;
+              if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
+                buf = (buf << 16) | (b0 << 8) | b1;
+                bits += 16;
+                pos += 2;
+              } else
+                while (bits <= 24) {
+                  let byte = 0;
+                  if (pos < end) {
+                    byte = bytes[pos] as number;
+                    if (byte === 0xff) {
+                      if (bytes[pos + 1] === 0x00) pos += 2;
+                      else byte = 0;
+                    } else pos++;
+                  }
+                  buf = (buf << 8) | byte;
+                  bits += 8;
+                }
+            }
+            e = ac[(buf >>> (bits - 16)) & 0xffff] as number;
+            bits -= e & 31;
+            if ((e & FAST) !== 0) {
+              // k + run > 63 is an error: the same test as k + run + 1 > 64.
+              k += ((e >> 12) & 15) + 1;
+              if (k > 64) throw new JpegError("JPEG block has too many coefficients");
+              continue;
+            }
+            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+            const s = (e >> 8) & 15;
+            const r = (e >> 12) & 15;
+            if (s === 0) {
+              if (r < 15) break;
+              k += 16;
+              continue;
+            }
+            k += r;
+            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+            if (bits < s) {
+              while (bits <= 24) {
+                let byte = 0;
+                if (pos < end) {
+                  byte = bytes[pos] as number;
+                  if (byte === 0xff) {
+                    if (bytes[pos + 1] === 0x00) pos += 2;
+                    else byte = 0;
+                  } else pos++;
+                }
+                buf = (buf << 8) | byte;
+                bits += 8;
+              }
+            }
+            bits -= s;
+            k++;
+          }
         }
-        if (store && sink.rowBits !== undefined)
-          renderSampled(sink, by, bx, coefs, 0, qs[ci] as Int32Array, rows, needRows, needCols);
-        else if (store || c.stride === 1) renderBlock(c, by, bx, coefs, 0, qs[ci] as Int32Array, rows);
-        for (let i = 0; i < nw; i++) coefs[written[i] as number] = 0;
+        const q = qs[ci] as Int32Array;
+        if (store) {
+          if (sink.rowBits !== undefined) renderSampled(sink, by, bx, coefs, 0, q, rows, needRows, needCols);
+          else renderBlock(c, by, bx, coefs, 0, q, rows);
+          for (let i = 0; i < nw; i++) coefs[written[i] as number] = 0;
+        } else if (c.stride === 1) {
+          // 1/8: the block's DC alone (as `renderBlock` computes it).
+          sink.plane[by * sink.width + bx] = clamp8(
+            Math.round(((coefs[0] as number) * (q[0] as number)) / 8 + 128),
+          );
+        }
       }
       units++;
     }
