@@ -57,17 +57,29 @@ class JpegError extends Error {}
 export class JpegBudgetError extends Error {}
 
 interface Huffman {
-  /** 16-bit lookahead: (length << 8) | symbol, 0 = invalid code. */
-  lookup: Uint16Array;
+  counts: Uint8Array;
+  symbols: Uint8Array;
+  /** A DC table: its symbols are sizes (else run << 4 | size). */
+  dc: boolean;
+  /** 16-bit lookahead: (length << 8) | symbol, 0 = invalid code (progressive scans; built at first use). */
+  lookup?: Uint16Array;
   /**
-   * The same 16-bit lookahead with the symbol's extra bits decoded too (libjpeg-turbo's approach),
-   * for the baseline decoder: `(value << 16) | (symbol << 8) | FAST | (code length + size)` when the
-   * code and its extra bits (`size`: the DC symbol, or an AC symbol's low 4 bits) fit in 16 bits and
-   * it is not an AC end-of-block or run of 16 zeros (value: the extended coefficient or DC
-   * difference), else `(symbol << 8) | code length`; 0 = invalid code.
+   * `LOOKAHEAD`-bit lookahead with the symbol's extra bits decoded too (libjpeg-turbo's approach),
+   * for the baseline decoder (built at first use): `(value << 16) | (symbol << 8) | FAST | (code
+   * length + size)` when the code and its extra bits (`size`: the DC symbol, or an AC symbol's low 4
+   * bits) fit in the lookahead and it is not an AC end-of-block or run of 16 zeros (value: the
+   * extended coefficient or DC difference), else `(symbol << 8) | code length`; 0: a longer code
+   * (`slowCode`) or an invalid one.
    */
-  fast: Int32Array;
+  fast?: Int32Array;
+  /** Per code length 1…16: the first and last code (last −1: none), and symbol index − code. */
+  mincode: Int32Array;
+  maxcode: Int32Array;
+  valoffset: Int32Array;
 }
+
+/** Bits of the baseline decoder's table lookahead (a 16 KB table per Huffman table, fits L1). */
+const LOOKAHEAD = 12;
 
 /** Flag of a `Huffman.fast` entry whose value is decoded. */
 const FAST = 32;
@@ -112,35 +124,85 @@ interface Sink {
 
 /** A Huffman table from its DHT counts and symbols (`dc`: symbols are sizes, else run/size). */
 function buildHuffman(counts: Uint8Array, symbols: Uint8Array, dc: boolean): Huffman {
+  const mincode = new Int32Array(17);
+  const maxcode = new Int32Array(17).fill(-1);
+  const valoffset = new Int32Array(17);
+  let code = 0;
+  let k = 0;
+  for (let len = 1; len <= 16; len++) {
+    const n = counts[len - 1] as number;
+    if (n > 0) {
+      if (code + n > 1 << len) throw new JpegError("JPEG Huffman table is corrupt");
+      mincode[len] = code;
+      valoffset[len] = k - code;
+      code += n;
+      k += n;
+      maxcode[len] = code - 1;
+    }
+    code <<= 1;
+  }
+  return { counts, symbols, dc, mincode, maxcode, valoffset };
+}
+
+/** The table's 16-bit lookup (`Huffman.lookup`), built at first use. */
+function lookupOf(h: Huffman): Uint16Array {
+  if (h.lookup) return h.lookup;
   const lookup = new Uint16Array(65536);
   let code = 0;
   let k = 0;
   for (let len = 1; len <= 16; len++) {
-    for (let i = 0; i < (counts[len - 1] as number); i++) {
-      if (code >= 1 << len) throw new JpegError("JPEG Huffman table is corrupt");
+    for (let i = 0; i < (h.counts[len - 1] as number); i++) {
       const shift = 16 - len;
       const start = code << shift;
-      const value = (len << 8) | (symbols[k++] as number);
-      lookup.fill(value, start, start + (1 << shift));
+      lookup.fill((len << 8) | (h.symbols[k++] as number), start, start + (1 << shift));
       code++;
     }
     code <<= 1;
   }
-  const fast = new Int32Array(65536);
-  for (let i = 0; i < 65536; i++) {
-    const entry = lookup[i] as number;
-    if (entry === 0) continue;
-    const len = entry >> 8;
-    const size = dc ? entry & 0xff : entry & 15;
-    if ((size === 0 && !dc) || len + size > 16) fast[i] = ((entry & 0xff) << 8) | len;
-    else if (size === 0)
-      fast[i] = FAST | len; // a DC difference of 0
-    else {
-      const v = (i >> (16 - len - size)) & ((1 << size) - 1);
-      fast[i] = (extend(v, size) << 16) | ((entry & 0xff) << 8) | FAST | (len + size);
+  h.lookup = lookup;
+  return lookup;
+}
+
+/** The table's combined lookahead (`Huffman.fast`), built at first use. */
+function fastOf(h: Huffman): Int32Array {
+  if (h.fast) return h.fast;
+  const fast = new Int32Array(1 << LOOKAHEAD);
+  let code = 0;
+  let k = 0;
+  for (let len = 1; len <= LOOKAHEAD; len++) {
+    for (let i = 0; i < (h.counts[len - 1] as number); i++) {
+      const symbol = (h.symbols[k++] as number) | 0;
+      const size = h.dc ? symbol : symbol & 15;
+      const start = code << (LOOKAHEAD - len);
+      const end = start + (1 << (LOOKAHEAD - len));
+      if ((size === 0 && !h.dc) || len + size > LOOKAHEAD) fast.fill((symbol << 8) | len, start, end);
+      else if (size === 0) fast.fill(FAST | len, start, end); // a DC difference of 0
+      else {
+        const span = 1 << (LOOKAHEAD - len - size);
+        for (let v = 0; v < 1 << size; v++) {
+          const from = start + v * span;
+          fast.fill((extend(v, size) << 16) | (symbol << 8) | FAST | (len + size), from, from + span);
+        }
+      }
+      code++;
     }
+    code <<= 1;
   }
-  return { lookup, fast };
+  h.fast = fast;
+  return fast;
+}
+
+/**
+ * A code longer than `LOOKAHEAD` bits from the next 16 bits `peek`: `(symbol << 8) | length`, or 0
+ * when no code matches (libjpeg's canonical decoding).
+ */
+function slowCode(h: Huffman, peek: number): number {
+  for (let len = LOOKAHEAD + 1; len <= 16; len++) {
+    const code = peek >>> (16 - len);
+    if (code <= (h.maxcode[len] as number) && code >= (h.mincode[len] as number))
+      return (((h.symbols[(h.valoffset[len] as number) + code] as number) | 0) << 8) | len;
+  }
+  return 0;
 }
 
 /** Entropy-coded data reader: 0xFF00 unstuffing, zero bits after a marker (libjpeg's behaviour). */
@@ -180,7 +242,7 @@ class BitReader {
   }
   decode(table: Huffman): number {
     if (this.bits < 16) this.fill();
-    const entry = table.lookup[(this.buf >>> (this.bits - 16)) & 0xffff] as number;
+    const entry = (table.lookup ?? lookupOf(table))[(this.buf >>> (this.bits - 16)) & 0xffff] as number;
     if (entry === 0) throw new JpegError("JPEG Huffman code is invalid");
     this.bits -= entry >> 8;
     return entry & 0xff;
@@ -545,12 +607,17 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
   }
   const dcs: Int32Array[] = [];
   const acs: Int32Array[] = [];
+  const dcHuff: Huffman[] = [];
+  const acHuff: Huffman[] = [];
+  const mask = (1 << LOOKAHEAD) - 1;
   const qs: Int32Array[] = [];
   const preds: number[] = [];
   for (const c of comps) {
     if (!c.dcTable || !c.acTable) throw new JpegError("JPEG scan uses a missing Huffman table");
-    dcs.push(c.dcTable.fast);
-    acs.push(c.acTable.fast);
+    dcs.push(fastOf(c.dcTable));
+    acs.push(fastOf(c.acTable));
+    dcHuff.push(c.dcTable);
+    acHuff.push(c.acTable);
     qs.push(p.qt[c.tq] as Int32Array);
     preds.push(c.pred);
   }
@@ -626,13 +693,16 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
               bits += 8;
             }
         }
-        let e = dc[(buf >>> (bits - 16)) & 0xffff] as number;
+        let e = dc[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
         let diff: number;
         if ((e & FAST) !== 0) {
           bits -= e & 31;
           diff = e >> 16;
         } else {
-          if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+          if (e === 0) {
+            e = slowCode(dcHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
+            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+          }
           bits -= e & 31;
           const t = (e >> 8) & 0xff;
           if (t > 16) throw new JpegError("JPEG DC difference is corrupt");
@@ -684,9 +754,9 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
                   bits += 8;
                 }
             }
-            e = ac[(buf >>> (bits - 16)) & 0xffff] as number;
-            bits -= e & 31;
+            e = ac[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
             if ((e & FAST) !== 0) {
+              bits -= e & 31;
               k += (e >> 12) & 15;
               if (k > 63) throw new JpegError("JPEG block has too many coefficients");
               const z = ZIGZAG[k] as number;
@@ -696,7 +766,11 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
               k++;
               continue;
             }
-            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+            if (e === 0) {
+              e = slowCode(acHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
+              if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+            }
+            bits -= e & 31;
             const s = (e >> 8) & 15;
             const r = (e >> 12) & 15;
             if (s === 0) {
@@ -751,15 +825,19 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
                   bits += 8;
                 }
             }
-            e = ac[(buf >>> (bits - 16)) & 0xffff] as number;
-            bits -= e & 31;
+            e = ac[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
             if ((e & FAST) !== 0) {
+              bits -= e & 31;
               // k + run > 63 is an error: the same test as k + run + 1 > 64.
               k += ((e >> 12) & 15) + 1;
               if (k > 64) throw new JpegError("JPEG block has too many coefficients");
               continue;
             }
-            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+            if (e === 0) {
+              e = slowCode(acHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
+              if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+            }
+            bits -= e & 31;
             const s = (e >> 8) & 15;
             const r = (e >> 12) & 15;
             if (s === 0) {
