@@ -176,7 +176,8 @@ function fastOf(h: Huffman): Int32Array {
       const start = code << (LOOKAHEAD - len);
       const end = start + (1 << (LOOKAHEAD - len));
       if ((size === 0 && !h.dc) || len + size > LOOKAHEAD) fast.fill((symbol << 8) | len, start, end);
-      else if (size === 0) fast.fill(FAST | len, start, end); // a DC difference of 0
+      else if (size === 0)
+        fast.fill(FAST | len, start, end); // a DC difference of 0
       else {
         const span = 1 << (LOOKAHEAD - len - size);
         for (let v = 0; v < 1 << size; v++) {
@@ -576,7 +577,39 @@ interface ScanParams {
   maxV: number;
 }
 
-/** Decodes one scan's entropy data into the components' coefficients; returns where it stopped. */
+/** The bit buffer (`[buf, bits, pos]`) handed to `refill` by the baseline loop, which keeps it in locals. */
+const BIT_STATE = new Int32Array(3);
+
+/**
+ * Refills the bit buffer byte by byte to more than 24 bits: 0xFF00 unstuffed, zero bits fed at a
+ * marker (staying on it) or past the end, as libjpeg does. The baseline loop's rare path.
+ */
+function refill(bytes: Uint8Array, st: Int32Array): void {
+  let buf = st[0] as number;
+  let bits = st[1] as number;
+  let pos = st[2] as number;
+  while (bits <= 24) {
+    let byte = 0;
+    if (pos < bytes.length) {
+      byte = bytes[pos] as number;
+      if (byte === 0xff) {
+        if (bytes[pos + 1] === 0x00) pos += 2;
+        else byte = 0;
+      } else pos++;
+    }
+    buf = (buf << 8) | byte;
+    bits += 8;
+  }
+  st[0] = buf;
+  st[1] = bits;
+  st[2] = pos;
+}
+
+/** `decodeBaselineScan`'s per-component rendering: 1/8 (DC only), sampled pixels, or a scaled block. */
+const DC_ONLY = 0;
+const SAMPLED = 1;
+const BLOCK = 2;
+
 /**
  * A baseline scan's entropy data, each block rendered as soon as it is decoded: one loop with the
  * bit buffer in locals and the combined lookup (`Huffman.fast`: code and value bits in one step);
@@ -585,35 +618,42 @@ interface ScanParams {
  */
 function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[], p: ScanParams): number {
   const end = bytes.length;
+  const st = BIT_STATE;
   let pos = from;
   let buf = 0;
   let bits = 0;
   const count = comps.length;
   // The blocks of one unit (an MCU, or one block of a single-component scan): component, row, column.
-  const unitComp: number[] = [];
-  const unitRow: number[] = [];
-  const unitCol: number[] = [];
+  const unit: number[] = [];
   for (let i = 0; i < count; i++) {
     const c = comps[i] as Component;
     const v = count === 1 ? 1 : c.v;
     const h = count === 1 ? 1 : c.h;
-    for (let y = 0; y < v; y++) {
-      for (let x = 0; x < h; x++) {
-        unitComp.push(i);
-        unitRow.push(y);
-        unitCol.push(x);
-      }
-    }
+    for (let y = 0; y < v; y++) for (let x = 0; x < h; x++) unit.push(i, y, x);
   }
+  const unitBlocks = Int32Array.from(unit);
+  const blocksPerUnit = unit.length / 3;
+  // Per component: its unit size in blocks, tables, what is rendered.
+  const compV = new Int32Array(count);
+  const compH = new Int32Array(count);
+  const mode = new Int32Array(count);
+  const rowBits: Uint8Array[] = [];
+  const colBits: Uint8Array[] = [];
   const dcs: Int32Array[] = [];
   const acs: Int32Array[] = [];
   const dcHuff: Huffman[] = [];
   const acHuff: Huffman[] = [];
-  const mask = (1 << LOOKAHEAD) - 1;
   const qs: Int32Array[] = [];
   const preds: number[] = [];
-  for (const c of comps) {
+  const none = new Uint8Array(0);
+  for (let i = 0; i < count; i++) {
+    const c = comps[i] as Component;
     if (!c.dcTable || !c.acTable) throw new JpegError("JPEG scan uses a missing Huffman table");
+    compV[i] = count === 1 ? 1 : c.v;
+    compH[i] = count === 1 ? 1 : c.h;
+    mode[i] = c.stride === 1 ? DC_ONLY : c.sink.rowBits ? SAMPLED : BLOCK;
+    rowBits.push(c.sink.rowBits ?? none);
+    colBits.push(c.sink.colBits ?? none);
     dcs.push(fastOf(c.dcTable));
     acs.push(fastOf(c.acTable));
     dcHuff.push(c.dcTable);
@@ -632,8 +672,10 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
     unitsPerLine = p.mcusPerLine;
     unitLines = p.mcusPerColumn;
   }
-  const blocksPerUnit = unitComp.length;
+  const mask = (1 << LOOKAHEAD) - 1;
   const interval = p.restartInterval;
+  // One block's coefficients (all zero between blocks: the written ones are cleared after rendering).
+  const coefs = new Int16Array(64);
   const written = new Int32Array(64);
   let units = 0;
   for (let ur = 0; ur < unitLines; ur++) {
@@ -659,41 +701,38 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         for (let i = 0; i < count; i++) preds[i] = 0;
       }
       for (let b = 0; b < blocksPerUnit; b++) {
-        const ci = unitComp[b] as number;
-        const c = comps[ci] as Component;
-        const by = count === 1 ? ur : ur * c.v + (unitRow[b] as number);
-        const bx = count === 1 ? uc : uc * c.h + (unitCol[b] as number);
-        const sink = c.sink;
+        const ci = unitBlocks[3 * b] as number;
+        const by = ur * (compV[ci] as number) + (unitBlocks[3 * b + 1] as number);
+        const bx = uc * (compH[ci] as number) + (unitBlocks[3 * b + 2] as number);
+        const m = mode[ci] as number;
         // Whether this block's AC coefficients are needed (sampled: the block holds a needed pixel).
-        const needRows = sink.rowBits === undefined ? 0xff : (sink.rowBits[by] as number);
-        const needCols = sink.colBits === undefined ? 0xff : (sink.colBits[bx] as number);
-        const store = c.stride === 64 && needRows !== 0 && needCols !== 0;
-        const coefs = c.coefs;
-        const dc = dcs[ci] as Int32Array;
-        const ac = acs[ci] as Int32Array;
+        let needRows = 0xff;
+        let needCols = 0xff;
+        if (m === SAMPLED) {
+          needRows = (rowBits[ci] as Uint8Array)[by] as number;
+          needCols = (colBits[ci] as Uint8Array)[bx] as number;
+        }
+        const store = m !== DC_ONLY && needRows !== 0 && needCols !== 0;
         // DC difference.
         if (bits < 16) {
+          // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
           const b0 = bytes[pos] as number;
           const b1 = bytes[pos + 1] as number;
           if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
             buf = (buf << 16) | (b0 << 8) | b1;
             bits += 16;
             pos += 2;
-          } else
-            while (bits <= 24) {
-              let byte = 0;
-              if (pos < end) {
-                byte = bytes[pos] as number;
-                if (byte === 0xff) {
-                  if (bytes[pos + 1] === 0x00) pos += 2;
-                  else byte = 0; // a marker: feed zeros, stay on it
-                } else pos++;
-              }
-              buf = (buf << 8) | byte;
-              bits += 8;
-            }
+          } else {
+            st[0] = buf;
+            st[1] = bits;
+            st[2] = pos;
+            refill(bytes, st);
+            buf = st[0] as number;
+            bits = st[1] as number;
+            pos = st[2] as number;
+          }
         }
-        let e = dc[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
+        let e = (dcs[ci] as Int32Array)[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
         let diff: number;
         if ((e & FAST) !== 0) {
           bits -= e & 31;
@@ -707,18 +746,13 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
           const t = (e >> 8) & 0xff;
           if (t > 16) throw new JpegError("JPEG DC difference is corrupt");
           if (bits < t) {
-            while (bits <= 24) {
-              let byte = 0;
-              if (pos < end) {
-                byte = bytes[pos] as number;
-                if (byte === 0xff) {
-                  if (bytes[pos + 1] === 0x00) pos += 2;
-                  else byte = 0;
-                } else pos++;
-              }
-              buf = (buf << 8) | byte;
-              bits += 8;
-            }
+            st[0] = buf;
+            st[1] = bits;
+            st[2] = pos;
+            refill(bytes, st);
+            buf = st[0] as number;
+            bits = st[1] as number;
+            pos = st[2] as number;
           }
           bits -= t;
           diff = extend((buf >>> bits) & ((1 << t) - 1), t);
@@ -728,151 +762,82 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         coefs[0] = pred;
         // AC coefficients (zigzag order): stored when needed (`rows`: bit mask of the block rows
         // holding one), else only parsed.
+        const ac = acs[ci] as Int32Array;
         let rows = 1;
         let nw = 0;
-        if (store) {
-          for (let k = 1; k < 64; ) {
-            if (bits < 16) {
-              // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
-              const b0 = bytes[pos] as number;
-              const b1 = bytes[pos + 1] as number;
-              if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
-                buf = (buf << 16) | (b0 << 8) | b1;
-                bits += 16;
-                pos += 2;
-              } else
-                while (bits <= 24) {
-                  let byte = 0;
-                  if (pos < end) {
-                    byte = bytes[pos] as number;
-                    if (byte === 0xff) {
-                      if (bytes[pos + 1] === 0x00) pos += 2;
-                      else byte = 0;
-                    } else pos++;
-                  }
-                  buf = (buf << 8) | byte;
-                  bits += 8;
-                }
+        for (let k = 1; k < 64; ) {
+          if (bits < 16) {
+            const b0 = bytes[pos] as number;
+            const b1 = bytes[pos + 1] as number;
+            if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
+              buf = (buf << 16) | (b0 << 8) | b1;
+              bits += 16;
+              pos += 2;
+            } else {
+              st[0] = buf;
+              st[1] = bits;
+              st[2] = pos;
+              refill(bytes, st);
+              buf = st[0] as number;
+              bits = st[1] as number;
+              pos = st[2] as number;
             }
-            e = ac[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
-            if ((e & FAST) !== 0) {
-              bits -= e & 31;
-              k += (e >> 12) & 15;
-              if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+          }
+          e = ac[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
+          if ((e & FAST) !== 0) {
+            bits -= e & 31;
+            k += (e >> 12) & 15;
+            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+            if (store) {
               const z = ZIGZAG[k] as number;
               coefs[z] = e >> 16;
               written[nw++] = z;
               rows |= 1 << (z >> 3);
-              k++;
-              continue;
             }
-            if (e === 0) {
-              e = slowCode(acHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
-              if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
-            }
-            bits -= e & 31;
-            const s = (e >> 8) & 15;
-            const r = (e >> 12) & 15;
-            if (s === 0) {
-              if (r < 15) break;
-              k += 16;
-              continue;
-            }
-            k += r;
-            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
-            if (bits < s) {
-              while (bits <= 24) {
-                let byte = 0;
-                if (pos < end) {
-                  byte = bytes[pos] as number;
-                  if (byte === 0xff) {
-                    if (bytes[pos + 1] === 0x00) pos += 2;
-                    else byte = 0;
-                  } else pos++;
-                }
-                buf = (buf << 8) | byte;
-                bits += 8;
-              }
-            }
-            bits -= s;
+            k++;
+            continue;
+          }
+          if (e === 0) {
+            e = slowCode(acHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
+            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+          }
+          bits -= e & 31;
+          const s = (e >> 8) & 15;
+          const r = (e >> 12) & 15;
+          if (s === 0) {
+            if (r < 15) break;
+            k += 16;
+            continue;
+          }
+          k += r;
+          if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+          if (bits < s) {
+            st[0] = buf;
+            st[1] = bits;
+            st[2] = pos;
+            refill(bytes, st);
+            buf = st[0] as number;
+            bits = st[1] as number;
+            pos = st[2] as number;
+          }
+          bits -= s;
+          if (store) {
             const z = ZIGZAG[k] as number;
             coefs[z] = extend((buf >>> bits) & ((1 << s) - 1), s);
             written[nw++] = z;
             rows |= 1 << (z >> 3);
-            k++;
           }
-        } else {
-          for (let k = 1; k < 64; ) {
-            if (bits < 16) {
-              // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
-              const b0 = bytes[pos] as number;
-              const b1 = bytes[pos + 1] as number;
-              if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
-                buf = (buf << 16) | (b0 << 8) | b1;
-                bits += 16;
-                pos += 2;
-              } else
-                while (bits <= 24) {
-                  let byte = 0;
-                  if (pos < end) {
-                    byte = bytes[pos] as number;
-                    if (byte === 0xff) {
-                      if (bytes[pos + 1] === 0x00) pos += 2;
-                      else byte = 0;
-                    } else pos++;
-                  }
-                  buf = (buf << 8) | byte;
-                  bits += 8;
-                }
-            }
-            e = ac[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
-            if ((e & FAST) !== 0) {
-              bits -= e & 31;
-              // k + run > 63 is an error: the same test as k + run + 1 > 64.
-              k += ((e >> 12) & 15) + 1;
-              if (k > 64) throw new JpegError("JPEG block has too many coefficients");
-              continue;
-            }
-            if (e === 0) {
-              e = slowCode(acHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
-              if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
-            }
-            bits -= e & 31;
-            const s = (e >> 8) & 15;
-            const r = (e >> 12) & 15;
-            if (s === 0) {
-              if (r < 15) break;
-              k += 16;
-              continue;
-            }
-            k += r;
-            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
-            if (bits < s) {
-              while (bits <= 24) {
-                let byte = 0;
-                if (pos < end) {
-                  byte = bytes[pos] as number;
-                  if (byte === 0xff) {
-                    if (bytes[pos + 1] === 0x00) pos += 2;
-                    else byte = 0;
-                  } else pos++;
-                }
-                buf = (buf << 8) | byte;
-                bits += 8;
-              }
-            }
-            bits -= s;
-            k++;
-          }
+          k++;
         }
         const q = qs[ci] as Int32Array;
+        const c = comps[ci] as Component;
         if (store) {
-          if (sink.rowBits !== undefined) renderSampled(sink, by, bx, coefs, 0, q, rows, needRows, needCols);
+          if (m === SAMPLED) renderSampled(c.sink, by, bx, coefs, 0, q, rows, needRows, needCols);
           else renderBlock(c, by, bx, coefs, 0, q, rows);
           for (let i = 0; i < nw; i++) coefs[written[i] as number] = 0;
-        } else if (c.stride === 1) {
+        } else if (m === DC_ONLY) {
           // 1/8: the block's DC alone (as `renderBlock` computes it).
-          sink.plane[by * sink.width + bx] = clamp8(
+          c.sink.plane[by * c.sink.width + bx] = clamp8(
             Math.round(((coefs[0] as number) * (q[0] as number)) / 8 + 128),
           );
         }
