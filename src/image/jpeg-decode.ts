@@ -109,6 +109,37 @@ interface Component {
   sink: Sink;
 }
 
+/** A frame component with all its fields (one object shape for every kind of decode). */
+function makeComponent(
+  c: { id: number; h: number; v: number; tq: number },
+  blocksPerLine: number,
+  blocksPerColumn: number,
+  stride: number,
+  coefs: Int16Array,
+  stored: boolean,
+  sink: Sink,
+  slot?: Int32Array,
+  history?: Uint8Array,
+): Component {
+  return {
+    id: c.id,
+    h: c.h,
+    v: c.v,
+    tq: c.tq,
+    blocksPerLine,
+    blocksPerColumn,
+    stride,
+    coefs,
+    stored,
+    slot,
+    history,
+    dcTable: undefined,
+    acTable: undefined,
+    pred: 0,
+    sink,
+  };
+}
+
 /** Where a component's blocks are rendered: the scaled plane, or the sampled pixels only. */
 interface Sink {
   plane: Uint8Array;
@@ -141,7 +172,7 @@ function buildHuffman(counts: Uint8Array, symbols: Uint8Array, dc: boolean): Huf
     }
     code <<= 1;
   }
-  return { counts, symbols, dc, mincode, maxcode, valoffset };
+  return { counts, symbols, dc, lookup: undefined, fast: undefined, mincode, maxcode, valoffset };
 }
 
 /** The table's 16-bit lookup (`Huffman.lookup`), built at first use. */
@@ -412,23 +443,14 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
           const blocks = blocksPerLine * blocksPerColumn;
           const sink = makeSink(target, n, blocksPerLine, blocksPerColumn, c.h / maxH, c.v / maxV);
           if (!progressive) {
-            return {
-              ...c,
-              blocksPerLine,
-              blocksPerColumn,
-              stride,
-              coefs: new Int16Array(64),
-              stored: false,
-              sink,
-              pred: 0,
-            };
+            return makeComponent(c, blocksPerLine, blocksPerColumn, stride, new Int16Array(64), false, sink);
           }
           if (!sampled) {
             bytesNeeded += blocks * stride * 2;
             if (bytesNeeded > MAX_COEFFICIENT_BYTES)
               throw new JpegBudgetError("progressive JPEG coefficients over budget");
             const coefs = new Int16Array(blocks * stride);
-            return { ...c, blocksPerLine, blocksPerColumn, stride, coefs, stored: true, sink, pred: 0 };
+            return makeComponent(c, blocksPerLine, blocksPerColumn, stride, coefs, true, sink);
           }
           // Sampled: full coefficients only for the blocks holding a needed pixel.
           const slot = new Int32Array(blocks).fill(-1);
@@ -444,18 +466,7 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
             throw new JpegBudgetError("progressive JPEG coefficients over budget");
           const coefs = new Int16Array((count + 1) * 64);
           const history = new Uint8Array(blocks * 8);
-          return {
-            ...c,
-            blocksPerLine,
-            blocksPerColumn,
-            stride,
-            coefs,
-            stored: true,
-            slot,
-            history,
-            sink,
-            pred: 0,
-          };
+          return makeComponent(c, blocksPerLine, blocksPerColumn, stride, coefs, true, sink, slot, history);
         });
         break;
       }
@@ -1299,7 +1310,14 @@ function makeSink(
 ): Sink {
   if ("scale" in target) {
     const width = blocksPerLine * n;
-    return { plane: new Uint8Array(width * blocksPerColumn * n), width };
+    return {
+      plane: new Uint8Array(width * blocksPerColumn * n),
+      width,
+      colOf: undefined,
+      rowOf: undefined,
+      colBits: undefined,
+      rowBits: undefined,
+    };
   }
   const axis = (full: Int32Array, factor: number, size: number) => {
     const of = new Int32Array(size).fill(-1);
