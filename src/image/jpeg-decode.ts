@@ -1468,21 +1468,33 @@ function assemble(
       return (c.sink.rowOf ? (c.sink.rowOf[y] as number) : y) * c.sink.width;
     }),
   );
-  const [p0, p1, p2] = comps.map((c) => c.sink.plane) as [Uint8Array, Uint8Array?, Uint8Array?];
-  const [c0, c1, c2] = colIdx as [Int32Array, Int32Array?, Int32Array?];
-  const [r0, r1, r2] = rowStart as [Int32Array, Int32Array?, Int32Array?];
+  const p0 = (comps[0] as Component).sink.plane;
+  const c0 = colIdx[0] as Int32Array;
+  const r0 = rowStart[0] as Int32Array;
+  if (channels === 1) {
+    for (let j = 0; j < outH; j++) {
+      const a0 = r0[j] as number;
+      for (let i = 0; i < outW; i++) data[j * outW + i] = p0[a0 + (c0[i] as number)] as number;
+    }
+    return { width: outW, height: outH, channels, data };
+  }
+  const p1 = (comps[1] as Component).sink.plane;
+  const p2 = (comps[2] as Component).sink.plane;
+  const c1 = colIdx[1] as Int32Array;
+  const c2 = colIdx[2] as Int32Array;
+  const r1 = rowStart[1] as Int32Array;
+  const r2 = rowStart[2] as Int32Array;
+  const ycc = color === "ycc";
+  let o = 0;
   for (let j = 0; j < outH; j++) {
     const a0 = r0[j] as number;
-    for (let i = 0; i < outW; i++) {
+    const a1 = r1[j] as number;
+    const a2 = r2[j] as number;
+    for (let i = 0; i < outW; i++, o += 3) {
       const v0 = p0[a0 + (c0[i] as number)] as number;
-      if (channels === 1) {
-        data[j * outW + i] = v0;
-        continue;
-      }
-      const v1 = p1?.[(r1?.[j] as number) + (c1?.[i] as number)] as number;
-      const v2 = p2?.[(r2?.[j] as number) + (c2?.[i] as number)] as number;
-      const o = (j * outW + i) * 3;
-      if (color === "ycc") toRgb(v0, v1, v2, data, o);
+      const v1 = p1[a1 + (c1[i] as number)] as number;
+      const v2 = p2[a2 + (c2[i] as number)] as number;
+      if (ycc) toRgb(v0, v1, v2, data, o);
       else {
         data[o] = v0;
         data[o + 1] = v1;
