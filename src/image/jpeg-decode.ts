@@ -867,7 +867,7 @@ function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: Scan
   const { ss, se, ah, al } = p;
   let eobrun = 0;
   type BlockDecoder = (c: Component, offset: number) => void;
-  /** Decodes block (row, col) of `c`: into its stored coefficients, or decoded and rendered at once. */
+  /** Decodes block (row, col) of `c` into its stored coefficients (rendered after the last scan). */
   const block = (c: Component, row: number, col: number) => {
     if (c.slot && c.history) {
       const index = row * c.blocksPerLine + col;
@@ -877,37 +877,7 @@ function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: Scan
       else if (ss === 0) decode(c, c.coefs.length - 64);
       else if (ah === 0) acFirstHistory(c, index);
       else acRefineHistory(c, index);
-    } else if (c.stored) decode(c, (row * c.blocksPerLine + col) * c.stride);
-    else {
-      decode(c, 0);
-      renderBlock(c, row, col, c.coefs, 0, p.qt[c.tq] as Int32Array);
-    }
-  };
-  const baseline: BlockDecoder = (c, o) => {
-    const dc = c.dcTable;
-    const ac = c.acTable;
-    if (!dc || !ac) throw new JpegError("JPEG scan uses a missing Huffman table");
-    const t = reader.decode(dc);
-    c.pred += t === 0 ? 0 : extend(reader.get(t), t);
-    const coefs = c.coefs;
-    coefs.fill(0);
-    coefs[o] = c.pred;
-    const full = c.stride === 64;
-    for (let k = 1; k < 64; ) {
-      const rs = reader.decode(ac);
-      const s = rs & 15;
-      const r = rs >> 4;
-      if (s === 0) {
-        if (r < 15) break;
-        k += 16;
-        continue;
-      }
-      k += r;
-      if (k > 63) throw new JpegError("JPEG block has too many coefficients");
-      const value = extend(reader.get(s), s);
-      if (full) coefs[o + (ZIGZAG[k] as number)] = value;
-      k++;
-    }
+    } else decode(c, (row * c.blocksPerLine + col) * c.stride);
   };
   const dcFirst: BlockDecoder = (c, o) => {
     if (!c.dcTable) throw new JpegError("JPEG scan uses a missing Huffman table");
@@ -1054,15 +1024,7 @@ function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: Scan
       eobrun--;
     }
   };
-  const decode = !p.progressive
-    ? baseline
-    : ss === 0
-      ? ah === 0
-        ? dcFirst
-        : dcRefine
-      : ah === 0
-        ? acFirst
-        : acRefine;
+  const decode = ss === 0 ? (ah === 0 ? dcFirst : dcRefine) : ah === 0 ? acFirst : acRefine;
   const restart = () => {
     reader.restart();
     for (const c of comps) c.pred = 0;
@@ -1287,6 +1249,9 @@ function idctCols(p: Int32Array, cols: number, out: Int32Array): void {
   }
 }
 
+/** The scaled (N-point) IDCT's work area. */
+const SCALED_WORK = new Float64Array(16);
+
 /** The IDCT's work area (all zero between blocks), its output, and the clamped samples. */
 const IDCT_WORK = new Int32Array(64);
 const IDCT_COLS = new Int32Array(64);
@@ -1379,10 +1344,12 @@ function renderBlock(
     for (let y = 0; y < 8; y++) plane.set(IDCT_OUT.subarray(y * 8, y * 8 + 8), base + y * width);
     return;
   }
-  // N-point IDCT of the N×N lowest frequencies: rows, then columns.
+  // N-point IDCT of the N×N lowest frequencies: rows, then columns. A row of zero coefficients
+  // adds only zeros (skipping it leaves every sum exactly as it was).
   const t = idctTable(n);
-  const tmp = new Float64Array(n * n);
+  const tmp = SCALED_WORK;
   for (let v = 0; v < n; v++) {
+    if (((rows >> v) & 1) === 0) continue;
     for (let x = 0; x < n; x++) {
       let acc = 0;
       for (let u = 0; u < n; u++)
@@ -1393,7 +1360,8 @@ function renderBlock(
   for (let y = 0; y < n; y++) {
     for (let x = 0; x < n; x++) {
       let acc = 0;
-      for (let v = 0; v < n; v++) acc += (tmp[v * n + x] as number) * (t[y * n + v] as number);
+      for (let v = 0; v < n; v++)
+        if (((rows >> v) & 1) !== 0) acc += (tmp[v * n + x] as number) * (t[y * n + v] as number);
       plane[base + y * width + x] = clamp8(Math.round(acc + 128));
     }
   }
