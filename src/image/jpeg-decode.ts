@@ -10,6 +10,13 @@
  *   block's 64 coefficients), for point-sampled resampling (bilinear) that reads a few source pixels
  *   of a large image: the same values a full decode would have there, without decoding the rest.
  *
+ * Speed (a baseline file, what cameras write): its scans are decoded by one loop
+ * (`decodeBaselineScan`) that keeps the bit buffer in locals and reads each Huffman code together
+ * with its value bits from a 12-bit lookup (libjpeg-turbo's approach); a block no output needs is
+ * parsed without storing anything, and a needed one goes through jpeg-js's integer IDCT restricted
+ * to what is needed: the row pass on the rows holding a nonzero coefficient, the column pass on the
+ * needed columns only — the same integer arithmetic, so the same pixels as the full IDCT.
+ *
  * Coefficients are kept as Int16 (2 bytes per coefficient of the frame's blocks; at 1/8, 2 bytes per
  * block) and the output has the scaled or sampled size, so a 12 MP photo costs ~36 MB at most (4:2:0
  * sampled; ~0.6 MB at 1/8), never its full 36 MB of RGB plus jpeg-js's per-block arrays.
