@@ -734,10 +734,8 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         // DC difference.
         if (bits < 16) {
           // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
-          const b0 = bytes[pos] as number;
-          const b1 = bytes[pos + 1] as number;
-          if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
-            buf = (buf << 16) | (b0 << 8) | b1;
+          if (pos + 1 < end && bytes[pos] !== 0xff && bytes[pos + 1] !== 0xff) {
+            buf = (buf << 16) | ((bytes[pos] as number) << 8) | (bytes[pos + 1] as number);
             bits += 16;
             pos += 2;
           } else {
@@ -785,10 +783,8 @@ function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[],
         let nw = 0;
         for (let k = 1; k < 64; ) {
           if (bits < 16) {
-            const b0 = bytes[pos] as number;
-            const b1 = bytes[pos + 1] as number;
-            if (b0 !== 0xff && b1 !== 0xff && pos + 1 < end) {
-              buf = (buf << 16) | (b0 << 8) | b1;
+            if (pos + 1 < end && bytes[pos] !== 0xff && bytes[pos + 1] !== 0xff) {
+              buf = (buf << 16) | ((bytes[pos] as number) << 8) | (bytes[pos + 1] as number);
               bits += 16;
               pos += 2;
             } else {
