@@ -2,15 +2,16 @@
  * Phone-size photos: a 4032×3024 (12 MP) JPEG and PNG are accepted by the image routes (the image
  * body allowance is 10 MiB of image; text bodies keep `MAX_BODY_BYTES`), and a JPEG is decoded at
  * the scale the model needs: 1/2, 1/4 and 1/8 scaled IDCT, checked against block means of the full
- * decode. Costs are in `npm run bench` (`phone_photos`), not here.
+ * decode; and the baseline decoder's sampled pixels equal jpeg-js's on real camera-style files
+ * (4:2:0, restart intervals). Costs are in `npm run bench` (`phone_photos`), not here.
  */
 import { encode as encodePng } from "fast-png";
-import { encode as encodeJpeg } from "jpeg-js";
+import { decode as decodeJpegJs, encode as encodeJpeg } from "jpeg-js";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ImagePreprocessSpec } from "../src/contracts/manifest";
 import { decodeForModel, decodeImage, decodeScale, MAX_IMAGE_BYTES } from "../src/image/decode";
 import { decodeJpegTo } from "../src/image/jpeg-decode";
-import { postJson, seedShippedModel } from "./helpers";
+import { fixtureBytes, postJson, seedShippedModel } from "./helpers";
 
 function toBase64(bytes: Uint8Array): string {
   let s = "";
@@ -126,4 +127,55 @@ describe("scaled JPEG decode", () => {
     expect(decodeScale(spec("triangle", 224), 640, 480)).toBe(2);
     expect(decodeScale(spec("triangle", 1024), 8192, 2048)).toBe(2); // 1/1 would be 16 Mi pixels
   });
+});
+
+/**
+ * Real baseline files (Debian wallpapers, installed by .ci/run for test/photo-parity.test.ts): 4:2:0
+ * chroma (lomiri-wallpapers-16.04's analogpattern, 2880×2160) and a restart interval (ukui-wallpapers'
+ * the-mouse, 3840×2400, DRI 480). The sampled decode's pixels must be exactly jpeg-js's full decode's
+ * (the decoder's fast paths: combined Huffman lookup, codes over 12 bits, restarts, 0xFF00 stuffing,
+ * partial IDCT).
+ */
+const baselinePhotos = await (async () => {
+  const out: { name: string; bytes: Uint8Array }[] = [];
+  for (const name of ["analogpattern_by_Peter_Nerlich.jpg", "the-mouse.jpg"]) {
+    try {
+      out.push({ name, bytes: await fixtureBytes(`photos/${name}`) });
+    } catch {
+      console.warn(
+        `image-phone: photos/${name} is not installed (apt-get install lomiri-wallpapers-16.04 ukui-wallpapers)`,
+      );
+    }
+  }
+  return out;
+})();
+
+describe.skipIf(baselinePhotos.length === 0)("baseline JPEG decode on real photos", () => {
+  it("sampled pixels equal jpeg-js's full decode (4:2:0; restart interval)", () => {
+    for (const { name, bytes } of baselinePhotos) {
+      const ref = decodeJpegJs(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 512 });
+      // The rows and columns a 224×224 bilinear (aligned corners) resize reads, plus the edges.
+      const grid = (n: number) => {
+        const at = new Set<number>([0, n - 1]);
+        for (let i = 0; i < 224; i++) {
+          const x = Math.floor((i * (n - 1)) / 223);
+          at.add(x);
+          if (x + 1 < n) at.add(x + 1);
+        }
+        return Int32Array.from([...at].sort((a, b) => a - b));
+      };
+      const rows = grid(ref.height);
+      const cols = grid(ref.width);
+      const ours = decodeJpegTo(bytes, { rows, cols });
+      expect([ours.width, ours.height, ours.channels], name).toEqual([cols.length, rows.length, 3]);
+      let differ = 0;
+      rows.forEach((y, j) => {
+        cols.forEach((x, i) => {
+          for (let c = 0; c < 3; c++)
+            if (ours.data[(j * cols.length + i) * 3 + c] !== ref.data[(y * ref.width + x) * 3 + c]) differ++;
+        });
+      });
+      expect(differ, name).toBe(0);
+    }
+  }, 120_000);
 });

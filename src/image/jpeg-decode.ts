@@ -10,6 +10,13 @@
  *   block's 64 coefficients), for point-sampled resampling (bilinear) that reads a few source pixels
  *   of a large image: the same values a full decode would have there, without decoding the rest.
  *
+ * Speed (a baseline file, what cameras write): its scans are decoded by one loop
+ * (`decodeBaselineScan`) that keeps the bit buffer in locals and reads each Huffman code together
+ * with its value bits from a 12-bit lookup (libjpeg-turbo's approach); a block no output needs is
+ * parsed without storing anything, and a needed one goes through jpeg-js's integer IDCT restricted
+ * to what is needed: the row pass on the rows holding a nonzero coefficient, the column pass on the
+ * needed columns only — the same integer arithmetic, so the same pixels as the full IDCT.
+ *
  * Coefficients are kept as Int16 (2 bytes per coefficient of the frame's blocks; at 1/8, 2 bytes per
  * block) and the output has the scaled or sampled size, so a 12 MP photo costs ~36 MB at most (4:2:0
  * sampled; ~0.6 MB at 1/8), never its full 36 MB of RGB plus jpeg-js's per-block arrays.
@@ -57,9 +64,32 @@ class JpegError extends Error {}
 export class JpegBudgetError extends Error {}
 
 interface Huffman {
-  /** 16-bit lookahead: (length << 8) | symbol, 0 = invalid code. */
-  lookup: Uint16Array;
+  counts: Uint8Array;
+  symbols: Uint8Array;
+  /** A DC table: its symbols are sizes (else run << 4 | size). */
+  dc: boolean;
+  /** 16-bit lookahead: (length << 8) | symbol, 0 = invalid code (progressive scans; built at first use). */
+  lookup?: Uint16Array;
+  /**
+   * `LOOKAHEAD`-bit lookahead with the symbol's extra bits decoded too (libjpeg-turbo's approach),
+   * for the baseline decoder (built at first use): `(value << 16) | (symbol << 8) | FAST | (code
+   * length + size)` when the code and its extra bits (`size`: the DC symbol, or an AC symbol's low 4
+   * bits) fit in the lookahead and it is not an AC end-of-block or run of 16 zeros (value: the
+   * extended coefficient or DC difference), else `(symbol << 8) | code length`; 0: a longer code
+   * (`slowCode`) or an invalid one.
+   */
+  fast?: Int32Array;
+  /** Per code length 1…16: the first and last code (last −1: none), and symbol index − code. */
+  mincode: Int32Array;
+  maxcode: Int32Array;
+  valoffset: Int32Array;
 }
+
+/** Bits of the baseline decoder's table lookahead (a 16 KB table per Huffman table, fits L1). */
+const LOOKAHEAD = 12;
+
+/** Flag of a `Huffman.fast` entry whose value is decoded. */
+const FAST = 32;
 
 interface Component {
   id: number;
@@ -86,6 +116,37 @@ interface Component {
   sink: Sink;
 }
 
+/** A frame component with all its fields (one object shape for every kind of decode). */
+function makeComponent(
+  c: { id: number; h: number; v: number; tq: number },
+  blocksPerLine: number,
+  blocksPerColumn: number,
+  stride: number,
+  coefs: Int16Array,
+  stored: boolean,
+  sink: Sink,
+  slot?: Int32Array,
+  history?: Uint8Array,
+): Component {
+  return {
+    id: c.id,
+    h: c.h,
+    v: c.v,
+    tq: c.tq,
+    blocksPerLine,
+    blocksPerColumn,
+    stride,
+    coefs,
+    stored,
+    slot,
+    history,
+    dcTable: undefined,
+    acTable: undefined,
+    pred: 0,
+    sink,
+  };
+}
+
 /** Where a component's blocks are rendered: the scaled plane, or the sampled pixels only. */
 interface Sink {
   plane: Uint8Array;
@@ -94,24 +155,93 @@ interface Sink {
   /** Sampled: component column / row → plane column / row (−1: not needed). */
   colOf?: Int32Array;
   rowOf?: Int32Array;
+  /** Sampled: per block column / row, the bit mask of its 8 columns / rows that are needed. */
+  colBits?: Uint8Array;
+  rowBits?: Uint8Array;
 }
 
-function buildHuffman(counts: Uint8Array, symbols: Uint8Array): Huffman {
+/** A Huffman table from its DHT counts and symbols (`dc`: symbols are sizes, else run/size). */
+function buildHuffman(counts: Uint8Array, symbols: Uint8Array, dc: boolean): Huffman {
+  const mincode = new Int32Array(17);
+  const maxcode = new Int32Array(17).fill(-1);
+  const valoffset = new Int32Array(17);
+  let code = 0;
+  let k = 0;
+  for (let len = 1; len <= 16; len++) {
+    const n = counts[len - 1] as number;
+    if (n > 0) {
+      if (code + n > 1 << len) throw new JpegError("JPEG Huffman table is corrupt");
+      mincode[len] = code;
+      valoffset[len] = k - code;
+      code += n;
+      k += n;
+      maxcode[len] = code - 1;
+    }
+    code <<= 1;
+  }
+  return { counts, symbols, dc, lookup: undefined, fast: undefined, mincode, maxcode, valoffset };
+}
+
+/** The table's 16-bit lookup (`Huffman.lookup`), built at first use. */
+function lookupOf(h: Huffman): Uint16Array {
+  if (h.lookup) return h.lookup;
   const lookup = new Uint16Array(65536);
   let code = 0;
   let k = 0;
   for (let len = 1; len <= 16; len++) {
-    for (let i = 0; i < (counts[len - 1] as number); i++) {
-      if (code >= 1 << len) throw new JpegError("JPEG Huffman table is corrupt");
+    for (let i = 0; i < (h.counts[len - 1] as number); i++) {
       const shift = 16 - len;
       const start = code << shift;
-      const value = (len << 8) | (symbols[k++] as number);
-      lookup.fill(value, start, start + (1 << shift));
+      lookup.fill((len << 8) | (h.symbols[k++] as number), start, start + (1 << shift));
       code++;
     }
     code <<= 1;
   }
-  return { lookup };
+  h.lookup = lookup;
+  return lookup;
+}
+
+/** The table's combined lookahead (`Huffman.fast`), built at first use. */
+function fastOf(h: Huffman): Int32Array {
+  if (h.fast) return h.fast;
+  const fast = new Int32Array(1 << LOOKAHEAD);
+  let code = 0;
+  let k = 0;
+  for (let len = 1; len <= LOOKAHEAD; len++) {
+    for (let i = 0; i < (h.counts[len - 1] as number); i++) {
+      const symbol = (h.symbols[k++] as number) | 0;
+      const size = h.dc ? symbol : symbol & 15;
+      const start = code << (LOOKAHEAD - len);
+      const end = start + (1 << (LOOKAHEAD - len));
+      if ((size === 0 && !h.dc) || len + size > LOOKAHEAD) fast.fill((symbol << 8) | len, start, end);
+      else if (size === 0)
+        fast.fill(FAST | len, start, end); // a DC difference of 0
+      else {
+        const span = 1 << (LOOKAHEAD - len - size);
+        for (let v = 0; v < 1 << size; v++) {
+          const from = start + v * span;
+          fast.fill((extend(v, size) << 16) | (symbol << 8) | FAST | (len + size), from, from + span);
+        }
+      }
+      code++;
+    }
+    code <<= 1;
+  }
+  h.fast = fast;
+  return fast;
+}
+
+/**
+ * A code longer than `LOOKAHEAD` bits from the next 16 bits `peek`: `(symbol << 8) | length`, or 0
+ * when no code matches (libjpeg's canonical decoding).
+ */
+function slowCode(h: Huffman, peek: number): number {
+  for (let len = LOOKAHEAD + 1; len <= 16; len++) {
+    const code = peek >>> (16 - len);
+    if (code <= (h.maxcode[len] as number) && code >= (h.mincode[len] as number))
+      return (((h.symbols[(h.valoffset[len] as number) + code] as number) | 0) << 8) | len;
+  }
+  return 0;
 }
 
 /** Entropy-coded data reader: 0xFF00 unstuffing, zero bits after a marker (libjpeg's behaviour). */
@@ -151,7 +281,7 @@ class BitReader {
   }
   decode(table: Huffman): number {
     if (this.bits < 16) this.fill();
-    const entry = table.lookup[(this.buf >>> (this.bits - 16)) & 0xffff] as number;
+    const entry = (table.lookup ?? lookupOf(table))[(this.buf >>> (this.bits - 16)) & 0xffff] as number;
     if (entry === 0) throw new JpegError("JPEG Huffman code is invalid");
     this.bits -= entry >> 8;
     return entry & 0xff;
@@ -276,7 +406,7 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
           const counts = seg.subarray(i + 1, i + 17);
           let total = 0;
           for (const c of counts) total += c;
-          const table = buildHuffman(counts, seg.subarray(i + 17, i + 17 + total));
+          const table = buildHuffman(counts, seg.subarray(i + 17, i + 17 + total), tc === 0);
           (tc === 0 ? dcTables : acTables)[th] = table;
           i += 17 + total;
         }
@@ -320,23 +450,14 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
           const blocks = blocksPerLine * blocksPerColumn;
           const sink = makeSink(target, n, blocksPerLine, blocksPerColumn, c.h / maxH, c.v / maxV);
           if (!progressive) {
-            return {
-              ...c,
-              blocksPerLine,
-              blocksPerColumn,
-              stride,
-              coefs: new Int16Array(64),
-              stored: false,
-              sink,
-              pred: 0,
-            };
+            return makeComponent(c, blocksPerLine, blocksPerColumn, stride, new Int16Array(64), false, sink);
           }
           if (!sampled) {
             bytesNeeded += blocks * stride * 2;
             if (bytesNeeded > MAX_COEFFICIENT_BYTES)
               throw new JpegBudgetError("progressive JPEG coefficients over budget");
             const coefs = new Int16Array(blocks * stride);
-            return { ...c, blocksPerLine, blocksPerColumn, stride, coefs, stored: true, sink, pred: 0 };
+            return makeComponent(c, blocksPerLine, blocksPerColumn, stride, coefs, true, sink);
           }
           // Sampled: full coefficients only for the blocks holding a needed pixel.
           const slot = new Int32Array(blocks).fill(-1);
@@ -352,18 +473,7 @@ export function decodeJpegTo(bytes: Uint8Array, target: JpegDecodeTarget): JpegP
             throw new JpegBudgetError("progressive JPEG coefficients over budget");
           const coefs = new Int16Array((count + 1) * 64);
           const history = new Uint8Array(blocks * 8);
-          return {
-            ...c,
-            blocksPerLine,
-            blocksPerColumn,
-            stride,
-            coefs,
-            stored: true,
-            slot,
-            history,
-            sink,
-            pred: 0,
-          };
+          return makeComponent(c, blocksPerLine, blocksPerColumn, stride, coefs, true, sink, slot, history);
         });
         break;
       }
@@ -485,13 +595,282 @@ interface ScanParams {
   maxV: number;
 }
 
+/** The bit buffer (`[buf, bits, pos]`) handed to `refill` by the baseline loop, which keeps it in locals. */
+const BIT_STATE = new Int32Array(3);
+
+/**
+ * Refills the bit buffer byte by byte to more than 24 bits: 0xFF00 unstuffed, zero bits fed at a
+ * marker (staying on it) or past the end, as libjpeg does. The baseline loop's rare path.
+ */
+function refill(bytes: Uint8Array, st: Int32Array): void {
+  let buf = st[0] as number;
+  let bits = st[1] as number;
+  let pos = st[2] as number;
+  while (bits <= 24) {
+    let byte = 0;
+    if (pos < bytes.length) {
+      byte = bytes[pos] as number;
+      if (byte === 0xff) {
+        if (bytes[pos + 1] === 0x00) pos += 2;
+        else byte = 0;
+      } else pos++;
+    }
+    buf = (buf << 8) | byte;
+    bits += 8;
+  }
+  st[0] = buf;
+  st[1] = bits;
+  st[2] = pos;
+}
+
+/** `decodeBaselineScan`'s per-component rendering: 1/8 (DC only), sampled pixels, or a scaled block. */
+const DC_ONLY = 0;
+const SAMPLED = 1;
+const BLOCK = 2;
+
+/**
+ * A baseline scan's entropy data, each block rendered as soon as it is decoded: one loop with the
+ * bit buffer in locals and the combined lookup (`Huffman.fast`: code and value bits in one step);
+ * a block that no output needs (sampled) or whose AC coefficients are not needed (1/8) is parsed
+ * without storing them. Returns where it stopped. Same results as the general `decodeScan` path.
+ */
+function decodeBaselineScan(bytes: Uint8Array, from: number, comps: Component[], p: ScanParams): number {
+  const end = bytes.length;
+  const st = BIT_STATE;
+  let pos = from;
+  let buf = 0;
+  let bits = 0;
+  const count = comps.length;
+  // The blocks of one unit (an MCU, or one block of a single-component scan): component, row, column.
+  const unit: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = comps[i] as Component;
+    const v = count === 1 ? 1 : c.v;
+    const h = count === 1 ? 1 : c.h;
+    for (let y = 0; y < v; y++) for (let x = 0; x < h; x++) unit.push(i, y, x);
+  }
+  const unitBlocks = Int32Array.from(unit);
+  const blocksPerUnit = unit.length / 3;
+  // Per component: its unit size in blocks, tables, what is rendered.
+  const compV = new Int32Array(count);
+  const compH = new Int32Array(count);
+  const mode = new Int32Array(count);
+  const rowBits: Uint8Array[] = [];
+  const colBits: Uint8Array[] = [];
+  const dcs: Int32Array[] = [];
+  const acs: Int32Array[] = [];
+  const dcHuff: Huffman[] = [];
+  const acHuff: Huffman[] = [];
+  const qs: Int32Array[] = [];
+  const preds: number[] = [];
+  const none = new Uint8Array(0);
+  for (let i = 0; i < count; i++) {
+    const c = comps[i] as Component;
+    if (!c.dcTable || !c.acTable) throw new JpegError("JPEG scan uses a missing Huffman table");
+    compV[i] = count === 1 ? 1 : c.v;
+    compH[i] = count === 1 ? 1 : c.h;
+    mode[i] = c.stride === 1 ? DC_ONLY : c.sink.rowBits ? SAMPLED : BLOCK;
+    rowBits.push(c.sink.rowBits ?? none);
+    colBits.push(c.sink.colBits ?? none);
+    dcs.push(fastOf(c.dcTable));
+    acs.push(fastOf(c.acTable));
+    dcHuff.push(c.dcTable);
+    acHuff.push(c.acTable);
+    qs.push(p.qt[c.tq] as Int32Array);
+    preds.push(c.pred);
+  }
+  let unitsPerLine: number;
+  let unitLines: number;
+  if (count === 1) {
+    // Non-interleaved: the component's own blocks in raster order (not padded to whole MCUs).
+    const c = comps[0] as Component;
+    unitsPerLine = Math.ceil(Math.ceil((p.width * c.h) / p.maxH) / 8);
+    unitLines = Math.ceil(Math.ceil((p.height * c.v) / p.maxV) / 8);
+  } else {
+    unitsPerLine = p.mcusPerLine;
+    unitLines = p.mcusPerColumn;
+  }
+  const mask = (1 << LOOKAHEAD) - 1;
+  const interval = p.restartInterval;
+  // One block's coefficients (all zero between blocks: the written ones are cleared after rendering).
+  const coefs = new Int16Array(64);
+  const written = new Int32Array(64);
+  let units = 0;
+  for (let ur = 0; ur < unitLines; ur++) {
+    for (let uc = 0; uc < unitsPerLine; uc++) {
+      if (interval && units > 0 && units % interval === 0) {
+        // Restart: drop the buffered bits, move past the RSTn marker, reset the DC predictions.
+        buf = 0;
+        bits = 0;
+        while (
+          pos + 1 < end &&
+          !(bytes[pos] === 0xff && (bytes[pos + 1] as number) >= 0xd0 && (bytes[pos + 1] as number) <= 0xd7)
+        ) {
+          if (bytes[pos] === 0xff && bytes[pos + 1] !== 0x00 && bytes[pos + 1] !== 0xff) break;
+          pos++;
+        }
+        if (
+          pos + 1 < end &&
+          bytes[pos] === 0xff &&
+          (bytes[pos + 1] as number) >= 0xd0 &&
+          (bytes[pos + 1] as number) <= 0xd7
+        )
+          pos += 2;
+        for (let i = 0; i < count; i++) preds[i] = 0;
+      }
+      for (let b = 0; b < blocksPerUnit; b++) {
+        const ci = unitBlocks[3 * b] as number;
+        const by = ur * (compV[ci] as number) + (unitBlocks[3 * b + 1] as number);
+        const bx = uc * (compH[ci] as number) + (unitBlocks[3 * b + 2] as number);
+        const m = mode[ci] as number;
+        // Whether this block's AC coefficients are needed (sampled: the block holds a needed pixel).
+        let needRows = 0xff;
+        let needCols = 0xff;
+        if (m === SAMPLED) {
+          needRows = (rowBits[ci] as Uint8Array)[by] as number;
+          needCols = (colBits[ci] as Uint8Array)[bx] as number;
+        }
+        const store = m !== DC_ONLY && needRows !== 0 && needCols !== 0;
+        // DC difference.
+        if (bits < 16) {
+          // Two bytes at once when neither is 0xFF (bits + 16 ≤ 31), else byte by byte.
+          if (pos + 1 < end && bytes[pos] !== 0xff && bytes[pos + 1] !== 0xff) {
+            buf = (buf << 16) | ((bytes[pos] as number) << 8) | (bytes[pos + 1] as number);
+            bits += 16;
+            pos += 2;
+          } else {
+            st[0] = buf;
+            st[1] = bits;
+            st[2] = pos;
+            refill(bytes, st);
+            buf = st[0] as number;
+            bits = st[1] as number;
+            pos = st[2] as number;
+          }
+        }
+        let e = (dcs[ci] as Int32Array)[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
+        let diff: number;
+        if ((e & FAST) !== 0) {
+          bits -= e & 31;
+          diff = e >> 16;
+        } else {
+          if (e === 0) {
+            e = slowCode(dcHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
+            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+          }
+          bits -= e & 31;
+          const t = (e >> 8) & 0xff;
+          if (t > 16) throw new JpegError("JPEG DC difference is corrupt");
+          if (bits < t) {
+            st[0] = buf;
+            st[1] = bits;
+            st[2] = pos;
+            refill(bytes, st);
+            buf = st[0] as number;
+            bits = st[1] as number;
+            pos = st[2] as number;
+          }
+          bits -= t;
+          diff = extend((buf >>> bits) & ((1 << t) - 1), t);
+        }
+        const pred = (preds[ci] as number) + diff;
+        preds[ci] = pred;
+        coefs[0] = pred;
+        // AC coefficients (zigzag order): stored when needed (`rows`: bit mask of the block rows
+        // holding one), else only parsed.
+        const ac = acs[ci] as Int32Array;
+        let rows = 1;
+        let nw = 0;
+        for (let k = 1; k < 64; ) {
+          if (bits < 16) {
+            if (pos + 1 < end && bytes[pos] !== 0xff && bytes[pos + 1] !== 0xff) {
+              buf = (buf << 16) | ((bytes[pos] as number) << 8) | (bytes[pos + 1] as number);
+              bits += 16;
+              pos += 2;
+            } else {
+              st[0] = buf;
+              st[1] = bits;
+              st[2] = pos;
+              refill(bytes, st);
+              buf = st[0] as number;
+              bits = st[1] as number;
+              pos = st[2] as number;
+            }
+          }
+          e = ac[(buf >>> (bits - LOOKAHEAD)) & mask] as number;
+          if ((e & FAST) !== 0) {
+            bits -= e & 31;
+            k += (e >> 12) & 15;
+            if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+            if (store) {
+              const z = ZIGZAG[k] as number;
+              coefs[z] = e >> 16;
+              written[nw++] = z;
+              rows |= 1 << (z >> 3);
+            }
+            k++;
+            continue;
+          }
+          if (e === 0) {
+            e = slowCode(acHuff[ci] as Huffman, (buf >>> (bits - 16)) & 0xffff);
+            if (e === 0) throw new JpegError("JPEG Huffman code is invalid");
+          }
+          bits -= e & 31;
+          const s = (e >> 8) & 15;
+          const r = (e >> 12) & 15;
+          if (s === 0) {
+            if (r < 15) break;
+            k += 16;
+            continue;
+          }
+          k += r;
+          if (k > 63) throw new JpegError("JPEG block has too many coefficients");
+          if (bits < s) {
+            st[0] = buf;
+            st[1] = bits;
+            st[2] = pos;
+            refill(bytes, st);
+            buf = st[0] as number;
+            bits = st[1] as number;
+            pos = st[2] as number;
+          }
+          bits -= s;
+          if (store) {
+            const z = ZIGZAG[k] as number;
+            coefs[z] = extend((buf >>> bits) & ((1 << s) - 1), s);
+            written[nw++] = z;
+            rows |= 1 << (z >> 3);
+          }
+          k++;
+        }
+        const q = qs[ci] as Int32Array;
+        const c = comps[ci] as Component;
+        if (store) {
+          if (m === SAMPLED) renderSampled(c.sink, by, bx, coefs, 0, q, rows, needRows, needCols);
+          else renderBlock(c, by, bx, coefs, 0, q, rows);
+          for (let i = 0; i < nw; i++) coefs[written[i] as number] = 0;
+        } else if (m === DC_ONLY) {
+          // 1/8: the block's DC alone (as `renderBlock` computes it).
+          c.sink.plane[by * c.sink.width + bx] = clamp8(
+            Math.round(((coefs[0] as number) * (q[0] as number)) / 8 + 128),
+          );
+        }
+      }
+      units++;
+    }
+  }
+  for (let i = 0; i < count; i++) (comps[i] as Component).pred = preds[i] as number;
+  return pos;
+}
+
 /** Decodes one scan's entropy data into the components' coefficients; returns where it stopped. */
 function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: ScanParams): number {
+  if (!p.progressive) return decodeBaselineScan(bytes, from, comps, p);
   const reader = new BitReader(bytes, from);
   const { ss, se, ah, al } = p;
   let eobrun = 0;
   type BlockDecoder = (c: Component, offset: number) => void;
-  /** Decodes block (row, col) of `c`: into its stored coefficients, or decoded and rendered at once. */
+  /** Decodes block (row, col) of `c` into its stored coefficients (rendered after the last scan). */
   const block = (c: Component, row: number, col: number) => {
     if (c.slot && c.history) {
       const index = row * c.blocksPerLine + col;
@@ -501,37 +880,7 @@ function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: Scan
       else if (ss === 0) decode(c, c.coefs.length - 64);
       else if (ah === 0) acFirstHistory(c, index);
       else acRefineHistory(c, index);
-    } else if (c.stored) decode(c, (row * c.blocksPerLine + col) * c.stride);
-    else {
-      decode(c, 0);
-      renderBlock(c, row, col, c.coefs, 0, p.qt[c.tq] as Int32Array);
-    }
-  };
-  const baseline: BlockDecoder = (c, o) => {
-    const dc = c.dcTable;
-    const ac = c.acTable;
-    if (!dc || !ac) throw new JpegError("JPEG scan uses a missing Huffman table");
-    const t = reader.decode(dc);
-    c.pred += t === 0 ? 0 : extend(reader.get(t), t);
-    const coefs = c.coefs;
-    coefs.fill(0);
-    coefs[o] = c.pred;
-    const full = c.stride === 64;
-    for (let k = 1; k < 64; ) {
-      const rs = reader.decode(ac);
-      const s = rs & 15;
-      const r = rs >> 4;
-      if (s === 0) {
-        if (r < 15) break;
-        k += 16;
-        continue;
-      }
-      k += r;
-      if (k > 63) throw new JpegError("JPEG block has too many coefficients");
-      const value = extend(reader.get(s), s);
-      if (full) coefs[o + (ZIGZAG[k] as number)] = value;
-      k++;
-    }
+    } else decode(c, (row * c.blocksPerLine + col) * c.stride);
   };
   const dcFirst: BlockDecoder = (c, o) => {
     if (!c.dcTable) throw new JpegError("JPEG scan uses a missing Huffman table");
@@ -678,15 +1027,7 @@ function decodeScan(bytes: Uint8Array, from: number, comps: Component[], p: Scan
       eobrun--;
     }
   };
-  const decode = !p.progressive
-    ? baseline
-    : ss === 0
-      ? ah === 0
-        ? dcFirst
-        : dcRefine
-      : ah === 0
-        ? acFirst
-        : acRefine;
+  const decode = ss === 0 ? (ah === 0 ? dcFirst : dcRefine) : ah === 0 ? acFirst : acRefine;
   const restart = () => {
     reader.restart();
     for (const c of comps) c.pred = 0;
@@ -743,7 +1084,37 @@ const SQRT2 = 5793;
 const SQRT1D2 = 2896;
 
 /** Dequantizes and inverse-transforms the block at `coefs[o…]` into `out` (64 samples, 0–255). */
-function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: Uint8Array): void {
+function idct8(coefs: Int16Array, o: number, q: Int32Array, out: Uint8Array, rows = 0xff): void {
+  const p = IDCT_WORK;
+  const w = IDCT_COLS;
+  idctRows(coefs, o, q, p, rows);
+  idctCols(p, 0xff, w);
+  clearRows(p, rows);
+  for (let i = 0; i < 64; ++i) out[i] = clamp8(128 + (((w[i] as number) + 8) >> 4));
+}
+
+/** Zeroes the rows in the bit mask `rows` of `p` (the IDCT's work area is all zero between blocks). */
+function clearRows(p: Int32Array, rows: number): void {
+  for (let i = 0; i < 8; i++) {
+    if (((rows >> i) & 1) === 0) continue;
+    const r = 8 * i;
+    p[r] = 0;
+    p[r + 1] = 0;
+    p[r + 2] = 0;
+    p[r + 3] = 0;
+    p[r + 4] = 0;
+    p[r + 5] = 0;
+    p[r + 6] = 0;
+    p[r + 7] = 0;
+  }
+}
+
+/**
+ * The IDCT's first pass: the dequantized rows of the block at `coefs[o…]` into `p`. Only the rows
+ * in the bit mask `rows` may hold nonzero coefficients: the others are all zero, their result is 0
+ * (as the full pass would give), and they are left as they are in `p`, which must be zero there.
+ */
+function idctRows(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, rows: number): void {
   let v0: number;
   let v1: number;
   let v2: number;
@@ -753,30 +1124,30 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
   let v6: number;
   let v7: number;
   let t: number;
-  for (let i = 0; i < 64; i++) p[i] = (coefs[o + i] as number) * (q[i] as number);
   for (let i = 0; i < 8; ++i) {
     const r = 8 * i;
-    if (
-      p[1 + r] === 0 &&
-      p[2 + r] === 0 &&
-      p[3 + r] === 0 &&
-      p[4 + r] === 0 &&
-      p[5 + r] === 0 &&
-      p[6 + r] === 0 &&
-      p[7 + r] === 0
-    ) {
-      t = (SQRT2 * (p[r] as number) + 512) >> 10;
+    if (((rows >> i) & 1) === 0) continue;
+    const d0 = ((coefs[o + r] as number) * (q[r] as number)) | 0;
+    const d1 = ((coefs[o + r + 1] as number) * (q[r + 1] as number)) | 0;
+    const d2 = ((coefs[o + r + 2] as number) * (q[r + 2] as number)) | 0;
+    const d3 = ((coefs[o + r + 3] as number) * (q[r + 3] as number)) | 0;
+    const d4 = ((coefs[o + r + 4] as number) * (q[r + 4] as number)) | 0;
+    const d5 = ((coefs[o + r + 5] as number) * (q[r + 5] as number)) | 0;
+    const d6 = ((coefs[o + r + 6] as number) * (q[r + 6] as number)) | 0;
+    const d7 = ((coefs[o + r + 7] as number) * (q[r + 7] as number)) | 0;
+    if (d1 === 0 && d2 === 0 && d3 === 0 && d4 === 0 && d5 === 0 && d6 === 0 && d7 === 0) {
+      t = (SQRT2 * d0 + 512) >> 10;
       p.fill(t, r, r + 8);
       continue;
     }
-    v0 = (SQRT2 * (p[r] as number) + 128) >> 8;
-    v1 = (SQRT2 * (p[4 + r] as number) + 128) >> 8;
-    v2 = p[2 + r] as number;
-    v3 = p[6 + r] as number;
-    v4 = (SQRT1D2 * ((p[1 + r] as number) - (p[7 + r] as number)) + 128) >> 8;
-    v7 = (SQRT1D2 * ((p[1 + r] as number) + (p[7 + r] as number)) + 128) >> 8;
-    v5 = (p[3 + r] as number) << 4;
-    v6 = (p[5 + r] as number) << 4;
+    v0 = (SQRT2 * d0 + 128) >> 8;
+    v1 = (SQRT2 * d4 + 128) >> 8;
+    v2 = d2;
+    v3 = d6;
+    v4 = (SQRT1D2 * (d1 - d7) + 128) >> 8;
+    v7 = (SQRT1D2 * (d1 + d7) + 128) >> 8;
+    v5 = d3 << 4;
+    v6 = d5 << 4;
     t = (v0 - v1 + 1) >> 1;
     v0 = (v0 + v1 + 1) >> 1;
     v1 = t;
@@ -810,7 +1181,21 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
     p[3 + r] = v3 + v4;
     p[4 + r] = v3 - v4;
   }
+}
+
+/** The IDCT's second pass from `p` into `out`, on the columns in the bit mask `cols` only. */
+function idctCols(p: Int32Array, cols: number, out: Int32Array): void {
+  let v0: number;
+  let v1: number;
+  let v2: number;
+  let v3: number;
+  let v4: number;
+  let v5: number;
+  let v6: number;
+  let v7: number;
+  let t: number;
   for (let c = 0; c < 8; ++c) {
+    if (((cols >> c) & 1) === 0) continue;
     if (
       p[8 + c] === 0 &&
       p[16 + c] === 0 &&
@@ -821,7 +1206,7 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
       p[56 + c] === 0
     ) {
       t = (SQRT2 * (p[c] as number) + 8192) >> 14;
-      for (let k = 0; k < 8; k++) p[8 * k + c] = t;
+      for (let k = 0; k < 8; k++) out[8 * k + c] = t;
       continue;
     }
     v0 = (SQRT2 * (p[c] as number) + 2048) >> 12;
@@ -856,19 +1241,23 @@ function idct8(coefs: Int16Array, o: number, q: Int32Array, p: Int32Array, out: 
     t = (v5 * SIN1 + v6 * COS1 + 2048) >> 12;
     v5 = (v5 * COS1 - v6 * SIN1 + 2048) >> 12;
     v6 = t;
-    p[c] = v0 + v7;
-    p[56 + c] = v0 - v7;
-    p[8 + c] = v1 + v6;
-    p[48 + c] = v1 - v6;
-    p[16 + c] = v2 + v5;
-    p[40 + c] = v2 - v5;
-    p[24 + c] = v3 + v4;
-    p[32 + c] = v3 - v4;
+    out[c] = v0 + v7;
+    out[56 + c] = v0 - v7;
+    out[8 + c] = v1 + v6;
+    out[48 + c] = v1 - v6;
+    out[16 + c] = v2 + v5;
+    out[40 + c] = v2 - v5;
+    out[24 + c] = v3 + v4;
+    out[32 + c] = v3 - v4;
   }
-  for (let i = 0; i < 64; ++i) out[i] = clamp8(128 + (((p[i] as number) + 8) >> 4));
 }
 
+/** The scaled (N-point) IDCT's work area. */
+const SCALED_WORK = new Float64Array(16);
+
+/** The IDCT's work area (all zero between blocks), its output, and the clamped samples. */
 const IDCT_WORK = new Int32Array(64);
+const IDCT_COLS = new Int32Array(64);
 const IDCT_OUT = new Uint8Array(64);
 
 /** Per block row (or column): whether any of its 8 pixel rows (columns) is needed. */
@@ -889,7 +1278,14 @@ function makeSink(
 ): Sink {
   if ("scale" in target) {
     const width = blocksPerLine * n;
-    return { plane: new Uint8Array(width * blocksPerColumn * n), width };
+    return {
+      plane: new Uint8Array(width * blocksPerColumn * n),
+      width,
+      colOf: undefined,
+      rowOf: undefined,
+      colBits: undefined,
+      rowBits: undefined,
+    };
   }
   const axis = (full: Int32Array, factor: number, size: number) => {
     const of = new Int32Array(size).fill(-1);
@@ -902,15 +1298,26 @@ function makeSink(
   };
   const cols = axis(target.cols, sx, blocksPerLine * 8);
   const rows = axis(target.rows, sy, blocksPerColumn * 8);
+  const bitsOf = (of: Int32Array) => {
+    const bits = new Uint8Array(of.length >> 3);
+    for (let i = 0; i < of.length; i++)
+      if ((of[i] as number) >= 0) bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7));
+    return bits;
+  };
   return {
     plane: new Uint8Array(cols.count * rows.count),
     width: cols.count,
     colOf: cols.of,
     rowOf: rows.of,
+    colBits: bitsOf(cols.of),
+    rowBits: bitsOf(rows.of),
   };
 }
 
-/** Renders block (row, col) of `c` (coefficients at `coefs[o…]`) into its sink. */
+/**
+ * Renders block (row, col) of `c` (coefficients at `coefs[o…]`) into its sink; `rows`: bit mask of
+ * the block's coefficient rows that may be nonzero (the others are all zero).
+ */
 function renderBlock(
   c: Component,
   by: number,
@@ -918,25 +1325,15 @@ function renderBlock(
   coefs: Int16Array,
   o: number,
   q: Int32Array,
+  rows = 0xff,
 ): void {
-  const { plane, width, colOf, rowOf } = c.sink;
-  if (colOf && rowOf) {
-    // Sampled: the block is transformed only if it holds a needed pixel; only those are kept.
-    let any = false;
-    for (let y = 0; y < 8 && !any; y++) any = (rowOf[by * 8 + y] as number) >= 0;
-    if (!any) return;
-    any = false;
-    for (let x = 0; x < 8 && !any; x++) any = (colOf[bx * 8 + x] as number) >= 0;
-    if (!any) return;
-    idct8(coefs, o, q, IDCT_WORK, IDCT_OUT);
-    for (let y = 0; y < 8; y++) {
-      const r = rowOf[by * 8 + y] as number;
-      if (r < 0) continue;
-      for (let x = 0; x < 8; x++) {
-        const col = colOf[bx * 8 + x] as number;
-        if (col >= 0) plane[r * width + col] = IDCT_OUT[y * 8 + x] as number;
-      }
-    }
+  const { plane, width, colBits, rowBits } = c.sink;
+  if (colBits && rowBits) {
+    // Sampled: only a block holding a needed pixel is transformed, and only its needed columns.
+    const needRows = rowBits[by] as number;
+    const needCols = colBits[bx] as number;
+    if (needRows !== 0 && needCols !== 0)
+      renderSampled(c.sink, by, bx, coefs, o, q, rows, needRows, needCols);
     return;
   }
   const n = width / c.blocksPerLine;
@@ -946,14 +1343,16 @@ function renderBlock(
     return;
   }
   if (n === 8) {
-    idct8(coefs, o, q, IDCT_WORK, IDCT_OUT);
+    idct8(coefs, o, q, IDCT_OUT, rows);
     for (let y = 0; y < 8; y++) plane.set(IDCT_OUT.subarray(y * 8, y * 8 + 8), base + y * width);
     return;
   }
-  // N-point IDCT of the N×N lowest frequencies: rows, then columns.
+  // N-point IDCT of the N×N lowest frequencies: rows, then columns. A row of zero coefficients
+  // adds only zeros (skipping it leaves every sum exactly as it was).
   const t = idctTable(n);
-  const tmp = new Float64Array(n * n);
+  const tmp = SCALED_WORK;
   for (let v = 0; v < n; v++) {
+    if (((rows >> v) & 1) === 0) continue;
     for (let x = 0; x < n; x++) {
       let acc = 0;
       for (let u = 0; u < n; u++)
@@ -964,8 +1363,42 @@ function renderBlock(
   for (let y = 0; y < n; y++) {
     for (let x = 0; x < n; x++) {
       let acc = 0;
-      for (let v = 0; v < n; v++) acc += (tmp[v * n + x] as number) * (t[y * n + v] as number);
+      for (let v = 0; v < n; v++)
+        if (((rows >> v) & 1) !== 0) acc += (tmp[v * n + x] as number) * (t[y * n + v] as number);
       plane[base + y * width + x] = clamp8(Math.round(acc + 128));
+    }
+  }
+}
+
+/**
+ * The needed pixels of a block (`needRows × needCols`, bit masks), exactly as the full IDCT gives
+ * them: the row pass on its nonzero rows, the column pass on the needed columns only.
+ */
+function renderSampled(
+  sink: Sink,
+  by: number,
+  bx: number,
+  coefs: Int16Array,
+  o: number,
+  q: Int32Array,
+  rows: number,
+  needRows: number,
+  needCols: number,
+): void {
+  const w = IDCT_COLS;
+  const plane = sink.plane;
+  const width = sink.width;
+  const rowOf = sink.rowOf as Int32Array;
+  const colOf = sink.colOf as Int32Array;
+  idctRows(coefs, o, q, IDCT_WORK, rows);
+  idctCols(IDCT_WORK, needCols, w);
+  clearRows(IDCT_WORK, rows);
+  for (let y = 0; y < 8; y++) {
+    if (((needRows >> y) & 1) === 0) continue;
+    const r = (rowOf[by * 8 + y] as number) * width;
+    for (let x = 0; x < 8; x++) {
+      if (((needCols >> x) & 1) === 0) continue;
+      plane[r + (colOf[bx * 8 + x] as number)] = clamp8(128 + (((w[y * 8 + x] as number) + 8) >> 4));
     }
   }
 }
@@ -1006,21 +1439,33 @@ function assemble(
       return (c.sink.rowOf ? (c.sink.rowOf[y] as number) : y) * c.sink.width;
     }),
   );
-  const [p0, p1, p2] = comps.map((c) => c.sink.plane) as [Uint8Array, Uint8Array?, Uint8Array?];
-  const [c0, c1, c2] = colIdx as [Int32Array, Int32Array?, Int32Array?];
-  const [r0, r1, r2] = rowStart as [Int32Array, Int32Array?, Int32Array?];
+  const p0 = (comps[0] as Component).sink.plane;
+  const c0 = colIdx[0] as Int32Array;
+  const r0 = rowStart[0] as Int32Array;
+  if (channels === 1) {
+    for (let j = 0; j < outH; j++) {
+      const a0 = r0[j] as number;
+      for (let i = 0; i < outW; i++) data[j * outW + i] = p0[a0 + (c0[i] as number)] as number;
+    }
+    return { width: outW, height: outH, channels, data };
+  }
+  const p1 = (comps[1] as Component).sink.plane;
+  const p2 = (comps[2] as Component).sink.plane;
+  const c1 = colIdx[1] as Int32Array;
+  const c2 = colIdx[2] as Int32Array;
+  const r1 = rowStart[1] as Int32Array;
+  const r2 = rowStart[2] as Int32Array;
+  const ycc = color === "ycc";
+  let o = 0;
   for (let j = 0; j < outH; j++) {
     const a0 = r0[j] as number;
-    for (let i = 0; i < outW; i++) {
+    const a1 = r1[j] as number;
+    const a2 = r2[j] as number;
+    for (let i = 0; i < outW; i++, o += 3) {
       const v0 = p0[a0 + (c0[i] as number)] as number;
-      if (channels === 1) {
-        data[j * outW + i] = v0;
-        continue;
-      }
-      const v1 = p1?.[(r1?.[j] as number) + (c1?.[i] as number)] as number;
-      const v2 = p2?.[(r2?.[j] as number) + (c2?.[i] as number)] as number;
-      const o = (j * outW + i) * 3;
-      if (color === "ycc") toRgb(v0, v1, v2, data, o);
+      const v1 = p1[a1 + (c1[i] as number)] as number;
+      const v2 = p2[a2 + (c2[i] as number)] as number;
+      if (ycc) toRgb(v0, v1, v2, data, o);
       else {
         data[o] = v0;
         data[o + 1] = v1;
