@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
+import { DELIVERIES_TABLE, firstDelivery, PruneAlarm, pruneDeliveries } from "../src/batch";
 import { LATENCY_BINS } from "../src/metering/latency";
 import { emptySums, type PairSums } from "../src/rollout/comparison";
 
@@ -20,10 +20,11 @@ const PRUNE_EVERY_MS = 60_000;
  * readers add the shards' sums (`src/rollout/shadow-stats.ts`). Pure logic: src/rollout/comparison.ts.
  */
 export class ShadowShard extends DurableObject<Env> {
-  private alarmSet = false;
+  private readonly pruneAlarm: PruneAlarm;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.pruneAlarm = new PruneAlarm(ctx.storage, PRUNE_EVERY_MS);
     ctx.storage.sql.exec(`
       CREATE TABLE IF NOT EXISTS pairs (
         shadow TEXT NOT NULL, serving TEXT NOT NULL,
@@ -91,7 +92,7 @@ export class ShadowShard extends DurableObject<Env> {
         );
       });
     }
-    await this.scheduleAlarm();
+    await this.pruneAlarm.arm();
     return true;
   }
 
@@ -139,7 +140,7 @@ export class ShadowShard extends DurableObject<Env> {
   /** Forgets every comparison (the model was deleted). */
   async clear(): Promise<void> {
     await this.ctx.storage.deleteAll();
-    this.alarmSet = false;
+    this.pruneAlarm.reset();
   }
 
   /** Prunes delivery ids past their retention; re-arms while some remain. */
@@ -148,15 +149,6 @@ export class ShadowShard extends DurableObject<Env> {
     const now = Date.now();
     pruneDeliveries(sql, now);
     const left = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n;
-    this.alarmSet = left > 0;
-    if (left > 0) await this.ctx.storage.setAlarm(now + PRUNE_EVERY_MS);
-  }
-
-  private async scheduleAlarm(): Promise<void> {
-    if (this.alarmSet) return;
-    this.alarmSet = true;
-    if ((await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
-    }
+    await this.pruneAlarm.rearm(left > 0, now);
   }
 }

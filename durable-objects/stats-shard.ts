@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
+import { DELIVERIES_TABLE, firstDelivery, PruneAlarm, pruneDeliveries } from "../src/batch";
 import { LATENCY_BINS, latencyBin } from "../src/metering/latency";
 
 /** One finished request, as counted by a shard. */
@@ -53,10 +53,11 @@ export interface CallBatch {
  * is counted exactly once even when delivery is retried. An alarm prunes old buckets.
  */
 export class StatsShard extends DurableObject<Env> {
-  private alarmSet = false;
+  private readonly pruneAlarm: PruneAlarm;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.pruneAlarm = new PruneAlarm(ctx.storage, PRUNE_EVERY_MS);
     ctx.storage.sql.exec(`
       CREATE TABLE IF NOT EXISTS buckets (
         unit TEXT NOT NULL, start INTEGER NOT NULL, class TEXT NOT NULL,
@@ -143,7 +144,7 @@ export class StatsShard extends DurableObject<Env> {
         l.calls,
       );
     }
-    await this.scheduleAlarm();
+    await this.pruneAlarm.arm();
     return true;
   }
 
@@ -232,17 +233,7 @@ export class StatsShard extends DurableObject<Env> {
     const left = sql
       .exec<{ n: number }>("SELECT (SELECT COUNT(*) FROM buckets) + (SELECT COUNT(*) FROM seen) AS n")
       .one().n;
-    // Re-armed directly: inside the handler the running alarm may still read as scheduled.
-    this.alarmSet = left > 0;
-    if (left > 0) await this.ctx.storage.setAlarm(now + PRUNE_EVERY_MS);
-  }
-
-  private async scheduleAlarm(): Promise<void> {
-    if (this.alarmSet) return;
-    this.alarmSet = true;
-    if ((await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
-    }
+    await this.pruneAlarm.rearm(left > 0, now);
   }
 }
 
