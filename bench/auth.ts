@@ -67,18 +67,3 @@ export async function prepareBenchAuth(
 ): Promise<BenchAuth> {
   return useTokenPool(bucket, await createTokenPool(count, alg));
 }
-
-/**
- * autocannon's `requests` option that gives every request the next pre-signed token's headers
- * (`setupRequest` is synchronous, so the tokens come from a pool signed beforehand).
- */
-export function freshTokenRequests(nextHeaders: () => Record<string, string>) {
-  return [
-    {
-      setupRequest: (req: object) => ({
-        ...req,
-        headers: { ...(req as { headers?: object }).headers, ...nextHeaders() },
-      }),
-    },
-  ];
-}

@@ -22,7 +22,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { putShippedModels } from "../scripts/local-r2";
 import { build, root, startWorker } from "../scripts/local-worker";
-import { createTokenPool, freshTokenRequests, useTokenPool } from "./auth";
+import { createTokenPool, useTokenPool } from "./auth";
 
 if (typeof WebSocket !== "function") {
   console.error("run with NODE_OPTIONS=--experimental-websocket (Node 20's WebSocket client)");
@@ -123,7 +123,14 @@ const load = (duration: number) =>
     method: "POST",
     headers: { "content-type": "application/json" },
     body,
-    requests: freshTokenRequests(headers),
+    requests: [
+      {
+        setupRequest: (req: object) => ({
+          ...req,
+          headers: { ...(req as { headers?: object }).headers, ...headers() },
+        }),
+      },
+    ],
   });
 await load(3); // session, key cache, objects, JIT
 const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as {

@@ -60,7 +60,7 @@ import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startMiniflare, startWorker } from "../scripts/local-worker";
 import { observeScores, observeText } from "../src/drift/profile";
 import { featurize, type SparseFeatures } from "../src/featurizer/text";
-import { type BenchAuth, createTokenPool, freshTokenRequests, type TokenPool, useTokenPool } from "./auth";
+import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { measureBatchBudget } from "./batch-budget";
 import { workerdCpuMs } from "./cpu";
 import { measureExplainTime } from "./explain-time";
@@ -174,7 +174,14 @@ async function load(url: string, opts: LoadOptions = {}): Promise<LoadResult> {
     body: opts.body,
     // Each request needs a fresh token (replay protection): tokens are pre-signed, handed out here.
     ...(auth && {
-      requests: freshTokenRequests(() => auth.nextHeaders()),
+      requests: [
+        {
+          setupRequest: (req: object) => ({
+            ...req,
+            headers: { ...(req as { headers?: object }).headers, ...auth.nextHeaders() },
+          }),
+        },
+      ],
     }),
   });
   const cpuMs = workerdCpuMs(pids) - cpuBefore;

@@ -15,9 +15,9 @@
  */
 import autocannon from "autocannon";
 import type { Miniflare } from "miniflare";
-import { putShippedModelAs, putShippedModels } from "../scripts/local-r2";
+import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startWorker } from "../scripts/local-worker";
-import { type BenchAuth, createTokenPool, freshTokenRequests, type TokenPool, useTokenPool } from "./auth";
+import { type BenchAuth, createTokenPool, type TokenPool, useTokenPool } from "./auth";
 import { workerdCpuMs } from "./cpu";
 
 interface ShadowService {
@@ -62,11 +62,20 @@ async function startShadowService(
     },
   );
   const bucket = await mf.getR2Bucket("MODELS");
-  await putShippedModels(bucket);
+  const shipped = await putShippedModels(bucket);
   const auth = await useTokenPool(bucket, pool);
   if (shadowRate !== undefined) {
     // The shadow: the same bytes as another version (its own session, so its run is real work).
-    await putShippedModelAs(bucket, model, "shadow");
+    const active = shipped.find((m) => m.id === model)?.version as string;
+    const manifest = JSON.parse(
+      (await (await bucket.get(`models/${model}/${active}/manifest.json`))?.text()) ?? "{}",
+    ) as Record<string, unknown>;
+    const bytes = await (await bucket.get(`models/${model}/${active}/model.onnx`))?.arrayBuffer();
+    await bucket.put(`models/${model}/shadow/model.onnx`, new Uint8Array(bytes ?? new ArrayBuffer(0)));
+    await bucket.put(
+      `models/${model}/shadow/manifest.json`,
+      JSON.stringify({ ...manifest, version: "shadow" }),
+    );
     const res = await fetch(`${url}/api/v1/models/${model}/shadow`, {
       method: "PUT",
       headers: { "content-type": "application/json", ...auth.nextHeaders() },
@@ -86,7 +95,14 @@ async function closedLoad(s: ShadowService, body: string, opts: ShadowBenchOptio
     method: "POST",
     headers: { "content-type": "application/json" },
     body,
-    requests: freshTokenRequests(() => s.auth.nextHeaders()),
+    requests: [
+      {
+        setupRequest: (req: object) => ({
+          ...req,
+          headers: { ...(req as { headers?: object }).headers, ...s.auth.nextHeaders() },
+        }),
+      },
+    ],
   });
   // The shadow runs finish in `waitUntil` after their answers: let the last ones count here.
   await new Promise((resolve) => setTimeout(resolve, 300));

@@ -15,7 +15,7 @@
  */
 import { exportSPKI, generateKeyPair } from "jose";
 import type { Miniflare } from "miniflare";
-import { putShippedModelAs, putShippedModels } from "../scripts/local-r2";
+import { putShippedModels } from "../scripts/local-r2";
 import { type Bundle, build, root, startWorker } from "../scripts/local-worker";
 import { mintToken, PEM_CONTENT_TYPE, R2_KEY_PREFIX } from "../src/auth/asap";
 
@@ -82,7 +82,15 @@ async function startService(
   if (split) {
     // The canary: the same bytes as another version (its own session, so its run is real work).
     const active = shipped.find((m) => m.id === model)?.version as string;
-    await putShippedModelAs(bucket, model, "canary");
+    const manifest = JSON.parse(
+      (await (await bucket.get(`models/${model}/${active}/manifest.json`))?.text()) ?? "{}",
+    ) as Record<string, unknown>;
+    const bytes = await (await bucket.get(`models/${model}/${active}/model.onnx`))?.arrayBuffer();
+    await bucket.put(`models/${model}/canary/model.onnx`, new Uint8Array(bytes ?? new ArrayBuffer(0)));
+    await bucket.put(
+      `models/${model}/canary/manifest.json`,
+      JSON.stringify({ ...manifest, version: "canary" }),
+    );
     const admin = issuers[0] as Issuer;
     const res = await fetch(`${url}/api/v1/models/${model}/split`, {
       method: "PUT",

@@ -61,15 +61,3 @@ export async function putShippedModels(bucket: NodeBucket): Promise<{ id: string
   }
   return seeded;
 }
-
-/**
- * Uploads the shipped `models/<id>/` once more as `version` (same bytes, the manifest's version
- * renamed; the active pointer untouched): a second version whose run is real work, as the rollout
- * benches' shadow and canary.
- */
-export async function putShippedModelAs(bucket: NodeBucket, id: string, version: string): Promise<void> {
-  const dir = path.join(root, "models", id);
-  const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8")) as object;
-  await bucket.put(r2Keys.model(id, version), new Uint8Array(await readFile(path.join(dir, "model.onnx"))));
-  await bucket.put(r2Keys.manifest(id, version), JSON.stringify({ ...manifest, version }));
-}
