@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { DELIVERIES_TABLE, firstDelivery, PruneAlarm, pruneDeliveries } from "../src/batch";
+import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
 import { DRIFT_KEEP_HOURS, type DriftBatch, HOUR_MS, type HourProfile } from "../src/drift/live";
 import type { Signals } from "../src/drift/profile";
 
@@ -15,11 +15,10 @@ const PRUNE_EVERY_MS = 10 * 60_000;
  * logged (`warnOnce`, shard 0 only), so the drift warning is logged once per hour.
  */
 export class DriftShard extends DurableObject<Env> {
-  private readonly pruneAlarm: PruneAlarm;
+  private alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.pruneAlarm = new PruneAlarm(ctx.storage, PRUNE_EVERY_MS);
     ctx.storage.sql.exec(`
       CREATE TABLE IF NOT EXISTS counts (
         version TEXT NOT NULL, hour INTEGER NOT NULL, n INTEGER NOT NULL,
@@ -63,7 +62,7 @@ export class DriftShard extends DurableObject<Env> {
         }
       }
     }
-    await this.pruneAlarm.arm();
+    await this.scheduleAlarm();
     return true;
   }
 
@@ -109,7 +108,7 @@ export class DriftShard extends DurableObject<Env> {
         hour,
       )
       .toArray();
-    if (rows.length > 0) await this.pruneAlarm.arm();
+    if (rows.length > 0) await this.scheduleAlarm();
     return rows.length > 0;
   }
 
@@ -127,6 +126,14 @@ export class DriftShard extends DurableObject<Env> {
         "SELECT (SELECT COUNT(*) FROM counts) + (SELECT COUNT(*) FROM seen) + (SELECT COUNT(*) FROM warned) AS n",
       )
       .one().n;
-    await this.pruneAlarm.rearm(left > 0, now);
+    this.alarmSet = left > 0;
+    if (left > 0) await this.ctx.storage.setAlarm(now + PRUNE_EVERY_MS);
+  }
+
+  private async scheduleAlarm(): Promise<void> {
+    if (this.alarmSet) return;
+    this.alarmSet = true;
+    if ((await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
   }
 }

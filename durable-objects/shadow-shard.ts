@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { DELIVERIES_TABLE, firstDelivery, PruneAlarm, pruneDeliveries } from "../src/batch";
+import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
 import { LATENCY_BINS } from "../src/metering/latency";
 import { emptySums, type PairSums } from "../src/rollout/comparison";
 
@@ -20,11 +20,10 @@ const PRUNE_EVERY_MS = 60_000;
  * readers add the shards' sums (`src/rollout/shadow-stats.ts`). Pure logic: src/rollout/comparison.ts.
  */
 export class ShadowShard extends DurableObject<Env> {
-  private readonly pruneAlarm: PruneAlarm;
+  private alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.pruneAlarm = new PruneAlarm(ctx.storage, PRUNE_EVERY_MS);
     ctx.storage.sql.exec(`
       CREATE TABLE IF NOT EXISTS pairs (
         shadow TEXT NOT NULL, serving TEXT NOT NULL,
@@ -92,7 +91,7 @@ export class ShadowShard extends DurableObject<Env> {
         );
       });
     }
-    await this.pruneAlarm.arm();
+    await this.scheduleAlarm();
     return true;
   }
 
@@ -140,7 +139,7 @@ export class ShadowShard extends DurableObject<Env> {
   /** Forgets every comparison (the model was deleted). */
   async clear(): Promise<void> {
     await this.ctx.storage.deleteAll();
-    this.pruneAlarm.reset();
+    this.alarmSet = false;
   }
 
   /** Prunes delivery ids past their retention; re-arms while some remain. */
@@ -149,6 +148,15 @@ export class ShadowShard extends DurableObject<Env> {
     const now = Date.now();
     pruneDeliveries(sql, now);
     const left = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM seen").one().n;
-    await this.pruneAlarm.rearm(left > 0, now);
+    this.alarmSet = left > 0;
+    if (left > 0) await this.ctx.storage.setAlarm(now + PRUNE_EVERY_MS);
+  }
+
+  private async scheduleAlarm(): Promise<void> {
+    if (this.alarmSet) return;
+    this.alarmSet = true;
+    if ((await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { DELIVERIES_TABLE, firstDelivery, PruneAlarm, pruneDeliveries } from "../src/batch";
+import { DELIVERIES_TABLE, firstDelivery, pruneDeliveries } from "../src/batch";
 import { LATENCY_BINS, latencyBin } from "../src/metering/latency";
 
 /** One finished request, as counted by a shard. */
@@ -53,11 +53,10 @@ export interface CallBatch {
  * is counted exactly once even when delivery is retried. An alarm prunes old buckets.
  */
 export class StatsShard extends DurableObject<Env> {
-  private readonly pruneAlarm: PruneAlarm;
+  private alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.pruneAlarm = new PruneAlarm(ctx.storage, PRUNE_EVERY_MS);
     ctx.storage.sql.exec(`
       CREATE TABLE IF NOT EXISTS buckets (
         unit TEXT NOT NULL, start INTEGER NOT NULL, class TEXT NOT NULL,
@@ -144,7 +143,7 @@ export class StatsShard extends DurableObject<Env> {
         l.calls,
       );
     }
-    await this.pruneAlarm.arm();
+    await this.scheduleAlarm();
     return true;
   }
 
@@ -233,7 +232,17 @@ export class StatsShard extends DurableObject<Env> {
     const left = sql
       .exec<{ n: number }>("SELECT (SELECT COUNT(*) FROM buckets) + (SELECT COUNT(*) FROM seen) AS n")
       .one().n;
-    await this.pruneAlarm.rearm(left > 0, now);
+    // Re-armed directly: inside the handler the running alarm may still read as scheduled.
+    this.alarmSet = left > 0;
+    if (left > 0) await this.ctx.storage.setAlarm(now + PRUNE_EVERY_MS);
+  }
+
+  private async scheduleAlarm(): Promise<void> {
+    if (this.alarmSet) return;
+    this.alarmSet = true;
+    if ((await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(Date.now() + PRUNE_EVERY_MS);
+    }
   }
 }
 

@@ -81,37 +81,3 @@ export async function deliverBatch(send: () => Promise<unknown>, attempts = 3): 
     }
   }
 }
-
-/**
- * A shard object's pruning alarm: armed on its first write per instance (unless one is already
- * pending), re-armed by the alarm handler while rows are left. `reset` after `deleteAll`.
- */
-export class PruneAlarm {
-  private armed = false;
-
-  constructor(
-    private readonly storage: DurableObjectStorage,
-    private readonly everyMs: number,
-  ) {}
-
-  /** After a write: schedules the alarm unless this instance did already or one is pending. */
-  async arm(): Promise<void> {
-    if (this.armed) return;
-    this.armed = true;
-    if ((await this.storage.getAlarm()) === null) await this.storage.setAlarm(Date.now() + this.everyMs);
-  }
-
-  /**
-   * From the alarm handler, once it has pruned: re-arms directly while `left` rows remain (inside
-   * the handler the running alarm may still read as scheduled).
-   */
-  async rearm(left: boolean, now: number): Promise<void> {
-    this.armed = left;
-    if (left) await this.storage.setAlarm(now + this.everyMs);
-  }
-
-  /** The storage was emptied (no alarm pending any more that this instance knows of). */
-  reset(): void {
-    this.armed = false;
-  }
-}
