@@ -5,7 +5,6 @@
  * ordinal, `ordinalPosition`) falls in the run of one version (`versionAt`).
  */
 import * as z from "zod";
-import { fmix32 } from "../hash";
 
 /** At most this many versions in a split, and this many shadow versions. */
 export const MAX_SPLIT_VERSIONS = 10;
@@ -64,7 +63,12 @@ export function hashPosition(caller: string, model: string): number {
     h ^= byte;
     h = Math.imul(h, 0x01000193);
   }
-  return fmix32(h);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** The split's versions in assignment order (plain code-unit order, whatever the JSON order was). */

@@ -15,7 +15,6 @@
  * (scikit-learn's FeatureUnion of two vectorizers). A linear model over it can weigh the two views
  * independently, so a word model and a character model averaged are still one linear model.
  */
-import { fmix32 } from "../hash";
 
 /** Name of the only featurizer family this module implements. */
 export const FEATURIZER_NAME = "hashed-ngrams";
@@ -101,7 +100,12 @@ export function murmur3Bytes(bytes: Uint8Array, start: number, end: number, seed
     h ^= k;
   }
   h ^= end - start;
-  return fmix32(h);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** Growable scratch buffer of hashed bucket ids (reused across calls; featurize is synchronous). */
