@@ -17,7 +17,9 @@
  * replay checking `strict`); the same with replay checking `off` for the bench issuer; the same
  * with one token reused by every request (`reused`); with ES256 instead of RS256 tokens; with auth
  * off; with metering (statistics + throttling) off; with both off (`bare`); bare without the
- * request log (`bareNoLog`, the only scenario not as shipped: `request_log_cost`); and the Flask + scikit-learn reference service (bench/peer.ts) when its Debian packages are
+ * request log (`bareNoLog`, not as shipped: `request_log_cost`); bare with one `console.log` per
+ * request line instead of one per batch (`bareUnbatchedLog`, REQUEST_LOG_BATCH=1, not as shipped:
+ * what the batching saves); and the Flask + scikit-learn reference service (bench/peer.ts) when its Debian packages are
  * installed (else the JSON says why it was skipped). Every Worker service runs behind a wrapper
  * (bench/objects.ts) that counts its Durable Object calls: `do_rpcs_per_1000` per scenario.
  * Then the distance phase: the full stack (strict and replay off) with every Durable Object call
@@ -49,7 +51,8 @@
  * start, workerd RSS, sequential CPU/latency per 224×224 and 640×480 JPEG, and the
  * decode/preprocess/model split and ORT WASM memory in Node), BENCH_ONLY=shadow (only the shadow
  * scoring comparison, bench/shadow.ts: a 10 % shadow on BENCH_MODEL against none, BENCH_SHADOW_ROUNDS
- * rounds, default 6, open load at BENCH_SHADOW_RATE requests/s, default 100).
+ * rounds, default 6, open load at BENCH_SHADOW_RATE requests/s, default 100), BENCH_ONLY=cost (only
+ * the compared scenarios, the peer and the `targets` block: issue #33's figures, ~7 min at 8 rounds).
  */
 import { createWriteStream, existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -538,13 +541,16 @@ if (process.env.BENCH_ONLY === "drift") {
   console.log(JSON.stringify({ drift_cost: await driftCost(built, pool, DRIFT_ROUNDS) }, null, 2));
   process.exit(0);
 }
-const modelTime = await measureModelTime(root, MODEL, SAMPLE_TEXTS);
+// BENCH_ONLY=cost: only the compared scenarios (and the peer) and their targets (issue #33's
+// figures), without the one-off, image, shadow, distance and drift measurements.
+const COST_ONLY = process.env.BENCH_ONLY === "cost";
+const modelTime = COST_ONLY ? undefined : await measureModelTime(root, MODEL, SAMPLE_TEXTS);
 // What explain: true adds per text next to scoring it (bench/explain-time.ts).
-const explainTime = await measureExplainTime();
+const explainTime = COST_ONLY ? undefined : await measureExplainTime();
 const images = benchImages();
-const imageTime = await measureImageTime(root, "digits", images);
-const imageBombs = measureBombTimes();
-const phonePhotos = await measurePhonePhotos(root);
+const imageTime = COST_ONLY ? undefined : await measureImageTime(root, "digits", images);
+const imageBombs = COST_ONLY ? undefined : measureBombTimes();
+const phonePhotos = COST_ONLY ? undefined : await measurePhonePhotos(root);
 const imageBody = (image: string) => JSON.stringify({ request_id: 3, model: "digits", image });
 const built = await build(outdir);
 const bundle = await withObjectProxy(built);
@@ -556,16 +562,20 @@ const es256Pool = await createTokenPool(perService, "ES256");
 // One token that every request of the `reused` scenario sends (replay off: an SDK client keeping
 // its token for many requests), valid for the longest lifetime ASAP allows.
 const reusedPool = await createTokenPool(1, "RS256", "edge-inference", 3600);
-const cold = await coldStart(bundle, rs256);
-const moderation = await moderationBench(bundle, rs256);
-const moderationTime = await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
-const batchBudget = await measureBatchBudget(built); // the worst batch requests (bench/batch-budget.ts)
+const cold = COST_ONLY ? undefined : await coldStart(bundle, rs256);
+const moderation = COST_ONLY ? undefined : await moderationBench(bundle, rs256);
+const moderationTime = COST_ONLY
+  ? undefined
+  : await measureImageTime(root, "moderation-image", moderationBenchImages, 50);
+// The worst batch requests (bench/batch-budget.ts).
+const batchBudget = COST_ONLY ? undefined : await measureBatchBudget(built);
 
 const hello = await helloWorld();
 const REPLAY_OFF = { ASAP_REPLAY_POLICY: '{"default":"off"}' };
 const BARE = { ASAP_AUTH: "off", METERING: "off" };
-// Every scenario runs as shipped (wrangler.toml: REQUEST_LOG = "all", one line per request) except
-// `bareNoLog`, the bare one without the request log: the log's own cost.
+// Every scenario runs as shipped (wrangler.toml: REQUEST_LOG = "all", one line per request, batched
+// per isolate by REQUEST_LOG_BATCH) except `bareNoLog`, the bare one without the request log (the
+// log's own cost) and `bareUnbatchedLog`, bare with one console.log per line (what batching saves).
 const services = {
   full: await startService(bundle, {}, rs256),
   replayOff: await startService(bundle, REPLAY_OFF, rs256),
@@ -575,6 +585,8 @@ const services = {
   noMetering: await startService(bundle, { METERING: "off" }, rs256),
   bare: await startService(bundle, BARE, rs256),
   bareNoLog: await startService(bundle, { ...BARE, REQUEST_LOG: "off" }, rs256),
+  // Bare with one console.log per request line instead of one per batch (REQUEST_LOG_BATCH).
+  bareUnbatchedLog: await startService(bundle, { ...BARE, REQUEST_LOG_BATCH: "1" }, rs256),
 };
 const loadSingle = (s: Service) =>
   load(predictUrl(s), {
@@ -607,6 +619,7 @@ const runs: Record<keyof typeof services | "hello" | "flask", LoadResult[]> = {
   noMetering: [],
   bare: [],
   bareNoLog: [],
+  bareUnbatchedLog: [],
 };
 const order = ["hello", ...(peer ? ["flask"] : []), ...Object.keys(services)] as (keyof typeof runs)[];
 for (let round = 0; round < ROUNDS; round++) {
@@ -624,22 +637,24 @@ for (let round = 0; round < ROUNDS; round++) {
 await peer?.stop();
 const s = services.full;
 const withAuth = { pids: s.pids, ...(s.auth && { auth: s.auth }) };
-const once = {
-  health: await load(`${s.url}/api/v1/health`, { pids: s.pids, duration: ONCE_DURATION }),
-  batch: await load(predictUrl(s), { method: "POST", body: batch, duration: ONCE_DURATION, ...withAuth }),
-  png28: await load(predictUrl(s), {
-    method: "POST",
-    body: imageBody(images.png28),
-    duration: ONCE_DURATION,
-    ...withAuth,
-  }),
-  jpeg640: await load(predictUrl(s), {
-    method: "POST",
-    body: imageBody(images.jpeg640),
-    duration: ONCE_DURATION,
-    ...withAuth,
-  }),
-};
+const once = COST_ONLY
+  ? undefined
+  : {
+      health: await load(`${s.url}/api/v1/health`, { pids: s.pids, duration: ONCE_DURATION }),
+      batch: await load(predictUrl(s), { method: "POST", body: batch, duration: ONCE_DURATION, ...withAuth }),
+      png28: await load(predictUrl(s), {
+        method: "POST",
+        body: imageBody(images.png28),
+        duration: ONCE_DURATION,
+        ...withAuth,
+      }),
+      jpeg640: await load(predictUrl(s), {
+        method: "POST",
+        body: imageBody(images.jpeg640),
+        duration: ONCE_DURATION,
+        ...withAuth,
+      }),
+    };
 await Promise.all([
   hello.mf.dispose(),
   ...Object.entries(services)
@@ -734,17 +749,17 @@ async function distance(delay: number) {
     },
   };
 }
-const shadow = await shadowBench(built, await shadowTokens(), shadowOptions);
+const shadow = COST_ONLY ? undefined : await shadowBench(built, await shadowTokens(), shadowOptions);
 const distances: Awaited<ReturnType<typeof distance>>[] = [];
 let distanceError: string | undefined;
 try {
-  for (const delay of [0, 25, 100]) distances.push(await distance(delay));
+  for (const delay of COST_ONLY ? [] : [0, 25, 100]) distances.push(await distance(delay));
 } catch (error) {
   distanceError = error instanceof Error ? error.stack : String(error);
 }
 await services.bare.mf.dispose();
 // Live profiling's cost (docs/drift.md): DRIFT on vs off, same run (alone: BENCH_ONLY=drift).
-const driftCosts = await driftCost(bundle, rs256, DRIFT_ROUNDS);
+const driftCosts = COST_ONLY ? undefined : await driftCost(bundle, rs256, DRIFT_ROUNDS);
 const helloM = median(runs.hello);
 const full = median(runs.full);
 const es256 = median(runs.es256);
@@ -755,6 +770,7 @@ const pct = (a: number, b: number) => Math.round((1000 * a) / b) / 10;
 const replayOff = median(runs.replayOff);
 const reused = median(runs.reused);
 const bareNoLog = median(runs.bareNoLog);
+const bareUnbatchedLog = median(runs.bareUnbatchedLog);
 const flask = peer ? median(runs.flask) : undefined;
 const ratio = (a: number, b: number) => Math.round((100 * a) / b) / 100;
 /** Admission (CallerGuard) calls per 1,000 requests of a scenario's median round. */
@@ -815,10 +831,17 @@ function cost(on: LoadResult[], off: LoadResult[]) {
 const authCost = cost(runs.full, runs.noAuth);
 const authCostEs256 = cost(runs.es256, runs.noAuth);
 const meteringCost = cost(runs.full, runs.noMetering);
+const unbatchedLogCostRounds = runs.bareUnbatchedLog.map((r, i) => {
+  const off = (runs.bareNoLog[i] as LoadResult).workerd_cpu_us_per_req;
+  return pct(r.workerd_cpu_us_per_req - off, off);
+});
 const requestLogCost = {
   ...cost(runs.bare, runs.bareNoLog),
   cpu_pct_of_bare_without_log: logCostPct,
   rounds_cpu_pct_of_bare_without_log: logCostRounds,
+  // The same with one console.log per line (REQUEST_LOG_BATCH=1), same rounds.
+  unbatched_cpu_pct_of_bare_without_log: middle(unbatchedLogCostRounds),
+  unbatched_rounds_cpu_pct_of_bare_without_log: unbatchedLogCostRounds,
 };
 console.log(
   JSON.stringify(
@@ -831,9 +854,9 @@ console.log(
       rounds: ROUNDS,
       model: MODEL,
       hello_world: helloM,
-      health: once.health,
+      health: once?.health,
       predict_single: { ...full, pct_of_hello_world: pct(full.rps, helloM.rps) },
-      predict_batch32: { ...once.batch, texts_per_s: once.batch.rps * 32 },
+      predict_batch32: once && { ...once.batch, texts_per_s: once.batch.rps * 32 },
       predict_single_es256_tokens: es256,
       predict_single_no_auth: noAuth,
       predict_single_no_metering: noMetering,
@@ -845,6 +868,7 @@ console.log(
         cpu_x_bare: ratio(reused.workerd_cpu_us_per_req, bare.workerd_cpu_us_per_req),
       },
       predict_single_bare_no_request_log: bareNoLog,
+      predict_single_bare_unbatched_request_log: bareUnbatchedLog,
       drift_cost: driftCosts,
       flask_reference: flask
         ? {
@@ -869,13 +893,13 @@ console.log(
       cold_start: cold,
       model_time: modelTime,
       explain_time: explainTime,
-      predict_image_png28: once.png28,
-      predict_image_jpeg640: once.jpeg640,
+      predict_image_png28: once?.png28,
+      predict_image_jpeg640: once?.jpeg640,
       image_time: imageTime,
       image_bombs: imageBombs,
       batch_budget: batchBudget,
       phone_photos: phonePhotos,
-      moderation_image: { ...moderation, image_time: moderationTime },
+      moderation_image: moderation && { ...moderation, image_time: moderationTime },
       shadow_scoring: shadow,
       bundle: { bytes: built.bytes, gzip_bytes: built.gzip_bytes },
     },

@@ -126,6 +126,8 @@ const configSchema = z.object({
       });
       return z.NEVER;
     }),
+  // Most request lines one console.log carries (src/log.ts, RequestLog); 1 writes each at once.
+  REQUEST_LOG_BATCH: intVar("REQUEST_LOG_BATCH", 1, 256).prefault("32"),
   DEFAULT_MODEL: z.string().regex(MODEL_ID_RE, "DEFAULT_MODEL must be a model id"),
   /** The image model used when an image arrives without `model` (docs/images.md). */
   DEFAULT_IMAGE_MODEL: z

@@ -36,30 +36,86 @@ export interface RequestLine {
 }
 
 /**
- * Writes the per-request line: the fields of `writeLine("info", "request", …)` in the same order,
+ * The per-request line's text: the fields of `writeLine("info", "request", …)` in the same order,
  * built as one flat object (no spread into a second one) and serialised once; the path is cut from
- * the URL string instead of parsing it again. What remains is `console.log` of one string: most of
- * the line's cost in workerd (docs/benchmarks.md, "The request log").
+ * the URL string instead of parsing it again.
  */
-export function writeRequestLine(line: RequestLine): void {
-  console.log(
-    JSON.stringify({
-      ts: new Date().toISOString(),
-      level: "info",
-      event: "request",
-      request_id: line.request_id,
-      client_request_id: line.client_request_id,
-      api: line.api,
-      issuer: line.issuer,
-      method: line.method,
-      route: pathOf(line.url),
-      status: line.status,
-      latency_ms: line.latency_ms,
-      model: line.model,
-      model_version: line.model_version,
-    }),
-  );
+export function requestLineText(line: RequestLine): string {
+  return JSON.stringify({
+    ts: new Date().toISOString(),
+    level: "info",
+    event: "request",
+    request_id: line.request_id,
+    client_request_id: line.client_request_id,
+    api: line.api,
+    issuer: line.issuer,
+    method: line.method,
+    route: pathOf(line.url),
+    status: line.status,
+    latency_ms: line.latency_ms,
+    model: line.model,
+    model_version: line.model_version,
+  });
 }
+
+/** How long a batch of request lines may wait for more before it is written, in ms. */
+export const REQUEST_LOG_FLUSH_MS = 50;
+
+/**
+ * The isolate's request lines waiting to be written, batched: one `console.log` carries up to
+ * `REQUEST_LOG_BATCH` lines joined by newlines. In workerd the first `console.log` of a request
+ * costs several times what the line's JSON does (docs/benchmarks.md, "The request log"), so one call
+ * per batch instead of one per request is most of the line's cost saved. A batch is written when it
+ * is full, or `REQUEST_LOG_FLUSH_MS` after its first line by a timer that request keeps alive
+ * (`ctx.waitUntil`), so no line waits longer than that and none is lost when traffic stops. Each
+ * line keeps its own fields (`ts`, `request_id`, …); a batch is logged by the request that completes
+ * or times it, so Workers Logs show it under that invocation. A batch of 1 writes each line at once.
+ * Lines are plain strings: nothing of one request's I/O crosses into another.
+ */
+export class RequestLog {
+  readonly #pending: string[] = [];
+  #timer = false;
+
+  constructor(private readonly write: (text: string) => void = (text) => console.log(text)) {}
+
+  /**
+   * Adds `text`; writes the batch when it reaches `batch` lines. Otherwise, when `text` starts a
+   * batch, `keepAlive` is given the promise that writes it after `REQUEST_LOG_FLUSH_MS`.
+   */
+  add(text: string, batch: number, keepAlive: (flushed: Promise<void>) => void): void {
+    this.#pending.push(text);
+    if (this.#pending.length >= batch) this.flush();
+    else if (!this.#timer) {
+      this.#timer = true;
+      keepAlive(this.#flushLater());
+    }
+  }
+
+  /** Writes the waiting lines now, as one `console.log`. */
+  flush(): void {
+    if (this.#pending.length === 0) return;
+    const text = this.#pending.length === 1 ? (this.#pending[0] as string) : this.#pending.join("\n");
+    this.#pending.length = 0;
+    this.write(text);
+  }
+
+  async #flushLater(): Promise<void> {
+    try {
+      await new Promise((resolve) => setTimeout(resolve, REQUEST_LOG_FLUSH_MS));
+    } finally {
+      this.#timer = false;
+      this.flush();
+    }
+  }
+
+  /** Lines waiting. */
+  get size(): number {
+    return this.#pending.length;
+  }
+}
+
+/** The isolate's request log. */
+export const requestLog = new RequestLog();
 
 /** The path of an absolute, normalised URL (`new URL(url).pathname` without a second parse). */
 export function pathOf(url: string): string {

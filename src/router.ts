@@ -10,7 +10,7 @@ import { sessionIssuer } from "./dashboard/session";
 import { ApiError, oipErrorResponse, problemHtmlResponse, problemResponse } from "./errors";
 import { applyResponseHeaders, optionsResponse, settleRequestBody } from "./http";
 import { jobRequestSchema } from "./jobs/spec";
-import { createLogger, sampleRequest, writeRequestLine } from "./log";
+import { createLogger, requestLineText, requestLog, sampleRequest } from "./log";
 import { meter } from "./metering/meter";
 import { onlinePredictQuerySchema } from "./online/io";
 import { onlineModelRequestSchema } from "./online/online-models";
@@ -795,7 +795,7 @@ async function settleBody(_response: Response, request: IRequest): Promise<undef
  * is the one place) and the structured log line of the request (per `REQUEST_LOG`). A HEAD answer
  * is the GET answer without its body.
  */
-function finish(responseIn: Response, request: IRequest): Response {
+function finish(responseIn: Response, request: IRequest, _env: Env, ctx: ExecutionContext): Response {
   const req = request as AppRequest;
   const state = req.state;
   let response = responseIn;
@@ -809,7 +809,7 @@ function finish(responseIn: Response, request: IRequest): Response {
   response.headers.set("x-request-id", state.requestId);
   // REQUEST_LOG, not LOG_LEVEL, decides (all lines when the config itself failed to load).
   if (!sampleRequest(state.config?.REQUEST_LOG ?? 1)) return response;
-  writeRequestLine({
+  const line = requestLineText({
     request_id: state.requestId,
     client_request_id: state.clientRequestId,
     api: state.api,
@@ -821,6 +821,8 @@ function finish(responseIn: Response, request: IRequest): Response {
     model: state.model?.id,
     model_version: state.model?.version,
   });
+  // Batched per isolate (`RequestLog`): one console.log per REQUEST_LOG_BATCH lines.
+  requestLog.add(line, state.config?.REQUEST_LOG_BATCH ?? 1, (flushed) => ctx.waitUntil(flushed));
   return response;
 }
 
