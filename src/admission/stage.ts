@@ -12,6 +12,7 @@ import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
 import { callerIdentity } from "./caller";
 import { LeaseHolder, type QuotaSource } from "./leases";
+import { objectId } from "./object-ids";
 import { resolvePolicy, resolveTotal, TOTAL_API, unknownApiOverrides } from "./policy";
 import { spendToken } from "./replay";
 
@@ -30,7 +31,7 @@ function leaseHolder(ttlMs: number, sharePct: number): LeaseHolder {
 
 /** `caller`'s guard as a lease source. */
 function guardSource(env: Env, caller: string): QuotaSource {
-  const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(caller));
+  const stub = env.CALLER_GUARD.get(objectId(env.CALLER_GUARD, caller));
   return {
     lease: (api, policy, want, unused) => stub.lease(api, policy, want, unused),
   };

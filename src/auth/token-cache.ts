@@ -1,8 +1,10 @@
 /**
  * Verified tokens kept per isolate for reuse, for issuers whose replay checking is `off` (a caller
  * that keeps one token for many requests, such as an SDK client given a token as its API key):
- * a reused token skips the signature check. Keyed by the token's SHA-256, so a hit is the very
- * string that was verified. Only tokens that passed every check are kept; an entry lives until
+ * a reused token skips the signature check. Keyed by the token itself, so a hit is the very
+ * string that was verified (no digest to compute first: the map compares whole strings), and
+ * only tokens of at most `TOKEN_CACHE_MAX_TOKEN_LENGTH` characters are kept, which bounds the
+ * memory held to ~2 MiB of keys. Only tokens that passed every check are kept; an entry lives until
  * the token can no longer be accepted (`exp` + leeway) and its claims are checked again on every
  * use. Its key is looked up again on every use too (through the key cache, ./keys.ts): a revoked
  * key refuses the token as it would a fresh one, and a rotated key (another PEM under the same
@@ -12,8 +14,17 @@
 import type { JWTPayload } from "jose";
 import type { AsapAlgorithm } from "./asap";
 
-/** Most verified tokens kept per isolate (~0.5 KB each). */
+/** Most verified tokens kept per isolate. */
 export const TOKEN_CACHE_MAX_ENTRIES = 1024;
+
+/**
+ * Longest token kept, in characters (a JWT is ASCII): an RS256 token with the usual claims is
+ * ~0.7 KB, while `MAX_TOKEN_BYTES` allows 8 KiB; longer tokens are verified in full every time.
+ */
+export const TOKEN_CACHE_MAX_TOKEN_LENGTH = 2048;
+
+/** Whether `token` is short enough to be kept (and so worth looking up). */
+export const isKeptLength = (token: string): boolean => token.length <= TOKEN_CACHE_MAX_TOKEN_LENGTH;
 
 /** A token that passed verification, with what a reuse must check again. */
 export interface VerifiedToken {
@@ -27,31 +38,31 @@ export interface VerifiedToken {
   until: number;
 }
 
-/** A bounded least-recently-used map of token hash → verified token. */
+/** A bounded least-recently-used map of token → verified token. */
 export class TokenCache {
   readonly #entries = new Map<string, VerifiedToken>();
 
   constructor(readonly capacity: number = TOKEN_CACHE_MAX_ENTRIES) {}
 
-  /** The live entry for `hash` (now most recently used), or undefined; expired entries are dropped. */
-  get(hash: string, now: number): VerifiedToken | undefined {
-    const entry = this.#entries.get(hash);
+  /** The live entry for `token` (now most recently used), or undefined; expired entries are dropped. */
+  get(token: string, now: number): VerifiedToken | undefined {
+    const entry = this.#entries.get(token);
     if (!entry) return undefined;
-    this.#entries.delete(hash);
+    this.#entries.delete(token);
     if (entry.until <= now) return undefined;
-    this.#entries.set(hash, entry);
+    this.#entries.set(token, entry);
     return entry;
   }
 
-  /** Keeps `entry` for `hash`, dropping the least recently used entry when full. */
-  set(hash: string, entry: VerifiedToken): void {
-    this.#entries.delete(hash);
-    this.#entries.set(hash, entry);
+  /** Keeps `entry` for `token`, dropping the least recently used entry when full. */
+  set(token: string, entry: VerifiedToken): void {
+    this.#entries.delete(token);
+    this.#entries.set(token, entry);
     if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 
-  delete(hash: string): void {
-    this.#entries.delete(hash);
+  delete(token: string): void {
+    this.#entries.delete(token);
   }
 
   get size(): number {
@@ -61,11 +72,3 @@ export class TokenCache {
 
 /** The isolate's cache of verified tokens. */
 export const verifiedTokens = new TokenCache();
-
-const encoder = new TextEncoder();
-
-/** The cache key of `token`: its SHA-256, as a 32-character binary string. */
-export async function tokenHash(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(token)));
-  return String.fromCharCode(...digest);
-}

@@ -1,17 +1,9 @@
 /** Verification of one ASAP bearer token with jose: header, key, signature and claims. */
-import {
-  base64url,
-  compactVerify,
-  decodeJwt,
-  decodeProtectedHeader,
-  errors,
-  type JWSHeaderParameters,
-  type JWTPayload,
-} from "jose";
+import { compactVerify, errors, type JWSHeaderParameters, type JWTPayload } from "jose";
 import { ASAP_ALGORITHMS, type AsapAlgorithm, isSafeKid, MAX_LIFETIME_S, MAX_TOKEN_BYTES } from "./asap";
 import { AuthError } from "./failure";
 import { getPublicKeyPem, type KeySource, resolvePublicKey } from "./keys";
-import { type TokenCache, tokenHash } from "./token-cache";
+import { isKeptLength, type TokenCache } from "./token-cache";
 
 /** What verification needs from the configuration and bindings. */
 export interface VerifyOptions {
@@ -64,40 +56,72 @@ function isIdentifier(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 && value.length <= MAX_CLAIM_LENGTH;
 }
 
+/** The base64url alphabet, in the order of the 6-bit values its characters stand for. */
+const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const BASE64URL_RE = /^[A-Za-z0-9_-]*$/;
+
 /**
- * Whether `segment` is canonical unpadded base64url (RFC 7515 §2): decoding and re-encoding gives
- * it back. That refuses padding, characters outside the url alphabet (including the whitespace
- * and `+`/`/` a lenient decoder skips or maps) and non-zero unused bits in the last character,
- * each of which would let one signed token be spelled in several ways.
+ * Whether `segment` is canonical unpadded base64url (RFC 7515 §2): only the url alphabet, no
+ * padding, a length that encodes whole bytes (not 1 mod 4), and zero unused bits in the last
+ * character (4 of them when the length is 2 mod 4, 2 when it is 3 mod 4). These are exactly the
+ * strings that decoding and re-encoding gives back; they refuse padding, characters outside the url
+ * alphabet (including the whitespace and `+`/`/` a lenient decoder skips or maps) and non-zero
+ * unused bits, each of which would let one signed token be spelled in several ways. A string check:
+ * nothing is decoded.
  */
-function isCanonicalBase64url(segment: string): boolean {
+export function isCanonicalBase64url(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 1 || !BASE64URL_RE.test(segment)) return false;
+  if (rest === 0) return true;
+  const last = BASE64URL_ALPHABET.indexOf(segment.charAt(segment.length - 1));
+  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
+}
+
+/** A character beyond ASCII (a byte ≥ 0x80, as `atob` returns bytes). */
+const NON_ASCII_RE = /[\u0080-\uffff]/;
+/** Strict UTF-8, as jose decodes a JWS header and a JWT claims set (a leading BOM is dropped). */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * The JSON object a canonical base64url segment (see `isCanonicalBase64url`) encodes, as jose's
+ * `decodeProtectedHeader` and `decodeJwt` read it (strict UTF-8, then JSON, and a plain object),
+ * or undefined when it is not one. ASCII text, the usual case, is parsed as it comes from `atob`.
+ */
+function decodeJsonSegment(segment: string): Record<string, unknown> | undefined {
+  let value: unknown;
   try {
-    return base64url.encode(base64url.decode(segment)) === segment;
+    const binary = atob(segment.replaceAll("-", "+").replaceAll("_", "/"));
+    const text = NON_ASCII_RE.test(binary)
+      ? utf8.decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))
+      : binary;
+    value = JSON.parse(text);
   } catch {
-    return false;
+    return undefined;
   }
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
 }
 
 /**
  * The syntax of an ASAP token, checked before jose parses it: three segments, each canonical
  * base64url, and a plain JWS header: no `crit` (ASAP defines no extensions, and jose would honour
  * the ones it knows) and no `b64` (RFC 7797's unencoded payload changes what the signature covers).
+ * Returns the payload segment (its claims are decoded once, by `checkHeader`).
  */
-function checkSyntax(token: string): void {
+function checkSyntax(token: string): string {
   const segments = token.split(".");
   if (segments.length !== 3) throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
-  if (!segments.every(isCanonicalBase64url)) {
+  const [head, payload, signature] = segments as [string, string, string];
+  if (!isCanonicalBase64url(head) || !isCanonicalBase64url(payload) || !isCanonicalBase64url(signature)) {
     throw new AuthError("invalid_encoding", "a token segment is not canonical unpadded base64url");
   }
-  let header: JWSHeaderParameters;
-  try {
-    header = decodeProtectedHeader(token) as JWSHeaderParameters;
-  } catch {
-    throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
-  }
+  const header = decodeJsonSegment(head);
+  if (!header) throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
   if ("crit" in header || "b64" in header) {
     throw new AuthError("forbidden_header", "the token header must not carry 'crit' or 'b64'");
   }
+  return payload;
 }
 
 /**
@@ -107,7 +131,7 @@ function checkSyntax(token: string): void {
  */
 function checkHeader(
   header: JWSHeaderParameters,
-  token: string,
+  payloadSegment: string,
 ): { kid: string; alg: AsapAlgorithm; payload: JWTPayload } {
   const { alg, kid } = header;
   if (typeof alg !== "string" || !ALGORITHMS.has(alg)) {
@@ -116,12 +140,8 @@ function checkHeader(
   if (typeof kid !== "string" || kid.length > 512 || !isSafeKid(kid)) {
     throw new AuthError("invalid_kid", "kid header is missing or not a safe key id");
   }
-  let payload: JWTPayload;
-  try {
-    payload = decodeJwt(token);
-  } catch {
-    throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
-  }
+  const payload: JWTPayload | undefined = decodeJsonSegment(payloadSegment);
+  if (!payload) throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
   const iss = payload.iss;
   if (iss === undefined) throw new AuthError("missing_claim", "missing required claim 'iss'");
   if (!isIdentifier(iss)) throw invalidClaim("iss");
@@ -176,18 +196,17 @@ export async function verifyAsap(token: string, options: VerifyOptions): Promise
   if (token.length > MAX_TOKEN_BYTES) {
     throw new AuthError("token_too_large", `token exceeds ${MAX_TOKEN_BYTES} bytes`);
   }
-  const { reuse } = options;
-  const hash = reuse ? await tokenHash(token) : undefined;
-  if (reuse && hash !== undefined) {
-    const claims = await reused(hash, reuse, options);
+  const reuse = options.reuse && isKeptLength(token) ? options.reuse : undefined;
+  if (reuse) {
+    const claims = await reused(token, reuse, options);
     if (claims) return claims;
   }
-  checkSyntax(token);
+  const payloadSegment = checkSyntax(token);
   let checked: ReturnType<typeof checkHeader> | undefined;
   let pem = "";
   try {
     await compactVerify(token, async (header) => {
-      checked = checkHeader(header, token);
+      checked = checkHeader(header, payloadSegment);
       const resolved = await resolvePublicKey(options.bucket, options.keySource, checked.kid, checked.alg);
       pem = resolved.pem;
       return resolved.key;
@@ -197,35 +216,35 @@ export async function verifyAsap(token: string, options: VerifyOptions): Promise
   }
   const { payload, kid, alg } = checked as NonNullable<typeof checked>;
   const claims = checkClaims(payload, options);
-  if (reuse && hash !== undefined && reuse.accepts(claims)) {
+  if (reuse?.accepts(claims)) {
     const until = (claims.exp + options.leewayS) * 1000;
-    reuse.cache.set(hash, { payload, kid, alg, pem, until });
+    reuse.cache.set(token, { payload, kid, alg, pem, until });
   }
   return claims;
 }
 
 /**
- * The claims of a token kept in `reuse.cache` under `hash`, checked again: its issuer is still
+ * The claims of `token` if it is kept in `reuse.cache`, checked again: its issuer is still
  * accepted for reuse, its kid still names the very key it was verified with (a revoked key throws
  * here, as it would for a fresh token), and its claims hold now. Undefined when it must be
  * verified in full (not kept, expired, no longer reusable, its kid now names another key).
  */
 async function reused(
-  hash: string,
+  token: string,
   reuse: NonNullable<VerifyOptions["reuse"]>,
   options: VerifyOptions,
 ): Promise<AsapClaims | undefined> {
-  const entry = reuse.cache.get(hash, (options.now ?? Date.now)());
+  const entry = reuse.cache.get(token, (options.now ?? Date.now)());
   if (!entry) return undefined;
   try {
     const pem = await getPublicKeyPem(options.bucket, options.keySource, entry.kid);
     const claims = pem === entry.pem ? checkClaims(entry.payload, options) : undefined;
     if (claims && reuse.accepts(claims)) return claims;
   } catch (error) {
-    reuse.cache.delete(hash);
+    reuse.cache.delete(token);
     throw error;
   }
-  reuse.cache.delete(hash);
+  reuse.cache.delete(token);
   return undefined;
 }
 
