@@ -4,7 +4,7 @@
  */
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { base64url, type JWTPayload, SignJWT } from "jose";
+import { base64url, exportSPKI, type JWTPayload, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { CallerGuard } from "../durable-objects/caller-guard";
 import { R2_KEY_PREFIX } from "../src/auth/asap";
@@ -725,5 +725,39 @@ describe("canonical base64url: one signed token has one spelling", () => {
     const [h, , s] = t.split(".");
     const notUtf8 = base64url.encode(new Uint8Array([0x7b, 0xff, 0x7d])); // "{", invalid byte, "}"
     expect(await verdict(`${h}.${notUtf8}.${s}`)).toBe("malformed_token");
+  });
+});
+
+describe("signature keys", () => {
+  /** A token signed with a fresh RS256 key of `bits`, its public key published in R2. */
+  async function rsaToken(bits: number): Promise<string> {
+    const issuer = `rsa-${bits}-${crypto.randomUUID().slice(0, 8)}`;
+    const kid = `${issuer}/k1`;
+    const { privateKey, publicKey } = (await crypto.subtle.generateKey(
+      {
+        name: "RSASSA-PKCS1-v1_5",
+        modulusLength: bits,
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: "SHA-256",
+      },
+      true,
+      ["sign", "verify"],
+    )) as CryptoKeyPair;
+    await env.MODELS.put(`${R2_KEY_PREFIX}${kid}`, await exportSPKI(publicKey));
+    const t = now();
+    const input = `${enc({ alg: "RS256", kid })}.${enc({ iss: issuer, aud: TEST_AUDIENCE, iat: t, exp: t + 60, jti: "x" })}`;
+    const signature = await crypto.subtle.sign(
+      "RSASSA-PKCS1-v1_5",
+      privateKey,
+      new TextEncoder().encode(input),
+    );
+    return `${input}.${base64url.encode(new Uint8Array(signature))}`;
+  }
+
+  it("an RSA key of 2048 bits verifies; one under 2048 bits is refused even with a valid signature → malformed_token", async () => {
+    await expectAuthenticated(await send(`Bearer ${await rsaToken(2048)}`));
+    const res = await send(`Bearer ${await rsaToken(1024)}`);
+    expect(res.status).toBe(401);
+    expect((await problem(res)).reason).toBe("malformed_token");
   });
 });

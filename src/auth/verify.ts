@@ -1,5 +1,8 @@
-/** Verification of one ASAP bearer token with jose: header, key, signature and claims. */
-import { compactVerify, errors, type JWSHeaderParameters, type JWTPayload } from "jose";
+/**
+ * Verification of one ASAP bearer token: syntax, header, key (imported by jose, ./keys.ts),
+ * signature (Web Crypto) and claims.
+ */
+import type { JWSHeaderParameters, JWTPayload } from "jose";
 import { ASAP_ALGORITHMS, type AsapAlgorithm, isSafeKid, MAX_LIFETIME_S, MAX_TOKEN_BYTES } from "./asap";
 import { AuthError } from "./failure";
 import { getPublicKeyPem, type KeySource, resolvePublicKey } from "./keys";
@@ -103,13 +106,22 @@ function decodeJsonSegment(segment: string): Record<string, unknown> | undefined
     : undefined;
 }
 
+/** A token's parts after `checkSyntax`. */
+interface TokenParts {
+  header: JWSHeaderParameters;
+  /** The payload segment (its claims are decoded once, by `checkHeader`). */
+  payload: string;
+  signature: string;
+  /** What the signature covers: `<header>.<payload>` as sent (ASCII). */
+  signingInput: string;
+}
+
 /**
- * The syntax of an ASAP token, checked before jose parses it: three segments, each canonical
- * base64url, and a plain JWS header: no `crit` (ASAP defines no extensions, and jose would honour
- * the ones it knows) and no `b64` (RFC 7797's unencoded payload changes what the signature covers).
- * Returns the payload segment (its claims are decoded once, by `checkHeader`).
+ * The syntax of an ASAP token, checked before anything else: three segments, each canonical
+ * base64url, and a plain JWS header: no `crit` (ASAP defines no extensions) and no `b64` (RFC
+ * 7797's unencoded payload changes what the signature covers).
  */
-function checkSyntax(token: string): string {
+function checkSyntax(token: string): TokenParts {
   const segments = token.split(".");
   if (segments.length !== 3) throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
   const [head, payload, signature] = segments as [string, string, string];
@@ -121,7 +133,7 @@ function checkSyntax(token: string): string {
   if ("crit" in header || "b64" in header) {
     throw new AuthError("forbidden_header", "the token header must not carry 'crit' or 'b64'");
   }
-  return payload;
+  return { header, payload, signature, signingInput: token.slice(0, head.length + 1 + payload.length) };
 }
 
 /**
@@ -134,7 +146,11 @@ function checkHeader(
   payloadSegment: string,
 ): { kid: string; alg: AsapAlgorithm; payload: JWTPayload } {
   const { alg, kid } = header;
-  if (typeof alg !== "string" || !ALGORITHMS.has(alg)) {
+  // A JWS names its algorithm (RFC 7515 §4.1.1): without one it is malformed, not a refused alg.
+  if (typeof alg !== "string" || alg === "") {
+    throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
+  }
+  if (!ALGORITHMS.has(alg)) {
     throw new AuthError("alg_not_allowed", `alg must be one of ${ASAP_ALGORITHMS.join(", ")}`);
   }
   if (typeof kid !== "string" || kid.length > 512 || !isSafeKid(kid)) {
@@ -188,9 +204,9 @@ function checkClaims(payload: JWTPayload, options: VerifyOptions): AsapClaims {
 
 /**
  * Verifies `token` and returns its claims, or throws an `AuthError` naming the first problem.
- * Its syntax is checked first (`checkSyntax`). jose's `compactVerify` then parses the header and
- * hands it to our key lookup, which runs the header checks (`checkHeader`); it checks the signature
- * over the very payload those checks decoded, and the claims are checked last (`checkClaims`).
+ * Its syntax is checked first (`checkSyntax`), then the header and unverified payload
+ * (`checkHeader`), before the key is looked up; the signature is checked over the very segments
+ * those checks decoded (`checkSignature`), and the claims last (`checkClaims`).
  */
 export async function verifyAsap(token: string, options: VerifyOptions): Promise<AsapClaims> {
   if (token.length > MAX_TOKEN_BYTES) {
@@ -201,26 +217,119 @@ export async function verifyAsap(token: string, options: VerifyOptions): Promise
     const claims = await reused(token, reuse, options);
     if (claims) return claims;
   }
-  const payloadSegment = checkSyntax(token);
-  let checked: ReturnType<typeof checkHeader> | undefined;
-  let pem = "";
+  let checked: ReturnType<typeof checkHeader>;
+  let pem: string;
   try {
-    await compactVerify(token, async (header) => {
-      checked = checkHeader(header, payloadSegment);
-      const resolved = await resolvePublicKey(options.bucket, options.keySource, checked.kid, checked.alg);
-      pem = resolved.pem;
-      return resolved.key;
-    });
+    const parts = checkSyntax(token);
+    checked = checkHeader(parts.header, parts.payload);
+    const resolved = await resolvePublicKey(options.bucket, options.keySource, checked.kid, checked.alg);
+    pem = resolved.pem;
+    await checkSignature(checked.alg, resolved.key, parts);
   } catch (error) {
     throw toAuthError(error);
   }
-  const { payload, kid, alg } = checked as NonNullable<typeof checked>;
+  const { payload, kid, alg } = checked;
   const claims = checkClaims(payload, options);
   if (reuse?.accepts(claims)) {
     const until = (claims.exp + options.leewayS) * 1000;
     reuse.cache.set(token, { payload, kid, alg, pem, until });
   }
   return claims;
+}
+
+/** Smallest RSA modulus accepted (RFC 7518 §3.3, §3.5; jose refuses smaller keys). */
+const MIN_RSA_BITS = 2048;
+
+/** How an accepted JWS algorithm (RFC 7518 §3.3–3.5) is verified, and what its key must be. */
+interface AlgorithmSpec {
+  /** Web Crypto's `verify` parameters, as jose passes them. */
+  verify: SubtleCryptoSignAlgorithm;
+  /** The key's algorithm: name, and hash (RSA) or curve (EC), as jose requires them. */
+  key: { name: string; hash?: string; namedCurve?: string; minBits?: number };
+}
+
+const pkcs1 = (hash: string): AlgorithmSpec => ({
+  verify: { name: "RSASSA-PKCS1-v1_5", hash },
+  key: { name: "RSASSA-PKCS1-v1_5", hash, minBits: MIN_RSA_BITS },
+});
+/** PSS with a salt as long as the hash (RFC 7518 §3.5). */
+const pss = (hash: string, saltLength: number): AlgorithmSpec => ({
+  verify: { name: "RSA-PSS", hash, saltLength },
+  key: { name: "RSA-PSS", hash, minBits: MIN_RSA_BITS },
+});
+/** ECDSA; Web Crypto takes the raw `r || s` signature JWS uses. */
+const ecdsa = (hash: string, namedCurve: string): AlgorithmSpec => ({
+  verify: { name: "ECDSA", hash },
+  key: { name: "ECDSA", namedCurve },
+});
+
+const SPECS: Record<AsapAlgorithm, AlgorithmSpec> = {
+  RS256: pkcs1("SHA-256"),
+  RS384: pkcs1("SHA-384"),
+  RS512: pkcs1("SHA-512"),
+  PS256: pss("SHA-256", 32),
+  PS384: pss("SHA-384", 48),
+  PS512: pss("SHA-512", 64),
+  ES256: ecdsa("SHA-256", "P-256"),
+  ES384: ecdsa("SHA-384", "P-384"),
+  ES512: ecdsa("SHA-512", "P-521"),
+};
+
+/** Keys already found fit, with the algorithm they were checked for (a key is imported per alg). */
+const fitKeys = new WeakMap<CryptoKey, AsapAlgorithm>();
+
+/**
+ * Whether `key` may verify `alg` signatures, as jose checks it: a public key for verifying, of
+ * the algorithm, hash or curve `alg` names, RSA of at least 2048 bits. Checked once per key.
+ */
+function isFitKey(key: CryptoKey, alg: AsapAlgorithm): boolean {
+  if (fitKeys.get(key) === alg) return true;
+  const want = SPECS[alg].key;
+  const algorithm = key.algorithm as Partial<CryptoKeyRsaKeyAlgorithm & CryptoKeyEllipticKeyAlgorithm>;
+  const fit =
+    key.type === "public" &&
+    key.usages.includes("verify") &&
+    algorithm.name === want.name &&
+    (want.hash === undefined || algorithm.hash?.name === want.hash) &&
+    (want.namedCurve === undefined || algorithm.namedCurve === want.namedCurve) &&
+    (want.minBits === undefined ||
+      (typeof algorithm.modulusLength === "number" && algorithm.modulusLength >= want.minBits));
+  if (fit) fitKeys.set(key, alg);
+  return fit;
+}
+
+/**
+ * Checks the token's signature with `key` (Web Crypto's `verify`): `bad_signature` when it does
+ * not match (or cannot be checked), `malformed_token` when the key is unfit for `alg` (as jose
+ * refused it: e.g. an RSA key under 2048 bits).
+ */
+async function checkSignature(alg: AsapAlgorithm, key: CryptoKey, parts: TokenParts): Promise<void> {
+  if (!isFitKey(key, alg)) throw new AuthError("malformed_token", "token is not a well-formed signed JWT");
+  let valid = false;
+  try {
+    valid = await crypto.subtle.verify(
+      SPECS[alg].verify,
+      key,
+      base64urlBytes(parts.signature),
+      asciiBytes(parts.signingInput),
+    );
+  } catch {
+    valid = false;
+  }
+  if (!valid) throw new AuthError("bad_signature", "token signature is invalid");
+}
+
+const encoder = new TextEncoder();
+
+/** The bytes of an ASCII string (what `checkSyntax` leaves: base64url segments and dots). */
+const asciiBytes = (text: string): Uint8Array => encoder.encode(text);
+
+/** The bytes a canonical base64url segment (see `isCanonicalBase64url`) encodes. */
+function base64urlBytes(segment: string): Uint8Array {
+  const binary = atob(segment.replaceAll("-", "+").replaceAll("_", "/"));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
 /**
@@ -248,11 +357,8 @@ async function reused(
   return undefined;
 }
 
-/** Maps jose's errors (and our key errors) to reason codes. */
+/** Our refusals as they are; anything else (an unexpected error on the way) as a malformed token. */
 function toAuthError(error: unknown): AuthError {
   if (error instanceof AuthError) return error;
-  if (error instanceof errors.JWSSignatureVerificationFailed) {
-    return new AuthError("bad_signature", "token signature is invalid");
-  }
   return new AuthError("malformed_token", "token is not a well-formed signed JWT");
 }
