@@ -200,6 +200,16 @@ describe("TokenCache bound", () => {
     expect(cache.size).toBe(3);
   });
 
+  it("a hit needs the whole token: another token with the same tail misses and leaves the entry", () => {
+    const cache = new TokenCache(3);
+    const tail = "S".repeat(40);
+    cache.set(`h1.p1.${tail}`, entry(Number.MAX_SAFE_INTEGER));
+    expect(cache.get(`h2.p2.${tail}`, 0)).toBeUndefined();
+    cache.delete(`h2.p2.${tail}`);
+    expect(cache.get(`h1.p1.${tail}`, 0)).toBeDefined();
+    expect(cache.size).toBe(1);
+  });
+
   it("drops an entry at its expiry", () => {
     const cache = new TokenCache(3);
     cache.set("a", entry(1_000));

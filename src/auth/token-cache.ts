@@ -1,15 +1,15 @@
 /**
- * Verified tokens kept per isolate for reuse, for issuers whose replay checking is `off` (a caller
- * that keeps one token for many requests, such as an SDK client given a token as its API key):
- * a reused token skips the signature check. Keyed by the token itself, so a hit is the very
- * string that was verified (no digest to compute first: the map compares whole strings), and
- * only tokens of at most `TOKEN_CACHE_MAX_TOKEN_LENGTH` characters are kept, which bounds the
- * memory held to ~2 MiB of keys. Only tokens that passed every check are kept; an entry lives until
- * the token can no longer be accepted (`exp` + leeway) and its claims are checked again on every
- * use. Its key is looked up again on every use too (through the key cache, ./keys.ts): a revoked
- * key refuses the token as it would a fresh one, and a rotated key (another PEM under the same
- * kid) sends the token through full verification again. Bounded: the least recently used entry
- * goes first.
+ * Verified tokens kept per isolate for reuse, for issuers whose replay checking is `off` (a
+ * caller that keeps one token for many requests, such as an SDK client given a token as its API
+ * key): a reused token skips the signature check. Filed under the token's last characters (its
+ * signature's) and holding the whole token, which a hit must equal: a hit is the very string
+ * that was verified, with no digest to compute first. Only tokens of at most
+ * `TOKEN_CACHE_MAX_TOKEN_LENGTH` characters are kept, which bounds the memory held to ~2 MiB.
+ * Only tokens that passed every check are kept; an entry lives until the token can no longer be
+ * accepted (`exp` + leeway) and its claims are checked again on every use. Its key is looked up
+ * again on every use too (through the key cache, ./keys.ts): a revoked key refuses the token as
+ * it would a fresh one, and a rotated key (another PEM under the same kid) sends the token
+ * through full verification again. Bounded: the least recently used entry goes first.
  */
 import type { JWTPayload } from "jose";
 import type { AsapAlgorithm } from "./asap";
@@ -38,31 +38,48 @@ export interface VerifiedToken {
   until: number;
 }
 
+/**
+ * Characters of a token its entry is filed under: its last 32, from its signature (192 bits; every
+ * accepted algorithm's signature is longer). Cheaper to hash than the whole token; a hit still
+ * needs the whole kept token to equal the presented one, so a token that merely shares the tail
+ * (a forgery reusing a signature) never hits, and does not displace the entry either.
+ */
+const KEY_LENGTH = 32;
+
+const keyOf = (token: string): string => token.slice(-KEY_LENGTH);
+
 /** A bounded least-recently-used map of token → verified token. */
 export class TokenCache {
-  readonly #entries = new Map<string, VerifiedToken>();
+  readonly #entries = new Map<string, { token: string; entry: VerifiedToken }>();
 
   constructor(readonly capacity: number = TOKEN_CACHE_MAX_ENTRIES) {}
 
-  /** The live entry for `token` (now most recently used), or undefined; expired entries are dropped. */
+  /**
+   * The live entry for exactly `token` (now most recently used), or undefined; an expired entry is
+   * dropped.
+   */
   get(token: string, now: number): VerifiedToken | undefined {
-    const entry = this.#entries.get(token);
-    if (!entry) return undefined;
-    this.#entries.delete(token);
-    if (entry.until <= now) return undefined;
-    this.#entries.set(token, entry);
-    return entry;
+    const key = keyOf(token);
+    const kept = this.#entries.get(key);
+    if (!kept || kept.token !== token) return undefined;
+    this.#entries.delete(key);
+    if (kept.entry.until <= now) return undefined;
+    this.#entries.set(key, kept);
+    return kept.entry;
   }
 
   /** Keeps `entry` for `token`, dropping the least recently used entry when full. */
   set(token: string, entry: VerifiedToken): void {
-    this.#entries.delete(token);
-    this.#entries.set(token, entry);
+    const key = keyOf(token);
+    this.#entries.delete(key);
+    this.#entries.set(key, { token, entry });
     if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 
+  /** Drops the entry of exactly `token`, if kept. */
   delete(token: string): void {
-    this.#entries.delete(token);
+    const key = keyOf(token);
+    if (this.#entries.get(key)?.token === token) this.#entries.delete(key);
   }
 
   get size(): number {

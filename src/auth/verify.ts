@@ -80,24 +80,18 @@ export function isCanonicalBase64url(segment: string): boolean {
   return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
 }
 
-/** A character beyond ASCII (a byte ≥ 0x80, as `atob` returns bytes). */
-const NON_ASCII_RE = /[\u0080-\uffff]/;
 /** Strict UTF-8, as jose decodes a JWS header and a JWT claims set (a leading BOM is dropped). */
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
- * The JSON object a canonical base64url segment (see `isCanonicalBase64url`) encodes, as jose's
- * `decodeProtectedHeader` and `decodeJwt` read it (strict UTF-8, then JSON, and a plain object),
- * or undefined when it is not one. ASCII text, the usual case, is parsed as it comes from `atob`.
+ * The JSON object a canonical base64url segment (see `isCanonicalBase64url`) encodes, read as
+ * jose's `decodeProtectedHeader` and `decodeJwt` read it (strict UTF-8, then JSON, and a plain
+ * object), or undefined when it is not one.
  */
 function decodeJsonSegment(segment: string): Record<string, unknown> | undefined {
   let value: unknown;
   try {
-    const binary = atob(segment.replaceAll("-", "+").replaceAll("_", "/"));
-    const text = NON_ASCII_RE.test(binary)
-      ? utf8.decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))
-      : binary;
-    value = JSON.parse(text);
+    value = JSON.parse(utf8.decode(base64urlBytes(segment)));
   } catch {
     return undefined;
   }
@@ -324,8 +318,12 @@ const encoder = new TextEncoder();
 /** The bytes of an ASCII string (what `checkSyntax` leaves: base64url segments and dots). */
 const asciiBytes = (text: string): Uint8Array => encoder.encode(text);
 
+/** `Uint8Array` with the runtime's base64 decoder (workerd has it; jose uses it too, when there). */
+const Bytes = Uint8Array as unknown as { fromBase64?: (text: string, options: object) => Uint8Array };
+
 /** The bytes a canonical base64url segment (see `isCanonicalBase64url`) encodes. */
 function base64urlBytes(segment: string): Uint8Array {
+  if (Bytes.fromBase64) return Bytes.fromBase64(segment, { alphabet: "base64url" });
   const binary = atob(segment.replaceAll("-", "+").replaceAll("_", "/"));
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
