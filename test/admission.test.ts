@@ -117,6 +117,41 @@ describe("quota leases against one CallerGuard", () => {
     expect(more + stillHeld).toBe(held - 1);
   });
 
+  it("admitLocal decides from a lease with quota without calling the guard, and leaves the rest to admit", async () => {
+    const caller = `lease-${crypto.randomUUID()}`;
+    const policy: RatePolicy = { limit: 100, window: 36_000 }; // one per 6 min: no refill here
+    const now = Date.now() + DAY;
+    const stub = env.CALLER_GUARD.get(env.CALLER_GUARD.idFromName(caller));
+    let calls = 0;
+    const source: QuotaSource = {
+      lease: (api, p, want, unused) => {
+        calls++;
+        return stub.lease(api, p, want, unused, now);
+      },
+    };
+    const holder = new LeaseHolder({ ttlMs: 1000, maxShare: 0.5 });
+    const pending: Promise<unknown>[] = [];
+    const background = (work: Promise<unknown>) => pending.push(work);
+    // No lease yet: nothing decided locally, nothing asked.
+    expect(holder.admitLocal(caller, "predict", policy, source, now, background)).toBeUndefined();
+    expect(calls).toBe(0);
+    // The lease grows with the requests seen (the first grant is the asking request's own).
+    for (let i = 0; i < 20 && holder.held(caller, "predict", policy) < 2; i++) {
+      expect((await holder.admit(caller, "predict", policy, source, now, background)).allowed).toBe(true);
+      await Promise.allSettled(pending.splice(0));
+    }
+    const held = holder.held(caller, "predict", policy);
+    expect(held).toBeGreaterThan(1);
+    const asked = calls;
+    const local = holder.admitLocal(caller, "predict", policy, source, now, background);
+    expect(local).toMatchObject({ allowed: true, retryAfterSeconds: 0 });
+    expect(holder.held(caller, "predict", policy)).toBe(held - 1);
+    expect(calls).toBe(asked + pending.length); // at most a refill in the background, never awaited
+    // Expired: the rest is given back by `admit`, not spent locally.
+    expect(holder.admitLocal(caller, "predict", policy, source, now + 1500, background)).toBeUndefined();
+    await Promise.allSettled(pending);
+  });
+
   it("with leases off (RATE_LEASE_MS=0) every request is decided by the guard", async () => {
     const caller = `lease-${crypto.randomUUID()}`;
     const policy: RatePolicy = { limit: 5, window: 3600 };

@@ -4,11 +4,13 @@
  */
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { base64url, type JWTPayload, SignJWT } from "jose";
+import { base64url, exportSPKI, type JWTPayload, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { CallerGuard } from "../durable-objects/caller-guard";
 import { R2_KEY_PREFIX } from "../src/auth/asap";
+import { AuthError } from "../src/auth/failure";
 import { authenticate } from "../src/auth/stage";
+import { isCanonicalBase64url, verifyAsap } from "../src/auth/verify";
 import { ConfigError, loadConfig } from "../src/config";
 import type { AppRequest } from "../src/context";
 import { createLogger } from "../src/log";
@@ -624,5 +626,138 @@ describe("configuration", () => {
     expect(c.ASAP_LEEWAY_S).toBe(30);
     expect(c.ASAP_REPLAY_PROTECTION).toBe(true);
     expect(c.ASAP_POLICY).toEqual({ issuers: {}, default: [] });
+  });
+});
+
+describe("canonical base64url: one signed token has one spelling", () => {
+  const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  /** Characters a lenient decoder skips or maps: padding, the standard alphabet, whitespace. */
+  const OTHERS = "=+/ \t\n\r.%~";
+
+  /** The definition the string check stands for: decoding and re-encoding gives the segment back. */
+  function roundTrips(segment: string): boolean {
+    try {
+      return base64url.encode(base64url.decode(segment)) === segment;
+    } catch {
+      return false;
+    }
+  }
+
+  it("the string check accepts exactly the segments that decode and re-encode to themselves", () => {
+    const segments: string[] = [""];
+    // Every last character after every length class, and every short string over a mixed set.
+    for (const prefix of ["", "A", "AA", "AAA", "AAAA", "QUJD", "QUJDRA", "QUJDREU"]) {
+      for (const c of ALPHABET + OTHERS) segments.push(prefix + c, `${prefix}${c}=`, `${prefix}${c}==`);
+    }
+    const mixed = "AQgw_-8z=+/ \n";
+    for (const a of mixed)
+      for (const b of mixed) for (const c of mixed) segments.push(a + b + c, `QQ${a}${b}${c}`);
+    // Random segments of every length class, mostly in the alphabet.
+    const pool = ALPHABET.repeat(4) + OTHERS;
+    for (let i = 0; i < 4000; i++) {
+      const length = i % 13;
+      let s = "";
+      for (let j = 0; j < length; j++) s += pool[Math.floor(Math.random() * pool.length)];
+      segments.push(s);
+    }
+    let accepted = 0;
+    for (const segment of segments) {
+      expect(isCanonicalBase64url(segment), JSON.stringify(segment)).toBe(roundTrips(segment));
+      if (roundTrips(segment)) accepted++;
+    }
+    // Both verdicts are well represented.
+    expect(accepted).toBeGreaterThan(1000);
+    expect(segments.length - accepted).toBeGreaterThan(1000);
+  });
+
+  /** The verifier's verdict on `token`: `accepted` or the reason of its refusal. */
+  async function verdict(token: string): Promise<string> {
+    try {
+      await verifyAsap(token, {
+        audiences: [TEST_AUDIENCE],
+        leewayS: 30,
+        keySource: { kind: "r2", baseUrls: [], timeoutMs: 1000 },
+        bucket: env.MODELS,
+      });
+      return "accepted";
+    } catch (error) {
+      if (error instanceof AuthError) return error.reason;
+      throw error;
+    }
+  }
+
+  it("refuses whitespace, '+', '/', padding, a length of 1 mod 4 and non-zero unused bits in any segment", async () => {
+    const token = await sign(claims());
+    expect(await verdict(token)).toBe("accepted");
+    const segments = token.split(".") as [string, string, string];
+    const spellings: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const seg = segments[i] as string;
+      const respell = (other: string) => segments.map((s, j) => (j === i ? other : s)).join(".");
+      spellings.push(
+        respell(`${seg.slice(0, 4)} ${seg.slice(4)}`),
+        respell(`${seg.slice(0, 4)}\n${seg.slice(4)}`),
+        respell(`${seg}\t`),
+        respell(`${seg.slice(0, 4)}+${seg.slice(5)}`),
+        respell(`${seg.slice(0, 4)}/${seg.slice(5)}`),
+        respell(`${seg}${"=".repeat((4 - (seg.length % 4)) % 4 || 4)}`),
+        respell(`${seg}${"A".repeat((5 - (seg.length % 4)) % 4)}`),
+      );
+      if (seg.length % 4 !== 0) {
+        const last = ALPHABET.indexOf(seg.slice(-1));
+        spellings.push(respell(`${seg.slice(0, -1)}${ALPHABET[last | 1]}`));
+      }
+    }
+    for (const spelling of spellings) expect(await verdict(spelling), spelling).toBe("invalid_encoding");
+  });
+
+  it("a header or payload that is not a JSON object → malformed_token", async () => {
+    const [h, p, s] = (await sign(claims())).split(".");
+    for (const bad of [enc([1]), enc("x"), enc(null), base64url.encode("{"), ""]) {
+      expect(await verdict(`${bad}.${p}.${s}`)).toBe("malformed_token");
+      expect(await verdict(`${h}.${bad}.${s}`)).toBe("malformed_token");
+    }
+  });
+
+  it("a header or payload with non-ASCII text is decoded as UTF-8 (and refused when not UTF-8)", async () => {
+    const t = await sign(claims({ sub: "caf\u00e9 \u{1F600}" }));
+    expect(await verdict(t)).toBe("accepted");
+    const [h, , s] = t.split(".");
+    const notUtf8 = base64url.encode(new Uint8Array([0x7b, 0xff, 0x7d])); // "{", invalid byte, "}"
+    expect(await verdict(`${h}.${notUtf8}.${s}`)).toBe("malformed_token");
+  });
+});
+
+describe("signature keys", () => {
+  /** A token signed with a fresh RS256 key of `bits`, its public key published in R2. */
+  async function rsaToken(bits: number): Promise<string> {
+    const issuer = `rsa-${bits}-${crypto.randomUUID().slice(0, 8)}`;
+    const kid = `${issuer}/k1`;
+    const { privateKey, publicKey } = (await crypto.subtle.generateKey(
+      {
+        name: "RSASSA-PKCS1-v1_5",
+        modulusLength: bits,
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: "SHA-256",
+      },
+      true,
+      ["sign", "verify"],
+    )) as CryptoKeyPair;
+    await env.MODELS.put(`${R2_KEY_PREFIX}${kid}`, await exportSPKI(publicKey));
+    const t = now();
+    const input = `${enc({ alg: "RS256", kid })}.${enc({ iss: issuer, aud: TEST_AUDIENCE, iat: t, exp: t + 60, jti: "x" })}`;
+    const signature = await crypto.subtle.sign(
+      "RSASSA-PKCS1-v1_5",
+      privateKey,
+      new TextEncoder().encode(input),
+    );
+    return `${input}.${base64url.encode(new Uint8Array(signature))}`;
+  }
+
+  it("an RSA key of 2048 bits verifies; one under 2048 bits is refused even with a valid signature → malformed_token", async () => {
+    await expectAuthenticated(await send(`Bearer ${await rsaToken(2048)}`));
+    const res = await send(`Bearer ${await rsaToken(1024)}`);
+    expect(res.status).toBe(401);
+    expect((await problem(res)).reason).toBe("malformed_token");
   });
 });

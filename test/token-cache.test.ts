@@ -10,12 +10,13 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { PEM_CONTENT_TYPE } from "../src/auth/asap";
 import {
   TOKEN_CACHE_MAX_ENTRIES,
+  TOKEN_CACHE_MAX_TOKEN_LENGTH,
   TokenCache,
   type VerifiedToken,
   verifiedTokens,
 } from "../src/auth/token-cache";
 import worker from "../src/index";
-import { createTestKey, problem, type TestKey, tokenOf } from "./helpers";
+import { createTestKey, problem, TEST_AUDIENCE, type TestKey, tokenOf } from "./helpers";
 import type { KeyReply } from "./key-server";
 
 const PRIMARY = "https://keys.test/asap/";
@@ -155,6 +156,33 @@ describe("verified tokens reused (replay off)", () => {
     expect(verify).toHaveBeenCalledTimes(4);
     expect(verifiedTokens.size).toBe(before);
   });
+  it("a kept token's signature under another payload is no hit: verified in full, refused", async () => {
+    const key = await createTestKey(newIssuer());
+    const token = await tokenOf(key);
+    await expectAuthenticated(await call(token, REPLAY_OFF));
+    const [head, payload, signature] = token.split(".") as [string, string, string];
+    const claims = JSON.parse(atob(payload.replaceAll("-", "+").replaceAll("_", "/")));
+    const other = btoa(JSON.stringify({ ...claims, sub: "admin" }))
+      .replaceAll("+", "-")
+      .replaceAll("/", "_")
+      .replaceAll("=", "");
+    const verify = countSignatureChecks();
+    await expectRefused(await call(`${head}.${other}.${signature}`, REPLAY_OFF), 401, "bad_signature");
+    expect(verify).toHaveBeenCalledTimes(1);
+    await expectAuthenticated(await call(token, REPLAY_OFF));
+    expect(verify).toHaveBeenCalledTimes(1);
+  });
+
+  it(`a token longer than ${TOKEN_CACHE_MAX_TOKEN_LENGTH} characters is never kept: verified in full each time`, async () => {
+    const key = await createTestKey(newIssuer());
+    const token = await tokenOf(key, { audience: [TEST_AUDIENCE, "a".repeat(TOKEN_CACHE_MAX_TOKEN_LENGTH)] });
+    expect(token.length).toBeGreaterThan(TOKEN_CACHE_MAX_TOKEN_LENGTH);
+    const before = verifiedTokens.size;
+    const verify = countSignatureChecks();
+    for (let i = 0; i < 3; i++) await expectAuthenticated(await call(token, REPLAY_OFF));
+    expect(verify).toHaveBeenCalledTimes(3);
+    expect(verifiedTokens.size).toBe(before);
+  });
 });
 
 describe("TokenCache bound", () => {
@@ -170,6 +198,16 @@ describe("TokenCache bound", () => {
     for (const h of ["a", "c", "d"]) expect(cache.get(h, 0)).toBeDefined();
     for (let i = 0; i < 100; i++) cache.set(`x${i}`, entry(Number.MAX_SAFE_INTEGER));
     expect(cache.size).toBe(3);
+  });
+
+  it("a hit needs the whole token: another token with the same tail misses and leaves the entry", () => {
+    const cache = new TokenCache(3);
+    const tail = "S".repeat(40);
+    cache.set(`h1.p1.${tail}`, entry(Number.MAX_SAFE_INTEGER));
+    expect(cache.get(`h2.p2.${tail}`, 0)).toBeUndefined();
+    cache.delete(`h2.p2.${tail}`);
+    expect(cache.get(`h1.p1.${tail}`, 0)).toBeDefined();
+    expect(cache.size).toBe(1);
   });
 
   it("drops an entry at its expiry", () => {

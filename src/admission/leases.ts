@@ -92,19 +92,7 @@ export class LeaseHolder {
     background: (work: Promise<unknown>) => void,
   ): Promise<RateDecision> {
     if (this.options.ttlMs <= 0) return (await source.lease(api, policy, 1, 0)).decision;
-    const key = `${caller}\n${api}\n${policy.limit}/${policy.window}/${policy.burst ?? ""}`;
-    const lease = this.lookup(key, now);
-    if (lease.expiresAt <= now && lease.remaining > 0) {
-      lease.unused += lease.remaining;
-      lease.remaining = 0;
-      lease.spent = 0;
-    }
-    /** One lease call for `want` requests, carrying back what expired leases left unused. */
-    const ask = (want: number) => {
-      const unused = lease.unused;
-      lease.unused = 0;
-      return source.lease(api, policy, want, unused);
-    };
+    const { lease, ask } = this.prepare(caller, api, policy, source, now);
     if (lease.remaining > 0) return this.spend(lease, policy, now, ask, background);
     if (this.refilling(lease, now)) {
       // Another request's refill is under way: wait for it briefly by looking at the plain state
@@ -132,6 +120,49 @@ export class LeaseHolder {
     lease.rpcMs = Date.now() - started;
     this.store(lease, grant, now, 1);
     return grant.decision;
+  }
+
+  /**
+   * `admit`'s answer when the local lease has quota, decided synchronously (no I/O, no promise);
+   * undefined when the request must go through `admit` (no lease, or it is empty or expired).
+   */
+  admitLocal(
+    caller: string,
+    api: string,
+    policy: RatePolicy,
+    source: QuotaSource,
+    now: number,
+    background: (work: Promise<unknown>) => void,
+  ): RateDecision | undefined {
+    if (this.options.ttlMs <= 0) return undefined;
+    const { lease, ask } = this.prepare(caller, api, policy, source, now);
+    return lease.remaining > 0 ? this.spend(lease, policy, now, ask, background) : undefined;
+  }
+
+  /**
+   * The lease of `caller` on `api` under `policy` (an expired one's rest set aside to give back),
+   * and the lease call for `want` requests, which carries back what expired leases left unused.
+   */
+  private prepare(
+    caller: string,
+    api: string,
+    policy: RatePolicy,
+    source: QuotaSource,
+    now: number,
+  ): { lease: Lease; ask: (want: number) => Promise<LeaseGrant> } {
+    const key = `${caller}\n${api}\n${policy.limit}/${policy.window}/${policy.burst ?? ""}`;
+    const lease = this.lookup(key, now);
+    if (lease.expiresAt <= now && lease.remaining > 0) {
+      lease.unused += lease.remaining;
+      lease.remaining = 0;
+      lease.spent = 0;
+    }
+    const ask = (want: number) => {
+      const unused = lease.unused;
+      lease.unused = 0;
+      return source.lease(api, policy, want, unused);
+    };
+    return { lease, ask };
   }
 
   /** Spends one request of `lease`; starts the next refill in the background at half. */

@@ -6,6 +6,7 @@
  */
 import { AuthError } from "../auth/failure";
 import { withTimeout } from "../timeout";
+import { objectId } from "./object-ids";
 
 /** The shard (0 … shards − 1) that keeps `key`: 32-bit FNV-1a, stable across isolates and deploys. */
 export function replayShard(key: string, shards: number): number {
@@ -33,7 +34,7 @@ export async function spendToken(
   timeoutMs: number,
 ): Promise<void> {
   const key = `${issuer}\n${token.jti}`;
-  const stub = namespace.get(namespace.idFromName(replayShardName(replayShard(key, shards))));
+  const stub = namespace.get(objectId(namespace, replayShardName(replayShard(key, shards))));
   let replayed: boolean;
   try {
     ({ replayed } = await withTimeout(

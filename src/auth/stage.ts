@@ -41,7 +41,7 @@ export async function authenticate(
       timeoutMs: config.ASAP_KEY_TIMEOUT_MS,
     },
     bucket: env.MODELS,
-    // Only when some issuer's tokens may be reused: otherwise no token is even hashed.
+    // Only when some issuer's tokens may be reused: otherwise no token is even looked up.
     ...(mayReuse(config) && {
       reuse: {
         cache: verifiedTokens,

@@ -1,19 +1,30 @@
 /**
- * Verified tokens kept per isolate for reuse, for issuers whose replay checking is `off` (a caller
- * that keeps one token for many requests, such as an SDK client given a token as its API key):
- * a reused token skips the signature check. Keyed by the token's SHA-256, so a hit is the very
- * string that was verified. Only tokens that passed every check are kept; an entry lives until
- * the token can no longer be accepted (`exp` + leeway) and its claims are checked again on every
- * use. Its key is looked up again on every use too (through the key cache, ./keys.ts): a revoked
- * key refuses the token as it would a fresh one, and a rotated key (another PEM under the same
- * kid) sends the token through full verification again. Bounded: the least recently used entry
- * goes first.
+ * Verified tokens kept per isolate for reuse, for issuers whose replay checking is `off` (a
+ * caller that keeps one token for many requests, such as an SDK client given a token as its API
+ * key): a reused token skips the signature check. Filed under the token's last characters (its
+ * signature's) and holding the whole token, which a hit must equal: a hit is the very string
+ * that was verified, with no digest to compute first. Only tokens of at most
+ * `TOKEN_CACHE_MAX_TOKEN_LENGTH` characters are kept, which bounds the memory held to ~2 MiB.
+ * Only tokens that passed every check are kept; an entry lives until the token can no longer be
+ * accepted (`exp` + leeway) and its claims are checked again on every use. Its key is looked up
+ * again on every use too (through the key cache, ./keys.ts): a revoked key refuses the token as
+ * it would a fresh one, and a rotated key (another PEM under the same kid) sends the token
+ * through full verification again. Bounded: the least recently used entry goes first.
  */
 import type { JWTPayload } from "jose";
 import type { AsapAlgorithm } from "./asap";
 
-/** Most verified tokens kept per isolate (~0.5 KB each). */
+/** Most verified tokens kept per isolate. */
 export const TOKEN_CACHE_MAX_ENTRIES = 1024;
+
+/**
+ * Longest token kept, in characters (a JWT is ASCII): an RS256 token with the usual claims is
+ * ~0.7 KB, while `MAX_TOKEN_BYTES` allows 8 KiB; longer tokens are verified in full every time.
+ */
+export const TOKEN_CACHE_MAX_TOKEN_LENGTH = 2048;
+
+/** Whether `token` is short enough to be kept (and so worth looking up). */
+export const isKeptLength = (token: string): boolean => token.length <= TOKEN_CACHE_MAX_TOKEN_LENGTH;
 
 /** A token that passed verification, with what a reuse must check again. */
 export interface VerifiedToken {
@@ -27,31 +38,48 @@ export interface VerifiedToken {
   until: number;
 }
 
-/** A bounded least-recently-used map of token hash → verified token. */
+/**
+ * Characters of a token its entry is filed under: its last 32, from its signature (192 bits; every
+ * accepted algorithm's signature is longer). Cheaper to hash than the whole token; a hit still
+ * needs the whole kept token to equal the presented one, so a token that merely shares the tail
+ * (a forgery reusing a signature) never hits, and does not displace the entry either.
+ */
+const KEY_LENGTH = 32;
+
+const keyOf = (token: string): string => token.slice(-KEY_LENGTH);
+
+/** A bounded least-recently-used map of token → verified token. */
 export class TokenCache {
-  readonly #entries = new Map<string, VerifiedToken>();
+  readonly #entries = new Map<string, { token: string; entry: VerifiedToken }>();
 
   constructor(readonly capacity: number = TOKEN_CACHE_MAX_ENTRIES) {}
 
-  /** The live entry for `hash` (now most recently used), or undefined; expired entries are dropped. */
-  get(hash: string, now: number): VerifiedToken | undefined {
-    const entry = this.#entries.get(hash);
-    if (!entry) return undefined;
-    this.#entries.delete(hash);
-    if (entry.until <= now) return undefined;
-    this.#entries.set(hash, entry);
-    return entry;
+  /**
+   * The live entry for exactly `token` (now most recently used), or undefined; an expired entry is
+   * dropped.
+   */
+  get(token: string, now: number): VerifiedToken | undefined {
+    const key = keyOf(token);
+    const kept = this.#entries.get(key);
+    if (!kept || kept.token !== token) return undefined;
+    this.#entries.delete(key);
+    if (kept.entry.until <= now) return undefined;
+    this.#entries.set(key, kept);
+    return kept.entry;
   }
 
-  /** Keeps `entry` for `hash`, dropping the least recently used entry when full. */
-  set(hash: string, entry: VerifiedToken): void {
-    this.#entries.delete(hash);
-    this.#entries.set(hash, entry);
+  /** Keeps `entry` for `token`, dropping the least recently used entry when full. */
+  set(token: string, entry: VerifiedToken): void {
+    const key = keyOf(token);
+    this.#entries.delete(key);
+    this.#entries.set(key, { token, entry });
     if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 
-  delete(hash: string): void {
-    this.#entries.delete(hash);
+  /** Drops the entry of exactly `token`, if kept. */
+  delete(token: string): void {
+    const key = keyOf(token);
+    if (this.#entries.get(key)?.token === token) this.#entries.delete(key);
   }
 
   get size(): number {
@@ -61,11 +89,3 @@ export class TokenCache {
 
 /** The isolate's cache of verified tokens. */
 export const verifiedTokens = new TokenCache();
-
-const encoder = new TextEncoder();
-
-/** The cache key of `token`: its SHA-256, as a 32-character binary string. */
-export async function tokenHash(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(token)));
-  return String.fromCharCode(...digest);
-}
