@@ -3,10 +3,9 @@
  * `If-None-Match: *`), an invalid upload never deletes another's object, and validation is bounded
  * (line length, columns, rows while parsing, inflated size).
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
-import { api, problem, testToken } from "./helpers";
+import { api, problem } from "./helpers";
 
 const CSV = `text,label\n${Array.from({ length: 40 }, (_, i) => `"${i % 2 ? "great" : "awful"} thing ${i}",${i % 2 ? "pos" : "neg"}`).join("\n")}\n`;
 
