@@ -3,10 +3,9 @@
  * `If-None-Match: *`), an invalid upload never deletes another's object, and validation is bounded
  * (line length, columns, rows while parsing, inflated size).
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
-import { api, problem, testToken } from "./helpers";
+import { api, problem } from "./helpers";
 
 const CSV = `text,label\n${Array.from({ length: 40 }, (_, i) => `"${i % 2 ? "great" : "awful"} thing ${i}",${i % 2 ? "pos" : "neg"}`).join("\n")}\n`;
 
@@ -90,24 +89,18 @@ describe("bounded validation", () => {
     expect((await problem(jsonl)).detail).toMatch(/columns; the limit is 256/);
   });
 
-  it("rows are counted while parsing: MAX_DATASET_ROWS=10 refuses the 11th", async () => {
-    const small = { ...env, MAX_DATASET_ROWS: "10" } as Env;
-    const ctx = createExecutionContext();
-    const body = Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `t${i}`, label: "a" })).join(
+  it("rows are counted while parsing: the deployed MAX_DATASET_ROWS (50,000) refuses row 50,001", async () => {
+    // Through the Worker's own entrypoint (as a client's upload arrives): a request handed to
+    // `worker.fetch` inside the test's own request context never gets its R2 put of a teed stream
+    // answered under workerd 1.20261123 (the dataset upload path, any size), so the limit is the
+    // deployed one rather than a smaller one set per call.
+    const body = Array.from({ length: 50_001 }, (_, i) => JSON.stringify({ text: `t${i}`, label: "a" })).join(
       "\n",
     );
-    const res = await worker.fetch(
-      new Request("http://edge.test/api/v1/datasets/rows.jsonl", {
-        method: "PUT",
-        headers: { authorization: `Bearer ${await testToken()}`, "content-length": String(body.length) },
-        body,
-      }),
-      small,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
+    const res = await put("rows.jsonl", body);
     expect(res.status).toBe(422);
-    expect((await problem(res)).detail).toMatch(/more than 10 rows/);
+    expect((await problem(res)).detail).toMatch(/more than 50000 rows/);
+    expect(await env.MODELS.head("datasets/rows.jsonl")).toBeNull();
   });
 
   it("a gzip bomb (64 MiB of zeros in 64 KiB) → 413 after inflating one step past the limit", async () => {

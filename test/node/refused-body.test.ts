@@ -51,7 +51,11 @@ describe("a refused body never breaks the next request (wrangler dev, as `npm st
       const head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n`;
       const res = await exchange(`${head}Transfer-Encoding: chunked\r\n\r\n`, chunked(80));
       expect(res.end).not.toBe("timeout");
-      expect(res.status, res.body).toBe(413);
+      if (method === "GET" && res.status === 400) {
+        // workerd 1.20261123 (pinned in package.json) hands a GET's chunked body to the Worker
+        // as empty: the body is never read, and the answer is the empty body's 400.
+        expect(JSON.parse(res.body)).toMatchObject({ code: "invalid_json", detail: "request body is empty" });
+      } else expect(res.status, res.body).toBe(413);
       for (let i = 0; i < 3; i++) await expectWorkerAnswersPost();
     });
   }
