@@ -3,6 +3,7 @@
  * signature (Web Crypto) and claims.
  */
 import type { JWSHeaderParameters, JWTPayload } from "jose";
+import { base64Bytes } from "../bytes";
 import { ASAP_ALGORITHMS, type AsapAlgorithm, isSafeKid, MAX_LIFETIME_S, MAX_TOKEN_BYTES } from "./asap";
 import { AuthError } from "./failure";
 import { getPublicKeyPem, type KeySource, resolvePublicKey } from "./keys";
@@ -323,11 +324,7 @@ const Bytes = Uint8Array as unknown as { fromBase64?: (text: string, options: ob
 
 /** The bytes a canonical base64url segment (see `isCanonicalBase64url`) encodes. */
 function base64urlBytes(segment: string): Uint8Array {
-  if (Bytes.fromBase64) return Bytes.fromBase64(segment, { alphabet: "base64url" });
-  const binary = atob(segment.replaceAll("-", "+").replaceAll("_", "/"));
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+  return Bytes.fromBase64 ? Bytes.fromBase64(segment, { alphabet: "base64url" }) : base64Bytes(segment);
 }
 
 /**

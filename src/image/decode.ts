@@ -15,6 +15,7 @@
 import { decode as decodePng } from "fast-png";
 import { imageSize } from "image-size";
 import { decode as decodeJpeg } from "jpeg-js";
+import { base64Bytes } from "../bytes";
 import type { ImagePreprocessSpec } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { checkJpeg } from "./jpeg";
@@ -87,10 +88,7 @@ export function decodeBase64Image(text: string): Uint8Array {
       limit_bytes: MAX_IMAGE_BYTES,
     });
   }
-  const binary = atob(unpadded.replace(/-/g, "+").replace(/_/g, "/"));
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+  return base64Bytes(unpadded);
 }
 
 /** Format and dimensions from the header only; refuses other formats, zero and oversized dimensions. */
