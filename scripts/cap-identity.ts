@@ -29,7 +29,7 @@ import { textManifestSchema } from "../src/contracts/manifest";
 import type { TextFeaturizerSpec } from "../src/featurizer/text";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { exportModel } from "../src/onnx/text";
-import { capBuckets, capIdentityAndAddress, capModel } from "../src/training/cap";
+import { capBuckets, capIdentityAndAddress, capModel, type LabelCap } from "../src/training/cap";
 import {
   FAIRNESS_TARGETS,
   fairnessMarkdown,
@@ -39,7 +39,7 @@ import {
   scoredFromLabels,
   targetsMet,
 } from "../src/training/fairness";
-import { augmentTerms } from "../src/training/fairness-augment";
+import { augmentTerms, cleanTweet, identityAugmentation } from "../src/training/fairness-augment";
 import { evaluateModel, featurizeTexts, quantizeInt8, scoreMatrix } from "../src/training/index";
 import { type Int8LinearModel, scoreText } from "../src/training/linear-model";
 import { finiteMean, rocAuc } from "../src/training/metrics";
@@ -84,7 +84,12 @@ export function readStateModel(file: string): { model: Int8LinearModel; threshol
   return { model: quantizeInt8(state.model), thresholds: { ...state.thresholds } };
 }
 
-function check(name: string, model: Int8LinearModel, thresholds: Record<string, number>): void {
+function check(
+  name: string,
+  model: Int8LinearModel,
+  thresholds: Record<string, number>,
+  atThresholds = false,
+): void {
   const cfg = TRAINING_CATALOGUE.toxicity;
   if (!cfg) throw new Error("no toxicity config");
   const score = (texts: readonly string[]) => texts.map((t) => scoreText(model, t));
@@ -111,6 +116,21 @@ function check(name: string, model: Int8LinearModel, thresholds: Record<string, 
       rows.map((r) => (r.target as number[])[k] as number),
     ),
   );
+  if (atThresholds) {
+    // In-sample, train split: per label the recall and the false-positive rate at the thresholds.
+    const at = model.labels.map((label, k) => {
+      const t = thresholds[label] as number;
+      const ys = rows.map((r) => (r.target as number[])[k] as number);
+      const pos = s.filter((x, i) => ys[i] === 1);
+      const neg = s.filter((x, i) => ys[i] === 0);
+      return [
+        label,
+        Number((pos.filter((x) => (x[k] as number) >= t).length / Math.max(1, pos.length)).toFixed(3)),
+        Number((neg.filter((x) => (x[k] as number) >= t).length / Math.max(1, neg.length)).toFixed(4)),
+      ];
+    });
+    console.log(`${name}: train in-sample [label, recall, fpr] at the thresholds ${JSON.stringify(at)}`);
+  }
   const set = identityEvalSet();
   const report = fairnessReport(
     set,
@@ -274,6 +294,50 @@ const FAIRNESS_NOTES: string[] = [
   "What a cap cannot do: it changes listed n-grams only (other spellings, slurs built on the terms, other languages keep their weights); it lowers toxic sentences that lean on the same words as much as benign ones (the set's toxic sentences flagged: 74.9 % → 70.2 %); and it does not teach the model anything — the retraining with the disjoint augmentation (`src/training/fairness-augment.ts`, `npm run train -- toxicity --augment-identity=1 --augment-tweets=5000`) is written but was not run to completion.",
 ];
 
+/** Issue #28's threshold calibration: the share of benign calibration texts allowed per label. */
+export const CALIBRATION_QUANTILE = 0.995;
+
+/**
+ * The benign calibration texts of candidate T (neither the evaluation nor any test split): the
+ * augmentation's benign rows (other templates and words than the evaluation, no held-out term) and
+ * the clean positive tweets of the sentiment data's folds 0–2.
+ */
+export function calibrationTexts(): string[] {
+  const benignAug = identityAugmentation()
+    .filter((r) => r.target.every((v) => v === 0))
+    .map((r) => r.text);
+  return [...benignAug, ...positiveTweets([0, 1, 2]).filter(cleanTweet)];
+}
+
+/** Per label max(threshold, the CALIBRATION_QUANTILE quantile of its score on `calibrationTexts()`). */
+export function calibratedThresholds(
+  model: Int8LinearModel,
+  thresholds: Record<string, number>,
+): Record<string, number> {
+  const scores = calibrationTexts().map((t) => scoreText(model, t));
+  const out: Record<string, number> = {};
+  model.labels.forEach((label, k) => {
+    const col = scores.map((s) => s[k] as number).sort((a, b) => a - b);
+    // The smallest value at or above which at most (1 − q) of the texts score.
+    const q = col[Math.min(col.length - 1, Math.ceil(CALIBRATION_QUANTILE * col.length))] as number;
+    out[label] = Number(Math.max(thresholds[label] as number, q).toFixed(4));
+  });
+  console.log(`calibration: ${scores.length} benign texts, quantile ${CALIBRATION_QUANTILE}`);
+  return out;
+}
+
+const KEEP = { identity: 1, address: 1 } as const;
+/**
+ * Issue #28's version 6 candidates (the rule written before their figures): version 5's cap E(0.5)
+ * per label — H caps `toxic` and `insult` only; G(1) every label except `identity_hate`; G(0.5)
+ * every label, `identity_hate` at half strength (its identity and address positive weights × 0.5).
+ */
+export const V6_CANDIDATES: Record<string, LabelCap> = {
+  H: { severe_toxic: KEEP, obscene: KEEP, threat: KEEP, identity_hate: KEEP },
+  "G(1)": { identity_hate: KEEP },
+  "G(0.5)": { identity_hate: { identity: 0.5, address: 0.5 } },
+};
+
 const augmentTermCount = (): number => augmentTerms().length;
 
 async function main(): Promise<void> {
@@ -288,6 +352,21 @@ async function main(): Promise<void> {
   const { model, thresholds } = stateFile
     ? readStateModel(path.resolve(ROOT, stateFile))
     : readInt8Model(from);
+  if (args["calibrate-thresholds"]) {
+    // Issue #28's candidate T (rule addendum 3): the model's weights unchanged, thresholds raised.
+    const raised = calibratedThresholds(model, thresholds);
+    console.log(`thresholds ${JSON.stringify(thresholds)} -> ${JSON.stringify(raised)}`);
+    check("as shipped", model, thresholds, true);
+    check("T (raised thresholds)", model, raised, true);
+    return;
+  }
+  if (stateFile && args.check && args.v6) {
+    // Issue #28's version 6 candidates (rule addendum 2): B's model with v5's cap per label.
+    console.log(`${stateFile}: thresholds ${JSON.stringify(thresholds)} (the run's own, unchanged)`);
+    for (const [name, perLabel] of Object.entries(V6_CANDIDATES))
+      check(name, capIdentityAndAddress(model, 0.5, perLabel), thresholds);
+    return;
+  }
   if (stateFile && args.check) {
     // Issue #28's "B+cap": the state's model as is and with version 5's cap unchanged; no other choice.
     const scale = Number(args["address-scale"] ?? 0.5);

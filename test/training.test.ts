@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
 import { standardDeviation } from "../src/training/calibration";
+import { capBuckets, capIdentityAndAddress, capModel } from "../src/training/cap";
 import {
   accuracy,
   createRng,
@@ -14,6 +15,7 @@ import {
   scoreFeatures,
   sparseRows,
 } from "../src/training/index";
+import type { Int8LinearModel } from "../src/training/linear-model";
 import {
   type Candidate,
   concatTargets,
@@ -228,5 +230,71 @@ describe("cross-validated selection (selectLinear with k folds)", () => {
     expect(Array.from(concatTargets([targetsOf([0, 1]), targetsOf([2])]).y)).toEqual([y[0], y[1], y[2]]);
     expect(() => concatTargets([T, encodeTargets("multilabel", 2, [[1, 0]])])).toThrow(/different shapes/);
     expect(() => concatTargets([])).toThrow(/no targets/);
+  });
+});
+
+describe("issue #28's weight cap per label (src/training/cap.ts)", () => {
+  const spec: TextFeaturizerSpec = {
+    name: FEATURIZER_NAME,
+    version: FEATURIZER_VERSION,
+    buckets: 1 << 12,
+    word_ngrams: [1, 2],
+    char_ngrams: [4, 5],
+    seed: 7,
+    tf: "binary",
+    norm: "l2-blocks",
+  };
+  const C = 2;
+  const model: Int8LinearModel = {
+    task: "multilabel",
+    labels: ["toxic", "identity_hate"],
+    spec,
+    columns: C,
+    quantization: "int8",
+    // Every bucket: +10 on toxic, +20 on identity_hate, except bucket 0's −8 (negative weights stay).
+    weights: Int8Array.from({ length: spec.buckets * C }, (_, i) => (i === 0 ? -8 : i % C === 0 ? 10 : 20)),
+    scales: Float32Array.of(0.01, 0.01),
+    bias: Float32Array.of(0, 0),
+  };
+  const identity = capBuckets(spec, { identity: true, address: false });
+  const address = capBuckets(spec, { identity: false, address: true });
+  const only = (a: Set<number>, b: Set<number>) => [...a].filter((x) => !b.has(x) && x !== 0);
+  const at = (m: Int8LinearModel, b: number, k: number) => m.weights[b * C + k];
+
+  it("version 5's cap by default; per label: left as is, or its own factors", () => {
+    expect(identity.size).toBeGreaterThan(100);
+    const idOnly = only(identity, address);
+    const addrOnly = only(address, identity);
+    const neither = Array.from({ length: spec.buckets }, (_, b) => b).find(
+      (b) => b !== 0 && !identity.has(b) && !address.has(b),
+    ) as number;
+    const v5 = capIdentityAndAddress(model, 0.5);
+    const keep = capIdentityAndAddress(model, 0.5, { identity_hate: { identity: 1, address: 1 } });
+    const half = capIdentityAndAddress(model, 0.5, { identity_hate: { identity: 0.5, address: 0.5 } });
+    for (const b of idOnly.slice(0, 20)) {
+      expect([at(v5, b, 0), at(v5, b, 1)]).toEqual([0, 0]);
+      expect([at(keep, b, 0), at(keep, b, 1)]).toEqual([0, 20]);
+      expect([at(half, b, 0), at(half, b, 1)]).toEqual([0, 10]);
+    }
+    for (const b of addrOnly.slice(0, 10)) {
+      expect([at(v5, b, 0), at(v5, b, 1)]).toEqual([5, 10]);
+      expect([at(keep, b, 0), at(keep, b, 1)]).toEqual([5, 20]);
+      expect([at(half, b, 0), at(half, b, 1)]).toEqual([5, 10]);
+    }
+    for (const m of [v5, keep, half]) {
+      expect([at(m, neither, 0), at(m, neither, 1)]).toEqual([10, 20]);
+      expect(at(m, 0, 0)).toBe(-8);
+    }
+    expect(Array.from(model.weights.slice(0, 4))).toEqual([-8, 20, 10, 20]);
+  });
+
+  it("refuses an unknown label or a factor outside [0, 1]", () => {
+    expect(() => capIdentityAndAddress(model, 0.5, { threat: { identity: 1, address: 1 } })).toThrow(
+      /not a label/,
+    );
+    expect(() => capIdentityAndAddress(model, 0.5, { toxic: { identity: 2, address: 1 } })).toThrow(
+      /outside/,
+    );
+    expect(() => capModel(model, identity, [0])).toThrow(/1 scales for 2 columns/);
   });
 });

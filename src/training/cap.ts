@@ -61,21 +61,25 @@ export function capBuckets(
 
 /**
  * A copy of `model` whose positive weights in `buckets` are multiplied by `scale` (0: set to 0;
- * rounded to int8), every column; counts the changed weights.
+ * rounded to int8); `scale` is one factor for every column or one per column (1 leaves a column
+ * as is). Counts the changed weights.
  */
 export function capModel(
   model: Int8LinearModel,
   buckets: Set<number>,
-  scale = 0,
+  scale: number | readonly number[] = 0,
 ): { model: Int8LinearModel; changed: number } {
   const weights = Int8Array.from(model.weights);
   const C = model.columns;
+  const scales = typeof scale === "number" ? new Array<number>(C).fill(scale) : scale;
+  if (scales.length !== C) throw new Error(`capModel: ${scales.length} scales for ${C} columns`);
   let changed = 0;
   for (const b of buckets)
     for (let k = 0; k < C; k++) {
       const w = weights[b * C + k] as number;
-      if (w > 0) {
-        const v = Math.round(w * scale);
+      const f = scales[k] as number;
+      if (w > 0 && f !== 1) {
+        const v = Math.round(w * f);
         if (v !== w) changed++;
         weights[b * C + k] = v;
       }
@@ -83,9 +87,38 @@ export function capModel(
   return { model: { ...model, weights }, changed };
 }
 
-/** D: identity buckets' positive weights to 0; E(s): and the address buckets' scaled by `s`. */
-export function capIdentityAndAddress(model: Int8LinearModel, addressScale?: number): Int8LinearModel {
-  const identity = capModel(model, capBuckets(model.spec, { identity: true, address: false })).model;
+/**
+ * Per label, the factors on positive weights in the identity and the address buckets. A label not
+ * listed gets version 5's cap (identity 0, address the address scale); `{ identity: 1, address: 1 }`
+ * leaves a label as is.
+ */
+export type LabelCap = Readonly<Record<string, { identity: number; address: number }>>;
+
+/**
+ * D: identity buckets' positive weights to 0; E(s): and the address buckets' scaled by `s`; with
+ * `perLabel`, other factors for the listed labels (issue #28's version 6 leaves some labels less capped).
+ */
+export function capIdentityAndAddress(
+  model: Int8LinearModel,
+  addressScale?: number,
+  perLabel: LabelCap = {},
+): Int8LinearModel {
+  for (const [label, f] of Object.entries(perLabel))
+    if (
+      !model.labels.includes(label) ||
+      !(f.identity >= 0 && f.identity <= 1 && f.address >= 0 && f.address <= 1)
+    )
+      throw new Error(`cap: ${label} is not a label, or a factor is outside [0, 1]`);
+  const columns = Array.from({ length: model.columns }, (_, k) => perLabel[model.labels[k] as string]);
+  const identity = capModel(
+    model,
+    capBuckets(model.spec, { identity: true, address: false }),
+    columns.map((f) => f?.identity ?? 0),
+  ).model;
   if (addressScale === undefined) return identity;
-  return capModel(identity, capBuckets(model.spec, { identity: false, address: true }), addressScale).model;
+  return capModel(
+    identity,
+    capBuckets(model.spec, { identity: false, address: true }),
+    columns.map((f) => f?.address ?? addressScale),
+  ).model;
 }
