@@ -117,6 +117,37 @@ describe("live profiles and the drift endpoint", () => {
     );
   });
 
+  it("an uploaded profile is a training reference: one claiming to be a live baseline is refused", async () => {
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    const manifest = JSON.parse(decode(await fixtureBytes("models/spam/manifest.json"))) as object;
+    const bytes = await fixtureBytes("models/spam/model.onnx");
+    const profile = JSON.parse(decode(await fixtureBytes("models/spam/profile.json"))) as object;
+    const upload = (version: string, prof: object) => {
+      const form = new FormData();
+      form.append("manifest", JSON.stringify({ ...manifest, version }));
+      form.append("model", new Blob([bytes]), "model.onnx");
+      form.append("profile", JSON.stringify(prof));
+      return api(`/api/v1/models/spam/versions/${version}`, { method: "PUT", body: form });
+    };
+    const claimed = { origin: "baseline", window: { start: "2026-12-01T00:00:00Z", end: "2026-12-01T01:00:00Z" } };
+    for (const [version, extra] of [
+      ["claims-baseline", claimed],
+      ["claims-window", { window: claimed.window }],
+    ] as const) {
+      const res = await upload(version, { ...profile, ...extra });
+      expect(res.status, version).toBe(422);
+      const p = await problem(res);
+      expect(p.code).toBe("invalid_model");
+      expect(p.detail).toMatch(/profile\.origin: an uploaded profile is a reference of training inputs/);
+      expect(p.detail).toContain("PUT /api/v1/models/spam/drift/reference");
+      expect(await env.MODELS.head(r2Keys.manifest("spam", version))).toBeNull();
+    }
+    const ok = await upload("as-training", { ...profile, origin: "training" });
+    expect(ok.status, await ok.clone().text()).toBe(201);
+    const report = await drift("/api/v1/models/spam/drift?hours=1&version=as-training");
+    expect(report.reference?.origin).toBe("training");
+  });
+
   it("sync and async predictions both feed the live profile of their version and hour", async () => {
     await clearOfHourEnd(30_000);
     const path = "/api/v1/models/spam/drift?hours=1";

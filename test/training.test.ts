@@ -8,6 +8,7 @@ import {
   encodeTargets,
   type FloatLinearModel,
   featurizeTexts,
+  maskColumns,
   minimizeLbfgs,
   precisionRecallF1Macro,
   quantizeInt8,
@@ -286,6 +287,22 @@ describe("issue #28's weight cap per label (src/training/cap.ts)", () => {
       expect(at(m, 0, 0)).toBe(-8);
     }
     expect(Array.from(model.weights.slice(0, 4))).toEqual([-8, 20, 10, 20]);
+  });
+
+  it("--mask-identity's maskColumns zeroes the listed columns' values and nothing else", () => {
+    const X = featurizeTexts(["a proud gay nurse", "you are kind"], spec);
+    const masked = maskColumns(X, identity);
+    expect(Array.from(masked.ids)).toEqual(Array.from(X.ids));
+    let zeroed = 0;
+    for (let j = 0; j < X.ids.length; j++) {
+      if (identity.has(X.ids[j] as number)) {
+        expect(masked.values[j]).toBe(0);
+        zeroed++;
+      } else expect(masked.values[j]).toBe(X.values[j]);
+    }
+    // "gay" (its unigram, 4- and 5-grams) is an identity term; the rest of the first row is not.
+    expect(zeroed).toBeGreaterThanOrEqual(5);
+    expect(X.values.some((v, j) => v !== 0 && !identity.has(X.ids[j] as number))).toBe(true);
   });
 
   it("refuses an unknown label or a factor outside [0, 1]", () => {

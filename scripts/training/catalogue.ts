@@ -72,6 +72,11 @@ export interface ModelConfig {
    * by `scripts/cap-identity.ts`; a full `npm run train -- toxicity` applies the same cap.
    */
   cap?: { addressScale: number };
+  /**
+   * Issue #28's `--mask-identity`: every training row's feature values in the identity buckets of
+   * `src/training/cap.ts` are 0 (CV folds and the final fit), so the model is fitted without them.
+   */
+  maskIdentity?: boolean;
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */

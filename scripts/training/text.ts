@@ -11,7 +11,7 @@ import { textManifestSchema } from "../../src/contracts/manifest";
 import { normalizeText, wordTokens } from "../../src/featurizer/text";
 import { exportModel } from "../../src/onnx/text";
 import { lengthBalancedWeights, priorWeights } from "../../src/training/calibration";
-import { capIdentityAndAddress } from "../../src/training/cap";
+import { capBuckets, capIdentityAndAddress } from "../../src/training/cap";
 import {
   type FairnessReport,
   fairnessReport,
@@ -25,6 +25,7 @@ import {
   evaluateModel,
   featurizeTexts,
   finiteMean,
+  maskColumns,
   precisionRecallF1Macro,
   quantizeInt8,
   scoreText,
@@ -76,6 +77,10 @@ export async function trainTextModel(
 ): Promise<void> {
   const t0 = Date.now();
   const data = cfg.augment ? augmentToxicity(cfg.load(), cfg.augment) : cfg.load();
+  if (cfg.maskIdentity)
+    data.notes.push(
+      "Fitted without identity n-grams (issue #28, `--mask-identity`): every training row's feature values in the identity buckets of `src/training/cap.ts` (the `augmentTerms()` words' unigrams, two-word bigrams, character 4/5-grams; never the evaluation's held-out terms) are 0 in the CV folds and the final fit, so the other n-grams are fitted around them; validation rows are scored with all their n-grams, as at serving.",
+    );
   const augmentWeight = cfg.augment?.identityWeight ?? 1;
   const identityRowTexts = new Set(cfg.augment?.identity ? identityAugmentation().map((r) => r.text) : []);
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
@@ -105,13 +110,17 @@ export async function trainTextModel(
       cfg.spec,
     );
   const selectAndFit = (): RunState => {
-    const trainX = feat(data.train);
+    const features = feat(data.train);
+    const masked = cfg.maskIdentity ? capBuckets(cfg.spec, { identity: true, address: false }) : undefined;
+    if (masked) log(`--mask-identity: ${masked.size} identity buckets set to 0 in every training row`);
+    const trainX = masked ? maskColumns(features, masked) : features;
     const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
     const rowsOf = (idx: readonly number[]) => idx.map((t) => data.train[t] as TrainingRow);
     const folds: Fold[] = cuts.map(({ fit, val }) => ({
       fitX: sparseRows(trainX, fit),
       fitTargets: forFitting(rowsOf(fit), enc(rowsOf(fit))),
-      valX: sparseRows(trainX, val),
+      // Scored as at serving: all the text's n-grams (masked buckets carry the weights the fit gave them).
+      valX: sparseRows(features, val),
       valTargets: enc(rowsOf(val)),
     }));
     const fitRowCount = cuts[0]?.fit.length ?? 0;

@@ -170,6 +170,15 @@ function checkProfile(raw: unknown, manifest: ModelManifest, id: string, version
   }
   const kind = kindName(manifest);
   if (kind === "tensor") throw new ApiError("invalid_model", "a tensor model takes no reference profile");
+  // A baseline is taken from live traffic only; an uploaded profile is a training reference, which a
+  // live window never replaces (a claimed baseline could be reset over, and would be reported as one).
+  if (parsed.data.origin === "baseline" || parsed.data.window !== undefined) {
+    throw new ApiError(
+      "invalid_model",
+      'profile.origin: an uploaded profile is a reference of training inputs; drop "origin" and "window" ' +
+        `(a baseline of live traffic is set with PUT /api/v1/models/${id}/drift/reference)`,
+    );
+  }
   const problem = profileProblem(parsed.data, kind === "image" ? "image" : "text", manifest.labels);
   if (problem) throw new ApiError("invalid_model", problem);
   return parsed.data;

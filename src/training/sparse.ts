@@ -40,6 +40,16 @@ export function featurizeTexts(texts: readonly string[], spec: TextFeaturizerSpe
   );
 }
 
+/**
+ * A copy of `m` whose values in the columns `masked` are 0 (issue #28's `--mask-identity`: a model
+ * fitted without the identity n-grams; the featurizer's normalization is left as it is at serving).
+ */
+export function maskColumns(m: SparseMatrix, masked: ReadonlySet<number>): SparseMatrix {
+  const values = Float32Array.from(m.values);
+  for (let j = 0; j < m.ids.length; j++) if (masked.has(m.ids[j] as number)) values[j] = 0;
+  return { ...m, values };
+}
+
 /** Row `i` of `m` as a `SparseFeatures` view (no copy). */
 export function sparseRow(m: SparseMatrix, i: number): SparseFeatures {
   const s = m.rowPtr[i] as number;
