@@ -112,6 +112,18 @@ export class DriftShard extends DurableObject<Env> {
     return rows.length > 0;
   }
 
+  /**
+   * Forgets every version's live profiles and logged warnings (the model was deleted: a model that
+   * reuses the id, even with the same version names, starts from nothing). The tables stay, so the
+   * shard keeps recording without a restart; delivery ids stay too (a retried batch is not counted).
+   */
+  async clear(): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM counts");
+    sql.exec("DELETE FROM bins");
+    sql.exec("DELETE FROM warned");
+  }
+
   /** Prunes hours past `DRIFT_KEEP_HOURS` and old delivery ids; re-arms while data remains. */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;

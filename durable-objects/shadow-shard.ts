@@ -136,10 +136,17 @@ export class ShadowShard extends DurableObject<Env> {
     return [...pairs.values()];
   }
 
-  /** Forgets every comparison (the model was deleted). */
+  /**
+   * Forgets every comparison (the model was deleted). Rows, not the storage: `deleteAll()` drops the
+   * tables too, and this object (still in memory, its constructor run) would then fail every
+   * recording and read of a model reusing the id with "no such table" until evicted. Delivery ids
+   * stay (a retried batch is not counted).
+   */
   async clear(): Promise<void> {
-    await this.ctx.storage.deleteAll();
-    this.alarmSet = false;
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM pairs");
+    sql.exec("DELETE FROM labels");
+    sql.exec("DELETE FROM latency");
   }
 
   /** Prunes delivery ids past their retention; re-arms while some remain. */

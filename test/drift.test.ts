@@ -50,6 +50,16 @@ async function send(texts: readonly string[], model: string, version?: string): 
   }
 }
 
+/** Uploads the shipped spam model's bytes as `id`/`version` (with a `profile` part when given). */
+async function uploadSpam(id: string, version: string, profile?: object): Promise<Response> {
+  const manifest = JSON.parse(decode(await fixtureBytes("models/spam/manifest.json"))) as object;
+  const form = new FormData();
+  form.append("manifest", JSON.stringify({ ...manifest, id, version }));
+  form.append("model", new Blob([await fixtureBytes("models/spam/model.onnx")]), "model.onnx");
+  if (profile) form.append("profile", JSON.stringify(profile));
+  return api(`/api/v1/models/${id}/versions/${version}`, { method: "PUT", body: form });
+}
+
 /** Waits for the next UTC hour when fewer than `ms` remain in this one (the windows are hourly). */
 async function clearOfHourEnd(ms: number): Promise<void> {
   const left = HOUR_MS - (Date.now() % HOUR_MS);
@@ -118,18 +128,12 @@ describe("live profiles and the drift endpoint", () => {
   });
 
   it("an uploaded profile is a training reference: one claiming to be a live baseline is refused", async () => {
-    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-    const manifest = JSON.parse(decode(await fixtureBytes("models/spam/manifest.json"))) as object;
-    const bytes = await fixtureBytes("models/spam/model.onnx");
     const profile = JSON.parse(decode(await fixtureBytes("models/spam/profile.json"))) as object;
-    const upload = (version: string, prof: object) => {
-      const form = new FormData();
-      form.append("manifest", JSON.stringify({ ...manifest, version }));
-      form.append("model", new Blob([bytes]), "model.onnx");
-      form.append("profile", JSON.stringify(prof));
-      return api(`/api/v1/models/spam/versions/${version}`, { method: "PUT", body: form });
+    const upload = (version: string, prof: object) => uploadSpam("spam", version, prof);
+    const claimed = {
+      origin: "baseline",
+      window: { start: "2026-12-01T00:00:00Z", end: "2026-12-01T01:00:00Z" },
     };
-    const claimed = { origin: "baseline", window: { start: "2026-12-01T00:00:00Z", end: "2026-12-01T01:00:00Z" } };
     for (const [version, extra] of [
       ["claims-baseline", claimed],
       ["claims-window", { window: claimed.window }],
@@ -146,6 +150,22 @@ describe("live profiles and the drift endpoint", () => {
     expect(ok.status, await ok.clone().text()).toBe(201);
     const report = await drift("/api/v1/models/spam/drift?hours=1&version=as-training");
     expect(report.reference?.origin).toBe("training");
+  });
+
+  it("deleting a model forgets its live profiles: a model reusing the id and version starts from nothing", async () => {
+    await clearOfHourEnd(30_000);
+    const path = "/api/v1/models/spam-gone/drift?hours=1&version=1";
+    const first = await uploadSpam("spam-gone", "1");
+    expect(first.status, await first.clone().text()).toBe(201);
+    await send(["free prize, call now", "see you at lunch", "WINNER claim your reward"], "spam-gone", "1");
+    expect((await currentHour(path, 3)).count).toBe(3);
+    const deleted = await api("/api/v1/models/spam-gone", { method: "DELETE" });
+    expect(deleted.status, await deleted.clone().text()).toBe(200);
+    expect((await uploadSpam("spam-gone", "1")).status).toBe(201);
+    expect((await drift(path)).hours.at(-1)?.count).toBe(0);
+    // The shards keep recording after the clear.
+    await send(["ok thanks"], "spam-gone", "1");
+    expect((await currentHour(path, 1)).count).toBe(1);
   });
 
   it("sync and async predictions both feed the live profile of their version and hour", async () => {

@@ -47,6 +47,11 @@ export function driftShard(env: Env, id: string, index: number): DurableObjectSt
   return env.DRIFT_SHARD.get(env.DRIFT_SHARD.idFromName(`${id}:${index}`));
 }
 
+/** Forgets model `id`'s live profiles on every shard (its deletion; best effort, like the shadow sums'). */
+export async function clearLiveProfiles(env: Env, id: string, shards: number): Promise<void> {
+  await Promise.allSettled(Array.from({ length: shards }, (_, i) => driftShard(env, id, i).clear()));
+}
+
 const batches = new IsolateBatches<HourProfile>(50, 500);
 
 /**

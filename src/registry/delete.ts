@@ -4,6 +4,7 @@ import type { Config } from "../config";
 import { d1 } from "../contracts/d1";
 import { MODEL_ID_RE } from "../contracts/manifest";
 import { jobRowsKey, r2Keys } from "../contracts/r2-keys";
+import { clearLiveProfiles } from "../drift/live";
 import { ApiError } from "../errors";
 import { clearShadowSums } from "../rollout/shadow-stats";
 import { invalidateModel } from "../storage/model-store";
@@ -85,8 +86,11 @@ export async function deleteModel(env: Env, config: Config, id: string): Promise
   ];
   for (let i = 0; i < keys.length; i += R2_DELETE_MAX)
     await env.MODELS.delete(keys.slice(i, i + R2_DELETE_MAX));
-  // Its shadow comparisons (a model reusing the id starts without them).
-  await clearShadowSums(env, id, config.STATS_SHARDS);
+  // Its shadow comparisons and live input profiles (a model reusing the id starts without them).
+  await Promise.all([
+    clearShadowSums(env, id, config.STATS_SHARDS),
+    clearLiveProfiles(env, id, config.STATS_SHARDS),
+  ]);
   return {
     id,
     versions: changes[3] ?? 0,
