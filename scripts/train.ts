@@ -62,7 +62,9 @@ async function main(): Promise<void> {
       await trainTextModel(applyOverrides(cfg, over), dryRun, over);
     }
     // The new model's reference profile over its train split (docs/drift.md).
-    if (!dryRun) console.log(`${id}: models/${id}/profile.json, ${await writeProfile(id)} bytes`);
+    // (Not after a `--no-test` selection run: it writes no model.)
+    if (!dryRun && !over["no-test"])
+      console.log(`${id}: models/${id}/profile.json, ${await writeProfile(id)} bytes`);
   }
 }
 

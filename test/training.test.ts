@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
 import { standardDeviation } from "../src/training/calibration";
-import { capBuckets, capIdentityAndAddress, capModel } from "../src/training/cap";
+import {
+  capBuckets,
+  capIdentityAndAddress,
+  capModel,
+  identityBigramBuckets,
+  identityWords,
+} from "../src/training/cap";
 import {
   accuracy,
   createRng,
@@ -9,6 +15,7 @@ import {
   type FloatLinearModel,
   featurizeTexts,
   maskColumns,
+  maskPerRow,
   minimizeLbfgs,
   precisionRecallF1Macro,
   quantizeInt8,
@@ -303,6 +310,21 @@ describe("issue #28's weight cap per label (src/training/cap.ts)", () => {
     // "gay" (its unigram, 4- and 5-grams) is an identity term; the rest of the first row is not.
     expect(zeroed).toBeGreaterThanOrEqual(5);
     expect(X.values.some((v, j) => v !== 0 && !identity.has(X.ids[j] as number))).toBe(true);
+  });
+
+  it("--mask-identity=bigrams: per row, the bigrams that contain an identity word, and only those rows", () => {
+    const words = new Set(identityWords());
+    expect(words.has("gay")).toBe(true);
+    const texts = ["I am a proud gay person, you are gay!", "a proud nurse"];
+    const perRow = texts.map((t) => identityBigramBuckets(t, spec, words));
+    // "proud gay", "gay person", "are gay"; none in the second text.
+    expect(perRow.map((b) => b.size)).toEqual([3, 0]);
+    const X = featurizeTexts(texts, spec);
+    const masked = maskPerRow(X, (i) => perRow[i] as Set<number>);
+    for (let i = 0; i < X.rows; i++)
+      for (let j = X.rowPtr[i] as number; j < (X.rowPtr[i + 1] as number); j++)
+        expect(masked.values[j]).toBe((perRow[i] as Set<number>).has(X.ids[j] as number) ? 0 : X.values[j]);
+    expect(Array.from(masked.values).filter((v) => v === 0).length).toBe(3);
   });
 
   it("refuses an unknown label or a factor outside [0, 1]", () => {

@@ -77,6 +77,8 @@ export interface ModelConfig {
    * `src/training/cap.ts` are 0 (CV folds and the final fit), so the model is fitted without them.
    */
   maskIdentity?: boolean;
+  /** With `maskIdentity`: also, per row, the word bigrams that contain an identity word (`--mask-identity=bigrams`). */
+  maskIdentityBigrams?: boolean;
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */

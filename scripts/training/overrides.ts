@@ -48,7 +48,10 @@ export function applyOverrides(cfg: ModelConfig, over: Record<string, string>): 
     ...(lengthBalance !== undefined && { lengthBalance }),
     ...borrow,
     ...(augment && { augment }),
-    ...(over["mask-identity"] !== undefined && { maskIdentity: over["mask-identity"] !== "0" }),
+    ...(over["mask-identity"] !== undefined && {
+      maskIdentity: over["mask-identity"] !== "0",
+      maskIdentityBigrams: over["mask-identity"] === "bigrams",
+    }),
     // `--cap=none` trains without issue #28's weight cap, `--cap=<address scale>` with another scale.
     ...(over.cap !== undefined && {
       cap: over.cap === "none" ? undefined : { addressScale: Number(over.cap) },

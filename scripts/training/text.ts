@@ -11,7 +11,12 @@ import { textManifestSchema } from "../../src/contracts/manifest";
 import { normalizeText, wordTokens } from "../../src/featurizer/text";
 import { exportModel } from "../../src/onnx/text";
 import { lengthBalancedWeights, priorWeights } from "../../src/training/calibration";
-import { capBuckets, capIdentityAndAddress } from "../../src/training/cap";
+import {
+  capBuckets,
+  capIdentityAndAddress,
+  identityBigramBuckets,
+  identityWords,
+} from "../../src/training/cap";
 import {
   type FairnessReport,
   fairnessReport,
@@ -26,6 +31,7 @@ import {
   featurizeTexts,
   finiteMean,
   maskColumns,
+  maskPerRow,
   precisionRecallF1Macro,
   quantizeInt8,
   scoreText,
@@ -81,6 +87,10 @@ export async function trainTextModel(
     data.notes.push(
       "Fitted without identity n-grams (issue #28, `--mask-identity`): every training row's feature values in the identity buckets of `src/training/cap.ts` (the `augmentTerms()` words' unigrams, two-word bigrams, character 4/5-grams; never the evaluation's held-out terms) are 0 in the CV folds and the final fit, so the other n-grams are fitted around them; validation rows are scored with all their n-grams, as at serving.",
     );
+  if (cfg.maskIdentityBigrams)
+    data.notes.push(
+      "And per row the word bigrams that contain one of those words (`--mask-identity=bigrams`), where a masked word's lean would otherwise move.",
+    );
   const augmentWeight = cfg.augment?.identityWeight ?? 1;
   const identityRowTexts = new Set(cfg.augment?.identity ? identityAugmentation().map((r) => r.text) : []);
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
@@ -113,7 +123,15 @@ export async function trainTextModel(
     const features = feat(data.train);
     const masked = cfg.maskIdentity ? capBuckets(cfg.spec, { identity: true, address: false }) : undefined;
     if (masked) log(`--mask-identity: ${masked.size} identity buckets set to 0 in every training row`);
-    const trainX = masked ? maskColumns(features, masked) : features;
+    let trainX = masked ? maskColumns(features, masked) : features;
+    if (masked && cfg.maskIdentityBigrams) {
+      const words = new Set(identityWords());
+      const perRow = data.train.map((r) => identityBigramBuckets(r.text, cfg.spec, words));
+      trainX = maskPerRow(trainX, (i) => perRow[i] as Set<number>);
+      log(
+        `--mask-identity=bigrams: ${perRow.reduce((n, s) => n + s.size, 0)} identity-bigram features set to 0 in ${perRow.filter((s) => s.size > 0).length} rows`,
+      );
+    }
     const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
     const rowsOf = (idx: readonly number[]) => idx.map((t) => data.train[t] as TrainingRow);
     const folds: Fold[] = cuts.map(({ fit, val }) => ({

@@ -12,7 +12,7 @@
  * without these n-grams scores exactly as before. Chosen in two rounds on train data only
  * (scripts/cap-identity.ts, the toxicity card).
  */
-import { murmur3, type TextFeaturizerSpec } from "../featurizer/text";
+import { murmur3, normalizeText, type TextFeaturizerSpec, wordTokens } from "../featurizer/text";
 import { augmentTerms } from "./fairness-augment";
 import type { Int8LinearModel } from "./linear-model";
 
@@ -35,6 +35,38 @@ export function bucketsOf(
     for (const n of [4, 5])
       for (let i = 0; i + n <= padded.length; i++)
         out.add(half + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
+  }
+  return out;
+}
+
+/** The identity words of the cap (and of `--mask-identity`): each augmentation term's words of ≥ 2 letters. */
+export function identityWords(): string[] {
+  return augmentTerms().flatMap((term) =>
+    term
+      .toLowerCase()
+      .split(/[\s-]+/)
+      .filter((p) => p.length >= 2),
+  );
+}
+
+/**
+ * The word-bigram buckets of `text` whose bigram contains one of `words` (issue #28's
+ * `--mask-identity=bigrams`: the bigrams "are gay", "gay people" that carry a word's lean once the
+ * word itself is masked). Same tokens and hash as the featurizer's word n-grams.
+ */
+export function identityBigramBuckets(
+  text: string,
+  spec: TextFeaturizerSpec,
+  words: ReadonlySet<string>,
+): Set<number> {
+  const out = new Set<number>();
+  if (!spec.word_ngrams || spec.word_ngrams[0] > 2 || spec.word_ngrams[1] < 2) return out;
+  const mask = (spec.norm === "l2-blocks" ? spec.buckets >>> 1 : spec.buckets) - 1;
+  const tokens = wordTokens(normalizeText(text));
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    const a = tokens[i] as string;
+    const b = tokens[i + 1] as string;
+    if (words.has(a) || words.has(b)) out.add(murmur3(`${a} ${b}`, spec.seed) & mask);
   }
   return out;
 }

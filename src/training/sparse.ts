@@ -50,6 +50,18 @@ export function maskColumns(m: SparseMatrix, masked: ReadonlySet<number>): Spars
   return { ...m, values };
 }
 
+/** A copy of `m` whose values in row i's columns `masked(i)` are 0 (per row; `maskColumns` for all rows). */
+export function maskPerRow(m: SparseMatrix, masked: (row: number) => ReadonlySet<number>): SparseMatrix {
+  const values = Float32Array.from(m.values);
+  for (let i = 0; i < m.rows; i++) {
+    const set = masked(i);
+    if (set.size === 0) continue;
+    for (let j = m.rowPtr[i] as number; j < (m.rowPtr[i + 1] as number); j++)
+      if (set.has(m.ids[j] as number)) values[j] = 0;
+  }
+  return { ...m, values };
+}
+
 /** Row `i` of `m` as a `SparseFeatures` view (no copy). */
 export function sparseRow(m: SparseMatrix, i: number): SparseFeatures {
   const s = m.rowPtr[i] as number;
