@@ -6,6 +6,7 @@ import {
   capIdentityAndAddress,
   capModel,
   identityBigramBuckets,
+  identityChunkBuckets,
   identityWords,
 } from "../src/training/cap";
 import {
@@ -325,6 +326,23 @@ describe("issue #28's weight cap per label (src/training/cap.ts)", () => {
       for (let j = X.rowPtr[i] as number; j < (X.rowPtr[i + 1] as number); j++)
         expect(masked.values[j]).toBe((perRow[i] as Set<number>).has(X.ids[j] as number) ? 0 : X.values[j]);
     expect(Array.from(masked.values).filter((v) => v === 0).length).toBe(3);
+  });
+
+  it("--mask-identity=chunks: every character n-gram of a chunk that is an identity word (+ s), punctuation included", () => {
+    const words = new Set(identityWords());
+    const of = (t: string) => identityChunkBuckets(t, spec, words);
+    // " gay. " has 6 code points: 3 + 2 n-grams of this spec's lengths 4–5 (distinct buckets here).
+    expect(of("The pilot is gay.").size).toBe(5);
+    expect(identityChunkBuckets("The pilot is gay.", { ...spec, char_ngrams: [2, 5] }, words).size).toBe(14);
+    expect(of("gays")).toEqual(of("gays"));
+    expect(of("gays").size).toBeGreaterThan(0);
+    expect(of("(gay)").size).toBeGreaterThan(0);
+    // Only whole chunks: "many managers" holds "man"-like letters but no identity word.
+    expect(of("many managers gaiety").size).toBe(0);
+    expect(of("hello").size).toBe(0);
+    const X = featurizeTexts(["The pilot is gay."], spec);
+    const b = of("The pilot is gay.");
+    expect(Array.from(X.ids).filter((id) => b.has(id)).length).toBe(5);
   });
 
   it("refuses an unknown label or a factor outside [0, 1]", () => {

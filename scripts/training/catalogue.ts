@@ -79,6 +79,8 @@ export interface ModelConfig {
   maskIdentity?: boolean;
   /** With `maskIdentity`: also, per row, the word bigrams that contain an identity word (`--mask-identity=bigrams`). */
   maskIdentityBigrams?: boolean;
+  /** And per row every character n-gram of a chunk that is an identity word (`--mask-identity=chunks`, implies bigrams). */
+  maskIdentityChunks?: boolean;
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */

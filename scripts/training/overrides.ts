@@ -50,7 +50,8 @@ export function applyOverrides(cfg: ModelConfig, over: Record<string, string>): 
     ...(augment && { augment }),
     ...(over["mask-identity"] !== undefined && {
       maskIdentity: over["mask-identity"] !== "0",
-      maskIdentityBigrams: over["mask-identity"] === "bigrams",
+      maskIdentityBigrams: over["mask-identity"] === "bigrams" || over["mask-identity"] === "chunks",
+      maskIdentityChunks: over["mask-identity"] === "chunks",
     }),
     // `--cap=none` trains without issue #28's weight cap, `--cap=<address scale>` with another scale.
     ...(over.cap !== undefined && {

@@ -15,6 +15,7 @@ import {
   capBuckets,
   capIdentityAndAddress,
   identityBigramBuckets,
+  identityChunkBuckets,
   identityWords,
 } from "../../src/training/cap";
 import {
@@ -91,6 +92,10 @@ export async function trainTextModel(
     data.notes.push(
       "And per row the word bigrams that contain one of those words (`--mask-identity=bigrams`), where a masked word's lean would otherwise move.",
     );
+  if (cfg.maskIdentityChunks)
+    data.notes.push(
+      'And per row every character n-gram of a chunk whose letters are an identity word or that word + "s" (`--mask-identity=chunks`: "gay", "gay.", "gays"; the featurizer\'s 2- and 3-grams of the word carried its lean once the 4/5-grams were masked).',
+    );
   const augmentWeight = cfg.augment?.identityWeight ?? 1;
   const identityRowTexts = new Set(cfg.augment?.identity ? identityAugmentation().map((r) => r.text) : []);
   const log = (line: string): void => console.log(`[${cfg.id}] ${line}`);
@@ -126,10 +131,14 @@ export async function trainTextModel(
     let trainX = masked ? maskColumns(features, masked) : features;
     if (masked && cfg.maskIdentityBigrams) {
       const words = new Set(identityWords());
-      const perRow = data.train.map((r) => identityBigramBuckets(r.text, cfg.spec, words));
+      const perRow = data.train.map((r) => {
+        const b = identityBigramBuckets(r.text, cfg.spec, words);
+        if (cfg.maskIdentityChunks) for (const x of identityChunkBuckets(r.text, cfg.spec, words)) b.add(x);
+        return b;
+      });
       trainX = maskPerRow(trainX, (i) => perRow[i] as Set<number>);
       log(
-        `--mask-identity=bigrams: ${perRow.reduce((n, s) => n + s.size, 0)} identity-bigram features set to 0 in ${perRow.filter((s) => s.size > 0).length} rows`,
+        `--mask-identity=${cfg.maskIdentityChunks ? "chunks" : "bigrams"}: ${perRow.reduce((n, s) => n + s.size, 0)} identity n-gram features set to 0 in ${perRow.filter((s) => s.size > 0).length} rows`,
       );
     }
     const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));

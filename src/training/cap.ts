@@ -71,6 +71,33 @@ export function identityBigramBuckets(
   return out;
 }
 
+/**
+ * The character n-gram buckets (the featurizer's lengths, of " chunk ") of each whitespace chunk of
+ * `text` whose letters are exactly one of `words` or that word + "s" ("gay", "gay.", "(gay)",
+ * "gays"): issue #28's `--mask-identity=chunks`, since a masked word's lean moves into its 2/3-grams
+ * and punctuated forms. Same normalization, chunks and hash as the featurizer.
+ */
+export function identityChunkBuckets(
+  text: string,
+  spec: TextFeaturizerSpec,
+  words: ReadonlySet<string>,
+): Set<number> {
+  const out = new Set<number>();
+  if (!spec.char_ngrams) return out;
+  const [lo, hi] = spec.char_ngrams;
+  const half = spec.norm === "l2-blocks" ? spec.buckets >>> 1 : 0;
+  const mask = (spec.norm === "l2-blocks" ? spec.buckets >>> 1 : spec.buckets) - 1;
+  for (const chunk of normalizeText(text).match(/\S+/gu) ?? []) {
+    const letters = chunk.replace(/[^\p{L}\p{N}]/gu, "");
+    if (!(words.has(letters) || (letters.endsWith("s") && words.has(letters.slice(0, -1))))) continue;
+    const padded = [...` ${chunk} `];
+    for (let n = lo; n <= hi; n++)
+      for (let i = 0; i + n <= padded.length; i++)
+        out.add(half + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
+  }
+  return out;
+}
+
 /** The cap's buckets for `identity` and/or `address`. */
 export function capBuckets(
   spec: TextFeaturizerSpec,
