@@ -334,7 +334,6 @@ describe("issue #28's weight cap per label (src/training/cap.ts)", () => {
     // " gay. " has 6 code points: 3 + 2 n-grams of this spec's lengths 4–5 (distinct buckets here).
     expect(of("The pilot is gay.").size).toBe(5);
     expect(identityChunkBuckets("The pilot is gay.", { ...spec, char_ngrams: [2, 5] }, words).size).toBe(14);
-    expect(of("gays")).toEqual(of("gays"));
     expect(of("gays").size).toBeGreaterThan(0);
     expect(of("(gay)").size).toBeGreaterThan(0);
     // Only whole chunks: "many managers" holds "man"-like letters but no identity word.
