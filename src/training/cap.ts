@@ -39,14 +39,12 @@ export function bucketsOf(
   return out;
 }
 
-/** The identity words of the cap (and of `--mask-identity`): each augmentation term's words of ≥ 2 letters. */
+/** Each augmentation term (`augmentTerms()`, never the evaluation's held-out ones) as its lower-case words. */
+const termWords = (): string[][] => augmentTerms().map((term) => term.toLowerCase().split(/[\s-]+/));
+
+/** The identity words of the cap (and of `--mask-identity`): the augmentation terms' words of ≥ 2 letters. */
 export function identityWords(): string[] {
-  return augmentTerms().flatMap((term) =>
-    term
-      .toLowerCase()
-      .split(/[\s-]+/)
-      .filter((p) => p.length >= 2),
-  );
+  return termWords().flatMap((parts) => parts.filter((p) => p.length >= 2));
 }
 
 /**
@@ -105,12 +103,10 @@ export function capBuckets(
 ): Set<number> {
   const words: string[] = [];
   const bigrams: string[] = [];
-  if (opts.identity)
-    for (const term of augmentTerms()) {
-      const parts = term.toLowerCase().split(/[\s-]+/);
-      words.push(...parts.filter((p) => p.length >= 2));
-      if (parts.length === 2) bigrams.push(parts.join(" "));
-    }
+  if (opts.identity) {
+    words.push(...identityWords());
+    for (const parts of termWords()) if (parts.length === 2) bigrams.push(parts.join(" "));
+  }
   if (opts.address) {
     words.push(...ADDRESS_WORDS);
     bigrams.push(...ADDRESS_BIGRAMS);
@@ -155,7 +151,7 @@ export type LabelCap = Readonly<Record<string, { identity: number; address: numb
 
 /**
  * D: identity buckets' positive weights to 0; E(s): and the address buckets' scaled by `s`; with
- * `perLabel`, other factors for the listed labels (issue #28's version 6 leaves some labels less capped).
+ * `perLabel`, other factors for the listed labels (issue #28's candidates H and G, docs/models.md).
  */
 export function capIdentityAndAddress(
   model: Int8LinearModel,
