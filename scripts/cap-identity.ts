@@ -17,6 +17,12 @@
  *                                               out-of-fold scores before any cap, as version 4's that
  *                                               version 5 kept); checks the base as is and with the
  *                                               cap E(address scale), nothing else (issue #28's "B+cap")
+ *   npx tsx scripts/cap-identity.ts --check --per-label --from-state=<file>
+ *                                               the per-label caps H, G(1), G(0.5) of that state
+ *   npx tsx scripts/cap-identity.ts --calibrate-thresholds
+ *                                               candidate T: the shipped model with thresholds raised
+ *                                               on benign text that is neither the evaluation nor a
+ *                                               test split (`calibratedThresholds`)
  *
  * Checks use train data only (never the test split): in-sample ROC-AUC on the train split's
  * multi-label rows, the 40 probes, the identity set and the positive tweets of the sentiment data's
@@ -328,11 +334,11 @@ export function calibratedThresholds(
 
 const KEEP = { identity: 1, address: 1 } as const;
 /**
- * Issue #28's version 6 candidates (the rule written before their figures): version 5's cap E(0.5)
+ * Issue #28's per-label cap candidates for a version 6 (the rule written before their figures; none shipped): version 5's cap E(0.5)
  * per label — H caps `toxic` and `insult` only; G(1) every label except `identity_hate`; G(0.5)
  * every label, `identity_hate` at half strength (its identity and address positive weights × 0.5).
  */
-export const V6_CANDIDATES: Record<string, LabelCap> = {
+export const PER_LABEL_CANDIDATES: Record<string, LabelCap> = {
   H: { severe_toxic: KEEP, obscene: KEEP, threat: KEEP, identity_hate: KEEP },
   "G(1)": { identity_hate: KEEP },
   "G(0.5)": { identity_hate: { identity: 0.5, address: 0.5 } },
@@ -360,10 +366,10 @@ async function main(): Promise<void> {
     check("T (raised thresholds)", model, raised, true);
     return;
   }
-  if (stateFile && args.check && args.v6) {
-    // Issue #28's version 6 candidates (rule addendum 2): B's model with v5's cap per label.
+  if (stateFile && args.check && args["per-label"]) {
+    // Issue #28's per-label candidates (rule addendum 2): B's model with v5's cap per label.
     console.log(`${stateFile}: thresholds ${JSON.stringify(thresholds)} (the run's own, unchanged)`);
-    for (const [name, perLabel] of Object.entries(V6_CANDIDATES))
+    for (const [name, perLabel] of Object.entries(PER_LABEL_CANDIDATES))
       check(name, capIdentityAndAddress(model, 0.5, perLabel), thresholds);
     return;
   }
