@@ -127,8 +127,8 @@ function check(
     const at = model.labels.map((label, k) => {
       const t = thresholds[label] as number;
       const ys = rows.map((r) => (r.target as number[])[k] as number);
-      const pos = s.filter((x, i) => ys[i] === 1);
-      const neg = s.filter((x, i) => ys[i] === 0);
+      const pos = s.filter((_, i) => ys[i] === 1);
+      const neg = s.filter((_, i) => ys[i] === 0);
       return [
         label,
         Number((pos.filter((x) => (x[k] as number) >= t).length / Math.max(1, pos.length)).toFixed(3)),
