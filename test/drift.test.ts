@@ -18,7 +18,7 @@ import {
 } from "../src/drift/profile";
 import type { DriftReport } from "../src/drift/report";
 import { api, fixtureBytes, postJson, problem, seedShippedModel } from "./helpers";
-import { waitFor, waitForStatus } from "./registry-helpers";
+import { upload, waitFor, waitForStatus } from "./registry-helpers";
 
 const MAX_BATCH = 64;
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -53,11 +53,8 @@ async function send(texts: readonly string[], model: string, version?: string): 
 /** Uploads the shipped spam model's bytes as `id`/`version` (with a `profile` part when given). */
 async function uploadSpam(id: string, version: string, profile?: object): Promise<Response> {
   const manifest = JSON.parse(decode(await fixtureBytes("models/spam/manifest.json"))) as object;
-  const form = new FormData();
-  form.append("manifest", JSON.stringify({ ...manifest, id, version }));
-  form.append("model", new Blob([await fixtureBytes("models/spam/model.onnx")]), "model.onnx");
-  if (profile) form.append("profile", JSON.stringify(profile));
-  return api(`/api/v1/models/${id}/versions/${version}`, { method: "PUT", body: form });
+  const bytes = await fixtureBytes("models/spam/model.onnx");
+  return upload(id, version, { ...manifest, id, version }, bytes, "", profile);
 }
 
 /** Waits for the next UTC hour when fewer than `ms` remain in this one (the windows are hourly). */
@@ -252,11 +249,14 @@ describe("proof on real shift (needs ../shared/datasets)", () => {
     >;
     const bytes = await fixtureBytes("models/toxicity/model.onnx");
     const profile = decode(await fixtureBytes("models/toxicity/profile.json"));
-    const form = new FormData();
-    form.append("manifest", JSON.stringify({ ...manifest, version: "5-tweets" }));
-    form.append("model", new Blob([bytes]), "model.onnx");
-    form.append("profile", profile);
-    const put = await api("/api/v1/models/toxicity/versions/5-tweets", { method: "PUT", body: form });
+    const put = await upload(
+      "toxicity",
+      "5-tweets",
+      { ...manifest, version: "5-tweets" },
+      bytes,
+      "",
+      profile,
+    );
     expect(put.status, await put.clone().text()).toBe(201);
     expect(await (await env.MODELS.get(r2Keys.profile("toxicity", "5-tweets")))?.json()).toMatchObject({
       model: { id: "toxicity", version: "5-tweets" },
@@ -270,11 +270,10 @@ describe("proof on real shift (needs ../shared/datasets)", () => {
     });
     ctx.onTestFinished(() => spy.mockRestore());
     // A profile that is not this model's is refused before anything is stored.
-    const bad = new FormData();
-    bad.append("manifest", JSON.stringify({ ...manifest, version: "5-bad" }));
-    bad.append("model", new Blob([bytes]), "model.onnx");
-    bad.append("profile", JSON.stringify({ ...JSON.parse(profile), signals: { pixels: [1, 2] } }));
-    const refused = await api("/api/v1/models/toxicity/versions/5-bad", { method: "PUT", body: bad });
+    const refused = await upload("toxicity", "5-bad", { ...manifest, version: "5-bad" }, bytes, "", {
+      ...JSON.parse(profile),
+      signals: { pixels: [1, 2] },
+    });
     expect(refused.status).toBe(422);
     expect((await problem(refused)).detail).toMatch(/not a signal of this model|takes text input/);
     expect(await env.MODELS.head(r2Keys.manifest("toxicity", "5-bad"))).toBeNull();

@@ -57,17 +57,23 @@ export async function tinyModel(
   return { manifest, bytes: onnx };
 }
 
-/** `PUT /api/v1/models/:id/versions/:version` as multipart (`manifest` JSON + `model` bytes). */
+/**
+ * `PUT /api/v1/models/:id/versions/:version` as multipart (`manifest` JSON + `model` bytes, and a
+ * `profile` part when given: a string as is, anything else as JSON).
+ */
 export function upload(
   id: string,
   version: string,
   manifest: unknown,
   bytes: Uint8Array,
   query = "",
+  profile?: unknown,
 ): Promise<Response> {
   const form = new FormData();
   form.append("manifest", JSON.stringify(manifest));
   form.append("model", new Blob([bytes]), "model.onnx");
+  if (profile !== undefined)
+    form.append("profile", typeof profile === "string" ? profile : JSON.stringify(profile));
   return api(`/api/v1/models/${id}/versions/${version}${query}`, { method: "PUT", body: form });
 }
 

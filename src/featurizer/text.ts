@@ -46,7 +46,8 @@ export interface SparseFeatures {
 }
 
 const WORD_RE = /[\p{L}\p{N}\p{M}_]+/gu;
-const CHUNK_RE = /\S+/gu;
+/** The chunks whose padded character n-grams are hashed: runs of non-space (punctuation kept). */
+export const CHUNK_RE = /\S+/gu;
 
 /** NFKC + lowercase: the normalisation every feature is computed on. */
 export function normalizeText(text: string): string {

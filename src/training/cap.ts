@@ -12,7 +12,7 @@
  * without these n-grams scores exactly as before. Chosen in two rounds on train data only
  * (scripts/cap-identity.ts, the toxicity card).
  */
-import { murmur3, normalizeText, type TextFeaturizerSpec, wordTokens } from "../featurizer/text";
+import { CHUNK_RE, murmur3, normalizeText, type TextFeaturizerSpec, wordTokens } from "../featurizer/text";
 import { augmentTerms } from "./fairness-augment";
 import type { Int8LinearModel } from "./linear-model";
 
@@ -85,7 +85,7 @@ export function identityChunkBuckets(
   const [lo, hi] = spec.char_ngrams;
   const half = spec.norm === "l2-blocks" ? spec.buckets >>> 1 : 0;
   const mask = (spec.norm === "l2-blocks" ? spec.buckets >>> 1 : spec.buckets) - 1;
-  for (const chunk of normalizeText(text).match(/\S+/gu) ?? []) {
+  for (const chunk of normalizeText(text).match(CHUNK_RE) ?? []) {
     const letters = chunk.replace(/[^\p{L}\p{N}]/gu, "");
     if (!(words.has(letters) || (letters.endsWith("s") && words.has(letters.slice(0, -1))))) continue;
     const padded = [...` ${chunk} `];

@@ -45,9 +45,7 @@ export function featurizeTexts(texts: readonly string[], spec: TextFeaturizerSpe
  * fitted without the identity n-grams; the featurizer's normalization is left as it is at serving).
  */
 export function maskColumns(m: SparseMatrix, masked: ReadonlySet<number>): SparseMatrix {
-  const values = Float32Array.from(m.values);
-  for (let j = 0; j < m.ids.length; j++) if (masked.has(m.ids[j] as number)) values[j] = 0;
-  return { ...m, values };
+  return maskPerRow(m, () => masked);
 }
 
 /** A copy of `m` whose values in row i's columns `masked(i)` are 0 (per row; `maskColumns` for all rows). */
