@@ -63,6 +63,12 @@ export const TextExplanationSchema = z
             "exact-linear, linearized: the sum of contributions not in top (bias + Σ top + other = logit)",
           ),
         top: z.array(NgramContributionSchema),
+        gated_by: z
+          .string()
+          .optional()
+          .describe(
+            "a gated label: its score is sigmoid(logit) × the score of this label, so logit and top explain the conditional factor (docs/explanations.md)",
+          ),
       }),
     ),
   })

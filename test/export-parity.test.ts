@@ -7,9 +7,11 @@ import { manifestSchema } from "../src/contracts/manifest";
 import {
   FEATURIZER_NAME,
   FEATURIZER_VERSION,
+  featurize,
   featurizeBatch,
   type TextFeaturizerSpec,
 } from "../src/featurizer/text";
+import { explainLinear, type LinearGraph, readExplainGraph } from "../src/inference/explain";
 import { createSession, ort } from "../src/inference/ort";
 import { onnx } from "../src/onnx/generated/onnx.js";
 import { buildOnnxModel, exportEmbedBagModel, exportModel } from "../src/onnx/text";
@@ -25,8 +27,10 @@ import {
   encodeTargets,
   featurizeTexts,
   type LinearTextModel,
+  logits,
   rocAuc,
   scoreText,
+  sigmoid,
   type Task,
   type TrainingRow,
   trainTextModel,
@@ -92,6 +96,8 @@ const PROBES = [
   "sunny beach holiday, swim and relax with ice cream 🍦 today",
   "completely unrelated words xyzzy",
 ];
+
+const featurizeBatchRow = (text: string) => featurize(text, SPEC);
 
 async function runOrt(bytes: Uint8Array, texts: string[], spec: TextFeaturizerSpec): Promise<number[][]> {
   const session = await createSession(bytes);
@@ -161,6 +167,72 @@ describe("ONNX export parity with onnxruntime-web (workerd)", () => {
       }
     });
   }
+
+  it("gated multilabel (issue #28): ORT equals the trainer's σ(z_k)·σ(z_by); explanations read both factors exactly", async () => {
+    const { labels, target } = TASKS[0] as (typeof TASKS)[number];
+    const rows: TrainingRow[] = CORPUS.map((c) => ({ text: c.text, target: target(c.topics) }));
+    const trained = trainTextModel({
+      rows,
+      task: "multilabel",
+      labels,
+      spec: SPEC,
+      hyperparameters: { c: 10, maxIterations: 60 },
+      seed: 1,
+    });
+    // "sport" gated by "leisure": its score is σ(z_sport) · σ(z_leisure); the others unchanged.
+    const gates = [{ column: 2, by: 0 }];
+    const plain = trained.quantized;
+    const gated = { ...plain, gates };
+    for (const text of PROBES) {
+      const p = scoreText(plain, text);
+      const g = scoreText(gated, text);
+      expect(g[0]).toBe(p[0]);
+      expect(g[1]).toBe(p[1]);
+      expect(g[2]).toBeCloseTo((p[2] as number) * (p[0] as number), 12);
+    }
+    for (const model of [{ ...trained.model, gates }, gated]) {
+      const { onnx: bytes, manifest } = await exportModel(model, { id: "gated", version: "1" });
+      const out = await runOrt(bytes, PROBES, SPEC);
+      expectClose(out, model, 1e-5);
+      const meta = Object.fromEntries(
+        onnx.ModelProto.decode(bytes).metadataProps.map((p) => [p.key, p.value]),
+      );
+      expect(JSON.parse(meta.gates as string)).toEqual(gates);
+      // The explanation reads the gated graph as linear: per column exact, the gated label marked.
+      const graph = readExplainGraph(bytes, manifest);
+      expect(graph?.kind).toBe("linear");
+      expect((graph as LinearGraph).gates).toEqual(gates);
+      const text = PROBES[0] as string;
+      const e = explainLinear(manifest, graph as LinearGraph, text, featurizeBatchRow(text), 200);
+      expect(e.method).toBe("exact-linear");
+      expect(e.labels.map((l) => l.gated_by)).toEqual([undefined, undefined, "leisure"]);
+      const z = logits(model, featurizeBatchRow(text));
+      e.labels.forEach((l, k) => {
+        expect(Math.abs(l.logit - (z[k] as number))).toBeLessThan(1e-4);
+        const sum = (l.bias as number) + l.top.reduce((a, c) => a + c.contribution, 0) + (l.other as number);
+        expect(Math.abs(sum - (z[k] as number))).toBeLessThan(1e-4);
+      });
+      const sport = e.labels[2] as (typeof e.labels)[number];
+      const leisure = e.labels[0] as (typeof e.labels)[number];
+      expect(out[0]?.[2]).toBeCloseTo(sigmoid(sport.logit) * sigmoid(leisure.logit), 5);
+    }
+    // A gate must name two different, ungated columns.
+    expect(() =>
+      buildOnnxModel({ ...plain, gates: [{ column: 1, by: 1 }] }, { id: "x", version: "1" }),
+    ).toThrow();
+    expect(() =>
+      buildOnnxModel(
+        {
+          ...plain,
+          gates: [
+            { column: 1, by: 0 },
+            { column: 0, by: 2 },
+          ],
+        },
+        { id: "x", version: "1" },
+      ),
+    ).toThrow();
+  });
 
   for (const { task, labels, target } of TASKS.filter((t) => t.task !== "multiclass")) {
     it(`mlp network ${task} [${labels.join(",")}]: ORT equals the trainer's int8 forward pass (≤ 1e-5)`, async () => {

@@ -19,15 +19,18 @@ import {
   maskPerRow,
   minimizeLbfgs,
   precisionRecallF1Macro,
+  probabilities,
   quantizeInt8,
   rocAuc,
   scoreFeatures,
+  sigmoid,
   sparseRows,
 } from "../src/training/index";
 import type { Int8LinearModel } from "../src/training/linear-model";
 import {
   type Candidate,
   concatTargets,
+  conditionalTargets,
   fitCandidate,
   logitMatrix,
   selectLinear,
@@ -352,5 +355,33 @@ describe("issue #28's weight cap per label (src/training/cap.ts)", () => {
       /outside/,
     );
     expect(() => capModel(model, identity, [0])).toThrow(/1 scales for 2 columns/);
+  });
+});
+
+describe("gated columns (issue #28, --gate-identity-hate)", () => {
+  it("conditionalTargets keeps one column on the rows where the gate's label is known and 1", () => {
+    // Columns [toxic, identity_hate]; row 2's toxic is unknown, row 3 has a loss weight 2.
+    const t = encodeTargets("multilabel", 2, [
+      [1, 1],
+      [0, 0],
+      [1, 0],
+      [1, 1],
+    ]);
+    const m = Float64Array.from(t.m);
+    m[2 * 2] = 0;
+    m[3 * 2 + 1] = 2;
+    const c = conditionalTargets({ ...t, m }, 1, 0);
+    expect(c.columns).toBe(1);
+    expect(Array.from(c.y)).toEqual([1, 0, 0, 1]);
+    expect(Array.from(c.m)).toEqual([1, 0, 0, 2]);
+  });
+
+  it("probabilities multiply a gated column by its gate's sigmoid, others untouched", () => {
+    const z = Float64Array.of(0.5, -1, 2);
+    const p = probabilities("multilabel", 3, z, [{ column: 2, by: 0 }]);
+    expect(p[0]).toBe(sigmoid(0.5));
+    expect(p[1]).toBe(sigmoid(-1));
+    expect(p[2]).toBeCloseTo(sigmoid(2) * sigmoid(0.5), 15);
+    expect(Array.from(probabilities("multilabel", 3, z))).toEqual(Array.from(z, sigmoid));
   });
 });

@@ -8,6 +8,22 @@ import { columnLabel } from "./protocol";
 
 export const fmt = (x: number | undefined, d = 4): string => (x === undefined ? "–" : x.toFixed(d));
 
+/** What the conditional head of a gated column chose and measured (`RunState.gate`). */
+export interface GateOutcome {
+  column: number;
+  by: number;
+  /** The conditional task's own CV AUC (rows where `by` is 1). */
+  conditionalAuc: number;
+  /** Rows the conditional head validates on (pooled over folds) and their positives. */
+  conditionalRows: number;
+  conditionalPositives: number;
+  /** Rate of the label among the train split's rows where `by` is 1, and the deployment's. */
+  sampleRate: number;
+  deployRate: number;
+  /** Every candidate's conditional CV AUC. */
+  tried: Record<string, number>;
+}
+
 export interface TextTrainingOutcome {
   selection: Selection;
   thresholds: Record<string, number>;
@@ -17,6 +33,8 @@ export interface TextTrainingOutcome {
   classTable?: { label: string; precision: number; recall: number; f1: number; support: number }[];
   trainingMs: number;
   fairness?: { report: FairnessReport; devTweets: number; testTweets?: number };
+  /** `--gate-identity-hate` (issue #28): the gated column's conditional head. */
+  gate?: GateOutcome;
 }
 
 export function modelCard(
@@ -92,7 +110,7 @@ ${
 
 Chosen: ${o.selection.columns.map((c, k) => `${colNames[k]} → \`${c.parts.join(" + ")}\`${c.borrow ? ` + ${c.borrow.weight.toFixed(3)} × \`${colNames[c.borrow.from]}\`'s logit` : ""} (${fmt(c.validation_auc)} ± ${fmt(c.validation_auc_sd)}${c.validation_auc_folds ? `; folds ${c.validation_auc_folds.map((v) => fmt(v)).join(", ")}` : ""})`).join("; ")}.
 
-Validation figures: ${Object.entries(o.validation)
+${o.gate ? `${gateParagraph(cfg, o)}\n\n` : ""}Validation figures: ${Object.entries(o.validation)
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join(", ")}.
 
@@ -159,4 +177,19 @@ Positive tweets flagged on the sentiment data's fold 3 (the selection's check, n
 ${(cfg.fairnessNotes ?? []).map((n) => `- ${n}`).join("\n")}
 
 `;
+}
+
+/** The card's account of a gated column (`--gate-identity-hate`). */
+function gateParagraph(cfg: ModelConfig, o: TextTrainingOutcome): string {
+  const g = o.gate as GateOutcome;
+  const label = cfg.labels[g.column] as string;
+  const by = cfg.labels[g.by] as string;
+  const col = o.selection.columns[g.column];
+  return `**Gated \`${label}\`** (issue #28): the served score is \`${by}\`'s shipped score × P(\`${label}\` | \`${by}\`), two sigmoids multiplied in the graph (\`Gate\`, src/training/linear-model.ts; ONNX tail in src/onnx/text.ts). The conditional head is fitted **without** the identity masks and is **not capped**, on the train rows whose \`${by}\` label is 1 (its validation: the same folds' ${g.conditionalRows} such rows, ${g.conditionalPositives} positive); candidate chosen by its conditional CV AUC (${Object.entries(
+    g.tried,
+  )
+    .map(([n, v]) => `${n} ${fmt(v)}`)
+    .join(
+      ", ",
+    )}): \`${col?.parts.join(" + ")}\` (${fmt(g.conditionalAuc)}), Platt-calibrated on those rows' pooled out-of-fold logits and moved from the sample's rate of \`${label}\` among \`${by}\` rows (${(100 * g.sampleRate).toFixed(2)} %) to the deployment prior's (${(100 * g.deployRate).toFixed(2)} %). The identity words may lift \`${label}\` only as far as \`${by}\`'s score allows: a benign sentence about an identity scores low on \`${by}\`, so on \`${label}\` too. The \`${label}\` row of the figures above is the product's (CV AUC over all validation rows; threshold chosen on the pooled out-of-fold products).`;
 }

@@ -81,6 +81,12 @@ export interface ModelConfig {
   maskIdentityBigrams?: boolean;
   /** And per row every character n-gram of a chunk that is an identity word (`--mask-identity=chunks`, implies bigrams). */
   maskIdentityChunks?: boolean;
+  /**
+   * Issue #28's `--gate-identity-hate`: label `column` is scored as label `by`'s shipped score times
+   * a conditional head, fitted (without the identity masks, uncapped) on the training rows where `by`
+   * is 1, calibrated to the deployment prior of `column` given `by` (`Gate`, src/training/linear-model.ts).
+   */
+  gate?: { column: number; by: number };
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */

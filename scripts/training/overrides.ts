@@ -53,6 +53,11 @@ export function applyOverrides(cfg: ModelConfig, over: Record<string, string>): 
       maskIdentityBigrams: over["mask-identity"] === "bigrams" || over["mask-identity"] === "chunks",
       maskIdentityChunks: over["mask-identity"] === "chunks",
     }),
+    // `--gate-identity-hate`: identity_hate = toxic's score × P(identity_hate | toxic) (issue #28).
+    ...(over["gate-identity-hate"] !== undefined &&
+      over["gate-identity-hate"] !== "0" && {
+        gate: { column: cfg.labels.indexOf("identity_hate"), by: cfg.labels.indexOf("toxic") },
+      }),
     // `--cap=none` trains without issue #28's weight cap, `--cap=<address scale>` with another scale.
     ...(over.cap !== undefined && {
       cap: over.cap === "none" ? undefined : { addressScale: Number(over.cap) },

@@ -10,7 +10,7 @@ import { deserialize, serialize } from "node:v8";
 import { textManifestSchema } from "../../src/contracts/manifest";
 import { normalizeText, wordTokens } from "../../src/featurizer/text";
 import { exportModel } from "../../src/onnx/text";
-import { lengthBalancedWeights, priorWeights } from "../../src/training/calibration";
+import { lengthBalancedWeights, priorWeights, standardDeviation } from "../../src/training/calibration";
 import {
   capBuckets,
   capIdentityAndAddress,
@@ -35,6 +35,8 @@ import {
   maskPerRow,
   precisionRecallF1Macro,
   quantizeInt8,
+  rocAuc,
+  scoreMatrix,
   scoreText,
   sparseRows,
   type TrainingRow,
@@ -44,13 +46,14 @@ import {
   assembleSelected,
   calibrationFigures,
   columnTruth,
+  conditionalTargets,
   type Fold,
   logitMatrix,
   type Selection,
   selectLinear,
 } from "../../src/training/select";
 import type { EncodedTargets } from "../../src/training/trainer";
-import { fmt, modelCard, type TextTrainingOutcome } from "./card";
+import { fmt, type GateOutcome, modelCard, type TextTrainingOutcome } from "./card";
 import { augmentToxicity, type ModelConfig, positiveTweets, ROOT, SEED } from "./catalogue";
 import { chooseThreshold, columnLabel, encodeRows, sig, validationFolds } from "./protocol";
 
@@ -70,6 +73,12 @@ export interface RunState {
   trainingMs: number;
   fitRowCount: number;
   valRowCount: number;
+  /**
+   * `--gate-identity-hate` (issue #28): the gated column's conditional head. `selection.columns` and
+   * `platt` hold its choice and Platt parameters, `shift` its prior shift (to `deployRate`), and the
+   * column's `validation_auc` is the shipped product's.
+   */
+  gate?: GateOutcome;
 }
 
 /** A selection run's saved state (`--no-test --save-state=<file>`). */
@@ -174,17 +183,110 @@ export async function trainTextModel(
       const ys = y.filter((_, i) => known[i] && !data.augmented?.has(data.train[i] as TrainingRow));
       return ys.reduce((a, b) => a + b, 0) / ys.length;
     });
+    /** The conditional head of `g.column` given `g.by`, and the product's pooled validation scores. */
+    const selectGate = (g: { column: number; by: number }) => {
+      const label = cfg.labels[g.column] as string;
+      const cond = (t: EncodedTargets) => conditionalTargets(t, g.column, g.by);
+      const condFolds: Fold[] = cuts.map(({ fit }, f) => ({
+        fitX: sparseRows(features, fit),
+        fitTargets: forFitting(rowsOf(fit), cond(enc(rowsOf(fit)))),
+        valX: (folds[f] as Fold).valX,
+        valTargets: cond((folds[f] as Fold).valTargets),
+      }));
+      log(
+        `gate: ${label} = ${cfg.labels[g.by]}'s score × P(${label} | ${cfg.labels[g.by]}), fitted without masks`,
+      );
+      const picked = selectLinear({
+        folds: condFolds,
+        task: cfg.task,
+        labels: [label],
+        spec: cfg.spec,
+        candidates: cfg.candidates,
+        seed: SEED,
+        log,
+      });
+      const condAll = cond(allTargets);
+      const known = (i: number) =>
+        (condAll.m[i] as number) > 0 && !data.augmented?.has(data.train[i] as TrainingRow);
+      let pos = 0;
+      let n = 0;
+      for (let i = 0; i < condAll.y.length; i++)
+        if (known(i)) {
+          pos += condAll.y[i] as number;
+          n++;
+        }
+      const sampleRate = pos / n;
+      const deployRate = deploy ? (deploy[g.column] as number) / (deploy[g.by] as number) : sampleRate;
+      const condShift = logitOf(deployRate) - logitOf(sampleRate);
+      const product = valProbabilities.map(
+        (row, i) =>
+          shifted(row[g.by] as number, shift[g.by] as number) *
+          shifted(picked.valProbabilities[i]?.[0] as number, condShift),
+      );
+      // Per-fold AUC of the product, as every other column's choice is measured.
+      const per: number[] = [];
+      let at = 0;
+      for (const f of folds) {
+        const { y, known: kn } = columnTruth(f.valTargets, g.column);
+        const s = product.slice(at, at + f.valX.rows);
+        at += f.valX.rows;
+        per.push(
+          rocAuc(
+            s.filter((_, i) => kn[i]),
+            y.filter((_, i) => kn[i]),
+          ),
+        );
+      }
+      const mean = finiteMean(per);
+      const condCol = picked.selection.columns[0] as Selection["columns"][number];
+      selection.columns[g.column] = {
+        ...condCol,
+        validation_auc: mean,
+        validation_auc_sd: standardDeviation(per.filter(Number.isFinite), 1),
+        validation_auc_folds: per,
+      };
+      selection.platt[g.column] = picked.selection.platt[0] as { a: number; b: number };
+      for (const [name, aucs] of Object.entries(picked.selection.tried)) {
+        const row = Array.from({ length: C }, () => Number.NaN);
+        row[g.column] = aucs[0] as number;
+        selection.tried[`${name} | ${label} given ${cfg.labels[g.by]}`] = row;
+      }
+      shift[g.column] = condShift;
+      const condVal = cond(valTargets);
+      const outcome: GateOutcome = {
+        column: g.column,
+        by: g.by,
+        conditionalAuc: condCol.validation_auc,
+        conditionalRows: Array.from(condVal.m).filter((m) => m > 0).length,
+        conditionalPositives: Array.from(condVal.y).filter((y, i) => y === 1 && (condVal.m[i] as number) > 0)
+          .length,
+        sampleRate,
+        deployRate,
+        tried: Object.fromEntries(
+          Object.entries(picked.selection.tried).map(([k, v]) => [k, v[0] as number]),
+        ),
+      };
+      log(
+        `gate: conditional ${condCol.parts.join("+")} AUC ${condCol.validation_auc.toFixed(4)} on ${outcome.conditionalRows} rows (${outcome.conditionalPositives} positive); product AUC ${mean.toFixed(4)} folds ${per.map((v) => v.toFixed(4)).join("/")}; rate ${sampleRate.toFixed(4)} → ${deployRate.toFixed(4)}`,
+      );
+      return { outcome, selection: picked.selection, product, condShift, cond };
+    };
     const deploy = cfg.deploymentPrior?.rates;
     const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
+    const shifted = (p: number, by: number): number =>
+      sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, p))) + by);
+    // Issue #28's gate: the gated column is re-chosen as a conditional head on unmasked features,
+    // and its validation scores become the product the graph serves.
+    const gate = cfg.gate ? selectGate(cfg.gate) : undefined;
     const thresholds: Record<string, number> = {};
     const validation: Record<string, number> = {};
     for (let k = 0; k < C; k++) {
       const { y, known } = columnTruth(valTargets, k);
-      const p = valProbabilities
-        .map((row) =>
-          sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, row[k] as number))) + (shift[k] as number)),
-        )
-        .filter((_, i) => known[i]);
+      const p = (
+        gate && k === gate.outcome.column
+          ? gate.product
+          : valProbabilities.map((row) => shifted(row[k] as number, shift[k] as number))
+      ).filter((_, i) => known[i]);
       const yk = y.filter((_, i) => known[i]);
       const w = deploy ? priorWeights(yk, sampleRates[k] as number, deploy[k] as number) : undefined;
       const t = chooseThreshold(cfg.thresholdRule, p, yk, w);
@@ -231,6 +333,25 @@ export async function trainTextModel(
       seed: SEED,
       log,
     });
+    if (gate) {
+      // The conditional head on the unmasked features of the rows where the gate's label is 1.
+      const { column, by } = gate.outcome;
+      const head = assembleSelected({
+        X: features,
+        targets: forFitting(data.train, gate.cond(allTargets)),
+        task: cfg.task,
+        labels: [cfg.labels[column] as string],
+        spec: cfg.spec,
+        candidates: cfg.candidates,
+        selection: gate.selection,
+        shift: [gate.condShift],
+        seed: SEED,
+        log,
+      });
+      for (let b = 0; b < cfg.spec.buckets; b++) model.weights[b * C + column] = head.weights[b] as number;
+      model.bias[column] = head.bias[0] as number;
+      model.gates = [{ column, by }];
+    }
     const trainingMs = Date.now() - trainStart;
 
     return {
@@ -243,6 +364,7 @@ export async function trainTextModel(
       trainingMs,
       fitRowCount,
       valRowCount,
+      ...(gate && { gate: gate.outcome }),
     };
   };
   // `--resume=<file>`: a selection run's state saved by `--no-test --save-state=<file>` (same flags),
@@ -263,8 +385,12 @@ export async function trainTextModel(
   const C = selection.columns.length;
   const deploy = cfg.deploymentPrior?.rates;
   // The float figures below are the uncapped float model's; the shipped int8 model carries the cap.
+  // A gated column's conditional head is left uncapped: it only counts once the gate's label is.
+  const uncapped = state.gate
+    ? { [cfg.labels[state.gate.column] as string]: { identity: 1, address: 1 } }
+    : {};
   const quantized = cfg.cap
-    ? capIdentityAndAddress(quantizeInt8(model), cfg.cap.addressScale)
+    ? capIdentityAndAddress(quantizeInt8(model), cfg.cap.addressScale, uncapped)
     : quantizeInt8(model);
   // Issue #28: the identity evaluation and the flag rate on positive tweets of the sentiment data's
   // fold 3 (never augmentation), at this run's thresholds; part of every selection run's criterion.
@@ -321,13 +447,18 @@ export async function trainTextModel(
   const testEnc = enc(data.test);
   const calibration: TextTrainingOutcome["calibration"] = [];
   const testLogits = logitMatrix(quantized, testX);
+  const testScores = scoreMatrix(quantized, testX);
   for (let k = 0; k < C; k++) {
     const { y, known } = columnTruth(testEnc, k);
     const yk = y.filter((_, i) => known[i]);
     const zk = testLogits.map((z) => z[k] as number).filter((_, i) => known[i]);
     const label = columnLabel(cfg, k);
-    const shipped = zk.map(sig);
-    if (deploy) {
+    const gated = state.gate?.column === k;
+    const shipped =
+      cfg.task === "multilabel"
+        ? testScores.map((p) => p[k] as number).filter((_, i) => known[i])
+        : zk.map(sig);
+    if (deploy && !gated) {
       const sampleScores = zk.map((z) => sig(z - (shift[k] as number)));
       const w = priorWeights(yk, sampleRates[k] as number, deploy[k] as number);
       calibration.push({
@@ -344,6 +475,14 @@ export async function trainTextModel(
         label,
         setting: "shipped scores, test split as is (sample prior)",
         ...calibrationFigures(shipped, yk),
+      });
+    } else if (deploy) {
+      // A gated column: its score is a product of two calibrated factors (no one logit to shift).
+      const w = priorWeights(yk, sampleRates[k] as number, deploy[k] as number);
+      calibration.push({
+        label,
+        setting: "shipped scores (gated product), test split reweighted to the deployment prior",
+        ...calibrationFigures(shipped, yk, w),
       });
     } else {
       calibration.push({ label, setting: "shipped scores, test split", ...calibrationFigures(shipped, yk) });
@@ -398,6 +537,7 @@ export async function trainTextModel(
     trainingMs,
     ...(classTable && { classTable }),
     ...(fairness && { fairness }),
+    ...(state.gate && { gate: state.gate }),
   };
   if (dryRun) return;
 

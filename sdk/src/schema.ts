@@ -1183,6 +1183,8 @@ export interface components {
                 /** @description exact-linear, linearized: the sum of contributions not in top (bias + Σ top + other = logit) */
                 other?: number;
                 top: components["schemas"]["NgramContribution"][];
+                /** @description a gated label: its score is sigmoid(logit) × the score of this label, so logit and top explain the conditional factor (docs/explanations.md) */
+                gated_by?: string;
             }[];
         };
         NgramContribution: {

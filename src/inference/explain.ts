@@ -54,6 +54,11 @@ export interface LabelExplanation {
   other?: number;
   /** The n-grams with the largest |contribution|, largest first. */
   top: NgramContribution[];
+  /**
+   * A gated label (issue #28): its score is σ(`logit`) × the score of this label, so `logit` and
+   * `top` explain the conditional factor; the gate label's own entry explains the other.
+   */
+  gated_by?: string;
 }
 
 /** One text's explanation. */
@@ -97,6 +102,8 @@ export interface LinearGraph {
   weights: Int8Array | Float32Array;
   scales: Float32Array | undefined;
   bias: Float32Array;
+  /** Gated columns (issue #28): column `column`'s score is σ(its logit) × column `by`'s score. */
+  gates?: { column: number; by: number }[];
 }
 
 function dimsOf(t: onnx.ITensorProto): number[] {
@@ -158,10 +165,18 @@ function readLinearGraph({ init, nodes }: GraphParts, manifest: TextModelManifes
     "Add(logits_nobias,bias)->logits",
   ];
   const out = manifest.output;
+  const gatedTail = [
+    "Sigmoid(logits)->p_all",
+    "Gather(p_all,gate_by)->p_by",
+    "Mul(p_by,gate_mask)->p_by_masked",
+    "Add(p_by_masked,gate_keep)->gate_factor",
+    `Mul(p_all,gate_factor)->${out}`,
+  ];
   const tails = [
     [`Softmax(logits)->${out}`],
     [`Sigmoid(logits)->${out}`],
     ["Sigmoid(logits)->p_last", "Sub(one,p_last)->p_first", `Concat(p_first,p_last)->${out}`],
+    gatedTail,
   ];
   const tail = nodes.slice(head.length);
   if (nodes.slice(0, head.length).join(";") !== head.join(";")) return null;
@@ -173,6 +188,12 @@ function readLinearGraph({ init, nodes }: GraphParts, manifest: TextModelManifes
   if (rows !== manifest.featurizer.buckets || columns === undefined) return null;
   const biasValues = float32s(bias.rawData);
   if (biasValues.length !== columns) return null;
+  let gates: { column: number; by: number }[] | undefined;
+  if (tail.join(";") === gatedTail.join(";")) {
+    const read = readGates(init, columns);
+    if (!read) return null;
+    gates = read;
+  }
   if (int8) {
     const scale = init.get("W_scale");
     const zero = init.get("W_zero_point");
@@ -186,11 +207,39 @@ function readLinearGraph({ init, nodes }: GraphParts, manifest: TextModelManifes
       weights: new Int8Array(w.buffer, 0, w.byteLength),
       scales,
       bias: biasValues,
+      ...(gates && { gates }),
     };
   }
   const weights = float32s(W.rawData);
   if (weights.length !== rows * columns) return null;
-  return { kind: "linear", columns, weights, scales: undefined, bias: biasValues };
+  return { kind: "linear", columns, weights, scales: undefined, bias: biasValues, ...(gates && { gates }) };
+}
+
+/**
+ * The gates of a gated linear graph (`gate_by` int64 [C], `gate_mask` 0/1 and `gate_keep` = 1 − mask,
+ * float [C]), or `null` if the initializers are not exactly that.
+ */
+function readGates(
+  init: Map<string, onnx.ITensorProto>,
+  columns: number,
+): { column: number; by: number }[] | null {
+  const by = init.get("gate_by")?.rawData;
+  const mask = init.get("gate_mask")?.rawData;
+  const keep = init.get("gate_keep")?.rawData;
+  if (!by || !mask || !keep || by.byteLength !== 8 * columns) return null;
+  const byCopy = copyOf(by);
+  const byValues = new BigInt64Array(byCopy.buffer, 0, columns);
+  const m = float32s(mask);
+  const kp = float32s(keep);
+  if (m.length !== columns || kp.length !== columns) return null;
+  const gates: { column: number; by: number }[] = [];
+  for (let c = 0; c < columns; c++) {
+    const b = Number(byValues[c]);
+    if (m[c] === 0 && kp[c] === 1) continue;
+    if (m[c] !== 1 || kp[c] !== 0 || !(b >= 0 && b < columns) || b === c) return null;
+    gates.push({ column: c, by: b });
+  }
+  return gates;
 }
 
 /** Which logit column label `k` reads, and its sign (a two-label binary graph has one logit). */
@@ -309,7 +358,7 @@ export function explainLinear(
       terms[j * columns + c] = Math.fround((scales ? Math.fround(q * (scales[c] as number)) : q) * v);
     }
   }
-  return explainAdditive(meta, columns, terms, bias, text, features, top, "exact-linear");
+  return explainAdditive(meta, columns, terms, bias, text, features, top, "exact-linear", graph.gates);
 }
 
 /**
@@ -326,6 +375,7 @@ function explainAdditive(
   features: SparseFeatures,
   top: number,
   method: "exact-linear" | "linearized",
+  gates?: readonly { column: number; by: number }[],
 ): TextExplanation {
   const occ = occurrencesOf(text, meta.featurizer);
   const ids = features.ids;
@@ -438,12 +488,14 @@ function explainAdditive(
         spans: shownSpans[shownSlot[g] as number] as [number, number][],
       });
     });
+    const gate = gates?.find((g) => g.column === column);
     labels.push({
       label: meta.labels[k] as string,
       logit: sign * (logits[column] as number),
       bias: sign * (bias[column] as number),
       other,
       top: entries,
+      ...(gate && { gated_by: meta.labels[gate.by] as string }),
     });
   }
   // Spans only for the groups shown.

@@ -13,6 +13,9 @@
  *   Add(·, bias [C])                                   → logits
  *   Sigmoid (multilabel, binary) | Softmax(axis = −1) (multiclass)
  *   binary with two labels: p = Sigmoid(logit) [batch, 1] → Concat(1 − p, p, axis = 1) → [batch, 2]
+ *   multilabel with gates (issue #28, `Gate`): p = Sigmoid(logits) → p · (Gather(p, gate_by, axis = 1)
+ *   · gate_mask + gate_keep): a gated column is multiplied by its gate column's probability, the
+ *   others by exactly 1 (`gate_by` [C] int64, `gate_mask` [C] 1 on gated columns, `gate_keep` = 1 − mask)
  * Only the gathered rows are dequantized, never the whole matrix. The float graph is the same
  * without DequantizeLinear. Opset 17, IR version 8.
  */
@@ -77,9 +80,43 @@ export function buildOnnxModel(model: LinearTextModel, meta: ExportMetadata): Ui
     node("ReduceSum", ["weighted", "reduce_axes"], ["logits_nobias"], [intAttr("keepdims", 0)]),
     node("Add", ["logits_nobias", "bias"], ["logits"]),
   );
-  scoresFromLogits(model.task, K, initializer, nodes);
+  if (model.gates?.length) gatedScores(model, initializer, nodes);
+  else scoresFromLogits(model.task, K, initializer, nodes);
 
-  return textModelProto(meta, model, model.quantization, [], nodes, initializer);
+  const extra = model.gates?.length ? [{ key: "gates", value: JSON.stringify(model.gates) }] : [];
+  return textModelProto(meta, model, model.quantization, extra, nodes, initializer);
+}
+
+/** The multilabel output tail with gates (see the module comment). */
+function gatedScores(
+  model: LinearTextModel,
+  initializer: onnx.ITensorProto[],
+  nodes: onnx.INodeProto[],
+): void {
+  const C = model.columns;
+  const gates = model.gates ?? [];
+  if (model.task !== "multilabel") throw new Error("gates are for multilabel models");
+  const by = Array.from({ length: C }, (_, k) => k);
+  const mask = new Array<number>(C).fill(0);
+  for (const g of gates) {
+    if (!(g.column >= 0 && g.column < C && g.by >= 0 && g.by < C) || g.column === g.by)
+      throw new Error("a gate names two different columns of the model");
+    if (gates.some((o) => o.column === g.by)) throw new Error("a gate's column cannot itself be gated");
+    by[g.column] = g.by;
+    mask[g.column] = 1;
+  }
+  initializer.push(
+    tensor("gate_by", DT.INT64, [C], int64Bytes(by)),
+    tensor("gate_mask", DT.FLOAT, [C], float32Bytes(mask)),
+    tensor("gate_keep", DT.FLOAT, [C], float32Bytes(mask.map((m) => 1 - m))),
+  );
+  nodes.push(
+    node("Sigmoid", ["logits"], ["p_all"]),
+    node("Gather", ["p_all", "gate_by"], ["p_by"], [intAttr("axis", 1)]),
+    node("Mul", ["p_by", "gate_mask"], ["p_by_masked"]),
+    node("Add", ["p_by_masked", "gate_keep"], ["gate_factor"]),
+    node("Mul", ["p_all", "gate_factor"], [GRAPH_NAMES.scores]),
+  );
 }
 
 /**

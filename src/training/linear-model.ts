@@ -24,6 +24,18 @@ interface LinearModelBase {
   columns: number;
   /** Bias per column, float32. */
   bias: Float32Array;
+  /**
+   * Multilabel only: gated columns (issue #28). Column `column`'s score is its own sigmoid times
+   * column `by`'s score, p = σ(z_column) · σ(z_by): a label that is a kind of another one (e.g.
+   * `identity_hate` of `toxic`) is that label's probability times a conditional one.
+   */
+  gates?: readonly Gate[];
+}
+
+/** One gated column: `scores[column] = σ(z[column]) · σ(z[by])` (`by` itself is not gated). */
+export interface Gate {
+  column: number;
+  by: number;
 }
 
 /** A float32 model (what the trainer produces). */
@@ -90,9 +102,21 @@ export function logits(model: LinearTextModel, features: SparseFeatures, out?: F
   return z;
 }
 
-/** Turns logits into per-label probabilities according to the task (see the module comment). */
-export function probabilities(task: Task, labelCount: number, z: Float64Array): Float64Array {
-  if (task === "multilabel") return z.map(sigmoid);
+/**
+ * Turns logits into per-label probabilities according to the task (see the module comment), with
+ * multilabel `gates` applied.
+ */
+export function probabilities(
+  task: Task,
+  labelCount: number,
+  z: Float64Array,
+  gates?: readonly Gate[],
+): Float64Array {
+  if (task === "multilabel") {
+    const p = z.map(sigmoid);
+    for (const g of gates ?? []) p[g.column] = (p[g.column] as number) * sigmoid(z[g.by] as number);
+    return p;
+  }
   if (task === "binary") {
     const p = sigmoid(z[0] as number);
     return labelCount === 1 ? Float64Array.of(p) : Float64Array.of(1 - p, p);
@@ -111,7 +135,7 @@ export function probabilities(task: Task, labelCount: number, z: Float64Array): 
  * dequantized forward pass, the same arithmetic as the exported int8 ONNX graph.
  */
 export function scoreFeatures(model: LinearTextModel, features: SparseFeatures): Float64Array {
-  return probabilities(model.task, model.labels.length, logits(model, features));
+  return probabilities(model.task, model.labels.length, logits(model, features), model.gates);
 }
 
 /** `scoreFeatures(model, featurize(text, model.spec))`. */
@@ -145,5 +169,6 @@ export function quantizeInt8(model: FloatLinearModel): Int8LinearModel {
     quantization: "int8",
     weights: q,
     scales,
+    ...(model.gates && { gates: model.gates.map((g) => ({ ...g })) }),
   };
 }

@@ -99,6 +99,23 @@ export function columnTruth(targets: EncodedTargets, k: number): { y: number[]; 
   return { y, known };
 }
 
+/**
+ * One-column targets of `column` restricted to the rows where column `by` is known and 1 (the
+ * conditional task of a gate): other rows get mask 0.
+ */
+export function conditionalTargets(t: EncodedTargets, column: number, by: number): EncodedTargets {
+  const C = t.columns;
+  const n = t.y.length / C;
+  const y = new Float64Array(n);
+  const m = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const onBy = (t.m[i * C + by] as number) > 0 && t.y[i * C + by] === 1;
+    y[i] = t.y[i * C + column] as number;
+    m[i] = onBy ? (t.m[i * C + column] as number) : 0;
+  }
+  return { task: t.task, columns: 1, y, m };
+}
+
 /** Platt scaling p = sigmoid(a·z + b), fitted by Newton's method on (logit, 0/1) pairs. */
 export function fitPlatt(z: readonly number[], y: readonly number[]): { a: number; b: number } {
   let a = 1;
