@@ -7,7 +7,7 @@
  *
  *   npm run fairness -- [toxicity] [toxicity-mlp] [--terms (every term's row)] [--json]
  *
- * `test/fairness.test.ts` asserts the same figures through the Worker.
+ * `test/predict-models.test.ts` ("identity and address evaluation") asserts the same figures through the Worker.
  */
 import { feeds, loadShippedModel } from "../bench/model-time";
 import { textManifestSchema } from "../src/contracts/manifest";

@@ -33,6 +33,7 @@ interface LabelExplanation {
   bias?: number;
   other?: number;
   top: Contribution[];
+  gated_by?: string;
 }
 interface Explanation {
   method: string;
@@ -151,6 +152,26 @@ describe("exact explanations of the linear models", () => {
       }
     });
   }
+
+  it("toxicity's identity_hate is gated by toxic (issue #28): marked, and its score = σ(logit) · σ(toxic's logit)", async () => {
+    const res = await explain({ model: "toxicity", text: TEXTS[0] });
+    const body = (await res.json()) as TextResult;
+    const labels = body.explanation.labels;
+    expect(labels.map((l) => l.gated_by)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      "toxic",
+    ]);
+    const toxic = labels[0] as LabelExplanation;
+    const hate = labels[5] as LabelExplanation;
+    const sig = (z: number) => 1 / (1 + Math.exp(-z));
+    const score = body.predictions.find((p) => p.label === "identity_hate")?.score as number;
+    expect(score).toBeCloseTo(sig(hate.logit) * sig(toxic.logit), 5);
+    expect(score).toBeLessThanOrEqual(body.predictions.find((p) => p.label === "toxic")?.score as number);
+  });
 
   it("a bucket two n-grams share is split between them; repeated n-grams keep every span", async () => {
     const text = "a bee called 0617";

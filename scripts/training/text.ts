@@ -249,7 +249,7 @@ export async function trainTextModel(
       for (const [name, aucs] of Object.entries(picked.selection.tried)) {
         const row = Array.from({ length: C }, () => Number.NaN);
         row[g.column] = aucs[0] as number;
-        selection.tried[`${name} | ${label} given ${cfg.labels[g.by]}`] = row;
+        selection.tried[`${name} (${label} given ${cfg.labels[g.by]})`] = row;
       }
       shift[g.column] = condShift;
       const condVal = cond(valTargets);
