@@ -183,6 +183,10 @@ export async function trainTextModel(
       const ys = y.filter((_, i) => known[i] && !data.augmented?.has(data.train[i] as TrainingRow));
       return ys.reduce((a, b) => a + b, 0) / ys.length;
     });
+    const deploy = cfg.deploymentPrior?.rates;
+    const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
+    const shifted = (p: number, by: number): number =>
+      sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, p))) + by);
     /** The conditional head of `g.column` given `g.by`, and the product's pooled validation scores. */
     const selectGate = (g: { column: number; by: number }) => {
       const label = cfg.labels[g.column] as string;
@@ -271,10 +275,6 @@ export async function trainTextModel(
       );
       return { outcome, selection: picked.selection, product, condShift, cond };
     };
-    const deploy = cfg.deploymentPrior?.rates;
-    const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
-    const shifted = (p: number, by: number): number =>
-      sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, p))) + by);
     // Issue #28's gate: the gated column is re-chosen as a conditional head on unmasked features,
     // and its validation scores become the product the graph serves.
     const gate = cfg.gate ? selectGate(cfg.gate) : undefined;
