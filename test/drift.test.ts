@@ -311,5 +311,6 @@ describe("proof on real shift (needs ../shared/datasets)", () => {
     expect(warnings[0]?.count as number).toBeGreaterThanOrEqual(100);
     expect(JSON.stringify(warnings[0])).not.toMatch(/@|http/);
     await postJson("/api/v1/models/toxicity/activate", { version });
-  });
+    // ~4,000 texts through the Worker: seconds alone, more than a minute on a busy machine.
+  }, 240_000);
 });
