@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../src/featurizer/text";
+import {
+  FEATURIZER_NAME,
+  FEATURIZER_VERSION,
+  featurize,
+  type TextFeaturizerSpec,
+} from "../src/featurizer/text";
 import { standardDeviation } from "../src/training/calibration";
 import {
   capBuckets,
@@ -384,4 +389,26 @@ describe("gated columns (issue #28, --gate-identity-hate)", () => {
     expect(p[2]).toBeCloseTo(sigmoid(2) * sigmoid(0.5), 15);
     expect(Array.from(probabilities("multilabel", 3, z))).toEqual(Array.from(z, sigmoid));
   });
+});
+
+describe("identity buckets on both featurizer layouts", () => {
+  for (const norm of ["l2-blocks", "l2"] as const) {
+    it(`${norm}: the unigram and char 4/5-gram buckets of an identity word are the featurizer's own`, () => {
+      const spec: TextFeaturizerSpec = {
+        name: FEATURIZER_NAME,
+        version: FEATURIZER_VERSION,
+        buckets: 1 << 17,
+        word_ngrams: [1, 1],
+        char_ngrams: [4, 5],
+        seed: 0,
+        tf: "binary",
+        norm,
+      };
+      const identity = capBuckets(spec, { identity: true, address: false });
+      const ids = [...featurize("gay", spec).ids];
+      expect(ids.length).toBeGreaterThan(3);
+      expect(ids.filter((b) => !identity.has(b))).toEqual([]);
+      expect([...featurize("window", spec).ids].filter((b) => identity.has(b))).toEqual([]);
+    });
+  }
 });

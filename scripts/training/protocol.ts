@@ -1,6 +1,20 @@
+import type { TextFeaturizerSpec } from "../../src/featurizer/text";
 import { bestF1Threshold } from "../../src/training/calibration";
+import {
+  capBuckets,
+  identityBigramBuckets,
+  identityChunkBuckets,
+  identityWords,
+} from "../../src/training/cap";
 import { validationFoldOf } from "../../src/training/folds";
-import { accuracy, encodeTargets, type TrainingRow } from "../../src/training/index";
+import {
+  accuracy,
+  encodeTargets,
+  maskColumns,
+  maskPerRow,
+  type SparseMatrix,
+  type TrainingRow,
+} from "../../src/training/index";
 import type { Dataset, ModelConfig } from "./catalogue";
 
 /**
@@ -75,4 +89,36 @@ export function chooseThreshold(
   const above = p.filter((v, i) => y[i] === 1 && v > maxHam);
   const noFp = above.length ? (maxHam + Math.min(...above)) / 2 : maxHam + (1 - maxHam) / 2;
   return Math.max(noFp, bestF1Threshold(p, y, weight).threshold);
+}
+
+/**
+ * Issue #28's `--mask-identity[=bigrams|=chunks]` on training features `X` of `rows` (featurized
+ * with `spec`): the identity buckets of `src/training/cap.ts` set to 0 in every row (`masked`), and
+ * per row the bigrams containing an identity word and (chunks) every character n-gram of an identity
+ * chunk. `X` unchanged when `cfg` asks for no mask.
+ */
+export function maskIdentityFeatures(
+  cfg: Pick<ModelConfig, "maskIdentity" | "maskIdentityBigrams" | "maskIdentityChunks">,
+  spec: TextFeaturizerSpec,
+  rows: readonly TrainingRow[],
+  X: SparseMatrix,
+  log: (line: string) => void,
+): { X: SparseMatrix; masked?: Set<number> } {
+  if (!cfg.maskIdentity) return { X };
+  const masked = capBuckets(spec, { identity: true, address: false });
+  log(`--mask-identity: ${masked.size} identity buckets set to 0 in every training row`);
+  let out = maskColumns(X, masked);
+  if (cfg.maskIdentityBigrams) {
+    const words = new Set(identityWords());
+    const perRow = rows.map((r) => {
+      const b = identityBigramBuckets(r.text, spec, words);
+      if (cfg.maskIdentityChunks) for (const x of identityChunkBuckets(r.text, spec, words)) b.add(x);
+      return b;
+    });
+    out = maskPerRow(out, (i) => perRow[i] as Set<number>);
+    log(
+      `--mask-identity=${cfg.maskIdentityChunks ? "chunks" : "bigrams"}: ${perRow.reduce((n, s) => n + s.size, 0)} identity n-gram features set to 0 in ${perRow.filter((s) => s.size > 0).length} rows`,
+    );
+  }
+  return { X: out, masked };
 }

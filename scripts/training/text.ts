@@ -11,13 +11,7 @@ import { textManifestSchema } from "../../src/contracts/manifest";
 import { normalizeText, wordTokens } from "../../src/featurizer/text";
 import { exportModel } from "../../src/onnx/text";
 import { lengthBalancedWeights, priorWeights, standardDeviation } from "../../src/training/calibration";
-import {
-  capBuckets,
-  capIdentityAndAddress,
-  identityBigramBuckets,
-  identityChunkBuckets,
-  identityWords,
-} from "../../src/training/cap";
+import { capIdentityAndAddress } from "../../src/training/cap";
 import {
   type FairnessReport,
   fairnessReport,
@@ -31,8 +25,6 @@ import {
   evaluateModel,
   featurizeTexts,
   finiteMean,
-  maskColumns,
-  maskPerRow,
   precisionRecallF1Macro,
   quantizeInt8,
   rocAuc,
@@ -55,7 +47,14 @@ import {
 import type { EncodedTargets } from "../../src/training/trainer";
 import { fmt, type GateOutcome, modelCard, type TextTrainingOutcome } from "./card";
 import { augmentToxicity, type ModelConfig, positiveTweets, ROOT, SEED } from "./catalogue";
-import { chooseThreshold, columnLabel, encodeRows, sig, validationFolds } from "./protocol";
+import {
+  chooseThreshold,
+  columnLabel,
+  encodeRows,
+  maskIdentityFeatures,
+  sig,
+  validationFolds,
+} from "./protocol";
 
 /**
  * What selection and the final fit hand to the test-split scoring (`--save-state` / `--resume`; the
@@ -135,21 +134,7 @@ export async function trainTextModel(
     );
   const selectAndFit = (): RunState => {
     const features = feat(data.train);
-    const masked = cfg.maskIdentity ? capBuckets(cfg.spec, { identity: true, address: false }) : undefined;
-    if (masked) log(`--mask-identity: ${masked.size} identity buckets set to 0 in every training row`);
-    let trainX = masked ? maskColumns(features, masked) : features;
-    if (masked && cfg.maskIdentityBigrams) {
-      const words = new Set(identityWords());
-      const perRow = data.train.map((r) => {
-        const b = identityBigramBuckets(r.text, cfg.spec, words);
-        if (cfg.maskIdentityChunks) for (const x of identityChunkBuckets(r.text, cfg.spec, words)) b.add(x);
-        return b;
-      });
-      trainX = maskPerRow(trainX, (i) => perRow[i] as Set<number>);
-      log(
-        `--mask-identity=${cfg.maskIdentityChunks ? "chunks" : "bigrams"}: ${perRow.reduce((n, s) => n + s.size, 0)} identity n-gram features set to 0 in ${perRow.filter((s) => s.size > 0).length} rows`,
-      );
-    }
+    const trainX = maskIdentityFeatures(cfg, cfg.spec, data.train, features, log).X;
     const cuts = validationFolds(data, Number(over.folds ?? cfg.folds ?? 1));
     const rowsOf = (idx: readonly number[]) => idx.map((t) => data.train[t] as TrainingRow);
     const folds: Fold[] = cuts.map(({ fit, val }) => ({

@@ -25,16 +25,18 @@ export function bucketsOf(
   words: readonly string[],
   bigrams: readonly string[],
 ): Set<number> {
-  if (spec.norm !== "l2-blocks") throw new Error("the cap is written for l2-blocks featurizers");
-  const half = spec.buckets >>> 1;
-  const mask = half - 1;
+  // As the featurizer hashes: with l2-blocks, words in [0, half) and characters in [half, buckets);
+  // otherwise both over every bucket.
+  const blocks = spec.norm === "l2-blocks";
+  const charOffset = blocks ? spec.buckets >>> 1 : 0;
+  const mask = (blocks ? spec.buckets >>> 1 : spec.buckets) - 1;
   const out = new Set<number>();
   for (const g of [...words, ...bigrams]) out.add(murmur3(g, spec.seed) & mask);
   for (const word of words) {
     const padded = [...` ${word} `];
     for (const n of [4, 5])
       for (let i = 0; i + n <= padded.length; i++)
-        out.add(half + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
+        out.add(charOffset + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
   }
   return out;
 }
