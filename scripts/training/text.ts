@@ -27,7 +27,6 @@ import {
   finiteMean,
   precisionRecallF1Macro,
   quantizeInt8,
-  rocAuc,
   scoreMatrix,
   scoreText,
   sparseRows,
@@ -40,6 +39,7 @@ import {
   columnTruth,
   conditionalTargets,
   type Fold,
+  foldAucs,
   logitMatrix,
   type Selection,
   selectLinear,
@@ -163,11 +163,12 @@ export async function trainTextModel(
     // Sample rates per column on the whole train split (known labels only; augmentation rows left out,
     // so adding them does not move the prior correction).
     const allTargets = enc(data.train);
-    const sampleRates = Array.from({ length: C }, (_, k) => {
-      const { y, known } = columnTruth(allTargets, k);
+    const rateOf = (targets: EncodedTargets, k: number): number => {
+      const { y, known } = columnTruth(targets, k);
       const ys = y.filter((_, i) => known[i] && !data.augmented?.has(data.train[i] as TrainingRow));
       return ys.reduce((a, b) => a + b, 0) / ys.length;
-    });
+    };
+    const sampleRates = Array.from({ length: C }, (_, k) => rateOf(allTargets, k));
     const deploy = cfg.deploymentPrior?.rates;
     const shift = deploy ? priorShift(sampleRates, deploy) : new Array<number>(C).fill(0);
     const shifted = (p: number, by: number): number =>
@@ -194,17 +195,7 @@ export async function trainTextModel(
         seed: SEED,
         log,
       });
-      const condAll = cond(allTargets);
-      const known = (i: number) =>
-        (condAll.m[i] as number) > 0 && !data.augmented?.has(data.train[i] as TrainingRow);
-      let pos = 0;
-      let n = 0;
-      for (let i = 0; i < condAll.y.length; i++)
-        if (known(i)) {
-          pos += condAll.y[i] as number;
-          n++;
-        }
-      const sampleRate = pos / n;
+      const sampleRate = rateOf(cond(allTargets), 0);
       const deployRate = deploy ? (deploy[g.column] as number) / (deploy[g.by] as number) : sampleRate;
       const condShift = logitOf(deployRate) - logitOf(sampleRate);
       const product = valProbabilities.map(
@@ -213,20 +204,7 @@ export async function trainTextModel(
           shifted(picked.valProbabilities[i]?.[0] as number, condShift),
       );
       // Per-fold AUC of the product, as every other column's choice is measured.
-      const per: number[] = [];
-      let at = 0;
-      for (const f of folds) {
-        const { y, known: kn } = columnTruth(f.valTargets, g.column);
-        const s = product.slice(at, at + f.valX.rows);
-        at += f.valX.rows;
-        per.push(
-          rocAuc(
-            s.filter((_, i) => kn[i]),
-            y.filter((_, i) => kn[i]),
-          ),
-        );
-      }
-      const mean = finiteMean(per);
+      const { mean, folds: per } = foldAucs(folds, product, g.column);
       const condCol = picked.selection.columns[0] as Selection["columns"][number];
       selection.columns[g.column] = {
         ...condCol,
@@ -241,14 +219,14 @@ export async function trainTextModel(
         selection.tried[`${name} (${label} given ${cfg.labels[g.by]})`] = row;
       }
       shift[g.column] = condShift;
-      const condVal = cond(valTargets);
+      // The conditional validation rows, pooled over the folds.
+      const condVal = columnTruth(picked.valTargets, 0);
       const outcome: GateOutcome = {
         column: g.column,
         by: g.by,
         conditionalAuc: condCol.validation_auc,
-        conditionalRows: Array.from(condVal.m).filter((m) => m > 0).length,
-        conditionalPositives: Array.from(condVal.y).filter((y, i) => y === 1 && (condVal.m[i] as number) > 0)
-          .length,
+        conditionalRows: condVal.known.filter(Boolean).length,
+        conditionalPositives: condVal.y.filter((y, i) => y === 1 && condVal.known[i]).length,
         sampleRate,
         deployRate,
         tried: Object.fromEntries(

@@ -256,17 +256,8 @@ export function selectLinear(options: {
   const { folds } = options;
   const valTargets = concatTargets(folds.map((f) => f.valTargets));
   const C = valTargets.columns;
-  // Pooled rows [offsets[f], offsets[f + 1]) are fold f's validation rows.
-  const offsets = [0];
-  for (const f of folds) offsets.push((offsets[offsets.length - 1] as number) + f.valX.rows);
-  const rows = offsets[folds.length] as number;
-  /** Per-fold AUCs of pooled scores `z` on column k and their mean. */
-  const cvAuc = (z: readonly number[], k: number): { mean: number; folds: number[] } => {
-    const per = folds.map((f, fi) =>
-      aucOfColumn(z.slice(offsets[fi] as number, offsets[fi + 1] as number), f.valTargets, k),
-    );
-    return { mean: finiteMean(per), folds: per };
-  };
+  const rows = folds.reduce((n, f) => n + f.valX.rows, 0);
+  const cvAuc = (z: readonly number[], k: number) => foldAucs(folds, z, k);
   const valLogits: Record<string, Float64Array[]> = {};
   const tried: Record<string, number[]> = {};
   for (const cand of options.candidates) {
@@ -375,6 +366,24 @@ export function selectLinear(options: {
     });
   }
   return { selection: { folds: folds.length, columns, platt, tried }, valProbabilities, valTargets };
+}
+
+/**
+ * Per-fold ROC-AUCs on column k of scores `z` pooled fold after fold (fold f's validation rows
+ * follow fold f − 1's, as `selectLinear` pools them), and their mean.
+ */
+export function foldAucs(
+  folds: readonly Fold[],
+  z: readonly number[],
+  k: number,
+): { mean: number; folds: number[] } {
+  let at = 0;
+  const per = folds.map((f) => {
+    const auc = aucOfColumn(z.slice(at, at + f.valX.rows), f.valTargets, k);
+    at += f.valX.rows;
+    return auc;
+  });
+  return { mean: finiteMean(per), folds: per };
 }
 
 function aucOfColumn(z: readonly number[], targets: EncodedTargets, k: number): number {
