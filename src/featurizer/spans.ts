@@ -15,7 +15,7 @@
  * padding space of their chunk (`char_wb`): the padding has no input characters, so the span of
  * " ab" is that of "ab".
  */
-import { murmur3Bytes, normalizeText, type TextFeaturizerSpec } from "./text";
+import { bucketLayout, murmur3Bytes, normalizeText, type TextFeaturizerSpec } from "./text";
 
 /** One occurrence of an n-gram the featurizer hashed. */
 export interface NgramOccurrence {
@@ -219,10 +219,7 @@ let builder = new Builder();
  * copies them), and may be longer than `count`.
  */
 export function occurrencesOf(text: string, spec: TextFeaturizerSpec): Occurrences {
-  const blocks = spec.norm === "l2-blocks";
-  const half = spec.buckets >>> 1;
-  const mask = (blocks ? half : spec.buckets) - 1;
-  const charOffset = blocks ? half : 0;
+  const { mask, charOffset } = bucketLayout(spec);
   const norm = normaliseWithOffsets(text);
   const { from, to } = norm;
   const out = builder;

@@ -156,6 +156,23 @@ function utf8(text: string): Uint8Array {
 }
 
 /**
+ * Where n-grams hash (every user of the buckets reads it here): a word n-gram's bucket is
+ * `murmur3(gram, seed) & mask`, a character n-gram's `charOffset + (murmur3(gram, seed + 1) & mask)`.
+ * With `l2-blocks`, word ids fall in [0, half) and character ids in [half, buckets); otherwise both
+ * use every bucket.
+ */
+export function bucketLayout(spec: TextFeaturizerSpec): {
+  blocks: boolean;
+  half: number;
+  mask: number;
+  charOffset: number;
+} {
+  const blocks = spec.norm === "l2-blocks";
+  const half = spec.buckets >>> 1;
+  return { blocks, half, mask: (blocks ? half : spec.buckets) - 1, charOffset: blocks ? half : 0 };
+}
+
+/**
  * Hashes `text` into a sparse vector as described in the module comment.
  *
  * Implementation: the word tokens are joined with single spaces and the whitespace chunks are joined
@@ -165,11 +182,7 @@ function utf8(text: string): Uint8Array {
  * `murmur3Bytes` (identical to `murmur3` of the n-gram string, without building it).
  */
 export function featurize(text: string, spec: TextFeaturizerSpec): SparseFeatures {
-  const blocks = spec.norm === "l2-blocks";
-  // With blocks, word ids fall in [0, half) and character ids in [half, buckets).
-  const half = spec.buckets >>> 1;
-  const mask = (blocks ? half : spec.buckets) - 1;
-  const charOffset = blocks ? half : 0;
+  const { blocks, half, mask, charOffset } = bucketLayout(spec);
   let count = 0;
   const normalized = normalizeText(text);
 

@@ -12,7 +12,14 @@
  * without these n-grams scores exactly as before. Chosen in two rounds on train data only
  * (scripts/cap-identity.ts, the toxicity card).
  */
-import { CHUNK_RE, murmur3, normalizeText, type TextFeaturizerSpec, wordTokens } from "../featurizer/text";
+import {
+  bucketLayout,
+  CHUNK_RE,
+  murmur3,
+  normalizeText,
+  type TextFeaturizerSpec,
+  wordTokens,
+} from "../featurizer/text";
 import { augmentTerms } from "./fairness-augment";
 import type { Int8LinearModel } from "./linear-model";
 
@@ -25,20 +32,26 @@ export function bucketsOf(
   words: readonly string[],
   bigrams: readonly string[],
 ): Set<number> {
-  // As the featurizer hashes: with l2-blocks, words in [0, half) and characters in [half, buckets);
-  // otherwise both over every bucket.
-  const blocks = spec.norm === "l2-blocks";
-  const charOffset = blocks ? spec.buckets >>> 1 : 0;
-  const mask = (blocks ? spec.buckets >>> 1 : spec.buckets) - 1;
+  const { mask } = bucketLayout(spec);
   const out = new Set<number>();
   for (const g of [...words, ...bigrams]) out.add(murmur3(g, spec.seed) & mask);
-  for (const word of words) {
-    const padded = [...` ${word} `];
-    for (const n of [4, 5])
-      for (let i = 0; i + n <= padded.length; i++)
-        out.add(charOffset + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
-  }
+  for (const word of words) addCharBuckets(spec, word, 4, 5, out);
   return out;
+}
+
+/** Adds the buckets of the character n-grams (lengths `lo`..`hi`) of " chunk ", as the featurizer hashes them. */
+function addCharBuckets(
+  spec: TextFeaturizerSpec,
+  chunk: string,
+  lo: number,
+  hi: number,
+  out: Set<number>,
+): void {
+  const { mask, charOffset } = bucketLayout(spec);
+  const padded = [...` ${chunk} `];
+  for (let n = lo; n <= hi; n++)
+    for (let i = 0; i + n <= padded.length; i++)
+      out.add(charOffset + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
 }
 
 /** Each augmentation term (`augmentTerms()`, never the evaluation's held-out ones) as its lower-case words. */
@@ -61,7 +74,7 @@ export function identityBigramBuckets(
 ): Set<number> {
   const out = new Set<number>();
   if (!spec.word_ngrams || spec.word_ngrams[0] > 2 || spec.word_ngrams[1] < 2) return out;
-  const mask = (spec.norm === "l2-blocks" ? spec.buckets >>> 1 : spec.buckets) - 1;
+  const { mask } = bucketLayout(spec);
   const tokens = wordTokens(normalizeText(text));
   for (let i = 0; i + 1 < tokens.length; i++) {
     const a = tokens[i] as string;
@@ -85,15 +98,10 @@ export function identityChunkBuckets(
   const out = new Set<number>();
   if (!spec.char_ngrams) return out;
   const [lo, hi] = spec.char_ngrams;
-  const half = spec.norm === "l2-blocks" ? spec.buckets >>> 1 : 0;
-  const mask = (spec.norm === "l2-blocks" ? spec.buckets >>> 1 : spec.buckets) - 1;
   for (const chunk of normalizeText(text).match(CHUNK_RE) ?? []) {
     const letters = chunk.replace(/[^\p{L}\p{N}]/gu, "");
     if (!(words.has(letters) || (letters.endsWith("s") && words.has(letters.slice(0, -1))))) continue;
-    const padded = [...` ${chunk} `];
-    for (let n = lo; n <= hi; n++)
-      for (let i = 0; i + n <= padded.length; i++)
-        out.add(half + (murmur3(padded.slice(i, i + n).join(""), spec.seed + 1) & mask));
+    addCharBuckets(spec, chunk, lo, hi, out);
   }
   return out;
 }
