@@ -7,7 +7,7 @@
  */
 import type net from "node:net";
 import { describe, expect, it } from "vitest";
-import { chunked, exchange, expectWorkerAnswersPost, useDevWorker } from "./dev-socket";
+import { chunked, exchange, expectWorkerAnswersPost, type RawResponse, useDevWorker } from "./dev-socket";
 
 useDevWorker();
 
@@ -30,6 +30,12 @@ function sized(bytes: number) {
 }
 
 const MiB = 1024 * 1024;
+
+/** The Worker's answer to a GET whose body the runtime handed over as empty. */
+function expectEmptyGetBody(res: RawResponse): void {
+  expect(res.status, res.body).toBe(400);
+  expect(JSON.parse(res.body)).toMatchObject({ code: "invalid_json", detail: "request body is empty" });
+}
 const routes = [
   ["POST", "/api/v1/predict"],
   ["POST", "/v2/models/toxicity/infer"],
@@ -51,14 +57,26 @@ describe("a refused body never breaks the next request (wrangler dev, as `npm st
       const head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n`;
       const res = await exchange(`${head}Transfer-Encoding: chunked\r\n\r\n`, chunked(80));
       expect(res.end).not.toBe("timeout");
-      if (method === "GET" && res.status === 400) {
+      if (method === "GET") {
         // workerd 1.20261123 (pinned in package.json) hands a GET's chunked body to the Worker
-        // as empty: the body is never read, and the answer is the empty body's 400.
-        expect(JSON.parse(res.body)).toMatchObject({ code: "invalid_json", detail: "request body is empty" });
+        // as empty: the Worker answers the empty body's 400 at once, and workerd then closes the
+        // connection while the client is still sending; past ~2 MiB still in flight, the close
+        // often resets the socket before the client has read that answer (at 5 MiB the client read
+        // it in 32 and 37 of 60 tries, two runs). The 256 KiB case below always gets its answer.
+        if (res.status !== 0 || res.end !== "closed") expectEmptyGetBody(res);
       } else expect(res.status, res.body).toBe(413);
       for (let i = 0; i < 3; i++) await expectWorkerAnswersPost();
     });
   }
+
+  it("GET /prediction: a 256 KiB chunked body reaches the Worker empty → its 400, read by the client", async () => {
+    const head =
+      "GET /prediction HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const res = await exchange(head, chunked(4));
+    expect(res.end).toBe("complete");
+    expectEmptyGetBody(res);
+    for (let i = 0; i < 3; i++) await expectWorkerAnswersPost();
+  });
 
   it("PUT /api/v1/datasets: a declared length over MAX_DATASET_BYTES → 413 at once, before the body", async () => {
     const head = "PUT /api/v1/datasets/refused.csv HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n";
