@@ -1,8 +1,9 @@
 /**
  * Every relative link in README.md, docs/ and the model cards points at a file that exists, and
  * every `#anchor` at a heading of that file (GitHub's slugs: lower case, punctuation dropped,
- * spaces to hyphens).
+ * spaces to hyphens); and every tracked test file is named in docs/testing.md's table.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -53,5 +54,15 @@ describe("documentation links", () => {
         broken.push(`${link} (no such heading)`);
     }
     expect(broken).toEqual([]);
+  });
+
+  it("docs/testing.md names every tracked test file", () => {
+    const testing = readFileSync(path.join(root, "docs/testing.md"), "utf8");
+    const tracked = execFileSync("git", ["ls-files", "*.test.ts"], { cwd: root, encoding: "utf8" })
+      .split("\n")
+      .filter((f) => f !== "");
+    expect(tracked.length).toBeGreaterThan(0);
+    const missing = tracked.filter((f) => !testing.includes(f));
+    expect(missing, `test files without a row in docs/testing.md: ${missing.join(", ")}`).toEqual([]);
   });
 });
