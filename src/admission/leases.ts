@@ -14,6 +14,7 @@
  * near its limit may see a 429 while another isolate still holds a slice.
  */
 
+import { BoundedMap } from "../bounded-map";
 import type { RateDecision } from "../contracts/rate";
 import type { RatePolicy } from "../contracts/settings";
 import type { LeaseGrant } from "./types";
@@ -69,11 +70,10 @@ const MAX_POLL_MS = 250;
 
 /** An isolate's leases, keyed by caller, API and policy. */
 export class LeaseHolder {
-  private readonly leases = new Map<string, Lease>();
-  private readonly maxEntries: number;
+  private readonly leases: BoundedMap<string, Lease>;
 
   constructor(private readonly options: LeaseOptions) {
-    this.maxEntries = options.maxEntries ?? 10_000;
+    this.leases = new BoundedMap(options.maxEntries ?? 10_000);
   }
 
   /**
@@ -243,18 +243,10 @@ export class LeaseHolder {
   }
 
   private lookup(key: string, now: number): Lease {
-    let lease = this.leases.get(key);
-    if (lease) {
-      // Most recently used last, so the first entry is the one to evict.
-      this.leases.delete(key);
-      this.leases.set(key, lease);
-      return lease;
-    }
-    if (this.leases.size >= this.maxEntries) {
-      // Its unused quota is not given back (it may be another caller's); the bucket refills it.
-      const oldest = this.leases.keys().next().value as string;
-      this.leases.delete(oldest);
-    }
+    // Most recently used last; past `maxEntries` the least recently used lease is dropped, and
+    // its unused quota is not given back (it may be another caller's): the bucket refills it.
+    let lease = this.leases.touch(key);
+    if (lease) return lease;
     lease = {
       remaining: 0,
       expiresAt: 0,

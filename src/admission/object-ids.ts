@@ -6,6 +6,7 @@
  * per namespace: past `MAX_NAMES` the oldest name goes first (names are callers' identities, which
  * may be many; deriving again is always correct).
  */
+import { BoundedMap } from "../bounded-map";
 
 const MAX_NAMES = 1024;
 
@@ -13,20 +14,19 @@ interface IdSource {
   idFromName(name: string): DurableObjectId;
 }
 
-const ids = new WeakMap<IdSource, Map<string, DurableObjectId>>();
+const ids = new WeakMap<IdSource, BoundedMap<string, DurableObjectId>>();
 
 /** `namespace.idFromName(name)`, derived once per isolate. */
 export function objectId(namespace: IdSource, name: string): DurableObjectId {
   let byName = ids.get(namespace);
   if (!byName) {
-    byName = new Map();
+    byName = new BoundedMap(MAX_NAMES);
     ids.set(namespace, byName);
   }
   let id = byName.get(name);
   if (!id) {
     id = namespace.idFromName(name);
     byName.set(name, id);
-    if (byName.size > MAX_NAMES) byName.delete(byName.keys().next().value as string);
   }
   return id;
 }

@@ -5,6 +5,7 @@
  * briefly; concurrent lookups of one key share a single fetch.
  */
 import { importSPKI } from "jose";
+import { BoundedMap } from "../bounded-map";
 import { type AsapAlgorithm, PEM_CONTENT_TYPE, R2_KEY_PREFIX } from "./asap";
 import { AuthError } from "./failure";
 
@@ -39,7 +40,7 @@ const PEM_TYPES = new Set([
   "application/x-x509-ca-cert",
 ]);
 
-const cache = new Map<string, Entry>();
+const cache = new BoundedMap<string, Entry>(MAX_ENTRIES);
 const inflight = new Map<string, Promise<Entry>>();
 
 const DESCRIPTIONS: Record<Failure, string> = {
@@ -92,12 +93,9 @@ async function publishedKey(
   kid: string,
 ): Promise<Extract<Entry, { ok: true }>> {
   const cacheKey = source.kind === "r2" ? `r2 ${kid}` : `${source.baseUrls.join(" ")} ${kid}`;
-  let entry = cache.get(cacheKey);
+  let entry = cache.touch(cacheKey);
   if (entry && entry.until <= Date.now()) entry = undefined;
-  if (entry) {
-    cache.delete(cacheKey); // re-insert: most recently used last
-    cache.set(cacheKey, entry);
-  } else {
+  if (!entry) {
     let pending = inflight.get(cacheKey);
     if (!pending) {
       pending = (source.kind === "r2" ? fromR2(bucket, kid) : fromHttp(source, kid)).finally(() =>
@@ -106,16 +104,10 @@ async function publishedKey(
       inflight.set(cacheKey, pending);
     }
     entry = await pending;
-    if (entry.until > Date.now()) remember(cacheKey, entry);
+    if (entry.until > Date.now()) cache.set(cacheKey, entry);
   }
   if (!entry.ok) throw new AuthError(entry.failure, entry.detail ?? DESCRIPTIONS[entry.failure]);
   return entry;
-}
-
-function remember(cacheKey: string, entry: Entry): void {
-  cache.delete(cacheKey);
-  cache.set(cacheKey, entry);
-  if (cache.size > MAX_ENTRIES) cache.delete(cache.keys().next().value as string);
 }
 
 /** Lifetime from `Cache-Control`: `max-age` (capped at a day), none for no-store/no-cache, else 10 min. */

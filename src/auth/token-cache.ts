@@ -12,6 +12,7 @@
  * through full verification again. Bounded: the least recently used entry goes first.
  */
 import type { JWTPayload } from "jose";
+import { BoundedMap } from "../bounded-map";
 import type { AsapAlgorithm } from "./asap";
 
 /** Most verified tokens kept per isolate. */
@@ -50,9 +51,11 @@ const keyOf = (token: string): string => token.slice(-KEY_LENGTH);
 
 /** A bounded least-recently-used map of token → verified token. */
 export class TokenCache {
-  readonly #entries = new Map<string, { token: string; entry: VerifiedToken }>();
+  readonly #entries: BoundedMap<string, { token: string; entry: VerifiedToken }>;
 
-  constructor(readonly capacity: number = TOKEN_CACHE_MAX_ENTRIES) {}
+  constructor(readonly capacity: number = TOKEN_CACHE_MAX_ENTRIES) {
+    this.#entries = new BoundedMap(capacity);
+  }
 
   /**
    * The live entry for exactly `token` (now most recently used), or undefined; an expired entry is
@@ -62,18 +65,18 @@ export class TokenCache {
     const key = keyOf(token);
     const kept = this.#entries.get(key);
     if (!kept || kept.token !== token) return undefined;
-    this.#entries.delete(key);
-    if (kept.entry.until <= now) return undefined;
-    this.#entries.set(key, kept);
+    if (kept.entry.until <= now) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    this.#entries.touch(key);
     return kept.entry;
   }
 
   /** Keeps `entry` for `token`, dropping the least recently used entry when full. */
   set(token: string, entry: VerifiedToken): void {
     const key = keyOf(token);
-    this.#entries.delete(key);
     this.#entries.set(key, { token, entry });
-    if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 
   /** Drops the entry of exactly `token`, if kept. */

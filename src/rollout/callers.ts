@@ -6,6 +6,7 @@
  * recently used first out): a caller costs one object RPC per isolate, not one per request.
  */
 import type { RolloutCallers } from "../../durable-objects/rollout-callers";
+import { BoundedMap } from "../bounded-map";
 import { hashPosition, ordinalPosition, type Split, versionAt } from "../contracts/rollout";
 import { ApiError } from "../errors";
 import { withTimeout } from "../timeout";
@@ -22,7 +23,7 @@ export interface RolloutCallersEnv {
 }
 
 /** Ordinals read by this isolate: `model + "\n" + caller` → ordinal (null: past the cap). */
-const ordinals = new Map<string, number | null>();
+const ordinals = new BoundedMap<string, number | null>(ORDINAL_CACHE_MAX);
 
 /** Forgets the ordinals this isolate read (tests: what a new isolate starts with). */
 export function clearCallerOrdinalCache(): void {
@@ -52,12 +53,7 @@ export async function callerOrdinal(
   timeoutMs = ROLLOUT_CALLERS_TIMEOUT_MS,
 ): Promise<number | null> {
   const key = `${model}\n${caller}`;
-  if (ordinals.has(key)) {
-    const ordinal = ordinals.get(key) as number | null;
-    ordinals.delete(key);
-    ordinals.set(key, ordinal);
-    return ordinal;
-  }
+  if (ordinals.has(key)) return ordinals.touch(key) as number | null;
   let ordinal: number | null;
   try {
     ordinal = await withTimeout(
@@ -73,7 +69,6 @@ export async function callerOrdinal(
     );
   }
   ordinals.set(key, ordinal);
-  if (ordinals.size > ORDINAL_CACHE_MAX) ordinals.delete(ordinals.keys().next().value as string);
   return ordinal;
 }
 

@@ -1,3 +1,4 @@
+import { BoundedMap } from "../bounded-map";
 import {
   type ActivePointer,
   activePointerSchema,
@@ -13,8 +14,10 @@ import { sha256Hex } from "../hash";
 import { closest, didYouMean } from "../suggest";
 
 const activeCache = new Map<string, { pointer: ActivePointer; until: number }>();
-const manifestCache = new Map<string, { manifest: ModelManifest; etag: string; until: number }>();
 const MANIFEST_CACHE_MAX = 256;
+const manifestCache = new BoundedMap<string, { manifest: ModelManifest; etag: string; until: number }>(
+  MANIFEST_CACHE_MAX,
+);
 const staleListeners: ((id: string, version: string) => void)[] = [];
 
 /**
@@ -196,10 +199,6 @@ export async function getManifest(
   const parsed = manifestSchema.safeParse(await parseJsonOrNull(object));
   if (!parsed.success || parsed.data.id !== id || parsed.data.version !== version) {
     throw new ApiError("model_unavailable", `model '${id}' version '${version}' has an invalid manifest`);
-  }
-  if (manifestCache.size >= MANIFEST_CACHE_MAX) {
-    const oldest = manifestCache.keys().next().value;
-    if (oldest !== undefined) manifestCache.delete(oldest);
   }
   manifestCache.set(cacheKey, { manifest: parsed.data, etag: object.etag, until: now + ttlMs });
   return parsed.data;
