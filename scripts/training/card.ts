@@ -2,6 +2,7 @@
 
 import { LENGTH_BUCKETS } from "../../src/training/calibration";
 import { type FairnessReport, fairnessMarkdown } from "../../src/training/fairness";
+import type { Gate } from "../../src/training/index";
 import type { Selection } from "../../src/training/select";
 import { type Dataset, type ModelConfig, positiveTweets, SEED } from "./catalogue";
 import { columnLabel } from "./protocol";
@@ -9,9 +10,7 @@ import { columnLabel } from "./protocol";
 export const fmt = (x: number | undefined, d = 4): string => (x === undefined ? "–" : x.toFixed(d));
 
 /** What the conditional head of a gated column chose and measured (`RunState.gate`). */
-export interface GateOutcome {
-  column: number;
-  by: number;
+export interface GateOutcome extends Gate {
   /** The conditional task's own CV AUC (rows where `by` is 1). */
   conditionalAuc: number;
   /** Rows the conditional head validates on (pooled over folds) and their positives. */

@@ -12,7 +12,7 @@ import { parse } from "csv-parse/sync";
 import { FEATURIZER_NAME, FEATURIZER_VERSION, type TextFeaturizerSpec } from "../../src/featurizer/text";
 import { cleanTweet, identityAugmentation } from "../../src/training/fairness-augment";
 import { isTestRow, partOf } from "../../src/training/folds";
-import type { Task, TrainingRow } from "../../src/training/index";
+import type { Gate, Task, TrainingRow } from "../../src/training/index";
 import type { Candidate } from "../../src/training/select";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -86,7 +86,7 @@ export interface ModelConfig {
    * a conditional head, fitted (without the identity masks, uncapped) on the training rows where `by`
    * is 1, calibrated to the deployment prior of `column` given `by` (`Gate`, src/training/linear-model.ts).
    */
-  gate?: { column: number; by: number };
+  gate?: Gate;
   /** How the flagging threshold per label is chosen on the validation fold. */
   thresholdRule: "f1" | "f1-no-false-positive" | "accuracy";
   /** Extra hand-written texts whose scores go into reference.json (the probes test reads them). */

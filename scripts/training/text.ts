@@ -25,6 +25,7 @@ import {
   evaluateModel,
   featurizeTexts,
   finiteMean,
+  type Gate,
   precisionRecallF1Macro,
   quantizeInt8,
   scoreMatrix,
@@ -174,7 +175,7 @@ export async function trainTextModel(
     const shifted = (p: number, by: number): number =>
       sig(logitOf(Math.min(1 - 1e-12, Math.max(1e-12, p))) + by);
     /** The conditional head of `g.column` given `g.by`, and the product's pooled validation scores. */
-    const selectGate = (g: { column: number; by: number }) => {
+    const selectGate = (g: Gate) => {
       const label = cfg.labels[g.column] as string;
       const cond = (t: EncodedTargets) => conditionalTargets(t, g.column, g.by);
       const condFolds: Fold[] = cuts.map(({ fit }, f) => ({

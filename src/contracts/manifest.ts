@@ -111,6 +111,16 @@ export const textManifestSchema = manifestBaseSchema.extend({
 });
 
 /**
+ * One gated column of a multilabel text graph (issue #28): `scores[column] = σ(z[column]) · σ(z[by])`,
+ * `by` itself not gated. Written by the trainer (`LinearTextModel.gates`), exported as the graph's
+ * gated tail (src/onnx/text.ts), read back by explanations (src/inference/explain.ts).
+ */
+export interface Gate {
+  column: number;
+  by: number;
+}
+
+/**
  * Resampling methods (`resize.filter`), named after what they compute, so a model is fed as its origin
  * fed it: `triangle` antialiased (Pillow's BILINEAR), `bilinear_align_corners` (TF.js
  * `resizeBilinear(alignCorners)`), `bilinear_half_pixel` (OpenCV INTER_LINEAR, TF2 without antialias).

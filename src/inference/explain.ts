@@ -20,7 +20,7 @@
  * Spans are `[start, end)` UTF-16 code-unit offsets into the input text (`src/featurizer/spans.ts`).
  * The cost is counted in the request's work budget: leave-one-out scores `1 + words` texts per text.
  */
-import type { TextModelManifest } from "../contracts/manifest";
+import type { Gate, TextModelManifest } from "../contracts/manifest";
 import { ApiError } from "../errors";
 import { ngramOf, occurrencesOf, sameNgram, wordOccurrences } from "../featurizer/spans";
 import { featurize, type SparseFeatures } from "../featurizer/text";
@@ -103,7 +103,7 @@ export interface LinearGraph {
   scales: Float32Array | undefined;
   bias: Float32Array;
   /** Gated columns (issue #28): column `column`'s score is σ(its logit) × column `by`'s score. */
-  gates?: { column: number; by: number }[];
+  gates?: Gate[];
 }
 
 function dimsOf(t: onnx.ITensorProto): number[] {
@@ -188,7 +188,7 @@ function readLinearGraph({ init, nodes }: GraphParts, manifest: TextModelManifes
   if (rows !== manifest.featurizer.buckets || columns === undefined) return null;
   const biasValues = float32s(bias.rawData);
   if (biasValues.length !== columns) return null;
-  let gates: { column: number; by: number }[] | undefined;
+  let gates: Gate[] | undefined;
   if (tail.join(";") === gatedTail.join(";")) {
     const read = readGates(init, columns);
     if (!read) return null;
@@ -219,10 +219,7 @@ function readLinearGraph({ init, nodes }: GraphParts, manifest: TextModelManifes
  * The gates of a gated linear graph (`gate_by` int64 [C], `gate_mask` 0/1 and `gate_keep` = 1 − mask,
  * float [C]), or `null` if the initializers are not exactly that.
  */
-function readGates(
-  init: Map<string, onnx.ITensorProto>,
-  columns: number,
-): { column: number; by: number }[] | null {
+function readGates(init: Map<string, onnx.ITensorProto>, columns: number): Gate[] | null {
   const by = init.get("gate_by")?.rawData;
   const mask = init.get("gate_mask")?.rawData;
   const keep = init.get("gate_keep")?.rawData;
@@ -232,7 +229,7 @@ function readGates(
   const m = float32s(mask);
   const kp = float32s(keep);
   if (m.length !== columns || kp.length !== columns) return null;
-  const gates: { column: number; by: number }[] = [];
+  const gates: Gate[] = [];
   for (let c = 0; c < columns; c++) {
     const b = Number(byValues[c]);
     if (m[c] === 0 && kp[c] === 1) continue;
@@ -375,7 +372,7 @@ function explainAdditive(
   features: SparseFeatures,
   top: number,
   method: "exact-linear" | "linearized",
-  gates?: readonly { column: number; by: number }[],
+  gates?: readonly Gate[],
 ): TextExplanation {
   const occ = occurrencesOf(text, meta.featurizer);
   const ids = features.ids;

@@ -11,7 +11,10 @@
  *   (e.g. ["negative","positive"]) the scores are [1 − p, p], with one label they are [p].
  */
 
+import type { Gate } from "../contracts/manifest";
 import { featurize, type SparseFeatures, type TextFeaturizerSpec } from "../featurizer/text";
+
+export type { Gate };
 
 /** The three supported tasks. */
 export type Task = "multilabel" | "binary" | "multiclass";
@@ -30,12 +33,6 @@ interface LinearModelBase {
    * `identity_hate` of `toxic`) is that label's probability times a conditional one.
    */
   gates?: readonly Gate[];
-}
-
-/** One gated column: `scores[column] = σ(z[column]) · σ(z[by])` (`by` itself is not gated). */
-export interface Gate {
-  column: number;
-  by: number;
 }
 
 /** A float32 model (what the trainer produces). */
